@@ -1,0 +1,44 @@
+# meshstage: two entry points, `make demo` and `make test`; everything else is set-up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COLLECTION_LINK := build/collections/ansible_collections/meshstage/mesh
+# Upstream CRDs validate what is rendered; they sit beside the clone in ../shared.
+CRD_DIR ?= $(abspath ../shared/reference/crds)
+DEMO_GITOPS := build/demo/gitops
+ENVIRONMENTS := dev staging prod
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: demo test lint venv clean
+
+venv: $(STAMP) $(COLLECTION_LINK)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+demo: venv
+	@for env in $(ENVIRONMENTS); do \
+	  echo "== $$env"; \
+	  $(BIN)/ansible-playbook -i inventories/$$env playbooks/migrate.yml \
+	    -e mesh_gitops_dir=$(CURDIR)/$(DEMO_GITOPS) \
+	    $(if $(wildcard $(CRD_DIR)),-e mesh_crd_dir=$(CRD_DIR)) || exit 1; \
+	done
+	@echo; git -C $(DEMO_GITOPS) log --oneline | head -n 10
+
+test: venv
+	$(BIN)/pytest -n 2 tests
+
+lint: venv
+	$(BIN)/ruff check plugins tests bench
+	$(BIN)/ansible-lint --profile production
+
+clean:
+	rm -rf build

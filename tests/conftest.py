@@ -1,0 +1,43 @@
+"""Fixtures shared by every test: where the repository, the reference data and HOME are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# ../shared/reference sits beside the clone (CI clones main with shared/ beside it).
+REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE_DIR.is_dir():
+        pytest.fail(f"upstream reference data missing: {REFERENCE_DIR} (shared/ must sit beside the clone)")
+    return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def crd_dir(reference_dir: Path) -> Path:
+    return reference_dir / "crds"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Ansible, git and every tool write their state under a throwaway HOME."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ANSIBLE_HOME", str(home / ".ansible"))
+    monkeypatch.setenv("ANSIBLE_LOCAL_TEMP", str(home / ".ansible" / "tmp"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("KUBECONFIG", raising=False) if os.environ.get("MESHSTAGE_KEEP_KUBECONFIG") is None else None
+    return home
