@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,8 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     if not REFERENCE_DIR.is_dir():
-        pytest.fail(f"upstream reference data missing: {REFERENCE_DIR} (shared/ must sit beside the clone)")
+        pytest.fail(f"upstream reference data missing: {REFERENCE_DIR} "
+                    "(shared/ must sit beside the clone)")
     return REFERENCE_DIR
 
 
@@ -30,14 +30,16 @@ def crd_dir(reference_dir: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Ansible, git and every tool write their state under a throwaway HOME."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("ANSIBLE_HOME", str(home / ".ansible"))
     monkeypatch.setenv("ANSIBLE_LOCAL_TEMP", str(home / ".ansible" / "tmp"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                 "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("KUBECONFIG", raising=False) if os.environ.get("MESHSTAGE_KEEP_KUBECONFIG") is None else None
     return home

@@ -1,0 +1,1041 @@
+"""The intent: one description of the estate, typed, validated, defaults applied.
+
+``parse_intent(variables)`` takes the ``mesh_*`` inventory variables of one environment and
+returns an ``Intent`` and a list of warnings, or raises ``IntentErrors`` listing every
+problem found, each naming the field path and the bad value::
+
+    mesh_services[3].canary.weight: 110 is over 100
+
+Unknown keys are errors: a typo must not pass silently. Nothing here touches the disk.
+The variables are documented in docs/intent.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import IntentError, IntentErrors
+from .stages import STAGE_NAMES, Stage
+
+PROVIDERS: tuple[str, ...] = ("istio", "linkerd")
+PROTOCOLS: tuple[str, ...] = ("HTTP", "HTTP2", "GRPC", "TCP", "TLS", "HTTPS", "MONGO", "REDIS")
+MTLS_EXCEPTION_MODES: tuple[str, ...] = ("DISABLE", "PERMISSIVE")
+LOAD_BALANCERS: tuple[str, ...] = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "PASSTHROUGH")
+HEADER_MATCH_KINDS: tuple[str, ...] = ("exact", "prefix", "regex")
+HTTP_METHODS: tuple[str, ...] = (
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_RETRY_ON = re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    port: int
+    protocol: str
+    target_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    header: str
+    kind: str  # exact | prefix | regex
+    value: str
+
+
+@dataclass(frozen=True)
+class HeaderRoute:
+    headers: tuple[HeaderMatch, ...]
+    subset: str
+
+
+@dataclass(frozen=True)
+class WeightedSubset:
+    subset: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class Retries:
+    attempts: int
+    per_try_timeout: str | None
+    retry_on: str | None
+
+
+@dataclass(frozen=True)
+class ConnectionPool:
+    max_connections: int | None = None
+    connect_timeout: str | None = None
+    http1_max_pending_requests: int | None = None
+    http2_max_requests: int | None = None
+    max_requests_per_connection: int | None = None
+    max_retries: int | None = None
+
+
+@dataclass(frozen=True)
+class OutlierDetection:
+    consecutive_5xx_errors: int | None = None
+    consecutive_gateway_errors: int | None = None
+    interval: str | None = None
+    base_ejection_time: str | None = None
+    max_ejection_percent: int | None = None
+
+
+@dataclass(frozen=True)
+class TrafficPolicy:
+    """Routing and resilience for one service (the traffic stage)."""
+
+    split: tuple[WeightedSubset, ...] = ()
+    header_routes: tuple[HeaderRoute, ...] = ()
+    timeout: str | None = None
+    retries: Retries | None = None
+    connection_pool: ConnectionPool | None = None
+    outlier_detection: OutlierDetection | None = None
+    load_balancer: str | None = None
+
+    @property
+    def routes(self) -> bool:
+        """True when the service needs a VirtualService (or an HTTPRoute)."""
+        return bool(self.split or self.header_routes or self.timeout or self.retries)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    service_account: str
+    ports: tuple[Port, ...]
+    versions: tuple[Version, ...]
+    calls: tuple[str, ...]
+    inject: bool
+    ingress: bool
+    traffic: TrafficPolicy
+
+    @property
+    def selector(self) -> dict[str, str]:
+        """The labels every pod of the service carries."""
+        return {"app": self.name}
+
+
+@dataclass(frozen=True)
+class MtlsException:
+    service: str
+    mode: str  # DISABLE | PERMISSIVE
+    ports: Mapping[int, str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who a rule is about: catalogue services, raw principals, namespaces."""
+
+    services: tuple[str, ...] = ()
+    principals: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthorizationRule:
+    source: Source
+    methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceAuthorization:
+    service: str
+    allow: tuple[AuthorizationRule, ...]
+    deny: tuple[AuthorizationRule, ...]
+    deny_other_callers: bool
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    metrics_provider: str = "prometheus"
+    tracing_provider: str | None = None
+    sampling_percentage: float = 1.0
+    access_log_provider: str | None = "envoy"
+    access_log_filter: str | None = None
+    prometheus_namespace: str = "istio-system"
+    scrape_interval: str = "15s"
+
+
+@dataclass(frozen=True)
+class InjectionWave:
+    name: str
+    namespaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str = "in-cluster"
+    server: str = "https://kubernetes.default.svc"
+    domain: str = "cluster.local"
+
+
+@dataclass(frozen=True)
+class GitOpsSource:
+    repo_url: str = "https://git.example.invalid/platform/mesh-gitops.git"
+    branch: str = "main"
+    argocd_namespace: str = "argocd"
+    argocd_project: str = "default"
+    flux_namespace: str = "flux-system"
+    sync_interval: str = "5m"
+
+
+@dataclass(frozen=True)
+class IngressGateway:
+    namespace: str = "istio-system"
+    service_account: str = "istio-ingressgateway-service-account"
+
+
+@dataclass(frozen=True)
+class Intent:
+    environment: str
+    stage: Stage
+    provider: str
+    trust_domain: str
+    root_namespace: str
+    revision: str | None
+    services: tuple[Service, ...]
+    injection_waves: tuple[InjectionWave, ...]
+    injected_waves: int
+    mtls_exceptions: tuple[MtlsException, ...]
+    telemetry: Telemetry
+    authorization: tuple[ServiceAuthorization, ...]
+    default_deny: bool
+    cluster: Cluster
+    gitops: GitOpsSource
+    ingress_gateway: IngressGateway
+    by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
+
+    def service(self, name: str) -> Service:
+        return self.by_name[name]
+
+    def principal(self, service: Service) -> str:
+        """The SPIFFE principal Istio matches: ``<td>/ns/<namespace>/sa/<account>``."""
+        return f"{self.trust_domain}/ns/{service.namespace}/sa/{service.service_account}"
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """Every namespace of the catalogue, sorted."""
+        return tuple(sorted({service.namespace for service in self.services}))
+
+    def injected_namespaces(self) -> tuple[str, ...]:
+        """Namespaces of the waves this environment has injected so far."""
+        waves = self.injection_waves[: self.injected_waves]
+        return tuple(sorted({ns for wave in waves for ns in wave.namespaces}))
+
+
+# --------------------------------------------------------------------------- the checker
+
+
+class _Checker:
+    """Collects every problem of one intent, each with its path and value."""
+
+    def __init__(self) -> None:
+        self.errors: list[IntentError] = []
+        self.warnings: list[str] = []
+
+    def error(self, path: str, value: Any, problem: str) -> None:
+        self.errors.append(IntentError(path, value, problem))
+
+    def warn(self, path: str, value: Any, problem: str) -> None:
+        self.warnings.append(str(IntentError(path, value, problem)))
+
+    def mapping(
+        self,
+        value: Any,
+        path: str,
+        required: tuple[str, ...] = (),
+        optional: tuple[str, ...] = (),
+    ) -> dict[str, Any] | None:
+        """A dict with only the allowed keys, or None after recording why not."""
+        if not isinstance(value, Mapping):
+            self.error(path, value, "is not a mapping")
+            return None
+        allowed = set(required) | set(optional)
+        ok = True
+        for key in value:
+            if key not in allowed:
+                self.error(_join(path, str(key)), value[key], _unknown_key(key, allowed))
+                ok = False
+        for key in required:
+            if key not in value:
+                self.error(_join(path, key), None, "is required")
+                ok = False
+        return dict(value) if ok else None
+
+    def sequence(self, value: Any, path: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list | tuple):
+            self.error(path, value, "is not a list")
+            return []
+        return list(value)
+
+    def string(self, value: Any, path: str, pattern: re.Pattern[str] | None = None,
+               what: str = "") -> str | None:
+        if not isinstance(value, str) or value == "":
+            self.error(path, value, "is not a non-empty string")
+            return None
+        if _CONTROL_CHARS.search(value):
+            self.error(path, value, "contains a newline or control character")
+            return None
+        if pattern is not None and not pattern.match(value):
+            self.error(path, value, f"is not {what}")
+            return None
+        return value
+
+    def dns_label(self, value: Any, path: str) -> str | None:
+        text = self.string(value, path)
+        if text is not None and (len(text) > 63 or not _DNS_LABEL.match(text)):
+            self.error(path, value, "is not a valid DNS-1123 label "
+                       "(lower case letters, digits and '-', at most 63, starting and "
+                       "ending with a letter or digit)")
+            return None
+        return text
+
+    def dns_subdomain(self, value: Any, path: str) -> str | None:
+        text = self.string(value, path)
+        if text is not None and (len(text) > 253 or not _DNS_SUBDOMAIN.match(text)):
+            self.error(path, value, "is not a valid DNS-1123 subdomain")
+            return None
+        return text
+
+    def integer(self, value: Any, path: str, low: int, high: int | None = None) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(path, value, "is not an integer")
+            return None
+        if value < low:
+            self.error(path, value, f"is under {low}")
+            return None
+        if high is not None and value > high:
+            self.error(path, value, f"is over {high}")
+            return None
+        return value
+
+    def number(self, value: Any, path: str, low: float, high: float) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(path, value, "is not a number")
+            return None
+        if not low <= value <= high:
+            self.error(path, value, f"is not between {low:g} and {high:g}")
+            return None
+        return float(value)
+
+    def boolean(self, value: Any, path: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.error(path, value, "is not a boolean (true or false)")
+            return None
+        return value
+
+    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str | None:
+        if value not in choices:
+            self.error(path, value, "is not one of " + ", ".join(choices))
+            return None
+        return str(value)
+
+    def duration(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str) or not _DURATION.match(value):
+            self.error(path, value, "is not a duration (e.g. 10s, 1.5s, 250ms, 1m)")
+            return None
+        if duration_seconds(value) <= 0:
+            self.error(path, value, "is not a positive duration")
+            return None
+        return value
+
+    def labels(self, value: Any, path: str) -> dict[str, str] | None:
+        if not isinstance(value, Mapping) or not value:
+            self.error(path, value, "is not a non-empty mapping of labels")
+            return None
+        result: dict[str, str] = {}
+        for key, val in value.items():
+            key_path = _join(path, str(key))
+            if not isinstance(key, str) or not _valid_label_key(key):
+                self.error(key_path, key, "is not a valid Kubernetes label key")
+                continue
+            if not isinstance(val, str) or len(val) > 63 or not _LABEL_VALUE.match(val):
+                self.error(key_path, val, "is not a valid Kubernetes label value (at most 63 "
+                           "letters, digits, '-', '_' or '.', starting and ending with a "
+                           "letter or digit)")
+                continue
+            result[key] = val
+        return result
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _unknown_key(key: Any, allowed: set[str]) -> str:
+    close = [name for name in sorted(allowed) if _similar(str(key), name)]
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return "is not a known key here; known: " + ", ".join(sorted(allowed)) + hint
+
+
+def _similar(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 2:
+        return False
+    common = sum(1 for x, y in zip(sorted(a), sorted(b), strict=False) if x == y)
+    return common >= max(len(a), len(b)) - 2 or a in b or b in a
+
+
+def _valid_label_key(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Go-style duration such as ``1m30s`` or ``250ms``."""
+    return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def _opt(check: _Checker, data: Mapping[str, Any], key: str, path: str,
+         parse: Callable[[Any, str], T | None], default: T) -> T:
+    if key not in data or data[key] is None:
+        return default
+    parsed = parse(data[key], _join(path, key))
+    return default if parsed is None else parsed
+
+
+# --------------------------------------------------------------------------- parsing
+
+_TOP_KEYS: tuple[str, ...] = (
+    "mesh_environment", "mesh_stage", "mesh_provider", "mesh_trust_domain",
+    "mesh_root_namespace", "mesh_revision", "mesh_services", "mesh_injection_waves",
+    "mesh_injected_waves", "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
+    "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
+    "mesh_service_overrides",
+)
+
+_SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
+                 "ingress", "canary", "traffic")
+
+
+# Variables that steer a run rather than describe the estate; not part of the intent.
+RUN_VARIABLES: frozenset[str] = frozenset({
+    "mesh_gitops_dir", "mesh_crd_dir", "mesh_crd_dirs", "mesh_template_dir",
+    "mesh_template_dirs", "mesh_kubernetes_version", "mesh_commit",
+})
+
+
+def unknown_mesh_variables(names: list[str]) -> list[str]:
+    """``mesh_*`` variables that are neither intent nor run options: likely typos."""
+    return sorted(name for name in names if name.startswith("mesh_")
+                  and name not in _TOP_KEYS and name not in RUN_VARIABLES)
+
+
+def intent_keys() -> tuple[str, ...]:
+    """The inventory variables that make up the intent."""
+    return _TOP_KEYS
+
+
+def plain_data(value: Any) -> Any:
+    """A deep copy as plain dict, list, str, int, float, bool and None.
+
+    Ansible hands over its own subclasses (tagged strings, lazy containers); the model holds
+    only plain values, so nothing downstream depends on the runner's types.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {plain_data(key): plain_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_data(item) for item in value]
+    return value
+
+
+def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
+    """Validate the ``mesh_*`` variables and build the Intent, or raise IntentErrors."""
+    variables = plain_data(variables)
+    check = _Checker()
+    data = check.mapping(variables, "", required=("mesh_environment", "mesh_stage",
+                                                  "mesh_services"), optional=_TOP_KEYS)
+    if data is None:
+        raise IntentErrors(check.errors)
+
+    environment = check.dns_label(data["mesh_environment"], "mesh_environment") or "invalid"
+    stage_name = check.choice(data["mesh_stage"], "mesh_stage", STAGE_NAMES)
+    provider = _opt(check, data, "mesh_provider", "",
+                    lambda v, p: check.choice(v, p, PROVIDERS), "istio")
+    trust_domain = _opt(check, data, "mesh_trust_domain", "", check.dns_subdomain,
+                        "cluster.local")
+    root_namespace = _opt(check, data, "mesh_root_namespace", "", check.dns_label,
+                          "istio-system")
+    revision = _opt(check, data, "mesh_revision", "", check.dns_label, None)
+
+    raw_services = _apply_overrides(check, data.get("mesh_services"),
+                                    data.get("mesh_service_overrides"))
+    services = _parse_services(check, raw_services)
+    by_name = {service.name: service for service in services}
+    _check_calls(check, raw_services, by_name)
+
+    waves = _parse_waves(check, data.get("mesh_injection_waves"), by_name)
+    injected = _opt(check, data, "mesh_injected_waves", "",
+                    lambda v, p: check.integer(v, p, 0, len(waves)), len(waves))
+    exceptions = _parse_mtls_exceptions(check, data.get("mesh_mtls_exceptions"), by_name)
+    telemetry = _parse_telemetry(check, data.get("mesh_telemetry"))
+    authorization = _parse_authorization(check, data.get("mesh_authorization"), by_name)
+    default_deny = _opt(check, data, "mesh_default_deny", "", check.boolean, True)
+    cluster = _parse_simple(check, data.get("mesh_cluster"), "mesh_cluster", Cluster,
+                            {"name": check.dns_subdomain, "server": check.string,
+                             "domain": check.dns_subdomain})
+    gitops = _parse_simple(check, data.get("mesh_gitops"), "mesh_gitops", GitOpsSource, {
+        "repo_url": check.string, "branch": check.string,
+        "argocd_namespace": check.dns_label, "argocd_project": check.dns_subdomain,
+        "flux_namespace": check.dns_label, "sync_interval": check.duration,
+    })
+    ingress = _parse_simple(check, data.get("mesh_ingress_gateway"), "mesh_ingress_gateway",
+                            IngressGateway, {"namespace": check.dns_label,
+                                             "service_account": check.dns_subdomain})
+    _check_route_budgets(check, services)
+
+    if check.errors:
+        raise IntentErrors(check.errors)
+    assert stage_name is not None
+    intent = Intent(
+        environment=environment, stage=Stage(stage_name), provider=provider,
+        trust_domain=trust_domain, root_namespace=root_namespace, revision=revision,
+        services=tuple(services), injection_waves=tuple(waves), injected_waves=injected,
+        mtls_exceptions=tuple(exceptions), telemetry=telemetry,
+        authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
+        gitops=gitops, ingress_gateway=ingress, by_name=by_name,
+    )
+    return intent, check.warnings
+
+
+def _apply_overrides(check: _Checker, services: Any, overrides: Any) -> list[Any]:
+    """Per-environment overrides, deep-merged into the shared catalogue by service name."""
+    items = check.sequence(services, "mesh_services")
+    if overrides is None:
+        return items
+    if not isinstance(overrides, Mapping):
+        check.error("mesh_service_overrides", overrides, "is not a mapping of service name "
+                    "to the fields it overrides")
+        return items
+    names = [item.get("name") for item in items if isinstance(item, Mapping)]
+    for name in overrides:
+        if name not in names:
+            check.error(_join("mesh_service_overrides", str(name)), name,
+                        "is not a service in mesh_services")
+    return [
+        _deep_merge(item, overrides[item["name"]])
+        if isinstance(item, Mapping) and item.get("name") in overrides
+        and isinstance(overrides[item["name"]], Mapping) else item
+        for item in items
+    ]
+
+
+def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _parse_services(check: _Checker, items: list[Any]) -> list[Service]:
+    services: list[Service] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        path = _join("mesh_services", index)
+        data = check.mapping(item, path, required=("name", "namespace"),
+                             optional=_SERVICE_KEYS)
+        if data is None:
+            continue
+        name = check.dns_label(data["name"], _join(path, "name"))
+        if name is None:
+            continue
+        if name in seen:
+            check.error(_join(path, "name"), name,
+                        f"is a duplicate service (also mesh_services[{seen[name]}])")
+            continue
+        seen[name] = index
+        service = _parse_service(check, data, path, name)
+        if service is not None:
+            services.append(service)
+    return services
+
+
+def _parse_service(check: _Checker, data: dict[str, Any], path: str, name: str) -> Service | None:
+    namespace = check.dns_label(data["namespace"], _join(path, "namespace"))
+    account = _opt(check, data, "service_account", path, check.dns_subdomain, name)
+    ports = _parse_ports(check, data.get("ports"), _join(path, "ports"))
+    versions = _parse_versions(check, data.get("versions"), _join(path, "versions"))
+    calls = tuple(
+        name for name in (
+            check.dns_label(call, _join(_join(path, "calls"), i))
+            for i, call in enumerate(check.sequence(data.get("calls"), _join(path, "calls")))
+        ) if name is not None
+    )
+    inject = _opt(check, data, "inject", path, check.boolean, True)
+    ingress = _opt(check, data, "ingress", path, check.boolean, False)
+    version_names = tuple(version.name for version in versions)
+    traffic = _parse_traffic(check, data.get("traffic"), _join(path, "traffic"), version_names)
+    canary = _parse_canary(check, data.get("canary"), _join(path, "canary"), version_names)
+    if canary and traffic.split:
+        check.error(_join(path, "canary"), data.get("canary"),
+                    "cannot be combined with traffic.split; use one of them")
+    elif canary:
+        traffic = TrafficPolicy(**{**traffic.__dict__, "split": canary})
+    if namespace is None:
+        return None
+    return Service(name=name, namespace=namespace, service_account=account, ports=ports,
+                   versions=versions, calls=calls, inject=inject, ingress=ingress,
+                   traffic=traffic)
+
+
+def _parse_ports(check: _Checker, value: Any, path: str) -> tuple[Port, ...]:
+    ports: list[Port] = []
+    for index, item in enumerate(check.sequence(value, path)):
+        item_path = _join(path, index)
+        data = check.mapping(item, item_path, required=("port",),
+                             optional=("name", "protocol", "target_port"))
+        if data is None:
+            continue
+        number = check.integer(data["port"], _join(item_path, "port"), 1, 65535)
+        protocol = _opt(check, data, "protocol", item_path,
+                        lambda v, p: check.choice(v, p, PROTOCOLS), "HTTP")
+        name = _opt(check, data, "name", item_path, check.dns_label,
+                    f"{protocol.lower()}-{number}")
+        target = _opt(check, data, "target_port", item_path,
+                      lambda v, p: check.integer(v, p, 1, 65535), None)
+        if number is not None:
+            ports.append(Port(name=name, port=number, protocol=protocol, target_port=target))
+    if not ports and value is None:
+        ports.append(Port(name="http", port=80, protocol="HTTP"))
+    return tuple(ports)
+
+
+def _parse_versions(check: _Checker, value: Any, path: str) -> tuple[Version, ...]:
+    versions: list[Version] = []
+    seen: set[str] = set()
+    for index, item in enumerate(check.sequence(value, path)):
+        item_path = _join(path, index)
+        if isinstance(item, str):
+            item = {"name": item}
+        data = check.mapping(item, item_path, required=("name",), optional=("labels",))
+        if data is None:
+            continue
+        name = check.dns_label(data["name"], _join(item_path, "name"))
+        if name is None:
+            continue
+        if name in seen:
+            check.error(_join(item_path, "name"), name, "is a duplicate version")
+            continue
+        seen.add(name)
+        labels = _opt(check, data, "labels", item_path, check.labels, {"version": name})
+        versions.append(Version(name=name, labels=labels))
+    return tuple(versions)
+
+
+def _subset(check: _Checker, value: Any, path: str, versions: tuple[str, ...]) -> str | None:
+    name = check.dns_label(value, path)
+    if name is not None and name not in versions:
+        known = ", ".join(versions) if versions else "none declared"
+        check.error(path, value, f"is not among the service's versions ({known})")
+        return None
+    return name
+
+
+def _parse_canary(check: _Checker, value: Any, path: str,
+                  versions: tuple[str, ...]) -> tuple[WeightedSubset, ...]:
+    if value is None:
+        return ()
+    data = check.mapping(value, path, required=("subset", "weight"), optional=("stable",))
+    if data is None:
+        return ()
+    subset = _subset(check, data["subset"], _join(path, "subset"), versions)
+    weight = check.integer(data["weight"], _join(path, "weight"), 0, 100)
+    stable = _opt(check, data, "stable", path,
+                  lambda v, p: _subset(check, v, p, versions),
+                  versions[0] if versions else None)
+    if subset is None or weight is None or stable is None:
+        return ()
+    if stable == subset:
+        check.error(_join(path, "subset"), subset, "is the same as canary.stable")
+        return ()
+    return (WeightedSubset(stable, 100 - weight), WeightedSubset(subset, weight))
+
+
+def _parse_traffic(check: _Checker, value: Any, path: str,
+                   versions: tuple[str, ...]) -> TrafficPolicy:
+    if value is None:
+        return TrafficPolicy()
+    data = check.mapping(value, path, optional=(
+        "split", "header_routes", "timeout", "retries", "connection_pool",
+        "outlier_detection", "load_balancer"))
+    if data is None:
+        return TrafficPolicy()
+    return TrafficPolicy(
+        split=_parse_split(check, data.get("split"), _join(path, "split"), versions),
+        header_routes=_parse_header_routes(check, data.get("header_routes"),
+                                           _join(path, "header_routes"), versions),
+        timeout=_opt(check, data, "timeout", path, check.duration, None),
+        retries=_parse_retries(check, data.get("retries"), _join(path, "retries")),
+        connection_pool=_parse_simple(
+            check, data.get("connection_pool"), _join(path, "connection_pool"),
+            ConnectionPool, {
+                "max_connections": lambda v, p: check.integer(v, p, 1),
+                "connect_timeout": check.duration,
+                "http1_max_pending_requests": lambda v, p: check.integer(v, p, 1),
+                "http2_max_requests": lambda v, p: check.integer(v, p, 1),
+                "max_requests_per_connection": lambda v, p: check.integer(v, p, 1),
+                "max_retries": lambda v, p: check.integer(v, p, 0),
+            }, none_if_absent=True),
+        outlier_detection=_parse_simple(
+            check, data.get("outlier_detection"), _join(path, "outlier_detection"),
+            OutlierDetection, {
+                "consecutive_5xx_errors": lambda v, p: check.integer(v, p, 0),
+                "consecutive_gateway_errors": lambda v, p: check.integer(v, p, 0),
+                "interval": check.duration,
+                "base_ejection_time": check.duration,
+                "max_ejection_percent": lambda v, p: check.integer(v, p, 0, 100),
+            }, none_if_absent=True),
+        load_balancer=_opt(check, data, "load_balancer", path,
+                           lambda v, p: check.choice(v, p, LOAD_BALANCERS), None),
+    )
+
+
+def _parse_split(check: _Checker, value: Any, path: str,
+                 versions: tuple[str, ...]) -> tuple[WeightedSubset, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not value:
+        check.error(path, value, "is not a mapping of version to weight")
+        return ()
+    result: list[WeightedSubset] = []
+    for subset, weight in value.items():
+        item_path = _join(path, str(subset))
+        name = _subset(check, subset, item_path, versions)
+        number = check.integer(weight, item_path, 0, 100)
+        if name is not None and number is not None:
+            result.append(WeightedSubset(name, number))
+    total = sum(item.weight for item in result)
+    if len(result) == len(value) and total != 100:
+        check.error(path, dict(value), f"weights sum to {total}, not 100")
+    return tuple(result)
+
+
+def _parse_header_routes(check: _Checker, value: Any, path: str,
+                         versions: tuple[str, ...]) -> tuple[HeaderRoute, ...]:
+    routes: list[HeaderRoute] = []
+    for index, item in enumerate(check.sequence(value, path)):
+        item_path = _join(path, index)
+        data = check.mapping(item, item_path, required=("headers", "subset"))
+        if data is None:
+            continue
+        subset = _subset(check, data["subset"], _join(item_path, "subset"), versions)
+        headers = _parse_headers(check, data["headers"], _join(item_path, "headers"))
+        if subset is not None and headers:
+            routes.append(HeaderRoute(headers=headers, subset=subset))
+    return tuple(routes)
+
+
+def _parse_headers(check: _Checker, value: Any, path: str) -> tuple[HeaderMatch, ...]:
+    if not isinstance(value, Mapping) or not value:
+        check.error(path, value, "is not a non-empty mapping of header name to match")
+        return ()
+    matches: list[HeaderMatch] = []
+    for header, match in value.items():
+        header_path = _join(path, str(header))
+        if not isinstance(header, str) or not _HEADER_NAME.match(header):
+            check.error(header_path, header, "is not a lower-case HTTP header name")
+            continue
+        data = check.mapping(match, header_path, optional=HEADER_MATCH_KINDS)
+        if data is None:
+            continue
+        if len(data) != 1:
+            check.error(header_path, match, "needs exactly one of exact, prefix, regex")
+            continue
+        ((kind, text),) = data.items()
+        text = check.string(text, _join(header_path, kind))
+        if text is not None:
+            matches.append(HeaderMatch(header=header, kind=kind, value=text))
+    return tuple(sorted(matches, key=lambda m: m.header))
+
+
+def _parse_retries(check: _Checker, value: Any, path: str) -> Retries | None:
+    if value is None:
+        return None
+    data = check.mapping(value, path, required=("attempts",),
+                         optional=("per_try_timeout", "retry_on"))
+    if data is None:
+        return None
+    attempts = check.integer(data["attempts"], _join(path, "attempts"), 0, 100)
+    per_try = _opt(check, data, "per_try_timeout", path, check.duration, None)
+    retry_on = _opt(check, data, "retry_on", path,
+                    lambda v, p: check.string(v, p, _RETRY_ON,
+                                              "a comma-separated list of retry conditions "
+                                              "(e.g. 5xx,reset,connect-failure)"), None)
+    if attempts is None:
+        return None
+    return Retries(attempts=attempts, per_try_timeout=per_try, retry_on=retry_on)
+
+
+def _parse_simple(check: _Checker, value: Any, path: str, kind: type[T],
+                  fields: Mapping[str, Callable[[Any, str], Any]],
+                  none_if_absent: bool = False) -> Any:
+    """A flat mapping whose keys are the dataclass ``kind``'s fields."""
+    if value is None:
+        return None if none_if_absent else kind()
+    data = check.mapping(value, path, optional=tuple(fields))
+    if data is None:
+        return None if none_if_absent else kind()
+    values = {}
+    for key, parse in fields.items():
+        if key in data and data[key] is not None:
+            parsed = parse(data[key], _join(path, key))
+            if parsed is not None:
+                values[key] = parsed
+    return kind(**values)
+
+
+def _check_calls(check: _Checker, items: list[Any], by_name: Mapping[str, Service]) -> None:
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or item.get("name") not in by_name:
+            continue
+        for call_index, call in enumerate(by_name[item["name"]].calls):
+            if call not in by_name:
+                check.error(f"mesh_services[{index}].calls[{call_index}]", call,
+                            "is not a service in mesh_services")
+
+
+def _parse_waves(check: _Checker, value: Any,
+                 by_name: Mapping[str, Service]) -> list[InjectionWave]:
+    waves: list[InjectionWave] = []
+    first_wave: dict[str, str] = {}
+    known = {service.namespace for service in by_name.values()}
+    for index, item in enumerate(check.sequence(value, "mesh_injection_waves")):
+        path = _join("mesh_injection_waves", index)
+        data = check.mapping(item, path, required=("namespaces",), optional=("name",))
+        if data is None:
+            continue
+        name = _opt(check, data, "name", path, check.dns_label, f"wave-{index + 1}")
+        namespaces: list[str] = []
+        for ns_index, ns in enumerate(check.sequence(data["namespaces"],
+                                                     _join(path, "namespaces"))):
+            ns_path = _join(_join(path, "namespaces"), ns_index)
+            ns = check.dns_label(ns, ns_path)
+            if ns is None:
+                continue
+            if ns in first_wave:
+                check.error(ns_path, ns, f"is already in injection wave {first_wave[ns]!r}")
+                continue
+            if ns not in known:
+                check.error(ns_path, ns, "is not the namespace of any service in mesh_services")
+                continue
+            first_wave[ns] = name
+            namespaces.append(ns)
+        waves.append(InjectionWave(name=name, namespaces=tuple(namespaces)))
+    if value is None and known:
+        waves.append(InjectionWave(name="wave-1", namespaces=tuple(sorted(known))))
+    return waves
+
+
+def _parse_mtls_exceptions(check: _Checker, value: Any,
+                           by_name: Mapping[str, Service]) -> list[MtlsException]:
+    exceptions: list[MtlsException] = []
+    for index, item in enumerate(check.sequence(value, "mesh_mtls_exceptions")):
+        path = _join("mesh_mtls_exceptions", index)
+        data = check.mapping(item, path, required=("service", "mode", "reason"),
+                             optional=("ports",))
+        if data is None:
+            continue
+        name = check.dns_label(data["service"], _join(path, "service"))
+        mode = check.choice(data["mode"], _join(path, "mode"), MTLS_EXCEPTION_MODES)
+        reason = check.string(data["reason"], _join(path, "reason"))
+        if name is not None and name not in by_name:
+            check.error(_join(path, "service"), name, "selects nothing: no service of that "
+                        "name in mesh_services")
+            continue
+        ports = _parse_exception_ports(check, data.get("ports"), _join(path, "ports"),
+                                       by_name.get(name) if name else None)
+        if name is not None and mode is not None and reason is not None:
+            exceptions.append(MtlsException(service=name, mode=mode, ports=ports,
+                                            reason=reason))
+    return exceptions
+
+
+def _parse_exception_ports(check: _Checker, value: Any, path: str,
+                           service: Service | None) -> dict[int, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        check.error(path, value, "is not a mapping of port number to mode")
+        return {}
+    ports: dict[int, str] = {}
+    declared = {port.target_port or port.port for port in service.ports} if service else set()
+    for port, mode in value.items():
+        port_path = _join(path, str(port))
+        number = check.integer(port, port_path, 1, 65535)
+        mode = check.choice(mode, port_path, ("DISABLE", "PERMISSIVE", "STRICT"))
+        if number is not None and service is not None and number not in declared:
+            check.error(port_path, port, "selects nothing: not a port of the service")
+            continue
+        if number is not None and mode is not None:
+            ports[number] = mode
+    return dict(sorted(ports.items()))
+
+
+def _parse_telemetry(check: _Checker, value: Any) -> Telemetry:
+    path = "mesh_telemetry"
+    if value is None:
+        return Telemetry()
+    data = check.mapping(value, path, optional=(
+        "metrics_provider", "tracing_provider", "sampling_percentage",
+        "access_log_provider", "access_log_filter", "prometheus_namespace", "scrape_interval"))
+    if data is None:
+        return Telemetry()
+    defaults = Telemetry()
+    return Telemetry(
+        metrics_provider=_opt(check, data, "metrics_provider", path, check.dns_subdomain,
+                              defaults.metrics_provider),
+        tracing_provider=_opt(check, data, "tracing_provider", path, check.dns_subdomain,
+                              None),
+        sampling_percentage=_opt(check, data, "sampling_percentage", path,
+                                 lambda v, p: check.number(v, p, 0, 100),
+                                 defaults.sampling_percentage),
+        access_log_provider=_opt(check, data, "access_log_provider", path,
+                                 check.dns_subdomain, defaults.access_log_provider),
+        access_log_filter=_opt(check, data, "access_log_filter", path, check.string, None),
+        prometheus_namespace=_opt(check, data, "prometheus_namespace", path, check.dns_label,
+                                  defaults.prometheus_namespace),
+        scrape_interval=_opt(check, data, "scrape_interval", path, check.duration,
+                             defaults.scrape_interval),
+    )
+
+
+def _parse_authorization(check: _Checker, value: Any,
+                         by_name: Mapping[str, Service]) -> list[ServiceAuthorization]:
+    result: list[ServiceAuthorization] = []
+    seen: set[str] = set()
+    for index, item in enumerate(check.sequence(value, "mesh_authorization")):
+        path = _join("mesh_authorization", index)
+        data = check.mapping(item, path, required=("service",),
+                             optional=("allow", "deny", "deny_other_callers"))
+        if data is None:
+            continue
+        name = check.dns_label(data["service"], _join(path, "service"))
+        if name is not None and name not in by_name:
+            check.error(_join(path, "service"), name, "is not a service in mesh_services")
+            continue
+        if name in seen:
+            check.error(_join(path, "service"), name, "has rules already; merge them")
+            continue
+        allow = _parse_rules(check, data.get("allow"), _join(path, "allow"), by_name)
+        deny = _parse_rules(check, data.get("deny"), _join(path, "deny"), by_name)
+        deny_others = _opt(check, data, "deny_other_callers", path, check.boolean, False)
+        if deny_others and not allow:
+            check.error(_join(path, "deny_other_callers"), True,
+                        "needs at least one allow rule (it would deny every caller)")
+        if name is not None:
+            seen.add(name)
+            result.append(ServiceAuthorization(service=name, allow=allow, deny=deny,
+                                               deny_other_callers=deny_others))
+    return result
+
+
+def _parse_rules(check: _Checker, value: Any, path: str,
+                 by_name: Mapping[str, Service]) -> tuple[AuthorizationRule, ...]:
+    rules: list[AuthorizationRule] = []
+    for index, item in enumerate(check.sequence(value, path)):
+        item_path = _join(path, index)
+        data = check.mapping(item, item_path, optional=(
+            "from", "principals", "namespaces", "methods", "paths"))
+        if data is None:
+            continue
+        services = []
+        for i, name in enumerate(check.sequence(data.get("from"), _join(item_path, "from"))):
+            name_path = _join(_join(item_path, "from"), i)
+            name = check.dns_label(name, name_path)
+            if name is not None and name not in by_name:
+                check.error(name_path, name, "is not a service in mesh_services")
+            elif name is not None:
+                services.append(name)
+        principals = [
+            p for i, p in enumerate(check.sequence(data.get("principals"),
+                                                   _join(item_path, "principals")))
+            if check.string(p, _join(_join(item_path, "principals"), i)) is not None
+        ]
+        namespaces = [
+            ns for i, ns in enumerate(check.sequence(data.get("namespaces"),
+                                                     _join(item_path, "namespaces")))
+            if check.dns_label(ns, _join(_join(item_path, "namespaces"), i)) is not None
+        ]
+        methods = [
+            m for i, m in enumerate(check.sequence(data.get("methods"),
+                                                   _join(item_path, "methods")))
+            if check.choice(m, _join(_join(item_path, "methods"), i), HTTP_METHODS)
+        ]
+        paths = []
+        for i, text in enumerate(check.sequence(data.get("paths"), _join(item_path, "paths"))):
+            text_path = _join(_join(item_path, "paths"), i)
+            text = check.string(text, text_path)
+            if text is not None and not (text.startswith(("/", "*"))):
+                check.error(text_path, text, "is not a path: it must start with '/' or '*'")
+            elif text is not None and "*" in text.strip("*"):
+                check.error(text_path, text, "has '*' in the middle; Istio matches '*' only "
+                            "as a prefix, a suffix or alone")
+            elif text is not None:
+                paths.append(text)
+        rules.append(AuthorizationRule(
+            source=Source(services=tuple(services), principals=tuple(principals),
+                          namespaces=tuple(namespaces)),
+            methods=tuple(methods), paths=tuple(paths)))
+    return tuple(rules)
+
+
+def _check_route_budgets(check: _Checker, services: list[Service]) -> None:
+    """Warn when retries cannot all fit in the route timeout."""
+    for index, service in enumerate(services):
+        traffic = service.traffic
+        retries = traffic.retries
+        if not (traffic.timeout and retries and retries.per_try_timeout):
+            continue
+        budget = duration_seconds(retries.per_try_timeout) * max(retries.attempts, 1)
+        if budget > duration_seconds(traffic.timeout):
+            check.warn(f"mesh_services[{index}].traffic.retries", {
+                "attempts": retries.attempts, "per_try_timeout": retries.per_try_timeout},
+                f"need up to {budget:g}s, more than the route timeout {traffic.timeout}: "
+                "the last attempts will be cut off")

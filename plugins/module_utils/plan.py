@@ -1,0 +1,131 @@
+"""Plan: per environment and stage, which objects exist, from which template, where.
+
+A provider planner (registered in ``PLANNERS``) lists, stage by stage, the objects each stage
+shapes. Stages are cumulative; when a later stage shapes an object an earlier one made (the
+mesh-wide PeerAuthentication going from PERMISSIVE to STRICT), the later stage owns it and the
+object lives in that stage's folder. Every builder computes an object's content from the
+environment's current stage, so the content does not depend on which stage listed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import MeshstageError
+from .intent import Intent
+from .stages import Stage, stages_through
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "meshstage"}
+
+
+@dataclass(frozen=True)
+class PlannedObject:
+    """One object to render: its identity, its template and the template's values."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+    template: str
+    context: Mapping[str, Any]
+    stage: Stage = Stage.PERMISSIVE_MTLS
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.api_version.split("/")[0], self.kind, self.namespace or "", self.name)
+
+    @property
+    def resource(self) -> str:
+        """``Kind namespace/name``, the way findings and errors name an object."""
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else \
+            f"{self.kind} {self.name}"
+
+    @property
+    def filename(self) -> str:
+        scope = self.namespace or "cluster"
+        return f"{self.kind.lower()}.{scope}.{self.name}.yaml"
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the runbook must say about this stage: a manual step, a gap, a check."""
+
+    stage: Stage
+    text: str
+
+
+@dataclass
+class StagePlan:
+    """Everything an environment at one stage carries, before rendering."""
+
+    intent: Intent
+    objects: list[PlannedObject] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    extra_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
+
+    def by_stage(self) -> dict[Stage, list[PlannedObject]]:
+        grouped: dict[Stage, list[PlannedObject]] = {
+            stage: [] for stage in stages_through(self.intent.stage)
+        }
+        for obj in self.objects:
+            grouped[obj.stage].append(obj)
+        return grouped
+
+
+@dataclass
+class StageContribution:
+    """What one stage's planner lists: objects, runbook notes, extra (non-object) files."""
+
+    objects: list[PlannedObject] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
+
+
+def assemble(intent: Intent, contributions: Mapping[Stage, StageContribution]) -> StagePlan:
+    """Fold the stages' contributions, later stages taking over objects they reshape."""
+    plan = StagePlan(intent=intent)
+    owners: dict[tuple[str, str, str, str], PlannedObject] = {}
+    for stage in stages_through(intent.stage):
+        contribution = contributions.get(stage)
+        if contribution is None:
+            continue
+        for obj in contribution.objects:
+            owners[obj.key] = replace(obj, stage=stage)
+        plan.notes.extend(Note(stage, text) for text in contribution.notes)
+        plan.extra_files.update(contribution.extra_files)
+    plan.objects = sorted(owners.values(), key=lambda o: (o.stage.number, o.filename))
+    return plan
+
+
+def _planners() -> dict[str, Callable[[Intent], dict[Stage, StageContribution]]]:
+    from .plan_istio import plan_istio
+
+    return {"istio": plan_istio}
+
+
+def plan_stage(intent: Intent) -> StagePlan:
+    """The plan of ``intent.environment`` at ``intent.stage`` for its provider."""
+    planners = _planners()
+    planner = planners.get(intent.provider)
+    if planner is None:
+        raise MeshstageError(
+            f"environment {intent.environment}: mesh_provider {intent.provider!r} has no "
+            f"renderer yet (available: {', '.join(sorted(planners))})"
+        )
+    return assemble(intent, planner(intent))
+
+
+def metadata(name: str, namespace: str | None, intent: Intent,
+             labels: Mapping[str, str] | None = None,
+             annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Metadata of an object meshstage owns: its ownership labels always on it."""
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = {**MANAGED_BY, "meshstage.io/environment": intent.environment,
+                      **(labels or {})}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta

@@ -1,0 +1,429 @@
+"""The Istio plan: which objects each of the six stages shapes, and their values.
+
+API versions are the ones the Istio CRDs store or serve as v1: networking.istio.io/v1,
+security.istio.io/v1, telemetry.istio.io/v1. Every builder below computes its object from
+the environment's current stage (a DestinationRule gets ``ISTIO_MUTUAL`` once the
+environment is at strict_mtls, whichever stage lists it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .intent import AuthorizationRule, Intent, Service
+from .plan import PlannedObject, StageContribution, metadata
+from .stages import Stage
+
+NETWORKING = "networking.istio.io/v1"
+SECURITY = "security.istio.io/v1"
+TELEMETRY = "telemetry.istio.io/v1"
+
+_POOL_TCP = {"max_connections": "maxConnections", "connect_timeout": "connectTimeout"}
+_POOL_HTTP = {
+    "http1_max_pending_requests": "http1MaxPendingRequests",
+    "http2_max_requests": "http2MaxRequests",
+    "max_requests_per_connection": "maxRequestsPerConnection",
+    "max_retries": "maxRetries",
+}
+_OUTLIER = {
+    "consecutive_5xx_errors": "consecutive5xxErrors",
+    "consecutive_gateway_errors": "consecutiveGatewayErrors",
+    "interval": "interval",
+    "base_ejection_time": "baseEjectionTime",
+    "max_ejection_percent": "maxEjectionPercent",
+}
+
+
+def plan_istio(intent: Intent) -> dict[Stage, StageContribution]:
+    """Each stage's objects and runbook notes for an Istio environment."""
+    return {
+        Stage.PERMISSIVE_MTLS: _permissive(intent),
+        Stage.INJECTION: _injection(intent),
+        Stage.OBSERVABILITY: _observability(intent),
+        Stage.TRAFFIC: _traffic(intent),
+        Stage.STRICT_MTLS: _strict(intent),
+        Stage.AUTHORIZATION: _authorization(intent),
+    }
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _permissive(intent: Intent) -> StageContribution:
+    return StageContribution(
+        objects=[_mesh_peer_authentication(intent)],
+        notes=["Mesh-wide PeerAuthentication `default` in the root namespace accepts both "
+               "plaintext and mTLS: no client or server changes behaviour yet."],
+    )
+
+
+def _injection(intent: Intent) -> StageContribution:
+    contribution = StageContribution()
+    label = ({"istio.io/rev": intent.revision} if intent.revision
+             else {"istio-injection": "enabled"})
+    for namespace in intent.injected_namespaces():
+        contribution.objects.append(PlannedObject(
+            api_version="v1", kind="Namespace", name=namespace, namespace=None,
+            template="istio/namespace.yaml.j2",
+            context={"name": namespace, "labels": label, "annotations": _never_prune()},
+        ))
+    opt_outs = [s for s in intent.services if not s.inject]
+    contribution.extra_files["install/istiod-values.yaml"] = (
+        "istio/istiod_values.yaml.j2", {
+            "revision": intent.revision,
+            "trust_domain": intent.trust_domain,
+            "never_inject_selector": [{"matchLabels": s.selector} for s in opt_outs],
+        })
+    waves = intent.injection_waves
+    pending = [w.name for w in waves[intent.injected_waves:]]
+    contribution.notes.append(
+        f"Injected waves: {intent.injected_waves} of {len(waves)}"
+        + (f"; still to come: {', '.join(pending)}." if pending else ".")
+        + " Pods get sidecars only when restarted: restart each wave's workloads "
+        "(`kubectl rollout restart deployment -n <namespace>`) and check "
+        "`istioctl proxy-status` before the next wave."
+    )
+    for service in opt_outs:
+        contribution.notes.append(
+            f"Opt-out: `{service.namespace}/{service.name}` is never injected "
+            "(istiod `sidecarInjectorWebhook.neverInjectSelector` in install/istiod-values.yaml;"
+            f" or label its pod template `sidecar.istio.io/inject: \"false\"`)."
+        )
+    return contribution
+
+
+def _observability(intent: Intent) -> StageContribution:
+    telemetry = intent.telemetry
+    tracing: dict[str, Any] = {"randomSamplingPercentage": telemetry.sampling_percentage}
+    if telemetry.tracing_provider:
+        tracing["providers"] = [{"name": telemetry.tracing_provider}]
+    access_logging = None
+    if telemetry.access_log_provider:
+        access_logging = [{
+            "providers": [{"name": telemetry.access_log_provider}],
+            "filter": ({"expression": telemetry.access_log_filter}
+                       if telemetry.access_log_filter else None),
+        }]
+    objects = [
+        PlannedObject(
+            api_version=TELEMETRY, kind="Telemetry", name="mesh-default",
+            namespace=intent.root_namespace, template="istio/telemetry.yaml.j2",
+            context={
+                **_meta("mesh-default", intent.root_namespace, intent),
+                "metrics": [{"providers": [{"name": telemetry.metrics_provider}]}],
+                "tracing": [tracing],
+                "access_logging": access_logging,
+            },
+        ),
+        PlannedObject(
+            api_version="v1", kind="ConfigMap", name="meshstage-scrape-configs",
+            namespace=telemetry.prometheus_namespace, template="istio/configmap.yaml.j2",
+            context={
+                **_meta("meshstage-scrape-configs", telemetry.prometheus_namespace, intent),
+                "data": {"istio-scrape-configs.yaml": _scrape_configs(intent)},
+            },
+        ),
+    ]
+    return StageContribution(objects=objects, notes=[
+        "Telemetry `mesh-default` turns on metrics, tracing "
+        f"({telemetry.sampling_percentage:g}% sampled) and access logs mesh-wide. "
+        "ConfigMap `meshstage-scrape-configs` holds Prometheus scrape jobs for the "
+        "sidecars' merged metrics and istiod; add it to Prometheus' scrape configs."
+    ])
+
+
+def _traffic(intent: Intent) -> StageContribution:
+    contribution = StageContribution()
+    for service in intent.services:
+        if _needs_destination_rule(intent, service):
+            contribution.objects.append(_destination_rule(intent, service))
+        if service.traffic.routes:
+            contribution.objects.append(_virtual_service(intent, service))
+        if service.inject:
+            contribution.objects.append(_sidecar(intent, service))
+    contribution.notes.append(
+        "Each injected workload's Sidecar admits only the services it calls (and the "
+        "root namespace): a call that is missing from `calls` leaves the mesh through the "
+        "passthrough cluster, without mTLS or routing."
+    )
+    return contribution
+
+
+def _strict(intent: Intent) -> StageContribution:
+    contribution = StageContribution(objects=[_mesh_peer_authentication(intent)])
+    for service in intent.services:
+        if _needs_destination_rule(intent, service):
+            contribution.objects.append(_destination_rule(intent, service))
+    for exception in intent.mtls_exceptions:
+        service = intent.service(exception.service)
+        name = f"{service.name}-mtls-exception"
+        contribution.objects.append(PlannedObject(
+            api_version=SECURITY, kind="PeerAuthentication", name=name,
+            namespace=service.namespace, template="istio/peer_authentication.yaml.j2",
+            context={
+                **_meta(name, service.namespace, intent,
+                        annotations={"meshstage.io/reason": exception.reason}),
+                "selector": {"matchLabels": service.selector},
+                "mode": exception.mode,
+                "port_level_mtls": {str(port): {"mode": mode}
+                                    for port, mode in exception.ports.items()} or None,
+            },
+        ))
+        contribution.notes.append(
+            f"Exception: `{service.namespace}/{service.name}` stays {exception.mode} "
+            f"({exception.reason})."
+        )
+    return contribution
+
+
+def _authorization(intent: Intent) -> StageContribution:
+    contribution = StageContribution()
+    explicit = {rules.service: rules for rules in intent.authorization}
+    callers: dict[str, list[Service]] = {}
+    for caller in intent.services:
+        for callee in caller.calls:
+            callers.setdefault(callee, []).append(caller)
+    for service in intent.services:
+        if not service.inject:
+            continue  # no sidecar, nothing to enforce a policy: the runbook says so
+        rules = explicit.get(service.name)
+        if rules is not None:
+            allow = [_rule(intent, rule) for rule in rules.allow]
+            deny = [_rule(intent, rule) for rule in rules.deny]
+            if rules.deny_other_callers:
+                deny.append({"from": [{"source": {
+                    "notPrincipals": _allowed_principals(intent, rules.allow)}}], "to": None})
+        else:
+            allow = _derived_allow(intent, service, callers.get(service.name, []))
+            deny = []
+        if allow:
+            contribution.objects.append(_authorization_policy(
+                intent, service, "allow", "ALLOW", allow))
+        if deny:
+            contribution.objects.append(_authorization_policy(
+                intent, service, "deny", "DENY", deny))
+    if intent.default_deny:
+        for namespace in intent.namespaces:
+            contribution.objects.append(PlannedObject(
+                api_version=SECURITY, kind="AuthorizationPolicy", name="allow-nothing",
+                namespace=namespace, template="istio/authorization_policy_allow_nothing.yaml.j2",
+                context=_meta("allow-nothing", namespace, intent),
+            ))
+        contribution.notes.append(
+            "Default deny: `allow-nothing` in every namespace of the catalogue. Requests "
+            "that match no ALLOW policy get 403 (RBAC: access denied). Kubelet probes are "
+            "rewritten to the sidecar agent by Istio and are not affected."
+        )
+    for service in intent.services:
+        if not service.inject:
+            contribution.notes.append(
+                f"`{service.namespace}/{service.name}` has no sidecar (inject: false): no "
+                "AuthorizationPolicy can be enforced on it; protect it at the network level.")
+    contribution.notes.append(
+        "Services without explicit rules get an ALLOW policy derived from the catalogue: "
+        "the principals of the services whose `calls` name them (and the ingress gateway "
+        "for `ingress: true`)."
+    )
+    return contribution
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _meta(name: str, namespace: str | None, intent: Intent,
+          annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    meta = metadata(name, namespace, intent, annotations=annotations)
+    return {"name": meta["name"], "namespace": meta.get("namespace"),
+            "labels": meta["labels"], "annotations": meta.get("annotations")}
+
+
+def _never_prune() -> dict[str, str]:
+    """A GitOps tool must never delete a namespace because meshstage stopped listing it."""
+    return {
+        "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+        "kustomize.toolkit.fluxcd.io/prune": "disabled",
+    }
+
+
+def _mesh_peer_authentication(intent: Intent) -> PlannedObject:
+    strict = intent.stage.reached(Stage.STRICT_MTLS)
+    return PlannedObject(
+        api_version=SECURITY, kind="PeerAuthentication", name="default",
+        namespace=intent.root_namespace, template="istio/peer_authentication.yaml.j2",
+        context={
+            **_meta("default", intent.root_namespace, intent),
+            "selector": None, "port_level_mtls": None,
+            "mode": "STRICT" if strict else "PERMISSIVE",
+        },
+    )
+
+
+def _tls_mode(intent: Intent, service: Service) -> str | None:
+    if not intent.stage.reached(Stage.STRICT_MTLS):
+        return None
+    for exception in intent.mtls_exceptions:
+        if exception.service == service.name and exception.mode == "DISABLE":
+            return "DISABLE"
+    return "ISTIO_MUTUAL"
+
+
+def _needs_destination_rule(intent: Intent, service: Service) -> bool:
+    traffic = service.traffic
+    return bool(service.versions or traffic.connection_pool or traffic.outlier_detection
+                or traffic.load_balancer or _tls_mode(intent, service) == "DISABLE")
+
+
+def _destination_rule(intent: Intent, service: Service) -> PlannedObject:
+    traffic = service.traffic
+    pool = traffic.connection_pool
+    tls = _tls_mode(intent, service)
+    return PlannedObject(
+        api_version=NETWORKING, kind="DestinationRule", name=service.name,
+        namespace=service.namespace, template="istio/destination_rule.yaml.j2",
+        context={
+            **_meta(service.name, service.namespace, intent),
+            "host": service.name,
+            "tls": {"mode": tls} if tls else None,
+            "load_balancer": {"simple": traffic.load_balancer} if traffic.load_balancer else None,
+            "connection_pool": {
+                "tcp": _camel(pool, _POOL_TCP), "http": _camel(pool, _POOL_HTTP),
+            } if pool else None,
+            "outlier_detection": _camel(traffic.outlier_detection, _OUTLIER),
+            "subsets": [{"name": v.name, "labels": dict(v.labels)} for v in service.versions],
+        },
+    )
+
+
+def _camel(source: Any, names: Mapping[str, str]) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    values = {camel: getattr(source, snake) for snake, camel in names.items()
+              if getattr(source, snake) is not None}
+    return values or None
+
+
+def _virtual_service(intent: Intent, service: Service) -> PlannedObject:
+    traffic = service.traffic
+    retries = traffic.retries
+    common = {
+        "timeout": traffic.timeout,
+        "retries": {
+            "attempts": retries.attempts, "perTryTimeout": retries.per_try_timeout,
+            "retryOn": retries.retry_on,
+        } if retries else None,
+    }
+    http: list[dict[str, Any]] = []
+    for route in traffic.header_routes:
+        http.append({
+            "match": [{"headers": {m.header: {m.kind: m.value} for m in route.headers}}],
+            "destinations": [{"host": service.name, "subset": route.subset, "weight": None}],
+            **common,
+        })
+    if traffic.split:
+        destinations = [{"host": service.name, "subset": w.subset, "weight": w.weight}
+                        for w in traffic.split]
+    elif traffic.header_routes and service.versions:
+        destinations = [{"host": service.name, "subset": service.versions[0].name,
+                         "weight": None}]
+    else:
+        destinations = [{"host": service.name, "subset": None, "weight": None}]
+    http.append({"match": None, "destinations": destinations, **common})
+    return PlannedObject(
+        api_version=NETWORKING, kind="VirtualService", name=service.name,
+        namespace=service.namespace, template="istio/virtual_service.yaml.j2",
+        context={**_meta(service.name, service.namespace, intent),
+                 "host": service.name, "http": http},
+    )
+
+
+def _sidecar(intent: Intent, service: Service) -> PlannedObject:
+    domain = intent.cluster.domain
+    hosts = sorted({
+        f"{callee.namespace}/{callee.name}.{callee.namespace}.svc.{domain}"
+        for callee in (intent.service(name) for name in service.calls)
+    })
+    hosts.append(f"{intent.root_namespace}/*")
+    return PlannedObject(
+        api_version=NETWORKING, kind="Sidecar", name=service.name,
+        namespace=service.namespace, template="istio/sidecar.yaml.j2",
+        context={**_meta(service.name, service.namespace, intent),
+                 "selector": service.selector, "egress_hosts": hosts},
+    )
+
+
+def _allowed_principals(intent: Intent, rules: tuple[AuthorizationRule, ...]) -> list[str]:
+    principals: list[str] = []
+    for rule in rules:
+        for name in rule.source.services:
+            principals.append(intent.principal(intent.service(name)))
+        principals.extend(rule.source.principals)
+    return list(dict.fromkeys(principals))
+
+
+def _rule(intent: Intent, rule: AuthorizationRule) -> dict[str, Any]:
+    source = rule.source
+    principals = [intent.principal(intent.service(n)) for n in source.services]
+    principals += list(source.principals)
+    from_ = None
+    if principals or source.namespaces:
+        from_ = [{"source": {"principals": principals or None,
+                             "namespaces": list(source.namespaces) or None}}]
+    to = None
+    if rule.methods or rule.paths:
+        to = [{"operation": {"methods": list(rule.methods) or None,
+                             "paths": list(rule.paths) or None}}]
+    return {"from": from_, "to": to}
+
+
+def _derived_allow(intent: Intent, service: Service,
+                   callers: list[Service]) -> list[dict[str, Any]]:
+    principals = [intent.principal(caller) for caller in callers]
+    if service.ingress:
+        gateway = intent.ingress_gateway
+        principals.append(f"{intent.trust_domain}/ns/{gateway.namespace}/sa/"
+                          f"{gateway.service_account}")
+    if not principals:
+        return []
+    return [{"from": [{"source": {"principals": sorted(set(principals))}}], "to": None}]
+
+
+def _authorization_policy(intent: Intent, service: Service, suffix: str, action: str,
+                          rules: list[dict[str, Any]]) -> PlannedObject:
+    name = f"{service.name}-{suffix}"
+    return PlannedObject(
+        api_version=SECURITY, kind="AuthorizationPolicy", name=name,
+        namespace=service.namespace, template="istio/authorization_policy.yaml.j2",
+        context={**_meta(name, service.namespace, intent),
+                 "match_labels": service.selector, "action": action, "rules": rules},
+    )
+
+
+def _scrape_configs(intent: Intent) -> str:
+    """Prometheus scrape jobs for the sidecars' merged metrics and istiod, as YAML text."""
+    interval = intent.telemetry.scrape_interval
+    jobs = [
+        {
+            "job_name": "istiod",
+            "scrape_interval": interval,
+            "kubernetes_sd_configs": [{"role": "endpoints",
+                                       "namespaces": {"names": [intent.root_namespace]}}],
+            "relabel_configs": [{
+                "source_labels": ["__meta_kubernetes_service_name",
+                                  "__meta_kubernetes_endpoint_port_name"],
+                "action": "keep", "regex": "istiod;http-monitoring"}],
+        },
+        {
+            "job_name": "envoy-stats",
+            "scrape_interval": interval,
+            "metrics_path": "/stats/prometheus",
+            "kubernetes_sd_configs": [{"role": "pod",
+                                       "namespaces": {"names": list(intent.namespaces)}}],
+            "relabel_configs": [{
+                "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                "action": "keep", "regex": ".*-envoy-prom"}],
+        },
+    ]
+    return yaml.safe_dump({"scrape_configs": jobs}, sort_keys=True, default_flow_style=False)

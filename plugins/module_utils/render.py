@@ -1,0 +1,188 @@
+"""Render: Jinja templates in, canonical YAML objects out.
+
+A template prints values only through the ``json`` filter, which emits a JSON scalar or
+a JSON subtree (JSON is YAML); the environment's ``finalize`` hook refuses any other
+printed value, so no value can ever add YAML structure or be evaluated as Jinja. The
+rendered text is parsed back and dumped canonically (keys sorted, nulls dropped), so the
+same values always give the same bytes.
+
+Templates are looked up in the user's template directories first, then in the built-in
+``templates/`` of the collection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from .errors import RenderError
+
+try:  # the C loader and emitter are much faster; fall back where libyaml is missing
+    _Loader: type = yaml.CSafeLoader
+    _BaseDumper: type = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover - libyaml is present on supported platforms
+    _Loader = yaml.SafeLoader
+    _BaseDumper = yaml.SafeDumper
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
+    """Safe dumper that writes multi-line strings as literal blocks, for readable diffs."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+class JsonText(str):
+    """Text the ``json`` filter produced: the only thing a template may print."""
+
+
+def json_value(value: Any) -> JsonText:
+    """The ``json`` filter: a value as one JSON scalar or subtree, on one line."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    try:
+        return JsonText(json.dumps(_plain(value), ensure_ascii=False, sort_keys=True,
+                                   separators=(", ", ": ")))
+    except (TypeError, ValueError) as error:
+        raise RenderError(f"value {value!r} cannot be written as JSON: {error}") from error
+
+
+def _plain(value: Any) -> Any:
+    """Turn tuples, mappings and str/int subclasses into plain JSON-able data."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    raise TypeError(f"unsupported type {type(value).__name__}")
+
+
+def _only_json(value: Any) -> Any:
+    if isinstance(value, JsonText):
+        return value
+    raise RenderError(
+        f"a template printed {value!r} without the json filter; write {{{{ ... | json }}}}"
+    )
+
+
+class Renderer:
+    """Renders templates from the user's directories first, then the built-in ones."""
+
+    def __init__(self, template_dirs: Sequence[str | Path] = ()) -> None:
+        for directory in template_dirs:
+            if not Path(directory).is_dir():
+                raise RenderError(f"template directory {str(directory)!r} does not exist")
+        search = [str(d) for d in template_dirs] + [str(BUILTIN_TEMPLATES)]
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(search),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            finalize=_only_json,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["json"] = json_value
+        self._templates: dict[str, jinja2.Template] = {}
+
+    def _template(self, name: str) -> jinja2.Template:
+        template = self._templates.get(name)
+        if template is None:
+            try:
+                template = self._env.get_template(name)
+            except jinja2.TemplateNotFound as error:
+                raise RenderError(f"template {name!r} not found in the template path") \
+                    from error
+            except jinja2.TemplateSyntaxError as error:
+                raise RenderError(
+                    f"template {name!r} line {error.lineno}: {error.message}") from error
+            self._templates[name] = template
+        return template
+
+    def render_text(self, name: str, context: Mapping[str, Any]) -> str:
+        """The raw text of one template, before parsing back."""
+        try:
+            return self._template(name).render(context)
+        except RenderError:
+            raise
+        except jinja2.TemplateError as error:
+            raise RenderError(f"template {name!r}: {error}") from error
+
+    def render_object(self, name: str, context: Mapping[str, Any]) -> dict[str, Any]:
+        """Render one template and parse it back into exactly one object."""
+        text = self.render_text(name, context)
+        try:
+            documents = [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+        except yaml.YAMLError as error:
+            raise RenderError(
+                f"template {name!r} rendered text that is not YAML: {error}") from error
+        if len(documents) != 1 or not isinstance(documents[0], dict):
+            raise RenderError(f"template {name!r} must render exactly one YAML mapping, "
+                              f"got {len(documents)} document(s)")
+        return drop_nulls(documents[0])
+
+
+_EMPTIED = object()
+
+
+def drop_nulls(value: Any) -> Any:
+    """Remove keys whose value is null, recursively: an absent option is an absent key.
+
+    A mapping whose keys were all null is absent too (``trafficPolicy`` with no policy
+    set), but a mapping written empty on purpose (``spec: {}``) stays, and so does an
+    item of a list.
+    """
+    result = _drop(value)
+    return {} if result is _EMPTIED else result
+
+
+def _drop(value: Any) -> Any:
+    if isinstance(value, dict):
+        kept = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            item = _drop(item)
+            if item is not _EMPTIED:
+                kept[key] = item
+        return _EMPTIED if value and not kept else kept
+    if isinstance(value, list):
+        return [{} if item is _EMPTIED else item for item in (_drop(i) for i in value)
+                if item is not None]
+    return value
+
+
+def dump_canonical(obj: Any) -> str:
+    """The one canonical YAML text of an object: keys sorted, block style, UTF-8."""
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
+                     allow_unicode=True, width=1 << 16, indent=2)
+
+
+def dump_all_canonical(objs: Iterable[Any]) -> str:
+    return yaml.dump_all(list(objs), Dumper=_Dumper, sort_keys=True,
+                         default_flow_style=False, allow_unicode=True, width=1 << 16,
+                         indent=2, explicit_start=True)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document with the same loader the renderer uses."""
+    return yaml.load(text, Loader=_Loader)

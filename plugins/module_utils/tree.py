@@ -1,0 +1,142 @@
+"""The GitOps tree: where each rendered object, kustomization and sync object lives.
+
+    README.md                              index of environments and their stages
+    envs/<env>/kustomization.yaml          the stage folders this environment carries
+    envs/<env>/<NN-stage>/kustomization.yaml
+    envs/<env>/<NN-stage>/<kind>.<namespace>.<name>.yaml
+    envs/<env>/install/                    Helm values for the mesh's control plane
+    envs/<env>/RUNBOOK.md
+    sync/<env>/                            Argo CD Application, Flux GitRepository and
+                                           Kustomization that sync envs/<env>
+
+``kubectl kustomize envs/<env>`` builds an environment; ``kubectl kustomize sync/<env>``
+builds its sync objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .intent import Intent
+from .plan import PlannedObject, StagePlan, metadata
+from .render import Renderer, dump_canonical
+from .stages import Stage
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    planned: PlannedObject
+    obj: dict[str, Any]
+    path: str
+    text: str
+
+
+def env_dir(environment: str) -> str:
+    return f"envs/{environment}"
+
+
+def sync_dir(environment: str) -> str:
+    return f"sync/{environment}"
+
+
+def render_objects(plan: StagePlan, renderer: Renderer) -> list[RenderedObject]:
+    """Render every planned object and place it in its stage folder."""
+    base = env_dir(plan.intent.environment)
+    rendered = []
+    for planned in plan.objects:
+        obj = renderer.render_object(planned.template, planned.context)
+        path = f"{base}/{planned.stage.folder}/{planned.filename}"
+        rendered.append(RenderedObject(planned, obj, path, dump_canonical(obj)))
+    return rendered
+
+
+def sync_objects(intent: Intent, renderer: Renderer) -> list[RenderedObject]:
+    """The Argo CD Application and Flux objects that would sync this environment."""
+    gitops = intent.gitops
+    name = f"meshstage-{intent.environment}"
+    labels = metadata(name, None, intent)["labels"]
+    path = env_dir(intent.environment)
+    specs = [
+        ("argocd-application.yaml", "gitops/argocd_application.yaml.j2", PlannedObject(
+            api_version="argoproj.io/v1alpha1", kind="Application", name=name,
+            namespace=gitops.argocd_namespace, template="", context={})),
+        ("flux-gitrepository.yaml", "gitops/flux_git_repository.yaml.j2", PlannedObject(
+            api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository", name=name,
+            namespace=gitops.flux_namespace, template="", context={})),
+        ("flux-kustomization.yaml", "gitops/flux_kustomization.yaml.j2", PlannedObject(
+            api_version="kustomize.toolkit.fluxcd.io/v1", kind="Kustomization", name=name,
+            namespace=gitops.flux_namespace, template="", context={})),
+    ]
+    result = []
+    for filename, template, planned in specs:
+        context = {
+            "name": name, "namespace": planned.namespace, "labels": labels,
+            "project": gitops.argocd_project, "repo_url": gitops.repo_url,
+            "branch": gitops.branch, "path": path, "server": intent.cluster.server,
+            "interval": gitops.sync_interval, "source_name": name,
+        }
+        if planned.kind == "Kustomization":
+            context["path"] = f"./{path}"
+        obj = renderer.render_object(template, context)
+        planned = replace(planned, template=template, context=context)
+        result.append(RenderedObject(planned, obj, f"{sync_dir(intent.environment)}/{filename}",
+                                     dump_canonical(obj)))
+    return result
+
+
+def kustomizations(plan: StagePlan, objects: list[RenderedObject],
+                   renderer: Renderer) -> dict[str, str]:
+    """One kustomization per stage folder, one per environment, one for the sync folder."""
+    base = env_dir(plan.intent.environment)
+    by_folder: dict[str, list[str]] = {}
+    for item in objects:
+        if item.path.startswith(base + "/"):
+            folder, _, filename = item.path[len(base) + 1:].rpartition("/")
+            by_folder.setdefault(folder, []).append(filename)
+    files: dict[str, str] = {}
+    for folder, names in by_folder.items():
+        files[f"{base}/{folder}/kustomization.yaml"] = _kustomization(renderer, sorted(names))
+    files[f"{base}/kustomization.yaml"] = _kustomization(renderer, sorted(by_folder))
+    sync = sync_dir(plan.intent.environment)
+    sync_files = sorted(item.path.rpartition("/")[2] for item in objects
+                        if item.path.startswith(sync + "/"))
+    if sync_files:
+        files[f"{sync}/kustomization.yaml"] = _kustomization(renderer, sync_files)
+    return files
+
+
+def _kustomization(renderer: Renderer, resources: list[str]) -> str:
+    return dump_canonical(renderer.render_object("gitops/kustomization.yaml.j2",
+                                                 {"resources": resources}))
+
+
+def extra_files(plan: StagePlan, renderer: Renderer) -> dict[str, str]:
+    """Files that are not Kubernetes objects (Helm values), rendered like objects."""
+    base = env_dir(plan.intent.environment)
+    return {
+        f"{base}/{path}": dump_canonical(renderer.render_object(template, context))
+        for path, (template, context) in sorted(plan.extra_files.items())
+    }
+
+
+def index_markdown(environments: Mapping[str, Mapping[str, Any]]) -> str:
+    """The top README: every environment in the repository, its provider and stage."""
+    lines = [
+        "# Service-mesh migration: environments and stages",
+        "",
+        "Written by meshstage; do not edit by hand (the next run would refuse to",
+        "overwrite it). Each environment's tree is under `envs/<env>`, its runbook in",
+        "`envs/<env>/RUNBOOK.md`, and the objects that sync it under `sync/<env>`.",
+        "",
+        "| environment | provider | stage | " + " | ".join(s.value for s in Stage) + " |",
+        "|---|---|---|" + "---|" * len(Stage),
+    ]
+    for name in sorted(environments):
+        meta = environments[name]
+        stage = Stage(meta["stage"])
+        marks = ["x" if stage.reached(s) else " " for s in Stage]
+        lines.append(f"| [{name}](envs/{name}/RUNBOOK.md) | {meta['provider']} | "
+                     f"{stage.number}. {stage.value} | " + " | ".join(marks) + " |")
+    return "\n".join(lines) + "\n"

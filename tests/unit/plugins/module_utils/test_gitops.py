@@ -1,0 +1,664 @@
+"""The GitOps write path, against real git repositories in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import (
+    STATE_PATH,
+    FileChange,
+    GitOpsRepo,
+    ScopeState,
+    TreeUpdate,
+)
+
+DEV = {
+    "dev/kustomization.yaml": "resources:\n- 01-permissive-mtls/peer-authentication.yaml\n",
+    "dev/01-permissive-mtls/peer-authentication.yaml": "kind: PeerAuthentication\n",
+    "dev/04-traffic/reviews.yaml": "kind: VirtualService\nweight: 10\n",
+}
+DEV_META = {"provider": "istio", "stage": "traffic"}
+STAGING = {"staging/kustomization.yaml": "resources: []\n"}
+STAGING_META = {"provider": "linkerd", "stage": "injection"}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def git(root: Path, *args: str) -> str:
+    env = {**os.environ, "LC_ALL": "C"}
+    result = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, env=env, check=True
+    )
+    return result.stdout
+
+
+def user_git(root: Path, *args: str) -> str:
+    """git as the user, with an identity of their own for the commits they make."""
+    return git(root, "-c", "user.name=User", "-c", "user.email=user@example.com", *args)
+
+
+def head_files(root: Path) -> list[str]:
+    return sorted(git(root, "ls-tree", "-r", "--name-only", "HEAD").splitlines())
+
+
+def commit_count(root: Path) -> int:
+    return int(git(root, "rev-list", "--count", "HEAD").strip())
+
+
+def staged_names(root: Path) -> list[str]:
+    return sorted(git(root, "diff", "--cached", "--name-only").splitlines())
+
+
+def untracked(root: Path) -> list[str]:
+    return sorted(git(root, "ls-files", "--others", "--exclude-standard").splitlines())
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path outside .git, files with (inode, mtime_ns): what 'nothing was written' means."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if relative == ".git" or relative.startswith(".git/"):
+            continue
+        info = path.lstat()
+        # Directories are listed by name only: renaming a file into one touches its mtime.
+        found[relative] = (0, 0) if stat.S_ISDIR(info.st_mode) else (info.st_ino, info.st_mtime_ns)
+    return found
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run(repo: GitOpsRepo, scope: str, desired: dict[str, str], meta: dict) -> TreeUpdate:
+    update = repo.plan(scope, desired, meta)
+    repo.apply(update)
+    return update
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "gitops"
+
+
+@pytest.fixture
+def repo(root: Path) -> GitOpsRepo:
+    return GitOpsRepo(root)
+
+
+@pytest.fixture
+def committed(repo: GitOpsRepo, root: Path) -> GitOpsRepo:
+    """A repository where dev was written and committed once."""
+    run(repo, "dev", DEV, DEV_META)
+    assert repo.commit("meshstage: dev") is not None
+    return repo
+
+
+# ---------------------------------------------------------------------------- first run
+
+
+def test_first_apply_creates_the_repo_and_one_commit(repo: GitOpsRepo, root: Path) -> None:
+    assert not repo.exists()
+    update = repo.plan("dev", DEV, DEV_META)
+    assert not root.exists(), "plan never writes"
+    assert update.changed
+    assert update.counts() == {"add": 3, "change": 0, "remove": 0}
+    assert [change.path for change in update.changes] == sorted(DEV)
+
+    repo.apply(update)
+    assert repo.exists()
+    assert git(root, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    for path, text in DEV.items():
+        assert (root / path).read_text() == text
+        assert stat.S_IMODE((root / path).stat().st_mode) == 0o644
+
+    sha = repo.commit("meshstage: dev at traffic")
+    assert sha == git(root, "rev-parse", "HEAD").strip()
+    assert commit_count(root) == 1
+    assert head_files(root) == sorted([*DEV, STATE_PATH])
+    assert git(root, "log", "-1", "--format=%s").strip() == "meshstage: dev at traffic"
+    assert git(root, "status", "--porcelain").strip() == ""
+
+
+def test_commit_falls_back_to_the_meshstage_identity(committed: GitOpsRepo, root: Path) -> None:
+    identity = git(root, "log", "-1", "--format=%an <%ae>|%cn <%ce>").strip()
+    assert identity == "meshstage <meshstage@localhost>|meshstage <meshstage@localhost>"
+    # The fallback is passed to that one commit only: nothing was written to the config.
+    assert subprocess.run(["git", "-C", str(root), "config", "user.email"]).returncode != 0
+
+
+def test_commit_uses_the_configured_identity(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    git(root, "config", "user.name", "Ops Person")
+    git(root, "config", "user.email", "ops@example.com")
+    repo.commit("meshstage: dev")
+    assert git(root, "log", "-1", "--format=%an <%ae>").strip() == "Ops Person <ops@example.com>"
+
+
+def test_state_records_owned_files_and_meta(committed: GitOpsRepo, root: Path) -> None:
+    assert committed.owned("dev") == {path: sha256(text) for path, text in DEV.items()}
+    assert committed.owned() == committed.owned("dev")
+    assert committed.owned("prod") == {}
+    assert committed.scope_meta("dev") == DEV_META
+    assert committed.scope_meta("prod") == {}
+    assert committed.all_scope_meta() == {"dev": DEV_META}
+    document = json.loads((root / STATE_PATH).read_text())
+    assert document["scopes"]["dev"]["files"] == committed.owned("dev")
+
+
+def test_state_file_is_canonical_and_byte_identical_across_runs(tmp_path: Path) -> None:
+    texts = []
+    for name in ("one", "two"):
+        repo = GitOpsRepo(tmp_path / name)
+        run(repo, "staging", STAGING, STAGING_META)
+        run(repo, "dev", DEV, DEV_META)
+        run(repo, "dev", DEV, DEV_META)
+        texts.append((tmp_path / name / STATE_PATH).read_bytes())
+    assert texts[0] == texts[1]
+    text = texts[0].decode()
+    document = json.loads(text)
+    assert text == json.dumps(document, sort_keys=True, indent=2) + "\n"
+    assert list(document["scopes"]) == ["dev", "staging"]
+
+
+# ---------------------------------------------------------------------------- idempotence
+
+
+def test_second_identical_run_writes_and_commits_nothing(committed: GitOpsRepo, root: Path) -> None:
+    before = snapshot(root)
+    head = git(root, "rev-parse", "HEAD")
+
+    update = committed.plan("dev", DEV, DEV_META)
+    assert not update.changed
+    assert update.changes == ()
+    assert update.counts() == {"add": 0, "change": 0, "remove": 0}
+    assert update.ansible_diff() == []
+    committed.apply(update)
+
+    assert snapshot(root) == before
+    assert committed.commit("meshstage: dev again") is None
+    assert git(root, "rev-parse", "HEAD") == head
+
+
+# ---------------------------------------------------------------------------- change, remove
+
+
+def test_changing_one_file_rewrites_only_it(committed: GitOpsRepo, root: Path) -> None:
+    changed_path = "dev/04-traffic/reviews.yaml"
+    desired = {**DEV, changed_path: "kind: VirtualService\nweight: 50\n"}
+    before = snapshot(root)
+
+    update = committed.plan("dev", desired, DEV_META)
+    assert update.counts() == {"add": 0, "change": 1, "remove": 0}
+    assert update.changes == (
+        FileChange(changed_path, "change", DEV[changed_path], desired[changed_path]),
+    )
+    assert update.ansible_diff() == [
+        {
+            "before_header": changed_path,
+            "after_header": changed_path,
+            "before": DEV[changed_path],
+            "after": desired[changed_path],
+        }
+    ]
+    committed.apply(update)
+
+    after = snapshot(root)
+    rewritten = {path for path in before if before[path] != after.get(path)}
+    assert rewritten == {changed_path, STATE_PATH}
+    assert set(after) == set(before), "no temporary file is left behind"
+    assert (root / changed_path).read_text() == desired[changed_path]
+
+    committed.commit("meshstage: dev weight 50")
+    assert commit_count(root) == 2
+    changed_in_commit = git(root, "diff", "--name-only", "HEAD~1", "HEAD").split()
+    assert sorted(changed_in_commit) == sorted([changed_path, STATE_PATH])
+
+
+def test_meta_only_change_rewrites_the_state_and_commits(committed: GitOpsRepo, root: Path) -> None:
+    update = committed.plan("dev", DEV, {**DEV_META, "stage": "strict_mtls"})
+    assert update.changed and update.state_changed
+    assert update.counts() == {"add": 0, "change": 0, "remove": 0}
+    committed.apply(update)
+    assert committed.scope_meta("dev")["stage"] == "strict_mtls"
+    assert committed.commit("meshstage: dev at strict_mtls") is not None
+    assert git(root, "diff", "--name-only", "HEAD~1", "HEAD").split() == [STATE_PATH]
+
+
+def test_removal_prunes_emptied_directories_but_keeps_user_files(
+    repo: GitOpsRepo, root: Path
+) -> None:
+    desired = {
+        **DEV,
+        "dev/06-authorization/deny/deny-all.yaml": "kind: AuthorizationPolicy\n",
+        "dev/05-strict-mtls/strict.yaml": "kind: PeerAuthentication\n",
+    }
+    run(repo, "dev", desired, DEV_META)
+    repo.commit("meshstage: dev")
+    (root / "dev/05-strict-mtls/NOTES.md").write_text("the user's notes\n")
+
+    update = repo.plan("dev", DEV, DEV_META)
+    assert update.counts() == {"add": 0, "change": 0, "remove": 2}
+    assert [(c.path, c.action, c.after) for c in update.changes] == [
+        ("dev/05-strict-mtls/strict.yaml", "remove", None),
+        ("dev/06-authorization/deny/deny-all.yaml", "remove", None),
+    ]
+    assert update.ansible_diff()[1]["before"] == "kind: AuthorizationPolicy\n"
+    assert update.ansible_diff()[1]["after"] == ""
+    repo.apply(update)
+
+    assert not (root / "dev/06-authorization").exists(), "emptied directories go, up the tree"
+    assert not (root / "dev/05-strict-mtls/strict.yaml").exists()
+    assert (root / "dev/05-strict-mtls/NOTES.md").read_text() == "the user's notes\n"
+    assert (root / "dev").is_dir()
+    assert set(repo.owned("dev")) == set(DEV)
+
+    repo.commit("meshstage: dev without strict")
+    assert head_files(root) == sorted([*DEV, STATE_PATH])
+    assert untracked(root) == ["dev/05-strict-mtls/NOTES.md"]
+
+
+def test_only_paths_owned_by_the_scope_are_removed(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    (root / "dev/user.yaml").write_text("mine\n")
+    run(repo, "dev", {}, DEV_META)
+    assert (root / "dev/user.yaml").read_text() == "mine\n"
+    assert sorted(p.relative_to(root).as_posix() for p in (root / "dev").rglob("*")) == [
+        "dev/user.yaml"
+    ]
+
+
+# ---------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize(
+    "user_path",
+    ["dev/kustomization.yaml", "dev/04-traffic/reviews.yaml"],
+)
+def test_user_file_at_a_desired_path_is_never_overwritten(
+    repo: GitOpsRepo, root: Path, user_path: str
+) -> None:
+    run(repo, "staging", STAGING, STAGING_META)
+    (root / user_path).parent.mkdir(parents=True, exist_ok=True)
+    (root / user_path).write_text("written by hand\n")
+    before = snapshot(root)
+
+    with pytest.raises(GitOpsError, match=re.escape(user_path)) as error:
+        repo.plan("dev", DEV, DEV_META)
+    assert "not owned by meshstage" in str(error.value)
+    assert snapshot(root) == before
+    assert (root / user_path).read_text() == "written by hand\n"
+
+
+@pytest.mark.parametrize("still_desired", [True, False], ids=["desired", "not-desired"])
+@pytest.mark.parametrize(
+    ("touch", "message"),
+    [
+        ("edit", "was changed by hand since meshstage wrote it; commit it elsewhere or revert it"),
+        ("delete", "was deleted by hand since meshstage wrote it"),
+    ],
+)
+def test_hand_edited_owned_file_is_an_error_and_kept(
+    committed: GitOpsRepo, root: Path, touch: str, message: str, still_desired: bool
+) -> None:
+    path = "dev/04-traffic/reviews.yaml"
+    if touch == "edit":
+        (root / path).write_text("kind: VirtualService\nweight: 99  # hot fix\n")
+    else:
+        (root / path).unlink()
+    before = snapshot(root)
+    desired = {**DEV, path: "kind: VirtualService\nweight: 20\n"} if still_desired else {}
+
+    with pytest.raises(GitOpsError, match=re.escape(path)) as error:
+        committed.plan("dev", desired, DEV_META)
+    assert message in str(error.value)
+    assert snapshot(root) == before
+    if touch == "edit":
+        assert "hot fix" in (root / path).read_text()
+
+
+def test_every_error_is_reported_before_anything_is_written(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    (root / "dev/kustomization.yaml").write_text("edited\n")
+    (root / "dev/user.yaml").write_text("mine\n")
+    with pytest.raises(GitOpsError) as error:
+        committed.plan("dev", {**DEV, "dev/user.yaml": "x\n", "../escape": "x\n"}, DEV_META)
+    text = str(error.value)
+    for path in ("dev/kustomization.yaml", "dev/user.yaml", "../escape"):
+        assert path in text
+
+
+def test_apply_rechecks_and_writes_nothing_when_a_file_moved(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    desired = {**DEV, "dev/04-traffic/reviews.yaml": "weight: 1\n", "dev/new.yaml": "new\n"}
+    update = committed.plan("dev", desired, DEV_META)
+    (root / "dev/04-traffic/reviews.yaml").write_text("edited between plan and apply\n")
+    before = snapshot(root)
+    with pytest.raises(
+        GitOpsError, match=re.escape("dev/04-traffic/reviews.yaml changed since plan")
+    ):
+        committed.apply(update)
+    assert snapshot(root) == before
+
+
+def test_apply_rechecks_that_added_paths_are_still_free(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "staging", STAGING, STAGING_META)
+    update = repo.plan("dev", DEV, DEV_META)
+    (root / "dev").mkdir()
+    (root / "dev/kustomization.yaml").write_text("the user was quicker\n")
+    with pytest.raises(GitOpsError, match=re.escape("dev/kustomization.yaml changed since plan")):
+        repo.apply(update)
+    assert (root / "dev/kustomization.yaml").read_text() == "the user was quicker\n"
+    assert sorted(p.name for p in (root / "dev").iterdir()) == ["kustomization.yaml"]
+
+
+def test_a_stale_plan_of_another_scope_does_not_clobber_the_state(
+    repo: GitOpsRepo, root: Path
+) -> None:
+    dev_update = repo.plan("dev", DEV, DEV_META)
+    staging_update = repo.plan("staging", STAGING, STAGING_META)
+    repo.apply(dev_update)
+    repo.apply(staging_update)
+    assert repo.all_scope_meta() == {"dev": DEV_META, "staging": STAGING_META}
+    assert set(repo.owned()) == set(DEV) | set(STAGING)
+
+
+def test_non_empty_non_git_directory_is_not_taken_over(root: Path) -> None:
+    root.mkdir()
+    (root / "README.md").write_text("somebody's directory\n")
+    repo = GitOpsRepo(root)
+    assert not repo.exists()
+    with pytest.raises(GitOpsError, match="not an empty directory nor a git repository"):
+        repo.plan("dev", DEV, DEV_META)
+    assert sorted(p.name for p in root.iterdir()) == ["README.md"]
+
+
+def test_apply_refuses_a_directory_that_filled_up_after_plan(root: Path) -> None:
+    root.mkdir()
+    repo = GitOpsRepo(root)
+    update = repo.plan("dev", DEV, DEV_META)
+    (root / "README.md").write_text("somebody's directory\n")
+    with pytest.raises(GitOpsError, match=re.escape(str(root))):
+        repo.apply(update)
+    assert sorted(p.name for p in root.iterdir()) == ["README.md"]
+
+
+def test_empty_directory_becomes_the_repo(root: Path) -> None:
+    root.mkdir()
+    repo = GitOpsRepo(root)
+    run(repo, "dev", DEV, DEV_META)
+    assert repo.exists()
+
+
+def test_a_directory_inside_another_repo_gets_its_own_repo(tmp_path: Path) -> None:
+    outer = tmp_path / "project"
+    outer.mkdir()
+    git(outer, "init", "-q", "-b", "main")
+    repo = GitOpsRepo(outer / "build" / "gitops")
+    assert not repo.exists(), "being inside another work tree is not being a repository"
+    run(repo, "dev", DEV, DEV_META)
+    assert repo.commit("meshstage: dev") is not None
+    assert (outer / "build" / "gitops" / ".git").is_dir()
+    assert git(outer, "rev-list", "--all").strip() == "", "the outer repository got no commit"
+
+
+# ---------------------------------------------------------------------------- scopes
+
+
+def test_two_scopes_own_disjoint_files(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    run(repo, "staging", STAGING, STAGING_META)
+    assert set(repo.owned("dev")) == set(DEV)
+    assert set(repo.owned("staging")) == set(STAGING)
+    assert set(repo.owned()) == set(DEV) | set(STAGING)
+    assert repo.all_scope_meta() == {"dev": DEV_META, "staging": STAGING_META}
+
+    # Emptying staging removes only staging's files.
+    run(repo, "staging", {}, STAGING_META)
+    assert not (root / "staging").exists()
+    assert all((root / path).is_file() for path in DEV)
+    assert repo.owned("staging") == {}
+
+
+def test_a_path_owned_by_another_scope_is_an_error(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    before = snapshot(root)
+    with pytest.raises(
+        GitOpsError, match=re.escape("dev/kustomization.yaml is owned by scope 'dev'")
+    ):
+        repo.plan("staging", {**STAGING, "dev/kustomization.yaml": "stolen\n"}, STAGING_META)
+    assert snapshot(root) == before
+
+
+def test_the_shared_scope_owns_the_top_level_index(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    run(repo, "_shared", {"kustomization.yaml": "resources:\n- dev\n"}, {})
+    assert repo.owned("_shared") == {"kustomization.yaml": sha256("resources:\n- dev\n")}
+    assert repo.scope_meta("_shared") == {}
+
+
+@pytest.mark.parametrize("scope", ["", "../dev", "dev/x", "-rf", "a b"])
+def test_invalid_scope_names(repo: GitOpsRepo, scope: str) -> None:
+    with pytest.raises(GitOpsError, match="scope"):
+        repo.plan(scope, {}, {})
+
+
+# ---------------------------------------------------------------------------- path safety
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../x",
+        "dev/../../x",
+        "/abs",
+        "/etc/passwd",
+        ".git/config",
+        ".git/hooks/pre-commit",
+        "dev/.git/config",
+        ".meshstage/state.json",
+        ".meshstage/other",
+        "a//b",
+        "a/./b",
+        "./a",
+        "a/",
+        "",
+    ],
+)
+def test_unsafe_paths_are_refused(repo: GitOpsRepo, root: Path, path: str) -> None:
+    with pytest.raises(GitOpsError) as error:
+        repo.plan("dev", {path: "x\n"}, DEV_META)
+    assert repr(path) in str(error.value)
+    assert not root.exists()
+
+
+def test_symlinked_parent_is_refused(repo: GitOpsRepo, root: Path, tmp_path: Path) -> None:
+    run(repo, "staging", STAGING, STAGING_META)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "dev").symlink_to(outside)
+    with pytest.raises(
+        GitOpsError, match=re.escape("dev/kustomization.yaml: its parent dev is a symlink")
+    ):
+        repo.plan("dev", DEV, DEV_META)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_tampered_state_file_cannot_point_outside_the_repo(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    document = json.loads((root / STATE_PATH).read_text())
+    document["scopes"]["dev"]["files"]["../victim"] = sha256("x")
+    (root / STATE_PATH).write_text(json.dumps(document))
+    with pytest.raises(GitOpsError, match=r"'\.\./victim'"):
+        committed.plan("dev", DEV, DEV_META)
+
+
+def test_a_broken_state_file_is_named(committed: GitOpsRepo, root: Path) -> None:
+    (root / STATE_PATH).write_text("{not json")
+    with pytest.raises(GitOpsError, match=r"\.meshstage/state\.json is not valid JSON"):
+        committed.owned()
+
+
+# ---------------------------------------------------------------------------- the user's git
+
+
+def test_untracked_user_files_stay_untracked(committed: GitOpsRepo, root: Path) -> None:
+    (root / "scratch.txt").write_text("the user's scratch file\n")
+    (root / "dev/local-notes.md").write_text("notes\n")
+    run(committed, "dev", {**DEV, "dev/new.yaml": "new\n"}, DEV_META)
+    assert committed.commit("meshstage: dev new") is not None
+    assert "scratch.txt" not in head_files(root)
+    assert untracked(root) == ["dev/local-notes.md", "scratch.txt"]
+
+
+def test_user_staged_changes_stay_staged_and_out_of_meshstage_commit(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    """Chosen rule: the commit is limited to meshstage's paths (git commit --only)."""
+    (root / "README.md").write_text("the user's readme, staged\n")
+    user_git(root, "add", "README.md")
+    run(committed, "dev", {**DEV, "dev/new.yaml": "new\n"}, DEV_META)
+
+    assert committed.commit("meshstage: dev new") is not None
+    in_commit = git(root, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(in_commit) == sorted(["dev/new.yaml", STATE_PATH])
+    assert staged_names(root) == ["README.md"], "the user's staging is left as it was"
+
+
+def test_user_staged_change_alone_makes_no_meshstage_commit(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    (root / "README.md").write_text("staged\n")
+    user_git(root, "add", "README.md")
+    assert committed.commit("meshstage: nothing") is None
+    assert commit_count(root) == 1
+    assert staged_names(root) == ["README.md"]
+
+
+def test_foreign_staged_content_on_a_meshstage_path_is_refused(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    path = "dev/04-traffic/reviews.yaml"
+    (root / path).write_text("the user's staged version\n")
+    user_git(root, "add", path)
+    (root / path).write_text(DEV[path])  # worktree back to meshstage's bytes, index not
+    run(committed, "dev", {**DEV, "dev/new.yaml": "new\n"}, DEV_META)
+    with pytest.raises(GitOpsError, match=re.escape(f"{path}: the index holds staged changes")):
+        committed.commit("meshstage: dev new")
+    assert commit_count(root) == 1
+    assert git(root, "show", f":{path}") == "the user's staged version\n"
+
+
+def test_a_user_edit_after_meshstage_committed_is_left_alone(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    run(committed, "staging", STAGING, STAGING_META)
+    committed.commit("meshstage: staging")
+    (root / "staging/kustomization.yaml").write_text("hand edit\n")
+
+    run(committed, "dev", {**DEV, "dev/new.yaml": "new\n"}, DEV_META)
+    assert committed.commit("meshstage: dev new") is not None
+    assert "staging/kustomization.yaml" not in git(root, "show", "--name-only", "HEAD")
+    assert (root / "staging/kustomization.yaml").read_text() == "hand edit\n"
+
+
+def test_a_user_edit_before_meshstage_committed_is_refused(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    (root / "dev/kustomization.yaml").write_text("hand edit\n")
+    with pytest.raises(GitOpsError, match=re.escape("dev/kustomization.yaml was changed by hand")):
+        repo.commit("meshstage: dev")
+    assert (root / "dev/kustomization.yaml").read_text() == "hand edit\n"
+
+
+def test_a_later_run_commits_what_an_interrupted_run_left(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)  # applied, never committed
+    fresh = GitOpsRepo(root)
+    assert not fresh.plan("dev", DEV, DEV_META).changed
+    assert fresh.commit("meshstage: dev") is not None
+    assert head_files(root) == sorted([*DEV, STATE_PATH])
+
+
+def test_gitignored_meshstage_files_are_still_committed(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    (root / ".gitignore").write_text("*.yaml\n")
+    assert repo.commit("meshstage: dev") is not None
+    assert head_files(root) == sorted([*DEV, STATE_PATH])
+    assert untracked(root) == [".gitignore"]
+
+
+def test_commit_without_a_repository_is_none(repo: GitOpsRepo) -> None:
+    assert repo.commit("nothing") is None
+
+
+def test_git_failure_carries_git_stderr(repo: GitOpsRepo, root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'policy says no' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    with pytest.raises(GitOpsError, match="policy says no"):
+        repo.commit("meshstage: dev")
+
+
+# ---------------------------------------------------------------------------- TreeUpdate alone
+
+
+def test_tree_update_counts_and_diff() -> None:
+    update = TreeUpdate(
+        scope="dev",
+        changes=(
+            FileChange("a.yaml", "add", None, "a\n"),
+            FileChange("b.yaml", "change", "b\n", "B\n"),
+            FileChange("c.yaml", "remove", "c\n", None),
+        ),
+        state_after=ScopeState({"a.yaml": sha256("a\n"), "b.yaml": sha256("B\n")}),
+    )
+    assert update.changed
+    assert update.counts() == {"add": 1, "change": 1, "remove": 1}
+    assert [(d["before"], d["after"]) for d in update.ansible_diff()] == [
+        ("", "a\n"),
+        ("b\n", "B\n"),
+        ("c\n", ""),
+    ]
+    assert TreeUpdate("dev", (), ScopeState()).changed is False
+
+
+def test_a_path_wanted_as_file_and_directory_is_refused(repo: GitOpsRepo, root: Path) -> None:
+    with pytest.raises(GitOpsError, match=re.escape("dev/a is wanted both as a file")):
+        repo.plan("dev", {"dev/a": "x\n", "dev/a/b.yaml": "y\n"}, DEV_META)
+    assert not root.exists()
+
+
+@pytest.mark.parametrize(
+    ("desired", "meta", "message"),
+    [
+        ({"dev/a.yaml": b"bytes"}, {}, "dev/a.yaml: the content is a bytes, not text"),
+        ({"dev/a.yaml": "\udcff"}, {}, "dev/a.yaml: the content is not valid UTF-8"),
+        ({}, {"when": object()}, "the scope metadata cannot be stored as JSON"),
+        ({}, ["not", "a", "mapping"], "the scope metadata is a list, not a mapping"),
+    ],
+)
+def test_bad_contents_and_meta_are_refused(
+    repo: GitOpsRepo, root: Path, desired: dict, meta: object, message: str
+) -> None:
+    with pytest.raises(GitOpsError, match=re.escape(message)):
+        repo.plan("dev", desired, meta)
+    assert not root.exists()
+
+
+def test_apply_of_an_unchanged_update_creates_nothing(repo: GitOpsRepo, root: Path) -> None:
+    update = repo.plan("dev", {}, {})
+    assert not update.changed
+    repo.apply(update)
+    assert not root.exists()
