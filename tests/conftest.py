@@ -43,3 +43,25 @@ def isolated_home(
                  "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+def load_example_intent(environment: str) -> dict:
+    """An example inventory's variables, merged as Ansible merges group_vars/all files
+    (in file-name order, later files replacing top-level keys)."""
+    import yaml
+
+    variables: dict = {}
+    group_vars = REPO_ROOT / "inventories" / environment / "group_vars" / "all"
+    for path in sorted(group_vars.glob("*.yml")):
+        variables.update(yaml.safe_load(path.read_text()) or {})
+    return variables
+
+
+@pytest.fixture
+def example_intent():
+    """``example_intent("dev", mesh_stage="traffic")``: an example inventory's intent."""
+
+    def make(environment: str, **overrides: object) -> dict:
+        return {**load_example_intent(environment), **overrides}
+
+    return make

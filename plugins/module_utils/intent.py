@@ -12,6 +12,7 @@ The variables are documented in docs/intent.md.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -260,12 +261,25 @@ class _Checker:
     def __init__(self) -> None:
         self.errors: list[IntentError] = []
         self.warnings: list[str] = []
+        # Services written in mesh_services but refused for errors of their own, and their
+        # namespaces: naming them elsewhere is not reported again as "not a service".
+        self.refused_services: set[str] = set()
+        self.refused_namespaces: set[str] = set()
 
     def error(self, path: str, value: Any, problem: str) -> None:
         self.errors.append(IntentError(path, value, problem))
 
     def warn(self, path: str, value: Any, problem: str) -> None:
         self.warnings.append(str(IntentError(path, value, problem)))
+
+    def unknown_service(self, name: str, path: str, by_name: Mapping[str, Service],
+                        problem: str = "is not a service in mesh_services") -> bool:
+        """True when ``name`` is no service of the catalogue (recorded unless refused)."""
+        if name in by_name:
+            return False
+        if name not in self.refused_services:
+            self.error(path, name, problem)
+        return True
 
     def mapping(
         self,
@@ -395,19 +409,10 @@ def _join(path: str, key: str | int) -> str:
 
 
 def _unknown_key(key: Any, allowed: set[str]) -> str:
-    close = [name for name in sorted(allowed) if _similar(str(key), name)]
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    by_lower = {name.lower(): name for name in allowed}
+    close = difflib.get_close_matches(str(key).lower(), sorted(by_lower), n=1, cutoff=0.8)
+    hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
     return "is not a known key here; known: " + ", ".join(sorted(allowed)) + hint
-
-
-def _similar(a: str, b: str) -> bool:
-    a, b = a.lower(), b.lower()
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 2:
-        return False
-    common = sum(1 for x, y in zip(sorted(a), sorted(b), strict=False) if x == y)
-    return common >= max(len(a), len(b)) - 2 or a in b or b in a
 
 
 def _valid_label_key(key: str) -> bool:
@@ -506,6 +511,12 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
                                     data.get("mesh_service_overrides"))
     services = _parse_services(check, raw_services)
     by_name = {service.name: service for service in services}
+    for item in raw_services:
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str) \
+                and item["name"] not in by_name:
+            check.refused_services.add(item["name"])
+            if isinstance(item.get("namespace"), str):
+                check.refused_namespaces.add(item["namespace"])
     _check_calls(check, raw_services, by_name)
 
     waves = _parse_waves(check, data.get("mesh_injection_waves"), by_name)
@@ -552,14 +563,25 @@ def _apply_overrides(check: _Checker, services: Any, overrides: Any) -> list[Any
                     "to the fields it overrides")
         return items
     names = [item.get("name") for item in items if isinstance(item, Mapping)]
-    for name in overrides:
+    valid: dict[str, dict[str, Any]] = {}
+    for name, fields in overrides.items():
+        path = _join("mesh_service_overrides", str(name))
         if name not in names:
-            check.error(_join("mesh_service_overrides", str(name)), name,
-                        "is not a service in mesh_services")
+            check.error(path, name, "is not a service in mesh_services")
+        elif not isinstance(fields, Mapping):
+            check.error(path, fields, "is not a mapping of the fields it overrides")
+        else:
+            # Unknown keys are reported here, where they were written, not in mesh_services.
+            valid[name] = {key: value for key, value in fields.items()
+                           if key in _SERVICE_KEYS}
+            for key in fields:
+                if key not in _SERVICE_KEYS:
+                    check.error(_join(path, str(key)), fields[key],
+                                _unknown_key(key, set(_SERVICE_KEYS)))
     return [
-        _deep_merge(item, overrides[item["name"]])
-        if isinstance(item, Mapping) and item.get("name") in overrides
-        and isinstance(overrides[item["name"]], Mapping) else item
+        _deep_merge(item, valid[item["name"]])
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str)
+        and item["name"] in valid else item
         for item in items
     ]
 
@@ -833,12 +855,11 @@ def _parse_simple(check: _Checker, value: Any, path: str, kind: type[T],
 
 def _check_calls(check: _Checker, items: list[Any], by_name: Mapping[str, Service]) -> None:
     for index, item in enumerate(items):
-        if not isinstance(item, Mapping) or item.get("name") not in by_name:
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) \
+                or item["name"] not in by_name:
             continue
         for call_index, call in enumerate(by_name[item["name"]].calls):
-            if call not in by_name:
-                check.error(f"mesh_services[{index}].calls[{call_index}]", call,
-                            "is not a service in mesh_services")
+            check.unknown_service(call, f"mesh_services[{index}].calls[{call_index}]", by_name)
 
 
 def _parse_waves(check: _Checker, value: Any,
@@ -863,7 +884,9 @@ def _parse_waves(check: _Checker, value: Any,
                 check.error(ns_path, ns, f"is already in injection wave {first_wave[ns]!r}")
                 continue
             if ns not in known:
-                check.error(ns_path, ns, "is not the namespace of any service in mesh_services")
+                if ns not in check.refused_namespaces:
+                    check.error(ns_path, ns,
+                                "is not the namespace of any service in mesh_services")
                 continue
             first_wave[ns] = name
             namespaces.append(ns)
@@ -885,9 +908,9 @@ def _parse_mtls_exceptions(check: _Checker, value: Any,
         name = check.dns_label(data["service"], _join(path, "service"))
         mode = check.choice(data["mode"], _join(path, "mode"), MTLS_EXCEPTION_MODES)
         reason = check.string(data["reason"], _join(path, "reason"))
-        if name is not None and name not in by_name:
-            check.error(_join(path, "service"), name, "selects nothing: no service of that "
-                        "name in mesh_services")
+        if name is not None and check.unknown_service(
+                name, _join(path, "service"), by_name,
+                "selects nothing: no service of that name in mesh_services"):
             continue
         ports = _parse_exception_ports(check, data.get("ports"), _join(path, "ports"),
                                        by_name.get(name) if name else None)
@@ -957,8 +980,7 @@ def _parse_authorization(check: _Checker, value: Any,
         if data is None:
             continue
         name = check.dns_label(data["service"], _join(path, "service"))
-        if name is not None and name not in by_name:
-            check.error(_join(path, "service"), name, "is not a service in mesh_services")
+        if name is not None and check.unknown_service(name, _join(path, "service"), by_name):
             continue
         if name in seen:
             check.error(_join(path, "service"), name, "has rules already; merge them")
@@ -989,9 +1011,7 @@ def _parse_rules(check: _Checker, value: Any, path: str,
         for i, name in enumerate(check.sequence(data.get("from"), _join(item_path, "from"))):
             name_path = _join(_join(item_path, "from"), i)
             name = check.dns_label(name, name_path)
-            if name is not None and name not in by_name:
-                check.error(name_path, name, "is not a service in mesh_services")
-            elif name is not None:
+            if name is not None and not check.unknown_service(name, name_path, by_name):
                 services.append(name)
         principals = [
             p for i, p in enumerate(check.sequence(data.get("principals"),

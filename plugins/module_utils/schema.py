@@ -119,15 +119,15 @@ _LABEL_VALUE_RULE = (
 
 
 def _is_dns1123_subdomain(value: str) -> bool:
-    return len(value) <= 253 and _DNS1123_SUBDOMAIN.match(value) is not None
+    return len(value) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(value) is not None
 
 
 def _is_dns1123_label(value: str) -> bool:
-    return len(value) <= 63 and _DNS1123_LABEL.match(value) is not None
+    return len(value) <= 63 and _DNS1123_LABEL.fullmatch(value) is not None
 
 
 def _is_dns1035_label(value: str) -> bool:
-    return len(value) <= 63 and _DNS1035_LABEL.match(value) is not None
+    return len(value) <= 63 and _DNS1035_LABEL.fullmatch(value) is not None
 
 
 def _is_path_segment(value: str) -> bool:
@@ -139,11 +139,11 @@ def _is_qualified_name(value: str) -> bool:
     prefix, slash, name = value.rpartition("/")
     if slash and not (prefix and _is_dns1123_subdomain(prefix)):
         return False
-    return 0 < len(name) <= 63 and _QUALIFIED_NAME.match(name) is not None
+    return 0 < len(name) <= 63 and _QUALIFIED_NAME.fullmatch(name) is not None
 
 
 def _is_label_value(value: str) -> bool:
-    return value == "" or (len(value) <= 63 and _QUALIFIED_NAME.match(value) is not None)
+    return value == "" or (len(value) <= 63 and _QUALIFIED_NAME.fullmatch(value) is not None)
 
 
 def format_path(parts: Iterable[str | int]) -> str:
@@ -152,7 +152,7 @@ def format_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif _PLAIN_PATH_KEY.match(part):
+        elif _PLAIN_PATH_KEY.fullmatch(part):
             text += f".{part}" if text else part
         else:
             text += f"[{part!r}]"
@@ -222,7 +222,7 @@ def crd_schema_to_json_schema(openapi: Mapping[str, Any]) -> dict[str, Any]:
     """Convert a CRD version's ``openAPIV3Schema`` to a strict JSON Schema (draft 7).
 
     The top-level ``apiVersion``, ``kind`` and ``metadata`` are always allowed; ``metadata``
-    is left open because ObjectMeta is checked apart (see ``validate_object_meta``).
+    is left open because ObjectMeta is checked apart (see ``_validate_object_meta``).
     """
     schema = _convert(openapi, junctor=False)
     properties = schema.setdefault("properties", {})
@@ -337,8 +337,35 @@ def _list_map_keys(
         seen.add(fingerprint)
 
 
+def _go_anchored(pattern: str) -> str:
+    """Go's ``$`` (no multi-line flag) is the end of the text; Python's also matches before a
+    final newline. A trailing ``$`` becomes ``\\Z`` so ``"name\\n"`` fails like on the server."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return pattern[:-1] + "\\Z"
+    return pattern
+
+
+def _pattern(
+    validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """``pattern`` with Go regexp anchoring (``re`` caches the compiled expressions)."""
+    if isinstance(instance, str) and re.search(_go_anchored(pattern), instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _is_mapping(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, Mapping)
+
+
+# Any Mapping is a JSON object (jsonschema's own check accepts dict only).
 _CrdValidator = jsonschema.validators.extend(
-    jsonschema.Draft7Validator, {_LIST_MAP_KEYWORD: _list_map_keys}
+    jsonschema.Draft7Validator,
+    {_LIST_MAP_KEYWORD: _list_map_keys, "pattern": _pattern},
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine("object", _is_mapping),
+)
+_CoreValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("object", _is_mapping),
 )
 
 
@@ -449,8 +476,12 @@ def _error_message(error: ValidationError) -> str:
             return f"{value} has duplicate entries"
         case "format":
             return f"{value} is not a valid {limit}"
-        case "additionalProperties" | "minProperties" | "maxProperties" | "not":
-            return f"{value} is not allowed here: {_truncate(error.message)}"
+        case "minProperties":
+            return f"{value} has fewer than {limit} fields"
+        case "maxProperties":
+            return f"{value} has more than {limit} fields"
+        case "not":
+            return f"{value} is not allowed here"
     return _truncate(error.message)
 
 
@@ -541,7 +572,7 @@ def _type_message(value: Any, types: tuple[type, ...]) -> str:
     return f"{_show(value)} is not of type {names}"
 
 
-def validate_object_meta(
+def _validate_object_meta(
     metadata: Any, resource: str, *, structural: bool = True, name_rule: _NameRule | None = None
 ) -> list[SchemaViolation]:
     """Check ``metadata`` by the ObjectMeta rules; ``structural=False`` skips field/type checks.
@@ -727,8 +758,10 @@ def _crd_versions(
             served = _ServedVersion(group, entry["name"], kind, schema, source)
             yield served, bool(entry.get("served"))
     except (KeyError, TypeError, AttributeError) as error:
-        name = (document.get("metadata") or {}).get("name", "?")
-        raise MeshstageError(f"{source}: CRD {name} is malformed: missing {error}") from error
+        raise MeshstageError(
+            f"{source}: a CustomResourceDefinition lacks spec.group, spec.names.kind or "
+            f"spec.versions[].name ({type(error).__name__}: {error})"
+        ) from error
 
 
 class _CrdIndex:
@@ -826,7 +859,7 @@ class _CoreSchemas:
 
     def _compile(self, api_version: str, kind: str) -> Validator | None:
         group, version = _split_api_version(api_version)
-        if not (_KIND.match(kind) and _VERSION.match(version) and _GROUP.match(group)):
+        if not (_KIND.fullmatch(kind) and _VERSION.fullmatch(version) and _GROUP.fullmatch(group)):
             return None  # not a name kubernetes-validate can have a file for
         # kubernetes-validate's file naming: kind-<first label of the group>-version.json
         short_group = group.split(".", 1)[0]
@@ -838,7 +871,7 @@ class _CoreSchemas:
         wanted = {"group": group, "version": version, "kind": kind}
         if wanted not in schema.get("x-kubernetes-group-version-kind", []):
             return None  # same file name, other group (e.g. networking.istio.io)
-        return jsonschema.Draft202012Validator(schema, registry=self._definitions())
+        return _CoreValidator(schema, registry=self._definitions())
 
     def _definitions(self) -> Registry:
         if self._registry is None:
@@ -865,7 +898,13 @@ class SchemaRegistry:
         dirs: Sequence[str | Path],
         kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
     ) -> SchemaRegistry:
-        """Index every CRD under ``dirs`` (recursively, *.yaml and *.yml)."""
+        """Index every CRD under ``dirs`` (recursively, *.yaml and *.yml).
+
+        Raises ``MeshstageError`` naming a folder that does not exist or holds no CRD, a file
+        that does not parse, two CRDs serving one version with different schemas, or a
+        ``kubernetes_version`` kubernetes-validate has no schemas for. An empty ``dirs``
+        gives a registry of core kinds only.
+        """
         if isinstance(dirs, (str, Path)):
             dirs = [dirs]
         core = _CoreSchemas(kubernetes_version)
@@ -935,7 +974,7 @@ class SchemaRegistry:
     def _validate_custom(
         self, obj: Mapping[str, Any], key: tuple[str, str, str], resource: str
     ) -> list[SchemaViolation]:
-        found = validate_object_meta(obj.get("metadata"), resource)
+        found = _validate_object_meta(obj.get("metadata"), resource)
         return found + _schema_violations(self._crd_validator(key), obj)
 
     @staticmethod
@@ -944,7 +983,7 @@ class SchemaRegistry:
     ) -> list[SchemaViolation]:
         found = _schema_violations(validator, obj)
         name_rule = _CORE_NAME_RULES.get((group, obj["kind"]), _SUBDOMAIN_NAME)
-        return found + validate_object_meta(
+        return found + _validate_object_meta(
             obj.get("metadata"), resource, structural=False, name_rule=name_rule
         )
 

@@ -1,0 +1,236 @@
+"""playbooks/migrate.yml end to end: real ansible-playbook, real git, real kubectl kustomize."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+def playbook(inventory: str | Path, gitops: Path, crd_dir: Path, *extra: str,
+             expect_ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    inventory_path = inventory if isinstance(inventory, Path) else REPO / "inventories" / inventory
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory_path),
+         str(REPO / "playbooks" / "migrate.yml"),
+         "-e", f"mesh_gitops_dir={gitops}", "-e", f"mesh_crd_dir={crd_dir}", *extra],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    if expect_ok:
+        assert result.returncode == 0, result.stdout + result.stderr
+    else:
+        assert result.returncode != 0, result.stdout
+    return result
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file outside .git with its mtime and bytes."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(root).parts
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, crd_dir_module) -> Path:
+    """The three example environments rendered once, as `make demo` does."""
+    gitops = tmp_path_factory.mktemp("demo") / "gitops"
+    for environment in ENVIRONMENTS:
+        playbook(environment, gitops, crd_dir_module)
+    return gitops
+
+
+@pytest.fixture(scope="module")
+def crd_dir_module() -> Path:
+    path = REPO.parent / "shared" / "reference" / "crds"
+    assert path.is_dir(), f"upstream CRDs missing at {path}"
+    return path
+
+
+def copy_inventory(tmp_path: Path, environment: str) -> Path:
+    """A writable copy of an example inventory (the shared catalogue made a real file)."""
+    target = tmp_path / "inventories"
+    shutil.copytree(REPO / "inventories", target, symlinks=True)
+    return target / environment
+
+
+def test_demo_commits_each_environment(demo):
+    log = git(demo, "log", "--format=%s").splitlines()
+    assert log == [
+        "meshstage(prod): injection stage, 4 added, 0 changed, 0 removed",
+        "meshstage(staging): strict_mtls stage, 25 added, 0 changed, 0 removed",
+        "meshstage(dev): authorization stage, 34 added, 0 changed, 0 removed",
+    ]
+    assert git(demo, "status", "--porcelain") == ""
+    index = (demo / "README.md").read_text()
+    for line in ("| [dev](envs/dev/RUNBOOK.md) | istio | 6. authorization |",
+                 "| [staging](envs/staging/RUNBOOK.md) | istio | 5. strict_mtls |",
+                 "| [prod](envs/prod/RUNBOOK.md) | istio | 2. injection |"):
+        assert line in index
+
+
+def test_commit_message_says_what_and_why(demo):
+    body = git(demo, "log", "-1", "--format=%B", "--grep=staging")
+    assert "Environment staging (istio) is at stage 5 of 6, strict_mtls: require mTLS" in body
+    assert "- PeerAuthentication payments/legacy-billing-mtls-exception" in body
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None,
+                    reason="kubectl (with kustomize) is not installed on this machine")
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_kubectl_kustomize_builds_every_environment(demo, environment):
+    for tree in (f"envs/{environment}", f"sync/{environment}"):
+        built = subprocess.run(["kubectl", "kustomize", str(demo / tree)], capture_output=True,
+                               text=True, check=False)
+        assert built.returncode == 0, built.stderr
+        documents = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+        files = [p for p in (demo / tree).rglob("*.yaml")
+                 if p.name != "kustomization.yaml" and p.parent.name != "install"]
+        assert len(documents) == len(files)
+
+
+def test_runbook_has_stage_verification_and_rollback(demo):
+    runbook = (demo / "envs/staging/RUNBOOK.md").read_text()
+    assert "- stage: **5. strict_mtls** of 6" in runbook
+    assert "istioctl x describe pod" in runbook
+    assert "-e mesh_stage=traffic" in runbook
+    assert "Exception: `payments/legacy-billing` stays DISABLE" in runbook
+
+
+def test_second_run_writes_and_commits_nothing(demo, crd_dir_module):
+    before = snapshot(demo)
+    head = git(demo, "rev-parse", "HEAD")
+    for environment in ENVIRONMENTS:
+        result = playbook(environment, demo, crd_dir_module)
+        assert "changed=0" in result.stdout
+        assert "no commit" in result.stdout
+    assert snapshot(demo) == before
+    assert git(demo, "rev-parse", "HEAD") == head
+
+
+def test_check_diff_shows_the_change_and_writes_nothing(demo, crd_dir_module):
+    before = snapshot(demo)
+    head = git(demo, "rev-parse", "HEAD")
+    result = playbook("prod", demo, crd_dir_module, "-e", "mesh_stage=observability",
+                      "--check", "--diff")
+    assert "+++ after: envs/prod/03-observability/telemetry.istio-system.mesh-default.yaml" \
+        in result.stdout
+    assert "+kind: Telemetry" in result.stdout
+    assert "changed=1" in result.stdout
+    assert snapshot(demo) == before
+    assert git(demo, "rev-parse", "HEAD") == head
+
+
+def test_stage_move_forward_and_back(tmp_path, crd_dir_module):
+    gitops = tmp_path / "gitops"
+    playbook("prod", gitops, crd_dir_module)
+    playbook("prod", gitops, crd_dir_module, "-e", "mesh_stage=observability")
+    assert git(gitops, "log", "-1", "--format=%s").strip() == \
+        "meshstage(prod): observability stage, 2 added, 0 changed, 0 removed"
+    playbook("prod", gitops, crd_dir_module)
+    assert git(gitops, "log", "-1", "--format=%s").strip() == \
+        "meshstage(prod): injection stage, 0 added, 0 changed, 2 removed"
+    assert not (gitops / "envs/prod/03-observability").exists()
+
+
+def test_removed_service_leaves_the_tree(tmp_path, crd_dir_module):
+    gitops = tmp_path / "gitops"
+    inventory = copy_inventory(tmp_path, "dev")
+    playbook(inventory, gitops, crd_dir_module)
+    shared = inventory.parent / "shared" / "mesh.yml"
+    data = yaml.safe_load(shared.read_text())
+    data["mesh_services"] = [s for s in data["mesh_services"] if s["name"] != "ratings"]
+    for item in data["mesh_services"]:
+        item["calls"] = [c for c in item.get("calls", []) if c != "ratings"]
+    shared.write_text(yaml.safe_dump(data))
+    playbook(inventory, gitops, crd_dir_module)
+    subject = git(gitops, "log", "-1", "--format=%s").strip()
+    assert subject.endswith("0 added, 1 changed, 3 removed"), subject
+    remaining = [p.name for p in (gitops / "envs/dev").rglob("*ratings*")]
+    assert remaining == []
+
+
+def test_user_files_are_never_touched(tmp_path, crd_dir_module):
+    gitops = tmp_path / "gitops"
+    playbook("prod", gitops, crd_dir_module)
+    notes = gitops / "envs/prod/02-injection/NOTES.md"
+    notes.write_text("ours\n")
+    playbook("prod", gitops, crd_dir_module, "-e", "mesh_stage=permissive_mtls")
+    assert notes.read_text() == "ours\n"
+    assert "??" in git(gitops, "status", "--porcelain", "--", str(notes))
+
+
+def test_user_file_at_a_planned_path_stops_the_run(tmp_path, crd_dir_module):
+    gitops = tmp_path / "gitops"
+    playbook("prod", gitops, crd_dir_module)
+    mine = gitops / "envs/prod/03-observability/kustomization.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("# mine\n")
+    before = snapshot(gitops)
+    result = playbook("prod", gitops, crd_dir_module, "-e", "mesh_stage=observability",
+                      expect_ok=False)
+    assert "envs/prod/03-observability/kustomization.yaml" in result.stdout
+    assert snapshot(gitops) == before
+
+
+def test_intent_error_names_field_and_value_and_writes_nothing(tmp_path, crd_dir_module):
+    gitops = tmp_path / "gitops"
+    result = playbook("dev", gitops, crd_dir_module, "-e",
+                      '{"mesh_service_overrides": {"reviews": {"canary": {"weight": 110}}}}',
+                      expect_ok=False)
+    assert "mesh_services[2].canary.weight: 110 is over 100" in result.stdout
+    assert not gitops.exists()
+
+
+def test_misspelt_variable_is_refused(tmp_path, crd_dir_module):
+    result = playbook("dev", tmp_path / "gitops", crd_dir_module, "-e", "mesh_stagee=traffic",
+                      expect_ok=False)
+    assert "unknown mesh_* variable(s): mesh_stagee" in result.stdout
+
+
+def test_unsafe_values_pass_through_exactly(tmp_path, crd_dir_module):
+    gitops = tmp_path / "gitops"
+    inventory = copy_inventory(tmp_path, "dev")
+    shared = inventory.parent / "shared" / "mesh.yml"
+    text = shared.read_text().replace(
+        "headers: {end-user: {exact: test-user}}",
+        "headers: {end-user: {exact: !unsafe \"{{ lookup('env', 'HOME') }}: #x\"}}")
+    shared.write_text(text)
+    playbook(inventory, gitops, crd_dir_module)
+    route = yaml.safe_load(
+        (gitops / "envs/dev/04-traffic/virtualservice.bookinfo.reviews.yaml").read_text())
+    assert route["spec"]["http"][0]["match"] == [
+        {"headers": {"end-user": {"exact": "{{ lookup('env', 'HOME') }}: #x"}}}]
+
+
+def test_user_template_directory_comes_first(tmp_path, crd_dir_module):
+    templates = tmp_path / "templates" / "istio"
+    templates.mkdir(parents=True)
+    builtin = (REPO / "templates/istio/sidecar.yaml.j2").read_text()
+    (templates / "sidecar.yaml.j2").write_text(builtin.replace(
+        "  labels: {{ labels | json }}\n",
+        "  labels: {{ labels | json }}\n  annotations: {{ {'team': 'platform'} | json }}\n"))
+    gitops = tmp_path / "gitops"
+    playbook("dev", gitops, crd_dir_module, "-e", f"mesh_template_dir={tmp_path / 'templates'}")
+    sidecar = yaml.safe_load(
+        (gitops / "envs/dev/04-traffic/sidecar.bookinfo.reviews.yaml").read_text())
+    assert sidecar["metadata"]["annotations"] == {"team": "platform"}

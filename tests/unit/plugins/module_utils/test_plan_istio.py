@@ -1,0 +1,342 @@
+"""The Istio plan, rendered: reference equivalence with upstream samples, and each stage."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+    RenderedStage,
+    StageOptions,
+    render_stage,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema import SchemaRegistry
+
+BOOKINFO = "samples/istio-bookinfo/networking"
+
+
+@pytest.fixture(scope="module")
+def registry(crd_dir: Path) -> SchemaRegistry:
+    return SchemaRegistry.from_crd_dirs([crd_dir])
+
+
+def service(name: str, versions: list[str], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": "bookinfo", "ports": [{"name": "http", "port": 9080}],
+            "versions": versions, **extra}
+
+
+def bookinfo(stage: str, **overrides: Any) -> dict[str, Any]:
+    """The bookinfo catalogue with the versions upstream's samples use."""
+    variables = {
+        "mesh_environment": "test",
+        "mesh_stage": stage,
+        "mesh_services": [
+            service("productpage", ["v1"], calls=["details", "reviews"]),
+            service("reviews", ["v1", "v2", "v3"], calls=["ratings"]),
+            service("ratings", ["v1", "v2", "v2-mysql", "v2-mysql-vm"]),
+            service("details", ["v1", "v2"]),
+        ],
+    }
+    variables.update(overrides)
+    return variables
+
+
+def with_service(variables: dict[str, Any], name: str, **fields: Any) -> dict[str, Any]:
+    variables = copy.deepcopy(variables)
+    for item in variables["mesh_services"]:
+        if item["name"] == name:
+            item.update(fields)
+    return variables
+
+
+def render(variables: dict[str, Any], registry: SchemaRegistry) -> RenderedStage:
+    return render_stage(variables, StageOptions(gitops_dir=Path("/nonexistent")), registry)
+
+
+def find(stage: RenderedStage, kind: str, name: str, namespace: str | None = None) -> dict:
+    matches = [o.obj for o in stage.objects if o.obj["kind"] == kind
+               and o.obj["metadata"]["name"] == name
+               and (namespace is None or o.obj["metadata"].get("namespace") == namespace)]
+    assert len(matches) == 1, f"{kind} {name}: {len(matches)} found"
+    return matches[0]
+
+
+def kinds(stage: RenderedStage) -> set[str]:
+    return {o.obj["kind"] for o in stage.objects if o.path.startswith("envs/")}
+
+
+def comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the reference comparison looks at: meshstage adds namespace and labels."""
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+            "name": obj["metadata"]["name"], "spec": obj["spec"]}
+
+
+def reference(reference_dir: Path, filename: str) -> list[dict[str, Any]]:
+    with open(reference_dir / BOOKINFO / filename) as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc]
+
+
+# --------------------------------------------------------------------------- references
+
+
+def test_reviews_canary_equals_upstream_90_10(reference_dir, registry):
+    variables = with_service(bookinfo("traffic"), "reviews",
+                             canary={"stable": "v1", "subset": "v2", "weight": 10})
+    rendered = find(render(variables, registry), "VirtualService", "reviews")
+    (expected,) = reference(reference_dir, "virtual-service-reviews-90-10.yaml")
+    assert comparable(rendered) == comparable(expected)
+
+
+def test_header_match_equals_upstream_test_v2(reference_dir, registry):
+    variables = with_service(bookinfo("traffic"), "reviews", traffic={
+        "header_routes": [{"headers": {"end-user": {"exact": "jason"}}, "subset": "v2"}]})
+    rendered = find(render(variables, registry), "VirtualService", "reviews")
+    (expected,) = reference(reference_dir, "virtual-service-reviews-test-v2.yaml")
+    assert comparable(rendered) == comparable(expected)
+
+
+@pytest.mark.parametrize(("stage", "filename"), [
+    ("strict_mtls", "destination-rule-all-mtls.yaml"),
+    ("authorization", "destination-rule-all-mtls.yaml"),
+    ("traffic", "destination-rule-all.yaml"),
+])
+def test_destination_rules_equal_upstream(reference_dir, registry, stage, filename):
+    stage_objects = render(bookinfo(stage), registry)
+    for expected in reference(reference_dir, filename):
+        rendered = find(stage_objects, "DestinationRule", expected["metadata"]["name"])
+        assert comparable(rendered) == comparable(expected)
+
+
+def test_example_reviews_route_is_header_match_then_the_90_10_canary(
+        reference_dir, registry, example_intent):
+    rendered = find(render(example_intent("dev"), registry), "VirtualService", "reviews")
+    (canary,) = reference(reference_dir, "virtual-service-reviews-90-10.yaml")
+    header, default = rendered["spec"]["http"]
+    assert header["match"] == [{"headers": {"end-user": {"exact": "test-user"}}}]
+    assert header["route"] == [{"destination": {"host": "reviews", "subset": "v2"}}]
+    assert default["route"] == canary["spec"]["http"][0]["route"]
+    assert default["timeout"] == "10s"
+    assert default["retries"] == {"attempts": 3, "perTryTimeout": "2s",
+                                  "retryOn": "5xx,reset,connect-failure"}
+
+
+def test_example_destination_rule_for_reviews_equals_upstream_after_strict(
+        reference_dir, registry, example_intent):
+    rendered = find(render(example_intent("staging"), registry), "DestinationRule", "reviews")
+    expected = next(doc for doc in reference(reference_dir, "destination-rule-all-mtls.yaml")
+                    if doc["metadata"]["name"] == "reviews")
+    spec = copy.deepcopy(rendered["spec"])
+    # the example adds outlier detection to reviews; the rest is upstream's
+    assert spec["trafficPolicy"].pop("outlierDetection") == {
+        "consecutive5xxErrors": 5, "interval": "30s", "baseEjectionTime": "60s",
+        "maxEjectionPercent": 50}
+    assert spec == expected["spec"]
+
+
+def test_payment_service_policies_equal_the_seed(registry, example_intent):
+    stage = render(example_intent("dev"), registry)
+    order = "cluster.local/ns/payments/sa/order-service"
+    admin = "cluster.local/ns/payments/sa/admin-service"
+    allow = find(stage, "AuthorizationPolicy", "payment-service-allow")
+    deny = find(stage, "AuthorizationPolicy", "payment-service-deny")
+    assert allow["apiVersion"] == deny["apiVersion"] == "security.istio.io/v1"
+    assert allow["spec"] == {
+        "selector": {"matchLabels": {"app": "payment-service"}},
+        "action": "ALLOW",
+        "rules": [
+            {"from": [{"source": {"principals": [order]}}],
+             "to": [{"operation": {"methods": ["POST", "GET", "PUT"],
+                                   "paths": ["/api/v1/*"]}}]},
+            {"from": [{"source": {"principals": [admin]}}]},
+        ],
+    }
+    assert deny["spec"] == {
+        "selector": {"matchLabels": {"app": "payment-service"}},
+        "action": "DENY",
+        "rules": [{"from": [{"source": {"notPrincipals": [order, admin]}}]}],
+    }
+
+
+# --------------------------------------------------------------------------- stages
+
+STAGE_KINDS = [
+    ("permissive_mtls", {"PeerAuthentication"}),
+    ("injection", {"PeerAuthentication", "Namespace"}),
+    ("observability", {"PeerAuthentication", "Namespace", "Telemetry", "ConfigMap"}),
+    ("traffic", {"PeerAuthentication", "Namespace", "Telemetry", "ConfigMap",
+                 "DestinationRule", "VirtualService", "Sidecar"}),
+    ("strict_mtls", {"PeerAuthentication", "Namespace", "Telemetry", "ConfigMap",
+                     "DestinationRule", "VirtualService", "Sidecar"}),
+    ("authorization", {"PeerAuthentication", "Namespace", "Telemetry", "ConfigMap",
+                       "DestinationRule", "VirtualService", "Sidecar",
+                       "AuthorizationPolicy"}),
+]
+
+
+@pytest.mark.parametrize(("stage", "expected"), STAGE_KINDS, ids=[s for s, _ in STAGE_KINDS])
+def test_stages_are_cumulative(registry, example_intent, stage, expected):
+    assert kinds(render(example_intent("dev", mesh_stage=stage), registry)) == expected
+
+
+@pytest.mark.parametrize(("stage", "mode", "folder"), [
+    ("permissive_mtls", "PERMISSIVE", "01-permissive-mtls"),
+    ("traffic", "PERMISSIVE", "01-permissive-mtls"),
+    ("strict_mtls", "STRICT", "05-strict-mtls"),
+    ("authorization", "STRICT", "05-strict-mtls"),
+])
+def test_mesh_wide_peer_authentication_strict_replaces_permissive(
+        registry, example_intent, stage, mode, folder):
+    rendered = render(example_intent("dev", mesh_stage=stage), registry)
+    (item,) = [o for o in rendered.objects if o.obj["kind"] == "PeerAuthentication"
+               and o.obj["metadata"]["name"] == "default"]
+    assert item.obj["metadata"]["namespace"] == "istio-system"
+    assert item.obj["spec"] == {"mtls": {"mode": mode}}
+    assert item.path == f"envs/dev/{folder}/peerauthentication.istio-system.default.yaml"
+
+
+def test_mtls_exception_is_a_workload_peer_authentication_with_its_reason(
+        registry, example_intent):
+    rendered = render(example_intent("staging"), registry)
+    exception = find(rendered, "PeerAuthentication", "legacy-billing-mtls-exception")
+    assert exception["metadata"]["namespace"] == "payments"
+    assert exception["metadata"]["annotations"]["meshstage.io/reason"].startswith("vendor")
+    assert exception["spec"] == {"selector": {"matchLabels": {"app": "legacy-billing"}},
+                                 "mtls": {"mode": "DISABLE"}}
+    # clients must not originate mTLS towards it either
+    rule = find(rendered, "DestinationRule", "legacy-billing")
+    assert rule["spec"]["trafficPolicy"]["tls"] == {"mode": "DISABLE"}
+    assert find(rendered, "DestinationRule", "payment-service")["spec"]["trafficPolicy"][
+        "tls"] == {"mode": "ISTIO_MUTUAL"}
+
+
+def test_port_level_exception(registry, example_intent):
+    variables = example_intent("staging", mesh_mtls_exceptions=[{
+        "service": "legacy-billing", "mode": "PERMISSIVE", "reason": "probe port",
+        "ports": {7000: "DISABLE"}}])
+    exception = find(render(variables, registry), "PeerAuthentication",
+                     "legacy-billing-mtls-exception")
+    assert exception["spec"]["portLevelMtls"] == {"7000": {"mode": "DISABLE"}}
+    assert exception["spec"]["mtls"] == {"mode": "PERMISSIVE"}
+
+
+def test_injection_waves_label_only_injected_namespaces(registry, example_intent):
+    rendered = render(example_intent("prod"), registry)  # prod: 1 of 2 waves
+    namespaces = [o.obj for o in rendered.objects if o.obj["kind"] == "Namespace"]
+    assert [ns["metadata"]["name"] for ns in namespaces] == ["bookinfo"]
+    assert namespaces[0]["metadata"]["labels"] == {"istio-injection": "enabled"}
+    annotations = namespaces[0]["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+    assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
+    assert "still to come: payments" in rendered.files["envs/prod/RUNBOOK.md"]
+
+
+def test_revision_label_replaces_istio_injection(registry, example_intent):
+    rendered = render(example_intent("prod", mesh_revision="1-28"), registry)
+    namespace = find(rendered, "Namespace", "bookinfo")
+    assert namespace["metadata"]["labels"] == {"istio.io/rev": "1-28"}
+    values = yaml.safe_load(rendered.files["envs/prod/install/istiod-values.yaml"])
+    assert values["revision"] == "1-28"
+
+
+def test_opt_out_is_a_never_inject_selector(registry, example_intent):
+    rendered = render(example_intent("prod"), registry)
+    values = yaml.safe_load(rendered.files["envs/prod/install/istiod-values.yaml"])
+    assert values["sidecarInjectorWebhook"]["neverInjectSelector"] == [
+        {"matchLabels": {"app": "legacy-billing"}}]
+    assert "legacy-billing" in rendered.files["envs/prod/RUNBOOK.md"]
+
+
+def test_telemetry_metrics_tracing_access_logs(registry, example_intent):
+    variables = example_intent("dev", mesh_telemetry={
+        "tracing_provider": "otel", "sampling_percentage": 2.5,
+        "access_log_provider": "envoy", "access_log_filter": "response.code >= 500"})
+    telemetry = find(render(variables, registry), "Telemetry", "mesh-default", "istio-system")
+    assert telemetry["apiVersion"] == "telemetry.istio.io/v1"
+    assert telemetry["spec"] == {
+        "metrics": [{"providers": [{"name": "prometheus"}]}],
+        "tracing": [{"providers": [{"name": "otel"}], "randomSamplingPercentage": 2.5}],
+        "accessLogging": [{"providers": [{"name": "envoy"}],
+                           "filter": {"expression": "response.code >= 500"}}],
+    }
+
+
+def test_scrape_configs_are_prometheus_jobs(registry, example_intent):
+    config = find(render(example_intent("dev"), registry), "ConfigMap",
+                  "meshstage-scrape-configs")
+    jobs = yaml.safe_load(config["data"]["istio-scrape-configs.yaml"])["scrape_configs"]
+    assert [job["job_name"] for job in jobs] == ["istiod", "envoy-stats"]
+    assert jobs[1]["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["bookinfo",
+                                                                          "payments"]
+
+
+def test_destination_rule_policies(registry, example_intent):
+    rule = find(render(example_intent("dev", mesh_stage="traffic"), registry),
+                "DestinationRule", "ratings")
+    assert rule["spec"]["trafficPolicy"] == {
+        "connectionPool": {"tcp": {"maxConnections": 100},
+                           "http": {"http1MaxPendingRequests": 32,
+                                    "maxRequestsPerConnection": 10}},
+        "loadBalancer": {"simple": "LEAST_REQUEST"},
+    }
+
+
+def test_sidecars_scope_egress_to_the_services_called(registry, example_intent):
+    rendered = render(example_intent("dev"), registry)
+    sidecar = find(rendered, "Sidecar", "productpage")
+    assert sidecar["spec"] == {
+        "workloadSelector": {"labels": {"app": "productpage"}},
+        "egress": [{"hosts": ["bookinfo/details.bookinfo.svc.cluster.local",
+                              "bookinfo/reviews.bookinfo.svc.cluster.local",
+                              "istio-system/*"]}],
+    }
+    names = {o.obj["metadata"]["name"] for o in rendered.objects if o.obj["kind"] == "Sidecar"}
+    assert "legacy-billing" not in names  # no proxy to configure
+
+
+def test_default_deny_and_derived_allow(registry, example_intent):
+    rendered = render(example_intent("dev"), registry)
+    for namespace in ("bookinfo", "payments"):
+        assert find(rendered, "AuthorizationPolicy", "allow-nothing", namespace)["spec"] == {}
+    reviews = find(rendered, "AuthorizationPolicy", "reviews-allow")
+    assert reviews["spec"]["rules"] == [{"from": [{"source": {"principals": [
+        "cluster.local/ns/bookinfo/sa/bookinfo-productpage"]}}]}]
+    productpage = find(rendered, "AuthorizationPolicy", "productpage-allow")
+    assert productpage["spec"]["rules"][0]["from"][0]["source"]["principals"] == [
+        "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]
+    names = {o.obj["metadata"]["name"] for o in rendered.objects}
+    assert "legacy-billing-allow" not in names
+    assert "admin-service-allow" not in names  # nobody calls it: default deny covers it
+    no_deny = render(example_intent("dev", mesh_default_deny=False), registry)
+    assert "allow-nothing" not in {o.obj["metadata"]["name"] for o in no_deny.objects}
+
+
+def test_trust_domain_shapes_principals(registry, example_intent):
+    rendered = render(example_intent("dev", mesh_trust_domain="corp.example"), registry)
+    deny = find(rendered, "AuthorizationPolicy", "payment-service-deny")
+    assert deny["spec"]["rules"][0]["from"][0]["source"]["notPrincipals"][0] == \
+        "corp.example/ns/payments/sa/order-service"
+
+
+def test_objects_carry_ownership_labels(registry, example_intent):
+    for item in render(example_intent("dev"), registry).objects:
+        if item.obj["kind"] == "Namespace":
+            continue  # namespaces are not meshstage's: only their injection label is
+        labels = item.obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "meshstage", item.path
+        assert labels["meshstage.io/environment"] == "dev", item.path
+
+
+def test_rendering_is_deterministic(registry, example_intent):
+    first = render(example_intent("dev"), registry).files
+    second = render(example_intent("dev"), registry).files
+    assert first == second
+
+
+def test_linkerd_is_refused_until_its_renderer_exists(registry, example_intent):
+    from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
+
+    with pytest.raises(MeshstageError, match="mesh_provider 'linkerd' has no renderer yet"):
+        render(example_intent("dev", mesh_provider="linkerd"), registry)
