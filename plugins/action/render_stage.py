@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent import (
     intent_keys,

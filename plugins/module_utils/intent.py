@@ -38,8 +38,10 @@ _HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_GIT_URL = re.compile(r"^(http|https|ssh)://\S+$")  # what Flux's GitRepository accepts
 _RETRY_ON = re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, and the Unicode line and paragraph separators YAML reads as breaks.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 T = TypeVar("T")
 
@@ -530,7 +532,9 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
                             {"name": check.dns_subdomain, "server": check.string,
                              "domain": check.dns_subdomain})
     gitops = _parse_simple(check, data.get("mesh_gitops"), "mesh_gitops", GitOpsSource, {
-        "repo_url": check.string, "branch": check.string,
+        "repo_url": lambda v, p: check.string(v, p, _GIT_URL, "an http://, https:// or "
+                                              "ssh:// Git URL without spaces"),
+        "branch": check.string,
         "argocd_namespace": check.dns_label, "argocd_project": check.dns_subdomain,
         "flux_namespace": check.dns_label, "sync_interval": check.duration,
     })
@@ -934,7 +938,9 @@ def _parse_exception_ports(check: _Checker, value: Any, path: str,
         number = check.integer(port, port_path, 1, 65535)
         mode = check.choice(mode, port_path, ("DISABLE", "PERMISSIVE", "STRICT"))
         if number is not None and service is not None and number not in declared:
-            check.error(port_path, port, "selects nothing: not a port of the service")
+            known = ", ".join(str(n) for n in sorted(declared)) or "none declared"
+            check.error(port_path, port,
+                        f"selects nothing: not a port of the service (ports: {known})")
             continue
         if number is not None and mode is not None:
             ports[number] = mode

@@ -84,15 +84,17 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     renderer = Renderer(options.template_dirs)
     objects = render_objects(plan, renderer) + sync_objects(intent, renderer)
     unvalidated: list[str] = []
-    if options.crd_dirs:
-        registry = registry or SchemaRegistry.from_crd_dirs(options.crd_dirs,
-                                                           options.kubernetes_version)
-    if registry is not None:
-        violations = registry.validate_all(item.obj for item in objects)
-        if violations:
-            raise SchemaError([f"{intent.environment}: {v}" for v in violations])
-    else:
-        unvalidated = sorted({item.planned.kind for item in objects})
+    if registry is None:
+        registry = SchemaRegistry.from_crd_dirs(options.crd_dirs, options.kubernetes_version)
+    checked = objects
+    if not options.crd_dirs and not registry.has_crds:
+        # Core kinds are always validated; custom ones only against CRDs the user names.
+        checked = [o for o in objects if registry.knows(o.obj["apiVersion"], o.obj["kind"])]
+        unvalidated = sorted({o.planned.kind for o in objects if o not in checked})
+    violations = registry.validate_all(item.obj for item in checked)
+    if violations:
+        raise SchemaError([f"{intent.environment}: {v}" for v in violations])
+    if unvalidated:
         warnings = [*warnings, "no mesh_crd_dir given: " + ", ".join(unvalidated)
                     + " were not validated against CRD schemas"]
     files = {item.path: item.text for item in objects}
@@ -141,7 +143,8 @@ def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:
 
 def _identities(text: str | None, path: str) -> dict[str, Any]:
     """Kubernetes objects in a file of the tree, by ``Kind namespace/name``."""
-    if text is None or not path.endswith(".yaml") or path.endswith("kustomization.yaml"):
+    if text is None or not path.endswith(".yaml") or path.rpartition("/")[2] == \
+            "kustomization.yaml":
         return {}
     obj = load_yaml(text)
     if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:

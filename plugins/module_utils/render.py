@@ -13,6 +13,7 @@ Templates are looked up in the user's template directories first, then in the bu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ _Dumper.add_representer(str, _represent_str)
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
+# Characters JSON leaves raw but YAML does not read back as themselves: DEL and the C1
+# controls (refused, or NEL folded into a space), U+2028/U+2029 and U+FFFE/U+FFFF. They can
+# only occur inside a JSON string, where a \u escape means the same in JSON and in YAML.
+_YAML_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
 class JsonText(str):
     """Text the ``json`` filter produced: the only thing a template may print."""
 
@@ -53,10 +60,11 @@ def json_value(value: Any) -> JsonText:
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     try:
-        return JsonText(json.dumps(_plain(value), ensure_ascii=False, sort_keys=True,
-                                   separators=(", ", ": ")))
+        text = json.dumps(_plain(value), ensure_ascii=False, sort_keys=True,
+                          separators=(", ", ": "), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise RenderError(f"value {value!r} cannot be written as JSON: {error}") from error
+    return JsonText(_YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def _plain(value: Any) -> Any:
@@ -136,8 +144,10 @@ class Renderer:
             raise RenderError(
                 f"template {name!r} rendered text that is not YAML: {error}") from error
         if len(documents) != 1 or not isinstance(documents[0], dict):
+            got = (f"{len(documents)} documents" if len(documents) != 1
+                   else f"one {type(documents[0]).__name__}")
             raise RenderError(f"template {name!r} must render exactly one YAML mapping, "
-                              f"got {len(documents)} document(s)")
+                              f"got {got}")
         return drop_nulls(documents[0])
 
 

@@ -917,6 +917,11 @@ class SchemaRegistry:
     def kubernetes_version(self) -> str:
         return self._core.kubernetes_version
 
+    @property
+    def has_crds(self) -> bool:
+        """True when at least one CRD was loaded (False for a core-kinds-only registry)."""
+        return bool(self._crds.served)
+
     def knows(self, api_version: str, kind: str) -> bool:
         """Whether objects of this apiVersion and kind can be validated."""
         group, version = _split_api_version(api_version)

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import (
     STATE_PATH,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     RenderedStage,
     StageOptions,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from ansible_collections.meshstage.mesh.plugins.module_utils import schema
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 from ansible_collections.meshstage.mesh.plugins.module_utils.schema import (

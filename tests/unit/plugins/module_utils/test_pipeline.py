@@ -1,0 +1,96 @@
+"""The one way through: what is checked before anything is written, and what a run reports."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
+    IntentErrors,
+    SchemaError,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+    StageOptions,
+    render_stage,
+    run_stage,
+)
+
+
+def test_without_crd_dir_core_kinds_are_validated_and_the_rest_is_named(
+        tmp_path, example_intent):
+    rendered = render_stage(example_intent("dev"), StageOptions(gitops_dir=tmp_path))
+    (warning,) = rendered.warnings
+    assert warning.startswith("no mesh_crd_dir given: Application, AuthorizationPolicy,")
+    assert "ConfigMap" not in warning and "Namespace" not in warning
+
+
+def test_a_schema_violation_names_object_and_field_and_writes_nothing(
+        tmp_path, crd_dir, example_intent):
+    templates = tmp_path / "templates" / "istio"
+    templates.mkdir(parents=True)
+    (templates / "sidecar.yaml.j2").write_text(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+        "metadata:\n  name: {{ name | json }}\n  namespace: {{ namespace | json }}\n"
+        "spec:\n  workloadSelector:\n    labels: {{ selector | json }}\n"
+        "  egres:\n  - hosts: {{ egress_hosts | json }}\n")
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir],
+                           template_dirs=[tmp_path / "templates"])
+    with pytest.raises(SchemaError) as raised:
+        run_stage(example_intent("dev"), options)
+    assert "dev: Sidecar bookinfo/reviews: spec.egres: unknown field 'egres'" in str(raised.value)
+    assert not gitops.exists()
+
+
+def test_an_intent_error_writes_nothing(tmp_path, crd_dir, example_intent):
+    gitops = tmp_path / "gitops"
+    with pytest.raises(IntentErrors, match=r"mesh_stage: 'strict' is not one of"):
+        run_stage(example_intent("dev", mesh_stage="strict"),
+                  StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir]))
+    assert not gitops.exists()
+
+
+def test_run_reports_objects_files_and_commit(tmp_path, crd_dir, example_intent):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    first = run_stage(example_intent("prod"), options)
+    assert first.changed and first.commit
+    assert first.objects == {"added": ["Application argocd/meshstage-prod",
+                                       "GitRepository flux-system/meshstage-prod",
+                                       "Kustomization flux-system/meshstage-prod",
+                                       "Namespace bookinfo",
+                                       "PeerAuthentication istio-system/default"],
+                             "changed": [], "removed": []}
+    head = subprocess.run(["git", "-C", str(gitops), "rev-parse", "HEAD"], text=True,
+                          capture_output=True, check=True).stdout.strip()
+    assert first.commit == head
+    again = run_stage(example_intent("prod"), options)
+    assert not again.changed and again.commit is None and again.diff == []
+    assert again.objects == {"added": [], "changed": [], "removed": []}
+
+
+def test_moving_an_object_between_stage_folders_is_a_change(tmp_path, crd_dir, example_intent):
+    options = StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crd_dir])
+    run_stage(example_intent("dev", mesh_stage="traffic"), options)
+    result = run_stage(example_intent("dev", mesh_stage="strict_mtls"), options)
+    assert "PeerAuthentication istio-system/default" in result.objects["changed"]
+    assert "DestinationRule bookinfo/reviews" in result.objects["changed"]
+    # the legacy workload's clients must stop originating mTLS: DISABLE towards it
+    assert result.objects["added"] == [
+        "DestinationRule payments/legacy-billing",
+        "PeerAuthentication payments/legacy-billing-mtls-exception"]
+    assert result.message.startswith(
+        f"meshstage(dev): strict_mtls stage, 2 added, {len(result.objects['changed'])} "
+        "changed, 0 removed\n")
+
+
+def test_check_mode_computes_the_diff_and_writes_nothing(tmp_path, crd_dir, example_intent):
+    gitops = tmp_path / "gitops"
+    result = run_stage(example_intent("prod"),
+                       StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir], check_mode=True))
+    assert result.changed and result.commit is None
+    headers = {d["after_header"] for d in result.diff}
+    assert "envs/prod/02-injection/namespace.cluster.bookinfo.yaml" in headers
+    assert "README.md" in headers
+    assert not gitops.exists()
