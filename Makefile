@@ -10,7 +10,7 @@ DEMO_GITOPS := build/demo/gitops
 ENVIRONMENTS := dev staging prod
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint golden venv clean
 
 venv: $(STAMP) $(COLLECTION_LINK)
 
@@ -35,6 +35,9 @@ demo: venv
 
 test: venv
 	$(BIN)/pytest -n 2 tests
+
+golden: venv
+	$(BIN)/pytest -q tests/test_golden.py --update-golden
 
 lint: venv
 	$(BIN)/ruff check plugins tests bench

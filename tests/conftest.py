@@ -65,3 +65,8 @@ def example_intent():
         return {**load_example_intent(environment), **overrides}
 
     return make
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite tests/golden from what meshstage renders now")
