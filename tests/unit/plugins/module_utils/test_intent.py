@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     IntentError,
     IntentErrors,
@@ -402,7 +403,7 @@ CASES = [
         id="service-without-name"),
     pytest.param(
         [put("mesh_services[2].name", ["db"])],
-        f"mesh_services[2].name: list ['db'] is not a non-empty string",
+        "mesh_services[2].name: list ['db'] is not a non-empty string",
         id="service-name-list"),
     pytest.param(
         [put("mesh_services", {"web": {"namespace": "shop"}})],

@@ -1,0 +1,404 @@
+"""The renderer: the json filter, null dropping, the canonical dump, the template path."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import RenderError
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+    StageOptions,
+    render_stage,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+    BUILTIN_TEMPLATES,
+    JsonText,
+    Renderer,
+    drop_nulls,
+    dump_all_canonical,
+    dump_canonical,
+    json_value,
+    load_yaml,
+)
+
+LABELS = {"app.kubernetes.io/managed-by": "meshstage", "meshstage.io/environment": "dev"}
+
+VIRTUAL_SERVICE = {
+    "name": "reviews", "namespace": "bookinfo", "labels": LABELS, "host": "reviews",
+    "http": [{"match": None, "timeout": "10s", "retries": None, "destinations": [
+        {"host": "reviews", "subset": "v1", "weight": 90},
+        {"host": "reviews", "subset": "v2", "weight": 10},
+    ]}],
+}
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# ---------------------------------------------------------------------------- json filter
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    pytest.param(0, "0", id="zero"),
+    pytest.param(-7, "-7", id="negative"),
+    pytest.param(1.5, "1.5", id="float"),
+    pytest.param(True, "true", id="true"),
+    pytest.param(False, "false", id="false"),
+    pytest.param(None, "null", id="null"),
+    pytest.param("", '""', id="empty-string"),
+    pytest.param("v1", '"v1"', id="string"),
+    pytest.param("true", '"true"', id="bool-like-string"),
+    pytest.param("10", '"10"', id="number-like-string"),
+    pytest.param("a: b # c", '"a: b # c"', id="yaml-syntax"),
+    pytest.param('say "hi"\n', '"say \\"hi\\"\\n"', id="quotes-and-newline"),
+    pytest.param("é ✓ 日本 😀", '"é ✓ 日本 😀"', id="unicode-unescaped"),
+    pytest.param("a\u2028b\x85c", '"a\\u2028b\\u0085c"', id="yaml-line-breaks-escaped"),
+    pytest.param("a\x7fb\x9f", '"a\\u007fb\\u009f"', id="yaml-unprintable-escaped"),
+    pytest.param([1, "a", None], '[1, "a", null]', id="list"),
+    pytest.param((1, 2), "[1, 2]", id="tuple"),
+    pytest.param({"b": 1, "a": {"d": [True], "c": None}},
+                 '{"a": {"c": null, "d": [true]}, "b": 1}', id="subtree-sorted"),
+    pytest.param({8080: "DISABLE"}, '{"8080": "DISABLE"}', id="integer-key"),
+    pytest.param({}, "{}", id="empty-mapping"),
+])
+def test_json_filter_prints_one_json_line(value: Any, text: str):
+    printed = json_value(value)
+    assert printed == text
+    assert isinstance(printed, JsonText)
+    assert "\n" not in printed
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "a: b", "- x", "# c", "{{ x }}", "'q'", '"q"', "*", "&a", "!!str x", "~", "null",
+    "yes", "0o17", "1e3", ".inf", "é", "a\u2028b", "a\x85b", "a\x80b", "\ufeffbom",
+    "a\ufffeb", "multi\nline\n", {"nested": ["a: b", {"k": "v #"}]}, [None, 1.25, "x"],
+])
+def test_json_filter_output_reads_back_as_the_same_value_in_yaml(value: Any):
+    assert yaml.safe_load(json_value(value)) == value
+    assert load_yaml(f"key: {json_value(value)}\n") == {"key": value}
+
+
+def test_json_filter_turns_string_subclasses_into_plain_strings():
+    class Tagged(str):
+        pass
+
+    assert json_value({Tagged("k"): Tagged("v")}) == '{"k": "v"}'
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param(object(), id="object"),
+    pytest.param({1, 2}, id="set"),
+    pytest.param(math.nan, id="nan"),
+    pytest.param(math.inf, id="infinity"),
+    pytest.param(b"bytes", id="bytes"),
+])
+def test_json_filter_refuses_what_json_cannot_hold(value: Any):
+    with pytest.raises(RenderError, match="cannot be written as JSON"):
+        json_value(value)
+
+
+def test_json_filter_in_a_template_prints_subtrees(tmp_path: Path):
+    write(tmp_path, "t.yaml.j2", """\
+        kind: Test
+        metadata:
+          labels: {{ labels | json }}
+        spec:
+          items: {{ items | json }}
+          name: {{ name | json }}
+        """)
+    context = {"labels": {"b": "2", "a": "1"}, "items": [{"x": 1}, ["y"]], "name": "ünï"}
+    assert Renderer([tmp_path]).render_object("t.yaml.j2", context) == {
+        "kind": "Test", "metadata": {"labels": {"a": "1", "b": "2"}},
+        "spec": {"items": [{"x": 1}, ["y"]], "name": "ünï"},
+    }
+
+
+# ---------------------------------------------------------------------------- nulls
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    pytest.param({"a": 1, "b": None}, {"a": 1}, id="null-key-dropped"),
+    pytest.param({"kind": "X", "spec": {"tls": None, "pool": {"tcp": None}}}, {"kind": "X"},
+                 id="all-null-mappings-dropped"),
+    pytest.param({"kind": "X", "spec": {"tls": None, "mode": "STRICT"}},
+                 {"kind": "X", "spec": {"mode": "STRICT"}}, id="partly-null-mapping-kept"),
+    pytest.param({"kind": "X", "spec": {}}, {"kind": "X", "spec": {}},
+                 id="explicit-empty-mapping-kept"),
+    pytest.param({"kind": "X", "items": []}, {"kind": "X", "items": []},
+                 id="explicit-empty-list-kept"),
+    pytest.param({"items": [{"a": None}, 1, "x", {"b": 2, "c": None}, {}]},
+                 {"items": [{}, 1, "x", {"b": 2}, {}]}, id="list-items-kept-in-order"),
+    pytest.param({"a": False, "b": 0, "c": "", "d": "null"},
+                 {"a": False, "b": 0, "c": "", "d": "null"}, id="falsy-values-kept"),
+    pytest.param({"a": None}, {}, id="everything-null"),
+])
+def test_drop_nulls(before: dict[str, Any], after: dict[str, Any]):
+    original = copy.deepcopy(before)
+    assert drop_nulls(before) == after
+    assert before == original  # the input is not changed
+
+
+def test_null_values_in_a_template_are_absent_keys(tmp_path: Path):
+    write(tmp_path, "t.yaml.j2", """\
+        kind: Test
+        spec:
+          tls: {{ tls | json }}
+          policy:
+            lb: {{ lb | json }}
+          empty: {}
+          rules:
+          - from: {{ none | json }}
+        """)
+    obj = Renderer([tmp_path]).render_object("t.yaml.j2", {"tls": None, "lb": None,
+                                                           "none": None})
+    assert obj == {"kind": "Test", "spec": {"empty": {}, "rules": [{}]}}
+
+
+# ---------------------------------------------------------------------------- canonical dump
+
+OBJECT = {
+    "spec": {"zeta": [3, 1, 2], "alpha": {"y": "é", "x": True}},
+    "metadata": {"name": "n", "labels": {"b": "2", "a": "1"}},
+    "kind": "Test", "apiVersion": "v1",
+}
+
+
+def test_canonical_dump_sorts_keys():
+    assert dump_canonical(OBJECT) == textwrap.dedent("""\
+        apiVersion: v1
+        kind: Test
+        metadata:
+          labels:
+            a: '1'
+            b: '2'
+          name: n
+        spec:
+          alpha:
+            x: true
+            y: é
+          zeta:
+          - 3
+          - 1
+          - 2
+        """)
+
+
+def test_canonical_dump_does_not_depend_on_insertion_order():
+    reordered = {key: OBJECT[key] for key in reversed(list(OBJECT))}
+    reordered["spec"] = {"alpha": {"x": True, "y": "é"}, "zeta": [3, 1, 2]}
+    assert dump_canonical(reordered) == dump_canonical(OBJECT)
+    assert dump_canonical(OBJECT) == dump_canonical(copy.deepcopy(OBJECT))
+
+
+def test_canonical_dump_is_byte_identical_across_runs(tmp_path: Path):
+    """Separate interpreters with different hash seeds build the mapping from a set (so in
+    a different order) and dump it: the bytes are the same."""
+    script = tmp_path / "dump.py"
+    script.write_text(textwrap.dedent("""\
+        import sys
+        from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+            dump_canonical)
+        names = {"reviews", "ratings", "details", "productpage", "payment-service"}
+        obj = {"kind": "Test", "data": {name: {"multi": "a\\nb\\n", "n": len(name)}
+                                        for name in names}, "list": sorted(names)}
+        sys.stdout.buffer.write(dump_canonical(obj).encode("utf-8"))
+        """))
+    outputs = set()
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        outputs.add(subprocess.run([sys.executable, str(script)], env=env, check=True,
+                                   capture_output=True).stdout)
+    assert len(outputs) == 1
+    text = outputs.pop().decode("utf-8")
+    assert text.index("details:") < text.index("payment-service:") < text.index("reviews:")
+
+
+def test_canonical_dump_keeps_long_lines_and_unicode():
+    long = "x" * 300
+    text = dump_canonical({"a": long, "b": "日本語"})
+    assert text == f"a: {long}\nb: 日本語\n"
+
+
+def test_dump_all_canonical_starts_each_document():
+    text = dump_all_canonical([{"b": 1, "a": 2}, {"c": 3}])
+    assert text == "---\na: 2\nb: 1\n---\nc: 3\n"
+    assert list(yaml.safe_load_all(text)) == [{"a": 2, "b": 1}, {"c": 3}]
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("one\ntwo", id="no-final-newline"),
+    pytest.param("one\ntwo\n", id="final-newline"),
+    pytest.param("one\ntwo\n\n", id="trailing-blank-lines"),
+    pytest.param("  indented first\nsecond\n", id="indented-first-line"),
+    pytest.param("\nleading newline", id="leading-newline"),
+    pytest.param("scrape_configs:\n- job_name: istiod\n  scrape_interval: 15s\n",
+                 id="yaml-in-a-string"),
+    pytest.param("# not a comment\n: colon\n- dash\n{{ x }}\n", id="yaml-syntax-lines"),
+])
+def test_multi_line_strings_are_literal_blocks(text: str):
+    dumped = dump_canonical({"data": {"file": text}})
+    assert dumped.startswith("data:\n  file: |")
+    assert load_yaml(dumped) == {"data": {"file": text}}
+    assert yaml.safe_load(dumped) == {"data": {"file": text}}
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("trailing space \nnext", id="trailing-space"),
+    pytest.param("tab\there\nnext", id="tab"),
+    pytest.param("a\r\nb", id="crlf"),
+])
+def test_multi_line_strings_that_cannot_be_blocks_still_round_trip(text: str):
+    dumped = dump_canonical({"file": text})
+    assert load_yaml(dumped) == {"file": text}
+
+
+def test_single_line_strings_stay_plain_or_quoted():
+    assert dump_canonical({"a": "v1", "b": "true", "c": "a: b"}) == \
+        "a: v1\nb: 'true'\nc: 'a: b'\n"
+
+
+# ---------------------------------------------------------------------------- template path
+
+
+def test_user_template_dir_is_searched_first(tmp_path: Path):
+    builtin = (BUILTIN_TEMPLATES / "istio" / "virtual_service.yaml.j2").read_text()
+    assert "  labels: {{ labels | json }}\n" in builtin
+    write(tmp_path, "istio/virtual_service.yaml.j2", builtin.replace(
+        "  labels: {{ labels | json }}\n",
+        "  labels: {{ dict(labels, team='reviews-owners') | json }}\n"))
+
+    mine = Renderer([tmp_path]).render_object("istio/virtual_service.yaml.j2",
+                                              VIRTUAL_SERVICE)
+    stock = Renderer().render_object("istio/virtual_service.yaml.j2", VIRTUAL_SERVICE)
+    assert mine["metadata"]["labels"] == {**LABELS, "team": "reviews-owners"}
+    assert stock["metadata"]["labels"] == LABELS
+    mine["metadata"]["labels"].pop("team")
+    assert mine == stock
+
+
+def test_templates_missing_from_the_user_dir_come_from_the_builtin_ones(tmp_path: Path):
+    write(tmp_path, "istio/virtual_service.yaml.j2", "kind: Mine\n")
+    renderer = Renderer([tmp_path])
+    assert renderer.render_object("istio/virtual_service.yaml.j2", {}) == {"kind": "Mine"}
+    namespace = renderer.render_object("istio/namespace.yaml.j2", {
+        "name": "bookinfo", "labels": {"istio-injection": "enabled"}, "annotations": None})
+    assert namespace == {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "bookinfo", "labels": {"istio-injection": "enabled"}}}
+
+
+def test_user_template_dirs_in_order(tmp_path: Path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    write(first, "t.yaml.j2", "kind: First\n")
+    write(second, "t.yaml.j2", "kind: Second\n")
+    write(second, "u.yaml.j2", "kind: OnlySecond\n")
+    renderer = Renderer([first, second])
+    assert renderer.render_object("t.yaml.j2", {}) == {"kind": "First"}
+    assert renderer.render_object("u.yaml.j2", {}) == {"kind": "OnlySecond"}
+
+
+def test_user_template_is_used_by_render_stage(tmp_path: Path, crd_dir: Path):
+    builtin = (BUILTIN_TEMPLATES / "istio" / "virtual_service.yaml.j2").read_text()
+    templates = tmp_path / "templates"
+    write(templates, "istio/virtual_service.yaml.j2", builtin.replace(
+        "  labels: {{ labels | json }}\n",
+        "  labels: {{ dict(labels, team='reviews-owners') | json }}\n"))
+    variables = {
+        "mesh_environment": "dev", "mesh_stage": "traffic",
+        "mesh_services": [{"name": "reviews", "namespace": "bookinfo",
+                           "versions": ["v1", "v2"],
+                           "canary": {"subset": "v2", "weight": 10}}],
+    }
+    result = render_stage(variables, StageOptions(gitops_dir=tmp_path / "unused",
+                                                  crd_dirs=[crd_dir],
+                                                  template_dirs=[templates]))
+    vs = load_yaml(result.files["envs/dev/04-traffic/virtualservice.bookinfo.reviews.yaml"])
+    assert vs["metadata"]["labels"]["team"] == "reviews-owners"
+    dr = load_yaml(result.files["envs/dev/04-traffic/destinationrule.bookinfo.reviews.yaml"])
+    assert "team" not in dr["metadata"]["labels"]
+
+
+def test_missing_template_dir_is_named(tmp_path: Path):
+    missing = tmp_path / "no-such-templates"
+    with pytest.raises(RenderError,
+                       match=re.escape(f"template directory '{missing}' does not exist")):
+        Renderer([tmp_path, missing])
+
+
+def test_missing_template_is_named(tmp_path: Path):
+    with pytest.raises(RenderError, match=re.escape("template 'istio/nothing.yaml.j2' not found")):
+        Renderer([tmp_path]).render_object("istio/nothing.yaml.j2", {})
+
+
+# ---------------------------------------------------------------------------- bad templates
+
+
+@pytest.mark.parametrize(("text", "got"), [
+    pytest.param("kind: A\n---\nkind: B\n", "got 2 documents", id="two-documents"),
+    pytest.param("---\n", "got 0 documents", id="no-document"),
+    pytest.param("", "got 0 documents", id="empty"),
+    pytest.param("- kind: A\n- kind: B\n", "got one list", id="list"),
+    pytest.param("just a string\n", "got one str", id="scalar"),
+    pytest.param("{{ 1 | json }}\n", "got one int", id="number"),
+])
+def test_template_must_render_exactly_one_mapping(tmp_path: Path, text: str, got: str):
+    write(tmp_path, "t.yaml.j2", text)
+    with pytest.raises(RenderError, match=re.escape(
+            f"template 't.yaml.j2' must render exactly one YAML mapping, {got}")):
+        Renderer([tmp_path]).render_object("t.yaml.j2", {})
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    pytest.param("kind: Test\nname: {{ name | json\n", 2, id="unclosed-expression"),
+    pytest.param("kind: Test\n\n{% for x in items %}\n- {{ x | json }}\n", 4,
+                 id="unclosed-for"),
+    pytest.param("a: 1\nb: 2\nc: {{ x | no_such_filter }}\n", 3, id="unknown-filter"),
+    pytest.param("{% endif %}\n", 1, id="stray-endif"),
+])
+def test_template_syntax_error_names_template_and_line(tmp_path: Path, text: str,
+                                                       line: int):
+    write(tmp_path, "istio/broken.yaml.j2", text)
+    with pytest.raises(RenderError, match=re.escape(
+            f"template 'istio/broken.yaml.j2' line {line}: ")):
+        Renderer([tmp_path]).render_object("istio/broken.yaml.j2", {"name": "x"})
+
+
+def test_template_rendering_text_that_is_not_yaml(tmp_path: Path):
+    write(tmp_path, "t.yaml.j2", "kind: [Test\n")
+    with pytest.raises(RenderError,
+                       match=re.escape("template 't.yaml.j2' rendered text that is not YAML")):
+        Renderer([tmp_path]).render_object("t.yaml.j2", {})
+
+
+def test_undefined_value_names_the_template(tmp_path: Path):
+    write(tmp_path, "t.yaml.j2", "kind: {{ kind | json }}\n")
+    with pytest.raises(RenderError, match=re.escape("template 't.yaml.j2': 'kind' is undefined")):
+        Renderer([tmp_path]).render_object("t.yaml.j2", {})
+
+
+def test_printing_without_the_json_filter_is_refused(tmp_path: Path):
+    write(tmp_path, "t.yaml.j2", "kind: Test\nname: {{ name }}\n")
+    with pytest.raises(RenderError, match="without the json filter"):
+        Renderer([tmp_path]).render_object("t.yaml.j2", {"name": "a\nb: c"})
+
+
+def test_every_builtin_template_compiles():
+    renderer = Renderer()
+    names = sorted(str(p.relative_to(BUILTIN_TEMPLATES))
+                   for p in BUILTIN_TEMPLATES.rglob("*.j2"))
+    assert names
+    for name in names:
+        renderer._template(name)
