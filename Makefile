@@ -25,12 +25,9 @@ $(COLLECTION_LINK):
 	ln -sfn $(CURDIR) $@
 
 demo: venv
-	@for env in $(ENVIRONMENTS); do \
-	  echo "== $$env"; \
-	  $(BIN)/ansible-playbook -i inventories/$$env playbooks/migrate.yml \
-	    -e mesh_gitops_dir=$(CURDIR)/$(DEMO_GITOPS) \
-	    $(if $(wildcard $(CRD_DIR)),-e mesh_crd_dir=$(CRD_DIR)) || exit 1; \
-	done
+	$(BIN)/ansible-playbook $(foreach env,$(ENVIRONMENTS),-i inventories/$(env)) \
+	  playbooks/migrate.yml -e mesh_gitops_dir=$(CURDIR)/$(DEMO_GITOPS) \
+	  $(if $(wildcard $(CRD_DIR)),-e mesh_crd_dir=$(CRD_DIR))
 	@echo; git -C $(DEMO_GITOPS) log --oneline | head -n 10
 
 test: venv

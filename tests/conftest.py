@@ -46,13 +46,16 @@ def isolated_home(
 
 
 def load_example_intent(environment: str) -> dict:
-    """An example inventory's variables, merged as Ansible merges group_vars/all files
-    (in file-name order, later files replacing top-level keys)."""
+    """An example inventory's variables, merged as Ansible merges them: group_vars/all files
+    in file-name order, then the environment host's host_vars, later top-level keys
+    replacing earlier ones."""
     import yaml
 
     variables: dict = {}
-    group_vars = REPO_ROOT / "inventories" / environment / "group_vars" / "all"
-    for path in sorted(group_vars.glob("*.yml")):
+    inventory = REPO_ROOT / "inventories" / environment
+    paths = [*sorted((inventory / "group_vars" / "all").glob("*.yml")),
+             inventory / "host_vars" / f"{environment}.yml"]
+    for path in paths:
         variables.update(yaml.safe_load(path.read_text()) or {})
     return variables
 

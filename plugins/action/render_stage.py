@@ -24,7 +24,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "crd_dirs": {"type": "list", "elements": "path", "default": []},
     "template_dirs": {"type": "list", "elements": "path", "default": []},
     "kubernetes_version": {"type": "str", "default": "1.33.0"},
-    "commit": {"type": "bool", "default": True},
 }
 
 
@@ -50,7 +49,6 @@ class ActionModule(ActionBase):
             template_dirs=[Path(d) for d in args["template_dirs"]],
             kubernetes_version=args["kubernetes_version"],
             check_mode=bool(self._task.check_mode),
-            commit=args["commit"],
         )
         try:
             stage = run_stage(variables, options)

@@ -42,7 +42,7 @@ import re
 import stat
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -358,8 +358,12 @@ class GitOpsRepo:
 
     # ---- commit
 
-    def commit(self, message: str) -> str | None:
+    def commit(self, message: str | Callable[[list[FileChange]], str]) -> str | None:
         """Stage and commit meshstage's pending changes; the new commit's sha, or None.
+
+        ``message`` is the commit message, or a function that writes it from the changes
+        actually committed (each file against ``HEAD``, the state file left out), so the
+        message is right even when it commits what an interrupted run left behind.
 
         The paths are derived from the repository, not from memory: every owned path (every
         scope) plus the paths owned in ``HEAD``'s state but not any more (removals), plus the
@@ -397,8 +401,25 @@ class GitOpsRepo:
         staged = self._names("diff", "--cached", *_DIFF_NAMES, "--", *paths)
         if not staged:
             return None
+        if callable(message):
+            message = message(self._committed_changes(staged))
         self._git("commit", "-q", "-m", message, "--only", "--", *staged, config=self._identity())
         return _decode(self._git("rev-parse", "HEAD").stdout).strip()
+
+    def _committed_changes(self, staged: Sequence[str]) -> list[FileChange]:
+        """The staged files (not the state file) as changes against ``HEAD``."""
+        changes = []
+        for path in sorted(staged):
+            if path == STATE_PATH:
+                continue
+            head = self._git_run(["cat-file", "blob", f"HEAD:{path}"])
+            before = _text(head.stdout) if head.returncode == 0 else None
+            current, _problem = _read_disk(self.root, path)
+            after = _text(current) if current is not None else None
+            action: Literal["add", "change", "remove"] = (
+                "add" if before is None else "remove" if after is None else "change")
+            changes.append(FileChange(path, action, before, after))
+        return changes
 
     def _paths_to_add(self, state: _State, has_head: bool) -> list[str]:
         """Owned paths to stage: those whose disk bytes are what meshstage wrote.

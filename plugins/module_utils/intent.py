@@ -380,8 +380,8 @@ class _Checker:
         if not isinstance(value, str) or not _DURATION.match(value):
             self.error(path, value, "is not a duration (e.g. 10s, 1.5s, 250ms, 1m)")
             return None
-        if duration_seconds(value) <= 0:
-            self.error(path, value, "is not a positive duration")
+        if duration_seconds(value) < 0.001:
+            self.error(path, value, "is shorter than 1ms, the least Istio accepts")
             return None
         return value
 
@@ -454,7 +454,7 @@ _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "
 # Variables that steer a run rather than describe the estate; not part of the intent.
 RUN_VARIABLES: frozenset[str] = frozenset({
     "mesh_gitops_dir", "mesh_crd_dir", "mesh_crd_dirs", "mesh_template_dir",
-    "mesh_template_dirs", "mesh_kubernetes_version", "mesh_commit",
+    "mesh_template_dirs", "mesh_kubernetes_version",
 })
 
 
@@ -897,12 +897,17 @@ def _parse_waves(check: _Checker, value: Any,
         waves.append(InjectionWave(name=name, namespaces=tuple(namespaces)))
     if value is None and known:
         waves.append(InjectionWave(name="wave-1", namespaces=tuple(sorted(known))))
+    elif value is not None:
+        for ns in sorted(known - set(first_wave) - check.refused_namespaces):
+            check.warn("mesh_injection_waves", ns, "is a namespace of mesh_services in no "
+                       "injection wave: its workloads are never injected")
     return waves
 
 
 def _parse_mtls_exceptions(check: _Checker, value: Any,
                            by_name: Mapping[str, Service]) -> list[MtlsException]:
     exceptions: list[MtlsException] = []
+    first: dict[str, int] = {}
     for index, item in enumerate(check.sequence(value, "mesh_mtls_exceptions")):
         path = _join("mesh_mtls_exceptions", index)
         data = check.mapping(item, path, required=("service", "mode", "reason"),
@@ -916,6 +921,12 @@ def _parse_mtls_exceptions(check: _Checker, value: Any,
                 name, _join(path, "service"), by_name,
                 "selects nothing: no service of that name in mesh_services"):
             continue
+        if name is not None and name in first:
+            check.error(_join(path, "service"), name, "has an exception already "
+                        f"(mesh_mtls_exceptions[{first[name]}]); use ports for per-port modes")
+            continue
+        if name is not None:
+            first[name] = index
         ports = _parse_exception_ports(check, data.get("ports"), _join(path, "ports"),
                                        by_name.get(name) if name else None)
         if name is not None and mode is not None and reason is not None:
@@ -965,8 +976,11 @@ def _parse_telemetry(check: _Checker, value: Any) -> Telemetry:
         sampling_percentage=_opt(check, data, "sampling_percentage", path,
                                  lambda v, p: check.number(v, p, 0, 100),
                                  defaults.sampling_percentage),
-        access_log_provider=_opt(check, data, "access_log_provider", path,
-                                 check.dns_subdomain, defaults.access_log_provider),
+        # an explicit null turns access logs off; leaving the key out keeps the default
+        access_log_provider=(
+            None if "access_log_provider" in data and data["access_log_provider"] is None
+            else _opt(check, data, "access_log_provider", path, check.dns_subdomain,
+                      defaults.access_log_provider)),
         access_log_filter=_opt(check, data, "access_log_filter", path, check.string, None),
         prometheus_namespace=_opt(check, data, "prometheus_namespace", path, check.dns_label,
                                   defaults.prometheus_namespace),
@@ -994,9 +1008,10 @@ def _parse_authorization(check: _Checker, value: Any,
         allow = _parse_rules(check, data.get("allow"), _join(path, "allow"), by_name)
         deny = _parse_rules(check, data.get("deny"), _join(path, "deny"), by_name)
         deny_others = _opt(check, data, "deny_other_callers", path, check.boolean, False)
-        if deny_others and not allow:
+        if deny_others and not any(r.source.services or r.source.principals for r in allow):
             check.error(_join(path, "deny_other_callers"), True,
-                        "needs at least one allow rule (it would deny every caller)")
+                        "needs an allow rule that names its callers (from or principals); "
+                        "otherwise it would deny every caller")
         if name is not None:
             seen.add(name)
             result.append(ServiceAuthorization(service=name, allow=allow, deny=deny,

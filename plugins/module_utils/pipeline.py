@@ -7,13 +7,13 @@ template error or a schema violation leaves the GitOps repository untouched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import SchemaError
-from .gitops import GitOpsRepo, TreeUpdate
+from .gitops import FileChange, GitOpsRepo, TreeUpdate
 from .intent import Intent, parse_intent
 from .plan import StagePlan, plan_stage
 from .render import Renderer, load_yaml
@@ -40,7 +40,6 @@ class StageOptions:
     template_dirs: Sequence[Path] = ()
     kubernetes_version: str = "1.33.0"
     check_mode: bool = False
-    commit: bool = True
 
 
 @dataclass
@@ -116,15 +115,24 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     environments.pop(SHARED_SCOPE, None)
     shared_update = repo.plan(SHARED_SCOPE, {"README.md": index_markdown(environments)}, {})
     updates = [env_update, shared_update]
-    counts = object_changes(updates)
+    counts = object_changes(change for update in updates for change in update.changes)
     message = commit_message(intent, counts)
     changed = any(update.changed for update in updates)
     sha = None
     if not options.check_mode:
         for update in updates:
             repo.apply(update)
-        if options.commit:
-            sha = repo.commit(message)
+        committed: dict[str, list[str]] = {}
+
+        def message_for(changes: Sequence[FileChange]) -> str:
+            # what is committed, against HEAD: also right when it completes a run that
+            # was interrupted between writing and committing
+            committed.update(object_changes(changes))
+            return commit_message(intent, committed)
+
+        sha = repo.commit(message_for)
+        if sha is not None:
+            counts, message, changed = committed, commit_message(intent, committed), True
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
         changed=changed, commit=sha, objects=counts,
@@ -155,14 +163,13 @@ def _identities(text: str | None, path: str) -> dict[str, Any]:
     return {f"{obj['kind']} {name}": obj}
 
 
-def object_changes(updates: Sequence[TreeUpdate]) -> dict[str, list[str]]:
+def object_changes(changes: Iterable[FileChange]) -> dict[str, list[str]]:
     """Objects added, changed and removed, by identity (a move between folders is a change)."""
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
-    for update in updates:
-        for change in update.changes:
-            before.update(_identities(change.before, change.path))
-            after.update(_identities(change.after, change.path))
+    for change in changes:
+        before.update(_identities(change.before, change.path))
+        after.update(_identities(change.after, change.path))
     return {
         "added": sorted(set(after) - set(before)),
         "changed": sorted(set(after) & set(before)),

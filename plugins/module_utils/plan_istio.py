@@ -75,6 +75,7 @@ def _injection(intent: Intent) -> StageContribution:
         "istio/istiod_values.yaml.j2", {
             "revision": intent.revision,
             "trust_domain": intent.trust_domain,
+            "root_namespace": intent.root_namespace,
             "never_inject_selector": [{"matchLabels": s.selector} for s in opt_outs],
         })
     waves = intent.injection_waves
@@ -270,10 +271,21 @@ def _tls_mode(intent: Intent, service: Service) -> str | None:
     return "ISTIO_MUTUAL"
 
 
+def _disabled_service_ports(intent: Intent, service: Service) -> list[int]:
+    """Service ports whose workload port an exception sets to DISABLE (once strict)."""
+    if not intent.stage.reached(Stage.STRICT_MTLS):
+        return []
+    disabled = {port for exception in intent.mtls_exceptions
+                if exception.service == service.name
+                for port, mode in exception.ports.items() if mode == "DISABLE"}
+    return sorted(p.port for p in service.ports if (p.target_port or p.port) in disabled)
+
+
 def _needs_destination_rule(intent: Intent, service: Service) -> bool:
     traffic = service.traffic
     return bool(service.versions or traffic.connection_pool or traffic.outlier_detection
-                or traffic.load_balancer or _tls_mode(intent, service) == "DISABLE")
+                or traffic.load_balancer or _tls_mode(intent, service) == "DISABLE"
+                or _disabled_service_ports(intent, service))
 
 
 def _destination_rule(intent: Intent, service: Service) -> PlannedObject:
@@ -292,6 +304,10 @@ def _destination_rule(intent: Intent, service: Service) -> PlannedObject:
                 "tcp": _camel(pool, _POOL_TCP), "http": _camel(pool, _POOL_HTTP),
             } if pool else None,
             "outlier_detection": _camel(traffic.outlier_detection, _OUTLIER),
+            # clients must not originate mTLS to a port whose server side is DISABLE
+            "port_level_settings": [
+                {"port": {"number": port}, "tls": {"mode": "DISABLE"}}
+                for port in _disabled_service_ports(intent, service)] or None,
             "subsets": [{"name": v.name, "labels": dict(v.labels)} for v in service.versions],
         },
     )

@@ -128,10 +128,11 @@ class Renderer:
 
     def render_text(self, name: str, context: Mapping[str, Any]) -> str:
         """The raw text of one template, before parsing back."""
+        template = self._template(name)
         try:
-            return self._template(name).render(context)
-        except RenderError:
-            raise
+            return template.render(context)
+        except RenderError as error:
+            raise RenderError(f"template {name!r}: {error}") from error
         except jinja2.TemplateError as error:
             raise RenderError(f"template {name!r}: {error}") from error
 

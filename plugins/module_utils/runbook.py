@@ -92,6 +92,19 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
         "```",
         "",
     ]
+    injected = intent.injected_namespaces() if stage.reached(Stage.INJECTION) else ()
+    if injected:
+        label = "istio.io/rev" if intent.revision else "istio-injection"
+        lines += [
+            "Namespaces are never pruned by Argo CD or Flux (meshstage marks them so): when",
+            "this environment moves back before `injection`, or a namespace leaves the",
+            "injected waves, remove the label by hand and restart the namespace's workloads:",
+            "",
+            "```sh",
+            *[f"kubectl label namespace {ns} {label}-" for ns in injected],
+            "```",
+            "",
+        ]
     if previous:
         lines += [
             f"Or move the environment back one stage, to `{previous[0].value}`, through the",

@@ -171,7 +171,8 @@ class SchemaViolation:
     message: str  # one sentence naming the bad value
 
     def __str__(self) -> str:
-        return f"{self.resource}: {self.path}: {self.message}"
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.resource}: {where}{self.message}"
 
 
 def describe_resource(obj: Any) -> str:

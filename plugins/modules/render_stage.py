@@ -48,11 +48,6 @@ options:
       - Kubernetes version whose core schemas validate core objects (Namespace, ConfigMap).
     type: str
     default: "1.33.0"
-  commit:
-    description:
-      - Commit the change. When false, the files are written and left uncommitted.
-    type: bool
-    default: true
 attributes:
   check_mode:
     support: full
@@ -73,8 +68,12 @@ EXAMPLES = r"""
 - name: Render the environment's stage and commit it
   meshstage.mesh.render_stage:
     gitops_dir: /srv/gitops/mesh
+    # every CRD the tree uses: the mesh's, Argo CD's Application, Flux's
+    # GitRepository and Kustomization (as `kubectl get crd -o yaml` exports them)
     crd_dirs:
       - /srv/crds/istio-1.28
+      - /srv/crds/argocd
+      - /srv/crds/flux
 """
 
 RETURN = r"""

@@ -18,13 +18,15 @@ BIN = Path(sys.executable).parent
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 
-def playbook(inventory: str | Path, gitops: Path, crd_dir: Path, *extra: str,
+def playbook(inventory: str | Path | tuple[str, ...], gitops: Path, crd_dir: Path, *extra: str,
              expect_ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    inventory_path = inventory if isinstance(inventory, Path) else REPO / "inventories" / inventory
+    names = inventory if isinstance(inventory, tuple) else (inventory,)
+    inventories = [arg for name in names for arg in (
+        "-i", str(name if isinstance(name, Path) else REPO / "inventories" / name))]
     result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory_path),
+        [str(BIN / "ansible-playbook"), *inventories,
          str(REPO / "playbooks" / "migrate.yml"),
          "-e", f"mesh_gitops_dir={gitops}", "-e", f"mesh_crd_dir={crd_dir}", *extra],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -54,8 +56,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
 def demo(tmp_path_factory, crd_dir_module) -> Path:
     """The three example environments rendered once, as `make demo` does."""
     gitops = tmp_path_factory.mktemp("demo") / "gitops"
-    for environment in ENVIRONMENTS:
-        playbook(environment, gitops, crd_dir_module)
+    playbook(ENVIRONMENTS, gitops, crd_dir_module)
     return gitops
 
 
@@ -86,6 +87,17 @@ def test_demo_commits_each_environment(demo):
                  "| [staging](envs/staging/RUNBOOK.md) | istio | 5. strict_mtls |",
                  "| [prod](envs/prod/RUNBOOK.md) | istio | 2. injection |"):
         assert line in index
+
+
+def test_each_environment_in_a_combined_run_renders_its_own_values(demo):
+    for environment, stage in (("dev", "authorization"), ("staging", "strict_mtls"),
+                               ("prod", "injection")):
+        application = yaml.safe_load((demo / f"sync/{environment}/argocd-application.yaml")
+                                     .read_text())
+        assert application["spec"]["destination"]["server"] == \
+            f"https://{environment}.k8s.example.invalid:6443"
+        assert "- stage: **" in (demo / f"envs/{environment}/RUNBOOK.md").read_text()
+        assert stage in (demo / f"envs/{environment}/RUNBOOK.md").read_text()
 
 
 def test_commit_message_says_what_and_why(demo):

@@ -134,11 +134,11 @@ def errors_of(variables: dict[str, Any]) -> list[str]:
 
 def example_variables(environment: str) -> dict[str, Any]:
     """An example inventory's intent: the shared estate, then the environment's own file,
-    later top-level keys replacing earlier ones as Ansible merges group_vars files."""
+    later top-level keys replacing earlier ones as Ansible merges group_vars and host_vars."""
     variables: dict[str, Any] = {}
     for path in (REPO_ROOT / "inventories" / "shared" / "mesh.yml",
-                 REPO_ROOT / "inventories" / environment / "group_vars" / "all" /
-                 "environment.yml"):
+                 REPO_ROOT / "inventories" / environment / "host_vars" /
+                 f"{environment}.yml"):
         variables.update(yaml.safe_load(path.read_text()) or {})
     return variables
 
@@ -337,8 +337,19 @@ CASES = [
         id="timeout-negative"),
     pytest.param(
         [put("mesh_services[1].traffic.timeout", "0s")],
-        "mesh_services[1].traffic.timeout: '0s' is not a positive duration",
+        "mesh_services[1].traffic.timeout: '0s' is shorter than 1ms, the least Istio accepts",
         id="timeout-zero"),
+    pytest.param(
+        [append("mesh_mtls_exceptions", {"service": "db", "mode": "PERMISSIVE",
+                                         "reason": "again"})],
+        "mesh_mtls_exceptions[1].service: 'db' has an exception already "
+        "(mesh_mtls_exceptions[0]); use ports for per-port modes",
+        id="mtls-exception-twice"),
+    pytest.param(
+        [put("mesh_services[1].traffic.timeout", "500us")],
+        "mesh_services[1].traffic.timeout: '500us' is shorter than 1ms, the least Istio "
+        "accepts",
+        id="timeout-under-1ms"),
     pytest.param(
         [put("mesh_services[1].traffic.retries.per_try_timeout", "2")],
         f"mesh_services[1].traffic.retries.per_try_timeout: '2' {NOT_A_DURATION}",
@@ -432,9 +443,15 @@ CASES = [
     pytest.param(
         [put("mesh_authorization[0].allow", []),
          put("mesh_authorization[0].deny_other_callers", True)],
-        "mesh_authorization[0].deny_other_callers: True needs at least one allow rule "
-        "(it would deny every caller)",
+        "mesh_authorization[0].deny_other_callers: True needs an allow rule that names its "
+        "callers (from or principals); otherwise it would deny every caller",
         id="deny-other-callers-without-allow"),
+    pytest.param(
+        [put("mesh_authorization[0].allow", [{"namespaces": ["bookinfo"]}]),
+         put("mesh_authorization[0].deny_other_callers", True)],
+        "mesh_authorization[0].deny_other_callers: True needs an allow rule that names its "
+        "callers (from or principals); otherwise it would deny every caller",
+        id="deny-other-callers-with-namespaces-only"),
     # --- strings that would change a YAML file's structure or an annotation's lines
     pytest.param(
         [put("mesh_mtls_exceptions[0].reason", "one\ntwo")],
@@ -588,6 +605,21 @@ def test_example_merge_matches_the_linked_group_vars():
     for environment in ("dev", "staging", "prod"):
         group_vars = REPO_ROOT / "inventories" / environment / "group_vars" / "all"
         merged: dict[str, Any] = {}
-        for path in sorted(group_vars.glob("*.yml")):
+        for path in [*sorted(group_vars.glob("*.yml")),
+                     group_vars.parent.parent / "host_vars" / f"{environment}.yml"]:
             merged.update(yaml.safe_load(path.read_text()) or {})
         assert merged == example_variables(environment)
+
+
+def test_access_logs_default_on_and_turned_off_by_an_explicit_null():
+    on, _ = parse_intent(intent(put("mesh_telemetry", {"sampling_percentage": 5.0})))
+    assert on.telemetry.access_log_provider == "envoy"
+    off, _ = parse_intent(intent(put("mesh_telemetry", {"access_log_provider": None})))
+    assert off.telemetry.access_log_provider is None
+
+
+def test_a_namespace_in_no_wave_is_a_warning():
+    _, warnings = parse_intent(intent(put("mesh_injection_waves",
+                                          [{"name": "shop", "namespaces": ["shop"]}])))
+    assert warnings == ["mesh_injection_waves: 'data' is a namespace of mesh_services in no "
+                        "injection wave: its workloads are never injected"]

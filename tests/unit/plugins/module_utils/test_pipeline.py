@@ -94,3 +94,28 @@ def test_check_mode_computes_the_diff_and_writes_nothing(tmp_path, crd_dir, exam
     assert "envs/prod/02-injection/namespace.cluster.bookinfo.yaml" in headers
     assert "README.md" in headers
     assert not gitops.exists()
+
+
+def test_a_run_interrupted_before_its_commit_is_completed_by_the_next(
+        tmp_path, crd_dir, example_intent):
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
+
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    moved = example_intent("prod", mesh_stage="observability")
+    rendered = render_stage(moved, options)
+    repo = GitOpsRepo(gitops)
+    repo.apply(repo.plan("prod", rendered.files, {"provider": "istio",
+                                                  "stage": "observability"}))
+    # the controller died here: files written, nothing committed
+    result = run_stage(moved, options)
+    assert result.changed and result.commit
+    # the commit and its message cover what the interrupted run wrote, against HEAD
+    assert result.message.startswith(
+        "meshstage(prod): observability stage, 2 added, 0 changed, 0 removed\n")
+    assert result.objects["added"] == ["ConfigMap istio-system/meshstage-scrape-configs",
+                                       "Telemetry istio-system/mesh-default"]
+    status = subprocess.run(["git", "-C", str(gitops), "status", "--porcelain"],
+                            capture_output=True, text=True, check=True).stdout
+    assert status == ""

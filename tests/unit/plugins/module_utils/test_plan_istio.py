@@ -221,6 +221,10 @@ def test_port_level_exception(registry, example_intent):
                      "legacy-billing-mtls-exception")
     assert exception["spec"]["portLevelMtls"] == {"7000": {"mode": "DISABLE"}}
     assert exception["spec"]["mtls"] == {"mode": "PERMISSIVE"}
+    rule = find(render(variables, registry), "DestinationRule", "legacy-billing")
+    assert rule["spec"]["trafficPolicy"] == {
+        "tls": {"mode": "ISTIO_MUTUAL"},
+        "portLevelSettings": [{"port": {"number": 7000}, "tls": {"mode": "DISABLE"}}]}
 
 
 def test_injection_waves_label_only_injected_namespaces(registry, example_intent):
