@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ._plain import plain_data
 from .errors import IntentError, IntentErrors
 from .stages import STAGE_NAMES, Stage
 
@@ -467,27 +468,6 @@ def unknown_mesh_variables(names: list[str]) -> list[str]:
 def intent_keys() -> tuple[str, ...]:
     """The inventory variables that make up the intent."""
     return _TOP_KEYS
-
-
-def plain_data(value: Any) -> Any:
-    """A deep copy as plain dict, list, str, int, float, bool and None.
-
-    Ansible hands over its own subclasses (tagged strings, lazy containers); the model holds
-    only plain values, so nothing downstream depends on the runner's types.
-    """
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {plain_data(key): plain_data(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain_data(item) for item in value]
-    return value
 
 
 def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:

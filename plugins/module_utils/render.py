@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from ._plain import plain_data
 from .errors import RenderError
 
 try:  # the C loader and emitter are much faster; fall back where libyaml is missing
@@ -60,28 +61,11 @@ def json_value(value: Any) -> JsonText:
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     try:
-        text = json.dumps(_plain(value), ensure_ascii=False, sort_keys=True,
+        text = json.dumps(plain_data(value, strict=True), ensure_ascii=False, sort_keys=True,
                           separators=(", ", ": "), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise RenderError(f"value {value!r} cannot be written as JSON: {error}") from error
     return JsonText(_YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
-
-
-def _plain(value: Any) -> Any:
-    """Turn tuples, mappings and str/int subclasses into plain JSON-able data."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    raise TypeError(f"unsupported type {type(value).__name__}")
 
 
 def _only_json(value: Any) -> Any:

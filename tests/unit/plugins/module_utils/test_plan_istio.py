@@ -345,3 +345,22 @@ def test_linkerd_is_refused_until_its_renderer_exists(registry, example_intent):
 
     with pytest.raises(MeshstageError, match="mesh_provider 'linkerd' has no renderer yet"):
         render(example_intent("dev", mesh_provider="linkerd"), registry)
+
+
+def test_explicit_deny_rules_by_principal_namespace_method_and_path(registry, example_intent):
+    variables = example_intent("dev", mesh_authorization=[{
+        "service": "details",
+        "allow": [{"from": ["productpage"], "methods": ["GET"]}],
+        "deny": [{"principals": ["cluster.local/ns/legacy/sa/batch"]},
+                 {"namespaces": ["payments"], "methods": ["DELETE"], "paths": ["/admin/*"]}],
+    }])
+    deny = find(render(variables, registry), "AuthorizationPolicy", "details-deny")
+    assert deny["spec"] == {
+        "selector": {"matchLabels": {"app": "details"}},
+        "action": "DENY",
+        "rules": [
+            {"from": [{"source": {"principals": ["cluster.local/ns/legacy/sa/batch"]}}]},
+            {"from": [{"source": {"namespaces": ["payments"]}}],
+             "to": [{"operation": {"methods": ["DELETE"], "paths": ["/admin/*"]}}]},
+        ],
+    }
