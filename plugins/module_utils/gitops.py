@@ -408,18 +408,45 @@ class GitOpsRepo:
 
     def _committed_changes(self, staged: Sequence[str]) -> list[FileChange]:
         """The staged files (not the state file) as changes against ``HEAD``."""
+        paths = sorted(path for path in staged if path != STATE_PATH)
+        blobs = self._head_blobs(paths)
         changes = []
-        for path in sorted(staged):
-            if path == STATE_PATH:
-                continue
-            head = self._git_run(["cat-file", "blob", f"HEAD:{path}"])
-            before = _text(head.stdout) if head.returncode == 0 else None
+        for path in paths:
+            before = _text(blobs[path]) if blobs[path] is not None else None
             current, _problem = _read_disk(self.root, path)
             after = _text(current) if current is not None else None
             action: Literal["add", "change", "remove"] = (
                 "add" if before is None else "remove" if after is None else "change")
             changes.append(FileChange(path, action, before, after))
         return changes
+
+    def _head_blobs(self, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """Each path's bytes in ``HEAD`` (None where absent), read by one ``git cat-file``."""
+        if not paths or not self._has_head():
+            return dict.fromkeys(paths)
+        request = "".join(f"HEAD:{path}\n" for path in paths).encode()
+        argv = ["git", "-C", str(self.root), "cat-file", "--batch"]
+        try:
+            result = subprocess.run(argv, input=request, capture_output=True, env=_git_env(),
+                                    check=False)
+        except OSError as error:
+            raise GitOpsError(f"cannot run git: {error}") from error
+        if result.returncode != 0:
+            raise GitOpsError(f"git cat-file failed in {self.root}: "
+                              f"{_decode(result.stderr).strip()}")
+        blobs: dict[str, bytes | None] = {}
+        output, offset = result.stdout, 0
+        for path in paths:
+            end = output.index(b"\n", offset)
+            header = output[offset:end].split(b" ")
+            offset = end + 1
+            if header[-1] == b"missing" or len(header) != 3:
+                blobs[path] = None
+                continue
+            size = int(header[2])
+            blobs[path] = output[offset:offset + size]
+            offset += size + 1
+        return blobs
 
     def _paths_to_add(self, state: _State, has_head: bool) -> list[str]:
         """Owned paths to stage: those whose disk bytes are what meshstage wrote.
