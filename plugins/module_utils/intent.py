@@ -27,6 +27,7 @@ PROTOCOLS: tuple[str, ...] = ("HTTP", "HTTP2", "GRPC", "TCP", "TLS", "HTTPS", "M
 MTLS_EXCEPTION_MODES: tuple[str, ...] = ("DISABLE", "PERMISSIVE")
 LOAD_BALANCERS: tuple[str, ...] = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "PASSTHROUGH")
 HEADER_MATCH_KINDS: tuple[str, ...] = ("exact", "prefix", "regex")
+PROXY_IMAGE_TYPES: tuple[str, ...] = ("default", "debug", "distroless")
 HTTP_METHODS: tuple[str, ...] = (
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 )
@@ -40,6 +41,7 @@ _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _GIT_URL = re.compile(r"^(http|https|ssh)://\S+$")  # what Flux's GitRepository accepts
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _RETRY_ON = re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
 # C0 and C1 controls, and the Unicode line and paragraph separators YAML reads as breaks.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -189,6 +191,18 @@ class Telemetry:
 
 
 @dataclass(frozen=True)
+class ProxySettings:
+    """The sidecars' own settings: worker threads, image flavour, resources."""
+
+    concurrency: int | None = None
+    image_type: str | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    cpu_limit: str | None = None
+    memory_limit: str | None = None
+
+
+@dataclass(frozen=True)
 class InjectionWave:
     name: str
     namespaces: tuple[str, ...]
@@ -235,6 +249,7 @@ class Intent:
     cluster: Cluster
     gitops: GitOpsSource
     ingress_gateway: IngressGateway
+    proxy: ProxySettings = ProxySettings()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
 
     def service(self, name: str) -> Service:
@@ -327,6 +342,10 @@ class _Checker:
             self.error(path, value, f"is not {what}")
             return None
         return value
+
+    def quantity(self, value: Any, path: str) -> str | None:
+        return self.string(value, path, _QUANTITY,
+                           "a Kubernetes quantity (e.g. 100m, 0.5, 128Mi, 1Gi)")
 
     def dns_label(self, value: Any, path: str) -> str | None:
         text = self.string(value, path)
@@ -445,7 +464,7 @@ _TOP_KEYS: tuple[str, ...] = (
     "mesh_root_namespace", "mesh_revision", "mesh_services", "mesh_injection_waves",
     "mesh_injected_waves", "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
     "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
-    "mesh_service_overrides",
+    "mesh_service_overrides", "mesh_proxy",
 )
 
 _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
@@ -521,6 +540,12 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
     ingress = _parse_simple(check, data.get("mesh_ingress_gateway"), "mesh_ingress_gateway",
                             IngressGateway, {"namespace": check.dns_label,
                                              "service_account": check.dns_subdomain})
+    quantity = check.quantity
+    proxy = _parse_simple(check, data.get("mesh_proxy"), "mesh_proxy", ProxySettings, {
+        "concurrency": lambda v, p: check.integer(v, p, 0, 64),
+        "image_type": lambda v, p: check.choice(v, p, PROXY_IMAGE_TYPES),
+        "cpu": quantity, "memory": quantity, "cpu_limit": quantity, "memory_limit": quantity,
+    })
     _check_route_budgets(check, services)
 
     if check.errors:
@@ -532,7 +557,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         services=tuple(services), injection_waves=tuple(waves), injected_waves=injected,
         mtls_exceptions=tuple(exceptions), telemetry=telemetry,
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
-        gitops=gitops, ingress_gateway=ingress, by_name=by_name,
+        gitops=gitops, ingress_gateway=ingress, proxy=proxy, by_name=by_name,
     )
     return intent, check.warnings
 

@@ -18,6 +18,7 @@ from .plan import PlannedObject, StageContribution, metadata
 from .stages import Stage
 
 NETWORKING = "networking.istio.io/v1"
+NETWORKING_PROXY = "networking.istio.io/v1beta1"  # ProxyConfig is served as v1beta1 only
 SECURITY = "security.istio.io/v1"
 TELEMETRY = "telemetry.istio.io/v1"
 
@@ -71,8 +72,21 @@ def _injection(intent: Intent) -> StageContribution:
             context={"name": namespace, "labels": label, "annotations": _never_prune()},
         ))
     opt_outs = [s for s in intent.services if not s.inject]
+    proxy = intent.proxy
+    if proxy.concurrency is not None or proxy.image_type:
+        contribution.objects.append(PlannedObject(
+            api_version=NETWORKING_PROXY, kind="ProxyConfig", name="mesh-default",
+            namespace=intent.root_namespace, template="istio/proxy_config.yaml.j2",
+            context={**_meta("mesh-default", intent.root_namespace, intent),
+                     "concurrency": proxy.concurrency,
+                     "image": {"imageType": proxy.image_type} if proxy.image_type else None},
+        ))
     contribution.extra_files["install/istiod-values.yaml"] = (
         "istio/istiod_values.yaml.j2", {
+            "proxy_resources": {
+                "requests": {"cpu": proxy.cpu, "memory": proxy.memory},
+                "limits": {"cpu": proxy.cpu_limit, "memory": proxy.memory_limit},
+            },
             "revision": intent.revision,
             "trust_domain": intent.trust_domain,
             "root_namespace": intent.root_namespace,

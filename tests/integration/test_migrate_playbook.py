@@ -77,9 +77,9 @@ def copy_inventory(tmp_path: Path, environment: str) -> Path:
 def test_demo_commits_each_environment(demo):
     log = git(demo, "log", "--format=%s").splitlines()
     assert log == [
-        "meshstage(prod): injection stage, 5 added, 0 changed, 0 removed",
-        "meshstage(staging): strict_mtls stage, 26 added, 0 changed, 0 removed",
-        "meshstage(dev): authorization stage, 35 added, 0 changed, 0 removed",
+        "meshstage(prod): injection stage, 6 added, 0 changed, 0 removed",
+        "meshstage(staging): strict_mtls stage, 27 added, 0 changed, 0 removed",
+        "meshstage(dev): authorization stage, 36 added, 0 changed, 0 removed",
     ]
     assert git(demo, "status", "--porcelain") == ""
     index = (demo / "README.md").read_text()

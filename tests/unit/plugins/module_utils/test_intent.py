@@ -180,7 +180,7 @@ CASES = [
         "mesh_default_denny: False is not a known key here; known: mesh_authorization, "
         "mesh_cluster, mesh_default_deny, mesh_environment, mesh_gitops, mesh_ingress_gateway, "
         "mesh_injected_waves, mesh_injection_waves, mesh_mtls_exceptions, mesh_provider, "
-        "mesh_revision, mesh_root_namespace, mesh_service_overrides, mesh_services, "
+        "mesh_proxy, mesh_revision, mesh_root_namespace, mesh_service_overrides, mesh_services, "
         "mesh_stage, mesh_telemetry, mesh_trust_domain (did you mean 'mesh_default_deny'?)",
         id="top-level-key-typo"),
     pytest.param(
@@ -345,6 +345,14 @@ CASES = [
         "mesh_mtls_exceptions[1].service: 'db' has an exception already "
         "(mesh_mtls_exceptions[0]); use ports for per-port modes",
         id="mtls-exception-twice"),
+    pytest.param(
+        [put("mesh_proxy", {"memory": "128MB"})],
+        "mesh_proxy.memory: '128MB' is not a Kubernetes quantity (e.g. 100m, 0.5, 128Mi, 1Gi)",
+        id="proxy-memory-not-a-quantity"),
+    pytest.param(
+        [put("mesh_proxy", {"image_type": "alpine"})],
+        "mesh_proxy.image_type: 'alpine' is not one of default, debug, distroless",
+        id="proxy-image-type"),
     pytest.param(
         [put("mesh_services[1].traffic.timeout", "500us")],
         "mesh_services[1].traffic.timeout: '500us' is shorter than 1ms, the least Istio "

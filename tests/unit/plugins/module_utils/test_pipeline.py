@@ -60,7 +60,8 @@ def test_run_reports_objects_files_and_commit(tmp_path, crd_dir, example_intent)
                                        "GitRepository flux-system/meshstage-prod",
                                        "Kustomization flux-system/meshstage-prod",
                                        "Namespace bookinfo",
-                                       "PeerAuthentication istio-system/default"],
+                                       "PeerAuthentication istio-system/default",
+                                       "ProxyConfig istio-system/mesh-default"],
                              "changed": [], "removed": []}
     head = subprocess.run(["git", "-C", str(gitops), "rev-parse", "HEAD"], text=True,
                           capture_output=True, check=True).stdout.strip()

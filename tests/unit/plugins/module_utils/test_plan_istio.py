@@ -165,14 +165,15 @@ def test_payment_service_policies_equal_the_seed(registry, example_intent):
 
 STAGE_KINDS = [
     ("permissive_mtls", {"PeerAuthentication"}),
-    ("injection", {"PeerAuthentication", "Namespace"}),
-    ("observability", {"PeerAuthentication", "Namespace", "Telemetry", "ConfigMap"}),
-    ("traffic", {"PeerAuthentication", "Namespace", "Telemetry", "ConfigMap",
+    ("injection", {"PeerAuthentication", "Namespace", "ProxyConfig"}),
+    ("observability", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
+                       "ConfigMap"}),
+    ("traffic", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry", "ConfigMap",
                  "DestinationRule", "VirtualService", "Sidecar"}),
-    ("strict_mtls", {"PeerAuthentication", "Namespace", "Telemetry", "ConfigMap",
-                     "DestinationRule", "VirtualService", "Sidecar"}),
-    ("authorization", {"PeerAuthentication", "Namespace", "Telemetry", "ConfigMap",
-                       "DestinationRule", "VirtualService", "Sidecar",
+    ("strict_mtls", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
+                     "ConfigMap", "DestinationRule", "VirtualService", "Sidecar"}),
+    ("authorization", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
+                       "ConfigMap", "DestinationRule", "VirtualService", "Sidecar",
                        "AuthorizationPolicy"}),
 ]
 
@@ -364,3 +365,17 @@ def test_explicit_deny_rules_by_principal_namespace_method_and_path(registry, ex
              "to": [{"operation": {"methods": ["DELETE"], "paths": ["/admin/*"]}}]},
         ],
     }
+
+
+def test_proxy_settings_become_a_proxy_config_and_istiod_values(registry, example_intent):
+    rendered = render(example_intent("prod", mesh_proxy={
+        "concurrency": 4, "image_type": "distroless", "cpu": "50m", "memory_limit": "512Mi"}),
+        registry)
+    proxy = find(rendered, "ProxyConfig", "mesh-default", "istio-system")
+    assert proxy["apiVersion"] == "networking.istio.io/v1beta1"
+    assert proxy["spec"] == {"concurrency": 4, "image": {"imageType": "distroless"}}
+    values = yaml.safe_load(rendered.files["envs/prod/install/istiod-values.yaml"])
+    assert values["global"]["proxy"]["resources"] == {"requests": {"cpu": "50m"},
+                                                      "limits": {"memory": "512Mi"}}
+    plain = render(example_intent("prod", mesh_proxy=None), registry)
+    assert "ProxyConfig" not in kinds(plain)
