@@ -41,6 +41,14 @@ def sync_dir(environment: str) -> str:
     return f"sync/{environment}"
 
 
+def stage_objects(objects: list[RenderedObject], environment: str) -> list[dict[str, Any]]:
+    """The objects of the environment's stage folders: what is applied to its cluster
+    (not the sync objects, nor the control-plane install)."""
+    folders = {f"{env_dir(environment)}/{stage.folder}/" for stage in Stage}
+    return [item.obj for item in objects
+            if item.path.rpartition("/")[0] + "/" in folders]
+
+
 def render_objects(plan: StagePlan, renderer: Renderer) -> list[RenderedObject]:
     """Render every planned object and place it in its stage folder."""
     base = env_dir(plan.intent.environment)
