@@ -10,13 +10,12 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import (
-    intent_keys,
-    unknown_mesh_variables,
-)
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     run_stage,
+)
+from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables import (
+    intent_variables,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -35,14 +34,6 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        typos = unknown_mesh_variables(list(task_vars))
-        if typos:
-            return {**result, "failed": True, "msg": "unknown mesh_* variable(s): "
-                    + ", ".join(typos) + " (see docs/intent.md for the known ones)"}
-        variables = {
-            key: self._templar.template(task_vars[key])
-            for key in intent_keys() if key in task_vars
-        }
         options = StageOptions(
             gitops_dir=Path(args["gitops_dir"]),
             crd_dirs=[Path(d) for d in args["crd_dirs"]],
@@ -51,7 +42,7 @@ class ActionModule(ActionBase):
             check_mode=bool(self._task.check_mode),
         )
         try:
-            stage = run_stage(variables, options)
+            stage = run_stage(intent_variables(task_vars, self._templar), options)
         except MeshstageError as error:
             return {**result, "failed": True, "msg": str(error)}
         result.update(stage.as_dict())

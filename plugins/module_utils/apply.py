@@ -167,13 +167,50 @@ _OWNED_KINDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def cluster_plan(intent: Intent, objects: Sequence[Mapping[str, Any]],
-                 rollback: bool = False) -> dict[str, Any]:
+def rollback_steps(rendered: Sequence[Mapping[str, Any]], live: Iterable[Mapping[str, Any]],
+                   environment: str) -> list[dict[str, Any]]:
+    """Moving back to an earlier stage: applies and deletes in one reverse apply order.
+
+    Each step ranks by the higher of what is live and what is rendered: a PeerAuthentication
+    going from STRICT back to PERMISSIVE ranks as STRICT, so it is relaxed before the
+    exceptions that only STRICT needed are deleted, and before DestinationRules stop asking
+    for mTLS. Default deny goes first, then DENY rules, then ALLOW rules. Within a rank,
+    deletes come before applies, each in reverse apply order. Deletes are exactly
+    ``prune_selection``'s.
+    """
+    live = list(live)
+    live_by_id = {identity(obj): obj for obj in live if owned_by(obj, environment)}
+    steps: list[tuple[int, int, int, dict[str, Any]]] = []
+    for index, obj in enumerate(apply_order(rendered)):
+        before = live_by_id.get(identity(obj))
+        rank = max(apply_rank(obj), apply_rank(before) if before is not None else 0)
+        steps.append((rank, 0, index, {"action": "apply", "resource": resource_name(obj),
+                                       "definition": dict(obj)}))
+    deletes = list(reversed(prune_selection(live, [identity(o) for o in rendered],
+                                            environment)))
+    for index, obj in enumerate(deletes):
+        steps.append((apply_rank(obj), 1, index, {"action": "delete",
+                                                  "resource": resource_name(obj),
+                                                  "definition": _reference(obj)}))
+    return [step for *_, step in sorted(steps, key=lambda s: (s[0], s[1], s[2]), reverse=True)]
+
+
+def _reference(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Just enough of an object to delete it."""
+    meta = obj.get("metadata") or {}
+    reference: dict[str, Any] = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+                                 "metadata": {"name": meta.get("name")}}
+    if meta.get("namespace"):
+        reference["metadata"]["namespace"] = meta["namespace"]
+    return reference
+
+
+def cluster_plan(intent: Intent, objects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """What the cluster_apply role does for ``intent``'s environment, as plain data.
 
     ``objects`` are the environment's rendered stage objects (not the sync or install
-    objects). Forward, they are applied in apply order; for a rollback in its reverse.
-    ``waves`` are the injected waves to restart (none before the injection stage).
+    objects), returned in apply order. ``waves`` are the injected waves to restart (none
+    before the injection stage).
     """
     from .stages import Stage  # the intent's stage; kept local so modules need not ship it
 
@@ -188,20 +225,16 @@ def cluster_plan(intent: Intent, objects: Sequence[Mapping[str, Any]],
         if not meta.get("name"):
             raise MeshstageError(f"environment {intent.environment}: {resource_name(obj)}: "
                                  "metadata.name is empty")
-    ordered = apply_order(objects)
-    if rollback:
-        ordered = list(reversed(ordered))
     injecting = intent.stage.reached(Stage.INJECTION)
     waves = intent.injection_waves[: intent.injected_waves] if injecting else ()
     return {
         "environment": intent.environment,
         "provider": intent.provider,
         "stage": intent.stage.value,
-        "direction": "rollback" if rollback else "forward",
         "apply": [
             {"resource": resource_name(obj), "definition": dict(obj),
              "wait_condition": WAIT_CONDITIONS.get(str(obj.get("kind")))}
-            for obj in ordered
+            for obj in apply_order(objects)
         ],
         "rendered": sorted(identity(obj) for obj in objects),
         "prune_kinds": prune_kinds(),

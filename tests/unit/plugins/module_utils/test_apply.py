@@ -20,6 +20,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.apply import (
     prune_kinds,
     prune_selection,
     resource_name,
+    rollback_steps,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
@@ -154,10 +155,9 @@ def test_prune_kinds_cover_every_kind_the_istio_renderer_makes(dev_objects):
     assert rendered <= looked_at
 
 
-def test_cluster_plan_forward_and_rollback(dev_objects, example_intent):
+def test_cluster_plan(dev_objects, example_intent):
     intent, _ = parse_intent(example_intent("dev"))
     forward = cluster_plan(intent, dev_objects)
-    assert forward["direction"] == "forward"
     assert [item["resource"] for item in forward["apply"]] == names(apply_order(dev_objects))
     assert forward["label_selectors"] == ["app.kubernetes.io/managed-by=meshstage",
                                           "meshstage.io/environment=dev"]
@@ -166,9 +166,6 @@ def test_cluster_plan_forward_and_rollback(dev_objects, example_intent):
     assert forward["opt_outs"] == [{"namespace": "payments",
                                     "selector": {"app": "legacy-billing"}}]
     assert set(forward["rendered"]) == {identity(o) for o in dev_objects}
-    back = cluster_plan(intent, dev_objects, rollback=True)
-    assert [i["resource"] for i in back["apply"]] == \
-        list(reversed([i["resource"] for i in forward["apply"]]))
 
 
 def test_cluster_plan_restarts_only_injected_waves(example_intent):
@@ -185,3 +182,57 @@ def test_cluster_plan_refuses_an_object_it_could_never_prune(example_intent):
     with pytest.raises(MeshstageError, match=r"environment prod, stage injection: Sidecar "
                        r"bookinfo/x: metadata.labels lack the ownership labels"):
         cluster_plan(intent, [stray])
+
+
+def rendered_at(stage: str, crd_dir, tmp_path) -> list[dict]:
+    from conftest import load_example_intent
+
+    rendered = render_stage({**load_example_intent("dev"), "mesh_stage": stage},
+                            StageOptions(gitops_dir=tmp_path, crd_dirs=[crd_dir]))
+    return stage_objects(rendered.objects, "dev")
+
+
+def test_rollback_from_authorization_removes_default_deny_first(dev_objects, crd_dir, tmp_path):
+    steps = rollback_steps(rendered_at("strict_mtls", crd_dir, tmp_path), dev_objects, "dev")
+    deletes = [s for s in steps if s["action"] == "delete"]
+    assert all(s["resource"].startswith("AuthorizationPolicy ") for s in deletes)
+    assert steps[:len(deletes)] == deletes  # nothing is applied before the policies are gone
+    order = [apply_class(d["definition"] | {"spec": dev_spec(dev_objects, d)})
+             for d in deletes]
+    assert order == sorted(order, key=["AuthorizationPolicy:deny-all",
+                                       "AuthorizationPolicy:deny",
+                                       "AuthorizationPolicy"].index)
+    assert deletes[0]["definition"] == {
+        "apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+        "metadata": {"name": "allow-nothing", "namespace": "payments"}}
+
+
+def dev_spec(objects, step) -> dict:
+    (found,) = [o for o in objects if resource_name(o) == step["resource"]]
+    return found.get("spec", {})
+
+
+def test_rollback_from_strict_relaxes_mtls_before_clients_stop_sending_it(crd_dir, tmp_path):
+    live = rendered_at("strict_mtls", crd_dir, tmp_path / "a")
+    steps = rollback_steps(rendered_at("traffic", crd_dir, tmp_path / "b"), live, "dev")
+    sequence = [(s["action"], s["resource"]) for s in steps]
+    relax = sequence.index(("apply", "PeerAuthentication istio-system/default"))
+    exception = sequence.index(
+        ("delete", "PeerAuthentication payments/legacy-billing-mtls-exception"))
+    first_rule = min(i for i, (_, name) in enumerate(sequence)
+                     if name.startswith("DestinationRule "))
+    namespaces = [i for i, (_, name) in enumerate(sequence) if name.startswith("Namespace ")]
+    assert relax < exception < first_rule < min(namespaces)
+    assert relax == 0
+
+
+def test_rollback_never_deletes_what_prune_would_not(dev_objects):
+    steps = rollback_steps([], live_objects() + dev_objects, "prod")
+    assert {s["resource"] for s in steps if s["action"] == "delete"} == {
+        "AuthorizationPolicy payments/allow-nothing",
+        "AuthorizationPolicy payments/payment-service-deny",
+        "AuthorizationPolicy payments/payment-service-allow",
+        "ProxyConfig istio-system/mesh-default",
+        "PeerAuthentication istio-system/default",
+        "PeerAuthentication payments/legacy-billing-mtls-exception",
+    }

@@ -1,0 +1,129 @@
+# Copyright: meshstage developers
+# Apache License 2.0
+"""Documentation of the cluster_plan action; the work happens in plugins/action."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cluster_plan
+short_description: Plan how an environment's stage is applied to its cluster
+version_added: "0.1.0"
+description:
+  - Renders the environment's stage from its C(mesh_*) inventory variables exactly as
+    M(meshstage.mesh.render_stage) does (and validates it the same way), writes nothing, and
+    returns the plan the C(cluster_apply) role carries out with kubernetes.core.
+  - The stage's objects come in apply order, CRDs and Namespaces first, whatever can lock
+    traffic out (STRICT mTLS, DENY rules, default deny, Linkerd Servers) last. A rollback
+    orders them together with the live objects (filter C(meshstage.mesh.rollback_steps)).
+    The control-plane install (C(00-install)) and the sync objects are not part of it.
+  - Also returns where prune looks (kinds and ownership label selectors), the identities
+    of the rendered objects (which prune keeps), the injected waves to restart, the
+    catalogue's namespaces, and the workloads that opt out of injection.
+  - Runs on the controller (it is an action plugin). Read-only; the same in check mode.
+author:
+  - meshstage developers
+options:
+  crd_dirs:
+    description: Directories of CRDs to validate against, as for M(meshstage.mesh.render_stage).
+    type: list
+    elements: path
+    default: []
+  template_dirs:
+    description: Template directories searched before the built-in ones.
+    type: list
+    elements: path
+    default: []
+  kubernetes_version:
+    description: Kubernetes version whose core schemas validate core objects.
+    type: str
+    default: "1.33.0"
+attributes:
+  check_mode:
+    support: full
+    description: Read-only in any mode.
+  diff_mode:
+    support: none
+    description: Nothing changes.
+"""
+
+EXAMPLES = r"""
+- name: Plan the cluster apply of the environment's stage
+  meshstage.mesh.cluster_plan:
+    crd_dirs: [/srv/crds]
+  register: plan
+
+- name: Apply the stage's objects in apply order
+  kubernetes.core.k8s:
+    definition: "{{ item.definition }}"
+    apply: true
+    server_side_apply:
+      field_manager: meshstage
+  loop: "{{ plan.apply }}"
+"""
+
+RETURN = r"""
+environment:
+  description: The environment.
+  returned: success
+  type: str
+  sample: prod
+provider:
+  description: The mesh provider.
+  returned: success
+  type: str
+  sample: istio
+stage:
+  description: The stage rendered.
+  returned: success
+  type: str
+  sample: injection
+apply:
+  description:
+    - The objects in the order to apply them, each with C(resource) (C(Kind ns/name)),
+      C(definition) (the object) and C(wait_condition) (or null).
+  returned: success
+  type: list
+  elements: dict
+rendered:
+  description: Identities (C(group Kind namespace/name)) of the rendered objects; prune keeps them.
+  returned: success
+  type: list
+  elements: str
+prune_kinds:
+  description: C(api_version) and C(kind) of every kind meshstage may have applied.
+  returned: success
+  type: list
+  elements: dict
+label_selectors:
+  description: The ownership label selectors of this environment's objects.
+  returned: success
+  type: list
+  elements: str
+  sample: ["app.kubernetes.io/managed-by=meshstage", "meshstage.io/environment=prod"]
+waves:
+  description: The injected waves (none before the injection stage), each with name and namespaces.
+  returned: success
+  type: list
+  elements: dict
+namespaces:
+  description: Every namespace of the catalogue.
+  returned: success
+  type: list
+  elements: str
+opt_outs:
+  description: Workloads never injected, each with its namespace and label selector.
+  returned: success
+  type: list
+  elements: dict
+"""
+
+def main() -> None:
+    from ansible.module_utils.basic import AnsibleModule
+
+    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    module.fail_json(msg="meshstage.mesh.cluster_plan runs on the controller as an action plugin")
+
+
+if __name__ == "__main__":
+    main()
