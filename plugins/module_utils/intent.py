@@ -41,6 +41,8 @@ _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _GIT_URL = re.compile(r"^(http|https|ssh)://\S+$")  # what Flux's GitRepository accepts
+_HELM_REPOSITORY = re.compile(r"^(https|oci)://\S+$")
+_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _RETRY_ON = re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
 # C0 and C1 controls, and the Unicode line and paragraph separators YAML reads as breaks.
@@ -226,6 +228,14 @@ class GitOpsSource:
 
 
 @dataclass(frozen=True)
+class InstallSettings:
+    """The control plane's Helm charts: which version, from where (None: the provider's)."""
+
+    version: str | None = None
+    repository: str | None = None
+
+
+@dataclass(frozen=True)
 class IngressGateway:
     namespace: str = "istio-system"
     service_account: str = "istio-ingressgateway-service-account"
@@ -250,6 +260,7 @@ class Intent:
     gitops: GitOpsSource
     ingress_gateway: IngressGateway
     proxy: ProxySettings = ProxySettings()
+    install: InstallSettings = InstallSettings()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
 
     def service(self, name: str) -> Service:
@@ -464,7 +475,7 @@ _TOP_KEYS: tuple[str, ...] = (
     "mesh_root_namespace", "mesh_revision", "mesh_services", "mesh_injection_waves",
     "mesh_injected_waves", "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
     "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
-    "mesh_service_overrides", "mesh_proxy",
+    "mesh_service_overrides", "mesh_proxy", "mesh_install",
 )
 
 _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
@@ -474,7 +485,7 @@ _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "
 # Variables that steer a run rather than describe the estate; not part of the intent.
 RUN_VARIABLES: frozenset[str] = frozenset({
     "mesh_gitops_dir", "mesh_crd_dir", "mesh_crd_dirs", "mesh_template_dir",
-    "mesh_template_dirs", "mesh_kubernetes_version",
+    "mesh_template_dirs", "mesh_kubernetes_version", "mesh_apply",
 })
 
 
@@ -546,6 +557,12 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         "image_type": lambda v, p: check.choice(v, p, PROXY_IMAGE_TYPES),
         "cpu": quantity, "memory": quantity, "cpu_limit": quantity, "memory_limit": quantity,
     })
+    install = _parse_simple(check, data.get("mesh_install"), "mesh_install", InstallSettings, {
+        "version": lambda v, p: check.string(v, p, _CHART_VERSION,
+                                             "a pinned chart version (e.g. 1.29.2)"),
+        "repository": lambda v, p: check.string(v, p, _HELM_REPOSITORY, "an https:// or "
+                                                "oci:// Helm repository URL without spaces"),
+    })
     _check_route_budgets(check, services)
 
     if check.errors:
@@ -557,7 +574,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         services=tuple(services), injection_waves=tuple(waves), injected_waves=injected,
         mtls_exceptions=tuple(exceptions), telemetry=telemetry,
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
-        gitops=gitops, ingress_gateway=ingress, proxy=proxy, by_name=by_name,
+        gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
+        by_name=by_name,
     )
     return intent, check.warnings
 

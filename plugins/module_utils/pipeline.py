@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
+from .install import SCHEMA_OPTIONAL, install_dir, install_tree
 from .intent import Intent, parse_intent
 from .plan import StagePlan, plan_stage
 from .render import Renderer, load_yaml
@@ -81,26 +82,39 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     intent, warnings = parse_intent(variables)
     plan = plan_stage(intent)
     renderer = Renderer(options.template_dirs)
-    objects = render_objects(plan, renderer) + sync_objects(intent, renderer)
+    installed, install_files, install_warnings = install_tree(intent, renderer)
+    objects = render_objects(plan, renderer) + sync_objects(
+        intent, renderer, install_dir(intent.environment) if installed else None)
+    warnings = [*warnings, *install_warnings]
     unvalidated: list[str] = []
     if registry is None:
         registry = SchemaRegistry.from_crd_dirs(options.crd_dirs, options.kubernetes_version)
-    checked = objects
+    everything = objects + installed
+    checked = everything
     if not options.crd_dirs and not registry.has_crds:
         # Core kinds are always validated; custom ones only against CRDs the user names.
-        checked = [o for o in objects if registry.knows(o.obj["apiVersion"], o.obj["kind"])]
-        unvalidated = sorted({o.planned.kind for o in objects if o not in checked})
+        checked = [o for o in everything if registry.knows(o.obj["apiVersion"], o.obj["kind"])]
+        unvalidated = sorted({o.planned.kind for o in everything if o not in checked})
+    else:
+        optional = [o for o in checked if (o.obj["apiVersion"], o.obj["kind"]) in SCHEMA_OPTIONAL
+                    and not registry.knows(o.obj["apiVersion"], o.obj["kind"])]
+        checked = [o for o in checked if o not in optional]
+        if optional:
+            warnings = [*warnings, ", ".join(sorted({f"{o.planned.kind} ({o.obj['apiVersion']})"
+                                                     for o in optional}))
+                        + " not validated: the CRD directories hold no CRD for it"]
     violations = registry.validate_all(item.obj for item in checked)
     if violations:
         raise SchemaError([f"{intent.environment}: {v}" for v in violations])
     if unvalidated:
         warnings = [*warnings, "no mesh_crd_dir given: " + ", ".join(unvalidated)
                     + " were not validated against CRD schemas"]
-    files = {item.path: item.text for item in objects}
+    files = {item.path: item.text for item in everything}
     files.update(kustomizations(plan, objects, renderer))
+    files.update(install_files)
     files.update(extra_files(plan, renderer))
     files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = runbook_markdown(plan, objects, warnings)
-    return RenderedStage(intent, plan, objects, files, warnings, unvalidated)
+    return RenderedStage(intent, plan, everything, files, warnings, unvalidated)
 
 
 def run_stage(variables: Mapping[str, Any], options: StageOptions,

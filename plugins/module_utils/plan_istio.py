@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .install import ControlPlane, HelmChart
 from .intent import AuthorizationRule, Intent, Service
 from .plan import PlannedObject, StageContribution, metadata
 from .stages import Stage
@@ -21,6 +22,15 @@ NETWORKING = "networking.istio.io/v1"
 NETWORKING_PROXY = "networking.istio.io/v1beta1"  # ProxyConfig is served as v1beta1 only
 SECURITY = "security.istio.io/v1"
 TELEMETRY = "telemetry.istio.io/v1"
+
+# The control plane's charts: Istio's own Helm repository, a pinned release.
+CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+CHART_VERSION = "1.29.2"
+ISTIOD_VALUES = "00-install/values/istiod.yaml"
+# istiod sets its validating webhooks' failurePolicy itself; Argo CD must not undo it
+_WEBHOOK_FAILURE_POLICY = {"group": "admissionregistration.k8s.io",
+                           "kind": "ValidatingWebhookConfiguration",
+                           "jqPathExpressions": [".webhooks[]?.failurePolicy"]}
 
 _POOL_TCP = {"max_connections": "maxConnections", "connect_timeout": "connectTimeout"}
 _POOL_HTTP = {
@@ -48,6 +58,35 @@ def plan_istio(intent: Intent) -> dict[Stage, StageContribution]:
         Stage.STRICT_MTLS: _strict(intent),
         Stage.AUTHORIZATION: _authorization(intent),
     }
+
+
+def control_plane(intent: Intent) -> ControlPlane:
+    """Istio's install: charts base (CRDs) and istiod, their values from the intent."""
+    proxy = intent.proxy
+    opt_outs = [s for s in intent.services if not s.inject]
+    return ControlPlane(
+        repository_name="istio",
+        repository=intent.install.repository or CHART_REPOSITORY,
+        version=intent.install.version or CHART_VERSION,
+        charts=(
+            HelmChart(chart="base", release="istio-base", namespace=intent.root_namespace,
+                      values_template="istio/base_values.yaml.j2",
+                      values={"default_revision": intent.revision},
+                      ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
+            HelmChart(chart="istiod", release="istiod", namespace=intent.root_namespace,
+                      values_template="istio/istiod_values.yaml.j2", values={
+                          "proxy_resources": {
+                              "requests": {"cpu": proxy.cpu, "memory": proxy.memory},
+                              "limits": {"cpu": proxy.cpu_limit, "memory": proxy.memory_limit},
+                          },
+                          "revision": intent.revision,
+                          "trust_domain": intent.trust_domain,
+                          "root_namespace": intent.root_namespace,
+                          "never_inject_selector": [{"matchLabels": s.selector}
+                                                    for s in opt_outs],
+                      }, ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- stages
@@ -81,17 +120,6 @@ def _injection(intent: Intent) -> StageContribution:
                      "concurrency": proxy.concurrency,
                      "image": {"imageType": proxy.image_type} if proxy.image_type else None},
         ))
-    contribution.extra_files["install/istiod-values.yaml"] = (
-        "istio/istiod_values.yaml.j2", {
-            "proxy_resources": {
-                "requests": {"cpu": proxy.cpu, "memory": proxy.memory},
-                "limits": {"cpu": proxy.cpu_limit, "memory": proxy.memory_limit},
-            },
-            "revision": intent.revision,
-            "trust_domain": intent.trust_domain,
-            "root_namespace": intent.root_namespace,
-            "never_inject_selector": [{"matchLabels": s.selector} for s in opt_outs],
-        })
     waves = intent.injection_waves
     pending = [w.name for w in waves[intent.injected_waves:]]
     contribution.notes.append(
@@ -104,8 +132,8 @@ def _injection(intent: Intent) -> StageContribution:
     for service in opt_outs:
         contribution.notes.append(
             f"Opt-out: `{service.namespace}/{service.name}` is never injected "
-            "(istiod `sidecarInjectorWebhook.neverInjectSelector` in install/istiod-values.yaml;"
-            f" or label its pod template `sidecar.istio.io/inject: \"false\"`)."
+            "(istiod `sidecarInjectorWebhook.neverInjectSelector` in "
+            f"{ISTIOD_VALUES}; or label its pod template `sidecar.istio.io/inject: \"false\"`)."
         )
     return contribution
 

@@ -16,7 +16,7 @@ builds its sync objects.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .intent import Intent
@@ -60,35 +60,51 @@ def render_objects(plan: StagePlan, renderer: Renderer) -> list[RenderedObject]:
     return rendered
 
 
-def sync_objects(intent: Intent, renderer: Renderer) -> list[RenderedObject]:
-    """The Argo CD Application and Flux objects that would sync this environment."""
+def sync_objects(intent: Intent, renderer: Renderer,
+                 install: str | None = None) -> list[RenderedObject]:
+    """The Argo CD Application and Flux objects that would sync this environment.
+
+    With ``install`` (the control-plane install folder), an Application and a Flux
+    Kustomization sync its ``argocd/`` and ``flux/`` folders too, and the environment's Flux
+    Kustomization waits for the install's.
+    """
     gitops = intent.gitops
     name = f"meshstage-{intent.environment}"
     labels = metadata(name, None, intent)["labels"]
     path = env_dir(intent.environment)
-    specs = [
-        ("argocd-application.yaml", "gitops/argocd_application.yaml.j2", PlannedObject(
-            api_version="argoproj.io/v1alpha1", kind="Application", name=name,
-            namespace=gitops.argocd_namespace, template="", context={})),
-        ("flux-gitrepository.yaml", "gitops/flux_git_repository.yaml.j2", PlannedObject(
-            api_version="source.toolkit.fluxcd.io/v1", kind="GitRepository", name=name,
-            namespace=gitops.flux_namespace, template="", context={})),
-        ("flux-kustomization.yaml", "gitops/flux_kustomization.yaml.j2", PlannedObject(
-            api_version="kustomize.toolkit.fluxcd.io/v1", kind="Kustomization", name=name,
-            namespace=gitops.flux_namespace, template="", context={})),
+    specs: list[tuple[str, str, str, str, dict[str, Any]]] = [
+        ("argocd-application.yaml", "gitops/argocd_application.yaml.j2", "Application",
+         name, {"path": path}),
+        ("flux-gitrepository.yaml", "gitops/flux_git_repository.yaml.j2", "GitRepository",
+         name, {}),
+        ("flux-kustomization.yaml", "gitops/flux_kustomization.yaml.j2", "Kustomization",
+         name, {"path": f"./{path}",
+                "depends_on": [{"name": f"{name}-install"}] if install else None}),
     ]
+    if install:
+        specs += [
+            ("argocd-install-application.yaml", "gitops/argocd_application.yaml.j2",
+             "Application", f"{name}-install", {"path": f"{install}/argocd"}),
+            ("flux-install-kustomization.yaml", "gitops/flux_kustomization.yaml.j2",
+             "Kustomization", f"{name}-install", {"path": f"./{install}/flux",
+                                                  "depends_on": None}),
+        ]
+    api_versions = {"Application": "argoproj.io/v1alpha1",
+                    "GitRepository": "source.toolkit.fluxcd.io/v1",
+                    "Kustomization": "kustomize.toolkit.fluxcd.io/v1"}
     result = []
-    for filename, template, planned in specs:
+    for filename, template, kind, object_name, extra in specs:
+        namespace = gitops.argocd_namespace if kind == "Application" else gitops.flux_namespace
         context = {
-            "name": name, "namespace": planned.namespace, "labels": labels,
+            "name": object_name, "namespace": namespace, "labels": labels,
             "project": gitops.argocd_project, "repo_url": gitops.repo_url,
             "branch": gitops.branch, "path": path, "server": intent.cluster.server,
-            "interval": gitops.sync_interval, "source_name": name,
+            "interval": gitops.sync_interval, "source_name": name, "depends_on": None,
+            **extra,
         }
-        if planned.kind == "Kustomization":
-            context["path"] = f"./{path}"
+        planned = PlannedObject(api_version=api_versions[kind], kind=kind, name=object_name,
+                                namespace=namespace, template=template, context=context)
         obj = renderer.render_object(template, context)
-        planned = replace(planned, template=template, context=context)
         result.append(RenderedObject(planned, obj, f"{sync_dir(intent.environment)}/{filename}",
                                      dump_canonical(obj)))
     return result

@@ -179,7 +179,8 @@ CASES = [
         [put("mesh_default_denny", False)],
         "mesh_default_denny: False is not a known key here; known: mesh_authorization, "
         "mesh_cluster, mesh_default_deny, mesh_environment, mesh_gitops, mesh_ingress_gateway, "
-        "mesh_injected_waves, mesh_injection_waves, mesh_mtls_exceptions, mesh_provider, "
+        "mesh_injected_waves, mesh_injection_waves, mesh_install, mesh_mtls_exceptions, "
+        "mesh_provider, "
         "mesh_proxy, mesh_revision, mesh_root_namespace, mesh_service_overrides, mesh_services, "
         "mesh_stage, mesh_telemetry, mesh_trust_domain (did you mean 'mesh_default_deny'?)",
         id="top-level-key-typo"),
@@ -349,6 +350,24 @@ CASES = [
         [put("mesh_proxy", {"memory": "128MB"})],
         "mesh_proxy.memory: '128MB' is not a Kubernetes quantity (e.g. 100m, 0.5, 128Mi, 1Gi)",
         id="proxy-memory-not-a-quantity"),
+    pytest.param(
+        [put("mesh_install", {"version": "1.29"})],
+        "mesh_install.version: '1.29' is not a pinned chart version (e.g. 1.29.2)",
+        id="install-version-not-pinned"),
+    pytest.param(
+        [put("mesh_install", {"version": ">=1.29.0"})],
+        "mesh_install.version: '>=1.29.0' is not a pinned chart version (e.g. 1.29.2)",
+        id="install-version-range"),
+    pytest.param(
+        [put("mesh_install", {"repository": "http://charts.example.invalid"})],
+        "mesh_install.repository: 'http://charts.example.invalid' is not an https:// or "
+        "oci:// Helm repository URL without spaces",
+        id="install-repository-scheme"),
+    pytest.param(
+        [put("mesh_install", {"chart_version": "1.29.2"})],
+        "mesh_install.chart_version: '1.29.2' is not a known key here; known: repository, "
+        "version",
+        id="install-unknown-key"),
     pytest.param(
         [put("mesh_proxy", {"image_type": "alpine"})],
         "mesh_proxy.image_type: 'alpine' is not one of default, debug, distroless",

@@ -57,8 +57,15 @@ def test_run_reports_objects_files_and_commit(tmp_path, crd_dir, example_intent)
     first = run_stage(example_intent("prod"), options)
     assert first.changed and first.commit
     assert first.objects == {"added": ["Application argocd/meshstage-prod",
+                                       "Application argocd/meshstage-prod-install",
+                                       "Application argocd/meshstage-prod-istio-base",
+                                       "Application argocd/meshstage-prod-istiod",
                                        "GitRepository flux-system/meshstage-prod",
+                                       "HelmRelease flux-system/meshstage-prod-istio-base",
+                                       "HelmRelease flux-system/meshstage-prod-istiod",
+                                       "HelmRepository flux-system/meshstage-prod-istio",
                                        "Kustomization flux-system/meshstage-prod",
+                                       "Kustomization flux-system/meshstage-prod-install",
                                        "Namespace bookinfo",
                                        "PeerAuthentication istio-system/default",
                                        "ProxyConfig istio-system/mesh-default"],

@@ -66,7 +66,9 @@ def find(stage: RenderedStage, kind: str, name: str, namespace: str | None = Non
 
 
 def kinds(stage: RenderedStage) -> set[str]:
-    return {o.obj["kind"] for o in stage.objects if o.path.startswith("envs/")}
+    """Kinds of the stage folders (not the sync objects, nor the control-plane install)."""
+    return {o.obj["kind"] for o in stage.objects
+            if o.path.startswith("envs/") and "/00-install/" not in o.path}
 
 
 def comparable(obj: dict[str, Any]) -> dict[str, Any]:
@@ -243,13 +245,13 @@ def test_revision_label_replaces_istio_injection(registry, example_intent):
     rendered = render(example_intent("prod", mesh_revision="1-28"), registry)
     namespace = find(rendered, "Namespace", "bookinfo")
     assert namespace["metadata"]["labels"] == {"istio.io/rev": "1-28"}
-    values = yaml.safe_load(rendered.files["envs/prod/install/istiod-values.yaml"])
+    values = yaml.safe_load(rendered.files["envs/prod/00-install/values/istiod.yaml"])
     assert values["revision"] == "1-28"
 
 
 def test_opt_out_is_a_never_inject_selector(registry, example_intent):
     rendered = render(example_intent("prod"), registry)
-    values = yaml.safe_load(rendered.files["envs/prod/install/istiod-values.yaml"])
+    values = yaml.safe_load(rendered.files["envs/prod/00-install/values/istiod.yaml"])
     assert values["sidecarInjectorWebhook"]["neverInjectSelector"] == [
         {"matchLabels": {"app": "legacy-billing"}}]
     assert "legacy-billing" in rendered.files["envs/prod/RUNBOOK.md"]
@@ -374,7 +376,7 @@ def test_proxy_settings_become_a_proxy_config_and_istiod_values(registry, exampl
     proxy = find(rendered, "ProxyConfig", "mesh-default", "istio-system")
     assert proxy["apiVersion"] == "networking.istio.io/v1beta1"
     assert proxy["spec"] == {"concurrency": 4, "image": {"imageType": "distroless"}}
-    values = yaml.safe_load(rendered.files["envs/prod/install/istiod-values.yaml"])
+    values = yaml.safe_load(rendered.files["envs/prod/00-install/values/istiod.yaml"])
     assert values["global"]["proxy"]["resources"] == {"requests": {"cpu": "50m"},
                                                       "limits": {"memory": "512Mi"}}
     plain = render(example_intent("prod", mesh_proxy=None), registry)

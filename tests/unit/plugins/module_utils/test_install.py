@@ -1,0 +1,122 @@
+"""The control-plane install in envs/<env>/00-install: Helm values, the Argo CD Applications and
+Flux objects that install the charts at a pinned version, and what syncs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.install import (
+    control_plane,
+    install_tree,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+    StageOptions,
+    render_stage,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.plan_istio import (
+    CHART_REPOSITORY,
+    CHART_VERSION,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import Renderer
+
+BASE = "envs/prod/00-install"
+
+
+@pytest.fixture
+def prod(example_intent, crd_dir, tmp_path):
+    def make(**overrides):
+        return render_stage(example_intent("prod", **overrides),
+                            StageOptions(gitops_dir=tmp_path, crd_dirs=[crd_dir]))
+    return make
+
+
+def doc(rendered, path: str) -> dict:
+    return yaml.safe_load(rendered.files[path])
+
+
+def test_istio_installs_base_then_istiod_at_the_pinned_version(prod):
+    rendered = prod()
+    base = doc(rendered, f"{BASE}/argocd/application.argocd.meshstage-prod-istio-base.yaml")
+    istiod = doc(rendered, f"{BASE}/argocd/application.argocd.meshstage-prod-istiod.yaml")
+    assert [base["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"],
+            istiod["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]] == ["0", "1"]
+    chart, values = istiod["spec"]["sources"]
+    assert chart == {"repoURL": CHART_REPOSITORY, "chart": "istiod",
+                     "targetRevision": CHART_VERSION,
+                     "helm": {"releaseName": "istiod",
+                              "valueFiles": [f"$values/{BASE}/values/istiod.yaml"]}}
+    assert values == {"repoURL": "https://git.example.invalid/platform/mesh-gitops.git",
+                      "targetRevision": "main", "ref": "values"}
+    assert istiod["spec"]["destination"] == {
+        "server": "https://prod.k8s.example.invalid:6443", "namespace": "istio-system"}
+    assert f"{BASE}/values/istiod.yaml" in rendered.files
+
+
+def test_flux_release_carries_the_same_values_and_waits_for_base(prod):
+    rendered = prod()
+    release = doc(rendered, f"{BASE}/flux/helmrelease.flux-system.meshstage-prod-istiod.yaml")
+    assert release["spec"]["chart"]["spec"] == {
+        "chart": "istiod", "version": CHART_VERSION,
+        "sourceRef": {"kind": "HelmRepository", "name": "meshstage-prod-istio"}}
+    assert release["spec"]["dependsOn"] == [{"name": "meshstage-prod-istio-base"}]
+    assert release["spec"]["values"] == doc(rendered, f"{BASE}/values/istiod.yaml")
+    assert release["spec"]["values"]["sidecarInjectorWebhook"]["neverInjectSelector"] == [
+        {"matchLabels": {"app": "legacy-billing"}}]
+    repository = doc(rendered, f"{BASE}/flux/helmrepository.flux-system.meshstage-prod-istio.yaml")
+    assert repository["spec"] == {"interval": "5m", "url": CHART_REPOSITORY}
+
+
+def test_helm_release_is_reported_as_not_validated(prod):
+    assert "HelmRelease (helm.toolkit.fluxcd.io/v2) not validated: the CRD directories hold " \
+        "no CRD for it" in prod().warnings
+
+
+def test_version_and_repository_come_from_mesh_install(prod):
+    rendered = prod(mesh_install={"version": "1.28.3", "repository": "oci://registry.example.invalid/istio"})
+    istiod = doc(rendered, f"{BASE}/argocd/application.argocd.meshstage-prod-istiod.yaml")
+    assert istiod["spec"]["sources"][0]["targetRevision"] == "1.28.3"
+    repository = doc(rendered, f"{BASE}/flux/helmrepository.flux-system.meshstage-prod-istio.yaml")
+    assert repository["spec"]["type"] == "oci"
+
+
+def test_install_is_synced_apart_from_the_stage_folders(prod):
+    rendered = prod()
+    environment = doc(rendered, "envs/prod/kustomization.yaml")
+    assert not any(r.startswith("00-install") for r in environment["resources"])
+    assert doc(rendered, f"{BASE}/argocd/kustomization.yaml")["resources"] == [
+        "application.argocd.meshstage-prod-istio-base.yaml",
+        "application.argocd.meshstage-prod-istiod.yaml"]
+    flux = doc(rendered, "sync/prod/flux-kustomization.yaml")
+    assert flux["spec"]["dependsOn"] == [{"name": "meshstage-prod-install"}]
+    install = doc(rendered, "sync/prod/flux-install-kustomization.yaml")
+    assert install["spec"]["path"] == f"./{BASE}/flux"
+    argo = doc(rendered, "sync/prod/argocd-install-application.yaml")
+    assert argo["spec"]["source"]["path"] == f"{BASE}/argocd"
+
+
+def test_revision_reaches_both_charts(prod):
+    rendered = prod(mesh_revision="1-29")
+    assert doc(rendered, f"{BASE}/values/istio-base.yaml") == {"defaultRevision": "1-29"}
+    assert doc(rendered, f"{BASE}/values/istiod.yaml")["revision"] == "1-29"
+
+
+def test_a_provider_without_an_install_says_so(example_intent):
+    intent, _ = parse_intent(example_intent("prod", mesh_provider="linkerd"))
+    assert control_plane(intent) is None
+    objects, files, warnings = install_tree(intent, Renderer([]))
+    assert (objects, files) == ([], {})
+    assert warnings == ["mesh_provider 'linkerd' has no control-plane install yet: nothing is "
+                        "rendered into envs/prod/00-install; install the mesh yourself"]
+
+
+def test_the_reference_crds_hold_what_the_install_renders(crd_dir: Path):
+    """Application and HelmRepository are validated (the reference has their CRDs);
+    HelmRelease is the one kind rendered without a reference CRD."""
+    names = {p.name for p in crd_dir.rglob("*.yaml")}
+    assert "application-crd.yaml" in names
+    assert "source.toolkit.fluxcd.io_helmrepositories.yaml" in names
+    assert not any("helmreleases" in name for name in names)
