@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
-from .install import SCHEMA_OPTIONAL, install_dir, install_tree
+from .install import SCHEMA_OPTIONAL, control_plane, install_dir, install_tree
 from .intent import Intent, parse_intent
 from .plan import StagePlan, plan_stage
 from .render import Renderer, load_yaml
@@ -113,7 +113,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     files.update(kustomizations(plan, objects, renderer))
     files.update(install_files)
     files.update(extra_files(plan, renderer))
-    files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = runbook_markdown(plan, objects, warnings)
+    files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = runbook_markdown(
+        plan, objects, warnings, control_plane(intent) if installed else None)
     return RenderedStage(intent, plan, everything, files, warnings, unvalidated)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .install import ControlPlane, install_dir
 from .plan import StagePlan
 from .stages import STAGE_PURPOSE, Stage, stages_through
 from .tree import RenderedObject, env_dir, sync_dir
@@ -46,7 +47,7 @@ _VERIFY: dict[Stage, list[str]] = {
 
 
 def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
-                     warnings: Sequence[str]) -> str:
+                     warnings: Sequence[str], install: ControlPlane | None = None) -> str:
     intent = plan.intent
     stage = intent.stage
     env = intent.environment
@@ -77,8 +78,11 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
                 lines.append(f"> {note.text}")
                 lines.append("")
         lines += ["Verify:", "", "```sh", *_VERIFY[each], "```", ""]
+    if install is not None:
+        lines += _control_plane(env, install)
+    lines += _apply_from_the_playbook(env)
     if warnings:
-        lines += ["## Warnings from the intent", ""]
+        lines += ["## Warnings", ""]
         lines += [f"- {warning}" for warning in warnings]
         lines.append("")
     lines += [
@@ -107,15 +111,54 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
         ]
     if previous:
         lines += [
-            f"Or move the environment back one stage, to `{previous[0].value}`, through the",
-            "inventory (`mesh_stage`) or for one run:",
+            f"Or move the environment back one stage, to `{previous[0].value}`, with the",
+            "rollback playbook (it refuses a stage that is not earlier than the recorded one;",
+            "with `-e mesh_apply=true` it also applies the change, in reverse apply order), then",
+            "set `mesh_stage` in the inventory too:",
             "",
             "```sh",
-            f"ansible-playbook -i inventories/{env} playbooks/migrate.yml "
+            f"ansible-playbook -i inventories/{env} playbooks/rollback.yml "
             f"-e mesh_stage={previous[0].value} --check --diff",
-            f"ansible-playbook -i inventories/{env} playbooks/migrate.yml "
+            f"ansible-playbook -i inventories/{env} playbooks/rollback.yml "
             f"-e mesh_stage={previous[0].value}",
             "```",
             "",
         ]
     return "\n".join(lines)
+
+
+def _control_plane(env: str, install: ControlPlane) -> list[str]:
+    folder = install_dir(env)
+    charts = ", ".join(f"`{c.chart}` (release `{c.release}`)" for c in install.charts)
+    lines = [
+        "## Control plane",
+        "",
+        f"Charts {charts}, version `{install.version}`, from `{install.repository}`, in this "
+        "order. Their values are in "
+        f"`{folder}/values/`. Argo CD installs them from `{folder}/argocd` (synced by "
+        f"`{sync_dir(env)}/argocd-install-application.yaml`), Flux from `{folder}/flux` "
+        f"(synced by `{sync_dir(env)}/flux-install-kustomization.yaml`). Without either:",
+        "",
+        "```sh",
+    ]
+    for chart in install.charts:
+        lines.append(f"helm upgrade --install {chart.release} {chart.chart} --repo "
+                     f"{install.repository} --version {install.version} -n {chart.namespace} "
+                     f"--create-namespace -f {folder}/values/{chart.release}.yaml")
+    return [*lines, "```", ""]
+
+
+def _apply_from_the_playbook(env: str) -> list[str]:
+    return [
+        "## Apply from the playbook",
+        "",
+        "Instead of Argo CD or Flux, the playbook can apply this stage (server-side, field",
+        "manager `meshstage`), restart the injected waves and prune what it no longer renders:",
+        "",
+        "```sh",
+        f"ansible-playbook -i inventories/{env} playbooks/migrate.yml -e mesh_apply=true "
+        "--check --diff",
+        f"ansible-playbook -i inventories/{env} playbooks/migrate.yml -e mesh_apply=true",
+        "```",
+        "",
+    ]
