@@ -26,6 +26,40 @@ def test_ansible_doc_shows_render_stage():
         assert text in result.stdout
 
 
+def test_kubernetes_core_comes_from_the_ansible_package():
+    """collections_path is ./build/collections; kubernetes.core is found in the venv's
+    ansible_collections (the ansible PyPI package), Galaxy is never asked."""
+    listed = run(str(BIN / "ansible-galaxy"), "collection", "list", "kubernetes.core")
+    assert listed.returncode == 0, listed.stderr
+    site = next(Path(p) for p in sys.path if p.endswith("site-packages"))
+    assert f"# {site / 'ansible_collections'}" in listed.stdout
+    assert "kubernetes.core" in listed.stdout
+    doc = run(str(BIN / "ansible-doc"), "kubernetes.core.k8s")
+    assert doc.returncode == 0, doc.stderr
+    for text in ("server_side_apply", "field_manager", "wait_condition", "apply"):
+        assert text in doc.stdout
+
+
+def test_ansible_doc_shows_the_cluster_plugins():
+    for args, words in (
+        (("meshstage.mesh.restart_waves",), ("waves", "kubectl.kubernetes.io/restartedAt",
+                                             "kubeconfig", "RETURN VALUES")),
+        (("meshstage.mesh.cluster_plan",), ("apply order", "prune_kinds")),
+        (("meshstage.mesh.rollback_check",), ("recorded_stage",)),
+        (("-t", "filter", "meshstage.mesh.prune_selection"), ("ownerReferences",)),
+        (("-t", "filter", "meshstage.mesh.rollback_steps"), ("reverse apply",)),
+        (("-t", "filter", "meshstage.mesh.sidecar_facts"), ("native sidecar",)),
+        (("-t", "role", "meshstage.mesh.cluster_apply"), ("cluster_apply_restart_mode",
+                                                          "Restart the injected waves only",
+                                                          "Gather the cluster facts")),
+    ):
+        result = run(str(BIN / "ansible-doc"), *args)
+        assert result.returncode == 0, result.stderr
+        text = " ".join(result.stdout.split())
+        for word in words:
+            assert word in text, (args, word)
+
+
 def test_collection_builds(tmp_path):
     result = run(str(BIN / "ansible-galaxy"), "collection", "build", "--output-path",
                  str(tmp_path))
@@ -36,6 +70,9 @@ def test_collection_builds(tmp_path):
     assert "plugins/module_utils/pipeline.py" in names
     assert "templates/istio/virtual_service.yaml.j2" in names
     assert "playbooks/migrate.yml" in names
+    assert "playbooks/rollback.yml" in names
+    assert "roles/cluster_apply/meta/argument_specs.yml" in names
+    assert "plugins/modules/restart_waves.py" in names
     assert not any(name.startswith((".venv/", "build/", ".ansible/")) for name in names)
 
 
