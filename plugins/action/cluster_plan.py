@@ -4,27 +4,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.apply import cluster_plan
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
-    StageOptions,
-    render_stage,
-)
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import render_stage
 from ansible_collections.meshstage.mesh.plugins.module_utils.tree import stage_objects
 from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables import (
+    RENDER_ARGUMENT_SPEC,
     intent_variables,
+    stage_options,
 )
-
-ARGUMENT_SPEC: dict[str, Any] = {
-    "crd_dirs": {"type": "list", "elements": "path", "default": []},
-    "template_dirs": {"type": "list", "elements": "path", "default": []},
-    "kubernetes_version": {"type": "str", "default": "1.33.0"},
-}
 
 
 class ActionModule(ActionBase):
@@ -33,13 +25,9 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _, args = self.validate_argument_spec(argument_spec=RENDER_ARGUMENT_SPEC)
         # render only: the gitops_dir of the options is never read or written here
-        options = StageOptions(
-            gitops_dir=Path("."), crd_dirs=[Path(d) for d in args["crd_dirs"]],
-            template_dirs=[Path(d) for d in args["template_dirs"]],
-            kubernetes_version=args["kubernetes_version"], check_mode=True,
-        )
+        options = stage_options(args, ".", check_mode=True)
         try:
             rendered = render_stage(intent_variables(task_vars or {}, self._templar), options)
             plan = cluster_plan(rendered.intent,

@@ -4,25 +4,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
-    StageOptions,
-    run_stage,
-)
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import run_stage
 from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables import (
+    RENDER_ARGUMENT_SPEC,
     intent_variables,
+    stage_options,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "gitops_dir": {"type": "path", "required": True},
-    "crd_dirs": {"type": "list", "elements": "path", "default": []},
-    "template_dirs": {"type": "list", "elements": "path", "default": []},
-    "kubernetes_version": {"type": "str", "default": "1.33.0"},
+    **RENDER_ARGUMENT_SPEC,
 }
 
 
@@ -34,13 +30,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        options = StageOptions(
-            gitops_dir=Path(args["gitops_dir"]),
-            crd_dirs=[Path(d) for d in args["crd_dirs"]],
-            template_dirs=[Path(d) for d in args["template_dirs"]],
-            kubernetes_version=args["kubernetes_version"],
-            check_mode=bool(self._task.check_mode),
-        )
+        options = stage_options(args, args["gitops_dir"], bool(self._task.check_mode))
         try:
             stage = run_stage(intent_variables(task_vars, self._templar), options)
         except MeshstageError as error:

@@ -9,6 +9,7 @@ Every action that reads the intent does it the same way: refuse unknown ``mesh_*
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
@@ -16,6 +17,24 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.intent import (
     intent_keys,
     unknown_mesh_variables,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import StageOptions
+
+# The options every action that renders takes, as in its documentation.
+RENDER_ARGUMENT_SPEC: dict[str, Any] = {
+    "crd_dirs": {"type": "list", "elements": "path", "default": []},
+    "template_dirs": {"type": "list", "elements": "path", "default": []},
+    "kubernetes_version": {"type": "str", "default": "1.33.0"},
+}
+
+
+def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
+                  check_mode: bool) -> StageOptions:
+    """The pipeline's options from an action's validated arguments."""
+    return StageOptions(
+        gitops_dir=Path(gitops_dir), crd_dirs=[Path(d) for d in args["crd_dirs"]],
+        template_dirs=[Path(d) for d in args["template_dirs"]],
+        kubernetes_version=args["kubernetes_version"], check_mode=check_mode,
+    )
 
 
 def intent_variables(task_vars: Mapping[str, Any], templar: Any) -> dict[str, Any]:
