@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from ansible_collections.meshstage.mesh.plugins.module_utils._action_only import refuse_to_run
+
 DOCUMENTATION = r"""
 ---
 module: cluster_plan
@@ -38,13 +40,8 @@ options:
     description: Kubernetes version whose core schemas validate core objects.
     type: str
     default: "1.33.0"
-attributes:
-  check_mode:
-    support: full
-    description: Read-only in any mode.
-  diff_mode:
-    support: none
-    description: Nothing changes.
+extends_documentation_fragment:
+  - meshstage.mesh.read_only
 """
 
 EXAMPLES = r"""
@@ -119,10 +116,7 @@ opt_outs:
 """
 
 def main() -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    module.fail_json(msg="meshstage.mesh.cluster_plan runs on the controller as an action plugin")
+    refuse_to_run("cluster_plan")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from ansible_collections.meshstage.mesh.plugins.module_utils._action_only import refuse_to_run
+
 DOCUMENTATION = r"""
 ---
 module: render_stage
@@ -119,10 +121,7 @@ warnings:
 """
 
 def main() -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    module.fail_json(msg="meshstage.mesh.render_stage runs on the controller as an action plugin")
+    refuse_to_run("render_stage")
 
 
 if __name__ == "__main__":

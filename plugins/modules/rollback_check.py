@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from ansible_collections.meshstage.mesh.plugins.module_utils._action_only import refuse_to_run
+
 DOCUMENTATION = r"""
 ---
 module: rollback_check
@@ -30,13 +32,8 @@ options:
     description: The stage to roll back to.
     type: str
     required: true
-attributes:
-  check_mode:
-    support: full
-    description: Read-only in any mode.
-  diff_mode:
-    support: none
-    description: Nothing changes.
+extends_documentation_fragment:
+  - meshstage.mesh.read_only
 """
 
 EXAMPLES = r"""
@@ -65,10 +62,7 @@ environment:
 """
 
 def main() -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    module.fail_json(msg="meshstage.mesh.rollback_check runs on the controller as an action plugin")
+    refuse_to_run("rollback_check")
 
 
 if __name__ == "__main__":
