@@ -80,6 +80,7 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     """Validate the intent, plan, render and schema-check; write nothing."""
     intent, warnings = parse_intent(variables)
     plan = plan_stage(intent)
+    warnings = [*warnings, *plan.warnings, *(str(gap) for gap in plan.gaps)]
     renderer = Renderer(options.template_dirs)
     objects = render_objects(plan, renderer) + sync_objects(intent, renderer)
     unvalidated: list[str] = []

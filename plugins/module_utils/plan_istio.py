@@ -14,7 +14,15 @@ from typing import Any
 import yaml
 
 from .intent import AuthorizationRule, Intent, Service
-from .plan import PlannedObject, StageContribution, metadata
+from .plan import Gap, PlannedObject, StageContribution, metadata
+from .plan_gatewayapi import (
+    backend_services,
+    http_route,
+    route_ports,
+    routes_versions,
+    version_services,
+    whole_duration,
+)
 from .stages import Stage
 
 NETWORKING = "networking.istio.io/v1"
@@ -153,9 +161,10 @@ def _observability(intent: Intent) -> StageContribution:
 def _traffic(intent: Intent) -> StageContribution:
     contribution = StageContribution()
     for service in intent.services:
-        if _needs_destination_rule(intent, service):
-            contribution.objects.append(_destination_rule(intent, service))
-        if service.traffic.routes:
+        contribution.objects.extend(_destination_rules(intent, service))
+        if service.traffic.routes and intent.traffic_api == "gateway-api":
+            _gateway_routes(intent, service, contribution)
+        elif service.traffic.routes:
             contribution.objects.append(_virtual_service(intent, service))
         if service.inject:
             contribution.objects.append(_sidecar(intent, service))
@@ -170,8 +179,7 @@ def _traffic(intent: Intent) -> StageContribution:
 def _strict(intent: Intent) -> StageContribution:
     contribution = StageContribution(objects=[_mesh_peer_authentication(intent)])
     for service in intent.services:
-        if _needs_destination_rule(intent, service):
-            contribution.objects.append(_destination_rule(intent, service))
+        contribution.objects.extend(_destination_rules(intent, service))
     for exception in intent.mtls_exceptions:
         service = intent.service(exception.service)
         name = f"{service.name}-mtls-exception"
@@ -295,23 +303,92 @@ def _disabled_service_ports(intent: Intent, service: Service) -> list[int]:
     return sorted(p.port for p in service.ports if (p.target_port or p.port) in disabled)
 
 
-def _needs_destination_rule(intent: Intent, service: Service) -> bool:
+def _needs_traffic_policy(intent: Intent, service: Service) -> bool:
     traffic = service.traffic
-    return bool(service.versions or traffic.connection_pool or traffic.outlier_detection
+    return bool(traffic.connection_pool or traffic.outlier_detection
                 or traffic.load_balancer or _tls_mode(intent, service) == "DISABLE"
                 or _disabled_service_ports(intent, service))
 
 
-def _destination_rule(intent: Intent, service: Service) -> PlannedObject:
+def _destination_rules(intent: Intent, service: Service) -> list[PlannedObject]:
+    """The service's DestinationRule; with Gateway API routes, one per version backend too.
+
+    Subsets serve VirtualService routes only. An HTTPRoute sends traffic to the version
+    Services instead, so their hosts need the service's traffic policy of their own.
+    """
+    if intent.traffic_api != "gateway-api":
+        needed = bool(service.versions) or _needs_traffic_policy(intent, service)
+        return [_destination_rule(intent, service)] if needed else []
+    if not _needs_traffic_policy(intent, service):
+        return []
+    hosts = [service.name]
+    if service.traffic.routes and routes_versions(service):
+        hosts += [name for name in backend_services(service) if name != service.name]
+    return [_destination_rule(intent, service, host, subsets=False) for host in hosts]
+
+
+def _gateway_routes(intent: Intent, service: Service, contribution: StageContribution) -> None:
+    """The ``gateway-api`` option: an HTTPRoute per HTTP port, and the version Services."""
+    path = intent.service_path(service)
+    subject = f"service {service.namespace}/{service.name}"
+    traffic = service.traffic
+    ports = route_ports(service)
+    if not ports:
+        contribution.gaps.append(Gap(
+            f"{path}.traffic", _traffic_summary(service), "istio (mesh_traffic_api gateway-api)",
+            "an HTTPRoute attaches to an HTTP, HTTP2 or GRPC port and the service has none",
+            subject))
+        return
+    timeouts = None
+    if traffic.timeout:
+        request, exact = whole_duration(traffic.timeout)
+        timeouts = {"request": request}
+        if not exact:
+            contribution.gaps.append(Gap(
+                f"{path}.traffic.timeout", traffic.timeout,
+                "istio (mesh_traffic_api gateway-api)",
+                f"Gateway API durations are whole milliseconds; rendered as {request}",
+                subject))
+    if traffic.retries:
+        contribution.gaps.append(Gap(
+            f"{path}.traffic.retries", _retries_summary(service),
+            "istio (mesh_traffic_api gateway-api)",
+            "the standard-channel HTTPRoute has no retry field (it is experimental); "
+            "Istio's default retry policy applies", subject))
+    for port in ports:
+        contribution.objects.append(http_route(intent, service, port, timeouts=timeouts))
+    contribution.objects.extend(version_services(intent, service))
+
+
+def _traffic_summary(service: Service) -> dict[str, Any]:
+    traffic = service.traffic
+    return {key: value for key, value in (
+        ("split", {w.subset: w.weight for w in traffic.split} or None),
+        ("header_routes", len(traffic.header_routes) or None),
+        ("timeout", traffic.timeout), ("retries", traffic.retries.attempts
+                                       if traffic.retries else None)) if value is not None}
+
+
+def _retries_summary(service: Service) -> dict[str, Any]:
+    retries = service.traffic.retries
+    assert retries is not None
+    return {key: value for key, value in (
+        ("attempts", retries.attempts), ("per_try_timeout", retries.per_try_timeout),
+        ("retry_on", retries.retry_on)) if value is not None}
+
+
+def _destination_rule(intent: Intent, service: Service, host: str | None = None,
+                      subsets: bool = True) -> PlannedObject:
     traffic = service.traffic
     pool = traffic.connection_pool
     tls = _tls_mode(intent, service)
+    host = host or service.name
     return PlannedObject(
-        api_version=NETWORKING, kind="DestinationRule", name=service.name,
+        api_version=NETWORKING, kind="DestinationRule", name=host,
         namespace=service.namespace, template="istio/destination_rule.yaml.j2",
         context={
-            **_meta(service.name, service.namespace, intent),
-            "host": service.name,
+            **_meta(host, service.namespace, intent),
+            "host": host,
             "tls": {"mode": tls} if tls else None,
             "load_balancer": {"simple": traffic.load_balancer} if traffic.load_balancer else None,
             "connection_pool": {
@@ -322,7 +399,8 @@ def _destination_rule(intent: Intent, service: Service) -> PlannedObject:
             "port_level_settings": [
                 {"port": {"number": port}, "tls": {"mode": "DISABLE"}}
                 for port in _disabled_service_ports(intent, service)] or None,
-            "subsets": [{"name": v.name, "labels": dict(v.labels)} for v in service.versions],
+            "subsets": [{"name": v.name, "labels": dict(v.labels)}
+                        for v in service.versions] if subsets else [],
         },
     )
 
@@ -371,10 +449,14 @@ def _virtual_service(intent: Intent, service: Service) -> PlannedObject:
 
 def _sidecar(intent: Intent, service: Service) -> PlannedObject:
     domain = intent.cluster.domain
-    hosts = sorted({
-        f"{callee.namespace}/{callee.name}.{callee.namespace}.svc.{domain}"
-        for callee in (intent.service(name) for name in service.calls)
-    })
+    names: set[tuple[str, str]] = set()
+    for callee in (intent.service(name) for name in service.calls):
+        names.add((callee.namespace, callee.name))
+        if intent.traffic_api == "gateway-api" and callee.traffic.routes \
+                and routes_versions(callee):
+            # the HTTPRoute sends the callee's traffic on to its version Services
+            names.update((callee.namespace, name) for name in backend_services(callee))
+    hosts = sorted(f"{namespace}/{name}.{namespace}.svc.{domain}" for namespace, name in names)
     hosts.append(f"{intent.root_namespace}/*")
     return PlannedObject(
         api_version=NETWORKING, kind="Sidecar", name=service.name,
@@ -402,8 +484,9 @@ def _rule(intent: Intent, rule: AuthorizationRule) -> dict[str, Any]:
         from_ = [{"source": {"principals": principals or None,
                              "namespaces": list(source.namespaces) or None}}]
     to = None
-    if rule.methods or rule.paths:
-        to = [{"operation": {"methods": list(rule.methods) or None,
+    if rule.methods or rule.paths or rule.ports:
+        to = [{"operation": {"ports": [str(port) for port in rule.ports] or None,
+                             "methods": list(rule.methods) or None,
                              "paths": list(rule.paths) or None}}]
     return {"from": from_, "to": to}
 

@@ -341,13 +341,6 @@ def test_rendering_is_deterministic(registry, example_intent):
     assert first == second
 
 
-def test_linkerd_is_refused_until_its_renderer_exists(registry, example_intent):
-    from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-
-    with pytest.raises(MeshstageError, match="mesh_provider 'linkerd' has no renderer yet"):
-        render(example_intent("dev", mesh_provider="linkerd"), registry)
-
-
 def test_explicit_deny_rules_by_principal_namespace_method_and_path(registry, example_intent):
     variables = example_intent("dev", mesh_authorization=[{
         "service": "details",
