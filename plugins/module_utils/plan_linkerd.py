@@ -476,7 +476,7 @@ def _accrual_elsewhere(service: Service, names: list[str], accrual: Mapping[str,
     command = " ".join(f"{key}={value}" for key, value in accrual.items())
     for name in names:
         contribution.gaps.append(_gap(
-            f"{path}.traffic.outlier_detection", dict(accrual),
+            f"{path}.traffic.outlier_detection", _fields(service.traffic.outlier_detection),
             f"Linkerd reads failure accrual from annotations on Service "
             f"{service.namespace}/{name}, which meshstage does not own; annotate it "
             "(see the runbook)", service))
