@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class CrdDefaults:
     """Apply the ``default`` values of a CRD's structural schema, as the API server does."""
@@ -23,7 +25,7 @@ class CrdDefaults:
     def __init__(self, crd_dir: Path) -> None:
         self.schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
         for path in sorted(crd_dir.rglob("*.yaml")):
-            for doc in yaml.safe_load_all(path.read_text()):
+            for doc in yaml.load_all(path.read_text(), Loader=_LOADER):
                 if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                     continue
                 spec = doc["spec"]
@@ -52,7 +54,7 @@ def _default(value: Any, schema: Mapping[str, Any]) -> Any:
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [doc for doc in yaml.load_all(path.read_text(), Loader=_LOADER) if doc]
 
 
 # --------------------------------------------------------------------------- allowed pairs
@@ -239,5 +241,62 @@ def _allows(model: PolicyModel, server: Mapping[str, Any] | None, caller: Caller
         if _policy_targets(model, policy, server, namespace) and all(
                 _authentication_allows(model, ref, caller, namespace)
                 for ref in policy["spec"]["requiredAuthenticationRefs"]):
+            return True
+    return _by_default(server["spec"].get("accessPolicy", "deny"), caller)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+_KIND_RANK = {"Exact": 0, "PathPrefix": 1, "RegularExpression": 2}
+
+
+def _path_holds(path: Mapping[str, str], value: str) -> bool:
+    import re
+
+    if path["type"] == "Exact":
+        return value == path["value"]
+    if path["type"] == "PathPrefix":
+        prefix = path["value"].rstrip("/")
+        return not prefix or value == prefix or value.startswith(prefix + "/")
+    return re.fullmatch(path["value"], value) is not None
+
+
+def _rank(match: Mapping[str, Any]) -> tuple[int, int, int]:
+    """Gateway API precedence: exact path, longest prefix, then a method match."""
+    path = match["path"]
+    length = -len(path["value"]) if path["type"] == "PathPrefix" else 0
+    return (_KIND_RANK[path["type"]], length, 0 if match.get("method") else 1)
+
+
+def decide(model: PolicyModel, defaults: CrdDefaults, pod: Pod, port: int, caller: Caller,
+           method: str, path: str) -> bool:
+    """Whether one request reaches ``pod`` on ``port`` (Linkerd's inbound policy)."""
+    namespace = pod.namespace
+    servers = [s for s in model.of("Server", namespace)
+               if _selects(s["spec"].get("podSelector"), pod.labels) and _port_of(s, pod) == port]
+    if not servers:
+        return _by_default(model.namespace_defaults.get(namespace, model.cluster_default),
+                           caller)
+    (server,) = servers
+    routes = [defaults.apply(r) for r in model.of("HTTPRoute", namespace)
+              if any(p.get("kind") == "Server" and p["name"] == server["metadata"]["name"]
+                     for p in r["spec"]["parentRefs"])]
+    if not routes:
+        return _allows(model, server, caller, namespace)
+    candidates = [(_rank(match), route["metadata"]["name"], route)
+                  for route in routes for rule in route["spec"]["rules"]
+                  for match in rule["matches"]
+                  if _path_holds(match["path"], path)
+                  and match.get("method", method) == method]
+    if not candidates:
+        return False  # no route: Linkerd answers 404
+    route = min(candidates, key=lambda c: (c[0], c[1]))[2]
+    for policy in model.of("AuthorizationPolicy", namespace):
+        target = policy["spec"]["targetRef"]
+        applies = (target["kind"] == "HTTPRoute" and target["name"] == route["metadata"]["name"]) \
+            or (target["kind"] == "Server" and target["name"] == server["metadata"]["name"])
+        if applies and all(_authentication_allows(model, ref, caller, namespace)
+                           for ref in policy["spec"]["requiredAuthenticationRefs"]):
             return True
     return _by_default(server["spec"].get("accessPolicy", "deny"), caller)
