@@ -198,3 +198,13 @@ def test_a_gap_is_reported_once_at_the_first_stage_that_meets_it(registry, examp
     calls = [w for w in rendered.warnings if w.startswith("mesh_services[0].calls")]
     assert len(calls) == 1
     assert not [g for g in rendered.plan.gaps if g.stage.value == "permissive_mtls"]
+
+
+def test_the_providers_page_names_every_case(repo_root):
+    """docs/providers.md marks each not-expressible cell with the case that shows it."""
+    import re
+
+    page = (repo_root / "docs" / "providers.md").read_text()
+    named = set(re.findall(r"not expressible `([a-z_]+/[^`]+)`", page))
+    named |= set(re.findall(r", `([a-z_]+/[^`]+)`", page))
+    assert named == {cell[0] for cell in CELLS}
