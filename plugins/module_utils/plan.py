@@ -150,6 +150,22 @@ def plan_stage(intent: Intent) -> StagePlan:
     return assemble(intent, planner(intent))
 
 
+# A GitOps tool must never delete a namespace because meshstage stopped listing it.
+NEVER_PRUNE: Mapping[str, str] = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+
+
+def template_meta(name: str, namespace: str | None, intent: Intent,
+                  annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The metadata values an object's template prints: name, namespace, labels,
+    annotations (None where absent, so the key is left out)."""
+    meta = metadata(name, namespace, intent, annotations=annotations)
+    return {"name": meta["name"], "namespace": meta.get("namespace"),
+            "labels": meta["labels"], "annotations": meta.get("annotations")}
+
+
 def metadata(name: str, namespace: str | None, intent: Intent,
              labels: Mapping[str, str] | None = None,
              annotations: Mapping[str, str] | None = None) -> dict[str, Any]:

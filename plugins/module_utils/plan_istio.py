@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 from .intent import AuthorizationRule, Intent, Service
-from .plan import Gap, PlannedObject, StageContribution, metadata
+from .plan import NEVER_PRUNE, Gap, PlannedObject, StageContribution
+from .plan import template_meta as _meta
 from .plan_gatewayapi import (
     backend_services,
     http_route,
@@ -77,7 +78,7 @@ def _injection(intent: Intent) -> StageContribution:
         contribution.objects.append(PlannedObject(
             api_version="v1", kind="Namespace", name=namespace, namespace=None,
             template="istio/namespace.yaml.j2",
-            context={"name": namespace, "labels": label, "annotations": _never_prune()},
+            context={"name": namespace, "labels": label, "annotations": dict(NEVER_PRUNE)},
         ))
     opt_outs = [s for s in intent.services if not s.inject]
     proxy = intent.proxy
@@ -254,21 +255,6 @@ def _authorization(intent: Intent) -> StageContribution:
 
 
 # --------------------------------------------------------------------------- builders
-
-
-def _meta(name: str, namespace: str | None, intent: Intent,
-          annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    meta = metadata(name, namespace, intent, annotations=annotations)
-    return {"name": meta["name"], "namespace": meta.get("namespace"),
-            "labels": meta["labels"], "annotations": meta.get("annotations")}
-
-
-def _never_prune() -> dict[str, str]:
-    """A GitOps tool must never delete a namespace because meshstage stopped listing it."""
-    return {
-        "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
-        "kustomize.toolkit.fluxcd.io/prune": "disabled",
-    }
 
 
 def _mesh_peer_authentication(intent: Intent) -> PlannedObject:

@@ -41,7 +41,8 @@ from .linkerd_policy import (
     service_policy,
     service_ports,
 )
-from .plan import Gap, PlannedObject, StageContribution, metadata
+from .plan import NEVER_PRUNE, Gap, PlannedObject, StageContribution, metadata
+from .plan import template_meta as _meta
 from .plan_gatewayapi import (
     GATEWAY,
     backend_name,
@@ -315,13 +316,6 @@ def _authorization(intent: Intent) -> StageContribution:
 # --------------------------------------------------------------------------- builders
 
 
-def _meta(name: str, namespace: str | None, intent: Intent,
-          annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    meta = metadata(name, namespace, intent, annotations=annotations)
-    return {"name": meta["name"], "namespace": meta.get("namespace"),
-            "labels": meta["labels"], "annotations": meta.get("annotations")}
-
-
 def _inbound_policy(intent: Intent, namespace: str | None = None) -> str:
     """The default inbound policy at the environment's stage (a namespace's, when given)."""
     if namespace and intent.default_deny and intent.stage.reached(Stage.AUTHORIZATION):
@@ -346,11 +340,7 @@ def _observability_annotations(intent: Intent) -> dict[str, str]:
 def _namespace(intent: Intent, namespace: str) -> PlannedObject:
     """A namespace of the catalogue: its default policy, injection and telemetry
     annotations, all computed from the environment's stage; never pruned."""
-    annotations = {
-        "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
-        "kustomize.toolkit.fluxcd.io/prune": "disabled",
-        INBOUND_POLICY: _inbound_policy(intent, namespace),
-    }
+    annotations = {**NEVER_PRUNE, INBOUND_POLICY: _inbound_policy(intent, namespace)}
     injected = namespace in intent.injected_namespaces()
     if injected and intent.stage.reached(Stage.INJECTION):
         annotations[INJECT] = "enabled"

@@ -85,6 +85,8 @@ _VERIFY_LINKERD: dict[Stage, list[str]] = {
     ],
 }
 _VERIFY = {"istio": _VERIFY_ISTIO, "linkerd": _VERIFY_LINKERD}
+_ROUTES = {"gateway-api": "httproutes.gateway.networking.k8s.io",
+           "smi": "trafficsplits.split.smi-spec.io"}
 
 
 def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
@@ -122,7 +124,10 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
             if note.stage is each:
                 lines.append(f"> {note.text}")
                 lines.append("")
-        lines += ["Verify:", "", "```sh", *_VERIFY[intent.provider][each], "```", ""]
+        verify = list(_VERIFY[intent.provider][each])
+        if each is Stage.TRAFFIC and intent.traffic_api != "virtualservice":
+            verify.insert(0, f"kubectl get {_ROUTES[intent.traffic_api]} -A")
+        lines += ["Verify:", "", "```sh", *verify, "```", ""]
     gaps = [str(gap) for gap in plan.gaps]
     if plan.gaps:
         lines += [f"## Not expressible with {intent.provider}", "",

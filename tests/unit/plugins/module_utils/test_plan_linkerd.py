@@ -5,18 +5,14 @@ Reference equivalence with upstream's Linkerd examples is in test_linkerd_refere
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from test_plan_istio import find, kinds, render, with_service
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
-    RenderedStage,
-    StageOptions,
-    render_stage,
-)
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import RenderedStage
 from ansible_collections.meshstage.mesh.plugins.module_utils.schema import SchemaRegistry
 
 ID = "{}.{}.serviceaccount.identity.linkerd.{}"
@@ -38,26 +34,10 @@ def linkerd(example_intent):
     return make
 
 
-def render(variables: dict[str, Any], registry: SchemaRegistry) -> RenderedStage:
-    return render_stage(variables, StageOptions(gitops_dir=Path("/nonexistent")), registry)
-
-
-def find(stage: RenderedStage, kind: str, name: str, namespace: str | None = None) -> dict:
-    matches = [o.obj for o in stage.objects if o.obj["kind"] == kind
-               and o.obj["metadata"]["name"] == name
-               and (namespace is None or o.obj["metadata"].get("namespace") == namespace)]
-    assert len(matches) == 1, f"{kind} {name}: {len(matches)} found"
-    return matches[0]
-
-
 def path_of(stage: RenderedStage, kind: str, name: str) -> str:
     (path,) = [o.path for o in stage.objects if o.obj["kind"] == kind
                and o.obj["metadata"]["name"] == name]
     return path
-
-
-def kinds(stage: RenderedStage) -> set[str]:
-    return {o.obj["kind"] for o in stage.objects if o.path.startswith("envs/")}
 
 
 def names(stage: RenderedStage, kind: str) -> list[str]:
@@ -66,14 +46,6 @@ def names(stage: RenderedStage, kind: str) -> list[str]:
 
 def values(stage: RenderedStage, environment: str = "dev") -> dict[str, Any]:
     return yaml.safe_load(stage.files[f"envs/{environment}/{VALUES}"])
-
-
-def with_service(variables: dict[str, Any], name: str, **fields: Any) -> dict[str, Any]:
-    variables = copy.deepcopy(variables)
-    for item in variables["mesh_services"]:
-        if item["name"] == name:
-            item.update(fields)
-    return variables
 
 
 def warnings_about(stage: RenderedStage, text: str) -> list[str]:
