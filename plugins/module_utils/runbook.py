@@ -66,8 +66,7 @@ _VERIFY_LINKERD: dict[Stage, list[str]] = {
         "curl -s 'http://<prometheus>/api/v1/query?query=sum(request_total)'",
     ],
     Stage.TRAFFIC: [
-        "kubectl get httproutes.gateway.networking.k8s.io,services -A -l "
-        "app.kubernetes.io/managed-by=meshstage",
+        "kubectl get services -A -l app.kubernetes.io/managed-by=meshstage   # version backends",
         "linkerd viz stat-outbound deploy/<workload> -n <namespace>",
         "linkerd diagnostics policy -n <namespace> svc/<service> <port>",
     ],
