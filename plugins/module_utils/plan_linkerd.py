@@ -170,8 +170,11 @@ def _observability(intent: Intent) -> StageContribution:
     if linkerd.trace_collector:
         contribution.notes.append(
             f"Proxies export spans to `{linkerd.trace_collector}` (annotation "
-            f"`{TRACE_COLLECTOR}` on the injected namespaces); restart the workloads for the "
-            "annotation to reach their proxies.")
+            f"`{TRACE_COLLECTOR}` on the injected namespaces).")
+    if _observability_annotations(intent):
+        contribution.notes.append(
+            "The proxy injector reads the namespaces' tracing and access-log annotations "
+            "when a pod is created: restart the workloads for them to take effect.")
     if telemetry.metrics_provider != "prometheus":
         contribution.gaps.append(_gap(
             "mesh_telemetry.metrics_provider", telemetry.metrics_provider,
