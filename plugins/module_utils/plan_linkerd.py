@@ -117,7 +117,7 @@ def _permissive(intent: Intent) -> StageContribution:
                "control plane with those values before this tree syncs."],
     )
     contribution.extra_files[VALUES_FILE] = ("linkerd/control_plane_values.yaml.j2",
-                                             _control_plane_values(intent))
+                                             control_plane_values(intent))
     return contribution
 
 
@@ -356,8 +356,10 @@ def _namespace(intent: Intent, namespace: str) -> PlannedObject:
     )
 
 
-def _control_plane_values(intent: Intent) -> dict[str, Any]:
-    """The linkerd-control-plane Helm values this environment's stage needs."""
+def control_plane_values(intent: Intent) -> dict[str, Any]:
+    """The linkerd-control-plane Helm values this environment's stage needs (the template
+    context of ``linkerd/control_plane_values.yaml.j2``). The identity certificates the
+    chart also needs are not here: they are secrets, provided at install."""
     proxy = intent.proxy
     workers: dict[str, Any] | None = None
     if proxy.concurrency == 0:
