@@ -1,5 +1,8 @@
 """Golden trees: what the example inventories render, checked in, compared byte for byte.
 
+The inventories are Istio's (``tests/golden/<env>``); the same inventories rendered with
+``mesh_provider: linkerd`` are checked in too (``tests/golden/linkerd-<env>``).
+
 A change to a template, a planner or the intent shows here as a readable diff per file.
 Refresh after an intended change with ``make golden`` and review ``git diff tests/golden``.
 """
@@ -20,12 +23,13 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
+@pytest.mark.parametrize("provider", ["istio", "linkerd"])
 @pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
-def test_example_environment_matches_golden_tree(environment, example_intent, crd_dir,
-                                                 request, tmp_path):
-    rendered = render_stage(example_intent(environment),
+def test_example_environment_matches_golden_tree(environment, provider, example_intent,
+                                                 crd_dir, request, tmp_path):
+    rendered = render_stage(example_intent(environment, mesh_provider=provider),
                             StageOptions(gitops_dir=tmp_path, crd_dirs=[crd_dir])).files
-    golden = GOLDEN / environment
+    golden = GOLDEN / (environment if provider == "istio" else f"{provider}-{environment}")
     if request.config.getoption("--update-golden"):
         shutil.rmtree(golden, ignore_errors=True)
         for path, text in rendered.items():

@@ -150,6 +150,7 @@ def prune_kinds() -> list[dict[str, str]]:
 # any provider. A kind missing here would never be pruned; test_apply checks the renderers.
 _OWNED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ConfigMap"),
+    ("v1", "Service"),  # the per-version Services of Gateway API routes
     ("networking.istio.io/v1beta1", "ProxyConfig"),
     ("telemetry.istio.io/v1", "Telemetry"),
     ("networking.istio.io/v1", "Sidecar"),
@@ -163,7 +164,7 @@ _OWNED_KINDS: tuple[tuple[str, str], ...] = (
     ("policy.linkerd.io/v1alpha1", "MeshTLSAuthentication"),
     ("policy.linkerd.io/v1alpha1", "NetworkAuthentication"),
     ("policy.linkerd.io/v1beta3", "HTTPRoute"),
-    ("split.smi-spec.io/v1alpha2", "TrafficSplit"),
+    ("split.smi-spec.io/v1alpha1", "TrafficSplit"),
 )
 
 

@@ -70,8 +70,9 @@ def install_dir(environment: str) -> str:
 
 def _control_planes() -> dict[str, Callable[[Intent], ControlPlane]]:
     from .plan_istio import control_plane as istio
+    from .plan_linkerd import control_plane as linkerd
 
-    return {"istio": istio}
+    return {"istio": istio, "linkerd": linkerd}
 
 
 def control_plane(intent: Intent) -> ControlPlane | None:

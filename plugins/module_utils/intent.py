@@ -13,6 +13,7 @@ The variables are documented in docs/intent.md.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,12 @@ from .errors import IntentError, IntentErrors
 from .stages import STAGE_NAMES, Stage
 
 PROVIDERS: tuple[str, ...] = ("istio", "linkerd")
+# The traffic APIs each provider can render, its default first.
+TRAFFIC_APIS: dict[str, tuple[str, ...]] = {
+    "istio": ("virtualservice", "gateway-api"),
+    "linkerd": ("gateway-api", "smi"),
+}
+LINKERD_ACCESS_LOG_FORMATS: tuple[str, ...] = ("apache", "json")
 PROTOCOLS: tuple[str, ...] = ("HTTP", "HTTP2", "GRPC", "TCP", "TLS", "HTTPS", "MONGO", "REDIS")
 MTLS_EXCEPTION_MODES: tuple[str, ...] = ("DISABLE", "PERMISSIVE")
 LOAD_BALANCERS: tuple[str, ...] = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "PASSTHROUGH")
@@ -45,6 +52,8 @@ _HELM_REPOSITORY = re.compile(r"^(https|oci)://\S+$")
 _CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _RETRY_ON = re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
+_PROBE_PATH = re.compile(r"^/[^\s*?#]*$")
+_HOST_PORT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$")
 # C0 and C1 controls, and the Unicode line and paragraph separators YAML reads as breaks.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -66,6 +75,9 @@ class Port:
 class Version:
     name: str
     labels: Mapping[str, str]
+    # The Service that selects exactly this version's pods, when the team has one; otherwise
+    # meshstage renders ``<service>-<version>`` for the Gateway API and SMI backends.
+    service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,11 +154,16 @@ class Service:
     inject: bool
     ingress: bool
     traffic: TrafficPolicy
+    probe_paths: tuple[str, ...] = ()
 
     @property
     def selector(self) -> dict[str, str]:
         """The labels every pod of the service carries."""
         return {"app": self.name}
+
+    def workload_ports(self) -> tuple[int, ...]:
+        """The container ports of the service: each port's ``target_port``, else ``port``."""
+        return tuple(dict.fromkeys(p.target_port or p.port for p in self.ports))
 
 
 @dataclass(frozen=True)
@@ -171,6 +188,7 @@ class AuthorizationRule:
     source: Source
     methods: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()  # workload (container) ports; none: every port
 
 
 @dataclass(frozen=True)
@@ -202,6 +220,18 @@ class ProxySettings:
     memory: str | None = None
     cpu_limit: str | None = None
     memory_limit: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkerdSettings:
+    """What only Linkerd needs: where its parts run and whom probes come from."""
+
+    control_plane_namespace: str = "linkerd"
+    viz_namespace: str = "linkerd-viz"
+    probe_networks: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    trace_collector: str | None = None
+    trace_collector_service_account: str | None = None
+    access_log_format: str = "apache"
 
 
 @dataclass(frozen=True)
@@ -261,6 +291,8 @@ class Intent:
     ingress_gateway: IngressGateway
     proxy: ProxySettings = ProxySettings()
     install: InstallSettings = InstallSettings()
+    traffic_api: str = "virtualservice"
+    linkerd: LinkerdSettings = LinkerdSettings()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
 
     def service(self, name: str) -> Service:
@@ -269,6 +301,10 @@ class Intent:
     def principal(self, service: Service) -> str:
         """The SPIFFE principal Istio matches: ``<td>/ns/<namespace>/sa/<account>``."""
         return f"{self.trust_domain}/ns/{service.namespace}/sa/{service.service_account}"
+
+    def service_path(self, service: Service) -> str:
+        """Where the service is written in the intent: ``mesh_services[<index>]``."""
+        return f"mesh_services[{self.services.index(service)}]"
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -475,11 +511,11 @@ _TOP_KEYS: tuple[str, ...] = (
     "mesh_root_namespace", "mesh_revision", "mesh_services", "mesh_injection_waves",
     "mesh_injected_waves", "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
     "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
-    "mesh_service_overrides", "mesh_proxy", "mesh_install",
+    "mesh_service_overrides", "mesh_proxy", "mesh_install", "mesh_traffic_api", "mesh_linkerd",
 )
 
 _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
-                 "ingress", "canary", "traffic")
+                 "ingress", "canary", "traffic", "probe_paths")
 
 
 # Variables that steer a run rather than describe the estate; not part of the intent.
@@ -513,6 +549,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
     stage_name = check.choice(data["mesh_stage"], "mesh_stage", STAGE_NAMES)
     provider = _opt(check, data, "mesh_provider", "",
                     lambda v, p: check.choice(v, p, PROVIDERS), "istio")
+    traffic_api = _parse_traffic_api(check, data.get("mesh_traffic_api"), provider)
+    linkerd = _parse_linkerd(check, data.get("mesh_linkerd"))
     trust_domain = _opt(check, data, "mesh_trust_domain", "", check.dns_subdomain,
                         "cluster.local")
     root_namespace = _opt(check, data, "mesh_root_namespace", "", check.dns_label,
@@ -575,7 +613,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         mtls_exceptions=tuple(exceptions), telemetry=telemetry,
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
-        by_name=by_name,
+        traffic_api=traffic_api, linkerd=linkerd, by_name=by_name,
     )
     return intent, check.warnings
 
@@ -659,6 +697,18 @@ def _parse_service(check: _Checker, data: dict[str, Any], path: str, name: str) 
     )
     inject = _opt(check, data, "inject", path, check.boolean, True)
     ingress = _opt(check, data, "ingress", path, check.boolean, False)
+    probe_paths = tuple(
+        text for i, text in enumerate(check.sequence(data.get("probe_paths"),
+                                                     _join(path, "probe_paths")))
+        if check.string(text, _join(_join(path, "probe_paths"), i), _PROBE_PATH,
+                        "an exact path starting with '/' (no '*', '?', '#' or spaces)")
+        is not None)
+    rendered = {f"{name}-{version.name}" for version in versions if version.service is None}
+    for index, version in enumerate(versions):
+        if version.service in rendered:
+            check.error(_join(_join(_join(path, "versions"), index), "service"), version.service,
+                        "is the name meshstage gives the Service of another version; "
+                        "name that version's service too, or pick another name")
     version_names = tuple(version.name for version in versions)
     traffic = _parse_traffic(check, data.get("traffic"), _join(path, "traffic"), version_names)
     canary = _parse_canary(check, data.get("canary"), _join(path, "canary"), version_names)
@@ -671,7 +721,7 @@ def _parse_service(check: _Checker, data: dict[str, Any], path: str, name: str) 
         return None
     return Service(name=name, namespace=namespace, service_account=account, ports=ports,
                    versions=versions, calls=calls, inject=inject, ingress=ingress,
-                   traffic=traffic)
+                   traffic=traffic, probe_paths=probe_paths)
 
 
 def _parse_ports(check: _Checker, value: Any, path: str) -> tuple[Port, ...]:
@@ -699,11 +749,13 @@ def _parse_ports(check: _Checker, value: Any, path: str) -> tuple[Port, ...]:
 def _parse_versions(check: _Checker, value: Any, path: str) -> tuple[Version, ...]:
     versions: list[Version] = []
     seen: set[str] = set()
+    services: dict[str, str] = {}
     for index, item in enumerate(check.sequence(value, path)):
         item_path = _join(path, index)
         if isinstance(item, str):
             item = {"name": item}
-        data = check.mapping(item, item_path, required=("name",), optional=("labels",))
+        data = check.mapping(item, item_path, required=("name",),
+                             optional=("labels", "service"))
         if data is None:
             continue
         name = check.dns_label(data["name"], _join(item_path, "name"))
@@ -714,7 +766,14 @@ def _parse_versions(check: _Checker, value: Any, path: str) -> tuple[Version, ..
             continue
         seen.add(name)
         labels = _opt(check, data, "labels", item_path, check.labels, {"version": name})
-        versions.append(Version(name=name, labels=labels))
+        service = _opt(check, data, "service", item_path, check.dns_label, None)
+        if service is not None and service in services:
+            check.error(_join(item_path, "service"), service,
+                        f"is already the service of version {services[service]!r}")
+            service = None
+        if service is not None:
+            services[service] = name
+        versions.append(Version(name=name, labels=labels, service=service))
     return tuple(versions)
 
 
@@ -1028,8 +1087,10 @@ def _parse_authorization(check: _Checker, value: Any,
         if name in seen:
             check.error(_join(path, "service"), name, "has rules already; merge them")
             continue
-        allow = _parse_rules(check, data.get("allow"), _join(path, "allow"), by_name)
-        deny = _parse_rules(check, data.get("deny"), _join(path, "deny"), by_name)
+        allow = _parse_rules(check, data.get("allow"), _join(path, "allow"), by_name,
+                             by_name.get(name) if name else None)
+        deny = _parse_rules(check, data.get("deny"), _join(path, "deny"), by_name,
+                            by_name.get(name) if name else None)
         deny_others = _opt(check, data, "deny_other_callers", path, check.boolean, False)
         if deny_others and not any(r.source.services or r.source.principals for r in allow):
             check.error(_join(path, "deny_other_callers"), True,
@@ -1042,13 +1103,13 @@ def _parse_authorization(check: _Checker, value: Any,
     return result
 
 
-def _parse_rules(check: _Checker, value: Any, path: str,
-                 by_name: Mapping[str, Service]) -> tuple[AuthorizationRule, ...]:
+def _parse_rules(check: _Checker, value: Any, path: str, by_name: Mapping[str, Service],
+                 service: Service | None) -> tuple[AuthorizationRule, ...]:
     rules: list[AuthorizationRule] = []
     for index, item in enumerate(check.sequence(value, path)):
         item_path = _join(path, index)
         data = check.mapping(item, item_path, optional=(
-            "from", "principals", "namespaces", "methods", "paths"))
+            "from", "principals", "namespaces", "methods", "paths", "ports"))
         if data is None:
             continue
         services = []
@@ -1083,11 +1144,93 @@ def _parse_rules(check: _Checker, value: Any, path: str,
                             "as a prefix, a suffix or alone")
             elif text is not None:
                 paths.append(text)
+        ports = _parse_rule_ports(check, data.get("ports"), _join(item_path, "ports"), service)
         rules.append(AuthorizationRule(
             source=Source(services=tuple(services), principals=tuple(principals),
                           namespaces=tuple(namespaces)),
-            methods=tuple(methods), paths=tuple(paths)))
+            methods=tuple(methods), paths=tuple(paths), ports=ports))
     return tuple(rules)
+
+
+def _parse_rule_ports(check: _Checker, value: Any, path: str,
+                      service: Service | None) -> tuple[int, ...]:
+    """Workload ports a rule is limited to; each must be a port of the service."""
+    ports: list[int] = []
+    declared = service.workload_ports() if service else ()
+    for index, port in enumerate(check.sequence(value, path)):
+        port_path = _join(path, index)
+        number = check.integer(port, port_path, 1, 65535)
+        if number is not None and service is not None and number not in declared:
+            known = ", ".join(str(n) for n in sorted(declared)) or "none declared"
+            check.error(port_path, port,
+                        f"selects nothing: not a port of the service (ports: {known})")
+        elif number is not None:
+            ports.append(number)
+    return tuple(dict.fromkeys(ports))
+
+
+def _parse_traffic_api(check: _Checker, value: Any, provider: str) -> str:
+    """The routing API: the provider's default, or one the provider can render."""
+    apis = TRAFFIC_APIS.get(provider, TRAFFIC_APIS["istio"])
+    if value is None:
+        return apis[0]
+    every = tuple(dict.fromkeys(api for known in TRAFFIC_APIS.values() for api in known))
+    if check.choice(value, "mesh_traffic_api", every) is None:
+        return apis[0]
+    if value not in apis:
+        check.error("mesh_traffic_api", value, f"is not available with mesh_provider "
+                    f"{provider!r} (available: {', '.join(apis)})")
+        return apis[0]
+    return str(value)
+
+
+def _parse_linkerd(check: _Checker, value: Any) -> LinkerdSettings:
+    path = "mesh_linkerd"
+    if value is None:
+        return LinkerdSettings()
+    data = check.mapping(value, path, optional=(
+        "control_plane_namespace", "viz_namespace", "probe_networks", "trace_collector",
+        "trace_collector_service_account", "access_log_format"))
+    if data is None:
+        return LinkerdSettings()
+    defaults = LinkerdSettings()
+    networks = defaults.probe_networks
+    if data.get("probe_networks") is not None:
+        networks = _parse_networks(check, data["probe_networks"], _join(path, "probe_networks"))
+    return LinkerdSettings(
+        control_plane_namespace=_opt(check, data, "control_plane_namespace", path,
+                                     check.dns_label, defaults.control_plane_namespace),
+        viz_namespace=_opt(check, data, "viz_namespace", path, check.dns_label,
+                           defaults.viz_namespace),
+        probe_networks=networks or defaults.probe_networks,
+        trace_collector=_opt(check, data, "trace_collector", path,
+                             lambda v, p: check.string(
+                                 v, p, _HOST_PORT,
+                                 "a host:port address (e.g. collector.linkerd-jaeger:55678)"),
+                             None),
+        trace_collector_service_account=_opt(check, data, "trace_collector_service_account",
+                                             path, check.dns_subdomain, None),
+        access_log_format=_opt(check, data, "access_log_format", path,
+                               lambda v, p: check.choice(v, p, LINKERD_ACCESS_LOG_FORMATS),
+                               defaults.access_log_format),
+    )
+
+
+def _parse_networks(check: _Checker, value: Any, path: str) -> tuple[str, ...]:
+    items = check.sequence(value, path)
+    if not items and isinstance(value, list | tuple):
+        check.error(path, value, "is not a non-empty list of CIDRs")
+    networks: list[str] = []
+    for index, item in enumerate(items):
+        item_path = _join(path, index)
+        text = check.string(item, item_path)
+        if text is None:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(text, strict=True)))
+        except ValueError:
+            check.error(item_path, item, "is not a CIDR (e.g. 10.0.0.0/8, fd00::/8)")
+    return tuple(dict.fromkeys(networks))
 
 
 def _check_route_budgets(check: _Checker, services: list[Service]) -> None:

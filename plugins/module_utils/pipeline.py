@@ -14,7 +14,13 @@ from typing import Any
 
 from .errors import SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
-from .install import SCHEMA_OPTIONAL, control_plane, install_dir, install_tree
+from .install import (
+    SCHEMA_OPTIONAL,
+    ControlPlane,
+    control_plane,
+    install_dir,
+    install_tree,
+)
 from .intent import Intent, parse_intent
 from .plan import StagePlan, plan_stage
 from .render import Renderer, load_yaml
@@ -53,6 +59,13 @@ class RenderedStage:
     files: dict[str, str]
     warnings: list[str]
     unvalidated: list[str] = field(default_factory=list)
+    install: ControlPlane | None = None
+    stage_objects: list[RenderedObject] = field(default_factory=list)
+
+    def runbook(self, migrated_from: str | None = None) -> str:
+        """The environment's RUNBOOK.md (with the cut-over when the provider changed)."""
+        return runbook_markdown(self.plan, self.stage_objects, self.warnings, self.install,
+                                migrated_from)
 
 
 @dataclass
@@ -81,6 +94,7 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     """Validate the intent, plan, render and schema-check; write nothing."""
     intent, warnings = parse_intent(variables)
     plan = plan_stage(intent)
+    warnings = [*warnings, *plan.warnings, *(str(gap) for gap in plan.gaps)]
     renderer = Renderer(options.template_dirs)
     installed, install_files, install_warnings = install_tree(intent, renderer)
     objects = render_objects(plan, renderer) + sync_objects(
@@ -113,9 +127,10 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     files.update(kustomizations(plan, objects, renderer))
     files.update(install_files)
     files.update(extra_files(plan, renderer))
-    files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = runbook_markdown(
-        plan, objects, warnings, control_plane(intent) if installed else None)
-    return RenderedStage(intent, plan, everything, files, warnings, unvalidated)
+    rendered = RenderedStage(intent, plan, everything, files, warnings, unvalidated,
+                             control_plane(intent) if installed else None, objects)
+    files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = rendered.runbook()
+    return rendered
 
 
 def run_stage(variables: Mapping[str, Any], options: StageOptions,
@@ -125,13 +140,21 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     intent = rendered.intent
     repo = GitOpsRepo(options.gitops_dir)
     meta = {"provider": intent.provider, "stage": intent.stage.value}
+    previous = repo.scope_meta(intent.environment)
+    migrated_from = migrated_from_provider(previous, intent.provider)
+    switched = migrated_from if previous.get("provider") == migrated_from else None
+    if migrated_from:
+        # the runbook orders the cut-over for as long as the environment has this provider
+        meta["migrated_from"] = migrated_from
+        rendered.files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = rendered.runbook(
+            migrated_from)
     env_update = repo.plan(intent.environment, rendered.files, meta)
     environments = {**repo.all_scope_meta(), intent.environment: meta}
     environments.pop(SHARED_SCOPE, None)
     shared_update = repo.plan(SHARED_SCOPE, {"README.md": index_markdown(environments)}, {})
     updates = [env_update, shared_update]
     counts = object_changes(change for update in updates for change in update.changes)
-    message = commit_message(intent, counts)
+    message = commit_message(intent, counts, switched)
     changed = any(update.changed for update in updates)
     sha = None
     if not options.check_mode:
@@ -143,17 +166,28 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
             # what is committed, against HEAD: also right when it completes a run that
             # was interrupted between writing and committing
             committed.update(object_changes(changes))
-            return commit_message(intent, committed)
+            return commit_message(intent, committed, switched)
 
         sha = repo.commit(message_for)
         if sha is not None:
-            counts, message, changed = committed, commit_message(intent, committed), True
+            counts, message, changed = committed, commit_message(intent, committed, switched), \
+                True
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
         changed=changed, commit=sha, objects=counts,
         files=_file_counts(updates), message=message, warnings=rendered.warnings,
         diff=[d for update in updates for d in update.ansible_diff()],
     )
+
+
+def migrated_from_provider(previous: Mapping[str, Any], provider: str) -> str | None:
+    """The provider an environment moved from: the one its last run recorded, when that was
+    another; kept while the provider stays the same."""
+    before = previous.get("provider")
+    if before and before != provider:
+        return str(before)
+    recorded = previous.get("migrated_from")
+    return str(recorded) if before == provider and recorded else None
 
 
 def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:
@@ -192,7 +226,8 @@ def object_changes(changes: Iterable[FileChange]) -> dict[str, list[str]]:
     }
 
 
-def commit_message(intent: Intent, counts: Mapping[str, list[str]]) -> str:
+def commit_message(intent: Intent, counts: Mapping[str, list[str]],
+                   switched_from: str | None = None) -> str:
     stage = intent.stage
     lines = [
         f"meshstage({intent.environment}): {stage.value} stage, "
@@ -202,6 +237,10 @@ def commit_message(intent: Intent, counts: Mapping[str, list[str]]) -> str:
         f"Environment {intent.environment} ({intent.provider}) is at stage {stage.number} "
         f"of 6, {stage.value}: {STAGE_PURPOSE[stage]}.",
     ]
+    if switched_from:
+        lines += ["", f"The environment moves from {switched_from} to {intent.provider}: this "
+                  f"commit adds {intent.provider}'s tree and removes {switched_from}'s. "
+                  f"Cut over in the order of {env_dir(intent.environment)}/RUNBOOK.md."]
     for heading, key in (("Added", "added"), ("Changed", "changed"), ("Removed", "removed")):
         if counts[key]:
             lines += ["", f"{heading}:"] + [f"- {name}" for name in counts[key]]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import MeshstageError
+from .errors import MeshstageError, describe_value
 from .intent import Intent
 from .stages import Stage, stages_through
 
@@ -56,6 +56,29 @@ class Note:
     text: str
 
 
+@dataclass(frozen=True)
+class Gap:
+    """An intent field the provider cannot express (for one service, or the whole mesh).
+
+    ``str()`` reads like an intent warning, naming the field, the service and the value::
+
+        mesh_services[3].traffic.connection_pool (service bookinfo/ratings): dict {...} is
+        not expressible with linkerd: Linkerd proxies have no connection pool limits
+    """
+
+    path: str
+    value: Any
+    provider: str
+    reason: str
+    subject: str = ""
+    stage: Stage = field(default=Stage.PERMISSIVE_MTLS, compare=False)
+
+    def __str__(self) -> str:
+        subject = f" ({self.subject})" if self.subject else ""
+        return (f"{self.path}{subject}: {describe_value(self.value)} is not expressible with "
+                f"{self.provider}: {self.reason}")
+
+
 @dataclass
 class StagePlan:
     """Everything an environment at one stage carries, before rendering."""
@@ -64,6 +87,8 @@ class StagePlan:
     objects: list[PlannedObject] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     extra_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
+    gaps: list[Gap] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # risks of what is rendered
 
     def by_stage(self) -> dict[Stage, list[PlannedObject]]:
         grouped: dict[Stage, list[PlannedObject]] = {
@@ -81,6 +106,8 @@ class StageContribution:
     objects: list[PlannedObject] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
+    gaps: list[Gap] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # risks of what is rendered
 
 
 def assemble(intent: Intent, contributions: Mapping[Stage, StageContribution]) -> StagePlan:
@@ -95,14 +122,20 @@ def assemble(intent: Intent, contributions: Mapping[Stage, StageContribution]) -
             owners[obj.key] = replace(obj, stage=stage)
         plan.notes.extend(Note(stage, text) for text in contribution.notes)
         plan.extra_files.update(contribution.extra_files)
+        for gap in contribution.gaps:
+            if gap not in plan.gaps:  # equal content: the first stage that lists it names it
+                plan.gaps.append(replace(gap, stage=stage))
+        plan.warnings.extend(w for w in dict.fromkeys(contribution.warnings)
+                             if w not in plan.warnings)
     plan.objects = sorted(owners.values(), key=lambda o: (o.stage.number, o.filename))
     return plan
 
 
 def _planners() -> dict[str, Callable[[Intent], dict[Stage, StageContribution]]]:
     from .plan_istio import plan_istio
+    from .plan_linkerd import plan_linkerd
 
-    return {"istio": plan_istio}
+    return {"istio": plan_istio, "linkerd": plan_linkerd}
 
 
 def plan_stage(intent: Intent) -> StagePlan:
@@ -115,6 +148,22 @@ def plan_stage(intent: Intent) -> StagePlan:
             f"renderer yet (available: {', '.join(sorted(planners))})"
         )
     return assemble(intent, planner(intent))
+
+
+# A GitOps tool must never delete a namespace because meshstage stopped listing it.
+NEVER_PRUNE: Mapping[str, str] = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+
+
+def template_meta(name: str, namespace: str | None, intent: Intent,
+                  annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The metadata values an object's template prints: name, namespace, labels,
+    annotations (None where absent, so the key is left out)."""
+    meta = metadata(name, namespace, intent, annotations=annotations)
+    return {"name": meta["name"], "namespace": meta.get("namespace"),
+            "labels": meta["labels"], "annotations": meta.get("annotations")}
 
 
 def metadata(name: str, namespace: str | None, intent: Intent,

@@ -15,7 +15,16 @@ import yaml
 
 from .install import ControlPlane, HelmChart
 from .intent import AuthorizationRule, Intent, Service
-from .plan import PlannedObject, StageContribution, metadata
+from .plan import NEVER_PRUNE, Gap, PlannedObject, StageContribution
+from .plan import template_meta as _meta
+from .plan_gatewayapi import (
+    backend_services,
+    http_route,
+    route_ports,
+    routes_versions,
+    version_services,
+    whole_duration,
+)
 from .stages import Stage
 
 NETWORKING = "networking.istio.io/v1"
@@ -108,7 +117,7 @@ def _injection(intent: Intent) -> StageContribution:
         contribution.objects.append(PlannedObject(
             api_version="v1", kind="Namespace", name=namespace, namespace=None,
             template="istio/namespace.yaml.j2",
-            context={"name": namespace, "labels": label, "annotations": _never_prune()},
+            context={"name": namespace, "labels": label, "annotations": dict(NEVER_PRUNE)},
         ))
     opt_outs = [s for s in intent.services if not s.inject]
     proxy = intent.proxy
@@ -181,9 +190,10 @@ def _observability(intent: Intent) -> StageContribution:
 def _traffic(intent: Intent) -> StageContribution:
     contribution = StageContribution()
     for service in intent.services:
-        if _needs_destination_rule(intent, service):
-            contribution.objects.append(_destination_rule(intent, service))
-        if service.traffic.routes:
+        contribution.objects.extend(_destination_rules(intent, service))
+        if service.traffic.routes and intent.traffic_api == "gateway-api":
+            _gateway_routes(intent, service, contribution)
+        elif service.traffic.routes:
             contribution.objects.append(_virtual_service(intent, service))
         if service.inject:
             contribution.objects.append(_sidecar(intent, service))
@@ -198,8 +208,7 @@ def _traffic(intent: Intent) -> StageContribution:
 def _strict(intent: Intent) -> StageContribution:
     contribution = StageContribution(objects=[_mesh_peer_authentication(intent)])
     for service in intent.services:
-        if _needs_destination_rule(intent, service):
-            contribution.objects.append(_destination_rule(intent, service))
+        contribution.objects.extend(_destination_rules(intent, service))
     for exception in intent.mtls_exceptions:
         service = intent.service(exception.service)
         name = f"{service.name}-mtls-exception"
@@ -276,21 +285,6 @@ def _authorization(intent: Intent) -> StageContribution:
 # --------------------------------------------------------------------------- builders
 
 
-def _meta(name: str, namespace: str | None, intent: Intent,
-          annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    meta = metadata(name, namespace, intent, annotations=annotations)
-    return {"name": meta["name"], "namespace": meta.get("namespace"),
-            "labels": meta["labels"], "annotations": meta.get("annotations")}
-
-
-def _never_prune() -> dict[str, str]:
-    """A GitOps tool must never delete a namespace because meshstage stopped listing it."""
-    return {
-        "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
-        "kustomize.toolkit.fluxcd.io/prune": "disabled",
-    }
-
-
 def _mesh_peer_authentication(intent: Intent) -> PlannedObject:
     strict = intent.stage.reached(Stage.STRICT_MTLS)
     return PlannedObject(
@@ -323,23 +317,92 @@ def _disabled_service_ports(intent: Intent, service: Service) -> list[int]:
     return sorted(p.port for p in service.ports if (p.target_port or p.port) in disabled)
 
 
-def _needs_destination_rule(intent: Intent, service: Service) -> bool:
+def _needs_traffic_policy(intent: Intent, service: Service) -> bool:
     traffic = service.traffic
-    return bool(service.versions or traffic.connection_pool or traffic.outlier_detection
+    return bool(traffic.connection_pool or traffic.outlier_detection
                 or traffic.load_balancer or _tls_mode(intent, service) == "DISABLE"
                 or _disabled_service_ports(intent, service))
 
 
-def _destination_rule(intent: Intent, service: Service) -> PlannedObject:
+def _destination_rules(intent: Intent, service: Service) -> list[PlannedObject]:
+    """The service's DestinationRule; with Gateway API routes, one per version backend too.
+
+    Subsets serve VirtualService routes only. An HTTPRoute sends traffic to the version
+    Services instead, so their hosts need the service's traffic policy of their own.
+    """
+    if intent.traffic_api != "gateway-api":
+        needed = bool(service.versions) or _needs_traffic_policy(intent, service)
+        return [_destination_rule(intent, service)] if needed else []
+    if not _needs_traffic_policy(intent, service):
+        return []
+    hosts = [service.name]
+    if service.traffic.routes and routes_versions(service):
+        hosts += [name for name in backend_services(service) if name != service.name]
+    return [_destination_rule(intent, service, host, subsets=False) for host in hosts]
+
+
+def _gateway_routes(intent: Intent, service: Service, contribution: StageContribution) -> None:
+    """The ``gateway-api`` option: an HTTPRoute per HTTP port, and the version Services."""
+    path = intent.service_path(service)
+    subject = f"service {service.namespace}/{service.name}"
+    traffic = service.traffic
+    ports = route_ports(service)
+    if not ports:
+        contribution.gaps.append(Gap(
+            f"{path}.traffic", _traffic_summary(service), "istio (mesh_traffic_api gateway-api)",
+            "an HTTPRoute attaches to an HTTP, HTTP2 or GRPC port and the service has none",
+            subject))
+        return
+    timeouts = None
+    if traffic.timeout:
+        request, exact = whole_duration(traffic.timeout)
+        timeouts = {"request": request}
+        if not exact:
+            contribution.gaps.append(Gap(
+                f"{path}.traffic.timeout", traffic.timeout,
+                "istio (mesh_traffic_api gateway-api)",
+                f"Gateway API durations are whole milliseconds; rendered as {request}",
+                subject))
+    if traffic.retries:
+        contribution.gaps.append(Gap(
+            f"{path}.traffic.retries", _retries_summary(service),
+            "istio (mesh_traffic_api gateway-api)",
+            "the standard-channel HTTPRoute has no retry field (it is experimental); "
+            "Istio's default retry policy applies", subject))
+    for port in ports:
+        contribution.objects.append(http_route(intent, service, port, timeouts=timeouts))
+    contribution.objects.extend(version_services(intent, service))
+
+
+def _traffic_summary(service: Service) -> dict[str, Any]:
+    traffic = service.traffic
+    return {key: value for key, value in (
+        ("split", {w.subset: w.weight for w in traffic.split} or None),
+        ("header_routes", len(traffic.header_routes) or None),
+        ("timeout", traffic.timeout), ("retries", traffic.retries.attempts
+                                       if traffic.retries else None)) if value is not None}
+
+
+def _retries_summary(service: Service) -> dict[str, Any]:
+    retries = service.traffic.retries
+    assert retries is not None
+    return {key: value for key, value in (
+        ("attempts", retries.attempts), ("per_try_timeout", retries.per_try_timeout),
+        ("retry_on", retries.retry_on)) if value is not None}
+
+
+def _destination_rule(intent: Intent, service: Service, host: str | None = None,
+                      subsets: bool = True) -> PlannedObject:
     traffic = service.traffic
     pool = traffic.connection_pool
     tls = _tls_mode(intent, service)
+    host = host or service.name
     return PlannedObject(
-        api_version=NETWORKING, kind="DestinationRule", name=service.name,
+        api_version=NETWORKING, kind="DestinationRule", name=host,
         namespace=service.namespace, template="istio/destination_rule.yaml.j2",
         context={
-            **_meta(service.name, service.namespace, intent),
-            "host": service.name,
+            **_meta(host, service.namespace, intent),
+            "host": host,
             "tls": {"mode": tls} if tls else None,
             "load_balancer": {"simple": traffic.load_balancer} if traffic.load_balancer else None,
             "connection_pool": {
@@ -350,7 +413,8 @@ def _destination_rule(intent: Intent, service: Service) -> PlannedObject:
             "port_level_settings": [
                 {"port": {"number": port}, "tls": {"mode": "DISABLE"}}
                 for port in _disabled_service_ports(intent, service)] or None,
-            "subsets": [{"name": v.name, "labels": dict(v.labels)} for v in service.versions],
+            "subsets": [{"name": v.name, "labels": dict(v.labels)}
+                        for v in service.versions] if subsets else [],
         },
     )
 
@@ -399,10 +463,14 @@ def _virtual_service(intent: Intent, service: Service) -> PlannedObject:
 
 def _sidecar(intent: Intent, service: Service) -> PlannedObject:
     domain = intent.cluster.domain
-    hosts = sorted({
-        f"{callee.namespace}/{callee.name}.{callee.namespace}.svc.{domain}"
-        for callee in (intent.service(name) for name in service.calls)
-    })
+    names: set[tuple[str, str]] = set()
+    for callee in (intent.service(name) for name in service.calls):
+        names.add((callee.namespace, callee.name))
+        if intent.traffic_api == "gateway-api" and callee.traffic.routes \
+                and routes_versions(callee):
+            # the HTTPRoute sends the callee's traffic on to its version Services
+            names.update((callee.namespace, name) for name in backend_services(callee))
+    hosts = sorted(f"{namespace}/{name}.{namespace}.svc.{domain}" for namespace, name in names)
     hosts.append(f"{intent.root_namespace}/*")
     return PlannedObject(
         api_version=NETWORKING, kind="Sidecar", name=service.name,
@@ -430,8 +498,9 @@ def _rule(intent: Intent, rule: AuthorizationRule) -> dict[str, Any]:
         from_ = [{"source": {"principals": principals or None,
                              "namespaces": list(source.namespaces) or None}}]
     to = None
-    if rule.methods or rule.paths:
-        to = [{"operation": {"methods": list(rule.methods) or None,
+    if rule.methods or rule.paths or rule.ports:
+        to = [{"operation": {"ports": [str(port) for port in rule.ports] or None,
+                             "methods": list(rule.methods) or None,
                              "paths": list(rule.paths) or None}}]
     return {"from": from_, "to": to}
 

@@ -20,6 +20,9 @@ description:
   - Nothing is written when any check fails. A second run with the same intent writes nothing
     and commits nothing. Files meshstage did not write are never changed or deleted.
   - Unknown C(mesh_*) variables are refused, so a misspelt variable does not pass silently.
+  - The mesh is C(mesh_provider), C(istio) or C(linkerd). An intent field the provider cannot
+    express is a warning naming the field and the service (see docs/providers.md). Switching
+    an environment's provider renders the new tree and removes the old one in one commit.
   - Runs on the controller (it is an action plugin); the GitOps repository is local to it.
 author:
   - meshstage developers
@@ -90,7 +93,7 @@ stage:
   type: str
   sample: strict_mtls
 provider:
-  description: The mesh provider.
+  description: The mesh provider, C(istio) or C(linkerd).
   returned: always
   type: str
   sample: istio
@@ -114,7 +117,9 @@ message:
   returned: always
   type: str
 warnings:
-  description: Warnings about the intent (for example retries that exceed the route timeout).
+  description:
+    - Warnings about the intent (for example retries that exceed the route timeout).
+    - One per intent field the provider cannot express, naming the field and the service.
   returned: always
   type: list
   elements: str

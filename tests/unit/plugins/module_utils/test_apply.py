@@ -155,6 +155,21 @@ def test_prune_kinds_cover_every_kind_the_istio_renderer_makes(dev_objects):
     assert rendered <= looked_at
 
 
+@pytest.mark.parametrize(("provider", "traffic_api"), [
+    ("istio", "gateway-api"), ("linkerd", "gateway-api"), ("linkerd", "smi")])
+def test_prune_kinds_cover_every_kind_the_other_renderers_make(tmp_path, crd_dir, provider,
+                                                                 traffic_api):
+    from conftest import load_example_intent  # tests/conftest.py, on pytest's path
+
+    variables = {**load_example_intent("dev"), "mesh_provider": provider,
+                 "mesh_traffic_api": traffic_api}
+    rendered = render_stage(variables, StageOptions(gitops_dir=tmp_path, crd_dirs=[crd_dir]))
+    looked_at = {(k["api_version"], k["kind"]) for k in prune_kinds()}
+    kinds = {(o["apiVersion"], o["kind"]) for o in stage_objects(rendered.objects, "dev")
+             if o["kind"] != "Namespace"}
+    assert kinds <= looked_at
+
+
 def test_cluster_plan(dev_objects, example_intent):
     intent, _ = parse_intent(example_intent("dev"))
     forward = cluster_plan(intent, dev_objects)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.meshstage.mesh.plugins.module_utils import install
 from ansible_collections.meshstage.mesh.plugins.module_utils.install import (
     control_plane,
     install_tree,
@@ -104,12 +105,35 @@ def test_revision_reaches_both_charts(prod):
     assert doc(rendered, f"{BASE}/values/istiod.yaml")["revision"] == "1-29"
 
 
-def test_a_provider_without_an_install_says_so(example_intent):
+def test_linkerd_installs_its_crds_then_the_control_plane(example_intent):
     intent, _ = parse_intent(example_intent("prod", mesh_provider="linkerd"))
+    plane = control_plane(intent)
+    assert plane is not None
+    assert plane.repository == "https://helm.linkerd.io/edge"
+    assert [(c.chart, c.release, c.namespace) for c in plane.charts] == [
+        ("linkerd-crds", "linkerd-crds", "linkerd"),
+        ("linkerd-control-plane", "linkerd-control-plane", "linkerd")]
+    objects, files, warnings = install_tree(intent, Renderer([]))
+    assert warnings == []
+    values = yaml.safe_load(files[f"{BASE}/values/linkerd-control-plane.yaml"])
+    # the identity issuer comes from outside the repository: no key is ever rendered
+    assert values["identity"] == {"externalCA": True, "issuer": {"scheme": "kubernetes.io/tls"}}
+    assert values["proxy"]["defaultInboundPolicy"] == "all-unauthenticated"
+    assert yaml.safe_load(files[f"{BASE}/values/linkerd-crds.yaml"]) == {
+        "installGatewayAPI": False}
+    releases = [o.obj for o in objects if o.obj["kind"] == "HelmRelease"]
+    assert [r["spec"]["chart"]["spec"]["chart"] for r in releases] == [
+        "linkerd-crds", "linkerd-control-plane"]
+    assert releases[1]["spec"]["dependsOn"] == [{"name": "meshstage-prod-linkerd-crds"}]
+
+
+def test_a_provider_without_an_install_says_so(example_intent, monkeypatch):
+    monkeypatch.setattr(install, "_control_planes", lambda: {})
+    intent, _ = parse_intent(example_intent("prod"))
     assert control_plane(intent) is None
     objects, files, warnings = install_tree(intent, Renderer([]))
     assert (objects, files) == ([], {})
-    assert warnings == ["mesh_provider 'linkerd' has no control-plane install yet: nothing is "
+    assert warnings == ["mesh_provider 'istio' has no control-plane install yet: nothing is "
                         "rendered into envs/prod/00-install; install the mesh yourself"]
 
 

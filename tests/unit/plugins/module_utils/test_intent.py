@@ -62,8 +62,8 @@ BASE: dict[str, Any] = {
 
 DNS_LABEL = ("is not a valid DNS-1123 label (lower case letters, digits and '-', at most 63, "
              "starting and ending with a letter or digit)")
-SERVICE_KEYS = ("calls, canary, ingress, inject, name, namespace, ports, service_account, "
-                "traffic, versions")
+SERVICE_KEYS = ("calls, canary, ingress, inject, name, namespace, ports, probe_paths, "
+                "service_account, traffic, versions")
 TRAFFIC_KEYS = ("connection_pool, header_routes, load_balancer, outlier_detection, retries, "
                 "split, timeout")
 NOT_A_DURATION = "is not a duration (e.g. 10s, 1.5s, 250ms, 1m)"
@@ -179,10 +179,10 @@ CASES = [
         [put("mesh_default_denny", False)],
         "mesh_default_denny: False is not a known key here; known: mesh_authorization, "
         "mesh_cluster, mesh_default_deny, mesh_environment, mesh_gitops, mesh_ingress_gateway, "
-        "mesh_injected_waves, mesh_injection_waves, mesh_install, mesh_mtls_exceptions, "
-        "mesh_provider, "
-        "mesh_proxy, mesh_revision, mesh_root_namespace, mesh_service_overrides, mesh_services, "
-        "mesh_stage, mesh_telemetry, mesh_trust_domain (did you mean 'mesh_default_deny'?)",
+        "mesh_injected_waves, mesh_injection_waves, mesh_install, mesh_linkerd, "
+        "mesh_mtls_exceptions, mesh_provider, mesh_proxy, mesh_revision, mesh_root_namespace, "
+        "mesh_service_overrides, mesh_services, mesh_stage, mesh_telemetry, "
+        "mesh_traffic_api, mesh_trust_domain (did you mean 'mesh_default_deny'?)",
         id="top-level-key-typo"),
     pytest.param(
         [put("mesh_services[0].colour", "blue")],
@@ -191,8 +191,8 @@ CASES = [
     pytest.param(
         [put("mesh_service_overrides", {"web": {"injct": False}})],
         "mesh_service_overrides.web.injct: False is not a known key here; known: calls, "
-        "canary, ingress, inject, namespace, ports, service_account, traffic, versions "
-        "(did you mean 'inject'?)",
+        "canary, ingress, inject, namespace, ports, probe_paths, service_account, traffic, "
+        "versions (did you mean 'inject'?)",
         id="override-key-typo-named-where-written"),
     # --- references to services that do not exist
     pytest.param(
@@ -510,6 +510,83 @@ CASES = [
         [put("mesh_telemetry", {"sampling_percentage": 150})],
         "mesh_telemetry.sampling_percentage: 150 is not between 0 and 100",
         id="sampling-over-100"),
+    # --- the traffic API and what only Linkerd reads
+    pytest.param(
+        [put("mesh_traffic_api", "httproute")],
+        "mesh_traffic_api: 'httproute' is not one of virtualservice, gateway-api, smi",
+        id="traffic-api-unknown"),
+    pytest.param(
+        [put("mesh_traffic_api", "smi")],
+        "mesh_traffic_api: 'smi' is not available with mesh_provider 'istio' (available: "
+        "virtualservice, gateway-api)",
+        id="traffic-api-smi-with-istio"),
+    pytest.param(
+        [put("mesh_provider", "linkerd"), put("mesh_traffic_api", "virtualservice")],
+        "mesh_traffic_api: 'virtualservice' is not available with mesh_provider 'linkerd' "
+        "(available: gateway-api, smi)",
+        id="traffic-api-virtualservice-with-linkerd"),
+    pytest.param(
+        [put("mesh_linkerd", {"probe_network": ["10.0.0.0/8"]})],
+        "mesh_linkerd.probe_network: list ['10.0.0.0/8'] is not a known key here; known: "
+        "access_log_format, control_plane_namespace, probe_networks, trace_collector, "
+        "trace_collector_service_account, viz_namespace (did you mean 'probe_networks'?)",
+        id="linkerd-key-typo"),
+    pytest.param(
+        [put("mesh_linkerd", {"probe_networks": ["10.0.0.1/8"]})],
+        "mesh_linkerd.probe_networks[0]: '10.0.0.1/8' is not a CIDR (e.g. 10.0.0.0/8, "
+        "fd00::/8)",
+        id="probe-network-host-bits"),
+    pytest.param(
+        [put("mesh_linkerd", {"probe_networks": []})],
+        "mesh_linkerd.probe_networks: list [] is not a non-empty list of CIDRs",
+        id="probe-networks-empty"),
+    pytest.param(
+        [put("mesh_linkerd", {"trace_collector": "collector.linkerd-jaeger"})],
+        "mesh_linkerd.trace_collector: 'collector.linkerd-jaeger' is not a host:port address "
+        "(e.g. collector.linkerd-jaeger:55678)",
+        id="trace-collector-without-port"),
+    pytest.param(
+        [put("mesh_linkerd", {"access_log_format": "envoy"})],
+        "mesh_linkerd.access_log_format: 'envoy' is not one of apache, json",
+        id="access-log-format"),
+    pytest.param(
+        [put("mesh_linkerd", {"viz_namespace": "Linkerd_Viz"})],
+        f"mesh_linkerd.viz_namespace: 'Linkerd_Viz' {DNS_LABEL}",
+        id="viz-namespace"),
+    # --- version backends, probe paths, rule ports
+    pytest.param(
+        [put("mesh_services[1].versions", [{"name": "v1", "service": "api"},
+                                           {"name": "v2", "service": "api"}])],
+        "mesh_services[1].versions[1].service: 'api' is already the service of version 'v1'",
+        id="version-service-twice"),
+    pytest.param(
+        [put("mesh_services[1].versions", ["v1", {"name": "v2", "service": "api-v1"}])],
+        "mesh_services[1].versions[1].service: 'api-v1' is the name meshstage gives the "
+        "Service of another version; name that version's service too, or pick another name",
+        id="version-service-clashes-with-a-rendered-one"),
+    pytest.param(
+        [put("mesh_services[1].versions", [{"name": "v1", "service": "Api_V1"}])],
+        f"mesh_services[1].versions[0].service: 'Api_V1' {DNS_LABEL}",
+        id="version-service-not-a-label"),
+    pytest.param(
+        [put("mesh_services[1].probe_paths", ["healthz"])],
+        "mesh_services[1].probe_paths[0]: 'healthz' is not an exact path starting with '/' "
+        "(no '*', '?', '#' or spaces)",
+        id="probe-path-without-slash"),
+    pytest.param(
+        [put("mesh_services[1].probe_paths", ["/health/*"])],
+        "mesh_services[1].probe_paths[0]: '/health/*' is not an exact path starting with '/' "
+        "(no '*', '?', '#' or spaces)",
+        id="probe-path-wildcard"),
+    pytest.param(
+        [put("mesh_authorization[0].allow[0].ports", [9999])],
+        "mesh_authorization[0].allow[0].ports[0]: 9999 selects nothing: not a port of the "
+        "service (ports: 9090)",
+        id="rule-port-not-on-the-service"),
+    pytest.param(
+        [put("mesh_authorization[0].allow[0].ports", ["9090"])],
+        "mesh_authorization[0].allow[0].ports[0]: '9090' is not an integer",
+        id="rule-port-not-an-integer"),
 ]
 
 
@@ -650,3 +727,46 @@ def test_a_namespace_in_no_wave_is_a_warning():
                                           [{"name": "shop", "namespaces": ["shop"]}])))
     assert warnings == ["mesh_injection_waves: 'data' is a namespace of mesh_services in no "
                         "injection wave: its workloads are never injected"]
+
+
+# ---------------------------------------------------------------------------- providers
+
+
+@pytest.mark.parametrize(("provider", "api", "expected"), [
+    ("istio", None, "virtualservice"),
+    ("istio", "gateway-api", "gateway-api"),
+    ("linkerd", None, "gateway-api"),
+    ("linkerd", "smi", "smi"),
+])
+def test_traffic_api_defaults_per_provider(provider, api, expected):
+    mutations = [put("mesh_provider", provider)]
+    if api is not None:
+        mutations.append(put("mesh_traffic_api", api))
+    parsed, _ = parse_intent(intent(*mutations))
+    assert parsed.traffic_api == expected
+
+
+def test_linkerd_settings_defaults_and_values():
+    parsed, _ = parse_intent(intent())
+    assert parsed.linkerd.control_plane_namespace == "linkerd"
+    assert parsed.linkerd.probe_networks == ("0.0.0.0/0", "::/0")
+    assert parsed.linkerd.trace_collector is None
+    parsed, _ = parse_intent(intent(put("mesh_linkerd", {
+        "probe_networks": ["10.0.0.0/8", "fd00::/8"],
+        "trace_collector": "collector.linkerd-jaeger:55678",
+        "trace_collector_service_account": "collector",
+        "access_log_format": "json"})))
+    assert parsed.linkerd.probe_networks == ("10.0.0.0/8", "fd00::/8")
+    assert parsed.linkerd.trace_collector == "collector.linkerd-jaeger:55678"
+    assert parsed.linkerd.access_log_format == "json"
+
+
+def test_version_service_probe_paths_and_rule_ports_are_parsed():
+    parsed, _ = parse_intent(intent(
+        put("mesh_services[1].versions", [{"name": "v1", "service": "api"}, "v2"]),
+        put("mesh_services[1].probe_paths", ["/ready", "/live"]),
+        put("mesh_authorization[0].allow[0].ports", [9090])))
+    api = parsed.service("api")
+    assert [(v.name, v.service) for v in api.versions] == [("v1", "api"), ("v2", None)]
+    assert api.probe_paths == ("/ready", "/live")
+    assert parsed.authorization[0].allow[0].ports == (9090,)

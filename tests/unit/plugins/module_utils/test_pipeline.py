@@ -10,8 +10,10 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     IntentErrors,
     SchemaError,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
+    migrated_from_provider,
     render_stage,
     run_stage,
 )
@@ -127,3 +129,29 @@ def test_a_run_interrupted_before_its_commit_is_completed_by_the_next(
     status = subprocess.run(["git", "-C", str(gitops), "status", "--porcelain"],
                             capture_output=True, text=True, check=True).stdout
     assert status == ""
+
+
+@pytest.mark.parametrize(("previous", "provider", "expected"), [
+    ({}, "linkerd", None),                                            # a new environment
+    ({"provider": "istio", "stage": "traffic"}, "istio", None),       # no switch
+    ({"provider": "istio", "stage": "traffic"}, "linkerd", "istio"),  # the switch
+    ({"provider": "linkerd", "migrated_from": "istio"}, "linkerd", "istio"),  # kept
+    ({"provider": "linkerd", "migrated_from": "istio"}, "istio", "linkerd"),  # and back
+])
+def test_migrated_from_is_the_recorded_other_provider(previous, provider, expected):
+    assert migrated_from_provider(previous, provider) == expected
+
+
+def test_switching_provider_records_it_and_orders_the_cut_over(tmp_path, crd_dir,
+                                                               example_intent):
+    options = StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    switched = run_stage(example_intent("prod", mesh_provider="linkerd"), options)
+    assert "The environment moves from istio to linkerd" in switched.message
+    assert "PeerAuthentication istio-system/default" in switched.objects["removed"]
+    runbook = (tmp_path / "gitops/envs/prod/RUNBOOK.md").read_text()
+    assert "## Cut-over from istio" in runbook
+    state = GitOpsRepo(tmp_path / "gitops").scope_meta("prod")
+    assert state == {"provider": "linkerd", "stage": "injection", "migrated_from": "istio"}
+    again = run_stage(example_intent("prod", mesh_provider="linkerd"), options)
+    assert again.commit is None and not again.changed

@@ -343,13 +343,6 @@ def test_rendering_is_deterministic(registry, example_intent):
     assert first == second
 
 
-def test_linkerd_is_refused_until_its_renderer_exists(registry, example_intent):
-    from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-
-    with pytest.raises(MeshstageError, match="mesh_provider 'linkerd' has no renderer yet"):
-        render(example_intent("dev", mesh_provider="linkerd"), registry)
-
-
 def test_explicit_deny_rules_by_principal_namespace_method_and_path(registry, example_intent):
     variables = example_intent("dev", mesh_authorization=[{
         "service": "details",
@@ -381,3 +374,83 @@ def test_proxy_settings_become_a_proxy_config_and_istiod_values(registry, exampl
                                                       "limits": {"memory": "512Mi"}}
     plain = render(example_intent("prod", mesh_proxy=None), registry)
     assert "ProxyConfig" not in kinds(plain)
+
+
+def test_rule_ports_become_operation_ports(registry, example_intent):
+    variables = example_intent("dev", mesh_authorization=[{
+        "service": "details", "allow": [{"from": ["productpage"], "ports": [9080]}]}])
+    allow = find(render(variables, registry), "AuthorizationPolicy", "details-allow")
+    assert allow["spec"]["rules"] == [{
+        "from": [{"source": {"principals": [
+            "cluster.local/ns/bookinfo/sa/bookinfo-productpage"]}}],
+        "to": [{"operation": {"ports": ["9080"]}}]}]
+
+
+# --------------------------------------------------------------------------- Gateway API
+
+GATEWAY_API = "samples/istio-bookinfo/gateway-api"
+
+
+def gateway_reference(reference_dir: Path, filename: str, name: str) -> dict[str, Any]:
+    with open(reference_dir / GATEWAY_API / filename) as handle:
+        (found,) = [d for d in yaml.safe_load_all(handle) if d and d["metadata"]["name"] == name]
+    return found
+
+
+ROUTES = [
+    ("route-reviews-90-10.yaml", "reviews", {"canary": {"stable": "v1", "subset": "v2",
+                                                        "weight": 10}}),
+    ("route-reviews-50-v3.yaml", "reviews", {"traffic": {"split": {"v1": 50, "v3": 50}}}),
+    ("route-reviews-v1.yaml", "reviews", {"traffic": {"split": {"v1": 100}}}),
+    ("route-reviews-v3.yaml", "reviews", {"traffic": {"split": {"v3": 100}}}),
+    ("route-all-v1.yaml", "productpage", {"traffic": {"split": {"v1": 100}}}),
+    ("route-all-v1.yaml", "details", {"traffic": {"split": {"v1": 100}}}),
+    ("route-all-v1.yaml", "ratings", {"traffic": {"split": {"v1": 100}}}),
+]
+
+
+@pytest.mark.parametrize("provider", ["istio", "linkerd"])
+@pytest.mark.parametrize(("filename", "name", "fields"), ROUTES,
+                         ids=[f"{f}:{n}" for f, n, _ in ROUTES])
+def test_gateway_api_routes_equal_upstream(reference_dir, registry, provider, filename, name,
+                                           fields):
+    """Istio's samples/bookinfo/gateway-api routes, from intent, for both meshes."""
+    variables = with_service(bookinfo("traffic", mesh_provider=provider,
+                                      mesh_traffic_api="gateway-api"), name, **fields)
+    rendered = find(render(variables, registry), "HTTPRoute", name)
+    expected = gateway_reference(reference_dir, filename, name)
+    assert comparable(rendered) == comparable(expected)
+
+
+def test_version_services_equal_upstream_bookinfo_versions(reference_dir, registry):
+    variables = bookinfo("traffic", mesh_traffic_api="gateway-api")
+    for name in ("productpage", "reviews", "ratings", "details"):
+        variables = with_service(variables, name, traffic={"split": {"v1": 100}})
+    rendered = render(variables, registry)
+    with open(reference_dir / "samples/istio-bookinfo/platform/kube/bookinfo-versions.yaml") \
+            as handle:
+        expected = [d for d in yaml.safe_load_all(handle) if d]
+    for service in expected:
+        ours = find(rendered, "Service", service["metadata"]["name"])
+        assert ours["apiVersion"] == "v1"
+        assert ours["spec"] == service["spec"]
+
+
+def test_gateway_api_option_replaces_virtual_services(registry, example_intent):
+    rendered = render(example_intent("dev", mesh_traffic_api="gateway-api"), registry)
+    assert "VirtualService" not in kinds(rendered)
+    route = find(rendered, "HTTPRoute", "reviews")
+    assert route["spec"]["rules"][0] == {
+        "matches": [{"headers": [{"name": "end-user", "value": "test-user"}]}],
+        "backendRefs": [{"name": "reviews-v2", "port": 9080}],
+        "timeouts": {"request": "10s"}}
+    # subsets serve VirtualServices only; the version hosts get the traffic policy
+    assert "subsets" not in find(rendered, "DestinationRule", "reviews")["spec"]
+    for host in ("reviews-v1", "reviews-v2", "reviews-v3"):
+        rule = find(rendered, "DestinationRule", host)
+        assert rule["spec"]["host"] == host
+        assert rule["spec"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] == 5
+    # productpage's egress reaches the version Services the route sends to
+    hosts = find(rendered, "Sidecar", "productpage")["spec"]["egress"][0]["hosts"]
+    assert "bookinfo/reviews-v2.bookinfo.svc.cluster.local" in hosts
+    assert "bookinfo/reviews.bookinfo.svc.cluster.local" in hosts
