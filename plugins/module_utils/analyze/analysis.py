@@ -46,12 +46,37 @@ def _suppressed(finding: Finding) -> bool:
     return "*" in wanted or finding.code in wanted
 
 
+PROVIDERS = ("istio", "linkerd")
+
+
+def detect_providers(resources: Iterable[Resource]) -> tuple[str, ...]:
+    """The meshes the objects are written for: Istio's or Linkerd's API groups (SMI's
+    TrafficSplit counts as Linkerd's), or their injection labels and annotations. Both when
+    neither shows."""
+    found = set()
+    for resource in resources:
+        marks = " ".join([resource.group, *resource.labels, *resource.annotations])
+        if "istio.io" in marks:
+            found.add("istio")
+        if "linkerd.io" in marks or "smi-spec.io" in marks:
+            found.add("linkerd")
+        if len(found) == len(PROVIDERS):
+            break
+    return tuple(p for p in PROVIDERS if p in found) or PROVIDERS
+
+
 def analyze(resources: Sequence[Resource], mesh: MeshConfig | None = None,
-            complete: bool = False, analyzers: Iterable[str] | None = None) -> Report:
-    """Run the named analyzers (all registered ones by default) over the objects."""
+            complete: bool = False, analyzers: Iterable[str] | None = None,
+            providers: Iterable[str] | None = None) -> Report:
+    """Run the named analyzers (by default every registered analyzer of the providers, which
+    are detected from the objects when not given) over the objects."""
     index = MeshIndex(resources, mesh or MeshConfig(), complete)
     report = Report()
-    names = list(ANALYZERS) if analyzers is None else list(analyzers)
+    if analyzers is not None:
+        names = list(analyzers)
+    else:
+        wanted = set(providers) if providers is not None else set(detect_providers(resources))
+        names = [name for name, analyzer in ANALYZERS.items() if analyzer.provider in wanted]
     for name in names:
         for item in ANALYZERS[name].analyze(index):
             if isinstance(item, Unchecked):

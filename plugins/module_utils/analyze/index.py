@@ -310,6 +310,7 @@ class MeshIndex:
             self.by_kind.setdefault(resource.kind, []).append(resource)
             self._by_key.setdefault((resource.kind, resource.namespace, resource.name), resource)
         self._namespace_names: set[str] | None = None
+        self._kinds_in: set[tuple[str, str]] | None = None
         self.workloads: list[Workload] = []
         self._workload_of: dict[Resource, Workload] = {}
         self._workloads_by_ns: dict[str, list[Workload]] = {}
@@ -333,6 +334,11 @@ class MeshIndex:
         """Every object of the given kinds, in input order per kind."""
         return [r for kind in kinds for r in self.by_kind.get(kind, ())]
 
+    def istio(self, *kinds: str) -> list[Resource]:
+        """Objects of Istio's API groups (``*.istio.io``) of the given kinds: Linkerd and
+        Gateway API have kinds of the same names (AuthorizationPolicy, Gateway)."""
+        return [r for r in self.of_kind(*kinds) if r.group.endswith("istio.io")]
+
     def get(self, kind: str, namespace: str, name: str) -> Resource | None:
         return self._by_key.get((kind, namespace if kind not in CLUSTER_SCOPED else "", name))
 
@@ -343,6 +349,15 @@ class MeshIndex:
 
     def knows_workloads(self) -> bool:
         return self.knows(*POD_KINDS)
+
+    def knows_in(self, namespace: str, *kinds: str) -> bool:
+        """Like ``knows``, for one namespace: the input holds an object of one of the kinds
+        in that namespace. Inputs are often one namespace's slice of the cluster."""
+        if self.complete:
+            return True
+        if self._kinds_in is None:
+            self._kinds_in = {(r.kind, r.namespace) for r in self.resources}
+        return any((kind, namespace) in self._kinds_in for kind in kinds)
 
     def namespace(self, name: str) -> Resource | None:
         return self._by_key.get(("Namespace", "", name))
@@ -505,5 +520,16 @@ class MeshIndex:
             return True
         return any(w.service_account == name for w in self.workloads_in(namespace))
 
-    def knows_service_accounts(self) -> bool:
-        return self.knows("ServiceAccount")
+    def account_problem(self, namespace: str, account: str) -> str | None:
+        """Why no workload can run as ``namespace/account``; "" when that cannot be told
+        (the input holds no ServiceAccount or workload in the namespace), None when it can.
+        ``default`` exists in every namespace."""
+        if (self.complete or self.knows_namespaces()) and namespace not in self.namespace_names:
+            return f"namespace {namespace} does not exist"
+        if account == "default":
+            return None
+        if not self.knows_in(namespace, "ServiceAccount", *POD_KINDS):
+            return ""
+        if self.service_account_exists(namespace, account):
+            return None
+        return f"no ServiceAccount {namespace}/{account} exists and no workload runs as it"

@@ -67,7 +67,12 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
         ---
         apiVersion: v1
         kind: Namespace
-        metadata: {name: bookinfo}
+        metadata: {name: bookinfo, labels: {istio-injection: enabled}}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: reviews-v1, namespace: bookinfo, labels: {app: reviews}}
+        spec: {containers: [{name: reviews, image: reviews}]}
 
     Passes::
 
@@ -94,7 +99,7 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
     codes = {"IST0101": Level.ERROR, "IST0127": Level.WARNING}
 
     def analyze(self, index: MeshIndex) -> Report:
-        policies = index.of_kind("AuthorizationPolicy")
+        policies = index.istio("AuthorizationPolicy")
         if not policies:
             return
         if index.knows_workloads():

@@ -90,7 +90,7 @@ class DestinationHostAnalyzer(Analyzer):
     codes = {"IST0101": Level.ERROR, "IST0112": Level.ERROR, "IST0140": Level.WARNING}
 
     def analyze(self, index: MeshIndex) -> Report:
-        services = index.of_kind("VirtualService")
+        services = index.istio("VirtualService")
         if not services:
             return
         if index.knows_hosts():

@@ -53,11 +53,11 @@ class DestinationRuleAnalyzer(Analyzer):
     codes = {"IST0101": Level.ERROR}
 
     def analyze(self, index: MeshIndex) -> Report:
-        services = index.of_kind("VirtualService")
+        services = index.istio("VirtualService")
         if not services:
             return
         subsets: set[tuple[str, str]] = set()
-        for rule in index.of_kind("DestinationRule"):
+        for rule in index.istio("DestinationRule"):
             host = to_fqdn(rule.namespace, str(rule.spec.get("host") or ""))
             for subset in rule.spec.get("subsets") or []:
                 if isinstance(subset, dict):

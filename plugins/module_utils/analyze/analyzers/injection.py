@@ -64,6 +64,18 @@ class InjectionAnalyzer(Analyzer):
         metadata: {name: payment-service-1, namespace: payments}
         spec: {containers: [{name: app, image: payment-service}]}
 
+    Fails with IST0148::
+
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: payments}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: istio-sidecar-injector, namespace: istio-system}
+        data:
+          values: '{"sidecarInjectorWebhook": {"enableNamespacesByDefault": true}}'
+
     Passes::
 
         apiVersion: v1

@@ -56,7 +56,7 @@ class ConflictingMeshGatewayHostsAnalyzer(Analyzer):
 
     def analyze(self, index: MeshIndex) -> Report:
         by_host: dict[tuple[str, str], list[Resource]] = {}
-        for virtual_service in index.of_kind("VirtualService"):
+        for virtual_service in index.istio("VirtualService"):
             if not applies_to_mesh(virtual_service):
                 continue
             export_to = string_list(virtual_service.spec.get("exportTo"))

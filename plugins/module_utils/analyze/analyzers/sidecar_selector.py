@@ -99,7 +99,7 @@ class SidecarSelectorAnalyzer(Analyzer):
              "IST0167": Level.WARNING}
 
     def analyze(self, index: MeshIndex) -> Report:
-        sidecars = index.of_kind("Sidecar")
+        sidecars = index.istio("Sidecar")
         if not sidecars:
             return
         yield from without_selector(self, sidecars, workload_selector, "IST0111", "Sidecars")

@@ -98,7 +98,7 @@ class SubsetSelectPodAnalyzer(Analyzer):
     codes = {"IST0173": Level.ERROR, "IST0174": Level.WARNING}
 
     def analyze(self, index: MeshIndex) -> Report:
-        rules = index.of_kind("DestinationRule")
+        rules = index.istio("DestinationRule")
         if not rules:
             return
         if not index.knows_hosts():

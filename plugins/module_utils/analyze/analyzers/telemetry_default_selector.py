@@ -41,5 +41,5 @@ class TelemetryDefaultSelectorAnalyzer(Analyzer):
     codes = {"IST0160": Level.ERROR}
 
     def analyze(self, index: MeshIndex) -> Report:
-        yield from without_selector(self, index.of_kind("Telemetry"), match_labels, "IST0160",
+        yield from without_selector(self, index.istio("Telemetry"), match_labels, "IST0160",
                                     "Telemetries")

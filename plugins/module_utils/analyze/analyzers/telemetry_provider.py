@@ -42,7 +42,7 @@ class TelemetryProviderAnalyzer(Analyzer):
     def analyze(self, index: MeshIndex) -> Report:
         if index.mesh.default_access_log_providers:
             return
-        for telemetry in index.of_kind("Telemetry"):
+        for telemetry in index.istio("Telemetry"):
             entries = telemetry.spec.get("accessLogging")
             for number, entry in enumerate(entries if isinstance(entries, list) else []):
                 if not isinstance(entry, Mapping) or entry.get("disabled") is True:

@@ -68,7 +68,7 @@ class TelemetrySelectorAnalyzer(Analyzer):
     codes = {"IST0101": Level.ERROR, "IST0159": Level.ERROR}
 
     def analyze(self, index: MeshIndex) -> Report:
-        telemetries = index.of_kind("Telemetry")
+        telemetries = index.istio("Telemetry")
         if not any(match_labels(t) for t in telemetries):
             return
         if not index.knows_workloads():

@@ -148,7 +148,7 @@ class VirtualServiceMatchesAnalyzer(Analyzer):
     codes = {"IST0130": Level.WARNING, "IST0131": Level.INFO}
 
     def analyze(self, index: MeshIndex) -> Report:
-        for virtual_service in index.of_kind("VirtualService"):
+        for virtual_service in index.istio("VirtualService"):
             def unused(rule: str, reason: str, path: str,
                        resource: Resource = virtual_service) -> Finding:
                 return self.finding(resource, "IST0130",
