@@ -24,6 +24,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "crd_dirs": {"type": "list", "elements": "path", "default": []},
     "template_dirs": {"type": "list", "elements": "path", "default": []},
     "kubernetes_version": {"type": "str", "default": "1.33.0"},
+    "check_paths": {"type": "list", "elements": "path", "default": []},
 }
 
 
@@ -49,6 +50,7 @@ class ActionModule(ActionBase):
             template_dirs=[Path(d) for d in args["template_dirs"]],
             kubernetes_version=args["kubernetes_version"],
             check_mode=bool(self._task.check_mode),
+            check_paths=[Path(p) for p in args["check_paths"]],
         )
         try:
             stage = run_stage(variables, options)

@@ -39,6 +39,10 @@ POD_KINDS: frozenset[str] = frozenset({"Pod"}) | WORKLOAD_KINDS
 SYSTEM_NAMESPACES: frozenset[str] = frozenset({
     "kube-system", "kube-public", "kube-node-lease", "local-path-storage",
 })
+# Namespaces every cluster has, whether or not the input shows them.
+BUILTIN_NAMESPACES: frozenset[str] = frozenset({
+    "default", "kube-system", "kube-public", "kube-node-lease",
+})
 DEFAULT_DOMAIN = "svc.cluster.local"
 ISTIO_PROXY = "istio-proxy"
 INJECT = "sidecar.istio.io/inject"
@@ -88,8 +92,11 @@ class Resource:
         return _strings(self.metadata.get("annotations"))
 
 
-def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = False) -> Resource:
-    """A Resource from a Kubernetes object (which must have ``kind`` and ``metadata.name``)."""
+def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = False,
+                  default_namespace: str = "default") -> Resource:
+    """A Resource from a Kubernetes object (which must have ``kind`` and ``metadata.name``).
+    A namespaced object without a namespace is in ``default_namespace``, as with
+    ``kubectl apply -n``; its display name still shows it as written."""
     kind = str(obj.get("kind"))
     api_version = str(obj.get("apiVersion") or "")
     group = api_version.rpartition("/")[0]
@@ -100,7 +107,7 @@ def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = Fals
     if kind in CLUSTER_SCOPED:
         namespace, display = "", f"{kind} {name}"
     else:
-        namespace = written or "default"
+        namespace = written or default_namespace
         display = f"{kind} {written}/{name}" if written else f"{kind} {name}"
     return Resource(obj=obj, kind=kind, group=group, name=name, namespace=namespace,
                     display=display, source=source, context=context)
@@ -364,10 +371,11 @@ class MeshIndex:
 
     @property
     def namespace_names(self) -> set[str]:
-        """Namespaces the input shows: Namespace objects, and namespaces objects live in."""
+        """Namespaces that exist: Namespace objects, namespaces objects of the input live
+        in, and the namespaces every cluster has."""
         if self._namespace_names is None:
             self._namespace_names = {r.name for r in self.of_kind("Namespace")} | {
-                r.namespace for r in self.resources if r.namespace}
+                r.namespace for r in self.resources if r.namespace} | BUILTIN_NAMESPACES
         return self._namespace_names
 
     def knows_namespaces(self) -> bool:

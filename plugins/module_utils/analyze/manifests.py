@@ -53,7 +53,8 @@ def _parse(text: str, source: str) -> list[Any]:
         raise ManifestError(f"{source}:{where} is not valid YAML: {problem}") from error
 
 
-def add_text(manifests: Manifests, text: str, source: str, context: bool = False) -> None:
+def add_text(manifests: Manifests, text: str, source: str, context: bool = False,
+             default_namespace: str = "default") -> None:
     """Add the objects of one YAML stream (several documents, ``kind: List`` expanded)."""
     documents = [d for d in _parse(text, source) if d is not None]
     manifests.files += 1
@@ -64,7 +65,8 @@ def add_text(manifests: Manifests, text: str, source: str, context: bool = False
                  and document.get("kind") == "List" else [document])
         for item in items if isinstance(items, list) else []:
             if _is_object(item):
-                manifests.resources.append(make_resource(item, where, context))
+                manifests.resources.append(make_resource(item, where, context,
+                                                         default_namespace))
             else:
                 manifests.skipped += 1
 
@@ -82,14 +84,15 @@ def _files(path: Path) -> list[Path]:
     return found
 
 
-def read_manifests(paths: Iterable[str | Path], context: bool = False,
-                   stdin: Any = None) -> Manifests:
-    """Read files, directories (every ``*.yaml``/``*.yml`` below) and ``-`` (stdin)."""
+def read_manifests(paths: Iterable[str | Path], context: bool = False, stdin: Any = None,
+                   default_namespace: str = "default") -> Manifests:
+    """Read files, directories (every ``*.yaml``/``*.yml`` below) and ``-`` (stdin).
+    Objects without a namespace are in ``default_namespace``."""
     manifests = Manifests()
     for entry in paths:
         if str(entry) == "-":
             stream = stdin if stdin is not None else sys.stdin
-            add_text(manifests, stream.read(), "<stdin>", context)
+            add_text(manifests, stream.read(), "<stdin>", context, default_namespace)
             continue
         path = Path(entry)
         if not path.exists():
@@ -99,7 +102,7 @@ def read_manifests(paths: Iterable[str | Path], context: bool = False,
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:
                 raise ManifestError(f"{file}: cannot be read as UTF-8 text: {error}") from error
-            add_text(manifests, text, str(file), context)
+            add_text(manifests, text, str(file), context, default_namespace)
     return manifests
 
 
