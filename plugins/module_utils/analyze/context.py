@@ -5,10 +5,13 @@ Services and Deployments they refer to. So that the pipeline can still judge eve
 reference before anything is written, ``estate_objects`` builds stand-ins from the intent
 (a Namespace per namespace, and per service its Service, ServiceAccount and one Deployment
 per version, with the labels, ports and injection opt-outs the intent gives) and
-``analyze_rendered`` analyzes the rendered objects against them, as a complete world.
-Stand-ins are never written; findings about them are dropped. When the run is given the
-estate's real manifests (``mesh_check_paths``), those replace the stand-ins, and what they
-do not show is not judged (``Unchecked``).
+``analyze_rendered`` analyzes the rendered objects against them. Stand-ins are never
+written; findings about them are dropped. When the run is given the estate's real
+manifests (``mesh_check_paths``), those replace the stand-ins.
+
+The world is not declared complete: what the intent describes (its services, namespaces,
+service accounts, the ingress gateway) is judged, and a reference beyond it (a namespace
+of the mesh's own extensions, say) is noted as unchecked rather than refused.
 """
 
 from __future__ import annotations
@@ -106,4 +109,4 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
     present = {_identity(r) for r in objects}
     objects += [r for r in context if _identity(r) not in present]
     mesh = MeshConfig(root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)
-    return analyze(objects, mesh, complete=not check_paths, providers=[intent.provider])
+    return analyze(objects, mesh, providers=[intent.provider])

@@ -531,8 +531,10 @@ class MeshIndex:
     def account_problem(self, namespace: str, account: str) -> str | None:
         """Why no workload can run as ``namespace/account``; "" when that cannot be told
         (the input holds no ServiceAccount or workload in the namespace), None when it can.
-        ``default`` exists in every namespace."""
-        if (self.complete or self.knows_namespaces()) and namespace not in self.namespace_names:
+        ``default`` exists in every namespace. A namespace the input shows nothing of is
+        missing only when the input is complete: a cluster has namespaces (the mesh's
+        extensions, say) that an application's manifests never show."""
+        if self.complete and namespace not in self.namespace_names:
             return f"namespace {namespace} does not exist"
         if account == "default":
             return None
