@@ -8,7 +8,7 @@ from the docstrings, so the examples cannot drift from what the code does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import ClassVar
 
 from .finding import Finding, Level, Unchecked
@@ -36,3 +36,10 @@ class Analyzer:
 
     def unchecked(self, what: str, missing: str) -> Unchecked:
         return Unchecked(analyzer=self.name, what=what, missing=missing)
+
+
+def some(names: Iterable[str], limit: int = 4) -> str:
+    """``a, b, c, d and 3 more``: a short, sorted list for a note."""
+    ordered = sorted(set(names))
+    shown = ", ".join(ordered[:limit])
+    return shown + (f" and {len(ordered) - limit} more" if len(ordered) > limit else "")

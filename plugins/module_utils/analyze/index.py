@@ -482,6 +482,17 @@ class MeshIndex:
     def knows_hosts(self) -> bool:
         return self.knows("Service", "ServiceEntry")
 
+    def knows_host(self, namespace: str, host: str) -> bool:
+        """True when a host seen from ``namespace`` can be judged missing: the input is
+        complete, or holds a Service or ServiceEntry in the namespace a cluster-local host
+        names (a ServiceEntry anywhere, for other hosts)."""
+        if self.complete:
+            return True
+        service = service_of_fqdn(to_fqdn(namespace, host))
+        if service is None:
+            return self.knows("ServiceEntry")
+        return self.knows_in(service[0], "Service", "ServiceEntry")
+
     def service(self, namespace: str, name: str) -> HostEntry | None:
         """The Kubernetes Service ``namespace/name``."""
         return self._services.get((namespace, name))

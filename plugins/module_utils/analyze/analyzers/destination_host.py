@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Report, some
 from ..finding import Level
-from ..index import MeshIndex, Resource
+from ..index import MeshIndex, Resource, to_fqdn
 from ._routes import Destination, gateways, route_destinations, string_list
 
 
@@ -93,19 +93,23 @@ class DestinationHostAnalyzer(Analyzer):
         services = index.istio("VirtualService")
         if not services:
             return
-        if index.knows_hosts():
-            for virtual_service in services:
-                yield from self._hosts(index, virtual_service)
-        else:
-            yield self.unchecked("VirtualService destination hosts",
-                                 "no Service or ServiceEntry in the input")
+        unknown: set[str] = set()
+        for virtual_service in services:
+            yield from self._hosts(index, virtual_service, unknown)
+        if unknown:
+            yield self.unchecked("VirtualService destination hosts", "no Service or "
+                                 "ServiceEntry in the input for " + some(unknown))
         yield from self._ingress_subsets(services)
 
-    def _hosts(self, index: MeshIndex, virtual_service: Resource) -> Report:
+    def _hosts(self, index: MeshIndex, virtual_service: Resource, unknown: set[str]) -> Report:
         export_to = string_list(virtual_service.spec.get("exportTo"))
         for destination in route_destinations(virtual_service):
             entry = index.resolve_host(virtual_service.namespace, destination.host, export_to)
             what = "mirror host" if destination.mirror else "host"
+            if entry is None and not index.knows_host(virtual_service.namespace,
+                                                      destination.host):
+                unknown.add(to_fqdn(virtual_service.namespace, destination.host))
+                continue
             if entry is None:
                 yield self.finding(virtual_service, "IST0101", f"Referenced {what} not found: "
                                    f"{destination.host!r}.", destination.path + ".host")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Report, some
 from ..finding import Level
-from ..index import HostEntry, MeshIndex, Workload
+from ..index import HostEntry, MeshIndex, Workload, to_fqdn
 from ._routes import string_list
 
 _TOPOLOGY = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone",
@@ -101,17 +101,17 @@ class SubsetSelectPodAnalyzer(Analyzer):
         rules = index.istio("DestinationRule")
         if not rules:
             return
-        if not index.knows_hosts():
-            yield self.unchecked("DestinationRule hosts and subsets",
-                                 "no Service or ServiceEntry in the input")
-            return
         nodes = {node.name: node.labels for node in index.of_kind("Node")}
         endpoints: dict[Workload, dict[str, str]] = {}
         unchecked = False
+        unknown: set[str] = set()
         for rule in rules:
             host = str(rule.spec.get("host") or "")
             entry = index.resolve_host(rule.namespace, host,
                                        string_list(rule.spec.get("exportTo")))
+            if entry is None and not index.knows_host(rule.namespace, host):
+                unknown.add(to_fqdn(rule.namespace, host))
+                continue
             if entry is None:
                 yield self.finding(rule, "IST0174", f"The host {host} of this DestinationRule "
                                    "matches no service in the mesh.", "spec.host")
@@ -145,5 +145,8 @@ class SubsetSelectPodAnalyzer(Analyzer):
                                        "this DestinationRule selects no pod: requests routed "
                                        "to it fail with 503 (no healthy upstream).",
                                        f"spec.subsets[{number}]")
+        if unknown:
+            yield self.unchecked("DestinationRule hosts", "no Service or ServiceEntry in the "
+                                 "input for " + some(unknown))
         if unchecked:
             yield self.unchecked("DestinationRule subsets", "no pod or workload in the input")

@@ -9,11 +9,10 @@ whole cluster.
 from __future__ import annotations
 
 import pytest
+from analysis_helpers import analyze_text
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.catalogue import examples
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.registry import ANALYZERS
-
-from conftest import analyze_text  # the analyze tests' conftest
 
 
 @pytest.mark.parametrize("name", list(ANALYZERS))

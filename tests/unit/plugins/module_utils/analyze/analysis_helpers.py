@@ -1,8 +1,7 @@
-"""Helpers for the analysis tests: analyze YAML text, name what was found."""
+"""Helpers for the analysis tests (a plain module, imported by name): analyze YAML text,
+name what was found."""
 
 from __future__ import annotations
-
-import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis import (
     Report,
@@ -27,8 +26,3 @@ def analyze_text(text: str, *analyzers: str, complete: bool = False,
 def found(report: Report) -> list[tuple[str, str]]:
     """(code, resource) of every finding, sorted."""
     return sorted((f.code, f.resource) for f in report.findings)
-
-
-@pytest.fixture
-def check_text():
-    return analyze_text
