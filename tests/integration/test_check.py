@@ -82,3 +82,10 @@ def test_a_broken_estate_manifest_stops_the_playbook_before_any_write(rendered, 
     assert "Render the stage into the GitOps repository" not in result.stdout
     assert git(rendered, "rev-parse", "HEAD") == head
     assert git(rendered, "status", "--porcelain") == ""
+
+
+def test_a_missing_check_path_stops_the_playbook(rendered, tmp_path, crd_dir_module):
+    result = playbook("dev", rendered, crd_dir_module,
+                      "-e", json.dumps({"mesh_check_paths": [str(tmp_path / "nope")]}),
+                      expect_ok=False)
+    assert f"{tmp_path}/nope: no such file or directory" in result.stdout

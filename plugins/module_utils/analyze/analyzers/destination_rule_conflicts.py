@@ -65,12 +65,12 @@ class DestinationRuleConflictAnalyzer(Analyzer):
                 clashes = sorted(str(s) for s in subsets & seen_subsets)
                 problems = []
                 if has_policy and rule.spec.get("trafficPolicy"):
-                    problems.append("its trafficPolicy")
+                    problems.append("trafficPolicy")
                 if clashes:
-                    problems.append("subset(s) " + ", ".join(clashes))
+                    problems.append("subset " + ", ".join(clashes))
                 if problems:
                     yield self.finding(rule, "MST0107", f"DestinationRule {first.name} already "
-                                       f"configures host {host}: {' and '.join(problems)} of "
-                                       "this one are ignored; merge them into one.")
+                                       f"configures host {host}, so Istio ignores this one's "
+                                       f"{' and '.join(problems)}; merge them into one.")
                 seen_subsets |= subsets
                 has_policy = has_policy or bool(rule.spec.get("trafficPolicy"))
