@@ -11,8 +11,6 @@ from ..analyzer import Analyzer, Report
 from ..finding import Finding, Level
 from ..index import MeshIndex, Resource
 
-Unused = Callable[[str, str, str], Finding]
-
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
