@@ -8,7 +8,7 @@ from typing import Any
 
 from ..index import MeshIndex, Resource, Workload
 from ._selectors import match_labels
-from .authorization_policies import namespace_pattern_matches
+from .authorization_policies import pattern_matches
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,6 @@ def applies_to(index: MeshIndex, policy: Resource, workload: Workload) -> bool:
     return all(workload.labels.get(k) == v for k, v in selector.items())
 
 
-def _value_matches(pattern: str, value: str) -> bool:
-    if pattern == "*":
-        return True
-    if pattern.startswith("*"):
-        return value.endswith(pattern[1:])
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    return pattern == value
-
-
 def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -58,15 +48,14 @@ def source_matches(source: Mapping[str, Any], caller: Caller | None) -> bool | N
                          ("namespaces", caller.namespace if caller else None)):
         wanted = _strings(source.get(field))
         if wanted and (value is None or not any(
-                (namespace_pattern_matches if field == "namespaces" else _value_matches)(p, value)
-                for p in wanted)):
+                pattern_matches(p, value, ignore_case=field == "namespaces") for p in wanted)):
             return False
     for field, value in (("notPrincipals", caller.principal if caller else None),
                          ("notNamespaces", caller.namespace if caller else None)):
         unwanted = _strings(source.get(field))
         if unwanted and value is not None and any(
-                (namespace_pattern_matches if field == "notNamespaces" else _value_matches)(
-                    p, value) for p in unwanted):
+                pattern_matches(p, value, ignore_case=field == "notNamespaces")
+                for p in unwanted):
             return False
     if source.get("ipBlocks") or source.get("remoteIpBlocks") or source.get(
             "notIpBlocks") or source.get("notRemoteIpBlocks"):

@@ -11,15 +11,16 @@ from ..index import MeshIndex, Resource, selector_text
 from ._selectors import match_labels
 
 
-def namespace_pattern_matches(pattern: str, namespace: str) -> bool:
-    """Istio's namespace patterns: ``*``, ``prefix*``, ``*suffix`` or an exact name."""
+def pattern_matches(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    """Istio's string patterns (principals, namespaces): ``*``, ``prefix*``, ``*suffix`` or
+    an exact value (namespaces compare without case)."""
     if pattern == "*":
         return True
     if pattern.startswith("*"):
-        return namespace.endswith(pattern[1:])
+        return value.endswith(pattern[1:])
     if pattern.endswith("*"):
-        return namespace.startswith(pattern[:-1])
-    return namespace.lower() == pattern.lower()
+        return value.startswith(pattern[:-1])
+    return value.lower() == pattern.lower() if ignore_case else value == pattern
 
 
 def sources(policy: Resource) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -138,7 +139,7 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
                 patterns = source.get(field)
                 for number, pattern in enumerate(patterns if isinstance(patterns, list) else []):
                     pattern = str(pattern)
-                    if pattern in names or any(namespace_pattern_matches(pattern, n)
+                    if pattern in names or any(pattern_matches(pattern, n, ignore_case=True)
                                                for n in names):
                         continue
                     yield self.finding(policy, "IST0101", "Referenced namespace not found: "
