@@ -8,17 +8,11 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis import (
-    PROVIDERS,
-    analyze,
-    detect_providers,
+from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis import PROVIDERS
+from ansible_collections.meshstage.mesh.plugins.module_utils.cli import (
+    check_manifests,
+    report_dict,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.index import MeshConfig
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.manifests import (
-    read_manifests,
-    read_mesh_config,
-)
-from ansible_collections.meshstage.mesh.plugins.module_utils.cli import report_dict
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -39,13 +33,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         try:
-            manifests = read_manifests(args["paths"], default_namespace=args["namespace"])
-            mesh = (read_mesh_config(args["mesh_config"]) if args["mesh_config"]
-                    else MeshConfig())
-            providers = {"auto": detect_providers(manifests.resources),
-                         "all": PROVIDERS}.get(args["provider"], (args["provider"],))
-            report = analyze(manifests.resources, mesh, complete=args["complete"],
-                             providers=providers)
+            report, manifests, _ = check_manifests(
+                args["paths"], args["mesh_config"], args["complete"], args["provider"],
+                args["namespace"])
         except MeshstageError as error:
             return {**result, "failed": True, "msg": str(error)}
         result.update(report_dict(report, len(manifests.resources), manifests.files))

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .analyze.analysis import PROVIDERS, Report, analyze, detect_providers
 from .analyze.index import MeshConfig
-from .analyze.manifests import read_manifests, read_mesh_config
+from .analyze.manifests import Manifests, read_manifests, read_mesh_config
 from .analyze.registry import ANALYZERS
 from .errors import MeshstageError
 
@@ -66,13 +66,25 @@ def report_dict(report: Report, objects: int, files: int) -> dict[str, Any]:
     }
 
 
-def _check(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
-    manifests = read_manifests(args.paths, stdin=stdin, default_namespace=args.namespace)
-    mesh = read_mesh_config(args.mesh_config) if args.mesh_config else MeshConfig()
+def check_manifests(paths: Sequence[str], mesh_config: str | None = None,
+                    complete: bool = False, provider: str = "auto",
+                    namespace: str = "default", analyzers: Sequence[str] | None = None,
+                    stdin: TextIO | None = None) -> tuple[Report, Manifests, tuple[str, ...]]:
+    """Read and analyze manifests: what ``meshstage check`` and ``meshstage.mesh.check`` do.
+    Returns the report, what was read and the providers whose analyzers ran."""
+    manifests = read_manifests(paths, stdin=stdin, default_namespace=namespace)
+    mesh = read_mesh_config(mesh_config) if mesh_config else MeshConfig()
     providers = {"auto": detect_providers(manifests.resources),
-                 "all": PROVIDERS}.get(args.provider, (args.provider,))
-    report = analyze(manifests.resources, mesh, complete=args.complete,
-                     analyzers=args.analyzer, providers=providers)
+                 "all": PROVIDERS}.get(provider, (provider,))
+    report = analyze(manifests.resources, mesh, complete=complete, analyzers=analyzers,
+                     providers=providers)
+    return report, manifests, providers
+
+
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    report, manifests, providers = check_manifests(
+        args.paths, args.mesh_config, args.complete, args.provider, args.namespace,
+        args.analyzer, stdin)
     if args.json:
         json.dump(report_dict(report, len(manifests.resources), manifests.files), out,
                   indent=2, sort_keys=True)

@@ -6,6 +6,7 @@ among the estate's stops the playbook before anything is written."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,48 @@ def test_a_missing_check_path_stops_the_playbook(rendered, tmp_path, crd_dir_mod
                       "-e", json.dumps({"mesh_check_paths": [str(tmp_path / "nope")]}),
                       expect_ok=False)
     assert f"{tmp_path}/nope: no such file or directory" in result.stdout
+
+
+def test_the_check_module_reports_and_fails_on_warnings_when_asked(tmp_path):
+    manifest = tmp_path / "gateway.yaml"
+    manifest.write_text(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+        "metadata: {name: shop, namespace: shop}\n"
+        "spec:\n  hosts: [shop.example]\n  gateways: [istio-system/ingress]\n"
+        "  http: [{route: [{destination: {host: cart}}]}]\n---\n"
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\n"
+        "metadata: {name: ingress, namespace: istio-system}\n"
+        "spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, "
+        "protocol: HTTP}, hosts: [other.example]}]}\n")
+    play = tmp_path / "check.yml"
+    play.write_text(f"""\
+- name: Check manifests with meshstage.mesh.check
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Check, warnings allowed
+      meshstage.mesh.check:
+        paths: [{manifest}]
+      register: __allowed
+    - name: Check, warnings refused
+      meshstage.mesh.check:
+        paths: [{manifest}]
+        fail_on_warning: true
+      register: __refused
+      ignore_errors: true
+    - name: Say what was found
+      ansible.builtin.assert:
+        that:
+          - __allowed.counts.warning == 1
+          - __allowed.findings[0].code == 'IST0132'
+          - __allowed.unchecked | length > 0
+          - __refused is failed
+          - "'Warning IST0132 VirtualService shop/shop' in __refused.msg"
+""")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i",
+                             "localhost,", str(play)], cwd=REPO, env=env, capture_output=True,
+                            text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All assertions passed" in result.stdout
