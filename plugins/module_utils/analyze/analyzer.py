@@ -14,7 +14,7 @@ from typing import ClassVar
 from .finding import Finding, Level, Unchecked
 from .index import MeshIndex, Resource
 
-Report = Iterator[Finding | Unchecked]
+Results = Iterator[Finding | Unchecked]
 
 
 class Analyzer:
@@ -25,7 +25,7 @@ class Analyzer:
     upstream: ClassVar[bool] = False    # True: reproduces the istioctl analyzer of that name
     codes: ClassVar[Mapping[str, Level]]
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         raise NotImplementedError
 
     def finding(self, resource: Resource, code: str, message: str, path: str = "") -> Finding:

@@ -99,12 +99,19 @@ class PolicyIndex:
         self.by_namespace: dict[str, list[Resource]] = {}
         for policy in index.istio("AuthorizationPolicy"):
             self.by_namespace.setdefault(policy.namespace, []).append(policy)
+        self._applying: dict[Workload, list[Resource]] = {}
+        self._verdicts: dict[tuple[Workload, Caller | None], Verdict] = {}
 
     def applying(self, workload: Workload) -> list[Resource]:
-        root = self.index.mesh.root_namespace
-        candidates = self.by_namespace.get(root, []) + (
-            self.by_namespace.get(workload.namespace, []) if workload.namespace != root else [])
-        return [p for p in candidates if applies_to(self.index, p, workload)]
+        found = self._applying.get(workload)
+        if found is None:
+            root = self.index.mesh.root_namespace
+            candidates = self.by_namespace.get(root, []) + (
+                self.by_namespace.get(workload.namespace, [])
+                if workload.namespace != root else [])
+            found = self._applying[workload] = [
+                p for p in candidates if applies_to(self.index, p, workload)]
+        return found
 
     def default_deny(self, workload: Workload) -> bool:
         """True when an ALLOW policy applies: whatever no ALLOW admits is refused."""
@@ -112,7 +119,15 @@ class PolicyIndex:
 
 
 def evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Verdict:
-    """Whether the caller can reach the workload at all, given the policies."""
+    """Whether the caller can reach the workload at all, given the policies (each pair of
+    workload and caller is judged once)."""
+    key = (workload, caller)
+    if key not in policies._verdicts:
+        policies._verdicts[key] = _evaluate(policies, workload, caller)
+    return policies._verdicts[key]
+
+
+def _evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Verdict:
     applying = policies.applying(workload)
     for policy in applying:
         if action(policy) == "DENY" and any(

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, Resource
 
@@ -217,11 +217,11 @@ class K8sAnnotationsAnalyzer(Analyzer):
     codes = {"IST0107": Level.WARNING, "IST0108": Level.WARNING, "IST0125": Level.WARNING,
              "IST0135": Level.INFO}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         for resource in index.of_kind("Namespace", "Service", "Pod", "Deployment"):
             yield from self._check(resource)
 
-    def _check(self, resource: Resource) -> Report:
+    def _check(self, resource: Resource) -> Results:
         for key, value in sorted(resource.annotations.items()):
             if not is_istio_annotation(key):
                 continue

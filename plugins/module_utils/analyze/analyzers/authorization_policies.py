@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
 from ..index import MeshIndex, Resource, selector_text
 from ._selectors import match_labels
@@ -99,7 +99,7 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0101": Level.ERROR, "IST0127": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         policies = index.istio("AuthorizationPolicy")
         if not policies:
             return
@@ -117,7 +117,7 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
             yield self.unchecked("AuthorizationPolicy source namespaces", "no Namespace in "
                                  "the input")
 
-    def _workloads(self, index: MeshIndex, policy: Resource) -> Report:
+    def _workloads(self, index: MeshIndex, policy: Resource) -> Results:
         labels = match_labels(policy)
         if policy.namespace == index.mesh.root_namespace:
             if labels and not any(index.in_mesh(w)
@@ -132,7 +132,7 @@ class AuthorizationPoliciesAnalyzer(Analyzer):
         return self.finding(policy, "IST0127", f"No matching workloads for this resource: "
                             f"no pod in the mesh matches {where}.", "spec.selector")
 
-    def _namespaces(self, index: MeshIndex, policy: Resource) -> Report:
+    def _namespaces(self, index: MeshIndex, policy: Resource) -> Results:
         names = index.namespace_names
         for path, source in sources(policy):
             for field in ("namespaces", "notNamespaces"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import HostEntry, MeshIndex, Resource, Workload
 from ._authz import PolicyIndex, caller_of, evaluate
@@ -121,7 +121,7 @@ class DeclaredCallersAnalyzer(Analyzer):
     provider = "istio"
     codes = {"MST0104": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         if not index.istio("AuthorizationPolicy"):
             return
         declarations = list(self._declarations(index))
@@ -134,11 +134,11 @@ class DeclaredCallersAnalyzer(Analyzer):
         policies = PolicyIndex(index)
         reported: set[tuple[Resource, str, str]] = set()
         for declaring, callers, entry, path in declarations:
+            identities = {caller_of(index, caller): caller for caller in callers}
             for server in index.selected_by_service(entry):
                 if not index.in_mesh(server):
                     continue
-                for caller in callers:
-                    identity = caller_of(index, caller)
+                for identity, caller in identities.items():
                     verdict = evaluate(policies, server, identity)
                     if verdict.admitted is not False or verdict.blocking is None:
                         continue

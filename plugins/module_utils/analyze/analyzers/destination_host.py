@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report, some
+from ..analyzer import Analyzer, Results, some
 from ..finding import Level
 from ..index import MeshIndex, Resource, to_fqdn
 from ._routes import Destination, gateways, route_destinations, string_list
@@ -89,7 +89,7 @@ class DestinationHostAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0101": Level.ERROR, "IST0112": Level.ERROR, "IST0140": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         services = index.istio("VirtualService")
         if not services:
             return
@@ -101,7 +101,7 @@ class DestinationHostAnalyzer(Analyzer):
                                  "ServiceEntry in the input for " + some(unknown))
         yield from self._ingress_subsets(services)
 
-    def _hosts(self, index: MeshIndex, virtual_service: Resource, unknown: set[str]) -> Report:
+    def _hosts(self, index: MeshIndex, virtual_service: Resource, unknown: set[str]) -> Results:
         export_to = string_list(virtual_service.spec.get("exportTo"))
         for destination in route_destinations(virtual_service):
             entry = index.resolve_host(virtual_service.namespace, destination.host, export_to)
@@ -127,7 +127,7 @@ class DestinationHostAnalyzer(Analyzer):
                                    f"found: '{destination.host}:{destination.port}'.",
                                    destination.path + ".port.number")
 
-    def _ingress_subsets(self, services: list[Resource]) -> Report:
+    def _ingress_subsets(self, services: list[Resource]) -> Results:
         by_subset_host: dict[str, list[Resource]] = {}
         for virtual_service in services:
             hosts = set(string_list(virtual_service.spec.get("hosts")))

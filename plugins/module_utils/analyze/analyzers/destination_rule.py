@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, to_fqdn
 from ._routes import route_destinations
@@ -52,7 +52,7 @@ class DestinationRuleAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0101": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         services = index.istio("VirtualService")
         if not services:
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, Resource, to_fqdn
 from ._selectors import workload_selector
@@ -45,7 +45,7 @@ class DestinationRuleConflictAnalyzer(Analyzer):
     provider = "istio"
     codes = {"MST0107": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         by_host: dict[tuple[str, str], list[Resource]] = {}
         for rule in index.istio("DestinationRule"):
             if workload_selector(rule):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, Resource, host_overlaps
 from ._routes import gateways, string_list
@@ -108,7 +108,7 @@ class GatewayAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0101": Level.ERROR, "IST0132": Level.WARNING, "IST0165": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         known = index.knows("Gateway")
         unchecked = False
         for virtual_service in index.istio("VirtualService"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
 from ..index import DATAPLANE_MODE, SYSTEM_NAMESPACES, MeshIndex, Resource
 
@@ -99,7 +99,7 @@ class InjectionAnalyzer(Analyzer):
     codes = {"IST0102": Level.INFO, "IST0103": Level.WARNING, "IST0123": Level.WARNING,
              "IST0148": Level.INFO}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         injected: set[str] = set()
         for namespace in index.of_kind("Namespace"):
             if namespace.name == index.mesh.root_namespace or namespace.name in SYSTEM_NAMESPACES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, Resource
 from ._linkerd import linkerd_objects, refs
@@ -82,7 +82,7 @@ class LinkerdIdentitiesAnalyzer(Analyzer):
     provider = "linkerd"
     codes = {"MST0206": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         suffix = f".serviceaccount.identity.linkerd.{index.mesh.trust_domain}"
         holders = (linkerd_objects(index, "MeshTLSAuthentication")
                    + linkerd_objects(index, "AuthorizationPolicy")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, Resource, matches_selector
 from ._linkerd import linkerd_objects, ref, refs
@@ -73,7 +73,7 @@ class LinkerdPolicyRefsAnalyzer(Analyzer):
     provider = "linkerd"
     codes = {"MST0203": Level.ERROR, "MST0204": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         unchecked: set[str] = set()
         for policy in linkerd_objects(index, "AuthorizationPolicy"):
             target = ref(policy.spec.get("targetRef"), policy, "spec.targetRef")
@@ -111,7 +111,7 @@ class LinkerdPolicyRefsAnalyzer(Analyzer):
                                  "namespace")
 
     def _server_authorization(self, index: MeshIndex, authorization: Resource,
-                              servers: list[Resource], unchecked: set[str]) -> Report:
+                              servers: list[Resource], unchecked: set[str]) -> Results:
         server = authorization.spec.get("server")
         if not isinstance(server, Mapping):
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, Resource
 from ._linkerd import linkerd_objects, ref, refs, routes, server_port_numbers, server_workloads
@@ -134,7 +134,7 @@ class LinkerdProbesAnalyzer(Analyzer):
     provider = "linkerd"
     codes = {"MST0205": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         servers = linkerd_objects(index, "Server")
         if not servers:
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex
 from ._linkerd import Ref, backend_refs, refs, routes
@@ -56,7 +56,7 @@ class LinkerdRouteBackendsAnalyzer(Analyzer):
     provider = "linkerd"
     codes = {"MST0207": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         unchecked: set[str] = set()
         for route in routes(index):
             candidates: list[tuple[Ref, str]] = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import POD_KINDS, MeshIndex
 from ._linkerd import PROXY_PORTS, linkerd_objects, server_workloads
@@ -87,7 +87,7 @@ class LinkerdServerPortAnalyzer(Analyzer):
     provider = "linkerd"
     codes = {"MST0201": Level.ERROR, "MST0202": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         unchecked = False
         for server in linkerd_objects(index, "Server"):
             if "podSelector" not in server.spec:

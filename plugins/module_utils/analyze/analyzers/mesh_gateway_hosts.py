@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, Resource, export_scopes, host_overlaps, to_fqdn
 from ._routes import applies_to_mesh, string_list
@@ -54,7 +54,7 @@ class ConflictingMeshGatewayHostsAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0109": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         by_host: dict[tuple[str, str], list[Resource]] = {}
         for virtual_service in index.istio("VirtualService"):
             if not applies_to_mesh(virtual_service):

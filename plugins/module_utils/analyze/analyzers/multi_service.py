@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex
 
@@ -76,7 +76,7 @@ class MultiServiceAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0116": Level.WARNING, "IST0137": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         for deployment in index.of_kind("Deployment"):
             workload = index.workload_of(deployment)
             if not index.has_sidecar(workload):

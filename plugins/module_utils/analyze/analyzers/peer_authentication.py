@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex, Resource, Workload, selector_text
 from ._selectors import match_labels
@@ -66,7 +66,7 @@ class PeerAuthenticationConflictAnalyzer(Analyzer):
     provider = "istio"
     codes = {"MST0102": Level.ERROR, "MST0108": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         policies = index.istio("PeerAuthentication")
         if not policies:
             return

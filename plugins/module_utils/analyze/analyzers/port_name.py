@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import SYSTEM_NAMESPACES, MeshIndex
 
@@ -83,7 +83,7 @@ class PortNameAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0118": Level.INFO, "IST0150": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         for service in index.of_kind("Service"):
             labels = service.labels
             if (service.namespace in SYSTEM_NAMESPACES or "istio" in labels

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex
 from .authorization_policies import sources
@@ -51,7 +51,7 @@ class PrincipalsAnalyzer(Analyzer):
     provider = "istio"
     codes = {"MST0103": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         domains = {index.mesh.trust_domain, *index.mesh.trust_domain_aliases}
         unchecked = False
         for policy in index.istio("AuthorizationPolicy"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex
 from ._authz import PolicyIndex, evaluate
@@ -73,7 +73,7 @@ class ProbesAnalyzer(Analyzer):
     provider = "istio"
     codes = {"MST0105": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         if not index.istio("AuthorizationPolicy"):
             return
         policies = PolicyIndex(index)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
 from ..index import MeshIndex, Resource
 from ._selectors import selected_workloads, without_selector, workload_selector
@@ -98,7 +98,7 @@ class SidecarSelectorAnalyzer(Analyzer):
     codes = {"IST0101": Level.ERROR, "IST0110": Level.ERROR, "IST0111": Level.ERROR,
              "IST0167": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         sidecars = index.istio("Sidecar")
         if not sidecars:
             return

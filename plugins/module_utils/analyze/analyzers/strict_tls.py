@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import HostEntry, MeshIndex, Resource
 from ._mtls import effective_mode, target_port
@@ -107,7 +107,7 @@ class StrictTlsAnalyzer(Analyzer):
     provider = "istio"
     codes = {"MST0101": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         rules = [r for r in index.istio("DestinationRule") if "DISABLE" in str(
             r.spec.get("trafficPolicy"))]
         if not rules or not index.istio("PeerAuthentication"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import SYSTEM_NAMESPACES, MeshIndex
 from ._mtls import effective_mode
@@ -42,7 +42,7 @@ class StrictUninjectedAnalyzer(Analyzer):
     provider = "istio"
     codes = {"MST0106": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         if not index.istio("PeerAuthentication"):
             return
         for namespace in index.of_kind("Namespace"):

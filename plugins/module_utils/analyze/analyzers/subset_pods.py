@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..analyzer import Analyzer, Report, some
+from ..analyzer import Analyzer, Results, some
 from ..finding import Level
 from ..index import HostEntry, MeshIndex, Workload, to_fqdn
 from ._routes import string_list
@@ -97,7 +97,7 @@ class SubsetSelectPodAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0173": Level.ERROR, "IST0174": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         rules = index.istio("DestinationRule")
         if not rules:
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex
 from ._selectors import match_labels, without_selector
@@ -40,6 +40,6 @@ class TelemetryDefaultSelectorAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0160": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         yield from without_selector(self, index.istio("Telemetry"), match_labels, "IST0160",
                                     "Telemetries")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex
 
@@ -39,7 +39,7 @@ class TelemetryProviderAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0157": Level.WARNING}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         if index.mesh.default_access_log_providers:
             return
         for telemetry in index.istio("Telemetry"):

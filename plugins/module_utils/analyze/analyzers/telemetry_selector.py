@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ..index import MeshIndex
 from ._selectors import match_labels, selected_workloads
@@ -67,7 +67,7 @@ class TelemetrySelectorAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0101": Level.ERROR, "IST0159": Level.ERROR}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         telemetries = index.istio("Telemetry")
         if not any(match_labels(t) for t in telemetries):
             return

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..analyzer import Analyzer, Report
+from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
 from ..index import MeshIndex, Resource
 
@@ -145,7 +145,7 @@ class VirtualServiceMatchesAnalyzer(Analyzer):
     upstream = True
     codes = {"IST0130": Level.WARNING, "IST0131": Level.INFO}
 
-    def analyze(self, index: MeshIndex) -> Report:
+    def analyze(self, index: MeshIndex) -> Results:
         for virtual_service in index.istio("VirtualService"):
             def unused(rule: str, reason: str, path: str,
                        resource: Resource = virtual_service) -> Finding:
