@@ -78,7 +78,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
                 lines.append("")
         lines += ["Verify:", "", "```sh", *_VERIFY[each], "```", ""]
     if warnings:
-        lines += ["## Warnings from the intent", ""]
+        lines += ["## Warnings from the intent and the analyzers", ""]
         lines += [f"- {warning}" for warning in warnings]
         lines.append("")
     lines += [
