@@ -101,3 +101,22 @@ def test_the_estate_manifests_replace_the_stand_ins(tmp_path, example_intent):
     (estate / "bookinfo.yaml").write_text(yaml.safe_dump_all(services))
     warnings = render_stage(example_intent("staging"), options).warnings
     assert [w for w in warnings if not w.startswith("no mesh_crd_dir given")] == []
+
+
+def test_an_intent_whose_default_deny_refuses_a_declared_caller_is_refused(tmp_path,
+                                                                          example_intent):
+    """admin-service calls payment-service, but its allow rule is dropped: the rendered
+    DENY for every other caller would cut it off in production."""
+    variables = example_intent("dev")
+    variables["mesh_authorization"] = [{
+        "service": "payment-service",
+        "allow": [{"from": ["order-service"], "methods": ["POST", "GET", "PUT"],
+                   "paths": ["/api/v1/*"]}],
+        "deny_other_callers": True,
+    }]
+    with pytest.raises(AnalysisError) as raised:
+        render_stage(variables, StageOptions(gitops_dir=tmp_path))
+    assert ("Error MST0104 AuthorizationPolicy payments/payment-service-deny: This policy "
+            "denies payments/admin-service (cluster.local/ns/payments/sa/admin-service), which "
+            "Sidecar payments/admin-service declares as a caller of payments/payment-service"
+            ) in str(raised.value)
