@@ -10,7 +10,7 @@ DEMO_GITOPS := build/demo/gitops
 ENVIRONMENTS := dev staging prod
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: demo test lint golden venv clean
+.PHONY: demo test lint golden analyzers-doc venv clean
 
 venv: $(STAMP) $(COLLECTION_LINK)
 
@@ -35,6 +35,10 @@ test: venv
 
 golden: venv
 	$(BIN)/pytest -q tests/test_golden.py --update-golden
+
+analyzers-doc: venv
+	$(BIN)/pytest -q tests/unit/plugins/module_utils/analyze/test_analyze_catalogue.py \
+	  --update-analyzers-doc
 
 lint: venv
 	$(BIN)/ruff check plugins tests bench

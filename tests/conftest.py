@@ -73,3 +73,5 @@ def example_intent():
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite tests/golden from what meshstage renders now")
+    parser.addoption("--update-analyzers-doc", action="store_true", default=False,
+                     help="rewrite docs/analyzers.md from the analyzers' docstrings")

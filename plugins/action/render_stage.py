@@ -19,6 +19,7 @@ from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables impo
 ARGUMENT_SPEC: dict[str, Any] = {
     "gitops_dir": {"type": "path", "required": True},
     **RENDER_ARGUMENT_SPEC,
+    "check_paths": {"type": "list", "elements": "path", "default": []},
 }
 
 

@@ -62,3 +62,13 @@ class SchemaError(MeshstageError):
 
 class GitOpsError(MeshstageError):
     """The GitOps repository cannot be written or committed as asked."""
+
+
+class AnalysisError(MeshstageError):
+    """Rendered objects that the analyzers find wrong (at least one Error finding)."""
+
+    def __init__(self, where: str, findings: list[str]) -> None:
+        self.findings = findings
+        lines = "\n".join(f"  - {finding}" for finding in findings)
+        super().__init__(f"{where}: the analyzers found {len(findings)} error(s) in the "
+                         f"rendered objects (docs/analyzers.md explains each code):\n{lines}")

@@ -521,7 +521,7 @@ _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "
 # Variables that steer a run rather than describe the estate; not part of the intent.
 RUN_VARIABLES: frozenset[str] = frozenset({
     "mesh_gitops_dir", "mesh_crd_dir", "mesh_crd_dirs", "mesh_template_dir",
-    "mesh_template_dirs", "mesh_kubernetes_version", "mesh_apply",
+    "mesh_template_dirs", "mesh_kubernetes_version", "mesh_apply", "mesh_check_paths",
 })
 
 

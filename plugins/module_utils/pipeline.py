@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SchemaError
+from .analyze.context import analyze_rendered
+from .errors import AnalysisError, SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
 from .install import (
     SCHEMA_OPTIONAL,
@@ -47,6 +48,8 @@ class StageOptions:
     template_dirs: Sequence[Path] = ()
     kubernetes_version: str = "1.33.0"
     check_mode: bool = False
+    # the estate's own manifests, analyzed against instead of the intent's stand-ins
+    check_paths: Sequence[Path] = ()
 
 
 @dataclass
@@ -123,6 +126,11 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     if unvalidated:
         warnings = [*warnings, "no mesh_crd_dir given: " + ", ".join(unvalidated)
                     + " were not validated against CRD schemas"]
+    analysis = analyze_rendered(intent, [item.obj for item in objects], options.check_paths)
+    if analysis.errors:
+        raise AnalysisError(f"{intent.environment} ({intent.stage.value})",
+                            [finding.line() for finding in analysis.errors])
+    warnings = [*warnings, *(finding.line() for finding in analysis.warnings)]
     files = {item.path: item.text for item in everything}
     files.update(kustomizations(plan, objects, renderer))
     files.update(install_files)

@@ -437,22 +437,35 @@ def _virtual_service(intent: Intent, service: Service) -> PlannedObject:
             "retryOn": retries.retry_on,
         } if retries else None,
     }
-    http: list[dict[str, Any]] = []
-    for route in traffic.header_routes:
-        http.append({
-            "match": [{"headers": {m.header: {m.kind: m.value} for m in route.headers}}],
-            "destinations": [{"host": service.name, "subset": route.subset, "weight": None}],
-            **common,
-        })
     if traffic.split:
-        destinations = [{"host": service.name, "subset": w.subset, "weight": w.weight}
-                        for w in traffic.split]
+        default = [(w.subset, w.weight) for w in traffic.split]
     elif traffic.header_routes and service.versions:
-        destinations = [{"host": service.name, "subset": service.versions[0].name,
-                         "weight": None}]
+        default = [(service.versions[0].name, None)]
     else:
-        destinations = [{"host": service.name, "subset": None, "weight": None}]
-    http.append({"match": None, "destinations": destinations, **common})
+        default = [(None, None)]
+    # A service with several HTTP ports gets its routes once per port, each matching the
+    # port and naming it in its destinations: Istio cannot tell which port a destination
+    # means otherwise (istioctl analyze IST0112).
+    ports = route_ports(service)
+    http: list[dict[str, Any]] = []
+    for port in ports if len(ports) > 1 else [None]:
+        number = port.port if port else None
+        on_port = {"port": number} if number else {}
+
+        def destination(subset: str | None, weight: int | None,
+                        number: int | None = number) -> dict[str, Any]:
+            return {"host": service.name, "subset": subset, "weight": weight,
+                    "port": {"number": number} if number else None}
+
+        for route in traffic.header_routes:
+            http.append({
+                "match": [{"headers": {m.header: {m.kind: m.value} for m in route.headers},
+                           **on_port}],
+                "destinations": [destination(route.subset, None)],
+                **common,
+            })
+        http.append({"match": [on_port] if on_port else None,
+                     "destinations": [destination(s, w) for s, w in default], **common})
     return PlannedObject(
         api_version=NETWORKING, kind="VirtualService", name=service.name,
         namespace=service.namespace, template="istio/virtual_service.yaml.j2",

@@ -15,8 +15,14 @@ description:
   - Reads the environment's intent from its C(mesh_*) inventory variables (see docs/intent.md),
     validates it, plans the objects of every stage up to C(mesh_stage), renders them from
     Jinja templates, validates each one strictly against the CRD schemas in I(crd_dirs) and the
-    Kubernetes core schemas, writes the environment's tree, runbook and sync objects into the
-    GitOps repository at I(gitops_dir), and commits the change.
+    Kubernetes core schemas, runs the analyzers (as C(meshstage.mesh.check) does) over them,
+    writes the environment's tree, runbook and sync objects into the GitOps repository at
+    I(gitops_dir), and commits the change.
+  - The analyzers judge the rendered objects against the estate, that is the manifests at
+    I(check_paths) when given, otherwise stand-ins built from the intent (a Service,
+    ServiceAccount and Deployment per service and version). An Error finding stops the run
+    before anything is written; Warnings are returned in C(warnings) and written to the
+    runbook.
   - Nothing is written when any check fails. A second run with the same intent writes nothing
     and commits nothing. Files meshstage did not write are never changed or deleted.
   - Unknown C(mesh_*) variables are refused, so a misspelt variable does not pass silently.
@@ -53,6 +59,15 @@ options:
       - Kubernetes version whose core schemas validate core objects (Namespace, ConfigMap).
     type: str
     default: "1.33.0"
+  check_paths:
+    description:
+      - The estate's own manifests (files or directories) with its Services, workloads, service
+        accounts, namespaces. The rendered objects are analyzed against them instead of the
+        intent's stand-ins; what they do not show is not judged. Findings about these
+        manifests themselves are not reported here (C(meshstage.mesh.check) reports them).
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     support: full
@@ -120,6 +135,7 @@ warnings:
   description:
     - Warnings about the intent (for example retries that exceed the route timeout).
     - One per intent field the provider cannot express, naming the field and the service.
+    - The Warning findings of the analyzers, one line each, as C(meshstage check) prints them.
   returned: always
   type: list
   elements: str

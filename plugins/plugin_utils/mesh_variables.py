@@ -34,6 +34,7 @@ def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
         gitops_dir=Path(gitops_dir), crd_dirs=[Path(d) for d in args["crd_dirs"]],
         template_dirs=[Path(d) for d in args["template_dirs"]],
         kubernetes_version=args["kubernetes_version"], check_mode=check_mode,
+        check_paths=[Path(p) for p in args.get("check_paths") or ()],
     )
 
 

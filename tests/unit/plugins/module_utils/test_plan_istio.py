@@ -454,3 +454,24 @@ def test_gateway_api_option_replaces_virtual_services(registry, example_intent):
     hosts = find(rendered, "Sidecar", "productpage")["spec"]["egress"][0]["hosts"]
     assert "bookinfo/reviews-v2.bookinfo.svc.cluster.local" in hosts
     assert "bookinfo/reviews.bookinfo.svc.cluster.local" in hosts
+
+
+def test_a_service_with_several_http_ports_is_routed_per_port(registry, example_intent):
+    """Istio cannot tell which port a destination means when the service has several
+    (istioctl analyze IST0112): each port gets its own routes, matched and named."""
+    variables = with_service(example_intent("dev", mesh_stage="traffic"), "reviews", ports=[
+        {"name": "http", "port": 9080}, {"name": "http-admin", "port": 9081},
+        {"name": "tcp-db", "port": 5432, "protocol": "TCP"}])
+    rendered = render(variables, registry)  # the analyzers ran: no IST0112
+    http = find(rendered, "VirtualService", "reviews")["spec"]["http"]
+    assert [route["match"] for route in http] == [
+        [{"headers": {"end-user": {"exact": "test-user"}}, "port": 9080}], [{"port": 9080}],
+        [{"headers": {"end-user": {"exact": "test-user"}}, "port": 9081}], [{"port": 9081}]]
+    assert http[1]["route"] == [
+        {"destination": {"host": "reviews", "subset": "v1", "port": {"number": 9080}},
+         "weight": 90},
+        {"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}},
+         "weight": 10}]
+    assert http[2]["route"] == [
+        {"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9081}}}]
+    assert all(route["timeout"] == "10s" for route in http)

@@ -36,8 +36,8 @@ LABELS = {"app.kubernetes.io/managed-by": "meshstage", "meshstage.io/environment
 VIRTUAL_SERVICE = {
     "name": "reviews", "namespace": "bookinfo", "labels": LABELS, "host": "reviews",
     "http": [{"match": None, "timeout": "10s", "retries": None, "destinations": [
-        {"host": "reviews", "subset": "v1", "weight": 90},
-        {"host": "reviews", "subset": "v2", "weight": 10},
+        {"host": "reviews", "subset": "v1", "weight": 90, "port": None},
+        {"host": "reviews", "subset": "v2", "weight": 10, "port": None},
     ]}],
 }
 

@@ -1,0 +1,150 @@
+"""Private helpers: which AuthorizationPolicies apply to a workload, and whom they admit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..index import MeshIndex, Resource, Workload
+from ._selectors import match_labels
+from .authorization_policies import pattern_matches
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A peer as an AuthorizationPolicy sees it: its SPIFFE principal and namespace."""
+
+    principal: str
+    namespace: str
+
+
+def caller_of(index: MeshIndex, workload: Workload) -> Caller:
+    return Caller(f"{index.mesh.trust_domain}/ns/{workload.namespace}/sa/"
+                  f"{workload.service_account}", workload.namespace)
+
+
+def action(policy: Resource) -> str:
+    return str(policy.spec.get("action") or "ALLOW")
+
+
+def applies_to(index: MeshIndex, policy: Resource, workload: Workload) -> bool:
+    selector = match_labels(policy)
+    if policy.namespace not in (workload.namespace, index.mesh.root_namespace):
+        return False
+    return all(workload.labels.get(k) == v for k, v in selector.items())
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def source_matches(source: Mapping[str, Any], caller: Caller | None) -> bool | None:
+    """True or False when a ``source`` admits the caller (None: a plaintext peer with no
+    identity), None when it depends on what the analysis cannot see (IPs, JWTs)."""
+    if source.get("requestPrincipals") or source.get("notRequestPrincipals"):
+        return None if caller is not None else False
+    for field, value in (("principals", caller.principal if caller else None),
+                         ("namespaces", caller.namespace if caller else None)):
+        wanted = _strings(source.get(field))
+        if wanted and (value is None or not any(
+                pattern_matches(p, value, ignore_case=field == "namespaces") for p in wanted)):
+            return False
+    for field, value in (("notPrincipals", caller.principal if caller else None),
+                         ("notNamespaces", caller.namespace if caller else None)):
+        unwanted = _strings(source.get(field))
+        if unwanted and value is not None and any(
+                pattern_matches(p, value, ignore_case=field == "notNamespaces")
+                for p in unwanted):
+            return False
+    if source.get("ipBlocks") or source.get("remoteIpBlocks") or source.get(
+            "notIpBlocks") or source.get("notRemoteIpBlocks"):
+        return None
+    return True
+
+
+def rule_admits(rule: Any, caller: Caller | None) -> bool | None:
+    """Whether some request of the caller can match the rule (its ``to`` and ``when`` only
+    narrow what is admitted). None when it cannot be told."""
+    if not isinstance(rule, Mapping):
+        return False
+    froms = rule.get("from")
+    if not isinstance(froms, list) or not froms:
+        return True
+    results = [source_matches(f.get("source") or {}, caller) for f in froms
+               if isinstance(f, Mapping)]
+    if True in results:
+        return True
+    return None if None in results else False
+
+
+def rule_denies_all(rule: Any, caller: Caller | None) -> bool:
+    """True when a DENY rule refuses every request of the caller (no ``to``/``when``)."""
+    if not isinstance(rule, Mapping) or rule.get("to") or rule.get("when"):
+        return False
+    return rule_admits(rule, caller) is True
+
+
+@dataclass(frozen=True)
+class Verdict:
+    admitted: bool | None          # None: cannot be told
+    blocking: Resource | None      # the policy that makes the default deny, or the DENY
+
+
+class PolicyIndex:
+    """AuthorizationPolicies by namespace, to find those of a workload without a scan."""
+
+    def __init__(self, index: MeshIndex) -> None:
+        self.index = index
+        self.by_namespace: dict[str, list[Resource]] = {}
+        for policy in index.istio("AuthorizationPolicy"):
+            self.by_namespace.setdefault(policy.namespace, []).append(policy)
+        self._applying: dict[Workload, list[Resource]] = {}
+        self._verdicts: dict[tuple[Workload, Caller | None], Verdict] = {}
+
+    def applying(self, workload: Workload) -> list[Resource]:
+        found = self._applying.get(workload)
+        if found is None:
+            root = self.index.mesh.root_namespace
+            candidates = self.by_namespace.get(root, []) + (
+                self.by_namespace.get(workload.namespace, [])
+                if workload.namespace != root else [])
+            found = self._applying[workload] = [
+                p for p in candidates if applies_to(self.index, p, workload)]
+        return found
+
+    def default_deny(self, workload: Workload) -> bool:
+        """True when an ALLOW policy applies: whatever no ALLOW admits is refused."""
+        return any(action(p) == "ALLOW" for p in self.applying(workload))
+
+
+def evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Verdict:
+    """Whether the caller can reach the workload at all, given the policies (each pair of
+    workload and caller is judged once)."""
+    key = (workload, caller)
+    if key not in policies._verdicts:
+        policies._verdicts[key] = _evaluate(policies, workload, caller)
+    return policies._verdicts[key]
+
+
+def _evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Verdict:
+    applying = policies.applying(workload)
+    for policy in applying:
+        if action(policy) == "DENY" and any(
+                rule_denies_all(r, caller) for r in _rules(policy)):
+            return Verdict(False, policy)
+    allows = [p for p in applying if action(p) == "ALLOW"]
+    if not allows:
+        return Verdict(True, None)
+    results = [rule_admits(rule, caller) for policy in allows for rule in _rules(policy)]
+    if True in results:
+        return Verdict(True, None)
+    if None in results:
+        return Verdict(None, None)
+    selectorless = [p for p in allows if not match_labels(p)]
+    return Verdict(False, (selectorless or allows)[0])
+
+
+def _rules(policy: Resource) -> list[Any]:
+    rules = policy.spec.get("rules")
+    return rules if isinstance(rules, list) else []

@@ -1,0 +1,186 @@
+"""MST0205: Linkerd default deny that refuses the kubelet's health probes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..analyzer import Analyzer, Results
+from ..finding import Level
+from ..index import MeshIndex, Resource
+from ._linkerd import linkerd_objects, ref, refs, routes, server_port_numbers, server_workloads
+from ._probes import port_number, probes
+
+_OPEN = {"all-unauthenticated", "cluster-unauthenticated", "audit"}
+
+
+def _route_matches(route: Resource, path: str) -> bool:
+    """True when some rule of an HTTPRoute matches ``GET path`` (no matches: every path)."""
+    rules = route.spec.get("rules")
+    for rule in rules if isinstance(rules, list) else []:
+        matches = rule.get("matches") if isinstance(rule, Mapping) else None
+        if not matches:
+            return True
+        for match in matches if isinstance(matches, list) else []:
+            if _match(match, path):
+                return True
+    return False
+
+
+def _match(match: Any, path: str) -> bool:
+    if not isinstance(match, Mapping):
+        return False
+    if match.get("method") not in (None, "GET") or match.get("headers") or match.get(
+            "queryParams"):
+        return False
+    wanted = match.get("path") if isinstance(match.get("path"), Mapping) else {}
+    value = str(wanted.get("value") or "/")
+    kind = wanted.get("type") or "PathPrefix"
+    if kind == "Exact":
+        return path == value
+    if kind == "PathPrefix":
+        prefix = value.rstrip("/")
+        return path == prefix or path.startswith(prefix + "/") or value == "/"
+    return False  # RegularExpression: not judged
+
+
+class LinkerdProbesAnalyzer(Analyzer):
+    """Pods whose health probes Linkerd will refuse: the probe's port has a Server with
+    HTTPRoutes, which replace Linkerd's default probe authorization, and no route matching
+    ``GET <probe path>`` is authorized by a NetworkAuthentication (nor is the Server
+    opened to unauthenticated clients, by its ``accessPolicy``, an AuthorizationPolicy on
+    the Server with a NetworkAuthentication, or a ServerAuthorization with
+    ``unauthenticated: true``). The kubelet's probes then fail and the pods never become
+    ready. Add an HTTPRoute for the probe path and authorize it from the cluster network.
+
+    Fails with MST0205::
+
+        apiVersion: policy.linkerd.io/v1beta3
+        kind: Server
+        metadata: {name: authors-server, namespace: booksapp}
+        spec: {podSelector: {matchLabels: {app: authors}}, port: service}
+        ---
+        apiVersion: policy.linkerd.io/v1beta3
+        kind: HTTPRoute
+        metadata: {name: authors-get-route, namespace: booksapp}
+        spec:
+          parentRefs: [{name: authors-server, kind: Server, group: policy.linkerd.io}]
+          rules: [{matches: [{path: {value: /authors.json}, method: GET}]}]
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: authors, namespace: booksapp}
+        spec:
+          selector: {matchLabels: {app: authors}}
+          template:
+            metadata: {labels: {app: authors}}
+            spec:
+              containers:
+              - name: service
+                image: booksapp
+                ports: [{name: service, containerPort: 7001}]
+                readinessProbe: {httpGet: {path: /ping, port: 7001}}
+
+    Passes::
+
+        apiVersion: policy.linkerd.io/v1beta3
+        kind: Server
+        metadata: {name: authors-server, namespace: booksapp}
+        spec: {podSelector: {matchLabels: {app: authors}}, port: service}
+        ---
+        apiVersion: policy.linkerd.io/v1beta3
+        kind: HTTPRoute
+        metadata: {name: authors-get-route, namespace: booksapp}
+        spec:
+          parentRefs: [{name: authors-server, kind: Server, group: policy.linkerd.io}]
+          rules: [{matches: [{path: {value: /authors.json}, method: GET}]}]
+        ---
+        apiVersion: policy.linkerd.io/v1beta3
+        kind: HTTPRoute
+        metadata: {name: authors-probe-route, namespace: booksapp}
+        spec:
+          parentRefs: [{name: authors-server, kind: Server, group: policy.linkerd.io}]
+          rules: [{matches: [{path: {value: /ping}, method: GET}]}]
+        ---
+        apiVersion: policy.linkerd.io/v1alpha1
+        kind: NetworkAuthentication
+        metadata: {name: authors-probe-authn, namespace: booksapp}
+        spec: {networks: [{cidr: 0.0.0.0/0}, {cidr: "::/0"}]}
+        ---
+        apiVersion: policy.linkerd.io/v1alpha1
+        kind: AuthorizationPolicy
+        metadata: {name: authors-probe-policy, namespace: booksapp}
+        spec:
+          targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: authors-probe-route}
+          requiredAuthenticationRefs:
+          - {name: authors-probe-authn, kind: NetworkAuthentication, group: policy.linkerd.io}
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: authors, namespace: booksapp}
+        spec:
+          selector: {matchLabels: {app: authors}}
+          template:
+            metadata: {labels: {app: authors}}
+            spec:
+              containers:
+              - name: service
+                image: booksapp
+                ports: [{name: service, containerPort: 7001}]
+                readinessProbe: {httpGet: {path: /ping, port: 7001}}
+    """
+
+    name = "linkerd.ProbesAnalyzer"
+    provider = "linkerd"
+    codes = {"MST0205": Level.ERROR}
+
+    def analyze(self, index: MeshIndex) -> Results:
+        servers = linkerd_objects(index, "Server")
+        if not servers:
+            return
+        attached: dict[Resource, list[Resource]] = {}
+        for route in routes(index):
+            if route.kind != "HTTPRoute":
+                continue
+            for parent in refs(route, "parentRefs"):
+                server = index.get("Server", parent.namespace, parent.name) \
+                    if parent.kind == "Server" else None
+                if server is not None:
+                    attached.setdefault(server, []).append(route)
+        network_authorized: set[tuple[str, str, str]] = set()  # (kind, namespace, name)
+        for policy in linkerd_objects(index, "AuthorizationPolicy"):
+            target = ref(policy.spec.get("targetRef"), policy, "spec.targetRef")
+            if target is not None and any(a.kind == "NetworkAuthentication"
+                                          for a in refs(policy, "requiredAuthenticationRefs")):
+                network_authorized.add((target.kind, target.namespace, target.name))
+        for authorization in index.of_kind("ServerAuthorization"):
+            client = authorization.spec.get("client")
+            server = authorization.spec.get("server")
+            if isinstance(client, Mapping) and client.get("unauthenticated") is True \
+                    and isinstance(server, Mapping) and server.get("name"):
+                network_authorized.add(("Server", authorization.namespace, str(server["name"])))
+        for server in servers:
+            server_routes = attached.get(server)
+            if not server_routes or server.spec.get("accessPolicy") in _OPEN:
+                continue
+            if ("Server", server.namespace, server.name) in network_authorized or (
+                    "Namespace", server.namespace, server.namespace) in network_authorized:
+                continue
+            workloads = server_workloads(index, server)
+            numbers = server_port_numbers(server, workloads)
+            for workload in workloads:
+                for probe in probes(workload):
+                    if probe.handler != "httpGet" or port_number(workload,
+                                                                 probe.port) not in numbers:
+                        continue
+                    if any(_route_matches(route, probe.path) and ("HTTPRoute", route.namespace,
+                                                                  route.name) in network_authorized
+                           for route in server_routes):
+                        continue
+                    yield self.finding(
+                        server, "MST0205", f"The {probe.kind} of {workload.resource.display} "
+                        f"(GET {probe.path} on port {probe.port}) will be refused: this "
+                        "Server has HTTPRoutes, so Linkerd no longer authorizes probes by "
+                        "default; add an HTTPRoute for the path, authorized by a "
+                        "NetworkAuthentication.")
+                    break

@@ -1,0 +1,136 @@
+"""The estate as the intent describes it, as Kubernetes objects, for analysis only.
+
+meshstage does not own the workloads: the rendered tree holds mesh objects, not the
+Services and Deployments they refer to. So that the pipeline can still judge every
+reference before anything is written, ``estate_objects`` builds stand-ins from the intent
+(a Namespace per namespace, and per service its Service, ServiceAccount and one Deployment
+per version, with the labels, ports and injection opt-outs the intent gives) and
+``analyze_rendered`` analyzes the rendered objects against them. Stand-ins are never
+written; findings about them are dropped. When the run is given the estate's real
+manifests (``mesh_check_paths``), those replace the stand-ins.
+
+The world is not declared complete: what the intent describes (its services, namespaces,
+service accounts, the ingress gateway) is judged, and a reference beyond it (a namespace
+of the mesh's own extensions, say) is noted as unchecked rather than refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..intent import Intent, Service
+from ..stages import Stage
+from .analysis import Report, analyze
+from .index import MeshConfig, Resource, make_resource
+from .manifests import read_manifests
+
+STAND_IN = "meshstage.io/stand-in"
+
+
+def _meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None,
+          ) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "annotations": {STAND_IN: "from the intent"}}
+    if namespace:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = dict(labels)
+    return meta
+
+
+# What Linkerd's proxy injector adds to a pod it injects: the label its Servers select meshed
+# pods by, and the proxy container with its inbound and admin ports.
+_LINKERD_PROXY = {"name": "linkerd-proxy", "image": "stand-in", "ports": [
+    {"name": "linkerd-proxy", "containerPort": 4143},
+    {"name": "linkerd-admin", "containerPort": 4191}]}
+
+
+def _service_objects(service: Service, linkerd_namespace: str | None = None,
+                     ) -> list[dict[str, Any]]:
+    """``linkerd_namespace``: the service's pods are injected by that Linkerd control plane."""
+    ports = [{"name": p.name, "port": p.port, "targetPort": p.target_port or p.port}
+             for p in service.ports]
+    container_ports = [{"name": p.name, "containerPort": p.target_port or p.port}
+                       for p in service.ports]
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": _meta(service.name, service.namespace, service.selector),
+         "spec": {"selector": service.selector, "ports": ports}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _meta(service.service_account, service.namespace)},
+    ]
+    versions = service.versions or ()
+    for version in versions:
+        if version.service:  # the team's own Service of this version, named in the intent
+            selector = {**service.selector, **version.labels}
+            objects.append({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": _meta(version.service, service.namespace, selector),
+                "spec": {"selector": selector, "ports": ports}})
+    for version in versions or (None,):
+        labels = {**service.selector, **(version.labels if version else {})}
+        template: dict[str, Any] = {"labels": dict(labels)}
+        if not service.inject:
+            template["labels"]["sidecar.istio.io/inject"] = "false"
+            template["annotations"] = {"linkerd.io/inject": "disabled"}
+        containers = [{"name": service.name, "image": "stand-in", "ports": container_ports}]
+        if linkerd_namespace and service.inject:
+            template["labels"]["linkerd.io/control-plane-ns"] = linkerd_namespace
+            containers.append(dict(_LINKERD_PROXY))
+        name = f"{service.name}-{version.name}" if version else service.name
+        objects.append({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": _meta(name, service.namespace, labels),
+            "spec": {"selector": {"matchLabels": labels}, "template": {
+                "metadata": template,
+                "spec": {"serviceAccountName": service.service_account,
+                         "containers": containers}}},
+        })
+    return objects
+
+
+def estate_objects(intent: Intent) -> list[dict[str, Any]]:
+    """Stand-ins for the estate the intent describes (see the module docstring)."""
+    gateway = intent.ingress_gateway
+    namespaces = sorted({*intent.namespaces, intent.root_namespace, gateway.namespace})
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None)}
+        for name in namespaces]
+    injected = set(intent.injected_namespaces()) \
+        if intent.provider == "linkerd" and intent.stage.reached(Stage.INJECTION) else set()
+    for service in intent.services:
+        objects += _service_objects(
+            service, intent.linkerd.control_plane_namespace
+            if service.namespace in injected else None)
+    labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
+    objects += [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _meta(gateway.service_account, gateway.namespace)},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": _meta("istio-ingressgateway", gateway.namespace, labels),
+         "spec": {"selector": {"matchLabels": labels}, "template": {
+             "metadata": {"labels": labels},
+             "spec": {"serviceAccountName": gateway.service_account,
+                      "containers": [{"name": "istio-proxy", "image": "stand-in"}]}}}},
+    ]
+    return objects
+
+
+def _identity(resource: Resource) -> tuple[str, str, str, str]:
+    return resource.group, resource.kind, resource.namespace, resource.name
+
+
+def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
+                     check_paths: Sequence[Path] = ()) -> Report:
+    """Analyze an environment's rendered objects against its estate: the manifests at
+    ``check_paths`` when given, the intent's stand-ins otherwise."""
+    objects = [make_resource(obj, "rendered") for obj in rendered]
+    if check_paths:
+        context = read_manifests(check_paths, context=True).resources
+    else:
+        context = [make_resource(obj, "intent", context=True) for obj in estate_objects(intent)]
+    present = {_identity(r) for r in objects}
+    objects += [r for r in context if _identity(r) not in present]
+    mesh = MeshConfig(root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)
+    return analyze(objects, mesh, providers=[intent.provider])

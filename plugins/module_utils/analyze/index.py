@@ -1,0 +1,556 @@
+"""The mesh index: every object of one analysis, looked up by what analyzers ask for.
+
+Built once per analysis, in one pass over the objects; every lookup after that is a dict
+access or a walk over a short candidate list, so an analysis stays linear in the number of
+objects (no analyzer scans every object for every object).
+
+- ``Resource``: one Kubernetes object, with its kind, effective namespace and display name
+  (``Kind namespace/name``, as written: the namespace is left out when the input has none).
+- ``Workload``: a pod, or the pod template of a Deployment, StatefulSet, DaemonSet,
+  ReplicaSet, Job, CronJob or ReplicationController.
+- ``HostEntry``: a Service or ServiceEntry host, visible in the namespaces its exportTo names.
+- ``MeshConfig``: the mesh settings analyzers need (root namespace, trust domain, providers).
+
+``complete`` says the input is the whole cluster. Without it, a reference to a kind the
+input holds no object of cannot be judged (``knows`` is false) and is reported as unchecked
+rather than missing: a GitOps tree of mesh objects alone does not hold the workloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Kinds without a namespace; every other kind is namespaced (default "default").
+CLUSTER_SCOPED: frozenset[str] = frozenset({
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+    "CustomResourceDefinition", "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration", "StorageClass", "PriorityClass", "APIService",
+    "IngressClass", "GatewayClass", "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+})
+# Kinds whose objects carry a pod template (spec.template, or spec.jobTemplate for CronJob).
+WORKLOAD_KINDS: frozenset[str] = frozenset({
+    "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
+    "ReplicationController",
+})
+POD_KINDS: frozenset[str] = frozenset({"Pod"}) | WORKLOAD_KINDS
+SYSTEM_NAMESPACES: frozenset[str] = frozenset({
+    "kube-system", "kube-public", "kube-node-lease", "local-path-storage",
+})
+# Namespaces every cluster has, whether or not the input shows them.
+BUILTIN_NAMESPACES: frozenset[str] = frozenset({
+    "default", "kube-system", "kube-public", "kube-node-lease",
+})
+DEFAULT_DOMAIN = "svc.cluster.local"
+ISTIO_PROXY = "istio-proxy"
+INJECT = "sidecar.istio.io/inject"
+AMBIENT_REDIRECTION = "ambient.istio.io/redirection"
+DATAPLANE_MODE = "istio.io/dataplane-mode"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in _mapping(value).items() if v is not None}
+
+
+@dataclass(frozen=True, eq=False)
+class Resource:
+    """One object of the input. ``context`` objects are looked up but never reported on."""
+
+    obj: Mapping[str, Any]
+    kind: str
+    group: str
+    name: str
+    namespace: str          # effective namespace; "" for cluster-scoped kinds
+    display: str            # "Kind namespace/name" as written
+    source: str = ""
+    context: bool = False
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return _mapping(self.obj.get("metadata"))
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        return _mapping(self.obj.get("spec"))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return _strings(self.metadata.get("labels"))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return _strings(self.metadata.get("annotations"))
+
+
+def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = False,
+                  default_namespace: str = "default") -> Resource:
+    """A Resource from a Kubernetes object (which must have ``kind`` and ``metadata.name``).
+    A namespaced object without a namespace is in ``default_namespace``, as with
+    ``kubectl apply -n``; its display name still shows it as written."""
+    kind = str(obj.get("kind"))
+    api_version = str(obj.get("apiVersion") or "")
+    group = api_version.rpartition("/")[0]
+    metadata = _mapping(obj.get("metadata"))
+    name = str(metadata.get("name"))
+    written = metadata.get("namespace")
+    written = str(written) if written else ""
+    if kind in CLUSTER_SCOPED:
+        namespace, display = "", f"{kind} {name}"
+    else:
+        namespace = written or default_namespace
+        display = f"{kind} {written}/{name}" if written else f"{kind} {name}"
+    return Resource(obj=obj, kind=kind, group=group, name=name, namespace=namespace,
+                    display=display, source=source, context=context)
+
+
+def pod_template(resource: Resource) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """(metadata, spec) of the pods a Pod or workload controller runs."""
+    if resource.kind == "Pod":
+        return resource.metadata, resource.spec
+    spec = resource.spec
+    if resource.kind == "CronJob":
+        spec = _mapping(_mapping(spec.get("jobTemplate")).get("spec"))
+    template = _mapping(spec.get("template"))
+    return _mapping(template.get("metadata")), _mapping(template.get("spec"))
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """The pods of a Pod object or of a workload controller's template."""
+
+    resource: Resource
+    namespace: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    pod_spec: Mapping[str, Any]
+
+    @property
+    def service_account(self) -> str:
+        account = self.pod_spec.get("serviceAccountName") or self.pod_spec.get(
+            "serviceAccount")
+        return str(account) if account else "default"
+
+    @property
+    def containers(self) -> list[Mapping[str, Any]]:
+        return [c for c in _list(self.pod_spec.get("containers")) if isinstance(c, Mapping)]
+
+    def container_ports(self) -> list[tuple[str, int]]:
+        """(name, containerPort) of every port the pod's containers declare."""
+        ports = []
+        for container in self.containers:
+            for port in _list(container.get("ports")):
+                port = _mapping(port)
+                number = port.get("containerPort")
+                if isinstance(number, int):
+                    ports.append((str(port.get("name") or ""), number))
+        return ports
+
+    @property
+    def has_istio_proxy(self) -> bool:
+        return any(c.get("name") == ISTIO_PROXY and c.get("image") for c in self.containers)
+
+    @property
+    def injection_override(self) -> str | None:
+        """The pod's own ``sidecar.istio.io/inject`` (label first, then annotation)."""
+        value = self.labels.get(INJECT, self.annotations.get(INJECT))
+        return None if value is None else value.lower()
+
+    @property
+    def host_network(self) -> bool:
+        return bool(self.pod_spec.get("hostNetwork"))
+
+
+@dataclass(frozen=True, eq=False)
+class HostEntry:
+    """A host of the service registry: a Kubernetes Service or a ServiceEntry host."""
+
+    resource: Resource
+    fqdn: str
+    ports: tuple[Mapping[str, Any], ...]   # {"number", "name", "protocol", "targetPort"}
+    selector: Mapping[str, str]              # pods behind it (Service selector, SE labels)
+
+    @property
+    def is_service(self) -> bool:
+        return self.resource.kind == "Service"
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """The MeshConfig fields analyzers read; the rest of a mesh config file is ignored."""
+
+    root_namespace: str = "istio-system"
+    trust_domain: str = "cluster.local"
+    trust_domain_aliases: tuple[str, ...] = ()
+    default_access_log_providers: tuple[str, ...] = ()
+    extension_providers: tuple[str, ...] = ("prometheus", "stackdriver", "envoy")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> MeshConfig:
+        """From a MeshConfig mapping (``rootNamespace``, ``trustDomain``, ...)."""
+        data = _mapping(data)
+        defaults = cls()
+        providers = [str(_mapping(p).get("name")) for p in _list(data.get("extensionProviders"))
+                     if _mapping(p).get("name")]
+        access = _mapping(data.get("defaultProviders")).get("accessLogging")
+        return cls(
+            root_namespace=str(data.get("rootNamespace") or defaults.root_namespace),
+            trust_domain=str(data.get("trustDomain") or defaults.trust_domain),
+            trust_domain_aliases=tuple(str(a) for a in _list(data.get("trustDomainAliases"))),
+            default_access_log_providers=tuple(str(p) for p in _list(access)),
+            extension_providers=tuple(providers) or defaults.extension_providers,
+        )
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+def to_fqdn(namespace: str, host: str) -> str:
+    """A short host (``reviews``) as the FQDN of its namespace; FQDNs and wildcards as is."""
+    if host.startswith("*") or "." in host:
+        return host
+    return f"{host}.{namespace}.{DEFAULT_DOMAIN}"
+
+
+def service_of_fqdn(fqdn: str) -> tuple[str, str] | None:
+    """(namespace, name) of ``name.namespace.svc.cluster.local``; None for other hosts."""
+    suffix = "." + DEFAULT_DOMAIN
+    if not fqdn.endswith(suffix):
+        return None
+    name, _, namespace = fqdn[: -len(suffix)].rpartition(".")
+    return (namespace, name) if name and namespace and "." not in name else None
+
+
+def host_overlaps(first: str, second: str) -> bool:
+    """True when two hostnames (``*.foo.com`` wildcards allowed) can name the same host."""
+    first_wild, second_wild = first.startswith("*"), second.startswith("*")
+    if not first_wild and not second_wild:
+        return first == second
+    if first_wild and second_wild:
+        a, b = first[1:], second[1:]
+        return a.endswith(b) or b.endswith(a)
+    wild, plain = (first, second) if first_wild else (second, first)
+    return plain.endswith(wild[1:])
+
+
+def export_scopes(export_to: Iterable[str], namespace: str) -> list[str]:
+    """The namespaces an exportTo list makes a host visible in; ``*`` means all."""
+    scopes = []
+    for entry in export_to:
+        entry = entry.strip()
+        if entry == ".":
+            scopes.append(namespace)
+        elif entry and entry != "~":
+            scopes.append(entry)
+    return scopes
+
+
+def _service_scopes(resource: Resource) -> list[str]:
+    annotation = resource.annotations.get("networking.istio.io/exportTo")
+    if not annotation:
+        return ["*"]
+    return export_scopes(annotation.split(","), resource.namespace)
+
+
+def _entry_scopes(resource: Resource) -> list[str]:
+    export_to = [str(e) for e in _list(resource.spec.get("exportTo"))]
+    if not export_to:
+        return ["*"]
+    scopes = export_scopes(export_to, resource.namespace)
+    return ["*"] if "*" in scopes else scopes
+
+
+# --------------------------------------------------------------------------- selectors
+
+
+def matches_selector(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
+    """A Kubernetes LabelSelector (``matchLabels`` and ``matchExpressions``) against labels."""
+    for key, value in _mapping(selector.get("matchLabels")).items():
+        if labels.get(str(key)) != str(value):
+            return False
+    for expression in _list(selector.get("matchExpressions")):
+        expression = _mapping(expression)
+        key = str(expression.get("key"))
+        operator = expression.get("operator")
+        values = {str(v) for v in _list(expression.get("values"))}
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def selector_text(labels: Mapping[str, str]) -> str:
+    """``app=reviews,version=v1``: a label set as Kubernetes prints a selector."""
+    return ",".join(f"{key}={labels[key]}" for key in sorted(labels))
+
+
+# --------------------------------------------------------------------------- the index
+
+
+@dataclass
+class MeshIndex:
+    """Every object of one analysis, indexed once."""
+
+    resources: Sequence[Resource]
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    complete: bool = False
+
+    def __post_init__(self) -> None:
+        self.by_kind: dict[str, list[Resource]] = {}
+        self._by_key: dict[tuple[str, str, str], Resource] = {}
+        for resource in self.resources:
+            self.by_kind.setdefault(resource.kind, []).append(resource)
+            self._by_key.setdefault((resource.kind, resource.namespace, resource.name), resource)
+        self._namespace_names: set[str] | None = None
+        self._kinds_in: set[tuple[str, str]] | None = None
+        self.workloads: list[Workload] = []
+        self._workload_of: dict[Resource, Workload] = {}
+        self._workloads_by_ns: dict[str, list[Workload]] = {}
+        self._postings: dict[tuple[str, str, str], list[Workload]] = {}
+        self._mesh_postings: dict[tuple[str, str], list[Workload]] = {}
+        for resource in self.resources:
+            if resource.kind in POD_KINDS:
+                self._add_workload(resource)
+        self._hosts: dict[tuple[str, str], HostEntry] = {}
+        self._wildcards: list[tuple[str, str, HostEntry]] = []
+        self._services: dict[tuple[str, str], HostEntry] = {}
+        self._selecting: dict[Workload, list[HostEntry]] | None = None
+        for resource in self.of_kind("ServiceEntry"):
+            self._add_service_entry(resource)
+        for resource in self.of_kind("Service"):
+            self._add_service(resource)
+
+    # ---- objects
+
+    def of_kind(self, *kinds: str) -> list[Resource]:
+        """Every object of the given kinds, in input order per kind."""
+        return [r for kind in kinds for r in self.by_kind.get(kind, ())]
+
+    def istio(self, *kinds: str) -> list[Resource]:
+        """Objects of Istio's API groups (``*.istio.io``) of the given kinds: Linkerd and
+        Gateway API have kinds of the same names (AuthorizationPolicy, Gateway)."""
+        return [r for r in self.of_kind(*kinds) if r.group.endswith("istio.io")]
+
+    def get(self, kind: str, namespace: str, name: str) -> Resource | None:
+        return self._by_key.get((kind, namespace if kind not in CLUSTER_SCOPED else "", name))
+
+    def knows(self, *kinds: str) -> bool:
+        """True when a missing object of these kinds is really missing: the input is
+        complete, or holds at least one object of one of the kinds."""
+        return self.complete or any(self.by_kind.get(kind) for kind in kinds)
+
+    def knows_workloads(self) -> bool:
+        return self.knows(*POD_KINDS)
+
+    def knows_in(self, namespace: str, *kinds: str) -> bool:
+        """Like ``knows``, for one namespace: the input holds an object of one of the kinds
+        in that namespace. Inputs are often one namespace's slice of the cluster."""
+        if self.complete:
+            return True
+        if self._kinds_in is None:
+            self._kinds_in = {(r.kind, r.namespace) for r in self.resources}
+        return any((kind, namespace) in self._kinds_in for kind in kinds)
+
+    def namespace(self, name: str) -> Resource | None:
+        return self._by_key.get(("Namespace", "", name))
+
+    @property
+    def namespace_names(self) -> set[str]:
+        """Namespaces that exist: Namespace objects, namespaces objects of the input live
+        in, and the namespaces every cluster has."""
+        if self._namespace_names is None:
+            self._namespace_names = {r.name for r in self.of_kind("Namespace")} | {
+                r.namespace for r in self.resources if r.namespace} | BUILTIN_NAMESPACES
+        return self._namespace_names
+
+    def knows_namespaces(self) -> bool:
+        return self.knows("Namespace")
+
+    # ---- workloads
+
+    def _add_workload(self, resource: Resource) -> None:
+        metadata, spec = pod_template(resource)
+        labels = _strings(metadata.get("labels"))
+        workload = Workload(resource=resource, namespace=resource.namespace, labels=labels,
+                            annotations=_strings(metadata.get("annotations")), pod_spec=spec)
+        self.workloads.append(workload)
+        self._workload_of[resource] = workload
+        self._workloads_by_ns.setdefault(resource.namespace, []).append(workload)
+        for key, value in labels.items():
+            self._postings.setdefault((resource.namespace, key, value), []).append(workload)
+            self._mesh_postings.setdefault((key, value), []).append(workload)
+
+    def workload_of(self, resource: Resource) -> Workload:
+        """The workload of a Pod or workload controller of this index."""
+        return self._workload_of[resource]
+
+    def workloads_in(self, namespace: str) -> list[Workload]:
+        return self._workloads_by_ns.get(namespace, [])
+
+    def workloads_matching(self, namespace: str | None,
+                           labels: Mapping[str, str]) -> list[Workload]:
+        """Workloads whose labels include ``labels``, in a namespace or (None) anywhere."""
+        if not labels:
+            return list(self.workloads if namespace is None else self.workloads_in(namespace))
+        lists = [self._mesh_postings.get((k, v), []) if namespace is None
+                 else self._postings.get((namespace, k, v), []) for k, v in labels.items()]
+        shortest = min(lists, key=len)
+        return [w for w in shortest if all(w.labels.get(k) == v for k, v in labels.items())]
+
+    def workloads_selected(self, namespace: str,
+                           selector: Mapping[str, Any]) -> list[Workload]:
+        """Workloads of a namespace a LabelSelector (with matchExpressions) selects."""
+        base = self.workloads_matching(namespace, _strings(selector.get("matchLabels")))
+        if not selector.get("matchExpressions"):
+            return base
+        return [w for w in base if matches_selector(w.labels, selector)]
+
+    def namespace_injection(self, namespace: str) -> str | None:
+        """How a namespace's labels inject pods: "sidecar", "ambient", "off", or None."""
+        obj = self.namespace(namespace)
+        if obj is None:
+            return None
+        labels = obj.labels
+        if labels.get("istio-injection") == "enabled" or (
+                "istio.io/rev" in labels and labels.get("istio-injection") != "disabled"):
+            return "sidecar"
+        if labels.get(DATAPLANE_MODE) == "ambient":
+            return "ambient"
+        return "off"
+
+    def has_sidecar(self, workload: Workload) -> bool:
+        """True when the workload's pods run (or will get) an Istio sidecar."""
+        if workload.has_istio_proxy:
+            return True
+        override = workload.injection_override
+        if override is not None:
+            return override == "true"
+        return self.namespace_injection(workload.namespace) == "sidecar"
+
+    def in_mesh(self, workload: Workload) -> bool:
+        """True when the workload is in the mesh: it has a sidecar, or runs in ambient mode."""
+        if self.has_sidecar(workload):
+            return True
+        if workload.annotations.get(AMBIENT_REDIRECTION) == "enabled":
+            return True
+        return (workload.injection_override is None
+                and self.namespace_injection(workload.namespace) == "ambient")
+
+    # ---- the service registry
+
+    def _add_service_entry(self, resource: Resource) -> None:
+        ports = tuple(_mapping(p) for p in _list(resource.spec.get("ports")))
+        selector = _strings(_mapping(resource.spec.get("workloadSelector")).get("labels"))
+        for scope in _entry_scopes(resource):
+            for host in _list(resource.spec.get("hosts")):
+                entry = HostEntry(resource, to_fqdn(resource.namespace, str(host)), ports,
+                                  selector)
+                self._register(scope, entry)
+
+    def _add_service(self, resource: Resource) -> None:
+        ports = tuple({"number": p.get("port"), "name": p.get("name"),
+                       "protocol": p.get("protocol"), "targetPort": p.get("targetPort"),
+                       "appProtocol": p.get("appProtocol")}
+                      for p in (_mapping(p) for p in _list(resource.spec.get("ports"))))
+        entry = HostEntry(resource, to_fqdn(resource.namespace, resource.name), ports,
+                          _strings(resource.spec.get("selector")))
+        self._services.setdefault((resource.namespace, resource.name), entry)
+        for scope in _service_scopes(resource):
+            self._register(scope, entry)
+
+    def _register(self, scope: str, entry: HostEntry) -> None:
+        if entry.fqdn.startswith("*"):
+            self._wildcards.append((scope, entry.fqdn[1:], entry))
+        else:
+            self._hosts.setdefault((scope, entry.fqdn), entry)
+
+    def knows_hosts(self) -> bool:
+        return self.knows("Service", "ServiceEntry")
+
+    def knows_host(self, namespace: str, host: str) -> bool:
+        """True when a host seen from ``namespace`` can be judged missing: the input is
+        complete, or holds a Service or ServiceEntry in the namespace a cluster-local host
+        names (a ServiceEntry anywhere, for other hosts)."""
+        if self.complete:
+            return True
+        service = service_of_fqdn(to_fqdn(namespace, host))
+        if service is None:
+            return self.knows("ServiceEntry")
+        return self.knows_in(service[0], "Service", "ServiceEntry")
+
+    def service(self, namespace: str, name: str) -> HostEntry | None:
+        """The Kubernetes Service ``namespace/name``."""
+        return self._services.get((namespace, name))
+
+    def resolve_host(self, namespace: str, host: str,
+                     export_to: Sequence[str] = ()) -> HostEntry | None:
+        """The registry entry a host names, seen from ``namespace`` (and the exportTo of the
+        object naming it), or None."""
+        fqdn = to_fqdn(namespace, host)
+        found = self._hosts.get(("*", fqdn))
+        if found is not None:
+            return found
+        scopes = export_scopes(export_to, namespace) if export_to else [namespace]
+        for scope in scopes:
+            found = self._hosts.get((scope, fqdn))
+            if found is not None:
+                return found
+        bare = fqdn[1:] if fqdn.startswith("*") else fqdn
+        for scope, suffix, entry in self._wildcards:
+            if (scope == "*" or scope == namespace) and bare.endswith(suffix):
+                return entry
+        return None
+
+    def selected_by_service(self, entry: HostEntry) -> list[Workload]:
+        """The workloads behind a registry entry (none for an entry without a selector)."""
+        if not entry.selector:
+            return []
+        return self.workloads_matching(entry.resource.namespace, entry.selector)
+
+    def services_selecting(self, workload: Workload) -> list[HostEntry]:
+        """Kubernetes Services of the workload's namespace whose selector matches it."""
+        if self._selecting is None:
+            self._selecting = {}
+            for entry in self._services.values():
+                for selected in self.selected_by_service(entry):
+                    self._selecting.setdefault(selected, []).append(entry)
+        return self._selecting.get(workload, [])
+
+    # ---- identities
+
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        """A ServiceAccount object, or a workload running as that account."""
+        if self.get("ServiceAccount", namespace, name) is not None:
+            return True
+        return any(w.service_account == name for w in self.workloads_in(namespace))
+
+    def account_problem(self, namespace: str, account: str) -> str | None:
+        """Why no workload can run as ``namespace/account``; "" when that cannot be told
+        (the input holds no ServiceAccount or workload in the namespace), None when it can.
+        ``default`` exists in every namespace. A namespace the input shows nothing of is
+        missing only when the input is complete: a cluster has namespaces (the mesh's
+        extensions, say) that an application's manifests never show."""
+        if self.complete and namespace not in self.namespace_names:
+            return f"namespace {namespace} does not exist"
+        if account == "default":
+            return None
+        if not self.knows_in(namespace, "ServiceAccount", *POD_KINDS):
+            return ""
+        if self.service_account_exists(namespace, account):
+            return None
+        return f"no ServiceAccount {namespace}/{account} exists and no workload runs as it"

@@ -1,0 +1,96 @@
+"""The mesh index: hosts and their visibility, selectors, injection, what is known."""
+
+from __future__ import annotations
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.index import (
+    MeshIndex,
+    host_overlaps,
+    make_resource,
+    matches_selector,
+    service_of_fqdn,
+    to_fqdn,
+)
+
+
+def resource(kind: str, name: str, namespace: str | None = None, api: str = "v1",
+             **fields: object):
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {}),
+                **fields.pop("metadata", {})}
+    return make_resource({"apiVersion": api, "kind": kind, "metadata": metadata, **fields})
+
+
+def test_hosts():
+    assert to_fqdn("bookinfo", "reviews") == "reviews.bookinfo.svc.cluster.local"
+    assert to_fqdn("bookinfo", "reviews.other") == "reviews.other"
+    assert to_fqdn("bookinfo", "*.example.com") == "*.example.com"
+    assert service_of_fqdn("reviews.bookinfo.svc.cluster.local") == ("bookinfo", "reviews")
+    assert service_of_fqdn("example.com") is None
+    assert host_overlaps("a.example.com", "*.example.com")
+    assert host_overlaps("*.b.example.com", "*.example.com")
+    assert not host_overlaps("*.example.com", "*.example.org")
+    assert host_overlaps("*", "anything.example")
+
+
+def test_service_export_to_decides_where_a_host_is_visible():
+    index = MeshIndex([
+        resource("Service", "details", "bookinfo",
+                 metadata={"annotations": {"networking.istio.io/exportTo": ".,frontend"}}),
+        resource("ServiceEntry", "eu", "bookinfo", api="networking.istio.io/v1",
+                 spec={"hosts": ["*.eu.example.com"], "exportTo": ["*"]}),
+    ])
+    assert index.resolve_host("bookinfo", "details") is not None
+    assert index.resolve_host("frontend", "details.bookinfo.svc.cluster.local") is not None
+    assert index.resolve_host("payments", "details.bookinfo.svc.cluster.local") is None
+    assert index.resolve_host("payments", "shop.eu.example.com").resource.name == "eu"
+
+
+def test_selectors_match_labels_and_expressions():
+    labels = {"app": "voting-svc", "environment": "prod"}
+    assert matches_selector(labels, {"matchLabels": {"app": "voting-svc"}})
+    assert matches_selector(labels, {"matchExpressions": [
+        {"key": "app", "operator": "In", "values": ["voting-svc", "emoji-svc"]},
+        {"key": "environment", "operator": "NotIn", "values": ["dev"]},
+        {"key": "tier", "operator": "DoesNotExist"}]})
+    assert not matches_selector(labels, {"matchExpressions": [
+        {"key": "tier", "operator": "Exists"}]})
+
+
+def test_workloads_come_from_pods_and_pod_templates_and_know_their_sidecar():
+    index = MeshIndex([
+        resource("Namespace", "bookinfo", metadata={"labels": {"istio-injection": "enabled"}}),
+        resource("Deployment", "reviews-v1", "bookinfo", api="apps/v1", spec={"template": {
+            "metadata": {"labels": {"app": "reviews", "version": "v1"}},
+            "spec": {"serviceAccountName": "reviews", "containers": []}}}),
+        resource("Pod", "legacy", "bookinfo", metadata={
+            "labels": {"app": "legacy", "sidecar.istio.io/inject": "false"}}, spec={}),
+        resource("CronJob", "report", "bookinfo", api="batch/v1", spec={"jobTemplate": {
+            "spec": {"template": {"metadata": {"labels": {"app": "report"}}, "spec": {}}}}}),
+    ])
+    (reviews,) = index.workloads_matching("bookinfo", {"app": "reviews"})
+    assert reviews.service_account == "reviews" and index.has_sidecar(reviews)
+    (legacy,) = index.workloads_matching(None, {"app": "legacy"})
+    assert not index.has_sidecar(legacy) and not index.in_mesh(legacy)
+    assert index.workloads_matching("bookinfo", {"app": "report"})
+    assert index.workloads_matching("payments", {"app": "reviews"}) == []
+
+
+def test_knows_a_kind_when_the_input_holds_one_or_is_complete():
+    index = MeshIndex([resource("Service", "reviews", "bookinfo")])
+    assert index.knows("Service") and not index.knows("Pod")
+    assert index.knows_in("bookinfo", "Service") and not index.knows_in("payments", "Service")
+    complete = MeshIndex([], complete=True)
+    assert complete.knows("Pod") and complete.knows_in("payments", "Server")
+
+
+def test_namespaces_every_cluster_has_exist_and_accounts_are_judged_where_known():
+    objects = [resource("Namespace", "bookinfo"), resource("ServiceAccount", "reviews",
+                                                             "bookinfo")]
+    index = MeshIndex(objects)
+    assert {"bookinfo", "default", "kube-system"} <= index.namespace_names
+    assert index.account_problem("default", "default") is None
+    assert index.account_problem("bookinfo", "reviews") is None
+    assert index.account_problem("bookinfo", "ratings") == (
+        "no ServiceAccount bookinfo/ratings exists and no workload runs as it")
+    assert index.account_problem("payments", "order") == ""  # nothing known there
+    complete = MeshIndex(objects, complete=True)
+    assert complete.account_problem("payments", "order") == "namespace payments does not exist"
