@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .envoy_check import check_rendered, find_envoy
 from .errors import SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
 from .intent import Intent, parse_intent
@@ -24,6 +25,7 @@ from .tree import (
     RenderedObject,
     env_dir,
     extra_files,
+    host_files,
     index_markdown,
     kustomizations,
     render_objects,
@@ -40,6 +42,7 @@ class StageOptions:
     template_dirs: Sequence[Path] = ()
     kubernetes_version: str = "1.33.0"
     check_mode: bool = False
+    envoy_binary: str | None = None  # for `envoy --mode validate` of host sidecars
 
 
 @dataclass
@@ -99,6 +102,9 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     files = {item.path: item.text for item in objects}
     files.update(kustomizations(plan, objects, renderer))
     files.update(extra_files(plan, renderer))
+    rendered_hosts = host_files(plan, renderer)
+    _check_host_configs(plan, rendered_hosts, options)
+    files.update(rendered_hosts)
     files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = runbook_markdown(plan, objects, warnings)
     return RenderedStage(intent, plan, objects, files, warnings, unvalidated)
 
@@ -141,6 +147,24 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     )
 
 
+def _check_host_configs(plan: StagePlan, rendered: Mapping[str, str],
+                        options: StageOptions) -> None:
+    """Every host sidecar's files, checked with the real ``envoy --mode validate``."""
+    by_host: dict[str, dict[str, Any]] = {}
+    for path, text in rendered.items():
+        parts = path.split("/")
+        if len(parts) == 4:  # hosts/<env>/<host>/<file>
+            by_host.setdefault(parts[2], {})[parts[3]] = load_yaml(text)
+    if not by_host:
+        return
+    envoy = find_envoy(options.envoy_binary)
+    intent = plan.intent
+    for host in intent.hosts:
+        if host.name in by_host:
+            check_rendered(f"{intent.environment}/{host.name}", host.config_dir,
+                           host.log_dir, by_host[host.name], envoy)
+
+
 def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:
     total = {"add": 0, "change": 0, "remove": 0}
     for update in updates:
@@ -150,7 +174,10 @@ def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:
 
 
 def _identities(text: str | None, path: str) -> dict[str, Any]:
-    """Kubernetes objects in a file of the tree, by ``Kind namespace/name``."""
+    """Kubernetes objects in a file of the tree, by ``Kind namespace/name``; a host
+    sidecar's file as ``EnvoyConfig <env>/<host>/<file>``."""
+    if text is not None and path.startswith("hosts/"):
+        return {f"EnvoyConfig {path.removeprefix('hosts/')}": text}
     if text is None or not path.endswith(".yaml") or path.rpartition("/")[2] == \
             "kustomization.yaml":
         return {}
