@@ -128,3 +128,24 @@ def check_rendered(host: str, config_dir: str, log_dir: str, files: Mapping[str,
             run_validate(envoy, path)
         except EnvoyConfigError as error:
             raise EnvoyConfigError(f"host {host}: {error}") from error
+
+
+STAGED = ".staged"
+
+
+def staged_validation(texts: Mapping[str, str], dest: str) -> str:
+    """The validation bootstrap (JSON) for files about to be staged in ``<dest>/.staged``.
+
+    The host module writes every file there first; the SDS paths are moved there, so the
+    check reads the new secrets' definitions with the host's own certificate files.
+    """
+    from .render import load_yaml
+
+    parsed = {name: load_yaml(text) for name, text in texts.items()}
+    missing = [name for name in (BOOTSTRAP, LDS, CDS) if not isinstance(parsed.get(name), dict)]
+    if missing:
+        raise EnvoyConfigError(f"{', '.join(missing)} missing or not a mapping")
+    moves = {f"{dest}/{name}": f"{dest}/{STAGED}/{name}" for name in texts
+             if name not in (BOOTSTRAP, LDS, CDS)}
+    return json.dumps(validation_bootstrap(parsed[BOOTSTRAP], parsed[LDS], parsed[CDS], moves),
+                      sort_keys=True)

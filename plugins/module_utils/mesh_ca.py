@@ -193,14 +193,46 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(temp, path)
 
 
+def trust_domain_of(identity: str) -> str:
+    """The trust domain of a SPIFFE ID."""
+    domain = identity.removeprefix("spiffe://").partition("/")[0]
+    if not identity.startswith("spiffe://") or not domain:
+        raise CertificateError(f"identity {identity!r} is not a SPIFFE ID (spiffe://...)")
+    return domain
+
+
+def certificate_files(ca: MeshCA | None, identity: str, reason: str | None,
+                      now: dt.datetime, validity: dt.timedelta,
+                      current_ca_pem: str | None) -> dict[str, str]:
+    """The files a host must get: a new certificate and key when ``reason`` says so, the
+    CA certificate when the host's differs. Empty when everything is current."""
+    if ca is None:
+        return {}
+    files: dict[str, str] = {}
+    if reason is not None:
+        issued = issue(ca, identity, now, validity)
+        files.update({"cert.pem": issued.cert_pem, "key.pem": issued.key_pem})
+    if current_ca_pem != ca.cert_pem:
+        files["ca.pem"] = ca.cert_pem
+    return files
+
+
 def load_or_create_ca(directory: Path, trust_domain: str, now: dt.datetime,
-                      create: bool = True) -> tuple[MeshCA | None, bool]:
+                      create: bool = True,
+                      gitops_dir: str | Path | None = None) -> tuple[MeshCA | None, bool]:
     """The CA in ``directory``, created there once (``create``); and whether it was created.
 
-    Refuses a CA whose key is readable by others, and a CA for another trust domain.
-    With ``create=False`` (check mode) a missing CA is returned as None.
+    Refuses a CA directory inside the GitOps repository ``gitops_dir``, a CA whose key is
+    readable by others, and a CA for another trust domain. With ``create=False`` (check
+    mode) a missing CA is returned as None.
     """
     directory = directory.expanduser()
+    if gitops_dir is not None:
+        repo = Path(gitops_dir).expanduser().resolve()
+        if directory.resolve() == repo or repo in directory.resolve().parents:
+            raise CertificateError(
+                f"mesh CA directory {directory} is inside the GitOps repository {repo}: its "
+                "private key must never be committed; choose a directory outside it")
     key_path, cert_path = directory / CA_KEY, directory / CA_CERT
     if not key_path.exists() and not create:
         return None, True
