@@ -21,6 +21,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "dest": {"type": "str", "required": True},
     "envoy": {"type": "str", "required": True},
     "validate": {"type": "bool", "default": True},
+    "directories": {"type": "list", "elements": "dict", "default": []},
 }
 
 
@@ -40,6 +41,7 @@ class ActionModule(ActionBase):
         result.update(self._execute_module(
             module_name="meshstage.mesh.envoy_config",
             module_args={"dest": dest, "envoy": args["envoy"], "files": texts,
-                         "validation_config": validation, "validate": args["validate"]},
+                         "validation_config": validation, "validate": args["validate"],
+                         "directories": args["directories"]},
             task_vars=task_vars))
         return result

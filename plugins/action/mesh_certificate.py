@@ -1,11 +1,11 @@
 # Copyright: meshstage developers
 # Apache License 2.0
 """Action plugin of meshstage.mesh.mesh_certificate: the mesh CA is on the controller; the
-certificate, key and CA certificate go to the host. The key never appears in a result."""
+host module reads the current certificate and writes new files. The key never appears in a
+result."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -32,68 +32,38 @@ ARGUMENT_SPEC: dict[str, Any] = {
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    TRANSFERS_FILES = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        check = bool(self._task.check_mode)
-        now = dt.datetime.now(dt.timezone.utc)
-        cert_dir = args["cert_dir"].rstrip("/")
+        now = dt.datetime.now(dt.UTC)
+        host_args = {"cert_dir": args["cert_dir"], "owner": args["owner"]}
+        # first call: the host's current files (modes and owner enforced on the way)
+        found = self._execute_module(module_name="meshstage.mesh.mesh_certificate",
+                                     module_args=host_args, task_vars=task_vars)
+        if found.get("failed"):
+            return {**result, **found}
         try:
-            trust_domain = trust_domain_of(args["identity"])
-            ca, created = load_or_create_ca(Path(args["ca_dir"]), trust_domain, now,
-                                            create=not check, gitops_dir=args["gitops_dir"])
-            current = self._remote_text(f"{cert_dir}/cert.pem", task_vars)
-            reason = renewal_reason(current, ca, args["identity"], now,
+            ca, created = load_or_create_ca(
+                Path(args["ca_dir"]), trust_domain_of(args["identity"]), now,
+                create=not self._task.check_mode, gitops_dir=args["gitops_dir"])
+            reason = renewal_reason(found.get("current_cert"), ca, args["identity"], now,
                                     dt.timedelta(hours=args["renew_before_hours"])) \
                 if ca else "no mesh CA yet"
             files = certificate_files(ca, args["identity"], reason, now,
                                       dt.timedelta(hours=args["validity_hours"]),
-                                      self._remote_text(f"{cert_dir}/ca.pem", task_vars))
+                                      found.get("current_ca"))
         except MeshstageError as error:
             return {**result, "failed": True, "msg": str(error)}
         result.update({"identity": args["identity"], "ca_created": created,
-                       "renewed": reason is not None, "reason": reason,
-                       "files": sorted(files), "changed": created or bool(files)})
-        if ca is None:  # check mode before the CA exists: everything would be new
-            return result
-        try:
-            for name in ("cert.pem", "key.pem", "ca.pem"):
-                path = f"{cert_dir}/{name}"
-                if name in files:
-                    outcome = {"changed": True} if check else \
-                        self._put(path, files[name], args["owner"], task_vars)
-                else:  # the file stays: its mode and owner are still enforced
-                    outcome = self._execute_module(
-                        module_name="ansible.legacy.file",
-                        module_args={"path": path, "state": "file", "mode": "0600",
-                                     "owner": args["owner"]}, task_vars=task_vars)
-                if outcome.get("failed"):
-                    return {**result, "failed": True,
-                            "msg": f"{path}: {outcome.get('msg', 'cannot be written')}"}
-                result["changed"] = result["changed"] or bool(outcome.get("changed"))
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+                       "renewed": reason is not None, "reason": reason, "files": sorted(files),
+                       "changed": bool(found.get("changed") or created or files)})
+        if files and not self._task.check_mode:
+            # second call: the new files, as a no_log argument of the host module
+            written = self._execute_module(module_name="meshstage.mesh.mesh_certificate",
+                                           module_args={**host_args, "files": files},
+                                           task_vars=task_vars)
+            if written.get("failed"):
+                return {**result, "failed": True, "msg": written.get("msg")}
         return result
-
-    def _remote_text(self, path: str, task_vars: dict[str, Any] | None) -> str | None:
-        found = self._execute_module(module_name="ansible.legacy.slurp",
-                                     module_args={"src": path}, task_vars=task_vars)
-        if found.get("failed") or "content" not in found:
-            return None
-        return base64.b64decode(found["content"]).decode()
-
-    def _put(self, path: str, text: str, owner: str | None,
-             task_vars: dict[str, Any] | None) -> dict[str, Any]:
-        if self._connection._shell.tmpdir is None:
-            self._make_tmp_path()
-        source = self._connection._shell.join_path(self._connection._shell.tmpdir,
-                                                   path.rpartition("/")[2])
-        self._transfer_data(source, text)
-        self._fixup_perms2((self._connection._shell.tmpdir, source))
-        return self._execute_module(
-            module_name="ansible.legacy.copy",
-            module_args={"src": source, "dest": path, "mode": "0600", "owner": owner,
-                         "_original_basename": path.rpartition("/")[2]},
-            task_vars=task_vars)

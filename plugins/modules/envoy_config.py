@@ -39,6 +39,14 @@ options:
     description: Check with C(envoy --mode validate) before swapping (turn off only to debug).
     type: bool
     default: true
+  directories:
+    description:
+      - Directories the configuration refers to (access logs, the supervisor's pidfile), made
+        before the check, each a mapping of C(path), C(mode) and optional C(owner). I(dest)
+        itself is always made (mode 0755).
+    type: list
+    elements: dict
+    default: []
 attributes:
   check_mode:
     support: full
@@ -69,6 +77,7 @@ restart_required:
   type: bool
 """
 
+import os
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
@@ -80,6 +89,17 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.envoy_swap import (
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 
 
+def _directory(module: AnsibleModule, path: str, mode: str, owner: str | None) -> bool:
+    changed = False
+    if not os.path.isdir(path):
+        changed = True
+        if module.check_mode:
+            return True
+        os.makedirs(path, mode=int(mode, 8))
+    changed = module.set_mode_if_different(path, mode, changed)
+    return module.set_owner_if_different(path, owner, changed)
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec={
         "dest": {"type": "str", "required": True},
@@ -87,14 +107,19 @@ def main() -> None:
         "files": {"type": "dict", "required": True},
         "validation_config": {"type": "str", "required": True},
         "validate": {"type": "bool", "default": True},
+        "directories": {"type": "list", "elements": "dict", "default": []},
     }, supports_check_mode=True)
     dest = Path(module.params["dest"])
     files = {str(k): str(v) for k, v in module.params["files"].items()}
+    made = False
+    for item in [{"path": str(dest), "mode": "0755"}, *module.params["directories"]]:
+        made = _directory(module, str(item["path"]), str(item["mode"]), item.get("owner")) \
+            or made
     changed = changed_files(dest, files)
     diff = [{"before_header": str(dest / name), "after_header": str(dest / name),
              "before": (dest / name).read_text() if (dest / name).exists() else "",
              "after": files[name]} for name in changed]
-    result = {"changed": bool(changed), "files": changed,
+    result = {"changed": bool(changed) or made, "files": changed,
               "restart_required": "bootstrap.yaml" in changed}
     if module._diff:
         result["diff"] = diff

@@ -1,6 +1,7 @@
+#!/usr/bin/python
 # Copyright: meshstage developers
 # Apache License 2.0
-"""Documentation of the mesh_certificate action; the work happens in plugins/action."""
+"""Host side of meshstage.mesh.mesh_certificate: read the current certificate, write new ones."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ description:
     (C(spiffe://<trust domain>/ns/<namespace>/sa/<service account>)), valid for
     I(validity_hours), and writes it with a new key to the host.
   - Writes the CA certificate as C(ca.pem) when the host's differs. Every file gets mode 0600
-    and I(owner), also when it is not rewritten.
-  - The private key is generated on the controller in memory, transferred to the host over
-    the connection and never returned in a result or written on the controller.
+    and I(owner), also when it is not rewritten; I(cert_dir) gets mode 0700.
+  - The private key is generated on the controller in memory, handed to the host module as a
+    no_log argument, written atomically, and never returned in a result or written on the
+    controller.
 author:
   - meshstage developers
 options:
@@ -37,7 +39,9 @@ options:
     type: str
     required: true
   owner:
-    description: Owner of the three files (the proxy user); unset keeps the connection's user.
+    description:
+      - Owner of the directory and the three files (the proxy user).
+      - Unset keeps the connection's user.
     type: str
   validity_hours:
     description: How long a new certificate is valid.
@@ -88,12 +92,64 @@ files:
   elements: str
 """
 
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+NAMES = ("cert.pem", "key.pem", "ca.pem")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _write(directory: str, name: str, text: str) -> None:
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, os.path.join(directory, name))  # Envoy watches for this move
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
 
 def main() -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    module.fail_json(msg="meshstage.mesh.mesh_certificate runs on the controller as an action")
+    module = AnsibleModule(argument_spec={
+        "cert_dir": {"type": "str", "required": True},
+        "owner": {"type": "str"},
+        "files": {"type": "dict", "default": {}, "no_log": True},
+    }, supports_check_mode=True)
+    directory, owner = module.params["cert_dir"], module.params["owner"]
+    files = module.params["files"] or {}
+    changed = False
+    if not os.path.isdir(directory):
+        changed = True
+        if not module.check_mode:
+            os.makedirs(directory, mode=0o700)
+    if os.path.isdir(directory):
+        changed = module.set_mode_if_different(directory, "0700", changed)
+        changed = module.set_owner_if_different(directory, owner, changed)
+    current = {name: _read(os.path.join(directory, name)) for name in ("cert.pem", "ca.pem")}
+    for name in NAMES:
+        path = os.path.join(directory, name)
+        if name in files and not module.check_mode:
+            _write(directory, name, str(files[name]))
+            changed = True
+        if os.path.exists(path):
+            changed = module.set_mode_if_different(path, "0600", changed)
+            changed = module.set_owner_if_different(path, owner, changed)
+    module.exit_json(changed=changed, current_cert=current["cert.pem"],
+                     current_ca=current["ca.pem"])
 
 
 if __name__ == "__main__":
