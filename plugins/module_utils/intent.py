@@ -529,6 +529,7 @@ _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "
 RUN_VARIABLES: frozenset[str] = frozenset({
     "mesh_gitops_dir", "mesh_crd_dir", "mesh_crd_dirs", "mesh_template_dir",
     "mesh_template_dirs", "mesh_kubernetes_version", "mesh_ca_dir", "mesh_envoy_binary",
+    "mesh_configure_hosts",
 })
 
 # The fields of a host's ``mesh_host`` variable (hosts of the inventory group mesh_hosts).
