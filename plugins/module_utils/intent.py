@@ -1249,8 +1249,8 @@ def _parse_host(check: _Checker, name: str, data: Mapping[str, Any], path: str,
     root = _opt(check, data, "root", path, lambda v, p: check.string(
         v, p, _ABSOLUTE_PATH, "an absolute path without spaces"), "/")
     if service is not None and wave is None and "wave" not in data:
-        check.warn(_join(path, "wave"), None, f"no injection wave holds namespace "
-                   f"{service.namespace!r}: host {name} never gets its sidecar")
+        check.warn(_join(path, "wave"), None, f"is not set and no injection wave holds "
+                   f"namespace {service.namespace!r}: host {name} never gets its sidecar")
     if service is None or address is None or app_port is None or inbound is None \
             or None in numbers.values() or len(seen_ports) < 4:
         return None

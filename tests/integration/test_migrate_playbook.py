@@ -105,6 +105,13 @@ def test_example_hosts_are_rendered_and_committed_but_not_contacted(demo):
     assert "- EnvoyConfig staging/staging-ledger-2/lds.yaml" in body
 
 
+def test_mesh_hosts_set_by_hand_is_refused(tmp_path, crd_dir_module):
+    result = playbook("dev", tmp_path / "gitops", crd_dir_module, "-e",
+                      '{"mesh_hosts": {}}', expect_ok=False)
+    assert "mesh_hosts is built from the inventory group mesh_hosts" in result.stdout
+    assert not (tmp_path / "gitops").exists()
+
+
 def test_each_environment_in_a_combined_run_renders_its_own_values(demo):
     for environment, stage in (("dev", "authorization"), ("staging", "strict_mtls"),
                                ("prod", "injection")):

@@ -251,6 +251,12 @@ class Lab:
             assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
         return result
 
+    def ensure(self, stage: str) -> None:
+        """The environment at ``stage``: the tests walk the stages in file order, so this
+        runs the playbook only when a test runs out of that order."""
+        if self.stage != stage:
+            self.playbook(stage=stage)
+
     def start_prometheus(self, scrape_configs: list[dict[str, Any]]) -> str:
         """A real Prometheus (the Debian package) scraping with the given jobs."""
         port = free_port("127.0.0.1")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import shutil
 import ssl
 import subprocess
 import threading
@@ -45,8 +46,10 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.mesh_ca import (
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hosts")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab(tmp_path_factory):
+    """One lab per worker session: the tests walk it through the stages in file order (a
+    module fixture would be rebuilt whenever the worker runs another module in between)."""
     lab = Lab(tmp_path_factory.mktemp("hostlab"))
     lab.start_backends()
     try:
@@ -104,6 +107,7 @@ def test_playbook_rendered_committed_and_started_every_host(lab):
 
 
 def test_permissive_accepts_plaintext_and_mtls(lab):
+    lab.ensure("traffic")
     pay = lab.hosts["pay"]
     status, _ = http_get(f"{pay.address}:{pay.ports['inbound']}", "/api/v1/pay")
     assert status == 200
@@ -116,6 +120,7 @@ def test_permissive_accepts_plaintext_and_mtls(lab):
 
 
 def test_traffic_split_90_10_within_binomial_tolerance(lab):
+    lab.ensure("traffic")
     client = Client(lab.hosts["order"].ports["outbound"])
     n = 1000
     versions = [client.request("reviews")[1]["version"] for _ in range(n)]
@@ -127,6 +132,7 @@ def test_traffic_split_90_10_within_binomial_tolerance(lab):
 
 
 def test_header_match_always_reaches_v2(lab):
+    lab.ensure("traffic")
     client = Client(lab.hosts["order"].ports["outbound"])
     seen = {client.request("reviews", headers={"end-user": "test-user"})[1]["version"]
             for _ in range(100)}
@@ -135,6 +141,7 @@ def test_header_match_always_reaches_v2(lab):
 
 
 def test_first_attempt_503_succeeds_through_retries(lab):
+    lab.ensure("traffic")
     token = str(uuid.uuid4())
     client = Client(lab.hosts["order"].ports["outbound"])
     status, body = client.request("reviews", headers={"x-fail-first": token})
@@ -144,6 +151,7 @@ def test_first_attempt_503_succeeds_through_retries(lab):
 
 
 def test_slow_backend_gets_504_within_route_timeout(lab):
+    lab.ensure("traffic")
     client = Client(lab.hosts["order"].ports["outbound"], timeout=10)
     started = time.monotonic()
     status, _ = client.request("reviews", headers={"x-delay": "3"})
@@ -154,6 +162,7 @@ def test_slow_backend_gets_504_within_route_timeout(lab):
 
 
 def test_request_id_and_trace_headers_propagated(lab):
+    lab.ensure("traffic")
     client = Client(lab.hosts["order"].ports["outbound"])
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     status, body = client.request("payment-service", "/api/v1/pay", headers={
@@ -183,7 +192,11 @@ def _query(url: str, promql: str) -> dict[str, float]:
             for item in data}
 
 
+@pytest.mark.skipif(shutil.which("prometheus") is None,
+                    reason="Prometheus (Debian package prometheus) is not installed; "
+                    "`make test` installs it")
 def test_prometheus_scrapes_the_sidecars_and_counts_requests_per_upstream(lab):
+    lab.ensure("traffic")
     rendered = yaml.safe_load((lab.gitops / "hosts" / ENVIRONMENT /
                                "prometheus-scrape-configs.yaml").read_text())
     (job,) = rendered["scrape_configs"]
@@ -270,9 +283,10 @@ def test_second_run_changes_nothing(lab):
 
 
 def test_check_mode_changes_nothing(lab):
+    lab.ensure("traffic")
     before, pids = _snapshot(lab), {h.name: h.envoy_pid() for h in lab.hosts.values()}
     result = lab.playbook("--check", "--diff", stage="strict_mtls")
-    lab.stage = "traffic"
+    lab.stage = "traffic"  # --check moved nothing
     lab.write_inventory()
     assert "changed=1" in result.stdout  # the environment would move to strict_mtls
     assert _snapshot(lab) == before
@@ -286,6 +300,7 @@ def test_check_mode_changes_nothing(lab):
 
 def test_no_request_lost_from_permissive_to_strict_to_authorization(lab):
     """A meshed client (order's sidecar) under steady load while payment-service moves."""
+    lab.ensure("traffic")
     results: list[int | str] = []
     done = threading.Event()
 
@@ -328,6 +343,7 @@ def test_no_request_lost_from_permissive_to_strict_to_authorization(lab):
 
 
 def test_strict_refuses_plaintext_and_foreign_ca_at_authorization(lab):
+    lab.ensure("authorization")
     pay = lab.hosts["pay"]
     assert refused(lambda: http_get(f"{pay.address}:{pay.ports['inbound']}", "/api/v1/pay"))
     assert refused(lambda: https_get(
@@ -346,7 +362,7 @@ def test_strict_refuses_plaintext_and_foreign_ca_at_authorization(lab):
     ("intruder", "GET", "/api/v1/payments", 403),
 ])
 def test_payment_service_seed_policy_behaves_as_written(lab, account, method, path, status):
-    assert lab.stage == "authorization"
+    lab.ensure("authorization")
     pay = lab.hosts["pay"]
     namespace = "shop" if account == "reviews" else "payments"
     context = tls_context(identity_dir(lab, f"{account}-{namespace}", account, namespace),
@@ -355,6 +371,7 @@ def test_payment_service_seed_policy_behaves_as_written(lab, account, method, pa
 
 
 def test_meshed_callers_are_allowed_or_denied_by_identity(lab):
+    lab.ensure("authorization")
     order = Client(lab.hosts["order"].ports["outbound"])
     assert order.request("payment-service", "/api/v1/pay", "POST")[0] == 200
     assert order.request("payment-service", "/internal", "GET")[0] == 403
@@ -373,6 +390,10 @@ def test_meshed_callers_are_allowed_or_denied_by_identity(lab):
 def test_certificates_are_renewed_before_expiry_without_restart(lab):
     """The authorization run of the no-request-lost test renewed them, under load."""
     pay = lab.hosts["pay"]
+    if not hasattr(lab, "renewal"):  # run on its own: renew now
+        lab.renewal = ((pay.config_dir / "certs" / "cert.pem").read_text(), pay.envoy_pid())
+        lab.playbook("-e", "envoy_sidecar_cert_validity_hours=48",
+                     "-e", "envoy_sidecar_cert_renew_before_hours=30")
     before, pid = lab.renewal
     after = (pay.config_dir / "certs" / "cert.pem").read_text()
     assert after != before

@@ -166,6 +166,15 @@ def test_calls_between_cluster_and_hosts_are_warned_about():
                for w in warnings)
 
 
+def test_a_host_whose_namespace_is_in_no_wave_is_warned_about():
+    waves = [{"name": "payments", "namespaces": ["payments"]},
+             {"name": "web", "namespaces": ["web"]}]
+    parsed, warnings = intent(mesh_injection_waves=waves)
+    assert "mesh_hosts.rev-1.wave: None is not set and no injection wave holds namespace " \
+        "'shop': host rev-1 never gets its sidecar" in warnings
+    assert "rev-1" not in [h.name for h in parsed.injected_hosts()]
+
+
 # --------------------------------------------------------------------------- the planners
 
 
