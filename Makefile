@@ -34,7 +34,7 @@ demo: venv
 	@echo; git -C $(DEMO_GITOPS) log --oneline | head -n 10
 
 test: venv prometheus
-	$(BIN)/pytest -n 2 --dist loadgroup tests
+	$(BIN)/pytest -n 2 --dist loadfile tests
 
 prometheus:
 ifeq ($(PROMETHEUS),)

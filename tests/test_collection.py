@@ -26,6 +26,17 @@ def test_ansible_doc_shows_render_stage():
         assert text in result.stdout
 
 
+def test_ansible_doc_shows_the_host_sidecar_modules_and_role():
+    for module, option in (("meshstage.mesh.envoy_config", "dest"),
+                           ("meshstage.mesh.mesh_certificate", "renew_before_hours")):
+        result = run(str(BIN / "ansible-doc"), module)
+        assert result.returncode == 0, result.stderr
+        assert option in result.stdout and "RETURN VALUES" in result.stdout
+    role = run(str(BIN / "ansible-doc"), "-t", "role", "meshstage.mesh.envoy_sidecar")
+    assert role.returncode == 0, role.stderr
+    assert "envoy_sidecar_supervisor" in role.stdout
+
+
 def test_collection_builds(tmp_path):
     result = run(str(BIN / "ansible-galaxy"), "collection", "build", "--output-path",
                  str(tmp_path))
@@ -36,6 +47,8 @@ def test_collection_builds(tmp_path):
     assert "plugins/module_utils/pipeline.py" in names
     assert "templates/istio/virtual_service.yaml.j2" in names
     assert "playbooks/migrate.yml" in names
+    assert "roles/envoy_sidecar/tasks/main.yml" in names
+    assert "templates/envoy/lds.yaml.j2" in names
     assert not any(name.startswith((".venv/", "build/", ".ansible/")) for name in names)
 
 

@@ -4,8 +4,9 @@ Four simulated hosts on 127.A.B.x (payment-service, order-service, reviews v1 an
 with a small Python backend, are configured by the real
 playbooks/migrate.yml: render, envoy --mode validate, commit, then the envoy_sidecar role
 (Envoy from PyPI in a virtualenv, certificates from the mesh CA, file-based xDS swapped in,
-the local supervisor). The tests walk the environment through the stages in order, so they
-share one lab and run in one worker (xdist group ``hosts``).
+the local supervisor). The tests walk the environment through the stages in file order, so
+they share one lab and run in one worker: ``make test`` distributes by file
+(``--dist loadfile``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.mesh_ca import (
     spiffe_id,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hosts")]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
