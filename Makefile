@@ -10,7 +10,10 @@ DEMO_GITOPS := build/demo/gitops
 ENVIRONMENTS := dev staging prod
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: demo test lint golden analyzers-doc venv clean
+# The host sidecar tests scrape with a real Prometheus (the Debian package); we run as root.
+PROMETHEUS := $(shell command -v prometheus 2>/dev/null)
+
+.PHONY: demo test lint golden analyzers-doc venv clean prometheus
 
 venv: $(STAMP) $(COLLECTION_LINK)
 
@@ -30,8 +33,15 @@ demo: venv
 	  $(if $(wildcard $(CRD_DIR)),-e mesh_crd_dir=$(CRD_DIR))
 	@echo; git -C $(DEMO_GITOPS) log --oneline | head -n 10
 
-test: venv
-	$(BIN)/pytest -n 2 tests
+test: venv prometheus
+	$(BIN)/pytest -n 2 --dist loadfile tests
+
+prometheus:
+ifeq ($(PROMETHEUS),)
+	apt-get update -qq
+	# RUNLEVEL=1: install the binary, do not start the packaged service
+	DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends prometheus
+endif
 
 golden: venv
 	$(BIN)/pytest -q tests/test_golden.py --update-golden

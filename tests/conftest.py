@@ -48,7 +48,7 @@ def isolated_home(
 def load_example_intent(environment: str) -> dict:
     """An example inventory's variables, merged as Ansible merges them: group_vars/all files
     in file-name order, then the environment host's host_vars, later top-level keys
-    replacing earlier ones."""
+    replacing earlier ones; and ``mesh_hosts`` as the render_stage action builds it."""
     import yaml
 
     variables: dict = {}
@@ -57,6 +57,18 @@ def load_example_intent(environment: str) -> dict:
              inventory / "host_vars" / f"{environment}.yml"]
     for path in paths:
         variables.update(yaml.safe_load(path.read_text()) or {})
+    # mesh_hosts as the action builds it: each host of the group mesh_hosts, its mesh_host
+    # with the address from ansible_host
+    inventory_hosts = (yaml.safe_load((inventory / "hosts.yml").read_text())["all"]
+                       .get("children", {}).get("mesh_hosts", {}).get("hosts") or {})
+    hosts = {}
+    for name, inline in inventory_hosts.items():
+        host_vars = {**(inline or {}), **(yaml.safe_load(
+            (inventory / "host_vars" / f"{name}.yml").read_text()) or {})}
+        hosts[name] = {"address": host_vars.get("ansible_host", name),
+                       **host_vars["mesh_host"]}
+    if hosts:
+        variables["mesh_hosts"] = hosts
     return variables
 
 

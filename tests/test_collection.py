@@ -69,6 +69,17 @@ def test_ansible_doc_shows_check():
     assert "check_paths" in render.stdout
 
 
+def test_ansible_doc_shows_the_host_sidecar_modules_and_role():
+    for module, option in (("meshstage.mesh.envoy_config", "dest"),
+                           ("meshstage.mesh.mesh_certificate", "renew_before_hours")):
+        result = run(str(BIN / "ansible-doc"), module)
+        assert result.returncode == 0, result.stderr
+        assert option in result.stdout and "RETURN VALUES" in result.stdout
+    role = run(str(BIN / "ansible-doc"), "-t", "role", "meshstage.mesh.envoy_sidecar")
+    assert role.returncode == 0, role.stderr
+    assert "envoy_sidecar_supervisor" in role.stdout
+
+
 def test_collection_builds(tmp_path):
     result = run(str(BIN / "ansible-galaxy"), "collection", "build", "--output-path",
                  str(tmp_path))
@@ -84,6 +95,8 @@ def test_collection_builds(tmp_path):
     assert "playbooks/rollback.yml" in names
     assert "roles/cluster_apply/meta/argument_specs.yml" in names
     assert "plugins/modules/restart_waves.py" in names
+    assert "roles/envoy_sidecar/tasks/main.yml" in names
+    assert "templates/envoy/lds.yaml.j2" in names
     assert not any(name.startswith((".venv/", "build/", ".ansible/")) for name in names)
 
 

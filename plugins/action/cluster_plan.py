@@ -29,7 +29,8 @@ class ActionModule(ActionBase):
         # render only: the gitops_dir of the options is never read or written here
         options = stage_options(args, ".", check_mode=True)
         try:
-            rendered = render_stage(intent_variables(task_vars or {}, self._templar), options)
+            variables = intent_variables(task_vars or {}, self._templar, args["hosts_group"])
+            rendered = render_stage(variables, options)
             plan = cluster_plan(rendered.intent,
                                 stage_objects(rendered.objects, rendered.intent.environment))
         except MeshstageError as error:

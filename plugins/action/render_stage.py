@@ -33,10 +33,14 @@ class ActionModule(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         options = stage_options(args, args["gitops_dir"], bool(self._task.check_mode))
         try:
-            stage = run_stage(intent_variables(task_vars, self._templar), options)
+            variables = intent_variables(task_vars, self._templar, args["hosts_group"])
+            stage = run_stage(variables, options)
         except MeshstageError as error:
             return {**result, "failed": True, "msg": str(error)}
         result.update(stage.as_dict())
+        result["hosts"] = sorted(
+            name for name, host in variables.get("mesh_hosts", {}).items()
+            if isinstance(host, dict) and host.get("environment") == stage.environment)
         result["changed"] = stage.changed
         if self._task.diff and stage.diff:
             result["diff"] = stage.diff

@@ -51,6 +51,7 @@ _GIT_URL = re.compile(r"^(http|https|ssh)://\S+$")  # what Flux's GitRepository 
 _HELM_REPOSITORY = re.compile(r"^(https|oci)://\S+$")
 _CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_ABSOLUTE_PATH = re.compile(r"^/[^\s]*$")
 _RETRY_ON = re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
 _PROBE_PATH = re.compile(r"^/[^\s*?#]*$")
 _HOST_PORT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$")
@@ -272,6 +273,42 @@ class IngressGateway:
 
 
 @dataclass(frozen=True)
+class MeshHost:
+    """A plain host (VM) that carries one catalogue service outside Kubernetes.
+
+    Its Envoy sidecar listens on ``address:inbound_port`` (the service's port) and forwards
+    to the application on ``app_address:app_port``; the application calls the services it
+    uses through ``127.0.0.1:outbound_port``. The admin interface binds 127.0.0.1 only.
+    """
+
+    name: str
+    service: str
+    address: str
+    app_port: int
+    inbound_port: int
+    version: str | None = None
+    wave: str | None = None
+    app_address: str = "127.0.0.1"
+    outbound_port: int = 15001
+    admin_port: int = 15000
+    stats_port: int = 15090
+    root: str = "/"
+
+    @property
+    def config_dir(self) -> str:
+        """Where the sidecar's configuration lives on the host."""
+        return _under(self.root, "etc/meshstage/envoy")
+
+    @property
+    def log_dir(self) -> str:
+        return _under(self.root, "var/log/meshstage/envoy")
+
+
+def _under(root: str, path: str) -> str:
+    return root.rstrip("/") + "/" + path
+
+
+@dataclass(frozen=True)
 class Intent:
     environment: str
     stage: Stage
@@ -293,10 +330,26 @@ class Intent:
     install: InstallSettings = InstallSettings()
     traffic_api: str = "virtualservice"
     linkerd: LinkerdSettings = LinkerdSettings()
+    hosts: tuple[MeshHost, ...] = ()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
 
     def service(self, name: str) -> Service:
         return self.by_name[name]
+
+    @property
+    def host_services(self) -> frozenset[str]:
+        """Services carried by hosts in this environment: not Kubernetes workloads here."""
+        return frozenset(host.service for host in self.hosts)
+
+    def hosts_of(self, service: str) -> tuple[MeshHost, ...]:
+        return tuple(host for host in self.hosts if host.service == service)
+
+    def injected_hosts(self) -> tuple[MeshHost, ...]:
+        """Hosts whose wave is injected: they run a sidecar from the injection stage on."""
+        if not self.stage.reached(Stage.INJECTION):
+            return ()
+        waves = {wave.name for wave in self.injection_waves[: self.injected_waves]}
+        return tuple(host for host in self.hosts if host.wave in waves)
 
     def principal(self, service: Service) -> str:
         """The SPIFFE principal Istio matches: ``<td>/ns/<namespace>/sa/<account>``."""
@@ -512,6 +565,7 @@ _TOP_KEYS: tuple[str, ...] = (
     "mesh_injected_waves", "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
     "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
     "mesh_service_overrides", "mesh_proxy", "mesh_install", "mesh_traffic_api", "mesh_linkerd",
+    "mesh_hosts",
 )
 
 _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
@@ -522,7 +576,14 @@ _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "
 RUN_VARIABLES: frozenset[str] = frozenset({
     "mesh_gitops_dir", "mesh_crd_dir", "mesh_crd_dirs", "mesh_template_dir",
     "mesh_template_dirs", "mesh_kubernetes_version", "mesh_apply", "mesh_check_paths",
+    "mesh_ca_dir", "mesh_envoy_binary", "mesh_configure_hosts",
 })
+
+# The fields of a host's ``mesh_host`` variable (hosts of the inventory group mesh_hosts).
+HOST_KEYS: tuple[str, ...] = (
+    "environment", "service", "address", "app_port", "inbound_port", "version", "wave",
+    "app_address", "outbound_port", "admin_port", "stats_port", "root",
+)
 
 
 def unknown_mesh_variables(names: list[str]) -> list[str]:
@@ -602,6 +663,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
                                                 "oci:// Helm repository URL without spaces"),
     })
     _check_route_budgets(check, services)
+    hosts = _parse_hosts(check, data.get("mesh_hosts"), environment, by_name, waves)
+    _check_host_calls(check, services, {host.service for host in hosts})
 
     if check.errors:
         raise IntentErrors(check.errors)
@@ -613,7 +676,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         mtls_exceptions=tuple(exceptions), telemetry=telemetry,
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
-        traffic_api=traffic_api, linkerd=linkerd, by_name=by_name,
+        traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), by_name=by_name,
     )
     return intent, check.warnings
 
@@ -1246,3 +1309,138 @@ def _check_route_budgets(check: _Checker, services: list[Service]) -> None:
                 "attempts": retries.attempts, "per_try_timeout": retries.per_try_timeout},
                 f"need up to {budget:g}s, more than the route timeout {traffic.timeout}: "
                 "the last attempts will be cut off")
+
+
+def _ip_address(check: _Checker, value: Any, path: str) -> str | None:
+    text = check.string(value, path)
+    if text is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        check.error(path, value, "is not an IP address")
+        return None
+
+
+def _parse_hosts(check: _Checker, value: Any, environment: str,
+                 by_name: Mapping[str, Service],
+                 waves: list[InjectionWave]) -> list[MeshHost]:
+    """The hosts of ``environment`` (each host's ``mesh_host``, keyed by inventory name).
+
+    Hosts of other environments (inventories combined in one run) are left out here, after
+    their ``environment`` is checked: each host belongs to exactly its own environment.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        check.error("mesh_hosts", value, "is not a mapping of host name to its mesh_host")
+        return []
+    hosts: list[MeshHost] = []
+    wave_of = {ns: wave.name for wave in waves for ns in wave.namespaces}
+    wave_names = [wave.name for wave in waves]
+    listeners: dict[tuple[str, int], str] = {}
+    for name, item in sorted(value.items(), key=lambda pair: str(pair[0])):
+        path = _join("mesh_hosts", str(name))
+        check.string(name, path)
+        if not isinstance(item, Mapping):
+            check.error(path, item, "is not a mapping (the host's mesh_host variable)")
+            continue
+        owner = check.dns_label(item.get("environment"), _join(path, "environment"))
+        if owner != environment:
+            continue  # another environment's host: checked when that environment runs
+        data = check.mapping(item, path, required=("environment", "service", "address",
+                                                   "app_port"),
+                             optional=tuple(k for k in HOST_KEYS if k not in (
+                                 "environment", "service", "address", "app_port")))
+        if data is None:
+            continue
+        host = _parse_host(check, str(name), data, path, by_name, wave_of, wave_names)
+        if host is None:
+            continue
+        other = listeners.setdefault((host.address, host.inbound_port), host.name)
+        if other != host.name:
+            check.error(_join(path, "inbound_port"), host.inbound_port,
+                        f"on {host.address} is host {other!r}'s inbound port too")
+            continue
+        hosts.append(host)
+    return hosts
+
+
+def _parse_host(check: _Checker, name: str, data: Mapping[str, Any], path: str,
+                by_name: Mapping[str, Service], wave_of: Mapping[str, str],
+                wave_names: list[str]) -> MeshHost | None:
+    """One host of this environment, or None after recording what is wrong with it."""
+    service_name = check.dns_label(data["service"], _join(path, "service"))
+    service = None
+    if service_name is not None and not check.unknown_service(
+            service_name, _join(path, "service"), by_name):
+        service = by_name[service_name]
+        if not service.inject:
+            check.error(_join(path, "service"), service_name,
+                        "has inject: false; a host that carries it gets a sidecar, "
+                        "so the service must not opt out of injection")
+            service = None
+    address = _ip_address(check, data["address"], _join(path, "address"))
+
+    def port(value: Any, port_path: str) -> int | None:
+        return check.integer(value, port_path, 1, 65535)
+
+    app_port = port(data["app_port"], _join(path, "app_port"))
+    default_inbound = service.ports[0].port if service and service.ports else None
+    inbound = _opt(check, data, "inbound_port", path, port, default_inbound)
+    if inbound is None and service is not None and "inbound_port" not in data:
+        check.error(_join(path, "inbound_port"), None,
+                    f"is required: service {service.name!r} declares no port")
+    numbers = {key: _opt(check, data, key, path, port, default) for key, default in (
+        ("outbound_port", 15001), ("admin_port", 15000), ("stats_port", 15090))}
+    seen_ports: dict[int, str] = {}
+    for key, number in {"inbound_port": inbound, **numbers}.items():
+        if number is not None and number in seen_ports:
+            check.error(_join(path, key), number, f"is the same port as {seen_ports[number]}")
+        elif number is not None:
+            seen_ports[number] = key
+    app_address = _opt(check, data, "app_address", path,
+                       lambda v, p: _ip_address(check, v, p), "127.0.0.1")
+    versions = tuple(v.name for v in service.versions) if service else ()
+    version = _opt(check, data, "version", path, lambda v, p: _subset(check, v, p, versions),
+                   versions[0] if versions else None)
+    wave = _opt(check, data, "wave", path, lambda v, p: _wave(check, v, p, wave_names),
+                wave_of.get(service.namespace) if service else None)
+    root = _opt(check, data, "root", path, lambda v, p: check.string(
+        v, p, _ABSOLUTE_PATH, "an absolute path without spaces"), "/")
+    if service is not None and wave is None and "wave" not in data:
+        check.warn(_join(path, "wave"), None, f"is not set and no injection wave holds "
+                   f"namespace {service.namespace!r}: host {name} never gets its sidecar")
+    if service is None or address is None or app_port is None or inbound is None \
+            or None in numbers.values() or len(seen_ports) < 4:
+        return None
+    return MeshHost(
+        name=name, service=service.name, address=address, app_port=app_port,
+        inbound_port=inbound, version=version, wave=wave, app_address=app_address,
+        outbound_port=numbers["outbound_port"] or 0, admin_port=numbers["admin_port"] or 0,
+        stats_port=numbers["stats_port"] or 0, root=root)
+
+
+def _wave(check: _Checker, value: Any, path: str, names: list[str]) -> str | None:
+    if isinstance(value, str) and value in names:
+        return value
+    check.error(path, value, "is not an injection wave (waves: "
+                + (", ".join(names) or "none") + ")")
+    return None
+
+
+def _check_host_calls(check: _Checker, services: list[Service], on_hosts: set[str]) -> None:
+    """Calls between Kubernetes and host services are not meshed: say so, never silently."""
+    for index, service in enumerate(services):
+        for call_index, callee in enumerate(service.calls):
+            path = f"mesh_services[{index}].calls[{call_index}]"
+            if service.name in on_hosts and callee not in on_hosts:
+                check.warn(path, callee, f"is a Kubernetes service called from host service "
+                           f"{service.name!r}: the host sidecar has no route to it, so the "
+                           "call is not meshed (no mTLS, no routing); call it through the "
+                           "cluster's ingress")
+            elif service.name not in on_hosts and callee in on_hosts:
+                check.warn(path, callee, f"runs on hosts and is called from Kubernetes "
+                           f"service {service.name!r}: the call is not meshed; the host "
+                           "accepts its plaintext only while permissive (before strict_mtls) "
+                           "or under a PERMISSIVE mesh_mtls_exceptions entry")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .analyze.context import analyze_rendered
+from .envoy_check import check_rendered, find_envoy
 from .errors import AnalysisError, SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
 from .install import (
@@ -32,6 +33,7 @@ from .tree import (
     RenderedObject,
     env_dir,
     extra_files,
+    host_files,
     index_markdown,
     kustomizations,
     render_objects,
@@ -50,6 +52,7 @@ class StageOptions:
     check_mode: bool = False
     # the estate's own manifests, analyzed against instead of the intent's stand-ins
     check_paths: Sequence[Path] = ()
+    envoy_binary: str | None = None  # for `envoy --mode validate` of host sidecars
 
 
 @dataclass
@@ -135,6 +138,9 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     files.update(kustomizations(plan, objects, renderer))
     files.update(install_files)
     files.update(extra_files(plan, renderer))
+    rendered_hosts = host_files(plan, renderer)
+    _check_host_configs(plan, rendered_hosts, options)
+    files.update(rendered_hosts)
     rendered = RenderedStage(intent, plan, everything, files, warnings, unvalidated,
                              control_plane(intent) if installed else None, objects)
     files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = rendered.runbook()
@@ -198,6 +204,24 @@ def migrated_from_provider(previous: Mapping[str, Any], provider: str) -> str | 
     return str(recorded) if before == provider and recorded else None
 
 
+def _check_host_configs(plan: StagePlan, rendered: Mapping[str, str],
+                        options: StageOptions) -> None:
+    """Every host sidecar's files, checked with the real ``envoy --mode validate``."""
+    by_host: dict[str, dict[str, Any]] = {}
+    for path, text in rendered.items():
+        parts = path.split("/")
+        if len(parts) == 4:  # hosts/<env>/<host>/<file>
+            by_host.setdefault(parts[2], {})[parts[3]] = load_yaml(text)
+    if not by_host:
+        return
+    envoy = find_envoy(options.envoy_binary)
+    intent = plan.intent
+    for host in intent.hosts:
+        if host.name in by_host:
+            check_rendered(f"{intent.environment}/{host.name}", host.config_dir,
+                           host.log_dir, by_host[host.name], envoy)
+
+
 def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:
     total = {"add": 0, "change": 0, "remove": 0}
     for update in updates:
@@ -207,7 +231,10 @@ def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:
 
 
 def _identities(text: str | None, path: str) -> dict[str, Any]:
-    """Kubernetes objects in a file of the tree, by ``Kind namespace/name``."""
+    """Kubernetes objects in a file of the tree, by ``Kind namespace/name``; a host
+    sidecar's file as ``EnvoyConfig <env>/<host>/<file>``."""
+    if text is not None and path.startswith("hosts/"):
+        return {f"EnvoyConfig {path.removeprefix('hosts/')}": text}
     if text is None or not path.endswith(".yaml") or path.rpartition("/")[2] == \
             "kustomization.yaml":
         return {}

@@ -89,6 +89,8 @@ class StagePlan:
     extra_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # risks of what is rendered
+    # files outside envs/<env>, by path from the repository root (hosts/<env>/...)
+    host_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     def by_stage(self) -> dict[Stage, list[PlannedObject]]:
         grouped: dict[Stage, list[PlannedObject]] = {
@@ -101,53 +103,95 @@ class StagePlan:
 
 @dataclass
 class StageContribution:
-    """What one stage's planner lists: objects, runbook notes, extra (non-object) files."""
+    """What one stage's planner lists: objects, runbook notes, extra (non-object) files,
+    and the host sidecars' files (paths from the repository root)."""
 
     objects: list[PlannedObject] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # risks of what is rendered
+    host_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
 
 
-def assemble(intent: Intent, contributions: Mapping[Stage, StageContribution]) -> StagePlan:
-    """Fold the stages' contributions, later stages taking over objects they reshape."""
+def assemble(intent: Intent,
+             *planned: Mapping[Stage, StageContribution]) -> StagePlan:
+    """Fold the stages' contributions (of one planner or several, in order), later stages
+    taking over objects they reshape."""
     plan = StagePlan(intent=intent)
     owners: dict[tuple[str, str, str, str], PlannedObject] = {}
     for stage in stages_through(intent.stage):
-        contribution = contributions.get(stage)
-        if contribution is None:
-            continue
-        for obj in contribution.objects:
-            owners[obj.key] = replace(obj, stage=stage)
-        plan.notes.extend(Note(stage, text) for text in contribution.notes)
-        plan.extra_files.update(contribution.extra_files)
-        for gap in contribution.gaps:
-            if gap not in plan.gaps:  # equal content: the first stage that lists it names it
-                plan.gaps.append(replace(gap, stage=stage))
-        plan.warnings.extend(w for w in dict.fromkeys(contribution.warnings)
-                             if w not in plan.warnings)
+        for contributions in planned:
+            contribution = contributions.get(stage)
+            if contribution is None:
+                continue
+            for obj in contribution.objects:
+                owners[obj.key] = replace(obj, stage=stage)
+            plan.notes.extend(Note(stage, text) for text in contribution.notes)
+            plan.extra_files.update(contribution.extra_files)
+            plan.host_files.update(contribution.host_files)
+            for gap in contribution.gaps:
+                if gap not in plan.gaps:  # equal content: the first stage that lists it names it
+                    plan.gaps.append(replace(gap, stage=stage))
+            plan.warnings.extend(w for w in dict.fromkeys(contribution.warnings)
+                                 if w not in plan.warnings)
     plan.objects = sorted(owners.values(), key=lambda o: (o.stage.number, o.filename))
     return plan
 
 
+# The planner of the plain hosts' Envoy sidecars: it runs beside the cluster provider's.
+HOSTS_PLANNER = "envoy"
+
+
 def _planners() -> dict[str, Callable[[Intent], dict[Stage, StageContribution]]]:
+    from .plan_envoy import plan_envoy
     from .plan_istio import plan_istio
     from .plan_linkerd import plan_linkerd
 
-    return {"istio": plan_istio, "linkerd": plan_linkerd}
+    return {"istio": plan_istio, "linkerd": plan_linkerd, HOSTS_PLANNER: plan_envoy}
 
 
 def plan_stage(intent: Intent) -> StagePlan:
-    """The plan of ``intent.environment`` at ``intent.stage`` for its provider."""
+    """The plan of ``intent.environment`` at ``intent.stage``: its provider's planner for
+    the Kubernetes services, and the Envoy planner for the services its hosts carry."""
     planners = _planners()
-    planner = planners.get(intent.provider)
+    planner = planners.get(intent.provider) if intent.provider != HOSTS_PLANNER else None
     if planner is None:
+        available = sorted(name for name in planners if name != HOSTS_PLANNER)
         raise MeshstageError(
             f"environment {intent.environment}: mesh_provider {intent.provider!r} has no "
-            f"renderer yet (available: {', '.join(sorted(planners))})"
+            f"renderer yet (available: {', '.join(available)})"
         )
-    return assemble(intent, planner(intent))
+    planned = [planner(cluster_intent(intent))]
+    if intent.hosts:
+        planned.append(planners[HOSTS_PLANNER](intent))
+    return assemble(intent, *planned)
+
+
+def cluster_intent(intent: Intent) -> Intent:
+    """The intent as the cluster's planner sees it: without the services hosts carry.
+
+    A service carried by hosts in this environment is no Kubernetes workload here, so no
+    cluster planner may render workload policies for it (DestinationRule, Sidecar,
+    AuthorizationPolicy, exceptions); calls from cluster services to it are left out of
+    their egress, and namespaces that only host services use are not labelled. Principals
+    of host services still resolve (``by_name`` keeps every service). The calls that cross
+    between hosts and the cluster are warned about by the intent check.
+    """
+    on_hosts = intent.host_services
+    if not on_hosts:
+        return intent
+    services = tuple(
+        replace(s, calls=tuple(c for c in s.calls if c not in on_hosts))
+        for s in intent.services if s.name not in on_hosts)
+    namespaces = {s.namespace for s in services}
+    waves = tuple(replace(w, namespaces=tuple(n for n in w.namespaces if n in namespaces))
+                  for w in intent.injection_waves)
+    return replace(
+        intent, services=services, injection_waves=waves,
+        mtls_exceptions=tuple(e for e in intent.mtls_exceptions if e.service not in on_hosts),
+        authorization=tuple(a for a in intent.authorization if a.service not in on_hosts),
+        by_name={**intent.by_name, **{s.name: s for s in services}})
 
 
 # A GitOps tool must never delete a namespace because meshstage stopped listing it.

@@ -6,6 +6,8 @@
     envs/<env>/<NN-stage>/<kind>.<namespace>.<name>.yaml
     envs/<env>/install/                    Helm values for the mesh's control plane
     envs/<env>/RUNBOOK.md
+    hosts/<env>/<host>/                    Envoy bootstrap, LDS, CDS and SDS files of a host
+                                           sidecar (configured by the playbook, not synced)
     sync/<env>/                            Argo CD Application, Flux GitRepository and
                                            Kustomization that sync envs/<env>
 
@@ -143,6 +145,12 @@ def extra_files(plan: StagePlan, renderer: Renderer) -> dict[str, str]:
         f"{base}/{path}": dump_canonical(renderer.render_object(template, context))
         for path, (template, context) in sorted(plan.extra_files.items())
     }
+
+
+def host_files(plan: StagePlan, renderer: Renderer) -> dict[str, str]:
+    """The host sidecars' files (``hosts/<env>/...``), rendered like objects."""
+    return {path: dump_canonical(renderer.render_object(template, context))
+            for path, (template, context) in sorted(plan.host_files.items())}
 
 
 def index_markdown(environments: Mapping[str, Mapping[str, Any]]) -> str:

@@ -25,22 +25,8 @@ description:
   - Runs on the controller (it is an action plugin). Read-only; the same in check mode.
 author:
   - meshstage developers
-options:
-  crd_dirs:
-    description: Directories of CRDs to validate against, as for M(meshstage.mesh.render_stage).
-    type: list
-    elements: path
-    default: []
-  template_dirs:
-    description: Template directories searched before the built-in ones.
-    type: list
-    elements: path
-    default: []
-  kubernetes_version:
-    description: Kubernetes version whose core schemas validate core objects.
-    type: str
-    default: "1.33.0"
 extends_documentation_fragment:
+  - meshstage.mesh.render_options
   - meshstage.mesh.read_only
 """
 

@@ -23,6 +23,9 @@ description:
     ServiceAccount and Deployment per service and version). An Error finding stops the run
     before anything is written; Warnings are returned in C(warnings) and written to the
     runbook.
+  - The plain hosts of the environment (the group I(hosts_group)) get their Envoy sidecar
+    files under C(hosts/<env>/<host>/) in the same commit, each checked with
+    C(envoy --mode validate); the role C(meshstage.mesh.envoy_sidecar) applies them.
   - Nothing is written when any check fails. A second run with the same intent writes nothing
     and commits nothing. Files meshstage did not write are never changed or deleted.
   - Unknown C(mesh_*) variables are refused, so a misspelt variable does not pass silently.
@@ -38,27 +41,6 @@ options:
       - Path of the GitOps repository. Created (C(git init)) when it does not exist.
     type: path
     required: true
-  crd_dirs:
-    description:
-      - Directories of CustomResourceDefinitions (as exported from a cluster or shipped with a
-        mesh release). Every rendered custom resource is validated against them strictly,
-        unknown fields being errors. When empty, custom resources are not schema-validated
-        and the run says so in a warning.
-    type: list
-    elements: path
-    default: []
-  template_dirs:
-    description:
-      - Directories searched for templates before the built-in C(templates/), so a file
-        C(istio/virtual_service.yaml.j2) there replaces the built-in one.
-    type: list
-    elements: path
-    default: []
-  kubernetes_version:
-    description:
-      - Kubernetes version whose core schemas validate core objects (Namespace, ConfigMap).
-    type: str
-    default: "1.33.0"
   check_paths:
     description:
       - The estate's own manifests (files or directories) with its Services, workloads, service
@@ -68,6 +50,8 @@ options:
     type: list
     elements: path
     default: []
+extends_documentation_fragment:
+  - meshstage.mesh.render_options
 attributes:
   check_mode:
     support: full
@@ -131,6 +115,12 @@ message:
   description: The commit message (also computed in check mode).
   returned: always
   type: str
+hosts:
+  description: The hosts of this environment (from I(hosts_group)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["staging-ledger-1", "staging-ledger-2"]
 warnings:
   description:
     - Warnings about the intent (for example retries that exceed the route timeout).

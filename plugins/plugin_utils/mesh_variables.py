@@ -24,6 +24,8 @@ RENDER_ARGUMENT_SPEC: dict[str, Any] = {
     "crd_dirs": {"type": "list", "elements": "path", "default": []},
     "template_dirs": {"type": "list", "elements": "path", "default": []},
     "kubernetes_version": {"type": "str", "default": "1.33.0"},
+    "envoy_binary": {"type": "path"},
+    "hosts_group": {"type": "str", "default": "mesh_hosts"},
 }
 
 
@@ -35,13 +37,41 @@ def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
         template_dirs=[Path(d) for d in args["template_dirs"]],
         kubernetes_version=args["kubernetes_version"], check_mode=check_mode,
         check_paths=[Path(p) for p in args.get("check_paths") or ()],
+        envoy_binary=args.get("envoy_binary"),
     )
 
 
-def intent_variables(task_vars: Mapping[str, Any], templar: Any) -> dict[str, Any]:
-    """The host's intent variables, templated; raises ``MeshstageError`` on unknown ones."""
+def intent_variables(task_vars: Mapping[str, Any], templar: Any,
+                     hosts_group: str = "mesh_hosts") -> dict[str, Any]:
+    """The host's intent variables, templated, with ``mesh_hosts`` gathered from the
+    inventory group ``hosts_group``; raises ``MeshstageError`` on unknown variables."""
     typos = unknown_mesh_variables(list(task_vars))
     if typos:
         raise MeshstageError("unknown mesh_* variable(s): " + ", ".join(typos)
                              + " (see docs/intent.md for the known ones)")
-    return {key: templar.template(task_vars[key]) for key in intent_keys() if key in task_vars}
+    if "mesh_hosts" in task_vars:
+        raise MeshstageError(f"mesh_hosts is built from the inventory group {hosts_group} "
+                             "(each host's mesh_host variable); do not set it as a variable")
+    variables = {key: templar.template(task_vars[key])
+                 for key in intent_keys() if key in task_vars}
+    hosts = mesh_hosts(task_vars, templar, hosts_group)
+    if hosts:
+        variables["mesh_hosts"] = hosts
+    return variables
+
+
+def mesh_hosts(task_vars: Mapping[str, Any], templar: Any, group: str) -> dict[str, Any]:
+    """Each host of the group's ``mesh_host``, its address defaulting to ansible_host.
+
+    Every host of the group is handed over; the intent keeps the ones of this environment,
+    so a combined run gives each host to exactly its own environment.
+    """
+    hostvars = task_vars.get("hostvars") or {}
+    hosts: dict[str, Any] = {}
+    for name in (task_vars.get("groups") or {}).get(group, []):
+        facts = hostvars.get(name) or {}
+        host = templar.template(facts.get("mesh_host"))
+        if isinstance(host, Mapping) and "address" not in host:
+            host = {**host, "address": templar.template(facts.get("ansible_host", name))}
+        hosts[name] = host
+    return hosts

@@ -107,7 +107,13 @@ def test_rollback_renders_and_commits_the_earlier_stage(dev_at_authorization):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     subject = git(gitops, "log", "-1", "--format=%s").strip()
-    assert subject == "meshstage(dev): strict_mtls stage, 0 added, 0 changed, 9 removed"
+    # the 9 AuthorizationPolicies leave; the 3 hosts' listeners lose their RBAC rules
+    assert subject == "meshstage(dev): strict_mtls stage, 0 added, 3 changed, 9 removed"
+    body = git(gitops, "log", "-1", "--format=%b")
+    changed = body.split("Changed:")[1].split("Removed:")[0].split()
+    assert [item for item in changed if item != "-"] == [
+        "EnvoyConfig", "dev/dev-ledger-1/lds.yaml", "EnvoyConfig", "dev/dev-ledger-2/lds.yaml",
+        "EnvoyConfig", "dev/dev-reconciler-1/lds.yaml"]
     assert not list((gitops / "envs" / "dev").glob("06-authorization/*"))
     assert "dev rolled back from authorization to strict_mtls" in out
     assert "Set mesh_stage: strict_mtls in the inventory too" in out

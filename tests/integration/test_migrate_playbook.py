@@ -78,8 +78,8 @@ def test_demo_commits_each_environment(demo):
     log = git(demo, "log", "--format=%s").splitlines()
     assert log == [
         "meshstage(prod): injection stage, 13 added, 0 changed, 0 removed",
-        "meshstage(staging): strict_mtls stage, 34 added, 0 changed, 0 removed",
-        "meshstage(dev): authorization stage, 43 added, 0 changed, 0 removed",
+        "meshstage(staging): strict_mtls stage, 50 added, 0 changed, 0 removed",
+        "meshstage(dev): authorization stage, 59 added, 0 changed, 0 removed",
     ]
     assert git(demo, "status", "--porcelain") == ""
     index = (demo / "README.md").read_text()
@@ -87,6 +87,29 @@ def test_demo_commits_each_environment(demo):
                  "| [staging](envs/staging/RUNBOOK.md) | istio | 5. strict_mtls |",
                  "| [prod](envs/prod/RUNBOOK.md) | istio | 2. injection |"):
         assert line in index
+
+
+def test_example_hosts_are_rendered_and_committed_but_not_contacted(demo):
+    """Each host in exactly its own environment; prod's hosts wait for the payments wave."""
+    for environment in ("dev", "staging"):
+        hosts = sorted(p.name for p in (demo / "hosts" / environment).iterdir() if p.is_dir())
+        assert hosts == [f"{environment}-ledger-1", f"{environment}-ledger-2",
+                         f"{environment}-reconciler-1"]
+        bootstrap = yaml.safe_load((demo / "hosts" / environment / hosts[0] /
+                                    "bootstrap.yaml").read_text())
+        assert bootstrap["node"]["metadata"]["environment"] == environment
+    assert not (demo / "hosts" / "prod").exists()
+    assert "0 of 3 hosts injected; still to come: prod-ledger-1" in \
+        (demo / "envs/prod/RUNBOOK.md").read_text()
+    body = git(demo, "log", "-1", "--format=%B", "--grep=staging")
+    assert "- EnvoyConfig staging/staging-ledger-2/lds.yaml" in body
+
+
+def test_mesh_hosts_set_by_hand_is_refused(tmp_path, crd_dir_module):
+    result = playbook("dev", tmp_path / "gitops", crd_dir_module, "-e",
+                      '{"mesh_hosts": {}}', expect_ok=False)
+    assert "mesh_hosts is built from the inventory group mesh_hosts" in result.stdout
+    assert not (tmp_path / "gitops").exists()
 
 
 def test_each_environment_in_a_combined_run_renders_its_own_values(demo):

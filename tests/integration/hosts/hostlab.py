@@ -1,0 +1,361 @@
+"""A lab of simulated plain hosts on loopback addresses, for the host sidecar tests.
+
+Each simulated host has its own 127.A.B.x address (A and B drawn per session, so parallel
+workers and other test runs on the machine do not meet), its own root directory, its own
+ports (asked from the kernel) and a small Python backend standing in for its application.
+The real playbook configures the hosts; everything it starts is stopped by ``stop_all``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+ENVIRONMENT = "lab"
+TRUST_DOMAIN = "lab.test"
+
+
+def free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+def lab_subnet() -> str:
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    return f"127.{rng.randint(20, 250)}.{rng.randint(1, 250)}"
+
+
+class Backend(ThreadingHTTPServer):
+    """The application of one host: answers with its service, version and what it saw.
+
+    ``x-fail-first: <token>`` fails the first request carrying a token with 503;
+    ``x-delay: <seconds>`` answers late.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], service: str, version: str | None) -> None:
+        self.service, self.version = service, version
+        self.seen_tokens: dict[str, int] = {}
+        self.requests = 0
+        self.lock = threading.Lock()
+        super().__init__(address, _BackendHandler)
+
+
+class _BackendHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once, no delayed-ACK stall
+    server: Backend
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        server = self.server
+        token = self.headers.get("x-fail-first")
+        with server.lock:
+            server.requests += 1
+            attempt = server.seen_tokens[token] = server.seen_tokens.get(token, 0) + 1 \
+                if token else 0
+        if self.headers.get("x-delay"):
+            time.sleep(float(self.headers["x-delay"]))
+        status = 503 if token and attempt == 1 else 200
+        body = json.dumps({"service": server.service, "version": server.version,
+                           "attempt": attempt, "path": self.path, "method": self.command,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+
+@dataclass
+class Host:
+    name: str
+    service: str
+    address: str
+    version: str | None
+    root: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    backend: Backend | None = None
+
+    def mesh_host(self) -> dict[str, Any]:
+        host = {"environment": ENVIRONMENT, "service": self.service,
+                "app_port": self.ports["app"], "inbound_port": self.ports["inbound"],
+                "outbound_port": self.ports["outbound"], "admin_port": self.ports["admin"],
+                "stats_port": self.ports["stats"], "root": str(self.root)}
+        if self.version:
+            host["version"] = self.version
+        return host
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "etc/meshstage/envoy"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "run/meshstage/meshstage-envoy.pid"
+
+    def envoy_pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+
+HOSTS = (  # name, service, version
+    ("pay", "payment-service", "v1"),
+    ("order", "order-service", "v1"),
+    ("rev1", "reviews", "v1"),
+    ("rev2", "reviews", "v2"),
+)
+
+
+def estate(stage: str) -> dict[str, Any]:
+    """The lab's intent: the payment seed, and reviews with a 90/10 canary, on hosts."""
+    return {
+        "mesh_environment": ENVIRONMENT,
+        "mesh_stage": stage,
+        "mesh_trust_domain": TRUST_DOMAIN,
+        "mesh_injection_waves": [{"name": "payments", "namespaces": ["payments"]},
+                                 {"name": "shop", "namespaces": ["shop"]}],
+        "mesh_services": [
+            {"name": "payment-service", "namespace": "payments",
+             "ports": [{"name": "http", "port": 8080}], "versions": ["v1"],
+             "traffic": {"timeout": "5s", "retries": {
+                 "attempts": 2, "per_try_timeout": "2s",
+                 "retry_on": "connect-failure,refused-stream"}}},
+            {"name": "order-service", "namespace": "payments",
+             "ports": [{"name": "http", "port": 8080}], "versions": ["v1"],
+             "calls": ["payment-service", "reviews"]},
+            {"name": "admin-service", "namespace": "payments",
+             "ports": [{"name": "http", "port": 8080}], "versions": ["v1"],
+             "calls": ["payment-service", "order-service"]},
+            {"name": "reviews", "namespace": "shop",
+             "ports": [{"name": "http", "port": 9080}], "versions": ["v1", "v2"],
+             "canary": {"stable": "v1", "subset": "v2", "weight": 10},
+             "traffic": {
+                 "header_routes": [{"headers": {"end-user": {"exact": "test-user"}},
+                                    "subset": "v2"}],
+                 "timeout": "1s",
+                 "retries": {"attempts": 3, "per_try_timeout": "300ms",
+                             "retry_on": "5xx,reset,connect-failure"},
+                 "outlier_detection": {"consecutive_5xx_errors": 50, "interval": "10s",
+                                       "base_ejection_time": "30s",
+                                       "max_ejection_percent": 50},
+                 "connection_pool": {"max_connections": 200,
+                                     "http1_max_pending_requests": 200,
+                                     "http2_max_requests": 1000, "max_retries": 50}}},
+        ],
+        "mesh_authorization": [{
+            "service": "payment-service",
+            "allow": [{"from": ["order-service"], "methods": ["POST", "GET", "PUT"],
+                       "paths": ["/api/v1/*"]},
+                      {"from": ["admin-service"]}],
+            "deny_other_callers": True}],
+        "mesh_default_deny": True,
+        "mesh_telemetry": {"scrape_interval": "1s", "access_log_provider": "envoy"},
+    }
+
+
+class Lab:
+    """Four simulated hosts, their backends, the GitOps repository and the mesh CA."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        subnet = lab_subnet()
+        self.hosts: dict[str, Host] = {}
+        for index, (name, service, version) in enumerate(HOSTS, start=2):
+            address = f"{subnet}.{index}"
+            host = Host(name, service, address, version, base / "roots" / name)
+            host.ports = {"inbound": free_port(address), "stats": free_port(address)}
+            for key in ("app", "outbound", "admin"):
+                host.ports[key] = free_port("127.0.0.1")
+            self.hosts[name] = host
+        self.gitops = base / "gitops"
+        self.ca_dir = base / "ca"
+        self.inventory = base / "inventory"
+        self.stage = "traffic"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start_backends(self) -> None:
+        for host in self.hosts.values():
+            host.backend = Backend(("127.0.0.1", host.ports["app"]), host.service, host.version)
+            threading.Thread(target=host.backend.serve_forever, daemon=True).start()
+
+    def write_inventory(self) -> None:
+        (self.inventory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+        (self.inventory / "host_vars").mkdir(exist_ok=True)
+        hosts = {name: {"ansible_host": h.address, "mesh_host": h.mesh_host()}
+                 for name, h in self.hosts.items()}
+        local = {"ansible_connection": "local",
+                 "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+        inventory = {"all": {"children": {
+            "mesh_environments": {"hosts": {ENVIRONMENT: dict(local)}},
+            "mesh_hosts": {"vars": {**local, "envoy_sidecar_supervisor": "local",
+                                    "envoy_sidecar_user": "",
+                                    "envoy_sidecar_python": sys.executable,
+                                    "envoy_sidecar_log_level": "warning"},
+                           "hosts": hosts},
+        }}}
+        (self.inventory / "hosts.yml").write_text(yaml.safe_dump(inventory))
+        intent = estate(self.stage)
+        shared = {k: v for k, v in intent.items() if k not in ("mesh_environment",
+                                                                "mesh_stage")}
+        (self.inventory / "group_vars" / "all" / "estate.yml").write_text(yaml.safe_dump(shared))
+        (self.inventory / "host_vars" / f"{ENVIRONMENT}.yml").write_text(yaml.safe_dump(
+            {"mesh_environment": ENVIRONMENT, "mesh_stage": self.stage}))
+
+    def playbook(self, *extra: str, stage: str | None = None,
+                 check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The real playbooks/migrate.yml over the lab inventory (the stage in host_vars)."""
+        if stage is not None:
+            self.stage = stage
+        self.write_inventory()
+        env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+               "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+               "PIP_DISABLE_PIP_VERSION_CHECK": "1", "ANSIBLE_PIPELINING": "1"}
+        result = subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", str(self.inventory),
+             str(REPO / "playbooks" / "migrate.yml"),
+             "-e", f"mesh_gitops_dir={self.gitops}", "-e", f"mesh_ca_dir={self.ca_dir}",
+             *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=280,
+            check=False)
+        if check:
+            assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+        return result
+
+    def ensure(self, stage: str) -> None:
+        """The environment at ``stage``: the tests walk the stages in file order, so this
+        runs the playbook only when a test runs out of that order."""
+        if self.stage != stage:
+            self.playbook(stage=stage)
+
+    def start_prometheus(self, scrape_configs: list[dict[str, Any]]) -> str:
+        """A real Prometheus (the Debian package) scraping with the given jobs."""
+        port = free_port("127.0.0.1")
+        config = self.base / "prometheus.yml"
+        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"},
+                                          "scrape_configs": scrape_configs}))
+        process = subprocess.Popen(
+            ["prometheus", f"--config.file={config}",
+             f"--storage.tsdb.path={self.base / 'prometheus-data'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=open(self.base / "prometheus.log", "wb"))
+        self.processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                status, _ = http_get(f"127.0.0.1:{port}", "/-/ready")
+                if status == 200:
+                    return url
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("Prometheus did not become ready: "
+                             + (self.base / "prometheus.log").read_text()[-2000:])
+
+    def stop_all(self) -> None:
+        for host in self.hosts.values():
+            pid = host.envoy_pid()
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+            if host.backend:
+                host.backend.shutdown()
+                host.backend.server_close()
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def http_get(hostport: str, path: str, headers: dict[str, str] | None = None,
+             method: str = "GET", timeout: float = 5.0) -> tuple[int, bytes]:
+    host, _, port = hostport.rpartition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def tls_context(cert_dir: Path, ca_pem: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # the peer's identity is a SPIFFE URI, not a DNS name
+    context.load_verify_locations(cafile=str(ca_pem))
+    context.load_cert_chain(str(cert_dir / "cert.pem"), str(cert_dir / "key.pem"))
+    return context
+
+
+def https_get(address: str, port: int, context: ssl.SSLContext, path: str = "/",
+              method: str = "GET", timeout: float = 5.0) -> tuple[int, bytes]:
+    connection = http.client.HTTPSConnection(address, port, context=context, timeout=timeout)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+class Client:
+    """A keep-alive HTTP client to a sidecar's outbound listener (the meshed caller)."""
+
+    def __init__(self, port: int, timeout: float = 5.0) -> None:
+        self.port, self.timeout = port, timeout
+        self.connection: http.client.HTTPConnection | None = None
+
+    def request(self, service: str, path: str = "/", method: str = "GET",
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any] | bytes]:
+        if self.connection is None:
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                         timeout=self.timeout)
+        try:
+            self.connection.request(method, path, headers={"host": service, **(headers or {})})
+            response = self.connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if response.getheader("connection", "").lower() == "close":
+            self.close()
+        try:
+            return response.status, json.loads(body)
+        except ValueError:
+            return response.status, body
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
