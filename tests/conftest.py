@@ -87,3 +87,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="rewrite tests/golden from what meshstage renders now")
     parser.addoption("--update-analyzers-doc", action="store_true", default=False,
                      help="rewrite docs/analyzers.md from the analyzers' docstrings")
+
+
+@pytest.fixture
+def prometheus_lab(tmp_path: Path):
+    """A real Prometheus for one test (see tests/prometheus_lab.py), stopped afterwards."""
+    from prometheus_lab import PrometheusLab
+
+    lab = PrometheusLab(tmp_path / "prometheus")
+    yield lab
+    lab.stop()
