@@ -16,7 +16,7 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ._plain import plain_data
@@ -635,6 +635,10 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
                     lambda v, p: check.integer(v, p, 0, len(waves)), len(waves))
     exceptions = _parse_mtls_exceptions(check, data.get("mesh_mtls_exceptions"), by_name)
     telemetry = _parse_telemetry(check, data.get("mesh_telemetry"))
+    if provider == "linkerd" and not (isinstance(data.get("mesh_telemetry"), Mapping)
+                                      and data["mesh_telemetry"].get("prometheus_namespace")):
+        # Linkerd's Prometheus is viz's: its default namespace follows mesh_linkerd
+        telemetry = replace(telemetry, prometheus_namespace=linkerd.viz_namespace)
     authorization = _parse_authorization(check, data.get("mesh_authorization"), by_name)
     default_deny = _opt(check, data, "mesh_default_deny", "", check.boolean, True)
     cluster = _parse_simple(check, data.get("mesh_cluster"), "mesh_cluster", Cluster,

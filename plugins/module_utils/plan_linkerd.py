@@ -782,9 +782,11 @@ def _proxy_admin(intent: Intent, namespace: str) -> list[PlannedObject]:
                  "access_policy": "deny"},
     )
     objects = [server]
-    scrapers = sorted({
-        f"prometheus.{linkerd.viz_namespace}.serviceaccount.identity.linkerd.{td}",
-        f"*.{intent.telemetry.prometheus_namespace}.serviceaccount.identity.linkerd.{td}"})
+    # viz's Prometheus, and any identity of the namespace of a Prometheus of the team's own
+    scrapers = [f"prometheus.{linkerd.viz_namespace}.serviceaccount.identity.linkerd.{td}"]
+    if intent.telemetry.prometheus_namespace != linkerd.viz_namespace:
+        scrapers.insert(0, f"*.{intent.telemetry.prometheus_namespace}.serviceaccount."
+                           f"identity.linkerd.{td}")
     for suffix, paths in (("metrics", ["/metrics"]), ("probes", ["/live", "/ready"])):
         name = f"{ADMIN_SERVER}-{suffix}"
         meta = metadata(name, namespace, intent)

@@ -521,3 +521,12 @@ def test_the_documented_complete_example_renders_for_every_provider(registry, re
     variables = {**yaml.safe_load(block), "mesh_provider": provider, "mesh_traffic_api": api}
     rendered = render(variables, registry)  # validated strictly against the CRDs
     assert rendered.files["envs/staging/RUNBOOK.md"].startswith("# Runbook: staging")
+
+
+def test_linkerd_prometheus_is_vizs_unless_told_otherwise(registry, linkerd):
+    rendered = render(linkerd("dev"), registry)
+    assert rendered.intent.telemetry.prometheus_namespace == "linkerd-viz"
+    assert "envs/dev/03-observability/configmap.linkerd-viz.meshstage-scrape-configs.yaml" \
+        in rendered.files
+    told = linkerd("dev", mesh_telemetry={"prometheus_namespace": "monitoring"})
+    assert render(told, registry).intent.telemetry.prometheus_namespace == "monitoring"
