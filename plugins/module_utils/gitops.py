@@ -394,17 +394,30 @@ class GitOpsRepo:
         if not paths:
             return None
         self._refuse_foreign_staging(paths)
+        # Paths go to git on stdin (NUL-separated), never on the command line: an estate of
+        # thousands of files would exceed the kernel's limit on arguments.
         if to_add:
-            self._git("add", "-f", "--", *to_add)
+            self._git("add", "-f", *_PATHS_ON_STDIN, input=_nul_list(to_add))
         if to_remove:
-            self._git("rm", "-q", "--cached", "--ignore-unmatch", "--", *to_remove)
-        staged = self._names("diff", "--cached", *_DIFF_NAMES, "--", *paths)
+            self._git("rm", "-q", "--cached", "--ignore-unmatch", *_PATHS_ON_STDIN,
+                      input=_nul_list(to_remove))
+        staged = self._staged(paths)
         if not staged:
             return None
         if callable(message):
             message = message(self._committed_changes(staged))
-        self._git("commit", "-q", "-m", message, "--only", "--", *staged, config=self._identity())
+        with tempfile.TemporaryDirectory(prefix="meshstage-commit-") as temp:
+            message_file = Path(temp) / "message"
+            message_file.write_text(message, encoding="utf-8")
+            self._git("commit", "-q", "-F", str(message_file), "--only", *_PATHS_ON_STDIN,
+                      input=_nul_list(staged), config=self._identity())
         return _decode(self._git("rev-parse", "HEAD").stdout).strip()
+
+    def _staged(self, paths: Sequence[str]) -> list[str]:
+        """Which of ``paths`` the index holds changes for, against ``HEAD``."""
+        wanted = set(paths)
+        return [name for name in self._names("diff", "--cached", *_DIFF_NAMES)
+                if name in wanted]
 
     def _committed_changes(self, staged: Sequence[str]) -> list[FileChange]:
         """The staged files (not the state file) as changes against ``HEAD``."""
@@ -469,8 +482,8 @@ class GitOpsRepo:
 
     def _refuse_foreign_staging(self, paths: Sequence[str]) -> None:
         """Raise when the index holds, for one of ``paths``, content meshstage did not write."""
-        staged = set(self._names("diff", "--cached", *_DIFF_NAMES, "--", *paths))
-        unstaged = set(self._names("diff", *_DIFF_NAMES, "--", *paths))
+        staged = set(self._staged(paths))
+        unstaged = set(self._names("diff", *_DIFF_NAMES)) & set(paths)
         foreign = sorted(staged & unstaged)
         if foreign:
             listed = ", ".join(foreign)
@@ -532,30 +545,38 @@ class GitOpsRepo:
         output = _decode(self._git(*args).stdout)
         return [name for name in output.split("\0") if name]
 
-    def _git(self, *args: str, config: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
+    def _git(self, *args: str, config: Sequence[str] = (),
+             input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run git in ``root``; raise ``GitOpsError`` with git's stderr when it fails."""
-        result = self._git_run(list(args), config)
+        result = self._git_run(list(args), config, input)
         if result.returncode != 0:
             detail = _decode(result.stderr).strip() or f"exit status {result.returncode}"
             raise GitOpsError(f"git {args[0]} failed in {self.root}: {detail}")
         return result
 
     def _git_run(
-        self, args: list[str], config: Sequence[str] = ()
+        self, args: list[str], config: Sequence[str] = (), input: bytes | None = None
     ) -> subprocess.CompletedProcess[bytes]:
         """Run git in ``root`` with a clean environment; never raises on git's exit status.
 
-        ``config`` holds ``key=value`` settings passed as ``git -c key=value``.
+        ``config`` holds ``key=value`` settings passed as ``git -c key=value``; ``input`` is
+        git's stdin.
         """
         options = [option for setting in config for option in ("-c", setting)]
         argv = ["git", *options, "-C", str(self.root), *args]
         try:
-            return subprocess.run(argv, capture_output=True, env=_git_env(), check=False)
+            return subprocess.run(argv, input=input, capture_output=True, env=_git_env(),
+                                  check=False)
         except OSError as error:
             raise GitOpsError(f"cannot run git: {error}") from error
 
 
 _DIFF_NAMES = ("--name-only", "-z", "--no-renames", "--no-ext-diff")
+_PATHS_ON_STDIN = ("--pathspec-from-file=-", "--pathspec-file-nul")
+
+
+def _nul_list(paths: Sequence[str]) -> bytes:
+    return b"".join(path.encode("utf-8", errors="surrogateescape") + b"\0" for path in paths)
 
 
 # --------------------------------------------------------------------------- pure helpers

@@ -599,6 +599,22 @@ def test_gitignored_meshstage_files_are_still_committed(repo: GitOpsRepo, root: 
     assert untracked(root) == [".gitignore"]
 
 
+def test_a_commit_beyond_the_command_line_limit_is_made(repo: GitOpsRepo, root: Path) -> None:
+    """Paths and message reach git on stdin and in a file: an estate of thousands of files
+    (here 1,000 paths of 2.4 KB, more than the kernel's 2 MB for arguments) and a message
+    longer than the 128 KB one argument may have are committed like any other."""
+    deep = "/".join(f"{level:02d}" + "d" * 198 for level in range(12))
+    desired = {f"dev/{deep}/object-{index:04d}.yaml": f"index: {index}\n"
+               for index in range(1000)}
+    assert sum(len(path) + 1 for path in desired) > 2 * 1024 * 1024
+    run(repo, "dev", desired, DEV_META)
+    message = "meshstage: dev\n\n" + "- Sidecar team/svc-00000\n" * 6000
+    assert len(message) > 128 * 1024
+    assert repo.commit(message) is not None
+    assert head_files(root) == sorted([*desired, STATE_PATH])
+    assert git(root, "log", "-1", "--format=%B") == message + "\n"
+
+
 def test_commit_without_a_repository_is_none(repo: GitOpsRepo) -> None:
     assert repo.commit("nothing") is None
 
