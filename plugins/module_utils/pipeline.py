@@ -16,7 +16,7 @@ from .errors import SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
 from .intent import Intent, parse_intent
 from .plan import StagePlan, plan_stage
-from .render import Renderer, load_yaml
+from .render import Renderer, canonical_header, load_yaml
 from .runbook import runbook_markdown
 from .schema import SchemaRegistry
 from .stages import STAGE_PURPOSE
@@ -154,6 +154,11 @@ def _identities(text: str | None, path: str) -> dict[str, Any]:
     if text is None or not path.endswith(".yaml") or path.rpartition("/")[2] == \
             "kustomization.yaml":
         return {}
+    header = canonical_header(text)  # the files meshstage wrote: no full parse needed
+    if header is not None:
+        namespace = header.get("namespace")
+        name = f"{namespace}/{header['name']}" if namespace else header["name"]
+        return {f"{header['kind']} {name}": header}
     obj = load_yaml(text)
     if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:
         return {}

@@ -181,3 +181,54 @@ def dump_all_canonical(objs: Iterable[Any]) -> str:
 def load_yaml(text: str) -> Any:
     """Parse one YAML document with the same loader the renderer uses."""
     return yaml.load(text, Loader=_Loader)
+
+
+_TOP_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]*):(?: (.*))?")
+_META_KEY = re.compile(r"  ([A-Za-z][A-Za-z0-9_]*):(?: (.*))?")
+_IDENTITY_FIELDS = ("apiVersion", "kind", "metadata")
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def canonical_header(text: str) -> dict[str, str] | None:
+    """``apiVersion``, ``kind``, ``metadata.name`` and ``metadata.namespace`` of an object in
+    the canonical dump, read from its lines without parsing the whole document.
+
+    Returns None unless the text is plainly one block mapping whose identity fields are plain
+    scalars that YAML reads as strings (the resolver is asked), each given once: the caller
+    then parses the text. So the answer, when there is one, is what ``load_yaml`` gives.
+    """
+    top: dict[str, str | None] = {}
+    meta: dict[str, str | None] = {}
+    in_metadata = False
+    for line in text.split("\n"):
+        if not line or line[0] == " ":
+            if in_metadata and line.startswith("  ") and line[2:3] not in (" ", "-"):
+                match = _META_KEY.fullmatch(line)
+                if match is None or match.group(1) in meta:
+                    return None
+                meta[match.group(1)] = match.group(2)
+            continue
+        match = _TOP_KEY.fullmatch(line)
+        if match is None or match.group(1) in top:
+            return None  # a document marker, a comment, a list, a quoted or repeated key
+        top[match.group(1)] = match.group(2)
+        in_metadata = match.group(1) == "metadata"
+    if top.get("metadata", "") is not None:
+        return None  # no metadata, or not a block mapping
+    header = {"apiVersion": top.get("apiVersion"), "kind": top.get("kind"),
+              "name": meta.get("name"), "namespace": meta.get("namespace")}
+    for key, value in header.items():
+        if value is None and key == "namespace" and "namespace" not in meta:
+            continue
+        if value is None or not _plain_string(value):
+            return None
+    return {key: value for key, value in header.items() if value is not None}
+
+
+def _plain_string(value: str) -> bool:
+    """True when ``value``, written plain, reads back as this very string."""
+    if not value or value[0] in "-?:,[]{}#&*!|>'\"%@`" or value != value.strip() \
+            or ": " in value or " #" in value or "\t" in value:
+        return False
+    resolver = yaml.resolver.Resolver()
+    return resolver.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG

@@ -24,6 +24,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
     BUILTIN_TEMPLATES,
     JsonText,
     Renderer,
+    canonical_header,
     drop_nulls,
     dump_all_canonical,
     dump_canonical,
@@ -402,3 +403,67 @@ def test_every_builtin_template_compiles():
     assert names
     for name in names:
         renderer._template(name)
+
+
+# ---------------------------------------------------------------------------- canonical_header
+
+_TRICKY = ["svc-00001", "v1", "networking.istio.io/v1", "yes", "No", "on", "OFF", "true",
+           "null", "~", "123", "0x1f", "0o17", "017", "1_000", "1e3", "1.5", ".5", ".inf",
+           "2001-12-14", "1:20", "a: b", "a #b", "#a", "- a", "-a", "?a", ":a", "'a'",
+           '"a"', "*a", "&a", "!a", "|", ">", "%a", "@a", "`a", "[a]", "{a}", "a,b", "",
+           " a", "a ", "a\tb", "añ", "a\nb", "é", "=", "<<"]
+
+
+def _header_by_parsing(text: str) -> dict[str, Any]:
+    obj = load_yaml(text)
+    meta = obj["metadata"]
+    header = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"]}
+    if "namespace" in meta:
+        header["namespace"] = meta["namespace"]
+    return header
+
+
+@pytest.mark.parametrize("value", _TRICKY)
+@pytest.mark.parametrize("field", ["apiVersion", "kind", "name", "namespace"])
+def test_canonical_header_reads_what_parsing_reads_or_gives_up(field, value):
+    obj = {"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": "x", "namespace": "ns", "labels": {"name": "not-this"},
+                        "annotations": {"a": "line\n  name: evil\n"}},
+           "data": {"name": "also-not-this"}}
+    if field in ("name", "namespace"):
+        obj["metadata"][field] = value
+    else:
+        obj[field] = value
+    text = dump_canonical(obj)
+    header = canonical_header(text)
+    if header is not None:  # when it answers, it is exactly what parsing gives
+        assert header == _header_by_parsing(text)
+        assert all(isinstance(v, str) for v in header.values())
+
+
+def test_canonical_header_of_plain_objects_needs_no_parse():
+    text = dump_canonical({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+                           "metadata": {"name": "svc-00001", "namespace": "team-000",
+                                        "labels": {"name": "x"}},
+                           "spec": {"egress": [{"hosts": ["a/*"]}]}})
+    assert canonical_header(text) == {"apiVersion": "networking.istio.io/v1",
+                                      "kind": "Sidecar", "name": "svc-00001",
+                                      "namespace": "team-000"}
+    cluster = dump_canonical({"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"name": "team-000"}})
+    assert canonical_header(cluster) == {"apiVersion": "v1", "kind": "Namespace",
+                                         "name": "team-000"}
+
+
+@pytest.mark.parametrize("text", [
+    "---\napiVersion: v1\nkind: A\nmetadata:\n  name: a\n",
+    "apiVersion: v1\nkind: A\nkind: B\nmetadata:\n  name: a\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: A\nmetadata:\n  name: a\n  name: b\n",
+    "apiVersion: v1\nkind: A\nmetadata:\n  namespace: n\n",
+    "apiVersion: v1\n'kind': A\nmetadata:\n  name: a\n",
+    "- apiVersion: v1\n",
+    "apiVersion: v1\nkind: A\nmetadata:\n  name: a\n# comment\n",
+])
+def test_canonical_header_gives_up_on_what_it_cannot_read_plainly(text):
+    assert canonical_header(text) is None
