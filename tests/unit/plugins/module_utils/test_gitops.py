@@ -679,3 +679,32 @@ def test_apply_of_an_unchanged_update_creates_nothing(repo: GitOpsRepo, root: Pa
     assert not update.changed
     repo.apply(update)
     assert not root.exists()
+
+
+def test_a_failed_write_names_the_file_and_leaves_no_temporary_file(
+        repo: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    update = repo.plan("dev", DEV, DEV_META)
+    real_replace = os.replace
+
+    def replace(source: str, target: object) -> None:
+        if str(target).endswith("reviews.yaml"):
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(GitOpsError, match=r"dev/04-traffic/reviews.yaml: cannot write it in .*"
+                                          r"No space left on device"):
+        repo.apply(update)
+    leftovers = [p for p in root.rglob("*.tmp") if ".git" not in p.parts]
+    assert leftovers == []
+    assert not (root / STATE_PATH).exists(), "the state is written last, only after every file"
+
+
+def test_files_are_written_in_batches_each_fully_on_disk(repo: GitOpsRepo, root: Path) -> None:
+    desired = {f"dev/{index % 7}/object-{index:04d}.yaml": f"index: {index}\n"
+               for index in range(1200)}  # more than two batches
+    run(repo, "dev", desired, DEV_META)
+    for path, text in desired.items():
+        assert (root / path).read_text() == text
+        assert stat.S_IMODE((root / path).stat().st_mode) == 0o644
+    assert [p for p in root.rglob("*.tmp") if ".git" not in p.parts] == []
