@@ -47,7 +47,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -232,11 +232,14 @@ class GitOpsRepo:
         wanted, problems = _encode_desired(desired)
         owners = state.owners()
         changes: list[FileChange] = []
+        parents: dict[str, str | None] = {}
         for path in sorted(set(wanted) | set(before.files)):
             if path in before.files:
-                change, problem = self._plan_owned(path, before.files[path], wanted.get(path))
+                change, problem = self._plan_owned(path, before.files[path], wanted.get(path),
+                                                   parents)
             else:
-                change, problem = self._plan_new(path, wanted[path], scope, owners.get(path))
+                change, problem = self._plan_new(path, wanted[path], scope, owners.get(path),
+                                                 parents)
             if problem:
                 problems.append(problem)
             elif change:
@@ -247,10 +250,11 @@ class GitOpsRepo:
         return TreeUpdate(scope, tuple(changes), state_after=after, state_before=before)
 
     def _plan_owned(
-        self, path: str, recorded: str, wanted: bytes | None
+        self, path: str, recorded: str, wanted: bytes | None,
+        parents: dict[str, str | None] | None = None,
     ) -> tuple[FileChange | None, str | None]:
         """A path this scope owns: unchanged, changed, removed, or touched by hand."""
-        current, problem = _read_disk(self.root, path)
+        current, problem = _read_disk(self.root, path, parents)
         if problem:
             return None, f"{path}: {problem}; meshstage owns it and will not touch it"
         if current is None:
@@ -270,12 +274,13 @@ class GitOpsRepo:
         return FileChange(path, "change", _text(current), _text(wanted)), None
 
     def _plan_new(
-        self, path: str, wanted: bytes, scope: str, owner: str | None
+        self, path: str, wanted: bytes, scope: str, owner: str | None,
+        parents: dict[str, str | None] | None = None,
     ) -> tuple[FileChange | None, str | None]:
         """A desired path this scope does not own yet: it must be free."""
         if owner is not None:
             return None, f"{path} is owned by scope {owner!r}, not {scope!r}"
-        current, problem = _read_disk(self.root, path)
+        current, problem = _read_disk(self.root, path, parents)
         if problem:
             return None, f"{path}: {problem}"
         if current is not None:
@@ -322,8 +327,9 @@ class GitOpsRepo:
                 f"{STATE_PATH}: the state of scope {update.scope!r} changed since plan; plan again"
             )
         owners = state.owners()
+        parents: dict[str, str | None] = {}
         for change in update.changes:
-            current, problem = _read_disk(self.root, change.path)
+            current, problem = _read_disk(self.root, change.path, parents)
             if change.action == "add":
                 moved = problem or current is not None or change.path in owners
                 expected = "absent"
@@ -378,8 +384,11 @@ class GitOpsRepo:
         is not part of meshstage's commit. On meshstage's own paths, where a limited commit
         would replace the user's staged content, meshstage refuses instead (``GitOpsError``)
         when the index holds content that is neither ``HEAD``'s nor the file on disk.
-        Files are staged with ``git add -f -- <paths>`` (never the whole tree): untracked user
-        files stay untracked.
+        Files are staged by path (``git update-index --add --remove``, never the whole tree,
+        and only those whose content or mode in the index differs): untracked user files stay
+        untracked. The paths reach git on stdin, never on the command line, and thousands of
+        new files are first written to the object database as one pack (``git fast-import``)
+        rather than one loose object each.
         """
         if not self.exists():
             return None
@@ -392,29 +401,37 @@ class GitOpsRepo:
             for path in sorted(set(head_state.shas()) - set(state.shas()))
             if not os.path.lexists(self.root / path)
         ]
-        if os.path.lexists(self.root / STATE_PATH):
-            to_add.append(STATE_PATH)
-        paths = to_add + to_remove
+        state_bytes, _problem = _read_disk(self.root, STATE_PATH)
+        if state_bytes is not None:
+            to_add[STATE_PATH] = state_bytes
+        paths = [*to_add, *to_remove]
         if not paths:
             return None
         self._refuse_foreign_staging(paths)
-        # Paths go to git on stdin (NUL-separated), never on the command line: an estate of
-        # thousands of files would exceed the kernel's limit on arguments.
-        if to_add:
-            self._git("add", "-f", *_PATHS_ON_STDIN, input=_nul_list(to_add))
-        if to_remove:
-            self._git("rm", "-q", "--cached", "--ignore-unmatch", *_PATHS_ON_STDIN,
-                      input=_nul_list(to_remove))
-        staged = self._staged(paths)
+        index = self._index_entries()
+        updates = [path for path, data in to_add.items()
+                   if index.get(path) != (_FILE_MODE_ENTRY, _blob_id(data, index))]
+        if len(updates) >= _PACK_AT:
+            self._store_blobs(to_add[path] for path in updates)
+        updates += [path for path in to_remove if path in index]
+        if updates:
+            self._git("update-index", "--add", "--remove", "-z", "--stdin",
+                      input=_nul_list(updates))
+        staged_anywhere = self._names("diff", "--cached", *_DIFF_NAMES)
+        wanted = set(paths)
+        staged = [name for name in staged_anywhere if name in wanted]
         if not staged:
             return None
         if callable(message):
             message = message(self._committed_changes(staged))
+        # Limited to meshstage's paths when the user staged something else; when the index
+        # holds only meshstage's changes, committing the index is the same commit.
+        only = () if len(staged) == len(staged_anywhere) else ("--only", *_PATHS_ON_STDIN)
         with tempfile.TemporaryDirectory(prefix="meshstage-commit-") as temp:
             message_file = Path(temp) / "message"
             message_file.write_text(message, encoding="utf-8")
-            self._git("commit", "-q", "-F", str(message_file), "--only", *_PATHS_ON_STDIN,
-                      input=_nul_list(staged), config=self._identity())
+            self._git("commit", "-q", "-F", str(message_file), *only,
+                      input=_nul_list(staged) if only else None, config=self._identity())
         return _decode(self._git("rev-parse", "HEAD").stdout).strip()
 
     def _staged(self, paths: Sequence[str]) -> list[str]:
@@ -422,6 +439,21 @@ class GitOpsRepo:
         wanted = set(paths)
         return [name for name in self._names("diff", "--cached", *_DIFF_NAMES)
                 if name in wanted]
+
+    def _index_entries(self) -> dict[str, tuple[str, str]]:
+        """Path -> (mode, object id) of every merged entry of the index."""
+        entries: dict[str, tuple[str, str]] = {}
+        for record in self._git("ls-files", "-s", "-z").stdout.split(b"\0"):
+            info, tab, name = record.partition(b"\t")
+            fields = info.split(b" ")
+            if tab and len(fields) == 3 and fields[2] == b"0":
+                entries[_decode(name)] = (_decode(fields[0]), _decode(fields[1]))
+        return entries
+
+    def _store_blobs(self, blobs: Iterable[bytes]) -> None:
+        """Write ``blobs`` into the object database as one pack, not one file each."""
+        stream = b"".join(b"blob\ndata %d\n%s\n" % (len(data), data) for data in blobs)
+        self._git("fast-import", "--quiet", "--done", input=stream + b"done\n")
 
     def _committed_changes(self, staged: Sequence[str]) -> list[FileChange]:
         """The staged files (not the state file) as changes against ``HEAD``."""
@@ -465,18 +497,20 @@ class GitOpsRepo:
             offset += size + 1
         return blobs
 
-    def _paths_to_add(self, state: _State, has_head: bool) -> list[str]:
-        """Owned paths to stage: those whose disk bytes are what meshstage wrote.
+    def _paths_to_add(self, state: _State, has_head: bool) -> dict[str, bytes]:
+        """Owned paths to stage, with their bytes: those whose disk bytes are what meshstage
+        wrote.
 
         An owned file changed by hand *after* meshstage's version was committed is the user's
         own edit and is left alone; one changed before it was committed would be committed as
         meshstage's, so that is an error.
         """
-        paths: list[str] = []
+        paths: dict[str, bytes] = {}
+        parents: dict[str, str | None] = {}
         for path, recorded in sorted(state.shas().items()):
-            current, _problem = _read_disk(self.root, path)
+            current, _problem = _read_disk(self.root, path, parents)
             if current is not None and _sha256(current) == recorded:
-                paths.append(path)
+                paths[path] = current
             elif not (has_head and self._head_sha256(path) == recorded):
                 raise GitOpsError(
                     f"{path} was changed by hand after meshstage wrote it and before it was "
@@ -577,6 +611,9 @@ class GitOpsRepo:
 
 _DIFF_NAMES = ("--name-only", "-z", "--no-renames", "--no-ext-diff")
 _PATHS_ON_STDIN = ("--pathspec-from-file=-", "--pathspec-file-nul")
+_FILE_MODE_ENTRY = "100644"  # a regular file as git's index records FILE_MODE
+# From this many files to stage, their blobs go into the object database as one pack.
+_PACK_AT = 100
 
 
 def _nul_list(paths: Sequence[str]) -> bytes:
@@ -661,21 +698,32 @@ def _planned_bytes(update: TreeUpdate) -> dict[str, bytes]:
     return planned
 
 
-def _read_disk(root: Path, path: str) -> tuple[bytes | None, str | None]:
-    """The bytes at ``root/path`` (None when absent), or a problem: symlink, directory, ..."""
+_PARENT_IS_DIRECTORY = ""
+
+
+def _read_disk(
+    root: Path, path: str, parents: dict[str, str | None] | None = None
+) -> tuple[bytes | None, str | None]:
+    """The bytes at ``root/path`` (None when absent), or a problem: symlink, directory, ...
+
+    ``parents``, given for one scan of many files, remembers what each parent directory was
+    found to be, so a directory shared by thousands of files is inspected once per scan.
+    """
     parent = root
+    prefix = ""
     for part in path.split("/")[:-1]:
         parent = parent / part
-        try:
-            mode = os.lstat(parent).st_mode
-        except FileNotFoundError:
+        prefix = f"{prefix}/{part}" if prefix else part
+        if parents is not None and prefix in parents:
+            verdict = parents[prefix]
+        else:
+            verdict = _parent_verdict(root, parent)
+            if parents is not None:
+                parents[prefix] = verdict
+        if verdict is None:
             return None, None
-        except OSError as error:
-            return None, f"cannot inspect {parent.relative_to(root)}: {error}"
-        if stat.S_ISLNK(mode):
-            return None, f"its parent {parent.relative_to(root)} is a symlink"
-        if not stat.S_ISDIR(mode):
-            return None, f"its parent {parent.relative_to(root)} is not a directory"
+        if verdict != _PARENT_IS_DIRECTORY:
+            return None, verdict
     target = root / path
     try:
         mode = os.lstat(target).st_mode
@@ -688,6 +736,21 @@ def _read_disk(root: Path, path: str) -> tuple[bytes | None, str | None]:
         return None, None
     except OSError as error:
         return None, f"cannot read it: {error}"
+
+
+def _parent_verdict(root: Path, parent: Path) -> str | None:
+    """A parent directory on the way to a file: fine (""), absent (None), or a problem."""
+    try:
+        mode = os.lstat(parent).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"cannot inspect {parent.relative_to(root)}: {error}"
+    if stat.S_ISLNK(mode):
+        return f"its parent {parent.relative_to(root)} is a symlink"
+    if not stat.S_ISDIR(mode):
+        return f"its parent {parent.relative_to(root)} is not a directory"
+    return _PARENT_IS_DIRECTORY
 
 
 def _parse_state(data: bytes, where: str) -> _State:
@@ -916,6 +979,15 @@ def _foreign_root_message(root: Path) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:
+    """Git's object id of a blob of ``data``, in the hash the repository's index uses."""
+    header = b"blob %d\0" % len(data)
+    sample = next(iter(index.values()), None)
+    if sample is not None and len(sample[1]) == 64:
+        return hashlib.sha256(header + data).hexdigest()
+    return hashlib.sha1(header + data).hexdigest()  # git's object id, not for security
 
 
 def _text(data: bytes) -> str:

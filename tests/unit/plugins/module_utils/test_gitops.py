@@ -708,3 +708,44 @@ def test_files_are_written_in_batches_each_fully_on_disk(repo: GitOpsRepo, root:
         assert (root / path).read_text() == text
         assert stat.S_IMODE((root / path).stat().st_mode) == 0o644
     assert [p for p in root.rglob("*.tmp") if ".git" not in p.parts] == []
+
+
+def count_objects(root: Path) -> dict[str, int]:
+    lines = git(root, "count-objects", "-v").splitlines()
+    return {key: int(value) for key, _, value in (line.partition(": ") for line in lines)
+            if value.isdigit()}
+
+
+def test_many_new_files_go_into_one_pack_not_loose_objects(repo: GitOpsRepo, root: Path) -> None:
+    desired = {f"dev/{index % 5}/object-{index:04d}.yaml": f"index: {index}\n"
+               for index in range(300)}
+    run(repo, "dev", desired, DEV_META)
+    assert repo.commit("meshstage: dev") is not None
+    objects = count_objects(root)
+    assert objects["in-pack"] >= 300
+    assert objects["count"] < 50, "only trees, the state file and the commit are loose"
+    git(root, "fsck", "--strict")
+    assert head_files(root) == sorted([*desired, STATE_PATH])
+    assert git(root, "status", "--porcelain").strip() == ""
+
+
+def test_a_repository_with_sha256_object_ids_is_committed_to(repo: GitOpsRepo,
+                                                              root: Path) -> None:
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main", "--object-format=sha256")
+    run(repo, "dev", DEV, DEV_META)
+    assert repo.commit("meshstage: dev") is not None
+    assert repo.commit("meshstage: dev again") is None
+    changed = {**DEV, "dev/04-traffic/reviews.yaml": "kind: VirtualService\nweight: 20\n"}
+    run(repo, "dev", changed, DEV_META)
+    assert repo.commit("meshstage: dev at 20") is not None
+    assert git(root, "show", "HEAD:dev/04-traffic/reviews.yaml").endswith("weight: 20\n")
+    assert git(root, "status", "--porcelain").strip() == ""
+    git(root, "fsck", "--strict")
+
+
+def test_a_second_commit_of_unchanged_files_stages_nothing(committed: GitOpsRepo,
+                                                           root: Path) -> None:
+    index_before = (root / ".git" / "index").stat().st_mtime_ns
+    assert committed.commit("meshstage: nothing") is None
+    assert (root / ".git" / "index").stat().st_mtime_ns == index_before
