@@ -188,6 +188,9 @@ class GitOpsRepo:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
+        # Parsed state files by their exact bytes: a pure function, read fresh from disk
+        # each time; only the parsing of the same bytes is done once.
+        self._parsed: dict[tuple[str, bytes], _State] = {}
 
     # ---- reading
 
@@ -443,11 +446,12 @@ class GitOpsRepo:
     def _index_entries(self) -> dict[str, tuple[str, str]]:
         """Path -> (mode, object id) of every merged entry of the index."""
         entries: dict[str, tuple[str, str]] = {}
-        for record in self._git("ls-files", "-s", "-z").stdout.split(b"\0"):
-            info, tab, name = record.partition(b"\t")
-            fields = info.split(b" ")
-            if tab and len(fields) == 3 and fields[2] == b"0":
-                entries[_decode(name)] = (_decode(fields[0]), _decode(fields[1]))
+        for record in _decode(self._git("ls-files", "-s", "-z").stdout).split("\0"):
+            info, tab, name = record.partition("\t")
+            mode, _, rest = info.partition(" ")
+            object_id, _, stage = rest.partition(" ")
+            if tab and stage == "0":
+                entries[name] = (mode, object_id)
         return entries
 
     def _store_blobs(self, blobs: Iterable[bytes]) -> None:
@@ -545,7 +549,7 @@ class GitOpsRepo:
         result = self._git_run(["cat-file", "blob", f"HEAD:{STATE_PATH}"])
         if result.returncode != 0:
             return _State()
-        return _parse_state(result.stdout, f"HEAD:{STATE_PATH}")
+        return self._parse_state(result.stdout, f"HEAD:{STATE_PATH}")
 
     def _head_sha256(self, path: str) -> str | None:
         result = self._git_run(["cat-file", "blob", f"HEAD:{path}"])
@@ -570,7 +574,15 @@ class GitOpsRepo:
         data, problem = _read_disk(self.root, STATE_PATH)
         if problem:
             raise GitOpsError(f"{STATE_PATH}: {problem}")
-        return _State() if data is None else _parse_state(data, STATE_PATH)
+        return _State() if data is None else self._parse_state(data, STATE_PATH)
+
+    def _parse_state(self, data: bytes, where: str) -> _State:
+        key = (where, data)
+        if key not in self._parsed:
+            if len(self._parsed) > 4:
+                self._parsed.clear()
+            self._parsed[key] = _parse_state(data, where)
+        return self._parsed[key]
 
     def _problems_message(self, problems: list[str]) -> str:
         if len(problems) == 1:
@@ -709,47 +721,49 @@ def _read_disk(
     ``parents``, given for one scan of many files, remembers what each parent directory was
     found to be, so a directory shared by thousands of files is inspected once per scan.
     """
-    parent = root
-    prefix = ""
-    for part in path.split("/")[:-1]:
-        parent = parent / part
-        prefix = f"{prefix}/{part}" if prefix else part
+    top = str(root)
+    end = path.find("/")
+    while end != -1:
+        prefix = path[:end]
         if parents is not None and prefix in parents:
             verdict = parents[prefix]
         else:
-            verdict = _parent_verdict(root, parent)
+            verdict = _parent_verdict(root, prefix)
             if parents is not None:
                 parents[prefix] = verdict
         if verdict is None:
             return None, None
         if verdict != _PARENT_IS_DIRECTORY:
             return None, verdict
-    target = root / path
+        end = path.find("/", end + 1)
+    target = f"{top}/{path}"
     try:
         mode = os.lstat(target).st_mode
         if stat.S_ISLNK(mode):
             return None, "is a symlink"
         if not stat.S_ISREG(mode):
             return None, "is not a regular file"
-        return target.read_bytes(), None
+        with open(target, "rb") as handle:
+            return handle.read(), None
     except FileNotFoundError:
         return None, None
     except OSError as error:
         return None, f"cannot read it: {error}"
 
 
-def _parent_verdict(root: Path, parent: Path) -> str | None:
-    """A parent directory on the way to a file: fine (""), absent (None), or a problem."""
+def _parent_verdict(root: Path, parent: str) -> str | None:
+    """A parent directory (relative to ``root``) on the way to a file: fine (""), absent
+    (None), or a problem."""
     try:
-        mode = os.lstat(parent).st_mode
+        mode = os.lstat(f"{root}/{parent}").st_mode
     except FileNotFoundError:
         return None
     except OSError as error:
-        return f"cannot inspect {parent.relative_to(root)}: {error}"
+        return f"cannot inspect {parent}: {error}"
     if stat.S_ISLNK(mode):
-        return f"its parent {parent.relative_to(root)} is a symlink"
+        return f"its parent {parent} is a symlink"
     if not stat.S_ISDIR(mode):
-        return f"its parent {parent.relative_to(root)} is not a directory"
+        return f"its parent {parent} is not a directory"
     return _PARENT_IS_DIRECTORY
 
 

@@ -16,9 +16,10 @@ from .errors import SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
 from .intent import Intent, parse_intent
 from .plan import StagePlan, plan_stage
-from .render import Renderer, canonical_header, load_yaml
+from .render import BUILTIN_TEMPLATES, Renderer, canonical_header, load_yaml
 from .runbook import runbook_markdown
 from .schema import SchemaRegistry
+from .stage_cache import StageCache
 from .stages import STAGE_PURPOSE
 from .tree import (
     RenderedObject,
@@ -76,23 +77,39 @@ class StageResult:
 
 
 def render_stage(variables: Mapping[str, Any], options: StageOptions,
-                 registry: SchemaRegistry | None = None) -> RenderedStage:
-    """Validate the intent, plan, render and schema-check; write nothing."""
+                 registry: SchemaRegistry | None = None,
+                 cache: StageCache | None = None) -> RenderedStage:
+    """Validate the intent, plan, render and schema-check; write nothing.
+
+    ``cache`` (the environment's stage cache, see ``stage_cache.py``) answers renderings and
+    validations the same code already did for the same inputs.
+    """
     intent, warnings = parse_intent(variables)
     plan = plan_stage(intent)
-    renderer = Renderer(options.template_dirs)
+    renderer = Renderer(options.template_dirs, cache=cache)
     objects = render_objects(plan, renderer) + sync_objects(intent, renderer)
     unvalidated: list[str] = []
-    if registry is None:
-        registry = SchemaRegistry.from_crd_dirs(options.crd_dirs, options.kubernetes_version)
     checked = objects
-    if not options.crd_dirs and not registry.has_crds:
-        # Core kinds are always validated; custom ones only against CRDs the user names.
-        checked = [o for o in objects if registry.knows(o.obj["apiVersion"], o.obj["kind"])]
-        unvalidated = sorted({o.planned.kind for o in objects if o not in checked})
-    violations = registry.validate_all(item.obj for item in checked)
-    if violations:
-        raise SchemaError([f"{intent.environment}: {v}" for v in violations])
+    if not options.crd_dirs:
+        if registry is None:
+            registry = SchemaRegistry.from_crd_dirs((), options.kubernetes_version)
+        if not registry.has_crds:
+            # Core kinds are always validated; custom ones only against CRDs the user names.
+            checked = [o for o in objects
+                       if registry.knows(o.obj["apiVersion"], o.obj["kind"])]
+            unvalidated = sorted({o.planned.kind for o in objects if o not in checked})
+    pending = [o for o in checked if cache is None or not cache.known_valid(o.text)]
+    if pending:
+        if registry is None:  # the CRDs are read only when something needs them
+            registry = SchemaRegistry.from_crd_dirs(
+                options.crd_dirs, options.kubernetes_version,
+                read_documents=cache.crd_loader if cache is not None else None)
+        violations = registry.validate_all(item.obj for item in pending)
+        if violations:
+            raise SchemaError([f"{intent.environment}: {v}" for v in violations])
+    if cache is not None:
+        for item in pending:
+            cache.mark_valid(item.text)
     if unvalidated:
         warnings = [*warnings, "no mesh_crd_dir given: " + ", ".join(unvalidated)
                     + " were not validated against CRD schemas"]
@@ -106,7 +123,10 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
 def run_stage(variables: Mapping[str, Any], options: StageOptions,
               registry: SchemaRegistry | None = None) -> StageResult:
     """Render an environment's stage into the GitOps repository and commit it."""
-    rendered = render_stage(variables, options, registry)
+    cache = StageCache.open(
+        options.gitops_dir, _cache_scope(variables), options.template_dirs, BUILTIN_TEMPLATES,
+        options.crd_dirs, options.kubernetes_version)
+    rendered = render_stage(variables, options, registry, cache)
     intent = rendered.intent
     repo = GitOpsRepo(options.gitops_dir)
     meta = {"provider": intent.provider, "stage": intent.stage.value}
@@ -133,12 +153,20 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
         sha = repo.commit(message_for)
         if sha is not None:
             counts, message, changed = committed, commit_message(intent, committed), True
+        cache.save()
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
         changed=changed, commit=sha, objects=counts,
         files=_file_counts(updates), message=message, warnings=rendered.warnings,
         diff=[d for update in updates for d in update.ansible_diff()],
     )
+
+
+def _cache_scope(variables: Mapping[str, Any]) -> str:
+    """The environment's name as a file name for its stage cache ('_' when it is not one)."""
+    name = variables.get("mesh_environment")
+    return name if isinstance(name, str) and name.isascii() and \
+        name.replace("-", "").isalnum() else "_"
 
 
 def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:

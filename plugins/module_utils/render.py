@@ -16,13 +16,16 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import yaml
 
 from ._plain import plain_data
 from .errors import RenderError
+
+if TYPE_CHECKING:
+    from .stage_cache import StageCache
 
 try:  # the C loader and emitter are much faster; fall back where libyaml is missing
     _Loader: type = yaml.CSafeLoader
@@ -79,7 +82,8 @@ def _only_json(value: Any) -> Any:
 class Renderer:
     """Renders templates from the user's directories first, then the built-in ones."""
 
-    def __init__(self, template_dirs: Sequence[str | Path] = ()) -> None:
+    def __init__(self, template_dirs: Sequence[str | Path] = (),
+                 cache: StageCache | None = None) -> None:
         for directory in template_dirs:
             if not Path(directory).is_dir():
                 raise RenderError(f"template directory {str(directory)!r} does not exist")
@@ -95,6 +99,7 @@ class Renderer:
         )
         self._env.filters["json"] = json_value
         self._templates: dict[str, jinja2.Template] = {}
+        self._cache = cache
 
     def _template(self, name: str) -> jinja2.Template:
         template = self._templates.get(name)
@@ -134,6 +139,21 @@ class Renderer:
             raise RenderError(f"template {name!r} must render exactly one YAML mapping, "
                               f"got {got}")
         return drop_nulls(documents[0])
+
+    def render_canonical(self, name: str, context: Mapping[str, Any]) -> tuple[dict[str, Any],
+                                                                             str]:
+        """One object and its canonical text; from the stage cache when the same template
+        and values were rendered by the same code before."""
+        key = self._cache.key(name, context) if self._cache is not None else None
+        if key is not None and self._cache is not None:
+            cached = self._cache.rendered(key)
+            if cached is not None:
+                return cached
+        obj = self.render_object(name, context)
+        text = dump_canonical(obj)
+        if key is not None and self._cache is not None:
+            self._cache.remember(key, obj, text)
+        return obj, text
 
 
 _EMPTIED = object()

@@ -1014,13 +1014,14 @@ class _CrdIndex:
         self.served: dict[tuple[str, str, str], _ServedVersion] = {}
         self.kinds: dict[tuple[str, str], set[str]] = {}
 
-    def add_directory(self, directory: Path) -> None:
+    def add_directory(self, directory: Path,
+                      read_documents: Callable[[Path], list[Any]] | None = None) -> None:
         if not directory.is_dir():
             problem = "is not a directory" if directory.exists() else "does not exist"
             raise MeshstageError(f"CRD directory {directory} {problem}")
         count = 0
         for path in _yaml_files(directory):
-            for document in _yaml_documents(path):
+            for document in (read_documents or _yaml_documents)(path):
                 if _is_crd(document):
                     self._add_crd(document, path)
                     count += 1
@@ -1141,20 +1142,24 @@ class SchemaRegistry:
         cls,
         dirs: Sequence[str | Path],
         kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+        read_documents: Callable[[Callable[[Path], list[Any]]],
+                                 Callable[[Path], list[Any]]] | None = None,
     ) -> SchemaRegistry:
         """Index every CRD under ``dirs`` (recursively, *.yaml and *.yml).
 
         Raises ``MeshstageError`` naming a folder that does not exist or holds no CRD, a file
         that does not parse, two CRDs serving one version with different schemas, or a
         ``kubernetes_version`` kubernetes-validate has no schemas for. An empty ``dirs``
-        gives a registry of core kinds only.
+        gives a registry of core kinds only. ``read_documents``, given the YAML reader of a
+        file, returns the reader to use instead (the stage cache answers from JSON).
         """
         if isinstance(dirs, (str, Path)):
             dirs = [dirs]
         core = _CoreSchemas(kubernetes_version)
         crds = _CrdIndex()
+        reader = read_documents(_yaml_documents) if read_documents else _yaml_documents
         for directory in dirs:
-            crds.add_directory(Path(directory))
+            crds.add_directory(Path(directory), reader)
         return cls(crds, core)
 
     @property
