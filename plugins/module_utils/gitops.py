@@ -420,13 +420,13 @@ class GitOpsRepo:
         if updates:
             self._git("update-index", "--add", "--remove", "-z", "--stdin",
                       input=_nul_list(updates))
-        staged_anywhere = self._names("diff", "--cached", *_DIFF_NAMES)
+        staged_anywhere = self._staged_status()
         wanted = set(paths)
         staged = [name for name in staged_anywhere if name in wanted]
         if not staged:
             return None
         if callable(message):
-            message = message(self._committed_changes(staged))
+            message = message(self._committed_changes(staged, staged_anywhere, to_add))
         # Limited to meshstage's paths when the user staged something else; when the index
         # holds only meshstage's changes, committing the index is the same commit.
         only = () if len(staged) == len(staged_anywhere) else ("--only", *_PATHS_ON_STDIN)
@@ -440,8 +440,13 @@ class GitOpsRepo:
     def _staged(self, paths: Sequence[str]) -> list[str]:
         """Which of ``paths`` the index holds changes for, against ``HEAD``."""
         wanted = set(paths)
-        return [name for name in self._names("diff", "--cached", *_DIFF_NAMES)
-                if name in wanted]
+        return [name for name in self._staged_status() if name in wanted]
+
+    def _staged_status(self) -> dict[str, str]:
+        """Every path the index holds a change for, against ``HEAD``: its status letter
+        (``A`` added, ``D`` deleted, ``M`` modified, ...)."""
+        fields = self._names("diff", "--cached", "--name-status", *_DIFF_NAMES[1:])
+        return dict(zip(fields[1::2], fields[0::2], strict=True))
 
     def _index_entries(self) -> dict[str, tuple[str, str]]:
         """Path -> (mode, object id) of every merged entry of the index."""
@@ -459,14 +464,22 @@ class GitOpsRepo:
         stream = b"".join(b"blob\ndata %d\n%s\n" % (len(data), data) for data in blobs)
         self._git("fast-import", "--quiet", "--done", input=stream + b"done\n")
 
-    def _committed_changes(self, staged: Sequence[str]) -> list[FileChange]:
-        """The staged files (not the state file) as changes against ``HEAD``."""
+    def _committed_changes(self, staged: Sequence[str], status: Mapping[str, str],
+                           staged_bytes: Mapping[str, bytes]) -> list[FileChange]:
+        """The staged files (not the state file) as changes against ``HEAD``.
+
+        ``status`` is git's status letter of each staged path (only a path that is not
+        ``A``dded has bytes in ``HEAD`` to read); ``staged_bytes`` what was just staged.
+        """
         paths = sorted(path for path in staged if path != STATE_PATH)
-        blobs = self._head_blobs(paths)
+        blobs = self._head_blobs([path for path in paths if status.get(path) != "A"])
         changes = []
         for path in paths:
-            before = _text(blobs[path]) if blobs[path] is not None else None
-            current, _problem = _read_disk(self.root, path)
+            blob = blobs.get(path)
+            before = _text(blob) if blob is not None else None
+            current = staged_bytes.get(path)
+            if current is None:
+                current, _problem = _read_disk(self.root, path)
             after = _text(current) if current is not None else None
             action: Literal["add", "change", "remove"] = (
                 "add" if before is None else "remove" if after is None else "change")
