@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,80 @@ try:  # the C loader and emitter are much faster; fall back where libyaml is mis
 except AttributeError:  # pragma: no cover - libyaml is present on supported platforms
     _Loader = yaml.SafeLoader
     _BaseDumper = yaml.SafeDumper
+
+
+_TAG = "tag:yaml.org,2002:"
+# Scalar tags whose safe constructor is a plain function of the node's text.
+_SCALAR_TAGS = frozenset(_TAG + name for name in
+                         ("null", "bool", "int", "float", "timestamp", "binary"))
+_RESOLVED_TAGS_KEPT = 4096
+
+
+class _Unusual(Exception):
+    """A document the plain construction does not cover: the safe constructor builds it."""
+
+
+def parse_back_loader() -> type:
+    """A safe loader (the C one where libyaml is present) that builds plain documents faster.
+
+    It reads exactly what ``_Loader`` reads. Two things are faster: the tag of a plain
+    scalar is resolved once per distinct text (the resolver is a pure function of it), and
+    a document of mappings, sequences and the standard scalar types is built by one plain
+    recursion instead of the constructor's generators. Anything else (merge keys, ``=``
+    keys, other tags, unhashable or recursive keys) is built by the safe constructor
+    itself, errors included. Each call gives a class with its own bounded memory of tags.
+    """
+    resolved: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+    class _ParseBackLoader(_Loader):  # type: ignore[misc, valid-type]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is not yaml.ScalarNode:
+                return super().resolve(kind, value, implicit)
+            key = (value, implicit)
+            tag = resolved.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(resolved) < _RESOLVED_TAGS_KEPT:
+                    resolved[key] = tag
+            return tag
+
+        def construct_document(self, node: Any) -> Any:
+            try:
+                return self._plain(node, {})
+            except _Unusual:
+                return super().construct_document(node)
+
+        def _plain(self, node: Any, built: dict[int, Any]) -> Any:
+            kind = node.__class__
+            if kind is yaml.ScalarNode:
+                if node.tag == _TAG + "str":
+                    return node.value
+                if node.tag in _SCALAR_TAGS:
+                    return self.yaml_constructors[node.tag](self, node)
+                raise _Unusual
+            if id(node) in built:  # an alias: the same object, as the constructor shares it
+                if built[id(node)] is _Unusual:
+                    raise _Unusual  # a recursive document
+                return built[id(node)]
+            built[id(node)] = _Unusual
+            result: Any
+            if kind is yaml.MappingNode and node.tag == _TAG + "map":
+                result = {}
+                for key_node, value_node in node.value:
+                    if key_node.tag in (_TAG + "merge", _TAG + "value"):
+                        raise _Unusual
+                    key = self._plain(key_node, built)
+                    if not isinstance(key, Hashable):
+                        raise _Unusual
+                    result[key] = self._plain(value_node, built)
+            elif kind is yaml.SequenceNode and node.tag == _TAG + "seq":
+                result = [self._plain(item, built) for item in node.value]
+            else:
+                raise _Unusual
+            built[id(node)] = result
+            return result
+
+    return _ParseBackLoader
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
@@ -100,6 +174,7 @@ class Renderer:
         self._env.filters["json"] = json_value
         self._templates: dict[str, jinja2.Template] = {}
         self._cache = cache
+        self._loader = parse_back_loader()
 
     def _template(self, name: str) -> jinja2.Template:
         template = self._templates.get(name)
@@ -129,7 +204,8 @@ class Renderer:
         """Render one template and parse it back into exactly one object."""
         text = self.render_text(name, context)
         try:
-            documents = [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+            documents = [doc for doc in yaml.load_all(text, Loader=self._loader)
+                         if doc is not None]
         except yaml.YAMLError as error:
             raise RenderError(
                 f"template {name!r} rendered text that is not YAML: {error}") from error

@@ -30,6 +30,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
     dump_canonical,
     json_value,
     load_yaml,
+    parse_back_loader,
 )
 
 LABELS = {"app.kubernetes.io/managed-by": "meshstage", "meshstage.io/environment": "dev"}
@@ -467,3 +468,51 @@ def test_canonical_header_of_plain_objects_needs_no_parse():
 ])
 def test_canonical_header_gives_up_on_what_it_cannot_read_plainly(text):
     assert canonical_header(text) is None
+
+
+# ---------------------------------------------------------------------------- parse_back_loader
+
+_DOCUMENTS = [
+    "a: 1\nb: [x, 'y', \"z\", 1.5, .inf, -.inf, .nan, ~, null, true, no, on, 0x1f, 017]\n",
+    "when: 2024-01-02\nat: 2024-01-02T10:00:00Z\nbin: !!binary aGVsbG8=\n",
+    "anchor: &a {x: 1}\nalias: *a\nlist: &l [1, 2]\nagain: *l\n",
+    "base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\n",
+    "=: value\nother: 1\n",
+    "set: !!set {a, b}\nomap: !!omap [{a: 1}, {b: 2}]\npairs: !!pairs [{a: 1}]\n",
+    "recursive: &r [*r]\n",
+    "? [a, b]\n: unhashable key\n",
+    "dup: 1\ndup: 2\n",
+    "tagged: !!str 123\nint: !!int '7'\nfloat: !!float '1'\nnull: !!null ''\n",
+    "custom: !mine x\n",
+    "python: !!python/tuple [1, 2]\n",
+    "a: !\n",
+    "key: '='\nv: =\n",
+    "text: |\n  line one\n  line two\nfolded: >\n  a\n  b\n",
+    "- 1\n- {a: [2, {b: 3}]}\n",
+    "1: int key\n2.5: float key\nnull: null key\ntrue: bool key\n",
+    "",
+    "--- a\n--- b\n",
+    "a: [1, 2\n",
+    "a: *undefined\n",
+    "{a: 1}: flow map key\n",
+]
+
+
+def _outcome(text: str, loader: type) -> tuple[str, str]:
+    try:
+        return "ok", repr(list(yaml.load_all(text, Loader=loader)))
+    except yaml.YAMLError as error:
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize("text", _DOCUMENTS)
+def test_the_parse_back_loader_reads_what_the_safe_loader_reads(text):
+    loader = parse_back_loader()
+    safe = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for _ in range(2):  # the second time with the scalar tags remembered
+        assert _outcome(text, loader) == _outcome(text, safe)
+
+
+def test_the_parse_back_loader_shares_aliased_objects_like_the_safe_loader():
+    (document,) = yaml.load_all("a: &x {k: 1}\nb: *x\n", Loader=parse_back_loader())
+    assert document["a"] is document["b"]
