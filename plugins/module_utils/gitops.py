@@ -317,10 +317,13 @@ class GitOpsRepo:
             if change.action == "remove":
                 self._remove(change.path)
         _write_files_atomic(self.root, [(path, planned[path]) for path in sorted(planned)])
-        new_state = state.with_scope(update.scope, update.state_after).render()
+        after = state.with_scope(update.scope, update.state_after)
+        new_state = after.render()
         current_state, _problem = _read_disk(self.root, STATE_PATH)
         if current_state != new_state:
             self._write(STATE_PATH, new_state)
+        # the state just written, as parsing it would give it (its paths were checked in plan)
+        self._parsed[(STATE_PATH, new_state)] = after
 
     def _recheck(self, update: TreeUpdate, state: _State) -> None:
         """Raise unless the state and every file to touch are as ``plan`` saw them."""

@@ -279,9 +279,10 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+_TOP_LINES = re.compile(r"^[^ \n][^\n]*", re.MULTILINE)
 _TOP_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]*):(?: (.*))?")
+_META_LINES = re.compile(r"^  [^ \n-][^\n]*", re.MULTILINE)
 _META_KEY = re.compile(r"  ([A-Za-z][A-Za-z0-9_]*):(?: (.*))?")
-_IDENTITY_FIELDS = ("apiVersion", "kind", "metadata")
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
@@ -294,23 +295,24 @@ def canonical_header(text: str) -> dict[str, str] | None:
     then parses the text. So the answer, when there is one, is what ``load_yaml`` gives.
     """
     top: dict[str, str | None] = {}
-    meta: dict[str, str | None] = {}
-    in_metadata = False
-    for line in text.split("\n"):
-        if not line or line[0] == " ":
-            if in_metadata and line.startswith("  ") and line[2:3] not in (" ", "-"):
-                match = _META_KEY.fullmatch(line)
-                if match is None or match.group(1) in meta:
-                    return None
-                meta[match.group(1)] = match.group(2)
-            continue
+    for line in _TOP_LINES.findall(text):
         match = _TOP_KEY.fullmatch(line)
         if match is None or match.group(1) in top:
             return None  # a document marker, a comment, a list, a quoted or repeated key
         top[match.group(1)] = match.group(2)
-        in_metadata = match.group(1) == "metadata"
-    if top.get("metadata", "") is not None:
+    if "metadata" not in top or top["metadata"] is not None:
         return None  # no metadata, or not a block mapping
+    at = 0 if text.startswith("metadata:\n") else text.find("\nmetadata:\n") + 1
+    if at == 0 and not text.startswith("metadata:\n"):
+        return None  # "metadata:" is the last line: nothing below it
+    start = at + len("metadata:\n")
+    following = _TOP_LINES.search(text, start)
+    meta: dict[str, str | None] = {}
+    for line in _META_LINES.findall(text, start, following.start() if following else len(text)):
+        match = _META_KEY.fullmatch(line)
+        if match is None or match.group(1) in meta:
+            return None
+        meta[match.group(1)] = match.group(2)
     header = {"apiVersion": top.get("apiVersion"), "kind": top.get("kind"),
               "name": meta.get("name"), "namespace": meta.get("namespace")}
     for key, value in header.items():

@@ -112,23 +112,18 @@ def schema_fingerprint(crd_dirs: Sequence[str | Path], kubernetes_version: str) 
 
 
 def _json_exact(value: Any) -> str | None:
-    """``value`` as JSON text when JSON gives back an equal value of the same types."""
+    """``value`` as JSON text when JSON gives back the very same value.
+
+    For what YAML parses (dict, list, str, int, float, bool, None, and dates, bytes and
+    sets, which JSON refuses) JSON keeps ``1``, ``1.0`` and ``true`` apart; what it loses
+    is a key that is not a string (``9080`` becomes ``"9080"``), and then the value read
+    back is not equal.
+    """
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError):
         return None
-    return text if _same(json.loads(text), value) else None
-
-
-def _same(one: Any, two: Any) -> bool:
-    """Equal, and of the same types throughout (``1`` is not ``True`` nor ``1.0``)."""
-    if type(one) is not type(two):
-        return False
-    if isinstance(one, dict):
-        return one.keys() == two.keys() and all(_same(one[k], two[k]) for k in one)
-    if isinstance(one, list):
-        return len(one) == len(two) and all(_same(a, b) for a, b in zip(one, two, strict=True))
-    return bool(one == two)
+    return text if json.loads(text) == value else None
 
 
 # --------------------------------------------------------------------------- the cache

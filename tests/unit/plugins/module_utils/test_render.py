@@ -516,3 +516,9 @@ def test_the_parse_back_loader_reads_what_the_safe_loader_reads(text):
 def test_the_parse_back_loader_shares_aliased_objects_like_the_safe_loader():
     (document,) = yaml.load_all("a: &x {k: 1}\nb: *x\n", Loader=parse_back_loader())
     assert document["a"] is document["b"]
+
+
+def test_canonical_header_of_a_text_ending_in_metadata_gives_up():
+    assert canonical_header("apiVersion: v1\nkind: A\nmetadata:") is None
+    assert canonical_header("metadata:\n  name: a\napiVersion: v1\nkind: A\n") == {
+        "apiVersion": "v1", "kind": "A", "name": "a"}
