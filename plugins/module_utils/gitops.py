@@ -190,7 +190,7 @@ class GitOpsRepo:
         self.root = Path(root).expanduser().resolve()
         # Parsed state files by their exact bytes: a pure function, read fresh from disk
         # each time; only the parsing of the same bytes is done once.
-        self._parsed: dict[tuple[str, bytes], _State] = {}
+        self._parsed: dict[bytes, _State] = {}
 
     # ---- reading
 
@@ -323,7 +323,7 @@ class GitOpsRepo:
         if current_state != new_state:
             self._write(STATE_PATH, new_state)
         # the state just written, as parsing it would give it (its paths were checked in plan)
-        self._parsed[(STATE_PATH, new_state)] = after
+        self._parsed[new_state] = after
 
     def _recheck(self, update: TreeUpdate, state: _State) -> None:
         """Raise unless the state and every file to touch are as ``plan`` saw them."""
@@ -593,12 +593,11 @@ class GitOpsRepo:
         return _State() if data is None else self._parse_state(data, STATE_PATH)
 
     def _parse_state(self, data: bytes, where: str) -> _State:
-        key = (where, data)
-        if key not in self._parsed:
+        if data not in self._parsed:
             if len(self._parsed) > 4:
                 self._parsed.clear()
-            self._parsed[key] = _parse_state(data, where)
-        return self._parsed[key]
+            self._parsed[data] = _parse_state(data, where)  # raises naming ``where``
+        return self._parsed[data]
 
     def _problems_message(self, problems: list[str]) -> str:
         if len(problems) == 1:
@@ -658,8 +657,15 @@ def _check_scope(scope: str) -> None:
         )
 
 
+# Paths every rule below accepts: components of letters, digits, '_', '.', '-' that start
+# with a letter, digit or '_' (so never '.', '..', '.git' nor '.meshstage').
+_PLAINLY_SAFE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+
+
 def path_problem(path: object) -> str | None:
     """Why ``path`` may not be written by meshstage, or None when it is a safe path."""
+    if isinstance(path, str) and _PLAINLY_SAFE_PATH.fullmatch(path):
+        return None
     if not isinstance(path, str) or not path:
         return "is not a non-empty string"
     if "\0" in path or "\\" in path:

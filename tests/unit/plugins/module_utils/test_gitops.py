@@ -749,3 +749,27 @@ def test_a_second_commit_of_unchanged_files_stages_nothing(committed: GitOpsRepo
     index_before = (root / ".git" / "index").stat().st_mtime_ns
     assert committed.commit("meshstage: nothing") is None
     assert (root / ".git" / "index").stat().st_mtime_ns == index_before
+
+
+def _path_problem_without_shortcut(path: str) -> bool:
+    """The rules of path_problem, written out: True when the path is refused."""
+    import posixpath
+
+    parts = path.split("/")
+    return (not path or "\0" in path or "\\" in path or path.startswith("/")
+            or ".." in parts or posixpath.normpath(path) != path or "" in parts
+            or "." in parts or parts[0] in (".git", ".meshstage")
+            or any(part.lower() == ".git" for part in parts))
+
+
+def test_the_plainly_safe_path_shortcut_agrees_with_every_rule() -> None:
+    import random
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import path_problem
+
+    rng = random.Random(5)
+    alphabet = ["a", "b", "G", "i", "T", "0", "_", "-", ".", "/", "\\", " ", ".git",
+                ".meshstage", "..", "é"]
+    for _ in range(20000):
+        path = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 9)))
+        assert (path_problem(path) is not None) == _path_problem_without_shortcut(path), path
