@@ -10,7 +10,7 @@ DEMO_GITOPS := build/demo/gitops
 ENVIRONMENTS := dev staging prod
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: demo test lint golden venv clean
+.PHONY: demo test lint golden venv clean bench
 
 venv: $(STAMP) $(COLLECTION_LINK)
 
@@ -35,6 +35,12 @@ test: venv
 
 golden: venv
 	$(BIN)/pytest -q tests/test_golden.py --update-golden
+
+# The benchmark of docs/performance.md (takes long: the Ansible baseline at 1,000 services).
+bench: venv
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/run.py --services 100 1000 5000 --baseline 100 1000 \
+	  --markdown docs/performance-results.md --json build/bench.json --plot docs/performance.png
 
 lint: venv
 	$(BIN)/ruff check plugins tests bench

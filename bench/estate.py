@@ -102,8 +102,9 @@ def environments(services: int, callees: int = CALLEES) -> dict[str, dict[str, A
     return result
 
 
-def change_one_service(variables: dict[str, Any], index: int = 0) -> dict[str, Any]:
-    """The same environment with one service's canary moved from 10% to 20%."""
+def change_one_service(variables: dict[str, Any], weight: int = 20,
+                       index: int = 0) -> dict[str, Any]:
+    """The same environment with one service's canary moved from 10% to ``weight``%."""
     changed = copy.deepcopy(variables)
-    changed["mesh_services"][index]["canary"]["weight"] = 20
+    changed["mesh_services"][index]["canary"]["weight"] = weight
     return changed
