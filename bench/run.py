@@ -351,7 +351,7 @@ def _same_objects(out: Path, repo: Path) -> bool:
 # --------------------------------------------------------------------------- the parent
 
 
-def measure(services: int, repeat: int, baseline: bool, work: Path) -> dict[str, Any]:
+def measure(services: int, repeat: int, work: Path) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"full": [], "noop": [], "change": [],
                                              "floor": []}
     repo = work / "none"
@@ -377,13 +377,18 @@ def measure(services: int, repeat: int, baseline: bool, work: Path) -> dict[str,
     row["floor_ratio"] = row["full_wall_s"] / row["floor_wall_s"]
     row["noop_ratio"] = row["noop_wall_s"] / row["full_wall_s"]
     row["proxy"] = in_child("proxy", services, repo)
-    if baseline:
-        print(f"{services} services: baseline (ansible-playbook, one task per shape)",
-              flush=True)
-        result = run_baseline(services, work / f"baseline-{services}", repo)
-        row.update({f"baseline_{key}": value for key, value in result.items()})
-        row["baseline_speedup"] = row["baseline_wall_s"] / row["full_wall_s"]
+    row["repo"] = str(repo)
     return row
+
+
+def measure_baseline(row: dict[str, Any], work: Path) -> None:
+    """The Ansible baseline for one size, after every meshstage measurement: nothing else
+    of the benchmark runs beside it."""
+    services = row["services"]
+    print(f"{services} services: baseline (ansible-playbook, one task per shape)", flush=True)
+    result = run_baseline(services, work / f"baseline-{services}", Path(row["repo"]))
+    row.update({f"baseline_{key}": value for key, value in result.items()})
+    row["baseline_speedup"] = row["baseline_wall_s"] / row["full_wall_s"]
 
 
 def machine() -> dict[str, str]:
@@ -542,8 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="meshstage-bench-"))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     try:
-        rows = [measure(size, args.repeat, size in baseline_sizes, work)
-                for size in sorted(args.services)]
+        rows = [measure(size, args.repeat, work) for size in sorted(args.services)]
+        for row in rows:
+            if row["services"] in baseline_sizes:
+                measure_baseline(row, work)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -563,7 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(text)
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"machine": info, "load": [load, load_after],
+                                         "rows": rows}, indent=2) + "\n")
     if args.plot:
         plot(rows, args.plot)
     by_size = {row["services"]: row for row in rows}

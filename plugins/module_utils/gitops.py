@@ -760,17 +760,32 @@ def _read_disk(
         end = path.find("/", end + 1)
     target = f"{top}/{path}"
     try:
-        mode = os.lstat(target).st_mode
-        if stat.S_ISLNK(mode):
+        info = os.lstat(target)
+        if stat.S_ISLNK(info.st_mode):
             return None, "is a symlink"
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(info.st_mode):
             return None, "is not a regular file"
-        with open(target, "rb") as handle:
-            return handle.read(), None
+        return _read_file(target, info.st_size), None
     except FileNotFoundError:
         return None, None
     except OSError as error:
         return None, f"cannot read it: {error}"
+
+
+# Never follow a symlink swapped in since lstat, never block on a FIFO swapped in.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_file(target: str, size: int) -> bytes:
+    """Every byte of a regular file, read to its end (``size`` is what lstat saw)."""
+    fd = os.open(target, _READ_FLAGS)
+    try:
+        chunks = [os.read(fd, size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 16))
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _parent_verdict(root: Path, parent: str) -> str | None:
