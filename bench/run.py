@@ -363,6 +363,7 @@ def measure(services: int, repeat: int, work: Path) -> dict[str, Any]:
               flush=True)
         runs["noop"].append(in_child("noop", services, repo))
         runs["change"].append(in_child("change", services, repo, weight=20 + index))
+        in_child("change", services, repo, weight=10)  # back to the estate as generated
         runs["floor"].append(in_child("floor", services, repo))
         if index + 1 < repeat:
             shutil.rmtree(repo)
