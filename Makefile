@@ -40,7 +40,7 @@ golden: venv
 bench: venv
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py --services 100 1000 5000 --baseline 100 1000 \
-	  --markdown docs/performance-results.md --json build/bench.json --plot docs/performance.png
+	  --markdown build/bench-results.md --json build/bench.json --plot docs/performance.png
 
 lint: venv
 	$(BIN)/ruff check plugins tests bench
