@@ -37,6 +37,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -569,11 +570,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("machine: " + ", ".join(f"{key} {value}" for key, value in info.items()), flush=True)
     work = Path(tempfile.mkdtemp(prefix="meshstage-bench-"))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
+    rows: list[dict[str, Any]] = []
+
+    def keep() -> None:  # every figure so far, in case the run is stopped
+        if args.json:
+            args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
     try:
-        rows = [measure(size, args.repeat, work) for size in sorted(args.services)]
+        for size in sorted(args.services):
+            rows.append(measure(size, args.repeat, work))
+            keep()
         for row in rows:
             if row["services"] in baseline_sizes:
                 measure_baseline(row, work, args.baseline_budget)
+                keep()
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
