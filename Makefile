@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # The host sidecar tests scrape with a real Prometheus (the Debian package); we run as root.
 PROMETHEUS := $(shell command -v prometheus 2>/dev/null)
 
-.PHONY: demo test lint golden analyzers-doc venv clean prometheus
+.PHONY: demo test lint golden analyzers-doc venv clean prometheus bench
 
 venv: $(STAMP) $(COLLECTION_LINK)
 
@@ -49,6 +49,12 @@ golden: venv
 analyzers-doc: venv
 	$(BIN)/pytest -q tests/unit/plugins/module_utils/analyze/test_analyze_catalogue.py \
 	  --update-analyzers-doc
+
+# The benchmark of docs/performance.md (takes long: the Ansible baseline at 1,000 services).
+bench: venv
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/run.py --services 100 1000 5000 --baseline 100 1000 \
+	  --markdown build/bench-results.md --json build/bench.json --plot docs/performance.png
 
 lint: venv
 	$(BIN)/ruff check plugins tests bench

@@ -19,9 +19,11 @@ Ownership rules
 * Removals are exactly the paths owned by the scope that it no longer desires; a directory is
   removed only when such a removal left it empty. Nothing else is ever deleted.
 * Paths must be relative, normalized posix paths outside ``.git/`` and ``.meshstage/``.
-* ``plan`` only reads; ``apply`` re-checks that nothing moved since the plan, then writes each
-  file atomically (temporary file in the same directory, fsync, ``os.replace``, mode 0644) and
-  writes the state last; ``commit`` stages and commits only meshstage's paths.
+* ``plan`` only reads; ``apply`` re-checks that nothing moved since the plan, removes, then
+  writes each file atomically (temporary file in the same directory, on disk before
+  ``os.replace``, mode 0644; one ``syncfs`` per batch of files where Linux has it, else one
+  ``fsync`` per file) and writes the state last; ``commit`` stages and commits only
+  meshstage's paths.
 
 Example::
 
@@ -34,6 +36,8 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -41,8 +45,9 @@ import posixpath
 import re
 import stat
 import subprocess
+import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -183,6 +188,9 @@ class GitOpsRepo:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
+        # Parsed state files by their exact bytes: a pure function, read fresh from disk
+        # each time; only the parsing of the same bytes is done once.
+        self._parsed: dict[bytes, _State] = {}
 
     # ---- reading
 
@@ -227,11 +235,14 @@ class GitOpsRepo:
         wanted, problems = _encode_desired(desired)
         owners = state.owners()
         changes: list[FileChange] = []
+        parents: dict[str, str | None] = {}
         for path in sorted(set(wanted) | set(before.files)):
             if path in before.files:
-                change, problem = self._plan_owned(path, before.files[path], wanted.get(path))
+                change, problem = self._plan_owned(path, before.files[path], wanted.get(path),
+                                                   parents)
             else:
-                change, problem = self._plan_new(path, wanted[path], scope, owners.get(path))
+                change, problem = self._plan_new(path, wanted[path], scope, owners.get(path),
+                                                 parents)
             if problem:
                 problems.append(problem)
             elif change:
@@ -242,10 +253,11 @@ class GitOpsRepo:
         return TreeUpdate(scope, tuple(changes), state_after=after, state_before=before)
 
     def _plan_owned(
-        self, path: str, recorded: str, wanted: bytes | None
+        self, path: str, recorded: str, wanted: bytes | None,
+        parents: dict[str, str | None] | None = None,
     ) -> tuple[FileChange | None, str | None]:
         """A path this scope owns: unchanged, changed, removed, or touched by hand."""
-        current, problem = _read_disk(self.root, path)
+        current, problem = _read_disk(self.root, path, parents)
         if problem:
             return None, f"{path}: {problem}; meshstage owns it and will not touch it"
         if current is None:
@@ -265,12 +277,13 @@ class GitOpsRepo:
         return FileChange(path, "change", _text(current), _text(wanted)), None
 
     def _plan_new(
-        self, path: str, wanted: bytes, scope: str, owner: str | None
+        self, path: str, wanted: bytes, scope: str, owner: str | None,
+        parents: dict[str, str | None] | None = None,
     ) -> tuple[FileChange | None, str | None]:
         """A desired path this scope does not own yet: it must be free."""
         if owner is not None:
             return None, f"{path} is owned by scope {owner!r}, not {scope!r}"
-        current, problem = _read_disk(self.root, path)
+        current, problem = _read_disk(self.root, path, parents)
         if problem:
             return None, f"{path}: {problem}"
         if current is not None:
@@ -303,12 +316,14 @@ class GitOpsRepo:
         for change in update.changes:
             if change.action == "remove":
                 self._remove(change.path)
-            else:
-                self._write(change.path, planned[change.path])
-        new_state = state.with_scope(update.scope, update.state_after).render()
+        _write_files_atomic(self.root, [(path, planned[path]) for path in sorted(planned)])
+        after = state.with_scope(update.scope, update.state_after)
+        new_state = after.render()
         current_state, _problem = _read_disk(self.root, STATE_PATH)
         if current_state != new_state:
             self._write(STATE_PATH, new_state)
+        # the state just written, as parsing it would give it (its paths were checked in plan)
+        self._parsed[new_state] = after
 
     def _recheck(self, update: TreeUpdate, state: _State) -> None:
         """Raise unless the state and every file to touch are as ``plan`` saw them."""
@@ -318,8 +333,9 @@ class GitOpsRepo:
                 f"{STATE_PATH}: the state of scope {update.scope!r} changed since plan; plan again"
             )
         owners = state.owners()
+        parents: dict[str, str | None] = {}
         for change in update.changes:
-            current, problem = _read_disk(self.root, change.path)
+            current, problem = _read_disk(self.root, change.path, parents)
             if change.action == "add":
                 moved = problem or current is not None or change.path in owners
                 expected = "absent"
@@ -374,8 +390,11 @@ class GitOpsRepo:
         is not part of meshstage's commit. On meshstage's own paths, where a limited commit
         would replace the user's staged content, meshstage refuses instead (``GitOpsError``)
         when the index holds content that is neither ``HEAD``'s nor the file on disk.
-        Files are staged with ``git add -f -- <paths>`` (never the whole tree): untracked user
-        files stay untracked.
+        Files are staged by path (``git update-index --add --remove``, never the whole tree,
+        and only those whose content or mode in the index differs): untracked user files stay
+        untracked. The paths reach git on stdin, never on the command line, and thousands of
+        new files are first written to the object database as one pack (``git fast-import``)
+        rather than one loose object each.
         """
         if not self.exists():
             return None
@@ -388,32 +407,82 @@ class GitOpsRepo:
             for path in sorted(set(head_state.shas()) - set(state.shas()))
             if not os.path.lexists(self.root / path)
         ]
-        if os.path.lexists(self.root / STATE_PATH):
-            to_add.append(STATE_PATH)
-        paths = to_add + to_remove
+        state_bytes, _problem = _read_disk(self.root, STATE_PATH)
+        if state_bytes is not None:
+            to_add[STATE_PATH] = state_bytes
+        paths = [*to_add, *to_remove]
         if not paths:
             return None
         self._refuse_foreign_staging(paths)
-        if to_add:
-            self._git("add", "-f", "--", *to_add)
-        if to_remove:
-            self._git("rm", "-q", "--cached", "--ignore-unmatch", "--", *to_remove)
-        staged = self._names("diff", "--cached", *_DIFF_NAMES, "--", *paths)
+        index = self._index_entries()
+        updates = [path for path, data in to_add.items()
+                   if index.get(path) != (_FILE_MODE_ENTRY, _blob_id(data, index))]
+        if len(updates) >= _PACK_AT:
+            self._store_blobs(to_add[path] for path in updates)
+        updates += [path for path in to_remove if path in index]
+        if updates:
+            self._git("update-index", "--add", "--remove", "-z", "--stdin",
+                      input=_nul_list(updates))
+        staged_anywhere = self._staged_status()
+        wanted = set(paths)
+        staged = [name for name in staged_anywhere if name in wanted]
         if not staged:
             return None
         if callable(message):
-            message = message(self._committed_changes(staged))
-        self._git("commit", "-q", "-m", message, "--only", "--", *staged, config=self._identity())
+            message = message(self._committed_changes(staged, staged_anywhere, to_add))
+        # Limited to meshstage's paths when the user staged something else; when the index
+        # holds only meshstage's changes, committing the index is the same commit.
+        only = () if len(staged) == len(staged_anywhere) else ("--only", *_PATHS_ON_STDIN)
+        with tempfile.TemporaryDirectory(prefix="meshstage-commit-") as temp:
+            message_file = Path(temp) / "message"
+            message_file.write_text(message, encoding="utf-8")
+            self._git("commit", "-q", "-F", str(message_file), *only,
+                      input=_nul_list(staged) if only else None, config=self._identity())
         return _decode(self._git("rev-parse", "HEAD").stdout).strip()
 
-    def _committed_changes(self, staged: Sequence[str]) -> list[FileChange]:
-        """The staged files (not the state file) as changes against ``HEAD``."""
+    def _staged(self, paths: Sequence[str]) -> list[str]:
+        """Which of ``paths`` the index holds changes for, against ``HEAD``."""
+        wanted = set(paths)
+        return [name for name in self._staged_status() if name in wanted]
+
+    def _staged_status(self) -> dict[str, str]:
+        """Every path the index holds a change for, against ``HEAD``: its status letter
+        (``A`` added, ``D`` deleted, ``M`` modified, ...)."""
+        fields = self._names("diff", "--cached", "--name-status", *_DIFF_NAMES[1:])
+        return dict(zip(fields[1::2], fields[0::2], strict=True))
+
+    def _index_entries(self) -> dict[str, tuple[str, str]]:
+        """Path -> (mode, object id) of every merged entry of the index."""
+        entries: dict[str, tuple[str, str]] = {}
+        for record in _decode(self._git("ls-files", "-s", "-z").stdout).split("\0"):
+            info, tab, name = record.partition("\t")
+            mode, _, rest = info.partition(" ")
+            object_id, _, stage = rest.partition(" ")
+            if tab and stage == "0":
+                entries[name] = (mode, object_id)
+        return entries
+
+    def _store_blobs(self, blobs: Iterable[bytes]) -> None:
+        """Write ``blobs`` into the object database as one pack, not one file each."""
+        stream = b"".join(b"blob\ndata %d\n%s\n" % (len(data), data) for data in blobs)
+        self._git("fast-import", "--quiet", "--done", input=stream + b"done\n")
+
+    def _committed_changes(self, staged: Sequence[str], status: Mapping[str, str],
+                           staged_bytes: Mapping[str, bytes]) -> list[FileChange]:
+        """The staged files (not the state file) as changes against ``HEAD``.
+
+        ``status`` is git's status letter of each staged path (only a path that is not
+        ``A``dded has bytes in ``HEAD`` to read); ``staged_bytes`` what was just staged.
+        """
         paths = sorted(path for path in staged if path != STATE_PATH)
-        blobs = self._head_blobs(paths)
+        blobs = self._head_blobs([path for path in paths if status.get(path) != "A"])
         changes = []
         for path in paths:
-            before = _text(blobs[path]) if blobs[path] is not None else None
-            current, _problem = _read_disk(self.root, path)
+            blob = blobs.get(path)
+            before = _text(blob) if blob is not None else None
+            current = staged_bytes.get(path)
+            if current is None:
+                current, _problem = _read_disk(self.root, path)
             after = _text(current) if current is not None else None
             action: Literal["add", "change", "remove"] = (
                 "add" if before is None else "remove" if after is None else "change")
@@ -448,18 +517,20 @@ class GitOpsRepo:
             offset += size + 1
         return blobs
 
-    def _paths_to_add(self, state: _State, has_head: bool) -> list[str]:
-        """Owned paths to stage: those whose disk bytes are what meshstage wrote.
+    def _paths_to_add(self, state: _State, has_head: bool) -> dict[str, bytes]:
+        """Owned paths to stage, with their bytes: those whose disk bytes are what meshstage
+        wrote.
 
         An owned file changed by hand *after* meshstage's version was committed is the user's
         own edit and is left alone; one changed before it was committed would be committed as
         meshstage's, so that is an error.
         """
-        paths: list[str] = []
+        paths: dict[str, bytes] = {}
+        parents: dict[str, str | None] = {}
         for path, recorded in sorted(state.shas().items()):
-            current, _problem = _read_disk(self.root, path)
+            current, _problem = _read_disk(self.root, path, parents)
             if current is not None and _sha256(current) == recorded:
-                paths.append(path)
+                paths[path] = current
             elif not (has_head and self._head_sha256(path) == recorded):
                 raise GitOpsError(
                     f"{path} was changed by hand after meshstage wrote it and before it was "
@@ -469,8 +540,8 @@ class GitOpsRepo:
 
     def _refuse_foreign_staging(self, paths: Sequence[str]) -> None:
         """Raise when the index holds, for one of ``paths``, content meshstage did not write."""
-        staged = set(self._names("diff", "--cached", *_DIFF_NAMES, "--", *paths))
-        unstaged = set(self._names("diff", *_DIFF_NAMES, "--", *paths))
+        staged = set(self._staged(paths))
+        unstaged = set(self._names("diff", *_DIFF_NAMES)) & set(paths)
         foreign = sorted(staged & unstaged)
         if foreign:
             listed = ", ".join(foreign)
@@ -494,7 +565,7 @@ class GitOpsRepo:
         result = self._git_run(["cat-file", "blob", f"HEAD:{STATE_PATH}"])
         if result.returncode != 0:
             return _State()
-        return _parse_state(result.stdout, f"HEAD:{STATE_PATH}")
+        return self._parse_state(result.stdout, f"HEAD:{STATE_PATH}")
 
     def _head_sha256(self, path: str) -> str | None:
         result = self._git_run(["cat-file", "blob", f"HEAD:{path}"])
@@ -519,7 +590,14 @@ class GitOpsRepo:
         data, problem = _read_disk(self.root, STATE_PATH)
         if problem:
             raise GitOpsError(f"{STATE_PATH}: {problem}")
-        return _State() if data is None else _parse_state(data, STATE_PATH)
+        return _State() if data is None else self._parse_state(data, STATE_PATH)
+
+    def _parse_state(self, data: bytes, where: str) -> _State:
+        if data not in self._parsed:
+            if len(self._parsed) > 4:
+                self._parsed.clear()
+            self._parsed[data] = _parse_state(data, where)  # raises naming ``where``
+        return self._parsed[data]
 
     def _problems_message(self, problems: list[str]) -> str:
         if len(problems) == 1:
@@ -532,30 +610,41 @@ class GitOpsRepo:
         output = _decode(self._git(*args).stdout)
         return [name for name in output.split("\0") if name]
 
-    def _git(self, *args: str, config: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
+    def _git(self, *args: str, config: Sequence[str] = (),
+             input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run git in ``root``; raise ``GitOpsError`` with git's stderr when it fails."""
-        result = self._git_run(list(args), config)
+        result = self._git_run(list(args), config, input)
         if result.returncode != 0:
             detail = _decode(result.stderr).strip() or f"exit status {result.returncode}"
             raise GitOpsError(f"git {args[0]} failed in {self.root}: {detail}")
         return result
 
     def _git_run(
-        self, args: list[str], config: Sequence[str] = ()
+        self, args: list[str], config: Sequence[str] = (), input: bytes | None = None
     ) -> subprocess.CompletedProcess[bytes]:
         """Run git in ``root`` with a clean environment; never raises on git's exit status.
 
-        ``config`` holds ``key=value`` settings passed as ``git -c key=value``.
+        ``config`` holds ``key=value`` settings passed as ``git -c key=value``; ``input`` is
+        git's stdin.
         """
         options = [option for setting in config for option in ("-c", setting)]
         argv = ["git", *options, "-C", str(self.root), *args]
         try:
-            return subprocess.run(argv, capture_output=True, env=_git_env(), check=False)
+            return subprocess.run(argv, input=input, capture_output=True, env=_git_env(),
+                                  check=False)
         except OSError as error:
             raise GitOpsError(f"cannot run git: {error}") from error
 
 
 _DIFF_NAMES = ("--name-only", "-z", "--no-renames", "--no-ext-diff")
+_PATHS_ON_STDIN = ("--pathspec-from-file=-", "--pathspec-file-nul")
+_FILE_MODE_ENTRY = "100644"  # a regular file as git's index records FILE_MODE
+# From this many files to stage, their blobs go into the object database as one pack.
+_PACK_AT = 100
+
+
+def _nul_list(paths: Sequence[str]) -> bytes:
+    return b"".join(path.encode("utf-8", errors="surrogateescape") + b"\0" for path in paths)
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -568,8 +657,15 @@ def _check_scope(scope: str) -> None:
         )
 
 
+# Paths every rule below accepts: components of letters, digits, '_', '.', '-' that start
+# with a letter, digit or '_' (so never '.', '..', '.git' nor '.meshstage').
+_PLAINLY_SAFE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+
+
 def path_problem(path: object) -> str | None:
     """Why ``path`` may not be written by meshstage, or None when it is a safe path."""
+    if isinstance(path, str) and _PLAINLY_SAFE_PATH.fullmatch(path):
+        return None
     if not isinstance(path, str) or not path:
         return "is not a non-empty string"
     if "\0" in path or "\\" in path:
@@ -636,33 +732,76 @@ def _planned_bytes(update: TreeUpdate) -> dict[str, bytes]:
     return planned
 
 
-def _read_disk(root: Path, path: str) -> tuple[bytes | None, str | None]:
-    """The bytes at ``root/path`` (None when absent), or a problem: symlink, directory, ..."""
-    parent = root
-    for part in path.split("/")[:-1]:
-        parent = parent / part
-        try:
-            mode = os.lstat(parent).st_mode
-        except FileNotFoundError:
+_PARENT_IS_DIRECTORY = ""
+
+
+def _read_disk(
+    root: Path, path: str, parents: dict[str, str | None] | None = None
+) -> tuple[bytes | None, str | None]:
+    """The bytes at ``root/path`` (None when absent), or a problem: symlink, directory, ...
+
+    ``parents``, given for one scan of many files, remembers what each parent directory was
+    found to be, so a directory shared by thousands of files is inspected once per scan.
+    """
+    top = str(root)
+    end = path.find("/")
+    while end != -1:
+        prefix = path[:end]
+        if parents is not None and prefix in parents:
+            verdict = parents[prefix]
+        else:
+            verdict = _parent_verdict(root, prefix)
+            if parents is not None:
+                parents[prefix] = verdict
+        if verdict is None:
             return None, None
-        except OSError as error:
-            return None, f"cannot inspect {parent.relative_to(root)}: {error}"
-        if stat.S_ISLNK(mode):
-            return None, f"its parent {parent.relative_to(root)} is a symlink"
-        if not stat.S_ISDIR(mode):
-            return None, f"its parent {parent.relative_to(root)} is not a directory"
-    target = root / path
+        if verdict != _PARENT_IS_DIRECTORY:
+            return None, verdict
+        end = path.find("/", end + 1)
+    target = f"{top}/{path}"
     try:
-        mode = os.lstat(target).st_mode
-        if stat.S_ISLNK(mode):
+        info = os.lstat(target)
+        if stat.S_ISLNK(info.st_mode):
             return None, "is a symlink"
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(info.st_mode):
             return None, "is not a regular file"
-        return target.read_bytes(), None
+        return _read_file(target, info.st_size), None
     except FileNotFoundError:
         return None, None
     except OSError as error:
         return None, f"cannot read it: {error}"
+
+
+# Never follow a symlink swapped in since lstat, never block on a FIFO swapped in.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_file(target: str, size: int) -> bytes:
+    """Every byte of a regular file, read to its end (``size`` is what lstat saw)."""
+    fd = os.open(target, _READ_FLAGS)
+    try:
+        chunks = [os.read(fd, size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 16))
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _parent_verdict(root: Path, parent: str) -> str | None:
+    """A parent directory (relative to ``root``) on the way to a file: fine (""), absent
+    (None), or a problem."""
+    try:
+        mode = os.lstat(f"{root}/{parent}").st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"cannot inspect {parent}: {error}"
+    if stat.S_ISLNK(mode):
+        return f"its parent {parent} is a symlink"
+    if not stat.S_ISDIR(mode):
+        return f"its parent {parent} is not a directory"
+    return _PARENT_IS_DIRECTORY
 
 
 def _parse_state(data: bytes, where: str) -> _State:
@@ -758,6 +897,99 @@ def _write_atomic(target: Path, data: bytes) -> None:
     _fsync_dir(target.parent)
 
 
+# Files written between two flushes of the file system: bounds the temporary files a crash
+# can leave behind.
+_WRITE_BATCH = 512
+
+
+def _write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
+    """Write many files atomically, flushing the file system once per batch, not per file.
+
+    Each file is written to a temporary file in its own directory, which replaces the target
+    (``os.replace``) only once its bytes are on disk: after one ``syncfs`` of the batch where
+    the platform has it (the idea of git's ``core.fsyncMethod=batch``), else after an
+    ``fsync`` of the file. Each directory written into is fsynced once at the end, which
+    makes the renames durable. Raises ``GitOpsError`` naming the file that failed.
+    """
+    flush_once = _syncfs_function() is not None
+    directories: set[Path] = set()
+    for start in range(0, len(files), _WRITE_BATCH):
+        pending: list[tuple[str, Path, str]] = []
+        renamed = 0
+        try:
+            for path, data in files[start:start + _WRITE_BATCH]:
+                target = root / path
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    pending.append((path, target, _write_temporary(target, data,
+                                                                   fsync=not flush_once)))
+                except OSError as error:
+                    raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
+            if flush_once:
+                try:
+                    _syncfs(root)
+                except OSError as error:
+                    raise GitOpsError(
+                        f"cannot flush the written files to disk in {root}: {error}") from error
+            for path, target, temp in pending:
+                try:
+                    os.replace(temp, target)
+                except OSError as error:
+                    raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
+                renamed += 1
+                directories.add(target.parent)
+        finally:
+            for _path, _target, temp in pending[renamed:]:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+    for directory in sorted(directories):
+        _fsync_dir(directory)
+
+
+def _write_temporary(target: Path, data: bytes, *, fsync: bool) -> str:
+    """``data`` in a new temporary file beside ``target``, mode 0644; its path."""
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(temp, FILE_MODE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return temp
+
+
+@functools.cache
+def _syncfs_function() -> Callable[[int], int] | None:
+    """``syncfs(2)`` from the C library (Linux), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+def _syncfs(directory: Path) -> None:
+    """Flush every written file of the file system that holds ``directory`` to disk."""
+    function = _syncfs_function()
+    assert function is not None
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if function(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number))
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(directory: Path) -> None:
     """Make a rename durable; best effort where directories cannot be opened."""
     try:
@@ -798,6 +1030,15 @@ def _foreign_root_message(root: Path) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:
+    """Git's object id of a blob of ``data``, in the hash the repository's index uses."""
+    header = b"blob %d\0" % len(data)
+    sample = next(iter(index.values()), None)
+    if sample is not None and len(sample[1]) == 64:
+        return hashlib.sha256(header + data).hexdigest()
+    return hashlib.sha1(header + data).hexdigest()  # git's object id, not for security
 
 
 def _text(data: bytes) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .plan import PlannedObject, metadata
-from .render import Renderer, dump_canonical
+from .render import Renderer, load_yaml
 from .tree import RenderedObject, env_dir
 
 if TYPE_CHECKING:
@@ -104,8 +104,10 @@ def install_tree(intent: Intent, renderer: Renderer
     previous: str | None = None
     for wave, chart in enumerate(plane.charts):
         values_path = f"{base}/values/{chart.release}.yaml"
-        values = renderer.render_object(chart.values_template, chart.values)
-        files[values_path] = dump_canonical(values)
+        _, files[values_path] = renderer.render_canonical(chart.values_template, chart.values)
+        # the values as their canonical text reads back: the same mapping, key order and
+        # all, whether the text came from the stage cache or was just rendered
+        values = load_yaml(files[values_path])
         name = f"meshstage-{env}-{chart.release}"
         objects.append(_render(renderer, f"{base}/argocd", PlannedObject(
             api_version=ARGOCD_APPLICATION, kind="Application", name=name,
@@ -135,8 +137,8 @@ def install_tree(intent: Intent, renderer: Renderer
     for tool in ("argocd", "flux"):
         names = sorted(o.path.rpartition("/")[2] for o in objects
                        if o.path.startswith(f"{base}/{tool}/"))
-        files[f"{base}/{tool}/kustomization.yaml"] = dump_canonical(renderer.render_object(
-            "gitops/kustomization.yaml.j2", {"resources": names}))
+        files[f"{base}/{tool}/kustomization.yaml"] = renderer.render_canonical(
+            "gitops/kustomization.yaml.j2", {"resources": names})[1]
     return objects, files, []
 
 
@@ -148,5 +150,5 @@ def _meta(name: str, namespace: str, intent: Intent,
 
 
 def _render(renderer: Renderer, folder: str, planned: PlannedObject) -> RenderedObject:
-    obj = renderer.render_object(planned.template, planned.context)
-    return RenderedObject(planned, obj, f"{folder}/{planned.filename}", dump_canonical(obj))
+    obj, text = renderer.render_canonical(planned.template, planned.context)
+    return RenderedObject(planned, obj, f"{folder}/{planned.filename}", text)

@@ -25,9 +25,10 @@ from .install import (
 )
 from .intent import Intent, parse_intent
 from .plan import StagePlan, plan_stage
-from .render import Renderer, load_yaml
+from .render import BUILTIN_TEMPLATES, Renderer, canonical_header, load_yaml
 from .runbook import runbook_markdown
 from .schema import SchemaRegistry
+from .stage_cache import StageCache
 from .stages import STAGE_PURPOSE
 from .tree import (
     RenderedObject,
@@ -96,36 +97,60 @@ class StageResult:
 
 
 def render_stage(variables: Mapping[str, Any], options: StageOptions,
-                 registry: SchemaRegistry | None = None) -> RenderedStage:
-    """Validate the intent, plan, render and schema-check; write nothing."""
+                 registry: SchemaRegistry | None = None,
+                 cache: StageCache | None = None) -> RenderedStage:
+    """Validate the intent, plan, render and schema-check; write nothing.
+
+    ``cache`` (the environment's stage cache, see ``stage_cache.py``) answers renderings and
+    validations the same code already did for the same inputs.
+    """
     intent, warnings = parse_intent(variables)
     plan = plan_stage(intent)
     warnings = [*warnings, *plan.warnings, *(str(gap) for gap in plan.gaps)]
-    renderer = Renderer(options.template_dirs)
+    renderer = Renderer(options.template_dirs, cache=cache)
     installed, install_files, install_warnings = install_tree(intent, renderer)
     objects = render_objects(plan, renderer) + sync_objects(
         intent, renderer, install_dir(intent.environment) if installed else None)
     warnings = [*warnings, *install_warnings]
-    unvalidated: list[str] = []
-    if registry is None:
-        registry = SchemaRegistry.from_crd_dirs(options.crd_dirs, options.kubernetes_version)
     everything = objects + installed
+    unvalidated: list[str] = []
     checked = everything
-    if not options.crd_dirs and not registry.has_crds:
+
+    def schemas() -> SchemaRegistry:
+        nonlocal registry
+        if registry is None:  # the CRDs are read only when something needs them
+            registry = SchemaRegistry.from_crd_dirs(
+                options.crd_dirs, options.kubernetes_version,
+                read_documents=cache.crd_loader if cache is not None else None)
+        return registry
+
+    def knows(obj: Mapping[str, Any]) -> bool:
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        if cache is None:
+            return schemas().knows(api_version, kind)
+        return cache.knows(api_version, kind, lambda: schemas().knows(api_version, kind))
+
+    if not options.crd_dirs and (registry is None or not registry.has_crds):
         # Core kinds are always validated; custom ones only against CRDs the user names.
-        checked = [o for o in everything if registry.knows(o.obj["apiVersion"], o.obj["kind"])]
+        checked = [o for o in everything if knows(o.obj)]
         unvalidated = sorted({o.planned.kind for o in everything if o not in checked})
     else:
-        optional = [o for o in checked if (o.obj["apiVersion"], o.obj["kind"]) in SCHEMA_OPTIONAL
-                    and not registry.knows(o.obj["apiVersion"], o.obj["kind"])]
+        optional = [o for o in checked
+                    if (o.obj["apiVersion"], o.obj["kind"]) in SCHEMA_OPTIONAL
+                    and not knows(o.obj)]
         checked = [o for o in checked if o not in optional]
         if optional:
             warnings = [*warnings, ", ".join(sorted({f"{o.planned.kind} ({o.obj['apiVersion']})"
                                                      for o in optional}))
                         + " not validated: the CRD directories hold no CRD for it"]
-    violations = registry.validate_all(item.obj for item in checked)
-    if violations:
-        raise SchemaError([f"{intent.environment}: {v}" for v in violations])
+    pending = [o for o in checked if cache is None or not cache.known_valid(o.text)]
+    if pending:
+        violations = schemas().validate_all(item.obj for item in pending)
+        if violations:
+            raise SchemaError([f"{intent.environment}: {v}" for v in violations])
+    if cache is not None:
+        for item in pending:
+            cache.mark_valid(item.text)
     if unvalidated:
         warnings = [*warnings, "no mesh_crd_dir given: " + ", ".join(unvalidated)
                     + " were not validated against CRD schemas"]
@@ -150,7 +175,10 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
 def run_stage(variables: Mapping[str, Any], options: StageOptions,
               registry: SchemaRegistry | None = None) -> StageResult:
     """Render an environment's stage into the GitOps repository and commit it."""
-    rendered = render_stage(variables, options, registry)
+    cache = StageCache.open(
+        options.gitops_dir, _cache_scope(variables), options.template_dirs, BUILTIN_TEMPLATES,
+        options.crd_dirs, options.kubernetes_version)
+    rendered = render_stage(variables, options, registry, cache)
     intent = rendered.intent
     repo = GitOpsRepo(options.gitops_dir)
     meta = {"provider": intent.provider, "stage": intent.stage.value}
@@ -186,6 +214,7 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
         if sha is not None:
             counts, message, changed = committed, commit_message(intent, committed, switched), \
                 True
+        cache.save()
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
         changed=changed, commit=sha, objects=counts,
@@ -222,6 +251,13 @@ def _check_host_configs(plan: StagePlan, rendered: Mapping[str, str],
                            host.log_dir, by_host[host.name], envoy)
 
 
+def _cache_scope(variables: Mapping[str, Any]) -> str:
+    """The environment's name as a file name for its stage cache ('_' when it is not one)."""
+    name = variables.get("mesh_environment")
+    return name if isinstance(name, str) and name.isascii() and \
+        name.replace("-", "").isalnum() else "_"
+
+
 def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:
     total = {"add": 0, "change": 0, "remove": 0}
     for update in updates:
@@ -238,6 +274,11 @@ def _identities(text: str | None, path: str) -> dict[str, Any]:
     if text is None or not path.endswith(".yaml") or path.rpartition("/")[2] == \
             "kustomization.yaml":
         return {}
+    header = canonical_header(text)  # the files meshstage wrote: no full parse needed
+    if header is not None:
+        namespace = header.get("namespace")
+        name = f"{namespace}/{header['name']}" if namespace else header["name"]
+        return {f"{header['kind']} {name}": header}
     obj = load_yaml(text)
     if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:
         return {}

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import yaml
@@ -24,12 +24,89 @@ import yaml
 from ._plain import plain_data
 from .errors import RenderError
 
+if TYPE_CHECKING:
+    from .stage_cache import StageCache
+
 try:  # the C loader and emitter are much faster; fall back where libyaml is missing
     _Loader: type = yaml.CSafeLoader
     _BaseDumper: type = yaml.CSafeDumper
 except AttributeError:  # pragma: no cover - libyaml is present on supported platforms
     _Loader = yaml.SafeLoader
     _BaseDumper = yaml.SafeDumper
+
+
+_TAG = "tag:yaml.org,2002:"
+# Scalar tags whose safe constructor is a plain function of the node's text.
+_SCALAR_TAGS = frozenset(_TAG + name for name in
+                         ("null", "bool", "int", "float", "timestamp", "binary"))
+_RESOLVED_TAGS_KEPT = 4096
+
+
+class _Unusual(Exception):
+    """A document the plain construction does not cover: the safe constructor builds it."""
+
+
+def parse_back_loader() -> type:
+    """A safe loader (the C one where libyaml is present) that builds plain documents faster.
+
+    It reads exactly what ``_Loader`` reads. Two things are faster: the tag of a plain
+    scalar is resolved once per distinct text (the resolver is a pure function of it), and
+    a document of mappings, sequences and the standard scalar types is built by one plain
+    recursion instead of the constructor's generators. Anything else (merge keys, ``=``
+    keys, other tags, unhashable or recursive keys) is built by the safe constructor
+    itself, errors included. Each call gives a class with its own bounded memory of tags.
+    """
+    resolved: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+    class _ParseBackLoader(_Loader):  # type: ignore[misc, valid-type]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is not yaml.ScalarNode:
+                return super().resolve(kind, value, implicit)
+            key = (value, implicit)
+            tag = resolved.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(resolved) < _RESOLVED_TAGS_KEPT:
+                    resolved[key] = tag
+            return tag
+
+        def construct_document(self, node: Any) -> Any:
+            try:
+                return self._plain(node, {})
+            except _Unusual:
+                return super().construct_document(node)
+
+        def _plain(self, node: Any, built: dict[int, Any]) -> Any:
+            kind = node.__class__
+            if kind is yaml.ScalarNode:
+                if node.tag == _TAG + "str":
+                    return node.value
+                if node.tag in _SCALAR_TAGS:
+                    return self.yaml_constructors[node.tag](self, node)
+                raise _Unusual
+            if id(node) in built:  # an alias: the same object, as the constructor shares it
+                if built[id(node)] is _Unusual:
+                    raise _Unusual  # a recursive document
+                return built[id(node)]
+            built[id(node)] = _Unusual
+            result: Any
+            if kind is yaml.MappingNode and node.tag == _TAG + "map":
+                result = {}
+                for key_node, value_node in node.value:
+                    if key_node.tag in (_TAG + "merge", _TAG + "value"):
+                        raise _Unusual
+                    key = self._plain(key_node, built)
+                    if not isinstance(key, Hashable):
+                        raise _Unusual
+                    result[key] = self._plain(value_node, built)
+            elif kind is yaml.SequenceNode and node.tag == _TAG + "seq":
+                result = [self._plain(item, built) for item in node.value]
+            else:
+                raise _Unusual
+            built[id(node)] = result
+            return result
+
+    return _ParseBackLoader
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
@@ -79,7 +156,8 @@ def _only_json(value: Any) -> Any:
 class Renderer:
     """Renders templates from the user's directories first, then the built-in ones."""
 
-    def __init__(self, template_dirs: Sequence[str | Path] = ()) -> None:
+    def __init__(self, template_dirs: Sequence[str | Path] = (),
+                 cache: StageCache | None = None) -> None:
         for directory in template_dirs:
             if not Path(directory).is_dir():
                 raise RenderError(f"template directory {str(directory)!r} does not exist")
@@ -95,6 +173,8 @@ class Renderer:
         )
         self._env.filters["json"] = json_value
         self._templates: dict[str, jinja2.Template] = {}
+        self._cache = cache
+        self._loader = parse_back_loader()
 
     def _template(self, name: str) -> jinja2.Template:
         template = self._templates.get(name)
@@ -124,7 +204,8 @@ class Renderer:
         """Render one template and parse it back into exactly one object."""
         text = self.render_text(name, context)
         try:
-            documents = [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+            documents = [doc for doc in yaml.load_all(text, Loader=self._loader)
+                         if doc is not None]
         except yaml.YAMLError as error:
             raise RenderError(
                 f"template {name!r} rendered text that is not YAML: {error}") from error
@@ -134,6 +215,21 @@ class Renderer:
             raise RenderError(f"template {name!r} must render exactly one YAML mapping, "
                               f"got {got}")
         return drop_nulls(documents[0])
+
+    def render_canonical(self, name: str, context: Mapping[str, Any]) -> tuple[dict[str, Any],
+                                                                             str]:
+        """One object and its canonical text; from the stage cache when the same template
+        and values were rendered by the same code before."""
+        key = self._cache.key(name, context) if self._cache is not None else None
+        if key is not None and self._cache is not None:
+            cached = self._cache.rendered(key)
+            if cached is not None:
+                return cached
+        obj = self.render_object(name, context)
+        text = dump_canonical(obj)
+        if key is not None and self._cache is not None:
+            self._cache.remember(key, obj, text)
+        return obj, text
 
 
 _EMPTIED = object()
@@ -181,3 +277,56 @@ def dump_all_canonical(objs: Iterable[Any]) -> str:
 def load_yaml(text: str) -> Any:
     """Parse one YAML document with the same loader the renderer uses."""
     return yaml.load(text, Loader=_Loader)
+
+
+_TOP_LINES = re.compile(r"^[^ \n][^\n]*", re.MULTILINE)
+_TOP_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]*):(?: (.*))?")
+_META_LINES = re.compile(r"^  [^ \n-][^\n]*", re.MULTILINE)
+_META_KEY = re.compile(r"  ([A-Za-z][A-Za-z0-9_]*):(?: (.*))?")
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def canonical_header(text: str) -> dict[str, str] | None:
+    """``apiVersion``, ``kind``, ``metadata.name`` and ``metadata.namespace`` of an object in
+    the canonical dump, read from its lines without parsing the whole document.
+
+    Returns None unless the text is plainly one block mapping whose identity fields are plain
+    scalars that YAML reads as strings (the resolver is asked), each given once: the caller
+    then parses the text. So the answer, when there is one, is what ``load_yaml`` gives.
+    """
+    top: dict[str, str | None] = {}
+    for line in _TOP_LINES.findall(text):
+        match = _TOP_KEY.fullmatch(line)
+        if match is None or match.group(1) in top:
+            return None  # a document marker, a comment, a list, a quoted or repeated key
+        top[match.group(1)] = match.group(2)
+    if "metadata" not in top or top["metadata"] is not None:
+        return None  # no metadata, or not a block mapping
+    at = 0 if text.startswith("metadata:\n") else text.find("\nmetadata:\n") + 1
+    if at == 0 and not text.startswith("metadata:\n"):
+        return None  # "metadata:" is the last line: nothing below it
+    start = at + len("metadata:\n")
+    following = _TOP_LINES.search(text, start)
+    meta: dict[str, str | None] = {}
+    for line in _META_LINES.findall(text, start, following.start() if following else len(text)):
+        match = _META_KEY.fullmatch(line)
+        if match is None or match.group(1) in meta:
+            return None
+        meta[match.group(1)] = match.group(2)
+    header = {"apiVersion": top.get("apiVersion"), "kind": top.get("kind"),
+              "name": meta.get("name"), "namespace": meta.get("namespace")}
+    for key, value in header.items():
+        if value is None and key == "namespace" and "namespace" not in meta:
+            continue
+        if value is None or not _plain_string(value):
+            return None
+    return {key: value for key, value in header.items() if value is not None}
+
+
+def _plain_string(value: str) -> bool:
+    """True when ``value``, written plain, reads back as this very string."""
+    if not value or value[0] in "-?:,[]{}#&*!|>'\"%@`" or value != value.strip() \
+            or ": " in value or " #" in value or "\t" in value:
+        return False
+    resolver = yaml.resolver.Resolver()
+    return resolver.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG

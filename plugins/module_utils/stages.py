@@ -22,7 +22,7 @@ class Stage(StrEnum):
     @property
     def number(self) -> int:
         """1-based position: permissive_mtls is 1, authorization is 6."""
-        return list(Stage).index(self) + 1
+        return _NUMBERS[self]
 
     @property
     def folder(self) -> str:
@@ -33,6 +33,8 @@ class Stage(StrEnum):
         """True when an environment at this stage carries ``other``'s objects."""
         return other.number <= self.number
 
+
+_NUMBERS: dict[Stage, int] = {stage: index for index, stage in enumerate(Stage, start=1)}
 
 STAGE_NAMES: tuple[str, ...] = tuple(stage.value for stage in Stage)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from .intent import Intent
 from .plan import PlannedObject, StagePlan, metadata
-from .render import Renderer, dump_canonical
+from .render import Renderer
 from .stages import Stage
 
 
@@ -56,9 +56,9 @@ def render_objects(plan: StagePlan, renderer: Renderer) -> list[RenderedObject]:
     base = env_dir(plan.intent.environment)
     rendered = []
     for planned in plan.objects:
-        obj = renderer.render_object(planned.template, planned.context)
+        obj, text = renderer.render_canonical(planned.template, planned.context)
         path = f"{base}/{planned.stage.folder}/{planned.filename}"
-        rendered.append(RenderedObject(planned, obj, path, dump_canonical(obj)))
+        rendered.append(RenderedObject(planned, obj, path, text))
     return rendered
 
 
@@ -106,9 +106,9 @@ def sync_objects(intent: Intent, renderer: Renderer,
         }
         planned = PlannedObject(api_version=api_versions[kind], kind=kind, name=object_name,
                                 namespace=namespace, template=template, context=context)
-        obj = renderer.render_object(template, context)
+        obj, text = renderer.render_canonical(template, context)
         result.append(RenderedObject(planned, obj, f"{sync_dir(intent.environment)}/{filename}",
-                                     dump_canonical(obj)))
+                                     text))
     return result
 
 
@@ -134,22 +134,22 @@ def kustomizations(plan: StagePlan, objects: list[RenderedObject],
 
 
 def _kustomization(renderer: Renderer, resources: list[str]) -> str:
-    return dump_canonical(renderer.render_object("gitops/kustomization.yaml.j2",
-                                                 {"resources": resources}))
+    return renderer.render_canonical("gitops/kustomization.yaml.j2",
+                                     {"resources": resources})[1]
 
 
 def extra_files(plan: StagePlan, renderer: Renderer) -> dict[str, str]:
     """Files that are not Kubernetes objects (Helm values), rendered like objects."""
     base = env_dir(plan.intent.environment)
     return {
-        f"{base}/{path}": dump_canonical(renderer.render_object(template, context))
+        f"{base}/{path}": renderer.render_canonical(template, context)[1]
         for path, (template, context) in sorted(plan.extra_files.items())
     }
 
 
 def host_files(plan: StagePlan, renderer: Renderer) -> dict[str, str]:
     """The host sidecars' files (``hosts/<env>/...``), rendered like objects."""
-    return {path: dump_canonical(renderer.render_object(template, context))
+    return {path: renderer.render_canonical(template, context)[1]
             for path, (template, context) in sorted(plan.host_files.items())}
 
 

@@ -62,6 +62,9 @@ attributes:
 notes:
   - Values that contain Jinja delimiters in inventory files must be tagged C(!unsafe), as with
     any Ansible variable; meshstage itself never evaluates a value as a template.
+  - What a run rendered and validated is kept for the next run in the repository's
+    C(.git/meshstage-cache/) (never committed; safe to delete), keyed on the templates, the
+    CRDs and meshstage's own code. Every owned file is still read from disk on every run.
 seealso:
   - name: The intent
     description: docs/intent.md in the collection, every variable with an annotated example.

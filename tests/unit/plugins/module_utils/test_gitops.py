@@ -599,6 +599,22 @@ def test_gitignored_meshstage_files_are_still_committed(repo: GitOpsRepo, root: 
     assert untracked(root) == [".gitignore"]
 
 
+def test_a_commit_beyond_the_command_line_limit_is_made(repo: GitOpsRepo, root: Path) -> None:
+    """Paths and message reach git on stdin and in a file: an estate of thousands of files
+    (here 1,000 paths of 2.4 KB, more than the kernel's 2 MB for arguments) and a message
+    longer than the 128 KB one argument may have are committed like any other."""
+    deep = "/".join(f"{level:02d}" + "d" * 198 for level in range(12))
+    desired = {f"dev/{deep}/object-{index:04d}.yaml": f"index: {index}\n"
+               for index in range(1000)}
+    assert sum(len(path) + 1 for path in desired) > 2 * 1024 * 1024
+    run(repo, "dev", desired, DEV_META)
+    message = "meshstage: dev\n\n" + "- Sidecar team/svc-00000\n" * 6000
+    assert len(message) > 128 * 1024
+    assert repo.commit(message) is not None
+    assert head_files(root) == sorted([*desired, STATE_PATH])
+    assert git(root, "log", "-1", "--format=%B") == message + "\n"
+
+
 def test_commit_without_a_repository_is_none(repo: GitOpsRepo) -> None:
     assert repo.commit("nothing") is None
 
@@ -663,3 +679,97 @@ def test_apply_of_an_unchanged_update_creates_nothing(repo: GitOpsRepo, root: Pa
     assert not update.changed
     repo.apply(update)
     assert not root.exists()
+
+
+def test_a_failed_write_names_the_file_and_leaves_no_temporary_file(
+        repo: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    update = repo.plan("dev", DEV, DEV_META)
+    real_replace = os.replace
+
+    def replace(source: str, target: object) -> None:
+        if str(target).endswith("reviews.yaml"):
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(GitOpsError, match=r"dev/04-traffic/reviews.yaml: cannot write it in .*"
+                                          r"No space left on device"):
+        repo.apply(update)
+    leftovers = [p for p in root.rglob("*.tmp") if ".git" not in p.parts]
+    assert leftovers == []
+    assert not (root / STATE_PATH).exists(), "the state is written last, only after every file"
+
+
+def test_files_are_written_in_batches_each_fully_on_disk(repo: GitOpsRepo, root: Path) -> None:
+    desired = {f"dev/{index % 7}/object-{index:04d}.yaml": f"index: {index}\n"
+               for index in range(1200)}  # more than two batches
+    run(repo, "dev", desired, DEV_META)
+    for path, text in desired.items():
+        assert (root / path).read_text() == text
+        assert stat.S_IMODE((root / path).stat().st_mode) == 0o644
+    assert [p for p in root.rglob("*.tmp") if ".git" not in p.parts] == []
+
+
+def count_objects(root: Path) -> dict[str, int]:
+    lines = git(root, "count-objects", "-v").splitlines()
+    return {key: int(value) for key, _, value in (line.partition(": ") for line in lines)
+            if value.isdigit()}
+
+
+def test_many_new_files_go_into_one_pack_not_loose_objects(repo: GitOpsRepo, root: Path) -> None:
+    desired = {f"dev/{index % 5}/object-{index:04d}.yaml": f"index: {index}\n"
+               for index in range(300)}
+    run(repo, "dev", desired, DEV_META)
+    assert repo.commit("meshstage: dev") is not None
+    objects = count_objects(root)
+    assert objects["in-pack"] >= 300
+    assert objects["count"] < 50, "only trees, the state file and the commit are loose"
+    git(root, "fsck", "--strict")
+    assert head_files(root) == sorted([*desired, STATE_PATH])
+    assert git(root, "status", "--porcelain").strip() == ""
+
+
+def test_a_repository_with_sha256_object_ids_is_committed_to(repo: GitOpsRepo,
+                                                              root: Path) -> None:
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main", "--object-format=sha256")
+    run(repo, "dev", DEV, DEV_META)
+    assert repo.commit("meshstage: dev") is not None
+    assert repo.commit("meshstage: dev again") is None
+    changed = {**DEV, "dev/04-traffic/reviews.yaml": "kind: VirtualService\nweight: 20\n"}
+    run(repo, "dev", changed, DEV_META)
+    assert repo.commit("meshstage: dev at 20") is not None
+    assert git(root, "show", "HEAD:dev/04-traffic/reviews.yaml").endswith("weight: 20\n")
+    assert git(root, "status", "--porcelain").strip() == ""
+    git(root, "fsck", "--strict")
+
+
+def test_a_second_commit_of_unchanged_files_stages_nothing(committed: GitOpsRepo,
+                                                           root: Path) -> None:
+    index_before = (root / ".git" / "index").stat().st_mtime_ns
+    assert committed.commit("meshstage: nothing") is None
+    assert (root / ".git" / "index").stat().st_mtime_ns == index_before
+
+
+def _path_problem_without_shortcut(path: str) -> bool:
+    """The rules of path_problem, written out: True when the path is refused."""
+    import posixpath
+
+    parts = path.split("/")
+    return (not path or "\0" in path or "\\" in path or path.startswith("/")
+            or ".." in parts or posixpath.normpath(path) != path or "" in parts
+            or "." in parts or parts[0] in (".git", ".meshstage")
+            or any(part.lower() == ".git" for part in parts))
+
+
+def test_the_plainly_safe_path_shortcut_agrees_with_every_rule() -> None:
+    import random
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import path_problem
+
+    rng = random.Random(5)
+    alphabet = ["a", "b", "G", "i", "T", "0", "_", "-", ".", "/", "\\", " ", ".git",
+                ".meshstage", "..", "é"]
+    for _ in range(20000):
+        path = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 9)))
+        assert (path_problem(path) is not None) == _path_problem_without_shortcut(path), path

@@ -24,11 +24,13 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
     BUILTIN_TEMPLATES,
     JsonText,
     Renderer,
+    canonical_header,
     drop_nulls,
     dump_all_canonical,
     dump_canonical,
     json_value,
     load_yaml,
+    parse_back_loader,
 )
 
 LABELS = {"app.kubernetes.io/managed-by": "meshstage", "meshstage.io/environment": "dev"}
@@ -402,3 +404,121 @@ def test_every_builtin_template_compiles():
     assert names
     for name in names:
         renderer._template(name)
+
+
+# ---------------------------------------------------------------------------- canonical_header
+
+_TRICKY = ["svc-00001", "v1", "networking.istio.io/v1", "yes", "No", "on", "OFF", "true",
+           "null", "~", "123", "0x1f", "0o17", "017", "1_000", "1e3", "1.5", ".5", ".inf",
+           "2001-12-14", "1:20", "a: b", "a #b", "#a", "- a", "-a", "?a", ":a", "'a'",
+           '"a"', "*a", "&a", "!a", "|", ">", "%a", "@a", "`a", "[a]", "{a}", "a,b", "",
+           " a", "a ", "a\tb", "añ", "a\nb", "é", "=", "<<"]
+
+
+def _header_by_parsing(text: str) -> dict[str, Any]:
+    obj = load_yaml(text)
+    meta = obj["metadata"]
+    header = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"]}
+    if "namespace" in meta:
+        header["namespace"] = meta["namespace"]
+    return header
+
+
+@pytest.mark.parametrize("value", _TRICKY)
+@pytest.mark.parametrize("field", ["apiVersion", "kind", "name", "namespace"])
+def test_canonical_header_reads_what_parsing_reads_or_gives_up(field, value):
+    obj = {"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": "x", "namespace": "ns", "labels": {"name": "not-this"},
+                        "annotations": {"a": "line\n  name: evil\n"}},
+           "data": {"name": "also-not-this"}}
+    if field in ("name", "namespace"):
+        obj["metadata"][field] = value
+    else:
+        obj[field] = value
+    text = dump_canonical(obj)
+    header = canonical_header(text)
+    if header is not None:  # when it answers, it is exactly what parsing gives
+        assert header == _header_by_parsing(text)
+        assert all(isinstance(v, str) for v in header.values())
+
+
+def test_canonical_header_of_plain_objects_needs_no_parse():
+    text = dump_canonical({"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+                           "metadata": {"name": "svc-00001", "namespace": "team-000",
+                                        "labels": {"name": "x"}},
+                           "spec": {"egress": [{"hosts": ["a/*"]}]}})
+    assert canonical_header(text) == {"apiVersion": "networking.istio.io/v1",
+                                      "kind": "Sidecar", "name": "svc-00001",
+                                      "namespace": "team-000"}
+    cluster = dump_canonical({"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"name": "team-000"}})
+    assert canonical_header(cluster) == {"apiVersion": "v1", "kind": "Namespace",
+                                         "name": "team-000"}
+
+
+@pytest.mark.parametrize("text", [
+    "---\napiVersion: v1\nkind: A\nmetadata:\n  name: a\n",
+    "apiVersion: v1\nkind: A\nkind: B\nmetadata:\n  name: a\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: A\nmetadata:\n  name: a\n  name: b\n",
+    "apiVersion: v1\nkind: A\nmetadata:\n  namespace: n\n",
+    "apiVersion: v1\n'kind': A\nmetadata:\n  name: a\n",
+    "- apiVersion: v1\n",
+    "apiVersion: v1\nkind: A\nmetadata:\n  name: a\n# comment\n",
+])
+def test_canonical_header_gives_up_on_what_it_cannot_read_plainly(text):
+    assert canonical_header(text) is None
+
+
+# ---------------------------------------------------------------------------- parse_back_loader
+
+_DOCUMENTS = [
+    "a: 1\nb: [x, 'y', \"z\", 1.5, .inf, -.inf, .nan, ~, null, true, no, on, 0x1f, 017]\n",
+    "when: 2024-01-02\nat: 2024-01-02T10:00:00Z\nbin: !!binary aGVsbG8=\n",
+    "anchor: &a {x: 1}\nalias: *a\nlist: &l [1, 2]\nagain: *l\n",
+    "base: &b {x: 1, y: 2}\nmerged:\n  <<: *b\n  y: 3\n",
+    "=: value\nother: 1\n",
+    "set: !!set {a, b}\nomap: !!omap [{a: 1}, {b: 2}]\npairs: !!pairs [{a: 1}]\n",
+    "recursive: &r [*r]\n",
+    "? [a, b]\n: unhashable key\n",
+    "dup: 1\ndup: 2\n",
+    "tagged: !!str 123\nint: !!int '7'\nfloat: !!float '1'\nnull: !!null ''\n",
+    "custom: !mine x\n",
+    "python: !!python/tuple [1, 2]\n",
+    "a: !\n",
+    "key: '='\nv: =\n",
+    "text: |\n  line one\n  line two\nfolded: >\n  a\n  b\n",
+    "- 1\n- {a: [2, {b: 3}]}\n",
+    "1: int key\n2.5: float key\nnull: null key\ntrue: bool key\n",
+    "",
+    "--- a\n--- b\n",
+    "a: [1, 2\n",
+    "a: *undefined\n",
+    "{a: 1}: flow map key\n",
+]
+
+
+def _outcome(text: str, loader: type) -> tuple[str, str]:
+    try:
+        return "ok", repr(list(yaml.load_all(text, Loader=loader)))
+    except yaml.YAMLError as error:
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize("text", _DOCUMENTS)
+def test_the_parse_back_loader_reads_what_the_safe_loader_reads(text):
+    loader = parse_back_loader()
+    safe = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for _ in range(2):  # the second time with the scalar tags remembered
+        assert _outcome(text, loader) == _outcome(text, safe)
+
+
+def test_the_parse_back_loader_shares_aliased_objects_like_the_safe_loader():
+    (document,) = yaml.load_all("a: &x {k: 1}\nb: *x\n", Loader=parse_back_loader())
+    assert document["a"] is document["b"]
+
+
+def test_canonical_header_of_a_text_ending_in_metadata_gives_up():
+    assert canonical_header("apiVersion: v1\nkind: A\nmetadata:") is None
+    assert canonical_header("metadata:\n  name: a\napiVersion: v1\nkind: A\n") == {
+        "apiVersion": "v1", "kind": "A", "name": "a"}

@@ -1,0 +1,630 @@
+"""meshstage benchmark: full run, no-op re-run, one-service change, floor, baseline, proxy size.
+
+    .venv/bin/python bench/run.py --services 1000
+    .venv/bin/python bench/run.py --services 100 1000 5000 --baseline 100 1000 \\
+        --markdown docs/performance-results.md --plot docs/performance.png
+
+For each estate size (see ``estate.py``: N services each calling 3 others, two versions with
+a canary, explicit authorization rules; dev at authorization, staging at strict_mtls, prod
+at traffic) it measures, each in a fresh Python process so runs do not pollute each other:
+
+* full: ``pipeline.run_stage`` for the three environments into a fresh git repository
+  (render, validate against ../shared/reference/crds, write, commit): wall time, CPU time,
+  peak memory (the process's maximum resident set), files, commits;
+* noop: the same three runs again, nothing changed: wall time, files written, commits;
+* change: one service's canary weight changed in every environment: wall time, files
+  written, commits;
+* floor: ``yaml.dump`` with ``yaml.CSafeDumper`` alone of the same objects (every YAML file
+  the full run wrote, read back beforehand);
+* baseline (the sizes given to --baseline): a plain Ansible role looping
+  ``ansible.builtin.template`` over the same objects, one task per object shape, run with
+  the real ansible-playbook (bench/baseline/);
+* per-proxy config size: the hosts the Sidecar of one Istio workload admits, and its bytes.
+
+Each figure is the median of --repeat measurements (the baseline runs once). It prints a
+table, whether each target is met, and ends with one line for 1,000 services (or the last
+size measured)::
+
+    services=1000 full_s=… floor_ratio=… baseline_speedup=… noop_ratio=… noop_writes=0 peak_mb=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CRD_DIR = REPO.parent / "shared" / "reference" / "crds"
+TARGET_SERVICES = 1000
+FLOOR_RATIO_MAX = 10.0
+BASELINE_SPEEDUP_MIN = 30.0
+NOOP_RATIO_MAX = 0.2
+GROWTH_RATIO_MAX = 6.0
+
+sys.path.insert(0, str(BENCH))
+from estate import CALLEES, change_one_service, environments, service_name  # noqa: E402
+
+# --------------------------------------------------------------------------- child processes
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file of the tree, and of meshstage's cache, with (inode, mtime_ns)."""
+    found: dict[str, tuple[int, int]] = {}
+    for directory, subdirectories, files in os.walk(root):
+        relative = os.path.relpath(directory, root)
+        if relative == ".git":
+            subdirectories[:] = [d for d in subdirectories if d == "meshstage-cache"]
+            continue
+        for name in files:
+            info = os.lstat(os.path.join(directory, name))
+            found[os.path.normpath(os.path.join(relative, name))] = (info.st_ino,
+                                                                     info.st_mtime_ns)
+    return found
+
+
+def _written(before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]]
+             ) -> dict[str, int]:
+    tree = [path for path in set(before) | set(after) if before.get(path) != after.get(path)]
+    cache = [path for path in tree if path.startswith(".git")]
+    return {"files_written": len(tree) - len(cache), "cache_files_written": len(cache)}
+
+
+def _commits(root: Path) -> int:
+    result = subprocess.run(["git", "-C", str(root), "rev-list", "--count", "HEAD"],
+                            capture_output=True, text=True, check=False)
+    return int(result.stdout.strip() or 0)
+
+
+def _run_environments(variables: Mapping[str, Mapping[str, Any]], repo: Path) -> list[Any]:
+    """``run_stage`` for each environment, one after the other, as the playbook does.
+
+    The caller imports meshstage before it starts the clock: Python's start-up and imports
+    are the same for every kind of run and are not part of the work measured.
+    """
+    from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+        StageOptions,
+        run_stage,
+    )
+
+    options = StageOptions(gitops_dir=repo, crd_dirs=[CRD_DIR])
+    return [run_stage(values, options) for values in variables.values()]
+
+
+def _import_meshstage() -> None:
+    import ansible_collections.meshstage.mesh.plugins.module_utils.pipeline  # noqa: F401
+
+
+def child_full(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    variables = environments(services)
+    _import_meshstage()
+    start, cpu = time.perf_counter(), _cpu()
+    results = _run_environments(variables, repo)
+    wall, cpu = time.perf_counter() - start, _cpu() - cpu
+    files = [path for path in _snapshot(repo) if not path.startswith(".git")]
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mb": _peak_mb(), "files": len(files),
+            "commits": _commits(repo), "objects": sum(len(r.objects["added"]) for r in results)}
+
+
+def _rerun(variables: Mapping[str, Mapping[str, Any]], repo: Path) -> tuple[dict[str, Any],
+                                                                          list[Any]]:
+    """The three runs again on an existing repository: time, files written, commits."""
+    _import_meshstage()
+    before, commits = _snapshot(repo), _commits(repo)
+    start, cpu = time.perf_counter(), _cpu()
+    results = _run_environments(variables, repo)
+    wall, cpu = time.perf_counter() - start, _cpu() - cpu
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mb": _peak_mb(),
+            **_written(before, _snapshot(repo)), "commits": _commits(repo) - commits}, results
+
+
+def child_noop(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    measured, results = _rerun(environments(services), repo)
+    return {**measured, "changed": sum(result.changed for result in results)}
+
+
+def child_change(services: int, repo: Path, weight: int = 20, **_: Any) -> dict[str, Any]:
+    variables = {name: change_one_service(values, weight)
+                 for name, values in environments(services).items()}
+    measured, results = _rerun(variables, repo)
+    return {**measured, "objects_changed": sum(len(r.objects["changed"]) for r in results)}
+
+
+def child_floor(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    """yaml.CSafeDumper alone over the objects the full run wrote (read back untimed)."""
+    import yaml
+
+    objects = []
+    for path in sorted(repo.rglob("*.yaml")):
+        if ".git" not in path.relative_to(repo).parts:
+            objects.append(yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader))
+    start = time.perf_counter()
+    for obj in objects:
+        yaml.dump(obj, Dumper=yaml.CSafeDumper)
+    return {"wall_s": time.perf_counter() - start, "objects": len(objects)}
+
+
+def child_proxy(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    """Per-proxy config size: what one workload's proxy is configured with."""
+    import yaml
+
+    sizes: dict[str, Any] = {}
+    for label, measure in PROXY_SIZES.items():
+        sizes[label] = measure(repo, services, yaml)
+    return sizes
+
+
+def _istio_sidecar_hosts(repo: Path, services: int, yaml: Any) -> int:
+    name = service_name(services // 2)
+    matches = list((repo / "envs" / "dev").glob(f"*/sidecar.*.{name}.yaml"))
+    (path,) = matches
+    sidecar = yaml.safe_load(path.read_text())
+    return sum(len(egress["hosts"]) for egress in sidecar["spec"]["egress"])
+
+
+def _istio_sidecar_bytes(repo: Path, services: int, yaml: Any) -> int:
+    name = service_name(services // 2)
+    (path,) = list((repo / "envs" / "dev").glob(f"*/sidecar.*.{name}.yaml"))
+    return path.stat().st_size
+
+
+def _host_bootstrap_bytes(repo: Path, services: int, yaml: Any) -> str:
+    # Envoy bootstraps of host sidecars arrive with issue 4 (host sidecars): measure the
+    # bootstrap file of one host here, the same way as the Istio Sidecar above.
+    return "pending (issue 4)"
+
+
+# label -> measure(repo of the full run, services, yaml module); add host sidecars here
+PROXY_SIZES: dict[str, Callable[[Path, int, Any], Any]] = {
+    "istio sidecar hosts": _istio_sidecar_hosts,
+    "istio sidecar bytes": _istio_sidecar_bytes,
+    "host bootstrap bytes": _host_bootstrap_bytes,
+}
+
+CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
+    "full": child_full, "noop": child_noop, "change": child_change, "floor": child_floor,
+    "proxy": child_proxy,
+}
+
+
+def in_child(kind: str, services: int, repo: Path, **options: Any) -> dict[str, Any]:
+    """Run one measurement in a fresh Python process; its result."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
+               "--services", str(services), "--repo", str(repo),
+               "--child-options", json.dumps(options)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"bench child {kind} ({services} services) failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- the baseline
+
+_JSON_FILTER = re.compile(r"\|\s*json\b")
+
+
+def baseline_template(source: str, fields: Sequence[str]) -> str:
+    """A meshstage template as a plain Ansible template: ``item.fields['<name>']`` for the
+    template's values, Ansible's ``to_json`` for meshstage's ``json`` filter."""
+    names = "|".join(sorted((re.escape(name) for name in fields), key=len, reverse=True))
+    value = re.compile(rf"(?<![\w.'\"\[])({names})\b") if names else None
+
+    def rewrite(match: re.Match[str]) -> str:
+        inner = _JSON_FILTER.sub("| to_json", match.group(0))
+        # subscripts, not attributes: a field named like a dict method (``values``) would
+        # otherwise be the method
+        return value.sub(r"item.fields['\1']", inner) if value else inner
+
+    return re.sub(r"\{\{.*?\}\}|\{%.*?%\}", rewrite, source)
+
+
+def baseline_objects(services: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each environment's objects by shape: the values and the path meshstage uses."""
+    import yaml
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+        StageOptions,
+        render_stage,
+    )
+
+    options = StageOptions(gitops_dir=Path("/nonexistent"), crd_dirs=[CRD_DIR])
+    by_environment = {}
+    for name, variables in environments(services).items():
+        rendered = render_stage(variables, options)
+        shapes: dict[str, list[dict[str, Any]]] = {}
+
+        def add(template: str, path: str, fields: Mapping[str, Any],
+                shapes: dict[str, list[dict[str, Any]]] = shapes) -> None:
+            shape = template.rpartition("/")[2].removesuffix(".yaml.j2")
+            shapes.setdefault(shape, []).append({"dest": path, "fields": _plain(fields),
+                                                 "template": template})
+
+        for item in rendered.objects:
+            add(item.planned.template, item.path, item.planned.context)
+        for path, text in rendered.files.items():
+            if path.rpartition("/")[2] == "kustomization.yaml":
+                add("gitops/kustomization.yaml.j2", path,
+                    {"resources": yaml.safe_load(text)["resources"]})
+        base = f"envs/{name}"
+        for path, (template, context) in rendered.plan.extra_files.items():
+            add(template, f"{base}/{path}", context)
+        for chart in rendered.install.charts if rendered.install else ():
+            add(chart.values_template, f"{base}/00-install/values/{chart.release}.yaml",
+                chart.values)
+        by_environment[name] = shapes
+    return by_environment
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: v.value if hasattr(v, "value")
+                                 else list(v) if isinstance(v, (set, frozenset)) else str(v)))
+
+
+def run_baseline(services: int, work: Path, repo: Path,
+                 budget: float | None = None) -> dict[str, Any]:
+    """ansible-playbook with the template-loop role over every environment's objects.
+
+    With ``budget`` (seconds), a baseline still running then is stopped: its time is then a
+    lower bound (``complete`` is False), and so is the speed-up computed from it.
+    """
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+        BUILTIN_TEMPLATES,
+    )
+
+    objects = baseline_objects(services)
+    project = work / "baseline"
+    shutil.copytree(BENCH / "baseline", project)
+    templates = project / "roles" / "template_loop" / "templates"
+    templates.mkdir()
+    fields: dict[str, set[str]] = {}
+    for shapes in objects.values():
+        for shape, items in shapes.items():
+            fields.setdefault(shape, set()).update(*(item["fields"] for item in items))
+    # the templates the estate's objects were rendered from (one per shape: the synthetic
+    # estate is Istio's, so no Linkerd template of the same name takes its place)
+    sources = {item["template"] for shapes in objects.values() for items in shapes.values()
+               for item in items}
+    for name in sorted(sources):
+        source = BUILTIN_TEMPLATES / name
+        shape = source.name.removesuffix(".yaml.j2")
+        (templates / source.name).write_text(
+            baseline_template(source.read_text(), sorted(fields.get(shape, ()))))
+    out = work / "baseline-out"
+    inventory = project / "inventory"
+    (inventory / "host_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(json.dumps({"environments": {"hosts": {
+        name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        for name in objects}}}))
+    for name, shapes in objects.items():
+        (inventory / "host_vars" / f"{name}.json").write_text(json.dumps({
+            "template_loop_out": str(out / name), "template_loop_objects": shapes}))
+    total = sum(len(items) for shapes in objects.values() for items in shapes.values())
+    env = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+           "ANSIBLE_HOME": str(work / "ansible-home")}
+    # Pipelining spares each module run a temporary file: the baseline at its fastest.
+    (project / "ansible.cfg").write_text(
+        "[defaults]\nroles_path = roles\nretry_files_enabled = false\n"
+        "interpreter_python = auto_silent\n\n[connection]\npipelining = true\n")
+    log = (work / "baseline.log").open("w")
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i",
+               str(inventory / "hosts.yml"), str(project / "playbook.yml")]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    complete = True
+    while process.poll() is None:
+        time.sleep(min(10.0, budget) if budget else 10.0)
+        written = sum(1 for _ in out.rglob("*.yaml")) if out.exists() else 0
+        elapsed = time.perf_counter() - start
+        print(f"  baseline {services} services: {written}/{total} files, {elapsed:.0f} s",
+              flush=True)
+        if budget is not None and elapsed >= budget and process.poll() is None:
+            os.killpg(process.pid, 15)  # the playbook and its workers, nothing else
+            process.wait()
+            complete = False
+    wall = time.perf_counter() - start
+    log.close()
+    if complete and process.returncode != 0:
+        raise SystemExit(f"baseline ansible-playbook failed; see {work / 'baseline.log'}")
+    return {"wall_s": wall, "files": sum(1 for _ in out.rglob("*.yaml")), "tasks": total,
+            "complete": complete, "same_objects": _same_objects(out, repo)}
+
+
+def _same_objects(out: Path, repo: Path) -> bool:
+    """Whether the baseline wrote the objects meshstage wrote into ``repo`` (nulls dropped,
+    as meshstage does when it parses a rendering back)."""
+    import yaml
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render import drop_nulls
+
+    for path in sorted(out.rglob("*.yaml")):
+        environment = path.relative_to(out).parts[0]
+        theirs = drop_nulls(yaml.safe_load(path.read_text()))
+        mine = yaml.safe_load((repo / path.relative_to(out / environment)).read_text())
+        if theirs != mine:
+            print(f"  baseline differs: {path.relative_to(out)}", flush=True)
+            return False
+    return True
+
+# --------------------------------------------------------------------------- the parent
+
+
+def measure(services: int, repeat: int, work: Path) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {"full": [], "noop": [], "change": [],
+                                             "floor": []}
+    repo = work / "none"
+    for index in range(repeat):
+        repo = work / f"gitops-{services}-{index}"
+        print(f"{services} services, round {index + 1}/{repeat}: full", flush=True)
+        runs["full"].append(in_child("full", services, repo))
+        print(f"{services} services, round {index + 1}/{repeat}: no-op, one change, floor",
+              flush=True)
+        runs["noop"].append(in_child("noop", services, repo))
+        runs["change"].append(in_child("change", services, repo, weight=20 + index))
+        in_child("change", services, repo, weight=10)  # back to the estate as generated
+        runs["floor"].append(in_child("floor", services, repo))
+        if index + 1 < repeat:
+            shutil.rmtree(repo)
+    row: dict[str, Any] = {"services": services}
+    for kind, results in runs.items():
+        for key in results[0]:
+            values = [result[key] for result in results]
+            row[f"{kind}_{key}"] = (statistics.median(values)
+                                    if isinstance(values[0], (int, float)) else values[0])
+    row["noop_files_written_max"] = max(r["files_written"] for r in runs["noop"])
+    row["noop_commits_max"] = max(r["commits"] for r in runs["noop"])
+    row["floor_ratio"] = row["full_wall_s"] / row["floor_wall_s"]
+    row["noop_ratio"] = row["noop_wall_s"] / row["full_wall_s"]
+    row["proxy"] = in_child("proxy", services, repo)
+    row["repo"] = str(repo)
+    return row
+
+
+def measure_baseline(row: dict[str, Any], work: Path, budget: float | None = None) -> None:
+    """The Ansible baseline for one size, after every meshstage measurement: nothing else
+    of the benchmark runs beside it."""
+    services = row["services"]
+    print(f"{services} services: baseline (ansible-playbook, one task per shape)", flush=True)
+    result = run_baseline(services, work / f"baseline-{services}", Path(row["repo"]), budget)
+    row.update({f"baseline_{key}": value for key, value in result.items()})
+    row["baseline_speedup"] = row["baseline_wall_s"] / row["full_wall_s"]
+
+
+def machine() -> dict[str, str]:
+    import importlib.metadata
+
+    cpu = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {name: importlib.metadata.version(name)
+                for name in ("ansible-core", "Jinja2", "PyYAML", "jsonschema")}
+    git = subprocess.run(["git", "--version"], capture_output=True, text=True,
+                         check=False).stdout.strip()
+    import yaml
+
+    return {
+        "nproc": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(),
+        "os": platform.platform(), "git": git.removeprefix("git version "),
+        "libyaml": str(getattr(yaml, "__with_libyaml__", False)),
+        **versions,
+    }
+
+
+def targets(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met); met is None when the run did not measure it."""
+    by_size = {row["services"]: row for row in rows}
+    found: list[tuple[str, str, bool | None]] = []
+    target = by_size.get(TARGET_SERVICES)
+    if target is None:
+        found.append((f"{TARGET_SERVICES} services: full run within {FLOOR_RATIO_MAX:g}x "
+                      "the floor, 30x faster than the baseline", "not measured", None))
+    else:
+        ratio = target["floor_ratio"]
+        found.append((f"{TARGET_SERVICES} services x 3 environments: full run within "
+                      f"{FLOOR_RATIO_MAX:g}x the serialization floor",
+                      f"{ratio:.1f}x ({target['full_wall_s']:.2f} s vs "
+                      f"{target['floor_wall_s']:.2f} s)", ratio <= FLOOR_RATIO_MAX))
+        speedup = target.get("baseline_speedup")
+        if speedup is None:
+            measured = "not measured"
+        elif target.get("baseline_complete", True):
+            measured = (f"{speedup:.0f}x ({target['baseline_wall_s']:.0f} s vs "
+                        f"{target['full_wall_s']:.2f} s)")
+        else:
+            measured = (f"at least {speedup:.0f}x: the baseline was stopped after "
+                        f"{target['baseline_wall_s']:.0f} s with {target['baseline_files']:,} "
+                        f"of {target['baseline_tasks']:,} files written "
+                        f"(meshstage: {target['full_wall_s']:.2f} s)")
+        found.append((f"{TARGET_SERVICES} services x 3 environments: at least "
+                      f"{BASELINE_SPEEDUP_MIN:g}x faster than the template-loop baseline",
+                      measured, None if speedup is None else speedup >= BASELINE_SPEEDUP_MIN))
+    for row in rows:
+        met = (row["noop_ratio"] < NOOP_RATIO_MAX and row["noop_files_written_max"] == 0
+               and row["noop_commits_max"] == 0)
+        found.append((f"{row['services']} services: no-op re-run under "
+                      f"{NOOP_RATIO_MAX:.0%} of a full run, writing nothing",
+                      f"{row['noop_ratio']:.1%}, {row['noop_files_written_max']} files "
+                      f"written, {row['noop_commits_max']} commits", met))
+    if 1000 in by_size and 5000 in by_size:
+        small, large = by_size[1000], by_size[5000]
+        time_ratio = large["full_wall_s"] / small["full_wall_s"]
+        memory_ratio = large["full_peak_mb"] / small["full_peak_mb"]
+        found.append((f"1,000 -> 5,000 services: time and memory within "
+                      f"{GROWTH_RATIO_MAX:g}x for 5x the work",
+                      f"time {time_ratio:.2f}x, memory {memory_ratio:.2f}x",
+                      time_ratio <= GROWTH_RATIO_MAX and memory_ratio <= GROWTH_RATIO_MAX))
+    else:
+        found.append(("1,000 -> 5,000 services: linear growth", "not measured", None))
+    hosts = {row["proxy"]["istio sidecar hosts"] for row in rows}
+    found.append((f"per-proxy config size constant in the estate's size ({CALLEES} callees)",
+                  ", ".join(f"{row['services']}: {row['proxy']['istio sidecar hosts']} hosts, "
+                            f"{row['proxy']['istio sidecar bytes']} B" for row in rows)
+                  + "; host bootstrap: " + str(rows[0]["proxy"]["host bootstrap bytes"]),
+                  len(hosts) == 1))
+    return found
+
+
+def table(rows: Sequence[Mapping[str, Any]]) -> str:
+    header = ("| services | objects | files | full s | cpu s | peak MB | floor s | floor ratio "
+              "| no-op s | no-op ratio | no-op writes | no-op commits | change s "
+              "| change writes | change commits | baseline s | baseline speedup |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in rows:
+        baseline = row.get("baseline_wall_s")
+        speedup = row.get("baseline_speedup")
+        bound = "" if row.get("baseline_complete", True) else ">="
+        lines.append(
+            f"| {row['services']:,} | {row['full_objects']:,.0f} | {row['full_files']:,.0f} "
+            f"| {row['full_wall_s']:.2f} | {row['full_cpu_s']:.2f} | {row['full_peak_mb']:.0f} "
+            f"| {row['floor_wall_s']:.2f} | {row['floor_ratio']:.1f}x "
+            f"| {row['noop_wall_s']:.2f} | {row['noop_ratio']:.1%} "
+            f"| {row['noop_files_written_max']} | {row['noop_commits_max']} "
+            f"| {row['change_wall_s']:.2f} | {row['change_files_written']:.0f} "
+            f"| {row['change_commits']:.0f} "
+            f"| {'-' if baseline is None else f'{bound}{baseline:.0f}'} "
+            f"| {'-' if speedup is None else f'{bound}{speedup:.0f}x'} |")
+    return "\n".join(lines)
+
+
+def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    sizes = [row["services"] for row in rows]
+    axes.plot(sizes, [row["full_wall_s"] for row in rows], "o-", label="meshstage full run")
+    axes.plot(sizes, [row["noop_wall_s"] for row in rows], "o--", label="meshstage no-op")
+    axes.plot(sizes, [row["floor_wall_s"] for row in rows], "s-",
+              label="floor: yaml.CSafeDumper alone")
+    measured = [row for row in rows if row.get("baseline_wall_s") is not None]
+    if measured:
+        axes.plot([row["services"] for row in measured],
+                  [row["baseline_wall_s"] for row in measured], "^-",
+                  label="baseline: ansible.builtin.template loop")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("services (x 3 environments)")
+    axes.set_ylabel("wall time, s")
+    axes.set_title("meshstage: time against estate size")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def final_line(row: Mapping[str, Any]) -> str:
+    speedup = row.get("baseline_speedup")
+    bound = "" if row.get("baseline_complete", True) else ">="
+    return (f"services={row['services']} full_s={row['full_wall_s']:.2f} "
+            f"floor_ratio={row['floor_ratio']:.1f} "
+            f"baseline_speedup={'n/a' if speedup is None else f'{bound}{speedup:.0f}'} "
+            f"noop_ratio={row['noop_ratio']:.3f} "
+            f"noop_writes={row['noop_files_written_max']} peak_mb={row['full_peak_mb']:.0f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", type=int, nargs="+", default=[100, 1000, 5000])
+    parser.add_argument("--baseline", type=int, nargs="*", default=None,
+                        help="sizes to run the Ansible baseline for (default: the sizes "
+                             "given that are 100 or 1,000)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline-budget", type=float, metavar="SECONDS",
+                        help="stop a baseline still running after this long; its time and "
+                             "the speed-up are then lower bounds (default: no limit)")
+    parser.add_argument("--markdown", type=Path, help="write the report here")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--plot", type=Path, help="write the PNG plot here (needs matplotlib)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--repo", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-options", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        result = CHILDREN[args.child](args.services[0], args.repo,
+                                      **json.loads(args.child_options))
+        print(json.dumps(result))
+        return 0
+    baseline_sizes = (set(args.baseline) if args.baseline is not None
+                      else {size for size in args.services if size in (100, 1000)})
+    info = machine()
+    load = os.getloadavg()
+    print("machine: " + ", ".join(f"{key} {value}" for key, value in info.items()), flush=True)
+    work = Path(tempfile.mkdtemp(prefix="meshstage-bench-"))
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    rows: list[dict[str, Any]] = []
+
+    def keep() -> None:  # every figure so far, in case the run is stopped
+        if args.json:
+            args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
+    try:
+        for size in sorted(args.services):
+            rows.append(measure(size, args.repeat, work))
+            keep()
+        for row in rows:
+            if row["services"] in baseline_sizes:
+                measure_baseline(row, work, args.baseline_budget)
+                keep()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()
+    report = ["## Results", "",
+              f"Run {started}: `python bench/run.py --services "
+              f"{' '.join(map(str, sorted(args.services)))} --baseline "
+              f"{' '.join(map(str, sorted(baseline_sizes)))} --repeat {args.repeat}"
+              + (f" --baseline-budget {args.baseline_budget:g}" if args.baseline_budget else "")
+              + "`; "
+              f"load average {load[0]:.1f} before, {load_after[0]:.1f} after.", "",
+              "Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()) + ".",
+              "", table(rows), "", "| target | measured | met |", "|---|---|---|"]
+    for name, measured, met in targets(rows):
+        report.append(f"| {name} | {measured} | "
+                      f"{'not measured' if met is None else 'yes' if met else 'NO'} |")
+    text = "\n".join(report) + "\n"
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "load": [load, load_after],
+                                         "rows": rows}, indent=2) + "\n")
+    if args.plot:
+        plot(rows, args.plot)
+    by_size = {row["services"]: row for row in rows}
+    print(final_line(by_size.get(TARGET_SERVICES, rows[-1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""bench/run.py works: at a tiny estate it measures every kind of run and says what it wrote.
+
+Only correctness facts are asserted (nothing written and nothing committed by a no-op, one
+commit per environment for a change, the baseline writing the same objects); timings are
+the benchmark's business, never a test's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def bench_module():
+    spec = importlib.util.spec_from_file_location("meshstage_bench_run", BENCH / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_bench(tmp_path: Path, *args: str) -> tuple[str, dict]:
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), *args, "--json", str(report),
+         "--markdown", str(tmp_path / "report.md")],
+        capture_output=True, text=True, check=False, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout, json.loads(report.read_text())
+
+
+@pytest.mark.integration
+def test_the_benchmark_measures_a_tiny_estate(tmp_path):
+    output, report = run_bench(tmp_path, "--services", "5", "--baseline", "--repeat", "1")
+    last = output.strip().splitlines()[-1]
+    assert re.fullmatch(r"services=5 full_s=[0-9.]+ floor_ratio=[0-9.]+ "
+                        r"baseline_speedup=n/a noop_ratio=[0-9.]+ noop_writes=0 "
+                        r"peak_mb=[0-9]+", last), last
+    (row,) = report["rows"]
+    assert row["full_commits"] == 3  # one commit per environment
+    assert row["noop_files_written_max"] == 0 and row["noop_commits_max"] == 0
+    assert row["noop_cache_files_written"] == 0
+    assert row["noop_changed"] == 0
+    # one canary weight: one VirtualService per environment, and the state file
+    assert row["change_commits"] == 3
+    assert row["change_objects_changed"] == 3
+    assert row["change_files_written"] == 4
+    assert row["proxy"]["istio sidecar hosts"] == 4  # 3 callees and the root namespace
+    # every YAML file: all but the README, three runbooks and the state file
+    assert row["floor_objects"] == row["full_files"] - 5
+    assert "| 5 services: no-op re-run under 20% of a full run" in (
+        tmp_path / "report.md").read_text()
+
+
+@pytest.mark.integration
+def test_the_baseline_writes_the_same_objects_with_ansible_playbook(tmp_path):
+    _output, report = run_bench(tmp_path, "--services", "4", "--baseline", "4",
+                                "--repeat", "1")
+    (row,) = report["rows"]
+    assert row["baseline_same_objects"] is True
+    assert row["baseline_files"] == row["baseline_tasks"] == row["floor_objects"]
+    assert row["baseline_speedup"] > 0
+
+
+def test_a_meshstage_template_becomes_a_plain_ansible_template():
+    source = ("  name: {{ name | json }}\n{% for route in http %}\n"
+              "  - host: {{ route.host | json }}\n    rules: {{ rule['from'] | json }}\n"
+              "{% endfor %}\n")
+    converted = bench_module().baseline_template(source, ["name", "http", "host"])
+    assert converted == ("  name: {{ item.fields['name'] | to_json }}\n"
+                         "{% for route in item.fields['http'] %}\n"
+                         "  - host: {{ route.host | to_json }}\n"
+                         "    rules: {{ rule['from'] | to_json }}\n{% endfor %}\n")

@@ -1,0 +1,192 @@
+"""The stage cache answers only what the same code, templates and schemas gave before, and
+never stands in for the disk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
+    GitOpsError,
+    SchemaError,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.install import SCHEMA_OPTIONAL
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+    StageOptions,
+    render_stage,
+    run_stage,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+    BUILTIN_TEMPLATES,
+    Renderer,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.stage_cache import (
+    CACHE_DIR,
+    StageCache,
+)
+
+
+def open_cache(gitops: Path, environment: str, options: StageOptions) -> StageCache:
+    return StageCache.open(gitops, environment, options.template_dirs, BUILTIN_TEMPLATES,
+                           options.crd_dirs, options.kubernetes_version)
+
+
+def cache_files(gitops: Path) -> list[str]:
+    directory = gitops / ".git" / CACHE_DIR
+    return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+
+
+def test_a_second_run_renders_and_validates_nothing_anew(tmp_path, crd_dir, example_intent):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    first = run_stage(example_intent("dev"), options)
+    assert cache_files(gitops) == ["crds.json", "stage-dev.json"]
+
+    cache = open_cache(gitops, "dev", options)
+    rendered = render_stage(example_intent("dev"), options, cache=cache)
+    assert cache.misses == 0 and cache.hits >= len(rendered.objects)
+    # every object that was validated (Flux's HelmRelease has no reference CRD to be)
+    assert all(cache.known_valid(item.text) for item in rendered.objects
+               if (item.obj["apiVersion"], item.obj["kind"]) not in SCHEMA_OPTIONAL)
+    # what the cache answers is what rendering gives
+    fresh = render_stage(example_intent("dev"), options)
+    assert rendered.files == fresh.files
+    assert [item.obj for item in rendered.objects] == [item.obj for item in fresh.objects]
+    assert first.changed
+
+
+def test_the_schemas_are_not_read_when_every_object_is_known_valid(
+        tmp_path, crd_dir, example_intent, monkeypatch):
+    from ansible_collections.meshstage.mesh.plugins.module_utils import schema
+
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the CRDs were read")
+
+    monkeypatch.setattr(schema.SchemaRegistry, "from_crd_dirs", refuse)
+    result = run_stage(example_intent("prod"), options)
+    assert not result.changed
+
+
+def test_a_changed_template_is_rendered_again(tmp_path, crd_dir, example_intent):
+    templates = tmp_path / "templates"
+    shutil.copytree(BUILTIN_TEMPLATES / "istio", templates / "istio")
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir], template_dirs=[templates])
+    run_stage(example_intent("dev"), options)
+    sidecar = templates / "istio" / "sidecar.yaml.j2"
+    sidecar.write_text(sidecar.read_text()
+                       + "  outboundTrafficPolicy:\n    mode: REGISTRY_ONLY\n")
+    result = run_stage(example_intent("dev"), options)
+    assert "Sidecar bookinfo/reviews" in result.objects["changed"]
+    assert "REGISTRY_ONLY" in (gitops / "envs/dev/04-traffic/sidecar.bookinfo.reviews.yaml"
+                               ).read_text()
+
+
+def test_changed_schemas_validate_again(tmp_path, crd_dir, example_intent):
+    crds = tmp_path / "crds"
+    shutil.copytree(crd_dir, crds)
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crds])
+    run_stage(example_intent("dev"), options)
+    # the same CRDs, but Sidecar no longer knows spec.egress: the cached verdict must go
+    path = crds / "istio" / "crd-all.gen.yaml"
+    text = path.read_text()
+    start = text.index("kind: Sidecar\n")
+    marker = "              egress:\n"
+    at = text.index(marker, start)
+    path.write_text(text[:at] + "              egres:\n" + text[at + len(marker):])
+    with pytest.raises(SchemaError, match=r"Sidecar bookinfo/reviews: spec.egress: "
+                                          r"unknown field 'egress'"):
+        run_stage(example_intent("dev"), options)
+
+
+def test_check_mode_writes_no_cache(tmp_path, crd_dir, example_intent):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    shutil.rmtree(gitops / ".git" / CACHE_DIR)
+    run_stage(example_intent("prod", mesh_stage="traffic"),
+              StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir], check_mode=True))
+    assert cache_files(gitops) == []
+
+
+def test_a_broken_cache_file_is_ignored(tmp_path, crd_dir, example_intent):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    for name in cache_files(gitops):
+        (gitops / ".git" / CACHE_DIR / name).write_text("{not json")
+    result = run_stage(example_intent("prod", mesh_stage="observability"), options)
+    assert result.objects["added"] == ["ConfigMap istio-system/meshstage-scrape-configs",
+                                       "Telemetry istio-system/mesh-default"]
+    assert json.loads((gitops / ".git" / CACHE_DIR / "stage-prod.json").read_text())
+
+
+def test_a_warm_cache_never_stands_in_for_the_disk(tmp_path, crd_dir, example_intent):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    edited = gitops / "envs/prod/02-injection/namespace.cluster.bookinfo.yaml"
+    edited.write_text(edited.read_text() + "# mine\n")
+    with pytest.raises(GitOpsError, match="was changed by hand since meshstage wrote it"):
+        run_stage(example_intent("prod"), options)
+    edited.unlink()
+    with pytest.raises(GitOpsError, match="was deleted by hand"):
+        run_stage(example_intent("prod"), options)
+
+
+def test_an_object_json_cannot_carry_is_parsed_from_its_text(tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    # a date and an integer key: JSON would turn them into strings
+    (templates / "odd.yaml.j2").write_text(
+        "kind: X\nwhen: 2024-01-02\nports:\n  9080: {{ mode | json }}\n")
+    cache = StageCache(None, "dev", "renderer", "schema")
+    renderer = Renderer([templates], cache=cache)
+    obj, text = renderer.render_canonical("odd.yaml.j2", {"mode": "DISABLE"})
+    again, again_text = Renderer([templates], cache=cache).render_canonical(
+        "odd.yaml.j2", {"mode": "DISABLE"})
+    assert cache.hits == 1
+    assert again == obj and again_text == text
+    assert list(again["ports"]) == [9080]
+
+
+def test_values_that_cannot_be_fingerprinted_are_rendered_every_time(tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "one.yaml.j2").write_text("kind: X\nname: {{ name | json }}\n")
+    cache = StageCache(None, "dev", "renderer", "schema")
+    renderer = Renderer([templates], cache=cache)
+    context = {"name": "a", "not_picklable": lambda: None}
+    for _ in range(2):
+        assert renderer.render_canonical("one.yaml.j2", context)[0] == {"kind": "X",
+                                                                       "name": "a"}
+    assert cache.hits == 0
+
+
+def test_a_tuple_and_a_list_are_different_values(tmp_path):
+    cache = StageCache(None, "dev", "renderer", "schema")
+    assert cache.key("t", {"a": (1,)}) != cache.key("t", {"a": [1]})
+    assert cache.key("t", {1: "x"}) != cache.key("t", {"1": "x"})
+    assert cache.key("t", {"a": 1}) != cache.key("u", {"a": 1})
+
+
+def test_a_linked_worktree_gets_no_cache_on_disk(tmp_path, crd_dir, example_intent):
+    main = tmp_path / "main"
+    options = StageOptions(gitops_dir=main, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    linked = tmp_path / "linked"
+    subprocess.run(["git", "-C", str(main), "worktree", "add", "-q", str(linked)],
+                   check=True, capture_output=True)
+    result = run_stage(example_intent("prod", mesh_stage="observability"),
+                       StageOptions(gitops_dir=linked, crd_dirs=[crd_dir]))
+    assert result.changed
+    assert (linked / ".git").is_file()
