@@ -13,7 +13,6 @@ the figure, the window), and how to proceed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -170,7 +169,9 @@ def window_text(move: Move) -> str:
 
 
 def promql_duration(seconds: float) -> str:
-    """A PromQL range: whole seconds, or milliseconds when it has a fraction."""
-    if math.isclose(seconds, round(seconds)):
-        return f"{round(seconds)}s"
-    return f"{round(seconds * 1000)}ms"
+    """A PromQL range in the largest unit that divides it: 1h, 90s, 1500ms."""
+    millis = round(seconds * 1000)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis and millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms"

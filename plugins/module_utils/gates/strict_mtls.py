@@ -52,6 +52,7 @@ class StrictMtlsGate(Gate):
         else:
             blockers = _intent_without_sidecar(intent, excepted)
             source = "the intent (no cluster facts gathered)"
+        blockers += _hosts_without_sidecar(intent, excepted)  # hosts: the intent says
         summary = f"every workload in scope has a sidecar (from {source})"
         if blockers:
             summary = f"workloads without a sidecar (from {source})"
@@ -87,6 +88,11 @@ def _intent_without_sidecar(intent: Intent, excepted: set[str]) -> list[str]:
                 + (f"in wave {wave!r}, not injected yet (mesh_injected_waves: "
                    f"{intent.injected_waves} of {len(intent.injection_waves)})"
                    if wave else "in no injection wave") + ": its workloads have no sidecar")
+    return blockers
+
+
+def _hosts_without_sidecar(intent: Intent, excepted: set[str]) -> list[str]:
+    blockers = []
     injected_hosts = {host.name for host in intent.injected_hosts()}
     for host in intent.hosts:
         if host.name not in injected_hosts and host.service not in excepted:
