@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 from conftest import load_example_intent
+from istio_mesh_series import istio_mesh_series
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.cli import main
 from ansible_collections.meshstage.mesh.plugins.module_utils.gates.admission import admits
@@ -33,74 +34,14 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.prometheus import (
     PrometheusClient,
 )
 
-STEP = 15.0
-SPIFFE = "spiffe://cluster.local/ns/{}/sa/{}"
-
-
-def _istio(destination: str, namespace: str, app: str, source: str, policy: str,
-           protocol: str = "http") -> dict[str, str]:
-    return {"reporter": "destination", "destination_workload": destination,
-            "destination_workload_namespace": namespace, "destination_app": app,
-            "destination_service_name": app, "destination_service_namespace": namespace,
-            "source_principal": source, "connection_security_policy": policy,
-            "request_protocol": protocol, "response_code": "200"}
-
 
 @pytest.fixture(scope="module")
 def istio_prometheus(tmp_path_factory):
-    """Thirty minutes of an Istio mesh (the example estate), every 15 s, up to 20 s ago:
-    order-service calls payment-service over mTLS all along; plaintext into reviews-v1
-    (HTTP) and ratings-v1 (TCP) stopped 8 minutes ago, into the DISABLE exception
-    legacy-billing it goes on; the dry run at payment-service denied requests of reviews
-    (whom the intent does not admit) until 8 minutes ago; the dry run of reviews started 12
-    minutes ago."""
+    """The example estate's Istio mesh over thirty minutes (tests/istio_mesh_series.py)."""
     from prometheus_lab import PrometheusLab
 
-    now = time.time()
-    end = now - 20
-    points = [end - 1800 + STEP * i for i in range(int(1800 / STEP) + 1)]
-    stopped = now - 480
-
-    def rising(start: float = points[0], until: float = end, rate: float = 1.0):
-        return [(t, rate * (min(t, until) - start)) for t in points if t >= start]
-
-    order = SPIFFE.format("payments", "order-service")
-    reviews = SPIFFE.format("bookinfo", "bookinfo-reviews")
-    rbac = "envoy_http_inbound_0_0_0_0_{}_rbac"
-    pay = {"namespace": "payments", "app": "payment-service", "pod": "payment-service-v1-1"}
     lab = PrometheusLab(tmp_path_factory.mktemp("istio-prometheus"))
-    lab.backfill({
-        "istio_requests": ("counter", [
-            (_istio("payment-service-v1", "payments", "payment-service", order, "mutual_tls"),
-             rising()),
-            (_istio("payment-service-v1", "payments", "payment-service", reviews,
-                    "mutual_tls"), rising(until=stopped, rate=0.2)),
-            (_istio("reviews-v1", "bookinfo", "reviews", "unknown", "none"),
-             rising(until=stopped, rate=0.5)),
-            (_istio("legacy-billing", "payments", "legacy-billing", "unknown", "none"),
-             rising()),
-        ]),
-        "istio_tcp_connections_opened": ("counter", [
-            (_istio("ratings-v1", "bookinfo", "ratings", "unknown", "none", "tcp"),
-             rising(until=stopped, rate=0.1)),
-        ]),
-        rbac.format(8080): ("gauge", [
-            ({**pay, "authz_dry_run_action": "allow", "authz_dry_run_result": "denied"},
-             rising(until=stopped, rate=0.2)),
-            ({**pay, "authz_dry_run_action": "allow", "authz_dry_run_result": "allowed"},
-             rising()),
-        ]),
-        # a second listener of the same pod: increase() drops the name, so each is asked alone
-        rbac.format(9090): ("gauge", [
-            ({**pay, "authz_dry_run_action": "deny", "authz_dry_run_result": "denied"},
-             [(t, 0.0) for t in points]),
-        ]),
-        "envoy_http_inbound_0_0_0_0_9080_rbac": ("gauge", [
-            ({"namespace": "bookinfo", "app": "reviews", "pod": "reviews-v1-1",
-              "authz_dry_run_action": "allow", "authz_dry_run_result": "denied"},
-             [(t, 0.0) for t in points if t >= now - 720]),
-        ]),
-    })
+    lab.backfill(istio_mesh_series(time.time()))
     return lab.start(), lab
 
 
