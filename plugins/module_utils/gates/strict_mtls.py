@@ -54,19 +54,22 @@ class StrictMtlsGate(Gate):
             source = "the intent (no cluster facts gathered)"
         blockers += _hosts_without_sidecar(intent, excepted)  # hosts: the intent says
         summary = f"every workload in scope has a sidecar (from {source})"
+        proceed = []
         if blockers:
             summary = f"workloads without a sidecar (from {source})"
+            proceed.append("inject the workloads without a sidecar (and restart their pods: "
+                           "playbooks/restart_waves.yml) or list them in mesh_mtls_exceptions")
         if not intent.gates.observe:
             summary += "; plaintext traffic not observed (mesh_gates.observe: false)"
         else:
             traffic, note = _plaintext(move, evidence, excepted)
+            if traffic:
+                proceed.append("stop the plaintext callers or bring them into the mesh (or "
+                               "list the workload in mesh_mtls_exceptions); then run again "
+                               f"once {window_text(move)} shows no plaintext request")
             blockers += traffic
             summary += "; " + note
-        proceed = ("inject the workloads without a sidecar (and restart their pods: "
-                   "playbooks/restart_waves.yml) or list them in mesh_mtls_exceptions; "
-                   "stop the plaintext callers or bring them into the mesh; then run again "
-                   f"once {window_text(move)} shows no plaintext request")
-        return self.verdict(blockers, summary, proceed)
+        return self.verdict(blockers, summary, "; ".join(proceed))
 
 
 def _intent_without_sidecar(intent: Intent, excepted: set[str]) -> list[str]:
