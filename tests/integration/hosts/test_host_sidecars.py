@@ -399,8 +399,12 @@ def test_no_request_lost_from_permissive_to_strict(lab):
             pay.address, pay.ports["inbound"],
             context_for(lab, "foreign", "order-service", foreign=True), "/api/v1/pay"))
         time.sleep(0.5)
-    assert "stage gates: order: passed: one stage forward, to strict_mtls; strict_mtls: " \
-        "passed: every workload in scope has a sidecar" in moved.stdout
+    assert "failed=0" in moved.stdout
+    body = subprocess.run(["git", "-C", str(lab.gitops), "log", "-1", "--format=%B"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Stage gates, moving from traffic to strict_mtls:" in body
+    assert "- strict_mtls: passed: every workload in scope has a sidecar (from the intent " \
+        "(no cluster facts gathered)); plaintext into " in body
     failures = [r for r in results if r != 200]
     assert len(results) >= 1000
     assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
@@ -462,7 +466,10 @@ def test_derived_allow_rules_let_exactly_the_observed_callers_through(lab):
                              "-e", "envoy_sidecar_cert_renew_before_hours=30",
                              stage="authorization")
         time.sleep(0.5)
-    assert "authorization: passed: " in moved.stdout
+    assert "- authorization: passed: " in subprocess.run(
+        ["git", "-C", str(lab.gitops), "log", "-1", "--format=%B"], capture_output=True,
+        text=True, check=True).stdout
+    assert "failed=0" in moved.stdout
     failures = [r for r in load if r != 200]
     assert len(load) >= 1000
     assert failures == [], f"{len(failures)} of {len(load)} failed: {failures[:5]}"
