@@ -23,7 +23,7 @@ description:
     C(authorization) judges the move to C(authorization) from the dry run of the
     authorization rules that C(strict_mtls) renders, and the callers Prometheus shows.
   - Moving back, and staying at the recorded stage, is never gated.
-  - A gate listed in I(force) that refuses is forced: its verdict says so, and
+  - A gate listed in I(force) that refuses is forced. Its verdict says so, and
     C(meshstage.mesh.render_stage) records it in the commit message and the runbook when it
     is handed the verdicts.
   - Without a Prometheus, the traffic parts of the gates cannot decide and refuse, unless the
