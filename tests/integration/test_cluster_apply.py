@@ -87,6 +87,22 @@ def test_apply_commits_then_sends_the_first_object_in_apply_order(tmp_path,
     assert "Restart each injected wave" not in out
 
 
+def test_the_gates_ask_the_cluster_for_its_pods_before_anything_is_written(
+        tmp_path, closed_port_kubeconfig):
+    """mesh_cluster_facts: the pods are listed (kubernetes.core.k8s_info) before the stage
+    gates judge the move; a cluster that cannot answer stops the run with nothing written."""
+    gitops = tmp_path / "gitops"
+    result = run_playbook("migrate.yml", "staging", gitops, "-e", "mesh_cluster_facts=true",
+                          kubeconfig=closed_port_kubeconfig)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "TASK [meshstage.mesh.cluster_apply : List the pods of the catalogue's namespaces]" \
+        in out
+    assert "Connection refused" in out
+    assert "TASK [Judge the move with the stage gates]" not in out
+    assert not gitops.exists()
+
+
 def test_restart_waves_loads_and_reaches_the_api(tmp_path, closed_port_kubeconfig):
     result = run_playbook("restart_waves.yml", "prod", tmp_path / "gitops",
                           kubeconfig=closed_port_kubeconfig)
