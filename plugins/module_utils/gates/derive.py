@@ -79,7 +79,7 @@ def derive_authorization(intent: Intent, calls: Iterable[Call],
                              "which metrics cannot show; merge them back where they still "
                              "hold: " + "; ".join(str(_rule_dict(r)) for r in narrowed))
         entries.append(entry)
-    return entries, notes
+    return entries, list(dict.fromkeys(notes))
 
 
 def derived_yaml(entries: list[dict[str, Any]], notes: Sequence[str], source: str,
