@@ -42,7 +42,8 @@ def istio_prometheus(tmp_path_factory):
 
     lab = PrometheusLab(tmp_path_factory.mktemp("istio-prometheus"))
     lab.backfill(istio_mesh_series(time.time()))
-    return lab.start(), lab
+    yield lab.start(), lab
+    lab.stop()
 
 
 def variables(url: str, stage: str, window: str) -> dict:
