@@ -8,6 +8,10 @@ COLLECTION_LINK := build/collections/ansible_collections/meshstage/mesh
 CRD_DIR ?= $(abspath ../shared/reference/crds)
 DEMO_GITOPS := build/demo/gitops
 ENVIRONMENTS := dev staging prod
+# The demo creates each environment directly at its stage, with no Prometheus: the stage gates
+# refuse that (a new environment starts at permissive_mtls; strict mTLS and authorization
+# need observed traffic), so the demo forces them, and each runbook records it.
+DEMO_FORCE := '{"mesh_force_gates": ["order", "strict_mtls", "authorization"]}'
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # The host sidecar tests scrape with a real Prometheus (the Debian package); we run as root.
@@ -29,7 +33,7 @@ $(COLLECTION_LINK):
 
 demo: venv
 	$(BIN)/ansible-playbook $(foreach env,$(ENVIRONMENTS),-i inventories/$(env)) \
-	  playbooks/migrate.yml -e mesh_gitops_dir=$(CURDIR)/$(DEMO_GITOPS) \
+	  playbooks/migrate.yml -e mesh_gitops_dir=$(CURDIR)/$(DEMO_GITOPS) -e $(DEMO_FORCE) \
 	  $(if $(wildcard $(CRD_DIR)),-e mesh_crd_dir=$(CRD_DIR))
 	@echo; git -C $(DEMO_GITOPS) log --oneline | head -n 10
 

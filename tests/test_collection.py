@@ -69,6 +69,18 @@ def test_ansible_doc_shows_check():
     assert "check_paths" in render.stdout
 
 
+def test_ansible_doc_shows_the_stage_gates():
+    result = run(str(BIN / "ansible-doc"), "meshstage.mesh.stage_gates")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for word in ("force", "cluster_facts", "mesh_promotion_order", "verdicts", "blockers",
+                 "Moving back, and staying at the recorded stage, is never gated",
+                 "RETURN VALUES"):
+        assert word in text, word
+    render = run(str(BIN / "ansible-doc"), "meshstage.mesh.render_stage")
+    assert "gate_verdicts" in render.stdout
+
+
 def test_ansible_doc_shows_the_host_sidecar_modules_and_role():
     for module, option in (("meshstage.mesh.envoy_config", "dest"),
                            ("meshstage.mesh.mesh_certificate", "renew_before_hours")):

@@ -20,6 +20,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "gitops_dir": {"type": "path", "required": True},
     **RENDER_ARGUMENT_SPEC,
     "check_paths": {"type": "list", "elements": "path", "default": []},
+    "gate_verdicts": {"type": "list", "elements": "dict", "default": []},
 }
 
 

@@ -3,19 +3,30 @@
     meshstage check PATH... [--mesh-config FILE] [--json] [--complete] [--provider P]
                             [--namespace NS] [--analyzer NAME]...
     meshstage analyzers                    # list the analyzers and their codes
+    meshstage derive-authz -i INVENTORY [--environment ENV] [--prometheus URL]
+                           [--window 1h] [--service NAME]...
 
 ``check`` reads YAML files, directories of them or ``-`` (stdin), analyzes every object and
 prints one line per finding, ``<level> <code> <Kind namespace/name>: <sentence>``, with a
 summary and notes on stderr. Exit status: 1 when there is an Error finding, 2 when the input
 cannot be read (or the command line is wrong), 0 otherwise.
+
+``derive-authz`` reads an environment's intent from its Ansible inventory
+(``ansible-inventory --list``: variables as written, not templated), asks Prometheus
+(``mesh_gates.prometheus`` or ``--prometheus``) which callers called which service over the
+window, and prints the ``mesh_authorization`` entries that admit exactly those callers
+(``gates/derive.py``). Exit status 2 when the inventory or Prometheus cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from .analyze.analysis import PROVIDERS, Report, analyze, detect_providers
@@ -23,6 +34,11 @@ from .analyze.index import MeshConfig
 from .analyze.manifests import Manifests, read_manifests, read_mesh_config
 from .analyze.registry import ANALYZERS
 from .errors import MeshstageError
+from .gates.derive import derive_authorization, derived_yaml
+from .gates.gate import CALLS
+from .gates.observe import observe
+from .intent import intent_keys, parse_intent
+from .prometheus import PrometheusClient
 
 EXIT_OK, EXIT_ERRORS, EXIT_INPUT = 0, 1, 2
 
@@ -52,6 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--analyzer", action="append", choices=list(ANALYZERS),
                        metavar="NAME", help="run only this analyzer (repeatable)")
     commands.add_parser("analyzers", help="list the analyzers, their provider and codes")
+    derive = commands.add_parser(
+        "derive-authz", help="print least-privilege ALLOW rules from observed traffic",
+        description="Print the mesh_authorization entries that admit exactly the callers "
+        "Prometheus observed over the window, per called service, for the environment of "
+        "an Ansible inventory. Metrics carry no method or path: a rule admits a caller.")
+    derive.add_argument("-i", "--inventory", action="append", required=True,
+                        metavar="INVENTORY", help="an inventory (repeatable, as ansible's -i)")
+    derive.add_argument("--environment", metavar="ENV",
+                        help="the environment, when the inventories hold several")
+    derive.add_argument("--prometheus", metavar="URL",
+                        help="the Prometheus to ask (default: mesh_gates.prometheus)")
+    derive.add_argument("--window", metavar="DURATION",
+                        help="how far back to look, e.g. 1h (default: mesh_gates.window)")
+    derive.add_argument("--service", action="append", default=[], metavar="NAME",
+                        help="only the rules of this called service (repeatable)")
     return parser
 
 
@@ -110,6 +141,64 @@ def _analyzers(out: TextIO) -> int:
     return EXIT_OK
 
 
+def inventory_intent(inventories: Sequence[str], environment: str | None = None,
+                     ) -> dict[str, Any]:
+    """An environment's intent variables as ``ansible-inventory --list`` shows them, with
+    ``mesh_hosts`` gathered from the group of that name (as the render_stage action does)."""
+    binary = shutil.which("ansible-inventory", path=str(Path(sys.executable).parent)) \
+        or shutil.which("ansible-inventory")
+    if binary is None:
+        raise MeshstageError("ansible-inventory is not installed (it comes with ansible-core)")
+    argv = [binary, "--list", *(arg for path in inventories for arg in ("-i", path))]
+    listed = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if listed.returncode != 0:
+        raise MeshstageError(f"ansible-inventory {' '.join(inventories)} failed: "
+                             f"{listed.stderr.strip()}")
+    data = json.loads(listed.stdout)
+    hostvars = data.get("_meta", {}).get("hostvars", {})
+
+    def members(group: str) -> list[str]:
+        entry = data.get(group) or {}
+        return [*entry.get("hosts", ()), *(h for child in entry.get("children", ())
+                                            for h in members(child))]
+
+    names = [h for h in members("mesh_environments") if environment is None
+             or hostvars.get(h, {}).get("mesh_environment") == environment]
+    if len(names) != 1:
+        raise MeshstageError(f"the inventories {', '.join(inventories)} hold "
+                             f"{len(names)} environment(s)"
+                             + (f" named {environment!r}" if environment else "")
+                             + " in the group mesh_environments; name one with --environment")
+    own = hostvars.get(names[0], {})
+    variables = {key: own[key] for key in intent_keys() if key in own}
+    hosts = {}
+    for name in members("mesh_hosts"):
+        host = hostvars.get(name, {}).get("mesh_host")
+        if isinstance(host, dict):
+            host = {"address": hostvars[name].get("ansible_host", name), **host}
+        hosts[name] = host
+    if hosts:
+        variables["mesh_hosts"] = hosts
+    return variables
+
+
+def _derive(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    variables = inventory_intent(args.inventory, args.environment)
+    settings = dict(variables.get("mesh_gates") or {})
+    settings.update({key: value for key, value in (("prometheus", args.prometheus),
+                                                   ("window", args.window)) if value})
+    intent, _ = parse_intent({**variables, "mesh_gates": settings})
+    if not intent.gates.prometheus:
+        raise MeshstageError("no Prometheus to ask: give --prometheus, or set "
+                             "mesh_gates.prometheus in the inventory")
+    observed = observe(PrometheusClient(intent.gates.prometheus), intent, frozenset({CALLS}))
+    entries, notes = derive_authorization(intent, observed.calls, args.service)
+    out.write(derived_yaml(entries, notes, observed.prometheus, intent.gates.window))
+    err.write(f"{len(entries)} service(s), {len(observed.calls)} observed caller pair(s) in "
+              f"{intent.environment}\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None, stdin: TextIO | None = None) -> int:
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
@@ -120,9 +209,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     try:
         if args.command == "analyzers":
             return _analyzers(out)
+        if args.command == "derive-authz":
+            return _derive(args, out, err)
         return _check(args, out, err, stdin)
     except MeshstageError as error:
-        err.write(f"meshstage check: {error}\n")
+        err.write(f"meshstage {args.command}: {error}\n")
         return EXIT_INPUT
 
 

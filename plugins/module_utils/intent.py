@@ -48,6 +48,7 @@ _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _GIT_URL = re.compile(r"^(http|https|ssh)://\S+$")  # what Flux's GitRepository accepts
+_HTTP_URL = re.compile(r"^https?://[^\s/]+\S*$")
 _HELM_REPOSITORY = re.compile(r"^(https|oci)://\S+$")
 _CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
@@ -309,6 +310,16 @@ def _under(root: str, path: str) -> str:
 
 
 @dataclass(frozen=True)
+class GateSettings:
+    """What the stage gates read (docs/intent.md, ``mesh_gates``): the Prometheus that sees
+    the environment's traffic, the observation window, and whether to observe at all."""
+
+    prometheus: str | None = None
+    window: str = "1h"
+    observe: bool = True  # False: the user opts out of the observed-traffic checks
+
+
+@dataclass(frozen=True)
 class Intent:
     environment: str
     stage: Stage
@@ -331,6 +342,8 @@ class Intent:
     traffic_api: str = "virtualservice"
     linkerd: LinkerdSettings = LinkerdSettings()
     hosts: tuple[MeshHost, ...] = ()
+    gates: GateSettings = GateSettings()
+    promotion_order: tuple[str, ...] = ()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
 
     def service(self, name: str) -> Service:
@@ -565,7 +578,7 @@ _TOP_KEYS: tuple[str, ...] = (
     "mesh_injected_waves", "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
     "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
     "mesh_service_overrides", "mesh_proxy", "mesh_install", "mesh_traffic_api", "mesh_linkerd",
-    "mesh_hosts",
+    "mesh_hosts", "mesh_gates", "mesh_promotion_order",
 )
 
 _SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
@@ -577,6 +590,7 @@ RUN_VARIABLES: frozenset[str] = frozenset({
     "mesh_gitops_dir", "mesh_crd_dir", "mesh_crd_dirs", "mesh_template_dir",
     "mesh_template_dirs", "mesh_kubernetes_version", "mesh_apply", "mesh_check_paths",
     "mesh_ca_dir", "mesh_envoy_binary", "mesh_configure_hosts",
+    "mesh_force_gates", "mesh_cluster_facts",
 })
 
 # The fields of a host's ``mesh_host`` variable (hosts of the inventory group mesh_hosts).
@@ -669,6 +683,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
     _check_route_budgets(check, services)
     hosts = _parse_hosts(check, data.get("mesh_hosts"), environment, by_name, waves)
     _check_host_calls(check, services, {host.service for host in hosts})
+    gates = _parse_gates(check, data.get("mesh_gates"), telemetry)
+    promotion = _parse_promotion_order(check, data.get("mesh_promotion_order"), environment)
 
     if check.errors:
         raise IntentErrors(check.errors)
@@ -680,7 +696,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         mtls_exceptions=tuple(exceptions), telemetry=telemetry,
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
-        traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), by_name=by_name,
+        traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), gates=gates,
+        promotion_order=promotion, by_name=by_name,
     )
     return intent, check.warnings
 
@@ -1431,6 +1448,42 @@ def _wave(check: _Checker, value: Any, path: str, names: list[str]) -> str | Non
     check.error(path, value, "is not an injection wave (waves: "
                 + (", ".join(names) or "none") + ")")
     return None
+
+
+def _parse_gates(check: _Checker, value: Any, telemetry: Telemetry) -> GateSettings:
+    """``mesh_gates``: the window must hold at least two scrapes, or Prometheus cannot show
+    a change within it."""
+    path = "mesh_gates"
+    settings = _parse_simple(check, value, path, GateSettings, {
+        "prometheus": lambda v, p: check.string(v, p, _HTTP_URL, "an http:// or https:// URL "
+                                                "without spaces"),
+        "window": check.duration,
+        "observe": check.boolean,
+    })
+    scrape = duration_seconds(telemetry.scrape_interval)
+    if duration_seconds(settings.window) < 2 * scrape:
+        check.error(_join(path, "window"), settings.window,
+                    f"is shorter than twice mesh_telemetry.scrape_interval "
+                    f"({telemetry.scrape_interval}): Prometheus cannot show a change within it")
+    return settings
+
+
+def _parse_promotion_order(check: _Checker, value: Any, environment: str) -> tuple[str, ...]:
+    """``mesh_promotion_order``: every environment once, in the order changes are promoted;
+    it must name the environment that runs."""
+    path = "mesh_promotion_order"
+    names: list[str] = []
+    for index, item in enumerate(check.sequence(value, path)):
+        name = check.dns_label(item, _join(path, index))
+        if name is not None and name in names:
+            check.error(_join(path, index), name, "is a duplicate environment")
+        elif name is not None:
+            names.append(name)
+    if value is not None and isinstance(value, list | tuple) and names \
+            and len(names) == len(value) and environment not in names:
+        check.error(path, list(value), f"does not name this environment {environment!r}; "
+                    "list every environment, in the order changes are promoted")
+    return tuple(names)
 
 
 def _check_host_calls(check: _Checker, services: list[Service], on_hosts: set[str]) -> None:

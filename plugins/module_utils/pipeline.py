@@ -54,6 +54,8 @@ class StageOptions:
     # the estate's own manifests, analyzed against instead of the intent's stand-ins
     check_paths: Sequence[Path] = ()
     envoy_binary: str | None = None  # for `envoy --mode validate` of host sidecars
+    # the stage gates' verdicts on this run's move (meshstage.mesh.stage_gates)
+    gate_verdicts: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -69,10 +71,12 @@ class RenderedStage:
     install: ControlPlane | None = None
     stage_objects: list[RenderedObject] = field(default_factory=list)
 
-    def runbook(self, migrated_from: str | None = None) -> str:
-        """The environment's RUNBOOK.md (with the cut-over when the provider changed)."""
+    def runbook(self, migrated_from: str | None = None,
+                forced_gates: Sequence[Mapping[str, Any]] = ()) -> str:
+        """The environment's RUNBOOK.md (with the cut-over when the provider changed, and
+        the gates forced so far)."""
         return runbook_markdown(self.plan, self.stage_objects, self.warnings, self.install,
-                                migrated_from)
+                                migrated_from, forced_gates)
 
 
 @dataclass
@@ -185,18 +189,23 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     previous = repo.scope_meta(intent.environment)
     migrated_from = migrated_from_provider(previous, intent.provider)
     switched = migrated_from if previous.get("provider") == migrated_from else None
+    forced = forced_gates(previous, options.gate_verdicts, intent.stage.value)
     if migrated_from:
         # the runbook orders the cut-over for as long as the environment has this provider
         meta["migrated_from"] = migrated_from
+    if forced:
+        meta["forced_gates"] = forced  # the runbook keeps saying it
+    if migrated_from or forced:
         rendered.files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = rendered.runbook(
-            migrated_from)
+            migrated_from, forced)
     env_update = repo.plan(intent.environment, rendered.files, meta)
     environments = {**repo.all_scope_meta(), intent.environment: meta}
     environments.pop(SHARED_SCOPE, None)
     shared_update = repo.plan(SHARED_SCOPE, {"README.md": index_markdown(environments)}, {})
     updates = [env_update, shared_update]
     counts = object_changes(change for update in updates for change in update.changes)
-    message = commit_message(intent, counts, switched)
+    gates = gate_lines(options.gate_verdicts, previous.get("stage"), intent.stage.value)
+    message = commit_message(intent, counts, switched, gates)
     changed = any(update.changed for update in updates)
     sha = None
     if not options.check_mode:
@@ -208,12 +217,12 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
             # what is committed, against HEAD: also right when it completes a run that
             # was interrupted between writing and committing
             committed.update(object_changes(changes))
-            return commit_message(intent, committed, switched)
+            return commit_message(intent, committed, switched, gates)
 
         sha = repo.commit(message_for)
         if sha is not None:
-            counts, message, changed = committed, commit_message(intent, committed, switched), \
-                True
+            counts, changed = committed, True
+            message = commit_message(intent, committed, switched, gates)
         cache.save()
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
@@ -231,6 +240,34 @@ def migrated_from_provider(previous: Mapping[str, Any], provider: str) -> str | 
         return str(before)
     recorded = previous.get("migrated_from")
     return str(recorded) if before == provider and recorded else None
+
+
+def forced_gates(previous: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]],
+                 stage: str) -> list[dict[str, Any]]:
+    """The gates forced in this environment: those recorded before, and this run's."""
+    records = [dict(r) for r in previous.get("forced_gates") or () if isinstance(r, Mapping)]
+    for verdict in verdicts:
+        if verdict.get("forced"):
+            record = {"gate": verdict.get("gate"), "from": previous.get("stage"), "to": stage,
+                      "refusal": "; ".join(verdict.get("blockers") or ())}
+            if record not in records:
+                records.append(record)
+    return records
+
+
+def gate_lines(verdicts: Sequence[Mapping[str, Any]], recorded: str | None,
+               stage: str) -> list[str]:
+    """The commit message's account of the gates that judged this run's move."""
+    if not verdicts:
+        return []
+    lines = [f"Stage gates, moving from {recorded or 'nothing'} to {stage}:"]
+    for verdict in verdicts:
+        if verdict.get("forced"):
+            lines.append(f"- {verdict.get('gate')}: FORCED (mesh_force_gates) over its "
+                         f"refusal: {'; '.join(verdict.get('blockers') or ())}")
+        else:
+            lines.append(f"- {verdict.get('gate')}: passed: {verdict.get('summary')}")
+    return lines
 
 
 def _check_host_configs(plan: StagePlan, rendered: Mapping[str, str],
@@ -303,7 +340,7 @@ def object_changes(changes: Iterable[FileChange]) -> dict[str, list[str]]:
 
 
 def commit_message(intent: Intent, counts: Mapping[str, list[str]],
-                   switched_from: str | None = None) -> str:
+                   switched_from: str | None = None, gates: Sequence[str] = ()) -> str:
     stage = intent.stage
     lines = [
         f"meshstage({intent.environment}): {stage.value} stage, "
@@ -317,6 +354,8 @@ def commit_message(intent: Intent, counts: Mapping[str, list[str]],
         lines += ["", f"The environment moves from {switched_from} to {intent.provider}: this "
                   f"commit adds {intent.provider}'s tree and removes {switched_from}'s. "
                   f"Cut over in the order of {env_dir(intent.environment)}/RUNBOOK.md."]
+    if gates:
+        lines += ["", *gates]
     for heading, key in (("Added", "added"), ("Changed", "changed"), ("Removed", "removed")):
         if counts[key]:
             lines += ["", f"{heading}:"] + [f"- {name}" for name in counts[key]]

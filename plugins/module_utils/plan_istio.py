@@ -30,6 +30,9 @@ from .stages import Stage
 NETWORKING = "networking.istio.io/v1"
 NETWORKING_PROXY = "networking.istio.io/v1beta1"  # ProxyConfig is served as v1beta1 only
 SECURITY = "security.istio.io/v1"
+# At strict_mtls the authorization stage's policies run as a dry run: the proxies evaluate
+# them and count what they would deny, and enforce nothing (the authorization gate reads it).
+DRY_RUN = {"istio.io/dry-run": "true"}
 TELEMETRY = "telemetry.istio.io/v1"
 
 # The control plane's charts: Istio's own Helm repository, a pinned release.
@@ -228,10 +231,21 @@ def _strict(intent: Intent) -> StageContribution:
             f"Exception: `{service.namespace}/{service.name}` stays {exception.mode} "
             f"({exception.reason})."
         )
+    dry_run = _authorization(intent, dry_run=True).objects
+    if dry_run and intent.stage is Stage.STRICT_MTLS:  # later, the authorization stage owns them
+        contribution.objects.extend(dry_run)
+        contribution.notes.append(
+            "The authorization stage's AuthorizationPolicies are here as a dry run "
+            "(`istio.io/dry-run: \"true\"`): the sidecars count what they would deny "
+            "(Envoy RBAC shadow rules, `authz_dry_run_result` in Prometheus) and enforce "
+            "nothing. The authorization gate reads those counts before it lets them enforce."
+        )
     return contribution
 
 
-def _authorization(intent: Intent) -> StageContribution:
+def _authorization(intent: Intent, dry_run: bool = False) -> StageContribution:
+    """The authorization stage; ``dry_run``: the same policies, annotated to enforce
+    nothing (rendered at strict_mtls)."""
     contribution = StageContribution()
     explicit = {rules.service: rules for rules in intent.authorization}
     callers: dict[str, list[Service]] = {}
@@ -253,16 +267,17 @@ def _authorization(intent: Intent) -> StageContribution:
             deny = []
         if allow:
             contribution.objects.append(_authorization_policy(
-                intent, service, "allow", "ALLOW", allow))
+                intent, service, "allow", "ALLOW", allow, dry_run))
         if deny:
             contribution.objects.append(_authorization_policy(
-                intent, service, "deny", "DENY", deny))
+                intent, service, "deny", "DENY", deny, dry_run))
     if intent.default_deny:
         for namespace in intent.namespaces:
             contribution.objects.append(PlannedObject(
                 api_version=SECURITY, kind="AuthorizationPolicy", name="allow-nothing",
                 namespace=namespace, template="istio/authorization_policy_allow_nothing.yaml.j2",
-                context=_meta("allow-nothing", namespace, intent),
+                context=_meta("allow-nothing", namespace, intent,
+                              annotations=DRY_RUN if dry_run else None),
             ))
         contribution.notes.append(
             "Default deny: `allow-nothing` in every namespace of the catalogue. Requests "
@@ -531,12 +546,13 @@ def _derived_allow(intent: Intent, service: Service,
 
 
 def _authorization_policy(intent: Intent, service: Service, suffix: str, action: str,
-                          rules: list[dict[str, Any]]) -> PlannedObject:
+                          rules: list[dict[str, Any]], dry_run: bool = False) -> PlannedObject:
     name = f"{service.name}-{suffix}"
     return PlannedObject(
         api_version=SECURITY, kind="AuthorizationPolicy", name=name,
         namespace=service.namespace, template="istio/authorization_policy.yaml.j2",
-        context={**_meta(name, service.namespace, intent),
+        context={**_meta(name, service.namespace, intent,
+                         annotations=DRY_RUN if dry_run else None),
                  "match_labels": service.selector, "action": action, "rules": rules},
     )
 
@@ -561,9 +577,14 @@ def _scrape_configs(intent: Intent) -> str:
             "metrics_path": "/stats/prometheus",
             "kubernetes_sd_configs": [{"role": "pod",
                                        "namespaces": {"names": list(intent.namespaces)}}],
-            "relabel_configs": [{
-                "source_labels": ["__meta_kubernetes_pod_container_port_name"],
-                "action": "keep", "regex": ".*-envoy-prom"}],
+            "relabel_configs": [
+                {"source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                 "action": "keep", "regex": ".*-envoy-prom"},
+                # the authorization gate reads the dry run per namespace and app
+                *({"source_labels": [f"__meta_kubernetes_{source}"], "target_label": target}
+                  for source, target in (("namespace", "namespace"), ("pod_name", "pod"),
+                                         ("pod_label_app", "app"))),
+            ],
         },
     ]
     return yaml.safe_dump({"scrape_configs": jobs}, sort_keys=True, default_flow_style=False)

@@ -5,7 +5,8 @@ ids."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .install import ControlPlane, install_dir
 from .plan import StagePlan
@@ -91,7 +92,8 @@ _ROUTES = {"gateway-api": "httproutes.gateway.networking.k8s.io",
 
 def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
                      warnings: Sequence[str], install: ControlPlane | None = None,
-                     migrated_from: str | None = None) -> str:
+                     migrated_from: str | None = None,
+                     forced_gates: Sequence[Mapping[str, Any]] = ()) -> str:
     intent = plan.intent
     stage = intent.stage
     env = intent.environment
@@ -149,6 +151,9 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
         lines += ["## Warnings", ""]
         lines += [f"- {warning}" for warning in others]
         lines.append("")
+    lines += _next_gate(plan)
+    if forced_gates:
+        lines += _forced(forced_gates)
     if migrated_from:
         lines += _cut_over(plan, migrated_from)
     lines += [
@@ -199,6 +204,52 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
             "",
         ]
     return "\n".join(lines)
+
+
+_NEXT_GATE: dict[Stage, str] = {
+    Stage.TRAFFIC: (
+        "The `strict_mtls` gate refuses the move while a workload in scope has no sidecar "
+        "(from the cluster facts with `mesh_cluster_facts: true`, from the intent otherwise), "
+        "or while Prometheus (`mesh_gates.prometheus`) shows plaintext requests into one "
+        "during `mesh_gates.window`; services in `mesh_mtls_exceptions` are out of scope."),
+    Stage.STRICT_MTLS: (
+        "The `authorization` gate refuses the move while Prometheus shows a request the "
+        "dry run of the authorization rules would have denied during `mesh_gates.window` "
+        "(Istio: the `istio.io/dry-run` policies of this stage; host sidecars: their RBAC "
+        "shadow rules), or a caller the intent does not admit. `meshstage derive-authz` "
+        "prints the ALLOW rules the observed traffic needs."),
+}
+
+
+def _next_gate(plan: StagePlan) -> list[str]:
+    """What the gate of the next stage reads (docs/architecture.md, "Stage gates")."""
+    intent = plan.intent
+    text = _NEXT_GATE.get(intent.stage)
+    if text is None:
+        return []
+    lines = ["## Before the next stage", "", text, ""]
+    if intent.stage is Stage.STRICT_MTLS and intent.provider == "istio":
+        lines += ["```promql",
+                  "sum by (namespace, app) (increase({__name__=~\"envoy_http_inbound_.+_rbac\","
+                  " authz_dry_run_result=\"denied\"}[1h]))   # must be 0",
+                  "```", ""]
+    elif intent.stage is Stage.STRICT_MTLS:
+        lines += ["Linkerd's authorization has no dry run here (meshstage renders no "
+                  "audit-mode policy): the gate cannot see would-be denials of Linkerd "
+                  "workloads and refuses until it is forced or `mesh_gates.observe` is false.",
+                  ""]
+    return lines
+
+
+def _forced(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = ["## Forced gates", "",
+             "These stage gates refused a move of this environment and were overridden with "
+             "`mesh_force_gates`. Each stays listed here:", ""]
+    for record in records:
+        lines.append(f"- `{record.get('gate')}`, moving from "
+                     f"`{record.get('from') or 'nothing'}` to `{record.get('to')}`: "
+                     f"{record.get('refusal')}")
+    return [*lines, ""]
 
 
 def _control_plane(env: str, install: ControlPlane) -> list[str]:

@@ -50,6 +50,14 @@ options:
     type: list
     elements: path
     default: []
+  gate_verdicts:
+    description:
+      - The verdicts of C(meshstage.mesh.stage_gates) on this run's move. Each is listed in
+        the commit message; a forced one is also kept in the repository's state and listed in
+        the runbook's C(Forced gates) section from then on.
+    type: list
+    elements: dict
+    default: []
 extends_documentation_fragment:
   - meshstage.mesh.render_options
 attributes:

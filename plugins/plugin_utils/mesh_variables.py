@@ -38,6 +38,7 @@ def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
         kubernetes_version=args["kubernetes_version"], check_mode=check_mode,
         check_paths=[Path(p) for p in args.get("check_paths") or ()],
         envoy_binary=args.get("envoy_binary"),
+        gate_verdicts=list(args.get("gate_verdicts") or ()),
     )
 
 

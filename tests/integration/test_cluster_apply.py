@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_migrate_playbook import FORCE_GATES
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,9 @@ def run_playbook(name: str, environment: str, gitops: Path, *extra: str,
     return subprocess.run(
         [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / environment),
          str(REPO / "playbooks" / name), "-e", f"mesh_gitops_dir={gitops}",
-         "-e", f"mesh_crd_dir={CRDS}", *extra],
+         "-e", f"mesh_crd_dir={CRDS}",
+         # the example environments start at later stages (as in `make demo`)
+         *(FORCE_GATES if name == "migrate.yml" else ()), *extra],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -84,6 +87,22 @@ def test_apply_commits_then_sends_the_first_object_in_apply_order(tmp_path,
     assert "Restart each injected wave" not in out
 
 
+def test_the_gates_ask_the_cluster_for_its_pods_before_anything_is_written(
+        tmp_path, closed_port_kubeconfig):
+    """mesh_cluster_facts: the pods are listed (kubernetes.core.k8s_info) before the stage
+    gates judge the move; a cluster that cannot answer stops the run with nothing written."""
+    gitops = tmp_path / "gitops"
+    result = run_playbook("migrate.yml", "staging", gitops, "-e", "mesh_cluster_facts=true",
+                          kubeconfig=closed_port_kubeconfig)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "TASK [meshstage.mesh.cluster_apply : List the pods of the catalogue's namespaces]" \
+        in out
+    assert "Connection refused" in out
+    assert "TASK [Judge the move with the stage gates]" not in out
+    assert not gitops.exists()
+
+
 def test_restart_waves_loads_and_reaches_the_api(tmp_path, closed_port_kubeconfig):
     result = run_playbook("restart_waves.yml", "prod", tmp_path / "gitops",
                           kubeconfig=closed_port_kubeconfig)
@@ -107,13 +126,19 @@ def test_rollback_renders_and_commits_the_earlier_stage(dev_at_authorization):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     subject = git(gitops, "log", "-1", "--format=%s").strip()
-    # the 9 AuthorizationPolicies leave; the 3 hosts' listeners lose their RBAC rules
-    assert subject == "meshstage(dev): strict_mtls stage, 0 added, 3 changed, 9 removed"
+    # the 9 AuthorizationPolicies stay, as a dry run (istio.io/dry-run, in 05-strict-mtls);
+    # the 3 hosts' listeners run their RBAC rules in shadow
+    assert subject == "meshstage(dev): strict_mtls stage, 0 added, 12 changed, 0 removed"
     body = git(gitops, "log", "-1", "--format=%b")
-    changed = body.split("Changed:")[1].split("Removed:")[0].split()
-    assert [item for item in changed if item != "-"] == [
-        "EnvoyConfig", "dev/dev-ledger-1/lds.yaml", "EnvoyConfig", "dev/dev-ledger-2/lds.yaml",
-        "EnvoyConfig", "dev/dev-reconciler-1/lds.yaml"]
+    changed = [line[2:] for line in body.split("Changed:")[1].splitlines()
+               if line.startswith("- ")]
+    assert [c for c in changed if c.startswith("EnvoyConfig")] == [
+        "EnvoyConfig dev/dev-ledger-1/lds.yaml", "EnvoyConfig dev/dev-ledger-2/lds.yaml",
+        "EnvoyConfig dev/dev-reconciler-1/lds.yaml"]
+    assert len([c for c in changed if c.startswith("AuthorizationPolicy ")]) == 9
+    dry_run = yaml.safe_load((gitops / "envs/dev/05-strict-mtls/"
+                              "authorizationpolicy.payments.allow-nothing.yaml").read_text())
+    assert dry_run["metadata"]["annotations"] == {"istio.io/dry-run": "true"}
     assert not list((gitops / "envs" / "dev").glob("06-authorization/*"))
     assert "dev rolled back from authorization to strict_mtls" in out
     assert "Set mesh_stage: strict_mtls in the inventory too" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,10 +17,13 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ENVIRONMENTS = ("dev", "staging", "prod")
+# As `make demo`: the example environments start at later stages, with no Prometheus, which
+# the stage gates refuse (tests/integration/test_stage_gates.py judges them unforced).
+FORCE_GATES = ("-e", '{"mesh_force_gates": ["order", "strict_mtls", "authorization"]}')
 
 
 def playbook(inventory: str | Path | tuple[str, ...], gitops: Path, crd_dir: Path, *extra: str,
-             expect_ok: bool = True) -> subprocess.CompletedProcess[str]:
+             expect_ok: bool = True, force: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     names = inventory if isinstance(inventory, tuple) else (inventory,)
@@ -28,7 +32,8 @@ def playbook(inventory: str | Path | tuple[str, ...], gitops: Path, crd_dir: Pat
     result = subprocess.run(
         [str(BIN / "ansible-playbook"), *inventories,
          str(REPO / "playbooks" / "migrate.yml"),
-         "-e", f"mesh_gitops_dir={gitops}", "-e", f"mesh_crd_dir={crd_dir}", *extra],
+         "-e", f"mesh_gitops_dir={gitops}", "-e", f"mesh_crd_dir={crd_dir}",
+         *(FORCE_GATES if force else ()), *extra],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     if expect_ok:
@@ -78,7 +83,7 @@ def test_demo_commits_each_environment(demo):
     log = git(demo, "log", "--format=%s").splitlines()
     assert log == [
         "meshstage(prod): injection stage, 13 added, 0 changed, 0 removed",
-        "meshstage(staging): strict_mtls stage, 50 added, 0 changed, 0 removed",
+        "meshstage(staging): strict_mtls stage, 59 added, 0 changed, 0 removed",
         "meshstage(dev): authorization stage, 59 added, 0 changed, 0 removed",
     ]
     assert git(demo, "status", "--porcelain") == ""
@@ -101,7 +106,7 @@ def test_example_hosts_are_rendered_and_committed_but_not_contacted(demo):
     assert not (demo / "hosts" / "prod").exists()
     assert "0 of 3 hosts injected; still to come: prod-ledger-1" in \
         (demo / "envs/prod/RUNBOOK.md").read_text()
-    body = git(demo, "log", "-1", "--format=%B", "--grep=staging")
+    body = git(demo, "log", "-1", "--format=%B", "--grep=^meshstage(staging)")
     assert "- EnvoyConfig staging/staging-ledger-2/lds.yaml" in body
 
 
@@ -124,9 +129,29 @@ def test_each_environment_in_a_combined_run_renders_its_own_values(demo):
 
 
 def test_commit_message_says_what_and_why(demo):
-    body = git(demo, "log", "-1", "--format=%B", "--grep=staging")
+    body = git(demo, "log", "-1", "--format=%B", "--grep=^meshstage(staging)")
     assert "Environment staging (istio) is at stage 5 of 6, strict_mtls: require mTLS" in body
     assert "- PeerAuthentication payments/legacy-billing-mtls-exception" in body
+
+
+def test_forced_gates_are_recorded_in_the_commit_message_and_the_runbook(demo):
+    """The demo forces the gates that refuse its new environments; each refusal it
+    overrode is in the commit, and the runbook lists it from then on."""
+    body = git(demo, "log", "-1", "--format=%B", "--grep=^meshstage(staging)")
+    assert "Stage gates, moving from nothing to strict_mtls:" in body
+    assert "- order: FORCED (mesh_force_gates) over its refusal: staging is not recorded in " \
+        "the GitOps repository (a new environment starts at permissive_mtls)" in body
+    assert "- strict_mtls: FORCED (mesh_force_gates) over its refusal: plaintext traffic " \
+        "cannot be judged: no Prometheus is configured (mesh_gates.prometheus)" in body
+    runbook = (demo / "envs/staging/RUNBOOK.md").read_text()
+    assert "## Forced gates" in runbook
+    assert "- `order`, moving from `nothing` to `strict_mtls`: staging is not recorded" \
+        in runbook
+    assert "- `strict_mtls`, moving from `nothing` to `strict_mtls`: plaintext traffic " \
+        "cannot be judged" in runbook
+    state = json.loads((demo / ".meshstage/state.json").read_text())
+    assert [r["gate"] for r in state["scopes"]["staging"]["meta"]["forced_gates"]] == \
+        ["order", "strict_mtls"]
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None,

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,6 +31,8 @@ REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 ENVIRONMENT = "lab"
 TRUST_DOMAIN = "lab.test"
+GATE_WINDOW = "5s"   # the stage gates' observation window (Prometheus scrapes every second)
+FORCE_ALL = ("-e", '{"mesh_force_gates": ["order", "strict_mtls", "authorization"]}')
 
 
 def free_port(address: str) -> int:
@@ -137,8 +140,12 @@ HOSTS = (  # name, service, version
 )
 
 
-def estate(stage: str) -> dict[str, Any]:
-    """The lab's intent: the payment seed, and reviews with a 90/10 canary, on hosts."""
+def estate(stage: str, prometheus: str | None = None,
+           authorization: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The lab's intent: the payment seed, and reviews with a 90/10 canary, on hosts.
+    reviews admits order-service only, although payment-service calls it too (the stage
+    gate tests show the dry run catching it); ``authorization`` replaces reviews' rules."""
+    reviews = authorization or [{"service": "reviews", "allow": [{"from": ["order-service"]}]}]
     return {
         "mesh_environment": ENVIRONMENT,
         "mesh_stage": stage,
@@ -148,6 +155,7 @@ def estate(stage: str) -> dict[str, Any]:
         "mesh_services": [
             {"name": "payment-service", "namespace": "payments",
              "ports": [{"name": "http", "port": 8080}], "versions": ["v1"],
+             "calls": ["reviews"],
              "traffic": {"timeout": "5s", "retries": {
                  "attempts": 2, "per_try_timeout": "2s",
                  "retry_on": "connect-failure,refused-stream"}}},
@@ -178,9 +186,11 @@ def estate(stage: str) -> dict[str, Any]:
             "allow": [{"from": ["order-service"], "methods": ["POST", "GET", "PUT"],
                        "paths": ["/api/v1/*"]},
                       {"from": ["admin-service"]}],
-            "deny_other_callers": True}],
+            "deny_other_callers": True}, *reviews],
         "mesh_default_deny": True,
         "mesh_telemetry": {"scrape_interval": "1s", "access_log_provider": "envoy"},
+        **({"mesh_gates": {"prometheus": prometheus, "window": GATE_WINDOW}}
+           if prometheus else {}),
     }
 
 
@@ -203,6 +213,8 @@ class Lab:
         self.inventory = base / "inventory"
         self.stage = "traffic"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.prometheus: str | None = None   # the stage gates read it once it runs
+        self.reviews_rules: list[dict[str, Any]] | None = None
 
     def start_backends(self) -> None:
         for host in self.hosts.values():
@@ -225,7 +237,7 @@ class Lab:
                            "hosts": hosts},
         }}}
         (self.inventory / "hosts.yml").write_text(yaml.safe_dump(inventory))
-        intent = estate(self.stage)
+        intent = estate(self.stage, self.prometheus, self.reviews_rules)
         shared = {k: v for k, v in intent.items() if k not in ("mesh_environment",
                                                                 "mesh_stage")}
         (self.inventory / "group_vars" / "all" / "estate.yml").write_text(yaml.safe_dump(shared))
@@ -253,9 +265,33 @@ class Lab:
 
     def ensure(self, stage: str) -> None:
         """The environment at ``stage``: the tests walk the stages in file order, so this
-        runs the playbook only when a test runs out of that order."""
+        runs the playbook (its gates forced) only when a test runs out of that order."""
         if self.stage != stage:
-            self.playbook(stage=stage)
+            self.playbook(*FORCE_ALL, stage=stage)
+
+    def query(self, promql: str) -> float:
+        """The sum of an instant query against the lab's Prometheus (0 when empty)."""
+        status, body = http_get(self.prometheus.removeprefix("http://"), "/api/v1/query?"
+                                + urllib.parse.urlencode({"query": promql}))
+        assert status == 200, body
+        return sum(float(item["value"][1]) for item in json.loads(body)["data"]["result"])
+
+    def wait_for(self, promql: str, done: Any, timeout: float = 20.0) -> float:
+        """Poll ``promql`` until ``done(value)``; the last value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.query(promql)
+            if done(value) or time.monotonic() > deadline:
+                return value
+            time.sleep(0.5)
+
+    def wait_until_no_plaintext(self) -> None:
+        """Until the gates' window holds no plaintext request into any host."""
+        value = self.wait_for(
+            f'sum(increase(envoy_http_downstream_rq_total{{mesh_environment="{ENVIRONMENT}",'
+            f'envoy_http_conn_manager_prefix="inbound_plaintext"}}[{GATE_WINDOW}]))',
+            lambda v: v == 0)
+        assert value == 0, f"plaintext still inside the window: {value}"
 
     def start_prometheus(self, scrape_configs: list[dict[str, Any]]) -> str:
         """A real Prometheus (the Debian package) scraping with the given jobs."""

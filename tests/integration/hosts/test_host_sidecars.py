@@ -7,6 +7,12 @@ playbooks/migrate.yml: render, envoy --mode validate, commit, then the envoy_sid
 the local supervisor). The tests walk the environment through the stages in file order, so
 they share one lab and run in one worker: ``make test`` distributes by file
 (``--dist loadfile``).
+
+A real Prometheus scrapes the sidecars from the first run on, and the stage gates read it:
+plaintext into a host blocks strict_mtls until it is outside the window; at strict_mtls the
+dry run (RBAC shadow rules) shows a caller the intent does not admit, which blocks
+authorization; ``meshstage derive-authz`` derives the ALLOW rules from the callers observed,
+and, applied, they let exactly those callers through.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import re
 import shutil
 import ssl
 import subprocess
@@ -22,13 +29,17 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import testinfra
 import yaml
 from hostlab import (
+    BIN,
     ENVIRONMENT,
+    GATE_WINDOW,
     TRUST_DOMAIN,
     Client,
     Lab,
@@ -51,10 +62,17 @@ pytestmark = pytest.mark.integration
 def lab(tmp_path_factory):
     """One lab per worker session: the tests walk it through the stages in file order (a
     module fixture would be rebuilt whenever the worker runs another module in between)."""
+    if shutil.which("prometheus") is None:
+        pytest.fail("Prometheus (Debian package prometheus) is not installed; `make test` "
+                    "installs it")
     lab = Lab(tmp_path_factory.mktemp("hostlab"))
     lab.start_backends()
     try:
-        lab.first_run = lab.playbook(stage="traffic")
+        # a new environment straight at traffic: the order gate refuses, so it is forced
+        lab.first_run = lab.playbook("-e", '{"mesh_force_gates": ["order"]}', stage="traffic")
+        rendered = yaml.safe_load((lab.gitops / "hosts" / ENVIRONMENT /
+                                   "prometheus-scrape-configs.yaml").read_text())
+        lab.prometheus = lab.start_prometheus(rendered["scrape_configs"])
         yield lab
     finally:
         lab.stop_all()
@@ -105,6 +123,10 @@ def test_playbook_rendered_committed_and_started_every_host(lab):
             assert (committed / name).read_text() == (host.config_dir / name).read_text()
         assert host.envoy_pid(), f"{host.name}: Envoy is not running"
     assert "failed=0" in lab.first_run.stdout
+    assert "- order: FORCED (mesh_force_gates) over its refusal: lab is not recorded in the " \
+        "GitOps repository" in subprocess.run(
+            ["git", "-C", str(lab.gitops), "log", "--reverse", "--format=%B"],
+            capture_output=True, text=True, check=True).stdout
 
 
 def test_permissive_accepts_plaintext_and_mtls(lab):
@@ -193,16 +215,13 @@ def _query(url: str, promql: str) -> dict[str, float]:
             for item in data}
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None,
-                    reason="Prometheus (Debian package prometheus) is not installed; "
-                    "`make test` installs it")
 def test_prometheus_scrapes_the_sidecars_and_counts_requests_per_upstream(lab):
     lab.ensure("traffic")
     rendered = yaml.safe_load((lab.gitops / "hosts" / ENVIRONMENT /
                                "prometheus-scrape-configs.yaml").read_text())
     (job,) = rendered["scrape_configs"]
     assert job["metrics_path"] == "/stats/prometheus"
-    url = lab.start_prometheus(rendered["scrape_configs"])
+    url = lab.prometheus  # started with these jobs by the lab fixture
     promql = ('sum by (envoy_cluster_name) (envoy_cluster_upstream_rq_total'
               '{mesh_host="order", envoy_cluster_name=~"outbound_.*"})')
 
@@ -285,6 +304,7 @@ def test_second_run_changes_nothing(lab):
 
 def test_check_mode_changes_nothing(lab):
     lab.ensure("traffic")
+    lab.wait_until_no_plaintext()  # the strict_mtls gate judges --check runs too
     before, pids = _snapshot(lab), {h.name: h.envoy_pid() for h in lab.hosts.values()}
     result = lab.playbook("--check", "--diff", stage="strict_mtls")
     lab.stage = "traffic"  # --check moved nothing
@@ -299,26 +319,77 @@ def test_check_mode_changes_nothing(lab):
 # --------------------------------------------------------------------------- stage 5-6
 
 
-def test_no_request_lost_from_permissive_to_strict_to_authorization(lab):
-    """A meshed client (order's sidecar) under steady load while payment-service moves."""
-    lab.ensure("traffic")
-    results: list[int | str] = []
+@contextmanager
+def steady(call, minimum: int = 0) -> Iterator[list]:
+    """``call()`` over and over in a thread while the block runs (and until ``minimum``
+    results); each result, or the error it raised, in the list yielded."""
+    results: list = []
     done = threading.Event()
 
-    def load() -> None:
-        client = Client(lab.hosts["order"].ports["outbound"])
-        while not done.is_set() or len(results) < 2000:
+    def run() -> None:
+        while not done.is_set() or len(results) < minimum:
             try:
-                results.append(client.request("payment-service", "/api/v1/pay")[0])
-            except Exception as error:  # a lost request is a failure too
+                results.append(call())
+            except Exception as error:  # a lost request is a result too
                 results.append(f"{type(error).__name__}: {error}")
-        client.close()
 
-    worker = threading.Thread(target=load)
+    worker = threading.Thread(target=run)
     worker.start()
     try:
+        yield results
+    finally:
+        done.set()
+        worker.join(timeout=120)
+
+
+def _through(lab: Lab, host: str, service: str, path: str = "/"):
+    """A caller on ``host`` calling ``service`` through its sidecar, one request a call."""
+    client = Client(lab.hosts[host].ports["outbound"])
+    return lambda: client.request(service, path)[0]
+
+
+def _head(lab: Lab) -> str:
+    return subprocess.run(["git", "-C", str(lab.gitops), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_strict_gate_refuses_while_plaintext_flows_into_a_host(lab):
+    lab.ensure("traffic")
+    pay = lab.hosts["pay"]
+    head = _head(lab)
+
+    def plaintext() -> int:
+        time.sleep(0.05)
+        return http_get(f"{pay.address}:{pay.ports['inbound']}", "/api/v1/pay")[0]
+
+    with steady(plaintext) as answers:
+        lab.wait_for(f'sum(increase(envoy_http_downstream_rq_total{{mesh_host="pay",'
+                     f'envoy_http_conn_manager_prefix="inbound_plaintext"}}[{GATE_WINDOW}]))',
+                     lambda v: v > 0)
+        result = lab.playbook(stage="strict_mtls", check=False)
+    lab.stage = "traffic"  # refused: nothing moved
+    lab.write_inventory()
+    assert set(answers) == {200}
+    assert result.returncode != 0
+    assert "lab (istio): the stage gates refuse the move from traffic to strict_mtls:" in \
+        result.stdout
+    figure = re.search(r"gate strict_mtls: host pay \(payment-service in payments\): (\d+) "
+                       r"plaintext request\(s\) in the last 5s; under STRICT they would be "
+                       r"refused", result.stdout)
+    assert figure and int(figure.group(1)) >= 1, result.stdout[-3000:]
+    assert "to proceed: " in result.stdout and "once the last 5s shows no plaintext" in \
+        result.stdout
+    assert _head(lab) == head
+
+
+def test_no_request_lost_from_permissive_to_strict(lab):
+    """A meshed client (order's sidecar) under steady load while payment-service moves to
+    strict; the strict_mtls gate passes once the plaintext is outside the window."""
+    lab.ensure("traffic")
+    with steady(_through(lab, "order", "payment-service", "/api/v1/pay"), 1000) as results:
         time.sleep(0.5)
-        lab.playbook(stage="strict_mtls")
+        lab.wait_until_no_plaintext()
+        moved = lab.playbook(stage="strict_mtls")
         pay = lab.hosts["pay"]
         # strict: plaintext refused, mTLS from the mesh 200, a certificate of another CA refused
         assert refused(lambda: http_get(f"{pay.address}:{pay.ports['inbound']}", "/api/v1/pay"))
@@ -327,20 +398,89 @@ def test_no_request_lost_from_permissive_to_strict_to_authorization(lab):
         assert refused(lambda: https_get(
             pay.address, pay.ports["inbound"],
             context_for(lab, "foreign", "order-service", foreign=True), "/api/v1/pay"))
-        during_strict = len(results)
+        time.sleep(0.5)
+    assert "failed=0" in moved.stdout
+    body = subprocess.run(["git", "-C", str(lab.gitops), "log", "-1", "--format=%B"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Stage gates, moving from traffic to strict_mtls:" in body
+    assert "- strict_mtls: passed: every workload in scope has a sidecar (from the intent " \
+        "(no cluster facts gathered)); plaintext into " in body
+    failures = [r for r in results if r != 200]
+    assert len(results) >= 1000
+    assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
+
+
+def test_authorization_gate_refuses_a_caller_missing_from_the_intent(lab):
+    """payment-service calls reviews (its calls say so), but reviews admits only
+    order-service: the dry run counts the would-be denials, the caller's sidecar names it."""
+    lab.ensure("strict_mtls")
+    head = _head(lab)
+    with steady(_through(lab, "pay", "reviews")) as answers, \
+            steady(_through(lab, "order", "reviews")):
+        lab.wait_for(f'sum(increase(envoy_http_rbac_shadow_denied{{mesh_environment="lab",'
+                     f'mesh_service="reviews"}}[{GATE_WINDOW}]))', lambda v: v > 0)
+        result = lab.playbook(stage="authorization", check=False)
+    lab.stage = "strict_mtls"
+    lab.write_inventory()
+    assert answers and set(answers) == {200}  # a dry run enforces nothing
+    assert result.returncode != 0
+    assert "lab (istio): the stage gates refuse the move from strict_mtls to authorization:" \
+        in result.stdout
+    assert re.search(r"gate authorization: host rev\d \(reviews in shop\): the dry run would "
+                     r"have denied \d+ request\(s\) in the last 5s", result.stdout)
+    assert re.search(r"gate authorization: caller payment-service \(lab.test/ns/payments/sa/"
+                     r"payment-service\), seen by host pay, made \d+ request\(s\) to shop/"
+                     r"reviews in the last 5s, and mesh_authorization does not admit it",
+                     result.stdout)
+    assert "caller order-service" not in result.stdout
+    assert _head(lab) == head
+
+
+def test_derived_allow_rules_let_exactly_the_observed_callers_through(lab):
+    """meshstage derive-authz reads who called reviews; the rules it prints, dry-run at
+    strict_mtls and then enforced, admit exactly those callers; no request is lost while
+    payment-service moves to authorization."""
+    lab.ensure("strict_mtls")
+    with steady(_through(lab, "pay", "reviews")), steady(_through(lab, "order", "reviews")):
+        lab.wait_for(f'sum(increase(envoy_cluster_upstream_rq_total{{mesh_host="pay",'
+                     f'envoy_cluster_name=~"outbound_reviews.*"}}[{GATE_WINDOW}]))',
+                     lambda v: v > 0)
+        derived = subprocess.run(
+            [str(BIN / "meshstage"), "derive-authz", "-i", str(lab.inventory),
+             "--service", "reviews"], capture_output=True, text=True, check=False)
+    assert derived.returncode == 0, derived.stderr
+    rules = yaml.safe_load(derived.stdout)["mesh_authorization"]
+    assert rules == [{"service": "reviews",
+                      "allow": [{"from": ["order-service", "payment-service"]}]}]
+    assert "# reviews: order-service " in derived.stdout
+    lab.reviews_rules = rules
+    lab.playbook(stage="strict_mtls")  # the derived rules, as a dry run first
+    with steady(_through(lab, "pay", "reviews")), steady(_through(lab, "order", "reviews")), \
+            steady(_through(lab, "order", "payment-service", "/api/v1/pay"), 1000) as load:
+        lab.wait_for(f'sum(increase(envoy_http_rbac_shadow_denied{{mesh_environment="lab"}}'
+                     f'[{GATE_WINDOW}]))', lambda v: v == 0)
+        pay = lab.hosts["pay"]
         # the certificates (24 h) fall inside a 30 h renewal window: this run renews them all
         lab.renewal = ((pay.config_dir / "certs" / "cert.pem").read_text(), pay.envoy_pid())
-        lab.playbook("-e", "envoy_sidecar_cert_validity_hours=48",
-                     "-e", "envoy_sidecar_cert_renew_before_hours=30", stage="authorization")
+        moved = lab.playbook("-e", "envoy_sidecar_cert_validity_hours=48",
+                             "-e", "envoy_sidecar_cert_renew_before_hours=30",
+                             stage="authorization")
         time.sleep(0.5)
-    finally:
-        done.set()
-        worker.join(timeout=120)
-    failures = [r for r in results if r != 200]
-    assert len(results) >= 2000
-    assert during_strict > 0 and len(results) > during_strict
-    assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}"
-    lab.load_results = len(results)
+    assert "- authorization: passed: " in subprocess.run(
+        ["git", "-C", str(lab.gitops), "log", "-1", "--format=%B"], capture_output=True,
+        text=True, check=True).stdout
+    assert "failed=0" in moved.stdout
+    failures = [r for r in load if r != 200]
+    assert len(load) >= 1000
+    assert failures == [], f"{len(failures)} of {len(load)} failed: {failures[:5]}"
+    # enforced: the observed callers through their sidecars, nobody else
+    assert _through(lab, "order", "reviews")() == 200
+    assert _through(lab, "pay", "reviews")() == 200
+    for host in ("rev1", "rev2"):
+        target = lab.hosts[host]
+        for account in ("admin-service", "intruder"):
+            assert https_get(target.address, target.ports["inbound"],
+                             context_for(lab, account, account))[0] == 403, (host, account)
 
 
 def test_strict_refuses_plaintext_and_foreign_ca_at_authorization(lab):
@@ -376,20 +516,22 @@ def test_meshed_callers_are_allowed_or_denied_by_identity(lab):
     order = Client(lab.hosts["order"].ports["outbound"])
     assert order.request("payment-service", "/api/v1/pay", "POST")[0] == 200
     assert order.request("payment-service", "/internal", "GET")[0] == 403
-    # no explicit rules for reviews: the ALLOW derived from `calls` admits order-service...
-    assert order.request("reviews")[0] == 200
+    # order-service has no explicit rules: the ALLOW derived from `calls` admits
+    # admin-service (its caller) and nobody else (default deny), even with a certificate of
+    # the mesh CA
     order.close()
-    # ...and nobody else (default deny), even with a certificate of the mesh CA
-    rev1 = lab.hosts["rev1"]
-    assert https_get(rev1.address, rev1.ports["inbound"],
+    target = lab.hosts["order"]
+    assert https_get(target.address, target.ports["inbound"],
                      context_for(lab, "payment", "payment-service"))[0] == 403
+    assert https_get(target.address, target.ports["inbound"],
+                     context_for(lab, "admin", "admin-service"))[0] == 200
     rbac = http_get(f"127.0.0.1:{lab.hosts['pay'].ports['admin']}",
                     "/stats?filter=rbac")[1].decode()
     assert "http.inbound_mtls.rbac.authz_allow_.denied" in rbac
 
 
 def test_certificates_are_renewed_before_expiry_without_restart(lab):
-    """The authorization run of the no-request-lost test renewed them, under load."""
+    """The authorization run of the derived-rules test renewed them, under load."""
     pay = lab.hosts["pay"]
     if not hasattr(lab, "renewal"):  # run on its own: renew now
         lab.renewal = ((pay.config_dir / "certs" / "cert.pem").read_text(), pay.envoy_pid())

@@ -91,14 +91,20 @@ class Verdict:
     blocking: Resource | None      # the policy that makes the default deny, or the DENY
 
 
+DRY_RUN = "istio.io/dry-run"
+
+
 class PolicyIndex:
-    """AuthorizationPolicies by namespace, to find those of a workload without a scan."""
+    """The enforced AuthorizationPolicies by namespace, to find those of a workload without a
+    scan. A policy annotated ``istio.io/dry-run: "true"`` enforces nothing (its proxies only
+    count what it would deny), so it is left out."""
 
     def __init__(self, index: MeshIndex) -> None:
         self.index = index
         self.by_namespace: dict[str, list[Resource]] = {}
         for policy in index.istio("AuthorizationPolicy"):
-            self.by_namespace.setdefault(policy.namespace, []).append(policy)
+            if policy.annotations.get(DRY_RUN, "").lower() != "true":
+                self.by_namespace.setdefault(policy.namespace, []).append(policy)
         self._applying: dict[Workload, list[Resource]] = {}
         self._verdicts: dict[tuple[Workload, Caller | None], Verdict] = {}
 

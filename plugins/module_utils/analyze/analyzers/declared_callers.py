@@ -34,6 +34,8 @@ class DeclaredCallersAnalyzer(Analyzer):
     principal or namespace, or under a DENY that refuses it outright. The caller's requests
     will all be denied (HTTP 403, or reset connections). Rules with ``to`` or ``when``
     count as admitting; sources on IPs or JWTs cannot be judged and are not reported.
+    Policies annotated ``istio.io/dry-run: "true"`` enforce nothing and are left out (the
+    stage gates read what their dry run would have denied).
 
     Fails with MST0104::
 

@@ -208,18 +208,35 @@ def rendered_at(stage: str, crd_dir, tmp_path) -> list[dict]:
 
 
 def test_rollback_from_authorization_removes_default_deny_first(dev_objects, crd_dir, tmp_path):
-    steps = rollback_steps(rendered_at("strict_mtls", crd_dir, tmp_path), dev_objects, "dev")
-    deletes = [s for s in steps if s["action"] == "delete"]
-    assert all(s["resource"].startswith("AuthorizationPolicy ") for s in deletes)
-    assert steps[:len(deletes)] == deletes  # nothing is applied before the policies are gone
+    """Back before strict_mtls, the policies leave, default deny first, before anything else
+    changes."""
+    steps = rollback_steps(rendered_at("traffic", crd_dir, tmp_path), dev_objects, "dev")
+    policies = [s for s in steps if s["resource"].startswith("AuthorizationPolicy ")]
+    assert len(policies) == 9
+    assert all(s["action"] == "delete" for s in policies)
+    assert steps[:len(policies)] == policies  # nothing else changes before they are gone
     order = [apply_class(d["definition"] | {"spec": dev_spec(dev_objects, d)})
-             for d in deletes]
+             for d in policies]
     assert order == sorted(order, key=["AuthorizationPolicy:deny-all",
                                        "AuthorizationPolicy:deny",
                                        "AuthorizationPolicy"].index)
-    assert deletes[0]["definition"] == {
+    assert policies[0]["definition"] == {
         "apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
         "metadata": {"name": "allow-nothing", "namespace": "payments"}}
+
+
+def test_rollback_to_strict_mtls_turns_the_policies_into_a_dry_run_default_deny_first(
+        dev_objects, crd_dir, tmp_path):
+    """At strict_mtls the authorization rules are a dry run (istio.io/dry-run): going back,
+    each policy is re-applied with the annotation, default deny first."""
+    steps = rollback_steps(rendered_at("strict_mtls", crd_dir, tmp_path), dev_objects, "dev")
+    policies = [s for s in steps if s["resource"].startswith("AuthorizationPolicy ")]
+    assert len(policies) == 9 and steps[:9] == policies
+    assert all(s["action"] == "apply" for s in policies)
+    assert all(s["definition"]["metadata"]["annotations"] == {"istio.io/dry-run": "true"}
+               for s in policies)
+    assert sorted(s["resource"] for s in policies[:2]) == [
+        "AuthorizationPolicy bookinfo/allow-nothing", "AuthorizationPolicy payments/allow-nothing"]
 
 
 def dev_spec(objects, step) -> dict:
@@ -238,7 +255,9 @@ def test_rollback_from_strict_relaxes_mtls_before_clients_stop_sending_it(crd_di
                      if name.startswith("DestinationRule "))
     namespaces = [i for i, (_, name) in enumerate(sequence) if name.startswith("Namespace ")]
     assert relax < exception < first_rule < min(namespaces)
-    assert relax == 0
+    # only the dry-run policies of strict_mtls (they enforce nothing) leave before it
+    assert all(name.startswith("AuthorizationPolicy ") and action == "delete"
+               for action, name in sequence[:relax])
 
 
 def test_rollback_never_deletes_what_prune_would_not(dev_objects):

@@ -178,9 +178,10 @@ CASES = [
     pytest.param(
         [put("mesh_default_denny", False)],
         "mesh_default_denny: False is not a known key here; known: mesh_authorization, "
-        "mesh_cluster, mesh_default_deny, mesh_environment, mesh_gitops, mesh_hosts, "
+        "mesh_cluster, mesh_default_deny, mesh_environment, mesh_gates, mesh_gitops, mesh_hosts, "
         "mesh_ingress_gateway, mesh_injected_waves, mesh_injection_waves, mesh_install, "
-        "mesh_linkerd, mesh_mtls_exceptions, mesh_provider, mesh_proxy, mesh_revision, "
+        "mesh_linkerd, mesh_mtls_exceptions, mesh_promotion_order, mesh_provider, mesh_proxy, "
+        "mesh_revision, "
         "mesh_root_namespace, mesh_service_overrides, mesh_services, mesh_stage, mesh_telemetry, "
         "mesh_traffic_api, mesh_trust_domain (did you mean 'mesh_default_deny'?)",
         id="top-level-key-typo"),
@@ -587,12 +588,66 @@ CASES = [
         [put("mesh_authorization[0].allow[0].ports", ["9090"])],
         "mesh_authorization[0].allow[0].ports[0]: '9090' is not an integer",
         id="rule-port-not-an-integer"),
+    pytest.param(
+        [put("mesh_gates", {"prometheus": "prometheus:9090"})],
+        "mesh_gates.prometheus: 'prometheus:9090' is not an http:// or https:// URL without "
+        "spaces",
+        id="gates-prometheus-url"),
+    pytest.param(
+        [put("mesh_gates", {"window": "1 hour"})],
+        "mesh_gates.window: '1 hour' is not a duration (e.g. 10s, 1.5s, 250ms, 1m)",
+        id="gates-window-duration"),
+    pytest.param(
+        [put("mesh_gates", {"window": "20s"})],
+        "mesh_gates.window: '20s' is shorter than twice mesh_telemetry.scrape_interval (15s): "
+        "Prometheus cannot show a change within it",
+        id="gates-window-under-two-scrapes"),
+    pytest.param(
+        [put("mesh_gates", {"observe": "no"})],
+        "mesh_gates.observe: 'no' is not a boolean (true or false)",
+        id="gates-observe-boolean"),
+    pytest.param(
+        [put("mesh_gates", {"promethus": "http://p:9090"})],
+        "mesh_gates.promethus: 'http://p:9090' is not a known key here; known: observe, "
+        "prometheus, window (did you mean 'prometheus'?)",
+        id="gates-unknown-key"),
+    pytest.param(
+        [put("mesh_promotion_order", ["dev", "staging", "dev"])],
+        "mesh_promotion_order[2]: 'dev' is a duplicate environment",
+        id="promotion-duplicate"),
+    pytest.param(
+        [put("mesh_promotion_order", ["staging", "prod"])],
+        "mesh_promotion_order: list ['staging', 'prod'] does not name this environment 'dev'; "
+        "list every environment, in the order changes are promoted",
+        id="promotion-without-this-environment"),
+    pytest.param(
+        [put("mesh_promotion_order", "dev,staging")],
+        "mesh_promotion_order: 'dev,staging' is not a list",
+        id="promotion-not-a-list"),
+    pytest.param(
+        [put("mesh_promotion_order", ["dev", "Staging"])],
+        "mesh_promotion_order[1]: 'Staging' is not a valid DNS-1123 label (lower case "
+        "letters, digits and '-', at most 63, starting and ending with a letter or digit)",
+        id="promotion-not-a-label"),
 ]
 
 
 @pytest.mark.parametrize(("mutations", "expected"), CASES)
 def test_error_names_path_value_and_problem(mutations, expected):
     assert expected in errors_of(intent(*mutations))
+
+
+def test_gate_settings_default_and_parse():
+    parsed, _ = parse_intent(intent())
+    assert (parsed.gates.prometheus, parsed.gates.window, parsed.gates.observe) == \
+        (None, "1h", True)
+    assert parsed.promotion_order == ()
+    parsed, _ = parse_intent(intent(put("mesh_gates", {
+        "prometheus": "https://prometheus.example.com:9090/", "window": "30m",
+        "observe": False}), put("mesh_promotion_order", ["dev", "prod"])))
+    assert (parsed.gates.prometheus, parsed.gates.window, parsed.gates.observe) == \
+        ("https://prometheus.example.com:9090/", "30m", False)
+    assert parsed.promotion_order == ("dev", "prod")
 
 
 def test_base_intent_is_valid():

@@ -172,8 +172,10 @@ STAGE_KINDS = [
                        "ConfigMap"}),
     ("traffic", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry", "ConfigMap",
                  "DestinationRule", "VirtualService", "Sidecar"}),
+    # the authorization policies as a dry run (istio.io/dry-run)
     ("strict_mtls", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
-                     "ConfigMap", "DestinationRule", "VirtualService", "Sidecar"}),
+                     "ConfigMap", "DestinationRule", "VirtualService", "Sidecar",
+                     "AuthorizationPolicy"}),
     ("authorization", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
                        "ConfigMap", "DestinationRule", "VirtualService", "Sidecar",
                        "AuthorizationPolicy"}),
@@ -183,6 +185,37 @@ STAGE_KINDS = [
 @pytest.mark.parametrize(("stage", "expected"), STAGE_KINDS, ids=[s for s, _ in STAGE_KINDS])
 def test_stages_are_cumulative(registry, example_intent, stage, expected):
     assert kinds(render(example_intent("dev", mesh_stage=stage), registry)) == expected
+
+
+def test_strict_mtls_renders_the_authorization_policies_as_a_dry_run(registry, example_intent):
+    """The same policies as the authorization stage, annotated istio.io/dry-run, in the
+    strict_mtls folder; at authorization they enforce (no annotation, their own folder)."""
+    def policies(stage: str) -> dict[str, dict]:
+        rendered = render(example_intent("dev", mesh_stage=stage), registry)
+        return {f"{o.obj['metadata']['namespace']}/{o.obj['metadata']['name']}": o
+                for o in rendered.objects if o.obj["kind"] == "AuthorizationPolicy"}
+
+    dry_run, enforced = policies("strict_mtls"), policies("authorization")
+    assert set(dry_run) == set(enforced)
+    assert "payments/payment-service-deny" in dry_run
+    for key, item in dry_run.items():
+        assert item.obj["metadata"]["annotations"] == {"istio.io/dry-run": "true"}, key
+        assert item.path.split("/")[2] == "05-strict-mtls"
+        assert item.obj["spec"] == enforced[key].obj["spec"]
+        assert "annotations" not in enforced[key].obj["metadata"]
+        assert enforced[key].path.split("/")[2] == "06-authorization"
+
+
+def test_the_sidecar_scrape_job_labels_namespace_pod_and_app(registry, example_intent):
+    """The authorization gate reads Istio's dry-run stats per namespace and app."""
+    rendered = render(example_intent("dev", mesh_stage="observability"), registry)
+    (config,) = [o.obj for o in rendered.objects if o.obj["kind"] == "ConfigMap"]
+    jobs = yaml.safe_load(config["data"]["istio-scrape-configs.yaml"])["scrape_configs"]
+    (envoy,) = [job for job in jobs if job["job_name"] == "envoy-stats"]
+    assert {(r["source_labels"][0], r["target_label"]) for r in envoy["relabel_configs"]
+            if "target_label" in r} == {("__meta_kubernetes_namespace", "namespace"),
+                                        ("__meta_kubernetes_pod_name", "pod"),
+                                        ("__meta_kubernetes_pod_label_app", "app")}
 
 
 @pytest.mark.parametrize(("stage", "mode", "folder"), [

@@ -158,6 +158,19 @@ spec:
         ("MST0104", "AuthorizationPolicy shop/cart-deny")]
 
 
+def test_a_dry_run_policy_enforces_nothing_so_it_denies_no_declared_caller():
+    """istio.io/dry-run policies (meshstage renders them at strict_mtls) are only counted by
+    the proxies: a default deny in dry run refuses nobody, so MST0104 does not fire."""
+    dry_run = CALLERS.replace("metadata: {name: allow-nothing, namespace: shop}",
+                              "metadata: {name: allow-nothing, namespace: shop,\n"
+                              "           annotations: {istio.io/dry-run: \"true\"}}")
+    assert dry_run != CALLERS
+    assert analyze_text(dry_run, "meshstage.DeclaredCallersAnalyzer").findings == []
+    enforced = dry_run.replace('istio.io/dry-run: "true"', 'istio.io/dry-run: "false"')
+    assert found(analyze_text(enforced, "meshstage.DeclaredCallersAnalyzer")) == [
+        ("MST0104", "AuthorizationPolicy shop/allow-nothing")]
+
+
 def test_a_port_level_exception_lets_a_disabled_port_through_strict():
     text = """\
 apiVersion: security.istio.io/v1

@@ -1,0 +1,45 @@
+# Copyright: meshstage developers
+# Apache License 2.0
+"""Action plugin of meshstage.mesh.stage_gates: controller-side, one call into module_utils."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
+from ansible_collections.meshstage.mesh.plugins.module_utils.gates.run import judge_run
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
+from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables import (
+    intent_variables,
+)
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "gitops_dir": {"type": "path", "required": True},
+    "force": {"type": "raw", "default": []},
+    "cluster_facts": {"type": "dict"},
+    "hosts_group": {"type": "str", "default": "mesh_hosts"},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        try:
+            variables = intent_variables(task_vars or {}, self._templar, args["hosts_group"])
+            move, verdicts = judge_run(variables, GitOpsRepo(args["gitops_dir"]).all_scope_meta(),
+                                       args["cluster_facts"], args["force"])
+        except MeshstageError as error:
+            return {**result, "failed": True, "msg": str(error)}
+        lines = [f"{v.gate}: {'FORCED' if v.forced else 'passed'}: "
+                 + ("; ".join(v.blockers) if v.forced else v.summary) for v in verdicts]
+        return {**result, "changed": False, "environment": move.environment,
+                "recorded_stage": move.recorded.value if move.recorded else None,
+                "stage": move.target.value, "verdicts": [v.as_dict() for v in verdicts],
+                "msg": "; ".join(lines) if lines else "no gate judges this run (not a move "
+                "forward)"}

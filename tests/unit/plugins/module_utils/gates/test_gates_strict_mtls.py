@@ -1,0 +1,122 @@
+"""The strict_mtls gate on plain data: sidecars from the intent or the cluster facts, and the
+plaintext Prometheus showed over the window."""
+
+from __future__ import annotations
+
+from gate_helpers import PROMETHEUS, move, observed, workload
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.gates.gate import (
+    Evidence,
+    Flow,
+    Target,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.gates.strict_mtls import (
+    StrictMtlsGate,
+)
+
+GATE = StrictMtlsGate()
+
+
+def test_the_gate_judges_the_move_that_reaches_strict_mtls():
+    assert GATE.applies(move("strict_mtls", "traffic"))
+    assert GATE.applies(move("authorization", "traffic"))      # skipping it too
+    assert not GATE.applies(move("authorization", "strict_mtls"))
+    assert not GATE.applies(move("traffic", "observability"))
+
+
+def test_no_plaintext_and_every_sidecar_passes():
+    current = move("strict_mtls", "traffic")
+    verdict = GATE.judge(current, observed(current, plaintext=(
+        Flow(workload("bookinfo", "reviews-v1"), 0.0),)))
+    assert verdict.passed, verdict.blockers
+    assert verdict.summary.startswith("every workload in scope has a sidecar (from the intent "
+                                      "(no cluster facts gathered)); plaintext into ")
+
+
+def test_plaintext_into_a_workload_during_the_window_blocks_naming_it_and_the_figure():
+    current = move("strict_mtls", "traffic")
+    verdict = GATE.judge(current, observed(current, plaintext=(
+        Flow(workload("bookinfo", "reviews-v1", "reviews"), 22.6),
+        Flow(Target("host", "payments", "staging-ledger-1", "ledger"), 3.0))))
+    assert verdict.blockers == (
+        "Workload bookinfo/reviews-v1 (service reviews): 23 plaintext request(s) in the last "
+        "1h; under STRICT they would be refused",
+        "host staging-ledger-1 (ledger in payments): 3 plaintext request(s) in the last 1h; "
+        "under STRICT they would be refused")
+    assert "once the last 1h shows no plaintext request" in verdict.proceed
+
+
+def test_plaintext_into_an_exception_is_expected():
+    current = move("strict_mtls", "traffic")
+    verdict = GATE.judge(current, observed(current, plaintext=(
+        Flow(workload("payments", "legacy-billing-v1", "legacy-billing"), 40.0),)))
+    assert verdict.passed
+
+
+def test_uninjected_waves_hosts_and_opt_outs_block_from_the_intent():
+    # prod injects its first wave only; the payments wave (and its hosts) is still to come
+    current = move("strict_mtls", "traffic", environment="prod",
+                   environments={"staging": "authorization"}, mesh_injected_waves=1)
+    verdict = GATE.judge(current, observed(current))
+    assert "Service payments/payment-service: namespace payments is in wave 'payments', not " \
+        "injected yet (mesh_injected_waves: 1 of 2): its workloads have no sidecar" in \
+        verdict.blockers
+    assert "host prod-ledger-1 (ledger): its wave 'payments' is not injected yet: it has no " \
+        "sidecar" in verdict.blockers
+    # legacy-billing has inject: false but a DISABLE exception: out of scope
+    assert not [b for b in verdict.blockers if "legacy-billing" in b]
+    no_exception = move("strict_mtls", "traffic", mesh_mtls_exceptions=[])
+    assert "Service payments/legacy-billing has inject: false and is not in " \
+        "mesh_mtls_exceptions: its workloads have no sidecar" in GATE.judge(
+            no_exception, observed(no_exception)).blockers
+
+
+def test_cluster_facts_replace_the_intent_and_name_the_pods():
+    current = move("strict_mtls", "traffic", mesh_injected_waves=1)
+    facts = {"provider": "istio", "namespaces": {
+        "bookinfo": {"pods": 2, "with_sidecar": ["details-v1-a"],
+                     "without_sidecar": ["reviews-v1-b"], "apps_without_sidecar": ["reviews"]},
+        "payments": {"pods": 2, "with_sidecar": ["payment-service-v1-c"],
+                     "without_sidecar": ["legacy-billing-d"],
+                     "apps_without_sidecar": ["legacy-billing"]}}}
+    evidence = observed(current)
+    verdict = GATE.judge(current, Evidence(facts, evidence.observations))
+    # the facts say payments is injected whatever the intent's waves say; legacy-billing is
+    # an exception; reviews runs without its sidecar; the hosts are judged from the intent
+    assert verdict.blockers == (
+        "Namespace bookinfo: pods of app(s) reviews run without a sidecar (1 pod(s) without one "
+        "in the namespace, e.g. Pod bookinfo/reviews-v1-b)",
+        "host staging-ledger-1 (ledger): its wave 'payments' is not injected yet: it has no "
+        "sidecar",
+        "host staging-ledger-2 (ledger): its wave 'payments' is not injected yet: it has no "
+        "sidecar",
+        "host staging-reconciler-1 (reconciler): its wave 'payments' is not injected yet: it "
+        "has no sidecar")
+    assert "(from the cluster facts)" in verdict.summary
+
+
+def test_without_prometheus_the_gate_cannot_decide_unless_the_intent_opts_out():
+    current = move("strict_mtls", "traffic")
+    verdict = GATE.judge(current, Evidence(unobserved="no Prometheus is configured"))
+    assert verdict.blockers == ("plaintext traffic cannot be judged: no Prometheus is "
+                                "configured",)
+    opted_out = move("strict_mtls", "traffic", mesh_gates={"observe": False})
+    assert GATE.needs(opted_out) == frozenset()
+    verdict = GATE.judge(opted_out, Evidence())
+    assert verdict.passed
+    assert "plaintext traffic not observed (mesh_gates.observe: false)" in verdict.summary
+
+
+def test_a_prometheus_that_shows_nothing_of_the_environment_cannot_decide():
+    current = move("strict_mtls", "traffic")
+    verdict = GATE.judge(current, observed(current, seen=frozenset()))
+    assert verdict.blockers == (
+        f"Prometheus {PROMETHEUS} shows no series for staging in the last 1h: the gate cannot "
+        "see its traffic (is the observability stage's scrape configuration loaded?)",)
+
+
+def test_linkerd_workloads_cannot_be_judged_on_traffic():
+    current = move("strict_mtls", "traffic", mesh_provider="linkerd")
+    verdict = GATE.judge(current, observed(current))
+    assert verdict.blockers == ("plaintext into Linkerd workloads cannot be judged: reading "
+                                "Linkerd's proxy metrics is not built (docs/decisions.md)",)
