@@ -181,7 +181,8 @@ def _run_from_meta(service: str, data: Any) -> CanaryRun:
 
 def _figures_meta(figures: Figures) -> dict[str, Any]:
     rate = figures.success_rate
-    return {"requests": round(figures.requests), "errors": round(figures.errors),
+    # the success rate is there for the reader; it is computed again from the counts
+    return {"requests": round(figures.requests, 3), "errors": round(figures.errors, 3),
             "success_rate": None if rate is None else round(rate, 2),
             "latency_p99_ms": None if figures.latency_p99_ms is None
             else round(figures.latency_p99_ms, 1),

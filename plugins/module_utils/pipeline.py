@@ -166,9 +166,8 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     of ``playbooks/canary.yml``) replaces it and titles the commit.
     """
     repo = GitOpsRepo(options.gitops_dir)
-    environment = variables.get("mesh_environment")
-    recorded = repo.scope_meta(environment) if isinstance(environment, str) else {}
-    canaries = canary.state if canary is not None else recorded.get("canary")
+    canaries = canary.state if canary is not None else \
+        recorded_meta(repo, variables).get("canary")
     rendered = render_stage(variables, options, registry, canaries)
     intent = rendered.intent
     meta: dict[str, Any] = {"provider": intent.provider, "stage": intent.stage.value}
@@ -212,6 +211,13 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
         files=_file_counts(updates), message=message, warnings=rendered.warnings,
         diff=[d for update in updates for d in update.ansible_diff()],
     )
+
+
+def recorded_meta(repo: GitOpsRepo, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """What the repository records for the variables' environment (before they are parsed:
+    its canary record shapes the render)."""
+    environment = variables.get("mesh_environment")
+    return repo.scope_meta(environment) if isinstance(environment, str) else {}
 
 
 def migrated_from_provider(previous: Mapping[str, Any], provider: str) -> str | None:
