@@ -717,7 +717,21 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
         traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), by_name=by_name,
     )
+    _check_canary_windows(check, intent)
     return intent, check.warnings
+
+
+def _check_canary_windows(check: _Checker, intent: Intent) -> None:
+    """A canary step is measured over its interval: it must hold two scrapes at least."""
+    scrape = intent.telemetry.scrape_interval
+    for service in intent.services:
+        canary = service.canary
+        if canary and duration_seconds(canary.analysis.interval) < \
+                2 * duration_seconds(scrape):
+            check.warn(f"{intent.service_path(service)}.canary.analysis.interval",
+                       canary.analysis.interval, f"is under two scrape intervals "
+                       f"(mesh_telemetry.scrape_interval {scrape}): a step's analysis "
+                       "window holds too few samples to measure it")
 
 
 def _apply_overrides(check: _Checker, services: Any, overrides: Any) -> list[Any]:

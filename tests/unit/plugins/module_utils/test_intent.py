@@ -792,6 +792,37 @@ def test_access_logs_default_on_and_turned_off_by_an_explicit_null():
     assert off.telemetry.access_log_provider is None
 
 
+def test_canary_defaults_and_values():
+    parsed, _ = parse_intent(intent(put("mesh_services[1].canary", {"subset": "v2",
+                                                                     "weight": 5})))
+    canary = parsed.service("api").canary
+    assert (canary.stable, canary.subset, canary.weight, canary.steps) == \
+        ("v1", "v2", 5, (10, 25, 50, 100))
+    assert vars(canary.analysis) == {"interval": "1m", "success_rate": 99.0,
+                                     "latency_p99": "500ms", "min_requests": 50,
+                                     "max_waits": 5}
+    assert [(w.subset, w.weight) for w in parsed.service("api").traffic.split] == \
+        [("v1", 95), ("v2", 5)]
+    parsed, _ = parse_intent(intent(put("mesh_services[1].canary", {
+        "subset": "v2", "weight": 0, "steps": [5, 100],
+        "analysis": {"interval": "2m", "success_rate": 99.5, "latency_p99": "1s",
+                     "min_requests": 10, "max_waits": 0}})))
+    canary = parsed.service("api").canary
+    assert canary.steps == (5, 100)
+    assert vars(canary.analysis) == {"interval": "2m", "success_rate": 99.5,
+                                     "latency_p99": "1s", "min_requests": 10, "max_waits": 0}
+
+
+def test_a_canary_interval_under_two_scrape_intervals_is_a_warning():
+    _, warnings = parse_intent(intent(
+        put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                        "analysis": {"interval": "20s"}})))
+    assert warnings == [
+        "mesh_services[1].canary.analysis.interval: '20s' is under two scrape intervals "
+        "(mesh_telemetry.scrape_interval 15s): a step's analysis window holds too few samples "
+        "to measure it"]
+
+
 def test_a_namespace_in_no_wave_is_a_warning():
     _, warnings = parse_intent(intent(put("mesh_injection_waves",
                                           [{"name": "shop", "namespaces": ["shop"]}])))
