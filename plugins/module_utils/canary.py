@@ -560,7 +560,7 @@ def _now(canary: Canary, run: CanaryRun | None) -> str:
     if run is None or not pair_matches(canary, run):
         return (f"no run recorded for {canary.stable} -> {canary.subset}: the inventory's "
                 f"weight is rendered, {canary.weight}% to {canary.subset}")
-    return f"**{run.status.value.replace('_', ' ')}**, {run.describe()}"
+    return f"**{run.describe()}**"
 
 
 def _queries(queries: VersionQueries) -> list[str]:

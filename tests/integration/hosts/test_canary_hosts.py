@@ -175,7 +175,7 @@ def test_a_healthy_v2_is_promoted_through_every_step(lab):
     cds = (lab.hosts["order"].config_dir / "cds.yaml").read_text()
     assert "outbound_reviews_v1" not in cds and "outbound_reviews_v2" in cds
     runbook = (lab.gitops / "envs" / ENVIRONMENT / "RUNBOOK.md").read_text()
-    assert "- now: **promoted**" in runbook
+    assert "- now: **promoted (v2 stable, v1 removed)**" in runbook
     for number, line in ((2, "| 2 | 1 (10%) |"), (5, "| 5 | 4 (100%) |")):
         assert line in runbook, number
 

@@ -328,7 +328,7 @@ def test_the_runbook_shows_settings_queries_and_history():
     assert ("- analysis: 30s after each step; at least 20 requests to v2 (waiting up to 2 "
             "more intervals for them), success rate at least 99%, p99 latency at most "
             "250ms") in text
-    assert "- now: **rolled back**, rolled back at step 2 of 3 (0% to v2)" in text
+    assert "- now: **rolled back at step 2 of 3 (0% to v2)**" in text
     assert ('sum(increase(istio_requests_total{reporter="destination",'
             'destination_workload_namespace="shop",destination_app="api",'
             'destination_version="v2"}[<window>]))') in text

@@ -279,7 +279,7 @@ def test_migrate_renders_the_record_not_the_inventory_weight_and_says_so(repo):
                             "GitOps repository records its canary run (v1 -> v2) in progress "
                             "at step 2 of 3 (50% to v2)") for w in result.warnings)
     runbook = (options.gitops_dir / "envs/dev/RUNBOOK.md").read_text()
-    assert "- now: **progressing**, in progress at step 2 of 3 (50% to v2)" in runbook
+    assert "- now: **in progress at step 2 of 3 (50% to v2)**" in runbook
     assert record(options)["step"] == 2    # kept as it was
 
 
