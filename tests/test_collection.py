@@ -92,6 +92,19 @@ def test_ansible_doc_shows_the_host_sidecar_modules_and_role():
     assert "envoy_sidecar_supervisor" in role.stdout
 
 
+def test_ansible_doc_shows_canary_step_and_the_sidecar_configure_entry_point():
+    result = run(str(BIN / "ansible-doc"), "meshstage.mesh.canary_step")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for word in ("prometheus_url", "rollback", "check_pending", "preview", "max_waits",
+                 "istio_requests_total", "response_total", "envoy_cluster_upstream_rq_total",
+                 "rounds", "RETURN VALUES"):
+        assert word in text, word
+    role = run(str(BIN / "ansible-doc"), "-t", "role", "meshstage.mesh.envoy_sidecar")
+    assert "Swap a running sidecar's committed configuration in" in \
+        " ".join(role.stdout.split())
+
+
 def test_collection_builds(tmp_path):
     result = run(str(BIN / "ansible-galaxy"), "collection", "build", "--output-path",
                  str(tmp_path))
@@ -105,6 +118,9 @@ def test_collection_builds(tmp_path):
     assert "templates/istio/virtual_service.yaml.j2" in names
     assert "playbooks/migrate.yml" in names
     assert "playbooks/rollback.yml" in names
+    assert "playbooks/canary.yml" in names
+    assert "playbooks/tasks/canary_round.yml" in names
+    assert "plugins/action/canary_step.py" in names
     assert "roles/cluster_apply/meta/argument_specs.yml" in names
     assert "plugins/modules/restart_waves.py" in names
     assert "roles/envoy_sidecar/tasks/main.yml" in names

@@ -102,6 +102,41 @@ class WeightedSubset:
 
 
 @dataclass(frozen=True)
+class CanaryAnalysis:
+    """How a canary run judges each step (``playbooks/canary.yml``): after each step it waits
+    ``interval``, then needs at least ``min_requests`` requests to the canary (waiting up to
+    ``max_waits`` more intervals for them), a success rate of at least ``success_rate``
+    percent and a p99 latency of at most ``latency_p99``."""
+
+    interval: str = "1m"
+    success_rate: float = 99.0
+    latency_p99: str = "500ms"
+    min_requests: int = 50
+    max_waits: int = 5
+
+
+CANARY_STEPS: tuple[int, ...] = (10, 25, 50, 100)
+MAX_CANARY_STEPS = 20
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A weighted canary: ``weight`` percent to ``subset``, the rest to ``stable``; a canary
+    run (``playbooks/canary.yml``) moves it along ``steps`` and promotes or rolls it back."""
+
+    stable: str
+    subset: str
+    weight: int
+    steps: tuple[int, ...] = CANARY_STEPS
+    analysis: CanaryAnalysis = CanaryAnalysis()
+
+    def split(self, weight: int | None = None) -> tuple[WeightedSubset, ...]:
+        """The weighted default route: the stable version first."""
+        weight = self.weight if weight is None else weight
+        return (WeightedSubset(self.stable, 100 - weight), WeightedSubset(self.subset, weight))
+
+
+@dataclass(frozen=True)
 class Retries:
     attempts: int
     per_try_timeout: str | None
@@ -157,6 +192,7 @@ class Service:
     ingress: bool
     traffic: TrafficPolicy
     probe_paths: tuple[str, ...] = ()
+    canary: Canary | None = None
 
     @property
     def selector(self) -> dict[str, str]:
@@ -591,6 +627,9 @@ RUN_VARIABLES: frozenset[str] = frozenset({
     "mesh_template_dirs", "mesh_kubernetes_version", "mesh_apply", "mesh_check_paths",
     "mesh_ca_dir", "mesh_envoy_binary", "mesh_configure_hosts",
     "mesh_force_gates", "mesh_cluster_facts",
+    # playbooks/canary.yml: the service whose canary runs, where Prometheus answers, and a
+    # roll back by hand
+    "mesh_canary_service", "mesh_prometheus_url", "mesh_canary_rollback",
 })
 
 # The fields of a host's ``mesh_host`` variable (hosts of the inventory group mesh_hosts).
@@ -699,7 +738,21 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), gates=gates,
         promotion_order=promotion, by_name=by_name,
     )
+    _check_canary_windows(check, intent)
     return intent, check.warnings
+
+
+def _check_canary_windows(check: _Checker, intent: Intent) -> None:
+    """A canary step is measured over its interval: it must hold two scrapes at least."""
+    scrape = intent.telemetry.scrape_interval
+    for service in intent.services:
+        canary = service.canary
+        if canary and duration_seconds(canary.analysis.interval) < \
+                2 * duration_seconds(scrape):
+            check.warn(f"{intent.service_path(service)}.canary.analysis.interval",
+                       canary.analysis.interval, f"is under two scrape intervals "
+                       f"(mesh_telemetry.scrape_interval {scrape}): a step's analysis "
+                       "window holds too few samples to measure it")
 
 
 def _apply_overrides(check: _Checker, services: Any, overrides: Any) -> list[Any]:
@@ -799,13 +852,14 @@ def _parse_service(check: _Checker, data: dict[str, Any], path: str, name: str) 
     if canary and traffic.split:
         check.error(_join(path, "canary"), data.get("canary"),
                     "cannot be combined with traffic.split; use one of them")
+        canary = None
     elif canary:
-        traffic = TrafficPolicy(**{**traffic.__dict__, "split": canary})
+        traffic = TrafficPolicy(**{**traffic.__dict__, "split": canary.split()})
     if namespace is None:
         return None
     return Service(name=name, namespace=namespace, service_account=account, ports=ports,
                    versions=versions, calls=calls, inject=inject, ingress=ingress,
-                   traffic=traffic, probe_paths=probe_paths)
+                   traffic=traffic, probe_paths=probe_paths, canary=canary)
 
 
 def _parse_ports(check: _Checker, value: Any, path: str) -> tuple[Port, ...]:
@@ -871,23 +925,64 @@ def _subset(check: _Checker, value: Any, path: str, versions: tuple[str, ...]) -
 
 
 def _parse_canary(check: _Checker, value: Any, path: str,
-                  versions: tuple[str, ...]) -> tuple[WeightedSubset, ...]:
+                  versions: tuple[str, ...]) -> Canary | None:
     if value is None:
-        return ()
-    data = check.mapping(value, path, required=("subset", "weight"), optional=("stable",))
+        return None
+    data = check.mapping(value, path, required=("subset", "weight"),
+                         optional=("stable", "steps", "analysis"))
     if data is None:
-        return ()
+        return None
     subset = _subset(check, data["subset"], _join(path, "subset"), versions)
     weight = check.integer(data["weight"], _join(path, "weight"), 0, 100)
     stable = _opt(check, data, "stable", path,
                   lambda v, p: _subset(check, v, p, versions),
                   versions[0] if versions else None)
-    if subset is None or weight is None or stable is None:
-        return ()
+    steps = _parse_canary_steps(check, data.get("steps"), _join(path, "steps"))
+    analysis = _parse_simple(check, data.get("analysis"), _join(path, "analysis"),
+                             CanaryAnalysis, {
+        "interval": lambda v, p: _at_least_seconds(check, v, p, 1.0),
+        "success_rate": lambda v, p: check.number(v, p, 0, 100),
+        "latency_p99": check.duration,
+        "min_requests": lambda v, p: check.integer(v, p, 1),
+        "max_waits": lambda v, p: check.integer(v, p, 0, 100),
+    })
+    if subset is None or weight is None or stable is None or steps is None:
+        return None
     if stable == subset:
         check.error(_join(path, "subset"), subset, "is the same as canary.stable")
-        return ()
-    return (WeightedSubset(stable, 100 - weight), WeightedSubset(subset, weight))
+        return None
+    return Canary(stable=stable, subset=subset, weight=weight, steps=steps, analysis=analysis)
+
+
+def _parse_canary_steps(check: _Checker, value: Any, path: str) -> tuple[int, ...] | None:
+    """Canary weights, strictly increasing, each 1 to 100; None after an error."""
+    if value is None:
+        return CANARY_STEPS
+    if not isinstance(value, list | tuple) or not value:
+        check.error(path, value, "is not a non-empty list of weights (e.g. [10, 25, 50, 100])")
+        return None
+    if len(value) > MAX_CANARY_STEPS:
+        check.error(path, value, f"has {len(value)} steps, more than {MAX_CANARY_STEPS}")
+        return None
+    steps: list[int] = []
+    for index, item in enumerate(value):
+        weight = check.integer(item, _join(path, index), 1, 100)
+        if weight is None:
+            return None
+        if steps and weight <= steps[-1]:
+            check.error(_join(path, index), weight,
+                        f"is not above the step before it ({steps[-1]})")
+            return None
+        steps.append(weight)
+    return tuple(steps)
+
+
+def _at_least_seconds(check: _Checker, value: Any, path: str, least: float) -> str | None:
+    text = check.duration(value, path)
+    if text is not None and duration_seconds(text) < least:
+        check.error(path, value, f"is shorter than {least:g}s")
+        return None
+    return text
 
 
 def _parse_traffic(check: _Checker, value: Any, path: str,

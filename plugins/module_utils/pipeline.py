@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .analyze.context import analyze_rendered
+from .canary import CanaryCommit, CanaryState, effective_intent, runbook_section
 from .envoy_check import check_rendered, find_envoy
 from .errors import AnalysisError, SchemaError
 from .gitops import FileChange, GitOpsRepo, TreeUpdate
@@ -70,13 +71,15 @@ class RenderedStage:
     unvalidated: list[str] = field(default_factory=list)
     install: ControlPlane | None = None
     stage_objects: list[RenderedObject] = field(default_factory=list)
+    canary: CanaryState = field(default_factory=lambda: CanaryState({}))
 
     def runbook(self, migrated_from: str | None = None,
                 forced_gates: Sequence[Mapping[str, Any]] = ()) -> str:
         """The environment's RUNBOOK.md (with the cut-over when the provider changed, and
         the gates forced so far)."""
         return runbook_markdown(self.plan, self.stage_objects, self.warnings, self.install,
-                                migrated_from, forced_gates)
+                                migrated_from, forced_gates,
+                                runbook_section(self.intent, self.canary))
 
 
 @dataclass
@@ -102,13 +105,19 @@ class StageResult:
 
 def render_stage(variables: Mapping[str, Any], options: StageOptions,
                  registry: SchemaRegistry | None = None,
-                 cache: StageCache | None = None) -> RenderedStage:
+                 cache: StageCache | None = None,
+                 canaries: Mapping[str, Any] | None = None) -> RenderedStage:
     """Validate the intent, plan, render and schema-check; write nothing.
 
     ``cache`` (the environment's stage cache, see ``stage_cache.py``) answers renderings and
-    validations the same code already did for the same inputs.
+    validations the same code already did for the same inputs. ``canaries`` is the
+    environment's canary record (the ``canary`` entry of its scope metadata): a recorded
+    canary run shapes the weights it renders (``canary.py``).
     """
     intent, warnings = parse_intent(variables)
+    canary = CanaryState.from_meta(canaries)
+    intent, canary_warnings = effective_intent(intent, canary)
+    warnings = [*warnings, *canary_warnings]
     plan = plan_stage(intent)
     warnings = [*warnings, *plan.warnings, *(str(gap) for gap in plan.gaps)]
     renderer = Renderer(options.template_dirs, cache=cache)
@@ -171,21 +180,30 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     _check_host_configs(plan, rendered_hosts, options)
     files.update(rendered_hosts)
     rendered = RenderedStage(intent, plan, everything, files, warnings, unvalidated,
-                             control_plane(intent) if installed else None, objects)
+                             control_plane(intent) if installed else None, objects, canary)
     files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = rendered.runbook()
     return rendered
 
 
 def run_stage(variables: Mapping[str, Any], options: StageOptions,
-              registry: SchemaRegistry | None = None) -> StageResult:
-    """Render an environment's stage into the GitOps repository and commit it."""
+              registry: SchemaRegistry | None = None,
+              canary: CanaryCommit | None = None) -> StageResult:
+    """Render an environment's stage into the GitOps repository and commit it.
+
+    The environment's canary record is read from the repository and kept; ``canary`` (a step
+    of ``playbooks/canary.yml``) replaces it and titles the commit.
+    """
     cache = StageCache.open(
         options.gitops_dir, _cache_scope(variables), options.template_dirs, BUILTIN_TEMPLATES,
         options.crd_dirs, options.kubernetes_version)
-    rendered = render_stage(variables, options, registry, cache)
-    intent = rendered.intent
     repo = GitOpsRepo(options.gitops_dir)
-    meta = {"provider": intent.provider, "stage": intent.stage.value}
+    canaries = canary.state if canary is not None else \
+        recorded_meta(repo, variables).get("canary")
+    rendered = render_stage(variables, options, registry, cache, canaries)
+    intent = rendered.intent
+    meta: dict[str, Any] = {"provider": intent.provider, "stage": intent.stage.value}
+    if canaries:
+        meta["canary"] = canaries
     previous = repo.scope_meta(intent.environment)
     migrated_from = migrated_from_provider(previous, intent.provider)
     switched = migrated_from if previous.get("provider") == migrated_from else None
@@ -205,7 +223,7 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     updates = [env_update, shared_update]
     counts = object_changes(change for update in updates for change in update.changes)
     gates = gate_lines(options.gate_verdicts, previous.get("stage"), intent.stage.value)
-    message = commit_message(intent, counts, switched, gates)
+    message = commit_message(intent, counts, switched, gates, canary)
     changed = any(update.changed for update in updates)
     sha = None
     if not options.check_mode:
@@ -217,12 +235,12 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
             # what is committed, against HEAD: also right when it completes a run that
             # was interrupted between writing and committing
             committed.update(object_changes(changes))
-            return commit_message(intent, committed, switched, gates)
+            return commit_message(intent, committed, switched, gates, canary)
 
         sha = repo.commit(message_for)
         if sha is not None:
             counts, changed = committed, True
-            message = commit_message(intent, committed, switched, gates)
+            message = commit_message(intent, committed, switched, gates, canary)
         cache.save()
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
@@ -230,6 +248,13 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
         files=_file_counts(updates), message=message, warnings=rendered.warnings,
         diff=[d for update in updates for d in update.ansible_diff()],
     )
+
+
+def recorded_meta(repo: GitOpsRepo, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """What the repository records for the variables' environment (before they are parsed:
+    its canary record shapes the render)."""
+    environment = variables.get("mesh_environment")
+    return repo.scope_meta(environment) if isinstance(environment, str) else {}
 
 
 def migrated_from_provider(previous: Mapping[str, Any], provider: str) -> str | None:
@@ -340,13 +365,16 @@ def object_changes(changes: Iterable[FileChange]) -> dict[str, list[str]]:
 
 
 def commit_message(intent: Intent, counts: Mapping[str, list[str]],
-                   switched_from: str | None = None, gates: Sequence[str] = ()) -> str:
+                   switched_from: str | None = None, gates: Sequence[str] = (),
+                   canary: CanaryCommit | None = None) -> str:
     stage = intent.stage
+    subject = canary.subject if canary is not None else (
+        f"{stage.value} stage, {len(counts['added'])} added, {len(counts['changed'])} changed, "
+        f"{len(counts['removed'])} removed")
     lines = [
-        f"meshstage({intent.environment}): {stage.value} stage, "
-        f"{len(counts['added'])} added, {len(counts['changed'])} changed, "
-        f"{len(counts['removed'])} removed",
+        f"meshstage({intent.environment}): {subject}",
         "",
+        *(line for paragraph in (canary.body if canary else ()) for line in (paragraph, "")),
         f"Environment {intent.environment} ({intent.provider}) is at stage {stage.number} "
         f"of 6, {stage.value}: {STAGE_PURPOSE[stage]}.",
     ]

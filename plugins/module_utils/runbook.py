@@ -93,7 +93,8 @@ _ROUTES = {"gateway-api": "httproutes.gateway.networking.k8s.io",
 def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
                      warnings: Sequence[str], install: ControlPlane | None = None,
                      migrated_from: str | None = None,
-                     forced_gates: Sequence[Mapping[str, Any]] = ()) -> str:
+                     forced_gates: Sequence[Mapping[str, Any]] = (),
+                     canary: Sequence[str] = ()) -> str:
     intent = plan.intent
     stage = intent.stage
     env = intent.environment
@@ -134,6 +135,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
     if install is not None:
         lines += _control_plane(env, install)
     lines += _apply_from_the_playbook(env)
+    lines += canary  # the canary delivery section (canary.runbook_section)
     gaps = [str(gap) for gap in plan.gaps]
     if plan.gaps:
         lines += [f"## Not expressible with {intent.provider}", "",

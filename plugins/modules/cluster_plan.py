@@ -22,9 +22,17 @@ description:
   - Also returns where prune looks (kinds and ownership label selectors), the identities
     of the rendered objects (which prune keeps), the injected waves to restart, the
     catalogue's namespaces, and the workloads that opt out of injection.
+  - With I(gitops_dir), the canary record of the environment in that GitOps repository
+    (C(playbooks/canary.yml)) shapes the render as it shaped the commit.
   - Runs on the controller (it is an action plugin). Read-only; the same in check mode.
 author:
   - meshstage developers
+options:
+  gitops_dir:
+    description:
+      - The GitOps repository the stage was committed to; only its C(.meshstage/state.json)
+        is read. Without it, the inventory alone is rendered.
+    type: path
 extends_documentation_fragment:
   - meshstage.mesh.render_options
   - meshstage.mesh.read_only

@@ -28,6 +28,11 @@ description:
     C(envoy --mode validate); the role C(meshstage.mesh.envoy_sidecar) applies them.
   - Nothing is written when any check fails. A second run with the same intent writes nothing
     and commits nothing. Files meshstage did not write are never changed or deleted.
+  - A canary run recorded in the GitOps repository (C(playbooks/canary.yml)) shapes what is
+    rendered while the inventory's C(canary) names the same versions (the run's weight, 0%
+    after a rollback, the promoted version), and a warning says what to change in the
+    inventory.
+    Making a version a recorded promotion retired the stable one again is refused.
   - Unknown C(mesh_*) variables are refused, so a misspelt variable does not pass silently.
   - The mesh is C(mesh_provider), C(istio) or C(linkerd). An intent field the provider cannot
     express is a warning naming the field and the service (see docs/providers.md). Switching

