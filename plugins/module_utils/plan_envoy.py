@@ -183,14 +183,16 @@ def _inbound_listener(intent: Intent, host: MeshHost, service: Service) -> dict[
                     host, {"prefix": f"spiffe://{intent.trust_domain}/"}, ["h2", "http/1.1"]),
             }},
             "filters": [_hcm(intent, host, "inbound_mtls", _inbound_routes(),
-                             _authorization_filters(intent, service), mtls=True)],
+                             _authorization_filters(intent, service, _workload_port(service, host)),
+                             mtls=True)],
         })
     if not intent.stage.reached(Stage.STRICT_MTLS) or exception is not None:
         chains.append({
             "name": "inbound_plaintext",
             "filter_chain_match": {"transport_protocol": "raw_buffer"},
             "filters": [_hcm(intent, host, "inbound_plaintext", _inbound_routes(),
-                             _authorization_filters(intent, service), mtls=False)],
+                             _authorization_filters(intent, service, _workload_port(service, host)),
+                             mtls=False)],
         })
     return {
         "name": "inbound", "stat_prefix": "inbound",
@@ -319,12 +321,20 @@ def _router() -> dict[str, Any]:
 # --------------------------------------------------------------------------- authorization
 
 
-def _authorization_filters(intent: Intent, service: Service) -> list[dict[str, Any]]:
+def _workload_port(service: Service, host: MeshHost) -> int | None:
+    """The workload port (``target_port``, else ``port``) of the service port a host serves
+    on its ``inbound_port``; the service's first port when none is that number."""
+    served = [p for p in service.ports if p.port == host.inbound_port] or list(service.ports)
+    return (served[0].target_port or served[0].port) if served else None
+
+
+def _authorization_filters(intent: Intent, service: Service,
+                           port: int | None) -> list[dict[str, Any]]:
     """RBAC filters: enforced at authorization, in shadow (dry-run) at strict_mtls."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return []
     enforce = intent.stage.reached(Stage.AUTHORIZATION)
-    deny, allow = _policies(intent, service)
+    deny, allow = _policies(intent, service, port)
     filters = []
     for action, policies, name in (("DENY", deny, "deny"), ("ALLOW", allow, "allow")):
         if policies is None:
@@ -340,22 +350,31 @@ def _authorization_filters(intent: Intent, service: Service) -> list[dict[str, A
     return filters
 
 
-def _policies(intent: Intent, service: Service) -> tuple[dict[str, Any] | None,
-                                                          dict[str, Any] | None]:
-    """DENY policies and ALLOW policies (None: no filter; {} under ALLOW: deny all)."""
+def _policies(intent: Intent, service: Service, port: int | None
+              ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """DENY policies and ALLOW policies (None: no filter; {} under ALLOW: deny all).
+
+    A host sidecar serves one workload port of its service (``port`` here, see
+    ``_workload_port``): a rule limited to other ``ports`` matches nothing there and is
+    left out (an ALLOW policy whose every rule is left out still denies all, as an Istio
+    ALLOW policy that matches nothing)."""
     explicit = {rules.service: rules for rules in intent.authorization}.get(service.name)
     deny: dict[str, Any] = {}
     allow: dict[str, Any] = {}
     if explicit is not None:
         for index, rule in enumerate(explicit.deny):
-            deny[f"deny-{index}"] = _policy(intent, rule)
+            if _on_port(rule, port):
+                deny[f"deny-{index}"] = _policy(intent, rule)
         if explicit.deny_other_callers:
             allowed = _principals(intent, _allowed_sources(explicit.allow))
             deny["deny-other-callers"] = {
                 "principals": [{"not_id": {"or_ids": {"ids": allowed}}}],
                 "permissions": [{"any": True}]}
         for index, rule in enumerate(explicit.allow):
-            allow[f"allow-{index}"] = _policy(intent, rule)
+            if _on_port(rule, port):
+                allow[f"allow-{index}"] = _policy(intent, rule)
+        if explicit.allow:
+            return (deny or None), allow
     else:
         callers = sorted({intent.principal(s) for s in intent.services
                           if service.name in s.calls})
@@ -382,11 +401,21 @@ def _principals(intent: Intent, rules: list[AuthorizationRule]) -> list[dict[str
     return [_principal(p) for p in dict.fromkeys(principals)]
 
 
+def _on_port(rule: AuthorizationRule, port: int | None) -> bool:
+    return not rule.ports or port in rule.ports
+
+
 def _policy(intent: Intent, rule: AuthorizationRule) -> dict[str, Any]:
+    """One rule: its principals OR-ed, its namespaces OR-ed, the two AND-ed (as an Istio
+    ``source`` with both ``principals`` and ``namespaces``); methods AND paths."""
     source = rule.source
-    principals = _principals(intent, [rule])
-    principals += [{"authenticated": {"principal_name": {
+    named = _principals(intent, [rule])
+    namespaces = [{"authenticated": {"principal_name": {
         "prefix": f"spiffe://{intent.trust_domain}/ns/{ns}/sa/"}}} for ns in source.namespaces]
+    if named and namespaces:
+        principals = [{"and_ids": {"ids": [_any_of(named), _any_of(namespaces)]}}]
+    else:
+        principals = named or namespaces
     conditions = []
     if rule.methods:
         conditions.append({"or_rules": {"rules": [
@@ -398,6 +427,10 @@ def _policy(intent: Intent, rule: AuthorizationRule) -> dict[str, Any]:
     permission = ({"and_rules": {"rules": conditions}} if len(conditions) > 1
                   else conditions[0] if conditions else {"any": True})
     return {"principals": principals or [{"any": True}], "permissions": [permission]}
+
+
+def _any_of(ids: list[dict[str, Any]]) -> dict[str, Any]:
+    return ids[0] if len(ids) == 1 else {"or_ids": {"ids": ids}}
 
 
 def _principal(principal: str) -> dict[str, Any]:

@@ -275,6 +275,47 @@ def test_seed_style_policy_becomes_rbac_on_principals_methods_and_paths():
         {"or_rules": {"rules": [{"url_path": {"path": {"prefix": "/api/v1/"}}}]}}]}}]
 
 
+def test_a_rule_with_principals_and_namespaces_needs_both_as_in_istio():
+    authorization = [{"service": "payment-service",
+                      "allow": [{"from": ["order-service", "web"], "namespaces": ["payments"]},
+                                {"principals": ["corp.test/ns/ops/sa/admin"]}]}]
+    filters = hcm(chains(files_of("pay-1", mesh_authorization=authorization))
+                  ["inbound_mtls"])["http_filters"]
+    allow = filters[0]["typed_config"]["rules"]["policies"]
+    assert allow["allow-0"]["principals"] == [{"and_ids": {"ids": [
+        {"or_ids": {"ids": [
+            {"authenticated": {"principal_name": {
+                "exact": "spiffe://corp.test/ns/payments/sa/order-service"}}},
+            {"authenticated": {"principal_name": {"exact": "spiffe://corp.test/ns/web/sa/web"}}},
+        ]}},
+        {"authenticated": {"principal_name": {"prefix": "spiffe://corp.test/ns/payments/sa/"}}},
+    ]}}]
+    assert allow["allow-1"]["principals"] == [{"authenticated": {"principal_name": {
+        "exact": "spiffe://corp.test/ns/ops/sa/admin"}}}]
+
+
+@pytest.mark.parametrize(("ports", "kept"), [
+    pytest.param([8080], True, id="the-served-port-keeps-the-rule"),
+    pytest.param([8443], False, id="another-port-matches-nothing-on-the-host"),
+])
+def test_a_rule_limited_to_ports_applies_on_the_port_the_host_serves_only(ports, kept):
+    services = copy.deepcopy(ESTATE["mesh_services"])
+    services[0]["ports"] = [{"port": 8080}, {"port": 8443, "protocol": "HTTPS"}]
+    authorization = [{"service": "payment-service",
+                      "allow": [{"from": ["order-service"], "ports": ports}],
+                      "deny": [{"namespaces": ["shop"], "ports": ports}]}]
+    filters = hcm(chains(files_of("pay-1", mesh_authorization=authorization,
+                                  mesh_services=services))["inbound_mtls"])["http_filters"]
+    rbac = [f["typed_config"]["rules"] for f in filters
+            if f["name"] == "envoy.filters.http.rbac"]
+    if kept:
+        assert [(r["action"], sorted(r["policies"])) for r in rbac] == [
+            ("DENY", ["deny-0"]), ("ALLOW", ["allow-0"])]
+    else:
+        # the ALLOW policy stays and matches nothing: as Istio's, it denies every request
+        assert rbac == [{"action": "ALLOW", "policies": {}}]
+
+
 def test_derived_allow_and_default_deny():
     rbac = hcm(chains(files_of("rev-1"))["inbound_mtls"])["http_filters"][0]["typed_config"]
     assert rbac["rules"]["policies"]["allow-callers"]["principals"] == [
