@@ -48,10 +48,11 @@ def test_the_benchmark_measures_a_tiny_estate(tmp_path):
     assert row["noop_files_written_max"] == 0 and row["noop_commits_max"] == 0
     assert row["noop_cache_files_written"] == 0
     assert row["noop_changed"] == 0
-    # one canary weight: one VirtualService per environment, and the state file
+    # one canary weight: one VirtualService per environment, its runbook (whose canary
+    # section states the weight), and the state file
     assert row["change_commits"] == 3
     assert row["change_objects_changed"] == 3
-    assert row["change_files_written"] == 4
+    assert row["change_files_written"] == 7
     assert row["proxy"]["istio sidecar hosts"] == 4  # 3 callees and the root namespace
     # every YAML file: all but the README, three runbooks and the state file
     assert row["floor_objects"] == row["full_files"] - 5

@@ -89,7 +89,9 @@ def planned_route(inventory: Path, tmp_path: Path, gitops: Path | None) -> dict[
 def test_a_canary_run_without_a_cluster(inventory, tmp_path):
     gitops = tmp_path / "gitops"
     canary = REPO / "playbooks" / "canary.yml"
-    assert playbook(inventory, REPO / "playbooks" / "migrate.yml", gitops).returncode == 0
+    # a new environment straight at traffic: the order gate is forced, as make demo does
+    assert playbook(inventory, REPO / "playbooks" / "migrate.yml", gitops, "-e",
+                    '{"mesh_force_gates": ["order"]}').returncode == 0
     assert route(gitops) == {"v1": 100, "v2": 0}
 
     # starts (step 1 committed), then cannot analyze: Prometheus does not answer

@@ -23,7 +23,7 @@ import time
 
 import pytest
 import yaml
-from hostlab import ENVIRONMENT, REPO, Client, Lab
+from hostlab import ENVIRONMENT, FORCE_ALL, REPO, Client, Lab
 
 pytestmark = [
     pytest.mark.integration,
@@ -79,7 +79,7 @@ def lab(tmp_path_factory):
     lab.service_overrides = {"reviews": {"canary": {"steps": STEPS, "analysis": ANALYSIS}}}
     lab.start_backends()
     try:
-        lab.playbook(stage="traffic")
+        lab.playbook(*FORCE_ALL, stage="traffic")  # a new environment straight at traffic
         scrape = yaml.safe_load((lab.gitops / "hosts" / ENVIRONMENT /
                                  "prometheus-scrape-configs.yaml").read_text())
         lab.prometheus = lab.start_prometheus(scrape["scrape_configs"])
@@ -183,7 +183,7 @@ def test_a_healthy_v2_is_promoted_through_every_step(lab):
 def test_a_v2_failing_20_percent_is_rolled_back_at_the_first_step(lab):
     # a new GitOps repository: the environment back at v1 90%, v2 10%, no canary run
     lab.gitops = lab.base / "gitops-2"
-    lab.playbook()
+    lab.playbook(*FORCE_ALL)
     assert weights(lab) == {"v1": 90, "v2": 10}
     before = head(lab)
     lab.hosts["rev2"].backend.failure_percent = 20
