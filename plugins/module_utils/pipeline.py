@@ -7,12 +7,14 @@ template error or a schema violation leaves the GitOps repository untouched.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .analyze.context import analyze_rendered
+from .analyze.context import analyze_rendered, estate_objects
 from .canary import CanaryCommit, CanaryState, effective_intent, runbook_section
 from .envoy_check import check_rendered, find_envoy
 from .errors import AnalysisError, SchemaError
@@ -167,17 +169,13 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     if unvalidated:
         warnings = [*warnings, "no mesh_crd_dir given: " + ", ".join(unvalidated)
                     + " were not validated against CRD schemas"]
-    analysis = analyze_rendered(intent, [item.obj for item in objects], options.check_paths)
-    if analysis.errors:
-        raise AnalysisError(f"{intent.environment} ({intent.stage.value})",
-                            [finding.line() for finding in analysis.errors])
-    warnings = [*warnings, *(finding.line() for finding in analysis.warnings)]
+    warnings = [*warnings, *_analysis_warnings(intent, objects, options.check_paths, cache)]
     files = {item.path: item.text for item in everything}
     files.update(kustomizations(plan, objects, renderer))
     files.update(install_files)
     files.update(extra_files(plan, renderer))
     rendered_hosts = host_files(plan, renderer)
-    _check_host_configs(plan, rendered_hosts, options)
+    _check_host_configs(plan, rendered_hosts, options, cache)
     files.update(rendered_hosts)
     rendered = RenderedStage(intent, plan, everything, files, warnings, unvalidated,
                              control_plane(intent) if installed else None, objects, canary)
@@ -295,22 +293,63 @@ def gate_lines(verdicts: Sequence[Mapping[str, Any]], recorded: str | None,
     return lines
 
 
+def _analysis_warnings(intent: Intent, objects: Sequence[RenderedObject],
+                       check_paths: Sequence[Path], cache: StageCache | None) -> list[str]:
+    """The analyzers over the rendered objects: their warnings, or ``AnalysisError``.
+
+    An analysis that passed is kept in the stage cache under everything it read (the
+    rendered texts and the intent's stand-ins); manifests given with ``check_paths`` are read
+    afresh every run, so that analysis is never kept."""
+    key = None
+    if cache is not None and not check_paths:
+        stand_ins = json.dumps(estate_objects(intent), sort_keys=True, default=str)
+        key = cache.check_key("analysis", [intent.provider, intent.root_namespace,
+                                           intent.trust_domain, stand_ins,
+                                           *(item.text for item in objects)])
+        known = cache.passed(key)
+        if isinstance(known, list):
+            return [str(line) for line in known]
+    analysis = analyze_rendered(intent, [item.obj for item in objects], check_paths)
+    if analysis.errors:
+        raise AnalysisError(f"{intent.environment} ({intent.stage.value})",
+                            [finding.line() for finding in analysis.errors])
+    lines = [finding.line() for finding in analysis.warnings]
+    if key is not None:
+        cache.mark_passed(key, lines)
+    return lines
+
+
 def _check_host_configs(plan: StagePlan, rendered: Mapping[str, str],
-                        options: StageOptions) -> None:
-    """Every host sidecar's files, checked with the real ``envoy --mode validate``."""
-    by_host: dict[str, dict[str, Any]] = {}
+                        options: StageOptions, cache: StageCache | None = None) -> None:
+    """Every host sidecar's files, checked with the real ``envoy --mode validate``.
+
+    A host whose files, directories and envoy binary passed before (the stage cache) is not
+    checked again; a failed check is never kept."""
+    by_host: dict[str, dict[str, str]] = {}
     for path, text in rendered.items():
         parts = path.split("/")
         if len(parts) == 4:  # hosts/<env>/<host>/<file>
-            by_host.setdefault(parts[2], {})[parts[3]] = load_yaml(text)
+            by_host.setdefault(parts[2], {})[parts[3]] = text
     if not by_host:
         return
     envoy = find_envoy(options.envoy_binary)
+    binary = os.stat(envoy)
     intent = plan.intent
     for host in intent.hosts:
-        if host.name in by_host:
-            check_rendered(f"{intent.environment}/{host.name}", host.config_dir,
-                           host.log_dir, by_host[host.name], envoy)
+        texts = by_host.get(host.name)
+        if texts is None:
+            continue
+        key = None
+        if cache is not None:
+            key = cache.check_key("envoy", [
+                envoy, f"{binary.st_size} {binary.st_mtime_ns}", host.config_dir,
+                host.log_dir, *(part for name in sorted(texts) for part in (name, texts[name]))])
+            if cache.passed(key):
+                continue
+        check_rendered(f"{intent.environment}/{host.name}", host.config_dir, host.log_dir,
+                       {name: load_yaml(text) for name, text in texts.items()}, envoy)
+        if key is not None:
+            cache.mark_passed(key)
 
 
 def _cache_scope(variables: Mapping[str, Any]) -> str:

@@ -12,6 +12,11 @@ cache keeps that work, per environment:
   from the text again).
 * **validation verdicts**: the sha256 of each text that passed schema validation, kept
   under the fingerprint of the schemas.
+* **checks that passed**: the analysis of the rendered objects (its warnings) and the
+  ``envoy --mode validate`` of each host sidecar, keyed on a hash of everything the check
+  reads (the rendered texts and the intent's stand-ins; the host's files, directories and
+  envoy binary), kept under the renderer's fingerprint (so under the same analyzer code).
+  A check that failed is never kept: it runs again, and fails again, every time.
 * **CRD documents** (``crds.json``, shared by every environment): the CRDs of each file in
   the CRD directories, keyed on the sha256 of the file's bytes, so a run reads JSON instead
   of parsing megabytes of YAML.
@@ -146,6 +151,8 @@ class StageCache:
         self._kinds: dict[str, bool] = {}
         self._crds_before: dict[str, Any] = {}
         self._crds: dict[str, Any] = {}
+        self._passed_before: dict[str, Any] = {}
+        self._passed: dict[str, Any] = {}
         self.hits = 0
         self.misses = 0
 
@@ -168,6 +175,8 @@ class StageCache:
             if document.get("renderer") == cache.renderer_key:
                 objects = document.get("objects")
                 cache._objects_before = objects if isinstance(objects, dict) else {}
+                passed = document.get("passed")
+                cache._passed_before = passed if isinstance(passed, dict) else {}
             if document.get("schema") == cache.schema_key:
                 valid = document.get("valid")
                 cache._valid_before = set(valid) if isinstance(valid, list) else set()
@@ -186,11 +195,12 @@ class StageCache:
         if directory is None:
             return
         if self._objects != self._objects_before or self._valid != self._valid_before \
-                or self._kinds != self._kinds_before:
+                or self._kinds != self._kinds_before or self._passed != self._passed_before:
             _write_json(directory / self._file_name(), {
                 "version": CACHE_VERSION, "renderer": self.renderer_key,
                 "schema": self.schema_key, "objects": self._objects,
                 "valid": sorted(self._valid), "kinds": dict(sorted(self._kinds.items())),
+                "passed": dict(sorted(self._passed.items())),
             })
         if self._crds and self._crds.keys() != self._crds_before.keys():
             _write_json(directory / _CRDS_FILE, {"version": CACHE_VERSION,
@@ -259,6 +269,30 @@ class StageCache:
             answer = bool(ask())
         self._kinds[key] = answer
         return answer
+
+    # ---- checks that passed
+
+    def check_key(self, check: str, parts: Iterable[str | bytes]) -> str:
+        """The key of one run of ``check`` over ``parts`` (everything the check reads)."""
+        digest = hashlib.sha256(f"{self.renderer_key}\0{check}\0".encode())
+        for part in parts:
+            data = part.encode("utf-8") if isinstance(part, str) else part
+            digest.update(len(data).to_bytes(8, "big"))
+            digest.update(data)
+        return digest.hexdigest()
+
+    def passed(self, key: str) -> Any | None:
+        """What the check with this key returned when it passed last time (None: unknown)."""
+        if key in self._passed:
+            return self._passed[key]
+        if key in self._passed_before:
+            self._passed[key] = self._passed_before[key]
+            return self._passed[key]
+        return None
+
+    def mark_passed(self, key: str, result: Any = True) -> None:
+        """Keep a check that passed, with what it returned (JSON: warnings, say)."""
+        self._passed[key] = result
 
     # ---- CRD documents
 

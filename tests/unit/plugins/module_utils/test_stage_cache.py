@@ -190,3 +190,99 @@ def test_a_linked_worktree_gets_no_cache_on_disk(tmp_path, crd_dir, example_inte
                        StageOptions(gitops_dir=linked, crd_dirs=[crd_dir]))
     assert result.changed
     assert (linked / ".git").is_file()
+
+
+def test_a_passed_analysis_and_host_check_are_not_run_again(
+        tmp_path, crd_dir, example_intent, monkeypatch):
+    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    first = run_stage(example_intent("dev"), options)
+    assert example_intent("dev")["mesh_hosts"]  # the example's host sidecars were checked
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(pipeline, "analyze_rendered", refuse)
+    monkeypatch.setattr(pipeline, "check_rendered", refuse)
+    again = run_stage(example_intent("dev"), options)
+    assert not again.changed
+    assert again.warnings == first.warnings  # the analysis's warnings come from the cache
+
+
+def counting_checks(monkeypatch) -> list[str]:
+    """The checks that run from now on: "analysis", or the host the envoy check is for."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+
+    calls: list[str] = []
+    analyze, check = pipeline.analyze_rendered, pipeline.check_rendered
+    monkeypatch.setattr(pipeline, "analyze_rendered",
+                        lambda *a, **k: calls.append("analysis") or analyze(*a, **k))
+    monkeypatch.setattr(pipeline, "check_rendered",
+                        lambda *a, **k: calls.append(a[0]) or check(*a, **k))
+    return calls
+
+
+def test_a_changed_host_is_checked_again_and_alone(tmp_path, crd_dir, example_intent,
+                                                   monkeypatch):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("dev"), options)
+    calls = counting_checks(monkeypatch)
+    variables = example_intent("dev")
+    # one host sidecar's stats port moves: its files change, no cluster object does
+    (name, host), *_ = sorted(variables["mesh_hosts"].items())
+    variables["mesh_hosts"] = {**variables["mesh_hosts"],
+                               name: {**host, "stats_port": 15091}}
+    assert run_stage(variables, options).changed
+    assert calls == [f"dev/{name}"]
+
+
+def test_a_changed_rendering_is_analyzed_again(tmp_path, crd_dir, example_intent,
+                                               monkeypatch):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    variables = example_intent("dev")
+    run_stage(variables, options)
+    calls = counting_checks(monkeypatch)
+    services = [dict(s) for s in variables["mesh_services"]]
+    (reviews,) = [s for s in services if s["name"] == "reviews"]
+    reviews["canary"] = {**reviews["canary"], "weight": 20}
+    assert run_stage({**variables, "mesh_services": services}, options).changed
+    assert calls == ["analysis"]
+
+
+def test_a_failed_analysis_is_not_kept(tmp_path, crd_dir, example_intent, monkeypatch):
+    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+    from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis import Report
+    from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.finding import (
+        Finding,
+        Level,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.errors import AnalysisError
+
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)  # a cache file, with prod's checks
+    variables = example_intent("prod", mesh_stage="observability")
+    error = Finding("IST0101", Level.ERROR, "VirtualService bookinfo/reviews", "made up",
+                    "made-up")
+    analyses: list[int] = []
+
+    def failing(*args, **kwargs):
+        analyses.append(1)
+        return Report([error])
+
+    cache = open_cache(gitops, "prod", options)
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "analyze_rendered", failing)
+        for _ in range(2):  # the same cache: the failed analysis runs (and fails) again
+            with pytest.raises(AnalysisError, match="made up"):
+                render_stage(variables, options, cache=cache)
+        with pytest.raises(AnalysisError):
+            run_stage(variables, options)
+    assert len(analyses) == 3
+    calls = counting_checks(monkeypatch)
+    run_stage(variables, options)
+    assert calls[0] == "analysis"
