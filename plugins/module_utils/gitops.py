@@ -398,8 +398,10 @@ class GitOpsRepo:
         """
         if not self.exists():
             return None
-        state = self._load_state()
         has_head = self._has_head()
+        if has_head and self._clean_against_head():
+            return None
+        state = self._load_state()
         head_state = self._head_state() if has_head else _State()
         to_add = self._paths_to_add(state, has_head)
         to_remove = [
@@ -439,6 +441,22 @@ class GitOpsRepo:
             self._git("commit", "-q", "-F", str(message_file), *only,
                       input=_nul_list(staged) if only else None, config=self._identity())
         return _decode(self._git("rev-parse", "HEAD").stdout).strip()
+
+    def _clean_against_head(self) -> bool:
+        """True when there is nothing to commit for sure: the state file on disk is
+        ``HEAD``'s, and git sees no tracked file changed, staged or deleted (so every owned
+        file is the one ``HEAD`` holds). A no-op run then reads no owned file a second time;
+        anything else takes the full path below."""
+        state_bytes, problem = _read_disk(self.root, STATE_PATH)
+        if problem or state_bytes is None:
+            return False
+        head = self._git_run(["cat-file", "blob", f"HEAD:{STATE_PATH}"])
+        if head.returncode != 0 or head.stdout != state_bytes:
+            return False
+        # --no-optional-locks: a status only reads; it never rewrites the index
+        status = self._git_run(["--no-optional-locks", "status", "--porcelain=v1", "-z",
+                                "--untracked-files=no", "--ignore-submodules=none"])
+        return status.returncode == 0 and not status.stdout
 
     def _staged(self, paths: Sequence[str]) -> list[str]:
         """Which of ``paths`` the index holds changes for, against ``HEAD``."""

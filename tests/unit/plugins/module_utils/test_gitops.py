@@ -751,6 +751,25 @@ def test_a_second_commit_of_unchanged_files_stages_nothing(committed: GitOpsRepo
     assert (root / ".git" / "index").stat().st_mtime_ns == index_before
 
 
+def test_a_commit_with_nothing_to_commit_reads_only_the_state_file(
+        committed: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.meshstage.mesh.plugins.module_utils import gitops
+
+    read: list[str] = []
+    real = gitops._read_disk
+    monkeypatch.setattr(gitops, "_read_disk",
+                        lambda base, path, *rest: read.append(path) or real(base, path, *rest))
+    assert committed.commit("meshstage: nothing") is None
+    assert read == [gitops.STATE_PATH]
+    # a file changed in the work tree: the full path reads every owned file again
+    owned = sorted(committed._load_state().shas())[0]
+    (root / "notes.txt").write_text("the user's\n")
+    subprocess.run(["git", "-C", str(root), "add", "notes.txt"], check=True)
+    read.clear()
+    assert committed.commit("meshstage: nothing") is None
+    assert owned in read
+
+
 def _path_problem_without_shortcut(path: str) -> bool:
     """The rules of path_problem, written out: True when the path is refused."""
     import posixpath
