@@ -40,6 +40,7 @@ _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_TAG + name for name in
                          ("null", "bool", "int", "float", "timestamp", "binary"))
 _RESOLVED_TAGS_KEPT = 4096
+_STR_TAG = _TAG + "str"
 
 
 class _Unusual(Exception):
@@ -263,9 +264,122 @@ def _drop(value: Any) -> Any:
 
 
 def dump_canonical(obj: Any) -> str:
-    """The one canonical YAML text of an object: keys sorted, block style, UTF-8."""
+    """The one canonical YAML text of an object: keys sorted, block style, UTF-8.
+
+    The text is PyYAML's (``_Dumper``, the options below). ``_fast_lines`` writes the
+    same bytes without PyYAML for the common objects; whatever it is not sure of goes to
+    PyYAML whole."""
+    try:
+        return "".join(_fast_lines(obj, 0)) if type(obj) is dict and obj else _yaml_dump(obj)
+    except _Unusual:
+        return _yaml_dump(obj)
+
+
+def _yaml_dump(obj: Any) -> str:
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
                      allow_unicode=True, width=1 << 16, indent=2)
+
+
+# A string PyYAML can write plain in block context: a letter, digit or one of "_./$" first,
+# then those and "@=+~%*()-,?[]{}" (flow indicators only matter in flow context), a ":" or a
+# single space only before one of them (so no ": ", no " #", no trailing space or colon).
+# ASCII only, shorter than a simple key's limit, and not "..." first (a document end).
+_PLAIN_CHAR = r"[A-Za-z0-9_./$@=+~%*()\-,?\[\]{}]"
+_PLAIN_TEXT = re.compile(rf"[A-Za-z0-9_./$](?:{_PLAIN_CHAR}|[: ](?={_PLAIN_CHAR}))*")
+_SCALARS_KEPT = 1 << 16
+_LINE_BREAKS = re.compile("[\r\n\x85\u2028\u2029]")
+_scalars: dict[str, str | None] = {}
+_floats: dict[str, str] = {}
+_resolver = yaml.resolver.Resolver()
+
+
+def _string_scalar(text: str) -> str | None:
+    """How PyYAML writes ``text`` as a key, a value or an item, on one line; None when it
+    takes more than one line or would not be a simple key (PyYAML then dumps the object).
+
+    The common strings are decided here: plain when the resolver reads them back as strings,
+    single-quoted when it would read another type ("true", "1"). Any other one-line string
+    is written once by PyYAML itself, as a mapping's value, and its form is kept."""
+    if text in _scalars:
+        return _scalars[text]
+    written = None
+    if _PLAIN_TEXT.fullmatch(text) is not None and len(text) < 128 \
+            and not text.startswith("..."):  # a document end marker
+        plain = _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
+        written = text if plain else f"'{text}'"
+    elif len(text) < 128 and not _LINE_BREAKS.search(text):
+        dumped = _yaml_dump({"k": text})
+        if dumped.startswith("k: ") and dumped.count("\n") == 1 and dumped.endswith("\n"):
+            written = dumped[3:-1]
+    if len(_scalars) < _SCALARS_KEPT:
+        _scalars[text] = written
+    return written
+
+
+def _fast_scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        written = _string_scalar(value)
+        if written is not None:
+            return written
+    elif kind is bool:
+        return "true" if value else "false"
+    elif kind is int:
+        return str(value)
+    elif kind is float:
+        key = repr(value)  # not the float: 0.0 == -0.0
+        written = _floats.get(key)
+        if written is None:  # as PyYAML writes it (.nan, 1.0e+20, ...), once per value
+            written = _yaml_dump({"k": value})[3:-1]
+            if len(_floats) < _SCALARS_KEPT:
+                _floats[key] = written
+        return written
+    elif kind is dict and not value:
+        return "{}"
+    elif kind is list and not value:
+        return "[]"
+    raise _Unusual
+
+
+def _fast_lines(mapping: dict[Any, Any], column: int) -> list[str]:
+    """A non-empty mapping as PyYAML's block lines, each starting at ``column``."""
+    pad = " " * column
+    lines: list[str] = []
+    try:
+        keys = sorted(mapping)
+    except TypeError:  # keys of mixed types: PyYAML keeps their order
+        raise _Unusual from None
+    for key in keys:
+        written = _string_scalar(key) if type(key) is str else None
+        if written is None:
+            raise _Unusual
+        value = mapping[key]
+        kind = type(value)
+        if kind is dict and value:
+            lines.append(f"{pad}{written}:\n")
+            lines += _fast_lines(value, column + 2)
+        elif kind is list and value:
+            lines.append(f"{pad}{written}:\n")
+            lines += _fast_items(value, column)  # PyYAML does not indent them under a key
+        else:
+            lines.append(f"{pad}{written}: {_fast_scalar(value)}\n")
+    return lines
+
+
+def _fast_items(items: list[Any], column: int) -> list[str]:
+    """A non-empty sequence as PyYAML's block lines: ``- `` at ``column``."""
+    pad = " " * column
+    lines: list[str] = []
+    for item in items:
+        kind = type(item)
+        if (kind is dict or kind is list) and item:
+            inner = (_fast_lines(item, column + 2) if kind is dict
+                     else _fast_items(item, column + 2))
+            lines.append(f"{pad}- {inner[0][column + 2:]}")
+            lines += inner[1:]
+        else:
+            lines.append(f"{pad}- {_fast_scalar(item)}\n")
+    return lines
 
 
 def dump_all_canonical(objs: Iterable[Any]) -> str:
@@ -283,7 +397,6 @@ _TOP_LINES = re.compile(r"^[^ \n][^\n]*", re.MULTILINE)
 _TOP_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]*):(?: (.*))?")
 _META_LINES = re.compile(r"^  [^ \n-][^\n]*", re.MULTILINE)
 _META_KEY = re.compile(r"  ([A-Za-z][A-Za-z0-9_]*):(?: (.*))?")
-_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def canonical_header(text: str) -> dict[str, str] | None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ansible_collections.meshstage.mesh.plugins.module_utils import render as render_module
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import RenderError
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
@@ -522,3 +523,71 @@ def test_canonical_header_of_a_text_ending_in_metadata_gives_up():
     assert canonical_header("apiVersion: v1\nkind: A\nmetadata:") is None
     assert canonical_header("metadata:\n  name: a\napiVersion: v1\nkind: A\n") == {
         "apiVersion": "v1", "kind": "A", "name": "a"}
+
+
+# --------------------------------------------------------------------------- the fast dump
+
+GOLDEN = Path(__file__).resolve().parents[3] / "golden"
+# the strings the fast dump writes itself, and the ones next to them it must leave to PyYAML
+_CHARS = "aZ09_./$@=+~%*()-,?[]{}: #'\"!&|>\t\né"
+_WORDS = ["true", "null", "1", "0x1", "1e3", ".inf", "on", "yes", "~", "2020-01-01", "12:30",
+          "0o7", "1_0", "+1", "-1", ".5", "NaN", "Y", "=", "1:2:3", "...", "---", "<<", "- ",
+          "? ", ": ", "spiffe://td/ns/a/sa/b", "5xx,reset", "$values/x"]
+
+
+def _random_text(rng: Any, chars: str) -> str:
+    return "".join(rng.choice(chars) if rng.random() < 0.8 else rng.choice(_WORDS)
+                   for _ in range(rng.randint(0, 6)))
+
+
+def _random_value(rng: Any, chars: str, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.5:
+        return rng.choice([_random_text(rng, chars), _random_text(rng, chars),
+                           rng.randint(-5, 10**6), rng.random() < 0.5, {}, [],
+                           rng.choice([1.5, 0.0, -0.0, 1e20, float("inf"), float("nan")])])
+    if roll < 0.75:
+        return {_random_text(rng, chars): _random_value(rng, chars, depth + 1)
+                for _ in range(rng.randint(1, 4))}
+    return [_random_value(rng, chars, depth + 1) for _ in range(rng.randint(1, 4))]
+
+
+def pyyaml_dump(obj: Any) -> str:
+    return yaml.dump(obj, Dumper=render_module._Dumper, sort_keys=True,
+                     default_flow_style=False, allow_unicode=True, width=1 << 16, indent=2)
+
+
+def test_the_fast_dump_writes_pyyamls_bytes_for_every_golden_object():
+    objects = [doc for path in sorted(GOLDEN.rglob("*.yaml"))
+               for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+               if isinstance(doc, dict)]
+    assert len(objects) > 250
+    fast = 0
+    for obj in objects:
+        assert dump_canonical(obj) == pyyaml_dump(obj)
+        try:
+            render_module._fast_lines(obj, 0)
+            fast += 1
+        except render_module._Unusual:
+            pass
+    assert fast >= 0.95 * len(objects)  # nearly every object takes the fast path
+
+
+@pytest.mark.parametrize("chars", [_CHARS, "aZ09_./$@=+~%*()-,?[]{}: ", "a0.:- ,?/$e+"],
+                         ids=["everything", "plain-kinds", "resolver-edges"])
+def test_the_fast_dump_writes_pyyamls_bytes_for_random_objects(chars):
+    import random
+
+    rng = random.Random(chars)
+    taken = 0
+    for _ in range(4000):
+        obj = {_random_text(rng, chars) or "k": _random_value(rng, chars)
+               for _ in range(rng.randint(1, 4))}
+        assert dump_canonical(obj) == pyyaml_dump(obj), obj
+    for _ in range(20000):
+        text = _random_text(rng, chars) or "k"
+        written = render_module._string_scalar(text)
+        if written is not None:
+            taken += 1
+            assert pyyaml_dump({text: [text]}) == f"{written}:\n- {written}\n", text
+    assert taken > 1000  # the fast path was exercised, not only the fallback
