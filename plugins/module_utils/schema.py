@@ -974,7 +974,9 @@ def _yaml_files(directory: Path) -> list[Path]:
 
 
 def _yaml_documents(path: Path) -> list[Any]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from .render import parse_back_loader  # the safe loader, building plain documents faster
+
+    loader = parse_back_loader()
     try:
         return list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:

@@ -101,10 +101,12 @@ class PolicyIndex:
 
     def __init__(self, index: MeshIndex) -> None:
         self.index = index
-        self.by_namespace: dict[str, list[Resource]] = {}
+        # each policy with its selector's labels, read once
+        self.by_namespace: dict[str, list[tuple[Resource, tuple[tuple[str, str], ...]]]] = {}
         for policy in index.istio("AuthorizationPolicy"):
             if policy.annotations.get(DRY_RUN, "").lower() != "true":
-                self.by_namespace.setdefault(policy.namespace, []).append(policy)
+                self.by_namespace.setdefault(policy.namespace, []).append(
+                    (policy, tuple(match_labels(policy).items())))
         self._applying: dict[Workload, list[Resource]] = {}
         self._verdicts: dict[tuple[Workload, Caller | None], Verdict] = {}
 
@@ -115,8 +117,11 @@ class PolicyIndex:
             candidates = self.by_namespace.get(root, []) + (
                 self.by_namespace.get(workload.namespace, [])
                 if workload.namespace != root else [])
+            labels = workload.labels
+            # applies_to, with each selector read once
             found = self._applying[workload] = [
-                p for p in candidates if applies_to(self.index, p, workload)]
+                policy for policy, selector in candidates
+                if all(labels.get(k) == v for k, v in selector)]
         return found
 
     def default_deny(self, workload: Workload) -> bool:
