@@ -54,6 +54,7 @@ def test_the_benchmark_measures_a_tiny_estate(tmp_path):
     assert row["change_objects_changed"] == 3
     assert row["change_files_written"] == 7
     assert row["proxy"]["istio sidecar hosts"] == 4  # 3 callees and the root namespace
+    assert row["proxy"]["host sidecar bytes"] > 5000  # bootstrap, LDS, CDS and SDS files
     # every YAML file: all but the README, three runbooks and the state file
     assert row["floor_objects"] == row["full_files"] - 5
     assert "| 5 services: no-op re-run under 20% of a full run" in (
