@@ -32,6 +32,7 @@ BIN = Path(sys.executable).parent
 ENVIRONMENT = "lab"
 TRUST_DOMAIN = "lab.test"
 GATE_WINDOW = "5s"   # the stage gates' observation window (Prometheus scrapes every second)
+SETTLE = 3.0         # seconds a zero must hold: two scrapes and a stats flush
 FORCE_ALL = ("-e", '{"mesh_force_gates": ["order", "strict_mtls", "authorization"]}')
 
 
@@ -302,12 +303,23 @@ class Lab:
         assert status == 200, body
         return sum(float(item["value"][1]) for item in json.loads(body)["data"]["result"])
 
-    def wait_for(self, promql: str, done: Any, timeout: float = 20.0) -> float:
-        """Poll ``promql`` until ``done(value)``; the last value."""
+    def wait_for(self, promql: str, done: Any, timeout: float = 20.0,
+                 hold: float = 0.0) -> float:
+        """Poll ``promql`` until ``done(value)``, and until it has held for ``hold`` seconds
+        (a count that is still on its way, scraped a second later, must not slip past a
+        check that a gate repeats right after); the last value."""
         deadline = time.monotonic() + timeout
+        since = None
         while True:
             value = self.query(promql)
-            if done(value) or time.monotonic() > deadline:
+            now = time.monotonic()
+            if done(value):
+                since = now if since is None else since
+                if now - since >= hold:
+                    return value
+            else:
+                since = None
+            if now > deadline:
                 return value
             time.sleep(0.5)
 
@@ -316,7 +328,7 @@ class Lab:
         value = self.wait_for(
             f'sum(increase(envoy_http_downstream_rq_total{{mesh_environment="{ENVIRONMENT}",'
             f'envoy_http_conn_manager_prefix="inbound_plaintext"}}[{GATE_WINDOW}]))',
-            lambda v: v == 0)
+            lambda v: v == 0, hold=SETTLE)
         assert value == 0, f"plaintext still inside the window: {value}"
 
     def start_prometheus(self, scrape_configs: list[dict[str, Any]]) -> str:

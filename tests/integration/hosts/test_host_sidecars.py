@@ -40,6 +40,7 @@ from hostlab import (
     BIN,
     ENVIRONMENT,
     GATE_WINDOW,
+    SETTLE,
     TRUST_DOMAIN,
     Client,
     Lab,
@@ -457,8 +458,10 @@ def test_derived_allow_rules_let_exactly_the_observed_callers_through(lab):
     lab.playbook(stage="strict_mtls")  # the derived rules, as a dry run first
     with steady(_through(lab, "pay", "reviews")), steady(_through(lab, "order", "reviews")), \
             steady(_through(lab, "order", "payment-service", "/api/v1/pay"), 1000) as load:
-        lab.wait_for(f'sum(increase(envoy_http_rbac_shadow_denied{{mesh_environment="lab"}}'
-                     f'[{GATE_WINDOW}]))', lambda v: v == 0)
+        denied = lab.wait_for(f'sum(increase(envoy_http_rbac_shadow_denied{{'
+                              f'mesh_environment="lab"}}[{GATE_WINDOW}]))', lambda v: v == 0,
+                              hold=SETTLE)
+        assert denied == 0, f"the dry run of the derived rules still denies: {denied}"
         pay = lab.hosts["pay"]
         # the certificates (24 h) fall inside a 30 h renewal window: this run renews them all
         lab.renewal = ((pay.config_dir / "certs" / "cert.pem").read_text(), pay.envoy_pid())
