@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.meshstage.mesh.plugins.module_utils.canary_step import (
     CanaryOptions,
     run_canary_step,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
+from ansible_collections.meshstage.mesh.plugins.plugin_utils.controller_action import (
+    ControllerAction,
+)
 from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables import (
     RENDER_ARGUMENT_SPEC,
     intent_variables,
@@ -30,23 +30,17 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         options = stage_options(args, args["gitops_dir"], bool(self._task.check_mode))
         canary = CanaryOptions(service=args["service"], prometheus_url=args["prometheus_url"],
                                rollback=args["rollback"], check_pending=args["check_pending"],
                                preview=args["preview"])
-        try:
-            variables = intent_variables(task_vars or {}, self._templar, args["hosts_group"])
-            step = run_canary_step(variables, options, canary)
-        except MeshstageError as error:
-            return {**result, "failed": True, "msg": str(error)}
-        result.update(step.as_dict())
+        variables = intent_variables(task_vars, self._templar, args["hosts_group"])
+        step = run_canary_step(variables, options, canary)
+        result = step.as_dict()
         if self._task.diff and step.diff:
             result["diff"] = step.diff
         return result

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis import PROVIDERS
 from ansible_collections.meshstage.mesh.plugins.module_utils.cli import (
     check_manifests,
     report_dict,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
+from ansible_collections.meshstage.mesh.plugins.plugin_utils.controller_action import (
+    ControllerAction,
+)
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "paths": {"type": "list", "elements": "path", "required": True},
@@ -25,20 +25,14 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        try:
-            report, manifests, _ = check_manifests(
-                args["paths"], args["mesh_config"], args["complete"], args["provider"],
-                args["namespace"])
-        except MeshstageError as error:
-            return {**result, "failed": True, "msg": str(error)}
-        result.update(report_dict(report, len(manifests.resources), manifests.files))
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        report, manifests, _ = check_manifests(
+            args["paths"], args["mesh_config"], args["complete"], args["provider"],
+            args["namespace"])
+        result = report_dict(report, len(manifests.resources), manifests.files)
         result["changed"] = False
         blocking = report.errors + (report.warnings if args["fail_on_warning"] else [])
         if blocking:

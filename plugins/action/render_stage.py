@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import run_stage
+from ansible_collections.meshstage.mesh.plugins.plugin_utils.controller_action import (
+    ControllerAction,
+)
 from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables import (
     RENDER_ARGUMENT_SPEC,
     intent_variables,
@@ -24,21 +24,14 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         options = stage_options(args, args["gitops_dir"], bool(self._task.check_mode))
-        try:
-            variables = intent_variables(task_vars, self._templar, args["hosts_group"])
-            stage = run_stage(variables, options)
-        except MeshstageError as error:
-            return {**result, "failed": True, "msg": str(error)}
-        result.update(stage.as_dict())
+        variables = intent_variables(task_vars, self._templar, args["hosts_group"])
+        stage = run_stage(variables, options)
+        result = stage.as_dict()
         result["hosts"] = sorted(
             name for name, host in variables.get("mesh_hosts", {}).items()
             if isinstance(host, dict) and host.get("environment") == stage.environment)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
 from ansible_collections.meshstage.mesh.plugins.module_utils.rollback import check_rollback
+from ansible_collections.meshstage.mesh.plugins.plugin_utils.controller_action import (
+    ControllerAction,
+)
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "gitops_dir": {"type": "path", "required": True},
@@ -19,17 +19,11 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        try:
-            current = check_rollback(GitOpsRepo(args["gitops_dir"]).all_scope_meta(),
-                                     args["environment"], args["stage"])
-        except MeshstageError as error:
-            return {**result, "failed": True, "msg": str(error)}
-        return {**result, "changed": False, "environment": args["environment"],
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        current = check_rollback(GitOpsRepo(args["gitops_dir"]).all_scope_meta(),
+                                 args["environment"], args["stage"])
+        return {"changed": False, "environment": args["environment"],
                 "recorded_stage": current.value, "stage": args["stage"]}

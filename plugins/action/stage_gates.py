@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 from ansible_collections.meshstage.mesh.plugins.module_utils.gates.run import judge_run
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
+from ansible_collections.meshstage.mesh.plugins.plugin_utils.controller_action import (
+    ControllerAction,
+)
 from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables import (
     intent_variables,
 )
@@ -23,22 +23,16 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        try:
-            variables = intent_variables(task_vars or {}, self._templar, args["hosts_group"])
-            move, verdicts = judge_run(variables, GitOpsRepo(args["gitops_dir"]).all_scope_meta(),
-                                       args["cluster_facts"], args["force"])
-        except MeshstageError as error:
-            return {**result, "failed": True, "msg": str(error)}
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        variables = intent_variables(task_vars, self._templar, args["hosts_group"])
+        move, verdicts = judge_run(variables, GitOpsRepo(args["gitops_dir"]).all_scope_meta(),
+                                   args["cluster_facts"], args["force"])
         lines = [f"{v.gate}: {'FORCED' if v.forced else 'passed'}: "
                  + ("; ".join(v.blockers) if v.forced else v.summary) for v in verdicts]
-        return {**result, "changed": False, "environment": move.environment,
+        return {"changed": False, "environment": move.environment,
                 "recorded_stage": move.recorded.value if move.recorded else None,
                 "stage": move.target.value, "verdicts": [v.as_dict() for v in verdicts],
                 "msg": "; ".join(lines) if lines else "no gate judges this run (not a move "
