@@ -158,3 +158,24 @@ def test_switching_provider_records_it_and_orders_the_cut_over(tmp_path, crd_dir
     assert state == {"provider": "linkerd", "stage": "injection", "migrated_from": "istio"}
     again = run_stage(example_intent("prod", mesh_provider="linkerd"), options)
     assert again.commit is None and not again.changed
+
+
+def test_a_run_collects_cycles_less_often_and_restores_the_thresholds(
+        tmp_path, crd_dir, example_intent, monkeypatch):
+    import gc
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+
+    seen = []
+    plan = pipeline.plan_stage
+    monkeypatch.setattr(pipeline, "plan_stage",
+                        lambda intent: seen.append(gc.get_threshold()) or plan(intent))
+    before = gc.get_threshold()
+    run_stage(example_intent("prod"), StageOptions(gitops_dir=tmp_path / "g",
+                                                   crd_dirs=[crd_dir]))
+    assert seen and all(t[0] >= 100_000 and t[0] > before[0] for t in seen)
+    assert gc.get_threshold() == before
+    with pytest.raises(IntentErrors):
+        run_stage(example_intent("prod", mesh_stage="nope"),
+                  StageOptions(gitops_dir=tmp_path / "g", crd_dirs=[crd_dir]))
+    assert gc.get_threshold() == before  # restored when the run fails too

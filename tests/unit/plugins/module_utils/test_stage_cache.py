@@ -224,7 +224,7 @@ def counting_checks(monkeypatch) -> list[str]:
     return calls
 
 
-def test_a_changed_host_is_checked_again_and_alone(tmp_path, crd_dir, example_intent,
+def test_of_the_hosts_only_a_changed_one_is_validated_again(tmp_path, crd_dir, example_intent,
                                                    monkeypatch):
     gitops = tmp_path / "gitops"
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
@@ -236,7 +236,8 @@ def test_a_changed_host_is_checked_again_and_alone(tmp_path, crd_dir, example_in
     variables["mesh_hosts"] = {**variables["mesh_hosts"],
                                name: {**host, "stats_port": 15091}}
     assert run_stage(variables, options).changed
-    assert calls == [f"dev/{name}"]
+    # the intent changed, so it is analyzed again; of the hosts, only this one is validated
+    assert calls == ["analysis", f"dev/{name}"]
 
 
 def test_a_changed_rendering_is_analyzed_again(tmp_path, crd_dir, example_intent,
