@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,16 @@ _SCALAR_TAGS = frozenset(_TAG + name for name in
                          ("null", "bool", "int", "float", "timestamp", "binary"))
 _RESOLVED_TAGS_KEPT = 4096
 _STR_TAG = _TAG + "str"
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """A rendered object: its canonical text, its identity, and ``load()`` for the object."""
+
+    text: str
+    load: Callable[[], dict[str, Any]]
+    api_version: Any
+    kind: Any
 
 
 class _Unusual(Exception):
@@ -221,6 +232,12 @@ class Renderer:
                                                                              str]:
         """One object and its canonical text; from the stage cache when the same template
         and values were rendered by the same code before."""
+        rendering = self.render_deferred(name, context)
+        return rendering.load(), rendering.text
+
+    def render_deferred(self, name: str, context: Mapping[str, Any]) -> Rendering:
+        """``render_canonical``, where an object from the stage cache is decoded only when
+        ``load`` is called (a run that changes nothing needs the texts, not the objects)."""
         key = self._cache.key(name, context) if self._cache is not None else None
         if key is not None and self._cache is not None:
             cached = self._cache.rendered(key)
@@ -230,7 +247,7 @@ class Renderer:
         text = dump_canonical(obj)
         if key is not None and self._cache is not None:
             self._cache.remember(key, obj, text)
-        return obj, text
+        return Rendering(text, lambda: obj, obj.get("apiVersion"), obj.get("kind"))
 
 
 _EMPTIED = object()

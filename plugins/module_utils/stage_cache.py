@@ -42,6 +42,7 @@ or not.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -52,6 +53,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .render import Rendering, load_yaml
 
 CACHE_VERSION = 1
 CACHE_DIR = "meshstage-cache"
@@ -227,25 +230,21 @@ class StageCache:
         digest.update(values)
         return digest.hexdigest()
 
-    def rendered(self, key: str) -> tuple[dict[str, Any], str] | None:
-        """The object and canonical text rendered last time for ``key``, if any."""
+    def rendered(self, key: str) -> Rendering | None:
+        """What was rendered last time for ``key``, if anything: the canonical text and the
+        object's identity at once, the object itself when ``load()`` is called."""
         entry = self._objects.get(key) or self._objects_before.get(key)
-        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)):
             self.misses += 1
             return None
-        text, obj_json = entry
-        if obj_json is None:
-            from .render import load_yaml  # the object did not survive JSON: parse the text
-
-            obj = load_yaml(text)
-        else:
-            obj = json.loads(obj_json)
+        text, obj_json, api_version, kind = entry
         self._objects[key] = entry
         self.hits += 1
-        return obj, text
+        return Rendering(text, functools.partial(_load_rendered, text, obj_json), api_version,
+                         kind)
 
     def remember(self, key: str, obj: dict[str, Any], text: str) -> None:
-        self._objects[key] = [text, _json_exact(obj)]
+        self._objects[key] = [text, _json_exact(obj), obj.get("apiVersion"), obj.get("kind")]
 
     # ---- validation verdicts
 
@@ -316,6 +315,12 @@ class StageCache:
             return documents
 
         return load
+
+
+def _load_rendered(text: str, obj_json: str | None) -> dict[str, Any]:
+    if obj_json is None:  # the object did not survive JSON: parse the text
+        return load_yaml(text)  # type: ignore[no-any-return]
+    return json.loads(obj_json)  # type: ignore[no-any-return]
 
 
 def _is_crd(document: Any) -> bool:

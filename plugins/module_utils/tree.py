@@ -18,21 +18,42 @@ builds its sync objects.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .intent import Intent
 from .plan import PlannedObject, StagePlan, metadata
-from .render import Renderer
+from .render import Renderer, Rendering
 from .stages import Stage
 
 
-@dataclass(frozen=True)
 class RenderedObject:
-    planned: PlannedObject
-    obj: dict[str, Any]
-    path: str
-    text: str
+    """One rendered object: its plan, where it goes, its canonical text, its identity
+    (``api_version``, ``kind``), and the object itself (``obj``). An object from the stage
+    cache is decoded when ``obj`` is first read: a run that changes nothing reads none."""
+
+    __slots__ = ("_load", "_obj", "api_version", "kind", "path", "planned", "text")
+
+    def __init__(self, planned: PlannedObject, obj: dict[str, Any] | None, path: str,
+                 text: str, rendering: Rendering | None = None) -> None:
+        self.planned, self.path, self.text = planned, path, text
+        self._obj = obj
+        self._load = rendering.load if rendering is not None else None
+        if obj is not None:
+            self.api_version, self.kind = obj.get("apiVersion"), obj.get("kind")
+        elif rendering is not None:
+            self.api_version, self.kind = rendering.api_version, rendering.kind
+        else:
+            raise ValueError("a rendered object needs the object or its rendering")
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        if self._obj is None:
+            assert self._load is not None
+            self._obj, self._load = self._load(), None
+        return self._obj
+
+    def __repr__(self) -> str:
+        return f"RenderedObject({self.path!r})"
 
 
 def env_dir(environment: str) -> str:
@@ -56,9 +77,9 @@ def render_objects(plan: StagePlan, renderer: Renderer) -> list[RenderedObject]:
     base = env_dir(plan.intent.environment)
     rendered = []
     for planned in plan.objects:
-        obj, text = renderer.render_canonical(planned.template, planned.context)
+        rendering = renderer.render_deferred(planned.template, planned.context)
         path = f"{base}/{planned.stage.folder}/{planned.filename}"
-        rendered.append(RenderedObject(planned, obj, path, text))
+        rendered.append(RenderedObject(planned, None, path, rendering.text, rendering))
     return rendered
 
 
