@@ -80,3 +80,32 @@ def test_a_meshstage_template_becomes_a_plain_ansible_template():
                          "{% for route in item.fields['http'] %}\n"
                          "  - host: {{ route.host | to_json }}\n"
                          "    rules: {{ rule['from'] | to_json }}\n{% endfor %}\n")
+
+
+def test_the_phase_timers_cover_every_phase_of_a_full_run_and_a_no_op(tmp_path):
+    result = subprocess.run([sys.executable, str(BENCH / "phases.py"), "--services", "20"],
+                            capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    spec = importlib.util.spec_from_file_location("meshstage_bench_phases",
+                                                  BENCH / "phases.py")
+    labels = [label for _, _, label in _phases(spec)]
+    for run in ("full run", "no-op"):
+        (block,) = re.findall(rf"^{run}, 20 services x 3 environments: .*?(?=^\S|\Z)",
+                              result.stdout, re.MULTILINE | re.DOTALL)
+        timed = {label.strip(): float(value) for label, value in
+                 re.findall(r"^  (.+?)\s+([0-9.]+) s$", block, re.MULTILINE)}
+        assert sorted(timed) == sorted(label.strip() for label in labels)
+        if run == "full run":
+            for label in ("render (cache look-ups included)", "Jinja", "write path: write files",
+                          "commit"):
+                assert timed[label] > 0, label
+        else:  # nothing rendered, validated or stored anew
+            for label in ("Jinja", "Jinja and parse back", "canonical dump",
+                          "schema validation", "git fast-import"):
+                assert timed[label] == 0, label
+
+
+def _phases(spec):
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PHASES
