@@ -448,10 +448,7 @@ class GitOpsRepo:
         file is the one ``HEAD`` holds). A no-op run then reads no owned file a second time;
         anything else takes the full path below."""
         state_bytes, problem = _read_disk(self.root, STATE_PATH)
-        if problem or state_bytes is None:
-            return False
-        head = self._git_run(["cat-file", "blob", f"HEAD:{STATE_PATH}"])
-        if head.returncode != 0 or head.stdout != state_bytes:
+        if problem or state_bytes is None or self._head_bytes(STATE_PATH) != state_bytes:
             return False
         # --no-optional-locks: a status only reads; it never rewrites the index
         status = self._git_run(["--no-optional-locks", "status", "--porcelain=v1", "-z",
@@ -579,15 +576,18 @@ class GitOpsRepo:
     def _has_head(self) -> bool:
         return self._git_run(["rev-parse", "--verify", "-q", "HEAD"]).returncode == 0
 
+    def _head_bytes(self, path: str) -> bytes | None:
+        """The bytes of ``path`` in ``HEAD``; None where ``HEAD`` has no such file."""
+        result = self._git_run(["cat-file", "blob", f"HEAD:{path}"])
+        return result.stdout if result.returncode == 0 else None
+
     def _head_state(self) -> _State:
-        result = self._git_run(["cat-file", "blob", f"HEAD:{STATE_PATH}"])
-        if result.returncode != 0:
-            return _State()
-        return self._parse_state(result.stdout, f"HEAD:{STATE_PATH}")
+        data = self._head_bytes(STATE_PATH)
+        return _State() if data is None else self._parse_state(data, f"HEAD:{STATE_PATH}")
 
     def _head_sha256(self, path: str) -> str | None:
-        result = self._git_run(["cat-file", "blob", f"HEAD:{path}"])
-        return _sha256(result.stdout) if result.returncode == 0 else None
+        data = self._head_bytes(path)
+        return _sha256(data) if data is not None else None
 
     # ---- helpers
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import json
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .analyze.context import analyze_rendered, estate_objects
+from .analyze.context import analyze_rendered
 from .canary import CanaryCommit, CanaryState, effective_intent, runbook_section
 from .envoy_check import check_rendered, find_envoy
 from .errors import AnalysisError, SchemaError
@@ -341,11 +340,13 @@ def _analysis_warnings(intent: Intent, objects: Sequence[RenderedObject],
     if cache is not None and not check_paths:
         try:  # the stand-ins are made from the intent: its pickle stands for them
             estate = pickle.dumps(intent, protocol=4)
-        except Exception:  # anything pickle refuses: the stand-ins themselves
-            estate = json.dumps(estate_objects(intent), sort_keys=True, default=str).encode()
-        key = cache.check_key("analysis", [intent.provider, intent.root_namespace,
-                                           intent.trust_domain, estate,
-                                           *(item.text for item in objects)])
+        except Exception:  # as for renderings: what pickle refuses is analyzed every time
+            estate = None
+        if estate is not None:
+            key = cache.check_key("analysis", [intent.provider, intent.root_namespace,
+                                               intent.trust_domain, estate,
+                                               *(item.text for item in objects)])
+    if key is not None and cache is not None:
         known = cache.passed(key)
         if isinstance(known, list):
             return [str(line) for line in known]

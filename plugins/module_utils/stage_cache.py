@@ -14,9 +14,9 @@ cache keeps that work, per environment:
   under the fingerprint of the schemas.
 * **checks that passed**: the analysis of the rendered objects (its warnings) and the
   ``envoy --mode validate`` of each host sidecar, keyed on a hash of everything the check
-  reads (the rendered texts and the intent's stand-ins; the host's files, directories and
-  envoy binary), kept under the renderer's fingerprint (so under the same analyzer code).
-  A check that failed is never kept: it runs again, and fails again, every time.
+  reads (the rendered texts and the intent the stand-ins are made from; the host's files,
+  directories and envoy binary), kept under the renderer's fingerprint (so under the same
+  analyzer code). A check that failed is never kept: it runs again, and fails again, every time.
 * **CRD documents** (``crds.json``, shared by every environment): the CRDs of each file in
   the CRD directories, keyed on the sha256 of the file's bytes, so a run reads JSON instead
   of parsing megabytes of YAML.
@@ -226,9 +226,7 @@ class StageCache:
             values = pickle.dumps(context, protocol=4)
         except Exception:  # anything pickle refuses is simply rendered every time
             return None
-        digest = hashlib.sha256(f"{self.renderer_key}\0{template}\0".encode())
-        digest.update(values)
-        return digest.hexdigest()
+        return self.check_key(template, [values])
 
     def rendered(self, key: str) -> Rendering | None:
         """What was rendered last time for ``key``, if anything: the canonical text and the
@@ -272,7 +270,8 @@ class StageCache:
     # ---- checks that passed
 
     def check_key(self, check: str, parts: Iterable[str | bytes]) -> str:
-        """The key of one run of ``check`` over ``parts`` (everything the check reads)."""
+        """The key of ``check`` (a check, or a template) over ``parts`` (everything it
+        reads), under the renderer's fingerprint."""
         digest = hashlib.sha256(f"{self.renderer_key}\0{check}\0".encode())
         for part in parts:
             data = part.encode("utf-8") if isinstance(part, str) else part
