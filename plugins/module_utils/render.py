@@ -325,12 +325,18 @@ def _string_scalar(text: str) -> str | None:
         plain = _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
         written = text if plain else f"'{text}'"
     elif len(text) < 128 and not _LINE_BREAKS.search(text):
-        dumped = _yaml_dump({"k": text})
-        if dumped.startswith("k: ") and dumped.count("\n") == 1 and dumped.endswith("\n"):
-            written = dumped[3:-1]
+        written = _pyyaml_value(text)
     if len(_scalars) < _SCALARS_KEPT:
         _scalars[text] = written
     return written
+
+
+def _pyyaml_value(value: Any) -> str | None:
+    """How PyYAML writes ``value`` as a mapping's value, when that takes one line."""
+    dumped = _yaml_dump({"k": value})
+    if dumped.startswith("k: ") and dumped.count("\n") == 1 and dumped.endswith("\n"):
+        return dumped[3:-1]
+    return None
 
 
 def _fast_scalar(value: Any) -> str:
@@ -347,7 +353,9 @@ def _fast_scalar(value: Any) -> str:
         key = repr(value)  # not the float: 0.0 == -0.0
         written = _floats.get(key)
         if written is None:  # as PyYAML writes it (.nan, 1.0e+20, ...), once per value
-            written = _yaml_dump({"k": value})[3:-1]
+            written = _pyyaml_value(value)
+            if written is None:
+                raise _Unusual
             if len(_floats) < _SCALARS_KEPT:
                 _floats[key] = written
         return written
@@ -454,9 +462,6 @@ def canonical_header(text: str) -> dict[str, str] | None:
 
 
 def _plain_string(value: str) -> bool:
-    """True when ``value``, written plain, reads back as this very string."""
-    if not value or value[0] in "-?:,[]{}#&*!|>'\"%@`" or value != value.strip() \
-            or ": " in value or " #" in value or "\t" in value:
-        return False
-    resolver = yaml.resolver.Resolver()
-    return resolver.resolve(yaml.ScalarNode, value, (True, False)) == _STR_TAG
+    """True when ``value``, written plain, reads back as this very string: when the dump
+    writes it plain (``_string_scalar``, which the canonical dump itself uses)."""
+    return _string_scalar(value) == value

@@ -83,6 +83,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from .errors import MeshstageError, describe_value
+from .render import parse_back_loader
 
 DEFAULT_KUBERNETES_VERSION = "1.33.0"
 
@@ -974,9 +975,7 @@ def _yaml_files(directory: Path) -> list[Path]:
 
 
 def _yaml_documents(path: Path) -> list[Any]:
-    from .render import parse_back_loader  # the safe loader, building plain documents faster
-
-    loader = parse_back_loader()
+    loader = parse_back_loader()  # the safe loader, building plain documents faster
     try:
         return list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
