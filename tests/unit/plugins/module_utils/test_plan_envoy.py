@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.meshstage.mesh.plugins.module_utils.envoy_check import (
+    check_rendered,
+    find_envoy,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import IntentErrors
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.plan import (
@@ -279,8 +283,8 @@ def test_a_rule_with_principals_and_namespaces_needs_both_as_in_istio():
     authorization = [{"service": "payment-service",
                       "allow": [{"from": ["order-service", "web"], "namespaces": ["payments"]},
                                 {"principals": ["corp.test/ns/ops/sa/admin"]}]}]
-    filters = hcm(chains(files_of("pay-1", mesh_authorization=authorization))
-                  ["inbound_mtls"])["http_filters"]
+    files = files_of("pay-1", mesh_authorization=authorization)
+    filters = hcm(chains(files)["inbound_mtls"])["http_filters"]
     allow = filters[0]["typed_config"]["rules"]["policies"]
     assert allow["allow-0"]["principals"] == [{"and_ids": {"ids": [
         {"or_ids": {"ids": [
@@ -292,6 +296,10 @@ def test_a_rule_with_principals_and_namespaces_needs_both_as_in_istio():
     ]}}]
     assert allow["allow-1"]["principals"] == [{"authenticated": {"principal_name": {
         "exact": "spiffe://corp.test/ns/ops/sa/admin"}}}]
+    # and the real Envoy takes it
+    parsed, _ = intent(mesh_authorization=authorization)
+    (host,) = [h for h in parsed.hosts if h.name == "pay-1"]
+    check_rendered("dev/pay-1", host.config_dir, host.log_dir, files, find_envoy(None))
 
 
 @pytest.mark.parametrize(("ports", "kept"), [
