@@ -34,8 +34,8 @@ ARGOCD_APPLICATION = "argoproj.io/v1alpha1"
 FLUX_HELM_REPOSITORY = "source.toolkit.fluxcd.io/v1"
 FLUX_HELM_RELEASE = "helm.toolkit.fluxcd.io/v2"
 
-# Kinds the install renders whose CRD the reference CRDs lack (Flux's helm-controller CRDs
-# are not among them). They are validated when the CRD directories hold their CRD; without
+# Kinds the install renders whose CRD a CRD directory may lack (Flux's helm-controller CRDs are
+# not installed everywhere). They are validated when the CRD directories hold their CRD; without
 # it the run says, in a warning, that they were not validated.
 SCHEMA_OPTIONAL: frozenset[tuple[str, str]] = frozenset({(FLUX_HELM_RELEASE, "HelmRelease")})
 

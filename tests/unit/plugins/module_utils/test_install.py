@@ -71,9 +71,23 @@ def test_flux_release_carries_the_same_values_and_waits_for_base(prod):
     assert repository["spec"] == {"interval": "5m", "url": CHART_REPOSITORY}
 
 
-def test_helm_release_is_reported_as_not_validated(prod):
+def test_helm_release_is_validated_against_the_reference_crd(prod):
+    """The reference CRDs carry Flux's HelmRelease: it is validated, and nothing warns."""
+    assert not any("not validated" in warning for warning in prod().warnings)
+
+
+def test_helm_release_without_its_crd_is_reported_as_not_validated(example_intent, crd_dir,
+                                                                    tmp_path):
+    crds = tmp_path / "crds"
+    for path in crd_dir.rglob("*.yaml"):
+        if "helmreleases" not in path.name:
+            target = crds / path.relative_to(crd_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    rendered = render_stage(example_intent("prod"),
+                            StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crds]))
     assert "HelmRelease (helm.toolkit.fluxcd.io/v2) not validated: the CRD directories hold " \
-        "no CRD for it" in prod().warnings
+        "no CRD for it" in rendered.warnings
 
 
 def test_version_and_repository_come_from_mesh_install(prod):
@@ -138,9 +152,9 @@ def test_a_provider_without_an_install_says_so(example_intent, monkeypatch):
 
 
 def test_the_reference_crds_hold_what_the_install_renders(crd_dir: Path):
-    """Application and HelmRepository are validated (the reference has their CRDs);
-    HelmRelease is the one kind rendered without a reference CRD."""
+    """Application, HelmRepository and HelmRelease are all validated: the reference has
+    their CRDs."""
     names = {p.name for p in crd_dir.rglob("*.yaml")}
     assert "application-crd.yaml" in names
     assert "source.toolkit.fluxcd.io_helmrepositories.yaml" in names
-    assert not any("helmreleases" in name for name in names)
+    assert "helm.toolkit.fluxcd.io_helmreleases.yaml" in names
