@@ -202,10 +202,10 @@ def _host_sidecar_bytes(repo: Path, services: int, yaml: Any) -> int:
     """The five files of one host sidecar (bootstrap, LDS, CDS, SDS), in bytes: the host of
     a service in the middle of the estate, whose 3 callees run on hosts too (dev, at
     authorization: mTLS, RBAC on its 3 callers, routes to its callees' 2 versions)."""
-    from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
-    from ansible_collections.meshstage.mesh.plugins.module_utils.plan import plan_stage
-    from ansible_collections.meshstage.mesh.plugins.module_utils.render import Renderer
-    from ansible_collections.meshstage.mesh.plugins.module_utils.tree import host_files
+    from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
+    from ansible_collections.meshstage.mesh.plugins.module_utils.plan.stage_plan import plan_stage
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import host_files
 
     variables = environments(services)["dev"]
     middle = _measured(services)
@@ -313,7 +313,7 @@ def run_baseline(services: int, work: Path, repo: Path,
     With ``budget`` (seconds), a baseline still running then is stopped: its time is then a
     lower bound (``complete`` is False), and so is the speed-up computed from it.
     """
-    from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
         BUILTIN_TEMPLATES,
     )
 
@@ -381,7 +381,7 @@ def _same_objects(out: Path, repo: Path) -> bool:
     as meshstage does when it parses a rendering back)."""
     import yaml
 
-    from ansible_collections.meshstage.mesh.plugins.module_utils.render import drop_nulls
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import drop_nulls
 
     for path in sorted(out.rglob("*.yaml")):
         environment = path.relative_to(out).parts[0]

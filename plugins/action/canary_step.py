@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary_step import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.step import (
     CanaryOptions,
     run_canary_step,
 )

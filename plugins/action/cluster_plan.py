@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.apply import cluster_plan
-from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
+from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.apply import cluster_plan
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     recorded_meta,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.tree import stage_objects
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import stage_objects
 from ansible_collections.meshstage.mesh.plugins.plugin_utils.controller_action import (
     ControllerAction,
 )

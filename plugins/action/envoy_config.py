@@ -10,11 +10,13 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.envoy_check import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.plan import (
+    HOST_FILES,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.validate import (
     staged_validation,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.plan_envoy import HOST_FILES
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "src": {"type": "path", "required": True},

@@ -13,7 +13,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.mesh_ca import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.mesh_ca import (
     certificate_files,
     load_or_create_ca,
     renewal_reason,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.gates.run import judge_run
-from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
 from ansible_collections.meshstage.mesh.plugins.plugin_utils.controller_action import (
     ControllerAction,
 )

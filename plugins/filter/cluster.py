@@ -10,16 +10,16 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.meshstage.mesh.plugins.module_utils._plain import plain_data
-from ansible_collections.meshstage.mesh.plugins.module_utils.apply import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.apply import (
     prune_selection as _prune_selection,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.apply import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.apply import (
     rollback_steps as _rollback_steps,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.sidecars import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.cluster_facts import (
     sidecar_facts as _sidecar_facts,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 
 
 def _objects(value: Any, name: str) -> list[dict[str, Any]]:

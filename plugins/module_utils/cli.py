@@ -37,7 +37,7 @@ from .errors import MeshstageError
 from .gates.derive import derive_authorization, derived_yaml
 from .gates.gate import CALLS
 from .gates.observe import observe
-from .intent import intent_keys, parse_intent
+from .intent.parse import intent_keys, parse_intent
 from .prometheus import PrometheusClient
 
 EXIT_OK, EXIT_ERRORS, EXIT_INPUT = 0, 1, 2

@@ -18,25 +18,24 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .analyze.context import analyze_rendered
-from .canary import CanaryCommit, CanaryState, effective_intent, runbook_section
-from .envoy_check import check_rendered, find_envoy
+from .canary.run import CanaryCommit, CanaryState, effective_intent, runbook_section
 from .errors import AnalysisError, SchemaError
-from .gitops import FileChange, GitOpsRepo, TreeUpdate
-from .install import (
+from .gitops.repo import FileChange, GitOpsRepo, TreeUpdate
+from .intent.parse import Intent, parse_intent
+from .plan.model import StagePlan
+from .plan.stage_plan import plan_stage
+from .providers.envoy_hosts.validate import check_rendered, find_envoy
+from .render.control_plane import (
     SCHEMA_OPTIONAL,
     ControlPlane,
     control_plane,
     install_dir,
     install_tree,
 )
-from .intent import Intent, parse_intent
-from .plan import StagePlan, plan_stage
-from .render import BUILTIN_TEMPLATES, Renderer, canonical_header, load_yaml
-from .runbook import runbook_markdown
-from .schema import SchemaRegistry
-from .stage_cache import StageCache
-from .stages import STAGE_PURPOSE
-from .tree import (
+from .render.renderer import BUILTIN_TEMPLATES, Renderer, canonical_header, load_yaml
+from .render.runbook import runbook_markdown
+from .render.stage_cache import StageCache
+from .render.tree import (
     RenderedObject,
     env_dir,
     extra_files,
@@ -46,6 +45,8 @@ from .tree import (
     render_objects,
     sync_objects,
 )
+from .schema.registry import SchemaRegistry
+from .stages import STAGE_PURPOSE
 
 SHARED_SCOPE = "_shared"
 

@@ -82,11 +82,11 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.envoy_swap import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
+from ansible_collections.meshstage.mesh.plugins.module_utils.hosts.envoy_swap import (
     changed_files,
     swap_in,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 
 
 def _directory(module: AnsibleModule, path: str, mode: str, owner: str | None) -> bool:

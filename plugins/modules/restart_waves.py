@@ -15,14 +15,14 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import An
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
     CoreException,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.rollout import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.restart_waves import (
     WORKLOAD_KINDS,
     RestartSettings,
     RolloutFailed,
     Wave,
     run_waves,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 
 try:
     from kubernetes.dynamic.exceptions import DynamicApiError

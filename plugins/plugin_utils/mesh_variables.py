@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import (
     intent_keys,
     unknown_mesh_variables,
 )

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..intent import Intent, duration_seconds
+from ..intent.parse import Intent, duration_seconds
 from ..prometheus import PrometheusClient, Sample
 from .gate import (
     CALLS,

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import IntentError, IntentErrors, MeshstageError
-from ..intent import parse_intent
+from ..intent.parse import parse_intent
 from ..prometheus import PrometheusClient, PrometheusError
 from ..stages import STAGE_NAMES, Stage
 from .gate import Evidence, Gate, Move, Verdict

@@ -49,7 +49,7 @@ from hostlab import (
     tls_context,
 )
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.mesh_ca import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.mesh_ca import (
     MeshCA,
     create_ca,
     issue,

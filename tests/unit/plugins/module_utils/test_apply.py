@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.apply import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.apply import (
     APPLY_ORDER,
     OTHER,
     apply_class,
@@ -23,12 +23,12 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.apply import (
     rollback_steps,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.tree import stage_objects
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import stage_objects
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cluster"
 

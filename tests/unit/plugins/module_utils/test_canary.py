@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.queries import Figures
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.run import (
     CanaryError,
     CanaryState,
     Decision,
@@ -20,8 +21,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.canary import (
     runbook_section,
     start,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary_queries import Figures
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import (
     CanaryAnalysis,
     WeightedSubset,
     parse_intent,

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary import Decision, judge
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary_queries import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.queries import (
     QUERIES,
     measure,
     prometheus_duration,
     version_queries,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.run import Decision, judge
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.prometheus import PrometheusClient
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None,

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary import CanaryError
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary_step import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.run import CanaryError
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.step import (
     CanaryOptions,
     run_canary_step,
 )

@@ -3,6 +3,7 @@ before anything is written, and on the host before a file is swapped in."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import stat
 from pathlib import Path
@@ -10,16 +11,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.envoy_check import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.hosts.envoy_swap import (
+    changed_files,
+    swap_in,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.hosts.envoy_validate import (
     EnvoyConfigError,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.mesh_ca import (
+    create_ca,
+    issue,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.validate import (
     check_rendered,
     find_envoy,
     staged_validation,
     validation_bootstrap,
-)
-from ansible_collections.meshstage.mesh.plugins.module_utils.envoy_swap import (
-    changed_files,
-    swap_in,
 )
 
 BOOTSTRAP = {
@@ -100,13 +107,6 @@ def host_texts(dest: Path) -> dict[str, str]:
 
 
 def certificates(dest: Path) -> None:
-    import datetime as dt
-
-    from ansible_collections.meshstage.mesh.plugins.module_utils.mesh_ca import (
-        create_ca,
-        issue,
-    )
-
     now = dt.datetime.now(dt.UTC)
     leaf = issue(create_ca("t.test", now), "spiffe://t.test/ns/a/sa/b", now)
     (dest / "certs").mkdir(parents=True)

@@ -17,7 +17,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.schema import SchemaRegistry
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import SchemaRegistry
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
-from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import (
     STATE_PATH,
     FileChange,
     GitOpsRepo,
@@ -753,7 +753,7 @@ def test_a_second_commit_of_unchanged_files_stages_nothing(committed: GitOpsRepo
 
 def test_a_commit_with_nothing_to_commit_reads_only_the_state_file(
         committed: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible_collections.meshstage.mesh.plugins.module_utils import gitops
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import repo as gitops
 
     read: list[str] = []
     real = gitops._read_disk
@@ -784,7 +784,7 @@ def _path_problem_without_shortcut(path: str) -> bool:
 def test_the_plainly_safe_path_shortcut_agrees_with_every_rule() -> None:
     import random
 
-    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import path_problem
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import path_problem
 
     rng = random.Random(5)
     alphabet = ["a", "b", "G", "i", "T", "0", "_", "-", ".", "/", "\\", " ", ".git",

@@ -27,8 +27,8 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.render import Renderer
-from ansible_collections.meshstage.mesh.plugins.module_utils.schema import SchemaRegistry
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import SchemaRegistry
 
 LABELS = {"app.kubernetes.io/managed-by": "meshstage", "meshstage.io/environment": "dev"}
 REPO_URL = "https://git.example.invalid/platform/mesh.git"

@@ -8,21 +8,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.meshstage.mesh.plugins.module_utils import install
-from ansible_collections.meshstage.mesh.plugins.module_utils.install import (
-    control_plane,
-    install_tree,
-)
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.plan_istio import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.istio.plan import (
     CHART_REPOSITORY,
     CHART_VERSION,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.render import Renderer
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import control_plane as install
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.control_plane import (
+    control_plane,
+    install_tree,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
 
 BASE = "envs/prod/00-install"
 

@@ -19,7 +19,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     IntentError,
     IntentErrors,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.stages import Stage
 
 REPO_ROOT = Path(__file__).resolve().parents[4]

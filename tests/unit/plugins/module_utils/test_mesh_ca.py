@@ -9,7 +9,7 @@ import stat
 import pytest
 from cryptography import x509
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.mesh_ca import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.mesh_ca import (
     CertificateError,
     certificate_files,
     create_ca,

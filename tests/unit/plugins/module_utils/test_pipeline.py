@@ -10,7 +10,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     IntentErrors,
     SchemaError,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     migrated_from_provider,
@@ -111,7 +111,7 @@ def test_check_mode_computes_the_diff_and_writes_nothing(tmp_path, crd_dir, exam
 
 def test_a_run_interrupted_before_its_commit_is_completed_by_the_next(
         tmp_path, crd_dir, example_intent):
-    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
 
     gitops = tmp_path / "gitops"
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])

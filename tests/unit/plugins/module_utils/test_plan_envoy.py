@@ -10,23 +10,23 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.envoy_check import (
-    check_rendered,
-    find_envoy,
-)
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import IntentErrors
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
-from ansible_collections.meshstage.mesh.plugins.module_utils.plan import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.plan.stage_plan import (
     cluster_intent,
     plan_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.plan_envoy import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.plan import (
     host_files,
     plan_envoy,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.render import Renderer
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.validate import (
+    check_rendered,
+    find_envoy,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import host_files as render
 from ansible_collections.meshstage.mesh.plugins.module_utils.stages import STAGE_NAMES, Stage
-from ansible_collections.meshstage.mesh.plugins.module_utils.tree import host_files as render
 
 ESTATE: dict[str, Any] = {
     "mesh_environment": "dev",

@@ -12,9 +12,11 @@ import pytest
 import yaml
 from test_plan_istio import find, kinds, render, with_service
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.install import SCHEMA_OPTIONAL
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import RenderedStage
-from ansible_collections.meshstage.mesh.plugins.module_utils.schema import SchemaRegistry
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.control_plane import (
+    SCHEMA_OPTIONAL,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import SchemaRegistry
 
 ID = "{}.{}.serviceaccount.identity.linkerd.{}"
 VALUES = "00-install/values/linkerd-control-plane.yaml"

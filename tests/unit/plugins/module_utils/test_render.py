@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.meshstage.mesh.plugins.module_utils import render as render_module
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import RenderError
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import renderer as render_module
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
     BUILTIN_TEMPLATES,
     JsonText,
     Renderer,
@@ -213,7 +213,7 @@ def test_canonical_dump_is_byte_identical_across_runs(tmp_path: Path):
     script = tmp_path / "dump.py"
     script.write_text(textwrap.dedent("""\
         import sys
-        from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+        from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
             dump_canonical)
         names = {"reviews", "ratings", "details", "productpage", "payment-service"}
         obj = {"kind": "Test", "data": {name: {"multi": "a\\nb\\n", "n": len(name)}

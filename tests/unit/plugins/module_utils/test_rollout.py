@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.rollout import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.restart_waves import (
     RESTARTED_AT,
     RestartSettings,
     RolloutFailed,
@@ -23,6 +22,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.rollout import (
     run_waves,
     workload_name,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cluster"
 

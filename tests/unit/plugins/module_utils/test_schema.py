@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.meshstage.mesh.plugins.module_utils import schema
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.schema import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema import registry as schema
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
     SchemaRegistry,
     SchemaViolation,
     crd_schema_to_json_schema,

@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.meshstage.mesh.plugins.module_utils import schema
-from ansible_collections.meshstage.mesh.plugins.module_utils.install import SCHEMA_OPTIONAL
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.schema import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.control_plane import (
+    SCHEMA_OPTIONAL,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema import registry as schema
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
     SchemaRegistry,
     crd_schema_to_json_schema,
     fast_check,

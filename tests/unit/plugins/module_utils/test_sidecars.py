@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.sidecars import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.cluster_facts import (
     has_sidecar,
     opted_out,
     selector_matches,
     sidecar_facts,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 
 PODS = json.loads((Path(__file__).parent / "fixtures" / "cluster" / "pods.json").read_text())
 

@@ -14,17 +14,19 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     GitOpsError,
     SchemaError,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.install import SCHEMA_OPTIONAL
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
     run_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.control_plane import (
+    SCHEMA_OPTIONAL,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
     BUILTIN_TEMPLATES,
     Renderer,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.stage_cache import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.stage_cache import (
     CACHE_DIR,
     StageCache,
 )
@@ -61,7 +63,7 @@ def test_a_second_run_renders_and_validates_nothing_anew(tmp_path, crd_dir, exam
 
 def test_the_schemas_are_not_read_when_every_object_is_known_valid(
         tmp_path, crd_dir, example_intent, monkeypatch):
-    from ansible_collections.meshstage.mesh.plugins.module_utils import schema
+    from ansible_collections.meshstage.mesh.plugins.module_utils.schema import registry as schema
 
     gitops = tmp_path / "gitops"
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])

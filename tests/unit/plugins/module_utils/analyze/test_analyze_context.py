@@ -12,7 +12,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.context imp
     estate_objects,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import AnalysisError
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,

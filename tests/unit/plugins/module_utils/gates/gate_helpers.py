@@ -13,7 +13,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.gates.gate import (
     Observations,
     Target,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.stages import Stage
 
 PROMETHEUS = "http://127.0.0.1:9"

@@ -29,7 +29,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.gates.run import (
     GateRefused,
     judge_run,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.prometheus import (
     PrometheusClient,
 )

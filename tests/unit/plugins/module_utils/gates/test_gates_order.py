@@ -12,7 +12,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.gates.run import (
     GateRefused,
     judge_run,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import GitOpsRepo
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
 
 GATE = OrderGate()
 PROMOTED = {"dev": "authorization"}   # staging is promoted from dev (mesh_promotion_order)

@@ -1,0 +1,1 @@
+"""canary: TODO describe."""

@@ -1,0 +1,1 @@
+"""hosts: TODO describe."""

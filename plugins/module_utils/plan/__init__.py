@@ -1,0 +1,1 @@
+"""plan: TODO describe."""

@@ -1,0 +1,1 @@
+"""envoy_hosts: TODO describe."""

@@ -1,0 +1,1 @@
+"""gatewayapi: TODO describe."""

@@ -1,0 +1,1 @@
+"""linkerd: TODO describe."""

@@ -1,0 +1,350 @@
+"""The stage cache: what the last run of an environment rendered and validated.
+
+Rendering an object (Jinja, parse back, canonical dump) and validating it are pure
+functions of their inputs. When an estate of thousands of objects is run again with nothing
+or one service changed, nearly every object comes out byte for byte as last time. The stage
+cache keeps that work, per environment:
+
+* **rendered objects**, keyed on a hash of the renderer's fingerprint, the template name and
+  the template's values (their ``pickle``, which tells a tuple from a list and ``1`` from
+  ``"1"``; pickles are only hashed, never loaded). The value is the canonical text and the
+  object parsed back (as JSON, when the object survives JSON unchanged; else it is parsed
+  from the text again).
+* **validation verdicts**: the sha256 of each text that passed schema validation, kept
+  under the fingerprint of the schemas.
+* **checks that passed**: the analysis of the rendered objects (its warnings) and the
+  ``envoy --mode validate`` of each host sidecar, keyed on a hash of everything the check
+  reads (the rendered texts and the intent the stand-ins are made from; the host's files,
+  directories and envoy binary), kept under the renderer's fingerprint (so under the same
+  analyzer code). A check that failed is never kept: it runs again, and fails again, every time.
+* **CRD documents** (``crds.json``, shared by every environment): the CRDs of each file in
+  the CRD directories, keyed on the sha256 of the file's bytes, so a run reads JSON instead
+  of parsing megabytes of YAML.
+
+Fingerprints: the renderer's is every file of the template search path (names and bytes),
+the source of meshstage's module_utils, and the versions of Python, Jinja2 and PyYAML. The
+schemas' is every CRD file (names and bytes), the Kubernetes version, the same source and
+the versions of jsonschema and kubernetes-validate. Any change to one of them starts that
+part of the cache afresh: the cache only ever answers what the same inputs and the same
+code gave before.
+
+Where: ``<repository>/.git/meshstage-cache/``, inside the GitOps repository's git
+directory. It is never committed, goes with the clone, and can be deleted at any time (the
+next run renders and validates everything). A repository whose ``.git`` is not a
+directory (a linked worktree) gets no cache on disk. A cache file that cannot be read is
+ignored. Check mode reads the cache and writes nothing.
+
+What it never does: decide anything about the files of the tree. The write path
+(``gitops.py``) reads every owned file from disk and compares it with the state file, cache
+or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import pickle
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .renderer import Rendering, load_yaml
+
+CACHE_VERSION = 1
+CACHE_DIR = "meshstage-cache"
+_MODULE_UTILS = Path(__file__).resolve().parents[1]
+_CRDS_FILE = "crds.json"
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def _versions(*distributions: str) -> str:
+    found = []
+    for name in distributions:
+        try:
+            found.append(f"{name}={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name}=none")
+    return ";".join(found)
+
+
+def files_fingerprint(directories: Iterable[str | Path], suffixes: Sequence[str] = ()) -> str:
+    """sha256 over every file below ``directories`` (relative name and bytes), in order.
+
+    ``suffixes``, when given, limits the files to those names' endings.
+    """
+    digest = hashlib.sha256()
+    for index, directory in enumerate(directories):
+        base = Path(directory)
+        digest.update(f"\0dir {index}\0".encode())
+        if not base.is_dir():
+            digest.update(b"missing")
+            continue
+        for path in sorted(base.rglob("*")):
+            if not path.is_file() or (suffixes and path.suffix not in suffixes):
+                continue
+            data = path.read_bytes()
+            digest.update(f"\0{path.relative_to(base).as_posix()}\0{len(data)}\0".encode())
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def code_fingerprint() -> str:
+    """The source of meshstage's module_utils and the Python version."""
+    return files_fingerprint([_MODULE_UTILS], (".py",)) + sys.version
+
+
+def renderer_fingerprint(template_dirs: Sequence[str | Path], builtin: Path) -> str:
+    import yaml
+
+    text = "\0".join([
+        code_fingerprint(), files_fingerprint([*template_dirs, builtin]),
+        _versions("jinja2", "PyYAML"), str(getattr(yaml, "__with_libyaml__", False)),
+    ])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def schema_fingerprint(crd_dirs: Sequence[str | Path], kubernetes_version: str) -> str:
+    text = "\0".join([
+        code_fingerprint(), files_fingerprint(crd_dirs, (".yaml", ".yml")),
+        kubernetes_version, _versions("jsonschema", "kubernetes-validate"),
+    ])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_exact(value: Any) -> str | None:
+    """``value`` as JSON text when JSON gives back the very same value.
+
+    For what YAML parses (dict, list, str, int, float, bool, None, and dates, bytes and
+    sets, which JSON refuses) JSON keeps ``1``, ``1.0`` and ``true`` apart; what it loses
+    is a key that is not a string (``9080`` becomes ``"9080"``), and then the value read
+    back is not equal.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == value else None
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+class StageCache:
+    """One environment's rendered objects and validation verdicts, from the last run."""
+
+    def __init__(self, gitops_dir: Path | None, environment: str, renderer_key: str,
+                 schema_key: str) -> None:
+        self._gitops_dir = gitops_dir
+        self._environment = environment
+        self.renderer_key = renderer_key
+        self.schema_key = schema_key
+        self._objects_before: dict[str, list[str | None]] = {}
+        self._valid_before: set[str] = set()
+        self._objects: dict[str, list[str | None]] = {}
+        self._valid: set[str] = set()
+        self._kinds_before: dict[str, bool] = {}
+        self._kinds: dict[str, bool] = {}
+        self._crds_before: dict[str, Any] = {}
+        self._crds: dict[str, Any] = {}
+        self._passed_before: dict[str, Any] = {}
+        self._passed: dict[str, Any] = {}
+        self.hits = 0
+        self.misses = 0
+
+    # ---- opening and saving
+
+    @classmethod
+    def open(cls, gitops_dir: str | Path, environment: str,
+             template_dirs: Sequence[str | Path], builtin_templates: Path,
+             crd_dirs: Sequence[str | Path], kubernetes_version: str) -> StageCache:
+        """The cache of ``environment`` in the repository at ``gitops_dir`` (empty when there
+        is none yet, or it was made by other code, templates or schemas)."""
+        cache = cls(Path(gitops_dir), environment,
+                    renderer_fingerprint(template_dirs, builtin_templates),
+                    schema_fingerprint(crd_dirs, kubernetes_version))
+        directory = cache._directory()
+        if directory is None:
+            return cache
+        document = _read_json(directory / cache._file_name())
+        if document.get("version") == CACHE_VERSION:
+            if document.get("renderer") == cache.renderer_key:
+                objects = document.get("objects")
+                cache._objects_before = objects if isinstance(objects, dict) else {}
+                passed = document.get("passed")
+                cache._passed_before = passed if isinstance(passed, dict) else {}
+            if document.get("schema") == cache.schema_key:
+                valid = document.get("valid")
+                cache._valid_before = set(valid) if isinstance(valid, list) else set()
+                kinds = document.get("kinds")
+                cache._kinds_before = {key: value for key, value in kinds.items()
+                                       if isinstance(value, bool)} \
+                    if isinstance(kinds, dict) else {}
+        crds = _read_json(directory / _CRDS_FILE)
+        if crds.get("version") == CACHE_VERSION and isinstance(crds.get("files"), dict):
+            cache._crds_before = crds["files"]
+        return cache
+
+    def save(self) -> None:
+        """Keep what this run used (and nothing else) for the next run; best effort."""
+        directory = self._directory()
+        if directory is None:
+            return
+        if self._objects != self._objects_before or self._valid != self._valid_before \
+                or self._kinds != self._kinds_before or self._passed != self._passed_before:
+            _write_json(directory / self._file_name(), {
+                "version": CACHE_VERSION, "renderer": self.renderer_key,
+                "schema": self.schema_key, "objects": self._objects,
+                "valid": sorted(self._valid), "kinds": dict(sorted(self._kinds.items())),
+                "passed": dict(sorted(self._passed.items())),
+            })
+        if self._crds and self._crds.keys() != self._crds_before.keys():
+            _write_json(directory / _CRDS_FILE, {"version": CACHE_VERSION,
+                                                 "files": self._crds})
+
+    def _directory(self) -> Path | None:
+        if self._gitops_dir is None:
+            return None
+        git_dir = self._gitops_dir / ".git"
+        return git_dir / CACHE_DIR if git_dir.is_dir() and not git_dir.is_symlink() else None
+
+    def _file_name(self) -> str:
+        return f"stage-{self._environment}.json"
+
+    # ---- rendered objects
+
+    def key(self, template: str, context: Mapping[str, Any]) -> str | None:
+        """The key of one rendering, or None when its values cannot be fingerprinted."""
+        try:
+            values = pickle.dumps(context, protocol=4)
+        except Exception:  # anything pickle refuses is simply rendered every time
+            return None
+        return self.check_key(template, [values])
+
+    def rendered(self, key: str) -> Rendering | None:
+        """What was rendered last time for ``key``, if anything: the canonical text and the
+        object's identity at once, the object itself when ``load()`` is called."""
+        entry = self._objects.get(key) or self._objects_before.get(key)
+        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)):
+            self.misses += 1
+            return None
+        text, obj_json, api_version, kind = entry
+        self._objects[key] = entry
+        self.hits += 1
+        return Rendering(text, functools.partial(_load_rendered, text, obj_json), api_version,
+                         kind)
+
+    def remember(self, key: str, obj: dict[str, Any], text: str) -> None:
+        self._objects[key] = [text, _json_exact(obj), obj.get("apiVersion"), obj.get("kind")]
+
+    # ---- validation verdicts
+
+    def known_valid(self, text: str) -> bool:
+        """True when this very text passed validation against the same schemas before."""
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if digest in self._valid_before or digest in self._valid:
+            self._valid.add(digest)
+            return True
+        return False
+
+    def mark_valid(self, text: str) -> None:
+        self._valid.add(hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+    def knows(self, api_version: str, kind: str, ask: Callable[[], bool]) -> bool:
+        """Whether the schemas know ``api_version``/``kind``: ``ask()``'s answer, kept under
+        the same schemas' fingerprint (so a run that validates nothing reads no CRD)."""
+        key = f"{api_version} {kind}"
+        answer = self._kinds.get(key, self._kinds_before.get(key))
+        if answer is None:
+            answer = bool(ask())
+        self._kinds[key] = answer
+        return answer
+
+    # ---- checks that passed
+
+    def check_key(self, check: str, parts: Iterable[str | bytes]) -> str:
+        """The key of ``check`` (a check, or a template) over ``parts`` (everything it
+        reads), under the renderer's fingerprint."""
+        digest = hashlib.sha256(f"{self.renderer_key}\0{check}\0".encode())
+        for part in parts:
+            data = part.encode("utf-8") if isinstance(part, str) else part
+            digest.update(len(data).to_bytes(8, "big"))
+            digest.update(data)
+        return digest.hexdigest()
+
+    def passed(self, key: str) -> Any | None:
+        """What the check with this key returned when it passed last time (None: unknown)."""
+        if key in self._passed:
+            return self._passed[key]
+        if key in self._passed_before:
+            self._passed[key] = self._passed_before[key]
+            return self._passed[key]
+        return None
+
+    def mark_passed(self, key: str, result: Any = True) -> None:
+        """Keep a check that passed, with what it returned (JSON: warnings, say)."""
+        self._passed[key] = result
+
+    # ---- CRD documents
+
+    def crd_loader(self, parse: Callable[[Path], list[Any]]) -> Callable[[Path], list[Any]]:
+        """``parse`` (a CRD file's documents), answered from the cache when the file's bytes
+        are the same; only CustomResourceDefinitions are kept."""
+
+        def load(path: Path) -> list[Any]:
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                return parse(path)  # let the parser name the problem
+            cached = self._crds.get(digest) or self._crds_before.get(digest)
+            if isinstance(cached, str):
+                self._crds[digest] = cached
+                return list(json.loads(cached))
+            documents = [doc for doc in parse(path) if _is_crd(doc)]
+            text = _json_exact(documents)
+            if text is not None:
+                self._crds[digest] = text
+            return documents
+
+        return load
+
+
+def _load_rendered(text: str, obj_json: str | None) -> dict[str, Any]:
+    if obj_json is None:  # the object did not survive JSON: parse the text
+        return load_yaml(text)  # type: ignore[no-any-return]
+    return json.loads(obj_json)  # type: ignore[no-any-return]
+
+
+def _is_crd(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Replace ``path`` atomically; a cache that cannot be written is simply not kept."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, ensure_ascii=False, separators=(",", ":"))
+        os.replace(temp, path)
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
