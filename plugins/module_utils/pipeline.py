@@ -21,7 +21,8 @@ from .analyze.context import analyze_rendered
 from .canary.run import CanaryCommit, CanaryState, effective_intent, runbook_section
 from .errors import AnalysisError, SchemaError
 from .gitops.repo import FileChange, GitOpsRepo, TreeUpdate
-from .intent.parse import Intent, parse_intent
+from .intent.model import Intent
+from .intent.parse import parse_intent
 from .plan.model import StagePlan
 from .plan.stage_plan import plan_stage
 from .providers.envoy_hosts.validate import check_rendered, find_envoy

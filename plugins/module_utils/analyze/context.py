@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..intent.parse import Intent, Service
+from ..intent.model import Intent, Service
 from ..stages import Stage
 from .analysis import Report, analyze
 from .index import MeshConfig, Resource, make_resource

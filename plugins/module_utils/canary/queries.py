@@ -29,7 +29,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..intent.parse import Intent, Service
+from ..intent.model import Intent, Service
 from ..prometheus import PrometheusClient
 
 QUANTILE = 0.99

@@ -26,7 +26,8 @@ from typing import Any
 
 from ..errors import IntentError
 from ..gitops.repo import GitOpsRepo
-from ..intent.parse import Intent, Service, duration_seconds, parse_intent
+from ..intent.model import Intent, Service
+from ..intent.parse import duration_seconds, parse_intent
 from ..pipeline import StageOptions, StageResult, run_stage
 from ..prometheus import PrometheusClient
 from ..stages import Stage

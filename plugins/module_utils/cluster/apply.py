@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MeshstageError
 
 if TYPE_CHECKING:
-    from ..intent.parse import Intent
+    from ..intent.model import Intent
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "meshstage"

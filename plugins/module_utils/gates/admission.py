@@ -10,7 +10,7 @@ an ALLOW applies, or ``mesh_default_deny`` holds, whoever no rule admits is refu
 
 from __future__ import annotations
 
-from ..intent.parse import Intent, Service, Source
+from ..intent.model import Intent, Service, Source
 
 
 def _matches(pattern: str, value: str) -> bool:

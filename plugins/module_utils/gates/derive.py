@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ..intent.parse import AuthorizationRule, Intent
+from ..intent.model import AuthorizationRule, Intent
 from .gate import Call, count
 
 

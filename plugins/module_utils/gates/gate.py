@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..intent.parse import Intent
+from ..intent.model import Intent
 from ..stages import Stage
 
 PLAINTEXT, DRY_RUN, CALLS = "plaintext", "dry_run", "calls"

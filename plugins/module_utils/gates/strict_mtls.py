@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..intent.parse import Intent
+from ..intent.model import Intent
 from ..stages import Stage
 from .gate import PLAINTEXT, Evidence, Gate, Move, Target, Verdict, count, window_text
 

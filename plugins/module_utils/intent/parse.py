@@ -16,12 +16,50 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from .._plain import plain_data
 from ..errors import IntentError, IntentErrors
 from ..stages import STAGE_NAMES, Stage
+from .model import (
+    CANARY_STEPS,
+    HEADER_MATCH_KINDS,
+    HTTP_METHODS,
+    LINKERD_ACCESS_LOG_FORMATS,
+    LOAD_BALANCERS,
+    MAX_CANARY_STEPS,
+    MTLS_EXCEPTION_MODES,
+    PROTOCOLS,
+    PROXY_IMAGE_TYPES,
+    AuthorizationRule,
+    Canary,
+    CanaryAnalysis,
+    Cluster,
+    ConnectionPool,
+    GateSettings,
+    GitOpsSource,
+    HeaderMatch,
+    HeaderRoute,
+    IngressGateway,
+    InjectionWave,
+    InstallSettings,
+    Intent,
+    LinkerdSettings,
+    MeshHost,
+    MtlsException,
+    OutlierDetection,
+    Port,
+    ProxySettings,
+    Retries,
+    Service,
+    ServiceAuthorization,
+    Source,
+    Telemetry,
+    TrafficPolicy,
+    Version,
+    WeightedSubset,
+)
 
 PROVIDERS: tuple[str, ...] = ("istio", "linkerd")
 # The traffic APIs each provider can render, its default first.
@@ -29,15 +67,6 @@ TRAFFIC_APIS: dict[str, tuple[str, ...]] = {
     "istio": ("virtualservice", "gateway-api"),
     "linkerd": ("gateway-api", "smi"),
 }
-LINKERD_ACCESS_LOG_FORMATS: tuple[str, ...] = ("apache", "json")
-PROTOCOLS: tuple[str, ...] = ("HTTP", "HTTP2", "GRPC", "TCP", "TLS", "HTTPS", "MONGO", "REDIS")
-MTLS_EXCEPTION_MODES: tuple[str, ...] = ("DISABLE", "PERMISSIVE")
-LOAD_BALANCERS: tuple[str, ...] = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "PASSTHROUGH")
-HEADER_MATCH_KINDS: tuple[str, ...] = ("exact", "prefix", "regex")
-PROXY_IMAGE_TYPES: tuple[str, ...] = ("default", "debug", "distroless")
-HTTP_METHODS: tuple[str, ...] = (
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -63,360 +92,6 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- the model
-
-
-@dataclass(frozen=True)
-class Port:
-    name: str
-    port: int
-    protocol: str
-    target_port: int | None = None
-
-
-@dataclass(frozen=True)
-class Version:
-    name: str
-    labels: Mapping[str, str]
-    # The Service that selects exactly this version's pods, when the team has one; otherwise
-    # meshstage renders ``<service>-<version>`` for the Gateway API and SMI backends.
-    service: str | None = None
-
-
-@dataclass(frozen=True)
-class HeaderMatch:
-    header: str
-    kind: str  # exact | prefix | regex
-    value: str
-
-
-@dataclass(frozen=True)
-class HeaderRoute:
-    headers: tuple[HeaderMatch, ...]
-    subset: str
-
-
-@dataclass(frozen=True)
-class WeightedSubset:
-    subset: str
-    weight: int
-
-
-@dataclass(frozen=True)
-class CanaryAnalysis:
-    """How a canary run judges each step (``playbooks/canary.yml``): after each step it waits
-    ``interval``, then needs at least ``min_requests`` requests to the canary (waiting up to
-    ``max_waits`` more intervals for them), a success rate of at least ``success_rate``
-    percent and a p99 latency of at most ``latency_p99``."""
-
-    interval: str = "1m"
-    success_rate: float = 99.0
-    latency_p99: str = "500ms"
-    min_requests: int = 50
-    max_waits: int = 5
-
-
-CANARY_STEPS: tuple[int, ...] = (10, 25, 50, 100)
-MAX_CANARY_STEPS = 20
-
-
-@dataclass(frozen=True)
-class Canary:
-    """A weighted canary: ``weight`` percent to ``subset``, the rest to ``stable``; a canary
-    run (``playbooks/canary.yml``) moves it along ``steps`` and promotes or rolls it back."""
-
-    stable: str
-    subset: str
-    weight: int
-    steps: tuple[int, ...] = CANARY_STEPS
-    analysis: CanaryAnalysis = CanaryAnalysis()
-
-    def split(self, weight: int | None = None) -> tuple[WeightedSubset, ...]:
-        """The weighted default route: the stable version first."""
-        weight = self.weight if weight is None else weight
-        return (WeightedSubset(self.stable, 100 - weight), WeightedSubset(self.subset, weight))
-
-
-@dataclass(frozen=True)
-class Retries:
-    attempts: int
-    per_try_timeout: str | None
-    retry_on: str | None
-
-
-@dataclass(frozen=True)
-class ConnectionPool:
-    max_connections: int | None = None
-    connect_timeout: str | None = None
-    http1_max_pending_requests: int | None = None
-    http2_max_requests: int | None = None
-    max_requests_per_connection: int | None = None
-    max_retries: int | None = None
-
-
-@dataclass(frozen=True)
-class OutlierDetection:
-    consecutive_5xx_errors: int | None = None
-    consecutive_gateway_errors: int | None = None
-    interval: str | None = None
-    base_ejection_time: str | None = None
-    max_ejection_percent: int | None = None
-
-
-@dataclass(frozen=True)
-class TrafficPolicy:
-    """Routing and resilience for one service (the traffic stage)."""
-
-    split: tuple[WeightedSubset, ...] = ()
-    header_routes: tuple[HeaderRoute, ...] = ()
-    timeout: str | None = None
-    retries: Retries | None = None
-    connection_pool: ConnectionPool | None = None
-    outlier_detection: OutlierDetection | None = None
-    load_balancer: str | None = None
-
-    @property
-    def routes(self) -> bool:
-        """True when the service needs a VirtualService (or an HTTPRoute)."""
-        return bool(self.split or self.header_routes or self.timeout or self.retries)
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    namespace: str
-    service_account: str
-    ports: tuple[Port, ...]
-    versions: tuple[Version, ...]
-    calls: tuple[str, ...]
-    inject: bool
-    ingress: bool
-    traffic: TrafficPolicy
-    probe_paths: tuple[str, ...] = ()
-    canary: Canary | None = None
-
-    @property
-    def selector(self) -> dict[str, str]:
-        """The labels every pod of the service carries."""
-        return {"app": self.name}
-
-    def workload_ports(self) -> tuple[int, ...]:
-        """The container ports of the service: each port's ``target_port``, else ``port``."""
-        return tuple(dict.fromkeys(p.target_port or p.port for p in self.ports))
-
-
-@dataclass(frozen=True)
-class MtlsException:
-    service: str
-    mode: str  # DISABLE | PERMISSIVE
-    ports: Mapping[int, str]
-    reason: str
-
-
-@dataclass(frozen=True)
-class Source:
-    """Who a rule is about: catalogue services, raw principals, namespaces."""
-
-    services: tuple[str, ...] = ()
-    principals: tuple[str, ...] = ()
-    namespaces: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class AuthorizationRule:
-    source: Source
-    methods: tuple[str, ...] = ()
-    paths: tuple[str, ...] = ()
-    ports: tuple[int, ...] = ()  # workload (container) ports; none: every port
-
-
-@dataclass(frozen=True)
-class ServiceAuthorization:
-    service: str
-    allow: tuple[AuthorizationRule, ...]
-    deny: tuple[AuthorizationRule, ...]
-    deny_other_callers: bool
-
-
-@dataclass(frozen=True)
-class Telemetry:
-    metrics_provider: str = "prometheus"
-    tracing_provider: str | None = None
-    sampling_percentage: float = 1.0
-    access_log_provider: str | None = "envoy"
-    access_log_filter: str | None = None
-    prometheus_namespace: str = "istio-system"
-    scrape_interval: str = "15s"
-
-
-@dataclass(frozen=True)
-class ProxySettings:
-    """The sidecars' own settings: worker threads, image flavour, resources."""
-
-    concurrency: int | None = None
-    image_type: str | None = None
-    cpu: str | None = None
-    memory: str | None = None
-    cpu_limit: str | None = None
-    memory_limit: str | None = None
-
-
-@dataclass(frozen=True)
-class LinkerdSettings:
-    """What only Linkerd needs: where its parts run and whom probes come from."""
-
-    control_plane_namespace: str = "linkerd"
-    viz_namespace: str = "linkerd-viz"
-    probe_networks: tuple[str, ...] = ("0.0.0.0/0", "::/0")
-    trace_collector: str | None = None
-    trace_collector_service_account: str | None = None
-    access_log_format: str = "apache"
-
-
-@dataclass(frozen=True)
-class InjectionWave:
-    name: str
-    namespaces: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Cluster:
-    name: str = "in-cluster"
-    server: str = "https://kubernetes.default.svc"
-    domain: str = "cluster.local"
-
-
-@dataclass(frozen=True)
-class GitOpsSource:
-    repo_url: str = "https://git.example.invalid/platform/mesh-gitops.git"
-    branch: str = "main"
-    argocd_namespace: str = "argocd"
-    argocd_project: str = "default"
-    flux_namespace: str = "flux-system"
-    sync_interval: str = "5m"
-
-
-@dataclass(frozen=True)
-class InstallSettings:
-    """The control plane's Helm charts: which version, from where (None: the provider's)."""
-
-    version: str | None = None
-    repository: str | None = None
-
-
-@dataclass(frozen=True)
-class IngressGateway:
-    namespace: str = "istio-system"
-    service_account: str = "istio-ingressgateway-service-account"
-
-
-@dataclass(frozen=True)
-class MeshHost:
-    """A plain host (VM) that carries one catalogue service outside Kubernetes.
-
-    Its Envoy sidecar listens on ``address:inbound_port`` (the service's port) and forwards
-    to the application on ``app_address:app_port``; the application calls the services it
-    uses through ``127.0.0.1:outbound_port``. The admin interface binds 127.0.0.1 only.
-    """
-
-    name: str
-    service: str
-    address: str
-    app_port: int
-    inbound_port: int
-    version: str | None = None
-    wave: str | None = None
-    app_address: str = "127.0.0.1"
-    outbound_port: int = 15001
-    admin_port: int = 15000
-    stats_port: int = 15090
-    root: str = "/"
-
-    @property
-    def config_dir(self) -> str:
-        """Where the sidecar's configuration lives on the host."""
-        return _under(self.root, "etc/meshstage/envoy")
-
-    @property
-    def log_dir(self) -> str:
-        return _under(self.root, "var/log/meshstage/envoy")
-
-
-def _under(root: str, path: str) -> str:
-    return root.rstrip("/") + "/" + path
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    """What the stage gates read (docs/intent.md, ``mesh_gates``): the Prometheus that sees
-    the environment's traffic, the observation window, and whether to observe at all."""
-
-    prometheus: str | None = None
-    window: str = "1h"
-    observe: bool = True  # False: the user opts out of the observed-traffic checks
-
-
-@dataclass(frozen=True)
-class Intent:
-    environment: str
-    stage: Stage
-    provider: str
-    trust_domain: str
-    root_namespace: str
-    revision: str | None
-    services: tuple[Service, ...]
-    injection_waves: tuple[InjectionWave, ...]
-    injected_waves: int
-    mtls_exceptions: tuple[MtlsException, ...]
-    telemetry: Telemetry
-    authorization: tuple[ServiceAuthorization, ...]
-    default_deny: bool
-    cluster: Cluster
-    gitops: GitOpsSource
-    ingress_gateway: IngressGateway
-    proxy: ProxySettings = ProxySettings()
-    install: InstallSettings = InstallSettings()
-    traffic_api: str = "virtualservice"
-    linkerd: LinkerdSettings = LinkerdSettings()
-    hosts: tuple[MeshHost, ...] = ()
-    gates: GateSettings = GateSettings()
-    promotion_order: tuple[str, ...] = ()
-    by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
-
-    def service(self, name: str) -> Service:
-        return self.by_name[name]
-
-    @property
-    def host_services(self) -> frozenset[str]:
-        """Services carried by hosts in this environment: not Kubernetes workloads here."""
-        return frozenset(host.service for host in self.hosts)
-
-    def hosts_of(self, service: str) -> tuple[MeshHost, ...]:
-        return tuple(host for host in self.hosts if host.service == service)
-
-    def injected_hosts(self) -> tuple[MeshHost, ...]:
-        """Hosts whose wave is injected: they run a sidecar from the injection stage on."""
-        if not self.stage.reached(Stage.INJECTION):
-            return ()
-        waves = {wave.name for wave in self.injection_waves[: self.injected_waves]}
-        return tuple(host for host in self.hosts if host.wave in waves)
-
-    def principal(self, service: Service) -> str:
-        """The SPIFFE principal Istio matches: ``<td>/ns/<namespace>/sa/<account>``."""
-        return f"{self.trust_domain}/ns/{service.namespace}/sa/{service.service_account}"
-
-    def service_path(self, service: Service) -> str:
-        """Where the service is written in the intent: ``mesh_services[<index>]``."""
-        return f"mesh_services[{self.services.index(service)}]"
-
-    @property
-    def namespaces(self) -> tuple[str, ...]:
-        """Every namespace of the catalogue, sorted."""
-        return tuple(sorted({service.namespace for service in self.services}))
-
-    def injected_namespaces(self) -> tuple[str, ...]:
-        """Namespaces of the waves this environment has injected so far."""
-        waves = self.injection_waves[: self.injected_waves]
-        return tuple(sorted({ns for wave in waves for ns in wave.namespaces}))
 
 
 # --------------------------------------------------------------------------- the checker

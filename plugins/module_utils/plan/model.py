@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import describe_value
-from ..intent.parse import Intent
+from ..intent.model import Intent
 from ..stages import Stage, stages_through
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshstage"}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import MeshstageError
-from ..intent.parse import Intent
+from ..intent.model import Intent
 from ..providers.envoy_hosts.plan import plan_envoy
 from ..providers.istio.plan import plan_istio
 from ..providers.linkerd.plan import plan_linkerd

@@ -27,7 +27,7 @@ from .renderer import Renderer, load_yaml
 from .tree import RenderedObject, env_dir
 
 if TYPE_CHECKING:
-    from ..intent.parse import Intent
+    from ..intent.model import Intent
 
 INSTALL_FOLDER = "00-install"
 ARGOCD_APPLICATION = "argoproj.io/v1alpha1"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..intent.parse import Intent
+from ..intent.model import Intent
 from ..plan.model import PlannedObject, StagePlan, metadata
 from ..stages import Stage
 from .renderer import Renderer, Rendering

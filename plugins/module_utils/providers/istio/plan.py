@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ...intent.parse import AuthorizationRule, Intent, Service
+from ...intent.model import AuthorizationRule, Intent, Service
 from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...render.control_plane import ControlPlane, HelmChart

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ...intent.parse import Intent, MtlsException, Port, Service
+from ...intent.model import Intent, MtlsException, Port, Service
 from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution, metadata
 from ...plan.model import template_meta as _meta
 from ...render.control_plane import ControlPlane, HelmChart

@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ...intent.parse import AuthorizationRule, Intent, Port, Service, Source
+from ...intent.model import AuthorizationRule, Intent, Port, Service, Source
 from ..gatewayapi.routes import ROUTABLE_PROTOCOLS, regex_escape
 
 ALL_NETWORKS: tuple[str, ...] = ("0.0.0.0/0", "::/0")

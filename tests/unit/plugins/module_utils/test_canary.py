@@ -21,11 +21,11 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.canary.run import (
     runbook_section,
     start,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.model import (
     CanaryAnalysis,
     WeightedSubset,
-    parse_intent,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 
 ANALYSIS = CanaryAnalysis(interval="30s", success_rate=99.0, latency_p99="250ms",
                           min_requests=20, max_waits=2)
