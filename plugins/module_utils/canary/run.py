@@ -34,8 +34,8 @@ from enum import StrEnum
 from typing import Any
 
 from ..errors import MeshstageError
+from ..intent.checker import duration_seconds
 from ..intent.model import Canary, CanaryAnalysis, Intent, Service, WeightedSubset
-from ..intent.parse import duration_seconds
 from ..stages import Stage
 from .queries import Figures, VersionQueries, measured_on, version_queries
 

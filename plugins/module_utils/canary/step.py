@@ -26,8 +26,9 @@ from typing import Any
 
 from ..errors import IntentError
 from ..gitops.repo import GitOpsRepo
+from ..intent.checker import duration_seconds
 from ..intent.model import Intent, Service
-from ..intent.parse import duration_seconds, parse_intent
+from ..intent.parse import parse_intent
 from ..pipeline import StageOptions, StageResult, run_stage
 from ..prometheus import PrometheusClient
 from ..stages import Stage

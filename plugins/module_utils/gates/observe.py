@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..intent.checker import duration_seconds
 from ..intent.model import Intent
-from ..intent.parse import duration_seconds
 from ..prometheus import PrometheusClient, Sample
 from .gate import (
     CALLS,

@@ -41,8 +41,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...intent.checker import duration_seconds
 from ...intent.model import AuthorizationRule, Intent, MeshHost, Service
-from ...intent.parse import duration_seconds
 from ...plan.model import StageContribution
 from ...stages import Stage
 

@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ...intent.checker import duration_seconds
 from ...intent.model import HeaderMatch, Intent, Port, Service
-from ...intent.parse import duration_seconds
 from ...plan.model import PlannedObject, metadata
 
 GATEWAY = "gateway.networking.k8s.io/v1"

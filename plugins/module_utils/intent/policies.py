@@ -1,0 +1,281 @@
+"""Parsing the mesh-wide settings: injection waves, mTLS exceptions, telemetry, authorization
+rules and Linkerd's own settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .checker import (
+    HOST_PORT,
+    Checker,
+    join_path,
+    optional,
+    parse_networks,
+)
+from .model import (
+    HTTP_METHODS,
+    LINKERD_ACCESS_LOG_FORMATS,
+    MTLS_EXCEPTION_MODES,
+    AuthorizationRule,
+    InjectionWave,
+    LinkerdSettings,
+    MtlsException,
+    Service,
+    ServiceAuthorization,
+    Source,
+    Telemetry,
+)
+
+
+def parse_waves(check: Checker, value: Any,
+                by_name: Mapping[str, Service]) -> list[InjectionWave]:
+    waves: list[InjectionWave] = []
+    first_wave: dict[str, str] = {}
+    known = {service.namespace for service in by_name.values()}
+    for index, item in enumerate(check.sequence(value, "mesh_injection_waves")):
+        path = join_path("mesh_injection_waves", index)
+        data = check.mapping(item, path, required=("namespaces",), optional=("name",))
+        if data is None:
+            continue
+        name = optional(check, data, "name", path, check.dns_label, f"wave-{index + 1}")
+        namespaces: list[str] = []
+        for ns_index, ns in enumerate(check.sequence(data["namespaces"],
+                                                     join_path(path, "namespaces"))):
+            ns_path = join_path(join_path(path, "namespaces"), ns_index)
+            ns = check.dns_label(ns, ns_path)
+            if ns is None:
+                continue
+            if ns in first_wave:
+                check.error(ns_path, ns, f"is already in injection wave {first_wave[ns]!r}")
+                continue
+            if ns not in known:
+                if ns not in check.refused_namespaces:
+                    check.error(ns_path, ns,
+                                "is not the namespace of any service in mesh_services")
+                continue
+            first_wave[ns] = name
+            namespaces.append(ns)
+        waves.append(InjectionWave(name=name, namespaces=tuple(namespaces)))
+    if value is None and known:
+        waves.append(InjectionWave(name="wave-1", namespaces=tuple(sorted(known))))
+    elif value is not None:
+        for ns in sorted(known - set(first_wave) - check.refused_namespaces):
+            check.warn("mesh_injection_waves", ns, "is a namespace of mesh_services in no "
+                       "injection wave: its workloads are never injected")
+    return waves
+
+
+def parse_mtls_exceptions(check: Checker, value: Any,
+                          by_name: Mapping[str, Service]) -> list[MtlsException]:
+    exceptions: list[MtlsException] = []
+    first: dict[str, int] = {}
+    for index, item in enumerate(check.sequence(value, "mesh_mtls_exceptions")):
+        path = join_path("mesh_mtls_exceptions", index)
+        data = check.mapping(item, path, required=("service", "mode", "reason"),
+                             optional=("ports",))
+        if data is None:
+            continue
+        name = check.dns_label(data["service"], join_path(path, "service"))
+        mode = check.choice(data["mode"], join_path(path, "mode"), MTLS_EXCEPTION_MODES)
+        reason = check.string(data["reason"], join_path(path, "reason"))
+        if name is not None and check.unknown_service(
+                name, join_path(path, "service"), by_name,
+                "selects nothing: no service of that name in mesh_services"):
+            continue
+        if name is not None and name in first:
+            check.error(join_path(path, "service"), name, "has an exception already "
+                        f"(mesh_mtls_exceptions[{first[name]}]); use ports for per-port modes")
+            continue
+        if name is not None:
+            first[name] = index
+        ports = _parse_exception_ports(check, data.get("ports"), join_path(path, "ports"),
+                                       by_name.get(name) if name else None)
+        if name is not None and mode is not None and reason is not None:
+            exceptions.append(MtlsException(service=name, mode=mode, ports=ports,
+                                            reason=reason))
+    return exceptions
+
+
+def _parse_exception_ports(check: Checker, value: Any, path: str,
+                           service: Service | None) -> dict[int, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        check.error(path, value, "is not a mapping of port number to mode")
+        return {}
+    ports: dict[int, str] = {}
+    declared = {port.target_port or port.port for port in service.ports} if service else set()
+    for port, mode in value.items():
+        port_path = join_path(path, str(port))
+        number = check.integer(port, port_path, 1, 65535)
+        mode = check.choice(mode, port_path, ("DISABLE", "PERMISSIVE", "STRICT"))
+        if number is not None and service is not None and number not in declared:
+            known = ", ".join(str(n) for n in sorted(declared)) or "none declared"
+            check.error(port_path, port,
+                        f"selects nothing: not a port of the service (ports: {known})")
+            continue
+        if number is not None and mode is not None:
+            ports[number] = mode
+    return dict(sorted(ports.items()))
+
+
+def parse_telemetry(check: Checker, value: Any) -> Telemetry:
+    path = "mesh_telemetry"
+    if value is None:
+        return Telemetry()
+    data = check.mapping(value, path, optional=(
+        "metrics_provider", "tracing_provider", "sampling_percentage",
+        "access_log_provider", "access_log_filter", "prometheus_namespace", "scrape_interval"))
+    if data is None:
+        return Telemetry()
+    defaults = Telemetry()
+    return Telemetry(
+        metrics_provider=optional(check, data, "metrics_provider", path, check.dns_subdomain,
+                                  defaults.metrics_provider),
+        tracing_provider=optional(check, data, "tracing_provider", path, check.dns_subdomain,
+                                  None),
+        sampling_percentage=optional(check, data, "sampling_percentage", path,
+                                     lambda v, p: check.number(v, p, 0, 100),
+                                     defaults.sampling_percentage),
+        # an explicit null turns access logs off; leaving the key out keeps the default
+        access_log_provider=(
+            None if "access_log_provider" in data and data["access_log_provider"] is None
+            else optional(check, data, "access_log_provider", path, check.dns_subdomain,
+                          defaults.access_log_provider)),
+        access_log_filter=optional(check, data, "access_log_filter", path, check.string, None),
+        prometheus_namespace=optional(check, data, "prometheus_namespace", path, check.dns_label,
+                                      defaults.prometheus_namespace),
+        scrape_interval=optional(check, data, "scrape_interval", path, check.duration,
+                                 defaults.scrape_interval),
+    )
+
+
+def parse_authorization(check: Checker, value: Any,
+                        by_name: Mapping[str, Service]) -> list[ServiceAuthorization]:
+    result: list[ServiceAuthorization] = []
+    seen: set[str] = set()
+    for index, item in enumerate(check.sequence(value, "mesh_authorization")):
+        path = join_path("mesh_authorization", index)
+        data = check.mapping(item, path, required=("service",),
+                             optional=("allow", "deny", "deny_other_callers"))
+        if data is None:
+            continue
+        name = check.dns_label(data["service"], join_path(path, "service"))
+        if name is not None and check.unknown_service(name, join_path(path, "service"), by_name):
+            continue
+        if name in seen:
+            check.error(join_path(path, "service"), name, "has rules already; merge them")
+            continue
+        allow = _parse_rules(check, data.get("allow"), join_path(path, "allow"), by_name,
+                             by_name.get(name) if name else None)
+        deny = _parse_rules(check, data.get("deny"), join_path(path, "deny"), by_name,
+                            by_name.get(name) if name else None)
+        deny_others = optional(check, data, "deny_other_callers", path, check.boolean, False)
+        if deny_others and not any(r.source.services or r.source.principals for r in allow):
+            check.error(join_path(path, "deny_other_callers"), True,
+                        "needs an allow rule that names its callers (from or principals); "
+                        "otherwise it would deny every caller")
+        if name is not None:
+            seen.add(name)
+            result.append(ServiceAuthorization(service=name, allow=allow, deny=deny,
+                                               deny_other_callers=deny_others))
+    return result
+
+
+def _parse_rules(check: Checker, value: Any, path: str, by_name: Mapping[str, Service],
+                 service: Service | None) -> tuple[AuthorizationRule, ...]:
+    rules: list[AuthorizationRule] = []
+    for index, item in enumerate(check.sequence(value, path)):
+        item_path = join_path(path, index)
+        data = check.mapping(item, item_path, optional=(
+            "from", "principals", "namespaces", "methods", "paths", "ports"))
+        if data is None:
+            continue
+        services = []
+        for i, name in enumerate(check.sequence(data.get("from"), join_path(item_path, "from"))):
+            name_path = join_path(join_path(item_path, "from"), i)
+            name = check.dns_label(name, name_path)
+            if name is not None and not check.unknown_service(name, name_path, by_name):
+                services.append(name)
+        principals = [
+            p for i, p in enumerate(check.sequence(data.get("principals"),
+                                                   join_path(item_path, "principals")))
+            if check.string(p, join_path(join_path(item_path, "principals"), i)) is not None
+        ]
+        namespaces = [
+            ns for i, ns in enumerate(check.sequence(data.get("namespaces"),
+                                                     join_path(item_path, "namespaces")))
+            if check.dns_label(ns, join_path(join_path(item_path, "namespaces"), i)) is not None
+        ]
+        methods = [
+            m for i, m in enumerate(check.sequence(data.get("methods"),
+                                                   join_path(item_path, "methods")))
+            if check.choice(m, join_path(join_path(item_path, "methods"), i), HTTP_METHODS)
+        ]
+        paths = []
+        for i, text in enumerate(check.sequence(data.get("paths"), join_path(item_path, "paths"))):
+            text_path = join_path(join_path(item_path, "paths"), i)
+            text = check.string(text, text_path)
+            if text is not None and not (text.startswith(("/", "*"))):
+                check.error(text_path, text, "is not a path: it must start with '/' or '*'")
+            elif text is not None and "*" in text.strip("*"):
+                check.error(text_path, text, "has '*' in the middle; Istio matches '*' only "
+                            "as a prefix, a suffix or alone")
+            elif text is not None:
+                paths.append(text)
+        ports = _parse_rule_ports(check, data.get("ports"), join_path(item_path, "ports"), service)
+        rules.append(AuthorizationRule(
+            source=Source(services=tuple(services), principals=tuple(principals),
+                          namespaces=tuple(namespaces)),
+            methods=tuple(methods), paths=tuple(paths), ports=ports))
+    return tuple(rules)
+
+
+def _parse_rule_ports(check: Checker, value: Any, path: str,
+                      service: Service | None) -> tuple[int, ...]:
+    """Workload ports a rule is limited to; each must be a port of the service."""
+    ports: list[int] = []
+    declared = service.workload_ports() if service else ()
+    for index, port in enumerate(check.sequence(value, path)):
+        port_path = join_path(path, index)
+        number = check.integer(port, port_path, 1, 65535)
+        if number is not None and service is not None and number not in declared:
+            known = ", ".join(str(n) for n in sorted(declared)) or "none declared"
+            check.error(port_path, port,
+                        f"selects nothing: not a port of the service (ports: {known})")
+        elif number is not None:
+            ports.append(number)
+    return tuple(dict.fromkeys(ports))
+
+
+def parse_linkerd(check: Checker, value: Any) -> LinkerdSettings:
+    path = "mesh_linkerd"
+    if value is None:
+        return LinkerdSettings()
+    data = check.mapping(value, path, optional=(
+        "control_plane_namespace", "viz_namespace", "probe_networks", "trace_collector",
+        "trace_collector_service_account", "access_log_format"))
+    if data is None:
+        return LinkerdSettings()
+    defaults = LinkerdSettings()
+    networks = defaults.probe_networks
+    if data.get("probe_networks") is not None:
+        networks = parse_networks(check, data["probe_networks"], join_path(path, "probe_networks"))
+    return LinkerdSettings(
+        control_plane_namespace=optional(check, data, "control_plane_namespace", path,
+                                         check.dns_label, defaults.control_plane_namespace),
+        viz_namespace=optional(check, data, "viz_namespace", path, check.dns_label,
+                               defaults.viz_namespace),
+        probe_networks=networks or defaults.probe_networks,
+        trace_collector=optional(check, data, "trace_collector", path,
+                                 lambda v, p: check.string(
+                                 v, p, HOST_PORT,
+                                 "a host:port address (e.g. collector.linkerd-jaeger:55678)"),
+                                 None),
+        trace_collector_service_account=optional(check, data, "trace_collector_service_account",
+                                                 path, check.dns_subdomain, None),
+        access_log_format=optional(check, data, "access_log_format", path,
+                                   lambda v, p: check.choice(v, p, LINKERD_ACCESS_LOG_FORMATS),
+                                   defaults.access_log_format),
+    )
