@@ -11,10 +11,12 @@ import yaml
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 from ansible_collections.meshstage.mesh.plugins.module_utils.schema import registry as schema
-from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
-    SchemaRegistry,
-    SchemaViolation,
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.openapi import (
     crd_schema_to_json_schema,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import SchemaRegistry
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.violations import (
+    SchemaViolation,
 )
 
 
@@ -796,8 +798,8 @@ def test_kubernetes_version_picks_the_schemas(crd_dir):
 
 def test_validators_are_compiled_once(crd_dir, monkeypatch):
     compiled: list[str] = []
-    real_crd = schema._compile_crd_schema
-    real_core = schema._CoreSchemas._compile
+    real_crd = schema.compile_crd_schema
+    real_core = schema.CoreSchemas._compile
 
     def count_crd(openapi):
         compiled.append("crd")
@@ -807,8 +809,8 @@ def test_validators_are_compiled_once(crd_dir, monkeypatch):
         compiled.append(kind)
         return real_core(self, api_version, kind)
 
-    monkeypatch.setattr(schema, "_compile_crd_schema", count_crd)
-    monkeypatch.setattr(schema._CoreSchemas, "_compile", count_core)
+    monkeypatch.setattr(schema, "compile_crd_schema", count_crd)
+    monkeypatch.setattr(schema.CoreSchemas, "_compile", count_core)
     registry = SchemaRegistry.from_crd_dirs([crd_dir / "istio"])
     for _ in range(3):
         objs = [virtual_service(), core("v1", "ConfigMap", "c"), core("x/v1", "Y", "y")]

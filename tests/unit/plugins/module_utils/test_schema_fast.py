@@ -24,12 +24,13 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.control_plane import (
     SCHEMA_OPTIONAL,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.schema import registry as schema
-from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
-    SchemaRegistry,
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.fast_check import fast_check
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.openapi import (
+    FORMAT_CHECKER,
+    CrdValidator,
     crd_schema_to_json_schema,
-    fast_check,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import SchemaRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "bench"))
 from estate import environments  # the benchmark's synthetic estate
@@ -221,7 +222,7 @@ _KEYWORD_CASES: list[tuple[dict[str, Any], list[Any]]] = [
 @pytest.mark.parametrize(("openapi", "instances"), _KEYWORD_CASES)
 def test_fast_check_agrees_keyword_by_keyword(openapi, instances):
     converted = crd_schema_to_json_schema({"type": "object", "properties": {"f": openapi}})
-    validator = schema._CrdValidator(converted, format_checker=schema._FORMAT_CHECKER)
+    validator = CrdValidator(converted, format_checker=FORMAT_CHECKER)
     check = fast_check(converted)
     assert check is not None
     for instance in instances:
