@@ -12,7 +12,7 @@ import functools
 import gc
 import os
 import pickle
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,25 +20,21 @@ from typing import Any, TypeVar
 from .analyze.context import analyze_rendered
 from .canary.run import CanaryCommit, CanaryState, effective_intent, runbook_section
 from .errors import AnalysisError, SchemaError
-from .gitops.repo import FileChange, GitOpsRepo, TreeUpdate
+from .gitops.message import commit_message, gate_lines, object_changes
+from .gitops.paths import env_dir, install_dir
+from .gitops.repo import GitOpsRepo
+from .gitops.update import FileChange, TreeUpdate
 from .intent.model import Intent
 from .intent.parse import parse_intent
 from .plan.model import StagePlan
 from .plan.stage_plan import plan_stage
 from .providers.envoy_hosts.validate import check_rendered, find_envoy
-from .render.control_plane import (
-    SCHEMA_OPTIONAL,
-    ControlPlane,
-    control_plane,
-    install_dir,
-    install_tree,
-)
-from .render.renderer import BUILTIN_TEMPLATES, Renderer, canonical_header, load_yaml
+from .render.control_plane import SCHEMA_OPTIONAL, ControlPlane, control_plane, install_tree
+from .render.renderer import BUILTIN_TEMPLATES, Renderer
 from .render.runbook import runbook_markdown
 from .render.stage_cache import StageCache
 from .render.tree import (
     RenderedObject,
-    env_dir,
     extra_files,
     host_files,
     index_markdown,
@@ -47,7 +43,7 @@ from .render.tree import (
     sync_objects,
 )
 from .schema.registry import SchemaRegistry
-from .stages import STAGE_PURPOSE
+from .yaml_io import load_yaml
 
 SHARED_SCOPE = "_shared"
 
@@ -259,7 +255,12 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     updates = [env_update, shared_update]
     counts = object_changes(change for update in updates for change in update.changes)
     gates = gate_lines(options.gate_verdicts, previous.get("stage"), intent.stage.value)
-    message = commit_message(intent, counts, switched, gates, canary)
+    titled = (canary.subject, canary.body) if canary is not None else (None, ())
+
+    def message_of(counts: Mapping[str, list[str]]) -> str:
+        return commit_message(intent, counts, switched, gates, *titled)
+
+    message = message_of(counts)
     changed = any(update.changed for update in updates)
     sha = None
     if not options.check_mode:
@@ -271,12 +272,12 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
             # what is committed, against HEAD: also right when it completes a run that
             # was interrupted between writing and committing
             committed.update(object_changes(changes))
-            return commit_message(intent, committed, switched, gates, canary)
+            return message_of(committed)
 
         sha = repo.commit(message_for)
         if sha is not None:
             counts, changed = committed, True
-            message = commit_message(intent, committed, switched, gates, canary)
+            message = message_of(committed)
         cache.save()
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
@@ -314,21 +315,6 @@ def forced_gates(previous: Mapping[str, Any], verdicts: Sequence[Mapping[str, An
             if record not in records:
                 records.append(record)
     return records
-
-
-def gate_lines(verdicts: Sequence[Mapping[str, Any]], recorded: str | None,
-               stage: str) -> list[str]:
-    """The commit message's account of the gates that judged this run's move."""
-    if not verdicts:
-        return []
-    lines = [f"Stage gates, moving from {recorded or 'nothing'} to {stage}:"]
-    for verdict in verdicts:
-        if verdict.get("forced"):
-            lines.append(f"- {verdict.get('gate')}: FORCED (mesh_force_gates) over its "
-                         f"refusal: {'; '.join(verdict.get('blockers') or ())}")
-        else:
-            lines.append(f"- {verdict.get('gate')}: passed: {verdict.get('summary')}")
-    return lines
 
 
 def _analysis_warnings(intent: Intent, objects: Sequence[RenderedObject],
@@ -410,63 +396,3 @@ def _file_counts(updates: Sequence[TreeUpdate]) -> dict[str, int]:
     return total
 
 
-def _identities(text: str | None, path: str) -> dict[str, Any]:
-    """Kubernetes objects in a file of the tree, by ``Kind namespace/name``; a host
-    sidecar's file as ``EnvoyConfig <env>/<host>/<file>``."""
-    if text is not None and path.startswith("hosts/"):
-        return {f"EnvoyConfig {path.removeprefix('hosts/')}": text}
-    if text is None or not path.endswith(".yaml") or path.rpartition("/")[2] == \
-            "kustomization.yaml":
-        return {}
-    header = canonical_header(text)  # the files meshstage wrote: no full parse needed
-    if header is not None:
-        namespace = header.get("namespace")
-        name = f"{namespace}/{header['name']}" if namespace else header["name"]
-        return {f"{header['kind']} {name}": header}
-    obj = load_yaml(text)
-    if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:
-        return {}
-    meta = obj.get("metadata") or {}
-    namespace = meta.get("namespace")
-    name = f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
-    return {f"{obj['kind']} {name}": obj}
-
-
-def object_changes(changes: Iterable[FileChange]) -> dict[str, list[str]]:
-    """Objects added, changed and removed, by identity (a move between folders is a change)."""
-    before: dict[str, Any] = {}
-    after: dict[str, Any] = {}
-    for change in changes:
-        before.update(_identities(change.before, change.path))
-        after.update(_identities(change.after, change.path))
-    return {
-        "added": sorted(set(after) - set(before)),
-        "changed": sorted(set(after) & set(before)),
-        "removed": sorted(set(before) - set(after)),
-    }
-
-
-def commit_message(intent: Intent, counts: Mapping[str, list[str]],
-                   switched_from: str | None = None, gates: Sequence[str] = (),
-                   canary: CanaryCommit | None = None) -> str:
-    stage = intent.stage
-    subject = canary.subject if canary is not None else (
-        f"{stage.value} stage, {len(counts['added'])} added, {len(counts['changed'])} changed, "
-        f"{len(counts['removed'])} removed")
-    lines = [
-        f"meshstage({intent.environment}): {subject}",
-        "",
-        *(line for paragraph in (canary.body if canary else ()) for line in (paragraph, "")),
-        f"Environment {intent.environment} ({intent.provider}) is at stage {stage.number} "
-        f"of 6, {stage.value}: {STAGE_PURPOSE[stage]}.",
-    ]
-    if switched_from:
-        lines += ["", f"The environment moves from {switched_from} to {intent.provider}: this "
-                  f"commit adds {intent.provider}'s tree and removes {switched_from}'s. "
-                  f"Cut over in the order of {env_dir(intent.environment)}/RUNBOOK.md."]
-    if gates:
-        lines += ["", *gates]
-    for heading, key in (("Added", "added"), ("Changed", "changed"), ("Removed", "removed")):
-        if counts[key]:
-            lines += ["", f"{heading}:"] + [f"- {name}" for name in counts[key]]
-    return "\n".join(lines) + "\n"

@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import MeshstageError
+from ..yaml_io import YAMLError, load_all
 from .index import MeshConfig, Resource, make_resource
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SUFFIXES = (".yaml", ".yml")
 
 
@@ -45,8 +43,8 @@ def _is_object(document: Any) -> bool:
 
 def _parse(text: str, source: str) -> list[Any]:
     try:
-        return list(yaml.load_all(text, Loader=_Loader))
-    except yaml.YAMLError as error:
+        return load_all(text)
+    except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]

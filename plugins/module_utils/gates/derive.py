@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import yaml
-
 from ..intent.model import AuthorizationRule, Intent
+from ..yaml_io import dump_plain
 from .gate import Call, count
 
 
@@ -93,6 +92,5 @@ def derived_yaml(entries: list[dict[str, Any]], notes: Sequence[str], source: st
         "",
         *notes,
     ]
-    body = yaml.safe_dump({"mesh_authorization": entries}, sort_keys=False,
-                          default_flow_style=None, width=100)
+    body = dump_plain({"mesh_authorization": entries}, sort_keys=False, flow=None, width=100)
     return "".join(f"# {line}\n".replace("# \n", "#\n") for line in header) + body

@@ -35,35 +35,30 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
 import hashlib
-import json
 import os
-import posixpath
-import re
-import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal
 
 from ..errors import GitOpsError
+from .disk import (
+    git_text,
+    prune_empty_dirs,
+    read_disk,
+    shown_text,
+    write_atomic,
+    write_files_atomic,
+)
+from .paths import STATE_PATH, encode_desired, path_problem
+from .state import ScopeState, State, canonical_meta, check_scope, meta_of, parse_state, sha256
+from .update import FileChange, TreeUpdate, planned_bytes
 
-STATE_PATH = ".meshstage/state.json"
-STATE_VERSION = 1
-FILE_MODE = 0o644
 FALLBACK_NAME = "meshstage"
 FALLBACK_EMAIL = "meshstage@localhost"
 
-_RESERVED_TOP = (".git", ".meshstage")
-_SCOPE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # Variables that would point git at another repository, index or work tree than ours.
 _GIT_ENV_DROP = (
     "GIT_DIR",
@@ -77,107 +72,8 @@ _GIT_ENV_DROP = (
     "GIT_CEILING_DIRECTORIES",
 )
 
-Action = Literal["add", "change", "remove"]
-
 
 # --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One file meshstage adds, changes or removes."""
-
-    path: str
-    action: Action
-    before: str | None
-    after: str | None
-
-
-@dataclass(frozen=True)
-class ScopeState:
-    """What the state file records for one scope: owned path -> sha256, and the metadata."""
-
-    files: Mapping[str, str] = field(default_factory=dict)
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "files", MappingProxyType(dict(sorted(self.files.items()))))
-        object.__setattr__(self, "meta", MappingProxyType(_canonical_meta(self.meta)))
-
-    def as_json(self) -> dict[str, Any]:
-        """The scope's entry in ``state.json``."""
-        return {"files": dict(self.files), "meta": _canonical_meta(self.meta)}
-
-
-@dataclass(frozen=True)
-class TreeUpdate:
-    """The result of ``GitOpsRepo.plan``: what ``apply`` will write for one scope.
-
-    ``state_before`` is the scope's state as ``plan`` read it; ``apply`` refuses to write when
-    the repository no longer matches it.
-    """
-
-    scope: str
-    changes: tuple[FileChange, ...]
-    state_after: ScopeState
-    state_before: ScopeState = field(default_factory=ScopeState)
-
-    @property
-    def state_changed(self) -> bool:
-        """True when the scope's entry in the state file changes (owned set, a sha, meta)."""
-        return self.state_after != self.state_before
-
-    @property
-    def changed(self) -> bool:
-        """True when ``apply`` would write anything: a file, or the scope's state."""
-        return bool(self.changes) or self.state_changed
-
-    def counts(self) -> dict[str, int]:
-        """How many files are added, changed and removed."""
-        counts = {"add": 0, "change": 0, "remove": 0}
-        for change in self.changes:
-            counts[change.action] += 1
-        return counts
-
-    def ansible_diff(self) -> list[dict[str, str]]:
-        """Ansible's diff format, one dict per file; ``""`` for the missing side."""
-        return [
-            {
-                "before_header": change.path,
-                "after_header": change.path,
-                "before": change.before or "",
-                "after": change.after or "",
-            }
-            for change in self.changes
-        ]
-
-
-@dataclass(frozen=True)
-class _State:
-    """The whole state file: every scope's entry."""
-
-    scopes: Mapping[str, ScopeState] = field(default_factory=dict)
-
-    def scope(self, name: str) -> ScopeState:
-        return self.scopes.get(name, ScopeState())
-
-    def owners(self) -> dict[str, str]:
-        """Owned path -> the scope that owns it."""
-        return {path: name for name, entry in self.scopes.items() for path in entry.files}
-
-    def shas(self) -> dict[str, str]:
-        """Owned path -> recorded sha256, every scope."""
-        return {path: sha for entry in self.scopes.values() for path, sha in entry.files.items()}
-
-    def with_scope(self, name: str, entry: ScopeState) -> _State:
-        return _State({**self.scopes, name: entry})
-
-    def render(self) -> bytes:
-        document = {
-            "scopes": {name: entry.as_json() for name, entry in self.scopes.items()},
-            "version": STATE_VERSION,
-        }
-        return _canonical_json(document).encode("utf-8")
 
 
 # --------------------------------------------------------------------------- the repository
@@ -190,7 +86,7 @@ class GitOpsRepo:
         self.root = Path(root).expanduser().resolve()
         # Parsed state files by their exact bytes: a pure function, read fresh from disk
         # each time; only the parsing of the same bytes is done once.
-        self._parsed: dict[bytes, _State] = {}
+        self._parsed: dict[bytes, State] = {}
 
     # ---- reading
 
@@ -201,7 +97,7 @@ class GitOpsRepo:
         result = self._git_run(["rev-parse", "--show-toplevel"])
         if result.returncode != 0:
             return False
-        top = _decode(result.stdout).strip()
+        top = git_text(result.stdout).strip()
         return bool(top) and os.path.samefile(top, self.root)
 
     def owned(self, scope: str | None = None) -> dict[str, str]:
@@ -213,12 +109,12 @@ class GitOpsRepo:
 
     def scope_meta(self, scope: str) -> dict[str, Any]:
         """The metadata recorded for ``scope``; ``{}`` when the scope is unknown."""
-        return _canonical_meta(self._load_state().scope(scope).meta)
+        return canonical_meta(self._load_state().scope(scope).meta)
 
     def all_scope_meta(self) -> dict[str, dict[str, Any]]:
         """Scope -> its recorded metadata, every scope."""
         state = self._load_state()
-        return {name: _canonical_meta(entry.meta) for name, entry in sorted(state.scopes.items())}
+        return {name: canonical_meta(entry.meta) for name, entry in sorted(state.scopes.items())}
 
     # ---- plan
 
@@ -227,12 +123,12 @@ class GitOpsRepo:
 
         Raises ``GitOpsError`` naming every offending file (see the module docstring).
         """
-        _check_scope(scope)
+        check_scope(scope)
         if self._root_kind() == "foreign":
             raise GitOpsError(_foreign_root_message(self.root))
         state = self._load_state()
         before = state.scope(scope)
-        wanted, problems = _encode_desired(desired)
+        wanted, problems = encode_desired(desired)
         owners = state.owners()
         changes: list[FileChange] = []
         parents: dict[str, str | None] = {}
@@ -249,7 +145,7 @@ class GitOpsRepo:
                 changes.append(change)
         if problems:
             raise GitOpsError(self._problems_message(problems))
-        after = ScopeState({path: _sha256(data) for path, data in wanted.items()}, _meta_of(meta))
+        after = ScopeState({path: sha256(data) for path, data in wanted.items()}, meta_of(meta))
         return TreeUpdate(scope, tuple(changes), state_after=after, state_before=before)
 
     def _plan_owned(
@@ -257,7 +153,7 @@ class GitOpsRepo:
         parents: dict[str, str | None] | None = None,
     ) -> tuple[FileChange | None, str | None]:
         """A path this scope owns: unchanged, changed, removed, or touched by hand."""
-        current, problem = _read_disk(self.root, path, parents)
+        current, problem = read_disk(self.root, path, parents)
         if problem:
             return None, f"{path}: {problem}; meshstage owns it and will not touch it"
         if current is None:
@@ -265,16 +161,16 @@ class GitOpsRepo:
                 f"{path} was deleted by hand since meshstage wrote it; "
                 f"restore it (git checkout -- {path}) or commit the deletion elsewhere"
             )
-        if _sha256(current) != recorded:
+        if sha256(current) != recorded:
             return None, (
                 f"{path} was changed by hand since meshstage wrote it; "
                 "commit it elsewhere or revert it"
             )
         if wanted is None:
-            return FileChange(path, "remove", _text(current), None), None
+            return FileChange(path, "remove", shown_text(current), None), None
         if wanted == current:
             return None, None
-        return FileChange(path, "change", _text(current), _text(wanted)), None
+        return FileChange(path, "change", shown_text(current), shown_text(wanted)), None
 
     def _plan_new(
         self, path: str, wanted: bytes, scope: str, owner: str | None,
@@ -283,7 +179,7 @@ class GitOpsRepo:
         """A desired path this scope does not own yet: it must be free."""
         if owner is not None:
             return None, f"{path} is owned by scope {owner!r}, not {scope!r}"
-        current, problem = _read_disk(self.root, path, parents)
+        current, problem = read_disk(self.root, path, parents)
         if problem:
             return None, f"{path}: {problem}"
         if current is not None:
@@ -291,7 +187,7 @@ class GitOpsRepo:
                 f"{path} exists but is not owned by meshstage (a file you wrote); "
                 "meshstage never overwrites it: move or remove it"
             )
-        return FileChange(path, "add", None, _text(wanted)), None
+        return FileChange(path, "add", None, shown_text(wanted)), None
 
     # ---- apply
 
@@ -304,8 +200,8 @@ class GitOpsRepo:
         """
         if not update.changed:
             return
-        _check_scope(update.scope)
-        planned = _planned_bytes(update)
+        check_scope(update.scope)
+        planned = planned_bytes(update)
         kind = self._root_kind()
         if kind == "foreign":
             raise GitOpsError(_foreign_root_message(self.root))
@@ -316,16 +212,16 @@ class GitOpsRepo:
         for change in update.changes:
             if change.action == "remove":
                 self._remove(change.path)
-        _write_files_atomic(self.root, [(path, planned[path]) for path in sorted(planned)])
+        write_files_atomic(self.root, [(path, planned[path]) for path in sorted(planned)])
         after = state.with_scope(update.scope, update.state_after)
         new_state = after.render()
-        current_state, _problem = _read_disk(self.root, STATE_PATH)
+        current_state, _problem = read_disk(self.root, STATE_PATH)
         if current_state != new_state:
             self._write(STATE_PATH, new_state)
         # the state just written, as parsing it would give it (its paths were checked in plan)
         self._parsed[new_state] = after
 
-    def _recheck(self, update: TreeUpdate, state: _State) -> None:
+    def _recheck(self, update: TreeUpdate, state: State) -> None:
         """Raise unless the state and every file to touch are as ``plan`` saw them."""
         problems: list[str] = []
         if state.scope(update.scope) != update.state_before:
@@ -335,13 +231,13 @@ class GitOpsRepo:
         owners = state.owners()
         parents: dict[str, str | None] = {}
         for change in update.changes:
-            current, problem = _read_disk(self.root, change.path, parents)
+            current, problem = read_disk(self.root, change.path, parents)
             if change.action == "add":
                 moved = problem or current is not None or change.path in owners
                 expected = "absent"
             else:
                 recorded = update.state_before.files.get(change.path)
-                moved = problem or current is None or _sha256(current) != recorded
+                moved = problem or current is None or sha256(current) != recorded
                 expected = "as meshstage wrote it"
             if moved:
                 problems.append(
@@ -361,7 +257,7 @@ class GitOpsRepo:
 
     def _write(self, path: str, data: bytes) -> None:
         try:
-            _write_atomic(self.root / path, data)
+            write_atomic(self.root / path, data)
         except OSError as error:
             raise GitOpsError(f"{path}: cannot write it in {self.root}: {error}") from error
 
@@ -370,7 +266,7 @@ class GitOpsRepo:
             (self.root / path).unlink()
         except OSError as error:
             raise GitOpsError(f"{path}: cannot remove it from {self.root}: {error}") from error
-        _prune_empty_dirs(self.root, path)
+        prune_empty_dirs(self.root, path)
 
     # ---- commit
 
@@ -402,14 +298,14 @@ class GitOpsRepo:
         if has_head and self._clean_against_head():
             return None
         state = self._load_state()
-        head_state = self._head_state() if has_head else _State()
+        head_state = self._head_state() if has_head else State()
         to_add = self._paths_to_add(state, has_head)
         to_remove = [
             path
             for path in sorted(set(head_state.shas()) - set(state.shas()))
             if not os.path.lexists(self.root / path)
         ]
-        state_bytes, _problem = _read_disk(self.root, STATE_PATH)
+        state_bytes, _problem = read_disk(self.root, STATE_PATH)
         if state_bytes is not None:
             to_add[STATE_PATH] = state_bytes
         paths = [*to_add, *to_remove]
@@ -440,14 +336,14 @@ class GitOpsRepo:
             message_file.write_text(message, encoding="utf-8")
             self._git("commit", "-q", "-F", str(message_file), *only,
                       input=_nul_list(staged) if only else None, config=self._identity())
-        return _decode(self._git("rev-parse", "HEAD").stdout).strip()
+        return git_text(self._git("rev-parse", "HEAD").stdout).strip()
 
     def _clean_against_head(self) -> bool:
         """True when there is nothing to commit for sure: the state file on disk is
         ``HEAD``'s, and git sees no tracked file changed, staged or deleted (so every owned
         file is the one ``HEAD`` holds). A no-op run then reads no owned file a second time;
         anything else takes the full path below."""
-        state_bytes, problem = _read_disk(self.root, STATE_PATH)
+        state_bytes, problem = read_disk(self.root, STATE_PATH)
         if problem or state_bytes is None or self._head_bytes(STATE_PATH) != state_bytes:
             return False
         # --no-optional-locks: a status only reads; it never rewrites the index
@@ -469,7 +365,7 @@ class GitOpsRepo:
     def _index_entries(self) -> dict[str, tuple[str, str]]:
         """Path -> (mode, object id) of every merged entry of the index."""
         entries: dict[str, tuple[str, str]] = {}
-        for record in _decode(self._git("ls-files", "-s", "-z").stdout).split("\0"):
+        for record in git_text(self._git("ls-files", "-s", "-z").stdout).split("\0"):
             info, tab, name = record.partition("\t")
             mode, _, rest = info.partition(" ")
             object_id, _, stage = rest.partition(" ")
@@ -494,11 +390,11 @@ class GitOpsRepo:
         changes = []
         for path in paths:
             blob = blobs.get(path)
-            before = _text(blob) if blob is not None else None
+            before = shown_text(blob) if blob is not None else None
             current = staged_bytes.get(path)
             if current is None:
-                current, _problem = _read_disk(self.root, path)
-            after = _text(current) if current is not None else None
+                current, _problem = read_disk(self.root, path)
+            after = shown_text(current) if current is not None else None
             action: Literal["add", "change", "remove"] = (
                 "add" if before is None else "remove" if after is None else "change")
             changes.append(FileChange(path, action, before, after))
@@ -517,7 +413,7 @@ class GitOpsRepo:
             raise GitOpsError(f"cannot run git: {error}") from error
         if result.returncode != 0:
             raise GitOpsError(f"git cat-file failed in {self.root}: "
-                              f"{_decode(result.stderr).strip()}")
+                              f"{git_text(result.stderr).strip()}")
         blobs: dict[str, bytes | None] = {}
         output, offset = result.stdout, 0
         for path in paths:
@@ -532,7 +428,7 @@ class GitOpsRepo:
             offset += size + 1
         return blobs
 
-    def _paths_to_add(self, state: _State, has_head: bool) -> dict[str, bytes]:
+    def _paths_to_add(self, state: State, has_head: bool) -> dict[str, bytes]:
         """Owned paths to stage, with their bytes: those whose disk bytes are what meshstage
         wrote.
 
@@ -543,8 +439,8 @@ class GitOpsRepo:
         paths: dict[str, bytes] = {}
         parents: dict[str, str | None] = {}
         for path, recorded in sorted(state.shas().items()):
-            current, _problem = _read_disk(self.root, path, parents)
-            if current is not None and _sha256(current) == recorded:
+            current, _problem = read_disk(self.root, path, parents)
+            if current is not None and sha256(current) == recorded:
                 paths[path] = current
             elif not (has_head and self._head_sha256(path) == recorded):
                 raise GitOpsError(
@@ -581,13 +477,13 @@ class GitOpsRepo:
         result = self._git_run(["cat-file", "blob", f"HEAD:{path}"])
         return result.stdout if result.returncode == 0 else None
 
-    def _head_state(self) -> _State:
+    def _head_state(self) -> State:
         data = self._head_bytes(STATE_PATH)
-        return _State() if data is None else self._parse_state(data, f"HEAD:{STATE_PATH}")
+        return State() if data is None else self._parsed_state(data, f"HEAD:{STATE_PATH}")
 
     def _head_sha256(self, path: str) -> str | None:
         data = self._head_bytes(path)
-        return _sha256(data) if data is not None else None
+        return sha256(data) if data is not None else None
 
     # ---- helpers
 
@@ -600,21 +496,21 @@ class GitOpsRepo:
         if self.exists():
             return "repo"
         if os.path.lexists(self.root / ".git"):
-            detail = _decode(self._git_run(["rev-parse", "--show-toplevel"]).stderr).strip()
+            detail = git_text(self._git_run(["rev-parse", "--show-toplevel"]).stderr).strip()
             raise GitOpsError(f"{self.root} has a .git that git cannot use: {detail}")
         return "foreign" if any(self.root.iterdir()) else "empty"
 
-    def _load_state(self) -> _State:
-        data, problem = _read_disk(self.root, STATE_PATH)
+    def _load_state(self) -> State:
+        data, problem = read_disk(self.root, STATE_PATH)
         if problem:
             raise GitOpsError(f"{STATE_PATH}: {problem}")
-        return _State() if data is None else self._parse_state(data, STATE_PATH)
+        return State() if data is None else self._parsed_state(data, STATE_PATH)
 
-    def _parse_state(self, data: bytes, where: str) -> _State:
+    def _parsed_state(self, data: bytes, where: str) -> State:
         if data not in self._parsed:
             if len(self._parsed) > 4:
                 self._parsed.clear()
-            self._parsed[data] = _parse_state(data, where)  # raises naming ``where``
+            self._parsed[data] = parse_state(data, where)  # raises naming ``where``
         return self._parsed[data]
 
     def _problems_message(self, problems: list[str]) -> str:
@@ -625,7 +521,7 @@ class GitOpsRepo:
 
     def _names(self, *args: str) -> list[str]:
         """The NUL-separated path names a git command prints."""
-        output = _decode(self._git(*args).stdout)
+        output = git_text(self._git(*args).stdout)
         return [name for name in output.split("\0") if name]
 
     def _git(self, *args: str, config: Sequence[str] = (),
@@ -633,7 +529,7 @@ class GitOpsRepo:
         """Run git in ``root``; raise ``GitOpsError`` with git's stderr when it fails."""
         result = self._git_run(list(args), config, input)
         if result.returncode != 0:
-            detail = _decode(result.stderr).strip() or f"exit status {result.returncode}"
+            detail = git_text(result.stderr).strip() or f"exit status {result.returncode}"
             raise GitOpsError(f"git {args[0]} failed in {self.root}: {detail}")
         return result
 
@@ -668,371 +564,6 @@ def _nul_list(paths: Sequence[str]) -> bytes:
 # --------------------------------------------------------------------------- pure helpers
 
 
-def _check_scope(scope: str) -> None:
-    if not isinstance(scope, str) or not _SCOPE_RE.fullmatch(scope):
-        raise GitOpsError(
-            f"scope {scope!r} is not a valid scope name (letters, digits, '_', '.', '-')"
-        )
-
-
-# Paths every rule below accepts: components of letters, digits, '_', '.', '-' that start
-# with a letter, digit or '_' (so never '.', '..', '.git' nor '.meshstage').
-_PLAINLY_SAFE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
-
-
-def path_problem(path: object) -> str | None:
-    """Why ``path`` may not be written by meshstage, or None when it is a safe path."""
-    if isinstance(path, str) and _PLAINLY_SAFE_PATH.fullmatch(path):
-        return None
-    if not isinstance(path, str) or not path:
-        return "is not a non-empty string"
-    if "\0" in path or "\\" in path:
-        return "contains a NUL or a backslash"
-    if path.startswith("/"):
-        return "is absolute; paths are relative to the repository root"
-    parts = path.split("/")
-    if ".." in parts:
-        return "contains '..'"
-    if posixpath.normpath(path) != path or "" in parts or "." in parts:
-        return f"is not normalized (write {posixpath.normpath(path)!r})"
-    if parts[0] in _RESERVED_TOP:
-        return f"is inside {parts[0]}/, which meshstage never writes"
-    if any(part.lower() == ".git" for part in parts):
-        return "is inside a .git directory, which meshstage never writes"
-    return None
-
-
-def _encode_desired(desired: Mapping[str, str]) -> tuple[dict[str, bytes], list[str]]:
-    """Desired path -> bytes, and the problems of the paths and texts that are not valid."""
-    wanted: dict[str, bytes] = {}
-    problems: list[str] = []
-    if not isinstance(desired, Mapping):
-        return wanted, [f"the desired files are a {type(desired).__name__}, not a mapping"]
-    for path in sorted(desired, key=str):
-        problem = path_problem(path)
-        text = desired[path]
-        if problem:
-            problems.append(f"{path!r} {problem}")
-        elif not isinstance(text, str):
-            problems.append(f"{path}: the content is a {type(text).__name__}, not text")
-        else:
-            try:
-                wanted[path] = text.encode("utf-8")
-            except UnicodeEncodeError as error:
-                problems.append(f"{path}: the content is not valid UTF-8 text: {error}")
-    return wanted, problems + _file_directory_clashes(wanted)
-
-
-def _file_directory_clashes(wanted: Mapping[str, bytes]) -> list[str]:
-    """Problems for desired paths that another desired path needs as a directory."""
-    directories: dict[str, str] = {}
-    for path in sorted(wanted):
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            directories.setdefault("/".join(parts[:depth]), path)
-    return [
-        f"{path} is wanted both as a file and as the directory of {directories[path]}"
-        for path in sorted(wanted)
-        if path in directories
-    ]
-
-
-def _planned_bytes(update: TreeUpdate) -> dict[str, bytes]:
-    """The bytes to write for each added or changed file, checked against the planned sha."""
-    planned: dict[str, bytes] = {}
-    for change in update.changes:
-        if change.action == "remove":
-            continue
-        data = (change.after or "").encode("utf-8")
-        if update.state_after.files.get(change.path) != _sha256(data):
-            raise GitOpsError(f"{change.path}: the update does not match its planned state")
-        planned[change.path] = data
-    return planned
-
-
-_PARENT_IS_DIRECTORY = ""
-
-
-def _read_disk(
-    root: Path, path: str, parents: dict[str, str | None] | None = None
-) -> tuple[bytes | None, str | None]:
-    """The bytes at ``root/path`` (None when absent), or a problem: symlink, directory, ...
-
-    ``parents``, given for one scan of many files, remembers what each parent directory was
-    found to be, so a directory shared by thousands of files is inspected once per scan.
-    """
-    top = str(root)
-    end = path.find("/")
-    while end != -1:
-        prefix = path[:end]
-        if parents is not None and prefix in parents:
-            verdict = parents[prefix]
-        else:
-            verdict = _parent_verdict(root, prefix)
-            if parents is not None:
-                parents[prefix] = verdict
-        if verdict is None:
-            return None, None
-        if verdict != _PARENT_IS_DIRECTORY:
-            return None, verdict
-        end = path.find("/", end + 1)
-    target = f"{top}/{path}"
-    try:
-        info = os.lstat(target)
-        if stat.S_ISLNK(info.st_mode):
-            return None, "is a symlink"
-        if not stat.S_ISREG(info.st_mode):
-            return None, "is not a regular file"
-        return _read_file(target, info.st_size), None
-    except FileNotFoundError:
-        return None, None
-    except OSError as error:
-        return None, f"cannot read it: {error}"
-
-
-# Never follow a symlink swapped in since lstat, never block on a FIFO swapped in.
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-
-
-def _read_file(target: str, size: int) -> bytes:
-    """Every byte of a regular file, read to its end (``size`` is what lstat saw)."""
-    fd = os.open(target, _READ_FLAGS)
-    try:
-        chunks = [os.read(fd, size + 1)]
-        while chunks[-1]:
-            chunks.append(os.read(fd, 1 << 16))
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
-def _parent_verdict(root: Path, parent: str) -> str | None:
-    """A parent directory (relative to ``root``) on the way to a file: fine (""), absent
-    (None), or a problem."""
-    try:
-        mode = os.lstat(f"{root}/{parent}").st_mode
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        return f"cannot inspect {parent}: {error}"
-    if stat.S_ISLNK(mode):
-        return f"its parent {parent} is a symlink"
-    if not stat.S_ISDIR(mode):
-        return f"its parent {parent} is not a directory"
-    return _PARENT_IS_DIRECTORY
-
-
-def _parse_state(data: bytes, where: str) -> _State:
-    """Parse and validate a state file; every path in it must be a safe path."""
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise GitOpsError(f"{where} is not valid JSON: {error}") from error
-    if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
-        raise GitOpsError(f"{where} is not a meshstage state file of version {STATE_VERSION}")
-    scopes = document.get("scopes")
-    if not isinstance(scopes, dict):
-        raise GitOpsError(f"{where}: 'scopes' is not a mapping")
-    entries: dict[str, ScopeState] = {}
-    owners: dict[str, str] = {}
-    for name, entry in sorted(scopes.items()):
-        entries[name] = _parse_scope(name, entry, where)
-        for path in entries[name].files:
-            if path in owners:
-                raise GitOpsError(f"{where}: {path} is owned by both {owners[path]!r} and {name!r}")
-            owners[path] = name
-    return _State(entries)
-
-
-def _parse_scope(name: str, entry: object, where: str) -> ScopeState:
-    if not _SCOPE_RE.fullmatch(name) or not isinstance(entry, dict):
-        raise GitOpsError(f"{where}: scope {name!r} is not a valid entry")
-    files, meta = entry.get("files", {}), entry.get("meta", {})
-    if not isinstance(files, dict) or not isinstance(meta, dict):
-        raise GitOpsError(f"{where}: scope {name!r} has no valid 'files' and 'meta' mappings")
-    for path, sha in files.items():
-        problem = path_problem(path)
-        if problem:
-            raise GitOpsError(f"{where}: owned path {path!r} of scope {name!r} {problem}")
-        if not isinstance(sha, str) or not _SHA_RE.fullmatch(sha):
-            raise GitOpsError(f"{where}: {path} of scope {name!r} has no valid sha256")
-    return ScopeState(files, meta)
-
-
-def _meta_of(meta: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        return _canonical_meta(meta)
-    except GitOpsError:
-        raise
-    except (TypeError, ValueError) as error:
-        raise GitOpsError(f"the scope metadata cannot be stored as JSON: {error}") from error
-
-
-def _canonical_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep, JSON-clean copy of ``meta``."""
-    if not isinstance(meta, Mapping):
-        raise GitOpsError(f"the scope metadata is a {type(meta).__name__}, not a mapping")
-    return json.loads(_canonical_json(meta))
-
-
-def _canonical_json(value: Any) -> str:
-    return (
-        json.dumps(
-            value,
-            sort_keys=True,
-            indent=2,
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_json_default,
-        )
-        + "\n"
-    )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, (tuple, set, frozenset)):
-        return sorted(value) if isinstance(value, (set, frozenset)) else list(value)
-    raise TypeError(f"{type(value).__name__} {value!r} is not JSON")
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Temporary file in the same directory, fsync, mode 0644, ``os.replace``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, FILE_MODE)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(target.parent)
-
-
-# Files written between two flushes of the file system: bounds the temporary files a crash
-# can leave behind.
-_WRITE_BATCH = 512
-
-
-def _write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
-    """Write many files atomically, flushing the file system once per batch, not per file.
-
-    Each file is written to a temporary file in its own directory, which replaces the target
-    (``os.replace``) only once its bytes are on disk: after one ``syncfs`` of the batch where
-    the platform has it (the idea of git's ``core.fsyncMethod=batch``), else after an
-    ``fsync`` of the file. Each directory written into is fsynced once at the end, which
-    makes the renames durable. Raises ``GitOpsError`` naming the file that failed.
-    """
-    flush_once = _syncfs_function() is not None
-    directories: set[Path] = set()
-    for start in range(0, len(files), _WRITE_BATCH):
-        pending: list[tuple[str, Path, str]] = []
-        renamed = 0
-        try:
-            for path, data in files[start:start + _WRITE_BATCH]:
-                target = root / path
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    pending.append((path, target, _write_temporary(target, data,
-                                                                   fsync=not flush_once)))
-                except OSError as error:
-                    raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
-            if flush_once:
-                try:
-                    _syncfs(root)
-                except OSError as error:
-                    raise GitOpsError(
-                        f"cannot flush the written files to disk in {root}: {error}") from error
-            for path, target, temp in pending:
-                try:
-                    os.replace(temp, target)
-                except OSError as error:
-                    raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
-                renamed += 1
-                directories.add(target.parent)
-        finally:
-            for _path, _target, temp in pending[renamed:]:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-    for directory in sorted(directories):
-        _fsync_dir(directory)
-
-
-def _write_temporary(target: Path, data: bytes, *, fsync: bool) -> str:
-    """``data`` in a new temporary file beside ``target``, mode 0644; its path."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.chmod(temp, FILE_MODE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    return temp
-
-
-@functools.cache
-def _syncfs_function() -> Callable[[int], int] | None:
-    """``syncfs(2)`` from the C library (Linux), or None where there is none."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function  # type: ignore[no-any-return]
-
-
-def _syncfs(directory: Path) -> None:
-    """Flush every written file of the file system that holds ``directory`` to disk."""
-    function = _syncfs_function()
-    assert function is not None
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        if function(fd) != 0:
-            number = ctypes.get_errno()
-            raise OSError(number, os.strerror(number))
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable; best effort where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _prune_empty_dirs(root: Path, path: str) -> None:
-    """Remove the directories a removal left empty, from the file's parent up to the root."""
-    directory = (root / path).parent
-    while directory != root and root in directory.parents:
-        try:
-            directory.rmdir()  # fails unless empty: a user's file keeps the directory
-        except OSError:
-            return
-        directory = directory.parent
-
-
 def _git_env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in _GIT_ENV_DROP}
     env.update(LC_ALL="C", GIT_LITERAL_PATHSPECS="1", GIT_TERMINAL_PROMPT="0")
@@ -1046,10 +577,6 @@ def _foreign_root_message(root: Path) -> str:
     )
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:
     """Git's object id of a blob of ``data``, in the hash the repository's index uses."""
     header = b"blob %d\0" % len(data)
@@ -1057,14 +584,6 @@ def _blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:
     if sample is not None and len(sample[1]) == 64:
         return hashlib.sha256(header + data).hexdigest()
     return hashlib.sha1(header + data).hexdigest()  # git's object id, not for security
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="surrogateescape")
 
 
 __all__ = [

@@ -22,14 +22,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..gitops.paths import install_dir
 from ..plan.model import PlannedObject, metadata
-from .renderer import Renderer, load_yaml
-from .tree import RenderedObject, env_dir
+from ..yaml_io import load_yaml
+from .renderer import Renderer
+from .tree import RenderedObject
 
 if TYPE_CHECKING:
     from ..intent.model import Intent
 
-INSTALL_FOLDER = "00-install"
 ARGOCD_APPLICATION = "argoproj.io/v1alpha1"
 FLUX_HELM_REPOSITORY = "source.toolkit.fluxcd.io/v1"
 FLUX_HELM_RELEASE = "helm.toolkit.fluxcd.io/v2"
@@ -62,10 +63,6 @@ class ControlPlane:
     version: str
     charts: tuple[HelmChart, ...]  # in install order; each depends on the one before
     notes: tuple[str, ...] = field(default=())
-
-
-def install_dir(environment: str) -> str:
-    return f"{env_dir(environment)}/{INSTALL_FOLDER}"
 
 
 def _control_planes() -> dict[str, Callable[[Intent], ControlPlane]]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..gitops.paths import env_dir, install_dir, sync_dir
 from ..plan.model import StagePlan
 from ..stages import STAGE_PURPOSE, Stage, stages_through
-from .control_plane import ControlPlane, install_dir
-from .tree import RenderedObject, env_dir, sync_dir
+from .control_plane import ControlPlane
+from .tree import RenderedObject
 
 _VERIFY_ISTIO: dict[Stage, list[str]] = {
     Stage.PERMISSIVE_MTLS: [

@@ -54,7 +54,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .renderer import Rendering, load_yaml
+from ..yaml_io import WITH_LIBYAML, load_yaml
+from .renderer import Rendering
 
 CACHE_VERSION = 1
 CACHE_DIR = "meshstage-cache"
@@ -102,11 +103,9 @@ def code_fingerprint() -> str:
 
 
 def renderer_fingerprint(template_dirs: Sequence[str | Path], builtin: Path) -> str:
-    import yaml
-
     text = "\0".join([
         code_fingerprint(), files_fingerprint([*template_dirs, builtin]),
-        _versions("jinja2", "PyYAML"), str(getattr(yaml, "__with_libyaml__", False)),
+        _versions("jinja2", "PyYAML"), str(WITH_LIBYAML),
     ])
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..gitops.paths import env_dir, sync_dir
 from ..intent.model import Intent
 from ..plan.model import PlannedObject, StagePlan, metadata
 from ..stages import Stage
@@ -54,14 +55,6 @@ class RenderedObject:
 
     def __repr__(self) -> str:
         return f"RenderedObject({self.path!r})"
-
-
-def env_dir(environment: str) -> str:
-    return f"envs/{environment}"
-
-
-def sync_dir(environment: str) -> str:
-    return f"sync/{environment}"
 
 
 def stage_objects(objects: list[RenderedObject], environment: str) -> list[dict[str, Any]]:

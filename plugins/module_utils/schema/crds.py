@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import MeshstageError
-from ..render.renderer import parse_back_loader
+from ..yaml_io import YAMLError, load_all, parse_back_loader
 from .violations import (
     join_api_version,
 )
@@ -38,8 +36,8 @@ def _yaml_files(directory: Path) -> list[Path]:
 def yaml_documents(path: Path) -> list[Any]:
     loader = parse_back_loader()  # the safe loader, building plain documents faster
     try:
-        return list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        return load_all(path.read_text(encoding="utf-8"), loader)
+    except (OSError, UnicodeDecodeError, YAMLError) as error:
         raise MeshstageError(f"{path}: cannot read CRDs: {error}") from error
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...gitops.paths import host_dir, scrape_config_path
 from ...intent.checker import duration_seconds
 from ...intent.model import AuthorizationRule, Intent, MeshHost, Service
 from ...plan.model import StageContribution
@@ -74,14 +75,6 @@ _ACCESS_LOG_FORMAT = {
     "upstream_host": "%UPSTREAM_HOST%", "peer_identity": "%DOWNSTREAM_PEER_URI_SAN%",
     "filter_chain": "%FILTER_CHAIN_NAME%", "downstream_remote": "%DOWNSTREAM_REMOTE_ADDRESS%",
 }
-
-
-def host_dir(environment: str, host: str) -> str:
-    return f"hosts/{environment}/{host}"
-
-
-def scrape_config_path(environment: str) -> str:
-    return f"hosts/{environment}/prometheus-scrape-configs.yaml"
 
 
 def plan_envoy(intent: Intent) -> dict[Stage, StageContribution]:

@@ -32,7 +32,7 @@ from ...hosts.envoy_validate import (
     EnvoyConfigError,
     run_validate,
 )
-from ...render.renderer import load_yaml
+from ...yaml_io import load_yaml
 from .mesh_ca import create_ca, issue
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from ...intent.model import AuthorizationRule, Intent, Service
 from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...render.control_plane import ControlPlane, HelmChart
 from ...stages import Stage
+from ...yaml_io import dump_plain
 from ..gatewayapi.routes import (
     backend_services,
     http_route,
@@ -587,4 +586,4 @@ def _scrape_configs(intent: Intent) -> str:
             ],
         },
     ]
-    return yaml.safe_dump({"scrape_configs": jobs}, sort_keys=True, default_flow_style=False)
+    return dump_plain({"scrape_configs": jobs})

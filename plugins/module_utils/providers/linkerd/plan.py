@@ -29,13 +29,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from ...intent.model import Intent, MtlsException, Port, Service
 from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution, metadata
 from ...plan.model import template_meta as _meta
 from ...render.control_plane import ControlPlane, HelmChart
 from ...stages import Stage
+from ...yaml_io import dump_plain
 from ..gatewayapi.routes import (
     GATEWAY,
     backend_name,
@@ -455,7 +454,7 @@ def _scrape_configs(intent: Intent) -> str:
             ],
         },
     ]
-    return yaml.safe_dump({"scrape_configs": jobs}, sort_keys=True, default_flow_style=False)
+    return dump_plain({"scrape_configs": jobs})
 
 
 def _fields(value: Any) -> dict[str, Any]:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
-from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import (
-    STATE_PATH,
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.paths import STATE_PATH
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.state import ScopeState
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.update import (
     FileChange,
-    GitOpsRepo,
-    ScopeState,
     TreeUpdate,
 )
 
@@ -756,8 +756,8 @@ def test_a_commit_with_nothing_to_commit_reads_only_the_state_file(
     from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import repo as gitops
 
     read: list[str] = []
-    real = gitops._read_disk
-    monkeypatch.setattr(gitops, "_read_disk",
+    real = gitops.read_disk
+    monkeypatch.setattr(gitops, "read_disk",
                         lambda base, path, *rest: read.append(path) or real(base, path, *rest))
     assert committed.commit("meshstage: nothing") is None
     assert read == [gitops.STATE_PATH]
@@ -784,7 +784,7 @@ def _path_problem_without_shortcut(path: str) -> bool:
 def test_the_plainly_safe_path_shortcut_agrees_with_every_rule() -> None:
     import random
 
-    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import path_problem
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.paths import path_problem
 
     rng = random.Random(5)
     alphabet = ["a", "b", "G", "i", "T", "0", "_", "-", ".", "/", "\\", " ", ".git",

@@ -15,21 +15,23 @@ from typing import Any
 import pytest
 import yaml
 
+from ansible_collections.meshstage.mesh.plugins.module_utils import yaml_io as render_module
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import RenderError
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.render import renderer as render_module
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
     BUILTIN_TEMPLATES,
     JsonText,
     Renderer,
-    canonical_header,
     drop_nulls,
+    json_value,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.yaml_io import (
+    canonical_header,
     dump_all_canonical,
     dump_canonical,
-    json_value,
     load_yaml,
     parse_back_loader,
 )

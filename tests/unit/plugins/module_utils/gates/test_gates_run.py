@@ -18,10 +18,8 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.gates.run import (
     judge_run,
     parse_force,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
-    forced_gates,
-    gate_lines,
-)
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.message import gate_lines
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import forced_gates
 
 
 def test_the_registry_lists_each_gate_once_in_the_order_they_judge():

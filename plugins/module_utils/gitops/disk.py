@@ -1,0 +1,234 @@
+"""Reading and writing the GitOps repository's files: never following a symlink or blocking on
+a FIFO, each file written atomically, the file system flushed once per batch."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import GitOpsError
+
+FILE_MODE = 0o644
+
+
+_PARENT_IS_DIRECTORY = ""
+
+
+def read_disk(
+    root: Path, path: str, parents: dict[str, str | None] | None = None
+) -> tuple[bytes | None, str | None]:
+    """The bytes at ``root/path`` (None when absent), or a problem: symlink, directory, ...
+
+    ``parents``, given for one scan of many files, remembers what each parent directory was
+    found to be, so a directory shared by thousands of files is inspected once per scan.
+    """
+    top = str(root)
+    end = path.find("/")
+    while end != -1:
+        prefix = path[:end]
+        if parents is not None and prefix in parents:
+            verdict = parents[prefix]
+        else:
+            verdict = _parent_verdict(root, prefix)
+            if parents is not None:
+                parents[prefix] = verdict
+        if verdict is None:
+            return None, None
+        if verdict != _PARENT_IS_DIRECTORY:
+            return None, verdict
+        end = path.find("/", end + 1)
+    target = f"{top}/{path}"
+    try:
+        info = os.lstat(target)
+        if stat.S_ISLNK(info.st_mode):
+            return None, "is a symlink"
+        if not stat.S_ISREG(info.st_mode):
+            return None, "is not a regular file"
+        return _read_file(target, info.st_size), None
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"cannot read it: {error}"
+
+
+# Never follow a symlink swapped in since lstat, never block on a FIFO swapped in.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_file(target: str, size: int) -> bytes:
+    """Every byte of a regular file, read to its end (``size`` is what lstat saw)."""
+    fd = os.open(target, _READ_FLAGS)
+    try:
+        chunks = [os.read(fd, size + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 16))
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _parent_verdict(root: Path, parent: str) -> str | None:
+    """A parent directory (relative to ``root``) on the way to a file: fine (""), absent
+    (None), or a problem."""
+    try:
+        mode = os.lstat(f"{root}/{parent}").st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"cannot inspect {parent}: {error}"
+    if stat.S_ISLNK(mode):
+        return f"its parent {parent} is a symlink"
+    if not stat.S_ISDIR(mode):
+        return f"its parent {parent} is not a directory"
+    return _PARENT_IS_DIRECTORY
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Temporary file in the same directory, fsync, mode 0644, ``os.replace``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, FILE_MODE)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(target.parent)
+
+
+# Files written between two flushes of the file system: bounds the temporary files a crash
+# can leave behind.
+_WRITE_BATCH = 512
+
+
+def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
+    """Write many files atomically, flushing the file system once per batch, not per file.
+
+    Each file is written to a temporary file in its own directory, which replaces the target
+    (``os.replace``) only once its bytes are on disk: after one ``syncfs`` of the batch where
+    the platform has it (the idea of git's ``core.fsyncMethod=batch``), else after an
+    ``fsync`` of the file. Each directory written into is fsynced once at the end, which
+    makes the renames durable. Raises ``GitOpsError`` naming the file that failed.
+    """
+    flush_once = _syncfs_function() is not None
+    directories: set[Path] = set()
+    for start in range(0, len(files), _WRITE_BATCH):
+        pending: list[tuple[str, Path, str]] = []
+        renamed = 0
+        try:
+            for path, data in files[start:start + _WRITE_BATCH]:
+                target = root / path
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    pending.append((path, target, _write_temporary(target, data,
+                                                                   fsync=not flush_once)))
+                except OSError as error:
+                    raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
+            if flush_once:
+                try:
+                    _syncfs(root)
+                except OSError as error:
+                    raise GitOpsError(
+                        f"cannot flush the written files to disk in {root}: {error}") from error
+            for path, target, temp in pending:
+                try:
+                    os.replace(temp, target)
+                except OSError as error:
+                    raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
+                renamed += 1
+                directories.add(target.parent)
+        finally:
+            for _path, _target, temp in pending[renamed:]:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+    for directory in sorted(directories):
+        _fsync_dir(directory)
+
+
+def _write_temporary(target: Path, data: bytes, *, fsync: bool) -> str:
+    """``data`` in a new temporary file beside ``target``, mode 0644; its path."""
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(temp, FILE_MODE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return temp
+
+
+@functools.cache
+def _syncfs_function() -> Callable[[int], int] | None:
+    """``syncfs(2)`` from the C library (Linux), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+def _syncfs(directory: Path) -> None:
+    """Flush every written file of the file system that holds ``directory`` to disk."""
+    function = _syncfs_function()
+    assert function is not None
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if function(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number))
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable; best effort where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def prune_empty_dirs(root: Path, path: str) -> None:
+    """Remove the directories a removal left empty, from the file's parent up to the root."""
+    directory = (root / path).parent
+    while directory != root and root in directory.parents:
+        try:
+            directory.rmdir()  # fails unless empty: a user's file keeps the directory
+        except OSError:
+            return
+        directory = directory.parent
+
+
+def shown_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def git_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="surrogateescape")

@@ -1,0 +1,81 @@
+"""What one run writes for one scope: the files added, changed and removed, and the scope's
+state before and after (the result of ``GitOpsRepo.plan``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import GitOpsError
+from .state import (
+    ScopeState,
+    sha256,
+)
+
+Action = Literal["add", "change", "remove"]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file meshstage adds, changes or removes."""
+
+    path: str
+    action: Action
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True)
+class TreeUpdate:
+    """The result of ``GitOpsRepo.plan``: what ``apply`` will write for one scope.
+
+    ``state_before`` is the scope's state as ``plan`` read it; ``apply`` refuses to write when
+    the repository no longer matches it.
+    """
+
+    scope: str
+    changes: tuple[FileChange, ...]
+    state_after: ScopeState
+    state_before: ScopeState = field(default_factory=ScopeState)
+
+    @property
+    def state_changed(self) -> bool:
+        """True when the scope's entry in the state file changes (owned set, a sha, meta)."""
+        return self.state_after != self.state_before
+
+    @property
+    def changed(self) -> bool:
+        """True when ``apply`` would write anything: a file, or the scope's state."""
+        return bool(self.changes) or self.state_changed
+
+    def counts(self) -> dict[str, int]:
+        """How many files are added, changed and removed."""
+        counts = {"add": 0, "change": 0, "remove": 0}
+        for change in self.changes:
+            counts[change.action] += 1
+        return counts
+
+    def ansible_diff(self) -> list[dict[str, str]]:
+        """Ansible's diff format, one dict per file; ``""`` for the missing side."""
+        return [
+            {
+                "before_header": change.path,
+                "after_header": change.path,
+                "before": change.before or "",
+                "after": change.after or "",
+            }
+            for change in self.changes
+        ]
+
+
+def planned_bytes(update: TreeUpdate) -> dict[str, bytes]:
+    """The bytes to write for each added or changed file, checked against the planned sha."""
+    planned: dict[str, bytes] = {}
+    for change in update.changes:
+        if change.action == "remove":
+            continue
+        data = (change.after or "").encode("utf-8")
+        if update.state_after.files.get(change.path) != sha256(data):
+            raise GitOpsError(f"{change.path}: the update does not match its planned state")
+        planned[change.path] = data
+    return planned
