@@ -29,7 +29,8 @@ from .intent.parse import parse_intent
 from .plan.model import StagePlan
 from .plan.stage_plan import plan_stage
 from .providers.envoy_hosts.validate import check_rendered, find_envoy
-from .render.control_plane import SCHEMA_OPTIONAL, ControlPlane, control_plane, install_tree
+from .providers.provider import ControlPlane
+from .render.control_plane import SCHEMA_OPTIONAL, control_plane, install_tree
 from .render.renderer import BUILTIN_TEMPLATES, Renderer
 from .render.runbook import runbook_markdown
 from .render.stage_cache import StageCache

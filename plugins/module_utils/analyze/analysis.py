@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..providers.registry import MESHES
 from .finding import Finding, Level, Unchecked
 from .index import MeshConfig, MeshIndex, Resource
 from .registry import ANALYZERS
@@ -46,20 +47,17 @@ def _suppressed(finding: Finding) -> bool:
     return "*" in wanted or finding.code in wanted
 
 
-PROVIDERS = ("istio", "linkerd")
+PROVIDERS: tuple[str, ...] = tuple(MESHES)
 
 
 def detect_providers(resources: Iterable[Resource]) -> tuple[str, ...]:
-    """The meshes the objects are written for: Istio's or Linkerd's API groups (SMI's
-    TrafficSplit counts as Linkerd's), or their injection labels and annotations. Both when
-    neither shows."""
+    """The meshes the objects are written for: a mesh's API groups, or its injection labels
+    and annotations (each provider's ``marks``). Every mesh when none shows."""
     found = set()
     for resource in resources:
-        marks = " ".join([resource.group, *resource.labels, *resource.annotations])
-        if "istio.io" in marks:
-            found.add("istio")
-        if "linkerd.io" in marks or "smi-spec.io" in marks:
-            found.add("linkerd")
+        text = " ".join([resource.group, *resource.labels, *resource.annotations])
+        found.update(name for name, provider in MESHES.items()
+                     if any(mark in text for mark in provider.marks))
         if len(found) == len(PROVIDERS):
             break
     return tuple(p for p in PROVIDERS if p in found) or PROVIDERS

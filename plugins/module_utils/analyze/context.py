@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..intent.model import Intent, Service
+from ..providers.registry import mesh
 from ..stages import Stage
 from .analysis import Report, analyze
 from .index import MeshConfig, Resource, make_resource
@@ -39,16 +40,10 @@ def _meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = N
     return meta
 
 
-# What Linkerd's proxy injector adds to a pod it injects: the label its Servers select meshed
-# pods by, and the proxy container with its inbound and admin ports.
-_LINKERD_PROXY = {"name": "linkerd-proxy", "image": "stand-in", "ports": [
-    {"name": "linkerd-proxy", "containerPort": 4143},
-    {"name": "linkerd-admin", "containerPort": 4191}]}
-
-
-def _service_objects(service: Service, linkerd_namespace: str | None = None,
+def _service_objects(service: Service, injected: Mapping[str, Any] | None = None,
                      ) -> list[dict[str, Any]]:
-    """``linkerd_namespace``: the service's pods are injected by that Linkerd control plane."""
+    """``injected``: what the injector adds to the service's pods (labels, the proxy
+    container), when the stand-ins show injected pods."""
     ports = [{"name": p.name, "port": p.port, "targetPort": p.target_port or p.port}
              for p in service.ports]
     container_ports = [{"name": p.name, "containerPort": p.target_port or p.port}
@@ -75,9 +70,9 @@ def _service_objects(service: Service, linkerd_namespace: str | None = None,
             template["labels"]["sidecar.istio.io/inject"] = "false"
             template["annotations"] = {"linkerd.io/inject": "disabled"}
         containers = [{"name": service.name, "image": "stand-in", "ports": container_ports}]
-        if linkerd_namespace and service.inject:
-            template["labels"]["linkerd.io/control-plane-ns"] = linkerd_namespace
-            containers.append(dict(_LINKERD_PROXY))
+        if injected and service.inject:
+            template["labels"].update(injected["labels"])
+            containers.append(dict(injected["container"]))
         name = f"{service.name}-{version.name}" if version else service.name
         objects.append({
             "apiVersion": "apps/v1", "kind": "Deployment",
@@ -90,6 +85,19 @@ def _service_objects(service: Service, linkerd_namespace: str | None = None,
     return objects
 
 
+def _injected_pods(intent: Intent) -> dict[str, Any] | None:
+    """What the mesh's injector adds to a pod, where its policies select pods by it (a label
+    of its own, as Linkerd's Servers do): the labels and the proxy container with its ports.
+    None where the stand-ins need not show it."""
+    sidecar = mesh(intent.provider).sidecar
+    labels = sidecar.injected_labels(intent) if sidecar is not None else {}
+    if sidecar is None or not labels:
+        return None
+    return {"labels": dict(labels), "container": {
+        "name": sidecar.container, "image": "stand-in",
+        "ports": [{"name": name, "containerPort": port} for name, port in sidecar.ports]}}
+
+
 def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     """Stand-ins for the estate the intent describes (see the module docstring)."""
     gateway = intent.ingress_gateway
@@ -97,12 +105,11 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None)}
         for name in namespaces]
+    proxy = _injected_pods(intent)
     injected = set(intent.injected_namespaces()) \
-        if intent.provider == "linkerd" and intent.stage.reached(Stage.INJECTION) else set()
+        if proxy and intent.stage.reached(Stage.INJECTION) else set()
     for service in intent.services:
-        objects += _service_objects(
-            service, intent.linkerd.control_plane_namespace
-            if service.namespace in injected else None)
+        objects += _service_objects(service, proxy if service.namespace in injected else None)
     labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
     objects += [
         {"apiVersion": "v1", "kind": "ServiceAccount",

@@ -26,59 +26,12 @@ for the requests or the failures means none happened, no data for the latency is
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..intent.model import Intent, Service
 from ..prometheus import PrometheusClient
-
-QUANTILE = 0.99
-
-
-@dataclass(frozen=True)
-class CanaryQueries:
-    """The PromQL of one provider. ``selector`` holds the label matchers of one version, with
-    ``{placeholders}`` for its values; each query has ``{selector}`` and ``{window}``."""
-
-    source: str
-    selector: str
-    requests: str
-    errors: str
-    latency_p99: str
-
-
-QUERIES: Mapping[str, CanaryQueries] = {
-    "istio": CanaryQueries(
-        source="the canary's own Istio sidecars, as destination",
-        selector='reporter="destination",destination_workload_namespace="{namespace}",'
-                 'destination_app="{service}",destination_version="{version_label}"',
-        requests="sum(increase(istio_requests_total{{{selector}}}[{window}]))",
-        errors='sum(increase(istio_requests_total{{{selector},response_code=~"5.."}}'
-               "[{window}]))",
-        latency_p99=f"histogram_quantile({QUANTILE}, sum by (le) (rate("
-                    "istio_request_duration_milliseconds_bucket{{{selector}}}[{window}])))",
-    ),
-    "linkerd": CanaryQueries(
-        source="the callers' Linkerd proxies, outbound per route backend",
-        selector='direction="outbound",dst_namespace="{namespace}",dst_service="{backend}"',
-        requests="sum(increase(response_total{{{selector}}}[{window}]))",
-        errors='sum(increase(response_total{{{selector},classification="failure"}}'
-               "[{window}]))",
-        latency_p99=f"histogram_quantile({QUANTILE}, sum by (le) (rate("
-                    "response_latency_ms_bucket{{{selector}}}[{window}])))",
-    ),
-    "envoy": CanaryQueries(
-        source="the callers' host sidecars, per version cluster",
-        selector='mesh_environment="{environment}",envoy_cluster_name="{cluster}"',
-        # final and retried responses: a caller's retries must not hide the canary's failures
-        requests='sum(increase({{__name__=~"envoy_cluster_(retry_)?upstream_rq_xx",'
-                 "{selector}}}[{window}]))",
-        errors='sum(increase({{__name__=~"envoy_cluster_(retry_)?upstream_rq_xx",{selector},'
-               'envoy_response_code_class="5"}}[{window}]))',
-        latency_p99=f"histogram_quantile({QUANTILE}, sum by (le) (rate("
-                    "envoy_cluster_upstream_rq_time_bucket{{{selector}}}[{window}])))",
-    ),
-}
+from ..providers.provider import CanaryQueries
+from ..providers.registry import HOSTS, mesh
 
 
 @dataclass(frozen=True)
@@ -118,13 +71,13 @@ class VersionQueries:
 
 def measured_on(intent: Intent, service: Service) -> str:
     """Who proxies the service's traffic: ``envoy`` on the environment's hosts, or the mesh."""
-    return "envoy" if service.name in intent.host_services else intent.provider
+    return HOSTS.name if service.name in intent.host_services else intent.provider
 
 
 def version_queries(intent: Intent, service: Service, version: str) -> VersionQueries:
     """The PromQL that measures ``version`` of ``service`` in the intent's environment."""
     provider = measured_on(intent, service)
-    queries = QUERIES[provider]
+    queries = _queries(provider)
     found = next((v for v in service.versions if v.name == version), None)
     values = {
         "namespace": service.namespace, "service": service.name,
@@ -166,3 +119,9 @@ def _finite(value: float) -> float | None:
 def _label_value(text: str) -> str:
     """A value inside a PromQL label matcher's double quotes."""
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _queries(provider: str) -> CanaryQueries:
+    found = (HOSTS if provider == HOSTS.name else mesh(provider)).canary_queries
+    assert found is not None, f"{provider} has no canary queries"
+    return found

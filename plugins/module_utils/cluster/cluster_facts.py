@@ -22,31 +22,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import MeshstageError
-
-SIDECAR_CONTAINERS: dict[str, str] = {"istio": "istio-proxy", "linkerd": "linkerd-proxy"}
-
-# Pod-template markers that keep a workload out of injection, per provider.
-OPT_OUT_LABELS: dict[str, dict[str, str]] = {
-    "istio": {"sidecar.istio.io/inject": "false"},
-    "linkerd": {},
-}
-OPT_OUT_ANNOTATIONS: dict[str, dict[str, str]] = {
-    "istio": {"sidecar.istio.io/inject": "false"},
-    "linkerd": {"linkerd.io/inject": "disabled"},
-}
+from ..providers.provider import Sidecar
+from ..providers.registry import MESHES
 
 
-def sidecar_container(provider: str) -> str:
-    try:
-        return SIDECAR_CONTAINERS[provider]
-    except KeyError:
+def sidecar(provider: str) -> Sidecar:
+    """The provider's sidecar: its proxy container and opt-out markers."""
+    found = MESHES[provider].sidecar if provider in MESHES else None
+    if found is None:
         raise MeshstageError(f"provider {provider!r} has no known sidecar container (known: "
-                             + ", ".join(sorted(SIDECAR_CONTAINERS)) + ")") from None
+                             + ", ".join(sorted(MESHES)) + ")")
+    return found
 
 
 def has_sidecar(pod: Mapping[str, Any], provider: str) -> bool:
     """True when the pod runs the provider's proxy, as a container or a native sidecar."""
-    name = sidecar_container(provider)
+    name = sidecar(provider).container
     spec = pod.get("spec") or {}
     if any(c.get("name") == name for c in spec.get("containers") or ()):
         return True
@@ -126,9 +117,10 @@ def opted_out(template: Mapping[str, Any], provider: str,
     meta = template.get("metadata") or {}
     labels = meta.get("labels") or {}
     annotations = meta.get("annotations") or {}
-    if any(labels.get(k) == v for k, v in OPT_OUT_LABELS.get(provider, {}).items()):
+    markers = sidecar(provider)
+    if any(labels.get(k) == v for k, v in markers.opt_out_labels.items()):
         return True
-    if any(annotations.get(k) == v for k, v in OPT_OUT_ANNOTATIONS.get(provider, {}).items()):
+    if any(annotations.get(k) == v for k, v in markers.opt_out_annotations.items()):
         return True
     return any(all(labels.get(k) == v for k, v in selector.items())
                for selector in opt_out_selectors if selector)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..providers.registry import mesh
 from ..stages import Stage
 from .admission import admits
 from .gate import CALLS, DRY_RUN, Evidence, Gate, Move, Verdict, count, window_text
@@ -51,11 +52,9 @@ class AuthorizationGate(Gate):
             blockers.append(f"no dry run ran: {move.environment} is recorded at "
                             f"{move.recorded_name}, and the authorization rules run as a dry "
                             "run at strict_mtls")
-        if intent.provider == "linkerd" and any(s.name not in intent.host_services
-                                                for s in intent.services):
-            blockers.append("the dry run of Linkerd authorization is not built (meshstage "
-                            "renders no audit-mode policy): would-be denials of Linkerd "
-                            "workloads cannot be seen")
+        unobservable = mesh(intent.provider).gates.dry_run
+        if unobservable and any(s.name not in intent.host_services for s in intent.services):
+            blockers.append(unobservable)
         observed = evidence.observations
         if observed is None:
             blockers.append(f"the dry run cannot be judged: {evidence.unobserved}")

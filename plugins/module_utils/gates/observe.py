@@ -33,6 +33,7 @@ from typing import Any
 from ..intent.checker import duration_seconds
 from ..intent.model import Intent
 from ..prometheus import PrometheusClient, Sample
+from ..providers.registry import mesh
 from .gate import (
     CALLS,
     DRY_RUN,
@@ -59,7 +60,8 @@ class _Scope:
         self.intent = intent
         self.window = window
         on_hosts = intent.host_services
-        self.cluster = intent.provider == "istio" and any(
+        # the cluster's workloads are queried where the gates can observe the mesh's
+        self.cluster = mesh(intent.provider).gates.plaintext is None and any(
             s.name not in on_hosts for s in intent.services)
         namespaces = sorted({s.namespace for s in intent.services if s.name not in on_hosts})
         self.namespaces = "|".join(namespaces) or "^$"

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..intent.model import Intent
+from ..providers.registry import mesh
 from ..stages import Stage
 from .gate import PLAINTEXT, Evidence, Gate, Move, Target, Verdict, count, window_text
 
@@ -137,10 +138,9 @@ def _plaintext(move: Move, evidence: Evidence, excepted: set[str]) -> tuple[list
         return [f"plaintext traffic cannot be judged: {evidence.unobserved}"], \
             "plaintext traffic not observed"
     blockers = []
-    if intent.provider == "linkerd" and any(s.name not in intent.host_services
-                                            for s in intent.services):
-        blockers.append("plaintext into Linkerd workloads cannot be judged: reading "
-                        "Linkerd's proxy metrics is not built (docs/decisions.md)")
+    unobservable = mesh(intent.provider).gates.plaintext
+    if unobservable and any(s.name not in intent.host_services for s in intent.services):
+        blockers.append(unobservable)
     if not observed.seen:
         blockers.append(f"Prometheus {observed.prometheus} shows no series for {move.environment}"
                         f" in {window_text(move)}: the gate cannot see its traffic (is the "

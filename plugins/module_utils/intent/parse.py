@@ -18,6 +18,7 @@ from typing import Any
 
 from .._plain import plain_data
 from ..errors import IntentErrors
+from ..providers.registry import TRAFFIC_APIS
 from ..stages import STAGE_NAMES, Stage
 from .checker import (
     CHART_VERSION,
@@ -53,14 +54,6 @@ from .services import (
     check_route_budgets,
     parse_services,
 )
-
-PROVIDERS: tuple[str, ...] = ("istio", "linkerd")
-# The traffic APIs each provider can render, its default first.
-TRAFFIC_APIS: dict[str, tuple[str, ...]] = {
-    "istio": ("virtualservice", "gateway-api"),
-    "linkerd": ("gateway-api", "smi"),
-}
-
 
 # --------------------------------------------------------------------------- the model
 
@@ -115,7 +108,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
     environment = check.dns_label(data["mesh_environment"], "mesh_environment") or "invalid"
     stage_name = check.choice(data["mesh_stage"], "mesh_stage", STAGE_NAMES)
     provider = optional(check, data, "mesh_provider", "",
-                        lambda v, p: check.choice(v, p, PROVIDERS), "istio")
+                        lambda v, p: check.choice(v, p, tuple(TRAFFIC_APIS)), "istio")
     traffic_api = _parse_traffic_api(check, data.get("mesh_traffic_api"), provider)
     linkerd = parse_linkerd(check, data.get("mesh_linkerd"))
     trust_domain = optional(check, data, "mesh_trust_domain", "", check.dns_subdomain,

@@ -3,39 +3,19 @@ services, and the Envoy planner for the services its hosts carry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
-from ..errors import MeshstageError
 from ..intent.model import Intent
-from ..providers.envoy_hosts.plan import plan_envoy
-from ..providers.istio.plan import plan_istio
-from ..providers.linkerd.plan import plan_linkerd
-from ..stages import Stage
-from .model import StageContribution, StagePlan, assemble
-
-# The planner of the plain hosts' Envoy sidecars: it runs beside the cluster provider's.
-HOSTS_PLANNER = "envoy"
-
-
-def _planners() -> dict[str, Callable[[Intent], dict[Stage, StageContribution]]]:
-    return {"istio": plan_istio, "linkerd": plan_linkerd, HOSTS_PLANNER: plan_envoy}
+from ..providers.registry import HOSTS, mesh
+from .model import StagePlan, assemble
 
 
 def plan_stage(intent: Intent) -> StagePlan:
     """The plan of ``intent.environment`` at ``intent.stage``: its provider's planner for
     the Kubernetes services, and the Envoy planner for the services its hosts carry."""
-    planners = _planners()
-    planner = planners.get(intent.provider) if intent.provider != HOSTS_PLANNER else None
-    if planner is None:
-        available = sorted(name for name in planners if name != HOSTS_PLANNER)
-        raise MeshstageError(
-            f"environment {intent.environment}: mesh_provider {intent.provider!r} has no "
-            f"renderer yet (available: {', '.join(available)})"
-        )
-    planned = [planner(cluster_intent(intent))]
+    planned = [mesh(intent.provider).plan(cluster_intent(intent))]
     if intent.hosts:
-        planned.append(planners[HOSTS_PLANNER](intent))
+        planned.append(HOSTS.plan(intent))
     return assemble(intent, *planned)
 
 

@@ -11,25 +11,24 @@ The folder is not part of ``envs/<env>/kustomization.yaml``: it holds one GitOps
 objects each, and a cluster without that tool's CRDs could not take them. ``sync/<env>``
 carries the Application and the Flux Kustomization that sync the tool's folder.
 
-Each provider describes its install as data (``ControlPlane``), registered in
-``_control_planes``: the chart repository, the pinned version, the charts in install order
+Each provider describes its install as data (``ControlPlane``, its record's
+``control_plane``): the chart repository, the pinned version, the charts in install order
 (each depends on the one before) and their values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from ..gitops.paths import install_dir
+from ..intent.model import Intent
 from ..plan.model import PlannedObject, metadata
+from ..providers.provider import ControlPlane
+from ..providers.registry import mesh
 from ..yaml_io import load_yaml
 from .renderer import Renderer
 from .tree import RenderedObject
-
-if TYPE_CHECKING:
-    from ..intent.model import Intent
 
 ARGOCD_APPLICATION = "argoproj.io/v1alpha1"
 FLUX_HELM_REPOSITORY = "source.toolkit.fluxcd.io/v1"
@@ -41,41 +40,10 @@ FLUX_HELM_RELEASE = "helm.toolkit.fluxcd.io/v2"
 SCHEMA_OPTIONAL: frozenset[tuple[str, str]] = frozenset({(FLUX_HELM_RELEASE, "HelmRelease")})
 
 
-@dataclass(frozen=True)
-class HelmChart:
-    """One chart of the control plane and the values meshstage gives it."""
-
-    chart: str  # the chart's name in the repository
-    release: str  # the Helm release name
-    namespace: str  # where the release installs
-    values_template: str
-    values: Mapping[str, Any]
-    # Argo CD ignoreDifferences for fields the control plane changes itself
-    ignore_differences: tuple[Mapping[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class ControlPlane:
-    """A provider's install: where the charts come from, their pinned version, the charts."""
-
-    repository_name: str
-    repository: str
-    version: str
-    charts: tuple[HelmChart, ...]  # in install order; each depends on the one before
-    notes: tuple[str, ...] = field(default=())
-
-
-def _control_planes() -> dict[str, Callable[[Intent], ControlPlane]]:
-    from ..providers.istio.plan import control_plane as istio
-    from ..providers.linkerd.plan import control_plane as linkerd
-
-    return {"istio": istio, "linkerd": linkerd}
-
-
 def control_plane(intent: Intent) -> ControlPlane | None:
     """The provider's install with the intent's overrides, or None when it has none yet."""
-    planner = _control_planes().get(intent.provider)
-    return planner(intent) if planner is not None else None
+    install = mesh(intent.provider).control_plane
+    return install(intent) if install is not None else None
 
 
 def install_tree(intent: Intent, renderer: Renderer

@@ -9,84 +9,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..gitops.paths import env_dir, install_dir, sync_dir
+from ..intent.model import Intent
 from ..plan.model import StagePlan
+from ..providers.provider import ControlPlane, HelmChart, RunbookText
+from ..providers.registry import mesh
 from ..stages import STAGE_PURPOSE, Stage, stages_through
-from .control_plane import ControlPlane
 from .tree import RenderedObject
 
-_VERIFY_ISTIO: dict[Stage, list[str]] = {
-    Stage.PERMISSIVE_MTLS: [
-        "kubectl get peerauthentication -A",
-        "istioctl analyze --all-namespaces",
-    ],
-    Stage.INJECTION: [
-        "kubectl get namespace -L istio-injection -L istio.io/rev",
-        "istioctl proxy-status",
-        "kubectl get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace}/"
-        "{.metadata.name}: {.spec.containers[*].name}{\"\\n\"}{end}' | grep -v istio-proxy",
-    ],
-    Stage.OBSERVABILITY: [
-        "kubectl get telemetry -A",
-        "istioctl proxy-config log deploy/<workload> -n <namespace>",
-        "curl -s 'http://<prometheus>/api/v1/query?query=sum(istio_requests_total)'",
-    ],
-    Stage.TRAFFIC: [
-        "kubectl get virtualservice,destinationrule,sidecar -A",
-        "istioctl x describe pod <pod> -n <namespace>",
-        "istioctl proxy-config routes deploy/<workload> -n <namespace>",
-    ],
-    Stage.STRICT_MTLS: [
-        "kubectl get peerauthentication -A",
-        "istioctl x describe pod <pod> -n <namespace>   # shows the effective mTLS mode",
-        "sum by (destination_workload) (istio_requests_total{connection_security_policy!=\""
-        "mutual_tls\", reporter=\"destination\"})   # PromQL: must be empty",
-    ],
-    Stage.AUTHORIZATION: [
-        "kubectl get authorizationpolicy -A",
-        "istioctl x authz check <pod> -n <namespace>",
-        "sum by (destination_workload, response_code) (istio_requests_total{response_code="
-        "\"403\"})   # PromQL: denials per workload",
-    ],
-}
-
-
-_NS_POLICY = r"POLICY:.metadata.annotations.config\.linkerd\.io/default-inbound-policy"
-_VERIFY_LINKERD: dict[Stage, list[str]] = {
-    Stage.PERMISSIVE_MTLS: [
-        "linkerd check",
-        f"kubectl get namespace -o custom-columns=NAME:.metadata.name,{_NS_POLICY}",
-    ],
-    Stage.INJECTION: [
-        "kubectl get namespace -o custom-columns=NAME:.metadata.name,"
-        r"INJECT:.metadata.annotations.linkerd\.io/inject",
-        "linkerd check --proxy -n <namespace>",
-        "kubectl get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace}/"
-        "{.metadata.name}: {.spec.containers[*].name}{\"\\n\"}{end}' | grep -v linkerd-proxy",
-    ],
-    Stage.OBSERVABILITY: [
-        "linkerd viz check",
-        "linkerd viz stat deploy -n <namespace>",
-        "curl -s 'http://<prometheus>/api/v1/query?query=sum(request_total)'",
-    ],
-    Stage.TRAFFIC: [
-        "kubectl get services -A -l app.kubernetes.io/managed-by=meshstage   # version backends",
-        "linkerd viz stat-outbound deploy/<workload> -n <namespace>",
-        "linkerd diagnostics policy -n <namespace> svc/<service> <port>",
-    ],
-    Stage.STRICT_MTLS: [
-        f"kubectl get namespace -o custom-columns=NAME:.metadata.name,{_NS_POLICY}",
-        "linkerd viz edges deploy -n <namespace>   # every edge SECURED",
-        "sum by (namespace, deployment) (request_total{direction=\"inbound\", tls!=\"true\"})"
-        "   # PromQL: must be empty",
-    ],
-    Stage.AUTHORIZATION: [
-        "kubectl get server,authorizationpolicy,meshtlsauthentication,networkauthentication -A",
-        "linkerd viz authz -n <namespace> deploy/<workload>",
-        "sum by (namespace, deployment, authz_name) (inbound_http_authz_deny_total)"
-        "   # PromQL: denials per workload",
-    ],
-}
-_VERIFY = {"istio": _VERIFY_ISTIO, "linkerd": _VERIFY_LINKERD}
 _ROUTES = {"gateway-api": "httproutes.gateway.networking.k8s.io",
            "smi": "trafficsplits.split.smi-spec.io"}
 
@@ -99,6 +28,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
     intent = plan.intent
     stage = intent.stage
     env = intent.environment
+    text = _text(intent.provider)
     previous = [s for s in Stage if s.number == stage.number - 1]
     lines = [
         f"# Runbook: {env}",
@@ -107,11 +37,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
         f"- stage: **{stage.number}. {stage.value}** of {len(Stage)}: {STAGE_PURPOSE[stage]}",
         f"- tree: `{env_dir(env)}` (built with `kubectl kustomize {env_dir(env)}`), synced "
         f"by the objects in `{sync_dir(env)}`",
-        f"- trust domain: `{intent.trust_domain}`; "
-        + (f"control plane namespace: `{intent.linkerd.control_plane_namespace}`; "
-           f"traffic API: `{intent.traffic_api}`" if intent.provider == "linkerd" else
-           f"root namespace: `{intent.root_namespace}`"
-           + ("; traffic API: `gateway-api`" if intent.traffic_api == "gateway-api" else "")),
+        f"- trust domain: `{intent.trust_domain}`; {text.settings(intent)}",
         "",
         "## What each stage carries, and why",
         "",
@@ -129,7 +55,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
             if note.stage is each:
                 lines.append(f"> {note.text}")
                 lines.append("")
-        verify = list(_VERIFY[intent.provider][each])
+        verify = list(text.verify[each])
         if each is Stage.TRAFFIC and intent.traffic_api != "virtualservice":
             verify.insert(0, f"kubectl get {_ROUTES[intent.traffic_api]} -A")
         lines += ["Verify:", "", "```sh", *verify, "```", ""]
@@ -171,26 +97,8 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
         "",
     ]
     injected = intent.injected_namespaces() if stage.reached(Stage.INJECTION) else ()
-    if injected and intent.provider == "linkerd":
-        lines += [
-            "Namespaces are never pruned by Argo CD or Flux (meshstage marks them so). Every",
-            "namespace of the catalogue stays in this tree at every stage, so moving back",
-            "changes its annotations in place. A proxy keeps the injection and default",
-            "policy it started with: restart the workloads of a namespace after moving it back.",
-            "",
-        ]
-    elif injected:
-        label = "istio.io/rev" if intent.revision else "istio-injection"
-        lines += [
-            "Namespaces are never pruned by Argo CD or Flux (meshstage marks them so): when",
-            "this environment moves back before `injection`, or a namespace leaves the",
-            "injected waves, remove the label by hand and restart the namespace's workloads:",
-            "",
-            "```sh",
-            *[f"kubectl label namespace {ns} {label}-" for ns in injected],
-            "```",
-            "",
-        ]
+    if injected:
+        lines += text.rollback_injection(intent, injected)
     if previous:
         lines += [
             f"Or move the environment back one stage, to `{previous[0].value}`, with the",
@@ -231,16 +139,8 @@ def _next_gate(plan: StagePlan) -> list[str]:
     if text is None:
         return []
     lines = ["## Before the next stage", "", text, ""]
-    if intent.stage is Stage.STRICT_MTLS and intent.provider == "istio":
-        lines += ["```promql",
-                  "sum by (namespace, app) (increase({__name__=~\"envoy_http_inbound_.+_rbac\","
-                  " authz_dry_run_result=\"denied\"}[1h]))   # must be 0",
-                  "```", ""]
-    elif intent.stage is Stage.STRICT_MTLS:
-        lines += ["Linkerd's authorization has no dry run here (meshstage renders no "
-                  "audit-mode policy): the gate cannot see would-be denials of Linkerd "
-                  "workloads and refuses until it is forced or `mesh_gates.observe` is false.",
-                  ""]
+    if intent.stage is Stage.STRICT_MTLS:
+        lines += _text(intent.provider).before_authorization
     return lines
 
 
@@ -301,51 +201,25 @@ def _cut_over(plan: StagePlan, previous: str) -> list[str]:
     namespaces = intent.injected_namespaces() if intent.stage.reached(Stage.INJECTION) \
         else intent.namespaces
     strict = intent.stage.reached(Stage.STRICT_MTLS)
-    if intent.provider == "linkerd":
-        install = [
-            "Install the Gateway API CRDs, then Linkerd's charts from `00-install` (see "
-            "Control plane above) and the viz extension; `linkerd check` must pass. Do it "
-            "before the sync: the tree holds Linkerd kinds.",
-            "Istio's charts are gone from `00-install`. With Flux, suspend their HelmReleases "
-            "before the sync, so pruning them skips the uninstall (`flux suspend helmrelease "
-            f"-n {intent.gitops.flux_namespace} meshstage-{intent.environment}-istiod "
-            f"meshstage-{intent.environment}-istio-base`); Argo CD leaves them installed, since "
-            "meshstage's Applications carry no resources finalizer. Then sync this commit: "
-            "Argo CD or Flux prune Istio's objects and apply Linkerd's. Keep istiod running "
-            "until the last step.",
-            "Take Istio's injection label off every namespace (a sync removes it where this "
-            "tree keeps the namespace; this makes sure):",
-        ]
-        commands = [f"kubectl label namespace {ns} istio-injection- istio.io/rev-"
-                    for ns in intent.namespaces]
-        restart = ("Restart the workloads wave by wave (`kubectl rollout restart deployment "
-                   "-n <namespace>`); after each wave, `linkerd check --proxy -n <namespace>` "
-                   "and no `istio-proxy` container left in it:")
-        finish = ("When no pod has an `istio-proxy` container, uninstall Istio "
-                  "(`istioctl uninstall --purge`, or its Helm releases) and its CRDs.")
-    else:
-        install = [
-            "Install Istio's charts `base` and `istiod` from `00-install` (see Control plane "
-            "above); `istioctl verify-install` must pass. Do it before the sync.",
-            "Linkerd's charts are gone from `00-install`. With Flux, suspend their "
-            "HelmReleases before the sync, so pruning them skips the uninstall (`flux suspend "
-            f"helmrelease -n {intent.gitops.flux_namespace} "
-            f"meshstage-{intent.environment}-linkerd-control-plane "
-            f"meshstage-{intent.environment}-linkerd-crds`); Argo CD leaves them installed, "
-            "since meshstage's Applications carry no resources finalizer. Then sync this "
-            "commit: Argo CD or Flux prune Linkerd's objects and apply Istio's. Keep the "
-            "Linkerd control plane running until the last step.",
-            "Take Linkerd's annotations off every namespace of the catalogue:",
-        ]
-        commands = [f"kubectl annotate namespace {ns} linkerd.io/inject- "
-                    "config.linkerd.io/default-inbound-policy- config.linkerd.io/trace-collector-"
-                    " config.linkerd.io/access-log-" for ns in intent.namespaces]
-        restart = ("Restart the workloads wave by wave (`kubectl rollout restart deployment "
-                   "-n <namespace>`); after each wave, `istioctl proxy-status` and no "
-                   "`linkerd-proxy` container left in it:")
-        finish = ("When no pod has a `linkerd-proxy` container, uninstall Linkerd "
-                  "(`linkerd viz uninstall | kubectl delete -f -`, then "
-                  "`linkerd uninstall | kubectl delete -f -`).")
+    new, old = _text(intent.provider).cut_over, _text(previous).cut_over
+    releases = " ".join(f"meshstage-{intent.environment}-{chart.release}"
+                        for chart in reversed(_charts(previous, intent)))
+    install = [
+        new.install,
+        f"{old.title}'s charts are gone from `00-install`. With Flux, suspend their "
+        "HelmReleases before the sync, so pruning them skips the uninstall (`flux suspend "
+        f"helmrelease -n {intent.gitops.flux_namespace} {releases}`); Argo CD leaves them "
+        "installed, since meshstage's Applications carry no resources finalizer. Then sync "
+        f"this commit: Argo CD or Flux prune {old.title}'s objects and apply {new.title}'s. "
+        f"Keep {old.control_plane_running} running until the last step.",
+        old.uninject_intro,
+    ]
+    commands = [old.uninject(ns) for ns in intent.namespaces]
+    container = _container(previous)
+    restart = ("Restart the workloads wave by wave (`kubectl rollout restart deployment "
+               f"-n <namespace>`); after each wave, {new.proxy_check} and no `{container}` "
+               "container left in it:")
+    finish = old.uninstall
     lines = [
         f"## Cut-over from {previous}",
         "",
@@ -374,3 +248,19 @@ def _cut_over(plan: StagePlan, previous: str) -> list[str]:
             "",
         ]
     return lines
+
+
+def _text(provider: str) -> RunbookText:
+    text = mesh(provider).runbook
+    assert text is not None, f"{provider} has no runbook text"
+    return text
+
+
+def _charts(provider: str, intent: Intent) -> tuple[HelmChart, ...]:
+    install = mesh(provider).control_plane
+    return install(intent).charts if install is not None else ()
+
+
+def _container(provider: str) -> str:
+    sidecar = mesh(provider).sidecar
+    return sidecar.container if sidecar is not None else "proxy"

@@ -14,7 +14,6 @@ from typing import Any
 from ...intent.model import AuthorizationRule, Intent, Service
 from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
-from ...render.control_plane import ControlPlane, HelmChart
 from ...stages import Stage
 from ...yaml_io import dump_plain
 from ..gatewayapi.routes import (
@@ -25,6 +24,7 @@ from ..gatewayapi.routes import (
     version_services,
     whole_duration,
 )
+from .control_plane import ISTIOD_VALUES
 
 NETWORKING = "networking.istio.io/v1"
 NETWORKING_PROXY = "networking.istio.io/v1beta1"  # ProxyConfig is served as v1beta1 only
@@ -34,14 +34,6 @@ SECURITY = "security.istio.io/v1"
 DRY_RUN = {"istio.io/dry-run": "true"}
 TELEMETRY = "telemetry.istio.io/v1"
 
-# The control plane's charts: Istio's own Helm repository, a pinned release.
-CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
-CHART_VERSION = "1.29.2"
-ISTIOD_VALUES = "00-install/values/istiod.yaml"
-# istiod sets its validating webhooks' failurePolicy itself; Argo CD must not undo it
-_WEBHOOK_FAILURE_POLICY = {"group": "admissionregistration.k8s.io",
-                           "kind": "ValidatingWebhookConfiguration",
-                           "jqPathExpressions": [".webhooks[]?.failurePolicy"]}
 
 _POOL_TCP = {"max_connections": "maxConnections", "connect_timeout": "connectTimeout"}
 _POOL_HTTP = {
@@ -69,35 +61,6 @@ def plan_istio(intent: Intent) -> dict[Stage, StageContribution]:
         Stage.STRICT_MTLS: _strict(intent),
         Stage.AUTHORIZATION: _authorization(intent),
     }
-
-
-def control_plane(intent: Intent) -> ControlPlane:
-    """Istio's install: charts base (CRDs) and istiod, their values from the intent."""
-    proxy = intent.proxy
-    opt_outs = [s for s in intent.services if not s.inject]
-    return ControlPlane(
-        repository_name="istio",
-        repository=intent.install.repository or CHART_REPOSITORY,
-        version=intent.install.version or CHART_VERSION,
-        charts=(
-            HelmChart(chart="base", release="istio-base", namespace=intent.root_namespace,
-                      values_template="istio/base_values.yaml.j2",
-                      values={"default_revision": intent.revision},
-                      ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
-            HelmChart(chart="istiod", release="istiod", namespace=intent.root_namespace,
-                      values_template="istio/istiod_values.yaml.j2", values={
-                          "proxy_resources": {
-                              "requests": {"cpu": proxy.cpu, "memory": proxy.memory},
-                              "limits": {"cpu": proxy.cpu_limit, "memory": proxy.memory_limit},
-                          },
-                          "revision": intent.revision,
-                          "trust_domain": intent.trust_domain,
-                          "root_namespace": intent.root_namespace,
-                          "never_inject_selector": [{"matchLabels": s.selector}
-                                                    for s in opt_outs],
-                      }, ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
-        ),
-    )
 
 
 # --------------------------------------------------------------------------- stages

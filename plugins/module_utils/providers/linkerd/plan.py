@@ -32,7 +32,6 @@ from typing import Any
 from ...intent.model import Intent, MtlsException, Port, Service
 from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution, metadata
 from ...plan.model import template_meta as _meta
-from ...render.control_plane import ControlPlane, HelmChart
 from ...stages import Stage
 from ...yaml_io import dump_plain
 from ..gatewayapi.routes import (
@@ -65,10 +64,6 @@ INJECT = "linkerd.io/inject"
 TRACE_COLLECTOR = "config.linkerd.io/trace-collector"
 TRACE_ACCOUNT = "config.alpha.linkerd.io/trace-collector-service-account"
 ACCESS_LOG = "config.linkerd.io/access-log"
-# The control plane's charts: Linkerd's edge Helm repository, a pinned release (the edge
-# release of the reference CRDs, edge-26.8.3).
-CHART_REPOSITORY = "https://helm.linkerd.io/edge"
-CHART_VERSION = "2026.8.3"
 VALUES_FILE = "00-install/values/linkerd-control-plane.yaml"
 
 # Names meshstage gives the objects it shares in a namespace; no service-derived name
@@ -82,41 +77,8 @@ _PROXY_PROTOCOL = {"HTTP": "HTTP/1", "HTTP2": "HTTP/2", "GRPC": "gRPC", "TCP": "
                    "MONGO": "opaque", "REDIS": "opaque", "TLS": "TLS", "HTTPS": "TLS"}
 _EXCEPTION_POLICY = {"DISABLE": "all-unauthenticated", "PERMISSIVE": "all-unauthenticated",
                      "STRICT": "all-authenticated"}
-# The proxy injector's default object selector; Helm replaces a list as a whole.
-_INJECTOR_SELECTOR = [
-    {"key": "linkerd.io/control-plane-component", "operator": "DoesNotExist"},
-    {"key": "linkerd.io/cni-resource", "operator": "DoesNotExist"},
-]
 # Istio retry conditions Linkerd's retry.linkerd.io/http takes as they are.
 _RETRY_CONDITIONS = ("5xx", "gateway-error")
-
-
-def control_plane(intent: Intent) -> ControlPlane:
-    """Linkerd's install: charts linkerd-crds and linkerd-control-plane, values from the
-    intent. The identity issuer is external (a Secret, e.g. from cert-manager): its key
-    never goes into the GitOps repository."""
-    namespace = intent.linkerd.control_plane_namespace
-    return ControlPlane(
-        repository_name="linkerd",
-        repository=intent.install.repository or CHART_REPOSITORY,
-        version=intent.install.version or CHART_VERSION,
-        charts=(
-            HelmChart(chart="linkerd-crds", release="linkerd-crds", namespace=namespace,
-                      values_template="linkerd/crds_values.yaml.j2", values={}),
-            HelmChart(chart="linkerd-control-plane", release="linkerd-control-plane",
-                      namespace=namespace, values_template="linkerd/control_plane_values.yaml.j2",
-                      values=control_plane_values(intent)),
-        ),
-        notes=(
-            "The identity issuer is external (`identity.externalCA: true`, issuer scheme "
-            "`kubernetes.io/tls`): before the control plane, create the trust anchor "
-            f"ConfigMap `linkerd-identity-trust-roots` and the issuer Secret "
-            f"`linkerd-identity-issuer` in `{namespace}` (cert-manager, or `step certificate "
-            "create` by hand). Their keys never go into this repository.",
-            "The Gateway API CRDs (standard channel, HTTPRoute `v1`) must be installed first: "
-            "the routes of the traffic stage and Linkerd's policy controller use them.",
-        ),
-    )
 
 
 def plan_linkerd(intent: Intent) -> dict[Stage, StageContribution]:
@@ -349,7 +311,7 @@ def _authorization(intent: Intent) -> StageContribution:
 # --------------------------------------------------------------------------- builders
 
 
-def _inbound_policy(intent: Intent, namespace: str | None = None) -> str:
+def inbound_policy(intent: Intent, namespace: str | None = None) -> str:
     """The default inbound policy at the environment's stage (a namespace's, when given)."""
     if namespace and intent.default_deny and intent.stage.reached(Stage.AUTHORIZATION):
         return "deny"
@@ -373,7 +335,7 @@ def _observability_annotations(intent: Intent) -> dict[str, str]:
 def _namespace(intent: Intent, namespace: str) -> PlannedObject:
     """A namespace of the catalogue: its default policy, injection and telemetry
     annotations, all computed from the environment's stage; never pruned."""
-    annotations = {**NEVER_PRUNE, INBOUND_POLICY: _inbound_policy(intent, namespace)}
+    annotations = {**NEVER_PRUNE, INBOUND_POLICY: inbound_policy(intent, namespace)}
     injected = namespace in intent.injected_namespaces()
     if injected and intent.stage.reached(Stage.INJECTION):
         annotations[INJECT] = "enabled"
@@ -384,36 +346,6 @@ def _namespace(intent: Intent, namespace: str) -> PlannedObject:
         template="linkerd/namespace.yaml.j2",
         context={"name": namespace, "annotations": annotations},
     )
-
-
-def control_plane_values(intent: Intent) -> dict[str, Any]:
-    """The linkerd-control-plane Helm values this environment's stage needs (the template
-    context of ``linkerd/control_plane_values.yaml.j2``). The identity certificates the
-    chart also needs are not here: they are secrets, provided at install."""
-    proxy = intent.proxy
-    workers: dict[str, Any] | None = None
-    if proxy.concurrency == 0:
-        workers = {"maximumCPURatio": 1.0}
-    elif proxy.concurrency is not None:
-        workers = {"minimum": proxy.concurrency, "maximum": proxy.concurrency}
-    opt_outs = sorted(s.name for s in intent.services if not s.inject)
-    selector = None
-    if intent.stage.reached(Stage.INJECTION):
-        selector = [*_INJECTOR_SELECTOR]
-        if opt_outs:
-            selector.append({"key": "app", "operator": "NotIn", "values": opt_outs})
-    return {
-        "trust_domain": intent.trust_domain,
-        "cluster_domain": intent.cluster.domain,
-        "default_inbound_policy": _inbound_policy(intent),
-        "probe_networks": list(intent.linkerd.probe_networks),
-        "proxy_resources": {
-            "cpu": {"request": proxy.cpu, "limit": proxy.cpu_limit},
-            "memory": {"request": proxy.memory, "limit": proxy.memory_limit},
-        },
-        "runtime": {"workers": workers} if workers else None,
-        "injector_selector": {"matchExpressions": selector} if selector else None,
-    }
 
 
 def _scrape_configs(intent: Intent) -> str:

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.canary.queries import (
-    QUERIES,
     measure,
     prometheus_duration,
     version_queries,
@@ -24,6 +23,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.canary.queries impo
 from ansible_collections.meshstage.mesh.plugins.module_utils.canary.run import Decision, judge
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.prometheus import PrometheusClient
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.registry import HOSTS, MESHES
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None,
                                 reason="Prometheus (Debian package prometheus) is not "
@@ -195,7 +195,8 @@ def test_the_version_is_named_by_its_label_its_backend_service_or_its_cluster():
 
 
 def test_queries_are_data_with_a_window_to_fill():
-    assert set(QUERIES) == {"istio", "linkerd", "envoy"}
+    providers = [*MESHES.values(), HOSTS]
+    assert {p.name for p in providers if p.canary_queries} == {"istio", "linkerd", "envoy"}
     intent = intent_for("envoy")
     queries = version_queries(intent, intent.service("healthy"), "v2")
     assert queries.at_window(90)["errors"] == (

@@ -3,6 +3,7 @@ Flux objects that install the charts at a pinned version, and what syncs them.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,12 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.providers.istio.plan import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers import registry
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.istio.control_plane import (
     CHART_REPOSITORY,
     CHART_VERSION,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.render import control_plane as install
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.istio.provider import ISTIO
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.control_plane import (
     control_plane,
     install_tree,
@@ -142,7 +144,7 @@ def test_linkerd_installs_its_crds_then_the_control_plane(example_intent):
 
 
 def test_a_provider_without_an_install_says_so(example_intent, monkeypatch):
-    monkeypatch.setattr(install, "_control_planes", lambda: {})
+    monkeypatch.setitem(registry.MESHES, "istio", replace(ISTIO, control_plane=None))
     intent, _ = parse_intent(example_intent("prod"))
     assert control_plane(intent) is None
     objects, files, warnings = install_tree(intent, Renderer([]))

@@ -1,0 +1,47 @@
+"""Istio's control plane: the base and istiod charts at a pinned release, and the values
+meshstage gives them."""
+
+from __future__ import annotations
+
+from ...intent.model import Intent
+from ..provider import ControlPlane, HelmChart
+
+# The control plane's charts: Istio's own Helm repository, a pinned release.
+CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+CHART_VERSION = "1.29.2"
+ISTIOD_VALUES = "00-install/values/istiod.yaml"
+
+
+# istiod sets its validating webhooks' failurePolicy itself; Argo CD must not undo it
+_WEBHOOK_FAILURE_POLICY = {"group": "admissionregistration.k8s.io",
+                           "kind": "ValidatingWebhookConfiguration",
+                           "jqPathExpressions": [".webhooks[]?.failurePolicy"]}
+
+
+def control_plane(intent: Intent) -> ControlPlane:
+    """Istio's install: charts base (CRDs) and istiod, their values from the intent."""
+    proxy = intent.proxy
+    opt_outs = [s for s in intent.services if not s.inject]
+    return ControlPlane(
+        repository_name="istio",
+        repository=intent.install.repository or CHART_REPOSITORY,
+        version=intent.install.version or CHART_VERSION,
+        charts=(
+            HelmChart(chart="base", release="istio-base", namespace=intent.root_namespace,
+                      values_template="istio/base_values.yaml.j2",
+                      values={"default_revision": intent.revision},
+                      ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
+            HelmChart(chart="istiod", release="istiod", namespace=intent.root_namespace,
+                      values_template="istio/istiod_values.yaml.j2", values={
+                          "proxy_resources": {
+                              "requests": {"cpu": proxy.cpu, "memory": proxy.memory},
+                              "limits": {"cpu": proxy.cpu_limit, "memory": proxy.memory_limit},
+                          },
+                          "revision": intent.revision,
+                          "trust_domain": intent.trust_domain,
+                          "root_namespace": intent.root_namespace,
+                          "never_inject_selector": [{"matchLabels": s.selector}
+                                                    for s in opt_outs],
+                      }, ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
+        ),
+    )

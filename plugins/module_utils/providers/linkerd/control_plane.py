@@ -1,0 +1,81 @@
+"""Linkerd's control plane: the linkerd-crds and linkerd-control-plane charts at a pinned edge
+release, and the values meshstage gives them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...intent.model import Intent
+from ...stages import Stage
+from ..provider import ControlPlane, HelmChart
+from .plan import inbound_policy
+
+# The control plane's charts: Linkerd's edge Helm repository, a pinned release (the edge
+# release of the reference CRDs, edge-26.8.3).
+CHART_REPOSITORY = "https://helm.linkerd.io/edge"
+CHART_VERSION = "2026.8.3"
+
+
+# The proxy injector's default object selector; Helm replaces a list as a whole.
+_INJECTOR_SELECTOR = [
+    {"key": "linkerd.io/control-plane-component", "operator": "DoesNotExist"},
+    {"key": "linkerd.io/cni-resource", "operator": "DoesNotExist"},
+]
+
+
+def control_plane(intent: Intent) -> ControlPlane:
+    """Linkerd's install: charts linkerd-crds and linkerd-control-plane, values from the
+    intent. The identity issuer is external (a Secret, e.g. from cert-manager): its key
+    never goes into the GitOps repository."""
+    namespace = intent.linkerd.control_plane_namespace
+    return ControlPlane(
+        repository_name="linkerd",
+        repository=intent.install.repository or CHART_REPOSITORY,
+        version=intent.install.version or CHART_VERSION,
+        charts=(
+            HelmChart(chart="linkerd-crds", release="linkerd-crds", namespace=namespace,
+                      values_template="linkerd/crds_values.yaml.j2", values={}),
+            HelmChart(chart="linkerd-control-plane", release="linkerd-control-plane",
+                      namespace=namespace, values_template="linkerd/control_plane_values.yaml.j2",
+                      values=control_plane_values(intent)),
+        ),
+        notes=(
+            "The identity issuer is external (`identity.externalCA: true`, issuer scheme "
+            "`kubernetes.io/tls`): before the control plane, create the trust anchor "
+            f"ConfigMap `linkerd-identity-trust-roots` and the issuer Secret "
+            f"`linkerd-identity-issuer` in `{namespace}` (cert-manager, or `step certificate "
+            "create` by hand). Their keys never go into this repository.",
+            "The Gateway API CRDs (standard channel, HTTPRoute `v1`) must be installed first: "
+            "the routes of the traffic stage and Linkerd's policy controller use them.",
+        ),
+    )
+
+
+def control_plane_values(intent: Intent) -> dict[str, Any]:
+    """The linkerd-control-plane Helm values this environment's stage needs (the template
+    context of ``linkerd/control_plane_values.yaml.j2``). The identity certificates the
+    chart also needs are not here: they are secrets, provided at install."""
+    proxy = intent.proxy
+    workers: dict[str, Any] | None = None
+    if proxy.concurrency == 0:
+        workers = {"maximumCPURatio": 1.0}
+    elif proxy.concurrency is not None:
+        workers = {"minimum": proxy.concurrency, "maximum": proxy.concurrency}
+    opt_outs = sorted(s.name for s in intent.services if not s.inject)
+    selector = None
+    if intent.stage.reached(Stage.INJECTION):
+        selector = [*_INJECTOR_SELECTOR]
+        if opt_outs:
+            selector.append({"key": "app", "operator": "NotIn", "values": opt_outs})
+    return {
+        "trust_domain": intent.trust_domain,
+        "cluster_domain": intent.cluster.domain,
+        "default_inbound_policy": inbound_policy(intent),
+        "probe_networks": list(intent.linkerd.probe_networks),
+        "proxy_resources": {
+            "cpu": {"request": proxy.cpu, "limit": proxy.cpu_limit},
+            "memory": {"request": proxy.memory, "limit": proxy.memory_limit},
+        },
+        "runtime": {"workers": workers} if workers else None,
+        "injector_selector": {"matchExpressions": selector} if selector else None,
+    }
