@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .analyze.context import analyze_rendered
-from .canary.run import CanaryCommit, CanaryState, effective_intent, runbook_section
+from .canary.messages import CanaryCommit, runbook_section
+from .canary.record import CanaryState
+from .canary.shaping import effective_intent
 from .errors import AnalysisError, SchemaError
 from .gitops.message import commit_message, gate_lines, object_changes
 from .gitops.paths import env_dir, install_dir

@@ -77,7 +77,7 @@ def measured_on(intent: Intent, service: Service) -> str:
 def version_queries(intent: Intent, service: Service, version: str) -> VersionQueries:
     """The PromQL that measures ``version`` of ``service`` in the intent's environment."""
     provider = measured_on(intent, service)
-    queries = _queries(provider)
+    queries = _provider_queries(provider)
     found = next((v for v in service.versions if v.name == version), None)
     values = {
         "namespace": service.namespace, "service": service.name,
@@ -121,7 +121,23 @@ def _label_value(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _queries(provider: str) -> CanaryQueries:
+def _provider_queries(provider: str) -> CanaryQueries:
     found = (HOSTS if provider == HOSTS.name else mesh(provider)).canary_queries
     assert found is not None, f"{provider} has no canary queries"
     return found
+
+
+def count_text(value: float) -> str:
+    return str(round(value))
+
+
+def percent_text(value: float) -> str:
+    return f"{value:.2f}%"
+
+
+def ms_text(value: float) -> str:
+    return f"{value:.1f}ms"
+
+
+def seconds_text(value: float) -> str:
+    return f"{value:g}s"

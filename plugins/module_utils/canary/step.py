@@ -14,7 +14,7 @@ previous call), so a run that was interrupted resumes where its last commit left
 
 Every commit goes through ``pipeline.run_stage``: the environment is rendered with the new
 record, validated and analyzed like any run, and committed with the step's message. The
-decisions themselves are pure (``canary.judge``, ``canary.decide``).
+decisions themselves are pure (``decisions.judge_step``, ``decisions.decide``).
 """
 
 from __future__ import annotations
@@ -32,20 +32,11 @@ from ..intent.parse import parse_intent
 from ..pipeline import StageOptions, StageResult, run_stage
 from ..prometheus import PrometheusClient
 from ..stages import Stage
+from .decisions import decide, judge_step, roll_back_by_hand, start
+from .messages import commit_for
 from .queries import Figures, measure, measured_on, version_queries
-from .run import (
-    CanaryError,
-    CanaryRun,
-    CanaryState,
-    Decision,
-    Status,
-    commit_for,
-    decide,
-    judge,
-    pair_matches,
-    roll_back_by_hand,
-    start,
-)
+from .record import CanaryError, CanaryRun, CanaryState, Decision, Status
+from .shaping import pair_matches
 
 
 @dataclass(frozen=True)
@@ -151,7 +142,7 @@ def _analyze(intent: Intent, service: Service, run: CanaryRun, client: Prometheu
     while True:
         sleep(interval)
         figures = measure(client, queries, interval * (waits + 1))
-        verdict = judge(figures, config.analysis, waits, last_step=run.step == len(run.steps))
+        verdict = judge_step(figures, config.analysis, waits, last_step=run.step == len(run.steps))
         if verdict.decision is not Decision.WAIT:
             return figures, verdict, waits
         waits += 1

@@ -14,29 +14,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 
 from .._plain import plain_data
 from ..errors import RenderError
 from ..yaml_io import YAMLError, dump_canonical, load_all, parse_back_loader
-
-if TYPE_CHECKING:
-    from .stage_cache import StageCache
-
-@dataclass(frozen=True)
-class Rendering:
-    """A rendered object: its canonical text, its identity, and ``load()`` for the object."""
-
-    text: str
-    load: Callable[[], dict[str, Any]]
-    api_version: Any
-    kind: Any
-
+from .stage_cache import Rendering, StageCache
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 

@@ -51,11 +51,11 @@ import pickle
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..yaml_io import WITH_LIBYAML, load_yaml
-from .renderer import Rendering
 
 CACHE_VERSION = 1
 CACHE_DIR = "meshstage-cache"
@@ -134,6 +134,18 @@ def _json_exact(value: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------- the cache
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """A rendered object: its canonical text, its identity, and ``load()`` for the object."""
+
+    text: str
+    load: Callable[[], dict[str, Any]]
+    api_version: Any
+    kind: Any
+
+
 
 
 class StageCache:

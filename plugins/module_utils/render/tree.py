@@ -24,7 +24,8 @@ from ..gitops.paths import env_dir, sync_dir
 from ..intent.model import Intent
 from ..plan.model import PlannedObject, StagePlan, metadata
 from ..stages import Stage
-from .renderer import Renderer, Rendering
+from .renderer import Renderer
+from .stage_cache import Rendering
 
 
 class RenderedObject:

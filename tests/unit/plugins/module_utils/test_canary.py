@@ -7,20 +7,24 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.decisions import (
+    decide,
+    judge_step,
+    roll_back_by_hand,
+    start,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.messages import (
+    commit_for,
+    runbook_section,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.canary.queries import Figures
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary.run import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.record import (
     CanaryError,
     CanaryState,
     Decision,
     Status,
-    commit_for,
-    decide,
-    effective_intent,
-    judge,
-    roll_back_by_hand,
-    runbook_section,
-    start,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.shaping import effective_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.model import (
     CanaryAnalysis,
     WeightedSubset,
@@ -83,16 +87,16 @@ def intent_of(variables: dict[str, Any] | None = None):
                  id="too-few-after-max-waits-halts"),
 ])
 def test_judge(measured, waits, last, decision, check, reason):
-    verdict = judge(measured, ANALYSIS, waits, last)
+    verdict = judge_step(measured, ANALYSIS, waits, last)
     assert (verdict.decision, verdict.check, verdict.reason) == (decision, check, reason)
 
 
 def test_judge_waits_for_a_lagging_latency_figure_then_halts():
-    waiting = judge(figures(100, p99=None), ANALYSIS, 0, False)
+    waiting = judge_step(figures(100, p99=None), ANALYSIS, 0, False)
     assert (waiting.decision, waiting.check) == (Decision.WAIT, "p99 latency")
     assert waiting.reason == ("100 requests but no p99 latency: the latency histogram has no "
                               "data yet")
-    halted = judge(figures(100, p99=None), ANALYSIS, ANALYSIS.max_waits, False)
+    halted = judge_step(figures(100, p99=None), ANALYSIS, ANALYSIS.max_waits, False)
     assert (halted.decision, halted.check) == (Decision.HALT, "p99 latency")
     assert halted.reason.endswith(f"after {ANALYSIS.max_waits} wait(s); the analysis cannot decide")
 
@@ -104,12 +108,12 @@ def test_a_run_walks_its_steps_then_promotes():
     canary = intent_of().service("api").canary
     run = start("api", canary)
     assert (run.status, run.step, run.weight) == (Status.PROGRESSING, 1, 10)
-    passed = judge(figures(100), ANALYSIS, 0, last_step=False)
+    passed = judge_step(figures(100), ANALYSIS, 0, last_step=False)
     run = decide(run, passed, figures(100))
     assert (run.step, run.weight) == (2, 50)
     run = decide(run, passed, figures(100))
     assert (run.step, run.weight) == (3, 100)
-    run = decide(run, judge(figures(100), ANALYSIS, 0, last_step=True), figures(100))
+    run = decide(run, judge_step(figures(100), ANALYSIS, 0, last_step=True), figures(100))
     assert (run.status, run.step, run.weight) == (Status.PROMOTED, 3, 100)
     assert [e.event for e in run.events] == ["started", "advanced", "advanced", "promoted"]
 
@@ -117,22 +121,22 @@ def test_a_run_walks_its_steps_then_promotes():
 def test_rollback_and_halt_record_the_check_and_the_figures():
     run = start("api", intent_of().service("api").canary)
     failed = figures(100, errors=20)
-    rolled = decide(run, judge(failed, ANALYSIS, 0, False), failed)
+    rolled = decide(run, judge_step(failed, ANALYSIS, 0, False), failed)
     assert (rolled.status, rolled.step, rolled.weight) == (Status.ROLLED_BACK, 1, 0)
     assert (rolled.events[-1].check, rolled.events[-1].figures) == ("success rate", failed)
     few = figures(2, window=90)
-    halted = decide(run, judge(few, ANALYSIS, 2, False), few)
+    halted = decide(run, judge_step(few, ANALYSIS, 2, False), few)
     assert (halted.status, halted.weight) == (Status.HALTED, 10)
     by_hand = roll_back_by_hand(halted)
     assert (by_hand.status, by_hand.weight, by_hand.events[-1].check) == (
         Status.ROLLED_BACK, 0, "by hand")
     with pytest.raises(CanaryError, match="a wait verdict changes no run"):
-        decide(run, judge(few, ANALYSIS, 0, False), few)
+        decide(run, judge_step(few, ANALYSIS, 0, False), few)
 
 
 def test_the_record_round_trips_through_scope_metadata_as_json():
     run = start("api", intent_of().service("api").canary)
-    run = decide(run, judge(figures(123.4, 1.2, 7.26), ANALYSIS, 0, False),
+    run = decide(run, judge_step(figures(123.4, 1.2, 7.26), ANALYSIS, 0, False),
                  figures(123.4, 1.2, 7.26))
     meta = CanaryState({}).with_run(run, new=True).as_meta()
     assert meta["api"][0]["events"][1]["figures"] == {
@@ -183,7 +187,7 @@ def test_without_a_record_the_inventory_is_rendered():
 def test_a_run_in_progress_renders_its_weight_and_says_so():
     intent = intent_of()
     run = decide(start("api", intent.service("api").canary),
-                 judge(figures(100), ANALYSIS, 0, False), figures(100))
+                 judge_step(figures(100), ANALYSIS, 0, False), figures(100))
     shaped, warnings = effective_intent(intent, state_with(run))
     assert shaped.service("api").traffic.split == (WeightedSubset("v1", 50),
                                                    WeightedSubset("v2", 50))
@@ -211,7 +215,7 @@ def test_a_rolled_back_run_renders_zero_until_the_inventory_says_so():
 def test_a_promotion_makes_the_canary_stable_and_removes_the_old_version():
     intent = intent_of()
     run = decide(start("api", intent.service("api").canary),
-                 judge(figures(100), ANALYSIS, 0, True), figures(100))
+                 judge_step(figures(100), ANALYSIS, 0, True), figures(100))
     shaped, warnings = effective_intent(intent, state_with(run))
     api = shaped.service("api")
     assert [v.name for v in api.versions] == ["v2", "v3"]
@@ -228,7 +232,7 @@ def test_a_promotion_makes_the_canary_stable_and_removes_the_old_version():
 def promoted_state() -> CanaryState:
     intent = intent_of()
     return state_with(decide(start("api", intent.service("api").canary),
-                             judge(figures(100), ANALYSIS, 0, True), figures(100)))
+                             judge_step(figures(100), ANALYSIS, 0, True), figures(100)))
 
 
 def with_api(**fields: Any) -> dict[str, Any]:
@@ -295,7 +299,7 @@ def test_each_event_titles_its_commit():
     state = state_with(run)
     assert commit_for(intent, state, run).subject == "canary api: v2 at 10% (step 1 of 3)"
     passed = figures(140, 0, 8.0)
-    run = decide(run, judge(passed, canary.analysis, 0, False), passed)
+    run = decide(run, judge_step(passed, canary.analysis, 0, False), passed)
     commit = commit_for(intent, state, run)
     assert commit.subject == "canary api: v2 at 50% (step 2 of 3)"
     assert commit.body[1] == ("Step 1 (10%) passed its analysis over 30s: 140 requests (at "
@@ -303,19 +307,19 @@ def test_each_event_titles_its_commit():
                               "8.0ms (at most 250ms).")
     assert commit.body[2] == "Step 2 of 3: 50% of requests to v2, 50% to v1."
     failing = figures(151, 31, 4.8)
-    rolled = decide(run, judge(failing, canary.analysis, 0, False), failing)
+    rolled = decide(run, judge_step(failing, canary.analysis, 0, False), failing)
     commit = commit_for(intent, state, rolled)
     assert commit.subject == "canary api: v2 rolled back to 0%, success rate 79.47% is under 99%"
     assert commit.body[1].startswith("Step 2 (50%) failed its analysis over 30s: success "
                                      "rate 79.47% is under 99%. Measured: 151 requests")
     few = figures(4, 0, None, window=90)
-    halted = decide(run, judge(few, canary.analysis, 2, False), few)
+    halted = decide(run, judge_step(few, canary.analysis, 2, False), few)
     commit = commit_for(intent, state, halted)
     assert commit.subject == "canary api: v2 halted at 50%, too few requests (4 of 20)"
     assert "Halted without promoting: v2 keeps 50%." in commit.body[2]
     assert commit_for(intent, state, roll_back_by_hand(run)).subject == \
         "canary api: v2 rolled back to 0%, by hand"
-    promoted = decide(run, judge(passed, canary.analysis, 0, True), passed)
+    promoted = decide(run, judge_step(passed, canary.analysis, 0, True), passed)
     assert commit_for(intent, state, promoted).subject == "canary api: v2 promoted, v1 removed"
 
 
@@ -324,9 +328,9 @@ def test_the_runbook_shows_settings_queries_and_history():
     canary = intent.service("api").canary
     run = start("api", canary)
     passed = figures(140, 0, 8.0)
-    run = decide(run, judge(passed, canary.analysis, 0, False), passed)
+    run = decide(run, judge_step(passed, canary.analysis, 0, False), passed)
     failing = figures(151, 31, 4.8)
-    run = decide(run, judge(failing, canary.analysis, 0, False), failing)
+    run = decide(run, judge_step(failing, canary.analysis, 0, False), failing)
     text = "\n".join(runbook_section(intent, state_with(run)))
     assert "### api: v1 -> v2" in text
     assert "- steps: 10% → 50% → 100%, then promotion" in text

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.decisions import judge_step
 from ansible_collections.meshstage.mesh.plugins.module_utils.canary.queries import (
     measure,
     prometheus_duration,
     version_queries,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary.run import Decision, judge
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.record import Decision
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.prometheus import PrometheusClient
 from ansible_collections.meshstage.mesh.plugins.module_utils.providers.registry import HOSTS, MESHES
@@ -149,7 +150,7 @@ def test_queries_measure_the_canary_version_and_decide(served, provider, service
     queries = version_queries(intent, canary, "v2")
     assert queries.provider == provider
     measured = measure(client, queries, WINDOW, at=end)
-    verdict = judge(measured, canary.canary.analysis, waits, last_step=False)
+    verdict = judge_step(measured, canary.canary.analysis, waits, last_step=False)
     assert (verdict.decision, verdict.check) == (decision, check), measured
     rate, failing, _spread = CANARIES[service]
     assert measured.requests == pytest.approx(rate * WINDOW, rel=0.05)

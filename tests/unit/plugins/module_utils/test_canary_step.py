@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.canary.run import CanaryError
+from ansible_collections.meshstage.mesh.plugins.module_utils.canary.record import CanaryError
 from ansible_collections.meshstage.mesh.plugins.module_utils.canary.step import (
     CanaryOptions,
     run_canary_step,
