@@ -11,7 +11,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
-from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.plan import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.config import (
     HOST_FILES,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hosts.validate import (

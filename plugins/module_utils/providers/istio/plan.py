@@ -8,47 +8,26 @@ environment is at strict_mtls, whichever stage lists it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ...intent.model import AuthorizationRule, Intent, Service
-from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution
+from ...intent.model import Intent, Service
+from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
 from ...yaml_io import dump_plain
 from ..gatewayapi.routes import (
     backend_services,
-    http_route,
-    route_ports,
     routes_versions,
-    version_services,
-    whole_duration,
+)
+from .api import DRY_RUN, NETWORKING, NETWORKING_PROXY, SECURITY, TELEMETRY
+from .authorization import (
+    allowed_principals,
+    authorization_policy,
+    derived_allow,
+    policy_rule,
 )
 from .control_plane import ISTIOD_VALUES
-
-NETWORKING = "networking.istio.io/v1"
-NETWORKING_PROXY = "networking.istio.io/v1beta1"  # ProxyConfig is served as v1beta1 only
-SECURITY = "security.istio.io/v1"
-# At strict_mtls the authorization stage's policies run as a dry run: the proxies evaluate
-# them and count what they would deny, and enforce nothing (the authorization gate reads it).
-DRY_RUN = {"istio.io/dry-run": "true"}
-TELEMETRY = "telemetry.istio.io/v1"
-
-
-_POOL_TCP = {"max_connections": "maxConnections", "connect_timeout": "connectTimeout"}
-_POOL_HTTP = {
-    "http1_max_pending_requests": "http1MaxPendingRequests",
-    "http2_max_requests": "http2MaxRequests",
-    "max_requests_per_connection": "maxRequestsPerConnection",
-    "max_retries": "maxRetries",
-}
-_OUTLIER = {
-    "consecutive_5xx_errors": "consecutive5xxErrors",
-    "consecutive_gateway_errors": "consecutiveGatewayErrors",
-    "interval": "interval",
-    "base_ejection_time": "baseEjectionTime",
-    "max_ejection_percent": "maxEjectionPercent",
-}
+from .traffic import destination_rules, gateway_routes, virtual_service
 
 
 def plan_istio(intent: Intent) -> dict[Stage, StageContribution]:
@@ -155,11 +134,11 @@ def _observability(intent: Intent) -> StageContribution:
 def _traffic(intent: Intent) -> StageContribution:
     contribution = StageContribution()
     for service in intent.services:
-        contribution.objects.extend(_destination_rules(intent, service))
+        contribution.objects.extend(destination_rules(intent, service))
         if service.traffic.routes and intent.traffic_api == "gateway-api":
-            _gateway_routes(intent, service, contribution)
+            gateway_routes(intent, service, contribution)
         elif service.traffic.routes:
-            contribution.objects.append(_virtual_service(intent, service))
+            contribution.objects.append(virtual_service(intent, service))
         if service.inject:
             contribution.objects.append(_sidecar(intent, service))
     contribution.notes.append(
@@ -173,7 +152,7 @@ def _traffic(intent: Intent) -> StageContribution:
 def _strict(intent: Intent) -> StageContribution:
     contribution = StageContribution(objects=[_mesh_peer_authentication(intent)])
     for service in intent.services:
-        contribution.objects.extend(_destination_rules(intent, service))
+        contribution.objects.extend(destination_rules(intent, service))
     for exception in intent.mtls_exceptions:
         service = intent.service(exception.service)
         name = f"{service.name}-mtls-exception"
@@ -219,19 +198,19 @@ def _authorization(intent: Intent, dry_run: bool = False) -> StageContribution:
             continue  # no sidecar, nothing to enforce a policy: the runbook says so
         rules = explicit.get(service.name)
         if rules is not None:
-            allow = [_rule(intent, rule) for rule in rules.allow]
-            deny = [_rule(intent, rule) for rule in rules.deny]
+            allow = [policy_rule(intent, rule) for rule in rules.allow]
+            deny = [policy_rule(intent, rule) for rule in rules.deny]
             if rules.deny_other_callers:
                 deny.append({"from": [{"source": {
-                    "notPrincipals": _allowed_principals(intent, rules.allow)}}], "to": None})
+                    "notPrincipals": allowed_principals(intent, rules.allow)}}], "to": None})
         else:
-            allow = _derived_allow(intent, service, callers.get(service.name, []))
+            allow = derived_allow(intent, service, callers.get(service.name, []))
             deny = []
         if allow:
-            contribution.objects.append(_authorization_policy(
+            contribution.objects.append(authorization_policy(
                 intent, service, "allow", "ALLOW", allow, dry_run))
         if deny:
-            contribution.objects.append(_authorization_policy(
+            contribution.objects.append(authorization_policy(
                 intent, service, "deny", "DENY", deny, dry_run))
     if intent.default_deny:
         for namespace in intent.namespaces:
@@ -275,182 +254,6 @@ def _mesh_peer_authentication(intent: Intent) -> PlannedObject:
     )
 
 
-def _tls_mode(intent: Intent, service: Service) -> str | None:
-    if not intent.stage.reached(Stage.STRICT_MTLS):
-        return None
-    for exception in intent.mtls_exceptions:
-        if exception.service == service.name and exception.mode == "DISABLE":
-            return "DISABLE"
-    return "ISTIO_MUTUAL"
-
-
-def _disabled_service_ports(intent: Intent, service: Service) -> list[int]:
-    """Service ports whose workload port an exception sets to DISABLE (once strict)."""
-    if not intent.stage.reached(Stage.STRICT_MTLS):
-        return []
-    disabled = {port for exception in intent.mtls_exceptions
-                if exception.service == service.name
-                for port, mode in exception.ports.items() if mode == "DISABLE"}
-    return sorted(p.port for p in service.ports if (p.target_port or p.port) in disabled)
-
-
-def _needs_traffic_policy(intent: Intent, service: Service) -> bool:
-    traffic = service.traffic
-    return bool(traffic.connection_pool or traffic.outlier_detection
-                or traffic.load_balancer or _tls_mode(intent, service) == "DISABLE"
-                or _disabled_service_ports(intent, service))
-
-
-def _destination_rules(intent: Intent, service: Service) -> list[PlannedObject]:
-    """The service's DestinationRule; with Gateway API routes, one per version backend too.
-
-    Subsets serve VirtualService routes only. An HTTPRoute sends traffic to the version
-    Services instead, so their hosts need the service's traffic policy of their own.
-    """
-    if intent.traffic_api != "gateway-api":
-        needed = bool(service.versions) or _needs_traffic_policy(intent, service)
-        return [_destination_rule(intent, service)] if needed else []
-    if not _needs_traffic_policy(intent, service):
-        return []
-    hosts = [service.name]
-    if service.traffic.routes and routes_versions(service):
-        hosts += [name for name in backend_services(service) if name != service.name]
-    return [_destination_rule(intent, service, host, subsets=False) for host in hosts]
-
-
-def _gateway_routes(intent: Intent, service: Service, contribution: StageContribution) -> None:
-    """The ``gateway-api`` option: an HTTPRoute per HTTP port, and the version Services."""
-    path = intent.service_path(service)
-    subject = f"service {service.namespace}/{service.name}"
-    traffic = service.traffic
-    ports = route_ports(service)
-    if not ports:
-        contribution.gaps.append(Gap(
-            f"{path}.traffic", _traffic_summary(service), "istio (mesh_traffic_api gateway-api)",
-            "an HTTPRoute attaches to an HTTP, HTTP2 or GRPC port and the service has none",
-            subject))
-        return
-    timeouts = None
-    if traffic.timeout:
-        request, exact = whole_duration(traffic.timeout)
-        timeouts = {"request": request}
-        if not exact:
-            contribution.gaps.append(Gap(
-                f"{path}.traffic.timeout", traffic.timeout,
-                "istio (mesh_traffic_api gateway-api)",
-                f"Gateway API durations are whole milliseconds; rendered as {request}",
-                subject))
-    if traffic.retries:
-        contribution.gaps.append(Gap(
-            f"{path}.traffic.retries", _retries_summary(service),
-            "istio (mesh_traffic_api gateway-api)",
-            "the standard-channel HTTPRoute has no retry field (it is experimental); "
-            "Istio's default retry policy applies", subject))
-    for port in ports:
-        contribution.objects.append(http_route(intent, service, port, timeouts=timeouts))
-    contribution.objects.extend(version_services(intent, service))
-
-
-def _traffic_summary(service: Service) -> dict[str, Any]:
-    traffic = service.traffic
-    return {key: value for key, value in (
-        ("split", {w.subset: w.weight for w in traffic.split} or None),
-        ("header_routes", len(traffic.header_routes) or None),
-        ("timeout", traffic.timeout), ("retries", traffic.retries.attempts
-                                       if traffic.retries else None)) if value is not None}
-
-
-def _retries_summary(service: Service) -> dict[str, Any]:
-    retries = service.traffic.retries
-    assert retries is not None
-    return {key: value for key, value in (
-        ("attempts", retries.attempts), ("per_try_timeout", retries.per_try_timeout),
-        ("retry_on", retries.retry_on)) if value is not None}
-
-
-def _destination_rule(intent: Intent, service: Service, host: str | None = None,
-                      subsets: bool = True) -> PlannedObject:
-    traffic = service.traffic
-    pool = traffic.connection_pool
-    tls = _tls_mode(intent, service)
-    host = host or service.name
-    return PlannedObject(
-        api_version=NETWORKING, kind="DestinationRule", name=host,
-        namespace=service.namespace, template="istio/destination_rule.yaml.j2",
-        context={
-            **_meta(host, service.namespace, intent),
-            "host": host,
-            "tls": {"mode": tls} if tls else None,
-            "load_balancer": {"simple": traffic.load_balancer} if traffic.load_balancer else None,
-            "connection_pool": {
-                "tcp": _camel(pool, _POOL_TCP), "http": _camel(pool, _POOL_HTTP),
-            } if pool else None,
-            "outlier_detection": _camel(traffic.outlier_detection, _OUTLIER),
-            # clients must not originate mTLS to a port whose server side is DISABLE
-            "port_level_settings": [
-                {"port": {"number": port}, "tls": {"mode": "DISABLE"}}
-                for port in _disabled_service_ports(intent, service)] or None,
-            "subsets": [{"name": v.name, "labels": dict(v.labels)}
-                        for v in service.versions] if subsets else [],
-        },
-    )
-
-
-def _camel(source: Any, names: Mapping[str, str]) -> dict[str, Any] | None:
-    if source is None:
-        return None
-    values = {camel: getattr(source, snake) for snake, camel in names.items()
-              if getattr(source, snake) is not None}
-    return values or None
-
-
-def _virtual_service(intent: Intent, service: Service) -> PlannedObject:
-    traffic = service.traffic
-    retries = traffic.retries
-    common = {
-        "timeout": traffic.timeout,
-        "retries": {
-            "attempts": retries.attempts, "perTryTimeout": retries.per_try_timeout,
-            "retryOn": retries.retry_on,
-        } if retries else None,
-    }
-    if traffic.split:
-        default = [(w.subset, w.weight) for w in traffic.split]
-    elif traffic.header_routes and service.versions:
-        default = [(service.versions[0].name, None)]
-    else:
-        default = [(None, None)]
-    # A service with several HTTP ports gets its routes once per port, each matching the
-    # port and naming it in its destinations: Istio cannot tell which port a destination
-    # means otherwise (istioctl analyze IST0112).
-    ports = route_ports(service)
-    http: list[dict[str, Any]] = []
-    for port in ports if len(ports) > 1 else [None]:
-        number = port.port if port else None
-        on_port = {"port": number} if number else {}
-
-        def destination(subset: str | None, weight: int | None,
-                        number: int | None = number) -> dict[str, Any]:
-            return {"host": service.name, "subset": subset, "weight": weight,
-                    "port": {"number": number} if number else None}
-
-        for route in traffic.header_routes:
-            http.append({
-                "match": [{"headers": {m.header: {m.kind: m.value} for m in route.headers},
-                           **on_port}],
-                "destinations": [destination(route.subset, None)],
-                **common,
-            })
-        http.append({"match": [on_port] if on_port else None,
-                     "destinations": [destination(s, w) for s, w in default], **common})
-    return PlannedObject(
-        api_version=NETWORKING, kind="VirtualService", name=service.name,
-        namespace=service.namespace, template="istio/virtual_service.yaml.j2",
-        context={**_meta(service.name, service.namespace, intent),
-                 "host": service.name, "http": http},
-    )
-
-
 def _sidecar(intent: Intent, service: Service) -> PlannedObject:
     domain = intent.cluster.domain
     names: set[tuple[str, str]] = set()
@@ -467,55 +270,6 @@ def _sidecar(intent: Intent, service: Service) -> PlannedObject:
         namespace=service.namespace, template="istio/sidecar.yaml.j2",
         context={**_meta(service.name, service.namespace, intent),
                  "selector": service.selector, "egress_hosts": hosts},
-    )
-
-
-def _allowed_principals(intent: Intent, rules: tuple[AuthorizationRule, ...]) -> list[str]:
-    principals: list[str] = []
-    for rule in rules:
-        for name in rule.source.services:
-            principals.append(intent.principal(intent.service(name)))
-        principals.extend(rule.source.principals)
-    return list(dict.fromkeys(principals))
-
-
-def _rule(intent: Intent, rule: AuthorizationRule) -> dict[str, Any]:
-    source = rule.source
-    principals = [intent.principal(intent.service(n)) for n in source.services]
-    principals += list(source.principals)
-    from_ = None
-    if principals or source.namespaces:
-        from_ = [{"source": {"principals": principals or None,
-                             "namespaces": list(source.namespaces) or None}}]
-    to = None
-    if rule.methods or rule.paths or rule.ports:
-        to = [{"operation": {"ports": [str(port) for port in rule.ports] or None,
-                             "methods": list(rule.methods) or None,
-                             "paths": list(rule.paths) or None}}]
-    return {"from": from_, "to": to}
-
-
-def _derived_allow(intent: Intent, service: Service,
-                   callers: list[Service]) -> list[dict[str, Any]]:
-    principals = [intent.principal(caller) for caller in callers]
-    if service.ingress:
-        gateway = intent.ingress_gateway
-        principals.append(f"{intent.trust_domain}/ns/{gateway.namespace}/sa/"
-                          f"{gateway.service_account}")
-    if not principals:
-        return []
-    return [{"from": [{"source": {"principals": sorted(set(principals))}}], "to": None}]
-
-
-def _authorization_policy(intent: Intent, service: Service, suffix: str, action: str,
-                          rules: list[dict[str, Any]], dry_run: bool = False) -> PlannedObject:
-    name = f"{service.name}-{suffix}"
-    return PlannedObject(
-        api_version=SECURITY, kind="AuthorizationPolicy", name=name,
-        namespace=service.namespace, template="istio/authorization_policy.yaml.j2",
-        context={**_meta(name, service.namespace, intent,
-                         annotations=DRY_RUN if dry_run else None),
-                 "match_labels": service.selector, "action": action, "rules": rules},
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from ...intent.model import Intent
 from ...stages import Stage
 from ..provider import ControlPlane, HelmChart
-from .plan import inbound_policy
+from .api import inbound_policy
 
 # The control plane's charts: Linkerd's edge Helm repository, a pinned release (the edge
 # release of the reference CRDs, edge-26.8.3).

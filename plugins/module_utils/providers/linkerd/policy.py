@@ -91,7 +91,7 @@ def _inside(a: Client, b: Client) -> bool:
         return a.kind in ("ns", "id")
     if b.kind == "ns":
         return a.kind == "id" and (a.namespace, a.trust_domain) == (b.namespace,
-                                                                   b.trust_domain)
+                                                                    b.trust_domain)
     return False
 
 
