@@ -35,11 +35,9 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,31 +50,18 @@ from .disk import (
     write_atomic,
     write_files_atomic,
 )
-from .paths import STATE_PATH, encode_desired, path_problem
+from .git import (
+    DIFF_NAMES,
+    FILE_MODE_ENTRY,
+    PACK_AT,
+    PATHS_ON_STDIN,
+    Git,
+    blob_id,
+    nul_list,
+)
+from .paths import STATE_PATH, encode_desired
 from .state import ScopeState, State, canonical_meta, check_scope, meta_of, parse_state, sha256
 from .update import FileChange, TreeUpdate, planned_bytes
-
-FALLBACK_NAME = "meshstage"
-FALLBACK_EMAIL = "meshstage@localhost"
-
-# Variables that would point git at another repository, index or work tree than ours.
-_GIT_ENV_DROP = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-    "GIT_CEILING_DIRECTORIES",
-)
-
-
-# --------------------------------------------------------------------------- data
-
-
-# --------------------------------------------------------------------------- the repository
 
 
 class GitOpsRepo:
@@ -84,6 +69,7 @@ class GitOpsRepo:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
+        self.git = Git(self.root)
         # Parsed state files by their exact bytes: a pure function, read fresh from disk
         # each time; only the parsing of the same bytes is done once.
         self._parsed: dict[bytes, State] = {}
@@ -94,7 +80,7 @@ class GitOpsRepo:
         """True when ``root`` is the top of a git work tree (not merely inside another one)."""
         if not self.root.is_dir():
             return False
-        result = self._git_run(["rev-parse", "--show-toplevel"])
+        result = self.git.run(["rev-parse", "--show-toplevel"])
         if result.returncode != 0:
             return False
         top = git_text(result.stdout).strip()
@@ -253,7 +239,7 @@ class GitOpsRepo:
             raise GitOpsError(
                 f"cannot create the GitOps repository {self.root}: {error}"
             ) from error
-        self._git("init", "-q", "-b", "main")
+        self.git.check("init", "-q", "-b", "main")
 
     def _write(self, path: str, data: bytes) -> None:
         try:
@@ -294,7 +280,7 @@ class GitOpsRepo:
         """
         if not self.exists():
             return None
-        has_head = self._has_head()
+        has_head = self.git.has_head()
         if has_head and self._clean_against_head():
             return None
         state = self._load_state()
@@ -312,16 +298,16 @@ class GitOpsRepo:
         if not paths:
             return None
         self._refuse_foreign_staging(paths)
-        index = self._index_entries()
+        index = self.git.index_entries()
         updates = [path for path, data in to_add.items()
-                   if index.get(path) != (_FILE_MODE_ENTRY, _blob_id(data, index))]
-        if len(updates) >= _PACK_AT:
-            self._store_blobs(to_add[path] for path in updates)
+                   if index.get(path) != (FILE_MODE_ENTRY, blob_id(data, index))]
+        if len(updates) >= PACK_AT:
+            self.git.store_blobs(to_add[path] for path in updates)
         updates += [path for path in to_remove if path in index]
         if updates:
-            self._git("update-index", "--add", "--remove", "-z", "--stdin",
-                      input=_nul_list(updates))
-        staged_anywhere = self._staged_status()
+            self.git.check("update-index", "--add", "--remove", "-z", "--stdin",
+                      input=nul_list(updates))
+        staged_anywhere = self.git.staged_status()
         wanted = set(paths)
         staged = [name for name in staged_anywhere if name in wanted]
         if not staged:
@@ -330,13 +316,13 @@ class GitOpsRepo:
             message = message(self._committed_changes(staged, staged_anywhere, to_add))
         # Limited to meshstage's paths when the user staged something else; when the index
         # holds only meshstage's changes, committing the index is the same commit.
-        only = () if len(staged) == len(staged_anywhere) else ("--only", *_PATHS_ON_STDIN)
+        only = () if len(staged) == len(staged_anywhere) else ("--only", *PATHS_ON_STDIN)
         with tempfile.TemporaryDirectory(prefix="meshstage-commit-") as temp:
             message_file = Path(temp) / "message"
             message_file.write_text(message, encoding="utf-8")
-            self._git("commit", "-q", "-F", str(message_file), *only,
-                      input=_nul_list(staged) if only else None, config=self._identity())
-        return git_text(self._git("rev-parse", "HEAD").stdout).strip()
+            self.git.check("commit", "-q", "-F", str(message_file), *only,
+                      input=nul_list(staged) if only else None, config=self.git.identity())
+        return git_text(self.git.check("rev-parse", "HEAD").stdout).strip()
 
     def _clean_against_head(self) -> bool:
         """True when there is nothing to commit for sure: the state file on disk is
@@ -344,39 +330,12 @@ class GitOpsRepo:
         file is the one ``HEAD`` holds). A no-op run then reads no owned file a second time;
         anything else takes the full path below."""
         state_bytes, problem = read_disk(self.root, STATE_PATH)
-        if problem or state_bytes is None or self._head_bytes(STATE_PATH) != state_bytes:
+        if problem or state_bytes is None or self.git.head_bytes(STATE_PATH) != state_bytes:
             return False
         # --no-optional-locks: a status only reads; it never rewrites the index
-        status = self._git_run(["--no-optional-locks", "status", "--porcelain=v1", "-z",
+        status = self.git.run(["--no-optional-locks", "status", "--porcelain=v1", "-z",
                                 "--untracked-files=no", "--ignore-submodules=none"])
         return status.returncode == 0 and not status.stdout
-
-    def _staged(self, paths: Sequence[str]) -> list[str]:
-        """Which of ``paths`` the index holds changes for, against ``HEAD``."""
-        wanted = set(paths)
-        return [name for name in self._staged_status() if name in wanted]
-
-    def _staged_status(self) -> dict[str, str]:
-        """Every path the index holds a change for, against ``HEAD``: its status letter
-        (``A`` added, ``D`` deleted, ``M`` modified, ...)."""
-        fields = self._names("diff", "--cached", "--name-status", *_DIFF_NAMES[1:])
-        return dict(zip(fields[1::2], fields[0::2], strict=True))
-
-    def _index_entries(self) -> dict[str, tuple[str, str]]:
-        """Path -> (mode, object id) of every merged entry of the index."""
-        entries: dict[str, tuple[str, str]] = {}
-        for record in git_text(self._git("ls-files", "-s", "-z").stdout).split("\0"):
-            info, tab, name = record.partition("\t")
-            mode, _, rest = info.partition(" ")
-            object_id, _, stage = rest.partition(" ")
-            if tab and stage == "0":
-                entries[name] = (mode, object_id)
-        return entries
-
-    def _store_blobs(self, blobs: Iterable[bytes]) -> None:
-        """Write ``blobs`` into the object database as one pack, not one file each."""
-        stream = b"".join(b"blob\ndata %d\n%s\n" % (len(data), data) for data in blobs)
-        self._git("fast-import", "--quiet", "--done", input=stream + b"done\n")
 
     def _committed_changes(self, staged: Sequence[str], status: Mapping[str, str],
                            staged_bytes: Mapping[str, bytes]) -> list[FileChange]:
@@ -386,7 +345,7 @@ class GitOpsRepo:
         ``A``dded has bytes in ``HEAD`` to read); ``staged_bytes`` what was just staged.
         """
         paths = sorted(path for path in staged if path != STATE_PATH)
-        blobs = self._head_blobs([path for path in paths if status.get(path) != "A"])
+        blobs = self.git.head_blobs([path for path in paths if status.get(path) != "A"])
         changes = []
         for path in paths:
             blob = blobs.get(path)
@@ -399,34 +358,6 @@ class GitOpsRepo:
                 "add" if before is None else "remove" if after is None else "change")
             changes.append(FileChange(path, action, before, after))
         return changes
-
-    def _head_blobs(self, paths: Sequence[str]) -> dict[str, bytes | None]:
-        """Each path's bytes in ``HEAD`` (None where absent), read by one ``git cat-file``."""
-        if not paths or not self._has_head():
-            return dict.fromkeys(paths)
-        request = "".join(f"HEAD:{path}\n" for path in paths).encode()
-        argv = ["git", "-C", str(self.root), "cat-file", "--batch"]
-        try:
-            result = subprocess.run(argv, input=request, capture_output=True, env=_git_env(),
-                                    check=False)
-        except OSError as error:
-            raise GitOpsError(f"cannot run git: {error}") from error
-        if result.returncode != 0:
-            raise GitOpsError(f"git cat-file failed in {self.root}: "
-                              f"{git_text(result.stderr).strip()}")
-        blobs: dict[str, bytes | None] = {}
-        output, offset = result.stdout, 0
-        for path in paths:
-            end = output.index(b"\n", offset)
-            header = output[offset:end].split(b" ")
-            offset = end + 1
-            if header[-1] == b"missing" or len(header) != 3:
-                blobs[path] = None
-                continue
-            size = int(header[2])
-            blobs[path] = output[offset:offset + size]
-            offset += size + 1
-        return blobs
 
     def _paths_to_add(self, state: State, has_head: bool) -> dict[str, bytes]:
         """Owned paths to stage, with their bytes: those whose disk bytes are what meshstage
@@ -451,8 +382,8 @@ class GitOpsRepo:
 
     def _refuse_foreign_staging(self, paths: Sequence[str]) -> None:
         """Raise when the index holds, for one of ``paths``, content meshstage did not write."""
-        staged = set(self._staged(paths))
-        unstaged = set(self._names("diff", *_DIFF_NAMES)) & set(paths)
+        staged = set(self.git.staged(paths))
+        unstaged = set(self.git.names("diff", *DIFF_NAMES)) & set(paths)
         foreign = sorted(staged & unstaged)
         if foreign:
             listed = ", ".join(foreign)
@@ -461,28 +392,12 @@ class GitOpsRepo:
                 f"commit or unstage them first (git restore --staged -- {listed})"
             )
 
-    def _identity(self) -> list[str]:
-        """``key=value`` settings for the fallback identity, each part the user has not set."""
-        return [
-            f"{key}={fallback}"
-            for key, fallback in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL))
-            if self._git_run(["config", key]).returncode != 0
-        ]
-
-    def _has_head(self) -> bool:
-        return self._git_run(["rev-parse", "--verify", "-q", "HEAD"]).returncode == 0
-
-    def _head_bytes(self, path: str) -> bytes | None:
-        """The bytes of ``path`` in ``HEAD``; None where ``HEAD`` has no such file."""
-        result = self._git_run(["cat-file", "blob", f"HEAD:{path}"])
-        return result.stdout if result.returncode == 0 else None
-
     def _head_state(self) -> State:
-        data = self._head_bytes(STATE_PATH)
+        data = self.git.head_bytes(STATE_PATH)
         return State() if data is None else self._parsed_state(data, f"HEAD:{STATE_PATH}")
 
     def _head_sha256(self, path: str) -> str | None:
-        data = self._head_bytes(path)
+        data = self.git.head_bytes(path)
         return sha256(data) if data is not None else None
 
     # ---- helpers
@@ -496,7 +411,7 @@ class GitOpsRepo:
         if self.exists():
             return "repo"
         if os.path.lexists(self.root / ".git"):
-            detail = git_text(self._git_run(["rev-parse", "--show-toplevel"]).stderr).strip()
+            detail = git_text(self.git.run(["rev-parse", "--show-toplevel"]).stderr).strip()
             raise GitOpsError(f"{self.root} has a .git that git cannot use: {detail}")
         return "foreign" if any(self.root.iterdir()) else "empty"
 
@@ -519,56 +434,6 @@ class GitOpsRepo:
         lines = "\n".join(f"  - {problem}" for problem in problems)
         return f"GitOps repository {self.root}: {len(problems)} problem(s):\n{lines}"
 
-    def _names(self, *args: str) -> list[str]:
-        """The NUL-separated path names a git command prints."""
-        output = git_text(self._git(*args).stdout)
-        return [name for name in output.split("\0") if name]
-
-    def _git(self, *args: str, config: Sequence[str] = (),
-             input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Run git in ``root``; raise ``GitOpsError`` with git's stderr when it fails."""
-        result = self._git_run(list(args), config, input)
-        if result.returncode != 0:
-            detail = git_text(result.stderr).strip() or f"exit status {result.returncode}"
-            raise GitOpsError(f"git {args[0]} failed in {self.root}: {detail}")
-        return result
-
-    def _git_run(
-        self, args: list[str], config: Sequence[str] = (), input: bytes | None = None
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run git in ``root`` with a clean environment; never raises on git's exit status.
-
-        ``config`` holds ``key=value`` settings passed as ``git -c key=value``; ``input`` is
-        git's stdin.
-        """
-        options = [option for setting in config for option in ("-c", setting)]
-        argv = ["git", *options, "-C", str(self.root), *args]
-        try:
-            return subprocess.run(argv, input=input, capture_output=True, env=_git_env(),
-                                  check=False)
-        except OSError as error:
-            raise GitOpsError(f"cannot run git: {error}") from error
-
-
-_DIFF_NAMES = ("--name-only", "-z", "--no-renames", "--no-ext-diff")
-_PATHS_ON_STDIN = ("--pathspec-from-file=-", "--pathspec-file-nul")
-_FILE_MODE_ENTRY = "100644"  # a regular file as git's index records FILE_MODE
-# From this many files to stage, their blobs go into the object database as one pack.
-_PACK_AT = 100
-
-
-def _nul_list(paths: Sequence[str]) -> bytes:
-    return b"".join(path.encode("utf-8", errors="surrogateescape") + b"\0" for path in paths)
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def _git_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in _GIT_ENV_DROP}
-    env.update(LC_ALL="C", GIT_LITERAL_PATHSPECS="1", GIT_TERMINAL_PROMPT="0")
-    return env
-
 
 def _foreign_root_message(root: Path) -> str:
     return (
@@ -577,22 +442,3 @@ def _foreign_root_message(root: Path) -> str:
     )
 
 
-def _blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:
-    """Git's object id of a blob of ``data``, in the hash the repository's index uses."""
-    header = b"blob %d\0" % len(data)
-    sample = next(iter(index.values()), None)
-    if sample is not None and len(sample[1]) == 64:
-        return hashlib.sha256(header + data).hexdigest()
-    return hashlib.sha1(header + data).hexdigest()  # git's object id, not for security
-
-
-__all__ = [
-    "FALLBACK_EMAIL",
-    "FALLBACK_NAME",
-    "STATE_PATH",
-    "FileChange",
-    "GitOpsRepo",
-    "ScopeState",
-    "TreeUpdate",
-    "path_problem",
-]

@@ -1,0 +1,172 @@
+"""Git, as meshstage runs it in the GitOps repository: in a clean environment (never another
+repository's variables), reading ``HEAD`` and the index in batches, and with a fallback
+identity where the user has set none."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from ..errors import GitOpsError
+from .disk import git_text
+
+FALLBACK_NAME = "meshstage"
+FALLBACK_EMAIL = "meshstage@localhost"
+
+# Variables that would point git at another repository, index or work tree than ours.
+_GIT_ENV_DROP = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_CEILING_DIRECTORIES",
+)
+
+
+# --------------------------------------------------------------------------- data
+
+
+# --------------------------------------------------------------------------- the repository
+
+DIFF_NAMES = ("--name-only", "-z", "--no-renames", "--no-ext-diff")
+PATHS_ON_STDIN = ("--pathspec-from-file=-", "--pathspec-file-nul")
+FILE_MODE_ENTRY = "100644"  # a regular file as git's index records FILE_MODE
+# From this many files to stage, their blobs go into the object database as one pack.
+PACK_AT = 100
+
+
+def nul_list(paths: Sequence[str]) -> bytes:
+    return b"".join(path.encode("utf-8", errors="surrogateescape") + b"\0" for path in paths)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def git_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in _GIT_ENV_DROP}
+    env.update(LC_ALL="C", GIT_LITERAL_PATHSPECS="1", GIT_TERMINAL_PROMPT="0")
+    return env
+
+
+class Git:
+    """git in one repository's work tree."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def staged(self, paths: Sequence[str]) -> list[str]:
+        """Which of ``paths`` the index holds changes for, against ``HEAD``."""
+        wanted = set(paths)
+        return [name for name in self.staged_status() if name in wanted]
+
+    def staged_status(self) -> dict[str, str]:
+        """Every path the index holds a change for, against ``HEAD``: its status letter
+        (``A`` added, ``D`` deleted, ``M`` modified, ...)."""
+        fields = self.names("diff", "--cached", "--name-status", *DIFF_NAMES[1:])
+        return dict(zip(fields[1::2], fields[0::2], strict=True))
+
+    def index_entries(self) -> dict[str, tuple[str, str]]:
+        """Path -> (mode, object id) of every merged entry of the index."""
+        entries: dict[str, tuple[str, str]] = {}
+        for record in git_text(self.check("ls-files", "-s", "-z").stdout).split("\0"):
+            info, tab, name = record.partition("\t")
+            mode, _, rest = info.partition(" ")
+            object_id, _, stage = rest.partition(" ")
+            if tab and stage == "0":
+                entries[name] = (mode, object_id)
+        return entries
+
+    def store_blobs(self, blobs: Iterable[bytes]) -> None:
+        """Write ``blobs`` into the object database as one pack, not one file each."""
+        stream = b"".join(b"blob\ndata %d\n%s\n" % (len(data), data) for data in blobs)
+        self.check("fast-import", "--quiet", "--done", input=stream + b"done\n")
+
+    def head_blobs(self, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """Each path's bytes in ``HEAD`` (None where absent), read by one ``git cat-file``."""
+        if not paths or not self.has_head():
+            return dict.fromkeys(paths)
+        request = "".join(f"HEAD:{path}\n" for path in paths).encode()
+        argv = ["git", "-C", str(self.root), "cat-file", "--batch"]
+        try:
+            result = subprocess.run(argv, input=request, capture_output=True, env=git_env(),
+                                    check=False)
+        except OSError as error:
+            raise GitOpsError(f"cannot run git: {error}") from error
+        if result.returncode != 0:
+            raise GitOpsError(f"git cat-file failed in {self.root}: "
+                              f"{git_text(result.stderr).strip()}")
+        blobs: dict[str, bytes | None] = {}
+        output, offset = result.stdout, 0
+        for path in paths:
+            end = output.index(b"\n", offset)
+            header = output[offset:end].split(b" ")
+            offset = end + 1
+            if header[-1] == b"missing" or len(header) != 3:
+                blobs[path] = None
+                continue
+            size = int(header[2])
+            blobs[path] = output[offset:offset + size]
+            offset += size + 1
+        return blobs
+
+    def identity(self) -> list[str]:
+        """``key=value`` settings for the fallback identity, each part the user has not set."""
+        return [
+            f"{key}={fallback}"
+            for key, fallback in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL))
+            if self.run(["config", key]).returncode != 0
+        ]
+
+    def has_head(self) -> bool:
+        return self.run(["rev-parse", "--verify", "-q", "HEAD"]).returncode == 0
+
+    def head_bytes(self, path: str) -> bytes | None:
+        """The bytes of ``path`` in ``HEAD``; None where ``HEAD`` has no such file."""
+        result = self.run(["cat-file", "blob", f"HEAD:{path}"])
+        return result.stdout if result.returncode == 0 else None
+
+    def names(self, *args: str) -> list[str]:
+        """The NUL-separated path names a git command prints."""
+        output = git_text(self.check(*args).stdout)
+        return [name for name in output.split("\0") if name]
+
+    def check(self, *args: str, config: Sequence[str] = (),
+             input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run git in ``root``; raise ``GitOpsError`` with git's stderr when it fails."""
+        result = self.run(list(args), config, input)
+        if result.returncode != 0:
+            detail = git_text(result.stderr).strip() or f"exit status {result.returncode}"
+            raise GitOpsError(f"git {args[0]} failed in {self.root}: {detail}")
+        return result
+
+    def run(
+        self, args: list[str], config: Sequence[str] = (), input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run git in ``root`` with a clean environment; never raises on git's exit status.
+
+        ``config`` holds ``key=value`` settings passed as ``git -c key=value``; ``input`` is
+        git's stdin.
+        """
+        options = [option for setting in config for option in ("-c", setting)]
+        argv = ["git", *options, "-C", str(self.root), *args]
+        try:
+            return subprocess.run(argv, input=input, capture_output=True, env=git_env(),
+                                  check=False)
+        except OSError as error:
+            raise GitOpsError(f"cannot run git: {error}") from error
+
+
+def blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:
+    """Git's object id of a blob of ``data``, in the hash the repository's index uses."""
+    header = b"blob %d\0" % len(data)
+    sample = next(iter(index.values()), None)
+    if sample is not None and len(sample[1]) == 64:
+        return hashlib.sha256(header + data).hexdigest()
+    return hashlib.sha1(header + data).hexdigest()  # git's object id, not for security
