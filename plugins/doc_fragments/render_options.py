@@ -27,8 +27,8 @@ options:
   kubernetes_version:
     description:
       - Kubernetes version whose core schemas validate core objects (Namespace, ConfigMap).
+      - Left out, the version meshstage is tested against (C(kube.DEFAULT_KUBERNETES_VERSION)).
     type: str
-    default: "1.33.0"
   envoy_binary:
     description:
       - The C(envoy) that checks every host sidecar's rendered files with

@@ -28,6 +28,7 @@ from .gitops.repo import GitOpsRepo
 from .gitops.update import FileChange, TreeUpdate
 from .intent.model import Intent
 from .intent.parse import parse_intent
+from .kube import DEFAULT_KUBERNETES_VERSION
 from .plan.model import StagePlan
 from .plan.stage_plan import plan_stage
 from .providers.envoy_hosts.validate import check_rendered, find_envoy
@@ -56,7 +57,7 @@ class StageOptions:
     gitops_dir: Path
     crd_dirs: Sequence[Path] = ()
     template_dirs: Sequence[Path] = ()
-    kubernetes_version: str = "1.33.0"
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     check_mode: bool = False
     # the estate's own manifests, analyzed against instead of the intent's stand-ins
     check_paths: Sequence[Path] = ()

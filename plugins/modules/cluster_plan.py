@@ -64,6 +64,11 @@ provider:
   returned: success
   type: str
   sample: istio
+field_manager:
+  description: The field manager of every server-side apply of meshstage's objects.
+  returned: success
+  type: str
+  sample: meshstage
 stage:
   description: The stage rendered.
   returned: success

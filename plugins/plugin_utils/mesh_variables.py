@@ -17,13 +17,14 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import
     intent_keys,
     unknown_mesh_variables,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.kube import DEFAULT_KUBERNETES_VERSION
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import StageOptions
 
 # The options every action that renders takes, as in its documentation.
 RENDER_ARGUMENT_SPEC: dict[str, Any] = {
     "crd_dirs": {"type": "list", "elements": "path", "default": []},
     "template_dirs": {"type": "list", "elements": "path", "default": []},
-    "kubernetes_version": {"type": "str", "default": "1.33.0"},
+    "kubernetes_version": {"type": "str"},
     "envoy_binary": {"type": "path"},
     "hosts_group": {"type": "str", "default": "mesh_hosts"},
 }
@@ -35,7 +36,8 @@ def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
     return StageOptions(
         gitops_dir=Path(gitops_dir), crd_dirs=[Path(d) for d in args["crd_dirs"]],
         template_dirs=[Path(d) for d in args["template_dirs"]],
-        kubernetes_version=args["kubernetes_version"], check_mode=check_mode,
+        kubernetes_version=args["kubernetes_version"] or DEFAULT_KUBERNETES_VERSION,
+        check_mode=check_mode,
         check_paths=[Path(p) for p in args.get("check_paths") or ()],
         envoy_binary=args.get("envoy_binary"),
         gate_verdicts=list(args.get("gate_verdicts") or ()),

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..kube import selector_matches
+
 # Kinds without a namespace; every other kind is namespaced (default "default").
 CLUSTER_SCOPED: frozenset[str] = frozenset({
     "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
@@ -269,36 +271,6 @@ def _entry_scopes(resource: Resource) -> list[str]:
     return ["*"] if "*" in scopes else scopes
 
 
-# --------------------------------------------------------------------------- selectors
-
-
-def matches_selector(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
-    """A Kubernetes LabelSelector (``matchLabels`` and ``matchExpressions``) against labels."""
-    for key, value in _mapping(selector.get("matchLabels")).items():
-        if labels.get(str(key)) != str(value):
-            return False
-    for expression in _list(selector.get("matchExpressions")):
-        expression = _mapping(expression)
-        key = str(expression.get("key"))
-        operator = expression.get("operator")
-        values = {str(v) for v in _list(expression.get("values"))}
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
-
-
-def selector_text(labels: Mapping[str, str]) -> str:
-    """``app=reviews,version=v1``: a label set as Kubernetes prints a selector."""
-    return ",".join(f"{key}={labels[key]}" for key in sorted(labels))
-
-
 # --------------------------------------------------------------------------- the index
 
 
@@ -418,7 +390,7 @@ class MeshIndex:
         base = self.workloads_matching(namespace, _strings(selector.get("matchLabels")))
         if not selector.get("matchExpressions"):
             return base
-        return [w for w in base if matches_selector(w.labels, selector)]
+        return [w for w in base if selector_matches(selector, w.labels)]
 
     def namespace_injection(self, namespace: str) -> str | None:
         """How a namespace's labels inject pods: "sidecar", "ambient", "off", or None."""

@@ -20,14 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MeshstageError
+from ..kube import FIELD_MANAGER, ownership_labels
+from ..stages import Stage
 
 if TYPE_CHECKING:
     from ..intent.model import Intent
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "meshstage"
-ENVIRONMENT_LABEL = "meshstage.io/environment"
-FIELD_MANAGER = "meshstage"
 
 # Kinds not named below: after routing, before anything that can lock traffic out.
 OTHER = "*"
@@ -111,13 +109,12 @@ def resource_name(obj: Mapping[str, Any]) -> str:
 def owned_by(obj: Mapping[str, Any], environment: str) -> bool:
     """True when the live object carries meshstage's ownership labels for ``environment``."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return (labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
-            and labels.get(ENVIRONMENT_LABEL) == environment)
+    return all(labels.get(key) == value for key, value in ownership_labels(environment).items())
 
 
 def ownership_selector(environment: str) -> list[str]:
     """Label selectors (kubernetes.core ``label_selectors``) of the objects meshstage owns."""
-    return [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", f"{ENVIRONMENT_LABEL}={environment}"]
+    return [f"{key}={value}" for key, value in ownership_labels(environment).items()]
 
 
 def prune_selection(live: Iterable[Mapping[str, Any]], rendered: Iterable[str],
@@ -213,16 +210,14 @@ def cluster_plan(intent: Intent, objects: Sequence[Mapping[str, Any]]) -> dict[s
     objects), returned in apply order. ``waves`` are the injected waves to restart (none
     before the injection stage).
     """
-    from ..stages import Stage  # the intent's stage; kept local so modules need not ship it
-
     for obj in objects:
         meta = obj.get("metadata") or {}
         if obj.get("kind") != "Namespace" and not owned_by(obj, intent.environment):
             raise MeshstageError(
                 f"environment {intent.environment}, stage {intent.stage.value}: "
                 f"{resource_name(obj)}: metadata.labels lack the ownership labels "
-                f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE} and "
-                f"{ENVIRONMENT_LABEL}={intent.environment}; a later run could not prune it")
+                f"{' and '.join(ownership_selector(intent.environment))}; a later run could "
+                "not prune it")
         if not meta.get("name"):
             raise MeshstageError(f"environment {intent.environment}: {resource_name(obj)}: "
                                  "metadata.name is empty")
@@ -232,6 +227,7 @@ def cluster_plan(intent: Intent, objects: Sequence[Mapping[str, Any]]) -> dict[s
         "environment": intent.environment,
         "provider": intent.provider,
         "stage": intent.stage.value,
+        "field_manager": FIELD_MANAGER,
         "apply": [
             {"resource": resource_name(obj), "definition": dict(obj),
              "wait_condition": WAIT_CONDITIONS.get(str(obj.get("kind")))}

@@ -79,34 +79,6 @@ def sidecar_facts(pods: Iterable[Mapping[str, Any]], provider: str,
     return {"provider": provider, "namespaces": dict(sorted(facts.items()))}
 
 
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A Kubernetes LabelSelector (matchLabels, matchExpressions) against labels.
-
-    An empty selector matches everything, as the API defines; a missing one (None) nothing.
-    """
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or ():
-        key, operator = expression.get("key"), expression.get("operator")
-        values = expression.get("values") or []
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise MeshstageError(f"label selector: unknown operator {operator!r} for key "
-                                 f"{key!r}")
-    return True
-
-
 def opted_out(template: Mapping[str, Any], provider: str,
               opt_out_selectors: Iterable[Mapping[str, str]] = ()) -> bool:
     """True when a pod template keeps its pods out of injection.

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import MeshstageError
-from .cluster_facts import counted, has_sidecar, opted_out, selector_matches
+from ..kube import selector_matches
+from .cluster_facts import counted, has_sidecar, opted_out
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 WORKLOAD_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet")

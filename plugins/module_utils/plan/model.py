@@ -15,9 +15,8 @@ from typing import Any
 
 from ..errors import describe_value
 from ..intent.model import Intent
+from ..kube import ownership_labels
 from ..stages import Stage, stages_through
-
-MANAGED_BY = {"app.kubernetes.io/managed-by": "meshstage"}
 
 
 @dataclass(frozen=True)
@@ -162,8 +161,7 @@ def metadata(name: str, namespace: str | None, intent: Intent,
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
-    meta["labels"] = {**MANAGED_BY, "meshstage.io/environment": intent.environment,
-                      **(labels or {})}
+    meta["labels"] = {**ownership_labels(intent.environment), **(labels or {})}
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta

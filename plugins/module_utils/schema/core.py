@@ -20,6 +20,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from ..errors import MeshstageError
+from ..kube import DEFAULT_KUBERNETES_VERSION
 from .names import (
     GROUP,
     KIND,
@@ -36,7 +37,8 @@ from .violations import (
 def _version_tuple(text: str) -> tuple[int, int]:
     match = re.match(r"^v?(\d+)\.(\d+)", text)
     if match is None:
-        raise MeshstageError(f"kubernetes_version {text!r} is not a version like '1.33.0'")
+        raise MeshstageError(f"kubernetes_version {text!r} is not a version like "
+                             f"'{DEFAULT_KUBERNETES_VERSION}'")
     return int(match.group(1)), int(match.group(2))
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from jsonschema.protocols import Validator
 
+from ..kube import DEFAULT_KUBERNETES_VERSION
 from .core import CoreSchemas
 from .crds import CrdIndex, yaml_documents
 from .fast_check import Check, fast_check
@@ -45,8 +46,6 @@ from .violations import (
     schema_violations,
     split_api_version,
 )
-
-DEFAULT_KUBERNETES_VERSION = "1.33.0"
 
 # --------------------------------------------------------------------------- names and paths
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ...kube import selector_text
 from ..analyzer import Analyzer
 from ..finding import Finding
-from ..index import MeshIndex, Resource, Workload, selector_text
+from ..index import MeshIndex, Resource, Workload
 
 SelectorOf = Callable[[Resource], Mapping[str, str]]
 

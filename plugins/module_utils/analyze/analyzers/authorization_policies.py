@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ...kube import selector_text
 from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
-from ..index import MeshIndex, Resource, selector_text
+from ..index import MeshIndex, Resource
 from ._selectors import match_labels
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ...kube import selector_matches
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource, matches_selector
+from ..index import MeshIndex, Resource
 from ._linkerd import linkerd_objects, ref, refs
 
 _TARGETS = {"Server", "HTTPRoute", "GRPCRoute", "Namespace"}
@@ -124,7 +125,7 @@ class LinkerdPolicyRefsAnalyzer(Analyzer):
                                    f"{authorization.namespace}/{server['name']} not found: this "
                                    "authorization applies to nothing.", "spec.server.name")
         elif isinstance(server.get("selector"), Mapping):
-            if not any(matches_selector(s.labels, server["selector"]) for s in servers):
+            if not any(selector_matches(server["selector"], s.labels) for s in servers):
                 yield self.finding(authorization, "MST0203", "The server selector selects no "
                                    f"Server in namespace {authorization.namespace}: this "
                                    "authorization applies to nothing.", "spec.server.selector")

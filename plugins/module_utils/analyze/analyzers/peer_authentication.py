@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ...kube import selector_text
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource, Workload, selector_text
+from ..index import MeshIndex, Resource, Workload
 from ._selectors import match_labels
 
 

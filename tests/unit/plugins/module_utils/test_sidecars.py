@@ -11,7 +11,6 @@ import pytest
 from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.cluster_facts import (
     has_sidecar,
     opted_out,
-    selector_matches,
     sidecar_facts,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
@@ -63,22 +62,6 @@ def test_finished_pods_are_not_counted():
 def test_an_unknown_provider_is_named():
     with pytest.raises(MeshstageError, match="provider 'consul' has no known sidecar container"):
         has_sidecar(pod("details-v1"), "consul")
-
-
-@pytest.mark.parametrize(("selector", "labels", "matches"), [
-    ({"matchLabels": {"app": "reviews"}}, {"app": "reviews", "version": "v1"}, True),
-    ({"matchLabels": {"app": "reviews", "version": "v2"}}, {"app": "reviews"}, False),
-    ({"matchExpressions": [{"key": "version", "operator": "In", "values": ["v1", "v2"]}]},
-     {"version": "v2"}, True),
-    ({"matchExpressions": [{"key": "version", "operator": "NotIn", "values": ["v1"]}]},
-     {"version": "v1"}, False),
-    ({"matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]}, {"app": "x"}, True),
-    ({"matchExpressions": [{"key": "canary", "operator": "Exists"}]}, {"app": "x"}, False),
-    ({}, {"app": "x"}, True),
-    (None, {"app": "x"}, False),
-])
-def test_label_selectors(selector, labels, matches):
-    assert selector_matches(selector, labels) is matches
 
 
 def test_opt_out_markers_per_provider():

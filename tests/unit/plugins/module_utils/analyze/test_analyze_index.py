@@ -6,7 +6,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.index impor
     MeshIndex,
     host_overlaps,
     make_resource,
-    matches_selector,
     service_of_fqdn,
     to_fqdn,
 )
@@ -42,17 +41,6 @@ def test_service_export_to_decides_where_a_host_is_visible():
     assert index.resolve_host("frontend", "details.bookinfo.svc.cluster.local") is not None
     assert index.resolve_host("payments", "details.bookinfo.svc.cluster.local") is None
     assert index.resolve_host("payments", "shop.eu.example.com").resource.name == "eu"
-
-
-def test_selectors_match_labels_and_expressions():
-    labels = {"app": "voting-svc", "environment": "prod"}
-    assert matches_selector(labels, {"matchLabels": {"app": "voting-svc"}})
-    assert matches_selector(labels, {"matchExpressions": [
-        {"key": "app", "operator": "In", "values": ["voting-svc", "emoji-svc"]},
-        {"key": "environment", "operator": "NotIn", "values": ["dev"]},
-        {"key": "tier", "operator": "DoesNotExist"}]})
-    assert not matches_selector(labels, {"matchExpressions": [
-        {"key": "tier", "operator": "Exists"}]})
 
 
 def test_workloads_come_from_pods_and_pod_templates_and_know_their_sidecar():
