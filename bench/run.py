@@ -205,7 +205,9 @@ def _host_sidecar_bytes(repo: Path, services: int, yaml: Any) -> int:
     from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
     from ansible_collections.meshstage.mesh.plugins.module_utils.plan.stage_plan import plan_stage
     from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
-    from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import host_files
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import (
+        render_host_files,
+    )
 
     variables = environments(services)["dev"]
     middle = _measured(services)
@@ -215,7 +217,7 @@ def _host_sidecar_bytes(repo: Path, services: int, yaml: Any) -> int:
                           "address": f"127.0.10.{index + 1}", "app_port": 18080}
         for index, name in enumerate(names)}
     intent, _warnings = parse_intent(variables)
-    files = host_files(plan_stage(intent), Renderer())
+    files = render_host_files(plan_stage(intent), Renderer())
     return sum(len(text.encode()) for path, text in files.items()
                if path.startswith("hosts/dev/host-0/"))
 

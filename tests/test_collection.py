@@ -60,7 +60,7 @@ def test_ansible_doc_shows_the_cluster_plugins():
             assert word in text, (args, word)
 
 def test_ansible_doc_shows_check():
-    result = run(str(BIN / "ansible-doc"), "meshstage.mesh.check")
+    result = run(str(BIN / "ansible-doc"), "meshstage.mesh.analyze")
     assert result.returncode == 0, result.stderr
     for text in ("paths", "mesh_config", "complete", "provider", "fail_on_warning",
                  "findings", "unchecked", "RETURN VALUES"):
@@ -113,7 +113,7 @@ def test_collection_builds(tmp_path):
     names = set(tarfile.open(archive).getnames())
     assert "plugins/action/render_stage.py" in names
     assert "plugins/module_utils/pipeline.py" in names
-    assert "plugins/action/check.py" in names
+    assert "plugins/action/analyze.py" in names
     assert "plugins/module_utils/analyze/analyzers/destination_host.py" in names
     assert "templates/istio/virtual_service.yaml.j2" in names
     assert "playbooks/migrate.yml" in names

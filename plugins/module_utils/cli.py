@@ -101,7 +101,7 @@ def check_manifests(paths: Sequence[str], mesh_config: str | None = None,
                     complete: bool = False, provider: str = "auto",
                     namespace: str = "default", analyzers: Sequence[str] | None = None,
                     stdin: TextIO | None = None) -> tuple[Report, Manifests, tuple[str, ...]]:
-    """Read and analyze manifests: what ``meshstage check`` and ``meshstage.mesh.check`` do.
+    """Read and analyze manifests: what ``meshstage check`` and ``meshstage.mesh.analyze`` do.
     Returns the report, what was read and the providers whose analyzers ran."""
     manifests = read_manifests(paths, stdin=stdin, default_namespace=namespace)
     mesh = read_mesh_config(mesh_config) if mesh_config else MeshConfig()

@@ -40,9 +40,9 @@ from .render.stage_cache import StageCache
 from .render.tree import (
     RenderedObject,
     extra_files,
-    host_files,
     index_markdown,
     kustomizations,
+    render_host_files,
     render_objects,
     sync_objects,
 )
@@ -211,7 +211,7 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     files.update(kustomizations(plan, objects, renderer))
     files.update(install_files)
     files.update(extra_files(plan, renderer))
-    rendered_hosts = host_files(plan, renderer)
+    rendered_hosts = render_host_files(plan, renderer)
     _check_host_configs(plan, rendered_hosts, options, cache)
     files.update(rendered_hosts)
     rendered = RenderedStage(intent, plan, everything, files, warnings, unvalidated,

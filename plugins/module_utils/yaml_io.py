@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from typing import Any
 
 import yaml
@@ -235,12 +235,6 @@ def _fast_items(items: list[Any], column: int) -> list[str]:
         else:
             lines.append(f"{pad}- {_fast_scalar(item)}\n")
     return lines
-
-
-def dump_all_canonical(objs: Iterable[Any]) -> str:
-    return yaml.dump_all(list(objs), Dumper=_Dumper, sort_keys=True,
-                         default_flow_style=False, allow_unicode=True, width=1 << 16,
-                         indent=2, explicit_start=True)
 
 
 def load_yaml(text: str) -> Any:

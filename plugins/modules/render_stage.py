@@ -15,7 +15,7 @@ description:
   - Reads the environment's intent from its C(mesh_*) inventory variables (see docs/intent.md),
     validates it, plans the objects of every stage up to C(mesh_stage), renders them from
     Jinja templates, validates each one strictly against the CRD schemas in I(crd_dirs) and the
-    Kubernetes core schemas, runs the analyzers (as C(meshstage.mesh.check) does) over them,
+    Kubernetes core schemas, runs the analyzers (as C(meshstage.mesh.analyze) does) over them,
     writes the environment's tree, runbook and sync objects into the GitOps repository at
     I(gitops_dir), and commits the change.
   - The analyzers judge the rendered objects against the estate, that is the manifests at
@@ -51,7 +51,7 @@ options:
       - The estate's own manifests (files or directories) with its Services, workloads, service
         accounts, namespaces. The rendered objects are analyzed against them instead of the
         intent's stand-ins; what they do not show is not judged. Findings about these
-        manifests themselves are not reported here (C(meshstage.mesh.check) reports them).
+        manifests themselves are not reported here (C(meshstage.mesh.analyze) reports them).
     type: list
     elements: path
     default: []

@@ -1,4 +1,4 @@
-"""``meshstage check`` and ``meshstage.mesh.check`` end to end: the example environments
+"""``meshstage check`` and ``meshstage.mesh.analyze`` end to end: the example environments
 rendered by the real playbook (with the estate's manifests as ``mesh_check_paths``), then
 checked as a tree, as ``kubectl kustomize`` output, and with the estate; a broken manifest
 among the estate's stops the playbook before anything is written."""
@@ -105,17 +105,17 @@ def test_the_check_module_reports_and_fails_on_warnings_when_asked(tmp_path):
         "protocol: HTTP}, hosts: [other.example]}]}\n")
     play = tmp_path / "check.yml"
     play.write_text(f"""\
-- name: Check manifests with meshstage.mesh.check
+- name: Check manifests with meshstage.mesh.analyze
   hosts: localhost
   connection: local
   gather_facts: false
   tasks:
     - name: Check, warnings allowed
-      meshstage.mesh.check:
+      meshstage.mesh.analyze:
         paths: [{manifest}]
       register: __allowed
     - name: Check, warnings refused
-      meshstage.mesh.check:
+      meshstage.mesh.analyze:
         paths: [{manifest}]
         fail_on_warning: true
       register: __refused

@@ -163,7 +163,7 @@ class Service:
 
 
 @dataclass(frozen=True)
-class MtlsException:
+class MtlsExemption:
     service: str
     mode: str  # DISABLE | PERMISSIVE
     ports: Mapping[int, str]
@@ -324,7 +324,7 @@ class Intent:
     services: tuple[Service, ...]
     injection_waves: tuple[InjectionWave, ...]
     injected_waves: int
-    mtls_exceptions: tuple[MtlsException, ...]
+    mtls_exceptions: tuple[MtlsExemption, ...]
     telemetry: Telemetry
     authorization: tuple[ServiceAuthorization, ...]
     default_deny: bool

@@ -20,7 +20,7 @@ from .model import (
     AuthorizationRule,
     InjectionWave,
     LinkerdSettings,
-    MtlsException,
+    MtlsExemption,
     Service,
     ServiceAuthorization,
     Source,
@@ -67,8 +67,8 @@ def parse_waves(check: Checker, value: Any,
 
 
 def parse_mtls_exceptions(check: Checker, value: Any,
-                          by_name: Mapping[str, Service]) -> list[MtlsException]:
-    exceptions: list[MtlsException] = []
+                          by_name: Mapping[str, Service]) -> list[MtlsExemption]:
+    exceptions: list[MtlsExemption] = []
     first: dict[str, int] = {}
     for index, item in enumerate(check.sequence(value, "mesh_mtls_exceptions")):
         path = join_path("mesh_mtls_exceptions", index)
@@ -92,7 +92,7 @@ def parse_mtls_exceptions(check: Checker, value: Any,
         ports = _parse_exception_ports(check, data.get("ports"), join_path(path, "ports"),
                                        by_name.get(name) if name else None)
         if name is not None and mode is not None and reason is not None:
-            exceptions.append(MtlsException(service=name, mode=mode, ports=ports,
+            exceptions.append(MtlsExemption(service=name, mode=mode, ports=ports,
                                             reason=reason))
     return exceptions
 

@@ -162,7 +162,7 @@ def extra_files(plan: StagePlan, renderer: Renderer) -> dict[str, str]:
     }
 
 
-def host_files(plan: StagePlan, renderer: Renderer) -> dict[str, str]:
+def render_host_files(plan: StagePlan, renderer: Renderer) -> dict[str, str]:
     """The host sidecars' files (``hosts/<env>/...``), rendered like objects."""
     return {path: renderer.render_canonical(template, context)[1]
             for path, (template, context) in sorted(plan.host_files.items())}

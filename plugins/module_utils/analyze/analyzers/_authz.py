@@ -86,7 +86,7 @@ def rule_denies_all(rule: Any, caller: Caller | None) -> bool:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Admission:
     admitted: bool | None          # None: cannot be told
     blocking: Resource | None      # the policy that makes the default deny, or the DENY
 
@@ -108,7 +108,7 @@ class PolicyIndex:
                 self.by_namespace.setdefault(policy.namespace, []).append(
                     (policy, tuple(match_labels(policy).items())))
         self._applying: dict[Workload, list[Resource]] = {}
-        self._verdicts: dict[tuple[Workload, Caller | None], Verdict] = {}
+        self._verdicts: dict[tuple[Workload, Caller | None], Admission] = {}
 
     def applying(self, workload: Workload) -> list[Resource]:
         found = self._applying.get(workload)
@@ -129,7 +129,7 @@ class PolicyIndex:
         return any(action(p) == "ALLOW" for p in self.applying(workload))
 
 
-def evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Verdict:
+def evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Admission:
     """Whether the caller can reach the workload at all, given the policies (each pair of
     workload and caller is judged once)."""
     key = (workload, caller)
@@ -138,22 +138,22 @@ def evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -
     return policies._verdicts[key]
 
 
-def _evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Verdict:
+def _evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Admission:
     applying = policies.applying(workload)
     for policy in applying:
         if action(policy) == "DENY" and any(
                 rule_denies_all(r, caller) for r in _rules(policy)):
-            return Verdict(False, policy)
+            return Admission(False, policy)
     allows = [p for p in applying if action(p) == "ALLOW"]
     if not allows:
-        return Verdict(True, None)
+        return Admission(True, None)
     results = [rule_admits(rule, caller) for policy in allows for rule in _rules(policy)]
     if True in results:
-        return Verdict(True, None)
+        return Admission(True, None)
     if None in results:
-        return Verdict(None, None)
+        return Admission(None, None)
     selectorless = [p for p in allows if not match_labels(p)]
-    return Verdict(False, (selectorless or allows)[0])
+    return Admission(False, (selectorless or allows)[0])
 
 
 def _rules(policy: Resource) -> list[Any]:

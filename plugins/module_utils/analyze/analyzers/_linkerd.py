@@ -91,14 +91,3 @@ def server_port_numbers(server: Resource, workloads: list[Workload]) -> set[int]
     if port in PROXY_PORTS:
         numbers.add(PROXY_PORTS[str(port)])
     return numbers
-
-
-def server_of_route(index: MeshIndex, route: Resource) -> list[Resource]:
-    """The Linkerd Servers a route attaches to (``parentRefs`` of kind Server)."""
-    found = []
-    for parent in refs(route, "parentRefs"):
-        if parent.kind == "Server":
-            server = index.get("Server", parent.namespace, parent.name)
-            if server is not None:
-                found.append(server)
-    return found

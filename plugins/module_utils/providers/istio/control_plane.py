@@ -18,7 +18,7 @@ _WEBHOOK_FAILURE_POLICY = {"group": "admissionregistration.k8s.io",
                            "jqPathExpressions": [".webhooks[]?.failurePolicy"]}
 
 
-def control_plane(intent: Intent) -> ControlPlane:
+def istio_control_plane(intent: Intent) -> ControlPlane:
     """Istio's install: charts base (CRDs) and istiod, their values from the intent."""
     proxy = intent.proxy
     opt_outs = [s for s in intent.services if not s.inject]

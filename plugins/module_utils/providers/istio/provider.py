@@ -14,7 +14,7 @@ from ..provider import (
     RunbookText,
     Sidecar,
 )
-from .control_plane import control_plane
+from .control_plane import istio_control_plane
 from .plan import plan_istio
 
 QUANTILE = 0.99
@@ -79,7 +79,7 @@ ISTIO = Provider(
     plan=plan_istio,
     traffic_apis=("virtualservice", "gateway-api"),
     marks=("istio.io",),
-    control_plane=control_plane,
+    control_plane=istio_control_plane,
     sidecar=Sidecar(
         container="istio-proxy",
         opt_out_labels={"sidecar.istio.io/inject": "false"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...intent.model import Intent, MtlsException, Port, Service
+from ...intent.model import Intent, MtlsExemption, Port, Service
 from ...plan.model import PlannedObject, StageContribution, metadata
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
@@ -34,7 +34,7 @@ from .policy import (
 )
 
 
-def mtls_exception(intent: Intent, service: Service) -> MtlsException | None:
+def mtls_exception(intent: Intent, service: Service) -> MtlsExemption | None:
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
     return next((e for e in intent.mtls_exceptions if e.service == service.name), None)

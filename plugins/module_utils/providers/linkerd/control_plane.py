@@ -23,7 +23,7 @@ _INJECTOR_SELECTOR = [
 ]
 
 
-def control_plane(intent: Intent) -> ControlPlane:
+def linkerd_control_plane(intent: Intent) -> ControlPlane:
     """Linkerd's install: charts linkerd-crds and linkerd-control-plane, values from the
     intent. The identity issuer is external (a Secret, e.g. from cert-manager): its key
     never goes into the GitOps repository."""

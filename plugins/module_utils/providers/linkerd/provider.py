@@ -15,7 +15,7 @@ from ..provider import (
     RunbookText,
     Sidecar,
 )
-from .control_plane import control_plane
+from .control_plane import linkerd_control_plane
 from .plan import plan_linkerd
 
 QUANTILE = 0.99
@@ -78,7 +78,7 @@ LINKERD = Provider(
     plan=plan_linkerd,
     traffic_apis=("gateway-api", "smi"),
     marks=("linkerd.io", "smi-spec.io"),  # SMI's TrafficSplit is Linkerd's
-    control_plane=control_plane,
+    control_plane=linkerd_control_plane,
     sidecar=Sidecar(
         container="linkerd-proxy",
         opt_out_annotations={"linkerd.io/inject": "disabled"},

@@ -25,7 +25,9 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hos
     find_envoy,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
-from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import host_files as render
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import (
+    render_host_files as render,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.stages import STAGE_NAMES, Stage
 
 ESTATE: dict[str, Any] = {

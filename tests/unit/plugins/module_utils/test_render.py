@@ -30,7 +30,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer imp
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.yaml_io import (
     canonical_header,
-    dump_all_canonical,
     dump_canonical,
     load_yaml,
     parse_back_loader,
@@ -236,12 +235,6 @@ def test_canonical_dump_keeps_long_lines_and_unicode():
     long = "x" * 300
     text = dump_canonical({"a": long, "b": "日本語"})
     assert text == f"a: {long}\nb: 日本語\n"
-
-
-def test_dump_all_canonical_starts_each_document():
-    text = dump_all_canonical([{"b": 1, "a": 2}, {"c": 3}])
-    assert text == "---\na: 2\nb: 1\n---\nc: 3\n"
-    assert list(yaml.safe_load_all(text)) == [{"a": 2, "b": 1}, {"c": 3}]
 
 
 @pytest.mark.parametrize("text", [

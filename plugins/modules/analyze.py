@@ -8,7 +8,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils._action_only import
 
 DOCUMENTATION = r"""
 ---
-module: check
+module: analyze
 short_description: Analyze mesh manifests for what would break a staged migration
 version_added: "0.1.0"
 description:
@@ -71,14 +71,14 @@ seealso:
 
 EXAMPLES = r"""
 - name: Analyze the estate's own manifests before rendering
-  meshstage.mesh.check:
+  meshstage.mesh.analyze:
     paths:
       - /srv/estate/workloads
       - /srv/estate/mesh-extras
     mesh_config: /srv/estate/istio-meshconfig.yaml
 
 - name: Analyze an exported cluster as a whole
-  meshstage.mesh.check:
+  meshstage.mesh.analyze:
     paths: [/tmp/cluster-export.yaml]
     complete: true
     fail_on_warning: true
@@ -126,7 +126,7 @@ files:
 
 
 def main() -> None:
-    refuse_to_run("check")
+    refuse_to_run("analyze")
 
 
 if __name__ == "__main__":

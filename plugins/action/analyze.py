@@ -1,6 +1,6 @@
 # Copyright: meshstage developers
 # Apache License 2.0
-"""Action plugin of meshstage.mesh.check: controller-side, one call into module_utils."""
+"""Action plugin of meshstage.mesh.analyze: controller-side, one call into module_utils."""
 
 from __future__ import annotations
 
