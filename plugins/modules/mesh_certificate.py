@@ -93,9 +93,11 @@ files:
 """
 
 import os
-import tempfile
+from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.meshstage.mesh.plugins.module_utils._io import atomic_write
 
 NAMES = ("cert.pem", "key.pem", "ca.pem")
 
@@ -106,21 +108,6 @@ def _read(path: str) -> str | None:
             return handle.read()
     except OSError:
         return None
-
-
-def _write(directory: str, name: str, text: str) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, os.path.join(directory, name))  # Envoy watches for this move
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 def main() -> None:
@@ -143,7 +130,8 @@ def main() -> None:
     for name in NAMES:
         path = os.path.join(directory, name)
         if name in files and not module.check_mode:
-            _write(directory, name, str(files[name]))
+            # one move of the whole file: Envoy watches for it
+            atomic_write(Path(directory) / name, str(files[name]), 0o600, make_dirs=False)
             changed = True
         if os.path.exists(path):
             changed = module.set_mode_if_different(path, "0600", changed)

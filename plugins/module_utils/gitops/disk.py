@@ -9,10 +9,10 @@ import functools
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .._io import fsync_directory, write_temporary
 from ..errors import GitOpsError
 
 FILE_MODE = 0o644
@@ -90,24 +90,6 @@ def _parent_verdict(root: Path, parent: str) -> str | None:
     return _PARENT_IS_DIRECTORY
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Temporary file in the same directory, fsync, mode 0644, ``os.replace``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, FILE_MODE)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(target.parent)
-
-
 # Files written between two flushes of the file system: bounds the temporary files a crash
 # can leave behind.
 _WRITE_BATCH = 512
@@ -132,7 +114,7 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
                 target = root / path
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    pending.append((path, target, _write_temporary(target, data,
+                    pending.append((path, target, write_temporary(target, data, FILE_MODE,
                                                                    fsync=not flush_once)))
                 except OSError as error:
                     raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
@@ -154,24 +136,7 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
     for directory in sorted(directories):
-        _fsync_dir(directory)
-
-
-def _write_temporary(target: Path, data: bytes, *, fsync: bool) -> str:
-    """``data`` in a new temporary file beside ``target``, mode 0644; its path."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.chmod(temp, FILE_MODE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    return temp
+        fsync_directory(directory)
 
 
 @functools.cache
@@ -197,20 +162,6 @@ def _syncfs(directory: Path) -> None:
         if function(fd) != 0:
             number = ctypes.get_errno()
             raise OSError(number, os.strerror(number))
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable; best effort where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
     finally:
         os.close(fd)
 

@@ -41,13 +41,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from .._io import atomic_write
 from ..errors import GitOpsError
 from .disk import (
+    FILE_MODE,
     git_text,
     prune_empty_dirs,
     read_disk,
     shown_text,
-    write_atomic,
     write_files_atomic,
 )
 from .git import (
@@ -243,7 +244,7 @@ class GitOpsRepo:
 
     def _write(self, path: str, data: bytes) -> None:
         try:
-            write_atomic(self.root / path, data)
+            atomic_write(self.root / path, data, FILE_MODE)
         except OSError as error:
             raise GitOpsError(f"{path}: cannot write it in {self.root}: {error}") from error
 

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from .._io import atomic_write
 from .envoy_validate import STAGED, run_validate
 
 # clusters before the listeners that route to them; the bootstrap last
@@ -48,12 +49,7 @@ def swap_in(dest: Path, files: Mapping[str, str], validation_config: str, envoy:
     staged.mkdir(mode=0o700, parents=True)
     try:
         for name, text in files.items():
-            path = staged / name
-            with open(path, "w") as handle:
-                handle.write(_text(text))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(path, 0o644)
+            atomic_write(staged / name, _text(text), 0o644, make_dirs=False)
         if validate:
             (staged / "validate.json").write_text(validation_config)
             run_validate(envoy, staged / "validate.json")

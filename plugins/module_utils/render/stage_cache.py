@@ -46,15 +46,14 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import os
 import pickle
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write
 from ..yaml_io import WITH_LIBYAML, load_yaml
 
 CACHE_VERSION = 1
@@ -346,16 +345,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, document: Mapping[str, Any]) -> None:
-    """Replace ``path`` atomically; a cache that cannot be written is simply not kept."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False, separators=(",", ":"))
-        os.replace(temp, path)
-    except (OSError, ValueError):
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+    """Replace ``path`` atomically; a cache that cannot be written is simply not kept (it
+    needs no fsync: a cache lost in a crash is rebuilt)."""
+    with contextlib.suppress(OSError, ValueError):
+        atomic_write(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")),
+                     fsync=False)
