@@ -35,9 +35,9 @@ class ActionModule(ControllerAction):
         # render only: the repository is read for its canary record, never written
         options = stage_options(args, ".", check_mode=True)
         variables = intent_variables(task_vars, self._templar, args["hosts_group"])
-        canaries = recorded_meta(GitOpsRepo(args["gitops_dir"]), variables).get("canary") \
+        recorded = recorded_meta(GitOpsRepo(args["gitops_dir"]), variables) \
             if args["gitops_dir"] else None
-        rendered = render_stage(variables, options, canaries=canaries)
+        rendered = render_stage(variables, options, recorded=recorded)
         plan = cluster_plan(rendered.intent,
                             stage_objects(rendered.objects, rendered.intent.environment))
         return {**plan, "changed": False}

@@ -33,6 +33,7 @@ from .analyze.analysis import PROVIDERS, Report, analyze, detect_providers
 from .analyze.index import MeshConfig
 from .analyze.manifests import Manifests, read_manifests, read_mesh_config
 from .analyze.registry import ANALYZERS
+from .collector import fewer_collections
 from .errors import MeshstageError
 from .gates.derive import derive_authorization, derived_yaml
 from .gates.gate import CALLS
@@ -219,4 +220,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
 
 def console() -> None:
     """Entry point of the ``meshstage`` console script."""
-    sys.exit(main())
+    with fewer_collections():  # a run's objects live until it ends (collector.py)
+        code = main()
+    sys.exit(code)

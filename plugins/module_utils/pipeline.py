@@ -7,15 +7,12 @@ template error or a schema violation leaves the GitOps repository untouched.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import gc
 import os
 import pickle
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .analyze.context import analyze_rendered
 from .canary.messages import CanaryCommit, runbook_section
@@ -79,14 +76,44 @@ class RenderedStage:
     install: ControlPlane | None = None
     stage_objects: list[RenderedObject] = field(default_factory=list)
     canary: CanaryState = field(default_factory=lambda: CanaryState({}))
+    # what the repository records and the runbook keeps saying: the provider the
+    # environment switched from, and the gates forced in it
+    migrated_from: str | None = None
+    forced_gates: list[dict[str, Any]] = field(default_factory=list)
+    canary_record: Any = None  # the canary entry of the record, as the repository holds it
 
-    def runbook(self, migrated_from: str | None = None,
-                forced_gates: Sequence[Mapping[str, Any]] = ()) -> str:
+    def runbook(self) -> str:
         """The environment's RUNBOOK.md (with the cut-over when the provider changed, and
         the gates forced so far)."""
         return runbook_markdown(self.plan, self.stage_objects, self.warnings, self.install,
-                                migrated_from, forced_gates,
+                                self.migrated_from, self.forced_gates,
                                 runbook_section(self.intent, self.canary))
+
+    def record(self) -> dict[str, Any]:
+        """What the GitOps repository records for the environment after this run."""
+        meta: dict[str, Any] = {"provider": self.intent.provider,
+                                "stage": self.intent.stage.value}
+        if self.canary_record:
+            meta["canary"] = self.canary_record
+        if self.migrated_from:
+            # the runbook orders the cut-over for as long as the environment has this provider
+            meta["migrated_from"] = self.migrated_from
+        if self.forced_gates:
+            meta["forced_gates"] = self.forced_gates  # the runbook keeps saying it
+        return meta
+
+
+@dataclass
+class _Rendered:
+    """The render step's output: the objects of the stage folders, the sync objects and the
+    control plane's install, and the install's other files."""
+
+    stage_objects: list[RenderedObject]
+    everything: list[RenderedObject]
+    install: ControlPlane | None
+    install_files: dict[str, str]
+    warnings: list[str]
+    unvalidated: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -110,117 +137,36 @@ class StageResult:
         }
 
 
-# A run builds hundreds of thousands of objects that live until it ends and hold no cycles
-# (intent, plan, renderings, file bytes). Python's cyclic collector, at its default
-# thresholds, would walk all of them again and again as they pile up: at 5,000 services a
-# third of a run went to collections that found almost nothing. During a run the
-# collector runs less often; it still runs, and the thresholds are restored afterwards.
-_RUN_GC_THRESHOLDS = (100_000, 50, 100)
-_Result = TypeVar("_Result")
-
-
-@contextlib.contextmanager
-def _few_collections() -> Iterator[None]:
-    before = gc.get_threshold()
-    gc.set_threshold(*(max(a, b) for a, b in zip(before, _RUN_GC_THRESHOLDS, strict=False)))
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
-def _with_few_collections(function: Callable[..., _Result]) -> Callable[..., _Result]:
-    @functools.wraps(function)
-    def run(*args: Any, **kwargs: Any) -> _Result:
-        with _few_collections():
-            return function(*args, **kwargs)
-
-    return run
-
-
-@_with_few_collections
 def render_stage(variables: Mapping[str, Any], options: StageOptions,
                  registry: SchemaRegistry | None = None,
                  cache: StageCache | None = None,
-                 canaries: Mapping[str, Any] | None = None) -> RenderedStage:
-    """Validate the intent, plan, render and schema-check; write nothing.
+                 recorded: Mapping[str, Any] | None = None) -> RenderedStage:
+    """Everything before a write: parse, plan, render, validate, analyze, tree.
 
-    ``cache`` (the environment's stage cache, see ``stage_cache.py``) answers renderings and
-    validations the same code already did for the same inputs. ``canaries`` is the
-    environment's canary record (the ``canary`` entry of its scope metadata): a recorded
-    canary run shapes the weights it renders (``canary.py``).
+    ``cache`` (the environment's stage cache, see ``render/stage_cache.py``) answers
+    renderings and validations the same code already did for the same inputs. ``recorded``
+    is what the GitOps repository records for the environment (its scope metadata): a
+    recorded canary run shapes the weights rendered (``canary/shaping.py``), a provider it
+    ran before orders a cut-over, the gates forced so far stay in the runbook.
     """
-    intent, warnings = parse_intent(variables)
-    canary = CanaryState.from_meta(canaries)
-    intent, canary_warnings = effective_intent(intent, canary)
-    warnings = [*warnings, *canary_warnings]
+    recorded = recorded or {}
+    intent, warnings, canary = _parse(variables, recorded)
     plan = plan_stage(intent)
-    warnings = [*warnings, *plan.warnings, *(str(gap) for gap in plan.gaps)]
     renderer = Renderer(options.template_dirs, cache=cache)
-    installed, install_files, install_warnings = install_tree(intent, renderer)
-    objects = render_objects(plan, renderer) + sync_objects(
-        intent, renderer, install_dir(intent.environment) if installed else None)
-    warnings = [*warnings, *install_warnings]
-    everything = objects + installed
-    unvalidated: list[str] = []
-    checked = everything
-
-    def schemas() -> SchemaRegistry:
-        nonlocal registry
-        if registry is None:  # the CRDs are read only when something needs them
-            registry = SchemaRegistry.from_crd_dirs(
-                options.crd_dirs, options.kubernetes_version,
-                read_documents=cache.crd_loader if cache is not None else None)
-        return registry
-
-    def knows(item: RenderedObject) -> bool:
-        api_version, kind = item.api_version, item.kind
-        if api_version is None or kind is None:
-            api_version, kind = item.obj["apiVersion"], item.obj["kind"]
-        if cache is None:
-            return schemas().knows(api_version, kind)
-        return cache.knows(api_version, kind, lambda: schemas().knows(api_version, kind))
-
-    if not options.crd_dirs and (registry is None or not registry.has_crds):
-        # Core kinds are always validated; custom ones only against CRDs the user names.
-        checked = [o for o in everything if knows(o)]
-        known = {id(o) for o in checked}
-        unvalidated = sorted({o.planned.kind for o in everything if id(o) not in known})
-    else:
-        optional = [o for o in checked
-                    if (o.api_version, o.kind) in SCHEMA_OPTIONAL and not knows(o)]
-        left_out = {id(o) for o in optional}
-        checked = [o for o in checked if id(o) not in left_out]
-        if optional:
-            warnings = [*warnings, ", ".join(sorted({f"{o.planned.kind} ({o.api_version})"
-                                                     for o in optional}))
-                        + " not validated: the CRD directories hold no CRD for it"]
-    pending = [o for o in checked if cache is None or not cache.known_valid(o.text)]
-    if pending:
-        violations = schemas().validate_all(item.obj for item in pending)
-        if violations:
-            raise SchemaError([f"{intent.environment}: {v}" for v in violations])
-    if cache is not None:
-        for item in pending:
-            cache.mark_valid(item.text)
-    if unvalidated:
-        warnings = [*warnings, "no mesh_crd_dir given: " + ", ".join(unvalidated)
-                    + " were not validated against CRD schemas"]
-    warnings = [*warnings, *_analysis_warnings(intent, objects, options.check_paths, cache)]
-    files = {item.path: item.text for item in everything}
-    files.update(kustomizations(plan, objects, renderer))
-    files.update(install_files)
-    files.update(extra_files(plan, renderer))
-    rendered_hosts = render_host_files(plan, renderer)
-    _check_host_configs(plan, rendered_hosts, options, cache)
-    files.update(rendered_hosts)
-    rendered = RenderedStage(intent, plan, everything, files, warnings, unvalidated,
-                             control_plane(intent) if installed else None, objects, canary)
-    files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = rendered.runbook()
-    return rendered
+    rendered = _render(plan, renderer)
+    warnings += plan.warnings + [str(gap) for gap in plan.gaps] + rendered.warnings
+    warnings += _validate(intent, rendered, options, registry, cache)
+    warnings += _analyze(intent, rendered.stage_objects, options.check_paths, cache)
+    files = _tree(plan, rendered, renderer, options, cache)
+    stage = RenderedStage(intent, plan, rendered.everything, files, warnings,
+                          rendered.unvalidated, rendered.install, rendered.stage_objects, canary,
+                          migrated_from_provider(recorded, intent.provider),
+                          forced_gates(recorded, options.gate_verdicts, intent.stage.value),
+                          recorded.get("canary"))
+    files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = stage.runbook()
+    return stage
 
 
-@_with_few_collections
 def run_stage(variables: Mapping[str, Any], options: StageOptions,
               registry: SchemaRegistry | None = None,
               canary: CanaryCommit | None = None) -> StageResult:
@@ -233,37 +179,25 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
         options.gitops_dir, _cache_scope(variables), options.template_dirs, BUILTIN_TEMPLATES,
         options.crd_dirs, options.kubernetes_version)
     repo = GitOpsRepo(options.gitops_dir)
-    canaries = canary.state if canary is not None else \
-        recorded_meta(repo, variables).get("canary")
-    rendered = render_stage(variables, options, registry, cache, canaries)
+    previous = recorded_meta(repo, variables)
+    recorded = {**previous, "canary": canary.state} if canary is not None else previous
+    rendered = render_stage(variables, options, registry, cache, recorded)
     intent = rendered.intent
-    meta: dict[str, Any] = {"provider": intent.provider, "stage": intent.stage.value}
-    if canaries:
-        meta["canary"] = canaries
-    previous = repo.scope_meta(intent.environment)
-    migrated_from = migrated_from_provider(previous, intent.provider)
-    switched = migrated_from if previous.get("provider") == migrated_from else None
-    forced = forced_gates(previous, options.gate_verdicts, intent.stage.value)
-    if migrated_from:
-        # the runbook orders the cut-over for as long as the environment has this provider
-        meta["migrated_from"] = migrated_from
-    if forced:
-        meta["forced_gates"] = forced  # the runbook keeps saying it
-    if migrated_from or forced:
-        rendered.files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = rendered.runbook(
-            migrated_from, forced)
+    meta = rendered.record()
     env_update = repo.plan(intent.environment, rendered.files, meta)
     environments = {**repo.all_scope_meta(), intent.environment: meta}
     environments.pop(SHARED_SCOPE, None)
     shared_update = repo.plan(SHARED_SCOPE, {"README.md": index_markdown(environments)}, {})
     updates = [env_update, shared_update]
-    counts = object_changes(change for update in updates for change in update.changes)
+    switched = rendered.migrated_from \
+        if previous.get("provider") == rendered.migrated_from else None
     gates = gate_lines(options.gate_verdicts, previous.get("stage"), intent.stage.value)
     titled = (canary.subject, canary.body) if canary is not None else (None, ())
 
     def message_of(counts: Mapping[str, list[str]]) -> str:
         return commit_message(intent, counts, switched, gates, *titled)
 
+    counts = object_changes(change for update in updates for change in update.changes)
     message = message_of(counts)
     changed = any(update.changed for update in updates)
     sha = None
@@ -321,7 +255,96 @@ def forced_gates(previous: Mapping[str, Any], verdicts: Sequence[Mapping[str, An
     return records
 
 
-def _analysis_warnings(intent: Intent, objects: Sequence[RenderedObject],
+# --------------------------------------------------------------------------- the steps
+
+
+def _parse(variables: Mapping[str, Any], recorded: Mapping[str, Any],
+           ) -> tuple[Intent, list[str], CanaryState]:
+    """The intent, as the recorded canary runs shape it, and the warnings of both."""
+    intent, warnings = parse_intent(variables)
+    canary = CanaryState.from_meta(recorded.get("canary"))
+    intent, canary_warnings = effective_intent(intent, canary)
+    return intent, [*warnings, *canary_warnings], canary
+
+
+def _render(plan: StagePlan, renderer: Renderer) -> _Rendered:
+    """Every object of the plan in its stage folder, the sync objects, the install."""
+    intent = plan.intent
+    installed, install_files, warnings = install_tree(intent, renderer)
+    objects = render_objects(plan, renderer) + sync_objects(
+        intent, renderer, install_dir(intent.environment) if installed else None)
+    return _Rendered(objects, objects + installed,
+                     control_plane(intent) if installed else None, install_files, warnings)
+
+
+def _validate(intent: Intent, rendered: _Rendered, options: StageOptions,
+              registry: SchemaRegistry | None, cache: StageCache | None) -> list[str]:
+    """Every object against the schemas in force (``SchemaError`` on a violation); the
+    warnings for kinds left unvalidated. Objects the stage cache saw valid are not judged
+    again, and the CRDs are read only when something needs them."""
+    warnings: list[str] = []
+
+    def schemas() -> SchemaRegistry:
+        nonlocal registry
+        if registry is None:
+            registry = SchemaRegistry.from_crd_dirs(
+                options.crd_dirs, options.kubernetes_version,
+                read_documents=cache.crd_loader if cache is not None else None)
+        return registry
+
+    def knows(item: RenderedObject) -> bool:
+        api_version, kind = item.api_version, item.kind
+        if api_version is None or kind is None:
+            api_version, kind = item.obj["apiVersion"], item.obj["kind"]
+        if cache is None:
+            return schemas().knows(api_version, kind)
+        return cache.knows(api_version, kind, lambda: schemas().knows(api_version, kind))
+
+    checked = rendered.everything
+    if not options.crd_dirs and (registry is None or not registry.has_crds):
+        # Core kinds are always validated; custom ones only against CRDs the user names.
+        checked = [o for o in checked if knows(o)]
+        known = {id(o) for o in checked}
+        rendered.unvalidated = sorted({o.planned.kind for o in rendered.everything
+                                       if id(o) not in known})
+    else:
+        optional = [o for o in checked
+                    if (o.api_version, o.kind) in SCHEMA_OPTIONAL and not knows(o)]
+        left_out = {id(o) for o in optional}
+        checked = [o for o in checked if id(o) not in left_out]
+        if optional:
+            warnings.append(", ".join(sorted({f"{o.planned.kind} ({o.api_version})"
+                                              for o in optional}))
+                            + " not validated: the CRD directories hold no CRD for it")
+    pending = [o for o in checked if cache is None or not cache.known_valid(o.text)]
+    if pending:
+        violations = schemas().validate_all(item.obj for item in pending)
+        if violations:
+            raise SchemaError([f"{intent.environment}: {v}" for v in violations])
+    if cache is not None:
+        for item in pending:
+            cache.mark_valid(item.text)
+    if rendered.unvalidated:
+        warnings.append("no mesh_crd_dir given: " + ", ".join(rendered.unvalidated)
+                        + " were not validated against CRD schemas")
+    return warnings
+
+
+def _tree(plan: StagePlan, rendered: _Rendered, renderer: Renderer, options: StageOptions,
+          cache: StageCache | None) -> dict[str, str]:
+    """Every file of the environment: objects, kustomizations, the install's files, extra
+    files, and the host sidecars' files, each host's checked by the real Envoy."""
+    files = {item.path: item.text for item in rendered.everything}
+    files.update(kustomizations(plan, rendered.stage_objects, renderer))
+    files.update(rendered.install_files)
+    files.update(extra_files(plan, renderer))
+    hosts = render_host_files(plan, renderer)
+    _check_host_configs(plan, hosts, options, cache)
+    files.update(hosts)
+    return files
+
+
+def _analyze(intent: Intent, objects: Sequence[RenderedObject],
                        check_paths: Sequence[Path], cache: StageCache | None) -> list[str]:
     """The analyzers over the rendered objects: their warnings, or ``AnalysisError``.
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.meshstage.mesh.plugins.module_utils.collector import fewer_collections
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 
 
@@ -26,7 +27,8 @@ class ControllerAction(ActionBase):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         try:
-            return {**result, **self.act(args, task_vars or {})}
+            with fewer_collections():  # a run's objects live until it ends (collector.py)
+                return {**result, **self.act(args, task_vars or {})}
         except MeshstageError as error:
             return {**result, "failed": True, "msg": str(error)}
 
