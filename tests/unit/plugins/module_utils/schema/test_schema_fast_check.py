@@ -32,7 +32,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.schema.openapi impo
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import SchemaRegistry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "bench"))
 from estate import environments  # the benchmark's synthetic estate
 
 

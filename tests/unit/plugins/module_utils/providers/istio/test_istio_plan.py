@@ -8,12 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from plan_helpers import find, kinds, render, with_service
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
-    RenderedStage,
-    StageOptions,
-    render_stage,
-)
 from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import SchemaRegistry
 
 BOOKINFO = "samples/istio-bookinfo/networking"
@@ -43,32 +39,6 @@ def bookinfo(stage: str, **overrides: Any) -> dict[str, Any]:
     }
     variables.update(overrides)
     return variables
-
-
-def with_service(variables: dict[str, Any], name: str, **fields: Any) -> dict[str, Any]:
-    variables = copy.deepcopy(variables)
-    for item in variables["mesh_services"]:
-        if item["name"] == name:
-            item.update(fields)
-    return variables
-
-
-def render(variables: dict[str, Any], registry: SchemaRegistry) -> RenderedStage:
-    return render_stage(variables, StageOptions(gitops_dir=Path("/nonexistent")), registry)
-
-
-def find(stage: RenderedStage, kind: str, name: str, namespace: str | None = None) -> dict:
-    matches = [o.obj for o in stage.objects if o.obj["kind"] == kind
-               and o.obj["metadata"]["name"] == name
-               and (namespace is None or o.obj["metadata"].get("namespace") == namespace)]
-    assert len(matches) == 1, f"{kind} {name}: {len(matches)} found"
-    return matches[0]
-
-
-def kinds(stage: RenderedStage) -> set[str]:
-    """Kinds of the stage folders (not the sync objects, nor the control-plane install)."""
-    return {o.obj["kind"] for o in stage.objects
-            if o.path.startswith("envs/") and "/00-install/" not in o.path}
 
 
 def comparable(obj: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_plan_istio import find, kinds, render, with_service
+from plan_helpers import find, kinds, render, with_service
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import RenderedStage
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.control_plane import (

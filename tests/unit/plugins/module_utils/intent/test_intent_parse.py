@@ -22,7 +22,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.stages import Stage
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+REPO_ROOT = Path(__file__).resolve().parents[5]
 
 BASE: dict[str, Any] = {
     "mesh_environment": "dev",
