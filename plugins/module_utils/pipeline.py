@@ -61,6 +61,7 @@ class StageOptions:
     envoy_binary: str | None = None  # for `envoy --mode validate` of host sidecars
     # the stage gates' verdicts on this run's move (meshstage.mesh.stage_gates)
     gate_verdicts: Sequence[Mapping[str, Any]] = ()
+    git_hooks: bool = False  # mesh_git_hooks: commit with the repository's git hooks
 
 
 @dataclass
@@ -175,15 +176,25 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     The environment's canary record is read from the repository and kept; ``canary`` (a step
     of ``playbooks/canary.yml``) replaces it and titles the commit.
     """
+    repo = GitOpsRepo(options.gitops_dir, hooks=options.git_hooks)
+    purpose = f"rendering {variables.get('mesh_environment')}"
+    with repo.session(purpose, write=not options.check_mode):
+        return _run_locked(repo, variables, options, registry, canary)
+
+
+def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOptions,
+                registry: SchemaRegistry | None, canary: CanaryCommit | None) -> StageResult:
+    """``run_stage`` while the run holds the repository (and completed what an interrupted
+    run left)."""
     cache = StageCache.open(
         options.gitops_dir, _cache_scope(variables), options.template_dirs, BUILTIN_TEMPLATES,
         options.crd_dirs, options.kubernetes_version)
-    repo = GitOpsRepo(options.gitops_dir)
     previous = recorded_meta(repo, variables)
     recorded = {**previous, "canary": canary.state} if canary is not None else previous
     rendered = render_stage(variables, options, registry, cache, recorded)
     intent = rendered.intent
-    meta = rendered.record()
+    meta = {**rendered.record(), "branch": repo.branch_for(
+        intent.environment, previous.get("branch"), intent.gitops.branch)}
     env_update = repo.plan(intent.environment, rendered.files, meta)
     environments = {**repo.all_scope_meta(), intent.environment: meta}
     environments.pop(SHARED_SCOPE, None)
@@ -202,8 +213,7 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     changed = any(update.changed for update in updates)
     sha = None
     if not options.check_mode:
-        for update in updates:
-            repo.apply(update)
+        repo.apply(updates)
         committed: dict[str, list[str]] = {}
 
         def message_for(changes: Sequence[FileChange]) -> str:
@@ -220,7 +230,8 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
         changed=changed, commit=sha, objects=counts,
-        files=_file_counts(updates), message=message, warnings=rendered.warnings,
+        files=_file_counts(updates), message=message,
+        warnings=[*repo.notes, *rendered.warnings],
         diff=[d for update in updates for d in update.ansible_diff()],
     )
 

@@ -7,9 +7,10 @@ import contextlib
 import ctypes
 import functools
 import os
+import re
 import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .._io import fsync_directory, write_temporary
@@ -95,7 +96,8 @@ def _parent_verdict(root: Path, parent: str) -> str | None:
 _WRITE_BATCH = 512
 
 
-def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
+def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
+                       step: Callable[[str], None] | None = None) -> None:
     """Write many files atomically, flushing the file system once per batch, not per file.
 
     Each file is written to a temporary file in its own directory, which replaces the target
@@ -103,7 +105,9 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
     the platform has it (the idea of git's ``core.fsyncMethod=batch``), else after an
     ``fsync`` of the file. Each directory written into is fsynced once at the end, which
     makes the renames durable. Raises ``GitOpsError`` naming the file that failed.
+    ``step`` is told of each temporary file written and each rename (the fault hook).
     """
+    reach = step or _nothing
     flush_once = _syncfs_function() is not None
     directories: set[Path] = set()
     for start in range(0, len(files), _WRITE_BATCH):
@@ -116,6 +120,7 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     pending.append((path, target, write_temporary(target, data, FILE_MODE,
                                                                    fsync=not flush_once)))
+                    reach("temporary")
                 except OSError as error:
                     raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
             if flush_once:
@@ -131,12 +136,51 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
                     raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
                 renamed += 1
                 directories.add(target.parent)
+                reach("renamed")
         finally:
             for _path, _target, temp in pending[renamed:]:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
     for directory in sorted(directories):
         fsync_directory(directory)
+
+
+def _nothing(_point: str) -> None:
+    return None
+
+
+# The temporary files of ``_io.write_temporary``: ``.<name>.<8 random characters>.tmp``.
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_temporaries(root: Path, paths: Iterable[str]) -> int:
+    """Remove the temporary files a killed write of ``paths`` left beside them; how many.
+
+    Only names of the form ``_io.write_temporary`` gives a temporary file of one of these
+    very paths are removed: never another file of the directory."""
+    by_directory: dict[str, set[str]] = {}
+    for path in paths:
+        directory, _, name = path.rpartition("/")
+        by_directory.setdefault(directory, set()).add(name)
+    removed = 0
+    for directory, names in sorted(by_directory.items()):
+        removed += _remove_temporaries_in(root / directory if directory else root, names)
+    return removed
+
+
+def _remove_temporaries_in(directory: Path, names: set[str]) -> int:
+    try:
+        entries = [entry.name for entry in os.scandir(directory)]
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry)
+        if match is not None and match.group(1) in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / entry)
+                removed += 1
+    return removed
 
 
 @functools.cache

@@ -30,7 +30,16 @@ _GIT_ENV_DROP = (
 )
 
 
-# --------------------------------------------------------------------------- data
+# Operations git leaves half-done in the git directory: what is in progress, how to end it.
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge", "git merge --continue, or git merge --abort"),
+    ("rebase-merge", "a rebase", "git rebase --continue, or git rebase --abort"),
+    ("rebase-apply", "a rebase or git am", "git rebase --continue or git am --continue, "
+     "or their --abort"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --continue, or git cherry-pick "
+     "--abort"),
+    ("REVERT_HEAD", "a revert", "git revert --continue, or git revert --abort"),
+)
 
 
 # --------------------------------------------------------------------------- the repository
@@ -88,6 +97,18 @@ class Git:
         stream = b"".join(b"blob\ndata %d\n%s\n" % (len(data), data) for data in blobs)
         self.check("fast-import", "--quiet", "--done", input=stream + b"done\n")
 
+    def head_tree(self) -> dict[str, str]:
+        """Every file of ``HEAD``: path -> object id (one ``git ls-tree``)."""
+        if not self.has_head():
+            return {}
+        tree: dict[str, str] = {}
+        for record in git_text(self.check("ls-tree", "-r", "-z", "--full-tree",
+                                          "HEAD").stdout).split("\0"):
+            info, tab, name = record.partition("\t")
+            if tab:
+                tree[name] = info.split(" ")[2]
+        return tree
+
     def head_blobs(self, paths: Sequence[str]) -> dict[str, bytes | None]:
         """Each path's bytes in ``HEAD`` (None where absent), read by one ``git cat-file``."""
         if not paths or not self.has_head():
@@ -123,6 +144,32 @@ class Git:
             for key, fallback in (("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL))
             if self.run(["config", key]).returncode != 0
         ]
+
+    def git_dir(self) -> Path:
+        """The repository's git directory (a linked worktree's own one)."""
+        return Path(git_text(self.check("rev-parse", "--absolute-git-dir").stdout).strip())
+
+    def branch(self) -> str | None:
+        """The branch ``HEAD`` is on (also before its first commit); None when detached."""
+        result = self.run(["symbolic-ref", "--short", "-q", "HEAD"])
+        if result.returncode != 0:
+            return None
+        return git_text(result.stdout).strip() or None
+
+    def unfinished_operation(self) -> str | None:
+        """Why the work tree may not be written now: a merge, rebase, cherry-pick or revert in
+        progress, or a detached ``HEAD``, with what to do; None when it may."""
+        git_dir = self.git_dir()
+        for name, operation, advice in _IN_PROGRESS:
+            if os.path.lexists(git_dir / name):
+                return (f"{operation} is in progress in {self.root}; meshstage writes nothing "
+                        f"until it is finished or aborted ({advice})")
+        if self.branch() is None:
+            at = git_text(self.run(["rev-parse", "--short", "HEAD"]).stdout).strip()
+            return (f"HEAD is detached in {self.root} (at {at or 'no commit'}); meshstage "
+                    "commits onto a branch: switch to the environment's branch first "
+                    "(git switch <branch>)")
+        return None
 
     def has_head(self) -> bool:
         return self.run(["rev-parse", "--verify", "-q", "HEAD"]).returncode == 0
@@ -165,8 +212,13 @@ class Git:
 
 def blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:
     """Git's object id of a blob of ``data``, in the hash the repository's index uses."""
-    header = b"blob %d\0" % len(data)
     sample = next(iter(index.values()), None)
-    if sample is not None and len(sample[1]) == 64:
+    return object_id(data, sample is not None and len(sample[1]) == 64)
+
+
+def object_id(data: bytes, sha256: bool = False) -> str:
+    """Git's object id of a blob of ``data`` (SHA-1, or SHA-256 repositories' ids)."""
+    header = b"blob %d\0" % len(data)
+    if sha256:
         return hashlib.sha256(header + data).hexdigest()
     return hashlib.sha1(header + data).hexdigest()  # git's object id, not for security

@@ -35,22 +35,16 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from .._io import atomic_write
 from ..errors import GitOpsError
-from .disk import (
-    FILE_MODE,
-    git_text,
-    prune_empty_dirs,
-    read_disk,
-    shown_text,
-    write_files_atomic,
-)
+from .disk import git_text, read_disk, remove_temporaries, shown_text
+from .faults import KillSwitch
 from .git import (
     DIFF_NAMES,
     FILE_MODE_ENTRY,
@@ -59,7 +53,20 @@ from .git import (
     Git,
     blob_id,
     nul_list,
+    object_id,
 )
+from .journal import (
+    JOURNAL_PATH,
+    Journal,
+    JournalEntry,
+    carry_out,
+    converge,
+    read_journal,
+    remove_journal,
+    run_record,
+    write_journal,
+)
+from .lock import LOCK_NAME, RunLock
 from .paths import STATE_PATH, encode_desired
 from .state import ScopeState, State, canonical_meta, check_scope, meta_of, parse_state, sha256
 from .update import FileChange, TreeUpdate, planned_bytes
@@ -68,9 +75,15 @@ from .update import FileChange, TreeUpdate, planned_bytes
 class GitOpsRepo:
     """A GitOps repository on disk that meshstage writes into, scope by scope."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, hooks: bool = False) -> None:
         self.root = Path(root).expanduser().resolve()
         self.git = Git(self.root)
+        self.hooks = hooks  # run the repository's git hooks when committing
+        # what completing an interrupted run did, for the run's warnings
+        self.notes: list[str] = []
+        self._purpose: str | None = None  # the session in progress
+        self._lock: RunLock | None = None
+        self._kill = KillSwitch()
         # Parsed state files by their exact bytes: a pure function, read fresh from disk
         # each time; only the parsing of the same bytes is done once.
         self._parsed: dict[bytes, State] = {}
@@ -103,6 +116,23 @@ class GitOpsRepo:
         state = self._load_state()
         return {name: canonical_meta(entry.meta) for name, entry in sorted(state.scopes.items())}
 
+    def branch_for(self, scope: str, recorded: str | None, declared: str) -> str:
+        """The branch this run writes ``scope`` on, to be recorded with it: the one ``HEAD``
+        is on. Raises ``GitOpsError`` when the scope is recorded on another branch, unless
+        it is ``declared`` (``mesh_gitops.branch``, the one Argo CD and Flux sync)."""
+        if self._root_kind() != "repo":
+            return "main"  # what a new repository starts on
+        current = self.git.branch()
+        if current is None:
+            raise GitOpsError(self.git.unfinished_operation() or "HEAD is detached")
+        if recorded and current not in (recorded, declared):
+            raise GitOpsError(
+                f"GitOps repository {self.root} is on branch {current}, but {scope} is "
+                f"recorded on branch {recorded} (and mesh_gitops.branch is {declared}); "
+                f"switch back (git switch {recorded}), or set mesh_gitops.branch: {current} "
+                "to move the environment to this branch on purpose")
+        return current
+
     # ---- plan
 
     def plan(self, scope: str, desired: Mapping[str, str], meta: Mapping[str, Any]) -> TreeUpdate:
@@ -113,7 +143,7 @@ class GitOpsRepo:
         check_scope(scope)
         if self._root_kind() == "foreign":
             raise GitOpsError(_foreign_root_message(self.root))
-        state = self._load_state()
+        state = self._trusted_state()
         before = state.scope(scope)
         wanted, problems = encode_desired(desired)
         owners = state.owners()
@@ -130,10 +160,51 @@ class GitOpsRepo:
                 problems.append(problem)
             elif change:
                 changes.append(change)
+        problems += self._unproven(changes, before.files)
         if problems:
             raise GitOpsError(self._problems_message(problems))
         after = ScopeState({path: sha256(data) for path, data in wanted.items()}, meta_of(meta))
         return TreeUpdate(scope, tuple(changes), state_after=after, state_before=before)
+
+    def _trusted_state(self) -> State:
+        """The state file, when it is the one meshstage committed (``HEAD``'s) or the one an
+        unfinished write of meshstage left (its journal's); otherwise it was changed by hand
+        and nothing it records is trusted: ``GitOpsError``."""
+        state = self._load_state()
+        data, _problem = read_disk(self.root, STATE_PATH)
+        journal = read_journal(self.root) if self.exists() else None
+        if journal is not None:
+            if data == journal.state_after:
+                return state
+            raise GitOpsError(
+                f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
+                f"({journal.describe()}); the next run that writes completes it by itself")
+        committed = self.git.head_bytes(STATE_PATH) if self.exists() else None
+        if data != committed:
+            raise GitOpsError(
+                f"GitOps repository {self.root}: {STATE_PATH} is not the one meshstage "
+                f"committed{'' if committed else ' (HEAD has none)'} and no interrupted run "
+                "of meshstage explains it: it was changed by hand, and meshstage trusts only "
+                "its own record of the files it owns. Restore it (git checkout -- "
+                f"{STATE_PATH}{'' if committed else ', or remove it'}) and run again.")
+        return state
+
+    def _unproven(self, changes: Sequence[FileChange], recorded: Mapping[str, str]) -> list[str]:
+        """Files the plan would overwrite or remove whose record meshstage committed, but
+        not the file as recorded: the record was not meshstage's, so neither is the file."""
+        touched = [change for change in changes if change.action != "add"]
+        if not touched or not self.git.has_head():
+            return []
+        committed = self._head_state().shas()
+        tree = self.git.head_tree()
+        return [
+            f"{change.path} is recorded as meshstage's in the committed {STATE_PATH}, but "
+            "the commit does not hold the file meshstage wrote; meshstage never overwrites "
+            "or removes a file it cannot show it wrote: restore the file or the record"
+            for change in touched
+            if committed.get(change.path) == recorded.get(change.path)
+            and tree.get(change.path) != _object_id(change, tree)
+        ]
 
     def _plan_owned(
         self, path: str, recorded: str, wanted: bytes | None,
@@ -178,35 +249,67 @@ class GitOpsRepo:
 
     # ---- apply
 
-    def apply(self, update: TreeUpdate) -> None:
-        """Write ``update``: files atomically, removals, then the state file.
+    def apply(self, updates: TreeUpdate | Sequence[TreeUpdate]) -> None:
+        """Write ``updates`` as one transaction: the journal, removals, files, the state file.
 
-        Writes nothing at all when ``update.changed`` is False. Re-checks first that the
+        Writes nothing at all when no update changes anything. Re-checks first that the
         repository still is as ``plan`` saw it, and raises ``GitOpsError`` (writing nothing)
-        when it is not. Creates the repository (``git init -b main``) when needed.
+        when it is not. Creates the repository (``git init -b main``) when needed. A write
+        that fails part-way is put back as it was; one that is killed is completed by the
+        next run (``journal.py``). The journal stays until ``commit`` has recorded the state.
         """
-        if not update.changed:
+        changed = [u for u in ([updates] if isinstance(updates, TreeUpdate) else updates)
+                   if u.changed]
+        if not changed:
             return
-        check_scope(update.scope)
-        planned = planned_bytes(update)
+        for update in changed:
+            check_scope(update.scope)
         kind = self._root_kind()
         if kind == "foreign":
             raise GitOpsError(_foreign_root_message(self.root))
-        state = self._load_state()
-        self._recheck(update, state)
-        if kind in ("missing", "empty"):
-            self._init()
-        for change in update.changes:
-            if change.action == "remove":
-                self._remove(change.path)
-        write_files_atomic(self.root, [(path, planned[path]) for path in sorted(planned)])
-        after = state.with_scope(update.scope, update.state_after)
-        new_state = after.render()
-        current_state, _problem = read_disk(self.root, STATE_PATH)
-        if current_state != new_state:
-            self._write(STATE_PATH, new_state)
-        # the state just written, as parsing it would give it (its paths were checked in plan)
-        self._parsed[new_state] = after
+        with self.session(f"writing {', '.join(u.scope for u in changed)}"):
+            state = self._load_state()
+            for update in changed:
+                self._recheck(update, state)
+            if kind in ("missing", "empty"):
+                self._init()
+            journal = self._journal_of(changed, state)
+            write_journal(self.root, journal)
+            self._kill.reach("journal")
+            try:
+                carry_out(self.root, *_steps_of(journal), journal.state_after, self._kill.reach)
+            except GitOpsError as error:
+                self._undo(journal, error)
+            self._parsed[journal.state_after] = self._after_state(changed, state)
+
+    def _after_state(self, updates: Sequence[TreeUpdate], state: State) -> State:
+        for update in updates:
+            state = state.with_scope(update.scope, update.state_after)
+        return state
+
+    def _journal_of(self, updates: Sequence[TreeUpdate], state: State) -> Journal:
+        """The transaction: every file before and after, the state file before and after."""
+        entries = []
+        for update in updates:
+            planned = planned_bytes(update)
+            for change in update.changes:
+                before = None if change.before is None else change.before.encode("utf-8")
+                entries.append(JournalEntry(change.path, before, planned.get(change.path)))
+        before, _problem = read_disk(self.root, STATE_PATH)
+        return Journal(tuple(entries), before, self._after_state(updates, state).render(),
+                       run_record([u.scope for u in updates], self.git.branch()))
+
+    def _undo(self, journal: Journal, error: GitOpsError) -> None:
+        """After a failed write: put every file back as it was, or say the next run will
+        complete it; always raises."""
+        try:
+            converge(self.root, journal, forward=False)
+            remove_journal(self.root)
+        except GitOpsError:
+            raise GitOpsError(f"{error}\nThe write stopped part-way; the next run completes "
+                              "it by itself once the cause is fixed.") from error
+        raise GitOpsError(f"{error}\nNothing was changed: the files written before the failure "
+                          "were put back as they were.") from error
 
     def _recheck(self, update: TreeUpdate, state: State) -> None:
         """Raise unless the state and every file to touch are as ``plan`` saw them."""
@@ -241,19 +344,79 @@ class GitOpsRepo:
                 f"cannot create the GitOps repository {self.root}: {error}"
             ) from error
         self.git.check("init", "-q", "-b", "main")
+        self._take_lock()
 
-    def _write(self, path: str, data: bytes) -> None:
-        try:
-            atomic_write(self.root / path, data, FILE_MODE)
-        except OSError as error:
-            raise GitOpsError(f"{path}: cannot write it in {self.root}: {error}") from error
+    # ---- one run at a time, and what an interrupted one left
 
-    def _remove(self, path: str) -> None:
+    @contextlib.contextmanager
+    def session(self, purpose: str, write: bool = True) -> Iterator[None]:
+        """Hold the repository for one run: its lock, then git's state checked, then the
+        write an interrupted run left completed (``write``) or refused (a read-only run).
+        Re-entrant; the lock is given back when the outermost session ends."""
+        if self._purpose is not None:
+            yield
+            return
+        self._purpose = purpose
         try:
-            (self.root / path).unlink()
-        except OSError as error:
-            raise GitOpsError(f"{path}: cannot remove it from {self.root}: {error}") from error
-        prune_empty_dirs(self.root, path)
+            if self._take_lock():
+                problem = self.git.unfinished_operation()
+                if problem:
+                    raise GitOpsError(problem)
+                self._recover(write)
+            yield
+        finally:
+            self._purpose = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _take_lock(self) -> bool:
+        """Take the lock once the repository exists; False while it does not."""
+        if self._purpose is None or self._root_kind() != "repo":
+            return False
+        if self._lock is None:
+            self._lock = RunLock(self.git.git_dir() / LOCK_NAME, self.root)
+            self._lock.acquire(self._purpose)
+        return True
+
+    def _recover(self, write: bool) -> None:
+        """Complete the write of an interrupted run, or refuse when this run may not write."""
+        remove_temporaries(self.root, [JOURNAL_PATH, STATE_PATH])
+        journal = read_journal(self.root)
+        if journal is None:
+            return
+        state, _problem = read_disk(self.root, STATE_PATH)
+        self._remove_stale_git_locks(journal)
+        if state == journal.state_after:
+            return  # written (the state file is written last), waiting for its commit
+        if not write:
+            raise GitOpsError(
+                f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
+                f"({journal.describe()}); the next run that writes (without --check) "
+                "completes it by itself, and then this one can be previewed")
+        branch, recorded = self.git.branch(), journal.run.get("branch")
+        if recorded and branch != recorded:
+            raise GitOpsError(
+                f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
+                f"on branch {recorded} ({journal.describe()}), and the repository is now on "
+                f"{branch or 'a detached HEAD'}: switch back (git switch {recorded}) so "
+                "meshstage can complete it")
+        converge(self.root, journal, forward=True, step=self._kill.reach)
+        self.notes.append(f"completed the write of an interrupted meshstage run "
+                          f"({journal.describe()}): {len(journal.entries)} file(s)")
+
+    def _remove_stale_git_locks(self, journal: Journal) -> None:
+        """git's own lock files that a killed run's git left (newer than its journal)."""
+        since = os.stat(self.root / JOURNAL_PATH).st_mtime
+        git_dir = self.git.git_dir()
+        branch = journal.run.get("branch")
+        names = ["index.lock", "HEAD.lock", *([f"refs/heads/{branch}.lock"] if branch else [])]
+        for name in names:
+            path = git_dir / name
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime >= since:
+                    path.unlink()
+                    self.notes.append(f"removed {name}, left by the interrupted run's git")
 
     # ---- commit
 
@@ -281,6 +444,15 @@ class GitOpsRepo:
         """
         if not self.exists():
             return None
+        with self.session("committing"):
+            sha = self._commit(message)
+            if os.path.lexists(self.root / JOURNAL_PATH):
+                state, _problem = read_disk(self.root, STATE_PATH)
+                if self.git.head_bytes(STATE_PATH) == state:
+                    remove_journal(self.root)  # the write is recorded: the transaction ends
+            return sha
+
+    def _commit(self, message: str | Callable[[list[FileChange]], str]) -> str | None:
         has_head = self.git.has_head()
         if has_head and self._clean_against_head():
             return None
@@ -311,6 +483,7 @@ class GitOpsRepo:
         staged_anywhere = self.git.staged_status()
         wanted = set(paths)
         staged = [name for name in staged_anywhere if name in wanted]
+        self._kill.reach("staged")
         if not staged:
             return None
         if callable(message):
@@ -321,8 +494,11 @@ class GitOpsRepo:
         with tempfile.TemporaryDirectory(prefix="meshstage-commit-") as temp:
             message_file = Path(temp) / "message"
             message_file.write_text(message, encoding="utf-8")
+            hooks = () if self.hooks else ("core.hooksPath=/dev/null",)
             self.git.check("commit", "-q", "-F", str(message_file), *only,
-                      input=nul_list(staged) if only else None, config=self.git.identity())
+                           input=nul_list(staged) if only else None,
+                           config=[*self.git.identity(), *hooks])
+        self._kill.reach("committed")
         return git_text(self.git.check("rev-parse", "HEAD").stdout).strip()
 
     def _clean_against_head(self) -> bool:
@@ -434,6 +610,20 @@ class GitOpsRepo:
             return f"GitOps repository {self.root}: {problems[0]}"
         lines = "\n".join(f"  - {problem}" for problem in problems)
         return f"GitOps repository {self.root}: {len(problems)} problem(s):\n{lines}"
+
+
+def _object_id(change: FileChange, tree: Mapping[str, str]) -> str:
+    """Git's id of the bytes ``change`` found on disk, in the hash ``tree`` uses."""
+    data = (change.before or "").encode("utf-8")
+    return object_id(data, len(next(iter(tree.values()), "")) == 64)
+
+
+def _steps_of(journal: Journal) -> tuple[list[str], list[tuple[str, bytes]]]:
+    """A journal's removals and writes, for a write that starts from its side before."""
+    removals = [entry.path for entry in journal.entries if entry.after is None]
+    writes = sorted((entry.path, entry.after) for entry in journal.entries
+                    if entry.after is not None)
+    return removals, writes
 
 
 def _foreign_root_message(root: Path) -> str:

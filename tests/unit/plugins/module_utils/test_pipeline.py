@@ -155,7 +155,8 @@ def test_switching_provider_records_it_and_orders_the_cut_over(tmp_path, crd_dir
     runbook = (tmp_path / "gitops/envs/prod/RUNBOOK.md").read_text()
     assert "## Cut-over from istio" in runbook
     state = GitOpsRepo(tmp_path / "gitops").scope_meta("prod")
-    assert state == {"provider": "linkerd", "stage": "injection", "migrated_from": "istio"}
+    assert state == {"provider": "linkerd", "stage": "injection", "migrated_from": "istio",
+                     "branch": "main"}
     again = run_stage(example_intent("prod", mesh_provider="linkerd"), options)
     assert again.commit is None and not again.changed
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.journal import JOURNAL_PATH
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.paths import STATE_PATH
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.state import ScopeState
@@ -216,10 +217,12 @@ def test_changing_one_file_rewrites_only_it(committed: GitOpsRepo, root: Path) -
     after = snapshot(root)
     rewritten = {path for path in before if before[path] != after.get(path)}
     assert rewritten == {changed_path, STATE_PATH}
-    assert set(after) == set(before), "no temporary file is left behind"
+    # no temporary file is left behind; the journal stays until the write is committed
+    assert set(after) - set(before) == {JOURNAL_PATH}
     assert (root / changed_path).read_text() == desired[changed_path]
 
     committed.commit("meshstage: dev weight 50")
+    assert set(snapshot(root)) == set(before)
     assert commit_count(root) == 2
     changed_in_commit = git(root, "diff", "--name-only", "HEAD~1", "HEAD").split()
     assert sorted(changed_in_commit) == sorted([changed_path, STATE_PATH])
@@ -619,13 +622,28 @@ def test_commit_without_a_repository_is_none(repo: GitOpsRepo) -> None:
     assert repo.commit("nothing") is None
 
 
-def test_git_failure_carries_git_stderr(repo: GitOpsRepo, root: Path) -> None:
-    run(repo, "dev", DEV, DEV_META)
+def _refusing_hook(root: Path) -> None:
     hook = root / ".git" / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\necho 'policy says no' >&2\nexit 1\n")
     hook.chmod(0o755)
+
+
+def test_git_failure_carries_git_stderr(root: Path) -> None:
+    repo = GitOpsRepo(root, hooks=True)
+    run(repo, "dev", DEV, DEV_META)
+    _refusing_hook(root)
     with pytest.raises(GitOpsError, match="policy says no"):
         repo.commit("meshstage: dev")
+
+
+def test_commits_run_without_the_repository_hooks_unless_asked(repo: GitOpsRepo,
+                                                                root: Path) -> None:
+    run(repo, "dev", DEV, DEV_META)
+    _refusing_hook(root)
+    (root / ".git" / "hooks" / "post-commit").write_text("#!/bin/sh\ntouch ran\n")
+    (root / ".git" / "hooks" / "post-commit").chmod(0o755)
+    assert repo.commit("meshstage: dev") is not None
+    assert not (root / "ran").exists()
 
 
 # ---------------------------------------------------------------------------- TreeUpdate alone

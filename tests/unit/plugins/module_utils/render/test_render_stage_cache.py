@@ -188,7 +188,10 @@ def test_a_linked_worktree_gets_no_cache_on_disk(tmp_path, crd_dir, example_inte
     linked = tmp_path / "linked"
     subprocess.run(["git", "-C", str(main), "worktree", "add", "-q", str(linked)],
                    check=True, capture_output=True)
-    result = run_stage(example_intent("prod", mesh_stage="observability"),
+    # the worktree is on its own branch: the environment moves there on purpose
+    moved = {"repo_url": "https://git.example.invalid/platform/mesh-gitops.git",
+             "branch": "linked"}
+    result = run_stage(example_intent("prod", mesh_stage="observability", mesh_gitops=moved),
                        StageOptions(gitops_dir=linked, crd_dirs=[crd_dir]))
     assert result.changed
     assert (linked / ".git").is_file()

@@ -1,0 +1,227 @@
+"""A run's write is one transaction: the journal, the lock, the trusted record, and what the
+next run does after an interruption. Real git repositories in tmp_path, real processes for
+the lock and the kills (the 1,000-service kill test is tests/integration/
+test_interrupted_write.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.journal import JOURNAL_PATH
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.paths import STATE_PATH
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.state import sha256
+
+BEFORE = {f"dev/{index % 5}/object-{index:03d}.yaml": f"index: {index}\n" for index in range(60)}
+# changes ten files, removes ten, adds twenty
+AFTER = {**{path: text for path, text in BEFORE.items() if not path.endswith(("5.yaml",))},
+         **{f"dev/{index % 5}/object-{index:03d}.yaml": f"index: {index}\nnew: true\n"
+            for index in range(0, 60, 6)},
+         **{f"dev/new/object-{index:03d}.yaml": f"added: {index}\n" for index in range(20)}}
+META = {"provider": "istio", "stage": "traffic"}
+WRITE = """
+import json, sys
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
+root, desired = sys.argv[1], json.loads(sys.argv[2])
+repo = GitOpsRepo(root)
+with repo.session("writing dev"):
+    repo.apply(repo.plan("dev", desired, {"provider": "istio", "stage": "traffic"}))
+    repo.commit("meshstage: dev")
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {path.relative_to(root).as_posix(): path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and path.relative_to(root).parts[0] != ".git"}
+
+
+def commit(repo: GitOpsRepo, desired: dict[str, str], message: str = "meshstage: dev") -> None:
+    repo.apply(repo.plan("dev", desired, META))
+    assert repo.commit(message) is not None
+
+
+def killed_write(root: Path, point: str, count: int = 1) -> None:
+    """Write AFTER in another process that kills itself at ``point``."""
+    env = {**os.environ, "MESHSTAGE_KILL_AT": f"{point}:{count}"}
+    result = subprocess.run([sys.executable, "-c", WRITE, str(root), json.dumps(AFTER)],
+                            env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "gitops"
+    commit(GitOpsRepo(root), BEFORE)
+    return root
+
+
+# ---------------------------------------------------------------------------- the next run
+
+
+def test_an_interrupted_write_is_completed_by_the_next_run(root: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    commit(GitOpsRepo(reference), BEFORE)
+    commit(GitOpsRepo(reference), AFTER)
+    killed_write(root, "renamed", 7)
+    assert (root / JOURNAL_PATH).exists()
+    assert [p for p in files(root) if p.endswith(".tmp")], "the kill left temporary files"
+
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        commit(repo, AFTER)
+    assert files(root) == files(reference)
+    assert git(root, "show", "--stat", "--format=", "HEAD") == \
+        git(reference, "show", "--stat", "--format=", "HEAD")
+    assert repo.notes and "completed the write of an interrupted meshstage run" in repo.notes[0]
+
+
+def test_a_file_changed_by_hand_after_the_interruption_is_named_not_overwritten(
+        root: Path) -> None:
+    killed_write(root, "renamed", 3)
+    written = next(path for path, text in AFTER.items()
+                   if BEFORE.get(path) != text and (root / path).exists()
+                   and (root / path).read_text() == text)
+    untouched = "dev/new/object-019.yaml"
+    (root / written).write_text("my edit\n")
+    (root / untouched).write_text("mine\n")
+    before = files(root)
+    with pytest.raises(GitOpsError) as raised:
+        GitOpsRepo(root).plan("dev", AFTER, META)
+    with pytest.raises(GitOpsError) as raised:
+        with GitOpsRepo(root).session("writing dev"):
+            pass
+    message = str(raised.value)
+    assert "a meshstage run was interrupted while writing (pid" in message
+    assert f"{written} was changed by hand after the run was interrupted" in message
+    assert f"{untouched} was changed by hand after the run was interrupted" in message
+    assert "deleted by hand" not in message and "not owned" not in message
+    assert files(root) == before
+
+
+def test_a_write_that_fails_part_way_is_put_back(root: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    before = files(root)
+    repo = GitOpsRepo(root)
+    update = repo.plan("dev", AFTER, META)
+    real_replace = os.replace
+
+    def replace(source: str, target: object) -> None:
+        if str(target).endswith("dev/new/object-004.yaml"):
+            raise PermissionError(13, "Permission denied")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(GitOpsError, match=r"Permission denied\nNothing was changed: the files "
+                                          "written before the failure were put back"):
+        repo.apply(update)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert files(root) == before
+    assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+    assert not (root / "dev" / "new").exists(), "the directories it made are gone too"
+    commit(repo, AFTER)
+
+
+def test_check_mode_says_an_interrupted_write_awaits_the_next_run(root: Path) -> None:
+    killed_write(root, "removed", 4)
+    before = files(root)
+    with pytest.raises(GitOpsError, match="the next run that writes \\(without --check\\) "
+                                          "completes it by itself"):
+        with GitOpsRepo(root).session("previewing dev", write=False):
+            pass
+    assert files(root) == before
+
+
+def test_a_run_killed_after_its_commit_leaves_nothing_to_do(root: Path) -> None:
+    killed_write(root, "committed")
+    head = git(root, "rev-parse", "HEAD")
+    repo = GitOpsRepo(root)
+    assert not repo.plan("dev", AFTER, META).changed
+    assert repo.commit("meshstage: dev") is None
+    assert git(root, "rev-parse", "HEAD") == head
+    assert not (root / JOURNAL_PATH).exists()
+
+
+def test_git_lock_files_a_killed_commit_left_are_removed(root: Path) -> None:
+    killed_write(root, "staged")
+    (root / ".git" / "index.lock").write_text("")  # as a git killed mid-commit leaves it
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        commit(repo, AFTER)
+    assert not (root / ".git" / "index.lock").exists()
+    assert any("index.lock" in note for note in repo.notes)
+
+
+# ---------------------------------------------------------------------------- the record
+
+
+def test_a_state_file_edited_by_hand_never_makes_a_run_delete_a_user_file(root: Path) -> None:
+    """A user file claimed in the state file (with its right sha) is not removed."""
+    user = root / "dev" / "0" / "my-notes.yaml"
+    user.write_text("the user's\n")
+    state = json.loads((root / STATE_PATH).read_text())
+    state["scopes"]["dev"]["files"]["dev/0/my-notes.yaml"] = sha256(user.read_bytes())
+    (root / STATE_PATH).write_text(json.dumps(state))
+    with pytest.raises(GitOpsError, match=re.escape(f"{STATE_PATH} is not the one meshstage "
+                                                    "committed and no interrupted run")):
+        GitOpsRepo(root).plan("dev", BEFORE, META)
+    assert user.read_text() == "the user's\n"
+
+
+def test_a_committed_record_of_a_file_meshstage_never_committed_is_refused(root: Path) -> None:
+    user = root / "dev" / "0" / "my-notes.yaml"
+    user.write_text("the user's\n")
+    state = json.loads((root / STATE_PATH).read_text())
+    state["scopes"]["dev"]["files"]["dev/0/my-notes.yaml"] = sha256(user.read_bytes())
+    (root / STATE_PATH).write_text(json.dumps(state))
+    git(root, "-c", "user.name=U", "-c", "user.email=u@example.invalid", "commit", "-qm",
+        "tampered", "--", STATE_PATH)
+    with pytest.raises(GitOpsError, match=re.escape("dev/0/my-notes.yaml is recorded as "
+                                                    "meshstage's in the committed")):
+        GitOpsRepo(root).plan("dev", BEFORE, META)
+    assert user.read_text() == "the user's\n"
+
+
+def test_a_deleted_state_file_is_named(root: Path) -> None:
+    (root / STATE_PATH).unlink()
+    with pytest.raises(GitOpsError, match=re.escape(f"{STATE_PATH} is not the one meshstage "
+                                                    "committed")):
+        GitOpsRepo(root).plan("dev", BEFORE, META)
+
+
+# ---------------------------------------------------------------------------- the lock
+
+
+def test_a_second_run_is_refused_naming_the_run_that_holds_the_repository(root: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\n"
+         "from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import "
+         "GitOpsRepo\n"
+         "with GitOpsRepo(sys.argv[1]).session('rendering prod'):\n"
+         "    print('held', flush=True)\n    sys.stdin.readline()\n", str(root)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(GitOpsError) as raised:
+            commit(GitOpsRepo(root), AFTER)
+        assert f"another meshstage run holds the GitOps repository {root} (pid " \
+               f"{holder.pid} on " in str(raised.value)
+        assert "rendering prod" in str(raised.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    commit(GitOpsRepo(root), AFTER)  # a killed holder holds nothing
