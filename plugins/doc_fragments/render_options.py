@@ -43,4 +43,11 @@ options:
         workloads of the environment, and their Envoy files go under C(hosts/<env>/<host>/).
     type: str
     default: mesh_hosts
+  git_hooks:
+    description:
+      - Run the GitOps repository's git hooks (C(pre-commit), C(commit-msg), C(post-commit),
+        ...) when committing. Off by default, so a hook in a repository cannot run code or
+        refuse meshstage's commit unless you opt in (C(mesh_git_hooks: true)).
+    type: bool
+    default: false
 """

@@ -27,6 +27,7 @@ RENDER_ARGUMENT_SPEC: dict[str, Any] = {
     "kubernetes_version": {"type": "str"},
     "envoy_binary": {"type": "path"},
     "hosts_group": {"type": "str", "default": "mesh_hosts"},
+    "git_hooks": {"type": "bool", "default": False},
 }
 
 
@@ -41,6 +42,7 @@ def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
         check_paths=[Path(p) for p in args.get("check_paths") or ()],
         envoy_binary=args.get("envoy_binary"),
         gate_verdicts=list(args.get("gate_verdicts") or ()),
+        git_hooks=bool(args.get("git_hooks")),
     )
 
 

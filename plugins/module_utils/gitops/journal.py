@@ -24,6 +24,7 @@ from .._io import atomic_write
 from ..errors import GitOpsError
 from .disk import FILE_MODE, prune_empty_dirs, read_disk, remove_temporaries, write_files_atomic
 from .paths import STATE_PATH, path_problem
+from .update import TreeUpdate, planned_bytes
 
 JOURNAL_PATH = ".meshstage/journal.json"
 JOURNAL_VERSION = 1
@@ -87,6 +88,31 @@ def _bytes(value: object, where: str) -> bytes | None:
     if not isinstance(value, str):
         raise GitOpsError(f"{where} is not a meshstage journal: a file's content is not text")
     return value.encode("utf-8", errors="surrogateescape")
+
+
+def journal_of(updates: Sequence[TreeUpdate], state_before: bytes | None, state_after: bytes,
+               run: Mapping[str, Any]) -> Journal:
+    """The transaction of ``updates``: every file before and after, the state file too."""
+    entries = []
+    for update in updates:
+        planned = planned_bytes(update)
+        for change in update.changes:
+            before = None if change.before is None else change.before.encode("utf-8")
+            entries.append(JournalEntry(change.path, before, planned.get(change.path)))
+    return Journal(tuple(entries), state_before, state_after, run)
+
+
+def undo(root: Path, journal: Journal, error: GitOpsError) -> None:
+    """After a failed write: put every file back as it was, or say the next run will
+    complete it; always raises."""
+    try:
+        converge(root, journal, forward=False)
+        remove_journal(root)
+    except GitOpsError:
+        raise GitOpsError(f"{error}\nThe write stopped part-way; the next run completes it by "
+                          "itself once the cause is fixed.") from error
+    raise GitOpsError(f"{error}\nNothing was changed: the files written before the failure "
+                      "were put back as they were.") from error
 
 
 def read_journal(root: Path) -> Journal | None:
@@ -219,6 +245,14 @@ def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, b
     except OSError as error:
         raise GitOpsError(f"{STATE_PATH}: cannot write it in {root}: {error}") from error
     reach("state")
+
+
+def steps_of(journal: Journal) -> tuple[list[str], list[tuple[str, bytes]]]:
+    """A journal's removals and writes, for a write that starts from its side before."""
+    removals = [entry.path for entry in journal.entries if entry.after is None]
+    writes = sorted((entry.path, entry.after) for entry in journal.entries
+                    if entry.after is not None)
+    return removals, writes
 
 
 def _nothing(_point: str) -> None:

@@ -19,11 +19,11 @@ Ownership rules
 * Removals are exactly the paths owned by the scope that it no longer desires; a directory is
   removed only when such a removal left it empty. Nothing else is ever deleted.
 * Paths must be relative, normalized posix paths outside ``.git/`` and ``.meshstage/``.
-* ``plan`` only reads; ``apply`` re-checks that nothing moved since the plan, removes, then
-  writes each file atomically (temporary file in the same directory, on disk before
-  ``os.replace``, mode 0644; one ``syncfs`` per batch of files where Linux has it, else one
-  ``fsync`` per file) and writes the state last; ``commit`` stages and commits only
-  meshstage's paths.
+* The state file is trusted only when it is ``HEAD``'s or the one an unfinished write left
+  (its journal's); a record of a file ``HEAD`` does not hold as recorded is refused.
+* ``plan`` only reads; ``apply`` re-checks that nothing moved since the plan and writes the
+  run's files as one transaction (``journal.py``); ``commit`` stages and commits only
+  meshstage's paths, and ends the transaction. A session (``guard.py``) holds the lock.
 
 Example::
 
@@ -38,12 +38,12 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import GitOpsError
-from .disk import git_text, read_disk, remove_temporaries, shown_text
+from .disk import git_text, read_disk, shown_text
 from .faults import KillSwitch
 from .git import (
     DIFF_NAMES,
@@ -53,23 +53,22 @@ from .git import (
     Git,
     blob_id,
     nul_list,
-    object_id,
 )
+from .guard import RunGuard
 from .journal import (
     JOURNAL_PATH,
-    Journal,
-    JournalEntry,
     carry_out,
-    converge,
+    journal_of,
     read_journal,
     remove_journal,
     run_record,
+    steps_of,
+    undo,
     write_journal,
 )
-from .lock import LOCK_NAME, RunLock
 from .paths import STATE_PATH, encode_desired
 from .state import ScopeState, State, canonical_meta, check_scope, meta_of, parse_state, sha256
-from .update import FileChange, TreeUpdate, planned_bytes
+from .update import FileChange, TreeUpdate, unproven
 
 
 class GitOpsRepo:
@@ -79,14 +78,24 @@ class GitOpsRepo:
         self.root = Path(root).expanduser().resolve()
         self.git = Git(self.root)
         self.hooks = hooks  # run the repository's git hooks when committing
-        # what completing an interrupted run did, for the run's warnings
-        self.notes: list[str] = []
-        self._purpose: str | None = None  # the session in progress
-        self._lock: RunLock | None = None
         self._kill = KillSwitch()
+        self.guard = RunGuard(self.root, self.git, self._kill, self.exists)
         # Parsed state files by their exact bytes: a pure function, read fresh from disk
         # each time; only the parsing of the same bytes is done once.
         self._parsed: dict[bytes, State] = {}
+
+    @property
+    def notes(self) -> list[str]:
+        """What completing an interrupted run did, for the run's warnings."""
+        return self.guard.notes
+
+    def session(self, purpose: str, write: bool = True) -> contextlib.AbstractContextManager[None]:
+        """Hold the repository for one run (``RunGuard.session``)."""
+        return self.guard.session(purpose, write)
+
+    def branch_for(self, scope: str, recorded: str | None, declared: str) -> str:
+        """The branch this run writes ``scope`` on (``RunGuard.branch_for``)."""
+        return self.guard.branch_for(scope, recorded, declared)
 
     # ---- reading
 
@@ -115,23 +124,6 @@ class GitOpsRepo:
         """Scope -> its recorded metadata, every scope."""
         state = self._load_state()
         return {name: canonical_meta(entry.meta) for name, entry in sorted(state.scopes.items())}
-
-    def branch_for(self, scope: str, recorded: str | None, declared: str) -> str:
-        """The branch this run writes ``scope`` on, to be recorded with it: the one ``HEAD``
-        is on. Raises ``GitOpsError`` when the scope is recorded on another branch, unless
-        it is ``declared`` (``mesh_gitops.branch``, the one Argo CD and Flux sync)."""
-        if self._root_kind() != "repo":
-            return "main"  # what a new repository starts on
-        current = self.git.branch()
-        if current is None:
-            raise GitOpsError(self.git.unfinished_operation() or "HEAD is detached")
-        if recorded and current not in (recorded, declared):
-            raise GitOpsError(
-                f"GitOps repository {self.root} is on branch {current}, but {scope} is "
-                f"recorded on branch {recorded} (and mesh_gitops.branch is {declared}); "
-                f"switch back (git switch {recorded}), or set mesh_gitops.branch: {current} "
-                "to move the environment to this branch on purpose")
-        return current
 
     # ---- plan
 
@@ -191,20 +183,10 @@ class GitOpsRepo:
 
     def _unproven(self, changes: Sequence[FileChange], recorded: Mapping[str, str]) -> list[str]:
         """Files the plan would overwrite or remove whose record meshstage committed, but
-        not the file as recorded: the record was not meshstage's, so neither is the file."""
-        touched = [change for change in changes if change.action != "add"]
-        if not touched or not self.git.has_head():
+        not the file as recorded (``update.unproven``)."""
+        if not any(change.action != "add" for change in changes) or not self.git.has_head():
             return []
-        committed = self._head_state().shas()
-        tree = self.git.head_tree()
-        return [
-            f"{change.path} is recorded as meshstage's in the committed {STATE_PATH}, but "
-            "the commit does not hold the file meshstage wrote; meshstage never overwrites "
-            "or removes a file it cannot show it wrote: restore the file or the record"
-            for change in touched
-            if committed.get(change.path) == recorded.get(change.path)
-            and tree.get(change.path) != _object_id(change, tree)
-        ]
+        return unproven(changes, recorded, self._head_state().shas(), self.git.head_tree())
 
     def _plan_owned(
         self, path: str, recorded: str, wanted: bytes | None,
@@ -273,43 +255,21 @@ class GitOpsRepo:
                 self._recheck(update, state)
             if kind in ("missing", "empty"):
                 self._init()
-            journal = self._journal_of(changed, state)
+            before, _problem = read_disk(self.root, STATE_PATH)
+            journal = journal_of(changed, before, self._after_state(changed, state).render(),
+                                 run_record([u.scope for u in changed], self.git.branch()))
             write_journal(self.root, journal)
             self._kill.reach("journal")
             try:
-                carry_out(self.root, *_steps_of(journal), journal.state_after, self._kill.reach)
+                carry_out(self.root, *steps_of(journal), journal.state_after, self._kill.reach)
             except GitOpsError as error:
-                self._undo(journal, error)
+                undo(self.root, journal, error)
             self._parsed[journal.state_after] = self._after_state(changed, state)
 
     def _after_state(self, updates: Sequence[TreeUpdate], state: State) -> State:
         for update in updates:
             state = state.with_scope(update.scope, update.state_after)
         return state
-
-    def _journal_of(self, updates: Sequence[TreeUpdate], state: State) -> Journal:
-        """The transaction: every file before and after, the state file before and after."""
-        entries = []
-        for update in updates:
-            planned = planned_bytes(update)
-            for change in update.changes:
-                before = None if change.before is None else change.before.encode("utf-8")
-                entries.append(JournalEntry(change.path, before, planned.get(change.path)))
-        before, _problem = read_disk(self.root, STATE_PATH)
-        return Journal(tuple(entries), before, self._after_state(updates, state).render(),
-                       run_record([u.scope for u in updates], self.git.branch()))
-
-    def _undo(self, journal: Journal, error: GitOpsError) -> None:
-        """After a failed write: put every file back as it was, or say the next run will
-        complete it; always raises."""
-        try:
-            converge(self.root, journal, forward=False)
-            remove_journal(self.root)
-        except GitOpsError:
-            raise GitOpsError(f"{error}\nThe write stopped part-way; the next run completes "
-                              "it by itself once the cause is fixed.") from error
-        raise GitOpsError(f"{error}\nNothing was changed: the files written before the failure "
-                          "were put back as they were.") from error
 
     def _recheck(self, update: TreeUpdate, state: State) -> None:
         """Raise unless the state and every file to touch are as ``plan`` saw them."""
@@ -344,79 +304,7 @@ class GitOpsRepo:
                 f"cannot create the GitOps repository {self.root}: {error}"
             ) from error
         self.git.check("init", "-q", "-b", "main")
-        self._take_lock()
-
-    # ---- one run at a time, and what an interrupted one left
-
-    @contextlib.contextmanager
-    def session(self, purpose: str, write: bool = True) -> Iterator[None]:
-        """Hold the repository for one run: its lock, then git's state checked, then the
-        write an interrupted run left completed (``write``) or refused (a read-only run).
-        Re-entrant; the lock is given back when the outermost session ends."""
-        if self._purpose is not None:
-            yield
-            return
-        self._purpose = purpose
-        try:
-            if self._take_lock():
-                problem = self.git.unfinished_operation()
-                if problem:
-                    raise GitOpsError(problem)
-                self._recover(write)
-            yield
-        finally:
-            self._purpose = None
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
-
-    def _take_lock(self) -> bool:
-        """Take the lock once the repository exists; False while it does not."""
-        if self._purpose is None or self._root_kind() != "repo":
-            return False
-        if self._lock is None:
-            self._lock = RunLock(self.git.git_dir() / LOCK_NAME, self.root)
-            self._lock.acquire(self._purpose)
-        return True
-
-    def _recover(self, write: bool) -> None:
-        """Complete the write of an interrupted run, or refuse when this run may not write."""
-        remove_temporaries(self.root, [JOURNAL_PATH, STATE_PATH])
-        journal = read_journal(self.root)
-        if journal is None:
-            return
-        state, _problem = read_disk(self.root, STATE_PATH)
-        self._remove_stale_git_locks(journal)
-        if state == journal.state_after:
-            return  # written (the state file is written last), waiting for its commit
-        if not write:
-            raise GitOpsError(
-                f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
-                f"({journal.describe()}); the next run that writes (without --check) "
-                "completes it by itself, and then this one can be previewed")
-        branch, recorded = self.git.branch(), journal.run.get("branch")
-        if recorded and branch != recorded:
-            raise GitOpsError(
-                f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
-                f"on branch {recorded} ({journal.describe()}), and the repository is now on "
-                f"{branch or 'a detached HEAD'}: switch back (git switch {recorded}) so "
-                "meshstage can complete it")
-        converge(self.root, journal, forward=True, step=self._kill.reach)
-        self.notes.append(f"completed the write of an interrupted meshstage run "
-                          f"({journal.describe()}): {len(journal.entries)} file(s)")
-
-    def _remove_stale_git_locks(self, journal: Journal) -> None:
-        """git's own lock files that a killed run's git left (newer than its journal)."""
-        since = os.stat(self.root / JOURNAL_PATH).st_mtime
-        git_dir = self.git.git_dir()
-        branch = journal.run.get("branch")
-        names = ["index.lock", "HEAD.lock", *([f"refs/heads/{branch}.lock"] if branch else [])]
-        for name in names:
-            path = git_dir / name
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime >= since:
-                    path.unlink()
-                    self.notes.append(f"removed {name}, left by the interrupted run's git")
+        self.guard.take_lock()
 
     # ---- commit
 
@@ -610,20 +498,6 @@ class GitOpsRepo:
             return f"GitOps repository {self.root}: {problems[0]}"
         lines = "\n".join(f"  - {problem}" for problem in problems)
         return f"GitOps repository {self.root}: {len(problems)} problem(s):\n{lines}"
-
-
-def _object_id(change: FileChange, tree: Mapping[str, str]) -> str:
-    """Git's id of the bytes ``change`` found on disk, in the hash ``tree`` uses."""
-    data = (change.before or "").encode("utf-8")
-    return object_id(data, len(next(iter(tree.values()), "")) == 64)
-
-
-def _steps_of(journal: Journal) -> tuple[list[str], list[tuple[str, bytes]]]:
-    """A journal's removals and writes, for a write that starts from its side before."""
-    removals = [entry.path for entry in journal.entries if entry.after is None]
-    writes = sorted((entry.path, entry.after) for entry in journal.entries
-                    if entry.after is not None)
-    return removals, writes
 
 
 def _foreign_root_message(root: Path) -> str:

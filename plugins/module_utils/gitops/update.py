@@ -3,10 +3,13 @@ state before and after (the result of ``GitOpsRepo.plan``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import GitOpsError
+from .git import object_id
+from .paths import STATE_PATH
 from .state import (
     ScopeState,
     sha256,
@@ -79,3 +82,21 @@ def planned_bytes(update: TreeUpdate) -> dict[str, bytes]:
             raise GitOpsError(f"{change.path}: the update does not match its planned state")
         planned[change.path] = data
     return planned
+
+
+def unproven(changes: Sequence[FileChange], recorded: Mapping[str, str],
+             committed: Mapping[str, str], tree: Mapping[str, str]) -> list[str]:
+    """Problems for files ``changes`` would overwrite or remove that the committed record
+    (``committed``: path -> sha256) lists as ``recorded`` but the commit's ``tree`` (path ->
+    object id) does not hold as meshstage wrote them: the record is not meshstage's, so
+    neither is the file."""
+    sha256_ids = len(next(iter(tree.values()), "")) == 64
+    return [
+        f"{change.path} is recorded as meshstage's in the committed {STATE_PATH}, but the "
+        "commit does not hold the file meshstage wrote; meshstage never overwrites or "
+        "removes a file it cannot show it wrote: restore the file or the record"
+        for change in changes
+        if change.action != "add" and committed.get(change.path) == recorded.get(change.path)
+        and tree.get(change.path) != object_id((change.before or "").encode("utf-8"),
+                                               sha256_ids)
+    ]

@@ -78,7 +78,7 @@ RUN_VARIABLES: frozenset[str] = frozenset({
     "mesh_gitops_dir", "mesh_crd_dir", "mesh_crd_dirs", "mesh_template_dir",
     "mesh_template_dirs", "mesh_kubernetes_version", "mesh_apply", "mesh_check_paths",
     "mesh_ca_dir", "mesh_envoy_binary", "mesh_configure_hosts",
-    "mesh_force_gates", "mesh_cluster_facts",
+    "mesh_force_gates", "mesh_cluster_facts", "mesh_git_hooks",
     # playbooks/canary.yml: the service whose canary runs, where Prometheus answers, and a
     # roll back by hand
     "mesh_canary_service", "mesh_prometheus_url", "mesh_canary_rollback",
