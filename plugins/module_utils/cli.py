@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         if args.command == "derive-authz":
             return _derive(args, out, err)
         return _check(args, out, err, stdin)
-    except MeshstageError as error:
+    except (MeshstageError, OSError) as error:  # input that cannot be read: one line
         err.write(f"meshstage {args.command}: {error}\n")
         return EXIT_INPUT
 

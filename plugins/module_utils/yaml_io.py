@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from ._plain import expansion_problem
+
 try:  # the C loader and emitter are much faster; fall back where libyaml is missing
     _Loader: type = yaml.CSafeLoader
     _BaseDumper: type = yaml.CSafeDumper
@@ -238,8 +240,33 @@ def _fast_items(items: list[Any], column: int) -> list[str]:
 
 
 def load_yaml(text: str) -> Any:
-    """Parse one YAML document with the same loader the renderer uses."""
-    return yaml.load(text, Loader=_Loader)
+    """Parse one YAML document with the same loader the renderer uses (aliases bounded)."""
+    documents = load_all(text)
+    if len(documents) > 1:
+        raise yaml.composer.ComposerError(
+            "expected a single document in the stream", None,
+            "but found another document", None)
+    return documents[0] if documents else None
+
+
+class AliasExpansionError(yaml.YAMLError):
+    """A document whose aliases expand past ``_plain.MAX_EXPANDED`` nodes, or that contains
+    itself: a few hundred bytes can stand for billions of nodes ("billion laughs")."""
+
+
+def _node_parts(node: Any) -> list[Any] | None:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return None
+
+
+def check_expansion(node: yaml.Node) -> None:
+    """Raise ``AliasExpansionError`` when ``node`` stands for too many nodes."""
+    problem = expansion_problem(node, _node_parts)
+    if problem:
+        raise AliasExpansionError(problem)
 
 
 _TOP_LINES = re.compile(r"^[^ \n][^\n]*", re.MULTILINE)
@@ -293,8 +320,20 @@ def _plain_string(value: str) -> bool:
 
 def load_all(text: str, loader: type | None = None) -> list[Any]:
     """Every document of a YAML stream, with the safe loader (or ``loader``, one of
-    ``parse_back_loader``'s); raises ``YAMLError``."""
-    return list(yaml.load_all(text, Loader=loader or _Loader))
+    ``parse_back_loader``'s); raises ``YAMLError``, and ``AliasExpansionError`` for a
+    document whose aliases expand past ``MAX_EXPANDED_NODES``."""
+    if "&" not in text or "*" not in text:  # no anchor and alias: nothing to expand
+        return list(yaml.load_all(text, Loader=loader or _Loader))
+    parser = (loader or _Loader)(text)
+    documents = []
+    try:
+        while parser.check_node():
+            node = parser.get_node()
+            check_expansion(node)
+            documents.append(parser.construct_document(node))
+    finally:
+        parser.dispose()
+    return documents
 
 
 def dump_plain(obj: Any, *, sort_keys: bool = True, flow: bool | None = False,

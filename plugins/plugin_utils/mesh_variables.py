@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.meshstage.mesh.plugins.module_utils._plain import (
+    expansion_problem,
+    parts_of,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import (
     intent_keys,
@@ -57,6 +61,10 @@ def intent_variables(task_vars: Mapping[str, Any], templar: Any,
     if "mesh_hosts" in task_vars:
         raise MeshstageError(f"mesh_hosts is built from the inventory group {hosts_group} "
                              "(each host's mesh_host variable); do not set it as a variable")
+    for key in intent_keys():
+        problem = expansion_problem(task_vars[key], parts_of) if key in task_vars else None
+        if problem:  # before templating walks it, in time and memory that grow with it
+            raise MeshstageError(f"{key}: {problem}")
     variables = {key: templar.template(task_vars[key])
                  for key in intent_keys() if key in task_vars}
     hosts = mesh_hosts(task_vars, templar, hosts_group)
@@ -75,6 +83,9 @@ def mesh_hosts(task_vars: Mapping[str, Any], templar: Any, group: str) -> dict[s
     hosts: dict[str, Any] = {}
     for name in (task_vars.get("groups") or {}).get(group, []):
         facts = hostvars.get(name) or {}
+        problem = expansion_problem(facts.get("mesh_host"), parts_of)
+        if problem:
+            raise MeshstageError(f"mesh_host of {name}: {problem}")
         host = templar.template(facts.get("mesh_host"))
         if isinstance(host, Mapping) and "address" not in host:
             host = {**host, "address": templar.template(facts.get("ansible_host", name))}

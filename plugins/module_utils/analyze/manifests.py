@@ -89,12 +89,15 @@ def read_manifests(paths: Iterable[str | Path], context: bool = False, stdin: An
     manifests = Manifests()
     for entry in paths:
         if str(entry) == "-":
-            stream = stdin if stdin is not None else sys.stdin
-            add_text(manifests, stream.read(), "<stdin>", context, default_namespace)
+            add_text(manifests, _read_stdin(stdin if stdin is not None else sys.stdin),
+                     "<stdin>", context, default_namespace)
             continue
         path = Path(entry)
         if not path.exists():
             raise ManifestError(f"{path}: no such file or directory")
+        if not (path.is_file() or path.is_dir()):
+            raise ManifestError(f"{path}: is not a regular file or a directory (a FIFO or a "
+                                "device); give its content on stdin (-) instead")
         for file in _files(path):
             try:
                 text = file.read_text(encoding="utf-8")
@@ -102,6 +105,21 @@ def read_manifests(paths: Iterable[str | Path], context: bool = False, stdin: An
                 raise ManifestError(f"{file}: cannot be read as UTF-8 text: {error}") from error
             add_text(manifests, text, str(file), context, default_namespace)
     return manifests
+
+
+def _read_stdin(stream: Any) -> str:
+    """All of stdin as UTF-8 text; ``ManifestError`` when it is closed, unreadable, not
+    UTF-8, or empty (a producer that failed upstream of a pipe writes nothing)."""
+    if stream is None or getattr(stream, "closed", False):
+        raise ManifestError("<stdin>: is closed: there is nothing to read")
+    try:
+        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise ManifestError(f"<stdin>: cannot be read as UTF-8 text: {error}") from error
+    if not text.strip():
+        raise ManifestError("<stdin>: is empty: no manifests to check")
+    return text
 
 
 def read_mesh_config(path: str | Path) -> MeshConfig:
