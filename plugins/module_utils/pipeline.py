@@ -18,7 +18,7 @@ from .analyze.context import analyze_rendered
 from .canary.messages import CanaryCommit, runbook_section
 from .canary.record import CanaryState
 from .canary.shaping import effective_intent
-from .errors import AnalysisError, SchemaError
+from .errors import AnalysisError, IntentError, IntentErrors, SchemaError
 from .gitops.message import commit_message, gate_lines, object_changes
 from .gitops.paths import env_dir, install_dir
 from .gitops.repo import GitOpsRepo
@@ -28,6 +28,7 @@ from .intent.parse import parse_intent
 from .kube import DEFAULT_KUBERNETES_VERSION
 from .plan.model import StagePlan
 from .plan.stage_plan import plan_stage
+from .providers.envoy_hosts.regex_check import refused_regexes
 from .providers.envoy_hosts.validate import check_rendered, find_envoy
 from .providers.provider import ControlPlane
 from .render.control_plane import SCHEMA_OPTIONAL, control_plane, install_tree
@@ -152,6 +153,7 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     """
     recorded = recorded or {}
     intent, warnings, canary = _parse(variables, recorded)
+    _check_header_regexes(intent, options, cache)
     plan = plan_stage(intent)
     renderer = Renderer(options.template_dirs, cache=cache)
     rendered = _render(plan, renderer)
@@ -417,6 +419,32 @@ def _check_host_configs(plan: StagePlan, rendered: Mapping[str, str],
                        {name: load_yaml(text) for name, text in texts.items()}, envoy)
         if key is not None:
             cache.mark_passed(key)
+
+
+def _check_header_regexes(intent: Intent, options: StageOptions,
+                          cache: StageCache | None) -> None:
+    """Every header regex of the intent, compiled by Envoy's RE2 (``regex_check.py``);
+    ``IntentErrors`` naming the field and the value of each one it refuses. Regexes that
+    compiled before (the stage cache) are not compiled again."""
+    regexes = {
+        f"{intent.service_path(service)}.traffic.header_routes[{number}].headers."
+        f"{match.header}.regex": match.value
+        for service in intent.services
+        for number, route in enumerate(service.traffic.header_routes)
+        for match in route.headers if match.kind == "regex"}
+    if not regexes:
+        return
+    envoy = find_envoy(options.envoy_binary)
+    key = cache.check_key("regex", [envoy, *sorted(regexes.values())]) if cache else None
+    if key is not None and cache is not None and cache.passed(key):
+        return
+    refused = refused_regexes(regexes, envoy)
+    if refused:
+        raise IntentErrors([IntentError(path, regexes[path], "is not a regular expression "
+                                        f"Envoy's RE2 compiles: {problem}")
+                            for path, problem in sorted(refused.items())])
+    if key is not None and cache is not None:
+        cache.mark_passed(key)
 
 
 def _cache_scope(variables: Mapping[str, Any]) -> str:

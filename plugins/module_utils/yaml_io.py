@@ -100,8 +100,40 @@ def parse_back_loader() -> type:
     return _ParseBackLoader
 
 
+# Plain scalars that YAML 1.1 (go-yaml v2: y, n, on, off) or YAML 1.2 (kustomize's go-yaml
+# v3: 1e3, 0o17, 0x1F, .5) reads as a boolean or a number, though PyYAML's resolver reads
+# them as strings: a string that looks like one is quoted in every file meshstage writes.
+# (https://yaml.org/type/bool.html, https://yaml.org/spec/1.2.2/#1032-tag-resolution)
+_OTHER_READINGS = (
+    ("bool", r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE"
+             r"|on|On|ON|off|Off|OFF)$", "yYnNtTfFoO"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+              r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+.0123456789"),
+)
+
+
+def _read_as_other_types(resolver: type) -> None:
+    """Teach a resolver class the readings above (only where it decides what to quote)."""
+    for name, pattern, first in _OTHER_READINGS:
+        resolver.add_implicit_resolver(_TAG + name, re.compile(pattern), list(first))
+
+
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
-    """Safe dumper that writes multi-line strings as literal blocks, for readable diffs."""
+    """Safe dumper that writes multi-line strings as literal blocks, for readable diffs, and
+    quotes every string another YAML reader would take for a boolean or a number."""
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting as ``_Dumper`` does."""
+
+
+class _QuotingResolver(yaml.resolver.Resolver):
+    """The resolver the canonical dump asks whether a string may be written plain."""
+
+
+for _quoting in (_Dumper, _PlainDumper, _QuotingResolver):
+    _read_as_other_types(_quoting)
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
@@ -139,7 +171,7 @@ _SCALARS_KEPT = 1 << 16
 _LINE_BREAKS = re.compile("[\r\n\x85\u2028\u2029]")
 _scalars: dict[str, str | None] = {}
 _floats: dict[str, str] = {}
-_resolver = yaml.resolver.Resolver()
+_resolver = _QuotingResolver()
 
 
 def _string_scalar(text: str) -> str | None:
@@ -336,11 +368,48 @@ def load_all(text: str, loader: type | None = None) -> list[Any]:
     return documents
 
 
+def duplicate_keys(text: str) -> list[tuple[str, int, int]]:
+    """Keys given twice in one mapping with different values, anywhere in a YAML stream:
+    (the key's path, the line of each), for a file Ansible reads (it keeps the last value,
+    with a warning at most). Raises ``YAMLError``."""
+    found: list[tuple[str, int, int]] = []
+    parser = _Loader(text)
+    try:
+        while parser.check_node():
+            _walk_duplicates(parser, parser.get_node(), found)
+    finally:
+        parser.dispose()
+    return found
+
+
+def _walk_duplicates(parser: Any, root: yaml.Node, found: list[tuple[str, int, int]]) -> None:
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen or isinstance(node, yaml.ScalarNode):
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{number}]") for number, item in enumerate(node.value))
+            continue
+        first: dict[str, yaml.Node] = {}
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            child = f"{path}.{name}" if path else name
+            earlier = first.setdefault(name, value)
+            if earlier is not value and parser.construct_object(earlier, deep=True) != \
+                    parser.construct_object(value, deep=True):
+                found.append((child, earlier.start_mark.line + 1, value.start_mark.line + 1))
+            stack.append((value, child))
+
+
 def dump_plain(obj: Any, *, sort_keys: bool = True, flow: bool | None = False,
                width: int | None = None) -> str:
     """PyYAML's safe dump, for a file a person reads rather than an object meshstage owns
     (Prometheus scrape jobs, an inventory snippet)."""
-    return yaml.safe_dump(obj, sort_keys=sort_keys, default_flow_style=flow, width=width)
+    return yaml.dump(obj, Dumper=_PlainDumper, sort_keys=sort_keys, default_flow_style=flow,
+                     width=width)
 
 
 YAMLError = yaml.YAMLError

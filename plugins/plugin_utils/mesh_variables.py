@@ -23,6 +23,10 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.kube import DEFAULT_KUBERNETES_VERSION
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import StageOptions
+from ansible_collections.meshstage.mesh.plugins.module_utils.yaml_io import (
+    YAMLError,
+    duplicate_keys,
+)
 
 # The options every action that renders takes, as in its documentation.
 RENDER_ARGUMENT_SPEC: dict[str, Any] = {
@@ -55,6 +59,9 @@ def intent_variables(task_vars: Mapping[str, Any], templar: Any,
     """The host's intent variables, templated, with ``mesh_hosts`` gathered from the
     inventory group ``hosts_group``; raises ``MeshstageError`` on unknown variables."""
     typos = unknown_mesh_variables(list(task_vars))
+    duplicates = duplicated_mesh_keys(task_vars)
+    if duplicates:
+        raise MeshstageError("; ".join(duplicates))
     if typos:
         raise MeshstageError("unknown mesh_* variable(s): " + ", ".join(typos)
                              + " (see docs/intent.md for the known ones)")
@@ -71,6 +78,40 @@ def intent_variables(task_vars: Mapping[str, Any], templar: Any,
     if hosts:
         variables["mesh_hosts"] = hosts
     return variables
+
+
+def duplicated_mesh_keys(task_vars: Mapping[str, Any]) -> list[str]:
+    """A ``mesh_*`` key given twice, with different values, in one of the inventory's files
+    (the inventory file, and the group_vars and host_vars beside it and the playbook):
+    Ansible keeps the last value and warns at most, so which value a run gets is an
+    accident of the file's order."""
+    problems = []
+    for path in _variable_files(task_vars):
+        try:
+            found = duplicate_keys(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, YAMLError):
+            continue  # Ansible reads (or refuses) the file itself
+        problems += [f"{path}: {key} is given twice, on lines {first} and {second}, with "
+                     "different values (Ansible keeps the last one); keep one"
+                     for key, first, second in found if key.startswith("mesh_")]
+    return problems
+
+
+def _variable_files(task_vars: Mapping[str, Any]) -> list[Path]:
+    """The files Ansible reads the host's variables from, each once."""
+    found: dict[Path, Path] = {}
+    inventory = task_vars.get("inventory_file")
+    if isinstance(inventory, str) and Path(inventory).is_file():
+        found.setdefault(Path(inventory).resolve(), Path(inventory))
+    for base in (task_vars.get("inventory_dir"), task_vars.get("playbook_dir")):
+        for folder in ("group_vars", "host_vars"):
+            top = Path(str(base)) / folder if base else None
+            if top is None or not top.is_dir():
+                continue
+            for path in sorted(top.rglob("*")):
+                if path.is_file() and path.suffix in ("", ".yml", ".yaml", ".json"):
+                    found.setdefault(path.resolve(), path)
+    return list(found.values())
 
 
 def mesh_hosts(task_vars: Mapping[str, Any], templar: Any, group: str) -> dict[str, Any]:

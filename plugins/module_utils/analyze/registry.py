@@ -28,6 +28,7 @@ from .analyzers.peer_authentication import PeerAuthenticationConflictAnalyzer
 from .analyzers.port_name import PortNameAnalyzer
 from .analyzers.principals import PrincipalsAnalyzer
 from .analyzers.probes import ProbesAnalyzer
+from .analyzers.root_namespace_policy import RootNamespacePolicyAnalyzer
 from .analyzers.sidecar_selector import SidecarSelectorAnalyzer
 from .analyzers.strict_tls import StrictTlsAnalyzer
 from .analyzers.strict_uninjected import StrictUninjectedAnalyzer
@@ -58,6 +59,7 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.StrictTlsAnalyzer": StrictTlsAnalyzer(),
     "meshstage.PeerAuthenticationConflictAnalyzer": PeerAuthenticationConflictAnalyzer(),
     "meshstage.PrincipalsAnalyzer": PrincipalsAnalyzer(),
+    "meshstage.RootNamespacePolicyAnalyzer": RootNamespacePolicyAnalyzer(),
     "meshstage.DeclaredCallersAnalyzer": DeclaredCallersAnalyzer(),
     "meshstage.ProbesAnalyzer": ProbesAnalyzer(),
     "meshstage.StrictUninjectedAnalyzer": StrictUninjectedAnalyzer(),

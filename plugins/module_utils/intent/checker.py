@@ -69,6 +69,17 @@ HOST_PORT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$")
 
 # C0 and C1 controls, and the Unicode line and paragraph separators YAML reads as breaks.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Characters go-yaml (kubectl kustomize, Argo CD, Flux) refuses in a document: the byte
+# order mark inside a text, and the noncharacters U+FFFE and U+FFFF.
+_UNREADABLE_CHARS = re.compile("[\ufeff\ufffe\uffff]")
+
+# The largest value of a protobuf int32 and uint32 field (Istio's connection pool and
+# outlier detection counts; the CRDs say format: int32, or maximum: 4294967295).
+INT32_MAX = 2**31 - 1
+UINT32_MAX = 2**32 - 1
+# The longest duration Kubernetes and the meshes parse (Go's time.Duration, int64
+# nanoseconds: about 2562047h); the CRDs' CEL rules (duration(self) >= ...) fail beyond it.
+_LONGEST_DURATION = (2**63 - 1) / 1e9
 
 
 T = TypeVar("T")
@@ -139,6 +150,10 @@ class Checker:
         if _CONTROL_CHARS.search(value):
             self.error(path, value, "contains a newline or control character")
             return None
+        if _UNREADABLE_CHARS.search(value):
+            self.error(path, value, "contains U+FEFF, U+FFFE or U+FFFF, which kubectl "
+                       "kustomize (go-yaml) cannot read back")
+            return None
         if pattern is not None and not pattern.match(value):
             self.error(path, value, f"is not {what}")
             return None
@@ -203,6 +218,10 @@ class Checker:
             return None
         if duration_seconds(value) < 0.001:
             self.error(path, value, "is shorter than 1ms, the least Istio accepts")
+            return None
+        if duration_seconds(value) > _LONGEST_DURATION:
+            self.error(path, value, "is longer than 2562047h, the longest duration "
+                       "Kubernetes and the meshes parse")
             return None
         return value
 

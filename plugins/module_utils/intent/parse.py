@@ -52,6 +52,7 @@ from .services import (
     check_calls,
     check_canary_windows,
     check_route_budgets,
+    check_shared_accounts,
     parse_services,
 )
 
@@ -138,7 +139,9 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
                                       and data["mesh_telemetry"].get("prometheus_namespace")):
         # Linkerd's Prometheus is viz's: its default namespace follows mesh_linkerd
         telemetry = replace(telemetry, prometheus_namespace=linkerd.viz_namespace)
-    authorization = parse_authorization(check, data.get("mesh_authorization"), by_name)
+    authorization = parse_authorization(check, data.get("mesh_authorization"), by_name,
+                                        trust_domain)
+    check_shared_accounts(check, services, authorization)
     default_deny = optional(check, data, "mesh_default_deny", "", check.boolean, True)
     cluster = parse_simple(check, data.get("mesh_cluster"), "mesh_cluster", Cluster,
                            {"name": check.dns_subdomain, "server": check.string,

@@ -27,6 +27,9 @@ from .model import (
     Telemetry,
 )
 
+# Kubernetes' own namespaces: a wave that injects them meshes the cluster's components.
+_SYSTEM_NAMESPACES = ("kube-system", "kube-public")
+
 
 def parse_waves(check: Checker, value: Any,
                 by_name: Mapping[str, Service]) -> list[InjectionWave]:
@@ -54,6 +57,11 @@ def parse_waves(check: Checker, value: Any,
                     check.error(ns_path, ns,
                                 "is not the namespace of any service in mesh_services")
                 continue
+            if ns in _SYSTEM_NAMESPACES:
+                check.warn(ns_path, ns, "is a Kubernetes system namespace: injecting it puts "
+                           "sidecars on the cluster's own components (DNS, the API server's "
+                           "helpers), which then depend on the mesh to start; leave it out of "
+                           "the waves unless that is meant")
             first_wave[ns] = name
             namespaces.append(ns)
         waves.append(InjectionWave(name=name, namespaces=tuple(namespaces)))
@@ -151,8 +159,8 @@ def parse_telemetry(check: Checker, value: Any) -> Telemetry:
     )
 
 
-def parse_authorization(check: Checker, value: Any,
-                        by_name: Mapping[str, Service]) -> list[ServiceAuthorization]:
+def parse_authorization(check: Checker, value: Any, by_name: Mapping[str, Service],
+                        trust_domain: str = "cluster.local") -> list[ServiceAuthorization]:
     result: list[ServiceAuthorization] = []
     seen: set[str] = set()
     for index, item in enumerate(check.sequence(value, "mesh_authorization")):
@@ -176,11 +184,41 @@ def parse_authorization(check: Checker, value: Any,
             check.error(join_path(path, "deny_other_callers"), True,
                         "needs an allow rule that names its callers (from or principals); "
                         "otherwise it would deny every caller")
+        _check_wide_principals(check, join_path(path, "allow"), allow, trust_domain,
+                               deny_others)
         if name is not None:
             seen.add(name)
             result.append(ServiceAuthorization(service=name, allow=allow, deny=deny,
                                                deny_other_callers=deny_others))
     return result
+
+
+def _check_wide_principals(check: Checker, path: str, allow: tuple[AuthorizationRule, ...],
+                           trust_domain: str, deny_others: bool) -> None:
+    """A principal that matches every identity of the mesh (Istio matches ``*`` as any
+    authenticated caller, and ``prefix*`` by prefix: https://istio.io/latest/docs/reference/
+    config/security/authorization-policy/#Source) admits every caller: with
+    ``deny_other_callers`` nobody is left to deny (an error), otherwise a warning."""
+    for number, rule in enumerate(allow):
+        for index, principal in enumerate(rule.source.principals):
+            if not _matches_every_identity(principal, trust_domain):
+                continue
+            where = join_path(join_path(join_path(path, number), "principals"), index)
+            if deny_others:
+                check.error(where, principal, "matches every caller of the mesh, so "
+                            "deny_other_callers would deny nobody; name the callers (from, "
+                            "or their principals)")
+            else:
+                check.warn(where, principal, "matches every caller of the mesh: this rule "
+                           "admits any workload with a mesh identity")
+
+
+def _matches_every_identity(principal: str, trust_domain: str) -> bool:
+    """True for ``*`` and for a prefix match whose prefix every identity of the trust
+    domain (``<trust domain>/ns/<namespace>/sa/<account>``) starts with."""
+    if principal == "*":
+        return True
+    return principal.endswith("*") and f"{trust_domain}/ns/".startswith(principal[:-1])
 
 
 def _parse_rules(check: Checker, value: Any, path: str, by_name: Mapping[str, Service],

@@ -9,8 +9,10 @@ from typing import Any
 
 from .checker import (
     HEADER_NAME,
+    INT32_MAX,
     PROBE_PATH,
     RETRY_ON,
+    UINT32_MAX,
     Checker,
     at_least_seconds,
     duration_seconds,
@@ -34,6 +36,7 @@ from .model import (
     Port,
     Retries,
     Service,
+    ServiceAuthorization,
     TrafficPolicy,
     Version,
     WeightedSubset,
@@ -253,18 +256,18 @@ def _parse_traffic(check: Checker, value: Any, path: str,
         connection_pool=parse_simple(
             check, data.get("connection_pool"), join_path(path, "connection_pool"),
             ConnectionPool, {
-                "max_connections": lambda v, p: check.integer(v, p, 1),
+                "max_connections": lambda v, p: check.integer(v, p, 1, INT32_MAX),
                 "connect_timeout": check.duration,
-                "http1_max_pending_requests": lambda v, p: check.integer(v, p, 1),
-                "http2_max_requests": lambda v, p: check.integer(v, p, 1),
-                "max_requests_per_connection": lambda v, p: check.integer(v, p, 1),
-                "max_retries": lambda v, p: check.integer(v, p, 0),
+                "http1_max_pending_requests": lambda v, p: check.integer(v, p, 1, INT32_MAX),
+                "http2_max_requests": lambda v, p: check.integer(v, p, 1, INT32_MAX),
+                "max_requests_per_connection": lambda v, p: check.integer(v, p, 1, INT32_MAX),
+                "max_retries": lambda v, p: check.integer(v, p, 0, INT32_MAX),
             }, none_if_absent=True),
         outlier_detection=parse_simple(
             check, data.get("outlier_detection"), join_path(path, "outlier_detection"),
             OutlierDetection, {
-                "consecutive_5xx_errors": lambda v, p: check.integer(v, p, 0),
-                "consecutive_gateway_errors": lambda v, p: check.integer(v, p, 0),
+                "consecutive_5xx_errors": lambda v, p: check.integer(v, p, 0, UINT32_MAX),
+                "consecutive_gateway_errors": lambda v, p: check.integer(v, p, 0, UINT32_MAX),
                 "interval": check.duration,
                 "base_ejection_time": check.duration,
                 "max_ejection_percent": lambda v, p: check.integer(v, p, 0, 100),
@@ -372,3 +375,23 @@ def check_route_budgets(check: Checker, services: list[Service]) -> None:
                 "attempts": retries.attempts, "per_try_timeout": retries.per_try_timeout},
                 f"need up to {budget:g}s, more than the route timeout {traffic.timeout}: "
                 "the last attempts will be cut off")
+
+
+def check_shared_accounts(check: Checker, services: list[Service],
+                          authorization: list[ServiceAuthorization]) -> None:
+    """Services that run as one service account share one identity (the principal of
+    every request they make), so an ALLOW that names one of them admits them all: warn,
+    naming the services and the account, when an allow rule names one of them."""
+    allowed = {name for entry in authorization for rule in entry.allow
+               for name in rule.source.services}
+    by_identity: dict[tuple[str, str], list[Service]] = {}
+    for service in services:
+        by_identity.setdefault((service.namespace, service.service_account), []).append(service)
+    for (namespace, account), sharing in sorted(by_identity.items()):
+        names = [service.name for service in sharing]
+        if len(sharing) < 2 or not allowed.intersection(names):
+            continue
+        check.warn(f"mesh_services[{services.index(sharing[1])}].service_account", account,
+                   f"is the service account of {', '.join(names)} in namespace {namespace}: "
+                   "they share one identity, so every ALLOW that admits one of them admits "
+                   "them all; give each its own service_account")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..errors import IntentErrors
 from ..intent.model import Intent
 from ..providers.registry import HOSTS, mesh
 from .model import StagePlan, assemble
@@ -12,8 +13,15 @@ from .model import StagePlan, assemble
 
 def plan_stage(intent: Intent) -> StagePlan:
     """The plan of ``intent.environment`` at ``intent.stage``: its provider's planner for
-    the Kubernetes services, and the Envoy planner for the services its hosts carry."""
-    planned = [mesh(intent.provider).plan(cluster_intent(intent))]
+    the Kubernetes services, and the Envoy planner for the services its hosts carry.
+
+    Raises ``IntentErrors`` first for what the intent asks that the mesh would apply more
+    widely than meant (the provider's ``refusals``)."""
+    provider = mesh(intent.provider)
+    refused = list(provider.refusals(intent))
+    if refused:
+        raise IntentErrors(refused)
+    planned = [provider.plan(cluster_intent(intent))]
     if intent.hosts:
         planned.append(HOSTS.plan(intent))
     return assemble(intent, *planned)

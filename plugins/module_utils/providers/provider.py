@@ -15,11 +15,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import IntentError
 from ..intent.model import Intent
 from ..plan.model import StageContribution
 from ..stages import Stage
 
 Planner = Callable[[Intent], dict[Stage, StageContribution]]
+# What an intent asks that the mesh would apply more widely than meant: each an error that
+# names the field and the value.
+Refusals = Callable[[Intent], Sequence[IntentError]]
 
 
 @dataclass(frozen=True)
@@ -122,3 +126,4 @@ class Provider:
     canary_queries: CanaryQueries | None = None
     runbook: RunbookText | None = None
     gates: GateSupport = GateSupport()
+    refusals: Refusals = lambda intent: ()

@@ -34,6 +34,12 @@ BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 _YAML_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 
 
+# A JSON number with an exponent and no fraction (Python writes 1e-05): YAML 1.1, as PyYAML
+# reads it back, takes it for a string; with ".0" (1.0e-05) both read the same float.
+# Strings are matched whole first, so a number inside one is left alone.
+_EXPONENT_ONLY = re.compile(r'("(?:[^"\\]|\\.)*")|(?<![\d.])(-?\d+)(e[-+]\d+)')
+
+
 class JsonText(str):
     """Text the ``json`` filter produced: the only thing a template may print."""
 
@@ -47,6 +53,7 @@ def json_value(value: Any) -> JsonText:
                           separators=(", ", ": "), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise RenderError(f"value {value!r} cannot be written as JSON: {error}") from error
+    text = _EXPONENT_ONLY.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
     return JsonText(_YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ...errors import IntentError
 from ...intent.model import Intent
 from ...stages import Stage
 from ..provider import (
@@ -18,6 +19,26 @@ from .control_plane import istio_control_plane
 from .plan import plan_istio
 
 QUANTILE = 0.99
+
+
+def refusals(intent: Intent) -> list[IntentError]:
+    """A catalogue namespace that is the root namespace, under default deny: its
+    ``allow-nothing`` (an AuthorizationPolicy without a selector) would bind every workload
+    of the mesh, the ingress gateway included ("If the policy is in the root namespace, the
+    policy applies to all namespaces in the mesh",
+    https://istio.io/latest/docs/reference/config/security/authorization-policy/)."""
+    if not intent.default_deny:
+        return []
+    return [
+        IntentError(f"{intent.service_path(service)}.namespace", service.namespace,
+                    f"is the mesh's root namespace (mesh_root_namespace): default deny would "
+                    f"put allow-nothing there, and Istio applies a policy of the root "
+                    f"namespace to every workload of the mesh, the ingress gateway included; "
+                    f"give {service.name} a namespace of its own, or set "
+                    "mesh_default_deny: false")
+        for service in intent.services if service.namespace == intent.root_namespace
+        and service.name not in intent.host_services  # no workload of the cluster
+    ]
 
 VERIFY: dict[Stage, tuple[str, ...]] = {
     Stage.PERMISSIVE_MTLS: (
@@ -77,6 +98,7 @@ def _rollback_injection(intent: Intent, injected: Sequence[str]) -> list[str]:
 ISTIO = Provider(
     name="istio",
     plan=plan_istio,
+    refusals=refusals,
     traffic_apis=("virtualservice", "gateway-api"),
     marks=("istio.io",),
     control_plane=istio_control_plane,

@@ -31,6 +31,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer imp
 from ansible_collections.meshstage.mesh.plugins.module_utils.yaml_io import (
     canonical_header,
     dump_canonical,
+    dump_plain,
     load_yaml,
     parse_back_loader,
 )
@@ -189,16 +190,34 @@ def test_canonical_dump_sorts_keys():
           labels:
             a: '1'
             b: '2'
-          name: n
+          name: 'n'
         spec:
           alpha:
             x: true
-            y: é
+            'y': é
           zeta:
           - 3
           - 1
           - 2
         """)
+
+
+@pytest.mark.parametrize("text", ["y", "Y", "n", "No", "on", "OFF", "1e3", "-1E+3", "0o17",
+                                  "0x1F", ".5", "+.inf", ".NaN", "10"])
+def test_strings_other_yaml_readers_take_for_booleans_or_numbers_are_quoted(text):
+    """YAML 1.1 (go-yaml v2: y, n, on) and YAML 1.2 (kustomize's go-yaml v3: 1e3, 0o17)
+    read these as booleans or numbers; PyYAML reads them as strings. Every file quotes them,
+    the canonical dump and the plain one alike, as a value and as a key."""
+    for dumped in (dump_canonical({text: text}), dump_plain({text: text})):
+        assert dumped == f"'{text}': '{text}'\n"
+        assert load_yaml(dumped) == {text: text}
+
+
+def test_a_float_with_an_exponent_renders_as_a_float(tmp_path):
+    (tmp_path / "t.yaml.j2").write_text("kind: Test\nvalue: {{ value | json }}\n"
+                                        "text: {{ text | json }}\n")
+    obj = Renderer([tmp_path]).render_object("t.yaml.j2", {"value": 0.00001, "text": "1e-05"})
+    assert obj == {"kind": "Test", "value": 0.00001, "text": "1e-05"}
 
 
 def test_canonical_dump_does_not_depend_on_insertion_order():
