@@ -50,4 +50,11 @@ options:
         refuse meshstage's commit unless you opt in (C(mesh_git_hooks: true)).
     type: bool
     default: false
+  ca_dir:
+    description:
+      - The mesh CA of the host sidecars (C(mesh_ca_dir)). A directory inside I(gitops_dir)
+        is refused before anything is rendered or committed, so the CA's key can never be
+        committed.
+    type: path
+    default: ~/.meshstage/ca
 """

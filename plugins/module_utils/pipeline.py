@@ -18,7 +18,7 @@ from .analyze.context import analyze_rendered
 from .canary.messages import CanaryCommit, runbook_section
 from .canary.record import CanaryState
 from .canary.shaping import effective_intent
-from .errors import AnalysisError, IntentError, IntentErrors, SchemaError
+from .errors import AnalysisError, GitOpsError, IntentError, IntentErrors, SchemaError
 from .gitops.message import commit_message, gate_lines, object_changes
 from .gitops.paths import env_dir, install_dir
 from .gitops.repo import GitOpsRepo
@@ -28,6 +28,7 @@ from .intent.parse import parse_intent
 from .kube import DEFAULT_KUBERNETES_VERSION
 from .plan.model import StagePlan
 from .plan.stage_plan import plan_stage
+from .providers.envoy_hosts.mesh_ca import ca_inside_repository
 from .providers.envoy_hosts.regex_check import refused_regexes
 from .providers.envoy_hosts.validate import check_rendered, find_envoy
 from .providers.provider import ControlPlane
@@ -63,6 +64,7 @@ class StageOptions:
     # the stage gates' verdicts on this run's move (meshstage.mesh.stage_gates)
     gate_verdicts: Sequence[Mapping[str, Any]] = ()
     git_hooks: bool = False  # mesh_git_hooks: commit with the repository's git hooks
+    ca_dir: Path | None = None  # mesh_ca_dir: the hosts' mesh CA, never in the repository
 
 
 @dataclass
@@ -178,6 +180,10 @@ def run_stage(variables: Mapping[str, Any], options: StageOptions,
     The environment's canary record is read from the repository and kept; ``canary`` (a step
     of ``playbooks/canary.yml``) replaces it and titles the commit.
     """
+    problem = ca_inside_repository(options.ca_dir, options.gitops_dir) \
+        if options.ca_dir is not None else None
+    if problem:  # before anything is written: the host play would commit nothing, too late
+        raise GitOpsError(problem)
     repo = GitOpsRepo(options.gitops_dir, hooks=options.git_hooks)
     purpose = f"rendering {variables.get('mesh_environment')}"
     with repo.session(purpose, write=not options.check_mode):

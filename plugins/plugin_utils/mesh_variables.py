@@ -36,6 +36,7 @@ RENDER_ARGUMENT_SPEC: dict[str, Any] = {
     "envoy_binary": {"type": "path"},
     "hosts_group": {"type": "str", "default": "mesh_hosts"},
     "git_hooks": {"type": "bool", "default": False},
+    "ca_dir": {"type": "path", "default": "~/.meshstage/ca"},
 }
 
 
@@ -51,6 +52,7 @@ def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
         envoy_binary=args.get("envoy_binary"),
         gate_verdicts=list(args.get("gate_verdicts") or ()),
         git_hooks=bool(args.get("git_hooks")),
+        ca_dir=Path(args["ca_dir"]) if args.get("ca_dir") else None,
     )
 
 

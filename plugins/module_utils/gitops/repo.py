@@ -172,6 +172,11 @@ class GitOpsRepo:
                 f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
                 f"({journal.describe()}); the next run that writes completes it by itself")
         committed = self.git.head_bytes(STATE_PATH) if self.exists() else None
+        if data is None and committed is not None:
+            raise GitOpsError(
+                f"GitOps repository {self.root}: {STATE_PATH} was deleted by hand; it is "
+                "meshstage's record of the files it owns: restore it (git checkout -- "
+                f"{STATE_PATH}) and run again")
         if data != committed:
             raise GitOpsError(
                 f"GitOps repository {self.root}: {STATE_PATH} is not the one meshstage "
@@ -481,6 +486,8 @@ class GitOpsRepo:
         return "foreign" if any(self.root.iterdir()) else "empty"
 
     def _load_state(self) -> State:
+        if os.path.lexists(self.root) and not self.root.is_dir():
+            raise GitOpsError(_foreign_root_message(self.root))
         data, problem = read_disk(self.root, STATE_PATH)
         if problem:
             raise GitOpsError(f"{STATE_PATH}: {problem}")
@@ -501,6 +508,9 @@ class GitOpsRepo:
 
 
 def _foreign_root_message(root: Path) -> str:
+    if not root.is_dir():
+        return (f"{root} is a file, not a directory: the GitOps repository (mesh_gitops_dir) "
+                "must be a directory, a git repository or one to create")
     return (
         f"{root} exists and is not an empty directory nor a git repository of its own; "
         "meshstage does not take over a directory with other content"

@@ -66,6 +66,8 @@ def parse_hosts(check: Checker, value: Any, environment: str,
                                  "environment", "service", "address", "app_port")))
         if data is None:
             continue
+        if check.dns_label(name, path) is None:  # a folder, and the sidecar's node id
+            continue
         host = _parse_host(check, str(name), data, path, by_name, wave_of, wave_names)
         if host is None:
             continue

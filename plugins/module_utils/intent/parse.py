@@ -193,6 +193,9 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
 
 def _apply_overrides(check: Checker, services: Any, overrides: Any) -> list[Any]:
     """Per-environment overrides, deep-merged into the shared catalogue by service name."""
+    if services is None:
+        check.error("mesh_services", None, "is null (the key has no value): list the services, "
+                    "or write [] for none")
     items = check.sequence(services, "mesh_services")
     if overrides is None:
         return items

@@ -211,6 +211,20 @@ def certificate_files(ca: MeshCA | None, identity: str, reason: str | None,
     return files
 
 
+def ca_inside_repository(directory: str | Path, gitops_dir: str | Path | None) -> str | None:
+    """Why the CA may not live in ``directory``: inside the GitOps repository, whose files
+    are committed; None when it is outside."""
+    if gitops_dir is None:
+        return None
+    repo = Path(gitops_dir).expanduser().resolve()
+    where = Path(directory).expanduser().resolve()
+    if where == repo or repo in where.parents:
+        return (f"mesh CA directory {directory} (mesh_ca_dir) is inside the GitOps repository "
+                f"{repo}: its private key must never be committed; choose a directory "
+                "outside it")
+    return None
+
+
 def load_or_create_ca(directory: Path, trust_domain: str, now: dt.datetime,
                       create: bool = True,
                       gitops_dir: str | Path | None = None) -> tuple[MeshCA | None, bool]:
@@ -221,12 +235,9 @@ def load_or_create_ca(directory: Path, trust_domain: str, now: dt.datetime,
     mode) a missing CA is returned as None.
     """
     directory = directory.expanduser()
-    if gitops_dir is not None:
-        repo = Path(gitops_dir).expanduser().resolve()
-        if directory.resolve() == repo or repo in directory.resolve().parents:
-            raise CertificateError(
-                f"mesh CA directory {directory} is inside the GitOps repository {repo}: its "
-                "private key must never be committed; choose a directory outside it")
+    problem = ca_inside_repository(directory, gitops_dir)
+    if problem:
+        raise CertificateError(problem)
     key_path, cert_path = directory / CA_KEY, directory / CA_CERT
     if not key_path.exists() and not create:
         return None, True
