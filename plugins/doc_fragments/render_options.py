@@ -47,7 +47,7 @@ options:
     description:
       - Run the GitOps repository's git hooks (C(pre-commit), C(commit-msg), C(post-commit),
         ...) when committing. Off by default, so a hook in a repository cannot run code or
-        refuse meshstage's commit unless you opt in (C(mesh_git_hooks: true)).
+        refuse meshstage's commit unless you opt in (C(mesh_git_hooks=true)).
     type: bool
     default: false
   ca_dir:

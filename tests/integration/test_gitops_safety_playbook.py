@@ -5,10 +5,10 @@ run holding the repository, a hand-edited state file. Real ansible-playbook and 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from gitops_helpers import repository_held
 from test_migrate_playbook import git, playbook
 
 pytestmark = pytest.mark.integration
@@ -69,20 +69,9 @@ def test_a_merge_in_progress_is_refused_before_anything_is_written(gitops: Path,
 
 def test_a_second_run_is_told_which_run_holds_the_repository(gitops: Path,
                                                              crd_dir: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\n"
-         "from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import "
-         "GitOpsRepo\n"
-         "with GitOpsRepo(sys.argv[1]).session('rendering staging'):\n"
-         "    print('held', flush=True)\n    sys.stdin.readline()\n", str(gitops)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with repository_held(gitops, "rendering staging") as pid:
         result = playbook("dev", gitops, crd_dir, "-e", "mesh_stage=strict_mtls",
                           expect_ok=False)
-        assert f"another meshstage run holds the GitOps repository {gitops} (pid " \
-               f"{holder.pid} on" in result.stdout
-        assert "rendering staging" in result.stdout
-    finally:
-        holder.kill()
-        holder.wait()
+    assert f"another meshstage run holds the GitOps repository {gitops} (pid {pid} on" \
+        in result.stdout
+    assert "rendering staging" in result.stdout

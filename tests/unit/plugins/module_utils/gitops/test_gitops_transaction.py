@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gitops_helpers import repository_held
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.journal import JOURNAL_PATH
@@ -169,13 +170,19 @@ def test_git_lock_files_a_killed_commit_left_are_removed(root: Path) -> None:
 # ---------------------------------------------------------------------------- the record
 
 
-def test_a_state_file_edited_by_hand_never_makes_a_run_delete_a_user_file(root: Path) -> None:
-    """A user file claimed in the state file (with its right sha) is not removed."""
+def claim_a_user_file(root: Path) -> Path:
+    """A file of the user's, recorded as dev's in the state file with its right sha."""
     user = root / "dev" / "0" / "my-notes.yaml"
     user.write_text("the user's\n")
     state = json.loads((root / STATE_PATH).read_text())
     state["scopes"]["dev"]["files"]["dev/0/my-notes.yaml"] = sha256(user.read_bytes())
     (root / STATE_PATH).write_text(json.dumps(state))
+    return user
+
+
+def test_a_state_file_edited_by_hand_never_makes_a_run_delete_a_user_file(root: Path) -> None:
+    """A user file claimed in the state file (with its right sha) is not removed."""
+    user = claim_a_user_file(root)
     with pytest.raises(GitOpsError, match=re.escape(f"{STATE_PATH} is not the one meshstage "
                                                     "committed and no interrupted run")):
         GitOpsRepo(root).plan("dev", BEFORE, META)
@@ -183,11 +190,7 @@ def test_a_state_file_edited_by_hand_never_makes_a_run_delete_a_user_file(root: 
 
 
 def test_a_committed_record_of_a_file_meshstage_never_committed_is_refused(root: Path) -> None:
-    user = root / "dev" / "0" / "my-notes.yaml"
-    user.write_text("the user's\n")
-    state = json.loads((root / STATE_PATH).read_text())
-    state["scopes"]["dev"]["files"]["dev/0/my-notes.yaml"] = sha256(user.read_bytes())
-    (root / STATE_PATH).write_text(json.dumps(state))
+    user = claim_a_user_file(root)
     git(root, "-c", "user.name=U", "-c", "user.email=u@example.invalid", "commit", "-qm",
         "tampered", "--", STATE_PATH)
     with pytest.raises(GitOpsError, match=re.escape("dev/0/my-notes.yaml is recorded as "
@@ -207,21 +210,10 @@ def test_a_deleted_state_file_is_named(root: Path) -> None:
 
 
 def test_a_second_run_is_refused_naming_the_run_that_holds_the_repository(root: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\n"
-         "from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import "
-         "GitOpsRepo\n"
-         "with GitOpsRepo(sys.argv[1]).session('rendering prod'):\n"
-         "    print('held', flush=True)\n    sys.stdin.readline()\n", str(root)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with repository_held(root, "rendering prod") as pid:
         with pytest.raises(GitOpsError) as raised:
             commit(GitOpsRepo(root), AFTER)
-        assert f"another meshstage run holds the GitOps repository {root} (pid " \
-               f"{holder.pid} on " in str(raised.value)
-        assert "rendering prod" in str(raised.value)
-    finally:
-        holder.kill()
-        holder.wait()
+    assert f"another meshstage run holds the GitOps repository {root} (pid {pid} on " \
+        in str(raised.value)
+    assert "rendering prod" in str(raised.value)
     commit(GitOpsRepo(root), AFTER)  # a killed holder holds nothing
