@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..estate.index import MeshConfig, MeshIndex
+from ..estate.objects import Resource
 from ..providers.registry import MESHES
 from .finding import Finding, Level, Unchecked
-from .index import MeshConfig, MeshIndex, Resource
 from .registry import ANALYZERS
 
 SUPPRESS = "galley.istio.io/analyze-suppress"

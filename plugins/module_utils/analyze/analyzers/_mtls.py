@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..index import MeshIndex, Resource, Workload
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource, Workload
 from ._selectors import match_labels
 
 

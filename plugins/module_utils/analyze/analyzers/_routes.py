@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..index import Resource
+from ...estate.objects import Resource
 
 
 @dataclass(frozen=True)

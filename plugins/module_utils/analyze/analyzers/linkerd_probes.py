@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource
 from ._linkerd import linkerd_objects, ref, refs, routes, server_port_numbers, server_workloads
 from ._probes import port_number, probes
 

@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
-from ..index import MeshIndex, Resource
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.index import (
-    MeshIndex,
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.hosts import (
     host_overlaps,
-    make_resource,
     service_of_fqdn,
     to_fqdn,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import MeshIndex
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects import make_resource
 
 
 def resource(kind: str, name: str, namespace: str | None = None, api: str = "v1",

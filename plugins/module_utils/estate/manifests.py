@@ -16,7 +16,8 @@ from typing import Any
 
 from ..errors import MeshstageError
 from ..yaml_io import YAMLError, load_all
-from .index import MeshConfig, Resource, make_resource
+from .index import MeshConfig
+from .objects import Resource, make_resource
 
 SUFFIXES = (".yaml", ".yml")
 
