@@ -128,6 +128,54 @@ def pod_template(resource: Resource) -> tuple[Mapping[str, Any], Mapping[str, An
     return as_mapping(template.get("metadata")), as_mapping(template.get("spec"))
 
 
+PROBE_KINDS = ("livenessProbe", "readinessProbe", "startupProbe")
+PROBE_ACTIONS = ("httpGet", "grpc", "tcpSocket", "exec")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One kubelet probe of a pod's container, as the kubelet sends it.
+
+    ``port`` is the container port the kubelet connects to (a named port resolved against
+    the container's ports); None for ``exec`` (nothing crosses the network) or a name no
+    port of the container has. https://kubernetes.io/docs/tasks/configure-pod-container/
+    configure-liveness-readiness-startup-probes/
+    """
+
+    kind: str                 # livenessProbe | readinessProbe | startupProbe
+    action: str               # httpGet | grpc | tcpSocket | exec
+    container: str
+    port: int | None = None
+    path: str | None = None   # httpGet: the path, "/" when left out
+    scheme: str = "HTTP"      # httpGet: HTTP or HTTPS
+    grpc_service: str | None = None
+
+
+def container_probes(container: Mapping[str, Any]) -> list[Probe]:
+    """The probes of one container, in the order liveness, readiness, startup."""
+    ports = {str(as_mapping(p).get("name")): as_mapping(p).get("containerPort")
+             for p in as_list(container.get("ports")) if as_mapping(p).get("name")}
+    name = str(container.get("name") or "")
+    probes = []
+    for kind in PROBE_KINDS:
+        probe = as_mapping(container.get(kind))
+        action = next((a for a in PROBE_ACTIONS if isinstance(probe.get(a), Mapping)), None)
+        if action is None:
+            continue
+        handler = as_mapping(probe.get(action))
+        port = handler.get("port")
+        if isinstance(port, str):
+            port = int(port) if port.isdigit() else ports.get(port)
+        probes.append(Probe(
+            kind=kind, action=action, container=name,
+            port=port if isinstance(port, int) and action != "exec" else None,
+            path=str(handler.get("path") or "/") if action == "httpGet" else None,
+            scheme=str(handler.get("scheme") or "HTTP").upper(),
+            grpc_service=str(handler["service"]) if action == "grpc" and
+            handler.get("service") else None))
+    return probes
+
+
 @dataclass(frozen=True, eq=False)
 class Workload:
     """The pods of a Pod object or of a workload controller's template."""
@@ -145,8 +193,25 @@ class Workload:
         return str(account) if account else "default"
 
     @property
+    def kind(self) -> str:
+        """The kind of the object that runs the pods: Pod, Deployment, Job, CronJob, ..."""
+        return self.resource.kind
+
+    @property
     def containers(self) -> list[Mapping[str, Any]]:
         return [c for c in as_list(self.pod_spec.get("containers")) if isinstance(c, Mapping)]
+
+    @property
+    def init_containers(self) -> list[Mapping[str, Any]]:
+        return [c for c in as_list(self.pod_spec.get("initContainers"))
+                if isinstance(c, Mapping)]
+
+    def probes(self) -> list[Probe]:
+        """Every kubelet probe of the pod's containers (not of its init containers, except
+        native sidecars, which the kubelet probes too)."""
+        native = [c for c in self.init_containers if c.get("restartPolicy") == "Always"]
+        return [probe for container in (*self.containers, *native)
+                for probe in container_probes(container)]
 
     def container_ports(self) -> list[tuple[str, int]]:
         """(name, containerPort) of every port the pod's containers declare."""
