@@ -47,8 +47,8 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": _meta(version.service, service.namespace, selector),
                 "spec": {"selector": selector, "ports": ports}})
-    for version in versions or (None,):
-        labels = {**service.selector, **(version.labels if version else {})}
+    for each in versions or (None,):
+        labels = {**service.selector, **(each.labels if each else {})}
         template: dict[str, Any] = {"labels": dict(labels)}
         if not service.inject:
             template["labels"]["sidecar.istio.io/inject"] = "false"
@@ -57,7 +57,7 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
         if injected and service.inject:
             template["labels"].update(injected["labels"])
             containers.append(dict(injected["container"]))
-        name = f"{service.name}-{version.name}" if version else service.name
+        name = f"{service.name}-{each.name}" if each else service.name
         objects.append({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": _meta(name, service.namespace, labels),

@@ -204,9 +204,9 @@ def _unreachable(kind: str, rules: list[Any], unused: Callable[..., Finding],
                     prefixes.append(prefix)
         if duplicates == len(matches):
             yield unused(name, "all matches used by prior rules", path)
-    for position, earlier in enumerate(prefixes):
+    for position, first in enumerate(prefixes):
         for later in prefixes[position + 1:]:
-            if later.prefix != earlier.prefix and earlier.covers(later):
+            if later.prefix != first.prefix and first.covers(later):
                 yield ineffective(later.rule, f"{later.match} of prefix {later.prefix}",
-                                  f"{earlier.match} of prefix {earlier.prefix} on "
-                                  f"{earlier.rule}", later.path)
+                                  f"{first.match} of prefix {first.prefix} on "
+                                  f"{first.rule}", later.path)
