@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write
+from ..schema.crds import is_crd
 from ..yaml_io import WITH_LIBYAML, load_yaml
 
 CACHE_VERSION = 1
@@ -320,7 +321,7 @@ class StageCache:
             if isinstance(cached, str):
                 self._crds[digest] = cached
                 return list(json.loads(cached))
-            documents = [doc for doc in parse(path) if _is_crd(doc)]
+            documents = [doc for doc in parse(path) if is_crd(doc)]
             text = _json_exact(documents)
             if text is not None:
                 self._crds[digest] = text
@@ -335,10 +336,6 @@ def _load_rendered(text: str, obj_json: str | None) -> dict[str, Any]:
         return obj
     loaded: dict[str, Any] = json.loads(obj_json)
     return loaded
-
-
-def _is_crd(document: Any) -> bool:
-    return isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
