@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .analyze.analysis import PROVIDERS, Report, analyze, detect_providers
-from .analyze.index import MeshConfig
-from .analyze.manifests import Manifests, read_manifests, read_mesh_config
 from .analyze.registry import ANALYZERS
 from .collector import fewer_collections
 from .errors import MeshstageError
+from .estate.index import MeshConfig
+from .estate.manifests import Manifests, read_manifests, read_mesh_config
 from .gates.derive import derive_authorization, derived_yaml
 from .gates.gate import CALLS
 from .gates.observe import observe

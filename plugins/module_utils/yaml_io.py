@@ -49,7 +49,7 @@ def parse_back_loader() -> type:
     """
     resolved: dict[tuple[str, tuple[bool, bool]], str] = {}
 
-    class _ParseBackLoader(_Loader):  # type: ignore[misc, valid-type]
+    class _ParseBackLoader(_Loader):
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
             if kind is not yaml.ScalarNode:
                 return super().resolve(kind, value, implicit)
@@ -113,13 +113,13 @@ _OTHER_READINGS = (
 )
 
 
-def _read_as_other_types(resolver: type) -> None:
+def _read_as_other_types(resolver: type[yaml.resolver.BaseResolver]) -> None:
     """Teach a resolver class the readings above (only where it decides what to quote)."""
     for name, pattern, first in _OTHER_READINGS:
         resolver.add_implicit_resolver(_TAG + name, re.compile(pattern), list(first))
 
 
-class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
+class _Dumper(_BaseDumper):
     """Safe dumper that writes multi-line strings as literal blocks, for readable diffs, and
     quotes every string another YAML reader would take for a boolean or a number."""
 

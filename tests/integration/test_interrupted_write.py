@@ -10,6 +10,7 @@ canary's weight changed, so the write adds, changes and removes thousands of fil
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -54,13 +56,21 @@ KILLS = [
 SCRATCH = Path("/dev/shm")
 
 
+def _bench_estate() -> ModuleType:
+    """bench/estate.py, the generator of the benchmark's estates."""
+    spec = importlib.util.spec_from_file_location("meshstage_bench_estate",
+                                                  REPO / "bench" / "estate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ESTATE = _bench_estate()
+
+
 def variables(stage: str, weight: int) -> dict:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        from estate import environments
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    result = environments(SERVICES)[ENVIRONMENT]
+    result = ESTATE.environments(SERVICES)[ENVIRONMENT]
     result["mesh_stage"] = stage
     for service in result["mesh_services"]:
         service["canary"]["weight"] = weight

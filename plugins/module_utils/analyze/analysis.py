@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..estate.index import MeshConfig, MeshIndex
+from ..estate.objects import Resource
 from ..providers.registry import MESHES
 from .finding import Finding, Level, Unchecked
-from .index import MeshConfig, MeshIndex, Resource
 from .registry import ANALYZERS
 
 SUPPRESS = "galley.istio.io/analyze-suppress"
@@ -53,7 +54,7 @@ PROVIDERS: tuple[str, ...] = tuple(MESHES)
 def detect_providers(resources: Iterable[Resource]) -> tuple[str, ...]:
     """The meshes the objects are written for: a mesh's API groups, or its injection labels
     and annotations (each provider's ``marks``). Every mesh when none shows."""
-    found = set()
+    found: set[str] = set()
     for resource in resources:
         text = " ".join([resource.group, *resource.labels, *resource.annotations])
         found.update(name for name, provider in MESHES.items()

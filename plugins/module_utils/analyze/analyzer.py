@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import ClassVar
 
+from ..estate.index import MeshIndex
+from ..estate.objects import Resource
 from .finding import Finding, Level, Unchecked
-from .index import MeshIndex, Resource
 
 Results = Iterator[Finding | Unchecked]
 

@@ -1,13 +1,10 @@
-"""The estate as the intent describes it, as Kubernetes objects, for analysis only.
+"""The analysis inside every run: the rendered objects judged against the estate.
 
 meshstage does not own the workloads: the rendered tree holds mesh objects, not the
 Services and Deployments they refer to. So that the pipeline can still judge every
-reference before anything is written, ``estate_objects`` builds stand-ins from the intent
-(a Namespace per namespace, and per service its Service, ServiceAccount and one Deployment
-per version, with the labels, ports and injection opt-outs the intent gives) and
-``analyze_rendered`` analyzes the rendered objects against them. Stand-ins are never
-written; findings about them are dropped. When the run is given the estate's real
-manifests (``mesh_check_paths``), those replace the stand-ins.
+reference before anything is written, ``analyze_rendered`` analyzes the rendered objects
+against the estate's real manifests (``mesh_check_paths``) when the run is given them, and
+against stand-ins built from the intent (``estate/stand_in.py``) otherwise.
 
 The world is not declared complete: what the intent describes (its services, namespaces,
 service accounts, the ingress gateway) is judged, and a reference beyond it (a namespace
@@ -20,108 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..intent.model import Intent, Service
-from ..providers.registry import mesh
-from ..stages import Stage
+from ..estate.index import MeshConfig
+from ..estate.manifests import read_manifests
+from ..estate.objects import Resource, make_resource
+from ..estate.stand_in import estate_objects
+from ..intent.model import Intent
 from .analysis import Report, analyze
-from .index import MeshConfig, Resource, make_resource
-from .manifests import read_manifests
-
-STAND_IN = "meshstage.io/stand-in"
-
-
-def _meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None,
-          ) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "annotations": {STAND_IN: "from the intent"}}
-    if namespace:
-        meta["namespace"] = namespace
-    if labels:
-        meta["labels"] = dict(labels)
-    return meta
-
-
-def _service_objects(service: Service, injected: Mapping[str, Any] | None = None,
-                     ) -> list[dict[str, Any]]:
-    """``injected``: what the injector adds to the service's pods (labels, the proxy
-    container), when the stand-ins show injected pods."""
-    ports = [{"name": p.name, "port": p.port, "targetPort": p.target_port or p.port}
-             for p in service.ports]
-    container_ports = [{"name": p.name, "containerPort": p.target_port or p.port}
-                       for p in service.ports]
-    objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": _meta(service.name, service.namespace, service.selector),
-         "spec": {"selector": service.selector, "ports": ports}},
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _meta(service.service_account, service.namespace)},
-    ]
-    versions = service.versions or ()
-    for version in versions:
-        if version.service:  # the team's own Service of this version, named in the intent
-            selector = {**service.selector, **version.labels}
-            objects.append({
-                "apiVersion": "v1", "kind": "Service",
-                "metadata": _meta(version.service, service.namespace, selector),
-                "spec": {"selector": selector, "ports": ports}})
-    for version in versions or (None,):
-        labels = {**service.selector, **(version.labels if version else {})}
-        template: dict[str, Any] = {"labels": dict(labels)}
-        if not service.inject:
-            template["labels"]["sidecar.istio.io/inject"] = "false"
-            template["annotations"] = {"linkerd.io/inject": "disabled"}
-        containers = [{"name": service.name, "image": "stand-in", "ports": container_ports}]
-        if injected and service.inject:
-            template["labels"].update(injected["labels"])
-            containers.append(dict(injected["container"]))
-        name = f"{service.name}-{version.name}" if version else service.name
-        objects.append({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": _meta(name, service.namespace, labels),
-            "spec": {"selector": {"matchLabels": labels}, "template": {
-                "metadata": template,
-                "spec": {"serviceAccountName": service.service_account,
-                         "containers": containers}}},
-        })
-    return objects
-
-
-def _injected_pods(intent: Intent) -> dict[str, Any] | None:
-    """What the mesh's injector adds to a pod, where its policies select pods by it (a label
-    of its own, as Linkerd's Servers do): the labels and the proxy container with its ports.
-    None where the stand-ins need not show it."""
-    sidecar = mesh(intent.provider).sidecar
-    labels = sidecar.injected_labels(intent) if sidecar is not None else {}
-    if sidecar is None or not labels:
-        return None
-    return {"labels": dict(labels), "container": {
-        "name": sidecar.container, "image": "stand-in",
-        "ports": [{"name": name, "containerPort": port} for name, port in sidecar.ports]}}
-
-
-def estate_objects(intent: Intent) -> list[dict[str, Any]]:
-    """Stand-ins for the estate the intent describes (see the module docstring)."""
-    gateway = intent.ingress_gateway
-    namespaces = sorted({*intent.namespaces, intent.root_namespace, gateway.namespace})
-    objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None)}
-        for name in namespaces]
-    proxy = _injected_pods(intent)
-    injected = set(intent.injected_namespaces()) \
-        if proxy and intent.stage.reached(Stage.INJECTION) else set()
-    for service in intent.services:
-        objects += _service_objects(service, proxy if service.namespace in injected else None)
-    labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
-    objects += [
-        {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _meta(gateway.service_account, gateway.namespace)},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": _meta("istio-ingressgateway", gateway.namespace, labels),
-         "spec": {"selector": {"matchLabels": labels}, "template": {
-             "metadata": {"labels": labels},
-             "spec": {"serviceAccountName": gateway.service_account,
-                      "containers": [{"name": "istio-proxy", "image": "stand-in"}]}}}},
-    ]
-    return objects
 
 
 def _identity(resource: Resource) -> tuple[str, str, str, str]:

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..index import MeshIndex, Resource, Workload
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource, Workload
 from ._selectors import match_labels
 from .authorization_policies import pattern_matches
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..index import MeshIndex, Resource, Workload
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource, Workload
 
 POLICY_GROUP = "policy.linkerd.io"
 GATEWAY_GROUP = "gateway.networking.k8s.io"

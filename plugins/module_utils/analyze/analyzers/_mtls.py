@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..index import MeshIndex, Resource, Workload
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource, Workload
 from ._selectors import match_labels
 
 
@@ -65,5 +66,5 @@ def target_port(service_port: Mapping[str, Any], workload: Workload | None) -> i
             if name == target:
                 return number
         return None
-    number = service_port.get("number")
-    return number if isinstance(number, int) else None
+    declared = service_port.get("number")
+    return declared if isinstance(declared, int) else None

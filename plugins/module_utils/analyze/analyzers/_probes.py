@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ..index import Workload
+from ...estate.objects import Workload
 
 
 @dataclass(frozen=True)

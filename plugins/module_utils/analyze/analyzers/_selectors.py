@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource, Workload
 from ...kube import selector_text
 from ..analyzer import Analyzer
 from ..finding import Finding
-from ..index import MeshIndex, Resource, Workload
 
 SelectorOf = Callable[[Resource], Mapping[str, str]]
 

@@ -6,9 +6,10 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource
 
 ANY = "Any"
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ...kube import selector_text
 from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
-from ..index import MeshIndex, Resource
 from ._selectors import match_labels
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ...estate.hosts import HostEntry
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource, Workload
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import HostEntry, MeshIndex, Resource, Workload
 from ._authz import PolicyIndex, caller_of, evaluate
 from ._routes import gateways, route_destinations, string_list
 from ._selectors import workload_selector

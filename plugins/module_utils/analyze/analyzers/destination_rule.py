@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ...estate.hosts import to_fqdn
+from ...estate.index import MeshIndex
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, to_fqdn
 from ._routes import route_destinations
 
 

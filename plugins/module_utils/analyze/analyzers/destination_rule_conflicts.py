@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ...estate.hosts import to_fqdn
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource, to_fqdn
 from ._selectors import workload_selector
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from ...estate.index import MeshIndex
+from ...estate.objects import DATAPLANE_MODE, SYSTEM_NAMESPACES, Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
-from ..index import DATAPLANE_MODE, SYSTEM_NAMESPACES, MeshIndex, Resource
 
 _INJECTOR_CONFIGMAP = "istio-sidecar-injector"
 

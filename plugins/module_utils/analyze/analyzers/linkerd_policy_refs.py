@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ...kube import selector_matches
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource
 from ._linkerd import linkerd_objects, ref, refs
 
 _TARGETS = {"Server", "HTTPRoute", "GRPCRoute", "Namespace"}

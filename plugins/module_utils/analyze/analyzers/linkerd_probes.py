@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource
 from ._linkerd import linkerd_objects, ref, refs, routes, server_port_numbers, server_workloads
 from ._probes import port_number, probes
 
@@ -33,7 +34,8 @@ def _match(match: Any, path: str) -> bool:
     if match.get("method") not in (None, "GET") or match.get("headers") or match.get(
             "queryParams"):
         return False
-    wanted = match.get("path") if isinstance(match.get("path"), Mapping) else {}
+    found = match.get("path")
+    wanted: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     value = str(wanted.get("value") or "/")
     kind = wanted.get("type") or "PathPrefix"
     if kind == "Exact":

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ...estate.index import MeshIndex
+from ...estate.objects import POD_KINDS
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import POD_KINDS, MeshIndex
 from ._linkerd import PROXY_PORTS, linkerd_objects, server_workloads
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ...estate.hosts import export_scopes, host_overlaps, to_fqdn
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource, export_scopes, host_overlaps, to_fqdn
 from ._routes import applies_to_mesh, string_list
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource, Workload
 from ...kube import selector_text
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex, Resource, Workload
 from ._selectors import match_labels
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...estate.index import MeshIndex
+from ...estate.objects import SYSTEM_NAMESPACES
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import SYSTEM_NAMESPACES, MeshIndex
 
 # Protocols Istio knows by name (case does not matter).
 PROTOCOLS: frozenset[str] = frozenset({

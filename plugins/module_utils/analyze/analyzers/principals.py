@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from ...estate.index import MeshIndex
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex
 from .authorization_policies import sources
 
 _PRINCIPAL = re.compile(r"^(?P<td>[^/]+)/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ...estate.index import MeshIndex
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex
 from ._authz import PolicyIndex, evaluate
 from ._probes import probes
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
-from ..index import MeshIndex, Resource
 from ._selectors import selected_workloads, without_selector, workload_selector
 
 

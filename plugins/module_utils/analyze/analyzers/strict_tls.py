@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ...estate.hosts import HostEntry
+from ...estate.index import MeshIndex
+from ...estate.objects import Resource
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import HostEntry, MeshIndex, Resource
 from ._mtls import effective_mode, target_port
 from ._routes import string_list
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ...estate.index import MeshIndex
+from ...estate.objects import SYSTEM_NAMESPACES
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import SYSTEM_NAMESPACES, MeshIndex
 from ._mtls import effective_mode
 
 

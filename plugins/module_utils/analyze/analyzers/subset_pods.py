@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ...estate.hosts import HostEntry, to_fqdn
+from ...estate.index import MeshIndex
+from ...estate.objects import Workload
 from ..analyzer import Analyzer, Results, some
 from ..finding import Level
-from ..index import HostEntry, MeshIndex, Workload, to_fqdn
 from ._routes import string_list
 
 _TOPOLOGY = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ...estate.index import MeshIndex
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex
 
 
 class TelemetryProviderAnalyzer(Analyzer):

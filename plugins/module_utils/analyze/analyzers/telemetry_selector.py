@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ...estate.index import MeshIndex
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ..index import MeshIndex
 from ._selectors import match_labels, selected_workloads
 
 

@@ -7,8 +7,8 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis im
     Report,
     analyze,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.index import MeshConfig
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.manifests import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import MeshConfig
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     Manifests,
     add_text,
 )

@@ -9,7 +9,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis im
     analyze,
     detect_providers,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.index import make_resource
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects import make_resource
 
 NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata: {name: payments}\n"
 

@@ -9,9 +9,9 @@ import yaml
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.context import (
     analyze_rendered,
-    estate_objects,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import AnalysisError
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.stand_in import estate_objects
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis import analyze
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.manifests import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     read_manifests,
 )
 
@@ -90,7 +90,7 @@ def test_emojivoto_with_a_broken_policy_is_caught():
             obj = {**obj, "spec": {**obj["spec"], "client": {"meshTLS": {
                 "serviceAccounts": [{"name": "webapp"}]}}}}
         broken.append(obj)
-    from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.index import (
+    from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects import (
         make_resource,
     )
     report = analyze([make_resource(o, default_namespace="emojivoto") for o in broken],

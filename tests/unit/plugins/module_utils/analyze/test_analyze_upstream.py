@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis import analyze
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.manifests import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.registry import ANALYZERS
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     read_manifests,
     read_mesh_config,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.registry import ANALYZERS
 
 REFERENCE = Path(__file__).resolve().parents[5].parent / "shared" / "reference"
 EXPECTATIONS = REFERENCE / "istio-analyzer-expectations.yaml"

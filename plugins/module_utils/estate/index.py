@@ -1,15 +1,11 @@
-"""The mesh index: every object of one analysis, looked up by what analyzers ask for.
+"""The mesh index: every object of the estate and the rendered tree, looked up by what its
+readers (the analyzers, the flow proof) ask for.
 
-Built once per analysis, in one pass over the objects; every lookup after that is a dict
-access or a walk over a short candidate list, so an analysis stays linear in the number of
-objects (no analyzer scans every object for every object).
-
-- ``Resource``: one Kubernetes object, with its kind, effective namespace and display name
-  (``Kind namespace/name``, as written: the namespace is left out when the input has none).
-- ``Workload``: a pod, or the pod template of a Deployment, StatefulSet, DaemonSet,
-  ReplicaSet, Job, CronJob or ReplicationController.
-- ``HostEntry``: a Service or ServiceEntry host, visible in the namespaces its exportTo names.
-- ``MeshConfig``: the mesh settings analyzers need (root namespace, trust domain, providers).
+Built once, in one pass over the objects; every lookup after that is a dict access or a walk
+over a short candidate list, so a reader stays linear in the number of objects (none scans
+every object for every object). ``Resource`` and ``Workload`` are in ``objects.py``,
+``HostEntry`` (a Service or ServiceEntry host) in ``hosts.py``; ``MeshConfig`` holds the mesh
+settings readers need (root namespace, trust domain, providers).
 
 ``complete`` says the input is the whole cluster. Without it, a reference to a kind the
 input holds no object of cannot be judged (``knows`` is false) and is reported as unchecked
@@ -18,172 +14,32 @@ rather than missing: a GitOps tree of mesh objects alone does not hold the workl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..kube import selector_matches
-
-# Kinds without a namespace; every other kind is namespaced (default "default").
-CLUSTER_SCOPED: frozenset[str] = frozenset({
-    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
-    "CustomResourceDefinition", "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration", "StorageClass", "PriorityClass", "APIService",
-    "IngressClass", "GatewayClass", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-})
-# Kinds whose objects carry a pod template (spec.template, or spec.jobTemplate for CronJob).
-WORKLOAD_KINDS: frozenset[str] = frozenset({
-    "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
-    "ReplicationController",
-})
-POD_KINDS: frozenset[str] = frozenset({"Pod"}) | WORKLOAD_KINDS
-SYSTEM_NAMESPACES: frozenset[str] = frozenset({
-    "kube-system", "kube-public", "kube-node-lease", "local-path-storage",
-})
-# Namespaces every cluster has, whether or not the input shows them.
-BUILTIN_NAMESPACES: frozenset[str] = frozenset({
-    "default", "kube-system", "kube-public", "kube-node-lease",
-})
-DEFAULT_DOMAIN = "svc.cluster.local"
-ISTIO_PROXY = "istio-proxy"
-INJECT = "sidecar.istio.io/inject"
-AMBIENT_REDIRECTION = "ambient.istio.io/redirection"
-DATAPLANE_MODE = "istio.io/dataplane-mode"
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _strings(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in _mapping(value).items() if v is not None}
-
-
-@dataclass(frozen=True, eq=False)
-class Resource:
-    """One object of the input. ``context`` objects are looked up but never reported on."""
-
-    obj: Mapping[str, Any]
-    kind: str
-    group: str
-    name: str
-    namespace: str          # effective namespace; "" for cluster-scoped kinds
-    display: str            # "Kind namespace/name" as written
-    source: str = ""
-    context: bool = False
-
-    @property
-    def metadata(self) -> Mapping[str, Any]:
-        return _mapping(self.obj.get("metadata"))
-
-    @property
-    def spec(self) -> Mapping[str, Any]:
-        return _mapping(self.obj.get("spec"))
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return _strings(self.metadata.get("labels"))
-
-    @property
-    def annotations(self) -> dict[str, str]:
-        return _strings(self.metadata.get("annotations"))
-
-
-def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = False,
-                  default_namespace: str = "default") -> Resource:
-    """A Resource from a Kubernetes object (which must have ``kind`` and ``metadata.name``).
-    A namespaced object without a namespace is in ``default_namespace``, as with
-    ``kubectl apply -n``; its display name still shows it as written."""
-    kind = str(obj.get("kind"))
-    api_version = str(obj.get("apiVersion") or "")
-    group = api_version.rpartition("/")[0]
-    metadata = _mapping(obj.get("metadata"))
-    name = str(metadata.get("name"))
-    written = metadata.get("namespace")
-    written = str(written) if written else ""
-    if kind in CLUSTER_SCOPED:
-        namespace, display = "", f"{kind} {name}"
-    else:
-        namespace = written or default_namespace
-        display = f"{kind} {written}/{name}" if written else f"{kind} {name}"
-    return Resource(obj=obj, kind=kind, group=group, name=name, namespace=namespace,
-                    display=display, source=source, context=context)
-
-
-def pod_template(resource: Resource) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """(metadata, spec) of the pods a Pod or workload controller runs."""
-    if resource.kind == "Pod":
-        return resource.metadata, resource.spec
-    spec = resource.spec
-    if resource.kind == "CronJob":
-        spec = _mapping(_mapping(spec.get("jobTemplate")).get("spec"))
-    template = _mapping(spec.get("template"))
-    return _mapping(template.get("metadata")), _mapping(template.get("spec"))
-
-
-@dataclass(frozen=True, eq=False)
-class Workload:
-    """The pods of a Pod object or of a workload controller's template."""
-
-    resource: Resource
-    namespace: str
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    pod_spec: Mapping[str, Any]
-
-    @property
-    def service_account(self) -> str:
-        account = self.pod_spec.get("serviceAccountName") or self.pod_spec.get(
-            "serviceAccount")
-        return str(account) if account else "default"
-
-    @property
-    def containers(self) -> list[Mapping[str, Any]]:
-        return [c for c in _list(self.pod_spec.get("containers")) if isinstance(c, Mapping)]
-
-    def container_ports(self) -> list[tuple[str, int]]:
-        """(name, containerPort) of every port the pod's containers declare."""
-        ports = []
-        for container in self.containers:
-            for port in _list(container.get("ports")):
-                port = _mapping(port)
-                number = port.get("containerPort")
-                if isinstance(number, int):
-                    ports.append((str(port.get("name") or ""), number))
-        return ports
-
-    @property
-    def has_istio_proxy(self) -> bool:
-        return any(c.get("name") == ISTIO_PROXY and c.get("image") for c in self.containers)
-
-    @property
-    def injection_override(self) -> str | None:
-        """The pod's own ``sidecar.istio.io/inject`` (label first, then annotation)."""
-        value = self.labels.get(INJECT, self.annotations.get(INJECT))
-        return None if value is None else value.lower()
-
-    @property
-    def host_network(self) -> bool:
-        return bool(self.pod_spec.get("hostNetwork"))
-
-
-@dataclass(frozen=True, eq=False)
-class HostEntry:
-    """A host of the service registry: a Kubernetes Service or a ServiceEntry host."""
-
-    resource: Resource
-    fqdn: str
-    ports: tuple[Mapping[str, Any], ...]   # {"number", "name", "protocol", "targetPort"}
-    selector: Mapping[str, str]              # pods behind it (Service selector, SE labels)
-
-    @property
-    def is_service(self) -> bool:
-        return self.resource.kind == "Service"
+from .hosts import (
+    HostEntry,
+    entry_scopes,
+    export_scopes,
+    service_of_fqdn,
+    service_scopes,
+    to_fqdn,
+)
+from .objects import (
+    AMBIENT_REDIRECTION,
+    BUILTIN_NAMESPACES,
+    CLUSTER_SCOPED,
+    DATAPLANE_MODE,
+    POD_KINDS,
+    Resource,
+    Workload,
+    as_list,
+    as_mapping,
+    as_strings,
+    pod_template,
+)
 
 
 @dataclass(frozen=True)
@@ -199,76 +55,21 @@ class MeshConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> MeshConfig:
         """From a MeshConfig mapping (``rootNamespace``, ``trustDomain``, ...)."""
-        data = _mapping(data)
+        data = as_mapping(data)
         defaults = cls()
-        providers = [str(_mapping(p).get("name")) for p in _list(data.get("extensionProviders"))
-                     if _mapping(p).get("name")]
-        access = _mapping(data.get("defaultProviders")).get("accessLogging")
+        providers = [str(as_mapping(p).get("name")) for p in as_list(data.get("extensionProviders"))
+                     if as_mapping(p).get("name")]
+        access = as_mapping(data.get("defaultProviders")).get("accessLogging")
         return cls(
             root_namespace=str(data.get("rootNamespace") or defaults.root_namespace),
             trust_domain=str(data.get("trustDomain") or defaults.trust_domain),
-            trust_domain_aliases=tuple(str(a) for a in _list(data.get("trustDomainAliases"))),
-            default_access_log_providers=tuple(str(p) for p in _list(access)),
+            trust_domain_aliases=tuple(str(a) for a in as_list(data.get("trustDomainAliases"))),
+            default_access_log_providers=tuple(str(p) for p in as_list(access)),
             extension_providers=tuple(providers) or defaults.extension_providers,
         )
 
 
 # --------------------------------------------------------------------------- hosts
-
-
-def to_fqdn(namespace: str, host: str) -> str:
-    """A short host (``reviews``) as the FQDN of its namespace; FQDNs and wildcards as is."""
-    if host.startswith("*") or "." in host:
-        return host
-    return f"{host}.{namespace}.{DEFAULT_DOMAIN}"
-
-
-def service_of_fqdn(fqdn: str) -> tuple[str, str] | None:
-    """(namespace, name) of ``name.namespace.svc.cluster.local``; None for other hosts."""
-    suffix = "." + DEFAULT_DOMAIN
-    if not fqdn.endswith(suffix):
-        return None
-    name, _, namespace = fqdn[: -len(suffix)].rpartition(".")
-    return (namespace, name) if name and namespace and "." not in name else None
-
-
-def host_overlaps(first: str, second: str) -> bool:
-    """True when two hostnames (``*.foo.com`` wildcards allowed) can name the same host."""
-    first_wild, second_wild = first.startswith("*"), second.startswith("*")
-    if not first_wild and not second_wild:
-        return first == second
-    if first_wild and second_wild:
-        a, b = first[1:], second[1:]
-        return a.endswith(b) or b.endswith(a)
-    wild, plain = (first, second) if first_wild else (second, first)
-    return plain.endswith(wild[1:])
-
-
-def export_scopes(export_to: Iterable[str], namespace: str) -> list[str]:
-    """The namespaces an exportTo list makes a host visible in; ``*`` means all."""
-    scopes = []
-    for entry in export_to:
-        entry = entry.strip()
-        if entry == ".":
-            scopes.append(namespace)
-        elif entry and entry != "~":
-            scopes.append(entry)
-    return scopes
-
-
-def _service_scopes(resource: Resource) -> list[str]:
-    annotation = resource.annotations.get("networking.istio.io/exportTo")
-    if not annotation:
-        return ["*"]
-    return export_scopes(annotation.split(","), resource.namespace)
-
-
-def _entry_scopes(resource: Resource) -> list[str]:
-    export_to = [str(e) for e in _list(resource.spec.get("exportTo"))]
-    if not export_to:
-        return ["*"]
-    scopes = export_scopes(export_to, resource.namespace)
-    return ["*"] if "*" in scopes else scopes
 
 
 # --------------------------------------------------------------------------- the index
@@ -357,9 +158,9 @@ class MeshIndex:
 
     def _add_workload(self, resource: Resource) -> None:
         metadata, spec = pod_template(resource)
-        labels = _strings(metadata.get("labels"))
+        labels = as_strings(metadata.get("labels"))
         workload = Workload(resource=resource, namespace=resource.namespace, labels=labels,
-                            annotations=_strings(metadata.get("annotations")), pod_spec=spec)
+                            annotations=as_strings(metadata.get("annotations")), pod_spec=spec)
         self.workloads.append(workload)
         self._workload_of[resource] = workload
         self._workloads_by_ns.setdefault(resource.namespace, []).append(workload)
@@ -387,7 +188,7 @@ class MeshIndex:
     def workloads_selected(self, namespace: str,
                            selector: Mapping[str, Any]) -> list[Workload]:
         """Workloads of a namespace a LabelSelector (with matchExpressions) selects."""
-        base = self.workloads_matching(namespace, _strings(selector.get("matchLabels")))
+        base = self.workloads_matching(namespace, as_strings(selector.get("matchLabels")))
         if not selector.get("matchExpressions"):
             return base
         return [w for w in base if selector_matches(selector, w.labels)]
@@ -426,10 +227,10 @@ class MeshIndex:
     # ---- the service registry
 
     def _add_service_entry(self, resource: Resource) -> None:
-        ports = tuple(_mapping(p) for p in _list(resource.spec.get("ports")))
-        selector = _strings(_mapping(resource.spec.get("workloadSelector")).get("labels"))
-        for scope in _entry_scopes(resource):
-            for host in _list(resource.spec.get("hosts")):
+        ports = tuple(as_mapping(p) for p in as_list(resource.spec.get("ports")))
+        selector = as_strings(as_mapping(resource.spec.get("workloadSelector")).get("labels"))
+        for scope in entry_scopes(resource):
+            for host in as_list(resource.spec.get("hosts")):
                 entry = HostEntry(resource, to_fqdn(resource.namespace, str(host)), ports,
                                   selector)
                 self._register(scope, entry)
@@ -438,11 +239,11 @@ class MeshIndex:
         ports = tuple({"number": p.get("port"), "name": p.get("name"),
                        "protocol": p.get("protocol"), "targetPort": p.get("targetPort"),
                        "appProtocol": p.get("appProtocol")}
-                      for p in (_mapping(p) for p in _list(resource.spec.get("ports"))))
+                      for p in (as_mapping(p) for p in as_list(resource.spec.get("ports"))))
         entry = HostEntry(resource, to_fqdn(resource.namespace, resource.name), ports,
-                          _strings(resource.spec.get("selector")))
+                          as_strings(resource.spec.get("selector")))
         self._services.setdefault((resource.namespace, resource.name), entry)
-        for scope in _service_scopes(resource):
+        for scope in service_scopes(resource):
             self._register(scope, entry)
 
     def _register(self, scope: str, entry: HostEntry) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.index import (
-    MeshIndex,
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.hosts import (
     host_overlaps,
-    make_resource,
     service_of_fqdn,
     to_fqdn,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import MeshIndex
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects import make_resource
 
 
 def resource(kind: str, name: str, namespace: str | None = None, api: str = "v1",
@@ -82,3 +82,31 @@ def test_namespaces_every_cluster_has_exist_and_accounts_are_judged_where_known(
     assert index.account_problem("payments", "order") == ""  # nothing known there
     complete = MeshIndex(objects, complete=True)
     assert complete.account_problem("payments", "order") == "namespace payments does not exist"
+
+
+def test_a_workload_knows_its_probes_as_the_kubelet_sends_them():
+    resource = make_resource({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {"template": {"metadata": {"labels": {"app": "api"}}, "spec": {
+            "initContainers": [
+                {"name": "migrate", "image": "x"},
+                {"name": "agent", "image": "x", "restartPolicy": "Always",
+                 "startupProbe": {"tcpSocket": {"port": 9901}}}],
+            "containers": [{
+                "name": "api", "image": "x",
+                "ports": [{"name": "http", "containerPort": 8080},
+                          {"name": "grpc", "containerPort": 9090}],
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+                "readinessProbe": {"grpc": {"port": 9090, "service": "ready"}},
+                "startupProbe": {"exec": {"command": ["true"]}}}]}}}})
+    workload = MeshIndex([resource]).workloads_in("shop")[0]
+    assert workload.kind == "Deployment"
+    assert [c["name"] for c in workload.init_containers] == ["migrate", "agent"]
+    assert [(p.kind, p.action, p.container, p.port, p.path, p.grpc_service)
+            for p in workload.probes()] == [
+        ("livenessProbe", "httpGet", "api", 8080, "/healthz", None),
+        ("readinessProbe", "grpc", "api", 9090, None, "ready"),
+        ("startupProbe", "exec", "api", None, None, None),
+        ("startupProbe", "tcpSocket", "agent", 9901, None, None),
+    ]

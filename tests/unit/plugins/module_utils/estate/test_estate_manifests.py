@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.manifests import (
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     ManifestError,
     read_manifests,
     read_mesh_config,

@@ -1,0 +1,239 @@
+"""Kubernetes objects as meshstage reads them: ``Resource`` (kind, effective namespace, display
+name), the pod template of any workload kind, and ``Workload``: the pods of a Pod or of a
+workload controller, with their service account, containers and ports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Kinds without a namespace; every other kind is namespaced (default "default").
+CLUSTER_SCOPED: frozenset[str] = frozenset({
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+    "CustomResourceDefinition", "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration", "StorageClass", "PriorityClass", "APIService",
+    "IngressClass", "GatewayClass", "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+})
+
+
+# Kinds whose objects carry a pod template (spec.template, or spec.jobTemplate for CronJob).
+WORKLOAD_KINDS: frozenset[str] = frozenset({
+    "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
+    "ReplicationController",
+})
+
+
+POD_KINDS: frozenset[str] = frozenset({"Pod"}) | WORKLOAD_KINDS
+
+
+SYSTEM_NAMESPACES: frozenset[str] = frozenset({
+    "kube-system", "kube-public", "kube-node-lease", "local-path-storage",
+})
+
+
+# Namespaces every cluster has, whether or not the input shows them.
+BUILTIN_NAMESPACES: frozenset[str] = frozenset({
+    "default", "kube-system", "kube-public", "kube-node-lease",
+})
+
+
+DEFAULT_DOMAIN = "svc.cluster.local"
+
+
+ISTIO_PROXY = "istio-proxy"
+
+
+INJECT = "sidecar.istio.io/inject"
+
+
+AMBIENT_REDIRECTION = "ambient.istio.io/redirection"
+
+
+DATAPLANE_MODE = "istio.io/dataplane-mode"
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def as_strings(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in as_mapping(value).items() if v is not None}
+
+
+@dataclass(frozen=True, eq=False)
+class Resource:
+    """One object of the input. ``context`` objects are looked up but never reported on."""
+
+    obj: Mapping[str, Any]
+    kind: str
+    group: str
+    name: str
+    namespace: str          # effective namespace; "" for cluster-scoped kinds
+    display: str            # "Kind namespace/name" as written
+    source: str = ""
+    context: bool = False
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return as_mapping(self.obj.get("metadata"))
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        return as_mapping(self.obj.get("spec"))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return as_strings(self.metadata.get("labels"))
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return as_strings(self.metadata.get("annotations"))
+
+
+def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = False,
+                  default_namespace: str = "default") -> Resource:
+    """A Resource from a Kubernetes object (which must have ``kind`` and ``metadata.name``).
+    A namespaced object without a namespace is in ``default_namespace``, as with
+    ``kubectl apply -n``; its display name still shows it as written."""
+    kind = str(obj.get("kind"))
+    api_version = str(obj.get("apiVersion") or "")
+    group = api_version.rpartition("/")[0]
+    metadata = as_mapping(obj.get("metadata"))
+    name = str(metadata.get("name"))
+    written = metadata.get("namespace")
+    written = str(written) if written else ""
+    if kind in CLUSTER_SCOPED:
+        namespace, display = "", f"{kind} {name}"
+    else:
+        namespace = written or default_namespace
+        display = f"{kind} {written}/{name}" if written else f"{kind} {name}"
+    return Resource(obj=obj, kind=kind, group=group, name=name, namespace=namespace,
+                    display=display, source=source, context=context)
+
+
+def pod_template(resource: Resource) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """(metadata, spec) of the pods a Pod or workload controller runs."""
+    if resource.kind == "Pod":
+        return resource.metadata, resource.spec
+    spec = resource.spec
+    if resource.kind == "CronJob":
+        spec = as_mapping(as_mapping(spec.get("jobTemplate")).get("spec"))
+    template = as_mapping(spec.get("template"))
+    return as_mapping(template.get("metadata")), as_mapping(template.get("spec"))
+
+
+PROBE_KINDS = ("livenessProbe", "readinessProbe", "startupProbe")
+PROBE_ACTIONS = ("httpGet", "grpc", "tcpSocket", "exec")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One kubelet probe of a pod's container, as the kubelet sends it.
+
+    ``port`` is the container port the kubelet connects to (a named port resolved against
+    the container's ports); None for ``exec`` (nothing crosses the network) or a name no
+    port of the container has. https://kubernetes.io/docs/tasks/configure-pod-container/
+    configure-liveness-readiness-startup-probes/
+    """
+
+    kind: str                 # livenessProbe | readinessProbe | startupProbe
+    action: str               # httpGet | grpc | tcpSocket | exec
+    container: str
+    port: int | None = None
+    path: str | None = None   # httpGet: the path, "/" when left out
+    scheme: str = "HTTP"      # httpGet: HTTP or HTTPS
+    grpc_service: str | None = None
+
+
+def container_probes(container: Mapping[str, Any]) -> list[Probe]:
+    """The probes of one container, in the order liveness, readiness, startup."""
+    ports = {str(as_mapping(p).get("name")): as_mapping(p).get("containerPort")
+             for p in as_list(container.get("ports")) if as_mapping(p).get("name")}
+    name = str(container.get("name") or "")
+    probes = []
+    for kind in PROBE_KINDS:
+        probe = as_mapping(container.get(kind))
+        action = next((a for a in PROBE_ACTIONS if isinstance(probe.get(a), Mapping)), None)
+        if action is None:
+            continue
+        handler = as_mapping(probe.get(action))
+        port = handler.get("port")
+        if isinstance(port, str):
+            port = int(port) if port.isdigit() else ports.get(port)
+        probes.append(Probe(
+            kind=kind, action=action, container=name,
+            port=port if isinstance(port, int) and action != "exec" else None,
+            path=str(handler.get("path") or "/") if action == "httpGet" else None,
+            scheme=str(handler.get("scheme") or "HTTP").upper(),
+            grpc_service=str(handler["service"]) if action == "grpc" and
+            handler.get("service") else None))
+    return probes
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """The pods of a Pod object or of a workload controller's template."""
+
+    resource: Resource
+    namespace: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    pod_spec: Mapping[str, Any]
+
+    @property
+    def service_account(self) -> str:
+        account = self.pod_spec.get("serviceAccountName") or self.pod_spec.get(
+            "serviceAccount")
+        return str(account) if account else "default"
+
+    @property
+    def kind(self) -> str:
+        """The kind of the object that runs the pods: Pod, Deployment, Job, CronJob, ..."""
+        return self.resource.kind
+
+    @property
+    def containers(self) -> list[Mapping[str, Any]]:
+        return [c for c in as_list(self.pod_spec.get("containers")) if isinstance(c, Mapping)]
+
+    @property
+    def init_containers(self) -> list[Mapping[str, Any]]:
+        return [c for c in as_list(self.pod_spec.get("initContainers"))
+                if isinstance(c, Mapping)]
+
+    def probes(self) -> list[Probe]:
+        """Every kubelet probe of the pod's containers (not of its init containers, except
+        native sidecars, which the kubelet probes too)."""
+        native = [c for c in self.init_containers if c.get("restartPolicy") == "Always"]
+        return [probe for container in (*self.containers, *native)
+                for probe in container_probes(container)]
+
+    def container_ports(self) -> list[tuple[str, int]]:
+        """(name, containerPort) of every port the pod's containers declare."""
+        ports = []
+        for container in self.containers:
+            for port in as_list(container.get("ports")):
+                port = as_mapping(port)
+                number = port.get("containerPort")
+                if isinstance(number, int):
+                    ports.append((str(port.get("name") or ""), number))
+        return ports
+
+    @property
+    def has_istio_proxy(self) -> bool:
+        return any(c.get("name") == ISTIO_PROXY and c.get("image") for c in self.containers)
+
+    @property
+    def injection_override(self) -> str | None:
+        """The pod's own ``sidecar.istio.io/inject`` (label first, then annotation)."""
+        value = self.labels.get(INJECT, self.annotations.get(INJECT))
+        return None if value is None else value.lower()
+
+    @property
+    def host_network(self) -> bool:
+        return bool(self.pod_spec.get("hostNetwork"))
