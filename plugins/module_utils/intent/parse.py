@@ -28,6 +28,7 @@ from .checker import (
     join_path,
     optional,
     parse_simple,
+    suggestion,
     unknown_key,
 )
 from .hosts import check_host_calls, parse_gates, parse_hosts, parse_promotion_order
@@ -91,6 +92,14 @@ def unknown_mesh_variables(names: list[str]) -> list[str]:
                   and name not in _TOP_KEYS and name not in RUN_VARIABLES)
 
 
+def unknown_variables_message(names: list[str]) -> str:
+    """The error for misspelt ``mesh_*`` variables, each with the closest known name."""
+    known = {*_TOP_KEYS, *RUN_VARIABLES}
+    return ("unknown mesh_* variable(s): " + ", ".join(f"{name}{suggestion(name, known)}"
+                                                       for name in names)
+            + " (see docs/intent.md for the known ones)")
+
+
 def intent_keys() -> tuple[str, ...]:
     """The inventory variables that make up the intent."""
     return _TOP_KEYS
@@ -129,7 +138,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
                 check.refused_namespaces.add(item["namespace"])
     check_calls(check, raw_services, by_name)
 
-    waves = parse_waves(check, data.get("mesh_injection_waves"), by_name)
+    waves, service_waves = parse_waves(check, data.get("mesh_injection_waves"), by_name)
     injected = optional(check, data, "mesh_injected_waves", "",
                         lambda v, p: check.integer(v, p, 0, len(waves)), len(waves))
     exceptions = parse_mtls_exceptions(check, data.get("mesh_mtls_exceptions"), by_name)
@@ -182,7 +191,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
         traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), gates=gates,
-        promotion_order=promotion, by_name=by_name,
+        promotion_order=promotion, by_name=by_name, service_waves=service_waves,
     )
     check_canary_windows(check, intent)
     return intent, check.warnings
