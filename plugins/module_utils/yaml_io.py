@@ -307,3 +307,11 @@ def dump_plain(obj: Any, *, sort_keys: bool = True, flow: bool | None = False,
 YAMLError = yaml.YAMLError
 # True when libyaml's C loader and emitter are in use (part of the stage cache's key).
 WITH_LIBYAML: bool = bool(getattr(yaml, "__with_libyaml__", False))
+
+
+def flow_text(value: Any) -> str:
+    """``value`` on one line, in YAML's flow style (``[a, b]``, ``{port: 80}``, a quoted
+    scalar where YAML would read the plain text otherwise): for files a person reads."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 30,
+                          allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").removesuffix("\n")
