@@ -18,6 +18,9 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import
     unknown_mesh_variables,
     unknown_variables_message,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.inventory.paths import (
+    relative_to_inventory,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.kube import DEFAULT_KUBERNETES_VERSION
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import StageOptions
 
@@ -33,19 +36,8 @@ RENDER_ARGUMENT_SPEC: dict[str, Any] = {
 
 def inventory_paths(paths: Sequence[str], task_vars: Mapping[str, Any]
                     ) -> tuple[list[Path], list[str]]:
-    """Paths an inventory names (``mesh_check_paths``), a relative one read relative to the
-    inventory that defines the host (``inventory_dir``); and a line for each path resolved so,
-    saying where it was read."""
-    base = task_vars.get("inventory_dir")
-    resolved, notes = [], []
-    for text in paths:
-        path = Path(text)
-        if not path.is_absolute() and base:
-            path = Path(base) / path
-            notes.append(f"mesh_check_paths: {text} is relative, read as {path} (relative to "
-                         f"the inventory {base})")
-        resolved.append(path)
-    return resolved, notes
+    """``relative_to_inventory`` with the host's ``inventory_dir``."""
+    return relative_to_inventory(paths, task_vars.get("inventory_dir"))
 
 
 def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,

@@ -15,7 +15,7 @@ rather than missing: a GitOps tree of mesh objects alone does not hold the workl
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..kube import selector_matches
@@ -322,7 +322,7 @@ class MeshIndex:
             data = as_strings(config.obj.get("data")) if config is not None else {}
             for key, text in data.items():
                 if entry.key is None or entry.key == key:
-                    found.append((entry, text))
+                    found.append((replace(entry, key=key), text))
         return found
 
     def services_named_in(self, namespace: str, text: str,

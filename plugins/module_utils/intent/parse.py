@@ -83,6 +83,9 @@ RUN_VARIABLES: frozenset[str] = frozenset({
     # playbooks/canary.yml: the service whose canary runs, where Prometheus answers, and a
     # roll back by hand
     "mesh_canary_service", "mesh_prometheus_url", "mesh_canary_rollback",
+    # playbooks/import.yml: what to import, where to, and what Prometheus saw
+    "mesh_import_paths", "mesh_import_output", "mesh_import_environment",
+    "mesh_import_provider", "mesh_import_prometheus", "mesh_import_window",
 })
 
 

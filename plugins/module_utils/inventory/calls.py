@@ -31,14 +31,14 @@ def calls_from_environment(draft: Draft) -> None:
     for caller in draft.services.values():
         for group in caller.workloads:
             for entry, text in index.told(group.root):
-                whole = bool(_HOST_VARIABLE.search(entry.name)) or entry.name.startswith(
-                    ("args[", "command["))
+                whole = bool(_HOST_VARIABLE.search(entry.name or entry.key or "")) or \
+                    entry.name.startswith(("args[", "command["))
                 for host, named in index.services_named_in(group.root.namespace, text, whole):
                     callee = draft.service_at(host.resource.namespace, host.resource.name)
                     if callee is None:
                         continue
                     where = (f"ConfigMap {group.root.namespace}/{entry.config_map} key "
-                             f"{entry.key or '(envFrom)'}" if entry.config_map else
+                             f"{entry.key}" if entry.config_map else
                              f"{entry.name} of container {entry.container}")
                     draft.call(caller, callee, f"{group.display} is told {named.text!r} "
                                f"({where})")

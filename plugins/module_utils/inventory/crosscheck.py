@@ -30,7 +30,8 @@ class InventoryEstateAnalyzer(IntentAnalyzer):
     field and the manifest. A namespace the manifests show nothing of is not judged (the
     manifests may be one team's slice of the cluster).
 
-    - MST0301: the service has no Service in the estate.
+    - MST0301: the service has no Service in the estate (a client, ``ports: []``, no
+      workload labelled ``app: <name>`` either).
     - MST0302: a port of the inventory is not a port of the Service, or a port of the
       Service is not in the inventory.
     - MST0303: a port's name differs from the Service's.
@@ -159,11 +160,18 @@ class InventoryEstateAnalyzer(IntentAnalyzer):
     def _service(self, intent: Intent, index: MeshIndex, service: Service) -> Results:
         field = service_field(intent, service)
         entry = index.service(service.namespace, service.name)
+        if entry is None and not service.ports:  # a client: its pods, by meshstage's label
+            pods = index.workloads_matching(service.namespace, service.selector)
+            if pods:
+                yield from self._account(index, field, service, pods[0].resource, pods)
+                return
         if entry is None:
             if index.knows_in(service.namespace, "Service"):
-                yield self.field_finding(f"Service {service.namespace}/{service.name}",
-                                         "MST0301", field, "no Service of that name is in "
-                                         "the estate's manifests (mesh_check_paths)")
+                yield self.field_finding(
+                    f"Service {service.namespace}/{service.name}", "MST0301", field,
+                    "no Service of that name is in the estate's manifests (mesh_check_paths)"
+                    + ("" if service.ports else f", and no workload labelled "
+                       f"app={service.name}"))
             return
         resource = entry.resource
         pods = index.selected_by_service(entry)

@@ -2,7 +2,8 @@
 caller is found by its workload (Istio's ``source_workload``, Linkerd's pod labels), else by
 its identity (the service account of a principal), else by the host sidecar's service; its
 callee by the destination service (a version backend counts as its service). An edge whose
-ends are not both in the catalogue is listed, not guessed."""
+ends are not both in the catalogue is listed, not guessed; the ingress gateway's requests
+(its principal) make their callee ``ingress: true``."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from .draft import Draft, ServiceDraft
 
 
 def calls_observed(draft: Draft, calls: Sequence[Call], source: str) -> None:
+    gateway = "{}/ns/{}/sa/{}".format(draft.trust_domain, *draft.ingress_gateway())
     for call in calls:
         callee = _callee(draft, call)
         caller = _caller(draft, call)
         seen = f"observed by {call.seen_by}: {count(call.requests)} request(s) ({call.protocol})"
         seen += f" in {source}" if source else ""
+        if callee is not None and call.caller == gateway:
+            callee.ingress_from.append(f"the ingress gateway's requests, {seen}")
+            continue
         if caller is None or callee is None:
             draft.outside.append(f"{call.caller_workload or call.caller_service or call.caller}"
                                  f" -> {call.callee_namespace or '?'}/{call.callee}: {seen}; "

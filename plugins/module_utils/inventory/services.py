@@ -162,7 +162,8 @@ def _describe(draft: Draft, service: ServiceDraft) -> None:
         service.note("", "no workload of the estate runs it (none is selected)")
     _account(service)
     _ports(service)
-    _versions(service)
+    if service.service is not None:  # nothing routes to a client: no versions
+        _versions(service)
     _probes(service)
     blockers = list(dict.fromkeys(f"{g.display}: {reason}" for g in service.workloads
                                   for reason in sidecar_blockers(g, draft.provider)))
