@@ -58,7 +58,8 @@ DATAPLANE_MODE = "istio.io/dataplane-mode"
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # a dict first: the ABC check is slow, and YAML gives dicts
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def as_list(value: Any) -> list[Any]:

@@ -9,12 +9,12 @@ back and compared with the data before it is returned: a comment can never chang
 
 from __future__ import annotations
 
-import textwrap
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import MeshstageError
-from ..yaml_io import flow_text, load_yaml
+from ..yaml_io import flow_text, load_manifests
 
 WIDTH = 100
 _FLOW_WIDTH = 72
@@ -23,6 +23,7 @@ _FLOW_WIDTH = 72
 def commented_yaml(data: Mapping[str, Any], notes: Mapping[str, Sequence[str]],
                    header: Sequence[str] = (), footer: Sequence[str] = ()) -> str:
     """``data`` (a mapping of variables) as commented YAML text."""
+    notes = _Notes(notes)
     lines = ["---", *_comment(header, "")]
     for key, value in data.items():
         lines.append("")
@@ -31,7 +32,7 @@ def commented_yaml(data: Mapping[str, Any], notes: Mapping[str, Sequence[str]],
         lines.append("")
         lines += _comment(footer, "")
     text = "\n".join(lines) + "\n"
-    if load_yaml(text) != dict(data):
+    if load_manifests(text) != [dict(data)]:
         raise MeshstageError("the commented inventory does not read back as written "
                              "(a meshstage bug; please report it)")
     return text
@@ -44,12 +45,25 @@ def _comment(texts: Sequence[str], pad: str) -> list[str]:
             lines.append(f"{pad}#")
             continue
         for line in text.splitlines() or [""]:
-            inner = " " * (len(line) - len(line.lstrip()))
-            wrapped = textwrap.wrap(line, WIDTH - len(pad) - 2, break_long_words=False,
-                                    break_on_hyphens=False, initial_indent=inner,
-                                    subsequent_indent=inner + "  ") or [""]
-            lines += [f"{pad}# {part}".rstrip() for part in wrapped]
+            lines += [f"{pad}# {part}".rstrip() for part in _wrap(line, WIDTH - len(pad) - 2)]
     return lines
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """``line`` in lines of at most ``width`` (a word longer stays whole); the lines after
+    the first indented two more than it."""
+    inner = " " * (len(line) - len(line.lstrip()))
+    words = line.split()
+    if len(line) <= width or not words:
+        return [line.rstrip()]
+    lines, current = [], inner + words[0]
+    for word in words[1:]:
+        if len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = inner + "  " + word
+        else:
+            current += " " + word
+    return [*lines, current]
 
 
 def _flowing(value: Any) -> bool:
@@ -62,12 +76,28 @@ def _flowing(value: Any) -> bool:
     return True
 
 
+_PARENT = re.compile(r"(\.[^.\[]*|\[\d+\])$")
+
+
+class _Notes(dict):  # type: ignore[type-arg]
+    """The notes by path, and every path's notes with its descendants' (``deep``), gathered
+    once: a value written on one line carries them all."""
+
+    def __init__(self, notes: Mapping[str, Sequence[str]]) -> None:
+        super().__init__(notes)
+        self.deep: dict[str, list[str]] = {}
+        for path, texts in notes.items():
+            while True:
+                self.deep.setdefault(path, []).extend(texts)
+                parent = _PARENT.sub("", path)
+                if parent == path or not parent:
+                    break
+                path = parent
+
+
 def _deep_notes(notes: Mapping[str, Sequence[str]], path: str) -> list[str]:
-    found = list(notes.get(path, ()))
-    for key, texts in notes.items():
-        if key.startswith((f"{path}.", f"{path}[")):
-            found += texts
-    return list(dict.fromkeys(found))
+    deep = notes.deep if isinstance(notes, _Notes) else {}
+    return list(dict.fromkeys(deep.get(path, ())))
 
 
 def _entry(head: str, value: Any, path: str, indent: int,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..estate.index import MeshIndex
@@ -45,7 +46,9 @@ class WorkloadGroup:
         """The pods (or pod templates) of the workload: what is injected shows there."""
         return (self.root, *self.owned)
 
-    def container_names(self) -> frozenset[str]:
+    @cached_property
+    def containers(self) -> frozenset[str]:
+        """The names of every container its pods run (a mesh's proxy among them)."""
         return frozenset(name for w in self.running for name in w.container_names)
 
 
@@ -66,6 +69,8 @@ class ServiceDraft:
     admitted_by: list[str] = field(default_factory=list)
     ingress_from: list[str] = field(default_factory=list)   # what says it is ingress
     keeps_own_policies: bool = False   # its policies cannot be said: no derived ALLOW guess
+    _pods: tuple[int, list[Workload]] | None = field(default=None, repr=False)
+    _labels: set[tuple[str, str]] | None = field(default=None, repr=False)
 
     def note(self, path: str, text: str) -> None:
         """A comment on one of the service's fields (``""``: on the service itself)."""
@@ -101,7 +106,18 @@ class ServiceDraft:
         return {group.root.service_account for group in self.workloads}
 
     def pods(self) -> list[Workload]:
-        return [w for group in self.workloads for w in group.running]
+        """Every pod and pod template of its workloads (read once: the catalogue is built
+        whole before anything asks)."""
+        if self._pods is None or self._pods[0] != len(self.workloads):
+            self._pods = (len(self.workloads),
+                          [w for group in self.workloads for w in group.running])
+        return self._pods[1]
+
+    def carries(self, key: str, value: str) -> bool:
+        """True when one of its pods carries the label ``key: value``."""
+        if self._labels is None:
+            self._labels = {(k, v) for w in self.pods() for k, v in w.labels.items()}
+        return (key, value) in self._labels
 
 
 @dataclass(eq=False)
@@ -125,6 +141,11 @@ class Draft:
     authorization: dict[str, dict[str, Any]] = field(default_factory=dict)  # by service
     held: set[str] = field(default_factory=set)    # services opted out of injection
     charts: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # chart -> values
+    _said: set[tuple[str, ...]] = field(default_factory=set, repr=False)
+    _by_namespace: dict[str, list[ServiceDraft]] | None = field(default=None, repr=False)
+    _by_account: dict[tuple[str, str], list[ServiceDraft]] | None = field(default=None,
+                                                                         repr=False)
+    _indexed: int = field(default=-1, repr=False)
     # a version's own Service (meshstage's, or the team's): (namespace, name) -> (the
     # service, the labels its selector adds)
     backends: dict[tuple[str, str], tuple[ServiceDraft, dict[str, str]]] = field(
@@ -136,28 +157,40 @@ class Draft:
         found = self.services.get(name)
         return found if found is not None and found.namespace == namespace else None
 
-    def services_of(self, workload: Workload) -> list[ServiceDraft]:
-        """The catalogue services whose workloads include this pod or pod template."""
-        return [s for s in self.services.values()
-                if any(workload is w for w in s.pods())]
+    def services_in(self, namespace: str) -> list[ServiceDraft]:
+        """The catalogue's services of a namespace (indexed once the catalogue is read; the
+        catalogue is not changed after)."""
+        if self._by_namespace is None or self._indexed != len(self.services):
+            self._by_namespace, self._by_account = {}, {}
+            for service in self.services.values():
+                self._by_namespace.setdefault(service.namespace, []).append(service)
+                for account in service.accounts:
+                    self._by_account.setdefault((service.namespace, account), []).append(
+                        service)
+            self._indexed = len(self.services)
+        return self._by_namespace.get(namespace, [])
 
     def services_running_as(self, namespace: str, account: str) -> list[ServiceDraft]:
-        return [s for s in self.services.values()
-                if s.namespace == namespace and account in s.accounts]
+        self.services_in(namespace)
+        assert self._by_account is not None
+        return list(self._by_account.get((namespace, account), []))
 
     def services_selected(self, namespace: str,
                           selector: Mapping[str, Any]) -> list[ServiceDraft]:
         """Services of ``namespace`` whose pods a LabelSelector selects (every pod of one
         of them, so that a selector of one version still names the service)."""
-        return [s for s in self.services.values() if s.namespace == namespace and any(
-            selector_matches(selector, w.labels) for w in s.pods())]
+        wanted = {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
+        return [s for s in self.services_in(namespace)
+                if all(s.carries(k, v) for k, v in wanted.items())
+                and any(selector_matches(selector, w.labels) for w in s.pods())]
 
     def services_with_label(self, namespace: str,
                             labels: Mapping[str, str]) -> list[ServiceDraft]:
         """Services whose pods all carry ``labels`` (the intent's selector, ``app: name``)."""
-        return [s for s in self.services.values() if s.namespace == namespace and s.pods()
-                and all(all(w.labels.get(k) == v for k, v in labels.items())
-                        for w in s.pods())]
+        items = labels.items()
+        return [s for s in self.services_in(namespace)
+                if all(s.carries(k, v) for k, v in items) and s.pods()
+                and all(all(w.labels.get(k) == v for k, v in items) for w in s.pods())]
 
     def service_for_host(self, namespace: str, host: str) -> ServiceDraft | None:
         """The service a host names seen from ``namespace`` (``reviews``, ``reviews.shop``,
@@ -219,12 +252,14 @@ class Draft:
     def keep(self, resource: Resource | str, why: str) -> None:
         """An object of the estate the intent cannot say: it stays as it is."""
         name = resource if isinstance(resource, str) else resource.display
-        if (name, why) not in self.listed:
+        if (name, why) not in self._said:
+            self._said.add((name, why))
             self.listed.append((name, why))
 
     def became(self, resource: Resource, what: str) -> None:
         """An object of the estate the intent now says (meshstage renders its own)."""
-        if (resource.display, what) not in self.converted:
+        if (resource.display, what, 1) not in self._said:
+            self._said.add((resource.display, what, 1))
             self.converted.append((resource.display, what))
 
     @property

@@ -111,7 +111,9 @@ def import_estate(resources: Sequence[Resource], options: ImportOptions = Import
 def _guess_provider(draft: Draft) -> str:
     counts = {name: 0 for name in MESHES}
     for resource in draft.index.resources:
-        text = " ".join([resource.group, *resource.labels, *resource.annotations])
+        metadata = resource.obj.get("metadata") or {}
+        text = "\0".join([resource.group, *(metadata.get("labels") or ()),
+                          *(metadata.get("annotations") or ())])
         for name, provider in MESHES.items():
             if any(mark in text for mark in provider.marks):
                 counts[name] += 1

@@ -76,13 +76,18 @@ def build_catalogue(draft: Draft, groups: list[WorkloadGroup],
     versions_of = _version_services(services)
     selected: set[int] = set()
     drafts: list[ServiceDraft] = []
+    postings: dict[tuple[str, str, str], list[WorkloadGroup]] = {}
+    for group in groups:
+        for key, value in {(k, v) for w in group.running for k, v in w.labels.items()}:
+            postings.setdefault((group.root.namespace, key, value), []).append(group)
     for resource in sorted(services, key=lambda r: (r.namespace, r.name)):
         if resource in versions_of:
             continue
         selector = {str(k): str(v) for k, v in resource.spec["selector"].items()}
-        members = [g for g in groups if g.root.namespace == resource.namespace
-                   and any(all(w.labels.get(k) == v for k, v in selector.items())
-                           for w in g.running)]
+        first = min((postings.get((resource.namespace, k, v), []) for k, v in
+                     selector.items()), key=len)
+        members = [g for g in first if any(all(w.labels.get(k) == v for k, v in
+                                               selector.items()) for w in g.running)]
         selected.update(id(g) for g in members)
         drafts.append(ServiceDraft(resource.name, resource.namespace, resource, members))
     for group in groups:
@@ -115,10 +120,13 @@ def _version_services(services: list[Resource]) -> dict[Resource, tuple[Resource
     """Services that select one version of another Service's pods: {version Service:
     (the Service, the labels it adds)}."""
     found = {}
+    by_namespace: dict[str, list[Resource]] = {}
+    for service in services:
+        by_namespace.setdefault(service.namespace, []).append(service)
     for narrow in services:
         selector = {str(k): str(v) for k, v in narrow.spec["selector"].items()}
-        for wide in services:
-            if wide is narrow or wide.namespace != narrow.namespace:
+        for wide in by_namespace[narrow.namespace]:
+            if wide is narrow:
                 continue
             base = {str(k): str(v) for k, v in wide.spec["selector"].items()}
             extra = {k: v for k, v in selector.items() if k not in base}

@@ -92,7 +92,7 @@ def sidecar_blockers(group: WorkloadGroup, provider: str) -> list[str]:
     if any(w.host_network for w in group.running):
         reasons.append("its pods use the node's network (hostNetwork: true), which no "
                        "sidecar can take over")
-    containers = group.container_names()
+    containers = group.containers
     for name, other in MESHES.items():
         sidecar = other.sidecar
         if name == provider or sidecar is None:
@@ -119,6 +119,6 @@ def sidecar_blockers(group: WorkloadGroup, provider: str) -> list[str]:
 
 def injected_with(group: WorkloadGroup) -> list[str]:
     """The meshes whose proxy runs in the workload's pods."""
-    containers = group.container_names()
+    containers = group.containers
     return [name for name, provider in MESHES.items()
             if provider.sidecar is not None and provider.sidecar.container in containers]

@@ -44,9 +44,7 @@ def import_authorization(draft: Draft) -> None:
             draft.became(policy, "mesh_default_deny: true")
             continue
         labels = as_strings(as_mapping(spec.get("selector")).get("matchLabels"))
-        services = [s for s in draft.services.values() if s.namespace == policy.namespace
-                    and labels and s.pods() and all(all(w.labels.get(k) == v for k, v in
-                                                        labels.items()) for w in s.pods())]
+        services = draft.services_with_label(policy.namespace, labels) if labels else []
         if len(services) != 1 or set(spec) - {"selector", "action", "rules"}:
             draft.keep(policy, "the intent's rules are a service's own: this policy selects "
                        + ("other workloads" if len(services) != 1 else
