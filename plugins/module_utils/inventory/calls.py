@@ -54,22 +54,18 @@ def calls_from_network_policies(draft: Draft) -> None:
             continue
         types = [str(t) for t in as_list(spec.get("policyTypes"))] or (
             ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
-        if "Ingress" in types:
-            for number, rule in enumerate(as_list(spec.get("ingress"))):
-                peers = _peers(draft, policy, as_mapping(rule).get("from"),
-                               f"spec.ingress[{number}].from")
-                for caller in peers:
-                    for callee in selected:
+        for kind, peers_key, says in (("Ingress", "from", "admits it"),
+                                      ("Egress", "to", "lets it out")):
+            if kind not in types:
+                continue
+            for number, rule in enumerate(as_list(spec.get(kind.lower()))):
+                peers = _peers(draft, policy, as_mapping(rule).get(peers_key),
+                               f"spec.{kind.lower()}[{number}].{peers_key}")
+                for peer in peers:
+                    for own in selected:
+                        caller, callee = (peer, own) if kind == "Ingress" else (own, peer)
                         draft.call(caller, callee, f"NetworkPolicy {policy.namespace}/"
-                                   f"{policy.name} admits it (spec.ingress[{number}])")
-        if "Egress" in types:
-            for number, rule in enumerate(as_list(spec.get("egress"))):
-                peers = _peers(draft, policy, as_mapping(rule).get("to"),
-                               f"spec.egress[{number}].to")
-                for callee in peers:
-                    for caller in selected:
-                        draft.call(caller, callee, f"NetworkPolicy {policy.namespace}/"
-                                   f"{policy.name} lets it out (spec.egress[{number}])")
+                                   f"{policy.name} {says} (spec.{kind.lower()}[{number}])")
 
 
 def _peers(draft: Draft, policy: Resource, value: Any, path: str) -> list[ServiceDraft]:

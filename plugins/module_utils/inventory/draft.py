@@ -224,13 +224,6 @@ class Draft:
         return (str(gateway.get("namespace") or "istio-system"),
                 str(gateway.get("service_account") or "istio-ingressgateway-service-account"))
 
-    def caller_by_identity(self, namespace: str, account: str
-                           ) -> tuple[list[ServiceDraft], bool]:
-        """The services that run as ``namespace/account``, and whether that identity is the
-        ingress gateway's."""
-        return self.services_running_as(namespace, account), \
-            (namespace, account) == self.ingress_gateway()
-
     # ---- findings
 
     def note(self, path: str, text: str) -> None:
@@ -266,6 +259,34 @@ class Draft:
     def trust_domain(self) -> str:
         return str(self.shared.get("mesh_trust_domain") or "cluster.local")
 
+    def named_callers(self, principals: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Principals as a rule writes them: each that is one catalogue service's identity
+        (in this trust domain) as that service's name, the rest as they are."""
+        named: list[str] = []
+        raw: list[str] = []
+        for principal in principals:
+            parts = principal.split("/")
+            owners = self.services_running_as(parts[2], parts[4]) \
+                if len(parts) == 5 and parts[0] == self.trust_domain else []
+            if len(owners) == 1:
+                if owners[0].name not in named:
+                    named.append(owners[0].name)
+            else:
+                raw.append(principal)
+        return named, raw
+
+    def routed_from_gateway(self, route: Resource, gateways: Iterable[str],
+                            hosts: Iterable[str]) -> None:
+        """A gateway's route to ``hosts``: they are reached through the ingress; the route
+        stays as it is (meshstage renders no gateway routes)."""
+        through = ", ".join(gateways)
+        for host in hosts:
+            callee = self.service_for_host(route.namespace, host)
+            if callee is not None:
+                callee.ingress_from.append(f"{route.display} routes gateway {through} to it")
+        self.keep(route, f"it routes gateway {through}: meshstage renders no gateway routes "
+                  "(what it routes to is marked ingress: true)")
+
     def admit(self, callee: ServiceDraft, principals: Iterable[str], source: str) -> None:
         """An existing ALLOW policy admits exactly ``principals`` (``<td>/ns/<ns>/sa/<sa>``)
         to ``callee``, as the intent's derived ALLOW would: each principal's services call
@@ -281,10 +302,3 @@ class Draft:
                 callee.ingress_from.append(f"{source} admits the ingress gateway")
             for caller in self.services_running_as(parts[2], parts[4]):
                 self.call(caller, callee, f"{source} admits it")
-
-
-def owned_by(resource: Resource, owners: Iterable[Resource]) -> bool:
-    """True when ``resource`` names one of ``owners`` in its ownerReferences."""
-    keys = {(o.kind, o.name) for o in owners} | {o.uid for o in owners if o.uid}
-    return any((kind, name) in keys or (uid and uid in keys)
-               for kind, name, uid in resource.owners())

@@ -264,14 +264,7 @@ def _authorization(draft: Draft) -> None:
             expected.add(gateway)
         if expected == set(service.admitted):
             continue
-        named, raw = [], []
-        for principal in service.admitted:
-            parts = principal.split("/")
-            owners = draft.services_running_as(parts[2], parts[4])
-            if len(owners) == 1:
-                named.append(owners[0].name)
-            else:
-                raw.append(principal)
+        named, raw = draft.named_callers(service.admitted)
         rule = {**({"from": named} if named else {}), **({"principals": raw} if raw else {})}
         draft.authorization[service.name] = {"service": service.name, "allow": [rule]}
         draft.note(f"mesh_authorization.{service.name}", "from " + ", ".join(

@@ -164,7 +164,7 @@ def _describe(draft: Draft, service: ServiceDraft) -> None:
                      + ", ".join(g.display for g in service.workloads)
                      + ", so nothing calls it through the mesh (ports: [])")
     if service.workloads:
-        kinds = "; ".join(_workload_summary(g) for g in service.workloads)
+        kinds = "; ".join(g.display for g in service.workloads)
         service.note("", f"runs as {kinds}")
     else:
         service.note("", "no workload of the estate runs it (none is selected)")
@@ -178,10 +178,6 @@ def _describe(draft: Draft, service: ServiceDraft) -> None:
     if blockers:
         service.set("inject", False, "cannot take the sidecar: " + "; ".join(blockers))
         draft.held.add(service.name)
-
-
-def _workload_summary(group: WorkloadGroup) -> str:
-    return group.display
 
 
 def _check_selector(service: ServiceDraft) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from ...estate.objects import Resource, as_list, as_mapping
 from ...inventory.draft import Draft, ServiceDraft
 from ...stages import Stage
+from .routes import regex_literal
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 
@@ -39,13 +40,7 @@ def import_gateway_routes(draft: Draft) -> None:
         parents = [as_mapping(p) for p in as_list(route.spec.get("parentRefs"))]
         gateways = [str(p.get("name")) for p in parents if p.get("kind", "Gateway") == "Gateway"]
         if gateways:
-            for backend in _backends(route):
-                callee = draft.service_for_host(route.namespace, backend)
-                if callee is not None:
-                    callee.ingress_from.append(f"{route.display} routes Gateway "
-                                               f"{', '.join(gateways)} to it")
-            draft.keep(route, "a Gateway's route: meshstage renders no gateway routes (its "
-                       "backends are marked ingress: true)")
+            draft.routed_from_gateway(route, gateways, _backends(route))
     for name, routes in service_routes(draft).items():
         service = draft.services[name]
         draft.hint_stage(Stage.TRAFFIC, f"{routes[0].display} routes {name}")
@@ -136,18 +131,7 @@ def _escaped_prefix(value: str) -> str | None:
     """The literal prefix of ``^<escaped>.*``, or None for any other expression."""
     if not (value.startswith("^") and value.endswith(".*")):
         return None
-    body, text, escaped = value[1:-2], [], False
-    for char in body:
-        if escaped:
-            text.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char in ".+*?()|[]{}^$":
-            return None
-        else:
-            text.append(char)
-    return "".join(text) if not escaped else None
+    return regex_literal(value[1:-2])
 
 
 def _split(default: list[tuple[str | None, Any]]) -> dict[str, Any] | None:

@@ -155,16 +155,8 @@ def _rule(draft: Draft, rule: Mapping[str, Any]) -> dict[str, Any] | None:
         source = as_mapping(as_mapping(froms[0]).get("source"))
         if set(as_mapping(froms[0])) != {"source"} or set(source) - _SOURCE_KEYS:
             return None
-        services, principals = [], []
-        for principal in (str(p).removeprefix("spiffe://") for p in
-                          as_list(source.get("principals"))):
-            parts = principal.split("/")
-            owners = draft.services_running_as(parts[2], parts[4]) \
-                if len(parts) == 5 and parts[0] == draft.trust_domain else []
-            if len(owners) == 1 and owners[0].name not in services:
-                services.append(owners[0].name)
-            else:
-                principals.append(principal)
+        services, principals = draft.named_callers(
+            str(p).removeprefix("spiffe://") for p in as_list(source.get("principals")))
         if services:
             found["from"] = services
         if principals:

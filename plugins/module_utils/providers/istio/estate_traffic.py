@@ -134,13 +134,7 @@ def _virtual_service(draft: Draft, route: Resource) -> None:
     draft.hint_stage(Stage.TRAFFIC, f"{route.display} routes traffic")
     outside = [g for g in gateways if g != "mesh"]
     if outside:
-        for destination in _destinations(spec):
-            callee = draft.service_for_host(route.namespace, destination)
-            if callee is not None:
-                callee.ingress_from.append(f"{route.display} routes gateway "
-                                           f"{', '.join(outside)} to it")
-        draft.keep(route, f"it routes gateway {', '.join(outside)}: meshstage renders no "
-                   "gateway routes (its destinations are marked ingress: true)")
+        draft.routed_from_gateway(route, outside, _destinations(spec))
         if "mesh" not in gateways:
             return
     service = draft.service_for_host(route.namespace, hosts[0]) if len(hosts) == 1 else None

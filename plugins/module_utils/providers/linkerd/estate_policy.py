@@ -30,10 +30,10 @@ from typing import Any
 from ...estate.objects import Resource, as_list, as_mapping
 from ...inventory.draft import Draft, ServiceDraft
 from ...stages import Stage
+from ..gatewayapi.routes import regex_literal
 from .api import ADMIN_SERVER, PROBE_NETWORKS
 
 _IDENTITY_SUFFIX = ".serviceaccount.identity.linkerd."
-_REGEX = ".+*?()|[]{}^$\\"
 Client = tuple[str, str]   # ("id", principal) | ("ns", namespace) | ("mesh", "*") | ("all", "")
 
 
@@ -248,17 +248,10 @@ def _rules(draft: Draft, clients: set[Client], operation: Mapping[str, Any],
     extra = {**operation, **({"ports": ports} if ports else {})}
     if ("all", "") in clients:
         return [dict(extra)]
-    services, principals = [], []
-    for kind, value in sorted(clients):
-        if kind == "mesh":
-            principals.append("*")
-        elif kind == "id":
-            parts = value.split("/")
-            owners = draft.services_running_as(parts[2], parts[4])
-            if len(owners) == 1:
-                services.append(owners[0].name)
-            else:
-                principals.append(value)
+    services, principals = draft.named_callers(value for kind, value in sorted(clients)
+                                               if kind == "id")
+    if ("mesh", "*") in clients:
+        principals.insert(0, "*")
     if services or principals:
         rules.append({**({"from": sorted(set(services))} if services else {}),
                       **({"principals": principals} if principals else {}), **extra})
@@ -295,22 +288,6 @@ def _path(match: Mapping[str, Any]) -> str | bool | None:
         for head, tail, shape in (("^.*", "$", "*{}"), ("^", ".*$", "{}*"), ("^", "$", "{}")):
             if value.startswith(head) and value.endswith(tail) and \
                     len(value) >= len(head) + len(tail):
-                literal = _literal(value[len(head): len(value) - len(tail)])
+                literal = regex_literal(value[len(head): len(value) - len(tail)])
                 return False if not literal else shape.format(literal)
     return False
-
-
-def _literal(text: str) -> str | None:
-    out, escaped = [], False
-    for char in text:
-        if escaped:
-            out.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char in _REGEX:
-            return None
-        else:
-            out.append(char)
-    return None if escaped else "".join(out)
-
