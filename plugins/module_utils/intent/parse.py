@@ -214,7 +214,8 @@ def _apply_overrides(check: Checker, services: Any, overrides: Any) -> list[Any]
     for name, fields in overrides.items():
         path = join_path("mesh_service_overrides", str(name))
         if name not in names:
-            check.error(path, name, "is not a service in mesh_services")
+            check.error(path, name, "is not a service in mesh_services"
+                        + suggestion(name, [n for n in names if isinstance(n, str)]))
         elif not isinstance(fields, Mapping):
             check.error(path, fields, "is not a mapping of the fields it overrides")
         else:

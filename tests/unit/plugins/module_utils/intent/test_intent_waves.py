@@ -122,3 +122,11 @@ def test_a_mistyped_variable_gets_the_likely_name():
         "unknown mesh_* variable(s): mesh_injected_wave (did you mean 'mesh_injected_waves'?), "
         "mesh_servics (did you mean 'mesh_services'?), mesh_zzz (see docs/intent.md for the "
         "known ones)")
+
+
+def test_a_mistyped_override_gets_the_likely_service():
+    with pytest.raises(IntentErrors) as refused:
+        parse_intent(variables(mesh_service_overrides={"apii": {"inject": False}}))
+    assert [str(e) for e in refused.value.errors] == [
+        "mesh_service_overrides.apii: 'apii' is not a service in mesh_services "
+        "(did you mean 'api'?)"]
