@@ -100,3 +100,13 @@ def test_an_unreadable_estate_is_exit_2(tmp_path):
                 out=io.StringIO(), err=err) == 2
     assert "missing.yaml: no such file or directory" in err.getvalue()
     assert not Path(tmp_path / "inv").exists()
+
+
+def test_the_estate_can_come_on_stdin(reference_dir, tmp_path):
+    sample = reference_dir / "samples" / "istio-bookinfo" / "platform" / "kube"
+    err = io.StringIO()
+    assert main(["import", "-", "-o", str(tmp_path / "inv")], out=io.StringIO(), err=err,
+                stdin=io.StringIO((sample / "bookinfo.yaml").read_text())) == 0, err.getvalue()
+    host_vars = yaml.safe_load((tmp_path / "inv/dev/host_vars/dev.yml").read_text())
+    assert "mesh_check_paths" not in host_vars  # nothing to name: save the export to check it
+    assert "read it from stdin" in (tmp_path / "inv/shared/mesh.yml").read_text()
