@@ -53,7 +53,7 @@ options:
         intent's stand-ins; what they do not show is not judged. Findings about these
         manifests themselves are not reported here (C(meshstage.mesh.analyze) reports them).
       - The inventory is checked against them too (analyzer C(meshstage.InventoryEstateAnalyzer),
-        codes C(MST03xx)): ports, protocols and port names that disagree with the Services,
+        codes C(MST03xx)), that is ports, protocols and port names that disagree with the Services,
         versions whose labels select no pod, services and service accounts that do not exist,
         workloads of injected namespaces the inventory does not know. Each finding names the
         inventory field and the manifest.
