@@ -14,7 +14,7 @@ from ..stages import Stage
 STAND_IN = "meshstage.io/stand-in"
 
 
-def _meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None,
+def _stand_in_meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None,
           ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "annotations": {STAND_IN: "from the intent"}}
     if namespace:
@@ -34,10 +34,10 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
                        for p in service.ports]
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Service",
-         "metadata": _meta(service.name, service.namespace, service.selector),
+         "metadata": _stand_in_meta(service.name, service.namespace, service.selector),
          "spec": {"selector": service.selector, "ports": ports}},
         {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _meta(service.service_account, service.namespace)},
+         "metadata": _stand_in_meta(service.service_account, service.namespace)},
     ]
     versions = service.versions or ()
     for version in versions:
@@ -45,10 +45,10 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
             selector = {**service.selector, **version.labels}
             objects.append({
                 "apiVersion": "v1", "kind": "Service",
-                "metadata": _meta(version.service, service.namespace, selector),
+                "metadata": _stand_in_meta(version.service, service.namespace, selector),
                 "spec": {"selector": selector, "ports": ports}})
-    for version in versions or (None,):
-        labels = {**service.selector, **(version.labels if version else {})}
+    for each in versions or (None,):
+        labels = {**service.selector, **(each.labels if each else {})}
         template: dict[str, Any] = {"labels": dict(labels)}
         if not service.inject:
             template["labels"]["sidecar.istio.io/inject"] = "false"
@@ -57,10 +57,10 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
         if injected and service.inject:
             template["labels"].update(injected["labels"])
             containers.append(dict(injected["container"]))
-        name = f"{service.name}-{version.name}" if version else service.name
+        name = f"{service.name}-{each.name}" if each else service.name
         objects.append({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": _meta(name, service.namespace, labels),
+            "metadata": _stand_in_meta(name, service.namespace, labels),
             "spec": {"selector": {"matchLabels": labels}, "template": {
                 "metadata": template,
                 "spec": {"serviceAccountName": service.service_account,
@@ -87,7 +87,7 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     gateway = intent.ingress_gateway
     namespaces = sorted({*intent.namespaces, intent.root_namespace, gateway.namespace})
     objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None)}
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _stand_in_meta(name, None)}
         for name in namespaces]
     proxy = _injected_pods(intent)
     injected = set(intent.injected_namespaces()) \
@@ -99,9 +99,9 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
     objects += [
         {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _meta(gateway.service_account, gateway.namespace)},
+         "metadata": _stand_in_meta(gateway.service_account, gateway.namespace)},
         {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": _meta("istio-ingressgateway", gateway.namespace, labels),
+         "metadata": _stand_in_meta("istio-ingressgateway", gateway.namespace, labels),
          "spec": {"selector": {"matchLabels": labels}, "template": {
              "metadata": {"labels": labels},
              "spec": {"serviceAccountName": gateway.service_account,

@@ -336,12 +336,12 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
                     None)
     if explicit is None:
         policy = ServicePolicy(path=f"{intent.service_path(service)}.calls")
-        clients = [identity_client(c.namespace, c.service_account, td) for c in callers]
+        derived = [identity_client(c.namespace, c.service_account, td) for c in callers]
         if service.ingress:
             gateway = intent.ingress_gateway
-            clients.append(identity_client(gateway.namespace, gateway.service_account, td))
-        if clients:
-            policy.allow.append(PolicyRule(normalize(clients)))
+            derived.append(identity_client(gateway.namespace, gateway.service_account, td))
+        if derived:
+            policy.allow.append(PolicyRule(normalize(derived)))
         return policy
     base = f"mesh_authorization[{intent.authorization.index(explicit)}]"
     policy = ServicePolicy(path=base)
