@@ -79,7 +79,7 @@ def _flowing(value: Any) -> bool:
 _PARENT = re.compile(r"(\.[^.\[]*|\[\d+\])$")
 
 
-class _Notes(dict):  # type: ignore[type-arg]
+class _Notes(dict[str, Sequence[str]]):
     """The notes by path, and every path's notes with its descendants' (``deep``), gathered
     once: a value written on one line carries them all."""
 

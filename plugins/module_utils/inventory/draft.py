@@ -78,7 +78,7 @@ class ServiceDraft:
         if text not in notes:
             notes.append(text)
 
-    def set(self, key: str, value: Any, note: str | None = None) -> None:
+    def put(self, key: str, value: Any, note: str | None = None) -> None:
         self.fields[key] = value
         if note:
             self.note(key, note)
@@ -93,7 +93,7 @@ class ServiceDraft:
             self.fields.pop("canary", None)
         traffic.update(found)
         if canary:
-            self.set("canary", canary, f"the weights of {source} (a canary of two versions; "
+            self.put("canary", canary, f"the weights of {source} (a canary of two versions; "
                      "write traffic.split if it is not one)")
         self.note("traffic", f"the routes of {source}")
 
@@ -141,7 +141,7 @@ class Draft:
     authorization: dict[str, dict[str, Any]] = field(default_factory=dict)  # by service
     held: set[str] = field(default_factory=set)    # services opted out of injection
     charts: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # chart -> values
-    _said: set[tuple[str, ...]] = field(default_factory=set, repr=False)
+    _said: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
     _by_namespace: dict[str, list[ServiceDraft]] | None = field(default=None, repr=False)
     _by_account: dict[tuple[str, str], list[ServiceDraft]] | None = field(default=None,
                                                                          repr=False)
@@ -245,14 +245,14 @@ class Draft:
     def keep(self, resource: Resource | str, why: str) -> None:
         """An object of the estate the intent cannot say: it stays as it is."""
         name = resource if isinstance(resource, str) else resource.display
-        if (name, why) not in self._said:
-            self._said.add((name, why))
+        if ("kept", name, why) not in self._said:
+            self._said.add(("kept", name, why))
             self.listed.append((name, why))
 
     def became(self, resource: Resource, what: str) -> None:
         """An object of the estate the intent now says (meshstage renders its own)."""
-        if (resource.display, what, 1) not in self._said:
-            self._said.add((resource.display, what, 1))
+        if ("became", resource.display, what) not in self._said:
+            self._said.add(("became", resource.display, what))
             self.converted.append((resource.display, what))
 
     @property

@@ -155,7 +155,7 @@ def _add(draft: Draft, service: ServiceDraft) -> None:
 
 def _describe(draft: Draft, service: ServiceDraft) -> None:
     """The service's fields, each with what it was read or guessed from."""
-    service.set("namespace", service.namespace)
+    service.put("namespace", service.namespace)
     if service.service is not None:
         service.note("", f"Service {service.namespace}/{service.name}")
         _check_selector(service)
@@ -176,7 +176,7 @@ def _describe(draft: Draft, service: ServiceDraft) -> None:
     blockers = list(dict.fromkeys(f"{g.display}: {reason}" for g in service.workloads
                                   for reason in sidecar_blockers(g, draft.provider)))
     if blockers:
-        service.set("inject", False, "cannot take the sidecar: " + "; ".join(blockers))
+        service.put("inject", False, "cannot take the sidecar: " + "; ".join(blockers))
         draft.held.add(service.name)
 
 
@@ -213,14 +213,14 @@ def _account(service: ServiceDraft) -> None:
                                           sorted(counts.items()) if a != account) \
                 + ": one identity per service is what the intent can say"
     if account != service.name or len(counts) > 1 or account == "default":
-        service.set("service_account", account, note)
+        service.put("service_account", account, note)
 
 
 def _ports(service: ServiceDraft) -> None:
     if service.service is None:
-        service.set("ports", [])
+        service.put("ports", [])
         return
-    ports = []
+    ports: list[dict[str, Any]] = []
     for raw in service.service.spec.get("ports") or []:
         port = as_mapping(raw)
         path = f"ports[{len(ports)}]"
@@ -245,7 +245,7 @@ def _ports(service: ServiceDraft) -> None:
             entry["target_port"] = target
         ports.append(entry)
         service.note(path, f"protocol {protocol}: {why}")
-    service.set("ports", ports)
+    service.put("ports", ports)
 
 
 def _target_port(service: ServiceDraft, port: Mapping[str, Any]) -> int | None:
@@ -317,7 +317,7 @@ def _versions(service: ServiceDraft) -> None:
     version_services = service.fields.pop("_version_services", [])
     if not found:
         if service.workloads:
-            service.set("versions", [], "no version label on its pods (version, or "
+            service.put("versions", [], "no version label on its pods (version, or "
                         "app.kubernetes.io/version): label each version's pods before "
                         "the traffic stage routes by version")
         return
@@ -335,7 +335,7 @@ def _versions(service: ServiceDraft) -> None:
         notes.append(f"{name} from the label {label}={value} of {', '.join(where)}")
     if unlabelled:
         notes.append("WARNING: no version label on " + ", ".join(unlabelled))
-    service.set("versions", versions, "; ".join(notes))
+    service.put("versions", versions, "; ".join(notes))
 
 
 def _probes(service: ServiceDraft) -> None:
@@ -355,7 +355,7 @@ def _probes(service: ServiceDraft) -> None:
                     and path not in paths:
                 paths.append(path)
     if paths:
-        service.set("probe_paths", sorted(paths), "from the kubelet's probes: " +
+        service.put("probe_paths", sorted(paths), "from the kubelet's probes: " +
                     "; ".join(seen))
     elif seen:
         service.note("", "probes: " + "; ".join(seen))

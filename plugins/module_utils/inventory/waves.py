@@ -106,6 +106,8 @@ def propose_waves(draft: Draft) -> tuple[list[ProposedWave], int]:
         waves.append(ProposedWave("injected", tuple(injected), why="injected in the estate "
                                   "already: " + "; ".join(draft.injected[ns] for ns in injected)))
     rest = [s for s in services if s.namespace not in injected]
+    edges: dict[str, set[str]] = {}
+    risky: dict[str, str | None] = {}
     if len(namespaces) == 1 and rest:
         nodes = [s.name for s in rest]
         edges = {s.name: {c for c in s.calls if c in nodes} for s in rest}
@@ -113,8 +115,6 @@ def propose_waves(draft: Draft) -> tuple[list[ProposedWave], int]:
         waves += _by_level(nodes, edges, risky, by_service=True)
     elif rest:
         nodes = sorted({s.namespace for s in rest})
-        edges: dict[str, set[str]] = {}
-        risky: dict[str, str | None] = {}
         for service in rest:
             edges.setdefault(service.namespace, set()).update(
                 draft.services[c].namespace for c in service.calls
@@ -131,7 +131,7 @@ def _by_level(nodes: list[str], edges: Mapping[str, set[str]],
     for node, why in risky.items():
         if why:
             depth[node] += 1
-    waves = []
+    waves: list[ProposedWave] = []
     for level in sorted(set(depth.values())):
         members = tuple(sorted(n for n in nodes if depth[n] == level))
         reasons = []

@@ -81,7 +81,7 @@ def _control_plane(draft: Draft) -> None:
             "neverInjectSelector")):
         labels = as_strings(as_mapping(selector).get("matchLabels"))
         for service in _services_labelled(draft, labels):
-            service.set("inject", False, "istiod never injects it "
+            service.put("inject", False, "istiod never injects it "
                         "(sidecarInjectorWebhook.neverInjectSelector)")
             draft.held.add(service.name)
 

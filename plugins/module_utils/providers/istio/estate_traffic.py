@@ -75,7 +75,7 @@ def _destination_rule(draft: Draft, rule: Resource) -> None:
             if kept.get(name, {}).get("service"):
                 item["service"] = kept[name]["service"]
             versions.append(item if len(item) > 1 else name)
-        service.set("versions", versions, f"the subsets of {rule.display}")
+        service.put("versions", versions, f"the subsets of {rule.display}")
     policy = as_mapping(spec.get("trafficPolicy"))
     traffic = service.fields.setdefault("traffic", {})
     lost += _traffic_policy(policy, traffic)

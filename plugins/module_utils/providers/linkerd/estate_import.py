@@ -77,7 +77,7 @@ def _control_plane(draft: Draft) -> None:
             for name in as_list(expression.get("values")):
                 service = draft.services.get(str(name))
                 if service is not None:
-                    service.set("inject", False, "Linkerd's proxy injector leaves it out "
+                    service.put("inject", False, "Linkerd's proxy injector leaves it out "
                                 "(proxyInjector.objectSelector)")
                     draft.held.add(service.name)
     if not linkerd:
@@ -210,7 +210,7 @@ def _traffic_splits(draft: Draft) -> None:
                 weights = {}
                 break
             weights[version] = weight
-        if not weights or sum(weights.values()) != 100:
+        if service is None or not weights or sum(weights.values()) != 100:
             draft.keep(split, "its backends are not versions of one service, or its weights "
                        "do not sum to 100%")
             continue

@@ -103,18 +103,18 @@ def _grants(draft: Draft, by_server: Mapping[tuple[str, str], tuple[ServiceDraft
         if not server.get("name") or (legacy.namespace, server["name"]) not in by_server:
             draft.keep(legacy, "it names no Server of one catalogue service")
             continue
-        clients: set[Client] = set()
+        admitted: set[Client] = set()
         if client.get("unauthenticated"):
-            clients.add(("all", ""))
+            admitted.add(("all", ""))
         tls = as_mapping(client.get("meshTLS"))
         for account in (as_mapping(a) for a in as_list(tls.get("serviceAccounts"))):
-            clients.add(("id", _principal(draft, str(account.get("namespace")
-                                                     or legacy.namespace),
-                                          str(account.get("name")))))
+            admitted.add(("id", _principal(draft, str(account.get("namespace")
+                                                      or legacy.namespace),
+                                           str(account.get("name")))))
         for identity in as_list(tls.get("identities")):
-            clients.add(_identity_client(draft, str(identity)))
+            admitted.add(_identity_client(draft, str(identity)))
         grants.setdefault((legacy.namespace, str(server["name"])), []).append(
-            (None, clients, legacy))
+            (None, admitted, legacy))
     return grants
 
 
@@ -213,7 +213,7 @@ def _service(draft: Draft, service: ServiceDraft, items: list[tuple[Resource, in
             return
         if ("probe", "") in clients and all(m == "GET" and p and not p.endswith("*")
                                             for m, p in matches):
-            probes += [p for _, p in matches]
+            probes += [p for _, p in matches if p]
             clients = clients - {("probe", "")}
         for method, path in matches:
             operation = {**({"methods": [method]} if method else {}),
@@ -221,7 +221,7 @@ def _service(draft: Draft, service: ServiceDraft, items: list[tuple[Resource, in
             rules += _rules(draft, clients, operation, [port] if several else [])
         draft.became(route, f"{service.name}: mesh_authorization rules")
     if probes:
-        service.set("probe_paths", sorted(set(probes)), "the probe routes of its Servers")
+        service.put("probe_paths", sorted(set(probes)), "the probe routes of its Servers")
     unique = []
     for rule in rules:
         if rule not in unique:
@@ -264,13 +264,13 @@ def _rules(draft: Draft, clients: set[Client], operation: Mapping[str, Any],
 def _matches(route: Resource) -> list[tuple[str | None, str | None]] | None:
     """(method, intent path) of every match of an inbound route; None when a match says
     more (headers, query parameters) or a path the intent cannot say."""
-    found = []
+    found: list[tuple[str | None, str | None]] = []
     for rule in (as_mapping(r) for r in as_list(route.spec.get("rules"))):
         for match in (as_mapping(m) for m in as_list(rule.get("matches")) or [{}]):
             if set(match) - {"method", "path"}:
                 return None
             path = _path(as_mapping(match.get("path")))
-            if path is False:
+            if path is False or path is True:
                 return None
             found.append((str(match["method"]) if match.get("method") else None, path))
     return found
