@@ -14,6 +14,9 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.cli import (
 from ansible_collections.meshstage.mesh.plugins.plugin_utils.controller_action import (
     ControllerAction,
 )
+from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables import (
+    inventory_paths,
+)
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "paths": {"type": "list", "elements": "path", "required": True},
@@ -29,11 +32,13 @@ class ActionModule(ControllerAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
 
     def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        paths, resolved = inventory_paths(args["paths"], task_vars)
         report, manifests, _ = check_manifests(
-            args["paths"], args["mesh_config"], args["complete"], args["provider"],
-            args["namespace"])
+            [str(path) for path in paths], args["mesh_config"], args["complete"],
+            args["provider"], args["namespace"])
         result = report_dict(report, len(manifests.resources), manifests.files)
         result["changed"] = False
+        result["paths"] = [str(path) for path in paths]
         blocking = report.errors + (report.warnings if args["fail_on_warning"] else [])
         if blocking:
             result["failed"] = True
@@ -43,4 +48,6 @@ class ActionModule(ControllerAction):
             counts = result["counts"]
             result["msg"] = (f"{counts['error']} error(s), {counts['warning']} warning(s), "
                              f"{counts['info']} info(s) in {result['objects']} object(s)")
+        if resolved:
+            result["msg"] += "; " + "; ".join(resolved)
         return result

@@ -28,10 +28,12 @@ class ActionModule(ControllerAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
 
     def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        options = stage_options(args, args["gitops_dir"], bool(self._task.check_mode))
+        options = stage_options(args, args["gitops_dir"], bool(self._task.check_mode),
+                                task_vars)
         variables = intent_variables(task_vars, self._templar, args["hosts_group"])
         stage = run_stage(variables, options)
         result = stage.as_dict()
+        result["check_paths"] = [str(path) for path in options.check_paths]
         result["hosts"] = sorted(
             name for name, host in variables.get("mesh_hosts", {}).items()
             if isinstance(host, dict) and host.get("environment") == stage.environment)

@@ -5,6 +5,9 @@
     meshstage analyzers                    # list the analyzers and their codes
     meshstage derive-authz -i INVENTORY [--environment ENV] [--prometheus URL]
                            [--window 1h] [--service NAME]...
+    meshstage import PATH... --output DIR [--environment ENV] [--provider P]
+                     [--namespace NS]... [--exclude-namespace NS]... [--prometheus URL]
+                     [--window 1h] [--no-check-paths]
 
 ``check`` reads YAML files, directories of them or ``-`` (stdin), analyzes every object and
 prints one line per finding, ``<level> <code> <Kind namespace/name>: <sentence>``, with a
@@ -16,6 +19,11 @@ cannot be read (or the command line is wrong), 0 otherwise.
 (``mesh_gates.prometheus`` or ``--prometheus``) which callers called which service over the
 window, and prints the ``mesh_authorization`` entries that admit exactly those callers
 (``gates/derive.py``). Exit status 2 when the inventory or Prometheus cannot be read.
+
+``import`` reads an estate's manifests (files, directories, ``-`` for stdin) and writes a
+commented starting inventory under ``--output`` in the layout of ``inventories/``
+(``inventory/``; docs/import.md). Exit status 2 when the input cannot be read or the output
+holds files it would change.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from .gates.derive import derive_authorization, derived_yaml
 from .gates.gate import CALLS
 from .gates.observe import observe
 from .intent.parse import intent_keys, parse_intent
+from .inventory.run import import_inventory
 from .prometheus import PrometheusClient
 
 EXIT_OK, EXIT_ERRORS, EXIT_INPUT = 0, 1, 2
@@ -84,6 +93,32 @@ def _parser() -> argparse.ArgumentParser:
                         help="how far back to look, e.g. 1h (default: mesh_gates.window)")
     derive.add_argument("--service", action="append", default=[], metavar="NAME",
                         help="only the rules of this called service (repeatable)")
+    imports = commands.add_parser(
+        "import", help="write a starting inventory from an estate's manifests",
+        description="Read an estate's manifests (a kubectl get -A -o yaml export, helm "
+        "template or kubectl kustomize output, files, directories, - for stdin) and write a "
+        "commented inventory in the layout of inventories/: every guess says what it was "
+        "guessed from (docs/import.md). Nothing that exists is overwritten.")
+    imports.add_argument("paths", nargs="+", metavar="PATH")
+    imports.add_argument("-o", "--output", required=True, metavar="DIR",
+                         help="the inventory directory to write (shared/ and <environment>/)")
+    imports.add_argument("--environment", metavar="ENV",
+                         help="the environment's name (default: the one meshstage's objects in "
+                         "the estate are labelled for, else dev)")
+    imports.add_argument("--provider", choices=PROVIDERS,
+                         help="the mesh to adopt (default: the one the estate runs, else istio)")
+    imports.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
+                         help="import only this namespace's services (repeatable)")
+    imports.add_argument("--exclude-namespace", action="append", default=[], metavar="NS",
+                         help="leave this namespace out (repeatable)")
+    imports.add_argument("--prometheus", metavar="URL",
+                         help="a Prometheus that scrapes the estate's proxies: the edges it saw "
+                         "become calls")
+    imports.add_argument("--window", default="1h", metavar="DURATION",
+                         help="how far back Prometheus is asked (default 1h)")
+    imports.add_argument("--no-check-paths", action="store_true",
+                         help="do not write mesh_check_paths (by default every run checks the "
+                         "inventory against the manifests imported)")
     return parser
 
 
@@ -200,6 +235,19 @@ def _derive(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _import(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    result = import_inventory(
+        args.paths, Path(args.output), environment=args.environment, provider=args.provider,
+        namespaces=args.namespace, exclude=args.exclude_namespace, prometheus=args.prometheus,
+        window=args.window, check_paths=not args.no_check_paths, stdin=stdin)
+    for path in result.written:
+        out.write(f"wrote {Path(args.output) / path}\n")
+    for warning in result.warnings:
+        err.write(f"warning: {warning}\n")
+    err.write(result.summary() + "\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None, stdin: TextIO | None = None) -> int:
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
@@ -212,6 +260,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return _analyzers(out)
         if args.command == "derive-authz":
             return _derive(args, out, err)
+        if args.command == "import":
+            return _import(args, out, err, stdin)
         return _check(args, out, err, stdin)
     except (MeshstageError, OSError) as error:  # input that cannot be read: one line
         err.write(f"meshstage {args.command}: {error}\n")

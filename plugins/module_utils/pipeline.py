@@ -433,7 +433,8 @@ def _check_header_regexes(intent: Intent, options: StageOptions,
     ``IntentErrors`` naming the field and the value of each one it refuses. Regexes that
     compiled before (the stage cache) are not compiled again."""
     regexes = {
-        f"{intent.service_path(service)}.traffic.header_routes[{number}].headers."
+        f"{intent.service_path(service)} ({service.name}).traffic.header_routes[{number}]"
+        f".headers."
         f"{match.header}.regex": match.value
         for service in intent.services
         for number, route in enumerate(service.traffic.header_routes)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Hashable
 from typing import Any
@@ -271,6 +272,102 @@ def _fast_items(items: list[Any], column: int) -> list[str]:
     return lines
 
 
+class _Frame:
+    """No key awaited yet (a marker no YAML value can be)."""
+
+
+_SAFE_SCALARS = yaml.SafeLoader.yaml_constructors
+
+
+def _events_to_documents(text: str) -> list[Any]:
+    """Every document of ``text``, built straight from the C parser's events: what the safe
+    loader builds, without composing a node (and two marks) for every value, which is most
+    of its time on a large export. Raises ``_Unusual`` for what only the safe constructor
+    builds (merge and value keys, other tags, unhashable keys, a recursive document).
+
+    Each open collection is a frame ``[container, is a mapping, the key awaiting a value]``
+    (``_Frame`` as the key: none awaited)."""
+    documents: list[Any] = []
+    stack: list[list[Any]] = []
+    frame: list[Any] | None = None
+    anchors: dict[str, Any] = {}
+    root: Any = None
+    resolved: dict[tuple[str, Any], str] = {}
+    resolve = yaml.resolver.Resolver().resolve
+    scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
+    mapping_start, sequence_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
+    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    document_start, document_end = yaml.DocumentStartEvent, yaml.DocumentEndEvent
+    loader = _Loader(text)
+    try:
+        for event in iter(loader.get_event, None):
+            kind = event.__class__
+            opened = False
+            if kind is scalar_event:
+                tag = event.tag
+                if tag is None or tag == "!":
+                    key = (event.value, event.implicit)
+                    tag = resolved.get(key)
+                    if tag is None:
+                        tag = resolved[key] = resolve(yaml.ScalarNode, event.value,
+                                                      event.implicit)
+                if tag == _STR_TAG:
+                    value: Any = event.value
+                elif tag in _SCALAR_TAGS:
+                    value = _SAFE_SCALARS[tag](_SCALAR_LOADER, yaml.ScalarNode(tag,
+                                                                              event.value))
+                else:
+                    raise _Unusual  # merge and value keys, other tags
+                if event.anchor is not None:
+                    anchors[event.anchor] = value
+            elif kind is mapping_start or kind is sequence_start:
+                if event.tag not in (None, "!", _TAG + ("map" if kind is mapping_start
+                                                        else "seq")):
+                    raise _Unusual
+                value = {} if kind is mapping_start else []
+                if event.anchor is not None:
+                    anchors[event.anchor] = value
+                opened = True
+            elif kind in ends:
+                stack.pop()
+                frame = stack[-1] if stack else None
+                continue
+            elif kind is alias_event:
+                if event.anchor not in anchors:
+                    raise _Unusual  # the safe loader names the error
+                value = anchors[event.anchor]
+                if any(f[0] is value for f in stack):
+                    raise _Unusual  # a recursive document
+            elif kind is document_start:
+                root, anchors = None, {}
+                continue
+            elif kind is document_end:
+                documents.append(root)
+                continue
+            else:
+                continue  # stream start and end
+            if frame is None:
+                root = value
+            elif not frame[1]:
+                frame[0].append(value)
+            elif frame[2] is _Frame:
+                if not isinstance(value, Hashable):
+                    raise _Unusual
+                frame[2] = value
+            else:
+                frame[0][frame[2]] = value
+                frame[2] = _Frame
+            if opened:
+                frame = [value, kind is mapping_start, _Frame]
+                stack.append(frame)
+    finally:
+        loader.dispose()
+    return documents
+
+
+_SCALAR_LOADER = yaml.SafeLoader("")
+
+
 def load_yaml(text: str) -> Any:
     """Parse one YAML document with the same loader the renderer uses (aliases bounded)."""
     documents = load_all(text)
@@ -404,6 +501,17 @@ def _walk_duplicates(parser: Any, root: yaml.Node, found: list[tuple[str, int, i
             stack.append((value, child))
 
 
+def load_manifests(text: str) -> list[Any]:
+    """Every document of a stream of manifests (a cluster export, a tree): exactly what the
+    safe loader reads, built from the parser's events where the documents are plain data
+    (several times faster on a large export), by the safe loader otherwise; raises
+    ``YAMLError``."""
+    try:
+        return _events_to_documents(text)
+    except _Unusual:
+        return load_all(text, parse_back_loader())
+
+
 def dump_plain(obj: Any, *, sort_keys: bool = True, flow: bool | None = False,
                width: int | None = None) -> str:
     """PyYAML's safe dump, for a file a person reads rather than an object meshstage owns
@@ -415,3 +523,29 @@ def dump_plain(obj: Any, *, sort_keys: bool = True, flow: bool | None = False,
 YAMLError = yaml.YAMLError
 # True when libyaml's C loader and emitter are in use (part of the stage cache's key).
 WITH_LIBYAML: bool = bool(getattr(yaml, "__with_libyaml__", False))
+
+
+def flow_text(value: Any) -> str:
+    """``value`` on one line, in YAML's flow style (``[a, b]``, ``{port: 80}``, a quoted
+    scalar where YAML would read the plain text otherwise): for files a person reads."""
+    kind = type(value)
+    if kind is list:
+        return "[" + ", ".join(flow_text(item) for item in value) + "]"
+    if kind is dict:
+        return "{" + ", ".join(f"{flow_text(k)}: {flow_text(v)}" for k, v in value.items()) \
+            + "}"
+    if kind is str:
+        written = _string_scalar(value)
+        if written is not None and written == value and not _FLOW_INDICATORS.search(value):
+            return written
+        return json.dumps(value, ensure_ascii=False)  # a double-quoted YAML scalar
+    if value is None:
+        return "null"
+    try:
+        return _fast_scalar(value)
+    except _Unusual:
+        return json.dumps(value)
+
+
+# Characters that end a plain scalar inside a flow collection (YAML 1.1, 7.3.3).
+_FLOW_INDICATORS = re.compile(r"[,\[\]{}#]|: |:$")

@@ -29,6 +29,9 @@ options:
       - Files or directories of manifests (every C(*.yaml) and C(*.yml) below a directory;
         hidden folders such as C(.git) are skipped). Documents that are not Kubernetes objects
         (kustomizations, Helm values) are skipped.
+      - A relative path is read relative to the inventory that defines the host
+        (C(inventory_dir)), as paths in inventory variables such as C(mesh_check_paths) are
+        written; the result's C(msg) says so for each one.
     type: list
     elements: path
     required: true
@@ -122,6 +125,12 @@ files:
   returned: success or when a finding blocks
   type: int
   sample: 44
+paths:
+  description: The paths read, relative ones resolved against the inventory.
+  returned: success or when a finding blocks
+  type: list
+  elements: str
+  sample: [/srv/inventories/staging/../estate/export.yaml]
 """
 
 

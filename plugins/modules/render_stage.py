@@ -52,6 +52,13 @@ options:
         accounts, namespaces. The rendered objects are analyzed against them instead of the
         intent's stand-ins; what they do not show is not judged. Findings about these
         manifests themselves are not reported here (C(meshstage.mesh.analyze) reports them).
+      - The inventory is checked against them too (analyzer C(meshstage.InventoryEstateAnalyzer),
+        codes C(MST03xx)), that is ports, protocols and port names that disagree with the Services,
+        versions whose labels select no pod, services and service accounts that do not exist,
+        workloads of injected namespaces the inventory does not know. Each finding names the
+        inventory field and the manifest.
+      - A relative path is read relative to the inventory that defines the host
+        (C(inventory_dir)).
     type: list
     elements: path
     default: []
@@ -97,6 +104,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+check_paths:
+  description: The estate's manifests read (I(check_paths), relative ones resolved against
+    the inventory).
+  returned: always
+  type: list
+  elements: str
+  sample: [/srv/inventories/staging/../estate/export.yaml]
 environment:
   description: The environment rendered.
   returned: always

@@ -8,7 +8,7 @@ Every action that reads the intent does it the same way: refuse unknown ``mesh_*
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,10 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.errors import Meshs
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import (
     intent_keys,
     unknown_mesh_variables,
+    unknown_variables_message,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.inventory.paths import (
+    relative_to_inventory,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.kube import DEFAULT_KUBERNETES_VERSION
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import StageOptions
@@ -40,15 +44,23 @@ RENDER_ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
+def inventory_paths(paths: Sequence[str], task_vars: Mapping[str, Any]
+                    ) -> tuple[list[Path], list[str]]:
+    """``relative_to_inventory`` with the host's ``inventory_dir``."""
+    return relative_to_inventory(paths, task_vars.get("inventory_dir"))
+
+
 def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
-                  check_mode: bool) -> StageOptions:
-    """The pipeline's options from an action's validated arguments."""
+                  check_mode: bool, task_vars: Mapping[str, Any] | None = None) -> StageOptions:
+    """The pipeline's options from an action's validated arguments (``check_paths`` relative
+    to the inventory, with ``task_vars``)."""
+    check_paths, _ = inventory_paths(args.get("check_paths") or (), task_vars or {})
     return StageOptions(
         gitops_dir=Path(gitops_dir), crd_dirs=[Path(d) for d in args["crd_dirs"]],
         template_dirs=[Path(d) for d in args["template_dirs"]],
         kubernetes_version=args["kubernetes_version"] or DEFAULT_KUBERNETES_VERSION,
         check_mode=check_mode,
-        check_paths=[Path(p) for p in args.get("check_paths") or ()],
+        check_paths=check_paths,
         envoy_binary=args.get("envoy_binary"),
         gate_verdicts=list(args.get("gate_verdicts") or ()),
         git_hooks=bool(args.get("git_hooks")),
@@ -65,8 +77,7 @@ def intent_variables(task_vars: Mapping[str, Any], templar: Any,
     if duplicates:
         raise MeshstageError("; ".join(duplicates))
     if typos:
-        raise MeshstageError("unknown mesh_* variable(s): " + ", ".join(typos)
-                             + " (see docs/intent.md for the known ones)")
+        raise MeshstageError(unknown_variables_message(typos))
     if "mesh_hosts" in task_vars:
         raise MeshstageError(f"mesh_hosts is built from the inventory group {hosts_group} "
                              "(each host's mesh_host variable); do not set it as a variable")

@@ -261,14 +261,15 @@ def test_intent_error_names_field_and_value_and_writes_nothing(tmp_path, crd_dir
     result = playbook("dev", gitops, crd_dir_module, "-e",
                       '{"mesh_service_overrides": {"reviews": {"canary": {"weight": 110}}}}',
                       expect_ok=False)
-    assert "mesh_services[2].canary.weight: 110 is over 100" in result.stdout
+    assert "mesh_services[2] (reviews).canary.weight: 110 is over 100" in result.stdout
     assert not gitops.exists()
 
 
 def test_misspelt_variable_is_refused(tmp_path, crd_dir_module):
     result = playbook("dev", tmp_path / "gitops", crd_dir_module, "-e", "mesh_stagee=traffic",
                       expect_ok=False)
-    assert "unknown mesh_* variable(s): mesh_stagee" in result.stdout
+    assert "unknown mesh_* variable(s): mesh_stagee (did you mean 'mesh_stage'?)" \
+        in result.stdout
 
 
 def test_unsafe_values_pass_through_exactly(tmp_path, crd_dir_module):

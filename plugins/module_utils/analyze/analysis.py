@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from ..estate.index import MeshConfig, MeshIndex
 from ..estate.objects import Resource
+from ..intent.model import Intent
 from ..providers.registry import MESHES
+from .analyzer import IntentAnalyzer
 from .finding import Finding, Level, Unchecked
 from .registry import ANALYZERS
 
@@ -85,3 +87,14 @@ def analyze(resources: Sequence[Resource], mesh: MeshConfig | None = None,
                 report.findings.append(item)
     report.findings.sort(key=lambda f: (f.level.rank, f.resource, f.code, f.path, f.message))
     return report
+
+
+def analyze_intent(intent: Intent, estate: Sequence[Resource],
+                   mesh: MeshConfig | None = None) -> list[Finding]:
+    """The inventory against the estate: every ``IntentAnalyzer``'s findings (a manifest's
+    ``galley.istio.io/analyze-suppress`` annotation suppresses them as any)."""
+    index = MeshIndex(estate, mesh or MeshConfig())
+    findings = [item for analyzer in ANALYZERS.values() if isinstance(analyzer, IntentAnalyzer)
+                for item in analyzer.analyze_intent(intent, index)
+                if isinstance(item, Finding) and not _suppressed(item)]
+    return findings

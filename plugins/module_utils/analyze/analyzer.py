@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from ..estate.index import MeshIndex
 from ..estate.objects import Resource
+from ..intent.model import Intent
 from .finding import Finding, Level, Unchecked
 
 Results = Iterator[Finding | Unchecked]
@@ -37,6 +38,27 @@ class Analyzer:
 
     def unchecked(self, what: str, missing: str) -> Unchecked:
         return Unchecked(analyzer=self.name, what=what, missing=missing)
+
+
+class IntentAnalyzer(Analyzer):
+    """A check of the inventory against the estate: it reads the intent beside the index,
+    so it runs only where both are there (a run given ``mesh_check_paths``). Its examples'
+    first YAML document is the inventory's variables, the rest the estate's manifests."""
+
+    def analyze(self, index: MeshIndex) -> Results:
+        return iter(())  # without an intent there is nothing to check
+
+    def analyze_intent(self, intent: Intent, index: MeshIndex) -> Results:
+        raise NotImplementedError
+
+    def field_finding(self, resource: Resource | str, code: str, field: str, message: str,
+                      path: str = "") -> Finding:
+        """A finding naming the inventory field and the manifest (or the manifest that is
+        missing, ``Kind namespace/name``)."""
+        display = resource if isinstance(resource, str) else resource.display
+        return Finding(code=code, level=self.codes[code], resource=display,
+                       message=f"{field}: {message}", analyzer=self.name, path=path,
+                       source="" if isinstance(resource, str) else resource.source)
 
 
 def some(names: Iterable[str], limit: int = 4) -> str:

@@ -62,6 +62,11 @@ def catalogue_markdown(upstream_cases: Mapping[str, int]) -> str:
         "(`../shared/reference/istio-analyzer-expectations.yaml`) that the analyzer passes",
         "exactly: the same codes on the same resources, no more, no fewer.",
         "",
+        "The analyzers of provider `inventory` check the inventory against the estate's own",
+        "manifests, in every run given `mesh_check_paths` (and not in `meshstage check`, which",
+        "has no inventory); the first YAML document of their examples is the inventory's",
+        "variables, the rest the estate's manifests.",
+        "",
         "| analyzer | provider | codes | upstream cases |",
         "|---|---|---|---|",
     ]

@@ -4,7 +4,9 @@ meshstage does not own the workloads: the rendered tree holds mesh objects, not 
 Services and Deployments they refer to. So that the pipeline can still judge every
 reference before anything is written, ``analyze_rendered`` analyzes the rendered objects
 against the estate's real manifests (``mesh_check_paths``) when the run is given them, and
-against stand-ins built from the intent (``estate/stand_in.py``) otherwise.
+against stand-ins built from the intent (``estate/stand_in.py``) otherwise. Given the
+manifests, the inventory itself is checked against them too (the ``IntentAnalyzer``s:
+ports, protocols, versions, accounts, workloads the inventory does not know).
 
 The world is not declared complete: what the intent describes (its services, namespaces,
 service accounts, the ingress gateway) is judged, and a reference beyond it (a namespace
@@ -22,7 +24,7 @@ from ..estate.manifests import read_manifests
 from ..estate.objects import Resource, make_resource
 from ..estate.stand_in import estate_objects
 from ..intent.model import Intent
-from .analysis import Report, analyze
+from .analysis import Report, analyze, analyze_intent
 
 
 def _identity(resource: Resource) -> tuple[str, str, str, str]:
@@ -41,4 +43,9 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
     present = {_identity(r) for r in objects}
     objects += [r for r in context if _identity(r) not in present]
     mesh = MeshConfig(root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)
-    return analyze(objects, mesh, providers=[intent.provider])
+    report = analyze(objects, mesh, providers=[intent.provider])
+    if check_paths:  # the inventory against the estate's own manifests
+        report.findings += analyze_intent(intent, context, mesh)
+        report.findings.sort(key=lambda f: (f.level.rank, f.resource, f.code, f.path,
+                                            f.message))
+    return report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..inventory.crosscheck import InventoryEstateAnalyzer
 from .analyzer import Analyzer
 from .analyzers.annotations import K8sAnnotationsAnalyzer
 from .analyzers.authorization_policies import AuthorizationPoliciesAnalyzer
@@ -70,4 +71,6 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "linkerd.ProbesAnalyzer": LinkerdProbesAnalyzer(),
     "linkerd.IdentitiesAnalyzer": LinkerdIdentitiesAnalyzer(),
     "linkerd.RouteBackendsAnalyzer": LinkerdRouteBackendsAnalyzer(),
+    # the inventory against the estate's manifests (a run given mesh_check_paths)
+    "meshstage.InventoryEstateAnalyzer": InventoryEstateAnalyzer(),
 }

@@ -236,5 +236,5 @@ def cluster_plan(intent: Intent, objects: Sequence[Mapping[str, Any]]) -> dict[s
         "waves": [{"name": wave.name, "namespaces": list(wave.namespaces)} for wave in waves],
         "namespaces": list(intent.namespaces),
         "opt_outs": [{"namespace": s.namespace, "selector": s.selector}
-                     for s in intent.services if not s.inject],
+                     for s in intent.kept_from_injection()],
     }

@@ -3,6 +3,7 @@ namespaces they are visible in (``exportTo``), and how hosts overlap."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,3 +82,44 @@ def entry_scopes(resource: Resource) -> list[str]:
         return ["*"]
     scopes = export_scopes(export_to, resource.namespace)
     return ["*"] if "*" in scopes else scopes
+
+
+# A host in free text: an optional scheme and user, the name, an optional port.
+_HOST_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9_.@/-])(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?:[^@/\s]*@)?)?"
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*"
+    r"[A-Za-z0-9])?)*)(?::(?P<port>[0-9]{1,5}))?(?![A-Za-z0-9_-])")
+
+
+@dataclass(frozen=True)
+class NamedHost:
+    """A host written in a value (an environment variable, an argument): ``name`` and
+    ``namespace`` of the Service it names when the text is a cluster DNS name (``web``,
+    ``web.shop``, ``web.shop.svc``, ``web.shop.svc.cluster.local``; namespace None for a
+    bare name), with the port and scheme written beside it."""
+
+    name: str
+    namespace: str | None
+    port: int | None
+    scheme: str | None
+    text: str
+
+
+def hosts_in_text(text: str, domain: str = "cluster.local") -> list[NamedHost]:
+    """The cluster DNS names ``text`` holds (https://kubernetes.io/docs/concepts/services-
+    networking/dns-pod-service/#services: ``<service>.<namespace>.svc.<domain>``, and the
+    shorter forms the pod's DNS search path completes)."""
+    found = []
+    for match in _HOST_IN_TEXT.finditer(text):
+        parts = match.group("host").lower().split(".")
+        if parts[-len(domain.split(".")):] == domain.split(".") and len(parts) > 2:
+            parts = parts[: -len(domain.split("."))]
+        if len(parts) == 3 and parts[2] == "svc":
+            parts = parts[:2]
+        if len(parts) > 2:
+            continue
+        port = match.group("port")
+        found.append(NamedHost(parts[0], parts[1] if len(parts) == 2 else None,
+                               int(port) if port else None, match.group("scheme"),
+                               match.group(0)))
+    return found

@@ -15,14 +15,16 @@ rather than missing: a GitOps tree of mesh objects alone does not hold the workl
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..kube import selector_matches
 from .hosts import (
     HostEntry,
+    NamedHost,
     entry_scopes,
     export_scopes,
+    hosts_in_text,
     service_of_fqdn,
     service_scopes,
     to_fqdn,
@@ -33,6 +35,7 @@ from .objects import (
     CLUSTER_SCOPED,
     DATAPLANE_MODE,
     POD_KINDS,
+    EnvValue,
     Resource,
     Workload,
     as_list,
@@ -303,6 +306,42 @@ class MeshIndex:
                 for selected in self.selected_by_service(entry):
                     self._selecting.setdefault(selected, []).append(entry)
         return self._selecting.get(workload, [])
+
+    # ---- what workloads are told
+
+    def told(self, workload: Workload) -> list[tuple[EnvValue, str]]:
+        """Every value the workload's containers are told (``Workload.environment``), with
+        the ConfigMaps of the workload's namespace it reads looked up: (where, text) pairs,
+        one per literal value or ConfigMap key."""
+        found: list[tuple[EnvValue, str]] = []
+        for entry in workload.environment():
+            if entry.value is not None:
+                found.append((entry, entry.value))
+                continue
+            config = self.get("ConfigMap", workload.namespace, entry.config_map or "")
+            data = as_strings(config.obj.get("data")) if config is not None else {}
+            for key, text in data.items():
+                if entry.key is None or entry.key == key:
+                    found.append((replace(entry, key=key), text))
+        return found
+
+    def services_named_in(self, namespace: str, text: str,
+                          whole: bool = False) -> list[tuple[HostEntry, NamedHost]]:
+        """The Kubernetes Services a value names by their DNS name, seen from ``namespace``.
+        A bare name (``web``) counts only with a scheme (``http://web``), with one of the
+        Service's ports (``web:80``), or when it is the whole value (``whole``, for a
+        variable whose name says it holds a host)."""
+        found = []
+        for named in hosts_in_text(text):
+            entry = self.service(named.namespace or namespace, named.name)
+            if entry is None:
+                continue
+            if named.namespace is None and not (
+                    named.scheme or (whole and named.text == text.strip())
+                    or named.port in {p.get("number") for p in entry.ports}):
+                continue
+            found.append((entry, named))
+        return found
 
     # ---- identities
 

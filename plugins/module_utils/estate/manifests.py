@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MeshstageError
-from ..yaml_io import YAMLError, load_all
+from ..yaml_io import YAMLError, load_manifests
 from .index import MeshConfig
 from .objects import Resource, make_resource
 
@@ -44,7 +44,7 @@ def _is_object(document: Any) -> bool:
 
 def _documents(text: str, source: str) -> list[Any]:
     try:
-        return load_all(text)
+        return load_manifests(text)
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

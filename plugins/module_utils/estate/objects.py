@@ -19,9 +19,12 @@ CLUSTER_SCOPED: frozenset[str] = frozenset({
 
 
 # Kinds whose objects carry a pod template (spec.template, or spec.jobTemplate for CronJob).
+# An Argo Rollout carries one too (spec.template), unless it runs the template of a
+# Deployment it names (spec.workloadRef):
+# https://argoproj.github.io/argo-rollouts/features/specification/
 WORKLOAD_KINDS: frozenset[str] = frozenset({
     "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
-    "ReplicationController",
+    "ReplicationController", "Rollout",
 })
 
 
@@ -55,7 +58,8 @@ DATAPLANE_MODE = "istio.io/dataplane-mode"
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # a dict first: the ABC check is slow, and YAML gives dicts
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def as_list(value: Any) -> list[Any]:
@@ -94,6 +98,18 @@ class Resource:
     @property
     def annotations(self) -> dict[str, str]:
         return as_strings(self.metadata.get("annotations"))
+
+    @property
+    def uid(self) -> str:
+        return str(self.metadata.get("uid") or "")
+
+    def owners(self) -> list[tuple[str, str, str]]:
+        """(kind, name, uid) of the objects that own this one (``ownerReferences``), the
+        controller first: a ReplicaSet's Deployment, a Pod's ReplicaSet or Job."""
+        references = [as_mapping(r) for r in as_list(self.metadata.get("ownerReferences"))]
+        references.sort(key=lambda r: not r.get("controller"))
+        return [(str(r.get("kind") or ""), str(r.get("name") or ""), str(r.get("uid") or ""))
+                for r in references if r.get("kind") and r.get("name")]
 
 
 def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = False,
@@ -237,3 +253,48 @@ class Workload:
     @property
     def host_network(self) -> bool:
         return bool(self.pod_spec.get("hostNetwork"))
+
+    @property
+    def container_names(self) -> frozenset[str]:
+        """The names of every container of the pods, init containers included: a mesh's
+        proxy is one of them once the pods are injected (an init container when native)."""
+        return frozenset(str(c.get("name") or "")
+                         for c in (*self.containers, *self.init_containers))
+
+    def environment(self) -> list[EnvValue]:
+        """What the containers are told at start: every ``env`` entry (a literal value, or a
+        ConfigMap key it is read from), every ConfigMap of ``envFrom``, and the words of
+        ``command`` and ``args``. The ConfigMaps' contents are the index's to look up."""
+        found: list[EnvValue] = []
+        for container in (*self.init_containers, *self.containers):
+            name = str(container.get("name") or "")
+            for entry in (as_mapping(e) for e in as_list(container.get("env"))):
+                key = str(entry.get("name") or "")
+                reference = as_mapping(as_mapping(entry.get("valueFrom")).get("configMapKeyRef"))
+                if isinstance(entry.get("value"), str):
+                    found.append(EnvValue(name, key, str(entry["value"])))
+                elif reference.get("name") and reference.get("key"):
+                    found.append(EnvValue(name, key, None, str(reference["name"]),
+                                          str(reference["key"])))
+            for entry in (as_mapping(e) for e in as_list(container.get("envFrom"))):
+                reference = as_mapping(entry.get("configMapRef"))
+                if reference.get("name"):
+                    found.append(EnvValue(name, "", None, str(reference["name"])))
+            for field in ("command", "args"):
+                for number, word in enumerate(as_list(container.get(field))):
+                    if isinstance(word, str):
+                        found.append(EnvValue(name, f"{field}[{number}]", word))
+        return found
+
+
+@dataclass(frozen=True)
+class EnvValue:
+    """One thing a container is told: ``name`` is the variable (or ``args[0]``); ``value``
+    the literal text, or None when it is read from ConfigMap ``config_map`` (its ``key``; with
+    no key, every key of it, as ``envFrom`` reads them)."""
+
+    container: str
+    name: str
+    value: str | None
+    config_map: str | None = None
+    key: str | None = None

@@ -92,8 +92,10 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     proxy = _injected_pods(intent)
     injected = set(intent.injected_namespaces()) \
         if proxy and intent.stage.reached(Stage.INJECTION) else set()
+    held = {service.name for service in intent.held_back()}
     for service in intent.services:
-        objects += _service_objects(service, proxy if service.namespace in injected else None)
+        objects += _service_objects(service, proxy if service.namespace in injected
+                                    and service.name not in held else None)
     labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
     objects += [
         {"apiVersion": "v1", "kind": "ServiceAccount",

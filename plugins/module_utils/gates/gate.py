@@ -102,6 +102,7 @@ class Call:
     caller_service: str | None = None   # the catalogue service of the caller, when known
     seen_by: str = "istio"              # istio, or the host sidecar that reported it
     protocol: str | None = None
+    caller_workload: str | None = None  # "<namespace>/<workload>" when the metric names it
 
 
 @dataclass(frozen=True)

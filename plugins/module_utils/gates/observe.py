@@ -23,6 +23,16 @@ callers         Istio: the requests above by ``source_principal`` and destinatio
 ==============  ===========================================================================
 
 Every figure is ``increase()`` over the window, evaluated at ``at`` (now by default).
+
+``observe_edges(client, window)`` asks for every edge of an estate no intent describes yet
+(``meshstage import``), whichever mesh carries it: Istio's requests and TCP connections by
+source workload and destination service (the larger of what the source's and the
+destination's proxies report: either may be outside the mesh); Linkerd's ``request_total``
+and ``tcp_open_total`` of the callers' proxies, outbound, by the caller's pod labels
+(``deployment``, ``statefulset``, ``daemonset``, as the ``linkerd-proxy`` scrape job maps
+``linkerd.io/proxy-<kind>``) and ``dst_namespace``/``dst_service``
+(https://linkerd.io/2-edge/reference/proxy-metrics/); and the host sidecars' outbound
+clusters as above, in any environment.
 """
 
 from __future__ import annotations
@@ -249,3 +259,59 @@ def _hosts_calls(query: Any, scope: _Scope) -> list[Call]:
         calls.append(Call(intent.principal(intent.service(caller)), callee, service.namespace,
                           value, caller, f"host {host}", "http"))
     return calls
+
+
+# --------------------------------------------------------------------------- every edge
+
+_ISTIO_EDGE = ("source_workload, source_workload_namespace, source_principal, "
+               "destination_service_name, destination_service_namespace, request_protocol")
+_LINKERD_EDGE = "namespace, deployment, statefulset, daemonset, pod, dst_namespace, dst_service"
+LINKERD_HTTP, LINKERD_TCP = "request_total", "tcp_open_total"
+
+
+def observe_edges(client: PrometheusClient, window: str,
+                  at: float | None = None) -> list[Call]:
+    """Every caller-callee edge Prometheus saw over ``window`` (a PromQL duration), from
+    Istio's, Linkerd's and the host sidecars' metrics; ``caller_workload`` names the caller's
+    workload where the metric does."""
+    calls: list[Call] = []
+    for metric in (ISTIO_HTTP, ISTIO_TCP):
+        promql = (f"max by ({_ISTIO_EDGE}) (sum by ({_ISTIO_EDGE}, reporter) "
+                  f"(increase({metric}[{window}])))")
+        for sample in client.query(promql, at):
+            labels = sample.labels
+            workload = labels.get("source_workload", "")
+            if sample.value <= 0 or not labels.get("destination_service_name"):
+                continue
+            calls.append(Call(
+                labels.get("source_principal", "").removeprefix("spiffe://"),
+                labels["destination_service_name"],
+                labels.get("destination_service_namespace", ""), sample.value,
+                seen_by="istio", protocol=labels.get("request_protocol") or "tcp",
+                caller_workload=(f"{labels.get('source_workload_namespace', '')}/{workload}"
+                                 if workload and workload != "unknown" else None)))
+    for metric, protocol in ((LINKERD_HTTP, "http"), (LINKERD_TCP, "tcp")):
+        promql = (f'sum by ({_LINKERD_EDGE}) (increase({metric}{{direction="outbound", '
+                  f'dst_service!=""}}[{window}]))')
+        for sample in client.query(promql, at):
+            labels = sample.labels
+            name = labels.get("deployment") or labels.get("statefulset") or \
+                labels.get("daemonset") or labels.get("pod", "")
+            if sample.value <= 0 or not name:
+                continue
+            calls.append(Call(f"{labels.get('namespace', '')}/{name}",
+                              labels.get("dst_service", ""), labels.get("dst_namespace", ""),
+                              sample.value, seen_by="linkerd", protocol=protocol,
+                              caller_workload=f"{labels.get('namespace', '')}/{name}"))
+    selector = 'envoy_cluster_name=~"outbound_.+"'
+    promql = (f"sum by ({_BY_HOST}, envoy_cluster_name) (increase({HOST_CLIENT}{{{selector}}}"
+              f"[{window}]))")
+    for sample in client.query(promql, at):
+        labels = sample.labels
+        callee = labels.get("envoy_cluster_name", "").split("_")[1:2]
+        if sample.value <= 0 or not callee:
+            continue
+        calls.append(Call(f"host {labels.get('mesh_host', '')}", callee[0], "", sample.value,
+                          caller_service=labels.get("mesh_service") or None,
+                          seen_by=f"host {labels.get('mesh_host', '')}", protocol="http"))
+    return sorted(calls, key=lambda c: (c.callee_namespace, c.callee, c.caller))

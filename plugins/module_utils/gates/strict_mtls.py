@@ -78,6 +78,7 @@ def _intent_without_sidecar(intent: Intent, excepted: set[str]) -> list[str]:
     injected = set(intent.injected_namespaces())
     on_hosts = intent.host_services
     waves = {ns: wave.name for wave in intent.injection_waves for ns in wave.namespaces}
+    held = {service.name for service in intent.held_back()}
     for service in intent.services:
         if service.name in excepted or service.name in on_hosts:
             continue
@@ -85,6 +86,10 @@ def _intent_without_sidecar(intent: Intent, excepted: set[str]) -> list[str]:
         if not service.inject:
             blockers.append(f"{where} has inject: false and is not in mesh_mtls_exceptions: "
                             "its workloads have no sidecar")
+        elif service.name in held:
+            blockers.append(f"{where} waits for its wave {intent.wave_name(service)!r} "
+                            f"(mesh_injected_waves: {intent.injected_waves} of "
+                            f"{len(intent.injection_waves)}): its workloads have no sidecar")
         elif service.namespace not in injected:
             wave = waves.get(service.namespace)
             blockers.append(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import IntentError
@@ -67,6 +67,9 @@ PROBE_PATH = re.compile(r"^/[^\s*?#]*$")
 HOST_PORT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$")
 
 
+_SERVICE_ITEM = re.compile(r"^mesh_services\[(\d+)\](?! \()")
+
+
 # C0 and C1 controls, and the Unicode line and paragraph separators YAML reads as breaks.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Characters go-yaml (kubectl kustomize, Argo CD, Flux) refuses in a document: the byte
@@ -95,20 +98,31 @@ class Checker:
         # namespaces: naming them elsewhere is not reported again as "not a service".
         self.refused_services: set[str] = set()
         self.refused_namespaces: set[str] = set()
+        # the name of each mesh_services item, once read: errors name the service too
+        self.service_names: dict[int, str] = {}
+
+    def named(self, path: str) -> str:
+        """``mesh_services[2].calls[0]`` as ``mesh_services[2] (reviews).calls[0]``."""
+        found = _SERVICE_ITEM.match(path)
+        if found is None or int(found.group(1)) not in self.service_names:
+            return path
+        return (f"{found.group(0)} ({self.service_names[int(found.group(1))]})"
+                + path[found.end():])
 
     def error(self, path: str, value: Any, problem: str) -> None:
-        self.errors.append(IntentError(path, value, problem))
+        self.errors.append(IntentError(self.named(path), value, problem))
 
     def warn(self, path: str, value: Any, problem: str) -> None:
-        self.warnings.append(str(IntentError(path, value, problem)))
+        self.warnings.append(str(IntentError(self.named(path), value, problem)))
 
     def unknown_service(self, name: str, path: str, by_name: Mapping[str, Service],
                         problem: str = "is not a service in mesh_services") -> bool:
-        """True when ``name`` is no service of the catalogue (recorded unless refused)."""
+        """True when ``name`` is no service of the catalogue (recorded unless refused), with
+        the closest name there is as a "did you mean"."""
         if name in by_name:
             return False
         if name not in self.refused_services:
-            self.error(path, name, problem)
+            self.error(path, name, problem + suggestion(name, by_name))
         return True
 
     def mapping(
@@ -244,6 +258,10 @@ class Checker:
         return result
 
 
+def is_dns_label(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 63 and bool(_DNS_LABEL.match(value))
+
+
 def join_path(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -255,6 +273,12 @@ def unknown_key(key: Any, allowed: set[str]) -> str:
     close = difflib.get_close_matches(str(key).lower(), sorted(by_lower), n=1, cutoff=0.8)
     hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
     return "is not a known key here; known: " + ", ".join(sorted(allowed)) + hint
+
+
+def suggestion(name: Any, known: Iterable[str]) -> str:
+    """`` (did you mean 'reviews'?)`` for the known name closest to ``name``, or ``""``."""
+    close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _valid_label_key(key: str) -> bool:

@@ -232,8 +232,15 @@ class LinkerdSettings:
 
 @dataclass(frozen=True)
 class InjectionWave:
+    """One wave of injection. ``namespaces``: those labelled for injection at this wave (the
+    ones it names, and the namespaces of the services it names, unless an earlier wave
+    labelled them); ``services``: the services it names. A service injects with the wave
+    that names it, else with the wave that names its namespace, else with the wave that
+    labels its namespace; until then the injector leaves it out."""
+
     name: str
     namespaces: tuple[str, ...]
+    services: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -339,6 +346,9 @@ class Intent:
     gates: GateSettings = GateSettings()
     promotion_order: tuple[str, ...] = ()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
+    # each service's own injection wave (its index), for the services of a waved namespace
+    service_waves: Mapping[str, int] = field(repr=False, compare=False,
+                                             default_factory=dict)
 
     def service(self, name: str) -> Service:
         return self.by_name[name]
@@ -375,3 +385,19 @@ class Intent:
         """Namespaces of the waves this environment has injected so far."""
         waves = self.injection_waves[: self.injected_waves]
         return tuple(sorted({ns for wave in waves for ns in wave.namespaces}))
+
+    def held_back(self) -> tuple[Service, ...]:
+        """Services of injected namespaces whose own wave is not injected yet: the injector
+        leaves them out until it is (waves that name services)."""
+        injected = set(self.injected_namespaces())
+        return tuple(s for s in self.services if s.inject and s.namespace in injected
+                     and self.service_waves.get(s.name, 0) >= self.injected_waves)
+
+    def kept_from_injection(self) -> tuple[Service, ...]:
+        """Services the injector must leave out: ``inject: false``, and those held back."""
+        held = {s.name for s in self.held_back()}
+        return tuple(s for s in self.services if not s.inject or s.name in held)
+
+    def wave_name(self, service: Service) -> str | None:
+        number = self.service_waves.get(service.name)
+        return self.injection_waves[number].name if number is not None else None

@@ -28,6 +28,7 @@ from .checker import (
     join_path,
     optional,
     parse_simple,
+    suggestion,
     unknown_key,
 )
 from .hosts import check_host_calls, parse_gates, parse_hosts, parse_promotion_order
@@ -83,6 +84,9 @@ RUN_VARIABLES: frozenset[str] = frozenset({
     # playbooks/canary.yml: the service whose canary runs, where Prometheus answers, and a
     # roll back by hand
     "mesh_canary_service", "mesh_prometheus_url", "mesh_canary_rollback",
+    # playbooks/import.yml: what to import, where to, and what Prometheus saw
+    "mesh_import_paths", "mesh_import_output", "mesh_import_environment",
+    "mesh_import_provider", "mesh_import_prometheus", "mesh_import_window",
 })
 
 
@@ -90,6 +94,14 @@ def unknown_mesh_variables(names: list[str]) -> list[str]:
     """``mesh_*`` variables that are neither intent nor run options: likely typos."""
     return sorted(name for name in names if name.startswith("mesh_")
                   and name not in _TOP_KEYS and name not in RUN_VARIABLES)
+
+
+def unknown_variables_message(names: list[str]) -> str:
+    """The error for misspelt ``mesh_*`` variables, each with the closest known name."""
+    known = {*_TOP_KEYS, *RUN_VARIABLES}
+    return ("unknown mesh_* variable(s): " + ", ".join(f"{name}{suggestion(name, known)}"
+                                                       for name in names)
+            + " (see docs/intent.md for the known ones)")
 
 
 def intent_keys() -> tuple[str, ...]:
@@ -130,7 +142,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
                 check.refused_namespaces.add(item["namespace"])
     check_calls(check, raw_services, by_name)
 
-    waves = parse_waves(check, data.get("mesh_injection_waves"), by_name)
+    waves, service_waves = parse_waves(check, data.get("mesh_injection_waves"), by_name)
     injected = optional(check, data, "mesh_injected_waves", "",
                         lambda v, p: check.integer(v, p, 0, len(waves)), len(waves))
     exceptions = parse_mtls_exceptions(check, data.get("mesh_mtls_exceptions"), by_name)
@@ -185,7 +197,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
         traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), gates=gates,
-        promotion_order=promotion, by_name=by_name,
+        promotion_order=promotion, by_name=by_name, service_waves=service_waves,
     )
     check_canary_windows(check, intent)
     return intent, check.warnings
@@ -208,7 +220,8 @@ def _apply_overrides(check: Checker, services: Any, overrides: Any) -> list[Any]
     for name, fields in overrides.items():
         path = join_path("mesh_service_overrides", str(name))
         if name not in names:
-            check.error(path, name, "is not a service in mesh_services")
+            check.error(path, name, "is not a service in mesh_services"
+                        + suggestion(name, [n for n in names if isinstance(n, str)]))
         elif not isinstance(fields, Mapping):
             check.error(path, fields, "is not a mapping of the fields it overrides")
         else:

@@ -12,6 +12,7 @@ from .checker import (
     join_path,
     optional,
     parse_networks,
+    suggestion,
 )
 from .model import (
     HTTP_METHODS,
@@ -31,47 +32,85 @@ from .model import (
 _SYSTEM_NAMESPACES = ("kube-system", "kube-public")
 
 
-def parse_waves(check: Checker, value: Any,
-                by_name: Mapping[str, Service]) -> list[InjectionWave]:
+def parse_waves(check: Checker, value: Any, by_name: Mapping[str, Service]
+                ) -> tuple[list[InjectionWave], dict[str, int]]:
+    """The waves, and each service's own wave (its index): the wave that names it, else the
+    wave that names its namespace, else the wave that labels its namespace."""
     waves: list[InjectionWave] = []
-    first_wave: dict[str, str] = {}
+    named_ns: dict[str, int] = {}       # namespace -> the wave that names it
+    labelled: dict[str, int] = {}       # namespace -> the wave that labels it
+    named_service: dict[str, int] = {}  # service -> the wave that names it
+    names: dict[int, str] = {}
     known = {service.namespace for service in by_name.values()}
     for index, item in enumerate(check.sequence(value, "mesh_injection_waves")):
         path = join_path("mesh_injection_waves", index)
-        data = check.mapping(item, path, required=("namespaces",), optional=("name",))
+        data = check.mapping(item, path, optional=("name", "namespaces", "services"))
         if data is None:
             continue
+        if data.get("namespaces") is None and data.get("services") is None:
+            check.error(join_path(path, "namespaces"), None, "is required (or services, for "
+                        "a wave of services of one namespace)")
+            continue
         name = optional(check, data, "name", path, check.dns_label, f"wave-{index + 1}")
-        namespaces: list[str] = []
-        for ns_index, ns in enumerate(check.sequence(data["namespaces"],
+        names[index] = name
+        labels: list[str] = []
+        for ns_index, ns in enumerate(check.sequence(data.get("namespaces"),
                                                      join_path(path, "namespaces"))):
             ns_path = join_path(join_path(path, "namespaces"), ns_index)
             ns = check.dns_label(ns, ns_path)
             if ns is None:
                 continue
-            if ns in first_wave:
-                check.error(ns_path, ns, f"is already in injection wave {first_wave[ns]!r}")
+            if ns in named_ns:
+                check.error(ns_path, ns,
+                            f"is already in injection wave {names[named_ns[ns]]!r}")
                 continue
             if ns not in known:
                 if ns not in check.refused_namespaces:
-                    check.error(ns_path, ns,
-                                "is not the namespace of any service in mesh_services")
+                    check.error(ns_path, ns, "is not the namespace of any service in "
+                                "mesh_services" + suggestion(ns, known))
                 continue
             if ns in _SYSTEM_NAMESPACES:
                 check.warn(ns_path, ns, "is a Kubernetes system namespace: injecting it puts "
                            "sidecars on the cluster's own components (DNS, the API server's "
                            "helpers), which then depend on the mesh to start; leave it out of "
                            "the waves unless that is meant")
-            first_wave[ns] = name
-            namespaces.append(ns)
-        waves.append(InjectionWave(name=name, namespaces=tuple(namespaces)))
+            named_ns[ns] = index
+            if ns not in labelled:
+                labelled[ns] = index
+                labels.append(ns)
+        services: list[str] = []
+        for s_index, service in enumerate(check.sequence(data.get("services"),
+                                                         join_path(path, "services"))):
+            s_path = join_path(join_path(path, "services"), s_index)
+            service = check.dns_label(service, s_path)
+            if service is None or check.unknown_service(service, s_path, by_name):
+                continue
+            if service in named_service:
+                check.error(s_path, service, "is already in injection wave "
+                            f"{names[named_service[service]]!r}")
+                continue
+            named_service[service] = index
+            services.append(service)
+            ns = by_name[service].namespace
+            if ns not in labelled:
+                labelled[ns] = index
+                labels.append(ns)
+        waves.append(InjectionWave(name=name, namespaces=tuple(labels),
+                                   services=tuple(services)))
     if value is None and known:
         waves.append(InjectionWave(name="wave-1", namespaces=tuple(sorted(known))))
+        labelled = {ns: 0 for ns in known}
     elif value is not None:
-        for ns in sorted(known - set(first_wave) - check.refused_namespaces):
+        for ns in sorted(known - set(labelled) - check.refused_namespaces):
             check.warn("mesh_injection_waves", ns, "is a namespace of mesh_services in no "
                        "injection wave: its workloads are never injected")
-    return waves
+    own = {}
+    for service in by_name.values():
+        number = named_service.get(service.name, named_ns.get(service.namespace,
+                                                              labelled.get(service.namespace)))
+        if number is not None:
+            own[service.name] = number
+    return waves, own
 
 
 def parse_mtls_exceptions(check: Checker, value: Any,

@@ -16,6 +16,7 @@ from .checker import (
     Checker,
     at_least_seconds,
     duration_seconds,
+    is_dns_label,
     join_path,
     optional,
     parse_simple,
@@ -64,6 +65,8 @@ def parse_services(check: Checker, items: list[Any]) -> list[Service]:
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
         path = join_path("mesh_services", index)
+        if isinstance(item, Mapping) and is_dns_label(item.get("name")):
+            check.service_names[index] = item["name"]  # errors name the service from here
         data = check.mapping(item, path, required=("name", "namespace"),
                              optional=SERVICE_KEYS)
         if data is None:

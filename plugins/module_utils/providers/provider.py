@@ -4,7 +4,8 @@ Each mesh is a package of ``providers/`` that builds one ``Provider`` (its ``pro
 and ``registry.py`` lists them in one explicit dict. Everything mesh-specific that the rest of
 meshstage needs comes from the record: what each stage plans, the control plane's charts, the
 sidecar's container and opt-out markers, the traffic APIs it can render, the PromQL a canary
-is judged by, the runbook's commands and cut-over steps, and what the stage gates can observe.
+is judged by, the runbook's commands and cut-over steps, what the stage gates can observe, and
+how ``meshstage import`` reads the mesh's objects in an estate.
 
 This module imports no provider: providers import it.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..errors import IntentError
 from ..intent.model import Intent
+from ..inventory.draft import Draft
 from ..plan.model import StageContribution
 from ..stages import Stage
 
@@ -127,3 +129,5 @@ class Provider:
     runbook: RunbookText | None = None
     gates: GateSupport = GateSupport()
     refusals: Refusals = lambda intent: ()
+    # what the mesh's objects in an estate say, read into an inventory being imported
+    estate_import: Callable[[Draft], None] | None = None

@@ -32,6 +32,23 @@ def regex_escape(text: str) -> str:
     return _REGEX_SPECIAL.sub(r"\\\1", text)
 
 
+def regex_literal(pattern: str) -> str | None:
+    """The text a regular expression of ``regex_escape``'s making matches literally, or None
+    when it holds an unescaped special character (it matches more than one text)."""
+    text, escaped = [], False
+    for char in pattern:
+        if escaped:
+            text.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ".+*?()|[]{}^$":
+            return None
+        else:
+            text.append(char)
+    return None if escaped else "".join(text)
+
+
 def whole_duration(text: str) -> tuple[str, bool]:
     """A duration as one whole number and unit (``1.5s`` -> ``1500ms``), and whether that is
     exact. Gateway API durations and Linkerd's annotations take no fractions; a value that is

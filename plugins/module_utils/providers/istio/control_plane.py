@@ -21,7 +21,7 @@ _WEBHOOK_FAILURE_POLICY = {"group": "admissionregistration.k8s.io",
 def istio_control_plane(intent: Intent) -> ControlPlane:
     """Istio's install: charts base (CRDs) and istiod, their values from the intent."""
     proxy = intent.proxy
-    opt_outs = [s for s in intent.services if not s.inject]
+    opt_outs = intent.kept_from_injection()  # inject: false, and services held back
     return ControlPlane(
         repository_name="istio",
         repository=intent.install.repository or CHART_REPOSITORY,

@@ -88,6 +88,11 @@ def _injection(intent: Intent) -> StageContribution:
             "(istiod `sidecarInjectorWebhook.neverInjectSelector` in "
             f"{ISTIOD_VALUES}; or label its pod template `sidecar.istio.io/inject: \"false\"`)."
         )
+    for service in intent.held_back():
+        contribution.notes.append(
+            f"Held back: `{service.namespace}/{service.name}` waits for its wave "
+            f"`{intent.wave_name(service)}` (istiod `sidecarInjectorWebhook."
+            f"neverInjectSelector` in {ISTIOD_VALUES} until then).")
     return contribution
 
 

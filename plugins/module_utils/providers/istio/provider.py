@@ -16,6 +16,7 @@ from ..provider import (
     Sidecar,
 )
 from .control_plane import istio_control_plane
+from .estate_import import import_istio
 from .plan import plan_istio
 
 QUANTILE = 0.99
@@ -141,4 +142,5 @@ ISTIO = Provider(
                       "(`istioctl uninstall --purge`, or its Helm releases) and its CRDs.",
         ),
     ),
+    estate_import=import_istio,
 )

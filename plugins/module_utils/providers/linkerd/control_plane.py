@@ -61,7 +61,7 @@ def control_plane_values(intent: Intent) -> dict[str, Any]:
         workers = {"maximumCPURatio": 1.0}
     elif proxy.concurrency is not None:
         workers = {"minimum": proxy.concurrency, "maximum": proxy.concurrency}
-    opt_outs = sorted(s.name for s in intent.services if not s.inject)
+    opt_outs = sorted(s.name for s in intent.kept_from_injection())
     selector = None
     if intent.stage.reached(Stage.INJECTION):
         selector = [*_INJECTOR_SELECTOR]

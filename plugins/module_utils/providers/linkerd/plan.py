@@ -104,6 +104,11 @@ def _injection(intent: Intent) -> StageContribution:
                 f"injector's `objectSelector` in {VALUES_FILE} leaves out `app: "
                 f"{service.name}`; or annotate its pod template `linkerd.io/inject: "
                 "disabled`).")
+    for service in intent.held_back():
+        contribution.notes.append(
+            f"Held back: `{service.namespace}/{service.name}` waits for its wave "
+            f"`{intent.wave_name(service)}` (the proxy injector's `objectSelector` in "
+            f"{VALUES_FILE} leaves out `app: {service.name}` until then).")
     if intent.revision:
         contribution.gaps.append(linkerd_gap(
             "mesh_revision", intent.revision, "Linkerd has no control-plane revisions; "

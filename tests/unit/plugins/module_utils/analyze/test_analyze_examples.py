@@ -3,14 +3,15 @@
 The manifests are the examples in each analyzer's docstring (which docs/analyzers.md
 shows): a ``Fails with CODE`` example must give exactly those codes, a ``Passes`` example
 none, whether the input is taken as partial (the default of ``meshstage check``) or as the
-whole cluster.
+whole cluster. An inventory check's example starts with the inventory's variables.
 """
 
 from __future__ import annotations
 
 import pytest
-from analysis_helpers import analyze_text
+from analysis_helpers import analyze_inventory_text, analyze_text
 
+from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analyzer import IntentAnalyzer
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.catalogue import examples
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.registry import ANALYZERS
 
@@ -26,7 +27,8 @@ def test_analyzer_catches_the_broken_example_and_passes_the_fixed_one(name):
         f"{name}: every code needs a failing example"
     for complete in (False, True):
         for case in cases:
-            report = analyze_text(case.yaml, name, complete=complete)
+            report = (analyze_inventory_text(case.yaml) if isinstance(analyzer, IntentAnalyzer)
+                      else analyze_text(case.yaml, name, complete=complete))
             codes = sorted({finding.code for finding in report.findings})
             assert codes == sorted(case.codes), (
                 f"{name} ({'complete' if complete else 'partial'}): expected "
@@ -38,5 +40,5 @@ def test_analyzer_catches_the_broken_example_and_passes_the_fixed_one(name):
 def test_analyzer_is_registered_under_its_name_with_a_provider(name):
     analyzer = ANALYZERS[name]
     assert analyzer.name == name
-    assert analyzer.provider in ("istio", "linkerd")
+    assert analyzer.provider in ("istio", "linkerd", "inventory")
     assert analyzer.codes

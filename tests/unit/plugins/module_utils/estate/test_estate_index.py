@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.hosts import (
     host_overlaps,
+    hosts_in_text,
     service_of_fqdn,
     to_fqdn,
 )
@@ -110,3 +111,56 @@ def test_a_workload_knows_its_probes_as_the_kubelet_sends_them():
         ("startupProbe", "exec", "api", None, None, None),
         ("startupProbe", "tcpSocket", "agent", 9901, None, None),
     ]
+
+
+def test_hosts_in_text_are_cluster_dns_names():
+    found = [(h.name, h.namespace, h.port, h.scheme) for h in hosts_in_text(
+        "http://authors:7001 web-svc.emojivoto:80 grpc://a.b.svc.cluster.local "
+        "x.y.svc sqlite3:db/db.sqlite3 example.com.evil")]
+    assert ("authors", None, 7001, "http") in found
+    assert ("web-svc", "emojivoto", 80, None) in found
+    assert ("a", "b", None, "grpc") in found
+    assert ("x", "y", None, None) in found
+    assert not any(name == "example" for name, *_ in found)
+
+
+def test_services_named_in_a_value_a_bare_name_needs_a_scheme_or_a_port():
+    index = MeshIndex([
+        resource("Service", "api", "shop", spec={"selector": {"app": "api"},
+                                                 "ports": [{"port": 9090}]}),
+        resource("Service", "db", "data", spec={"selector": {"app": "db"},
+                                                "ports": [{"port": 5432}]}),
+    ])
+
+    def named(text: str, whole: bool = False) -> list[str]:
+        return [entry.resource.name for entry, _ in index.services_named_in("shop", text,
+                                                                            whole)]
+
+    assert named("api") == [] and named("api", whole=True) == ["api"]
+    assert named("api:9090") == ["api"] and named("api:80") == []
+    assert named("postgres://u@db.data:5432/x") == ["db"]
+    assert named("see the api docs") == []
+
+
+def test_what_a_workload_is_told_includes_the_config_maps_it_reads():
+    index = MeshIndex([
+        resource("ConfigMap", "settings", "shop", data={"API": "http://api:9090", "N": "3"}),
+        resource("Deployment", "web", "shop", api="apps/v1", spec={"template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{
+                "name": "web", "args": ["--db", "db:5432"],
+                "env": [{"name": "API_URL", "valueFrom": {"configMapKeyRef": {
+                    "name": "settings", "key": "API"}}}],
+                "envFrom": [{"configMapRef": {"name": "settings"}}]}]}}}),
+    ])
+    (web,) = index.workloads
+    told = [(entry.name, entry.key, text) for entry, text in index.told(web)]
+    assert told == [("API_URL", "API", "http://api:9090"), ("", "API", "http://api:9090"),
+                    ("", "N", "3"), ("args[0]", None, "--db"), ("args[1]", None, "db:5432")]
+
+
+def test_owners_are_read_controller_first():
+    pod = resource("Pod", "web-1", "shop", metadata={"ownerReferences": [
+        {"kind": "Node", "name": "n1", "uid": "u0"},
+        {"kind": "ReplicaSet", "name": "web-5d", "uid": "u1", "controller": True}]})
+    assert pod.owners() == [("ReplicaSet", "web-5d", "u1"), ("Node", "n1", "u0")]

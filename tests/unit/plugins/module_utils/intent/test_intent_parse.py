@@ -157,22 +157,23 @@ CASES = [
         id="unknown-provider"),
     pytest.param(
         [rename("mesh_services[0].namespace", "namspace")],
-        f"mesh_services[0].namspace: 'shop' is not a known key here; known: {SERVICE_KEYS} "
+        f"mesh_services[0] (web).namspace: 'shop' is not a known key here; known: {SERVICE_KEYS} "
         "(did you mean 'namespace'?)",
         id="service-key-typo"),
     pytest.param(
         [rename("mesh_services[1].traffic.timeout", "timout")],
-        f"mesh_services[1].traffic.timout: '10s' is not a known key here; known: "
+        f"mesh_services[1] (api).traffic.timout: '10s' is not a known key here; known: "
         f"{TRAFFIC_KEYS} (did you mean 'timeout'?)",
         id="traffic-key-typo"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weigth": 10})],
-        "mesh_services[1].canary.weigth: 10 is not a known key here; known: analysis, stable, "
+        "mesh_services[1] (api).canary.weigth: 10 is not a known key here; known: analysis, "
+        "stable, "
         "steps, subset, weight (did you mean 'weight'?)",
         id="canary-key-typo"),
     pytest.param(
         [rename("mesh_services[1].traffic.retries.per_try_timeout", "perTryTimeout")],
-        "mesh_services[1].traffic.retries.perTryTimeout: '2s' is not a known key here; "
+        "mesh_services[1] (api).traffic.retries.perTryTimeout: '2s' is not a known key here; "
         "known: attempts, per_try_timeout, retry_on (did you mean 'per_try_timeout'?)",
         id="retries-key-typo"),
     pytest.param(
@@ -187,7 +188,7 @@ CASES = [
         id="top-level-key-typo"),
     pytest.param(
         [put("mesh_services[0].colour", "blue")],
-        f"mesh_services[0].colour: 'blue' is not a known key here; known: {SERVICE_KEYS}",
+        f"mesh_services[0] (web).colour: 'blue' is not a known key here; known: {SERVICE_KEYS}",
         id="unknown-key-no-hint"),
     pytest.param(
         [put("mesh_service_overrides", {"web": {"injct": False}})],
@@ -198,7 +199,7 @@ CASES = [
     # --- references to services that do not exist
     pytest.param(
         [put("mesh_services[0].calls", ["api", "ghost"])],
-        "mesh_services[0].calls[1]: 'ghost' is not a service in mesh_services",
+        "mesh_services[0] (web).calls[1]: 'ghost' is not a service in mesh_services",
         id="calls-unknown-service"),
     pytest.param(
         [put("mesh_authorization[0].allow[0].from", ["ghost"])],
@@ -219,131 +220,133 @@ CASES = [
     # --- subsets that are not versions of the service
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v9", "weight": 10})],
-        "mesh_services[1].canary.subset: 'v9' is not among the service's versions (v1, v2)",
+        "mesh_services[1] (api).canary.subset: 'v9' is not among the service's versions (v1, v2)",
         id="canary-subset-unknown"),
     pytest.param(
         [put("mesh_services[1].canary", {"stable": "v0", "subset": "v2", "weight": 10})],
-        "mesh_services[1].canary.stable: 'v0' is not among the service's versions (v1, v2)",
+        "mesh_services[1] (api).canary.stable: 'v0' is not among the service's versions (v1, v2)",
         id="canary-stable-unknown"),
     pytest.param(
         [put("mesh_services[2].canary", {"subset": "v2", "weight": 10})],
-        "mesh_services[2].canary.subset: 'v2' is not among the service's versions "
+        "mesh_services[2] (db).canary.subset: 'v2' is not among the service's versions "
         "(none declared)",
         id="canary-without-versions"),
     pytest.param(
         [put("mesh_services[1].traffic.header_routes",
              [{"headers": {"end-user": {"exact": "jason"}}, "subset": "v3"}])],
-        "mesh_services[1].traffic.header_routes[0].subset: 'v3' is not among the service's "
+        "mesh_services[1] (api).traffic.header_routes[0].subset: 'v3' is not among the service's "
         "versions (v1, v2)",
         id="header-route-subset-unknown"),
     pytest.param(
         [put("mesh_services[1].traffic.split", {"v1": 50, "v9": 50})],
-        "mesh_services[1].traffic.split.v9: 'v9' is not among the service's versions (v1, v2)",
+        "mesh_services[1] (api).traffic.split.v9: 'v9' is not among the service's versions "
+        "(v1, v2)",
         id="split-subset-unknown"),
     # --- weights
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 110})],
-        "mesh_services[1].canary.weight: 110 is over 100",
+        "mesh_services[1] (api).canary.weight: 110 is over 100",
         id="canary-weight-110"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": -1})],
-        "mesh_services[1].canary.weight: -1 is under 0",
+        "mesh_services[1] (api).canary.weight: -1 is under 0",
         id="canary-weight-negative"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": "10%"})],
-        "mesh_services[1].canary.weight: '10%' is not an integer",
+        "mesh_services[1] (api).canary.weight: '10%' is not an integer",
         id="canary-weight-not-integer"),
     # --- canary runs: steps and analysis (playbooks/canary.yml)
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": []})],
-        "mesh_services[1].canary.steps: list [] is not a non-empty list of weights "
+        "mesh_services[1] (api).canary.steps: list [] is not a non-empty list of weights "
         "(e.g. [10, 25, 50, 100])",
         id="canary-steps-empty"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": 50})],
-        "mesh_services[1].canary.steps: 50 is not a non-empty list of weights "
+        "mesh_services[1] (api).canary.steps: 50 is not a non-empty list of weights "
         "(e.g. [10, 25, 50, 100])",
         id="canary-steps-not-a-list"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "steps": list(range(1, 23))})],
-        "mesh_services[1].canary.steps: list [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, "
+        "mesh_services[1] (api).canary.steps: list [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, "
         "15, 16, 17, 18, 19, 20, 21, 22] has 22 steps, more than 20",
         id="canary-steps-too-many"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": [0, 50]})],
-        "mesh_services[1].canary.steps[0]: 0 is under 1",
+        "mesh_services[1] (api).canary.steps[0]: 0 is under 1",
         id="canary-step-zero"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": [50, 110]})],
-        "mesh_services[1].canary.steps[1]: 110 is over 100",
+        "mesh_services[1] (api).canary.steps[1]: 110 is over 100",
         id="canary-step-over-100"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0, "steps": [10, "25%"]})],
-        "mesh_services[1].canary.steps[1]: '25%' is not an integer",
+        "mesh_services[1] (api).canary.steps[1]: '25%' is not an integer",
         id="canary-step-not-integer"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "steps": [10, 50, 25, 100]})],
-        "mesh_services[1].canary.steps[2]: 25 is not above the step before it (50)",
+        "mesh_services[1] (api).canary.steps[2]: 25 is not above the step before it (50)",
         id="canary-steps-not-increasing"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "analysis": {"interval": "500ms"}})],
-        "mesh_services[1].canary.analysis.interval: '500ms' is shorter than 1s",
+        "mesh_services[1] (api).canary.analysis.interval: '500ms' is shorter than 1s",
         id="canary-interval-under-1s"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "analysis": {"interval": "1 minute"}})],
-        f"mesh_services[1].canary.analysis.interval: '1 minute' {NOT_A_DURATION}",
+        f"mesh_services[1] (api).canary.analysis.interval: '1 minute' {NOT_A_DURATION}",
         id="canary-interval-not-a-duration"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "analysis": {"success_rate": 101}})],
-        "mesh_services[1].canary.analysis.success_rate: 101 is not between 0 and 100",
+        "mesh_services[1] (api).canary.analysis.success_rate: 101 is not between 0 and 100",
         id="canary-success-rate-over-100"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "analysis": {"latency_p99": 500}})],
-        f"mesh_services[1].canary.analysis.latency_p99: 500 {NOT_A_DURATION}",
+        f"mesh_services[1] (api).canary.analysis.latency_p99: 500 {NOT_A_DURATION}",
         id="canary-latency-not-a-duration"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "analysis": {"min_requests": 0}})],
-        "mesh_services[1].canary.analysis.min_requests: 0 is under 1",
+        "mesh_services[1] (api).canary.analysis.min_requests: 0 is under 1",
         id="canary-min-requests-zero"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "analysis": {"max_waits": -1}})],
-        "mesh_services[1].canary.analysis.max_waits: -1 is under 0",
+        "mesh_services[1] (api).canary.analysis.max_waits: -1 is under 0",
         id="canary-max-waits-negative"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                          "analysis": {"threshold": 5}})],
-        "mesh_services[1].canary.analysis.threshold: 5 is not a known key here; known: "
+        "mesh_services[1] (api).canary.analysis.threshold: 5 is not a known key here; known: "
         "interval, latency_p99, max_waits, min_requests, success_rate",
         id="canary-analysis-unknown-key"),
     pytest.param(
         [put("mesh_services[1].traffic.split", {"v1": 150, "v2": -50})],
-        "mesh_services[1].traffic.split.v1: 150 is over 100",
+        "mesh_services[1] (api).traffic.split.v1: 150 is over 100",
         id="split-weight-over-100"),
     pytest.param(
         [put("mesh_services[1].traffic.split", {"v1": 150, "v2": -50})],
-        "mesh_services[1].traffic.split.v2: -50 is under 0",
+        "mesh_services[1] (api).traffic.split.v2: -50 is under 0",
         id="split-weight-negative"),
     pytest.param(
         [put("mesh_services[1].traffic.split", {"v1": 50, "v2": 40})],
-        "mesh_services[1].traffic.split: dict {'v1': 50, 'v2': 40} weights sum to 90, not 100",
+        "mesh_services[1] (api).traffic.split: dict {'v1': 50, 'v2': 40} weights sum to 90, "
+        "not 100",
         id="split-sum-under-100"),
     pytest.param(
         [put("mesh_services[1].traffic.split", {"v1": 60, "v2": 60})],
-        "mesh_services[1].traffic.split: dict {'v1': 60, 'v2': 60} weights sum to 120, "
+        "mesh_services[1] (api).traffic.split: dict {'v1': 60, 'v2': 60} weights sum to 120, "
         "not 100",
         id="split-sum-over-100"),
     pytest.param(
         [put("mesh_services[1].canary", {"subset": "v2", "weight": 10}),
          put("mesh_services[1].traffic.split", {"v1": 50, "v2": 50})],
-        "mesh_services[1].canary: dict {'subset': 'v2', 'weight': 10} cannot be combined "
+        "mesh_services[1] (api).canary: dict {'subset': 'v2', 'weight': 10} cannot be combined "
         "with traffic.split; use one of them",
         id="canary-and-split"),
     # --- names that are not DNS-1123 labels
@@ -361,7 +364,7 @@ CASES = [
         id="name-64-characters"),
     pytest.param(
         [put("mesh_services[2].namespace", "-x")],
-        f"mesh_services[2].namespace: '-x' {DNS_LABEL}",
+        f"mesh_services[2] (db).namespace: '-x' {DNS_LABEL}",
         id="namespace-leading-dash"),
     pytest.param(
         [put("mesh_environment", "Dev")],
@@ -370,11 +373,11 @@ CASES = [
     # --- duplicates
     pytest.param(
         [append("mesh_services", {"name": "web", "namespace": "shop"})],
-        "mesh_services[3].name: 'web' is a duplicate service (also mesh_services[0])",
+        "mesh_services[3] (web).name: 'web' is a duplicate service (also mesh_services[0])",
         id="duplicate-service"),
     pytest.param(
         [put("mesh_services[1].versions", ["v1", "v1"])],
-        "mesh_services[1].versions[1].name: 'v1' is a duplicate version",
+        "mesh_services[1] (api).versions[1].name: 'v1' is a duplicate version",
         id="duplicate-version"),
     pytest.param(
         [append("mesh_authorization", {"service": "api"})],
@@ -397,19 +400,19 @@ CASES = [
     # --- durations
     pytest.param(
         [put("mesh_services[1].traffic.timeout", "10 seconds")],
-        f"mesh_services[1].traffic.timeout: '10 seconds' {NOT_A_DURATION}",
+        f"mesh_services[1] (api).traffic.timeout: '10 seconds' {NOT_A_DURATION}",
         id="timeout-words"),
     pytest.param(
         [put("mesh_services[1].traffic.timeout", 10)],
-        f"mesh_services[1].traffic.timeout: 10 {NOT_A_DURATION}",
+        f"mesh_services[1] (api).traffic.timeout: 10 {NOT_A_DURATION}",
         id="timeout-bare-number"),
     pytest.param(
         [put("mesh_services[1].traffic.timeout", "-1s")],
-        f"mesh_services[1].traffic.timeout: '-1s' {NOT_A_DURATION}",
+        f"mesh_services[1] (api).traffic.timeout: '-1s' {NOT_A_DURATION}",
         id="timeout-negative"),
     pytest.param(
         [put("mesh_services[1].traffic.timeout", "0s")],
-        "mesh_services[1].traffic.timeout: '0s' is shorter than 1ms, the least Istio accepts",
+        "mesh_services[1] (api).traffic.timeout: '0s' is shorter than 1ms, the least Istio accepts",
         id="timeout-zero"),
     pytest.param(
         [append("mesh_mtls_exceptions", {"service": "db", "mode": "PERMISSIVE",
@@ -445,16 +448,16 @@ CASES = [
         id="proxy-image-type"),
     pytest.param(
         [put("mesh_services[1].traffic.timeout", "500us")],
-        "mesh_services[1].traffic.timeout: '500us' is shorter than 1ms, the least Istio "
+        "mesh_services[1] (api).traffic.timeout: '500us' is shorter than 1ms, the least Istio "
         "accepts",
         id="timeout-under-1ms"),
     pytest.param(
         [put("mesh_services[1].traffic.retries.per_try_timeout", "2")],
-        f"mesh_services[1].traffic.retries.per_try_timeout: '2' {NOT_A_DURATION}",
+        f"mesh_services[1] (api).traffic.retries.per_try_timeout: '2' {NOT_A_DURATION}",
         id="per-try-timeout-bare-number"),
     pytest.param(
         [put("mesh_services[1].traffic.retries.per_try_timeout", "2 s")],
-        f"mesh_services[1].traffic.retries.per_try_timeout: '2 s' {NOT_A_DURATION}",
+        f"mesh_services[1] (api).traffic.retries.per_try_timeout: '2 s' {NOT_A_DURATION}",
         id="per-try-timeout-space"),
     pytest.param(
         [put("mesh_gitops.sync_interval", "5 min")],
@@ -488,15 +491,15 @@ CASES = [
     # --- wrong types and missing keys
     pytest.param(
         [put("mesh_services[0].ports[0].port", "80")],
-        "mesh_services[0].ports[0].port: '80' is not an integer",
+        "mesh_services[0] (web).ports[0].port: '80' is not an integer",
         id="port-string"),
     pytest.param(
         [put("mesh_services[0].ports[0].port", 70000)],
-        "mesh_services[0].ports[0].port: 70000 is over 65535",
+        "mesh_services[0] (web).ports[0].port: 70000 is over 65535",
         id="port-out-of-range"),
     pytest.param(
         [put("mesh_services[0].inject", "yes")],
-        "mesh_services[0].inject: 'yes' is not a boolean (true or false)",
+        "mesh_services[0] (web).inject: 'yes' is not a boolean (true or false)",
         id="inject-string"),
     pytest.param(
         [put("mesh_mtls_exceptions[0].ports", {"5432": "DISABLE"})],
@@ -504,7 +507,7 @@ CASES = [
         id="mtls-exception-port-string"),
     pytest.param(
         [drop("mesh_services[2].namespace")],
-        "mesh_services[2].namespace: None is required",
+        "mesh_services[2] (db).namespace: None is required",
         id="service-without-namespace"),
     pytest.param(
         [drop("mesh_services[2].name")],
@@ -563,12 +566,12 @@ CASES = [
     pytest.param(
         [put("mesh_services[1].traffic.header_routes",
              [{"headers": {"End-User": {"exact": "jason"}}, "subset": "v2"}])],
-        "mesh_services[1].traffic.header_routes[0].headers.End-User: 'End-User' is not a "
+        "mesh_services[1] (api).traffic.header_routes[0].headers.End-User: 'End-User' is not a "
         "lower-case HTTP header name",
         id="header-name-upper-case"),
     pytest.param(
         [put("mesh_services[1].versions", [{"name": "v1", "labels": {"version": "v 1"}}])],
-        "mesh_services[1].versions[0].labels.version: 'v 1' is not a valid Kubernetes label "
+        "mesh_services[1] (api).versions[0].labels.version: 'v 1' is not a valid Kubernetes label "
         "value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter "
         "or digit)",
         id="label-value-space"),
@@ -628,25 +631,25 @@ CASES = [
     pytest.param(
         [put("mesh_services[1].versions", [{"name": "v1", "service": "api"},
                                            {"name": "v2", "service": "api"}])],
-        "mesh_services[1].versions[1].service: 'api' is already the service of version 'v1'",
+        "mesh_services[1] (api).versions[1].service: 'api' is already the service of version 'v1'",
         id="version-service-twice"),
     pytest.param(
         [put("mesh_services[1].versions", ["v1", {"name": "v2", "service": "api-v1"}])],
-        "mesh_services[1].versions[1].service: 'api-v1' is the name meshstage gives the "
+        "mesh_services[1] (api).versions[1].service: 'api-v1' is the name meshstage gives the "
         "Service of another version; name that version's service too, or pick another name",
         id="version-service-clashes-with-a-rendered-one"),
     pytest.param(
         [put("mesh_services[1].versions", [{"name": "v1", "service": "Api_V1"}])],
-        f"mesh_services[1].versions[0].service: 'Api_V1' {DNS_LABEL}",
+        f"mesh_services[1] (api).versions[0].service: 'Api_V1' {DNS_LABEL}",
         id="version-service-not-a-label"),
     pytest.param(
         [put("mesh_services[1].probe_paths", ["healthz"])],
-        "mesh_services[1].probe_paths[0]: 'healthz' is not an exact path starting with '/' "
+        "mesh_services[1] (api).probe_paths[0]: 'healthz' is not an exact path starting with '/' "
         "(no '*', '?', '#' or spaces)",
         id="probe-path-without-slash"),
     pytest.param(
         [put("mesh_services[1].probe_paths", ["/health/*"])],
-        "mesh_services[1].probe_paths[0]: '/health/*' is not an exact path starting with '/' "
+        "mesh_services[1] (api).probe_paths[0]: '/health/*' is not an exact path starting with '/' "
         "(no '*', '?', '#' or spaces)",
         id="probe-path-wildcard"),
     pytest.param(
@@ -732,8 +735,8 @@ def test_error_carries_path_and_value():
         parse_intent(intent(put("mesh_services[1].canary", {"subset": "v2", "weight": 110})))
     (error,) = caught.value.errors
     assert (error.path, error.value, error.problem) == (
-        "mesh_services[1].canary.weight", 110, "is over 100")
-    assert str(error) == "mesh_services[1].canary.weight: 110 is over 100"
+        "mesh_services[1] (api).canary.weight", 110, "is over 100")
+    assert str(error) == "mesh_services[1] (api).canary.weight: 110 is over 100"
 
 
 # ---------------------------------------------------------------------------- warnings
@@ -742,7 +745,7 @@ def test_error_carries_path_and_value():
 def test_retries_longer_than_the_route_timeout_is_a_warning():
     parsed, warnings = parse_intent(intent(put("mesh_services[1].traffic.timeout", "5s")))
     assert warnings == [
-        "mesh_services[1].traffic.retries: dict {'attempts': 3, 'per_try_timeout': '2s'} "
+        "mesh_services[1] (api).traffic.retries: dict {'attempts': 3, 'per_try_timeout': '2s'} "
         "need up to 6s, more than the route timeout 5s: the last attempts will be cut off"
     ]
     assert parsed.service("api").traffic.timeout == "5s"
@@ -774,9 +777,9 @@ def test_every_error_is_reported_in_one_pass():
     ))
     assert lines == [
         f"mesh_stage: 'strict' is not one of {STAGES}",
-        "mesh_services[0].ports[0].port: '80' is not an integer",
-        f"mesh_services[1].traffic.timeout: '10 seconds' {NOT_A_DURATION}",
-        "mesh_services[1].canary.weight: 110 is over 100",
+        "mesh_services[0] (web).ports[0].port: '80' is not an integer",
+        f"mesh_services[1] (api).traffic.timeout: '10 seconds' {NOT_A_DURATION}",
+        "mesh_services[1] (api).canary.weight: 110 is over 100",
         "mesh_mtls_exceptions[0].service: 'ghost' selects nothing: no service of that name "
         "in mesh_services",
     ]
@@ -800,7 +803,7 @@ def test_a_refused_service_is_not_reported_again_where_it_is_named(mutation):
     """web is named in an authorization rule: only its own error is reported, not
     "'web' is not a service in mesh_services" on top."""
     lines = errors_of(intent(mutation))
-    assert all(line.startswith("mesh_services[0].") for line in lines), lines
+    assert all(line.startswith("mesh_services[0] (web).") for line in lines), lines
 
 
 def test_a_refused_service_is_not_reported_again_in_calls_waves_and_exceptions():
@@ -808,7 +811,7 @@ def test_a_refused_service_is_not_reported_again_in_calls_waves_and_exceptions()
         put("mesh_services[2].sidecar", False),        # db is refused
         put("mesh_services[0].calls", ["api", "db"]),  # ...but called,
     ))                                                 # in a wave and an exception
-    assert lines == [f"mesh_services[2].sidecar: False is not a known key here; known: "
+    assert lines == [f"mesh_services[2] (db).sidecar: False is not a known key here; known: "
                      f"{SERVICE_KEYS}"]
 
 
@@ -873,7 +876,7 @@ def test_a_canary_interval_under_two_scrape_intervals_is_a_warning():
         put("mesh_services[1].canary", {"subset": "v2", "weight": 0,
                                         "analysis": {"interval": "20s"}})))
     assert warnings == [
-        "mesh_services[1].canary.analysis.interval: '20s' is under two scrape intervals "
+        "mesh_services[1] (api).canary.analysis.interval: '20s' is under two scrape intervals "
         "(mesh_telemetry.scrape_interval 15s): a step's analysis window holds too few samples "
         "to measure it"]
 

@@ -27,15 +27,15 @@ HOST = {"environment": "dev", "service": "api", "address": "127.0.0.2", "app_por
 
 @pytest.mark.parametrize("mutation, line", [
     (put("mesh_services[1].traffic.connection_pool", {"http2_max_requests": 2**31}),
-     "mesh_services[1].traffic.connection_pool.http2_max_requests: 2147483648 is over "
+     "mesh_services[1] (api).traffic.connection_pool.http2_max_requests: 2147483648 is over "
      "2147483647"),
     (put("mesh_services[1].traffic.connection_pool", {"max_retries": 2**31}),
-     "mesh_services[1].traffic.connection_pool.max_retries: 2147483648 is over 2147483647"),
+     "mesh_services[1] (api).traffic.connection_pool.max_retries: 2147483648 is over 2147483647"),
     (put("mesh_services[1].traffic.outlier_detection", {"consecutive_gateway_errors": 2**32}),
-     "mesh_services[1].traffic.outlier_detection.consecutive_gateway_errors: 4294967296 is "
+     "mesh_services[1] (api).traffic.outlier_detection.consecutive_gateway_errors: 4294967296 is "
      "over 4294967295"),
     (put("mesh_services[1].traffic.retries.per_try_timeout", "9999999999s"),
-     "mesh_services[1].traffic.retries.per_try_timeout: '9999999999s' is longer than "
+     "mesh_services[1] (api).traffic.retries.per_try_timeout: '9999999999s' is longer than "
      "2562047h, the longest duration Kubernetes and the meshes parse"),
     (put("mesh_gitops.branch", "main\ufeff"),
      "mesh_gitops.branch: 'main\\ufeff' contains U+FEFF, U+FFFE or U+FFFF, which kubectl "
@@ -72,7 +72,7 @@ def test_a_shared_service_account_that_an_allow_names_is_warned_about() -> None:
                     append("mesh_authorization", {"service": "web",
                                                   "allow": [{"from": ["api"]}]}))
     _, warnings = parse_intent(shared)
-    assert "mesh_services[1].service_account: 'shop' is the service account of web, api in " \
+    assert "mesh_services[1] (api).service_account: 'shop' is the service account of web, api in " \
         "namespace shop: they share one identity, so every ALLOW that admits one of them " \
         "admits them all; give each its own service_account" in warnings
     _, unshared = parse_intent(BASE)
@@ -99,10 +99,10 @@ def test_header_regexes_are_compiled_as_envoy_compiles_them(tmp_path: Path) -> N
         render_stage(variables, StageOptions(gitops_dir=tmp_path / "gitops"))
     lines = [str(error) for error in raised.value.errors]
     assert len(lines) == 2
-    assert lines[0].startswith("mesh_services[1].traffic.header_routes[0].headers.x-user."
+    assert lines[0].startswith("mesh_services[1] (api).traffic.header_routes[0].headers.x-user."
                                "regex: '^([a-z]+)-\\\\1$' is not a regular expression "
                                "Envoy's RE2 compiles: invalid escape sequence: \\1")
-    assert lines[1].startswith("mesh_services[1].traffic.header_routes[1].headers.x-team."
+    assert lines[1].startswith("mesh_services[1] (api).traffic.header_routes[1].headers.x-team."
                                "regex: '(?!admin).*' is not a regular expression Envoy's "
                                "RE2 compiles: invalid perl operator: (?!")
 

@@ -123,7 +123,8 @@ def bad_host(**fields: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("changes", "message"), [
     (bad_host(service="payments"),
-     "mesh_hosts.bad.service: 'payments' is not a service in mesh_services"),
+     "mesh_hosts.bad.service: 'payments' is not a service in mesh_services (did you mean "
+     "'payment-service'?)"),
     (bad_host(address="pay.example"), "mesh_hosts.bad.address: 'pay.example' is not an IP "
      "address"),
     (bad_host(app_port=0), "mesh_hosts.bad.app_port: 0 is under 1"),
@@ -163,12 +164,13 @@ def test_a_host_cannot_carry_an_opted_out_service():
 
 def test_calls_between_cluster_and_hosts_are_warned_about():
     _, warnings = intent()
-    assert ("mesh_services[1].calls[2]: 'web' is a Kubernetes service called from host "
+    assert ("mesh_services[1] (order-service).calls[2]: 'web' is a Kubernetes service "
+            "called from host "
             "service 'order-service': the host sidecar has no route to it, so the call is "
             "not meshed (no mTLS, no routing); call it through the cluster's ingress") \
         in warnings
-    assert any(w.startswith("mesh_services[3].calls[0]: 'reviews' runs on hosts and is "
-                            "called from Kubernetes service 'web': the call is not meshed")
+    assert any(w.startswith("mesh_services[3] (web).calls[0]: 'reviews' runs on hosts and "
+                            "is called from Kubernetes service 'web': the call is not meshed")
                for w in warnings)
 
 

@@ -1,0 +1,103 @@
+"""Who calls whom, from what the estate already says (the meshes' own policies are read by
+each provider's ``estate_import``):
+
+- the values a workload is told (environment variables, the ConfigMap keys they read,
+  ``command`` and ``args``) that name a Service by its DNS name: ``http://authors:7001``,
+  ``web-svc.emojivoto:80``, ``reviews.bookinfo.svc.cluster.local``;
+- NetworkPolicies: an ingress rule's ``from`` pod selector names the callers of the pods the
+  policy selects, an egress rule's ``to`` pod selector the callees
+  (https://kubernetes.io/docs/concepts/services-networking/network-policies/). A rule that
+  admits a whole namespace or address block names no caller, and is said so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..estate.objects import Resource, as_list, as_mapping
+from ..kube import selector_matches
+from .draft import Draft, ServiceDraft
+
+# Variable names that say their whole value is a host (``WEB_HOST: web``).
+_HOST_VARIABLE = re.compile(r"(HOST|ADDR|ADDRESS|SVC|SERVICE|URL|URI|ENDPOINT|SITE|SERVER|"
+                            r"UPSTREAM|BACKEND|TARGET)", re.IGNORECASE)
+
+
+def calls_from_environment(draft: Draft) -> None:
+    """Calls from the values each service's workloads are told."""
+    index = draft.index
+    for caller in draft.services.values():
+        for group in caller.workloads:
+            for entry, text in index.told(group.root):
+                whole = bool(_HOST_VARIABLE.search(entry.name or entry.key or "")) or \
+                    entry.name.startswith(("args[", "command["))
+                for host, named in index.services_named_in(group.root.namespace, text, whole):
+                    callee = draft.service_at(host.resource.namespace, host.resource.name)
+                    if callee is None:
+                        continue
+                    where = (f"ConfigMap {group.root.namespace}/{entry.config_map} key "
+                             f"{entry.key}" if entry.config_map else
+                             f"{entry.name} of container {entry.container}")
+                    draft.call(caller, callee, f"{group.display} is told {named.text!r} "
+                               f"({where})")
+
+
+def calls_from_network_policies(draft: Draft) -> None:
+    """Calls from the NetworkPolicies' pod selectors."""
+    for policy in draft.index.of_kind("NetworkPolicy"):
+        spec = policy.spec
+        selected = draft.services_selected(policy.namespace,
+                                           as_mapping(spec.get("podSelector")))
+        if not selected:
+            continue
+        types = [str(t) for t in as_list(spec.get("policyTypes"))] or (
+            ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
+        for kind, peers_key, says in (("Ingress", "from", "admits it"),
+                                      ("Egress", "to", "lets it out")):
+            if kind not in types:
+                continue
+            for number, rule in enumerate(as_list(spec.get(kind.lower()))):
+                peers = _peers(draft, policy, as_mapping(rule).get(peers_key),
+                               f"spec.{kind.lower()}[{number}].{peers_key}")
+                for peer in peers:
+                    for own in selected:
+                        caller, callee = (peer, own) if kind == "Ingress" else (own, peer)
+                        draft.call(caller, callee, f"NetworkPolicy {policy.namespace}/"
+                                   f"{policy.name} {says} (spec.{kind.lower()}[{number}])")
+
+
+def _peers(draft: Draft, policy: Resource, value: Any, path: str) -> list[ServiceDraft]:
+    """The services a rule's peers select; a note for peers that select no one service."""
+    found: list[ServiceDraft] = []
+    for number, peer in enumerate(as_list(value)):
+        peer = as_mapping(peer)
+        pods = peer.get("podSelector")
+        namespaces = peer.get("namespaceSelector")
+        if not isinstance(pods, Mapping) or not _narrow(pods):
+            draft.keep(policy, f"{path}[{number}] admits a whole namespace or an address "
+                       "block: no caller can be told from it")
+            continue
+        for namespace in _namespaces(draft, policy.namespace, namespaces):
+            found.extend(draft.services_selected(namespace, pods))
+    return found
+
+
+def _narrow(selector: Mapping[str, Any]) -> bool:
+    return bool(selector.get("matchLabels") or selector.get("matchExpressions"))
+
+
+def _namespaces(draft: Draft, own: str, selector: Any) -> list[str]:
+    """The namespaces a peer's namespaceSelector selects (the policy's own without one);
+    every namespace has the label ``kubernetes.io/metadata.name``."""
+    if not isinstance(selector, Mapping):
+        return [own]
+    found = []
+    for namespace in sorted({s.namespace for s in draft.services.values()}):
+        obj = draft.index.namespace(namespace)
+        labels = {**(obj.labels if obj is not None else {}),
+                  "kubernetes.io/metadata.name": namespace}
+        if selector_matches(selector, labels):
+            found.append(namespace)
+    return found

@@ -1,0 +1,295 @@
+"""``import_estate``: an estate's manifests in, a commented starting inventory out.
+
+The steps, each its own module: the settings meshstage's own objects show
+(``settings.py``); the workloads as people name them and the catalogue of services with
+ports, protocols, versions, probes and kinds (``workloads.py``, ``services.py``); calls from
+what the workloads are told and from NetworkPolicies (``calls.py``); each mesh's objects,
+read by the provider's ``estate_import`` (the Gateway API's routes by
+``providers/gatewayapi/estate_import.py``); the callers Prometheus observed (``observed.py``,
+given as ``Call`` records); then the decisions across all of them (which ALLOW policies
+stay derived from calls, the stage the estate is at, the waves, default deny), and the text
+(``commented.py``, ``layout.py``).
+
+The inventory written parses (``parse_intent``): an importer that would write one that does
+not is a bug, and raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import IntentErrors, MeshstageError
+from ..estate.index import MeshIndex
+from ..estate.objects import Resource
+from ..gates.gate import Call
+from ..intent.parse import intent_keys, parse_intent
+from ..providers.gatewayapi.estate_import import import_gateway_routes
+from ..providers.registry import MESHES
+from ..stages import Stage
+from .calls import calls_from_environment, calls_from_network_policies
+from .draft import Draft, ServiceDraft
+from .observed import calls_observed
+from .services import build_catalogue
+from .settings import estate_environment, read_settings
+from .waves import propose_waves
+from .workloads import injected_with, workload_groups
+
+SERVICE_KEYS = ("name", "namespace", "service_account", "ports", "versions", "calls",
+                "ingress", "inject", "probe_paths", "canary", "traffic")
+SHARED_KEYS = ("mesh_provider", "mesh_traffic_api", "mesh_trust_domain", "mesh_root_namespace",
+               "mesh_revision", "mesh_linkerd", "mesh_injection_waves", "mesh_services",
+               "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
+               "mesh_default_deny", "mesh_ingress_gateway", "mesh_proxy", "mesh_install",
+               "mesh_gitops")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What ``meshstage import`` is told beside the manifests."""
+
+    environment: str | None = None   # default: the estate's meshstage label, else "dev"
+    provider: str | None = None      # default: the mesh the estate shows, else istio
+    namespaces: tuple[str, ...] = ()          # only these (default: every application's)
+    exclude_namespaces: tuple[str, ...] = ()
+    check_paths: tuple[str, ...] = ()         # written as mesh_check_paths
+    observed: Sequence[Call] = ()             # callers Prometheus observed
+    observed_from: str = ""                   # "Prometheus <url> over the last 1h"
+
+
+@dataclass
+class Imported:
+    """The inventory written from an estate: its variables, the notes on them, and what it
+    could not say."""
+
+    shared: dict[str, Any]
+    environment: dict[str, Any]
+    notes: dict[str, list[str]]
+    draft: Draft
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """Every variable of the environment, as Ansible merges them."""
+        return {**self.shared, **self.environment}
+
+    @property
+    def intent_variables(self) -> dict[str, Any]:
+        """The variables ``parse_intent`` reads (the run's own, like mesh_check_paths, out)."""
+        return {k: v for k, v in self.variables.items() if k in intent_keys()}
+
+
+def import_estate(resources: Sequence[Resource], options: ImportOptions = ImportOptions()
+                  ) -> Imported:
+    latest: dict[tuple[str, str, str, str], list[Resource]] = {}
+    for resource in resources:
+        key = (resource.group, resource.kind, resource.namespace, resource.name)
+        latest.setdefault(key, []).append(resource)
+    index = MeshIndex([found[-1] for found in latest.values()])
+    draft = Draft(index)
+    for found in latest.values():
+        if len(found) > 1:  # as kubectl apply of the files in order: the last one stays
+            draft.keep(found[-1], f"defined {len(found)} times in the input ("
+                       + ", ".join(r.source for r in found) + "): the last one is read")
+    read_settings(draft)
+    draft.provider = options.provider or _guess_provider(draft)
+    groups = workload_groups(index)
+    build_catalogue(draft, groups, options.namespaces, options.exclude_namespaces)
+    _backends(draft)
+    calls_from_environment(draft)
+    calls_from_network_policies(draft)
+    import_gateway_routes(draft)
+    for provider in MESHES.values():
+        if provider.estate_import is not None:
+            provider.estate_import(draft)
+    calls_observed(draft, options.observed, options.observed_from)
+    _per_pod_injection(draft)
+    return _finish(draft, options)
+
+
+def _guess_provider(draft: Draft) -> str:
+    counts = {name: 0 for name in MESHES}
+    for resource in draft.index.resources:
+        metadata = resource.obj.get("metadata") or {}
+        text = "\0".join([resource.group, *(metadata.get("labels") or ()),
+                          *(metadata.get("annotations") or ())])
+        for name, provider in MESHES.items():
+            if any(mark in text for mark in provider.marks):
+                counts[name] += 1
+    for workload in draft.index.workloads:
+        for name, provider in MESHES.items():
+            if provider.sidecar is not None and provider.sidecar.container in \
+                    workload.container_names:
+                counts[name] += 1
+    best = max(counts, key=lambda n: (counts[n], n == "istio"))
+    if counts[best]:
+        draft.note("mesh_provider", f"the mesh the estate runs: {counts[best]} object(s) of "
+                   f"{best}" + "".join(f", {counts[n]} of {n}" for n in counts
+                                       if n != best and counts[n]))
+    else:
+        draft.note("mesh_provider", "no mesh in the estate: istio is the default; write "
+                   "linkerd to adopt Linkerd")
+    return best
+
+
+def _backends(draft: Draft) -> None:
+    """Services that carry one version of a catalogue service (meshstage's version Services
+    and the team's own): their selector is the service's with version labels added."""
+    for resource in draft.index.of_kind("Service"):
+        selector = {str(k): str(v) for k, v in (resource.spec.get("selector") or {}).items()}
+        service = draft.services.get(selector.get("app", ""))
+        if service is None or service.namespace != resource.namespace \
+                or resource.name == service.name:
+            continue
+        extra = {k: v for k, v in selector.items() if k != "app"}
+        if extra:
+            draft.backends[(resource.namespace, resource.name)] = (service, extra)
+
+
+def _per_pod_injection(draft: Draft) -> None:
+    for service in draft.services.values():
+        for group in service.workloads:
+            meshes = injected_with(group)
+            if meshes and service.namespace not in draft.injected:
+                service.note("", f"{group.display} runs {', '.join(meshes)}'s proxy already, "
+                             "though its namespace is not labelled for injection")
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _finish(draft: Draft, options: ImportOptions) -> Imported:
+    _authorization(draft)
+    shared: dict[str, Any] = {"mesh_provider": draft.provider}
+    stage, why = _stage(draft)
+    waves, injected = propose_waves(draft)
+    services = []
+    notes: dict[str, list[str]] = {}
+    for number, service in enumerate(draft.services.values()):
+        services.append(_service_item(draft, service))
+        for path, texts in service.notes.items():
+            key = f"mesh_services[{number}]" + (f".{path}" if path else "")
+            notes.setdefault(key, []).extend(texts)
+    for key in SHARED_KEYS:
+        if key in draft.shared and key not in shared:
+            shared[key] = draft.shared[key]
+    shared["mesh_injection_waves"] = [_wave_item(w) for w in waves]
+    for number, wave in enumerate(waves):
+        notes.setdefault(f"mesh_injection_waves[{number}]", []).append(wave.why)
+    shared["mesh_services"] = services
+    if draft.mtls_exceptions:
+        shared["mesh_mtls_exceptions"] = draft.mtls_exceptions
+    entries = [draft.authorization[s.name] for s in draft.services.values()
+               if s.name in draft.authorization]
+    if entries:
+        shared["mesh_authorization"] = entries
+        for number, entry in enumerate(entries):
+            notes[f"mesh_authorization[{number}]"] = draft.notes.get(
+                f"mesh_authorization.{entry['service']}", [])
+    shared["mesh_default_deny"] = _default_deny(draft, notes)
+    shared = {key: shared[key] for key in SHARED_KEYS if key in shared}
+    for key, texts in draft.notes.items():
+        if key.startswith("mesh_") and not key.startswith("mesh_authorization."):
+            notes.setdefault(key, []).extend(texts)
+    environment_name = options.environment or estate_environment(draft) or "dev"
+    environment: dict[str, Any] = {"mesh_environment": environment_name, "mesh_stage":
+                                   stage.value, "mesh_injected_waves": injected}
+    notes["mesh_stage"] = [why]
+    notes["mesh_injected_waves"] = [
+        "the first wave is injected in the estate already" if injected else
+        "no namespace of the catalogue is injected in the estate yet"]
+    if "mesh_cluster" in draft.environment:
+        environment["mesh_cluster"] = draft.environment["mesh_cluster"]
+    if options.check_paths:
+        environment["mesh_check_paths"] = list(options.check_paths)
+        notes["mesh_check_paths"] = ["the manifests this inventory was imported from: every "
+                                     "run checks the inventory against them (docs/import.md)"]
+    imported = Imported(shared, environment, notes, draft)
+    try:
+        _, imported.warnings = parse_intent(imported.intent_variables)
+    except IntentErrors as error:
+        raise MeshstageError(f"the inventory imported from the estate does not parse (a "
+                             f"meshstage bug; please report it): {error}") from error
+    return imported
+
+
+def _service_item(draft: Draft, service: ServiceDraft) -> dict[str, Any]:
+    fields = dict(service.fields)
+    fields["name"] = service.name
+    if not fields.get("traffic"):
+        fields.pop("traffic", None)
+    if service.calls:
+        fields["calls"] = sorted(service.calls)
+        service.notes["calls"] = [f"{callee}: {'; '.join(sources)}" for callee, sources in
+                                  sorted(service.calls.items())]
+    if service.ingress_from:
+        fields["ingress"] = True
+        service.note("ingress", "; ".join(dict.fromkeys(service.ingress_from)))
+    return {key: fields[key] for key in SERVICE_KEYS if key in fields}
+
+
+def _wave_item(wave: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": wave.name}
+    if wave.namespaces:
+        item["namespaces"] = list(wave.namespaces)
+    if wave.services:
+        item["services"] = list(wave.services)
+    return item
+
+
+def _principal(draft: Draft, service: ServiceDraft) -> str:
+    account = service.fields.get("service_account", service.name)
+    return f"{draft.trust_domain}/ns/{service.namespace}/sa/{account}"
+
+
+def _authorization(draft: Draft) -> None:
+    """Keep a derived ALLOW derived when the calls found give back exactly the principals
+    it admits; otherwise the existing policy becomes an explicit entry, so that meshstage
+    renders what the estate enforces. A service that keeps its own policies gets an entry
+    without rules (meshstage renders none for it)."""
+    gateway = "{}/ns/{}/sa/{}".format(draft.trust_domain, *draft.ingress_gateway())
+    for service in draft.services.values():
+        if service.keeps_own_policies:
+            draft.authorization[service.name] = {"service": service.name}
+            draft.note(f"mesh_authorization.{service.name}", "it keeps its own policies, "
+                       "which the intent cannot say (listed at the end): no rules of "
+                       "meshstage's")
+            continue
+        if service.admitted is None or service.name in draft.authorization:
+            continue
+        callers = [c for c in draft.services.values() if service.name in c.calls]
+        expected = {_principal(draft, c) for c in callers}
+        if service.ingress_from:
+            expected.add(gateway)
+        if expected == set(service.admitted):
+            continue
+        named, raw = draft.named_callers(service.admitted)
+        rule = {**({"from": named} if named else {}), **({"principals": raw} if raw else {})}
+        draft.authorization[service.name] = {"service": service.name, "allow": [rule]}
+        draft.note(f"mesh_authorization.{service.name}", "from " + ", ".join(
+            service.admitted_by) + ": the callers found elsewhere differ from the ones it "
+            "admits, so its rule is written as it is")
+
+
+def _stage(draft: Draft) -> tuple[Stage, str]:
+    if not draft.stage_hints:
+        return Stage.PERMISSIVE_MTLS, ("no mesh object of the estate shows a later stage: "
+                                       "the first stage")
+    stage = max((s for s, _ in draft.stage_hints), key=lambda s: s.number)
+    reasons = list(dict.fromkeys(why for s, why in draft.stage_hints if s is stage))
+    shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3
+                                      else "")
+    return stage, f"guessed from the estate: {shown}"
+
+
+def _default_deny(draft: Draft, notes: dict[str, list[str]]) -> bool:
+    if draft.default_deny:
+        notes["mesh_default_deny"] = ["; ".join(draft.default_deny[:3])]
+        return True
+    if any(s is Stage.AUTHORIZATION or "dry run" in why for s, why in draft.stage_hints):
+        notes["mesh_default_deny"] = ["the estate authorizes, but nothing denies by default"]
+        return False
+    notes["mesh_default_deny"] = ["the default: at the authorization stage, every request no "
+                                  "ALLOW admits is denied"]
+    return True

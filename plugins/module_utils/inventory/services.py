@@ -1,0 +1,361 @@
+"""The catalogue from the estate's Services and workloads: each service with its namespace,
+service account, ports and protocols, versions, probes and workload kinds, and what each
+value was read or guessed from.
+
+- A service is a Kubernetes Service that selects pods (ExternalName Services, Services
+  without a selector, meshstage's own version Services, the system namespaces and the
+  meshes' own namespaces are left out). A workload no Service selects is a client: a
+  service with ``ports: []`` (it calls, nothing calls it).
+- A Service whose selector narrows another Service's to one version (``reviews-v1``:
+  ``app: reviews, version: v1``) is that version's Service (``versions[].service``).
+- Protocols: ``appProtocol``, then the port name's ``<protocol>[-<suffix>]`` (Istio's
+  convention: https://istio.io/latest/docs/ops/configuration/traffic-management/
+  protocol-selection/), then the kubelet's probe on the port (``httpGet``, ``grpc``), then
+  the port's well-known number; TCP otherwise (opaque: nothing is parsed, nothing breaks).
+- Versions: the pods' ``version`` label, else ``app.kubernetes.io/version``.
+- ``probe_paths``: the paths of the ``httpGet`` probes on the service's ports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..analyze.analyzers.port_name import port_protocol
+from ..estate.objects import SYSTEM_NAMESPACES, Resource, as_mapping
+from ..intent.checker import PROBE_PATH
+from ..kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, selector_text
+from .draft import Draft, ServiceDraft, WorkloadGroup
+from .workloads import sidecar_blockers
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+# Istio's protocol names (port_protocol) as the intent says them.
+_INTENT_PROTOCOL = {"http": "HTTP", "http_proxy": "HTTP", "grpc-web": "HTTP", "http2": "HTTP2",
+                    "grpc": "GRPC", "https": "HTTPS", "tls": "TLS", "tcp": "TCP",
+                    "mongo": "MONGO", "redis": "REDIS", "mysql": "TCP"}
+
+# Well-known server ports (IANA, and each project's documented default).
+WELL_KNOWN_PORTS: Mapping[int, tuple[str, str]] = {
+    80: ("HTTP", "HTTP"), 8080: ("HTTP", "HTTP alternate"), 443: ("HTTPS", "HTTPS"),
+    8443: ("HTTPS", "HTTPS alternate"), 3306: ("TCP", "MySQL"), 5432: ("TCP", "PostgreSQL"),
+    6379: ("REDIS", "Redis"), 27017: ("MONGO", "MongoDB"), 9092: ("TCP", "Kafka"),
+    2181: ("TCP", "ZooKeeper"), 11211: ("TCP", "memcached"), 4222: ("TCP", "NATS"),
+    5672: ("TCP", "AMQP"), 9042: ("TCP", "Cassandra"), 25: ("TCP", "SMTP"),
+    9200: ("HTTP", "Elasticsearch"), 9090: ("HTTP", "Prometheus"),
+}
+
+VERSION_LABELS = ("version", "app.kubernetes.io/version")
+
+# Port names that are not Istio's ``<protocol>[-<suffix>]`` but name an HTTP endpoint by habit.
+HTTP_PORT_NAMES = ("metrics", "prom", "prometheus", "web", "http-metrics")
+
+
+def label_value_name(value: str) -> str | None:
+    """A label value as a DNS label (a version name): lower case, other characters as
+    ``-``; None when nothing is left."""
+    name = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:63].strip("-")
+    return name or None
+
+
+def build_catalogue(draft: Draft, groups: list[WorkloadGroup],
+                    namespaces: Iterable[str] = (), excluded: Iterable[str] = ()) -> None:
+    """Fill ``draft.services`` from the estate's Services and workloads."""
+    wanted, left_out = set(namespaces), set(excluded) | _mesh_namespaces(draft)
+    index = draft.index
+
+    def in_scope(namespace: str) -> bool:
+        return (namespace in wanted) if wanted else (
+            namespace not in SYSTEM_NAMESPACES and namespace not in left_out)
+
+    services = [r for r in index.of_kind("Service") if in_scope(r.namespace)
+                and r.spec.get("type") != "ExternalName"
+                and isinstance(r.spec.get("selector"), Mapping) and r.spec.get("selector")
+                and r.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE]
+    versions_of = _version_services(services)
+    selected: set[int] = set()
+    drafts: list[ServiceDraft] = []
+    postings: dict[tuple[str, str, str], list[WorkloadGroup]] = {}
+    for group in groups:
+        for key, value in {(k, v) for w in group.running for k, v in w.labels.items()}:
+            postings.setdefault((group.root.namespace, key, value), []).append(group)
+    for resource in sorted(services, key=lambda r: (r.namespace, r.name)):
+        if resource in versions_of:
+            continue
+        selector = {str(k): str(v) for k, v in resource.spec["selector"].items()}
+        first = min((postings.get((resource.namespace, k, v), []) for k, v in
+                     selector.items()), key=len)
+        members = [g for g in first if any(all(w.labels.get(k) == v for k, v in
+                                               selector.items()) for w in g.running)]
+        selected.update(id(g) for g in members)
+        drafts.append(ServiceDraft(resource.name, resource.namespace, resource, members))
+    for group in groups:
+        if id(group) in selected or not in_scope(group.root.namespace):
+            continue
+        name = group.labels.get("app") or group.root.resource.name
+        drafts.append(ServiceDraft(name, group.root.namespace, None, [group]))
+    for service in sorted(drafts, key=lambda s: (s.namespace, s.name)):
+        _add(draft, service)
+    for version, (parent, labels) in versions_of.items():
+        found = draft.service_at(parent.namespace, parent.name)
+        if found is not None:
+            found.fields.setdefault("_version_services", []).append((version, labels))
+    for service in list(draft.services.values()):
+        _describe(draft, service)
+
+
+def _mesh_namespaces(draft: Draft) -> set[str]:
+    """Namespaces that hold a mesh's own parts: Istio's root namespace (its control plane
+    and gateways), Linkerd's control plane and extensions (their namespace labels)."""
+    found = {str(draft.shared.get("mesh_root_namespace") or "istio-system")}
+    for namespace in draft.index.of_kind("Namespace"):
+        if namespace.labels.get("linkerd.io/is-control-plane") == "true" \
+                or "linkerd.io/extension" in namespace.labels:
+            found.add(namespace.name)
+    return found
+
+
+def _version_services(services: list[Resource]) -> dict[Resource, tuple[Resource, dict[str, str]]]:
+    """Services that select one version of another Service's pods: {version Service:
+    (the Service, the labels it adds)}."""
+    found = {}
+    by_namespace: dict[str, list[Resource]] = {}
+    for service in services:
+        by_namespace.setdefault(service.namespace, []).append(service)
+    for narrow in services:
+        selector = {str(k): str(v) for k, v in narrow.spec["selector"].items()}
+        for wide in by_namespace[narrow.namespace]:
+            if wide is narrow:
+                continue
+            base = {str(k): str(v) for k, v in wide.spec["selector"].items()}
+            extra = {k: v for k, v in selector.items() if k not in base}
+            if len(selector) > len(base) and all(selector.get(k) == v for k, v in base.items()) \
+                    and any(k in VERSION_LABELS for k in extra):
+                found[narrow] = (wide, extra)
+                break
+    return found
+
+
+def _add(draft: Draft, service: ServiceDraft) -> None:
+    """Add a service, unless its name is taken (names are unique across the catalogue)."""
+    where = (f"Service {service.namespace}/{service.name}" if service.service is not None
+             else ", ".join(g.display for g in service.workloads))
+    if not _DNS_LABEL.match(service.name) or len(service.name) > 63:
+        draft.keep(where, f"{service.name!r} is not a DNS label, which a service name must be")
+        return
+    taken = draft.services.get(service.name)
+    if taken is not None:
+        draft.keep(where, f"the name {service.name!r} is taken by the service of namespace "
+                   f"{taken.namespace}: the catalogue's names are unique across namespaces, "
+                   "so this one is not in it")
+        return
+    draft.services[service.name] = service
+
+
+def _describe(draft: Draft, service: ServiceDraft) -> None:
+    """The service's fields, each with what it was read or guessed from."""
+    service.put("namespace", service.namespace)
+    if service.service is not None:
+        service.note("", f"Service {service.namespace}/{service.name}")
+        _check_selector(service)
+    else:
+        service.note("", "a client: no Service selects "
+                     + ", ".join(g.display for g in service.workloads)
+                     + ", so nothing calls it through the mesh (ports: [])")
+    if service.workloads:
+        kinds = "; ".join(g.display for g in service.workloads)
+        service.note("", f"runs as {kinds}")
+    else:
+        service.note("", "no workload of the estate runs it (none is selected)")
+    _account(service)
+    _ports(service)
+    if service.service is not None:  # nothing routes to a client: no versions
+        _versions(service)
+    _probes(service)
+    blockers = list(dict.fromkeys(f"{g.display}: {reason}" for g in service.workloads
+                                  for reason in sidecar_blockers(g, draft.provider)))
+    if blockers:
+        service.put("inject", False, "cannot take the sidecar: " + "; ".join(blockers))
+        draft.held.add(service.name)
+
+
+def _check_selector(service: ServiceDraft) -> None:
+    """meshstage selects a service's pods by ``app: <name>``: say so when the pods lack it."""
+    assert service.service is not None
+    selector = {str(k): str(v) for k, v in service.service.spec["selector"].items()}
+    pods = service.pods()
+    if pods and all(w.labels.get("app") == service.name for w in pods):
+        if selector != {"app": service.name}:
+            service.note("", f"its Service selects {selector_text(selector)}; meshstage "
+                         f"selects the pods by app={service.name}, which they carry")
+        return
+    service.note("", f"WARNING: meshstage selects a service's pods by app={service.name} and "
+                 f"these pods do not all carry it (the Service selects "
+                 f"{selector_text(selector)}): label them, or the mesh objects meshstage "
+                 "renders for the service select nothing")
+
+
+def _account(service: ServiceDraft) -> None:
+    counts: dict[str, list[str]] = {}
+    for group in service.workloads:
+        counts.setdefault(group.root.service_account, []).append(group.display)
+    if not counts:
+        return
+    account = max(counts, key=lambda a: (len(counts[a]), a != "default", a))
+    source = ", ".join(counts[account])
+    note = f"the pods of {source} run as it"
+    if account == "default":
+        note += " (the namespace's default account: every workload without its own shares " \
+                "its identity)"
+    if len(counts) > 1:
+        note += "; WARNING: " + "; ".join(f"{', '.join(w)} run as {a}" for a, w in
+                                          sorted(counts.items()) if a != account) \
+                + ": one identity per service is what the intent can say"
+    if account != service.name or len(counts) > 1 or account == "default":
+        service.put("service_account", account, note)
+
+
+def _ports(service: ServiceDraft) -> None:
+    if service.service is None:
+        service.put("ports", [])
+        return
+    ports: list[dict[str, Any]] = []
+    for raw in service.service.spec.get("ports") or []:
+        port = as_mapping(raw)
+        path = f"ports[{len(ports)}]"
+        if str(port.get("protocol") or "TCP").upper() != "TCP":
+            service.note("ports", f"port {port.get('port')} ({port.get('protocol')}) is left "
+                         "out: the mesh carries TCP only")
+            continue
+        if not isinstance(port.get("port"), int):
+            continue
+        entry: dict[str, Any] = {}
+        name = str(port.get("name") or "")
+        protocol, why = guess_protocol(port, service, port.get("port"))
+        if _DNS_LABEL.match(name) and len(name) <= 63:
+            entry["name"] = name
+        elif name:
+            service.note(path, f"the Service's port name {name!r} is not a DNS label: "
+                         "meshstage's default name is used")
+        entry["port"] = port["port"]
+        entry["protocol"] = protocol
+        target = _target_port(service, port)
+        if target is not None and target != port["port"]:
+            entry["target_port"] = target
+        ports.append(entry)
+        service.note(path, f"protocol {protocol}: {why}")
+    service.put("ports", ports)
+
+
+def _target_port(service: ServiceDraft, port: Mapping[str, Any]) -> int | None:
+    target = port.get("targetPort", port.get("port"))
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str) and target.isdigit():
+        return int(target)
+    numbers = {number for w in service.pods() for name, number in w.container_ports()
+               if name == target}
+    if len(numbers) == 1:
+        return numbers.pop()
+    service.note("ports", f"target port {target!r} of port {port.get('port')} names no "
+                 "container port of the pods (or several): left unset")
+    return None
+
+
+def guess_protocol_name(known: str | None) -> str | None:
+    """The intent's protocol for a protocol Istio tells from a Service port (``port_protocol``),
+    or None when it tells none the intent has."""
+    return _INTENT_PROTOCOL.get(known) if known else None
+
+
+def guess_protocol(port: Mapping[str, Any], service: ServiceDraft,
+                   number: Any) -> tuple[str, str]:
+    """The intent's protocol of a Service port, and what it was guessed from."""
+    known = port_protocol(port)
+    if known in _INTENT_PROTOCOL:
+        source = (f"appProtocol {port['appProtocol']!r}" if port.get("appProtocol")
+                  else f"the port name {port.get('name')!r}")
+        note = f"from {source}"
+        if known == "mysql":
+            note += " (MySQL: the intent says TCP for it)"
+        return _INTENT_PROTOCOL[known], note
+    if str(port.get("name") or "").lower() in HTTP_PORT_NAMES:
+        return "HTTP", (f"guessed from the port name {port.get('name')!r}, which usually "
+                        "names an HTTP endpoint (metrics, a web page)")
+    target = _target_port(service, port) if service.workloads else None
+    for workload in service.pods():
+        for probe in workload.probes():
+            if probe.port in (target, number) and probe.action in ("httpGet", "grpc"):
+                protocol = ("GRPC" if probe.action == "grpc" else
+                            "HTTPS" if probe.scheme == "HTTPS" else "HTTP")
+                return protocol, (f"guessed from the {probe.kind} {probe.action} of "
+                                  f"{workload.resource.kind} {workload.namespace}/"
+                                  f"{workload.resource.name} on port {probe.port}")
+    if isinstance(number, int) and number in WELL_KNOWN_PORTS:
+        protocol, what = WELL_KNOWN_PORTS[number]
+        return protocol, f"guessed from the port number ({what}); name the port to be sure"
+    return "TCP", ("guessed: neither appProtocol, the port's name, a probe nor its number "
+                   "tells; TCP (opaque) is the safe guess, say HTTP if it is")
+
+
+def _versions(service: ServiceDraft) -> None:
+    """Versions from the pods' version labels; a note when there are none."""
+    found: dict[str, tuple[str, str, list[str]]] = {}
+    unlabelled = []
+    for group in service.workloads:
+        label = next((k for k in VERSION_LABELS if group.labels.get(k)), None)
+        if label is None:
+            unlabelled.append(group.display)
+            continue
+        value = group.labels[label]
+        name = label_value_name(value)
+        if name is None:
+            unlabelled.append(group.display)
+            continue
+        found.setdefault(name, (label, value, []))[2].append(group.display)
+    version_services = service.fields.pop("_version_services", [])
+    if not found:
+        if service.workloads:
+            service.put("versions", [], "no version label on its pods (version, or "
+                        "app.kubernetes.io/version): label each version's pods before "
+                        "the traffic stage routes by version")
+        return
+    versions: list[Any] = []
+    notes = []
+    for name, (label, value, where) in sorted(found.items()):
+        item: dict[str, Any] = {"name": name}
+        if label != "version" or value != name:
+            item["labels"] = {label: value}
+        own = next((v.name for v, labels in version_services if labels == {label: value}),
+                   None)
+        if own:
+            item["service"] = own
+        versions.append(item if len(item) > 1 else name)
+        notes.append(f"{name} from the label {label}={value} of {', '.join(where)}")
+    if unlabelled:
+        notes.append("WARNING: no version label on " + ", ".join(unlabelled))
+    service.put("versions", versions, "; ".join(notes))
+
+
+def _probes(service: ServiceDraft) -> None:
+    """``probe_paths``: the httpGet probe paths on the service's ports (Linkerd authorizes
+    them per route), and a note of every probe."""
+    ports = {p.get("target_port", p["port"]) for p in service.fields.get("ports", [])}
+    paths: list[str] = []
+    seen = []
+    for workload in (g.root for g in service.workloads):
+        for probe in workload.probes():
+            where = f"{probe.kind} {probe.action}" + (f" {probe.path}" if probe.path else "") \
+                + (f" on port {probe.port}" if probe.port else "")
+            if where not in seen:
+                seen.append(where)
+            path = (probe.path or "").split("?")[0]
+            if probe.action == "httpGet" and probe.port in ports and PROBE_PATH.match(path) \
+                    and path not in paths:
+                paths.append(path)
+    if paths:
+        service.put("probe_paths", sorted(paths), "from the kubelet's probes: " +
+                    "; ".join(seen))
+    elif seen:
+        service.note("", "probes: " + "; ".join(seen))

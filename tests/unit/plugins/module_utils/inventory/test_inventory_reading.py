@@ -1,0 +1,332 @@
+"""What an import reads, source by source: calls from ConfigMaps, NetworkPolicies, Istio
+Sidecars and policies, Linkerd's policies; workloads that cannot take a sidecar; Argo
+Rollouts; risky workloads waiting a wave; objects the intent cannot say, kept and listed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
+    Manifests,
+    add_text,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.inventory.importer import (
+    Imported,
+    ImportOptions,
+    import_estate,
+)
+
+SHOP = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec: {selector: {app: api}, ports: [{name: grpc-api, port: 9090}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: data}
+spec: {selector: {app: db}, ports: [{port: 5432}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {app: web, version: v1}}
+    spec:
+      serviceAccountName: web
+      containers:
+      - name: web
+        ports: [{name: http, containerPort: 8080}]
+        envFrom: [{configMapRef: {name: web-config}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config, namespace: shop}
+data: {API_URL: "grpc://api:9090", UNRELATED: "api"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {app: api, version: "1.4.2"}}
+    spec: {serviceAccountName: api, containers: [{name: api}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: data}
+spec:
+  template:
+    metadata: {labels: {app: db}}
+    spec: {serviceAccountName: db, containers: [{name: postgres}]}
+"""
+
+
+def _import(*texts: str, **options: Any) -> Imported:
+    manifests = Manifests()
+    for number, text in enumerate(texts):
+        add_text(manifests, text, f"estate-{number}.yaml")
+    return import_estate(manifests.resources, ImportOptions(**options))
+
+
+def _service(imported: Imported, name: str) -> dict[str, Any]:
+    return next(s for s in imported.shared["mesh_services"] if s["name"] == name)
+
+
+def _notes(imported: Imported, name: str) -> str:
+    index = [s["name"] for s in imported.shared["mesh_services"]].index(name)
+    return " ".join(t for path, texts in imported.notes.items()
+                    if path.startswith(f"mesh_services[{index}]") for t in texts)
+
+
+def test_the_estate_alone():
+    imported = _import(SHOP)
+    web, api, db = (_service(imported, n) for n in ("web", "api", "db"))
+    assert web["ports"] == [{"name": "http", "port": 80, "protocol": "HTTP",
+                             "target_port": 8080}]   # the named targetPort, resolved
+    assert web["calls"] == ["api"]                   # from the ConfigMap its env reads
+    assert "ConfigMap shop/web-config key API_URL" in _notes(imported, "web")
+    assert api["ports"] == [{"name": "grpc-api", "port": 9090, "protocol": "GRPC"}]
+    # a version label that is no DNS label: its name is made one, its labels kept
+    assert api["versions"] == [{"name": "1-4-2", "labels": {"version": "1.4.2"}}]
+    assert db["ports"] == [{"name": "tcp-5432", "port": 5432, "protocol": "TCP"}] or \
+        db["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    assert "PostgreSQL" in _notes(imported, "db")
+    # two namespaces: namespace waves, leaves first; the StatefulSet's waits one more
+    assert imported.shared["mesh_injection_waves"] == [
+        {"name": "wave-1", "namespaces": ["shop"]},
+        {"name": "wave-2", "namespaces": ["data"]}]
+    assert "data waits a wave: StatefulSet data/db is a StatefulSet" in \
+        " ".join(imported.notes["mesh_injection_waves[1]"])
+
+
+NETWORK_POLICY = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-callers, namespace: data}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}}
+      podSelector: {matchLabels: {app: api}}
+  - from:
+    - namespaceSelector: {}
+"""
+
+
+def test_calls_from_a_network_policy():
+    imported = _import(SHOP, NETWORK_POLICY)
+    assert _service(imported, "api")["calls"] == ["db"]
+    assert "NetworkPolicy data/db-callers admits it" in _notes(imported, "api")
+    assert ("NetworkPolicy data/db-callers", "spec.ingress[1].from[0] admits a whole "
+            "namespace or an address block: no caller can be told from it") \
+        in imported.draft.listed
+    # api calls db: data is the leaf, but its StatefulSet waits one wave, beside shop
+    assert imported.shared["mesh_injection_waves"] == [
+        {"name": "wave-1", "namespaces": ["data", "shop"]}]
+
+
+ISTIO = """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: api, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: api}}
+  egress: [{hosts: ["data/db.data.svc.cluster.local", "istio-system/*"]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api-allow, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]
+    to: [{operation: {methods: [GET], paths: ["/api/*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: db-allow, namespace: data}
+spec:
+  selector: {matchLabels: {app: db}}
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/shop/sa/api]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: web-allow, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]
+    when: [{key: "request.headers[x-team]", values: [shop]}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: db
+  namespace: data
+  annotations: {meshstage.io/reason: scraped in plaintext}
+spec:
+  selector: {matchLabels: {app: db}}
+  mtls: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-nothing, namespace: shop}
+spec: {}
+"""
+
+
+def test_istio_policies_become_intent_or_stay_as_they_are():
+    imported = _import(SHOP, ISTIO)
+    assert _service(imported, "api")["calls"] == ["db"]
+    assert "Sidecar shop/api lets it reach data/db.data.svc.cluster.local" in \
+        _notes(imported, "api")
+    # an explicit rule stays an explicit rule; its caller is a call
+    assert imported.shared["mesh_authorization"] == [
+        {"service": "api", "allow": [{"from": ["web"], "methods": ["GET"],
+                                      "paths": ["/api/*"]}]},
+        {"service": "web"}]
+    assert _service(imported, "web")["calls"] == ["api"]
+    # the derived shape stays derived: db's callers from calls give the same principal
+    assert not any(e["service"] == "db" for e in imported.shared["mesh_authorization"])
+    # a condition the intent cannot say: web keeps its policy, meshstage renders none
+    assert "web keeps its policies" in dict(imported.draft.listed)[
+        "AuthorizationPolicy shop/web-allow"]
+    assert imported.shared["mesh_mtls_exceptions"] == [
+        {"service": "db", "mode": "PERMISSIVE", "reason": "scraped in plaintext"}]
+    assert imported.shared["mesh_default_deny"] is True
+    assert imported.environment["mesh_stage"] == "authorization"
+
+
+def test_a_derived_allow_that_the_calls_contradict_becomes_explicit():
+    """db's ALLOW admits api only; web is told db's address too. A derived ALLOW would
+    admit web: the import writes db's rule as the estate enforces it."""
+    told = SHOP.replace('API_URL: "grpc://api:9090"',
+                        'API_URL: "grpc://api:9090", DB: "db.data.svc.cluster.local:5432"')
+    imported = _import(told, ISTIO)
+    assert _service(imported, "web")["calls"] == ["api", "db"]
+    assert {"service": "db", "allow": [{"from": ["api"]}]} in \
+        imported.shared["mesh_authorization"]
+
+
+LINKERD = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  annotations: {linkerd.io/inject: enabled, config.linkerd.io/default-inbound-policy: deny}
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: api-grpc, namespace: shop}
+spec: {podSelector: {matchLabels: {app: api}}, port: 9090, proxyProtocol: gRPC}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: api-grpc, namespace: shop}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: api-grpc}
+  requiredAuthenticationRefs:
+  - {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: api-callers}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: api-callers, namespace: shop}
+spec:
+  identityRefs: [{kind: ServiceAccount, name: web}]
+"""
+
+
+def test_linkerd_policies_become_calls_and_the_stage():
+    imported = _import(SHOP, LINKERD)
+    assert imported.shared["mesh_provider"] == "linkerd"
+    assert _service(imported, "web")["calls"] == ["api"]
+    assert "AuthorizationPolicy shop/api-grpc admits it" in _notes(imported, "web")
+    assert "mesh_authorization" not in imported.shared  # the derived shape
+    assert imported.environment["mesh_stage"] == "authorization"
+    assert imported.shared["mesh_default_deny"] is True
+    assert imported.shared["mesh_injection_waves"][0] == {"name": "injected",
+                                                          "namespaces": ["shop"]}
+
+
+AGENTS = """
+apiVersion: v1
+kind: Service
+metadata: {name: node-agent, namespace: ops}
+spec: {selector: {app: node-agent}, ports: [{name: http-metrics, port: 9100}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: node-agent, namespace: ops}
+spec:
+  template:
+    metadata: {labels: {app: node-agent}}
+    spec: {hostNetwork: true, containers: [{name: agent}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: legacy, namespace: ops}
+spec: {selector: {app: legacy}, ports: [{name: http, port: 80}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: legacy, namespace: ops}
+spec:
+  template:
+    metadata:
+      labels: {app: legacy}
+      annotations: {consul.hashicorp.com/connect-inject: "true"}
+    spec: {containers: [{name: legacy}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: checkout, namespace: ops}
+spec: {selector: {app: checkout}, ports: [{name: http, port: 80}]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: checkout, namespace: ops}
+spec:
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: checkout-template}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: checkout-template, namespace: ops}
+spec:
+  replicas: 0
+  template:
+    metadata: {labels: {app: checkout, version: v7}}
+    spec: {serviceAccountName: checkout, containers: [{name: checkout}]}
+"""
+
+
+def test_workloads_that_cannot_take_a_sidecar_and_argo_rollouts():
+    imported = _import(AGENTS)
+    agent, legacy, checkout = (_service(imported, n) for n in ("node-agent", "legacy",
+                                                                "checkout"))
+    assert agent["inject"] is False
+    assert "hostNetwork" in _notes(imported, "node-agent")
+    assert legacy["inject"] is False
+    assert "asks for Consul's sidecar" in _notes(imported, "legacy")
+    assert "inject" not in checkout
+    assert checkout["versions"] == ["v7"]
+    assert "runs as Argo Rollout ops/checkout-template" in _notes(imported, "checkout")
+
+
+def test_an_object_defined_twice_reads_the_last_and_says_so():
+    first = SHOP
+    second = SHOP.replace("ports: [{name: grpc-api, port: 9090}]",
+                          "ports: [{name: grpc-api, port: 9091}]")
+    imported = _import(first, second)
+    assert _service(imported, "api")["ports"][0]["port"] == 9091
+    assert "defined 2 times in the input (estate-0.yaml#2, estate-1.yaml#2): the last one " \
+        "is read" in dict(imported.draft.listed)["Service shop/api"]
