@@ -94,12 +94,18 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
         if proxy and intent.stage.reached(Stage.INJECTION) else set()
     for service in intent.services:
         objects += _service_objects(service, proxy if service.namespace in injected else None)
-    labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
+    # the intent's gateway: istiod's Deployment <gateway>-<class> for a Gateway API Gateway,
+    # else the istioctl ingress gateway
+    ref = gateway.gateway_ref()
+    deployment = f"{ref[1]}-{gateway.gateway_class}" if ref and gateway.gateway_class \
+        else "istio-ingressgateway"
+    labels = dict(gateway.labels) if gateway.gateway_class else \
+        {**gateway.labels, "app": "istio-ingressgateway"}
     objects += [
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(gateway.service_account, gateway.namespace)},
         {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": _meta("istio-ingressgateway", gateway.namespace, labels),
+         "metadata": _meta(deployment, gateway.namespace, labels),
          "spec": {"selector": {"matchLabels": labels}, "template": {
              "metadata": {"labels": labels},
              "spec": {"serviceAccountName": gateway.service_account,

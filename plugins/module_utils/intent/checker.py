@@ -64,6 +64,10 @@ RETRY_ON = re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
 PROBE_PATH = re.compile(r"^/[^\s*?#]*$")
 
 
+# A gateway by name, or namespace/name (DNS labels and subdomains).
+GATEWAY_REF = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
 HOST_PORT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$")
 
 

@@ -38,6 +38,8 @@ class Version:
     # The Service that selects exactly this version's pods, when the team has one; otherwise
     # meshstage renders ``<service>-<version>`` for the Gateway API and SMI backends.
     service: str | None = None
+    # written in the short form (``versions: [v1]``): the labels are assumed, ``version: v1``
+    assumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ class Service:
     traffic: TrafficPolicy
     probe_paths: tuple[str, ...] = ()
     canary: Canary | None = None
+    # the hosts (Host header) the ingress gateway receives this service's requests on
+    ingress_hosts: tuple[str, ...] = ()
 
     @property
     def selector(self) -> dict[str, str]:
@@ -168,6 +172,8 @@ class MtlsExemption:
     mode: str  # DISABLE | PERMISSIVE
     ports: Mapping[int, str]
     reason: str
+    # the callers that can never be meshed, when meshstage derived it (``plan/callers.py``)
+    derived_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,10 +267,30 @@ class InstallSettings:
     repository: str | None = None
 
 
+CLASSIC_GATEWAY_LABELS: Mapping[str, str] = {"istio": "ingressgateway"}
+
+
 @dataclass(frozen=True)
 class IngressGateway:
+    """The gateway external requests enter through: where its pods run, their identity and
+    labels, and the gateway object ingress routes bind to (``gateway``: an Istio Gateway for
+    VirtualServices, a Gateway API Gateway for HTTPRoutes; ``namespace/name`` or a name in
+    ``namespace``). With ``gateway_class`` it is a Gateway API Gateway that istiod deploys as
+    ``<gateway>-<gateway_class>``, so its service account and labels follow from its name."""
+
     namespace: str = "istio-system"
     service_account: str = "istio-ingressgateway-service-account"
+    labels: Mapping[str, str] = field(default_factory=lambda: dict(CLASSIC_GATEWAY_LABELS))
+    gateway: str | None = None
+    gateway_class: str | None = None
+    ports: tuple[int, ...] = ()   # the container ports its pods listen on (Linkerd Servers)
+
+    def gateway_ref(self) -> tuple[str, str] | None:
+        """(namespace, name) of ``gateway``."""
+        if not self.gateway:
+            return None
+        namespace, _, name = self.gateway.rpartition("/")
+        return (namespace or self.namespace, name)
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..errors import IntentErrors
+from ..estate.estate import Estate
 from ..intent.model import Intent
 from ..providers.registry import HOSTS, mesh
+from .callers import with_plaintext_exceptions
 from .model import StagePlan, assemble
 
 
-def plan_stage(intent: Intent) -> StagePlan:
+def plan_stage(intent: Intent, estate: Estate | None = None) -> StagePlan:
     """The plan of ``intent.environment`` at ``intent.stage``: its provider's planner for
-    the Kubernetes services, and the Envoy planner for the services its hosts carry."""
-    planned = [mesh(intent.provider).plan(cluster_intent(intent))]
+    the Kubernetes services, and the Envoy planner for the services its hosts carry.
+    ``estate``: the estate's manifests (``mesh_check_paths``), when the run was given them."""
+    planned = [mesh(intent.provider).plan(with_plaintext_exceptions(cluster_intent(intent)),
+                                          estate)]
     if intent.hosts:
-        planned.append(HOSTS.plan(intent))
-    return assemble(intent, *planned)
+        planned.append(HOSTS.plan(intent, estate))
+    plan = assemble(intent, *planned)
+    if plan.refusals:
+        raise IntentErrors(plan.refusals)
+    return plan
 
 
 def cluster_intent(intent: Intent) -> Intent:

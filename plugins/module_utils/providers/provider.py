@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..estate.estate import Estate
 from ..intent.model import Intent
 from ..plan.model import StageContribution
 from ..stages import Stage
 
-Planner = Callable[[Intent], dict[Stage, StageContribution]]
+# A planner reads the intent and, when the run was given the estate's manifests, the estate.
+Planner = Callable[[Intent, Estate | None], dict[Stage, StageContribution]]
 
 
 @dataclass(frozen=True)

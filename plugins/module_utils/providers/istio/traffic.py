@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...intent.model import Intent, Service
+from ...plan.callers import has_sidecar
 from ...plan.model import Gap, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
@@ -42,8 +43,15 @@ _OUTLIER = {
 
 
 def _tls_mode(intent: Intent, service: Service) -> str | None:
+    """What clients originate to the service once strict: ISTIO_MUTUAL; DISABLE for a DISABLE
+    exception, and for a service whose pods have no sidecar: Istio mTLS sent to a workload
+    without one reaches the application as TLS it cannot read
+    (https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/
+    #auto-mtls: "only send plaintext to workloads that are not part of the mesh")."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
+    if not has_sidecar(intent, service):
+        return "DISABLE"
     for exception in intent.mtls_exceptions:
         if exception.service == service.name and exception.mode == "DISABLE":
             return "DISABLE"

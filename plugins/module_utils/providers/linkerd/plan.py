@@ -26,6 +26,7 @@ What Linkerd cannot express is a ``Gap``: a warning in the task result and the r
 
 from __future__ import annotations
 
+from ...estate.estate import Estate
 from ...intent.model import Intent, Service
 from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
@@ -58,7 +59,8 @@ from .policy import (
 from .traffic import accrual_elsewhere, failure_accrual, http_routes, set_fields, smi_split
 
 
-def plan_linkerd(intent: Intent) -> dict[Stage, StageContribution]:
+def plan_linkerd(intent: Intent, estate: Estate | None = None,
+               ) -> dict[Stage, StageContribution]:
     """Each stage's objects, runbook notes and gaps for a Linkerd environment."""
     return {
         Stage.PERMISSIVE_MTLS: _permissive(intent),
