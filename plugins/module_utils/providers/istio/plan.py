@@ -18,6 +18,7 @@ from ...plan.callers import (
     plaintext_callers,
     services_calling,
 )
+from ...plan.ingress import ingress_binding
 from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
@@ -45,7 +46,7 @@ def plan_istio(intent: Intent, estate: Estate | None = None,
         Stage.PERMISSIVE_MTLS: _permissive(intent),
         Stage.INJECTION: _injection(intent),
         Stage.OBSERVABILITY: _observability(intent),
-        Stage.TRAFFIC: _traffic(intent),
+        Stage.TRAFFIC: _traffic(intent, estate),
         Stage.STRICT_MTLS: _strict(intent, estate),
         Stage.AUTHORIZATION: _authorization(intent, estate),
     }
@@ -140,14 +141,20 @@ def _observability(intent: Intent) -> StageContribution:
     ])
 
 
-def _traffic(intent: Intent) -> StageContribution:
+def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution()
     for service in intent.services:
         contribution.objects.extend(destination_rules(intent, service))
+        binding = None
+        if service.traffic.routes:
+            api = "HTTPRoute" if intent.traffic_api == "gateway-api" else "VirtualService"
+            binding = ingress_binding(intent, service, estate, api)
+            contribution.warnings.extend(binding.warnings)
+            contribution.refusals.extend(binding.refusals)
         if service.traffic.routes and intent.traffic_api == "gateway-api":
-            gateway_routes(intent, service, contribution)
+            gateway_routes(intent, service, contribution, binding)
         elif service.traffic.routes:
-            contribution.objects.append(virtual_service(intent, service))
+            contribution.objects.append(virtual_service(intent, service, binding))
         if service.inject:
             contribution.objects.append(_sidecar(intent, service))
     contribution.notes.append(

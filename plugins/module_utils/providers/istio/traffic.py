@@ -9,6 +9,7 @@ from typing import Any
 
 from ...intent.model import Intent, Service
 from ...plan.callers import has_sidecar
+from ...plan.ingress import IngressBinding
 from ...plan.model import Gap, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
@@ -92,8 +93,10 @@ def destination_rules(intent: Intent, service: Service) -> list[PlannedObject]:
     return [_destination_rule(intent, service, host, subsets=False) for host in hosts]
 
 
-def gateway_routes(intent: Intent, service: Service, contribution: StageContribution) -> None:
-    """The ``gateway-api`` option: an HTTPRoute per HTTP port, and the version Services."""
+def gateway_routes(intent: Intent, service: Service, contribution: StageContribution,
+                   binding: IngressBinding | None = None) -> None:
+    """The ``gateway-api`` option: an HTTPRoute per HTTP port (and one attached to the ingress
+    gateway, when ``binding`` binds it), and the version Services."""
     path = intent.service_path(service)
     subject = f"service {service.namespace}/{service.name}"
     traffic = service.traffic
@@ -122,6 +125,10 @@ def gateway_routes(intent: Intent, service: Service, contribution: StageContribu
             "Istio's default retry policy applies", subject))
     for port in ports:
         contribution.objects.append(http_route(intent, service, port, timeouts=timeouts))
+        if binding is not None and binding.gateway is not None:
+            contribution.objects.append(http_route(intent, service, port, timeouts=timeouts,
+                                                   gateway=binding.gateway,
+                                                   hostnames=binding.hosts))
     contribution.objects.extend(version_services(intent, service))
 
 
@@ -178,7 +185,10 @@ def _camel(source: Any, names: Mapping[str, str]) -> dict[str, Any] | None:
     return values or None
 
 
-def virtual_service(intent: Intent, service: Service) -> PlannedObject:
+def virtual_service(intent: Intent, service: Service,
+                    binding: IngressBinding | None = None) -> PlannedObject:
+    """The service's VirtualService: for sidecars, and for the ingress gateway too when the
+    intent binds it (``binding``: the gateway and the hosts its requests carry)."""
     traffic = service.traffic
     retries = traffic.retries
     common = {
@@ -194,6 +204,7 @@ def virtual_service(intent: Intent, service: Service) -> PlannedObject:
         default = [(service.versions[0].name, None)]
     else:
         default = [(None, None)]
+    bound = binding is not None and binding.gateway is not None
     # A service with several HTTP ports gets its routes once per port, each matching the
     # port and naming it in its destinations: Istio cannot tell which port a destination
     # means otherwise (istioctl analyze IST0112).
@@ -221,5 +232,8 @@ def virtual_service(intent: Intent, service: Service) -> PlannedObject:
         api_version=NETWORKING, kind="VirtualService", name=service.name,
         namespace=service.namespace, template="istio/virtual_service.yaml.j2",
         context={**_meta(service.name, service.namespace, intent),
-                 "host": service.name, "http": http},
+                 "host": service.name, "http": http,
+                 "hosts": [service.name, *binding.hosts] if bound else [service.name],
+                 "gateways": [f"{binding.gateway[0]}/{binding.gateway[1]}", "mesh"]
+                 if bound else None},
     )

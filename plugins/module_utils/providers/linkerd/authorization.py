@@ -23,6 +23,7 @@ from .api import (
     PROXY_PROTOCOL,
     SCRAPERS,
     SERVER,
+    inbound_policy,
 )
 from .policy import (
     ALL,
@@ -122,12 +123,24 @@ def _grant(intent: Intent, namespace: str, target: Mapping[str, str], name: str,
                                                             identities))
         contribution.objects.append(_authorization_policy(
             intent, namespace, f"{name}-mesh", target, "MeshTLSAuthentication", name))
-    # at most one network: anyone (no source), or the probe networks (probe routes)
-    for client in sorted(c for c in clients if c.is_network):
+    # networks: anyone (no source), the probe networks (probe routes), or the addresses of
+    # plaintext callers the intent knows (hosts), in an authentication of the target's own
+    networks = [c for c in clients if c.is_network]
+    if ALL in networks:
+        networks = [ALL]
+    shared_ones = [c for c in networks
+                   if c == ALL or set(c.networks) == set(intent.linkerd.probe_networks)]
+    for client in shared_ones[:1]:
         authn = ALL_NETWORKS if client == ALL else PROBE_NETWORKS
         shared.setdefault(namespace, set()).add(authn)
         contribution.objects.append(_authorization_policy(
             intent, namespace, f"{name}-network", target, "NetworkAuthentication", authn))
+    addresses = sorted({cidr for c in networks if c not in shared_ones for cidr in c.networks})
+    if addresses:
+        authn = f"{name}-hosts"
+        contribution.objects.append(network_authentication(intent, namespace, authn, addresses))
+        contribution.objects.append(_authorization_policy(
+            intent, namespace, authn, target, "NetworkAuthentication", authn))
 
 
 def _authorization_policy(intent: Intent, namespace: str, name: str,
@@ -204,3 +217,38 @@ def proxy_admin(intent: Intent, namespace: str) -> list[PlannedObject]:
             objects.append(_authorization_policy(intent, namespace, name, target,
                                                  "NetworkAuthentication", PROBE_NETWORKS))
     return objects
+
+
+def ingress_gateway_servers(intent: Intent, contribution: StageContribution) -> None:
+    """From strict_mtls on, a namespace of the catalogue refuses requests without an identity
+    (``all-authenticated``, then ``deny``); an ingress gateway whose meshed pods run there
+    would refuse every external request, which comes from outside the mesh. A Server per port
+    the intent lists for it accepts them (``accessPolicy: all-unauthenticated``): a Server's
+    access policy replaces the namespace default on its port
+    (https://linkerd.io/2-edge/reference/authorization-policy/#server). Without ports, a
+    warning says what to do."""
+    gateway = intent.ingress_gateway
+    if not intent.stage.reached(Stage.STRICT_MTLS) or gateway.namespace not in intent.namespaces:
+        return
+    if not gateway.ports:
+        contribution.warnings.append(
+            f"mesh_ingress_gateway.ports: the ingress gateway runs in namespace "
+            f"{gateway.namespace} of the catalogue, whose default inbound policy is "
+            f"{inbound_policy(intent, gateway.namespace)} at {intent.stage.value}: if its pods "
+            "are meshed, their proxy refuses every external request (no identity); list the "
+            "ports its pods listen on so meshstage opens them, or annotate its pod template "
+            "config.linkerd.io/default-inbound-policy: all-unauthenticated")
+        return
+    for port in gateway.ports:
+        name = f"meshstage-ingress-{port}"
+        contribution.objects.append(PlannedObject(
+            api_version=SERVER, kind="Server", name=name, namespace=gateway.namespace,
+            template="linkerd/server.yaml.j2",
+            context={**_meta(name, gateway.namespace, intent),
+                     "pod_selector": {"matchLabels": dict(gateway.labels)},
+                     "port": port, "proxy_protocol": None,
+                     "access_policy": "all-unauthenticated"}))
+    contribution.notes.append(
+        f"The ingress gateway runs in namespace `{gateway.namespace}` of the catalogue: its "
+        f"Servers `meshstage-ingress-<port>` keep port(s) "
+        f"{', '.join(map(str, gateway.ports))} open to external requests.")

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from ...estate.estate import Estate
 from ...intent.model import Intent, Service
+from ...plan.callers import identity_refusals
+from ...plan.ingress import ingress_binding
 from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
@@ -44,6 +46,7 @@ from .api import (
     linkerd_gap,
 )
 from .authorization import (
+    ingress_gateway_servers,
     mtls_exception,
     network_authentication,
     port_objects,
@@ -66,7 +69,7 @@ def plan_linkerd(intent: Intent, estate: Estate | None = None,
         Stage.PERMISSIVE_MTLS: _permissive(intent),
         Stage.INJECTION: _injection(intent),
         Stage.OBSERVABILITY: _observability(intent),
-        Stage.TRAFFIC: _traffic(intent),
+        Stage.TRAFFIC: _traffic(intent, estate),
         Stage.STRICT_MTLS: _strict(intent),
         Stage.AUTHORIZATION: _authorization(intent),
     }
@@ -163,7 +166,7 @@ def _observability(intent: Intent) -> StageContribution:
     return contribution
 
 
-def _traffic(intent: Intent) -> StageContribution:
+def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution()
     for service in intent.services:
         path = intent.service_path(service)
@@ -182,10 +185,17 @@ def _traffic(intent: Intent) -> StageContribution:
                 f"{path}.traffic.load_balancer", traffic.load_balancer,
                 "Linkerd always balances by latency (EWMA, power of two choices)", service))
         accrual = failure_accrual(intent, service, contribution)
+        binding = None
+        if traffic.routes:
+            smi = intent.traffic_api == "smi"
+            binding = ingress_binding(intent, service, estate,
+                                      "TrafficSplit" if smi else "HTTPRoute", can_bind=not smi)
+            contribution.warnings.extend(binding.warnings)
+            contribution.refusals.extend(binding.refusals)
         if traffic.routes and intent.traffic_api == "smi":
             smi_split(intent, service, contribution, accrual)
         elif traffic.routes:
-            http_routes(intent, service, contribution, accrual)
+            http_routes(intent, service, contribution, accrual, binding)
         elif accrual:
             accrual_elsewhere(service, [service.name], accrual, contribution, path)
     return contribution
@@ -212,19 +222,16 @@ def _strict(intent: Intent) -> StageContribution:
         path = f"mesh_mtls_exceptions[{index}]"
         if exception.mode == "DISABLE":
             contribution.gaps.append(linkerd_gap(
-                f"{path}.mode", "DISABLE",
-                "a meshed workload always answers meshed clients with mTLS; its Servers "
-                "accept plaintext as well (accessPolicy all-unauthenticated)", service))
+                f"{path}.mode", "DISABLE", _disable_rendered(intent, service, None), service))
         for port, mode in exception.ports.items():
             if mode == "DISABLE":
                 contribution.gaps.append(linkerd_gap(
                     f"{path}.ports.{port}", "DISABLE",
-                    "a meshed workload always answers meshed clients with mTLS; the Server "
-                    "of this port accepts plaintext as well (accessPolicy "
-                    "all-unauthenticated)", service))
+                    _disable_rendered(intent, service, port), service))
         contribution.notes.append(
             f"Exception: `{service.namespace}/{service.name}` accepts plaintext "
             f"({exception.mode}; {exception.reason}).")
+    ingress_gateway_servers(intent, contribution)
     return contribution
 
 
@@ -242,6 +249,9 @@ def _authorization(intent: Intent) -> StageContribution:
                 "Server or policy can be enforced on it; protect it at the network level.")
             continue
         policy = service_policy(intent, service, callers.get(service.name, []))
+        explicit = next((e for e in intent.authorization if e.service == service.name), None)
+        if explicit is not None:
+            contribution.refusals.extend(identity_refusals(intent, service, explicit, []))
         for path, value, reason in policy.gaps:
             contribution.gaps.append(linkerd_gap(path, value, reason, service))
         if not (policy.allow or intent.default_deny or mtls_exception(intent, service)):
@@ -283,6 +293,25 @@ def _authorization(intent: Intent) -> StageContribution:
 
 
 # --------------------------------------------------------------------------- builders
+
+
+def _disable_rendered(intent: Intent, service: Service, port: int | None) -> str:
+    """What a DISABLE exception becomes under Linkerd at the environment's stage: meshed
+    clients always send mTLS to a meshed workload (https://linkerd.io/2-edge/features/
+    automatic-mtls/), so Linkerd has no DISABLE; what it can do is accept plaintext too."""
+    servers, verb = (f"the Server of port {port}", "s") if port else ("its Servers", "")
+    text = ("Linkerd cannot turn mTLS off for a meshed workload: meshed clients always send it "
+            "mTLS. ")
+    governed = intent.stage.reached(Stage.AUTHORIZATION) and any(
+        obj.context.get("access_policy") == "deny" for obj in server_objects(intent, service))
+    if governed:
+        return text + (f"At {intent.stage.value}, {servers} refuse{verb} what no "
+                       "AuthorizationPolicy "
+                       "allows (accessPolicy deny): meshed callers are admitted by identity, "
+                       "plaintext callers without a proxy from any network, and other "
+                       "plaintext is refused")
+    return text + (f"At {intent.stage.value}, {servers} accept{verb} plaintext as well as mTLS "
+                   "(accessPolicy all-unauthenticated)")
 
 
 def _observability_annotations(intent: Intent) -> dict[str, str]:

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ...intent.model import AuthorizationRule, Intent, Port, Service, Source
+from ...plan.callers import has_sidecar, plaintext_callers
 from ..gatewayapi.routes import ROUTABLE_PROTOCOLS, regex_escape
 
 ALL_NETWORKS: tuple[str, ...] = ("0.0.0.0/0", "::/0")
@@ -328,6 +329,23 @@ def principal_client(principal: str, trust_domain: str) -> Client | None:
     return identity_client(found["ns"], found["sa"], found["td"])
 
 
+def plaintext_clients(intent: Intent, service: Service) -> list[Client]:
+    """The declared callers that reach ``service`` without a proxy, as Linkerd can admit
+    them: they present no identity, so a MeshTLSAuthentication never matches them
+    (https://linkerd.io/2-edge/reference/authorization-policy/#meshtlsauthentication); a
+    NetworkAuthentication does, from their address where the intent knows it (a host's),
+    else from any address (https://linkerd.io/2-edge/reference/authorization-policy/
+    #networkauthentication)."""
+    clients = []
+    for caller in plaintext_callers(intent, service):
+        if caller.address is None:
+            clients.append(ALL)
+        else:
+            prefix = 128 if ":" in caller.address else 32
+            clients.append(network_client([f"{caller.address}/{prefix}"]))
+    return clients
+
+
 def service_policy(intent: Intent, service: Service, callers: Sequence[Service]) -> ServicePolicy:
     """The ALLOW and DENY rules of ``service``: explicit when ``mesh_authorization`` names it,
     else derived from the services that call it (and the ingress gateway)."""
@@ -336,10 +354,12 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
                     None)
     if explicit is None:
         policy = ServicePolicy(path=f"{intent.service_path(service)}.calls")
-        clients = [identity_client(c.namespace, c.service_account, td) for c in callers]
+        clients = [identity_client(c.namespace, c.service_account, td) for c in callers
+                   if has_sidecar(intent, c)]
         if service.ingress:
             gateway = intent.ingress_gateway
             clients.append(identity_client(gateway.namespace, gateway.service_account, td))
+        clients += plaintext_clients(intent, service)
         if clients:
             policy.allow.append(PolicyRule(normalize(clients)))
         return policy

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...intent.model import Intent, Service
+from ...plan.ingress import IngressBinding
 from ...plan.model import PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ..gatewayapi.routes import (
@@ -135,7 +136,7 @@ def _duration(text: str, path: str, service: Service,
 
 
 def http_routes(intent: Intent, service: Service, contribution: StageContribution,
-                accrual: Mapping[str, str]) -> None:
+                accrual: Mapping[str, str], binding: IngressBinding | None = None) -> None:
     path = intent.service_path(service)
     ports = route_ports(service)
     if not ports:
@@ -151,6 +152,11 @@ def http_routes(intent: Intent, service: Service, contribution: StageContributio
     for port in ports:
         contribution.objects.append(http_route(intent, service, port,
                                                annotations=annotations or None))
+        if binding is not None and binding.gateway is not None:
+            # the gateway's implementation applies it: Linkerd's annotations are left off
+            contribution.objects.append(http_route(intent, service, port,
+                                                   gateway=binding.gateway,
+                                                   hostnames=binding.hosts))
     _version_backends(intent, service, contribution, accrual)
 
 

@@ -130,12 +130,14 @@ CELLS = [
      {"mesh_mtls_exceptions": [{"service": "details", "mode": "DISABLE",
                                 "reason": "plaintext health checker"}]},
      f"mesh_mtls_exceptions[0].mode (service bookinfo/details): 'DISABLE' {LINKERD}"
-     "a meshed workload always answers meshed clients with mTLS"),
+     "Linkerd cannot turn mTLS off for a meshed workload: meshed clients always send it mTLS. "
+     "At strict_mtls, its Servers accept plaintext as well as mTLS"),
     ("strict_mtls/mesh_mtls_exceptions.ports DISABLE", "linkerd", "strict_mtls",
      {"mesh_mtls_exceptions": [{"service": "details", "mode": "PERMISSIVE",
                                 "reason": "scraped in plaintext", "ports": {9080: "DISABLE"}}]},
      f"mesh_mtls_exceptions[0].ports.9080 (service bookinfo/details): 'DISABLE' {LINKERD}"
-     "a meshed workload always answers meshed clients with mTLS"),
+     "Linkerd cannot turn mTLS off for a meshed workload: meshed clients always send it mTLS. "
+     "At strict_mtls, the Server of port 9080 accepts plaintext as well as mTLS"),
     ("authorization/principals that are no Linkerd identity", "linkerd", "authorization",
      {"mesh_authorization": [{"service": "details", "allow": [
          {"principals": ["spiffe-like/*/ops"]}, {"from": ["productpage"]}]}]},
