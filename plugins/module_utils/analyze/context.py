@@ -100,6 +100,6 @@ def _overlap(mine: Resource, theirs: Resource) -> Finding | None:
     return Finding(
         "MST0002", Level.WARNING, mine.display,
         f"{mine.display} is also defined in {where}: meshstage sets only its own labels and "
-        f"annotations on it ({mine.source}); keep them out of the estate's Namespace, and "
-        "let one GitOps application track the Namespace object", ANALYZER,
+        f"annotations on it ({mine.source}); both can be applied as long as the estate's "
+        "copy does not set those keys", ANALYZER,
         source=mine.source, subject=mine)

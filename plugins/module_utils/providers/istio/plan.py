@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import IntentError
 from ...estate.estate import Estate
 from ...intent.model import Intent, Service
 from ...plan.callers import (
     disabled_ports,
+    has_sidecar,
     identity_refusals,
     plaintext_callers,
     services_calling,
@@ -36,6 +38,7 @@ from .authorization import (
 )
 from .control_plane import ISTIOD_VALUES
 from .gateways import gateway_allows, ingress_principals
+from .probes import REWRITE, probe_allow, probe_exception, unrewritten_probes
 from .traffic import destination_rules, gateway_routes, virtual_service
 
 
@@ -188,6 +191,17 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
             f"Exception: `{service.namespace}/{service.name}` stays {exception.mode} "
             f"({exception.reason})."
         )
+    for service in intent.services:
+        probes = unrewritten_probes(estate, service) if has_sidecar(intent, service) else {}
+        if probes:
+            exception, refusals = probe_exception(intent, service, probes)
+            contribution.refusals.extend(refusals)
+            if exception is not None:
+                contribution.objects.append(exception)
+                contribution.notes.append(
+                    f"Exception: `{service.namespace}/{service.name}` accepts plaintext on "
+                    f"port(s) {', '.join(map(str, probes))}: Istio does not rewrite its "
+                    "kubelet probes, which arrive there without a certificate.")
     dry_run = _authorization(intent, estate, dry_run=True).objects
     if dry_run and intent.stage is Stage.STRICT_MTLS:  # later, the authorization stage owns them
         contribution.objects.extend(dry_run)
@@ -228,6 +242,16 @@ def _authorization(intent: Intent, estate: Estate | None = None,
         if deny:
             contribution.objects.append(authorization_policy(
                 intent, service, "deny", "DENY", deny, dry_run))
+        probes = unrewritten_probes(estate, service) if has_sidecar(intent, service) else {}
+        if probes and (allow or intent.default_deny):
+            contribution.objects.append(probe_allow(intent, service, probes, dry_run))
+        if probes and rules is not None and rules.deny_other_callers:
+            contribution.refusals.append(IntentError(
+                f"mesh_authorization[{intent.authorization.index(rules)}].deny_other_callers",
+                True, f"denies the kubelet's probes of {service.namespace}/{service.name} "
+                f"({'; '.join(found.describe() for found in probes.values())}): Istio does not "
+                f"rewrite them ({REWRITE}: \"false\"), so they arrive without a principal; "
+                "let Istio rewrite the probes, or drop deny_other_callers"))
     if intent.default_deny:
         for namespace in intent.namespaces:
             contribution.objects.append(PlannedObject(

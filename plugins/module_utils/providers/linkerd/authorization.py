@@ -4,14 +4,16 @@ the proxy admin Server that keeps probes and scrapes working."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from ...intent.model import Intent, MtlsExemption, Port, Service
 from ...plan.model import PlannedObject, StageContribution, metadata
 from ...plan.model import template_meta as _meta
+from ...plan.probes import PortProbes
 from ...stages import Stage
 from ..gatewayapi.routes import (
     GATEWAY,
+    ROUTABLE_PROTOCOLS,
 )
 from .api import (
     ADMIN_SERVER,
@@ -27,9 +29,12 @@ from .api import (
 )
 from .policy import (
     ALL,
+    ANY,
     Clients,
     PortPolicy,
     RouteGroup,
+    network_client,
+    probe_matches,
     service_policy,
     service_ports,
 )
@@ -45,20 +50,35 @@ def _server_name(service: Service, port: Port) -> str:
     return f"{service.name}-{port.name}"
 
 
-def server_objects(intent: Intent, service: Service) -> list[PlannedObject]:
-    """A Server per workload port; its access policy computed from the stage: ``deny`` once
-    authorization governs the service, else the mTLS exception's mode."""
-    exception = mtls_exception(intent, service)
-    governed = intent.stage.reached(Stage.AUTHORIZATION) and (
+def governed(intent: Intent, service: Service) -> bool:
+    """True once authorization governs the service's Servers (``accessPolicy: deny``)."""
+    return intent.stage.reached(Stage.AUTHORIZATION) and (
         intent.default_deny or bool(service_policy(intent, service, _callers(intent, service))
                                     .allow))
+
+
+def server_objects(intent: Intent, service: Service,
+                   probes: Mapping[int, PortProbes] | None = None,
+                   routed: Collection[int] = ()) -> list[PlannedObject]:
+    """A Server per workload port; its access policy computed from the stage: ``deny`` once
+    authorization governs the service, else the mTLS exception's mode; from strict_mtls on,
+    ``all-authenticated`` (the namespace default it replaces) for a port whose probes need
+    routes or a Server of their own (``probe_objects``).
+
+    A gRPC port that gets HTTPRoutes (``routed``) is served as ``HTTP/2``: Linkerd gives a
+    ``gRPC`` Server GRPCRoutes only, never HTTPRoutes, and no probe route (linkerd2
+    ``policy-controller/grpc/src/inbound.rs`` ``to_server``); gRPC is HTTP/2 all the same."""
+    exception = mtls_exception(intent, service)
+    is_governed = governed(intent, service)
     objects = []
-    for port in service_ports(service):
+    for port in service_ports(service, probes):
         number = port.target_port or port.port
-        if governed:
+        if is_governed:
             access = "deny"
         elif exception is not None:
             access = EXCEPTION_POLICY[exception.ports.get(number, exception.mode)]
+        elif _needs_probe_server(intent, (probes or {}).get(number)):
+            access = "all-authenticated"
         else:
             continue
         name = _server_name(service, port)
@@ -70,11 +90,61 @@ def server_objects(intent: Intent, service: Service) -> list[PlannedObject]:
                 **_meta(name, service.namespace, intent, annotations=annotations),
                 "pod_selector": {"matchLabels": service.selector},
                 "port": number,
-                "proxy_protocol": PROXY_PROTOCOL[port.protocol],
+                "proxy_protocol": "HTTP/2" if port.protocol == "GRPC" and number in routed
+                else PROXY_PROTOCOL[port.protocol],
                 "access_policy": access,
             },
         ))
     return objects
+
+
+def _needs_probe_server(intent: Intent, probes: PortProbes | None) -> bool:
+    """From strict_mtls on, the namespace default refuses requests without an identity:
+    gRPC and HTTPS probes, which Linkerd never authorizes by itself, need a Server."""
+    return intent.stage.reached(Stage.STRICT_MTLS) and probes is not None and (
+        probes.grpc or probes.tls)
+
+
+def probe_objects(intent: Intent, service: Service, probes: Mapping[int, PortProbes],
+                  contribution: StageContribution, shared: dict[str, set[str]]) -> None:
+    """Before authorization governs a service: the routes and policies that let the kubelet's
+    gRPC and HTTPS probes through the Servers ``server_objects`` gives their ports (every
+    other request still needs an identity, as the namespace default says)."""
+    exception = mtls_exception(intent, service)
+    for port in service_ports(service, probes):
+        number = port.target_port or port.port
+        found = probes.get(number)
+        if not _needs_probe_server(intent, found) or (
+                exception is not None
+                and EXCEPTION_POLICY[exception.ports.get(number, exception.mode)]
+                == "all-unauthenticated"):
+            continue
+        assert found is not None
+        server = _server_name(service, port)
+        target = {"group": POLICY_GROUP, "kind": "Server", "name": server}
+        clients = frozenset({network_client(intent.linkerd.probe_networks)})
+        if port.protocol not in ROUTABLE_PROTOCOLS or not found.grpc:
+            _grant(intent, service.namespace, target, server, clients, contribution, shared)
+            contribution.warnings.append(_opened(intent, service, found))
+            continue
+        routes = [RouteGroup(tuple(probe_matches(service, found, True)), clients),
+                  RouteGroup((ANY,), frozenset())]
+        for suffix, group in zip(("probes", "all"), routes, strict=True):
+            name = f"{server}-{suffix}"
+            contribution.objects.append(_inbound_route(intent, service.namespace, name,
+                                                       server, group))
+            if group.clients:
+                _grant(intent, service.namespace,
+                       {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                        "name": name}, name, group.clients, contribution, shared)
+
+
+def _opened(intent: Intent, service: Service, found: PortProbes) -> str:
+    return (f"{intent.service_path(service)} (service {service.namespace}/{service.name}): "
+            f"the kubelet's probes on {found.describe()} are neither plain HTTP nor on a port "
+            "Linkerd routes, so the Server of the port admits mesh_linkerd.probe_networks "
+            f"({', '.join(intent.linkerd.probe_networks)}) whole: narrow them to the nodes' "
+            "addresses")
 
 
 def _callers(intent: Intent, service: Service) -> list[Service]:
@@ -82,10 +152,13 @@ def _callers(intent: Intent, service: Service) -> list[Service]:
 
 
 def port_objects(intent: Intent, service: Service, found: PortPolicy,
-                 contribution: StageContribution, shared: dict[str, set[str]]) -> None:
+                 contribution: StageContribution, shared: dict[str, set[str]],
+                 probes: PortProbes | None = None) -> None:
     """The routes, authentications and policies of one port."""
     server = _server_name(service, found.port)
     namespace = service.namespace
+    if found.probes_opened and probes is not None:
+        contribution.warnings.append(_opened(intent, service, probes))
     if not found.routes:
         _grant(intent, namespace, {"group": POLICY_GROUP, "kind": "Server", "name": server},
                server, found.server_clients, contribution, shared)

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from ...estate.estate import Estate
 from ...intent.model import Intent, Service
-from ...plan.callers import identity_refusals
+from ...plan.callers import has_sidecar, identity_refusals
 from ...plan.ingress import ingress_binding
 from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
+from ...plan.probes import service_probes
 from ...stages import Stage
 from ...yaml_io import dump_plain
 from .api import (
@@ -46,10 +47,12 @@ from .api import (
     linkerd_gap,
 )
 from .authorization import (
+    governed,
     ingress_gateway_servers,
     mtls_exception,
     network_authentication,
     port_objects,
+    probe_objects,
     proxy_admin,
     server_objects,
 )
@@ -70,8 +73,8 @@ def plan_linkerd(intent: Intent, estate: Estate | None = None,
         Stage.INJECTION: _injection(intent),
         Stage.OBSERVABILITY: _observability(intent),
         Stage.TRAFFIC: _traffic(intent, estate),
-        Stage.STRICT_MTLS: _strict(intent),
-        Stage.AUTHORIZATION: _authorization(intent),
+        Stage.STRICT_MTLS: _strict(intent, estate),
+        Stage.AUTHORIZATION: _authorization(intent, estate),
     }
 
 
@@ -201,7 +204,7 @@ def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
     return contribution
 
 
-def _strict(intent: Intent) -> StageContribution:
+def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution(
         objects=[_namespace(intent, ns) for ns in intent.namespaces],
         notes=["Default inbound policy `all-authenticated`: meshed workloads refuse plaintext "
@@ -211,6 +214,15 @@ def _strict(intent: Intent) -> StageContribution:
                "<namespace>`) and check `linkerd viz authz -n <namespace> deploy` shows no "
                "unauthorized traffic."],
     )
+    shared: dict[str, set[str]] = {}
+    for service in intent.services:
+        probes = service_probes(estate, service) if has_sidecar(intent, service) else {}
+        if not probes or governed(intent, service):
+            continue  # authorization renders the Servers of a service it governs
+        contribution.objects.extend(server_objects(intent, service, probes, routed=[
+            number for number, found in probes.items() if found.grpc]))
+        probe_objects(intent, service, probes, contribution, shared)
+    _shared_authentications(intent, shared, contribution)
     for index, exception in enumerate(intent.mtls_exceptions):
         service = intent.service(exception.service)
         if not service.inject:
@@ -218,7 +230,8 @@ def _strict(intent: Intent) -> StageContribution:
                 f"Exception: `{service.namespace}/{service.name}` has no proxy (inject: "
                 f"false): meshed clients talk plaintext to it ({exception.reason}).")
             continue
-        contribution.objects.extend(server_objects(intent, service))
+        contribution.objects.extend(server_objects(intent, service,
+                                                   service_probes(estate, service)))
         path = f"mesh_mtls_exceptions[{index}]"
         if exception.mode == "DISABLE":
             contribution.gaps.append(linkerd_gap(
@@ -235,7 +248,7 @@ def _strict(intent: Intent) -> StageContribution:
     return contribution
 
 
-def _authorization(intent: Intent) -> StageContribution:
+def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution()
     callers: dict[str, list[Service]] = {}
     for caller in intent.services:
@@ -256,13 +269,18 @@ def _authorization(intent: Intent) -> StageContribution:
             contribution.gaps.append(linkerd_gap(path, value, reason, service))
         if not (policy.allow or intent.default_deny or mtls_exception(intent, service)):
             continue
-        contribution.objects.extend(server_objects(intent, service))
-        for port in service_ports(service):
-            found = port_policy(policy, service, port, intent)
+        probes = service_probes(estate, service)
+        found_ports = [port_policy(policy, service, port, intent,
+                                   probes.get(port.target_port or port.port))
+                       for port in service_ports(service, probes)]
+        contribution.objects.extend(server_objects(intent, service, probes, routed=[
+            found.workload_port for found in found_ports if found.routes]))
+        for found in found_ports:
+            number = found.workload_port
             for path, value, reason in found.gaps:
                 contribution.gaps.append(linkerd_gap(path, value, reason, service))
-            port_objects(intent, service, found, contribution, shared)
-            if found.routes and not service.probe_paths:
+            port_objects(intent, service, found, contribution, shared, probes.get(number))
+            if found.routes and not service.probe_paths and estate is None:
                 contribution.warnings.append(
                     f"{intent.service_path(service)}.probe_paths (service "
                     f"{service.namespace}/{service.name}): none listed, and port "
@@ -280,12 +298,7 @@ def _authorization(intent: Intent) -> StageContribution:
             "allows (403 for HTTP, a refused connection otherwise). Restart the workloads for "
             "the namespace default to reach their proxies. The proxies' admin port stays open "
             "to Prometheus (`/metrics`) and kubelet probes (`/live`, `/ready`).")
-    for namespace, names in sorted(shared.items()):
-        for name in sorted(names):
-            networks = (list(intent.linkerd.probe_networks) if name == PROBE_NETWORKS
-                        else list(ALL.networks))
-            contribution.objects.append(network_authentication(intent, namespace, name,
-                                                               networks))
+    _shared_authentications(intent, shared, contribution)
     contribution.notes.append(
         "Services without explicit rules are allowed to the identities of the services whose "
         "`calls` name them (and the ingress gateway for `ingress: true`).")
@@ -293,6 +306,17 @@ def _authorization(intent: Intent) -> StageContribution:
 
 
 # --------------------------------------------------------------------------- builders
+
+
+def _shared_authentications(intent: Intent, shared: dict[str, set[str]],
+                            contribution: StageContribution) -> None:
+    """The NetworkAuthentications the policies of each namespace share."""
+    for namespace, names in sorted(shared.items()):
+        for name in sorted(names):
+            networks = (list(intent.linkerd.probe_networks) if name == PROBE_NETWORKS
+                        else list(ALL.networks))
+            contribution.objects.append(network_authentication(intent, namespace, name,
+                                                               networks))
 
 
 def _disable_rendered(intent: Intent, service: Service, port: int | None) -> str:
