@@ -22,15 +22,17 @@ from pathlib import Path
 
 from .index import MeshIndex
 from .manifests import read_manifests
-from .objects import Probe, Resource, Workload, as_list, as_mapping
+from .objects import (
+    GATEWAY_API,
+    Probe,
+    Resource,
+    Workload,
+    as_list,
+    as_mapping,
+    generated_gateway_account,
+)
 
-GATEWAY_API = "gateway.networking.k8s.io"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
-GATEWAY_SERVICE_ACCOUNT = "gateway.istio.io/service-account"
-ISTIO_GATEWAY_CONTROLLER = "istio.io/gateway-controller"
-# The class istiod controls without a GatewayClass in the input (the waypoint class runs
-# waypoints, which are no ingress gateways).
-ISTIO_GATEWAY_CLASSES = frozenset({"istio"})
 INJECT_TEMPLATES = "inject.istio.io/templates"
 # The ``istio`` label values of the gateways istioctl and the Helm gateway chart install.
 CLASSIC_GATEWAY_LABELS = frozenset({"ingressgateway", "ingress", "egressgateway",
@@ -47,26 +49,6 @@ class GatewayWorkload:
     labels: Mapping[str, str]    # a selector for its pods
     shown_as: str                # "Gateway default/bookinfo-gateway" (what the input holds)
     source: str = ""             # the file it was read from
-
-
-def generated_gateway_account(gateway: Resource, classes: Iterable[str]) -> str | None:
-    """The ServiceAccount istiod gives the pods of a Gateway API Gateway of one of its
-    ``classes`` (``<gateway>-<class>``, or the account its annotation names); None for a
-    Gateway of another controller's class."""
-    if gateway.group != GATEWAY_API or gateway.kind != "Gateway":
-        return None
-    gateway_class = str(gateway.spec.get("gatewayClassName") or "")
-    if gateway_class not in classes:
-        return None
-    return gateway.annotations.get(GATEWAY_SERVICE_ACCOUNT) or f"{gateway.name}-{gateway_class}"
-
-
-def istio_gateway_classes(index: MeshIndex) -> frozenset[str]:
-    """``istio``, and every GatewayClass of the input that istiod's controller serves."""
-    own = {r.name for r in index.of_kind("GatewayClass")
-           if r.group == GATEWAY_API
-           and r.spec.get("controllerName") == ISTIO_GATEWAY_CONTROLLER}
-    return ISTIO_GATEWAY_CLASSES | own
 
 
 def classic_gateway_labels(workload: Workload) -> dict[str, str] | None:
@@ -114,7 +96,7 @@ class Estate:
         """The ingress gateways whose pods run in ``namespaces``: Gateway API Gateways that
         istiod deploys, and Istio's classic gateways (by their pods)."""
         wanted = set(namespaces)
-        classes = istio_gateway_classes(self.index)
+        classes = self.index.istio_gateway_classes()
         found: dict[tuple[str, str], GatewayWorkload] = {}
         for gateway in self.index.of_kind("Gateway"):
             account = generated_gateway_account(gateway, classes)
@@ -188,7 +170,7 @@ class Estate:
                 accounts += [(w.namespace, w.service_account)
                              for w in self.index.workloads_matching(None, selector)]
             return list(dict.fromkeys(accounts))
-        classes = istio_gateway_classes(self.index)
+        classes = self.index.istio_gateway_classes()
         for parent in as_list(route.spec.get("parentRefs")):
             parent = as_mapping(parent)
             if str(parent.get("kind") or "Gateway") != "Gateway":
