@@ -9,6 +9,7 @@ from ..errors import IntentErrors
 from ..estate.estate import Estate
 from ..intent.model import Intent
 from ..providers.registry import HOSTS, mesh
+from ..stages import Stage
 from .callers import with_plaintext_exceptions
 from .model import StagePlan, assemble
 
@@ -24,7 +25,24 @@ def plan_stage(intent: Intent, estate: Estate | None = None) -> StagePlan:
     plan = assemble(intent, *planned)
     if plan.refusals:
         raise IntentErrors(plan.refusals)
+    if estate is None:
+        plan.warnings.extend(assumed_versions(intent))
     return plan
+
+
+def assumed_versions(intent: Intent) -> list[str]:
+    """The short form of ``versions`` (``[v1, v2]``) assumes each version's pods carry the label
+    ``version: <name>``; only the estate's manifests can tell. Said once, with no estate."""
+    if not intent.stage.reached(Stage.TRAFFIC):
+        return []
+    short = [f"{s.namespace}/{s.name}" for s in intent.services
+             if any(version.assumed for version in s.versions)]
+    if not short:
+        return []
+    return [f"mesh_services[].versions: the short form (versions: [v1, ...]) assumes the "
+            f"pods of each version are labelled version: <name>, and no estate was given "
+            f"(mesh_check_paths) to check it, for {', '.join(short)}: write each version's "
+            "labels, or give the estate's manifests"]
 
 
 def cluster_intent(intent: Intent) -> Intent:

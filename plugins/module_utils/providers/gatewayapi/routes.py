@@ -164,3 +164,22 @@ def http_route(intent: Intent, service: Service, port: Port,
             "rules": route_rules(service, port, timeouts),
         },
     )
+
+
+def grpc_route(intent: Intent, service: Service, port: Port,
+               annotations: Mapping[str, str] | None = None) -> PlannedObject:
+    """The outbound GRPCRoute of one gRPC service port (parent the Service): the same rules
+    as its HTTPRoute would have, without timeouts (GRPCRoute has none)."""
+    name = route_name(service, port)
+    meta = metadata(name, service.namespace, intent, annotations=annotations)
+    return PlannedObject(
+        api_version=GATEWAY, kind="GRPCRoute", name=name, namespace=service.namespace,
+        template="gatewayapi/grpc_route.yaml.j2",
+        context={
+            "name": name, "namespace": service.namespace, "labels": meta["labels"],
+            "annotations": meta.get("annotations"),
+            "parent_refs": [{"group": "", "kind": "Service", "name": service.name,
+                             "port": port.port}],
+            "rules": route_rules(service, port),
+        },
+    )
