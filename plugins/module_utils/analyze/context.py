@@ -27,7 +27,7 @@ from typing import Any
 from ..estate.index import MeshConfig
 from ..estate.manifests import read_manifests
 from ..estate.objects import Resource, make_resource
-from ..estate.stand_in import estate_objects
+from ..estate.stand_in import estate_objects, generated_gateways
 from ..intent.model import Intent
 from .analysis import Report, analyze
 from .finding import Finding, Level
@@ -54,7 +54,9 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
     if estate is None and check_paths:
         estate = read_manifests(check_paths, context=True).resources
     if estate is not None:
-        context = list(estate)
+        # what istiod deploys for the estate's Gateways, unless the estate shows it
+        context = list(estate) + [make_resource(obj, "generated", context=True)
+                                  for obj in generated_gateways(estate)]
     else:
         context = [make_resource(obj, "intent", context=True) for obj in estate_objects(intent)]
     present = {_identity(r): r for r in objects}
@@ -62,8 +64,9 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
     for resource in context:
         mine = present.get(_identity(resource))
         if mine is None:
+            present[_identity(resource)] = resource
             objects.append(resource)
-        elif estate is not None:
+        elif estate is not None and not mine.context:
             overlaps.append(_overlap(mine, resource))
     mesh = MeshConfig(root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)
     report = analyze(objects, mesh, providers=[intent.provider])

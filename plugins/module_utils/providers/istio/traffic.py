@@ -52,7 +52,7 @@ def _tls_mode(intent: Intent, service: Service) -> str | None:
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
     if not has_sidecar(intent, service):
-        return "DISABLE"
+        return "DISABLE" if service.ports else None  # a client with no port is called by none
     for exception in intent.mtls_exceptions:
         if exception.service == service.name and exception.mode == "DISABLE":
             return "DISABLE"
