@@ -289,8 +289,8 @@ def parse_ingress_gateway(check: Checker, value: Any) -> IngressGateway:
     ports) and the gateway object ingress routes bind to. A Gateway API Gateway istiod deploys
     (``gateway_class``) runs as ``<gateway>-<class>`` with the label
     ``gateway.networking.k8s.io/gateway-name: <gateway>``
-    (https://istio.io/latest/docs/tasks/traffic-management/ingress/gateway-api/
-    #automated-deployment): those are the defaults of its service account and labels."""
+    (https://istio.io/latest/docs/tasks/traffic-management/ingress/gateway-api/#automated-deployment):
+    those are the defaults of its service account and labels."""
     path = "mesh_ingress_gateway"
     defaults = IngressGateway()
     if value is None:

@@ -3,12 +3,12 @@
 A VirtualService without ``gateways`` applies to sidecars only ("When this field is omitted,
 the default gateway (mesh) will be used, which would apply the rule to all sidecars in the
 mesh ... To apply the rules to both gateways and sidecars, specify mesh as one of the gateway
-names": https://istio.io/latest/docs/reference/config/networking/virtual-service/
-#VirtualService), and a gateway applies a route only to the hosts its requests carry (the
-external host: https://istio.io/latest/docs/ops/common-problems/network-issues/
-#route-rules-have-no-effect-on-ingress-gateway-requests). An HTTPRoute whose parent is the
-Service shapes requests from sidecars (Linkerd: outbound proxies) only; requests entering
-through a Gateway follow the routes attached to that Gateway
+names":
+https://istio.io/latest/docs/reference/config/networking/virtual-service/#VirtualService),
+and a gateway applies a route only to the hosts its requests carry (the external host:
+https://istio.io/latest/docs/ops/common-problems/network-issues/#route-rules-have-no-effect-on-ingress-gateway-requests).
+An HTTPRoute whose parent is the Service shapes requests from sidecars (Linkerd: outbound
+proxies) only; requests entering through a Gateway follow the routes attached to that Gateway
 (https://gateway-api.sigs.k8s.io/geps/gep-1294/,
 https://linkerd.io/2-edge/features/httproute/). So a canary of a service reached through the
 ingress gateway is judged on requests its split does not shape, unless its routes are bound

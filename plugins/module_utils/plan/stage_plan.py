@@ -35,8 +35,9 @@ def assumed_versions(intent: Intent) -> list[str]:
     ``version: <name>``; only the estate's manifests can tell. Said once, with no estate."""
     if not intent.stage.reached(Stage.TRAFFIC):
         return []
-    short = [f"{s.namespace}/{s.name}" for s in intent.services
-             if any(version.assumed for version in s.versions)]
+    short = [f"{s.namespace}/{s.name}" for s in intent.services  # hosts name their version
+             if s.name not in intent.host_services
+             and any(version.assumed for version in s.versions)]
     if not short:
         return []
     return [f"mesh_services[].versions: the short form (versions: [v1, ...]) assumes the "

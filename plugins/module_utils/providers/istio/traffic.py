@@ -47,8 +47,8 @@ def _tls_mode(intent: Intent, service: Service) -> str | None:
     """What clients originate to the service once strict: ISTIO_MUTUAL; DISABLE for a DISABLE
     exception, and for a service whose pods have no sidecar: Istio mTLS sent to a workload
     without one reaches the application as TLS it cannot read
-    (https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/
-    #auto-mtls: "only send plaintext to workloads that are not part of the mesh")."""
+    (https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#auto-mtls:
+    "only send plaintext to workloads that are not part of the mesh")."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
     if not has_sidecar(intent, service):

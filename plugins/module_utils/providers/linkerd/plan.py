@@ -321,8 +321,9 @@ def _shared_authentications(intent: Intent, shared: dict[str, set[str]],
 
 def _disable_rendered(intent: Intent, service: Service, port: int | None) -> str:
     """What a DISABLE exception becomes under Linkerd at the environment's stage: meshed
-    clients always send mTLS to a meshed workload (https://linkerd.io/2-edge/features/
-    automatic-mtls/), so Linkerd has no DISABLE; what it can do is accept plaintext too."""
+    clients always send mTLS to a meshed workload
+    (https://linkerd.io/2-edge/features/automatic-mtls/), so Linkerd has no DISABLE; what it
+    can do is accept plaintext too."""
     servers, verb = (f"the Server of port {port}", "s") if port else ("its Servers", "")
     text = ("Linkerd cannot turn mTLS off for a meshed workload: meshed clients always send it "
             "mTLS. ")

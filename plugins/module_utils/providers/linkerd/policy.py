@@ -335,8 +335,7 @@ def plaintext_clients(intent: Intent, service: Service) -> list[Client]:
     them: they present no identity, so a MeshTLSAuthentication never matches them
     (https://linkerd.io/2-edge/reference/authorization-policy/#meshtlsauthentication); a
     NetworkAuthentication does, from their address where the intent knows it (a host's),
-    else from any address (https://linkerd.io/2-edge/reference/authorization-policy/
-    #networkauthentication)."""
+    else from any address (https://linkerd.io/2-edge/reference/authorization-policy/#networkauthentication)."""
     clients = []
     for caller in plaintext_callers(intent, service):
         if caller.address is None:
