@@ -369,6 +369,28 @@ class Intent:
     def service(self, name: str) -> Service:
         return self.by_name[name]
 
+    def callers_of(self, name: str) -> tuple[tuple[Service, ...], tuple[MeshHost, ...]]:
+        """The services whose ``calls`` name ``name``, and the hosts that carry one of them
+        (indexed once per Intent, outside its fields: equality and pickles ignore it)."""
+        index = self.__dict__.get("_callers")
+        if index is None:
+            index = {}
+            for caller in self.services:
+                for callee in caller.calls:
+                    index.setdefault(callee, ([], []))[0].append(caller)
+            for host in self.hosts:
+                carried = self.by_name.get(host.service)
+                for callee in carried.calls if carried is not None else ():
+                    index.setdefault(callee, ([], []))[1].append(host)
+            object.__setattr__(self, "_callers", index)
+        services, hosts = index.get(name, ((), ()))
+        return tuple(services), tuple(hosts)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_callers", None)  # derived: rebuilt on demand, never part of a pickle
+        return state
+
     @property
     def host_services(self) -> frozenset[str]:
         """Services carried by hosts in this environment: not Kubernetes workloads here."""

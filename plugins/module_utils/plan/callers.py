@@ -48,8 +48,8 @@ def has_sidecar(intent: Intent, service: Service) -> bool:
 def services_calling(intent: Intent, service: Service) -> list[Service]:
     """The cluster services whose ``calls`` name ``service`` (hosts' services left out)."""
     on_hosts = intent.host_services
-    return [caller for caller in intent.services
-            if service.name in caller.calls and caller.name not in on_hosts]
+    return [caller for caller in intent.callers_of(service.name)[0]
+            if caller.name not in on_hosts]
 
 
 def plaintext_callers(intent: Intent, service: Service) -> list[PlaintextCaller]:
@@ -64,10 +64,8 @@ def plaintext_callers(intent: Intent, service: Service) -> list[PlaintextCaller]
             reason, permanent = f"namespace {caller.namespace} is not injected yet", False
         found.append(PlaintextCaller(f"service {caller.namespace}/{caller.name}", reason,
                                      None, permanent, caller.name))
-    for host in intent.hosts:
-        carried = intent.by_name.get(host.service)
-        if carried is not None and service.name in carried.calls \
-                and service.name not in intent.host_services:
+    if service.name not in intent.host_services:
+        for host in intent.callers_of(service.name)[1]:
             found.append(PlaintextCaller(
                 f"host {host.name} ({host.service})", "a plain host: its sidecar has no "
                 "route into the cluster", host.address, True, host.service))
