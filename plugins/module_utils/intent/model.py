@@ -386,9 +386,18 @@ class Intent:
         services, hosts = index.get(name, ((), ()))
         return tuple(services), tuple(hosts)
 
+    def is_injected(self, namespace: str) -> bool:
+        """True when ``namespace`` is in one of the waves this environment has injected."""
+        injected = self.__dict__.get("_injected")
+        if injected is None:
+            injected = frozenset(self.injected_namespaces())
+            object.__setattr__(self, "_injected", injected)
+        return namespace in injected
+
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
-        state.pop("_callers", None)  # derived: rebuilt on demand, never part of a pickle
+        for derived in ("_callers", "_injected"):  # rebuilt on demand, never pickled
+            state.pop(derived, None)
         return state
 
     @property

@@ -42,7 +42,7 @@ class PlaintextCaller:
 def has_sidecar(intent: Intent, service: Service) -> bool:
     """True when the service's pods run the mesh's proxy at the environment's stage."""
     return (service.inject and intent.stage.reached(Stage.INJECTION)
-            and service.namespace in intent.injected_namespaces())
+            and intent.is_injected(service.namespace))
 
 
 def services_calling(intent: Intent, service: Service) -> list[Service]:
@@ -125,15 +125,15 @@ def with_plaintext_exceptions(intent: Intent) -> Intent:
 
 
 def identity_refusals(intent: Intent, service: Service, rules: ServiceAuthorization,
-                      plaintext_ports: list[int]) -> list[IntentError]:
+                      plaintext_ports: list[int], base: str) -> list[IntentError]:
     """Explicit rules that can never match: they name by identity a caller that reaches the
     service in plaintext, or cover only ports whose callers all send plaintext
     (``plaintext_ports``: Istio's DISABLE ports; none under Linkerd, whose meshed clients
-    always send mTLS). A service without a sidecar enforces no rule: nothing to refuse."""
+    always send mTLS). A service without a sidecar enforces no rule: nothing to refuse.
+    ``base`` is where the rules are written (``mesh_authorization[<index>]``)."""
     refusals: list[IntentError] = []
     if not has_sidecar(intent, service):
         return refusals
-    base = f"mesh_authorization[{intent.authorization.index(rules)}]"
     plaintext = {caller.service: caller for caller in plaintext_callers(intent, service)}
     ports = list(service.workload_ports())
     where = f"{service.namespace}/{service.name}"

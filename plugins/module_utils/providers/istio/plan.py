@@ -219,14 +219,16 @@ def _authorization(intent: Intent, estate: Estate | None = None,
     """The authorization stage; ``dry_run``: the same policies, annotated to enforce
     nothing (rendered at strict_mtls)."""
     contribution = StageContribution()
-    explicit = {rules.service: rules for rules in intent.authorization}
+    explicit = {rules.service: (index, rules)
+                for index, rules in enumerate(intent.authorization)}
     for service in intent.services:
         if not service.inject:
             continue  # no sidecar, nothing to enforce a policy: the runbook says so
-        rules = explicit.get(service.name)
+        index, rules = explicit.get(service.name, (None, None))
         if rules is not None:
             contribution.refusals.extend(identity_refusals(
-                intent, service, rules, disabled_ports(intent, service)))
+                intent, service, rules, disabled_ports(intent, service),
+                f"mesh_authorization[{index}]"))
             allow = [policy_rule(intent, rule) for rule in rules.allow]
             deny = [policy_rule(intent, rule) for rule in rules.deny]
             if rules.deny_other_callers:
@@ -247,7 +249,7 @@ def _authorization(intent: Intent, estate: Estate | None = None,
             contribution.objects.append(probe_allow(intent, service, probes, dry_run))
         if probes and rules is not None and rules.deny_other_callers:
             contribution.refusals.append(IntentError(
-                f"mesh_authorization[{intent.authorization.index(rules)}].deny_other_callers",
+                f"mesh_authorization[{index}].deny_other_callers",
                 True, f"denies the kubelet's probes of {service.namespace}/{service.name} "
                 f"({'; '.join(found.describe() for found in probes.values())}): Istio does not "
                 f"rewrite them ({REWRITE}: \"false\"), so they arrive without a principal; "

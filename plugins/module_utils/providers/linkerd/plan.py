@@ -255,6 +255,7 @@ def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
         for callee in caller.calls:
             callers.setdefault(callee, []).append(caller)
     shared: dict[str, set[str]] = {}  # namespace -> shared authentications it needs
+    positions = {e.service: (index, e) for index, e in enumerate(intent.authorization)}
     for service in intent.services:
         if not service.inject:
             contribution.notes.append(
@@ -262,9 +263,10 @@ def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
                 "Server or policy can be enforced on it; protect it at the network level.")
             continue
         policy = service_policy(intent, service, callers.get(service.name, []))
-        explicit = next((e for e in intent.authorization if e.service == service.name), None)
+        index, explicit = positions.get(service.name, (None, None))
         if explicit is not None:
-            contribution.refusals.extend(identity_refusals(intent, service, explicit, []))
+            contribution.refusals.extend(identity_refusals(
+                intent, service, explicit, [], f"mesh_authorization[{index}]"))
         for path, value, reason in policy.gaps:
             contribution.gaps.append(linkerd_gap(path, value, reason, service))
         if not (policy.allow or intent.default_deny or mtls_exception(intent, service)):
