@@ -15,18 +15,10 @@ admits every request (``rules: [{}]``) and the gateway's own routes decide where
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ...estate.estate import Estate, GatewayWorkload
 from ...intent.model import Intent, Service
 from ...plan.model import PlannedObject, StageContribution
 from .authorization import workload_policy
-
-
-@dataclass(frozen=True)
-class IngressPrincipal:
-    principal: str
-    why: str       # "ingress: true", or the route of the estate that sends requests
 
 
 def intent_gateway(intent: Intent) -> GatewayWorkload:
@@ -69,26 +61,20 @@ def gateway_allows(intent: Intent, estate: Estate | None, dry_run: bool,
 
 def ingress_principals(intent: Intent, service: Service, estate: Estate | None) -> list[str]:
     """The principals of the gateways that send ingress requests to ``service``: the intent's
-    ingress gateway for ``ingress: true``, and the gateways of the estate's routes to it."""
-    found = [principal.principal for principal in ingress_sources(intent, service, estate)]
-    return list(dict.fromkeys(found))
-
-
-def ingress_sources(intent: Intent, service: Service,
-                    estate: Estate | None) -> list[IngressPrincipal]:
+    ingress gateway for ``ingress: true``, and the gateways of the estate's routes to it (an
+    HTTPRoute on a Gateway istiod deploys, a VirtualService bound to an Istio Gateway whose
+    pods the estate shows)."""
     td = intent.trust_domain
     found = []
     if service.ingress:
         gateway = intent.ingress_gateway
-        found.append(IngressPrincipal(
-            f"{td}/ns/{gateway.namespace}/sa/{gateway.service_account}", "ingress: true"))
+        found.append(f"{td}/ns/{gateway.namespace}/sa/{gateway.service_account}")
     if estate is not None:
         for route in estate.ingress_routes(service.namespace, service.name,
                                            _backends(service)):
-            for namespace, account in estate.route_gateway_accounts(route):
-                found.append(IngressPrincipal(f"{td}/ns/{namespace}/sa/{account}",
-                                              f"{route.display} ({route.source})"))
-    return found
+            found += [f"{td}/ns/{namespace}/sa/{account}"
+                      for namespace, account in estate.route_gateway_accounts(route)]
+    return list(dict.fromkeys(found))
 
 
 def _backends(service: Service) -> list[str]:
