@@ -220,6 +220,16 @@ def _host_sidecar_bytes(repo: Path, services: int, yaml: Any) -> int:
         f"host-{index}": {"environment": "dev", "service": name,
                           "address": f"127.0.10.{index + 1}", "app_port": 18080}
         for index, name in enumerate(names)}
+    # a host's calls into the cluster are not meshed: a rule naming it by identity would never
+    # match (the run refuses it), so the cluster services' rules leave the hosts' services
+    # out; a service only hosts call keeps the derived ALLOW (the hosts by address)
+    entries = []
+    for entry in variables["mesh_authorization"]:
+        for rule in entry["allow"]:
+            rule["from"] = [name for name in rule["from"] if name not in names]
+        if all(rule["from"] for rule in entry["allow"]):
+            entries.append(entry)
+    variables["mesh_authorization"] = entries
     intent, _warnings = parse_intent(variables)
     files = render_host_files(plan_stage(intent), Renderer())
     return sum(len(text.encode()) for path, text in files.items()

@@ -19,6 +19,7 @@ from .canary.messages import CanaryCommit, runbook_section
 from .canary.record import CanaryState
 from .canary.shaping import effective_intent
 from .errors import AnalysisError, GitOpsError, IntentError, IntentErrors, SchemaError
+from .estate.estate import Estate
 from .gitops.message import commit_message, gate_lines, object_changes
 from .gitops.paths import env_dir, install_dir
 from .gitops.repo import GitOpsRepo
@@ -156,12 +157,14 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     recorded = recorded or {}
     intent, warnings, canary = _parse(variables, recorded)
     _check_header_regexes(intent, options, cache)
-    plan = plan_stage(intent)
+    # the estate's manifests, read once: the planners and the analysis judge against them
+    estate = Estate.read(options.check_paths) if options.check_paths else None
+    plan = plan_stage(intent, estate)
     renderer = Renderer(options.template_dirs, cache=cache)
     rendered = _render(plan, renderer)
     warnings += plan.warnings + [str(gap) for gap in plan.gaps] + rendered.warnings
     warnings += _validate(intent, rendered, options, registry, cache)
-    warnings += _analyze(intent, rendered.stage_objects, options.check_paths, cache)
+    warnings += _analyze(intent, rendered.stage_objects, estate, cache)
     files = _tree(plan, rendered, renderer, options, cache)
     stage = RenderedStage(intent, plan, rendered.everything, files, warnings,
                           rendered.unvalidated, rendered.install, rendered.stage_objects, canary,
@@ -363,28 +366,30 @@ def _tree(plan: StagePlan, rendered: _Rendered, renderer: Renderer, options: Sta
     return files
 
 
-def _analyze(intent: Intent, objects: Sequence[RenderedObject],
-                       check_paths: Sequence[Path], cache: StageCache | None) -> list[str]:
+def _analyze(intent: Intent, objects: Sequence[RenderedObject], estate: Estate | None,
+             cache: StageCache | None) -> list[str]:
     """The analyzers over the rendered objects: their warnings, or ``AnalysisError``.
 
     An analysis that passed is kept in the stage cache under everything it read (the
     rendered texts and the intent its stand-ins are made from); manifests given with
     ``check_paths`` are read afresh every run, so that analysis is never kept."""
     key = None
-    if cache is not None and not check_paths:
+    if cache is not None and estate is None:
         try:  # the stand-ins are made from the intent: its pickle stands for them
-            estate = pickle.dumps(intent, protocol=4)
+            stand_ins = pickle.dumps(intent, protocol=4)
         except Exception:  # as for renderings: what pickle refuses is analyzed every time
-            estate = None
-        if estate is not None:
+            stand_ins = None
+        if stand_ins is not None:
             key = cache.check_key("analysis", [intent.provider, intent.root_namespace,
-                                               intent.trust_domain, estate,
+                                               intent.trust_domain, stand_ins,
                                                *(item.text for item in objects)])
     if key is not None and cache is not None:
         known = cache.passed(key)
         if isinstance(known, list):
             return [str(line) for line in known]
-    analysis = analyze_rendered(intent, [item.obj for item in objects], check_paths)
+    analysis = analyze_rendered(intent, [item.obj for item in objects],
+                                estate=estate.resources if estate is not None else None,
+                                sources=[item.path for item in objects])
     if analysis.errors:
         raise AnalysisError(f"{intent.environment} ({intent.stage.value})",
                             [finding.line() for finding in analysis.errors])

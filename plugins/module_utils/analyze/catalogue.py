@@ -16,10 +16,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .analyzer import Analyzer
+from .context import CODES
 from .registry import ANALYZERS
 
 _BLOCK = re.compile(r"^(Fails with (?P<codes>[A-Z0-9, ]+)|Passes)::\n\n"
                     r"(?P<body>(?:(?: {4}.*)?\n)+)", re.MULTILINE)
+
+
+PIPELINE_CODES = {
+    "MST0001": "An object of the estate has the API group, kind, namespace and name of an "
+               "object the run renders (for a Namespace: sets one of the labels or annotations "
+               "meshstage sets, to another value): two writers would overwrite each other on "
+               "the cluster. The finding names both files.",
+    "MST0002": "A Namespace of the estate is one meshstage renders too, to set its own labels "
+               "and annotations on it: both can be applied, as long as the estate's copy does "
+               "not set those keys.",
+}
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,14 @@ def catalogue_markdown(upstream_cases: Mapping[str, int]) -> str:
         lines.append(f"| [`{name}`](#{_anchor(name)}) | {analyzer.provider} | {codes} | "
                      f"{cases} |")
     lines += ["", f"{len(ANALYZERS)} analyzers; {total} upstream cases pass.", ""]
+    lines += ["## Codes of the run itself", "",
+              "Inside a run given the estate's manifests (`mesh_check_paths`), the rendered "
+              "objects are compared with them before any analyzer runs "
+              "(`analyze/context.py`):", "",
+              "| code | level | what |", "|---|---|---|"]
+    lines += [f"| {code} | {level.value} | {PIPELINE_CODES[code]} |"
+              for code, level in CODES.items()]
+    lines.append("")
     for name, analyzer in ANALYZERS.items():
         lines += [f"## {name}", "", description(analyzer), ""]
         for example in examples(analyzer):

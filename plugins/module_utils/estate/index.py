@@ -34,6 +34,9 @@ from .objects import (
     BUILTIN_NAMESPACES,
     CLUSTER_SCOPED,
     DATAPLANE_MODE,
+    GATEWAY_API,
+    ISTIO_GATEWAY_CLASSES,
+    ISTIO_GATEWAY_CONTROLLER,
     POD_KINDS,
     EnvValue,
     Resource,
@@ -41,6 +44,7 @@ from .objects import (
     as_list,
     as_mapping,
     as_strings,
+    generated_gateway_account,
     pod_template,
 )
 
@@ -106,6 +110,7 @@ class MeshIndex:
         self._wildcards: list[tuple[str, str, HostEntry]] = []
         self._services: dict[tuple[str, str], HostEntry] = {}
         self._selecting: dict[Workload, list[HostEntry]] | None = None
+        self._gateway_accounts: dict[str, set[str]] | None = None
         for resource in self.of_kind("ServiceEntry"):
             self._add_service_entry(resource)
         for resource in self.of_kind("Service"):
@@ -345,9 +350,30 @@ class MeshIndex:
 
     # ---- identities
 
+    def istio_gateway_classes(self) -> frozenset[str]:
+        """``istio``, and every GatewayClass of the input that istiod's controller serves."""
+        own = {r.name for r in self.of_kind("GatewayClass")
+               if r.group == GATEWAY_API
+               and r.spec.get("controllerName") == ISTIO_GATEWAY_CONTROLLER}
+        return ISTIO_GATEWAY_CLASSES | own
+
+    def gateway_accounts(self, namespace: str) -> set[str]:
+        """The ServiceAccounts istiod creates for the input's Gateway API Gateways there."""
+        if self._gateway_accounts is None:
+            classes = self.istio_gateway_classes()
+            self._gateway_accounts = {}
+            for gateway in self.of_kind("Gateway"):
+                account = generated_gateway_account(gateway, classes)
+                if account is not None:
+                    self._gateway_accounts.setdefault(gateway.namespace, set()).add(account)
+        return self._gateway_accounts.get(namespace, set())
+
     def service_account_exists(self, namespace: str, name: str) -> bool:
-        """A ServiceAccount object, or a workload running as that account."""
+        """A ServiceAccount object, a workload running as that account, or the account of a
+        Gateway istiod deploys (``<gateway>-<class>``)."""
         if self.get("ServiceAccount", namespace, name) is not None:
+            return True
+        if name in self.gateway_accounts(namespace):
             return True
         return any(w.service_account == name for w in self.workloads_in(namespace))
 
@@ -359,7 +385,7 @@ class MeshIndex:
         extensions, say) that an application's manifests never show."""
         if self.complete and namespace not in self.namespace_names:
             return f"namespace {namespace} does not exist"
-        if account == "default":
+        if account == "default" or account in self.gateway_accounts(namespace):
             return None
         if not self.knows_in(namespace, "ServiceAccount", *POD_KINDS):
             return ""

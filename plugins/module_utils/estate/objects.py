@@ -298,3 +298,25 @@ class EnvValue:
     value: str | None
     config_map: str | None = None
     key: str | None = None
+
+
+GATEWAY_API = "gateway.networking.k8s.io"
+GATEWAY_SERVICE_ACCOUNT = "gateway.istio.io/service-account"
+ISTIO_GATEWAY_CONTROLLER = "istio.io/gateway-controller"
+# The class istiod controls without a GatewayClass in the input (the waypoint class runs
+# waypoints, which are no ingress gateways).
+ISTIO_GATEWAY_CLASSES = frozenset({"istio"})
+
+
+def generated_gateway_account(gateway: Resource, classes: frozenset[str]) -> str | None:
+    """The ServiceAccount istiod gives the pods of a Gateway API Gateway of one of its
+    ``classes``: ``<gateway>-<class>``, or the account its ``gateway.istio.io/service-account``
+    annotation names; None for a Gateway of another controller's class.
+    https://istio.io/latest/docs/tasks/traffic-management/ingress/gateway-api/#automated-deployment
+    """
+    if gateway.group != GATEWAY_API or gateway.kind != "Gateway":
+        return None
+    gateway_class = str(gateway.spec.get("gatewayClassName") or "")
+    if gateway_class not in classes:
+        return None
+    return gateway.annotations.get(GATEWAY_SERVICE_ACCOUNT) or f"{gateway.name}-{gateway_class}"

@@ -4,12 +4,14 @@ Stand-ins are never written; findings about them are dropped."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..intent.model import Intent, Service
 from ..providers.registry import mesh
 from ..stages import Stage
+from .index import MeshIndex
+from .objects import Resource, as_list, generated_gateway_account
 
 STAND_IN = "meshstage.io/stand-in"
 
@@ -96,15 +98,53 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     for service in intent.services:
         objects += _service_objects(service, proxy if service.namespace in injected
                                     and service.name not in held else None)
-    labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
+    # the intent's gateway: istiod's Deployment <gateway>-<class> for a Gateway API Gateway,
+    # else the istioctl ingress gateway
+    ref = gateway.gateway_ref()
+    deployment = f"{ref[1]}-{gateway.gateway_class}" if ref and gateway.gateway_class \
+        else "istio-ingressgateway"
+    labels = dict(gateway.labels) if gateway.gateway_class else \
+        {**gateway.labels, "app": "istio-ingressgateway"}
     objects += [
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _stand_in_meta(gateway.service_account, gateway.namespace)},
         {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": _stand_in_meta("istio-ingressgateway", gateway.namespace, labels),
+         "metadata": _stand_in_meta(deployment, gateway.namespace, labels),
          "spec": {"selector": {"matchLabels": labels}, "template": {
              "metadata": {"labels": labels},
              "spec": {"serviceAccountName": gateway.service_account,
                       "containers": [{"name": "istio-proxy", "image": "stand-in"}]}}}},
     ]
+    return objects
+
+
+def generated_gateways(resources: Sequence[Resource]) -> list[dict[str, Any]]:
+    """Stand-ins for what istiod deploys for the Gateway API Gateways of the estate: the
+    Deployment and ServiceAccount ``<gateway>-<class>``, its pods labelled
+    ``gateway.networking.k8s.io/gateway-name`` and running the gateway's Envoy, which listens
+    on the ports of the Gateway's listeners
+    (https://istio.io/latest/docs/tasks/traffic-management/ingress/gateway-api/#automated-deployment)."""
+    index = MeshIndex(resources)
+    classes = index.istio_gateway_classes()
+    objects: list[dict[str, Any]] = []
+    for gateway in index.of_kind("Gateway"):
+        account = generated_gateway_account(gateway, classes)
+        if account is None:
+            continue
+        labels = {"gateway.networking.k8s.io/gateway-name": gateway.name}
+        ports = sorted({listener["port"] for listener in as_list(gateway.spec.get("listeners"))
+                        if isinstance(listener, Mapping)
+                        and isinstance(listener.get("port"), int)})
+        objects += [
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": _stand_in_meta(account, gateway.namespace)},
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": _stand_in_meta(account, gateway.namespace, labels),
+             "spec": {"selector": {"matchLabels": labels}, "template": {
+                 "metadata": {"labels": labels},
+                 "spec": {"serviceAccountName": account,
+                          "containers": [{"name": "istio-proxy", "image": "stand-in",
+                                          "ports": [{"containerPort": port}
+                                                    for port in ports]}]}}}},
+        ]
     return objects

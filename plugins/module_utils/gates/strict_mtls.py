@@ -7,6 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..intent.model import Intent
+from ..plan.callers import (
+    exception_of,
+    has_sidecar,
+    plaintext_ports,
+    with_plaintext_exceptions,
+)
 from ..providers.registry import mesh
 from ..stages import Stage
 from .gate import PLAINTEXT, Evidence, Gate, Move, Target, Verdict, count, window_text
@@ -17,6 +23,18 @@ class StrictMtlsGate(Gate):
     workload without a sidecar cannot present a certificate, and a plaintext request into a
     workload is refused. Services listed in ``mesh_mtls_exceptions`` are out of scope: they
     stay PERMISSIVE or DISABLE, visibly.
+
+    A caller without a sidecar sends plaintext, which STRICT refuses at the callee before any
+    policy is read (https://istio.io/latest/docs/concepts/security/#peer-authentication;
+    Linkerd's ``all-authenticated`` likewise refuses requests without an identity). An
+    exception on the caller changes nothing for its requests: an exception applies to the
+    workload that receives them. So every declared call from a caller without a sidecar to a
+    meshed callee must find the callee's ports open to plaintext: a PERMISSIVE (or DISABLE)
+    exception on the callee or on its ports. meshstage renders one by default for the callees
+    of callers that can never be meshed (``inject: false``, plain hosts: ``plan/callers.py``);
+    a caller that will be meshed later (its wave is not injected yet) blocks until it is, or
+    until its callees have exceptions of their own. Its ALLOW rules at ``authorization`` then
+    admit such callers without an identity (by port, or by a host's address).
 
     Sidecars come from the cluster facts when the run gathered them (``mesh_cluster_facts``:
     every pod of the catalogue's namespaces), from the intent otherwise: services with
@@ -30,6 +48,7 @@ class StrictMtlsGate(Gate):
 
         mesh_injected_waves: 1 of 2            (the second wave's services have no sidecar)
         host pay: 23 plaintext requests into payment-service in the last 1h
+        batch (its wave not injected yet) calls payment-service, which has no exception
 
     Passes::
 
@@ -49,10 +68,14 @@ class StrictMtlsGate(Gate):
         excepted = {e.service for e in intent.mtls_exceptions}
         if evidence.facts is not None:
             blockers = _facts_without_sidecar(intent, evidence.facts, excepted)
+            unmeshed = _apps_without_sidecar(intent, evidence.facts)
             source = "the cluster facts"
         else:
             blockers = _intent_without_sidecar(intent, excepted)
+            unmeshed = {s.name for s in intent.services if not has_sidecar(intent, s)}
             source = "the intent (no cluster facts gathered)"
+        refused_calls = _plaintext_calls(intent, unmeshed, excepted)
+        blockers += refused_calls
         blockers += _hosts_without_sidecar(intent, excepted)  # hosts: the intent says
         summary = f"every workload in scope has a sidecar (from {source})"
         proceed = []
@@ -60,6 +83,11 @@ class StrictMtlsGate(Gate):
             summary = f"workloads without a sidecar (from {source})"
             proceed.append("inject the workloads without a sidecar (and restart their pods: "
                            "playbooks/restart_waves.yml) or list them in mesh_mtls_exceptions")
+        if refused_calls:
+            proceed.append("for a caller without a sidecar, open its callee to plaintext: "
+                           "mesh_mtls_exceptions {service: <callee>, mode: PERMISSIVE} (or its "
+                           "ports); an exception on the caller changes nothing for its "
+                           "requests")
         if not intent.gates.observe:
             summary += "; plaintext traffic not observed (mesh_gates.observe: false)"
         else:
@@ -74,19 +102,19 @@ class StrictMtlsGate(Gate):
 
 
 def _intent_without_sidecar(intent: Intent, excepted: set[str]) -> list[str]:
+    """Services whose wave is not injected yet (a service with ``inject: false`` is out of
+    the mesh by the intent: its callers send it plaintext, and its own calls are judged by
+    ``_plaintext_calls``)."""
     blockers = []
     injected = set(intent.injected_namespaces())
     on_hosts = intent.host_services
     waves = {ns: wave.name for wave in intent.injection_waves for ns in wave.namespaces}
     held = {service.name for service in intent.held_back()}
     for service in intent.services:
-        if service.name in excepted or service.name in on_hosts:
+        if service.name in excepted or service.name in on_hosts or not service.inject:
             continue
         where = f"Service {service.namespace}/{service.name}"
-        if not service.inject:
-            blockers.append(f"{where} has inject: false and is not in mesh_mtls_exceptions: "
-                            "its workloads have no sidecar")
-        elif service.name in held:
+        if service.name in held:
             blockers.append(f"{where} waits for its wave {intent.wave_name(service)!r} "
                             f"(mesh_injected_waves: {intent.injected_waves} of "
                             f"{len(intent.injection_waves)}): its workloads have no sidecar")
@@ -97,6 +125,47 @@ def _intent_without_sidecar(intent: Intent, excepted: set[str]) -> list[str]:
                 + (f"in wave {wave!r}, not injected yet (mesh_injected_waves: "
                    f"{intent.injected_waves} of {len(intent.injection_waves)})"
                    if wave else "in no injection wave") + ": its workloads have no sidecar")
+    return blockers
+
+
+def _apps_without_sidecar(intent: Intent, facts: Mapping[str, Any]) -> set[str]:
+    """Catalogue services with pods that run without a sidecar, by the cluster facts (and
+    those the intent opts out of injection)."""
+    namespaces = facts.get("namespaces") or {}
+    found = {s.name for s in intent.services if not s.inject}
+    for entry in namespaces.values():
+        found.update(str(app) for app in entry.get("apps_without_sidecar") or ())
+    return found
+
+
+def _plaintext_calls(intent: Intent, unmeshed: set[str], excepted: set[str]) -> list[str]:
+    """Declared calls that STRICT would refuse: from a caller without a sidecar to a meshed
+    callee whose ports are not open to plaintext (by its exception, the intent's or the one
+    meshstage derives for callers that can never be meshed)."""
+    effective = with_plaintext_exceptions(intent)
+    on_hosts = intent.host_services
+    blockers = []
+    for caller in intent.services:
+        if caller.name not in unmeshed or caller.name in on_hosts:
+            continue
+        for name in caller.calls:
+            callee = intent.by_name.get(name)
+            if callee is None or name in on_hosts or name in unmeshed:
+                continue
+            ports = list(callee.workload_ports())
+            opened = plaintext_ports(exception_of(effective, callee), callee)
+            closed = [port for port in ports if port not in opened]
+            if not closed:
+                continue
+            note = (" (its own mesh_mtls_exceptions entry changes nothing for these requests:"
+                    " an exception applies to the workload receiving them)"
+                    if caller.name in excepted else "")
+            blockers.append(
+                f"Service {caller.namespace}/{caller.name} has no sidecar and calls "
+                f"{callee.namespace}/{callee.name}, whose port(s) "
+                f"{', '.join(map(str, closed))} go STRICT: its plaintext requests will be "
+                f"refused{note}; give {callee.name} a PERMISSIVE exception (or its ports), or "
+                f"inject {caller.name}")
     return blockers
 
 

@@ -64,6 +64,15 @@ RETRY_ON = re.compile(r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
 PROBE_PATH = re.compile(r"^/[^\s*?#]*$")
 
 
+# A host name a gateway receives requests for: DNS labels, optionally a leading "*." wildcard.
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+INGRESS_HOST = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+
+
+# A gateway by name, or namespace/name (DNS labels and subdomains).
+GATEWAY_REF = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
 HOST_PORT = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$")
 
 

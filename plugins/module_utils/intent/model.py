@@ -38,6 +38,8 @@ class Version:
     # The Service that selects exactly this version's pods, when the team has one; otherwise
     # meshstage renders ``<service>-<version>`` for the Gateway API and SMI backends.
     service: str | None = None
+    # written in the short form (``versions: [v1]``): the labels are assumed, ``version: v1``
+    assumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ class Service:
     traffic: TrafficPolicy
     probe_paths: tuple[str, ...] = ()
     canary: Canary | None = None
+    # the hosts (Host header) the ingress gateway receives this service's requests on
+    ingress_hosts: tuple[str, ...] = ()
 
     @property
     def selector(self) -> dict[str, str]:
@@ -168,6 +172,8 @@ class MtlsExemption:
     mode: str  # DISABLE | PERMISSIVE
     ports: Mapping[int, str]
     reason: str
+    # the callers that can never be meshed, when meshstage derived it (``plan/callers.py``)
+    derived_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -268,10 +274,30 @@ class InstallSettings:
     repository: str | None = None
 
 
+CLASSIC_GATEWAY_LABELS: Mapping[str, str] = {"istio": "ingressgateway"}
+
+
 @dataclass(frozen=True)
 class IngressGateway:
+    """The gateway external requests enter through: where its pods run, their identity and
+    labels, and the gateway object ingress routes bind to (``gateway``: an Istio Gateway for
+    VirtualServices, a Gateway API Gateway for HTTPRoutes; ``namespace/name`` or a name in
+    ``namespace``). With ``gateway_class`` it is a Gateway API Gateway that istiod deploys as
+    ``<gateway>-<gateway_class>``, so its service account and labels follow from its name."""
+
     namespace: str = "istio-system"
     service_account: str = "istio-ingressgateway-service-account"
+    labels: Mapping[str, str] = field(default_factory=lambda: dict(CLASSIC_GATEWAY_LABELS))
+    gateway: str | None = None
+    gateway_class: str | None = None
+    ports: tuple[int, ...] = ()   # the container ports its pods listen on (Linkerd Servers)
+
+    def gateway_ref(self) -> tuple[str, str] | None:
+        """(namespace, name) of ``gateway``."""
+        if not self.gateway:
+            return None
+        namespace, _, name = self.gateway.rpartition("/")
+        return (namespace or self.namespace, name)
 
 
 @dataclass(frozen=True)
@@ -352,6 +378,46 @@ class Intent:
 
     def service(self, name: str) -> Service:
         return self.by_name[name]
+
+    def callers_of(self, name: str) -> tuple[tuple[Service, ...], tuple[MeshHost, ...]]:
+        """The services whose ``calls`` name ``name``, and the hosts that carry one of them
+        (indexed once per Intent, outside its fields: equality and pickles ignore it)."""
+        index = self.__dict__.get("_callers")
+        if index is None:
+            index = {}
+            for caller in self.services:
+                for callee in caller.calls:
+                    index.setdefault(callee, ([], []))[0].append(caller)
+            for host in self.hosts:
+                carried = self.by_name.get(host.service)
+                for callee in carried.calls if carried is not None else ():
+                    index.setdefault(callee, ([], []))[1].append(host)
+            object.__setattr__(self, "_callers", index)
+        services, hosts = index.get(name, ((), ()))
+        return tuple(services), tuple(hosts)
+
+    def is_injected(self, namespace: str) -> bool:
+        """True when ``namespace`` is in one of the waves this environment has injected."""
+        injected = self.__dict__.get("_injected")
+        if injected is None:
+            injected = frozenset(self.injected_namespaces())
+            object.__setattr__(self, "_injected", injected)
+        return namespace in injected
+
+    def is_held(self, name: str) -> bool:
+        """True when service ``name`` is held back from its injected namespace until its own
+        wave is injected (``held_back``)."""
+        held = self.__dict__.get("_held")
+        if held is None:
+            held = frozenset(service.name for service in self.held_back())
+            object.__setattr__(self, "_held", held)
+        return name in held
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        for derived in ("_callers", "_injected", "_held"):  # rebuilt on demand, never pickled
+            state.pop(derived, None)
+        return state
 
     @property
     def host_services(self) -> frozenset[str]:

@@ -36,13 +36,13 @@ from .model import (
     PROXY_IMAGE_TYPES,
     Cluster,
     GitOpsSource,
-    IngressGateway,
     InstallSettings,
     Intent,
     ProxySettings,
 )
 from .policies import (
     parse_authorization,
+    parse_ingress_gateway,
     parse_linkerd,
     parse_mtls_exceptions,
     parse_telemetry,
@@ -165,9 +165,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         "argocd_namespace": check.dns_label, "argocd_project": check.dns_subdomain,
         "flux_namespace": check.dns_label, "sync_interval": check.duration,
     })
-    ingress = parse_simple(check, data.get("mesh_ingress_gateway"), "mesh_ingress_gateway",
-                           IngressGateway, {"namespace": check.dns_label,
-                                            "service_account": check.dns_subdomain})
+    ingress = parse_ingress_gateway(check, data.get("mesh_ingress_gateway"))
     quantity = check.quantity
     proxy = parse_simple(check, data.get("mesh_proxy"), "mesh_proxy", ProxySettings, {
         "concurrency": lambda v, p: check.integer(v, p, 0, 64),

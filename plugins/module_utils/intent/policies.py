@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checker import (
+    GATEWAY_REF,
     HOST_PORT,
     Checker,
     join_path,
@@ -15,10 +16,12 @@ from .checker import (
     suggestion,
 )
 from .model import (
+    CLASSIC_GATEWAY_LABELS,
     HTTP_METHODS,
     LINKERD_ACCESS_LOG_FORMATS,
     MTLS_EXCEPTION_MODES,
     AuthorizationRule,
+    IngressGateway,
     InjectionWave,
     LinkerdSettings,
     MtlsExemption,
@@ -356,3 +359,51 @@ def parse_linkerd(check: Checker, value: Any) -> LinkerdSettings:
                                    lambda v, p: check.choice(v, p, LINKERD_ACCESS_LOG_FORMATS),
                                    defaults.access_log_format),
     )
+
+
+def parse_ingress_gateway(check: Checker, value: Any) -> IngressGateway:
+    """``mesh_ingress_gateway``: the gateway's pods (namespace, service account, labels,
+    ports) and the gateway object ingress routes bind to. A Gateway API Gateway istiod deploys
+    (``gateway_class``) runs as ``<gateway>-<class>`` with the label
+    ``gateway.networking.k8s.io/gateway-name: <gateway>``
+    (https://istio.io/latest/docs/tasks/traffic-management/ingress/gateway-api/#automated-deployment):
+    those are the defaults of its service account and labels."""
+    path = "mesh_ingress_gateway"
+    defaults = IngressGateway()
+    if value is None:
+        return defaults
+    data = check.mapping(value, path, optional=(
+        "namespace", "service_account", "labels", "gateway", "gateway_class", "ports"))
+    if data is None:
+        return defaults
+    namespace = optional(check, data, "namespace", path, check.dns_label, defaults.namespace)
+    gateway = optional(check, data, "gateway", path, lambda v, p: check.string(
+        v, p, GATEWAY_REF, "a gateway name, or namespace/name"), None)
+    gateway_class = optional(check, data, "gateway_class", path, check.dns_subdomain, None)
+    if gateway_class and not gateway:
+        check.error(join_path(path, "gateway_class"), gateway_class,
+                    "needs gateway: the name of the Gateway API Gateway of that class")
+        gateway_class = None
+    name = gateway.rpartition("/")[2] if gateway else None
+    if gateway and gateway_class and "/" in gateway \
+            and gateway.rpartition("/")[0] != namespace:
+        check.error(join_path(path, "gateway"), gateway, f"is a Gateway of class "
+                    f"{gateway_class!r}: istiod runs its pods in the Gateway's own namespace, "
+                    f"so mesh_ingress_gateway.namespace must be {gateway.rpartition('/')[0]!r}")
+    generated = f"{name}-{gateway_class}" if gateway_class and name else None
+    account = optional(check, data, "service_account", path, check.dns_subdomain,
+                       generated or defaults.service_account)
+    default_labels: dict[str, str] = {"gateway.networking.k8s.io/gateway-name": name} \
+        if generated and name else dict(CLASSIC_GATEWAY_LABELS)
+    labels = optional(check, data, "labels", path, check.labels, default_labels)
+    ports = tuple(dict.fromkeys(
+        number for index, item in enumerate(check.sequence(data.get("ports"),
+                                                           join_path(path, "ports")))
+        if (number := check.integer(item, join_path(join_path(path, "ports"), index),
+                                    1, 65535)) is not None))
+    if labels is not None and not labels:
+        check.error(join_path(path, "labels"), {}, "selects every pod of the namespace; "
+                    "name the labels of the gateway's pods")
+    return IngressGateway(namespace=namespace, service_account=account,
+                          labels=labels or dict(CLASSIC_GATEWAY_LABELS), gateway=gateway,
+                          gateway_class=gateway_class, ports=ports)

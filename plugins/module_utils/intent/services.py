@@ -9,6 +9,7 @@ from typing import Any
 
 from .checker import (
     HEADER_NAME,
+    INGRESS_HOST,
     INT32_MAX,
     PROBE_PATH,
     RETRY_ON,
@@ -44,7 +45,7 @@ from .model import (
 )
 
 SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
-                "ingress", "canary", "traffic", "probe_paths")
+                "ingress", "ingress_hosts", "canary", "traffic", "probe_paths")
 
 
 def check_canary_windows(check: Checker, intent: Intent) -> None:
@@ -98,6 +99,14 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
     )
     inject = optional(check, data, "inject", path, check.boolean, True)
     ingress = optional(check, data, "ingress", path, check.boolean, False)
+    hosts_path = join_path(path, "ingress_hosts")
+    ingress_hosts = tuple(dict.fromkeys(
+        text for i, text in enumerate(check.sequence(data.get("ingress_hosts"), hosts_path))
+        if check.string(text, join_path(hosts_path, i), INGRESS_HOST,
+                        "a host name (e.g. shop.example.com or *.example.com)") is not None))
+    if ingress_hosts and not ingress:
+        check.error(hosts_path, list(ingress_hosts), "needs ingress: true: they are the hosts "
+                    "the ingress gateway receives this service's requests on")
     probe_paths = tuple(
         text for i, text in enumerate(check.sequence(data.get("probe_paths"),
                                                      join_path(path, "probe_paths")))
@@ -123,7 +132,8 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
         return None
     return Service(name=name, namespace=namespace, service_account=account, ports=ports,
                    versions=versions, calls=calls, inject=inject, ingress=ingress,
-                   traffic=traffic, probe_paths=probe_paths, canary=canary)
+                   traffic=traffic, probe_paths=probe_paths, canary=canary,
+                   ingress_hosts=ingress_hosts)
 
 
 def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
@@ -154,7 +164,8 @@ def _parse_versions(check: Checker, value: Any, path: str) -> tuple[Version, ...
     services: dict[str, str] = {}
     for index, item in enumerate(check.sequence(value, path)):
         item_path = join_path(path, index)
-        if isinstance(item, str):
+        short = isinstance(item, str)
+        if short:
             item = {"name": item}
         data = check.mapping(item, item_path, required=("name",),
                              optional=("labels", "service"))
@@ -175,7 +186,7 @@ def _parse_versions(check: Checker, value: Any, path: str) -> tuple[Version, ...
             service = None
         if service is not None:
             services[service] = name
-        versions.append(Version(name=name, labels=labels, service=service))
+        versions.append(Version(name=name, labels=labels, service=service, assumed=short))
     return tuple(versions)
 
 

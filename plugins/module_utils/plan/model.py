@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import describe_value
+from ..errors import IntentError, describe_value
 from ..intent.model import Intent
 from ..kube import ownership_labels
 from ..stages import Stage, stages_through
@@ -90,6 +90,8 @@ class StagePlan:
     warnings: list[str] = field(default_factory=list)  # risks of what is rendered
     # files outside envs/<env>, by path from the repository root (hosts/<env>/...)
     host_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
+    # what the intent asks that would break a request at this stage, with the fix
+    refusals: list[IntentError] = field(default_factory=list)
 
     def by_stage(self) -> dict[Stage, list[PlannedObject]]:
         grouped: dict[Stage, list[PlannedObject]] = {
@@ -111,6 +113,8 @@ class StageContribution:
     gaps: list[Gap] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # risks of what is rendered
     host_files: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
+    # what the intent asks that would break a request (the run refuses, naming the fix)
+    refusals: list[IntentError] = field(default_factory=list)
 
 
 def assemble(intent: Intent,
@@ -134,6 +138,8 @@ def assemble(intent: Intent,
                     plan.gaps.append(replace(gap, stage=stage))
             plan.warnings.extend(w for w in dict.fromkeys(contribution.warnings)
                                  if w not in plan.warnings)
+            plan.refusals.extend(r for r in contribution.refusals
+                                 if str(r) not in {str(known) for known in plan.refusals})
     plan.objects = sorted(owners.values(), key=lambda o: (o.stage.number, o.filename))
     return plan
 

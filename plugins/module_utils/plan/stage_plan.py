@@ -6,14 +6,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import IntentErrors
+from ..estate.estate import Estate
 from ..intent.model import Intent
 from ..providers.registry import HOSTS, mesh
+from ..stages import Stage
+from .callers import with_plaintext_exceptions
 from .model import StagePlan, assemble
 
 
-def plan_stage(intent: Intent) -> StagePlan:
+def plan_stage(intent: Intent, estate: Estate | None = None) -> StagePlan:
     """The plan of ``intent.environment`` at ``intent.stage``: its provider's planner for
     the Kubernetes services, and the Envoy planner for the services its hosts carry.
+    ``estate``: the estate's manifests (``mesh_check_paths``), when the run was given them.
 
     Raises ``IntentErrors`` first for what the intent asks that the mesh would apply more
     widely than meant (the provider's ``refusals``)."""
@@ -21,10 +25,31 @@ def plan_stage(intent: Intent) -> StagePlan:
     refused = list(provider.refusals(intent))
     if refused:
         raise IntentErrors(refused)
-    planned = [provider.plan(cluster_intent(intent))]
+    planned = [provider.plan(with_plaintext_exceptions(cluster_intent(intent)), estate)]
     if intent.hosts:
-        planned.append(HOSTS.plan(intent))
-    return assemble(intent, *planned)
+        planned.append(HOSTS.plan(intent, estate))
+    plan = assemble(intent, *planned)
+    if plan.refusals:
+        raise IntentErrors(plan.refusals)
+    if estate is None:
+        plan.warnings.extend(assumed_versions(intent))
+    return plan
+
+
+def assumed_versions(intent: Intent) -> list[str]:
+    """The short form of ``versions`` (``[v1, v2]``) assumes each version's pods carry the label
+    ``version: <name>``; only the estate's manifests can tell. Said once, with no estate."""
+    if not intent.stage.reached(Stage.TRAFFIC):
+        return []
+    short = [f"{s.namespace}/{s.name}" for s in intent.services  # hosts name their version
+             if s.name not in intent.host_services
+             and any(version.assumed for version in s.versions)]
+    if not short:
+        return []
+    return [f"mesh_services[].versions: the short form (versions: [v1, ...]) assumes the "
+            f"pods of each version are labelled version: <name>, and no estate was given "
+            f"(mesh_check_paths) to check it, for {', '.join(short)}: write each version's "
+            "labels, or give the estate's manifests"]
 
 
 def cluster_intent(intent: Intent) -> Intent:

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import IntentError
+from ..estate.estate import Estate
 from ..intent.model import Intent
 from ..inventory.draft import Draft
 from ..plan.model import StageContribution
 from ..stages import Stage
 
-Planner = Callable[[Intent], dict[Stage, StageContribution]]
+# A planner reads the intent and, when the run was given the estate's manifests, the estate.
+Planner = Callable[[Intent, Estate | None], dict[Stage, StageContribution]]
 # What an intent asks that the mesh would apply more widely than meant: each an error that
 # names the field and the value.
 Refusals = Callable[[Intent], Sequence[IntentError]]

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...estate.index import MeshIndex
 from ...estate.objects import Resource, Workload
+from ...kube import selector_matches
 
 POLICY_GROUP = "policy.linkerd.io"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -74,11 +75,40 @@ def backend_refs(route: Resource) -> Iterator[Ref]:
                 yield found
 
 
-def server_workloads(index: MeshIndex, server: Resource) -> list[Workload]:
+# Labels Linkerd's proxy injector adds to every pod it injects (linkerd2
+# ``pkg/inject/inject.go``; ``linkerd viz allow-scrapes`` selects meshed pods by the first).
+INJECTOR_LABELS = ("linkerd.io/control-plane-ns", "linkerd.io/workload-ns")
+INJECT = "linkerd.io/inject"
+
+
+def will_be_injected(index: MeshIndex, workload: Workload) -> bool:
+    """True when Linkerd's injector meshes the workload's pods: its pod annotation, else its
+    namespace's (https://linkerd.io/2-edge/features/proxy-injection/), or a proxy already
+    there."""
+    if any(c.get("name") == "linkerd-proxy" for c in workload.containers):
+        return True
+    own = workload.annotations.get(INJECT)
+    if own is not None:
+        return own in ("enabled", "ingress")
+    namespace = index.namespace(workload.namespace)
+    return namespace is not None and namespace.annotations.get(INJECT) in ("enabled", "ingress")
+
+
+def server_workloads(index: MeshIndex, server: Resource,
+                     injected: bool = False) -> list[Workload]:
+    """The workloads a Server's podSelector selects; with ``injected``, also those it will
+    select once the injector has labelled their pods."""
     selector = server.spec.get("podSelector")
     if not isinstance(selector, Mapping):
         return []
-    return index.workloads_selected(server.namespace, selector)
+    found = index.workloads_selected(server.namespace, selector)
+    if found or not injected:
+        return found
+    match_labels = selector.get("matchLabels")
+    wanted: Mapping[str, Any] = match_labels if isinstance(match_labels, Mapping) else {}
+    return [w for w in index.workloads_in(server.namespace) if will_be_injected(index, w)
+            and selector_matches(selector, {**w.labels, **{
+                key: str(wanted.get(key, "injected")) for key in INJECTOR_LABELS}})]
 
 
 def server_port_numbers(server: Resource, workloads: list[Workload]) -> set[int]:

@@ -26,8 +26,11 @@ def probes(workload: Workload) -> Iterator[Probe]:
             for handler in ("httpGet", "tcpSocket", "grpc"):
                 action = probe.get(handler)
                 if isinstance(action, Mapping):
+                    # the query is not matched: Linkerd authorizes the URI's path
+                    # (https://github.com/linkerd/linkerd2/issues/10877)
+                    path = str(action.get("path") or "/").split("?", 1)[0] or "/"
                     yield Probe(str(container.get("name")), kind, handler, action.get("port"),
-                                str(action.get("path") or "/") if handler == "httpGet" else "")
+                                path if handler == "httpGet" else "")
 
 
 def port_number(workload: Workload, port: int | str | None) -> int | None:

@@ -14,7 +14,10 @@ class LinkerdServerPortAnalyzer(Analyzer):
     of the pods they select declares, so the policy meant for it protects nothing (Error),
     and Servers whose ``podSelector`` selects no pod of their namespace (Warning). The
     proxy's own ports (``linkerd-admin`` 4191, ``linkerd-proxy`` 4143) exist on every
-    injected pod.
+    injected pod. A selector on the labels Linkerd's injector adds to the pods it meshes
+    (``linkerd.io/control-plane-ns``, as ``linkerd viz allow-scrapes`` writes) selects the
+    workloads the injector will mesh (their namespace or pod template says
+    ``linkerd.io/inject: enabled``), labelled or not yet.
 
     Fails with MST0201::
 
@@ -72,6 +75,18 @@ class LinkerdServerPortAnalyzer(Analyzer):
           podSelector: {matchLabels: {app: authors}}
           port: linkerd-admin
         ---
+        apiVersion: policy.linkerd.io/v1beta3
+        kind: Server
+        metadata: {name: proxy-admin, namespace: booksapp}
+        spec:
+          podSelector:
+            matchExpressions: [{key: linkerd.io/control-plane-ns, operator: Exists}]
+          port: linkerd-admin
+        ---
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: booksapp, annotations: {linkerd.io/inject: enabled}}
+        ---
         apiVersion: apps/v1
         kind: Deployment
         metadata: {name: authors, namespace: booksapp}
@@ -96,7 +111,8 @@ class LinkerdServerPortAnalyzer(Analyzer):
             if not index.knows_in(server.namespace, *POD_KINDS):
                 unchecked = True
                 continue
-            workloads = server_workloads(index, server)
+            # a selector on the labels the injector adds selects the pods it will inject
+            workloads = server_workloads(index, server, injected=True)
             if not workloads:
                 yield self.finding(server, "MST0202", "The podSelector selects no pod in "
                                    f"namespace {server.namespace}: this Server applies to "

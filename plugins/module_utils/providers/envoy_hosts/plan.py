@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ...estate.estate import Estate
 from ...gitops.paths import host_dir, scrape_config_path
 from ...intent.model import Intent, MeshHost
 from ...plan.model import StageContribution
@@ -55,7 +56,8 @@ from .config import (
 from .listeners import inbound_listener, outbound_listener, stats_listener
 
 
-def plan_envoy(intent: Intent) -> dict[Stage, StageContribution]:
+def plan_envoy(intent: Intent, estate: Estate | None = None,
+               ) -> dict[Stage, StageContribution]:
     """Each stage's host files and runbook notes for the hosts of an environment."""
     hosts = intent.injected_hosts()
     injection = StageContribution()

@@ -158,18 +158,45 @@ def route_rules(service: Service, port: Port,
 
 def http_route(intent: Intent, service: Service, port: Port,
                annotations: Mapping[str, str] | None = None,
-               timeouts: Mapping[str, str] | None = None) -> PlannedObject:
-    """The outbound HTTPRoute of one service port: parent the Service itself."""
-    name = route_name(service, port)
+               timeouts: Mapping[str, str] | None = None,
+               gateway: tuple[str, str] | None = None,
+               hostnames: tuple[str, ...] = ()) -> PlannedObject:
+    """The outbound HTTPRoute of one service port: parent the Service itself; or, with
+    ``gateway`` (namespace, name), the same rules attached to that Gateway for requests to
+    ``hostnames``: ``<route>-ingress``."""
+    name = route_name(service, port) + ("-ingress" if gateway else "")
     meta = metadata(name, service.namespace, intent, annotations=annotations)
+    parent = {"group": "", "kind": "Service", "name": service.name, "port": port.port}
+    if gateway is not None:
+        parent = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway[1],
+                  "namespace": gateway[0] if gateway[0] != service.namespace else None}
     return PlannedObject(
         api_version=GATEWAY, kind="HTTPRoute", name=name, namespace=service.namespace,
         template="gatewayapi/http_route.yaml.j2",
         context={
             "name": name, "namespace": service.namespace, "labels": meta["labels"],
             "annotations": meta.get("annotations"),
+            "parent_refs": [parent],
+            "hostnames": list(hostnames) or None,
+            "rules": route_rules(service, port, timeouts),
+        },
+    )
+
+
+def grpc_route(intent: Intent, service: Service, port: Port,
+               annotations: Mapping[str, str] | None = None) -> PlannedObject:
+    """The outbound GRPCRoute of one gRPC service port (parent the Service): the same rules
+    as its HTTPRoute would have, without timeouts (GRPCRoute has none)."""
+    name = route_name(service, port)
+    meta = metadata(name, service.namespace, intent, annotations=annotations)
+    return PlannedObject(
+        api_version=GATEWAY, kind="GRPCRoute", name=name, namespace=service.namespace,
+        template="gatewayapi/grpc_route.yaml.j2",
+        context={
+            "name": name, "namespace": service.namespace, "labels": meta["labels"],
+            "annotations": meta.get("annotations"),
             "parent_refs": [{"group": "", "kind": "Service", "name": service.name,
                              "port": port.port}],
-            "rules": route_rules(service, port, timeouts),
+            "rules": route_rules(service, port),
         },
     )

@@ -1,11 +1,25 @@
 """Istio's AuthorizationPolicies for a service: its explicit ALLOW and DENY rules, the ALLOW
-derived from its declared callers, and the principals a rule names."""
+derived from its declared callers, and the principals a rule names.
+
+A request that reaches the workload in plaintext carries no principal and no namespace, so
+``principals`` and ``namespaces`` never match it
+(https://istio.io/latest/docs/concepts/security/#dependency-on-mutual-tls). The derived ALLOW
+therefore admits its plaintext callers by what Istio can see of them: the workload ports they
+reach (``to.operation.ports``), or the caller's address where the intent knows it
+(``source.ipBlocks``, the connection's source address:
+https://istio.io/latest/docs/reference/config/security/authorization-policy/#Source).
+Plaintext callers are the callers without a sidecar (``plan/callers.py``), and every caller of
+a port under a DISABLE exception: its DestinationRule makes meshed clients send it plaintext.
+Explicit rules that name such a caller by identity can never match it: the run refuses them
+with the fix (``plan/callers.identity_refusals``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...intent.model import AuthorizationRule, Intent, Service
+from ...intent.model import AuthorizationRule, Intent, Service, ServiceAuthorization
+from ...plan.callers import disabled_ports, has_sidecar, plaintext_callers
 from ...plan.model import PlannedObject
 from ...plan.model import template_meta as _meta
 from .api import DRY_RUN, SECURITY
@@ -36,25 +50,60 @@ def policy_rule(intent: Intent, rule: AuthorizationRule) -> dict[str, Any]:
     return {"from": from_, "to": to}
 
 
-def derived_allow(intent: Intent, service: Service,
-                   callers: list[Service]) -> list[dict[str, Any]]:
-    principals = [intent.principal(caller) for caller in callers]
-    if service.ingress:
-        gateway = intent.ingress_gateway
-        principals.append(f"{intent.trust_domain}/ns/{gateway.namespace}/sa/"
-                          f"{gateway.service_account}")
-    if not principals:
-        return []
-    return [{"from": [{"source": {"principals": sorted(set(principals))}}], "to": None}]
+def _ports(ports: list[int]) -> list[dict[str, Any]]:
+    return [{"operation": {"ports": [str(port) for port in ports]}}]
+
+
+def derived_allow(intent: Intent, service: Service, callers: list[Service],
+                  gateways: list[str] | None = None) -> list[dict[str, Any]]:
+    """The ALLOW rules for the declared callers (and ingress ``gateways``, their principals):
+    by principal for the callers whose sidecar originates mTLS to the service, by port for
+    the plaintext ones (by address, for hosts)."""
+    principals = [intent.principal(caller) for caller in callers
+                  if has_sidecar(intent, caller)]
+    principals += gateways if gateways is not None else []
+    plaintext = plaintext_callers(intent, service)
+    ports = list(service.workload_ports())
+    disabled = disabled_ports(intent, service)
+    rules: list[dict[str, Any]] = []
+    mtls_ports = [port for port in ports if port not in disabled]
+    if principals and mtls_ports:
+        rules.append({"from": [{"source": {"principals": sorted(set(principals))}}],
+                      "to": _ports(mtls_ports) if disabled else None})
+    anonymous = [caller for caller in plaintext if caller.address is None]
+    addresses = sorted({caller.address for caller in plaintext if caller.address})
+    open_ports = ports if anonymous else (disabled if principals or addresses else [])
+    if open_ports:
+        rules.append({"from": None, "to": _ports(open_ports)})
+    if addresses and set(open_ports) != set(ports):
+        rules.append({"from": [{"source": {"ipBlocks": addresses}}], "to": None})
+    return rules
+
+
+def deny_other_callers(intent: Intent, service: Service,
+                       rules: ServiceAuthorization) -> dict[str, Any]:
+    """``deny_other_callers``: DENY every principal the ALLOW rules do not name; limited to
+    the ports where callers have identities (plaintext ports under DISABLE have none)."""
+    disabled = disabled_ports(intent, service)
+    ports = [port for port in service.workload_ports() if port not in disabled]
+    return {"from": [{"source": {"notPrincipals": allowed_principals(intent, rules.allow)}}],
+            "to": _ports(ports) if disabled else None}
 
 
 def authorization_policy(intent: Intent, service: Service, suffix: str, action: str,
-                          rules: list[dict[str, Any]], dry_run: bool = False) -> PlannedObject:
-    name = f"{service.name}-{suffix}"
+                         rules: list[dict[str, Any]], dry_run: bool = False) -> PlannedObject:
+    return workload_policy(intent, f"{service.name}-{suffix}", service.namespace,
+                           service.selector, action, rules, dry_run)
+
+
+def workload_policy(intent: Intent, name: str, namespace: str, match_labels: dict[str, str],
+                    action: str, rules: list[dict[str, Any]],
+                    dry_run: bool = False) -> PlannedObject:
+    """An AuthorizationPolicy selecting the pods with ``match_labels``."""
     return PlannedObject(
         api_version=SECURITY, kind="AuthorizationPolicy", name=name,
-        namespace=service.namespace, template="istio/authorization_policy.yaml.j2",
-        context={**_meta(name, service.namespace, intent,
+        namespace=namespace, template="istio/authorization_policy.yaml.j2",
+        context={**_meta(name, namespace, intent,
                          annotations=DRY_RUN if dry_run else None),
-                 "match_labels": service.selector, "action": action, "rules": rules},
+                 "match_labels": match_labels, "action": action, "rules": rules},
     )

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import IntentError
+from ...estate.estate import Estate
 from ...intent.model import Intent, Service
+from ...plan.callers import (
+    disabled_ports,
+    has_sidecar,
+    identity_refusals,
+    plaintext_callers,
+    services_calling,
+)
+from ...plan.ingress import ingress_binding
 from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
@@ -21,24 +31,27 @@ from ..gatewayapi.routes import (
 )
 from .api import DRY_RUN, NETWORKING, NETWORKING_PROXY, SECURITY, TELEMETRY
 from .authorization import (
-    allowed_principals,
     authorization_policy,
+    deny_other_callers,
     derived_allow,
     policy_rule,
 )
 from .control_plane import ISTIOD_VALUES
+from .gateways import gateway_allows, ingress_principals
+from .probes import REWRITE, probe_allow, probe_exception, unrewritten_probes
 from .traffic import destination_rules, gateway_routes, virtual_service
 
 
-def plan_istio(intent: Intent) -> dict[Stage, StageContribution]:
+def plan_istio(intent: Intent, estate: Estate | None = None,
+               ) -> dict[Stage, StageContribution]:
     """Each stage's objects and runbook notes for an Istio environment."""
     return {
         Stage.PERMISSIVE_MTLS: _permissive(intent),
         Stage.INJECTION: _injection(intent),
         Stage.OBSERVABILITY: _observability(intent),
-        Stage.TRAFFIC: _traffic(intent),
-        Stage.STRICT_MTLS: _strict(intent),
-        Stage.AUTHORIZATION: _authorization(intent),
+        Stage.TRAFFIC: _traffic(intent, estate),
+        Stage.STRICT_MTLS: _strict(intent, estate),
+        Stage.AUTHORIZATION: _authorization(intent, estate),
     }
 
 
@@ -136,14 +149,20 @@ def _observability(intent: Intent) -> StageContribution:
     ])
 
 
-def _traffic(intent: Intent) -> StageContribution:
+def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution()
     for service in intent.services:
         contribution.objects.extend(destination_rules(intent, service))
+        binding = None
+        if service.traffic.routes:
+            api = "HTTPRoute" if intent.traffic_api == "gateway-api" else "VirtualService"
+            binding = ingress_binding(intent, service, estate, api)
+            contribution.warnings.extend(binding.warnings)
+            contribution.refusals.extend(binding.refusals)
         if service.traffic.routes and intent.traffic_api == "gateway-api":
-            gateway_routes(intent, service, contribution)
+            gateway_routes(intent, service, contribution, binding)
         elif service.traffic.routes:
-            contribution.objects.append(virtual_service(intent, service))
+            contribution.objects.append(virtual_service(intent, service, binding))
         if service.inject:
             contribution.objects.append(_sidecar(intent, service))
     contribution.notes.append(
@@ -154,7 +173,7 @@ def _traffic(intent: Intent) -> StageContribution:
     return contribution
 
 
-def _strict(intent: Intent) -> StageContribution:
+def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution(objects=[_mesh_peer_authentication(intent)])
     for service in intent.services:
         contribution.objects.extend(destination_rules(intent, service))
@@ -177,7 +196,18 @@ def _strict(intent: Intent) -> StageContribution:
             f"Exception: `{service.namespace}/{service.name}` stays {exception.mode} "
             f"({exception.reason})."
         )
-    dry_run = _authorization(intent, dry_run=True).objects
+    for service in intent.services:
+        probes = unrewritten_probes(estate, service) if has_sidecar(intent, service) else {}
+        if probes:
+            probe_object, refusals = probe_exception(intent, service, probes)
+            contribution.refusals.extend(refusals)
+            if probe_object is not None:
+                contribution.objects.append(probe_object)
+                contribution.notes.append(
+                    f"Exception: `{service.namespace}/{service.name}` accepts plaintext on "
+                    f"port(s) {', '.join(map(str, probes))}: Istio does not rewrite its "
+                    "kubelet probes, which arrive there without a certificate.")
+    dry_run = _authorization(intent, estate, dry_run=True).objects
     if dry_run and intent.stage is Stage.STRICT_MTLS:  # later, the authorization stage owns them
         contribution.objects.extend(dry_run)
         contribution.notes.append(
@@ -189,34 +219,46 @@ def _strict(intent: Intent) -> StageContribution:
     return contribution
 
 
-def _authorization(intent: Intent, dry_run: bool = False) -> StageContribution:
+def _authorization(intent: Intent, estate: Estate | None = None,
+                   dry_run: bool = False) -> StageContribution:
     """The authorization stage; ``dry_run``: the same policies, annotated to enforce
     nothing (rendered at strict_mtls)."""
     contribution = StageContribution()
-    explicit = {rules.service: rules for rules in intent.authorization}
-    callers: dict[str, list[Service]] = {}
-    for caller in intent.services:
-        for callee in caller.calls:
-            callers.setdefault(callee, []).append(caller)
+    explicit = {rules.service: (index, rules)
+                for index, rules in enumerate(intent.authorization)}
     for service in intent.services:
         if not service.inject:
             continue  # no sidecar, nothing to enforce a policy: the runbook says so
-        rules = explicit.get(service.name)
+        index, rules = explicit.get(service.name, (None, None))
         if rules is not None:
+            contribution.refusals.extend(identity_refusals(
+                intent, service, rules, disabled_ports(intent, service),
+                f"mesh_authorization[{index}]"))
             allow = [policy_rule(intent, rule) for rule in rules.allow]
             deny = [policy_rule(intent, rule) for rule in rules.deny]
             if rules.deny_other_callers:
-                deny.append({"from": [{"source": {
-                    "notPrincipals": allowed_principals(intent, rules.allow)}}], "to": None})
+                deny.append(deny_other_callers(intent, service, rules))
         else:
-            allow = derived_allow(intent, service, callers.get(service.name, []))
+            allow = derived_allow(intent, service, services_calling(intent, service),
+                                  ingress_principals(intent, service, estate))
             deny = []
+            _plaintext_note(intent, service, contribution)
         if allow:
             contribution.objects.append(authorization_policy(
                 intent, service, "allow", "ALLOW", allow, dry_run))
         if deny:
             contribution.objects.append(authorization_policy(
                 intent, service, "deny", "DENY", deny, dry_run))
+        probes = unrewritten_probes(estate, service) if has_sidecar(intent, service) else {}
+        if probes and (allow or intent.default_deny):
+            contribution.objects.append(probe_allow(intent, service, probes, dry_run))
+        if probes and rules is not None and rules.deny_other_callers:
+            contribution.refusals.append(IntentError(
+                f"mesh_authorization[{index}].deny_other_callers",
+                True, f"denies the kubelet's probes of {service.namespace}/{service.name} "
+                f"({'; '.join(found.describe() for found in probes.values())}): Istio does not "
+                f"rewrite them ({REWRITE}: \"false\"), so they arrive without a principal; "
+                "let Istio rewrite the probes, or drop deny_other_callers"))
     if intent.default_deny:
         for namespace in intent.namespaces:
             contribution.objects.append(PlannedObject(
@@ -225,6 +267,7 @@ def _authorization(intent: Intent, dry_run: bool = False) -> StageContribution:
                 context=_meta("allow-nothing", namespace, intent,
                               annotations=DRY_RUN if dry_run else None),
             ))
+        contribution.objects.extend(gateway_allows(intent, estate, dry_run, contribution))
         contribution.notes.append(
             "Default deny: `allow-nothing` in every namespace of the catalogue. Requests "
             "that match no ALLOW policy get 403 (RBAC: access denied). Kubelet probes are "
@@ -238,9 +281,26 @@ def _authorization(intent: Intent, dry_run: bool = False) -> StageContribution:
     contribution.notes.append(
         "Services without explicit rules get an ALLOW policy derived from the catalogue: "
         "the principals of the services whose `calls` name them (and the ingress gateway "
-        "for `ingress: true`)."
+        "for `ingress: true`); callers that reach them in plaintext (no sidecar, a DISABLE "
+        "exception, a plain host) carry no principal and are admitted by port, or by "
+        "address for hosts."
     )
     return contribution
+
+
+def _plaintext_note(intent: Intent, service: Service, contribution: StageContribution) -> None:
+    """Say in the runbook which ports a derived ALLOW opens to plaintext callers, and why."""
+    callers = plaintext_callers(intent, service)
+    disabled = disabled_ports(intent, service)
+    if not callers and not disabled:
+        return
+    who = ", ".join(f"{c.name} ({c.reason})" for c in callers)
+    why = (f"port(s) {', '.join(map(str, disabled))} are under a DISABLE exception"
+           if disabled else "")
+    contribution.notes.append(
+        f"`{service.namespace}/{service.name}`: its ALLOW admits plaintext callers without "
+        f"an identity to check ({'; '.join(x for x in (who, why) if x)}): by port, so any "
+        "plaintext client reaching those ports is admitted; by address for hosts.")
 
 
 # --------------------------------------------------------------------------- builders

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...intent.model import Intent, Service
+from ...plan.callers import has_sidecar
+from ...plan.ingress import IngressBinding
 from ...plan.model import Gap, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
@@ -42,8 +44,15 @@ _OUTLIER = {
 
 
 def _tls_mode(intent: Intent, service: Service) -> str | None:
+    """What clients originate to the service once strict: ISTIO_MUTUAL; DISABLE for a DISABLE
+    exception, and for a service whose pods have no sidecar: Istio mTLS sent to a workload
+    without one reaches the application as TLS it cannot read
+    (https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/#auto-mtls:
+    "only send plaintext to workloads that are not part of the mesh")."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
+    if not has_sidecar(intent, service):
+        return "DISABLE" if service.ports else None  # a client with no port is called by none
     for exception in intent.mtls_exceptions:
         if exception.service == service.name and exception.mode == "DISABLE":
             return "DISABLE"
@@ -84,8 +93,10 @@ def destination_rules(intent: Intent, service: Service) -> list[PlannedObject]:
     return [_destination_rule(intent, service, host, subsets=False) for host in hosts]
 
 
-def gateway_routes(intent: Intent, service: Service, contribution: StageContribution) -> None:
-    """The ``gateway-api`` option: an HTTPRoute per HTTP port, and the version Services."""
+def gateway_routes(intent: Intent, service: Service, contribution: StageContribution,
+                   binding: IngressBinding | None = None) -> None:
+    """The ``gateway-api`` option: an HTTPRoute per HTTP port (and one attached to the ingress
+    gateway, when ``binding`` binds it), and the version Services."""
     path = intent.service_path(service)
     subject = f"service {service.namespace}/{service.name}"
     traffic = service.traffic
@@ -114,6 +125,10 @@ def gateway_routes(intent: Intent, service: Service, contribution: StageContribu
             "Istio's default retry policy applies", subject))
     for port in ports:
         contribution.objects.append(http_route(intent, service, port, timeouts=timeouts))
+        if binding is not None and binding.gateway is not None:
+            contribution.objects.append(http_route(intent, service, port, timeouts=timeouts,
+                                                   gateway=binding.gateway,
+                                                   hostnames=binding.hosts))
     contribution.objects.extend(version_services(intent, service))
 
 
@@ -170,7 +185,10 @@ def _camel(source: Any, names: Mapping[str, str]) -> dict[str, Any] | None:
     return values or None
 
 
-def virtual_service(intent: Intent, service: Service) -> PlannedObject:
+def virtual_service(intent: Intent, service: Service,
+                    binding: IngressBinding | None = None) -> PlannedObject:
+    """The service's VirtualService: for sidecars, and for the ingress gateway too when the
+    intent binds it (``binding``: the gateway and the hosts its requests carry)."""
     traffic = service.traffic
     retries = traffic.retries
     common = {
@@ -187,6 +205,9 @@ def virtual_service(intent: Intent, service: Service) -> PlannedObject:
         default = [(service.versions[0].name, None)]
     else:
         default = [(None, None)]
+    gateway_ref = binding.gateway if binding is not None else None
+    bound_hosts = list(binding.hosts) if binding is not None else []
+    bound = gateway_ref is not None
     # A service with several HTTP ports gets its routes once per port, each matching the
     # port and naming it in its destinations: Istio cannot tell which port a destination
     # means otherwise (istioctl analyze IST0112).
@@ -214,5 +235,8 @@ def virtual_service(intent: Intent, service: Service) -> PlannedObject:
         api_version=NETWORKING, kind="VirtualService", name=service.name,
         namespace=service.namespace, template="istio/virtual_service.yaml.j2",
         context={**_meta(service.name, service.namespace, intent),
-                 "host": service.name, "http": http},
+                 "host": service.name, "http": http,
+                 "hosts": [service.name, *bound_hosts] if bound else [service.name],
+                 "gateways": [f"{gateway_ref[0]}/{gateway_ref[1]}", "mesh"]
+                 if gateway_ref is not None else None},
     )

@@ -68,6 +68,12 @@ EXCEPTION_POLICY = {"DISABLE": "all-unauthenticated", "PERMISSIVE": "all-unauthe
 RETRY_CONDITIONS = ("5xx", "gateway-error")
 
 
+# The gRPC statuses retry.linkerd.io/grpc takes (https://linkerd.io/2/reference/retries), under
+# the names Istio's retryOn gives them too.
+GRPC_RETRY_CONDITIONS = ("cancelled", "deadline-exceeded", "internal", "resource-exhausted",
+                         "unavailable")
+
+
 def linkerd_gap(path: str, value: Any, reason: str, service: Service | None = None) -> Gap:
     subject = f"service {service.namespace}/{service.name}" if service else ""
     return Gap(path, value, PROVIDER, reason, subject)

@@ -4,14 +4,16 @@ the proxy admin Server that keeps probes and scrapes working."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from ...intent.model import Intent, MtlsExemption, Port, Service
 from ...plan.model import PlannedObject, StageContribution, metadata
 from ...plan.model import template_meta as _meta
+from ...plan.probes import PortProbes
 from ...stages import Stage
 from ..gatewayapi.routes import (
     GATEWAY,
+    ROUTABLE_PROTOCOLS,
 )
 from .api import (
     ADMIN_SERVER,
@@ -23,12 +25,16 @@ from .api import (
     PROXY_PROTOCOL,
     SCRAPERS,
     SERVER,
+    inbound_policy,
 )
 from .policy import (
     ALL,
+    ANY,
     Clients,
     PortPolicy,
     RouteGroup,
+    network_client,
+    probe_matches,
     service_policy,
     service_ports,
 )
@@ -44,20 +50,35 @@ def _server_name(service: Service, port: Port) -> str:
     return f"{service.name}-{port.name}"
 
 
-def server_objects(intent: Intent, service: Service) -> list[PlannedObject]:
-    """A Server per workload port; its access policy computed from the stage: ``deny`` once
-    authorization governs the service, else the mTLS exception's mode."""
-    exception = mtls_exception(intent, service)
-    governed = intent.stage.reached(Stage.AUTHORIZATION) and (
+def governed(intent: Intent, service: Service) -> bool:
+    """True once authorization governs the service's Servers (``accessPolicy: deny``)."""
+    return intent.stage.reached(Stage.AUTHORIZATION) and (
         intent.default_deny or bool(service_policy(intent, service, _callers(intent, service))
                                     .allow))
+
+
+def server_objects(intent: Intent, service: Service,
+                   probes: Mapping[int, PortProbes] | None = None,
+                   routed: Collection[int] = ()) -> list[PlannedObject]:
+    """A Server per workload port; its access policy computed from the stage: ``deny`` once
+    authorization governs the service, else the mTLS exception's mode; from strict_mtls on,
+    ``all-authenticated`` (the namespace default it replaces) for a port whose probes need
+    routes or a Server of their own (``probe_objects``).
+
+    A gRPC port that gets HTTPRoutes (``routed``) is served as ``HTTP/2``: Linkerd gives a
+    ``gRPC`` Server GRPCRoutes only, never HTTPRoutes, and no probe route (linkerd2
+    ``policy-controller/grpc/src/inbound.rs`` ``to_server``); gRPC is HTTP/2 all the same."""
+    exception = mtls_exception(intent, service)
+    is_governed = governed(intent, service)
     objects = []
-    for port in service_ports(service):
+    for port in service_ports(service, probes):
         number = port.target_port or port.port
-        if governed:
+        if is_governed:
             access = "deny"
         elif exception is not None:
             access = EXCEPTION_POLICY[exception.ports.get(number, exception.mode)]
+        elif _needs_probe_server(intent, (probes or {}).get(number)):
+            access = "all-authenticated"
         else:
             continue
         name = _server_name(service, port)
@@ -69,11 +90,61 @@ def server_objects(intent: Intent, service: Service) -> list[PlannedObject]:
                 **_meta(name, service.namespace, intent, annotations=annotations),
                 "pod_selector": {"matchLabels": service.selector},
                 "port": number,
-                "proxy_protocol": PROXY_PROTOCOL[port.protocol],
+                "proxy_protocol": "HTTP/2" if port.protocol == "GRPC" and number in routed
+                else PROXY_PROTOCOL[port.protocol],
                 "access_policy": access,
             },
         ))
     return objects
+
+
+def _needs_probe_server(intent: Intent, probes: PortProbes | None) -> bool:
+    """From strict_mtls on, the namespace default refuses requests without an identity:
+    gRPC and HTTPS probes, which Linkerd never authorizes by itself, need a Server."""
+    return intent.stage.reached(Stage.STRICT_MTLS) and probes is not None and (
+        probes.grpc or probes.tls)
+
+
+def probe_objects(intent: Intent, service: Service, probes: Mapping[int, PortProbes],
+                  contribution: StageContribution, shared: dict[str, set[str]]) -> None:
+    """Before authorization governs a service: the routes and policies that let the kubelet's
+    gRPC and HTTPS probes through the Servers ``server_objects`` gives their ports (every
+    other request still needs an identity, as the namespace default says)."""
+    exception = mtls_exception(intent, service)
+    for port in service_ports(service, probes):
+        number = port.target_port or port.port
+        found = probes.get(number)
+        if not _needs_probe_server(intent, found) or (
+                exception is not None
+                and EXCEPTION_POLICY[exception.ports.get(number, exception.mode)]
+                == "all-unauthenticated"):
+            continue
+        assert found is not None
+        server = _server_name(service, port)
+        target = {"group": POLICY_GROUP, "kind": "Server", "name": server}
+        clients = frozenset({network_client(intent.linkerd.probe_networks)})
+        if port.protocol not in ROUTABLE_PROTOCOLS or not found.grpc:
+            _grant(intent, service.namespace, target, server, clients, contribution, shared)
+            contribution.warnings.append(_opened(intent, service, found))
+            continue
+        routes = [RouteGroup(tuple(probe_matches(service, found, True)), clients),
+                  RouteGroup((ANY,), frozenset())]
+        for suffix, group in zip(("probes", "all"), routes, strict=True):
+            name = f"{server}-{suffix}"
+            contribution.objects.append(_inbound_route(intent, service.namespace, name,
+                                                       server, group))
+            if group.clients:
+                _grant(intent, service.namespace,
+                       {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                        "name": name}, name, group.clients, contribution, shared)
+
+
+def _opened(intent: Intent, service: Service, found: PortProbes) -> str:
+    return (f"{intent.service_path(service)} (service {service.namespace}/{service.name}): "
+            f"the kubelet's probes on {found.describe()} are neither plain HTTP nor on a port "
+            "Linkerd routes, so the Server of the port admits mesh_linkerd.probe_networks "
+            f"({', '.join(intent.linkerd.probe_networks)}) whole: narrow them to the nodes' "
+            "addresses")
 
 
 def _callers(intent: Intent, service: Service) -> list[Service]:
@@ -81,10 +152,13 @@ def _callers(intent: Intent, service: Service) -> list[Service]:
 
 
 def port_objects(intent: Intent, service: Service, found: PortPolicy,
-                 contribution: StageContribution, shared: dict[str, set[str]]) -> None:
+                 contribution: StageContribution, shared: dict[str, set[str]],
+                 probes: PortProbes | None = None) -> None:
     """The routes, authentications and policies of one port."""
     server = _server_name(service, found.port)
     namespace = service.namespace
+    if found.probes_opened and probes is not None:
+        contribution.warnings.append(_opened(intent, service, probes))
     if not found.routes:
         _grant(intent, namespace, {"group": POLICY_GROUP, "kind": "Server", "name": server},
                server, found.server_clients, contribution, shared)
@@ -122,12 +196,24 @@ def _grant(intent: Intent, namespace: str, target: Mapping[str, str], name: str,
                                                             identities))
         contribution.objects.append(_authorization_policy(
             intent, namespace, f"{name}-mesh", target, "MeshTLSAuthentication", name))
-    # at most one network: anyone (no source), or the probe networks (probe routes)
-    for client in sorted(c for c in clients if c.is_network):
+    # networks: anyone (no source), the probe networks (probe routes), or the addresses of
+    # plaintext callers the intent knows (hosts), in an authentication of the target's own
+    networks = [c for c in clients if c.is_network]
+    if ALL in networks:
+        networks = [ALL]
+    shared_ones = [c for c in networks
+                   if c == ALL or set(c.networks) == set(intent.linkerd.probe_networks)]
+    for client in shared_ones[:1]:
         authn = ALL_NETWORKS if client == ALL else PROBE_NETWORKS
         shared.setdefault(namespace, set()).add(authn)
         contribution.objects.append(_authorization_policy(
             intent, namespace, f"{name}-network", target, "NetworkAuthentication", authn))
+    addresses = sorted({cidr for c in networks if c not in shared_ones for cidr in c.networks})
+    if addresses:
+        authn = f"{name}-hosts"
+        contribution.objects.append(network_authentication(intent, namespace, authn, addresses))
+        contribution.objects.append(_authorization_policy(
+            intent, namespace, authn, target, "NetworkAuthentication", authn))
 
 
 def _authorization_policy(intent: Intent, namespace: str, name: str,
@@ -204,3 +290,38 @@ def proxy_admin(intent: Intent, namespace: str) -> list[PlannedObject]:
             objects.append(_authorization_policy(intent, namespace, name, target,
                                                  "NetworkAuthentication", PROBE_NETWORKS))
     return objects
+
+
+def ingress_gateway_servers(intent: Intent, contribution: StageContribution) -> None:
+    """From strict_mtls on, a namespace of the catalogue refuses requests without an identity
+    (``all-authenticated``, then ``deny``); an ingress gateway whose meshed pods run there
+    would refuse every external request, which comes from outside the mesh. A Server per port
+    the intent lists for it accepts them (``accessPolicy: all-unauthenticated``): a Server's
+    access policy replaces the namespace default on its port
+    (https://linkerd.io/2-edge/reference/authorization-policy/#server). Without ports, a
+    warning says what to do."""
+    gateway = intent.ingress_gateway
+    if not intent.stage.reached(Stage.STRICT_MTLS) or gateway.namespace not in intent.namespaces:
+        return
+    if not gateway.ports:
+        contribution.warnings.append(
+            f"mesh_ingress_gateway.ports: the ingress gateway runs in namespace "
+            f"{gateway.namespace} of the catalogue, whose default inbound policy is "
+            f"{inbound_policy(intent, gateway.namespace)} at {intent.stage.value}: if its pods "
+            "are meshed, their proxy refuses every external request (no identity); list the "
+            "ports its pods listen on so meshstage opens them, or annotate its pod template "
+            "config.linkerd.io/default-inbound-policy: all-unauthenticated")
+        return
+    for port in gateway.ports:
+        name = f"meshstage-ingress-{port}"
+        contribution.objects.append(PlannedObject(
+            api_version=SERVER, kind="Server", name=name, namespace=gateway.namespace,
+            template="linkerd/server.yaml.j2",
+            context={**_meta(name, gateway.namespace, intent),
+                     "pod_selector": {"matchLabels": dict(gateway.labels)},
+                     "port": port, "proxy_protocol": None,
+                     "access_policy": "all-unauthenticated"}))
+    contribution.notes.append(
+        f"The ingress gateway runs in namespace `{gateway.namespace}` of the catalogue: its "
+        f"Servers `meshstage-ingress-<port>` keep port(s) "
+        f"{', '.join(map(str, gateway.ports))} open to external requests.")

@@ -26,9 +26,13 @@ What Linkerd cannot express is a ``Gap``: a warning in the task result and the r
 
 from __future__ import annotations
 
+from ...estate.estate import Estate
 from ...intent.model import Intent, Service
+from ...plan.callers import has_sidecar, identity_refusals
+from ...plan.ingress import ingress_binding
 from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
+from ...plan.probes import service_probes
 from ...stages import Stage
 from ...yaml_io import dump_plain
 from .api import (
@@ -43,9 +47,12 @@ from .api import (
     linkerd_gap,
 )
 from .authorization import (
+    governed,
+    ingress_gateway_servers,
     mtls_exception,
     network_authentication,
     port_objects,
+    probe_objects,
     proxy_admin,
     server_objects,
 )
@@ -58,15 +65,16 @@ from .policy import (
 from .traffic import accrual_elsewhere, failure_accrual, http_routes, set_fields, smi_split
 
 
-def plan_linkerd(intent: Intent) -> dict[Stage, StageContribution]:
+def plan_linkerd(intent: Intent, estate: Estate | None = None,
+               ) -> dict[Stage, StageContribution]:
     """Each stage's objects, runbook notes and gaps for a Linkerd environment."""
     return {
         Stage.PERMISSIVE_MTLS: _permissive(intent),
         Stage.INJECTION: _injection(intent),
         Stage.OBSERVABILITY: _observability(intent),
-        Stage.TRAFFIC: _traffic(intent),
-        Stage.STRICT_MTLS: _strict(intent),
-        Stage.AUTHORIZATION: _authorization(intent),
+        Stage.TRAFFIC: _traffic(intent, estate),
+        Stage.STRICT_MTLS: _strict(intent, estate),
+        Stage.AUTHORIZATION: _authorization(intent, estate),
     }
 
 
@@ -166,7 +174,7 @@ def _observability(intent: Intent) -> StageContribution:
     return contribution
 
 
-def _traffic(intent: Intent) -> StageContribution:
+def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution()
     for service in intent.services:
         path = intent.service_path(service)
@@ -185,16 +193,23 @@ def _traffic(intent: Intent) -> StageContribution:
                 f"{path}.traffic.load_balancer", traffic.load_balancer,
                 "Linkerd always balances by latency (EWMA, power of two choices)", service))
         accrual = failure_accrual(intent, service, contribution)
+        binding = None
+        if traffic.routes:
+            smi = intent.traffic_api == "smi"
+            binding = ingress_binding(intent, service, estate,
+                                      "TrafficSplit" if smi else "HTTPRoute", can_bind=not smi)
+            contribution.warnings.extend(binding.warnings)
+            contribution.refusals.extend(binding.refusals)
         if traffic.routes and intent.traffic_api == "smi":
             smi_split(intent, service, contribution, accrual)
         elif traffic.routes:
-            http_routes(intent, service, contribution, accrual)
+            http_routes(intent, service, contribution, accrual, binding)
         elif accrual:
             accrual_elsewhere(service, [service.name], accrual, contribution, path)
     return contribution
 
 
-def _strict(intent: Intent) -> StageContribution:
+def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution(
         objects=[_namespace(intent, ns) for ns in intent.namespaces],
         notes=["Default inbound policy `all-authenticated`: meshed workloads refuse plaintext "
@@ -204,6 +219,15 @@ def _strict(intent: Intent) -> StageContribution:
                "<namespace>`) and check `linkerd viz authz -n <namespace> deploy` shows no "
                "unauthorized traffic."],
     )
+    shared: dict[str, set[str]] = {}
+    for service in intent.services:
+        probes = service_probes(estate, service) if has_sidecar(intent, service) else {}
+        if not probes or governed(intent, service):
+            continue  # authorization renders the Servers of a service it governs
+        contribution.objects.extend(server_objects(intent, service, probes, routed=[
+            number for number, found in probes.items() if found.grpc]))
+        probe_objects(intent, service, probes, contribution, shared)
+    _shared_authentications(intent, shared, contribution)
     for index, exception in enumerate(intent.mtls_exceptions):
         service = intent.service(exception.service)
         if not service.inject:
@@ -211,33 +235,32 @@ def _strict(intent: Intent) -> StageContribution:
                 f"Exception: `{service.namespace}/{service.name}` has no proxy (inject: "
                 f"false): meshed clients talk plaintext to it ({exception.reason}).")
             continue
-        contribution.objects.extend(server_objects(intent, service))
+        contribution.objects.extend(server_objects(intent, service,
+                                                   service_probes(estate, service)))
         path = f"mesh_mtls_exceptions[{index}]"
         if exception.mode == "DISABLE":
             contribution.gaps.append(linkerd_gap(
-                f"{path}.mode", "DISABLE",
-                "a meshed workload always answers meshed clients with mTLS; its Servers "
-                "accept plaintext as well (accessPolicy all-unauthenticated)", service))
+                f"{path}.mode", "DISABLE", _disable_rendered(intent, service, None), service))
         for port, mode in exception.ports.items():
             if mode == "DISABLE":
                 contribution.gaps.append(linkerd_gap(
                     f"{path}.ports.{port}", "DISABLE",
-                    "a meshed workload always answers meshed clients with mTLS; the Server "
-                    "of this port accepts plaintext as well (accessPolicy "
-                    "all-unauthenticated)", service))
+                    _disable_rendered(intent, service, port), service))
         contribution.notes.append(
             f"Exception: `{service.namespace}/{service.name}` accepts plaintext "
             f"({exception.mode}; {exception.reason}).")
+    ingress_gateway_servers(intent, contribution)
     return contribution
 
 
-def _authorization(intent: Intent) -> StageContribution:
+def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution()
     callers: dict[str, list[Service]] = {}
     for caller in intent.services:
         for callee in caller.calls:
             callers.setdefault(callee, []).append(caller)
     shared: dict[str, set[str]] = {}  # namespace -> shared authentications it needs
+    positions = {e.service: (index, e) for index, e in enumerate(intent.authorization)}
     for service in intent.services:
         if not service.inject:
             contribution.notes.append(
@@ -245,17 +268,26 @@ def _authorization(intent: Intent) -> StageContribution:
                 "Server or policy can be enforced on it; protect it at the network level.")
             continue
         policy = service_policy(intent, service, callers.get(service.name, []))
+        index, explicit = positions.get(service.name, (None, None))
+        if explicit is not None:
+            contribution.refusals.extend(identity_refusals(
+                intent, service, explicit, [], f"mesh_authorization[{index}]"))
         for path, value, reason in policy.gaps:
             contribution.gaps.append(linkerd_gap(path, value, reason, service))
         if not (policy.allow or intent.default_deny or mtls_exception(intent, service)):
             continue
-        contribution.objects.extend(server_objects(intent, service))
-        for port in service_ports(service):
-            found = port_policy(policy, service, port, intent)
+        probes = service_probes(estate, service)
+        found_ports = [port_policy(policy, service, port, intent,
+                                   probes.get(port.target_port or port.port))
+                       for port in service_ports(service, probes)]
+        contribution.objects.extend(server_objects(intent, service, probes, routed=[
+            found.workload_port for found in found_ports if found.routes]))
+        for found in found_ports:
+            number = found.workload_port
             for path, value, reason in found.gaps:
                 contribution.gaps.append(linkerd_gap(path, value, reason, service))
-            port_objects(intent, service, found, contribution, shared)
-            if found.routes and not service.probe_paths:
+            port_objects(intent, service, found, contribution, shared, probes.get(number))
+            if found.routes and not service.probe_paths and estate is None:
                 contribution.warnings.append(
                     f"{intent.service_path(service)}.probe_paths (service "
                     f"{service.namespace}/{service.name}): none listed, and port "
@@ -273,12 +305,7 @@ def _authorization(intent: Intent) -> StageContribution:
             "allows (403 for HTTP, a refused connection otherwise). Restart the workloads for "
             "the namespace default to reach their proxies. The proxies' admin port stays open "
             "to Prometheus (`/metrics`) and kubelet probes (`/live`, `/ready`).")
-    for namespace, names in sorted(shared.items()):
-        for name in sorted(names):
-            networks = (list(intent.linkerd.probe_networks) if name == PROBE_NETWORKS
-                        else list(ALL.networks))
-            contribution.objects.append(network_authentication(intent, namespace, name,
-                                                               networks))
+    _shared_authentications(intent, shared, contribution)
     contribution.notes.append(
         "Services without explicit rules are allowed to the identities of the services whose "
         "`calls` name them (and the ingress gateway for `ingress: true`).")
@@ -286,6 +313,37 @@ def _authorization(intent: Intent) -> StageContribution:
 
 
 # --------------------------------------------------------------------------- builders
+
+
+def _shared_authentications(intent: Intent, shared: dict[str, set[str]],
+                            contribution: StageContribution) -> None:
+    """The NetworkAuthentications the policies of each namespace share."""
+    for namespace, names in sorted(shared.items()):
+        for name in sorted(names):
+            networks = (list(intent.linkerd.probe_networks) if name == PROBE_NETWORKS
+                        else list(ALL.networks))
+            contribution.objects.append(network_authentication(intent, namespace, name,
+                                                               networks))
+
+
+def _disable_rendered(intent: Intent, service: Service, port: int | None) -> str:
+    """What a DISABLE exception becomes under Linkerd at the environment's stage: meshed
+    clients always send mTLS to a meshed workload
+    (https://linkerd.io/2-edge/features/automatic-mtls/), so Linkerd has no DISABLE; what it
+    can do is accept plaintext too."""
+    servers, verb = (f"the Server of port {port}", "s") if port else ("its Servers", "")
+    text = ("Linkerd cannot turn mTLS off for a meshed workload: meshed clients always send it "
+            "mTLS. ")
+    governed = intent.stage.reached(Stage.AUTHORIZATION) and any(
+        obj.context.get("access_policy") == "deny" for obj in server_objects(intent, service))
+    if governed:
+        return text + (f"At {intent.stage.value}, {servers} refuse{verb} what no "
+                       "AuthorizationPolicy "
+                       "allows (accessPolicy deny): meshed callers are admitted by identity, "
+                       "plaintext callers without a proxy from any network, and other "
+                       "plaintext is refused")
+    return text + (f"At {intent.stage.value}, {servers} accept{verb} plaintext as well as mTLS "
+                   "(accessPolicy all-unauthenticated)")
 
 
 def _observability_annotations(intent: Intent) -> dict[str, str]:

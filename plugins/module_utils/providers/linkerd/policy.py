@@ -28,10 +28,12 @@ Everything here is pure: intent in, policy description out.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ...intent.model import AuthorizationRule, Intent, Port, Service, Source
+from ...plan.callers import has_sidecar, plaintext_callers
+from ...plan.probes import GRPC_HEALTH_CHECK, PortProbes
 from ..gatewayapi.routes import ROUTABLE_PROTOCOLS, regex_escape
 
 ALL_NETWORKS: tuple[str, ...] = ("0.0.0.0/0", "::/0")
@@ -328,6 +330,22 @@ def principal_client(principal: str, trust_domain: str) -> Client | None:
     return identity_client(found["ns"], found["sa"], found["td"])
 
 
+def plaintext_clients(intent: Intent, service: Service) -> list[Client]:
+    """The declared callers that reach ``service`` without a proxy, as Linkerd can admit
+    them: they present no identity, so a MeshTLSAuthentication never matches them
+    (https://linkerd.io/2-edge/reference/authorization-policy/#meshtlsauthentication); a
+    NetworkAuthentication does, from their address where the intent knows it (a host's),
+    else from any address (https://linkerd.io/2-edge/reference/authorization-policy/#networkauthentication)."""
+    clients = []
+    for caller in plaintext_callers(intent, service):
+        if caller.address is None:
+            clients.append(ALL)
+        else:
+            prefix = 128 if ":" in caller.address else 32
+            clients.append(network_client([f"{caller.address}/{prefix}"]))
+    return clients
+
+
 def service_policy(intent: Intent, service: Service, callers: Sequence[Service]) -> ServicePolicy:
     """The ALLOW and DENY rules of ``service``: explicit when ``mesh_authorization`` names it,
     else derived from the services that call it (and the ingress gateway)."""
@@ -336,10 +354,12 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
                     None)
     if explicit is None:
         policy = ServicePolicy(path=f"{intent.service_path(service)}.calls")
-        derived = [identity_client(c.namespace, c.service_account, td) for c in callers]
+        derived = [identity_client(c.namespace, c.service_account, td) for c in callers
+                   if has_sidecar(intent, c)]
         if service.ingress:
             gateway = intent.ingress_gateway
             derived.append(identity_client(gateway.namespace, gateway.service_account, td))
+        derived += plaintext_clients(intent, service)
         if derived:
             policy.allow.append(PolicyRule(normalize(derived)))
         return policy
@@ -411,33 +431,58 @@ class PortPolicy:
     server_clients: Clients = frozenset()
     routes: list[RouteGroup] = field(default_factory=list)
     gaps: list[tuple[str, str, str]] = field(default_factory=list)
+    probes_opened: bool = False   # the Server admits the probe networks (probes it can't route)
+
+
+def probe_matches(service: Service, probes: PortProbes | None, http: bool) -> list[RouteMatch]:
+    """The requests of the kubelet's probes on one port, as route matches: ``GET <path>`` of
+    ``probe_paths`` and of the workloads' httpGet probes, ``POST`` of the gRPC health check."""
+    paths = list(dict.fromkeys([*service.probe_paths, *(probes.http_paths if probes else [])]))
+    matches = [RouteMatch("GET", PathMatch("Exact", p)) for p in paths]
+    if probes is not None and probes.grpc and http:
+        matches.append(RouteMatch("POST", PathMatch("Exact", GRPC_HEALTH_CHECK)))
+    return matches
 
 
 def port_policy(policy: ServicePolicy, service: Service, port: Port,
-                intent: Intent) -> PortPolicy:
-    """Who may send what to one port of ``service``."""
+                intent: Intent, probes: PortProbes | None = None) -> PortPolicy:
+    """Who may send what to one port of ``service``.
+
+    Linkerd authorizes the kubelet's httpGet probes by itself, as long as no HTTPRoute is
+    attached to the port's Server; gRPC and HTTPS probes it never does
+    (https://linkerd.io/2-edge/features/server-policy/#default-authorizations; linkerd2
+    ``policy-controller/k8s/index/src/inbound/workload.rs``: httpGet only;
+    https://github.com/linkerd/linkerd2/issues/9595, /12806). So a port with gRPC probes gets
+    routes, the health check's authorized from ``mesh_linkerd.probe_networks``; a port Linkerd
+    cannot route (TLS, opaque) is opened to the probe networks on its Server."""
     number = port.target_port or port.port
     result = PortPolicy(port=port, workload_port=number)
     http = port.protocol in ROUTABLE_PROTOCOLS
     allow = [r for r in policy.allow if r.applies_to(number) and (http or not r.matches)]
     deny = [r for r in policy.deny if r.applies_to(number) and (http or not r.matches)]
+    probe_clients = frozenset({network_client(intent.linkerd.probe_networks)})
+    routed_probe = probes is not None and probes.grpc and http
+    unrouted_probe = probes is not None and (probes.tls or (probes.grpc and not http))
     if not any(rule.matches for rule in allow + deny):
-        result.server_clients = _clients_at(ANY, allow, deny, policy, result)
-        return result
+        clients = _clients_at(ANY, allow, deny, policy, result)
+        if not routed_probe or ALL in clients:
+            result.server_clients = union(clients, probe_clients) if unrouted_probe \
+                else clients
+            result.probes_opened = unrouted_probe and ALL not in clients
+            return result
     seeds = [m for rule in allow + deny for m in rule.matches]
     if any(not rule.matches for rule in allow):
         seeds.append(ANY)
-    probes = [RouteMatch("GET", PathMatch("Exact", p)) for p in service.probe_paths]
-    matches, undetermined = close(seeds + probes)
+    probes_at = probe_matches(service, probes, http)
+    matches, undetermined = close(seeds + probes_at)
     for overlap in undetermined:
         result.gaps.append((policy.path, overlap, "these paths may overlap, and Linkerd sends a "
                             "request to one route only (by Gateway API precedence): the rules "
                             "on their overlap may be applied differently from Istio"))
-    probe_clients = frozenset({network_client(intent.linkerd.probe_networks)})
     groups: dict[Clients, list[RouteMatch]] = {}
     for match in matches:
         clients = _clients_at(match, allow, deny, policy, result)
-        if match in probes:
+        if match in probes_at:
             clients = union(clients, probe_clients)
         groups.setdefault(clients, []).append(match)
     result.routes = [RouteGroup(tuple(found), clients) for clients, found in groups.items()]
@@ -470,9 +515,15 @@ def _describe(client: Client) -> str:
     return client.identity
 
 
-def service_ports(service: Service) -> list[Port]:
-    """One port per workload port (two Service ports may share a container port)."""
+def service_ports(service: Service,
+                  probes: Mapping[int, PortProbes] | None = None) -> list[Port]:
+    """One port per workload port (two Service ports may share a container port), and the
+    probe-only ports whose probes Linkerd does not authorize by itself (gRPC, HTTPS)."""
     seen: dict[int, Port] = {}
     for port in service.ports:
         seen.setdefault(port.target_port or port.port, port)
+    for number, found in (probes or {}).items():
+        if number not in seen and (found.grpc or found.tls):
+            protocol = "TLS" if found.tls and not found.grpc else "GRPC"
+            seen[number] = Port(name=f"probe-{number}", port=number, protocol=protocol)
     return list(seen.values())

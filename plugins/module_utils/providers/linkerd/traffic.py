@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...intent.model import Intent, Service
+from ...plan.ingress import IngressBinding
 from ...plan.model import PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ..gatewayapi.routes import (
     backend_name,
+    grpc_route,
     http_route,
     route_ports,
     routes_versions,
@@ -19,6 +21,7 @@ from ..gatewayapi.routes import (
     whole_duration,
 )
 from .api import (
+    GRPC_RETRY_CONDITIONS,
     RETRY_CONDITIONS,
     SPLIT,
     linkerd_gap,
@@ -75,9 +78,12 @@ def accrual_elsewhere(service: Service, names: list[str], accrual: Mapping[str, 
             f"-n {service.namespace} {name} {command}`.")
 
 
-def _retry_annotations(intent: Intent, service: Service,
-                       contribution: StageContribution) -> dict[str, str]:
-    """``retry.linkerd.io/*`` and ``timeout.linkerd.io/request`` for the service's route."""
+def _retry_annotations(intent: Intent, service: Service, contribution: StageContribution,
+                       grpc: bool = False) -> dict[str, str]:
+    """``retry.linkerd.io/*`` and ``timeout.linkerd.io/request`` for the service's route: an
+    HTTPRoute takes ``retry.linkerd.io/http`` (5xx, gateway-error, status codes), a GRPCRoute
+    ``retry.linkerd.io/grpc`` (gRPC statuses); each is "not valid" on the other kind
+    (https://linkerd.io/2/reference/retries)."""
     traffic = service.traffic
     path = f"{intent.service_path(service)}.traffic"
     annotations: dict[str, str] = {}
@@ -87,31 +93,38 @@ def _retry_annotations(intent: Intent, service: Service,
     retries = traffic.retries
     if retries is None or retries.attempts == 0:
         return annotations
+    route = "a GRPCRoute" if grpc else "an HTTPRoute"
     conditions: list[str] = []
     if retries.retry_on is None:
         contribution.gaps.append(linkerd_gap(
             f"{path}.retries.retry_on", None,
             "Istio's default conditions (connect-failure, refused-stream, unavailable, "
-            "cancelled, retriable-status-codes) have no Linkerd form; Linkerd retries 5xx "
-            "responses", service))
+            "cancelled, retriable-status-codes) have no Linkerd form; Linkerd retries "
+            + ("the gRPC statuses it retries by default" if grpc else "5xx responses")
+            + f" on {route}", service))
     else:
         dropped = []
         for condition in retries.retry_on.split(","):
-            if condition in RETRY_CONDITIONS or _status_code(condition):
+            if (condition in GRPC_RETRY_CONDITIONS) if grpc else (
+                    condition in RETRY_CONDITIONS or _status_code(condition)):
                 conditions.append(condition)
             else:
                 dropped.append(condition)
         if dropped:
+            takes = ("retry.linkerd.io/grpc (on the GRPCRoute of a gRPC port) takes the gRPC "
+                     f"statuses {', '.join(GRPC_RETRY_CONDITIONS)}" if grpc else
+                     "retry.linkerd.io/http (on the HTTPRoute of an HTTP port) takes 5xx, "
+                     "gateway-error and HTTP status codes")
             contribution.gaps.append(linkerd_gap(
                 f"{path}.retries.retry_on", ",".join(dropped),
-                "retry.linkerd.io/http takes 5xx, gateway-error and HTTP status codes; "
-                + ("these conditions are left out" if conditions else
-                   "no condition is left, so no retries are rendered"), service))
+                f"{takes}; " + ("these conditions are left out" if conditions else
+                                f"no condition is left, so {route} gets no retries"), service))
             if not conditions:
                 return annotations
     annotations["retry.linkerd.io/limit"] = str(retries.attempts)
     if conditions:
-        annotations["retry.linkerd.io/http"] = ",".join(conditions)
+        annotations["retry.linkerd.io/grpc" if grpc else "retry.linkerd.io/http"] = \
+            ",".join(conditions)
     if retries.per_try_timeout:
         annotations["retry.linkerd.io/timeout"] = _duration(
             retries.per_try_timeout, f"{path}.retries.per_try_timeout", service, contribution)
@@ -135,7 +148,7 @@ def _duration(text: str, path: str, service: Service,
 
 
 def http_routes(intent: Intent, service: Service, contribution: StageContribution,
-                accrual: Mapping[str, str]) -> None:
+                accrual: Mapping[str, str], binding: IngressBinding | None = None) -> None:
     path = intent.service_path(service)
     ports = route_ports(service)
     if not ports:
@@ -147,10 +160,21 @@ def http_routes(intent: Intent, service: Service, contribution: StageContributio
         if accrual:
             accrual_elsewhere(service, [service.name], accrual, contribution, path)
         return
-    annotations = _retry_annotations(intent, service, contribution)
+    kinds = {port.protocol == "GRPC" for port in ports}
+    annotations = {grpc: _retry_annotations(intent, service, contribution, grpc)
+                   for grpc in sorted(kinds)}
     for port in ports:
-        contribution.objects.append(http_route(intent, service, port,
-                                               annotations=annotations or None))
+        if port.protocol == "GRPC":
+            contribution.objects.append(grpc_route(intent, service, port,
+                                                   annotations=annotations[True] or None))
+        else:
+            contribution.objects.append(http_route(intent, service, port,
+                                                   annotations=annotations[False] or None))
+        if binding is not None and binding.gateway is not None:
+            # the gateway's implementation applies it: Linkerd's annotations are left off
+            contribution.objects.append(http_route(intent, service, port,
+                                                   gateway=binding.gateway,
+                                                   hostnames=binding.hosts))
     _version_backends(intent, service, contribution, accrual)
 
 

@@ -170,7 +170,8 @@ def test_a_run_sets_no_process_wide_state(tmp_path, crd_dir, example_intent, mon
     seen = []
     plan = pipeline.plan_stage
     monkeypatch.setattr(pipeline, "plan_stage",
-                        lambda intent: seen.append(gc.get_threshold()) or plan(intent))
+                        lambda intent, estate=None: seen.append(gc.get_threshold())
+                        or plan(intent, estate))
     before = gc.get_threshold()
     run_stage(example_intent("prod"), StageOptions(gitops_dir=tmp_path / "g",
                                                    crd_dirs=[crd_dir]))

@@ -63,12 +63,12 @@ def test_uninjected_waves_hosts_and_opt_outs_block_from_the_intent():
         verdict.blockers
     assert "host prod-ledger-1 (ledger): its wave 'payments' is not injected yet: it has no " \
         "sidecar" in verdict.blockers
-    # legacy-billing has inject: false but a DISABLE exception: out of scope
+    # legacy-billing has inject: false: out of the mesh by the intent; it calls nobody, and
+    # its meshed callers send it plaintext (its DestinationRule says DISABLE), exception or not
     assert not [b for b in verdict.blockers if "legacy-billing" in b]
     no_exception = move("strict_mtls", "traffic", mesh_mtls_exceptions=[])
-    assert "Service payments/legacy-billing has inject: false and is not in " \
-        "mesh_mtls_exceptions: its workloads have no sidecar" in GATE.judge(
-            no_exception, observed(no_exception)).blockers
+    assert not [b for b in GATE.judge(no_exception, observed(no_exception)).blockers
+                if "legacy-billing" in b]
 
 
 def test_cluster_facts_replace_the_intent_and_name_the_pods():
@@ -86,6 +86,9 @@ def test_cluster_facts_replace_the_intent_and_name_the_pods():
     assert verdict.blockers == (
         "Namespace bookinfo: pods of app(s) reviews run without a sidecar (1 pod(s) without one "
         "in the namespace, e.g. Pod bookinfo/reviews-v1-b)",
+        "Service bookinfo/reviews has no sidecar and calls bookinfo/ratings, whose port(s) 9080 "
+        "go STRICT: its plaintext requests will be refused; give ratings a PERMISSIVE exception "
+        "(or its ports), or inject reviews",
         "host staging-ledger-1 (ledger): its wave 'payments' is not injected yet: it has no "
         "sidecar",
         "host staging-ledger-2 (ledger): its wave 'payments' is not injected yet: it has no "
@@ -120,3 +123,66 @@ def test_linkerd_workloads_cannot_be_judged_on_traffic():
     verdict = GATE.judge(current, observed(current))
     assert verdict.blockers == ("plaintext into Linkerd workloads cannot be judged: reading "
                                 "Linkerd's proxy metrics is not built (docs/decisions.md)",)
+
+
+# -- an uninjected caller of a STRICT service (issue 13, defect class 2)
+
+BATCH = {"name": "batch", "namespace": "payments", "inject": False,
+         "calls": ["payment-service"], "ports": []}
+
+
+def _with_batch(**overrides):
+    from conftest import load_example_intent
+
+    services = [*load_example_intent("staging")["mesh_services"], BATCH]
+    return move("strict_mtls", "traffic", mesh_services=services, **overrides)
+
+
+def test_an_uninjected_caller_is_fixed_on_the_callee_side_by_default():
+    """batch keeps no sidecar (inject: false): meshstage gives payment-service a PERMISSIVE
+    exception of its own, so the gate has nothing to refuse."""
+    current = _with_batch()
+    verdict = GATE.judge(current, observed(current))
+    assert verdict.passed, verdict.blockers
+
+
+def test_an_exception_on_the_uninjected_caller_is_the_no_op_the_gate_refuses():
+    """A caller whose wave is not injected yet gets no derived exception: listing the caller
+    in mesh_mtls_exceptions changes nothing for its requests, and the gate says so."""
+    from conftest import load_example_intent
+
+    services = [*load_example_intent("staging")["mesh_services"],
+                {**BATCH, "namespace": "batch", "inject": True}]
+    waves = [{"name": "bookinfo", "namespaces": ["bookinfo"]},
+             {"name": "payments", "namespaces": ["payments"]},
+             {"name": "batch", "namespaces": ["batch"]}]
+    exceptions = [*load_example_intent("staging")["mesh_mtls_exceptions"],
+                  {"service": "batch", "mode": "PERMISSIVE", "reason": "no sidecar yet"}]
+    current = move("strict_mtls", "traffic", mesh_services=services,
+                   mesh_injection_waves=waves, mesh_injected_waves=2,
+                   mesh_mtls_exceptions=exceptions)
+    verdict = GATE.judge(current, observed(current))
+    (blocker,) = [b for b in verdict.blockers if "calls payments/payment-service" in b]
+    assert blocker.startswith("Service batch/batch has no sidecar and calls "
+                              "payments/payment-service, whose port(s) 8080 go STRICT")
+    assert "its own mesh_mtls_exceptions entry changes nothing for these requests" in blocker
+    assert "an exception on the caller changes nothing for its requests" in verdict.proceed
+
+
+def test_a_permissive_exception_on_the_callee_is_accepted():
+    from conftest import load_example_intent
+
+    services = [*load_example_intent("staging")["mesh_services"],
+                {**BATCH, "namespace": "batch", "inject": True}]
+    waves = [{"name": "bookinfo", "namespaces": ["bookinfo"]},
+             {"name": "payments", "namespaces": ["payments"]},
+             {"name": "batch", "namespaces": ["batch"]}]
+    for exception in ({"service": "payment-service", "mode": "PERMISSIVE", "reason": "batch"},
+                      {"service": "payment-service", "mode": "PERMISSIVE", "reason": "batch",
+                       "ports": {8080: "PERMISSIVE"}}):
+        exceptions = [*load_example_intent("staging")["mesh_mtls_exceptions"], exception]
+        current = move("strict_mtls", "traffic", mesh_services=services,
+                       mesh_injection_waves=waves, mesh_injected_waves=2,
+                       mesh_mtls_exceptions=exceptions)
+        verdict = GATE.judge(current, observed(current))
+        assert not [b for b in verdict.blockers if "calls payments/payment-service" in b]

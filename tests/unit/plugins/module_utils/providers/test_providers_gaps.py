@@ -99,15 +99,17 @@ CELLS = [
      + "Linkerd reads failure accrual from annotations on Service bookinfo/details"),
     ("traffic/retries.retry_on conditions", "linkerd", "traffic", {},
      "mesh_services[2].traffic.retries.retry_on (service bookinfo/reviews): "
-     f"'reset,connect-failure' {LINKERD}retry.linkerd.io/http takes 5xx, gateway-error"),
+     f"'reset,connect-failure' {LINKERD}retry.linkerd.io/http (on the HTTPRoute of an HTTP "
+     "port) takes 5xx, gateway-error"),
     ("traffic/retries.retry_on unset", "linkerd", "traffic",
      {"services": {"reviews": {"traffic": {"retries": {"attempts": 2}}}}},
      "mesh_services[2].traffic.retries.retry_on (service bookinfo/reviews): None "
      f"{LINKERD}Istio's default conditions"),
     ("traffic/retries with no condition left", "linkerd", "traffic", {},
      "mesh_services[4].traffic.retries.retry_on (service payments/payment-service): "
-     f"'connect-failure,refused-stream' {LINKERD}retry.linkerd.io/http takes 5xx, "
-     "gateway-error and HTTP status codes; no condition is left, so no retries are rendered"),
+     f"'connect-failure,refused-stream' {LINKERD}retry.linkerd.io/http (on the HTTPRoute of "
+     "an HTTP port) takes 5xx, gateway-error and HTTP status codes; no condition is left, so "
+     "an HTTPRoute gets no retries"),
     ("traffic/timeout in fractions of a millisecond", "linkerd", "traffic",
      {"services": {"details": {"traffic": {"timeout": "1500us"}}}},
      "mesh_services[1].traffic.timeout (service bookinfo/details): '1500us' "
@@ -130,12 +132,14 @@ CELLS = [
      {"mesh_mtls_exceptions": [{"service": "details", "mode": "DISABLE",
                                 "reason": "plaintext health checker"}]},
      f"mesh_mtls_exceptions[0].mode (service bookinfo/details): 'DISABLE' {LINKERD}"
-     "a meshed workload always answers meshed clients with mTLS"),
+     "Linkerd cannot turn mTLS off for a meshed workload: meshed clients always send it mTLS. "
+     "At strict_mtls, its Servers accept plaintext as well as mTLS"),
     ("strict_mtls/mesh_mtls_exceptions.ports DISABLE", "linkerd", "strict_mtls",
      {"mesh_mtls_exceptions": [{"service": "details", "mode": "PERMISSIVE",
                                 "reason": "scraped in plaintext", "ports": {9080: "DISABLE"}}]},
      f"mesh_mtls_exceptions[0].ports.9080 (service bookinfo/details): 'DISABLE' {LINKERD}"
-     "a meshed workload always answers meshed clients with mTLS"),
+     "Linkerd cannot turn mTLS off for a meshed workload: meshed clients always send it mTLS. "
+     "At strict_mtls, the Server of port 9080 accepts plaintext as well as mTLS"),
     ("authorization/principals that are no Linkerd identity", "linkerd", "authorization",
      {"mesh_authorization": [{"service": "details", "allow": [
          {"principals": ["spiffe-like/*/ops"]}, {"from": ["productpage"]}]}]},

@@ -221,16 +221,26 @@ def test_mtls_exception_is_a_workload_peer_authentication_with_its_reason(
 
 def test_port_level_exception(registry, example_intent):
     variables = example_intent("staging", mesh_mtls_exceptions=[{
-        "service": "legacy-billing", "mode": "PERMISSIVE", "reason": "probe port",
-        "ports": {7000: "DISABLE"}}])
+        "service": "payment-service", "mode": "PERMISSIVE", "reason": "probe port",
+        "ports": {8080: "DISABLE"}}])
     exception = find(render(variables, registry), "PeerAuthentication",
-                     "legacy-billing-mtls-exception")
-    assert exception["spec"]["portLevelMtls"] == {"7000": {"mode": "DISABLE"}}
+                     "payment-service-mtls-exception")
+    assert exception["spec"]["portLevelMtls"] == {"8080": {"mode": "DISABLE"}}
     assert exception["spec"]["mtls"] == {"mode": "PERMISSIVE"}
-    rule = find(render(variables, registry), "DestinationRule", "legacy-billing")
+    rule = find(render(variables, registry), "DestinationRule", "payment-service")
     assert rule["spec"]["trafficPolicy"] == {
         "tls": {"mode": "ISTIO_MUTUAL"},
-        "portLevelSettings": [{"port": {"number": 7000}, "tls": {"mode": "DISABLE"}}]}
+        "portLevelSettings": [{"port": {"number": 8080}, "tls": {"mode": "DISABLE"}}]}
+
+
+def test_clients_send_plaintext_to_a_service_without_sidecar(registry, example_intent):
+    # legacy-billing has inject: false: Istio mTLS would reach its application as TLS it
+    # cannot read, whatever exception it has
+    variables = example_intent("staging", mesh_mtls_exceptions=[{
+        "service": "legacy-billing", "mode": "PERMISSIVE", "reason": "probe port",
+        "ports": {7000: "DISABLE"}}])
+    rule = find(render(variables, registry), "DestinationRule", "legacy-billing")
+    assert rule["spec"]["trafficPolicy"]["tls"] == {"mode": "DISABLE"}
 
 
 def test_injection_waves_label_only_injected_namespaces(registry, example_intent):
