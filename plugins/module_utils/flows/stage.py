@@ -1,0 +1,147 @@
+"""The flow proof of one run: the pipeline's step between analysis and the write.
+
+``prove_stage`` gathers what the proof reads (the estate, the target's rendered tree, the
+tree committed now, the edges Prometheus observed), judges every flow, and refuses the run
+with ``FlowProofError`` when a flow that works now would stop. What passed is kept in the
+stage cache under everything it read (the rendered texts, the recorded stage and provider,
+the committed files' hashes from the state file, the intent its stand-ins come from), so
+a run that changes nothing judges nothing again; with manifests (``mesh_check_paths``) or a
+Prometheus to read, the proof runs every time, as the analysis does.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FlowProofError, MeshstageError
+from ..estate.index import MeshConfig, MeshIndex
+from ..gates.gate import CALLS, Call
+from ..gates.observe import observe
+from ..gitops.repo import GitOpsRepo
+from ..intent.model import Intent
+from ..prometheus import PrometheusClient
+from ..providers.registry import mesh
+from ..render.runbook import flow_section
+from ..render.stage_cache import StageCache
+from ..render.tree import RenderedObject
+from .collect import collect_flows
+from .evaluate import FlowSettings
+from .proof import FlowProof, prove
+from .states import (
+    committed_state,
+    estate_resources,
+    host_files_of,
+    install_values_of,
+    mesh_state,
+    relevant,
+)
+
+
+@dataclass
+class StageProof:
+    """What the run keeps of its proof: the runbook's section, the warnings, the figures."""
+
+    section: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    proof: FlowProof | None = None   # None when the stage cache answered
+
+
+def observed_calls(intent: Intent) -> tuple[list[Call], list[str]]:
+    """The caller/callee edges the environment's Prometheus observed over the gates' window
+    (none without one, or with ``mesh_gates.observe: false``)."""
+    gates = intent.gates
+    if not gates.prometheus or not gates.observe:
+        return [], []
+    try:
+        found = observe(PrometheusClient(gates.prometheus), intent, frozenset({CALLS}))
+    except MeshstageError as error:
+        return [], [f"flow proof: the observed edges were not read ({error}); declared "
+                    "calls, ingress, probes and scrapes were judged"]
+    return list(found.calls), []
+
+
+def proof_of(intent: Intent, objects: Sequence[RenderedObject],
+             files: Mapping[str, str], check_paths: Sequence[Path], gitops_dir: Path,
+             recorded: Mapping[str, Any], owned: Mapping[str, str],
+             observed: Sequence[Call] = ()) -> FlowProof:
+    """Every flow of the environment judged now and at the target (nothing raised)."""
+    environment = intent.environment
+    settings = FlowSettings.from_intent(intent)
+    estate = estate_resources(intent, check_paths)
+    parsed: dict[str, Any] = {item.path: item.obj for item in objects}
+    parsed.update({f"hosts/{environment}/{host}/{name}": obj
+                   for host, found in host_files_of(files, environment).items()
+                   for name, obj in found.items()})
+    target = mesh_state(intent.provider, settings, (item.obj for item in objects), estate,
+                        host_files_of(files, environment, parsed),
+                        install_values_of(files, environment), _label(
+                            intent.stage.value, intent.provider))
+    now, unchanged = None, False
+    stage, provider = recorded.get("stage"), recorded.get("provider")
+    if stage and provider:
+        now, unchanged = committed_state(gitops_dir, intent, str(provider), owned, files,
+                                         parsed, estate, _label(str(stage), str(provider)))
+    evaluator = mesh(intent.provider).flows
+    flows = collect_flows(intent, MeshIndex(estate, MeshConfig(
+        root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)),
+        evaluator.scrape if evaluator is not None else None, observed, settings)
+    label = _label(str(stage), str(provider)) if stage and provider else "nothing recorded"
+    return prove(flows, target, now, label, unchanged)
+
+
+def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
+                files: Mapping[str, str], check_paths: Sequence[Path],
+                gitops_dir: Path, recorded: Mapping[str, Any],
+                cache: StageCache | None = None) -> StageProof:
+    """The proof of the run, from the stage cache when it passed on the same inputs;
+    ``FlowProofError`` when a flow that works now would stop."""
+    observed, warnings = observed_calls(intent)
+    owned = _owned(gitops_dir, intent.environment) if recorded.get("stage") else {}
+    key = None
+    if cache is not None and not check_paths and not (intent.gates.prometheus
+                                                      and intent.gates.observe):
+        try:  # the stand-ins, the flows and the settings come from the intent
+            state = pickle.dumps(intent, protocol=4)
+        except Exception:  # what pickle refuses is proved every time
+            state = None
+        if state is not None:
+            relevant_files = sorted((p, t) for p, t in files.items()
+                                    if relevant(p, intent.environment))
+            key = cache.check_key("flows", [
+                intent.provider, str(recorded.get("provider")), str(recorded.get("stage")),
+                state, *(part for item in relevant_files for part in item),
+                *(f"{path} {sha}" for path, sha in sorted(owned.items())
+                  if relevant(path, intent.environment))])
+            known = cache.passed(key)
+            if isinstance(known, dict):
+                return StageProof(list(known.get("section") or []),
+                                  [*warnings, *known.get("warnings", [])],
+                                  dict(known.get("counts") or {}))
+    proof = proof_of(intent, objects, files, check_paths, gitops_dir, recorded, owned,
+                     observed)
+    breaks = proof.breaks
+    if breaks:
+        raise FlowProofError(f"{intent.environment} ({intent.stage.value})",
+                             [row.line() for row in breaks])
+    result = StageProof(flow_section(proof), proof.warnings(), proof.counts(), proof)
+    if key is not None and cache is not None:
+        cache.mark_passed(key, {"section": result.section, "warnings": result.warnings,
+                                "counts": result.counts})
+    result.warnings = [*warnings, *result.warnings]
+    return result
+
+
+def _owned(gitops_dir: Path, environment: str) -> dict[str, str]:
+    try:
+        return GitOpsRepo(gitops_dir).owned(environment)
+    except MeshstageError:
+        return {}
+
+
+def _label(stage: str, provider: str) -> str:
+    return f"{stage} ({provider})"
