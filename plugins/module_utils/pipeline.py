@@ -63,6 +63,8 @@ class StageOptions:
     envoy_binary: str | None = None  # for `envoy --mode validate` of host sidecars
     # the stage gates' verdicts on this run's move (meshstage.mesh.stage_gates)
     gate_verdicts: Sequence[Mapping[str, Any]] = ()
+    # the caller/callee edges Prometheus showed the gates (``Call`` fields), for the proof
+    observed_calls: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -143,7 +145,8 @@ class StageResult:
 def render_stage(variables: Mapping[str, Any], options: StageOptions,
                  registry: SchemaRegistry | None = None,
                  cache: StageCache | None = None,
-                 recorded: Mapping[str, Any] | None = None) -> RenderedStage:
+                 recorded: Mapping[str, Any] | None = None,
+                 prove: bool = True) -> RenderedStage:
     """Everything before a write: parse, plan, render, validate, analyze, tree, prove.
 
     ``cache`` (the environment's stage cache, see ``render/stage_cache.py``) answers
@@ -151,7 +154,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     is what the GitOps repository records for the environment (its scope metadata): a
     recorded canary run shapes the weights rendered (``canary/shaping.py``), a provider it
     ran before orders a cut-over, the gates forced so far stay in the runbook, and the
-    recorded stage is the one the flow proof judges every flow at, beside the target's.
+    recorded stage is the one the flow proof judges every flow at, beside the target's
+    (``prove=False`` leaves the proof to the caller: ``meshstage flows`` prints it).
     """
     recorded = recorded or {}
     intent, warnings, canary = _parse(variables, recorded)
@@ -163,7 +167,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     warnings += _analyze(intent, rendered.stage_objects, options.check_paths, cache)
     files = _tree(plan, rendered, renderer, options, cache)
     proof = prove_stage(intent, rendered.stage_objects, files, options.check_paths,
-                        options.gitops_dir, recorded, cache)
+                        options.gitops_dir, recorded, cache, options.observed_calls) \
+        if prove else StageProof()
     warnings += proof.warnings
     stage = RenderedStage(intent, plan, rendered.everything, files, warnings,
                           rendered.unvalidated, rendered.install, rendered.stage_objects, canary,

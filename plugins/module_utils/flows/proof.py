@@ -7,9 +7,9 @@ its data plane's evaluator: a plain host's by the host sidecars', any other by t
 the target is a break. An environment the repository records nothing of has no mesh
 configuration yet: every flow gets through now.
 
-A break is not the only thing worth saying: a flow that gets through only partly where it
-got through whole, and a flow through a gateway (or from a client without a proxy) that
-a canary's split does not shape, are warnings.
+A break is not the only thing worth saying: a flow through a gateway (or from a client
+without a proxy) that a canary's split does not shape is a warning. Warnings and the
+runbook's table read the target's verdicts only, so a run that changes nothing says the same.
 """
 
 from __future__ import annotations
@@ -34,10 +34,6 @@ class FlowRow:
     @property
     def breaks(self) -> bool:
         return self.now.allowed and not self.then.allowed
-
-    @property
-    def narrows(self) -> bool:
-        return self.now.allowed and not self.now.partial and bool(self.then.partial)
 
     def line(self) -> str:
         """One break, for the error: the flow, what stops it, the fix."""
@@ -68,14 +64,8 @@ class FlowProof:
         return [row for row in self.rows if row.breaks]
 
     def warnings(self) -> list[str]:
-        found = []
-        for row in self.rows:
-            if row.then.routing and row.then.allowed:
-                found.append(f"flow proof: {row.flow}: {row.then.routing}")
-            elif row.narrows:
-                found.append(f"flow proof: {row.flow} gets through only partly at the "
-                             f"target ({row.then.partial}): {row.then.reason}")
-        return found
+        return [f"flow proof: {row.flow}: {row.then.routing}" for row in self.rows
+                if row.then.routing and row.then.allowed]
 
     def counts(self) -> dict[str, int]:
         return {"flows": len(self.rows), "breaks": len(self.breaks),

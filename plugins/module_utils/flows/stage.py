@@ -5,8 +5,9 @@ tree committed now, the edges Prometheus observed), judges every flow, and refus
 with ``FlowProofError`` when a flow that works now would stop. What passed is kept in the
 stage cache under everything it read (the rendered texts, the recorded stage and provider,
 the committed files' hashes from the state file, the intent its stand-ins come from), so
-a run that changes nothing judges nothing again; with manifests (``mesh_check_paths``) or a
-Prometheus to read, the proof runs every time, as the analysis does.
+a run that changes nothing judges nothing again; with manifests (``mesh_check_paths``)
+the proof runs every time, as the analysis does. The edges Prometheus observed come from the
+stage gates (``StageOptions.observed_calls``): the proof itself queries nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ from typing import Any
 
 from ..errors import FlowProofError, MeshstageError
 from ..estate.index import MeshConfig, MeshIndex
-from ..gates.gate import CALLS, Call
-from ..gates.observe import observe
+from ..gates.gate import Call
 from ..gitops.repo import GitOpsRepo
 from ..intent.model import Intent
-from ..prometheus import PrometheusClient
 from ..providers.registry import mesh
 from ..render.runbook import flow_section
 from ..render.stage_cache import StageCache
@@ -51,18 +50,16 @@ class StageProof:
     proof: FlowProof | None = None   # None when the stage cache answered
 
 
-def observed_calls(intent: Intent) -> tuple[list[Call], list[str]]:
-    """The caller/callee edges the environment's Prometheus observed over the gates' window
-    (none without one, or with ``mesh_gates.observe: false``)."""
-    gates = intent.gates
-    if not gates.prometheus or not gates.observe:
-        return [], []
-    try:
-        found = observe(PrometheusClient(gates.prometheus), intent, frozenset({CALLS}))
-    except MeshstageError as error:
-        return [], [f"flow proof: the observed edges were not read ({error}); declared "
-                    "calls, ingress, probes and scrapes were judged"]
-    return list(found.calls), []
+def calls_of(observed: Sequence[Mapping[str, Any]]) -> list[Call]:
+    """The edges the stage gates observed (``Call`` fields, as the action returns them)."""
+    fields = set(Call.__dataclass_fields__)
+    found = []
+    for item in observed:
+        try:
+            found.append(Call(**{k: v for k, v in item.items() if k in fields}))
+        except TypeError:
+            continue  # not an edge: judged without it
+    return found
 
 
 def proof_of(intent: Intent, objects: Sequence[RenderedObject],
@@ -97,14 +94,15 @@ def proof_of(intent: Intent, objects: Sequence[RenderedObject],
 def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
                 files: Mapping[str, str], check_paths: Sequence[Path],
                 gitops_dir: Path, recorded: Mapping[str, Any],
-                cache: StageCache | None = None) -> StageProof:
+                cache: StageCache | None = None,
+                observed_edges: Sequence[Mapping[str, Any]] = ()) -> StageProof:
     """The proof of the run, from the stage cache when it passed on the same inputs;
-    ``FlowProofError`` when a flow that works now would stop."""
-    observed, warnings = observed_calls(intent)
+    ``FlowProofError`` when a flow that works now would stop. ``observed_edges``: what
+    Prometheus showed the stage gates (``meshstage.mesh.stage_gates``), judged too."""
+    observed = calls_of(observed_edges)
     owned = _owned(gitops_dir, intent.environment) if recorded.get("stage") else {}
     key = None
-    if cache is not None and not check_paths and not (intent.gates.prometheus
-                                                      and intent.gates.observe):
+    if cache is not None and not check_paths:
         try:  # the stand-ins, the flows and the settings come from the intent
             state = pickle.dumps(intent, protocol=4)
         except Exception:  # what pickle refuses is proved every time
@@ -114,13 +112,14 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
                                     if relevant(p, intent.environment))
             key = cache.check_key("flows", [
                 intent.provider, str(recorded.get("provider")), str(recorded.get("stage")),
-                state, *(part for item in relevant_files for part in item),
+                state, repr(sorted(map(repr, observed))),
+                *(part for item in relevant_files for part in item),
                 *(f"{path} {sha}" for path, sha in sorted(owned.items())
                   if relevant(path, intent.environment))])
             known = cache.passed(key)
             if isinstance(known, dict):
                 return StageProof(list(known.get("section") or []),
-                                  [*warnings, *known.get("warnings", [])],
+                                  list(known.get("warnings") or []),
                                   dict(known.get("counts") or {}))
     proof = proof_of(intent, objects, files, check_paths, gitops_dir, recorded, owned,
                      observed)
@@ -132,7 +131,6 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
     if key is not None and cache is not None:
         cache.mark_passed(key, {"section": result.section, "warnings": result.warnings,
                                 "counts": result.counts})
-    result.warnings = [*warnings, *result.warnings]
     return result
 
 

@@ -120,23 +120,24 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
 
 
 def flow_section(proof: FlowProof) -> list[str]:
-    """The runbook's table of the stage's flows: each flow, whether it gets through now and
-    at this stage, and the object that decides (docs/architecture.md, "The flow proof")."""
-    rows = [row for row in proof.rows if row.then.outcome != "n/a" or row.now.outcome != "n/a"]
+    """The runbook's table of the stage's flows: each flow, whether it gets through at this
+    stage, and the object that decides (docs/architecture.md, "The flow proof"). It reads
+    the target's verdicts only, so a run that changes nothing renders the same runbook."""
+    rows = [row for row in proof.rows if row.then.outcome != "n/a"]
     if not rows:
         return []
-    counts = proof.counts()
+    refused = sum(not row.then.allowed for row in rows)
+    partly = sum(row.then.allowed and bool(row.then.partial) for row in rows)
     lines = [
         "## Flows",
         "",
-        f"Every request flow of the estate, judged through the configuration committed before "
-        f"this stage ({proof.now}) and through this stage's ({proof.target}): "
-        f"{counts['flows']} flows, {counts['refused']} refused at this stage "
-        f"({counts['refused_now']} refused before it too), none that worked before refused "
-        "now.",
+        f"Every request flow of the estate, judged through this stage's configuration: "
+        f"{len(rows)} flows, {len(rows) - refused - partly} allowed, {partly} partly, "
+        f"{refused} refused. The run refuses any that worked before this stage and would "
+        "stop (docs/architecture.md, \"The flow proof\").",
         "",
-        "| flow | from | now | this stage | decided by |",
-        "|---|---|---|---|---|",
+        "| flow | from | at this stage | decided by |",
+        "|---|---|---|---|",
     ]
     for row in rows:
         flow = row.flow
@@ -144,8 +145,8 @@ def flow_section(proof: FlowProof) -> list[str]:
         request = f" {flow.request.method} {flow.request.path}" if flow.request else ""
         name = f"{flow.source} → {called} ({flow.destination}) {flow.protocol}{request}"
         origin = flow.origin + (f": {flow.via}" if flow.via else "")
-        lines.append(f"| {_cell(name)} | {_cell(origin)} | {_cell(row.now.short())} | "
-                     f"{_cell(row.then.short())} | {_cell(row.then.by or row.then.reason)} |")
+        lines.append(f"| {_cell(name)} | {_cell(origin)} | {_cell(row.then.short())} | "
+                     f"{_cell(row.then.by or row.then.reason)} |")
     return [*lines, ""]
 
 
