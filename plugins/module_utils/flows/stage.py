@@ -2,16 +2,17 @@
 
 ``prove_stage`` gathers what the proof reads (the estate, the target's rendered tree, the
 tree committed now, the edges Prometheus observed), judges every flow, and refuses the run
-with ``FlowProofError`` when a flow that works now would stop. What passed is kept in the
-stage cache under everything it read (the rendered texts, the recorded stage and provider,
-the committed files' hashes from the state file, the intent its stand-ins come from), so
-a run that changes nothing judges nothing again; with manifests (``mesh_check_paths``)
-the proof runs every time, as the analysis does. The edges Prometheus observed come from the
-stage gates (``StageOptions.observed_calls``): the proof itself queries nothing.
+with ``FlowProofError`` when a flow that works now would stop. The target's verdicts are
+kept in the stage cache under everything they read (the rendered texts, the intent its
+stand-ins come from), so a run that changes nothing judges nothing again; with manifests
+(``mesh_check_paths``) the proof runs every time, as the analysis does. The edges
+Prometheus observed come from the stage gates (``StageOptions.observed_calls``): the proof
+itself queries nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,11 +97,25 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
                 gitops_dir: Path, recorded: Mapping[str, Any],
                 cache: StageCache | None = None,
                 observed_edges: Sequence[Mapping[str, Any]] = ()) -> StageProof:
-    """The proof of the run, from the stage cache when it passed on the same inputs;
-    ``FlowProofError`` when a flow that works now would stop. ``observed_edges``: what
-    Prometheus showed the stage gates (``meshstage.mesh.stage_gates``), judged too."""
+    """The proof of the run; ``FlowProofError`` when a flow that works now would stop.
+    ``observed_edges``: what Prometheus showed the stage gates, judged too.
+
+    The target's verdicts are kept in the stage cache under everything they read. They
+    answer a later run when nothing can break: the repository records nothing yet and no
+    flow is refused at the target, or the committed tree is the target's file for file
+    (the state file's hashes say so without reading it)."""
     observed = calls_of(observed_edges)
-    owned = _owned(gitops_dir, intent.environment) if recorded.get("stage") else {}
+    environment = intent.environment
+    owned = _owned(gitops_dir, environment) if recorded.get("stage") else {}
+    target = {path: text for path, text in files.items() if relevant(path, environment)}
+    if not recorded.get("stage"):
+        now = "nothing"
+    elif recorded.get("provider") == intent.provider and {
+            p: sha for p, sha in owned.items() if relevant(p, environment)} == {
+            p: hashlib.sha256(t.encode("utf-8")).hexdigest() for p, t in target.items()}:
+        now = "unchanged"
+    else:
+        now = "changed"
     key = None
     if cache is not None and not check_paths:
         try:  # the stand-ins, the flows and the settings come from the intent
@@ -108,16 +123,12 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
         except Exception:  # what pickle refuses is proved every time
             state = None
         if state is not None:
-            relevant_files = sorted((p, t) for p, t in files.items()
-                                    if relevant(p, intent.environment))
             key = cache.check_key("flows", [
-                intent.provider, str(recorded.get("provider")), str(recorded.get("stage")),
-                state, repr(sorted(map(repr, observed))),
-                *(part for item in relevant_files for part in item),
-                *(f"{path} {sha}" for path, sha in sorted(owned.items())
-                  if relevant(path, intent.environment))])
+                intent.provider, state, repr(sorted(map(repr, observed))),
+                *(part for item in sorted(target.items()) for part in item)])
             known = cache.passed(key)
-            if isinstance(known, dict):
+            if isinstance(known, dict) and (now == "unchanged" or (
+                    now == "nothing" and not known.get("refused"))):
                 return StageProof(list(known.get("section") or []),
                                   list(known.get("warnings") or []),
                                   dict(known.get("counts") or {}))
@@ -125,12 +136,13 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
                      observed)
     breaks = proof.breaks
     if breaks:
-        raise FlowProofError(f"{intent.environment} ({intent.stage.value})",
+        raise FlowProofError(f"{environment} ({intent.stage.value})",
                              [row.line() for row in breaks])
     result = StageProof(flow_section(proof), proof.warnings(), proof.counts(), proof)
     if key is not None and cache is not None:
         cache.mark_passed(key, {"section": result.section, "warnings": result.warnings,
-                                "counts": result.counts})
+                                "counts": result.counts,
+                                "refused": result.counts.get("refused", 0)})
     return result
 
 
