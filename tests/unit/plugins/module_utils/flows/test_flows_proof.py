@@ -32,9 +32,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     run_stage,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.providers.registry import MESHES
-from ansible_collections.meshstage.mesh.plugins.module_utils.render.stage_cache import (
-    StageCache,
-)
 
 SHOP = {
     "mesh_environment": "dev", "mesh_stage": "strict_mtls", "mesh_default_deny": True,
@@ -192,8 +189,6 @@ def test_a_passed_proof_is_kept_in_the_stage_cache(tmp_path, monkeypatch):
         raise AssertionError("the proof ran again")
 
     monkeypatch.setattr(proving, "proof_of", refuse)
-    cache = StageCache.open(repo, "dev", (), Path(__file__), (), "1.33.0")
-    assert cache is not None
     again = run_stage(shop(), StageOptions(gitops_dir=repo))
     assert not again.changed
 
