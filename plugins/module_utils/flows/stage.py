@@ -29,7 +29,7 @@ from ..render.runbook import flow_section
 from ..render.stage_cache import StageCache
 from ..render.tree import RenderedObject
 from .collect import collect_flows
-from .evaluate import FlowSettings
+from .evaluate import FlowSettings, MeshState
 from .proof import FlowProof, prove
 from .states import (
     committed_state,
@@ -63,22 +63,31 @@ def calls_of(observed: Sequence[Mapping[str, Any]]) -> list[Call]:
     return found
 
 
+def target_state(intent: Intent, objects: Sequence[RenderedObject],
+                 files: Mapping[str, str], estate: Sequence[Any]) -> tuple[MeshState,
+                                                                         dict[str, Any]]:
+    """The target's configuration, and every parsed file of it by path (the committed
+    tree's identical files reuse them)."""
+    environment = intent.environment
+    parsed: dict[str, Any] = {item.path: item.obj for item in objects}
+    parsed.update({f"hosts/{environment}/{host}/{name}": obj
+                   for host, found in host_files_of(files, environment).items()
+                   for name, obj in found.items()})
+    state = mesh_state(intent.provider, FlowSettings.from_intent(intent),
+                       (item.obj for item in objects), estate,
+                       host_files_of(files, environment, parsed),
+                       install_values_of(files, environment),
+                       _label(intent.stage.value, intent.provider))
+    return state, parsed
+
+
 def proof_of(intent: Intent, objects: Sequence[RenderedObject],
              files: Mapping[str, str], check_paths: Sequence[Path], gitops_dir: Path,
              recorded: Mapping[str, Any], owned: Mapping[str, str],
              observed: Sequence[Call] = ()) -> FlowProof:
     """Every flow of the environment judged now and at the target (nothing raised)."""
-    environment = intent.environment
-    settings = FlowSettings.from_intent(intent)
     estate = estate_resources(intent, check_paths)
-    parsed: dict[str, Any] = {item.path: item.obj for item in objects}
-    parsed.update({f"hosts/{environment}/{host}/{name}": obj
-                   for host, found in host_files_of(files, environment).items()
-                   for name, obj in found.items()})
-    target = mesh_state(intent.provider, settings, (item.obj for item in objects), estate,
-                        host_files_of(files, environment, parsed),
-                        install_values_of(files, environment), _label(
-                            intent.stage.value, intent.provider))
+    target, parsed = target_state(intent, objects, files, estate)
     now, unchanged = None, False
     stage, provider = recorded.get("stage"), recorded.get("provider")
     if stage and provider:
@@ -87,7 +96,8 @@ def proof_of(intent: Intent, objects: Sequence[RenderedObject],
     evaluator = mesh(intent.provider).flows
     flows = collect_flows(intent, MeshIndex(estate, MeshConfig(
         root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)),
-        evaluator.scrape if evaluator is not None else None, observed, settings)
+        evaluator.scrape if evaluator is not None else None, observed,
+        target.settings)
     label = _label(str(stage), str(provider)) if stage and provider else "nothing recorded"
     return prove(flows, target, now, label, unchanged)
 

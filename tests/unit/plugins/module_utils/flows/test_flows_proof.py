@@ -22,9 +22,15 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     read_manifests,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows import stage as proving
 from ansible_collections.meshstage.mesh.plugins.module_utils.flows.collect import (
     collect_flows,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows.stage import proof_of
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows.states import (
+    estate_resources,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
@@ -64,10 +70,6 @@ def commits(repo: Path) -> int:
 
 def test_flows_come_from_calls_ingress_probes_and_scrapes():
     intent, _ = parse_intent(shop())
-    from ansible_collections.meshstage.mesh.plugins.module_utils.flows.states import (
-        estate_resources,
-    )
-
     flows = collect_flows(intent, MeshIndex(estate_resources(intent)),
                           MESHES["istio"].flows.scrape)
     origins = {(f.origin, f.via) for f in flows}
@@ -171,9 +173,6 @@ def test_the_proof_judges_now_from_the_committed_tree(tmp_path):
     run_stage(shop(mesh_stage="traffic"), StageOptions(gitops_dir=repo))
     stage = render_stage(shop(), StageOptions(gitops_dir=repo), prove=False,
                          recorded={"stage": "traffic", "provider": "istio"})
-    from ansible_collections.meshstage.mesh.plugins.module_utils.flows.stage import proof_of
-    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
-
     proof = proof_of(stage.intent, stage.stage_objects, stage.files, (), repo,
                      {"stage": "traffic", "provider": "istio"}, GitOpsRepo(repo).owned("dev"))
     assert proof.now == "traffic (istio)" and proof.target == "strict_mtls (istio)"
@@ -183,7 +182,6 @@ def test_the_proof_judges_now_from_the_committed_tree(tmp_path):
 def test_a_passed_proof_is_kept_in_the_stage_cache(tmp_path, monkeypatch):
     repo = tmp_path / "gitops"
     run_stage(shop(), StageOptions(gitops_dir=repo))
-    from ansible_collections.meshstage.mesh.plugins.module_utils.flows import stage as proving
 
     def refuse(*args, **kwargs):
         raise AssertionError("the proof ran again")
