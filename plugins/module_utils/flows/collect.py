@@ -162,8 +162,8 @@ class _Collector:
     def calls(self) -> None:
         intent = self.intent
         assert intent is not None
-        for service in intent.services:
-            path = intent.service_path(service)
+        for number, service in enumerate(intent.services):
+            path = f"mesh_services[{number}]"
             for index, callee_name in enumerate(service.calls):
                 callee = intent.by_name.get(callee_name)
                 if callee is None:
@@ -195,8 +195,9 @@ class _Collector:
             for workload in workloads:
                 self._from_outside(workload, self._gateway_ports(workload),
                                    "mesh_ingress_gateway")
+        paths = {s.name: f"mesh_services[{n}]" for n, s in enumerate(intent.services)}
         for service in ingress:
-            via = f"{intent.service_path(service)}.ingress"
+            via = f"{paths[service.name]}.ingress"
             for peer in peers:
                 for destination in self.destinations_of(service):
                     self.add(Flow(peer, destination, self._flow_protocol(destination),
@@ -293,6 +294,8 @@ class _Collector:
 
     def probes(self) -> None:
         kubelet = Peer("kubelet", "", "kubelet", proxy=False)
+        probed = [(n, s) for n, s in enumerate(self.intent.services) if s.probe_paths] \
+            if self.intent is not None else []
         for workload in self.estate.workloads:
             probes = workload.probes()
             for probe in probes:
@@ -306,22 +309,21 @@ class _Collector:
                 self.add(Flow(kubelet, _probed(workload, probe.port), protocol, "probe",
                               request, via=f"{probe.kind} {probe.action} of container "
                               f"{probe.container}"))
-            if not probes and self.intent is not None \
-                    and STAND_IN in workload.resource.annotations:
-                self._intent_probes(self.intent, kubelet, workload)
+            if not probes and probed and STAND_IN in workload.resource.annotations:
+                self._intent_probes(probed, kubelet, workload)
 
-    def _intent_probes(self, intent: Intent, kubelet: Peer, workload: Workload) -> None:
+    def _intent_probes(self, probed: list[tuple[int, Service]], kubelet: Peer,
+                       workload: Workload) -> None:
         """A stand-in's probes: the intent's ``probe_paths``, on the service's first port."""
-        for service in intent.services:
-            if service.namespace != workload.namespace or not service.probe_paths \
-                    or not all(workload.labels.get(k) == v
-                               for k, v in service.selector.items()):
+        for number, service in probed:
+            if service.namespace != workload.namespace or not all(
+                    workload.labels.get(k) == v for k, v in service.selector.items()):
                 continue
             port = service.ports[0].target_port or service.ports[0].port
             for path in service.probe_paths:
                 self.add(Flow(kubelet, _probed(workload, port), "http", "probe",
                               Request("GET", path.split("?")[0]),
-                              via=f"{intent.service_path(service)}.probe_paths"))
+                              via=f"mesh_services[{number}].probe_paths"))
 
     def scrapes(self, scrape: Scrape | None, settings: FlowSettings) -> None:
         namespaces = {s.namespace for s in self.intent.services} \

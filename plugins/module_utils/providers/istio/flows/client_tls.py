@@ -29,10 +29,27 @@ def destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str
                      fqdn: str) -> Resource | None:
     """The DestinationRule a client uses for a host: the first found in the client's
     namespace, then the service's, then the root namespace."""
+    key = ("destination_rule", client_namespace, tuple(sorted(labels.items())), fqdn)
+    if key not in view.memo:
+        view.memo[key] = _destination_rule(view, client_namespace, labels, fqdn)
+    return view.memo[key]
+
+
+def _destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str, str],
+                      fqdn: str) -> Resource | None:
     service_namespace = fqdn.split(".")[1] if fqdn.count(".") >= 2 else client_namespace
+    hosts = view.memo.get("destination rule hosts")
+    if hosts is None:  # every rule's host, once: (namespace, fqdn or wildcard) -> rules
+        hosts = view.memo["destination rule hosts"] = {}
+        for namespace, rules in view.destination_rules.items():
+            for rule in rules:
+                host = _host_fqdn(str(rule.spec.get("host") or ""), rule.namespace)
+                hosts.setdefault((namespace, host if not host.startswith("*") else "*"),
+                                 []).append((host, rule))
     for namespace in dict.fromkeys((client_namespace, service_namespace, view.root)):
-        for rule in view.destination_rules.get(namespace, []):
-            host = _host_fqdn(str(rule.spec.get("host") or ""), rule.namespace)
+        found = hosts.get((namespace, fqdn), []) + hosts.get((namespace, "*"), [])
+        for host, rule in sorted(found, key=lambda item: view.destination_rules[
+                namespace].index(item[1])):
             matches = host == fqdn or (host.startswith("*") and fqdn.endswith(host[1:]))
             if matches and _visible(rule, client_namespace) and \
                     workload_selected(rule, labels, "workloadSelector") is not False:
@@ -66,6 +83,7 @@ def auto_mtls(view: IstioView, destination: Destination, has_sidecar: bool) -> b
         return False
     mode, _ = mode_at(view, destination)
     return mode != "DISABLE"
+
 
 
 class ClientTls(FlowRule):

@@ -26,15 +26,26 @@ def _scope(view: IstioView, namespace: str) -> Resource | None:
 def namespace_mode(view: IstioView, namespace: str) -> str:
     """The mode of the mesh and namespace PeerAuthentications alone (PERMISSIVE when
     neither says)."""
+    key = ("namespace mode", namespace)
+    if key in view.memo:
+        return view.memo[key]
     mode = "PERMISSIVE"
     for scope in (_scope(view, view.root), _scope(view, namespace) if namespace != view.root
                   else None):
         mode = _mode(scope) or mode
+    view.memo[key] = mode
     return mode
 
 
 def mode_at(view: IstioView, destination: Destination) -> tuple[str, str]:
     """(mode, the PeerAuthentication that sets it) at the destination's workload port."""
+    key = ("mode", id(destination.workload), destination.namespace, destination.port)
+    if key not in view.memo:
+        view.memo[key] = _mode_at(view, destination)
+    return view.memo[key]
+
+
+def _mode_at(view: IstioView, destination: Destination) -> tuple[str, str]:
     labels = view.destination_labels(destination)
     namespace = destination.namespace
     mode, by = "PERMISSIVE", "no PeerAuthentication (PERMISSIVE)"

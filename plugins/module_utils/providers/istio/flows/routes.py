@@ -20,16 +20,6 @@ def _shapes(virtual_service: Resource, service: str, namespace: str) -> bool:
     return False
 
 
-def _for_host(view: IstioView, virtual_service: Resource, service: str,
-              namespace: str) -> bool:
-    for host in as_list(virtual_service.spec.get("hosts")):
-        parts = str(host).split(".")
-        if parts[0] == service and (parts[1] if len(parts) > 1
-                                    else virtual_service.namespace) == namespace:
-            return True
-    return False
-
-
 def _bound(virtual_service: Resource) -> tuple[bool, bool]:
     """(applies to sidecars, applies to gateways)."""
     gateways = [str(g) for g in as_list(virtual_service.spec.get("gateways"))] or ["mesh"]
@@ -37,16 +27,10 @@ def _bound(virtual_service: Resource) -> tuple[bool, bool]:
 
 
 def _service_routes(view: IstioView, service: str, namespace: str) -> list[Resource]:
-    found = []
-    for route in view.service_routes:
-        parents = [as_mapping(p) for p in as_list(route.spec.get("parentRefs"))]
-        if any(str(p.get("name")) == service and str(p.get("namespace") or route.namespace)
-               == namespace for p in parents):
-            backends = [b for rule in as_list(route.spec.get("rules"))
-                        for b in as_list(as_mapping(rule).get("backendRefs"))]
-            if len(backends) > 1:
-                found.append(route)
-    return found
+    """The Service-parent routes of the service that split it (several backends)."""
+    return [route for route in view.service_routes.get((namespace, service), [])
+            if len([b for rule in as_list(route.spec.get("rules"))
+                    for b in as_list(as_mapping(rule).get("backendRefs"))]) > 1]
 
 
 class Routes(FlowRule):
@@ -76,9 +60,8 @@ class Routes(FlowRule):
                 "workload" or not destination.service:
             return None
         service, namespace = destination.service, destination.namespace
-        splits = [vs for vs in view.virtual_services
-                  if _for_host(view, vs, service, namespace) and _shapes(vs, service,
-                                                                         namespace)]
+        splits = [vs for vs in view.virtual_services.get((namespace, service), [])
+                  if _shapes(vs, service, namespace)]
         routes = _service_routes(view, service, namespace)
         if not splits and not routes:
             return None

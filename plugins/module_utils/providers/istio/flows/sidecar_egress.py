@@ -14,6 +14,14 @@ def effective_sidecar(view: IstioView, namespace: str,
                       labels: Mapping[str, str]) -> Resource | None:
     """The Sidecar whose workloadSelector selects the client, else its namespace's
     selector-less Sidecar, else the root namespace's."""
+    key = ("sidecar", namespace, tuple(sorted(labels.items())))
+    if key not in view.memo:
+        view.memo[key] = _effective_sidecar(view, namespace, labels)
+    return view.memo[key]
+
+
+def _effective_sidecar(view: IstioView, namespace: str,
+                       labels: Mapping[str, str]) -> Resource | None:
     candidates = view.sidecars.get(namespace, [])
     for sidecar in candidates:
         if workload_selected(sidecar, labels, "workloadSelector"):
@@ -68,9 +76,14 @@ class SidecarEgress(FlowRule):
         labels = dict(source.labels)
         sidecar = effective_sidecar(view, source.namespace, labels)
         destination = flow.destination
-        known = destination.kind != "host" and (sidecar is None or imports(
-            sidecar, source.namespace, destination.namespace,
-            view.destination_fqdn(destination), destination.service_port))
+        fqdn = view.destination_fqdn(destination)
+        key = ("imports", id(sidecar), source.namespace, destination.namespace, fqdn,
+               destination.service_port)
+        if key not in view.memo:
+            view.memo[key] = sidecar is None or imports(
+                sidecar, source.namespace, destination.namespace, fqdn,
+                destination.service_port)
+        known = destination.kind != "host" and view.memo[key]
         if known:
             return None
         mode = str(as_mapping(sidecar.spec.get("outboundTrafficPolicy")).get("mode")

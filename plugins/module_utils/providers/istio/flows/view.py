@@ -15,6 +15,7 @@ from ....estate.index import MeshIndex
 from ....estate.objects import Resource, Workload, as_list, as_mapping, as_strings
 from ....flows.evaluate import MeshState
 from ....flows.model import Destination, Peer
+from .policies import CompiledPolicy, compile_policy
 
 DRY_RUN = "istio.io/dry-run"
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
@@ -45,12 +46,28 @@ class IstioView:
         self.destination_rules = _by_namespace(index.istio("DestinationRule"))
         self.sidecars = _by_namespace(index.istio("Sidecar"))
         self.policies = _by_namespace(index.istio("AuthorizationPolicy"))
-        self.virtual_services = index.istio("VirtualService")
-        self.service_routes = [r for r in index.of_kind("HTTPRoute", "GRPCRoute")
-                               if any(str(as_mapping(p).get("kind")) == "Service"
-                                      for p in as_list(r.spec.get("parentRefs")))]
+        # VirtualServices by the (namespace, name) of each host they route
+        self.virtual_services: dict[tuple[str, str], list[Resource]] = {}
+        for resource in index.istio("VirtualService"):
+            for host in as_list(resource.spec.get("hosts")):
+                parts = str(host).split(".")
+                key = (parts[1] if len(parts) > 1 else resource.namespace, parts[0])
+                self.virtual_services.setdefault(key, []).append(resource)
+        # HTTPRoutes and GRPCRoutes whose parent is a Service, by that Service
+        self.service_routes: dict[tuple[str, str], list[Resource]] = {}
+        for route in index.of_kind("HTTPRoute", "GRPCRoute"):
+            for parent in as_list(route.spec.get("parentRefs")):
+                parent = as_mapping(parent)
+                if str(parent.get("kind")) == "Service":
+                    key = (str(parent.get("namespace") or route.namespace),
+                           str(parent.get("name")))
+                    self.service_routes.setdefault(key, []).append(route)
         self._sidecar: dict[int, bool] = {}
         self._applied: dict[tuple[int, str], list[Resource]] = {}
+        self._postings: dict[str, dict[Any, list[Resource]]] = {}
+        self._compiled: dict[int, CompiledPolicy] = {}
+        self._by_policies: dict[tuple[int, str], list[CompiledPolicy]] = {}
+        self.memo: dict[tuple[Any, ...], Any] = {}  # the rules' own look-ups
 
     # ---- proxies
 
@@ -83,11 +100,44 @@ class IstioView:
         out (``pilot/pkg/model/policyattachment.go``, ``ListAuthorizationPolicies``)."""
         found = self._applied.get((key, namespace))
         if found is None:
+            candidates = {id(p): p for ns in dict.fromkeys((self.root, namespace))
+                          for p in self._candidates(ns, labels)}
             found = [p for ns in dict.fromkeys((self.root, namespace))
                      for p in self.policies.get(ns, ())
-                     if applies(p, labels, namespace, self.root)
-                     and p.annotations.get(DRY_RUN, "").lower() != "true"]
+                     if id(p) in candidates and applies(p, labels, namespace, self.root)]
             self._applied[(key, namespace)] = found
+        return found
+
+    def _candidates(self, namespace: str, labels: Mapping[str, str]) -> list[Resource]:
+        """The enforced policies of a namespace that may select these labels: those without
+        a selector (or with targetRefs), and those one of whose labels the pod has."""
+        postings = self._postings.get(namespace)
+        if postings is None:
+            postings = self._postings[namespace] = {}
+            for policy in self.policies.get(namespace, ()):
+                if policy.annotations.get(DRY_RUN, "").lower() == "true":
+                    continue
+                selector = as_strings(as_mapping(policy.spec.get("selector")).get(
+                    "matchLabels"))
+                pair = next(iter(sorted(selector.items())), None)
+                postings.setdefault(pair, []).append(policy)
+        found = list(postings.get(None, ()))
+        for pair in labels.items():
+            found += postings.get(pair, ())
+        return found
+
+    def compiled_policies(self, labels: Mapping[str, str], namespace: str,
+                          key: int) -> list[CompiledPolicy]:
+        """The same policies, each read once (``policies.compile_policy``)."""
+        found = self._by_policies.get((key, namespace))
+        if found is None:
+            found = []
+            for policy in self.authorization_policies(labels, namespace, key):
+                compiled = self._compiled.get(id(policy))
+                if compiled is None:
+                    compiled = self._compiled[id(policy)] = compile_policy(policy)
+                found.append(compiled)
+            self._by_policies[(key, namespace)] = found
         return found
 
     def destination_fqdn(self, destination: Destination) -> str:
