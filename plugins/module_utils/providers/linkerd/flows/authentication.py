@@ -126,6 +126,13 @@ def targets(policy: Resource, kind: str, name: str) -> bool:
 def server_authz(view: LinkerdView, server: Resource) -> list[Authz]:
     """Everything that authorizes a Server: AuthorizationPolicies targeting it or its
     namespace, ServerAuthorizations selecting it, and its ``accessPolicy``."""
+    key = ("server authz", id(server))
+    if key not in view.memo:
+        view.memo[key] = _server_authz(view, server)
+    return view.memo[key]
+
+
+def _server_authz(view: LinkerdView, server: Resource) -> list[Authz]:
     found = [a for a in (policy_authz(view, p) for p in view.policies.get(server.namespace, [])
                          if targets(p, "Server", server.name)
                          or targets(p, "Namespace", server.namespace)) if a is not None]
@@ -141,6 +148,13 @@ def server_authz(view: LinkerdView, server: Resource) -> list[Authz]:
 
 
 def route_authz(view: LinkerdView, route: Resource) -> list[Authz]:
+    key = ("route authz", id(route))
+    if key not in view.memo:
+        view.memo[key] = _route_authz(view, route)
+    return view.memo[key]
+
+
+def _route_authz(view: LinkerdView, route: Resource) -> list[Authz]:
     return [a for a in (policy_authz(view, p) for p in view.policies.get(route.namespace, [])
                         if targets(p, route.kind, route.name)
                         and str(as_mapping(p.spec.get("targetRef")).get("group") or POLICY)

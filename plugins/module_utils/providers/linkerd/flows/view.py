@@ -98,6 +98,7 @@ class LinkerdView:
                 elif kind == "Service":
                     self.service_routes.setdefault((namespace, name), []).append(route)
         self._meshed: dict[int, bool] = {}
+        self.memo: dict[tuple[Any, ...], Any] = {}  # the rules' own look-ups
 
     # ---- injection
 
