@@ -36,6 +36,7 @@ from .model import Destination, Flow, Peer, Request
 
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
 GATEWAY_CLASS = "gateway.networking.k8s.io/gateway-class-name"
+WAYPOINT = "istio-waypoint"
 GRPC_HEALTH = Request("POST", "/grpc.health.v1.Health/Check")
 INJECTION_MARKS = ("sidecar.istio.io/inject", "istio.io/rev", "linkerd.io/inject")
 # The protocol a Service port name or appProtocol names (Istio's ConvertProtocol prefixes).
@@ -227,8 +228,11 @@ class _Collector:
             if gateway.group != "gateway.networking.k8s.io":
                 continue
             name, namespace = gateway.name, gateway.namespace
-            workloads = self.estate.workloads_matching(namespace, {GATEWAY_NAME: name})
             klass = str(gateway.spec.get("gatewayClassName") or "")
+            if klass == WAYPOINT or any(str(as_mapping(item).get("protocol")) == "HBONE"
+                                        for item in as_list(gateway.spec.get("listeners"))):
+                continue  # an ambient waypoint, not an ingress (sidecar mode only)
+            workloads = self.estate.workloads_matching(namespace, {GATEWAY_NAME: name})
             generated = f"{name}-{klass}"
             peers = [gateway_peer(w) for w in workloads] or [Peer(
                 "gateway", namespace, generated, generated, proxy=True if klass == "istio"
