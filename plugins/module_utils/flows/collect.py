@@ -406,15 +406,7 @@ def gateway_peer(workload: Workload) -> Peer:
 
 def resolve_port(workload: Workload, port: Any) -> int | None:
     """A Service's ``targetPort`` (a number, or a container port's name) as the number."""
-    if isinstance(port, int):
-        return port
-    if isinstance(port, str):
-        if port.isdigit():
-            return int(port)
-        for name, number in workload.container_ports():
-            if name == port:
-                return number
-    return None
+    return workload.port_number(port)
 
 
 def _probed(workload: Workload, port: int) -> Destination:

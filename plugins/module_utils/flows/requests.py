@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..analyze.analyzers.authorization_policies import pattern_matches
 from ..intent.model import HTTP_METHODS
 from .model import Request
 
@@ -46,15 +47,7 @@ def candidate_requests(methods: Iterable[str], paths: Iterable[str]) -> list[Req
 def string_matches(pattern: str, value: str | None) -> bool:
     """Istio's string match: exact, ``prefix*``, ``*suffix``; ``*`` is any non-empty value.
     A value that is not there (None, or empty) matches nothing."""
-    if not value:
-        return False
-    if pattern == "*":
-        return True
-    if pattern.startswith("*"):
-        return value.endswith(pattern[1:])
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    return value == pattern
+    return bool(value) and pattern_matches(pattern, str(value))
 
 
 def describe(requests: Iterable[Request]) -> str:
