@@ -124,19 +124,20 @@ def _import_meshstage() -> None:
     import ansible_collections.meshstage.mesh.plugins.module_utils.pipeline  # noqa: F401
 
 
-def _time_the_proof() -> list[float]:
-    """Time every flow proof of the run (``pipeline.prove_stage``): its share of the run."""
+def _time_the_proof() -> list[tuple[float, float]]:
+    """Time every flow proof of the run (``pipeline.prove_stage``), wall and CPU: its share
+    of the same run."""
     from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 
-    spent: list[float] = []
+    spent: list[tuple[float, float]] = []
     prove = pipeline.prove_stage
 
     def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         try:
             return prove(*args, **kwargs)
         finally:
-            spent.append(time.perf_counter() - start)
+            spent.append((time.perf_counter() - start, _cpu() - cpu))
 
     pipeline.prove_stage = timed
     return spent
@@ -152,7 +153,9 @@ def child_full(services: int, repo: Path, **_: Any) -> dict[str, Any]:
     files = [path for path in _snapshot(repo) if not path.startswith(".git")]
     return {"wall_s": wall, "cpu_s": cpu, "peak_mb": _peak_mb(), "files": len(files),
             "commits": _commits(repo), "objects": sum(len(r.objects["added"]) for r in results),
-            "proof_s": sum(proof), "proof_share": sum(proof) / wall}
+            "proof_s": sum(w for w, _ in proof), "proof_cpu_s": sum(c for _, c in proof),
+            # the proof's share of the run's CPU (on a busy machine wall time is others' too)
+            "proof_share": sum(c for _, c in proof) / cpu}
 
 
 def _rerun(variables: Mapping[str, Mapping[str, Any]], repo: Path) -> tuple[dict[str, Any],
@@ -529,11 +532,11 @@ def targets(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, bool | No
         if share is not None:
             found.append((f"{row['services']} services: the flow proof adds at most "
                           f"{PROOF_SHARE_MAX:.0%} to the full run",
-                          f"{share / (1 - share):.1%} (the proof {row['full_proof_s']:.2f} s "
-                          "of the run, measured in the same run)",
+                          f"{share / (1 - share):.1%} (the proof {row['full_proof_cpu_s']:.2f} s "
+                          f"of the run's {row['full_cpu_s']:.2f} s CPU, in the same run)",
                           share / (1 - share) <= PROOF_SHARE_MAX))
     if 1000 in by_size and 5000 in by_size and "full_proof_s" in by_size[1000]:
-        growth = by_size[5000]["full_proof_s"] / by_size[1000]["full_proof_s"]
+        growth = by_size[5000]["full_proof_cpu_s"] / by_size[1000]["full_proof_cpu_s"]
         found.append(("1,000 -> 5,000 services: the flow proof linear",
                       f"{growth:.2f}x", growth <= GROWTH_RATIO_MAX))
     if 1000 in by_size and 5000 in by_size:
