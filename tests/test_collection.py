@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,3 +154,14 @@ def test_changelog_fragments_are_valid():
     result = run(str(BIN / "antsibull-changelog"), "lint")
     assert result.returncode == 0, result.stdout + result.stderr
     assert list((REPO / "changelogs" / "fragments").glob("*.yml"))
+
+
+def test_pyproject_lists_every_package_of_the_toolkit():
+    """A package missing from pyproject.toml's list imports from a checkout but not from a
+    built wheel: every folder of module_utils with an ``__init__.py`` is listed."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    prefix = "ansible_collections.meshstage.mesh."
+    found = {prefix + ".".join(init.parent.relative_to(REPO).parts)
+             for init in (REPO / "plugins" / "module_utils").rglob("__init__.py")}
+    assert found - listed == set()

@@ -65,6 +65,7 @@ def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
         gate_verdicts=list(args.get("gate_verdicts") or ()),
         git_hooks=bool(args.get("git_hooks")),
         ca_dir=Path(args["ca_dir"]) if args.get("ca_dir") else None,
+        observed_calls=list(args.get("observed_calls") or ()),
     )
 
 

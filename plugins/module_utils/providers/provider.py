@@ -5,7 +5,8 @@ and ``registry.py`` lists them in one explicit dict. Everything mesh-specific th
 meshstage needs comes from the record: what each stage plans, the control plane's charts, the
 sidecar's container and opt-out markers, the traffic APIs it can render, the PromQL a canary
 is judged by, the runbook's commands and cut-over steps, what the stage gates can observe, and
-how ``meshstage import`` reads the mesh's objects in an estate.
+how ``meshstage import`` reads the mesh's objects in an estate, and how its data plane judges
+a flow (the flow proof's evaluator).
 
 This module imports no provider: providers import it.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..errors import IntentError
 from ..estate.estate import Estate
+from ..flows.evaluate import FlowEvaluator
 from ..intent.model import Intent
 from ..inventory.draft import Draft
 from ..plan.model import StageContribution
@@ -133,3 +135,5 @@ class Provider:
     refusals: Refusals = lambda intent: ()
     # what the mesh's objects in an estate say, read into an inventory being imported
     estate_import: Callable[[Draft], None] | None = None
+    # how the mesh's data plane treats a request, rule by rule (providers/<mesh>/flows/)
+    flows: FlowEvaluator | None = None

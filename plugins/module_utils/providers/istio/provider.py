@@ -17,6 +17,7 @@ from ..provider import (
 )
 from .control_plane import istio_control_plane
 from .estate_import import import_istio
+from .flows.registry import ISTIO_FLOWS
 from .plan import plan_istio
 
 QUANTILE = 0.99
@@ -143,4 +144,5 @@ ISTIO = Provider(
         ),
     ),
     estate_import=import_istio,
+    flows=ISTIO_FLOWS,
 )

@@ -58,6 +58,8 @@ from .authorization import (
 )
 from .policy import (
     ALL,
+    PolicyRule,
+    identity_client,
     port_policy,
     service_policy,
     service_ports,
@@ -268,6 +270,15 @@ def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
                 "Server or policy can be enforced on it; protect it at the network level.")
             continue
         policy = service_policy(intent, service, callers.get(service.name, []))
+        scraped = scraped_ports(estate, service)
+        if scraped and (policy.allow or intent.default_deny):
+            policy.allow.append(PolicyRule(frozenset({identity_client(
+                intent.linkerd.viz_namespace, "prometheus", intent.trust_domain)}),
+                ports=tuple(scraped)))
+            contribution.notes.append(
+                f"`{service.namespace}/{service.name}`: its pods ask Prometheus to scrape port "
+                f"{', '.join(map(str, scraped))} (`prometheus.io/scrape`): linkerd-viz's "
+                "Prometheus is admitted there.")
         index, explicit = positions.get(service.name, (None, None))
         if explicit is not None:
             contribution.refusals.extend(identity_refusals(
@@ -313,6 +324,27 @@ def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
 
 
 # --------------------------------------------------------------------------- builders
+
+
+def scraped_ports(estate: Estate | None, service: Service) -> list[int]:
+    """The ports of ``service``'s pods that ask Prometheus to scrape them
+    (``prometheus.io/scrape: "true"`` with ``prometheus.io/port``), by the estate. Linkerd
+    does not move such scrapes to its proxy's admin port as Istio's metrics merging does: the
+    scrape reaches the application's port through the Server and its policies
+    (https://linkerd.io/2-edge/features/server-policy/)."""
+    if estate is None:
+        return []
+    workload_ports = {port.target_port or port.port for port in service.ports}
+    found = set()
+    for workload in estate.workloads(service.namespace,
+                                     estate.selector(service.namespace, service.name,
+                                                     service.selector)):
+        annotations = workload.annotations
+        port = str(annotations.get("prometheus.io/port", ""))
+        if annotations.get("prometheus.io/scrape") == "true" and port.isdigit() \
+                and int(port) in workload_ports:
+            found.add(int(port))
+    return sorted(found)
 
 
 def _shared_authentications(intent: Intent, shared: dict[str, set[str]],

@@ -17,6 +17,7 @@ from ..provider import (
 )
 from .control_plane import linkerd_control_plane
 from .estate_import import import_linkerd
+from .flows.registry import LINKERD_FLOWS
 from .plan import plan_linkerd
 
 QUANTILE = 0.99
@@ -131,4 +132,5 @@ LINKERD = Provider(
                 "audit-mode policy): would-be denials of Linkerd workloads cannot be seen",
     ),
     estate_import=import_linkerd,
+    flows=LINKERD_FLOWS,
 )

@@ -521,8 +521,18 @@ def test_the_documented_complete_example_renders_for_every_provider(registry, re
     page = (repo_root / "docs" / "intent.md").read_text()
     block = re.search(r"<!-- example: begin -->\n```yaml\n(.*?)```", page, re.S).group(1)
     variables = {**yaml.safe_load(block), "mesh_provider": provider, "mesh_traffic_api": api}
-    rendered = render(variables, registry)  # validated strictly against the CRDs
+    # validated strictly against the CRDs, and proved: every request flow still gets through
+    rendered = render(variables, registry)
     assert rendered.files["envs/staging/RUNBOOK.md"].startswith("# Runbook: staging")
+    if provider == "linkerd":
+        # payment-service's gRPC port: a Server of proxyProtocol gRPC takes GRPCRoutes only,
+        # so its per-route HTTPRoutes (method and path prefix) attach to an HTTP/2 Server
+        # (the flow proof refused the gRPC Server with HTTPRoutes)
+        server = yaml.safe_load(rendered.files[
+            "envs/staging/06-authorization/server.payments.payment-service-grpc-api.yaml"])
+        assert server["spec"]["proxyProtocol"] == "HTTP/2"
+        assert "envs/staging/06-authorization/httproute.payments.payment-service-grpc-api-2.yaml" \
+            in rendered.files
 
 
 def test_linkerd_prometheus_is_vizs_unless_told_otherwise(registry, linkerd):
