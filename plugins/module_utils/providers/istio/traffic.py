@@ -186,12 +186,13 @@ def virtual_service(intent: Intent, service: Service) -> PlannedObject:
         default = [(service.versions[0].name, None)]
     else:
         default = [(None, None)]
-    # A service with several HTTP ports gets its routes once per port, each matching the
-    # port and naming it in its destinations: Istio cannot tell which port a destination
-    # means otherwise (istioctl analyze IST0112).
+    # A service with several ports (of any protocol: an HTTP port beside a TCP one counts)
+    # gets its routes once per HTTP port, each matching the port and naming it in its
+    # destinations: Istio cannot tell which port a destination means otherwise (istioctl
+    # analyze IST0112, https://istio.io/latest/docs/reference/config/analysis/ist0112/).
     ports = route_ports(service)
     http: list[dict[str, Any]] = []
-    for port in ports if len(ports) > 1 else [None]:
+    for port in ports if len(service.ports) > 1 else [None]:
         number = port.port if port else None
         on_port = {"port": number} if number else {}
 
