@@ -40,5 +40,8 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
         context = [make_resource(obj, "intent", context=True) for obj in estate_objects(intent)]
     present = {_identity(r) for r in objects}
     objects += [r for r in context if _identity(r) not in present]
-    mesh = MeshConfig(root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)
+    native = True if intent.native_sidecars else (
+        False if intent.proxy.native_sidecars == "disabled" else None)
+    mesh = MeshConfig(root_namespace=intent.root_namespace, trust_domain=intent.trust_domain,
+                      native_sidecars=native)
     return analyze(objects, mesh, providers=[intent.provider])

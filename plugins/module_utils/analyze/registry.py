@@ -22,6 +22,7 @@ from .analyzers.linkerd_policy_refs import LinkerdPolicyRefsAnalyzer
 from .analyzers.linkerd_probes import LinkerdProbesAnalyzer
 from .analyzers.linkerd_route_backends import LinkerdRouteBackendsAnalyzer
 from .analyzers.linkerd_server_ports import LinkerdServerPortAnalyzer
+from .analyzers.linkerd_startup import LinkerdStartupAnalyzer
 from .analyzers.mesh_gateway_hosts import ConflictingMeshGatewayHostsAnalyzer
 from .analyzers.multi_service import MultiServiceAnalyzer
 from .analyzers.peer_authentication import PeerAuthenticationConflictAnalyzer
@@ -29,6 +30,7 @@ from .analyzers.port_name import PortNameAnalyzer
 from .analyzers.principals import PrincipalsAnalyzer
 from .analyzers.probes import ProbesAnalyzer
 from .analyzers.sidecar_selector import SidecarSelectorAnalyzer
+from .analyzers.startup import StartupAnalyzer
 from .analyzers.strict_tls import StrictTlsAnalyzer
 from .analyzers.strict_uninjected import StrictUninjectedAnalyzer
 from .analyzers.subset_pods import SubsetSelectPodAnalyzer
@@ -62,10 +64,12 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.ProbesAnalyzer": ProbesAnalyzer(),
     "meshstage.StrictUninjectedAnalyzer": StrictUninjectedAnalyzer(),
     "meshstage.DestinationRuleConflictAnalyzer": DestinationRuleConflictAnalyzer(),
+    "meshstage.StartupAnalyzer": StartupAnalyzer(),
     # Linkerd, meshstage's own
     "linkerd.ServerPortAnalyzer": LinkerdServerPortAnalyzer(),
     "linkerd.PolicyRefsAnalyzer": LinkerdPolicyRefsAnalyzer(),
     "linkerd.ProbesAnalyzer": LinkerdProbesAnalyzer(),
     "linkerd.IdentitiesAnalyzer": LinkerdIdentitiesAnalyzer(),
     "linkerd.RouteBackendsAnalyzer": LinkerdRouteBackendsAnalyzer(),
+    "linkerd.StartupAnalyzer": LinkerdStartupAnalyzer(),
 }

@@ -51,6 +51,9 @@ class MeshConfig:
     trust_domain_aliases: tuple[str, ...] = ()
     default_access_log_providers: tuple[str, ...] = ()
     extension_providers: tuple[str, ...] = ("prometheus", "stackdriver", "envoy")
+    # Whether the mesh injects its proxy as a native sidecar where a pod does not say (the
+    # pipeline knows what it rendered; None: cannot be told from the input)
+    native_sidecars: bool | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> MeshConfig:

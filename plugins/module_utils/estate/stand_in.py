@@ -12,6 +12,8 @@ from ..providers.registry import mesh
 from ..stages import Stage
 
 STAND_IN = "meshstage.io/stand-in"
+# the team's statement that a job stops its proxy itself (the start-up analyzers read it)
+STOPS_PROXY = "meshstage.io/stops-proxy"
 
 
 def _meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None,
@@ -53,20 +55,34 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
         if not service.inject:
             template["labels"]["sidecar.istio.io/inject"] = "false"
             template["annotations"] = {"linkerd.io/inject": "disabled"}
+        if service.is_job and service.stops_proxy:
+            template["annotations"] = {**template.get("annotations", {}), STOPS_PROXY: "true"}
         containers = [{"name": service.name, "image": "stand-in", "ports": container_ports}]
         if injected and service.inject:
             template["labels"].update(injected["labels"])
             containers.append(dict(injected["container"]))
         name = f"{service.name}-{version.name}" if version else service.name
-        objects.append({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": _meta(name, service.namespace, labels),
-            "spec": {"selector": {"matchLabels": labels}, "template": {
-                "metadata": template,
-                "spec": {"serviceAccountName": service.service_account,
-                         "containers": containers}}},
-        })
+        pod = {"metadata": template, "spec": {"serviceAccountName": service.service_account,
+                                              "containers": containers}}
+        objects.append(_workload(service, name, labels, pod))
     return objects
+
+
+def _workload(service: Service, name: str, labels: Mapping[str, str],
+              pod: dict[str, Any]) -> dict[str, Any]:
+    """The object of the service's ``kind`` that runs ``pod``."""
+    meta = _meta(name, service.namespace, labels)
+    if service.is_job:
+        job = {"template": {**pod, "spec": {**pod["spec"], "restartPolicy": "Never"}}}
+        if service.kind == "Job":
+            return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job}
+        return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta,
+                "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": job}}}
+    spec: dict[str, Any] = {"selector": {"matchLabels": dict(labels)}, "template": pod}
+    if service.kind == "StatefulSet":
+        spec["serviceName"] = service.name
+    api = "argoproj.io/v1alpha1" if service.kind == "Rollout" else "apps/v1"
+    return {"apiVersion": api, "kind": service.kind, "metadata": meta, "spec": spec}
 
 
 def _injected_pods(intent: Intent) -> dict[str, Any] | None:

@@ -10,10 +10,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..kube import DEFAULT_KUBERNETES_VERSION
 from ..stages import Stage
 
 LINKERD_ACCESS_LOG_FORMATS: tuple[str, ...] = ("apache", "json")
-PROTOCOLS: tuple[str, ...] = ("HTTP", "HTTP2", "GRPC", "TCP", "TLS", "HTTPS", "MONGO", "REDIS")
+# Protocols whose first bytes the proxies must not wait for (protocol detection): the server
+# speaks first (MySQL, SMTP, NATS), or clients open connections and send nothing for a while
+# (memcached, PostgreSQL poolers). Istio must be told they are TCP, Linkerd that the port is
+# opaque. https://istio.io/latest/docs/ops/deployment/application-requirements/
+# #server-first-protocols, https://linkerd.io/2-edge/features/protocol-detection/
+SERVER_FIRST_PROTOCOLS: tuple[str, ...] = ("MYSQL", "POSTGRESQL", "SMTP", "NATS", "MEMCACHED")
+PROTOCOLS: tuple[str, ...] = ("HTTP", "HTTP2", "GRPC", "TCP", "TLS", "HTTPS", "MONGO",
+                              "REDIS", *SERVER_FIRST_PROTOCOLS)
+# What runs a service's pods; a Job or CronJob must let its pods complete.
+WORKLOAD_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                                   "Rollout")
+JOB_KINDS: tuple[str, ...] = ("Job", "CronJob")
+NATIVE_SIDECAR_MODES: tuple[str, ...] = ("auto", "enabled", "disabled")
+# Kubernetes turns sidecar containers (init containers with restartPolicy Always) on by
+# default from 1.29 (beta; GA in 1.33). https://kubernetes.io/docs/concepts/workloads/pods/
+# sidecar-containers/
+NATIVE_SIDECARS_SINCE: tuple[int, int] = (1, 29)
 MTLS_EXCEPTION_MODES: tuple[str, ...] = ("DISABLE", "PERMISSIVE")
 LOAD_BALANCERS: tuple[str, ...] = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "PASSTHROUGH")
 HEADER_MATCH_KINDS: tuple[str, ...] = ("exact", "prefix", "regex")
@@ -151,11 +168,29 @@ class Service:
     traffic: TrafficPolicy
     probe_paths: tuple[str, ...] = ()
     canary: Canary | None = None
+    kind: str = "Deployment"  # what runs its pods (WORKLOAD_KINDS)
+    # a Job or CronJob that stops the proxy itself when it is done (Istio's
+    # /quitquitquit, Linkerd's linkerd-await --shutdown): no native sidecar needed
+    stops_proxy: bool = False
+    # its init containers reach the network: the proxy must run before them
+    init_network: bool = False
 
     @property
     def selector(self) -> dict[str, str]:
         """The labels every pod of the service carries."""
         return {"app": self.name}
+
+    @property
+    def is_job(self) -> bool:
+        """A Job or CronJob: its pods must complete, and a classic sidecar never does."""
+        return self.kind in JOB_KINDS
+
+    @property
+    def needs_native_sidecar(self) -> bool:
+        """Its pods work only when the proxy runs as a native sidecar (an init container
+        with restartPolicy Always): a job that does not stop the proxy, or init containers
+        that reach the network."""
+        return (self.is_job and not self.stops_proxy) or self.init_network
 
     def workload_ports(self) -> tuple[int, ...]:
         """The container ports of the service: each port's ``target_port``, else ``port``."""
@@ -216,6 +251,10 @@ class ProxySettings:
     memory: str | None = None
     cpu_limit: str | None = None
     memory_limit: str | None = None
+    # auto: native sidecars where a service needs them (``needs_native_sidecar``)
+    native_sidecars: str = "auto"
+    # hold the application containers until the proxy is ready (None: the mesh's default)
+    hold_application: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +280,18 @@ class Cluster:
     name: str = "in-cluster"
     server: str = "https://kubernetes.default.svc"
     domain: str = "cluster.local"
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        """(major, minor) of the cluster's Kubernetes version."""
+        major, minor = self.kubernetes_version.lstrip("v").split(".")[:2]
+        return int(major), int(minor)
+
+    @property
+    def native_sidecars(self) -> bool:
+        """True when the cluster runs native sidecars (Kubernetes 1.29 or later)."""
+        return self.minor >= NATIVE_SIDECARS_SINCE
 
 
 @dataclass(frozen=True)
@@ -375,3 +426,23 @@ class Intent:
         """Namespaces of the waves this environment has injected so far."""
         waves = self.injection_waves[: self.injected_waves]
         return tuple(sorted({ns for wave in waves for ns in wave.namespaces}))
+
+    def injected(self, service: Service) -> bool:
+        """True when the service's pods get the proxy in this environment (at its stage)."""
+        return (service.inject and self.stage.reached(Stage.INJECTION)
+                and service.namespace in self.injected_namespaces()
+                and service.name not in self.host_services)
+
+    def native_sidecar_services(self) -> tuple[Service, ...]:
+        """Injected services that need the proxy as a native sidecar (jobs, init containers
+        that reach the network)."""
+        return tuple(s for s in self.services if s.needs_native_sidecar and self.injected(s))
+
+    @property
+    def native_sidecars(self) -> bool:
+        """True when this environment's proxies run as native sidecars: asked for, or
+        (``auto``) needed by an injected service, on a cluster that has them."""
+        mode = self.proxy.native_sidecars
+        if mode == "auto":
+            return bool(self.native_sidecar_services()) and self.cluster.native_sidecars
+        return mode == "enabled"

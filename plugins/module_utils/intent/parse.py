@@ -32,6 +32,7 @@ from .checker import (
 )
 from .hosts import check_host_calls, parse_gates, parse_hosts, parse_promotion_order
 from .model import (
+    NATIVE_SIDECAR_MODES,
     PROXY_IMAGE_TYPES,
     Cluster,
     GitOpsSource,
@@ -54,6 +55,7 @@ from .services import (
     check_route_budgets,
     parse_services,
 )
+from .workloads import check_native_sidecars, kubernetes_version
 
 # --------------------------------------------------------------------------- the model
 
@@ -142,7 +144,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
     default_deny = optional(check, data, "mesh_default_deny", "", check.boolean, True)
     cluster = parse_simple(check, data.get("mesh_cluster"), "mesh_cluster", Cluster,
                            {"name": check.dns_subdomain, "server": check.string,
-                            "domain": check.dns_subdomain})
+                            "domain": check.dns_subdomain,
+                            "kubernetes_version": lambda v, p: kubernetes_version(check, v, p)})
     gitops = parse_simple(check, data.get("mesh_gitops"), "mesh_gitops", GitOpsSource, {
         "repo_url": lambda v, p: check.string(v, p, GIT_URL, "an http://, https:// or "
                                               "ssh:// Git URL without spaces"),
@@ -158,6 +161,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         "concurrency": lambda v, p: check.integer(v, p, 0, 64),
         "image_type": lambda v, p: check.choice(v, p, PROXY_IMAGE_TYPES),
         "cpu": quantity, "memory": quantity, "cpu_limit": quantity, "memory_limit": quantity,
+        "native_sidecars": lambda v, p: check.choice(v, p, NATIVE_SIDECAR_MODES),
+        "hold_application": check.boolean,
     })
     install = parse_simple(check, data.get("mesh_install"), "mesh_install", InstallSettings, {
         "version": lambda v, p: check.string(v, p, CHART_VERSION,
@@ -185,6 +190,9 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         promotion_order=promotion, by_name=by_name,
     )
     check_canary_windows(check, intent)
+    check_native_sidecars(check, intent)
+    if check.errors:
+        raise IntentErrors(check.errors)
     return intent, check.warnings
 
 

@@ -38,9 +38,10 @@ from .model import (
     Version,
     WeightedSubset,
 )
+from .workloads import WORKLOAD_KEYS, parse_workload
 
 SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
-                "ingress", "canary", "traffic", "probe_paths")
+                "ingress", "canary", "traffic", "probe_paths", *WORKLOAD_KEYS)
 
 
 def check_canary_windows(check: Checker, intent: Intent) -> None:
@@ -91,6 +92,7 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
         ) if name is not None
     )
     inject = optional(check, data, "inject", path, check.boolean, True)
+    workload = parse_workload(check, data, path)
     ingress = optional(check, data, "ingress", path, check.boolean, False)
     probe_paths = tuple(
         text for i, text in enumerate(check.sequence(data.get("probe_paths"),
@@ -117,7 +119,7 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
         return None
     return Service(name=name, namespace=namespace, service_account=account, ports=ports,
                    versions=versions, calls=calls, inject=inject, ingress=ingress,
-                   traffic=traffic, probe_paths=probe_paths, canary=canary)
+                   traffic=traffic, probe_paths=probe_paths, canary=canary, **workload)
 
 
 def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:

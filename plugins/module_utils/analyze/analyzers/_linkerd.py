@@ -92,3 +92,50 @@ def server_port_numbers(server: Resource, workloads: list[Workload]) -> set[int]
     if port in PROXY_PORTS:
         numbers.add(PROXY_PORTS[str(port)])
     return numbers
+
+
+# --------------------------------------------------------------------------- injection
+
+INJECT = "linkerd.io/inject"
+PROXY = "linkerd-proxy"
+NATIVE_SIDECAR = ("config.beta.linkerd.io/proxy-enable-native-sidecar",
+                  "config.alpha.linkerd.io/proxy-enable-native-sidecar")
+# Namespaces the proxy injector is never called for (its webhook's namespaceSelector)
+NEVER_INJECTED = frozenset({"kube-system", "cert-manager"})
+
+
+def _injects(value: str | None) -> bool | None:
+    if value in ("enabled", "ingress"):
+        return True
+    return False if value == "disabled" else None
+
+
+def linkerd_injected(index: MeshIndex, workload: Workload) -> tuple[bool, bool]:
+    """(meshed, by its own template): the pod runs Linkerd's proxy, or the proxy injector
+    adds it (the pod template's ``linkerd.io/inject``, else its namespace's).
+    https://linkerd.io/2-edge/features/proxy-injection/ (``disableByAnnotation`` in
+    linkerd/linkerd2 pkg/inject/report.go)"""
+    if any(c.get("name") == PROXY for c in (*workload.containers, *workload.init_containers)):
+        return True, True
+    if workload.namespace in NEVER_INJECTED or workload.host_network:
+        return False, False
+    own = _injects(workload.annotations.get(INJECT))
+    if own is not None:
+        return own, True
+    namespace = index.namespace(workload.namespace)
+    return bool(namespace and _injects(namespace.annotations.get(INJECT))), False
+
+
+def linkerd_native(index: MeshIndex, workload: Workload) -> bool | None:
+    """Whether the pod's proxy runs as a native sidecar (None: cannot be told)."""
+    if any(c.get("name") == PROXY for c in workload.init_containers):
+        return True
+    if any(c.get("name") == PROXY for c in workload.containers):
+        return False
+    namespace = index.namespace(workload.namespace)
+    for written in (workload.annotations, namespace.annotations if namespace else {}):
+        for key in NATIVE_SIDECAR:
+            value = written.get(key, "").lower()
+            if value in ("true", "false"):
+                return value == "true"
+    return index.mesh.native_sidecars

@@ -18,6 +18,20 @@ _WEBHOOK_FAILURE_POLICY = {"group": "admissionregistration.k8s.io",
                            "jqPathExpressions": [".webhooks[]?.failurePolicy"]}
 
 
+def native_sidecar_env(intent: Intent) -> dict[str, str] | None:
+    """istiod's ``ENABLE_NATIVE_SIDECARS`` (``pilot.env``): on where the environment runs
+    native sidecars, off when the intent turns them off, else Istio's own default (off
+    before 1.27, on from 1.27 where every node runs Kubernetes 1.33 or later).
+    https://istio.io/latest/news/releases/1.27.x/announcing-1.27/upgrade-notes/
+    #native-sidecar-enabled-by-default; ``detectNativeSidecar`` in istio/istio
+    pkg/kube/inject/webhook.go (the env wins over the auto-detection)."""
+    if intent.native_sidecars:
+        return {"ENABLE_NATIVE_SIDECARS": "true"}
+    if intent.proxy.native_sidecars == "disabled":
+        return {"ENABLE_NATIVE_SIDECARS": "false"}
+    return None
+
+
 def istio_control_plane(intent: Intent) -> ControlPlane:
     """Istio's install: charts base (CRDs) and istiod, their values from the intent."""
     proxy = intent.proxy
@@ -42,6 +56,11 @@ def istio_control_plane(intent: Intent) -> ControlPlane:
                           "root_namespace": intent.root_namespace,
                           "never_inject_selector": [{"matchLabels": s.selector}
                                                     for s in opt_outs],
+                          "pilot_env": native_sidecar_env(intent),
+                          # meshConfig.defaultConfig: the injector puts the proxy first and
+                          # holds the other containers until it is ready (releasenotes
+                          # 24737.yaml, istio/istio#11130)
+                          "hold_application": intent.proxy.hold_application,
                       }, ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
         ),
     )

@@ -82,6 +82,7 @@ def _injection(intent: Intent) -> StageContribution:
         "(`kubectl rollout restart deployment -n <namespace>`) and check "
         "`istioctl proxy-status` before the next wave."
     )
+    contribution.notes.extend(_startup_notes(intent))
     for service in opt_outs:
         contribution.notes.append(
             f"Opt-out: `{service.namespace}/{service.name}` is never injected "
@@ -236,6 +237,36 @@ def _authorization(intent: Intent, dry_run: bool = False) -> StageContribution:
         "for `ingress: true`)."
     )
     return contribution
+
+
+def _startup_notes(intent: Intent) -> list[str]:
+    """What keeps jobs completing and init containers working once they are injected."""
+    notes = []
+    needing = intent.native_sidecar_services()
+    if intent.native_sidecars:
+        why = ", ".join(f"`{s.namespace}/{s.name}` ({s.kind}"
+                        + (", init containers on the network" if s.init_network else "")
+                        + ")" for s in needing) or "mesh_proxy.native_sidecars: enabled"
+        notes.append(
+            "Native sidecars (`pilot.env.ENABLE_NATIVE_SIDECARS: \"true\"` in "
+            f"{ISTIOD_VALUES}) for {why}: the proxy runs as an init container with "
+            "`restartPolicy: Always`, starts before the other init containers and stops "
+            "when a job's containers end. Every injected pod gets it at its next restart; "
+            "to keep it to these workloads, annotate their pod templates "
+            "`sidecar.istio.io/nativeSidecar: \"true\"` and set "
+            "`mesh_proxy.native_sidecars: disabled`.")
+    for service in intent.services:
+        if service.is_job and service.stops_proxy and intent.injected(service):
+            notes.append(
+                f"`{service.namespace}/{service.name}` ({service.kind}) stops its proxy "
+                "itself when it is done (`curl -X POST localhost:15020/quitquitquit`): "
+                "without it the job never completes.")
+    if intent.proxy.hold_application is not None:
+        held = "holds" if intent.proxy.hold_application else "does not hold"
+        notes.append(
+            f"`meshConfig.defaultConfig.holdApplicationUntilProxyStarts` in {ISTIOD_VALUES}: "
+            f"the injector {held} the application containers until the proxy is ready.")
+    return notes
 
 
 # --------------------------------------------------------------------------- builders

@@ -39,6 +39,11 @@ TRACE_ACCOUNT = "config.alpha.linkerd.io/trace-collector-service-account"
 ACCESS_LOG = "config.linkerd.io/access-log"
 
 
+# The proxy as a native sidecar, per namespace or workload (https://linkerd.io/2-edge/
+# features/native-sidecars/)
+NATIVE_SIDECAR = "config.beta.linkerd.io/proxy-enable-native-sidecar"
+
+
 VALUES_FILE = "00-install/values/linkerd-control-plane.yaml"
 
 

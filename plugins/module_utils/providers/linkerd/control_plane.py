@@ -67,7 +67,18 @@ def control_plane_values(intent: Intent) -> dict[str, Any]:
         selector = [*_INJECTOR_SELECTOR]
         if opt_outs:
             selector.append({"key": "app", "operator": "NotIn", "values": opt_outs})
+    native = intent.proxy.native_sidecars
+    stopping = [s for s in intent.services if s.is_job and s.stops_proxy and intent.injected(s)]
     return {
+        # native sidecars for every pod when asked; where only some services need them,
+        # their namespaces say so (NATIVE_SIDECAR); https://linkerd.io/2-edge/features/
+        # native-sidecars/
+        "native_sidecar": {"enabled": True, "disabled": False}.get(native),
+        # the app containers wait for the proxy (the chart's default is true)
+        "await_proxy": intent.proxy.hold_application,
+        # linkerd-await --shutdown needs the proxy's /shutdown, off by default since 2.16
+        # (CVE-2024-40632): https://linkerd.io/2-edge/tasks/graceful-shutdown/
+        "shutdown_endpoint": True if stopping else None,
         "trust_domain": intent.trust_domain,
         "cluster_domain": intent.cluster.domain,
         "default_inbound_policy": inbound_policy(intent),

@@ -35,6 +35,7 @@ from .api import (
     ACCESS_LOG,
     INBOUND_POLICY,
     INJECT,
+    NATIVE_SIDECAR,
     PROBE_NETWORKS,
     TRACE_ACCOUNT,
     TRACE_COLLECTOR,
@@ -97,6 +98,7 @@ def _injection(intent: Intent) -> StageContribution:
         "(`kubectl rollout restart deployment -n <namespace>`) and check "
         "`linkerd check --proxy -n <namespace>` before the next wave."
     )
+    contribution.notes.extend(_startup_notes(intent))
     for service in intent.services:
         if not service.inject:
             contribution.notes.append(
@@ -280,6 +282,36 @@ def _authorization(intent: Intent) -> StageContribution:
     return contribution
 
 
+def _startup_notes(intent: Intent) -> list[str]:
+    """What keeps jobs completing and init containers working once they are injected."""
+    notes = []
+    needing = intent.native_sidecar_services()
+    if intent.native_sidecars and intent.proxy.native_sidecars == "auto":
+        where = ", ".join(f"`{s.namespace}/{s.name}` ({s.kind}"
+                          + (", init containers on the network" if s.init_network else "")
+                          + ")" for s in needing)
+        notes.append(
+            f"Native sidecars (namespace annotation `{NATIVE_SIDECAR}: \"true\"`) for "
+            f"{where}: the proxy runs as an init container with `restartPolicy: Always`, "
+            "starts before the other init containers and stops when a job's containers "
+            "end. The namespaces' pods get it at their next restart.")
+    elif intent.native_sidecars:
+        notes.append(f"Native sidecars for every pod (`proxy.nativeSidecar: true` in "
+                     f"`{VALUES_FILE}`), at each pod's next restart.")
+    for service in intent.services:
+        if service.is_job and service.stops_proxy and intent.injected(service):
+            notes.append(
+                f"`{service.namespace}/{service.name}` ({service.kind}) stops its proxy "
+                "itself when it is done (`linkerd-await --shutdown -- <command>`; the "
+                f"proxy's `/shutdown` endpoint is on: `proxy.enableShutdownEndpoint` in "
+                f"`{VALUES_FILE}`): without it the job never completes.")
+    if intent.proxy.hold_application is not None:
+        held = "wait" if intent.proxy.hold_application else "do not wait"
+        notes.append(f"`proxy.await: {str(intent.proxy.hold_application).lower()}` in "
+                     f"`{VALUES_FILE}`: application containers {held} for the proxy.")
+    return notes
+
+
 # --------------------------------------------------------------------------- builders
 
 
@@ -302,6 +334,9 @@ def _namespace(intent: Intent, namespace: str) -> PlannedObject:
     injected = namespace in intent.injected_namespaces()
     if injected and intent.stage.reached(Stage.INJECTION):
         annotations[INJECT] = "enabled"
+        if intent.proxy.native_sidecars == "auto" and intent.native_sidecars and any(
+                s.namespace == namespace for s in intent.native_sidecar_services()):
+            annotations[NATIVE_SIDECAR] = "true"
     if injected and intent.stage.reached(Stage.OBSERVABILITY):
         annotations.update(_observability_annotations(intent))
     return PlannedObject(
