@@ -31,6 +31,7 @@ from .analyzers.principals import PrincipalsAnalyzer
 from .analyzers.probes import ProbesAnalyzer
 from .analyzers.sidecar_selector import SidecarSelectorAnalyzer
 from .analyzers.startup import StartupAnalyzer
+from .analyzers.stateful_peers import StatefulPeersAnalyzer
 from .analyzers.strict_tls import StrictTlsAnalyzer
 from .analyzers.strict_uninjected import StrictUninjectedAnalyzer
 from .analyzers.subset_pods import SubsetSelectPodAnalyzer
@@ -65,6 +66,7 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.StrictUninjectedAnalyzer": StrictUninjectedAnalyzer(),
     "meshstage.DestinationRuleConflictAnalyzer": DestinationRuleConflictAnalyzer(),
     "meshstage.StartupAnalyzer": StartupAnalyzer(),
+    "meshstage.StatefulPeersAnalyzer": StatefulPeersAnalyzer(),
     # Linkerd, meshstage's own
     "linkerd.ServerPortAnalyzer": LinkerdServerPortAnalyzer(),
     "linkerd.PolicyRefsAnalyzer": LinkerdPolicyRefsAnalyzer(),

@@ -34,10 +34,14 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
              for p in service.ports]
     container_ports = [{"name": p.name, "containerPort": p.target_port or p.port}
                        for p in service.ports]
+    container_ports += [{"name": p.name, "containerPort": p.port}
+                        for p in service.undeclared_peer_ports()]
+    spec: dict[str, Any] = {"selector": service.selector, "ports": ports}
+    if service.kind == "StatefulSet":
+        spec["clusterIP"] = "None"  # a StatefulSet's governing Service is headless
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Service",
-         "metadata": _meta(service.name, service.namespace, service.selector),
-         "spec": {"selector": service.selector, "ports": ports}},
+         "metadata": _meta(service.name, service.namespace, service.selector), "spec": spec},
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(service.service_account, service.namespace)},
     ]

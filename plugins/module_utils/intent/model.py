@@ -174,6 +174,8 @@ class Service:
     stops_proxy: bool = False
     # its init containers reach the network: the proxy must run before them
     init_network: bool = False
+    # StatefulSet: the container ports its pods talk to each other on, pod to pod
+    peer_ports: tuple[Port, ...] = ()
 
     @property
     def selector(self) -> dict[str, str]:
@@ -195,6 +197,28 @@ class Service:
     def workload_ports(self) -> tuple[int, ...]:
         """The container ports of the service: each port's ``target_port``, else ``port``."""
         return tuple(dict.fromkeys(p.target_port or p.port for p in self.ports))
+
+    def undeclared_peer_ports(self) -> tuple[Port, ...]:
+        """Peer ports that no port of the service declares (a Service must declare them)."""
+        declared = set(self.workload_ports())
+        return tuple(p for p in self.peer_ports if p.port not in declared)
+
+
+@dataclass(frozen=True)
+class InboundCaller:
+    """A caller of a service that no ``calls`` names: the service's own peers (StatefulSet
+    peer ports), or a caller outside the catalogue (an ingress controller, the Kubernetes
+    API server calling a webhook, Prometheus). ``account`` None: it has no mesh identity
+    (its requests are plaintext)."""
+
+    name: str                      # what the runbook calls it
+    namespace: str | None
+    account: str | None
+    ports: tuple[int, ...]         # workload ports it calls
+
+    @property
+    def identity(self) -> bool:
+        return self.account is not None
 
 
 @dataclass(frozen=True)
@@ -432,6 +456,51 @@ class Intent:
         return (service.inject and self.stage.reached(Stage.INJECTION)
                 and service.namespace in self.injected_namespaces()
                 and service.name not in self.host_services)
+
+    def inbound_callers(self, service: Service) -> tuple[InboundCaller, ...]:
+        """The callers of ``service`` that its catalogue callers' ``calls`` do not name."""
+        callers = []
+        if service.peer_ports:
+            callers.append(InboundCaller(
+                "its peers", service.namespace, service.service_account,
+                tuple(p.port for p in service.peer_ports)))
+        return tuple(callers)
+
+    def plaintext_ports(self, service: Service) -> dict[int, str]:
+        """Workload ports of ``service`` that callers without a mesh identity reach, and who
+        they are: they must stay PERMISSIVE under STRICT."""
+        ports: dict[int, list[str]] = {}
+        for caller in self.inbound_callers(service):
+            if not caller.identity:
+                for port in caller.ports:
+                    ports.setdefault(port, []).append(caller.name)
+        return {port: ", ".join(names) for port, names in sorted(ports.items())}
+
+    def exemptions(self) -> tuple[MtlsExemption, ...]:
+        """The mTLS exceptions the strict_mtls stage renders: ``mtls_exceptions``, with a
+        PERMISSIVE port for every port callers without a mesh identity reach."""
+        exemptions = []
+        explicit = {e.service: e for e in self.mtls_exceptions}
+        for service in self.services:
+            plaintext = self.plaintext_ports(service)
+            exemption = explicit.get(service.name)
+            if not plaintext or (exemption and exemption.mode != "STRICT"
+                                 and not exemption.ports):
+                if exemption:
+                    exemptions.append(exemption)
+                continue
+            why = "; ".join(f"port {port}: {names}, outside the mesh"
+                            for port, names in plaintext.items())
+            if exemption is None:
+                exemptions.append(MtlsExemption(
+                    service.name, "STRICT", {p: "PERMISSIVE" for p in plaintext},
+                    f"plaintext callers ({why})"))
+                continue
+            ports = {**{p: "PERMISSIVE" for p in plaintext}, **exemption.ports}
+            exemptions.append(MtlsExemption(service.name, exemption.mode,
+                                            dict(sorted(ports.items())),
+                                            f"{exemption.reason}; {why}"))
+        return tuple(exemptions)
 
     def native_sidecar_services(self) -> tuple[Service, ...]:
         """Injected services that need the proxy as a native sidecar (jobs, init containers

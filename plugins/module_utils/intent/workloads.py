@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checker import Checker, join_path, optional
-from .model import JOB_KINDS, NATIVE_SIDECARS_SINCE, WORKLOAD_KINDS, Intent
+from .model import JOB_KINDS, NATIVE_SIDECARS_SINCE, PROTOCOLS, WORKLOAD_KINDS, Intent, Port
 
 KUBERNETES_VERSION = re.compile(r"^v?1\.[0-9]{1,3}(\.[0-9]{1,3})?$")
 
-WORKLOAD_KEYS = ("kind", "stops_proxy", "init_network")
+WORKLOAD_KEYS = ("kind", "stops_proxy", "init_network", "peer_ports")
 
 
 def parse_workload(check: Checker, data: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -36,7 +36,36 @@ def parse_workload(check: Checker, data: Mapping[str, Any], path: str) -> dict[s
                     f"is for a Job or CronJob (kind: {kind} keeps running)")
         stops_proxy = False
     init_network = optional(check, data, "init_network", path, check.boolean, False)
-    return {"kind": kind, "stops_proxy": stops_proxy, "init_network": init_network}
+    peers = _peer_ports(check, data.get("peer_ports"), join_path(path, "peer_ports"))
+    if peers and kind != "StatefulSet":
+        check.error(join_path(path, "peer_ports"), data.get("peer_ports"),
+                    f"is for a StatefulSet, whose pods talk to each other by pod DNS name "
+                    f"(kind: {kind}; set kind: StatefulSet)")
+        peers = ()
+    return {"kind": kind, "stops_proxy": stops_proxy, "init_network": init_network,
+            "peer_ports": peers}
+
+
+def _peer_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
+    """Container ports, each a number or ``{port, protocol}`` (``TCP`` by default)."""
+    ports: dict[int, Port] = {}
+    for index, item in enumerate(check.sequence(value, path)):
+        item_path = join_path(path, index)
+        if isinstance(item, int) and not isinstance(item, bool):
+            item = {"port": item}
+        data = check.mapping(item, item_path, required=("port",), optional=("protocol",))
+        if data is None:
+            continue
+        number = check.integer(data["port"], join_path(item_path, "port"), 1, 65535)
+        protocol = optional(check, data, "protocol", item_path,
+                            lambda v, p: check.choice(v, p, PROTOCOLS), "TCP")
+        if number is None:
+            continue
+        if number in ports:
+            check.error(item_path, item, "is a duplicate peer port")
+            continue
+        ports[number] = Port(name=f"peer-{number}", port=number, protocol=protocol)
+    return tuple(ports.values())
 
 
 def kubernetes_version(check: Checker, value: Any, path: str) -> str | None:

@@ -45,7 +45,50 @@ def derived_allow(intent: Intent, service: Service,
                           f"{gateway.service_account}")
     if not principals:
         return []
-    return [{"from": [{"source": {"principals": sorted(set(principals))}}], "to": None}]
+    # the callers reach the service's ports; its peer ports are its own pods' business
+    ports = service.workload_ports() if service.undeclared_peer_ports() else ()
+    to = [{"operation": {"ports": [str(p) for p in ports]}}] if ports else None
+    return [{"from": [{"source": {"principals": sorted(set(principals))}}], "to": to}]
+
+
+def inbound_rules(intent: Intent, service: Service) -> list[dict[str, Any]]:
+    """ALLOW rules for the callers no ``calls`` names (``Intent.inbound_callers``): by
+    principal, or, for callers without a mesh identity, by port alone (their plaintext
+    requests carry no principal: https://istio.io/latest/docs/concepts/security/
+    #dependency-on-mutual-tls)."""
+    rules = []
+    for caller in intent.inbound_callers(service):
+        to = [{"operation": {"ports": [str(p) for p in caller.ports]}}] if caller.ports else None
+        from_ = None
+        if caller.identity:
+            from_ = [{"source": {"principals": [
+                f"{intent.trust_domain}/ns/{caller.namespace}/sa/{caller.account}"]}}]
+        rules.append({"from": from_, "to": to})
+    return rules
+
+
+def exempt_inbound(intent: Intent, service: Service, rule: dict[str, Any]) -> dict[str, Any]:
+    """The DENY rule of ``deny_other_callers`` (``notPrincipals``), leaving the callers no
+    ``calls`` names alone: their principals join ``notPrincipals``; the ports of callers
+    without identity leave its scope (``notPorts``), as a plaintext request has no
+    principal and ``notPrincipals`` matches it."""
+    callers = intent.inbound_callers(service)
+    principals = [f"{intent.trust_domain}/ns/{c.namespace}/sa/{c.account}"
+                  for c in callers if c.identity]
+    plaintext = sorted({p for c in callers if not c.identity for p in c.ports})
+    froms = rule.get("from") or []
+    if not (froms and froms[0]["source"].get("notPrincipals")):
+        return rule  # the team's own DENY rules stay as written
+    rule = dict(rule)
+    if principals:
+        source = dict(froms[0]["source"])
+        source["notPrincipals"] = list(dict.fromkeys([*source["notPrincipals"], *principals]))
+        rule["from"] = [{"source": source}, *froms[1:]]
+    if plaintext:
+        to = rule.get("to") or [{"operation": {}}]
+        rule["to"] = [{"operation": {**op["operation"], "notPorts": [str(p) for p in plaintext]}}
+                      for op in to]
+    return rule
 
 
 def authorization_policy(intent: Intent, service: Service, suffix: str, action: str,

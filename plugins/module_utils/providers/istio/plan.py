@@ -24,10 +24,12 @@ from .authorization import (
     allowed_principals,
     authorization_policy,
     derived_allow,
+    exempt_inbound,
+    inbound_rules,
     policy_rule,
 )
 from .control_plane import ISTIOD_VALUES
-from .traffic import destination_rules, gateway_routes, virtual_service
+from .traffic import destination_rules, gateway_routes, peers_service, virtual_service
 
 
 def plan_istio(intent: Intent) -> dict[Stage, StageContribution]:
@@ -154,7 +156,15 @@ def _strict(intent: Intent) -> StageContribution:
     contribution = StageContribution(objects=[_mesh_peer_authentication(intent)])
     for service in intent.services:
         contribution.objects.extend(destination_rules(intent, service))
-    for exception in intent.mtls_exceptions:
+        if service.inject and service.undeclared_peer_ports():
+            contribution.objects.append(peers_service(intent, service))
+            contribution.notes.append(
+                f"Service `{service.namespace}/{service.name}-peers` (headless) declares the "
+                f"ports the pods of `{service.name}` ({service.kind}) talk to each other on "
+                f"({', '.join(str(p.port) for p in service.undeclared_peer_ports())}): "
+                "Istio sends undeclared pod-to-pod traffic as plaintext, which STRICT "
+                "refuses.")
+    for exception in intent.exemptions():
         service = intent.service(exception.service)
         name = f"{service.name}-mtls-exception"
         contribution.objects.append(PlannedObject(
@@ -169,10 +179,16 @@ def _strict(intent: Intent) -> StageContribution:
                                     for port, mode in exception.ports.items()} or None,
             },
         ))
-        contribution.notes.append(
-            f"Exception: `{service.namespace}/{service.name}` stays {exception.mode} "
-            f"({exception.reason})."
-        )
+        if exception.mode == "STRICT":
+            ports = ", ".join(str(p) for p, mode in exception.ports.items() if mode != "STRICT")
+            contribution.notes.append(
+                f"Exception: `{service.namespace}/{service.name}` accepts plaintext on port(s) "
+                f"{ports} ({exception.reason}).")
+        else:
+            contribution.notes.append(
+                f"Exception: `{service.namespace}/{service.name}` stays {exception.mode} "
+                f"({exception.reason})."
+            )
     dry_run = _authorization(intent, dry_run=True).objects
     if dry_run and intent.stage is Stage.STRICT_MTLS:  # later, the authorization stage owns them
         contribution.objects.extend(dry_run)
@@ -207,6 +223,10 @@ def _authorization(intent: Intent, dry_run: bool = False) -> StageContribution:
         else:
             allow = derived_allow(intent, service, callers.get(service.name, []))
             deny = []
+        inbound = inbound_rules(intent, service)
+        if inbound and (allow or intent.default_deny):
+            allow += inbound
+            deny = [exempt_inbound(intent, service, rule) for rule in deny]
         if allow:
             contribution.objects.append(authorization_policy(
                 intent, service, "allow", "ALLOW", allow, dry_run))
@@ -294,6 +314,12 @@ def _sidecar(intent: Intent, service: Service) -> PlannedObject:
                 and routes_versions(callee):
             # the HTTPRoute sends the callee's traffic on to its version Services
             names.update((callee.namespace, name) for name in backend_services(callee))
+    if service.peer_ports:
+        # its pods talk to each other: through its own Service, and (from strict_mtls) the
+        # headless Service that declares the other peer ports
+        names.add((service.namespace, service.name))
+        if service.undeclared_peer_ports() and intent.stage.reached(Stage.STRICT_MTLS):
+            names.add((service.namespace, f"{service.name}-peers"))
     hosts = sorted(f"{namespace}/{name}.{namespace}.svc.{domain}" for namespace, name in names)
     hosts.append(f"{intent.root_namespace}/*")
     return PlannedObject(

@@ -162,6 +162,37 @@ def _destination_rule(intent: Intent, service: Service, host: str | None = None,
     )
 
 
+# Istio reads a Service port's protocol from its name's prefix: https://istio.io/latest/docs/
+# ops/configuration/traffic-management/protocol-selection/; mysql, mongo and redis are TCP
+# proxied (their filters are off by default), and protocols Istio does not know are declared
+# as TCP so that they are not sniffed.
+PORT_PREFIX = {"HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "TCP": "tcp", "TLS": "tls",
+               "HTTPS": "https", "MONGO": "mongo", "REDIS": "redis", "MYSQL": "mysql"}
+
+
+def port_prefix(protocol: str) -> str:
+    """The port-name prefix that tells Istio a protocol (``tcp`` for those it does not
+    know)."""
+    return PORT_PREFIX.get(protocol, "tcp")
+
+
+def peers_service(intent: Intent, service: Service) -> PlannedObject:
+    """A headless Service declaring the peer ports the service's Service does not: Istio
+    gives pod-to-pod traffic mTLS only on ports a Service declares, and passes the rest
+    through as plaintext, which STRICT refuses.
+    https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
+    #headless-services"""
+    name = f"{service.name}-peers"
+    return PlannedObject(
+        api_version="v1", kind="Service", name=name, namespace=service.namespace,
+        template="istio/headless_service.yaml.j2",
+        context={**_meta(name, service.namespace, intent),
+                 "selector": service.selector,
+                 "ports": [{"name": f"{port_prefix(p.protocol)}-peer-{p.port}", "port": p.port,
+                            "targetPort": p.port} for p in service.undeclared_peer_ports()]},
+    )
+
+
 def _camel(source: Any, names: Mapping[str, str]) -> dict[str, Any] | None:
     if source is None:
         return None

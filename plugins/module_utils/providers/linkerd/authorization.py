@@ -35,9 +35,11 @@ from .policy import (
 
 
 def mtls_exception(intent: Intent, service: Service) -> MtlsExemption | None:
+    """The service's exemption at this stage: its mTLS exception, and the ports callers
+    without a mesh identity reach (``Intent.exemptions``)."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
-    return next((e for e in intent.mtls_exceptions if e.service == service.name), None)
+    return next((e for e in intent.exemptions() if e.service == service.name), None)
 
 
 def _server_name(service: Service, port: Port) -> str:
@@ -57,7 +59,10 @@ def server_objects(intent: Intent, service: Service) -> list[PlannedObject]:
         if governed:
             access = "deny"
         elif exception is not None:
-            access = EXCEPTION_POLICY[exception.ports.get(number, exception.mode)]
+            mode = exception.ports.get(number, exception.mode)
+            if mode == "STRICT" and exception.mode == "STRICT":
+                continue  # the namespace default (all-authenticated) says the same
+            access = EXCEPTION_POLICY[mode]
         else:
             continue
         name = _server_name(service, port)

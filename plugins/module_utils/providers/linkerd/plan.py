@@ -201,7 +201,8 @@ def _strict(intent: Intent) -> StageContribution:
                "<namespace>`) and check `linkerd viz authz -n <namespace> deploy` shows no "
                "unauthorized traffic."],
     )
-    for index, exception in enumerate(intent.mtls_exceptions):
+    written = {e.service: index for index, e in enumerate(intent.mtls_exceptions)}
+    for exception in intent.exemptions():
         service = intent.service(exception.service)
         if not service.inject:
             contribution.notes.append(
@@ -209,7 +210,7 @@ def _strict(intent: Intent) -> StageContribution:
                 f"false): meshed clients talk plaintext to it ({exception.reason}).")
             continue
         contribution.objects.extend(server_objects(intent, service))
-        path = f"mesh_mtls_exceptions[{index}]"
+        path = f"mesh_mtls_exceptions[{written.get(service.name)}]"
         if exception.mode == "DISABLE":
             contribution.gaps.append(linkerd_gap(
                 f"{path}.mode", "DISABLE",
@@ -222,9 +223,15 @@ def _strict(intent: Intent) -> StageContribution:
                     "a meshed workload always answers meshed clients with mTLS; the Server "
                     "of this port accepts plaintext as well (accessPolicy "
                     "all-unauthenticated)", service))
-        contribution.notes.append(
-            f"Exception: `{service.namespace}/{service.name}` accepts plaintext "
-            f"({exception.mode}; {exception.reason}).")
+        if exception.mode == "STRICT":
+            ports = ", ".join(str(p) for p, mode in exception.ports.items() if mode != "STRICT")
+            contribution.notes.append(
+                f"Exception: `{service.namespace}/{service.name}` accepts plaintext on port(s) "
+                f"{ports} ({exception.reason}).")
+        else:
+            contribution.notes.append(
+                f"Exception: `{service.namespace}/{service.name}` accepts plaintext "
+                f"({exception.mode}; {exception.reason}).")
     return contribution
 
 

@@ -341,7 +341,10 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
             gateway = intent.ingress_gateway
             clients.append(identity_client(gateway.namespace, gateway.service_account, td))
         if clients:
-            policy.allow.append(PolicyRule(normalize(clients)))
+            # the callers reach the service's ports; its peer ports are its own pods'
+            ports = service.workload_ports() if service.undeclared_peer_ports() else ()
+            policy.allow.append(PolicyRule(normalize(clients), (), ports))
+        _inbound(intent, service, policy)
         return policy
     base = f"mesh_authorization[{intent.authorization.index(explicit)}]"
     policy = ServicePolicy(path=base)
@@ -359,7 +362,19 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
             services=rule.source.services, principals=rule.source.principals)), "", None)
             for rule in explicit.allow if rule.source.services or rule.source.principals]
         policy.only = union(*(c for c in named if c))
+    _inbound(intent, service, policy)
     return policy
+
+
+def _inbound(intent: Intent, service: Service, policy: ServicePolicy) -> None:
+    """The callers no ``calls`` names (``Intent.inbound_callers``): its peers and callers
+    outside the catalogue, each on its ports; without a mesh identity, from any network."""
+    for caller in intent.inbound_callers(service):
+        client = (identity_client(str(caller.namespace), caller.account, intent.trust_domain)
+                  if caller.account is not None else ALL)
+        policy.allow.append(PolicyRule(frozenset({client}), (), caller.ports))
+        if policy.only is not None:
+            policy.only = union(policy.only, {client})
 
 
 def _rule_clients(intent: Intent, rule: AuthorizationRule, path: str,
@@ -471,8 +486,9 @@ def _describe(client: Client) -> str:
 
 
 def service_ports(service: Service) -> list[Port]:
-    """One port per workload port (two Service ports may share a container port)."""
+    """One port per workload port (two Service ports may share a container port), the peer
+    ports of a StatefulSet included."""
     seen: dict[int, Port] = {}
-    for port in service.ports:
+    for port in (*service.ports, *service.peer_ports):
         seen.setdefault(port.target_port or port.port, port)
     return list(seen.values())
