@@ -43,5 +43,5 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
     native = True if intent.native_sidecars else (
         False if intent.proxy.native_sidecars == "disabled" else None)
     mesh = MeshConfig(root_namespace=intent.root_namespace, trust_domain=intent.trust_domain,
-                      native_sidecars=native)
+                      native_sidecars=native, opaque_ports=intent.server_first_ports())
     return analyze(objects, mesh, providers=[intent.provider])

@@ -18,6 +18,7 @@ from .analyzers.destination_rule_conflicts import DestinationRuleConflictAnalyze
 from .analyzers.gateways import GatewayAnalyzer
 from .analyzers.injection import InjectionAnalyzer
 from .analyzers.linkerd_identities import LinkerdIdentitiesAnalyzer
+from .analyzers.linkerd_opaque_ports import LinkerdOpaquePortsAnalyzer
 from .analyzers.linkerd_policy_refs import LinkerdPolicyRefsAnalyzer
 from .analyzers.linkerd_probes import LinkerdProbesAnalyzer
 from .analyzers.linkerd_route_backends import LinkerdRouteBackendsAnalyzer
@@ -29,6 +30,7 @@ from .analyzers.peer_authentication import PeerAuthenticationConflictAnalyzer
 from .analyzers.port_name import PortNameAnalyzer
 from .analyzers.principals import PrincipalsAnalyzer
 from .analyzers.probes import ProbesAnalyzer
+from .analyzers.server_first import ServerFirstAnalyzer
 from .analyzers.sidecar_selector import SidecarSelectorAnalyzer
 from .analyzers.startup import StartupAnalyzer
 from .analyzers.stateful_peers import StatefulPeersAnalyzer
@@ -67,6 +69,7 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.DestinationRuleConflictAnalyzer": DestinationRuleConflictAnalyzer(),
     "meshstage.StartupAnalyzer": StartupAnalyzer(),
     "meshstage.StatefulPeersAnalyzer": StatefulPeersAnalyzer(),
+    "meshstage.ServerFirstAnalyzer": ServerFirstAnalyzer(),
     # Linkerd, meshstage's own
     "linkerd.ServerPortAnalyzer": LinkerdServerPortAnalyzer(),
     "linkerd.PolicyRefsAnalyzer": LinkerdPolicyRefsAnalyzer(),
@@ -74,4 +77,5 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "linkerd.IdentitiesAnalyzer": LinkerdIdentitiesAnalyzer(),
     "linkerd.RouteBackendsAnalyzer": LinkerdRouteBackendsAnalyzer(),
     "linkerd.StartupAnalyzer": LinkerdStartupAnalyzer(),
+    "linkerd.OpaquePortsAnalyzer": LinkerdOpaquePortsAnalyzer(),
 }

@@ -54,6 +54,9 @@ class MeshConfig:
     # Whether the mesh injects its proxy as a native sidecar where a pod does not say (the
     # pipeline knows what it rendered; None: cannot be told from the input)
     native_sidecars: bool | None = None
+    # Ports the control plane skips protocol detection on, beyond its default (the pipeline
+    # renders the intent's server-first ports into Linkerd's proxy.opaquePorts)
+    opaque_ports: tuple[int, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> MeshConfig:

@@ -502,6 +502,18 @@ class Intent:
                                             f"{exemption.reason}; {why}"))
         return tuple(exemptions)
 
+    def server_first_ports(self) -> tuple[int, ...]:
+        """The service and container ports of the catalogue's server-first protocols
+        (``SERVER_FIRST_PROTOCOLS``), where the injected proxies must skip protocol
+        detection; none before the injection stage."""
+        if not self.stage.reached(Stage.INJECTION):
+            return ()
+        ports = {number for service in self.services
+                 for port in (*service.ports, *service.peer_ports)
+                 if port.protocol in SERVER_FIRST_PROTOCOLS
+                 for number in (port.port, port.target_port) if number}
+        return tuple(sorted(ports))
+
     def native_sidecar_services(self) -> tuple[Service, ...]:
         """Injected services that need the proxy as a native sidecar (jobs, init containers
         that reach the network)."""

@@ -24,6 +24,7 @@ from .model import (
     LOAD_BALANCERS,
     MAX_CANARY_STEPS,
     PROTOCOLS,
+    SERVER_FIRST_PROTOCOLS,
     Canary,
     CanaryAnalysis,
     ConnectionPool,
@@ -134,7 +135,7 @@ def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
         protocol = optional(check, data, "protocol", item_path,
                             lambda v, p: check.choice(v, p, PROTOCOLS), "HTTP")
         name = optional(check, data, "name", item_path, check.dns_label,
-                        f"{protocol.lower()}-{number}")
+                        default_port_name(protocol, number))
         target = optional(check, data, "target_port", item_path,
                           lambda v, p: check.integer(v, p, 1, 65535), None)
         if number is not None:
@@ -142,6 +143,16 @@ def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
     if not ports and value is None:
         ports.append(Port(name="http", port=80, protocol="HTTP"))
     return tuple(ports)
+
+
+def default_port_name(protocol: str, number: Any) -> str:
+    """``<protocol>-<port>``, e.g. ``http-8080``; a server-first protocol that the port-name
+    convention has no prefix for is named ``tcp-<protocol>-<port>`` (``tcp-nats-4222``), so
+    that a Service port of that name is not sniffed."""
+    prefix = protocol.lower()
+    if protocol in SERVER_FIRST_PROTOCOLS and protocol != "MYSQL":
+        prefix = f"tcp-{prefix}"
+    return f"{prefix}-{number}"
 
 
 def _parse_versions(check: Checker, value: Any, path: str) -> tuple[Version, ...]:

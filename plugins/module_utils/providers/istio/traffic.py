@@ -170,6 +170,11 @@ PORT_PREFIX = {"HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "TCP": "tcp", "
                "HTTPS": "https", "MONGO": "mongo", "REDIS": "redis", "MYSQL": "mysql"}
 
 
+# Service ports Istio treats as TCP without a declaration (``wellKnownPorts`` in istio/istio
+# pkg/config/kube/conversion.go): 25 SMTP, 53 DNS, 3306 MySQL, 27017 MongoDB
+WELL_KNOWN_TCP: frozenset[int] = frozenset({25, 53, 3306, 27017})
+
+
 def port_prefix(protocol: str) -> str:
     """The port-name prefix that tells Istio a protocol (``tcp`` for those it does not
     know)."""

@@ -8,7 +8,7 @@ from typing import Any
 from ...intent.model import Intent
 from ...stages import Stage
 from ..provider import ControlPlane, HelmChart
-from .api import inbound_policy
+from .api import DEFAULT_OPAQUE_PORTS, inbound_policy
 
 # The control plane's charts: Linkerd's edge Helm repository, a pinned release (the edge
 # release of the reference CRDs, edge-26.8.3).
@@ -68,6 +68,7 @@ def control_plane_values(intent: Intent) -> dict[str, Any]:
         if opt_outs:
             selector.append({"key": "app", "operator": "NotIn", "values": opt_outs})
     native = intent.proxy.native_sidecars
+    extra = [p for p in intent.server_first_ports() if p not in DEFAULT_OPAQUE_PORTS]
     stopping = [s for s in intent.services if s.is_job and s.stops_proxy and intent.injected(s)]
     return {
         # native sidecars for every pod when asked; where only some services need them,
@@ -79,6 +80,11 @@ def control_plane_values(intent: Intent) -> dict[str, Any]:
         # linkerd-await --shutdown needs the proxy's /shutdown, off by default since 2.16
         # (CVE-2024-40632): https://linkerd.io/2-edge/tasks/graceful-shutdown/
         "shutdown_endpoint": True if stopping else None,
+        # the catalogue's server-first ports join the default opaque ports (the list
+        # replaces the chart's): the proxies skip protocol detection on them, for Services
+        # (the destination controller's default) and pods (the injector's default)
+        "opaque_ports": ",".join(str(p) for p in sorted({*DEFAULT_OPAQUE_PORTS, *extra}))
+        if extra else None,
         "trust_domain": intent.trust_domain,
         "cluster_domain": intent.cluster.domain,
         "default_inbound_policy": inbound_policy(intent),

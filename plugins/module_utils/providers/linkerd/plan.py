@@ -31,8 +31,10 @@ from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...stages import Stage
 from ...yaml_io import dump_plain
+from ..gatewayapi.routes import ROUTABLE_PROTOCOLS
 from .api import (
     ACCESS_LOG,
+    DEFAULT_OPAQUE_PORTS,
     INBOUND_POLICY,
     INJECT,
     NATIVE_SIDECAR,
@@ -99,6 +101,7 @@ def _injection(intent: Intent) -> StageContribution:
         "`linkerd check --proxy -n <namespace>` before the next wave."
     )
     contribution.notes.extend(_startup_notes(intent))
+    _opaque_ports(intent, contribution)
     for service in intent.services:
         if not service.inject:
             contribution.notes.append(
@@ -287,6 +290,32 @@ def _authorization(intent: Intent) -> StageContribution:
         "Services without explicit rules are allowed to the identities of the services whose "
         "`calls` name them (and the ingress gateway for `ingress: true`).")
     return contribution
+
+
+def _opaque_ports(intent: Intent, contribution: StageContribution) -> None:
+    """The server-first ports of the catalogue: opaque cluster-wide (``proxy.opaquePorts``),
+    and a warning where that makes another service's HTTP port opaque too."""
+    extra = [p for p in intent.server_first_ports() if p not in DEFAULT_OPAQUE_PORTS]
+    if not extra:
+        return
+    contribution.notes.append(
+        f"Opaque ports: {', '.join(str(p) for p in extra)} join the default opaque ports "
+        f"(`proxy.opaquePorts` in `{VALUES_FILE}`): the proxies skip protocol detection on "
+        "these server-first ports, which would otherwise wait 10 seconds for the client's "
+        "first bytes. The injector annotates pods with it when they are created; restart "
+        "the workloads.")
+    for service in intent.services:
+        for index, port in enumerate(service.ports):
+            if port.protocol in ROUTABLE_PROTOCOLS and (
+                    port.port in extra or (port.target_port or port.port) in extra):
+                contribution.warnings.append(
+                    f"{intent.service_path(service)}.ports[{index}] (service "
+                    f"{service.namespace}/{service.name}): port {port.port} is a "
+                    "server-first port of another service, opaque cluster-wide "
+                    "(proxy.opaquePorts): this HTTP port loses HTTP routing, metrics and "
+                    "per-route authorization; give one of them another number, or annotate "
+                    "this service's pods and Service config.linkerd.io/opaque-ports with "
+                    "their own list")
 
 
 def _startup_notes(intent: Intent) -> list[str]:
