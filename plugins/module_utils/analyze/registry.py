@@ -19,6 +19,7 @@ from .analyzers.gateways import GatewayAnalyzer
 from .analyzers.injection import InjectionAnalyzer
 from .analyzers.linkerd_identities import LinkerdIdentitiesAnalyzer
 from .analyzers.linkerd_opaque_ports import LinkerdOpaquePortsAnalyzer
+from .analyzers.linkerd_outside_callers import LinkerdOutsideCallersAnalyzer
 from .analyzers.linkerd_policy_refs import LinkerdPolicyRefsAnalyzer
 from .analyzers.linkerd_probes import LinkerdProbesAnalyzer
 from .analyzers.linkerd_route_backends import LinkerdRouteBackendsAnalyzer
@@ -26,6 +27,7 @@ from .analyzers.linkerd_server_ports import LinkerdServerPortAnalyzer
 from .analyzers.linkerd_startup import LinkerdStartupAnalyzer
 from .analyzers.mesh_gateway_hosts import ConflictingMeshGatewayHostsAnalyzer
 from .analyzers.multi_service import MultiServiceAnalyzer
+from .analyzers.outside_callers import OutsideCallersAnalyzer
 from .analyzers.peer_authentication import PeerAuthenticationConflictAnalyzer
 from .analyzers.port_name import PortNameAnalyzer
 from .analyzers.principals import PrincipalsAnalyzer
@@ -70,6 +72,7 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.StartupAnalyzer": StartupAnalyzer(),
     "meshstage.StatefulPeersAnalyzer": StatefulPeersAnalyzer(),
     "meshstage.ServerFirstAnalyzer": ServerFirstAnalyzer(),
+    "meshstage.OutsideCallersAnalyzer": OutsideCallersAnalyzer(),
     # Linkerd, meshstage's own
     "linkerd.ServerPortAnalyzer": LinkerdServerPortAnalyzer(),
     "linkerd.PolicyRefsAnalyzer": LinkerdPolicyRefsAnalyzer(),
@@ -78,4 +81,5 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "linkerd.RouteBackendsAnalyzer": LinkerdRouteBackendsAnalyzer(),
     "linkerd.StartupAnalyzer": LinkerdStartupAnalyzer(),
     "linkerd.OpaquePortsAnalyzer": LinkerdOpaquePortsAnalyzer(),
+    "linkerd.OutsideCallersAnalyzer": LinkerdOutsideCallersAnalyzer(),
 }

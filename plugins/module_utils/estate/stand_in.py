@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..intent.model import Intent, Service
+from ..intent.model import ExternalCaller, Intent, Service
 from ..providers.registry import mesh
 from ..stages import Stage
 
@@ -89,6 +89,29 @@ def _workload(service: Service, name: str, labels: Mapping[str, str],
     return {"apiVersion": api, "kind": service.kind, "metadata": meta, "spec": spec}
 
 
+def _caller_objects(caller: ExternalCaller) -> list[dict[str, Any]]:
+    """A caller outside the catalogue (an ingress controller, Prometheus): its account and
+    its pods, injected as the intent says (the rendered Namespace injects them)."""
+    labels = {"app.kubernetes.io/name": caller.name}
+    template: dict[str, Any] = {"labels": dict(labels)}
+    if not caller.inject:
+        template["labels"]["sidecar.istio.io/inject"] = "false"
+        template["annotations"] = {"linkerd.io/inject": "disabled"}
+    container: dict[str, Any] = {"name": caller.name, "image": "stand-in"}
+    if caller.kind == "ingress-controller":
+        container["args"] = [f"--ingress-class={caller.name}"]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _meta(str(caller.service_account), caller.namespace)},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": _meta(caller.name, caller.namespace, labels),
+         "spec": {"selector": {"matchLabels": labels}, "template": {
+             "metadata": template,
+             "spec": {"serviceAccountName": caller.service_account,
+                      "containers": [container]}}}},
+    ]
+
+
 def _injected_pods(intent: Intent) -> dict[str, Any] | None:
     """What the mesh's injector adds to a pod, where its policies select pods by it (a label
     of its own, as Linkerd's Servers do): the labels and the proxy container with its ports.
@@ -105,7 +128,9 @@ def _injected_pods(intent: Intent) -> dict[str, Any] | None:
 def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     """Stand-ins for the estate the intent describes (see the module docstring)."""
     gateway = intent.ingress_gateway
-    namespaces = sorted({*intent.namespaces, intent.root_namespace, gateway.namespace})
+    callers = [c for c in intent.external_callers if c.namespace and c.service_account]
+    namespaces = sorted({*intent.namespaces, intent.root_namespace, gateway.namespace,
+                         *(str(c.namespace) for c in callers)})
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None)}
         for name in namespaces]
@@ -114,6 +139,8 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
         if proxy and intent.stage.reached(Stage.INJECTION) else set()
     for service in intent.services:
         objects += _service_objects(service, proxy if service.namespace in injected else None)
+    for caller in callers:
+        objects += _caller_objects(caller)
     labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
     objects += [
         {"apiVersion": "v1", "kind": "ServiceAccount",

@@ -27,6 +27,8 @@ WORKLOAD_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Jo
                                    "Rollout")
 JOB_KINDS: tuple[str, ...] = ("Job", "CronJob")
 NATIVE_SIDECAR_MODES: tuple[str, ...] = ("auto", "enabled", "disabled")
+# Callers of the catalogue's services that are not services of it (mesh_external_callers)
+EXTERNAL_CALLER_KINDS: tuple[str, ...] = ("ingress-controller", "kube-apiserver", "prometheus")
 # Kubernetes turns sidecar containers (init containers with restartPolicy Always) on by
 # default from 1.29 (beta; GA in 1.33). https://kubernetes.io/docs/concepts/workloads/pods/
 # sidecar-containers/
@@ -215,10 +217,36 @@ class InboundCaller:
     namespace: str | None
     account: str | None
     ports: tuple[int, ...]         # workload ports it calls
+    paths: tuple[str, ...] = ()    # HTTP GETs of these paths only (a scrape); none: anything
 
     @property
     def identity(self) -> bool:
         return self.account is not None
+
+
+@dataclass(frozen=True)
+class ExternalCaller:
+    """A caller outside the catalogue: an ingress controller, the Kubernetes API server
+    calling admission webhooks, Prometheus scraping application ports. ``calls``: (service,
+    its workload ports it calls; all of them when the intent names none)."""
+
+    name: str
+    kind: str                      # EXTERNAL_CALLER_KINDS
+    namespace: str | None          # None: the API server
+    service_account: str | None
+    inject: bool                   # it runs with the mesh's proxy
+    calls: tuple[tuple[str, tuple[int, ...]], ...]
+    metrics_path: str = "/metrics"  # what Prometheus GETs
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The paths it requests (a scrape GETs one); none: anything."""
+        return (self.metrics_path,) if self.kind == "prometheus" else ()
+
+    @property
+    def title(self) -> str:
+        """How the runbook names it: ``ingress-nginx (ingress controller)``."""
+        return f"{self.name} ({self.kind.replace('-', ' ')})"
 
 
 @dataclass(frozen=True)
@@ -413,6 +441,7 @@ class Intent:
     hosts: tuple[MeshHost, ...] = ()
     gates: GateSettings = GateSettings()
     promotion_order: tuple[str, ...] = ()
+    external_callers: tuple[ExternalCaller, ...] = ()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
 
     def service(self, name: str) -> Service:
@@ -457,32 +486,47 @@ class Intent:
                 and service.namespace in self.injected_namespaces()
                 and service.name not in self.host_services)
 
-    def inbound_callers(self, service: Service) -> tuple[InboundCaller, ...]:
-        """The callers of ``service`` that its catalogue callers' ``calls`` do not name."""
+    def inbound_callers(self, service: Service, scrapes_identity: bool = True,
+                        ) -> tuple[InboundCaller, ...]:
+        """The callers of ``service`` that its catalogue callers' ``calls`` do not name: its
+        peers, and ``mesh_external_callers``. An external caller has a mesh identity when it
+        is injected, except Prometheus where the mesh's proxy does not carry its scrapes
+        (``scrapes_identity`` False: Istio, whose sidecar passes requests to pod IPs through
+        as plaintext)."""
         callers = []
         if service.peer_ports:
             callers.append(InboundCaller(
                 "its peers", service.namespace, service.service_account,
                 tuple(p.port for p in service.peer_ports)))
+        for caller in self.external_callers:
+            for name, ports in caller.calls:
+                if name != service.name:
+                    continue
+                identity = caller.inject and (caller.kind != "prometheus" or scrapes_identity)
+                callers.append(InboundCaller(
+                    caller.title, caller.namespace,
+                    caller.service_account if identity else None,
+                    ports or service.workload_ports(), caller.paths))
         return tuple(callers)
 
-    def plaintext_ports(self, service: Service) -> dict[int, str]:
+    def plaintext_ports(self, service: Service, scrapes_identity: bool = True,
+                        ) -> dict[int, str]:
         """Workload ports of ``service`` that callers without a mesh identity reach, and who
         they are: they must stay PERMISSIVE under STRICT."""
         ports: dict[int, list[str]] = {}
-        for caller in self.inbound_callers(service):
+        for caller in self.inbound_callers(service, scrapes_identity):
             if not caller.identity:
                 for port in caller.ports:
                     ports.setdefault(port, []).append(caller.name)
         return {port: ", ".join(names) for port, names in sorted(ports.items())}
 
-    def exemptions(self) -> tuple[MtlsExemption, ...]:
+    def exemptions(self, scrapes_identity: bool = True) -> tuple[MtlsExemption, ...]:
         """The mTLS exceptions the strict_mtls stage renders: ``mtls_exceptions``, with a
         PERMISSIVE port for every port callers without a mesh identity reach."""
         exemptions = []
         explicit = {e.service: e for e in self.mtls_exceptions}
         for service in self.services:
-            plaintext = self.plaintext_ports(service)
+            plaintext = self.plaintext_ports(service, scrapes_identity)
             exemption = explicit.get(service.name)
             if not plaintext or (exemption and exemption.mode != "STRICT"
                                  and not exemption.ports):

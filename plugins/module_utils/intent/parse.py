@@ -20,6 +20,7 @@ from .._plain import plain_data
 from ..errors import IntentErrors
 from ..providers.registry import TRAFFIC_APIS
 from ..stages import STAGE_NAMES, Stage
+from .callers import parse_external_callers
 from .checker import (
     CHART_VERSION,
     GIT_URL,
@@ -71,7 +72,7 @@ _TOP_KEYS: tuple[str, ...] = (
     "mesh_injected_waves", "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
     "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
     "mesh_service_overrides", "mesh_proxy", "mesh_install", "mesh_traffic_api", "mesh_linkerd",
-    "mesh_hosts", "mesh_gates", "mesh_promotion_order",
+    "mesh_hosts", "mesh_gates", "mesh_promotion_order", "mesh_external_callers",
 )
 
 
@@ -170,6 +171,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         "repository": lambda v, p: check.string(v, p, HELM_REPOSITORY, "an https:// or "
                                                 "oci:// Helm repository URL without spaces"),
     })
+    external = parse_external_callers(check, data.get("mesh_external_callers"), by_name)
     check_route_budgets(check, services)
     hosts = parse_hosts(check, data.get("mesh_hosts"), environment, by_name, waves)
     check_host_calls(check, services, {host.service for host in hosts})
@@ -187,7 +189,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
         traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), gates=gates,
-        promotion_order=promotion, by_name=by_name,
+        promotion_order=promotion, external_callers=tuple(external), by_name=by_name,
     )
     check_canary_windows(check, intent)
     check_native_sidecars(check, intent)

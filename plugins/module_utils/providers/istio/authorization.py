@@ -10,6 +10,11 @@ from ...plan.model import PlannedObject
 from ...plan.model import template_meta as _meta
 from .api import DRY_RUN, SECURITY
 
+# Prometheus scraping a pod IP through its Istio sidecar sends plaintext: its scrapes carry
+# no identity unless Prometheus itself presents Istio certificates.
+# https://istio.io/latest/docs/ops/integrations/prometheus/#tls-settings
+SCRAPES_IDENTITY = False
+
 
 def allowed_principals(intent: Intent, rules: tuple[AuthorizationRule, ...]) -> list[str]:
     principals: list[str] = []
@@ -57,8 +62,10 @@ def inbound_rules(intent: Intent, service: Service) -> list[dict[str, Any]]:
     requests carry no principal: https://istio.io/latest/docs/concepts/security/
     #dependency-on-mutual-tls)."""
     rules = []
-    for caller in intent.inbound_callers(service):
-        to = [{"operation": {"ports": [str(p) for p in caller.ports]}}] if caller.ports else None
+    for caller in intent.inbound_callers(service, scrapes_identity=SCRAPES_IDENTITY):
+        to = [{"operation": {"ports": [str(p) for p in caller.ports],
+                             "methods": ["GET"] if caller.paths else None,
+                             "paths": list(caller.paths) or None}}] if caller.ports else None
         from_ = None
         if caller.identity:
             from_ = [{"source": {"principals": [
@@ -72,10 +79,16 @@ def exempt_inbound(intent: Intent, service: Service, rule: dict[str, Any]) -> di
     ``calls`` names alone: their principals join ``notPrincipals``; the ports of callers
     without identity leave its scope (``notPorts``), as a plaintext request has no
     principal and ``notPrincipals`` matches it."""
-    callers = intent.inbound_callers(service)
+    callers = intent.inbound_callers(service, scrapes_identity=SCRAPES_IDENTITY)
     principals = [f"{intent.trust_domain}/ns/{c.namespace}/sa/{c.account}"
                   for c in callers if c.identity]
-    plaintext = sorted({p for c in callers if not c.identity for p in c.ports})
+    plaintext = sorted({p for c in callers if not c.identity and not c.paths for p in c.ports})
+    paths: dict[int, set[str]] = {}
+    for caller in callers:
+        if not caller.identity and caller.paths:
+            for port in caller.ports:
+                if port not in plaintext:
+                    paths.setdefault(port, set()).update(caller.paths)
     froms = rule.get("from") or []
     if not (froms and froms[0]["source"].get("notPrincipals")):
         return rule  # the team's own DENY rules stay as written
@@ -84,10 +97,13 @@ def exempt_inbound(intent: Intent, service: Service, rule: dict[str, Any]) -> di
         source = dict(froms[0]["source"])
         source["notPrincipals"] = list(dict.fromkeys([*source["notPrincipals"], *principals]))
         rule["from"] = [{"source": source}, *froms[1:]]
-    if plaintext:
-        to = rule.get("to") or [{"operation": {}}]
-        rule["to"] = [{"operation": {**op["operation"], "notPorts": [str(p) for p in plaintext]}}
-                      for op in to]
+    if plaintext or paths:
+        # deny unless the port is a plaintext caller's, or the path its scrape's: the
+        # operations are ORed, the fields of one ANDed
+        scoped = [{"operation": {"notPorts": [str(p) for p in [*plaintext, *sorted(paths)]]}}]
+        scoped += [{"operation": {"ports": [str(port)], "notPaths": sorted(found)}}
+                   for port, found in sorted(paths.items())]
+        rule["to"] = scoped
     return rule
 
 

@@ -21,6 +21,7 @@ from ..gatewayapi.routes import (
 )
 from .api import DRY_RUN, NETWORKING, NETWORKING_PROXY, SECURITY, TELEMETRY
 from .authorization import (
+    SCRAPES_IDENTITY,
     allowed_principals,
     authorization_policy,
     derived_allow,
@@ -59,7 +60,8 @@ def _injection(intent: Intent) -> StageContribution:
     contribution = StageContribution()
     label = ({"istio.io/rev": intent.revision} if intent.revision
              else {"istio-injection": "enabled"})
-    for namespace in intent.injected_namespaces():
+    callers = sorted({c.namespace for c in intent.external_callers if c.inject and c.namespace})
+    for namespace in [*intent.injected_namespaces(), *callers]:
         contribution.objects.append(PlannedObject(
             api_version="v1", kind="Namespace", name=namespace, namespace=None,
             template="istio/namespace.yaml.j2",
@@ -85,6 +87,7 @@ def _injection(intent: Intent) -> StageContribution:
         "`istioctl proxy-status` before the next wave."
     )
     contribution.notes.extend(_startup_notes(intent))
+    contribution.notes.extend(_caller_notes(intent))
     for service in opt_outs:
         contribution.notes.append(
             f"Opt-out: `{service.namespace}/{service.name}` is never injected "
@@ -164,7 +167,7 @@ def _strict(intent: Intent) -> StageContribution:
                 f"({', '.join(str(p.port) for p in service.undeclared_peer_ports())}): "
                 "Istio sends undeclared pod-to-pod traffic as plaintext, which STRICT "
                 "refuses.")
-    for exception in intent.exemptions():
+    for exception in intent.exemptions(scrapes_identity=SCRAPES_IDENTITY):
         service = intent.service(exception.service)
         name = f"{service.name}-mtls-exception"
         contribution.objects.append(PlannedObject(
@@ -257,6 +260,27 @@ def _authorization(intent: Intent, dry_run: bool = False) -> StageContribution:
         "for `ingress: true`)."
     )
     return contribution
+
+
+def _caller_notes(intent: Intent) -> list[str]:
+    """How the callers outside the catalogue keep working."""
+    notes = []
+    for caller in intent.external_callers:
+        if caller.inject:
+            extra = (" An injected ingress-nginx must send to the Service, not to pod IPs "
+                     "(annotation `nginx.ingress.kubernetes.io/service-upstream: \"true\"`), "
+                     "and leave inbound traffic to the controller "
+                     "(`traffic.sidecar.istio.io/includeInboundPorts: \"\"`): requests to pod "
+                     "IPs pass the sidecar as plaintext." if caller.kind == "ingress-controller"
+                     else "")
+            notes.append(f"`{caller.namespace}` ({caller.title}) is injected with the first "
+                         f"wave; restart its workloads.{extra}")
+        else:
+            targets = ", ".join(f"`{name}`" for name, _ in caller.calls)
+            notes.append(f"{caller.title} has no sidecar: its requests to {targets} are "
+                         "plaintext without identity; strict_mtls keeps their ports "
+                         "PERMISSIVE and authorization admits them by port.")
+    return notes
 
 
 def _startup_notes(intent: Intent) -> list[str]:

@@ -91,6 +91,28 @@ def _permissive(intent: Intent) -> StageContribution:
 def _injection(intent: Intent) -> StageContribution:
     contribution = StageContribution(
         objects=[_namespace(intent, ns) for ns in intent.injected_namespaces()])
+    for caller in intent.external_callers:
+        if caller.inject and caller.namespace:
+            # an ingress in ingress mode routes by Host and l5d-dst-override: its requests
+            # get the backend's policy and mTLS (https://linkerd.io/2-edge/tasks/using-ingress/)
+            mode = "ingress" if caller.kind == "ingress-controller" else "enabled"
+            contribution.objects.append(PlannedObject(
+                api_version="v1", kind="Namespace", name=caller.namespace, namespace=None,
+                template="linkerd/namespace.yaml.j2",
+                context={"name": caller.namespace,
+                         "annotations": {**NEVER_PRUNE, INJECT: mode}}))
+            contribution.notes.append(
+                f"`{caller.namespace}` ({caller.title}) is annotated `{INJECT}: {mode}`; "
+                "restart its workloads."
+                + (" It must remove the `l5d-dst-override` header from client requests, or "
+                   "it becomes an open relay." if mode == "ingress" else ""))
+        elif not caller.inject:
+            targets = ", ".join(f"`{name}`" for name, _ in caller.calls)
+            contribution.notes.append(
+                f"{caller.title} has no proxy: its requests to {targets} are plaintext "
+                "without identity; strict_mtls keeps their ports open to unauthenticated "
+                "clients (Servers `all-unauthenticated`) and authorization admits them from "
+                "any network.")
     waves = intent.injection_waves
     pending = [w.name for w in waves[intent.injected_waves:]]
     contribution.notes.append(

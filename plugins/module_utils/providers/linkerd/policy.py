@@ -372,7 +372,8 @@ def _inbound(intent: Intent, service: Service, policy: ServicePolicy) -> None:
     for caller in intent.inbound_callers(service):
         client = (identity_client(str(caller.namespace), caller.account, intent.trust_domain)
                   if caller.account is not None else ALL)
-        policy.allow.append(PolicyRule(frozenset({client}), (), caller.ports))
+        matches = tuple(RouteMatch("GET", PathMatch("Exact", path)) for path in caller.paths)
+        policy.allow.append(PolicyRule(frozenset({client}), matches, caller.ports))
         if policy.only is not None:
             policy.only = union(policy.only, {client})
 
