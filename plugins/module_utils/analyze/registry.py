@@ -32,13 +32,16 @@ from .analyzers.peer_authentication import PeerAuthenticationConflictAnalyzer
 from .analyzers.port_name import PortNameAnalyzer
 from .analyzers.principals import PrincipalsAnalyzer
 from .analyzers.probes import ProbesAnalyzer
+from .analyzers.revision import RevisionAnalyzer
 from .analyzers.server_first import ServerFirstAnalyzer
+from .analyzers.sidecar_egress import SidecarEgressAnalyzer
 from .analyzers.sidecar_selector import SidecarSelectorAnalyzer
 from .analyzers.startup import StartupAnalyzer
 from .analyzers.stateful_peers import StatefulPeersAnalyzer
 from .analyzers.strict_tls import StrictTlsAnalyzer
 from .analyzers.strict_uninjected import StrictUninjectedAnalyzer
 from .analyzers.subset_pods import SubsetSelectPodAnalyzer
+from .analyzers.tcp_allow import TcpAllowAnalyzer
 from .analyzers.telemetry_default_selector import TelemetryDefaultSelectorAnalyzer
 from .analyzers.telemetry_provider import TelemetryProviderAnalyzer
 from .analyzers.telemetry_selector import TelemetrySelectorAnalyzer
@@ -73,6 +76,9 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.StatefulPeersAnalyzer": StatefulPeersAnalyzer(),
     "meshstage.ServerFirstAnalyzer": ServerFirstAnalyzer(),
     "meshstage.OutsideCallersAnalyzer": OutsideCallersAnalyzer(),
+    "meshstage.RevisionAnalyzer": RevisionAnalyzer(),
+    "meshstage.TcpAllowAnalyzer": TcpAllowAnalyzer(),
+    "meshstage.SidecarEgressAnalyzer": SidecarEgressAnalyzer(),
     # Linkerd, meshstage's own
     "linkerd.ServerPortAnalyzer": LinkerdServerPortAnalyzer(),
     "linkerd.PolicyRefsAnalyzer": LinkerdPolicyRefsAnalyzer(),

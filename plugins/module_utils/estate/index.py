@@ -213,13 +213,25 @@ class MeshIndex:
         return "off"
 
     def has_sidecar(self, workload: Workload) -> bool:
-        """True when the workload's pods run (or will get) an Istio sidecar."""
+        """True when the workload's pods run (or will get) an Istio sidecar, by Istio's
+        precedence: a namespace labelled ``istio-injection: disabled`` or a pod opting out
+        wins; an enabled namespace injects; a pod of an unlabelled namespace is injected
+        when it asks (``sidecar.istio.io/inject: "true"``, or an ``istio.io/rev`` label).
+        https://istio.io/latest/docs/setup/additional-setup/sidecar-injection/
+        #controlling-the-injection-policy"""
         if workload.has_istio_proxy:
             return True
         override = workload.injection_override
-        if override is not None:
-            return override == "true"
-        return self.namespace_injection(workload.namespace) == "sidecar"
+        namespace = self.namespace(workload.namespace)
+        if override == "false" or (namespace is not None and namespace.labels.get(
+                "istio-injection") == "disabled"):
+            return False
+        injection = self.namespace_injection(workload.namespace)
+        if injection == "sidecar":
+            return True
+        if injection == "ambient" and override is None:
+            return False
+        return override == "true" or "istio.io/rev" in workload.labels
 
     def in_mesh(self, workload: Workload) -> bool:
         """True when the workload is in the mesh: it has a sidecar, or runs in ambient mode."""

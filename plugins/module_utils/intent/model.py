@@ -51,6 +51,15 @@ class Port:
 
 
 @dataclass(frozen=True)
+class ExternalHost:
+    """A host outside the cluster a service calls (``calls: [api.example.com:443]``)."""
+
+    host: str
+    port: int
+    protocol: str  # TLS for 443, HTTP for 80, TCP otherwise
+
+
+@dataclass(frozen=True)
 class Version:
     name: str
     labels: Mapping[str, str]
@@ -178,6 +187,8 @@ class Service:
     init_network: bool = False
     # StatefulSet: the container ports its pods talk to each other on, pod to pod
     peer_ports: tuple[Port, ...] = ()
+    # hosts outside the cluster it calls (the items of ``calls`` with a dot)
+    external_calls: tuple[ExternalHost, ...] = ()
 
     @property
     def selector(self) -> dict[str, str]:

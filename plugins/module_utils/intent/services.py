@@ -28,6 +28,7 @@ from .model import (
     Canary,
     CanaryAnalysis,
     ConnectionPool,
+    ExternalHost,
     HeaderMatch,
     HeaderRoute,
     Intent,
@@ -86,12 +87,17 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
     account = optional(check, data, "service_account", path, check.dns_subdomain, name)
     ports = _parse_ports(check, data.get("ports"), join_path(path, "ports"))
     versions = _parse_versions(check, data.get("versions"), join_path(path, "versions"))
+    calls_path = join_path(path, "calls")
+    written = check.sequence(data.get("calls"), calls_path)
     calls = tuple(
         name for name in (
-            check.dns_label(call, join_path(join_path(path, "calls"), i))
-            for i, call in enumerate(check.sequence(data.get("calls"), join_path(path, "calls")))
+            check.dns_label(call, join_path(calls_path, i))
+            for i, call in enumerate(written) if not external_call(call)
         ) if name is not None
     )
+    external = tuple(found for found in (
+        _external_host(check, call, join_path(calls_path, i))
+        for i, call in enumerate(written) if external_call(call)) if found is not None)
     inject = optional(check, data, "inject", path, check.boolean, True)
     workload = parse_workload(check, data, path)
     ingress = optional(check, data, "ingress", path, check.boolean, False)
@@ -120,7 +126,8 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
         return None
     return Service(name=name, namespace=namespace, service_account=account, ports=ports,
                    versions=versions, calls=calls, inject=inject, ingress=ingress,
-                   traffic=traffic, probe_paths=probe_paths, canary=canary, **workload)
+                   traffic=traffic, probe_paths=probe_paths, canary=canary,
+                   external_calls=external, **workload)
 
 
 def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
@@ -143,6 +150,29 @@ def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
     if not ports and value is None:
         ports.append(Port(name="http", port=80, protocol="HTTP"))
     return tuple(ports)
+
+
+def external_call(call: Any) -> bool:
+    """A ``calls`` item that names a host outside the cluster: it has a dot or a port."""
+    return isinstance(call, str) and ("." in call or ":" in call)
+
+
+def _external_host(check: Checker, value: str, path: str) -> ExternalHost | None:
+    """``host`` or ``host:port`` (443 by default): TLS on 443, HTTP on 80, TCP otherwise."""
+    host, _, port_text = value.partition(":")
+    if check.dns_subdomain(host, path) is None:
+        return None
+    if "." not in host:
+        check.error(path, value, "is not a service in mesh_services, nor a fully qualified "
+                    "host outside the cluster (api.example.com:443)")
+        return None
+    port = int(port_text) if port_text.isdigit() else None
+    if port_text and (port is None or not 1 <= port <= 65535):
+        check.error(path, value, "has no port number 1-65535 after the ':'")
+        return None
+    port = port or 443
+    protocol = {443: "TLS", 80: "HTTP"}.get(port, "TCP")
+    return ExternalHost(host=host, port=port, protocol=protocol)
 
 
 def default_port_name(protocol: str, number: Any) -> str:

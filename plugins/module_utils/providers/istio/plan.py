@@ -30,7 +30,13 @@ from .authorization import (
     policy_rule,
 )
 from .control_plane import ISTIOD_VALUES
-from .traffic import destination_rules, gateway_routes, peers_service, virtual_service
+from .traffic import (
+    destination_rules,
+    gateway_routes,
+    peers_service,
+    service_entries,
+    virtual_service,
+)
 
 
 def plan_istio(intent: Intent) -> dict[Stage, StageContribution]:
@@ -147,6 +153,7 @@ def _traffic(intent: Intent) -> StageContribution:
             contribution.objects.append(virtual_service(intent, service))
         if service.inject:
             contribution.objects.append(_sidecar(intent, service))
+    contribution.objects.extend(service_entries(intent))
     contribution.notes.append(
         "Each injected workload's Sidecar admits only the services it calls (and the "
         "root namespace): a call that is missing from `calls` leaves the mesh through the "
@@ -345,6 +352,8 @@ def _sidecar(intent: Intent, service: Service) -> PlannedObject:
         if service.undeclared_peer_ports() and intent.stage.reached(Stage.STRICT_MTLS):
             names.add((service.namespace, f"{service.name}-peers"))
     hosts = sorted(f"{namespace}/{name}.{namespace}.svc.{domain}" for namespace, name in names)
+    # the hosts outside the cluster it calls: their ServiceEntry in its namespace
+    hosts += sorted({f"{service.namespace}/{call.host}" for call in service.external_calls})
     hosts.append(f"{intent.root_namespace}/*")
     return PlannedObject(
         api_version=NETWORKING, kind="Sidecar", name=service.name,

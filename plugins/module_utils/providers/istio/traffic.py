@@ -198,6 +198,30 @@ def peers_service(intent: Intent, service: Service) -> PlannedObject:
     )
 
 
+def service_entries(intent: Intent) -> list[PlannedObject]:
+    """A ServiceEntry per namespace and host outside the cluster its injected services call
+    (``calls: [api.example.com:443]``), visible in that namespace only: the hosts join the
+    registry, so a Sidecar can import them and ``REGISTRY_ONLY`` lets them through.
+    https://istio.io/latest/docs/reference/config/networking/service-entry/"""
+    ports: dict[tuple[str, str], dict[int, str]] = {}
+    for service in intent.services:
+        if service.inject:
+            for call in service.external_calls:
+                ports.setdefault((service.namespace, call.host), {})[call.port] = call.protocol
+    objects = []
+    for (namespace, host), found in sorted(ports.items()):
+        name = f"egress-{host.replace('.', '-')}"[:63].rstrip("-")
+        objects.append(PlannedObject(
+            api_version=NETWORKING, kind="ServiceEntry", name=name, namespace=namespace,
+            template="istio/service_entry.yaml.j2",
+            context={**_meta(name, namespace, intent), "hosts": [host], "export_to": ["."],
+                     "ports": [{"number": number, "name": f"{protocol.lower()}-{number}",
+                                "protocol": protocol}
+                               for number, protocol in sorted(found.items())]},
+        ))
+    return objects
+
+
 def _camel(source: Any, names: Mapping[str, str]) -> dict[str, Any] | None:
     if source is None:
         return None
