@@ -32,6 +32,7 @@ from .analyzers.peer_authentication import PeerAuthenticationConflictAnalyzer
 from .analyzers.port_name import PortNameAnalyzer
 from .analyzers.principals import PrincipalsAnalyzer
 from .analyzers.probes import ProbesAnalyzer
+from .analyzers.progressive_delivery import ProgressiveDeliveryAnalyzer
 from .analyzers.revision import RevisionAnalyzer
 from .analyzers.server_first import ServerFirstAnalyzer
 from .analyzers.sidecar_egress import SidecarEgressAnalyzer
@@ -79,6 +80,7 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.RevisionAnalyzer": RevisionAnalyzer(),
     "meshstage.TcpAllowAnalyzer": TcpAllowAnalyzer(),
     "meshstage.SidecarEgressAnalyzer": SidecarEgressAnalyzer(),
+    "meshstage.ProgressiveDeliveryAnalyzer": ProgressiveDeliveryAnalyzer(),
     # Linkerd, meshstage's own
     "linkerd.ServerPortAnalyzer": LinkerdServerPortAnalyzer(),
     "linkerd.PolicyRefsAnalyzer": LinkerdPolicyRefsAnalyzer(),

@@ -105,6 +105,9 @@ class MeshIndex:
         for resource in self.resources:
             if resource.kind in POD_KINDS:
                 self._add_workload(resource)
+        for canary in self.of_kind("Canary"):
+            if canary.group == "flagger.app":
+                self._add_primary(canary)
         self._hosts: dict[tuple[str, str], HostEntry] = {}
         self._wildcards: list[tuple[str, str, HostEntry]] = []
         self._services: dict[tuple[str, str], HostEntry] = {}
@@ -162,9 +165,16 @@ class MeshIndex:
 
     # ---- workloads
 
-    def _add_workload(self, resource: Resource) -> None:
-        metadata, spec = pod_template(resource)
-        labels = as_strings(metadata.get("labels"))
+    def _add_workload(self, resource: Resource, template: Resource | None = None,
+                      labels: Mapping[str, str] | None = None) -> None:
+        """The pods of a workload object (of ``template``'s pod template, when given)."""
+        if template is None and resource.kind == "Rollout" and not resource.spec.get(
+                "template"):
+            ref = as_mapping(resource.spec.get("workloadRef"))
+            template = self._by_key.get((str(ref.get("kind") or "Deployment"),
+                                         resource.namespace, str(ref.get("name"))))
+        metadata, spec = pod_template(template or resource)
+        labels = dict(labels) if labels is not None else as_strings(metadata.get("labels"))
         workload = Workload(resource=resource, namespace=resource.namespace, labels=labels,
                             annotations=as_strings(metadata.get("annotations")), pod_spec=spec)
         self.workloads.append(workload)
@@ -174,9 +184,30 @@ class MeshIndex:
             self._postings.setdefault((resource.namespace, key, value), []).append(workload)
             self._mesh_postings.setdefault((key, value), []).append(workload)
 
+    def _add_primary(self, canary: Resource) -> None:
+        """A Flagger Canary's primary: the pods Flagger copies from its target as
+        ``<target>-primary``, the target's selector label (``app``, ``name`` or
+        ``app.kubernetes.io/name``) suffixed ``-primary``.
+        https://docs.flagger.app/usage/how-it-works"""
+        ref = as_mapping(canary.spec.get("targetRef"))
+        target = self._by_key.get((str(ref.get("kind") or "Deployment"), canary.namespace,
+                                   str(ref.get("name"))))
+        if target is None:
+            return
+        metadata, _ = pod_template(target)
+        labels = as_strings(metadata.get("labels"))
+        key = next((k for k in ("app", "name", "app.kubernetes.io/name") if k in labels), None)
+        if key is not None:
+            labels[key] = f"{labels[key]}-primary"
+        self._add_workload(canary, target, labels)
+
     def workload_of(self, resource: Resource) -> Workload:
         """The workload of a Pod or workload controller of this index."""
         return self._workload_of[resource]
+
+    def workload_for(self, resource: Resource) -> Workload | None:
+        """The pods an object runs (a Flagger Canary: its primary), if any."""
+        return self._workload_of.get(resource)
 
     def workloads_in(self, namespace: str) -> list[Workload]:
         return self._workloads_by_ns.get(namespace, [])

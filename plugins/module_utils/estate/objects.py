@@ -18,10 +18,12 @@ CLUSTER_SCOPED: frozenset[str] = frozenset({
 })
 
 
-# Kinds whose objects carry a pod template (spec.template, or spec.jobTemplate for CronJob).
+# Kinds whose objects carry a pod template (spec.template, or spec.jobTemplate for CronJob);
+# Argo Rollouts' Rollout too (or the Deployment its spec.workloadRef names,
+# https://argoproj.github.io/argo-rollouts/features/specification/).
 WORKLOAD_KINDS: frozenset[str] = frozenset({
     "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
-    "ReplicationController",
+    "ReplicationController", "Rollout",
 })
 
 

@@ -12,10 +12,20 @@ CHART_VERSION = "1.29.2"
 ISTIOD_VALUES = "00-install/values/istiod.yaml"
 
 
-# istiod sets its validating webhooks' failurePolicy itself; Argo CD must not undo it
-_WEBHOOK_FAILURE_POLICY = {"group": "admissionregistration.k8s.io",
-                           "kind": "ValidatingWebhookConfiguration",
-                           "jqPathExpressions": [".webhooks[]?.failurePolicy"]}
+# istiod writes these fields of its webhooks itself: it flips the validating webhooks'
+# failurePolicy from Ignore to Fail when it is ready, and patches the caBundle of the
+# validating and injection webhooks. Argo CD must not undo them (an Application stays
+# OutOfSync, and selfHeal fights istiod). The chart's own comment in istio/istio
+# manifests/charts/istio-control/istio-discovery/templates/validatingwebhookconfiguration
+# .yaml; https://github.com/istio/istio/issues/52785, https://github.com/argoproj/argo-cd/
+# issues/1487; https://argo-cd.readthedocs.io/en/stable/user-guide/diffing/
+_VALIDATING_WEBHOOKS = {"group": "admissionregistration.k8s.io",
+                        "kind": "ValidatingWebhookConfiguration",
+                        "jqPathExpressions": [".webhooks[]?.failurePolicy",
+                                              ".webhooks[]?.clientConfig.caBundle"]}
+_INJECTION_WEBHOOKS = {"group": "admissionregistration.k8s.io",
+                       "kind": "MutatingWebhookConfiguration",
+                       "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]}
 
 
 def native_sidecar_env(intent: Intent) -> dict[str, str] | None:
@@ -44,7 +54,7 @@ def istio_control_plane(intent: Intent) -> ControlPlane:
             HelmChart(chart="base", release="istio-base", namespace=intent.root_namespace,
                       values_template="istio/base_values.yaml.j2",
                       values={"default_revision": intent.revision},
-                      ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
+                      ignore_differences=(_VALIDATING_WEBHOOKS,)),
             HelmChart(chart="istiod", release="istiod", namespace=intent.root_namespace,
                       values_template="istio/istiod_values.yaml.j2", values={
                           "proxy_resources": {
@@ -61,6 +71,6 @@ def istio_control_plane(intent: Intent) -> ControlPlane:
                           # holds the other containers until it is ready (releasenotes
                           # 24737.yaml, istio/istio#11130)
                           "hold_application": intent.proxy.hold_application,
-                      }, ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
+                      }, ignore_differences=(_VALIDATING_WEBHOOKS, _INJECTION_WEBHOOKS)),
         ),
     )

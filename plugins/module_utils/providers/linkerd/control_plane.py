@@ -23,6 +23,34 @@ _INJECTOR_SELECTOR = [
 ]
 
 
+# What the linkerd-control-plane chart generates anew at every render while its webhook
+# certificates are Helm-generated (no externalSecret): the webhooks' certificates and CA
+# bundles, the heartbeat's random schedule, and the checksum annotations of the Deployments
+# that mount them. Argo CD renders the chart each sync and would show the Application
+# OutOfSync forever. https://github.com/linkerd/linkerd2/issues/8440,
+# https://github.com/BuoyantIO/real-world-argo-linkerd (apps/linkerd/linkerd-control-plane
+# .yaml, and its pull request 2 for the group without version, the CronJob and the
+# checksums, linkerd/linkerd2#11440)
+_WEBHOOK_SECRETS = ("linkerd-proxy-injector-k8s-tls", "linkerd-sp-validator-k8s-tls",
+                    "linkerd-policy-validator-k8s-tls")
+_GENERATED: tuple[dict[str, Any], ...] = (
+    *({"group": "", "kind": "Secret", "name": name,
+       "jsonPointers": ["/data/tls.crt", "/data/tls.key"]} for name in _WEBHOOK_SECRETS),
+    {"group": "admissionregistration.k8s.io", "kind": "MutatingWebhookConfiguration",
+     "name": "linkerd-proxy-injector-webhook-config",
+     "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]},
+    *({"group": "admissionregistration.k8s.io", "kind": "ValidatingWebhookConfiguration",
+       "name": name, "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]}
+      for name in ("linkerd-sp-validator-webhook-config",
+                   "linkerd-policy-validator-webhook-config")),
+    {"group": "batch", "kind": "CronJob", "name": "linkerd-heartbeat",
+     "jsonPointers": ["/spec/schedule"]},
+    *({"group": "apps", "kind": "Deployment", "name": name,
+       "jqPathExpressions": [".spec.template.metadata.annotations[\"checksum/config\"]"]}
+      for name in ("linkerd-destination", "linkerd-proxy-injector")),
+)
+
+
 def linkerd_control_plane(intent: Intent) -> ControlPlane:
     """Linkerd's install: charts linkerd-crds and linkerd-control-plane, values from the
     intent. The identity issuer is external (a Secret, e.g. from cert-manager): its key
@@ -37,7 +65,7 @@ def linkerd_control_plane(intent: Intent) -> ControlPlane:
                       values_template="linkerd/crds_values.yaml.j2", values={}),
             HelmChart(chart="linkerd-control-plane", release="linkerd-control-plane",
                       namespace=namespace, values_template="linkerd/control_plane_values.yaml.j2",
-                      values=control_plane_values(intent)),
+                      values=control_plane_values(intent), ignore_differences=_GENERATED),
         ),
         notes=(
             "The identity issuer is external (`identity.externalCA: true`, issuer scheme "
