@@ -62,6 +62,7 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check plugins tests bench
+	$(BIN)/mypy
 	$(BIN)/ansible-lint --profile production
 
 clean:

@@ -50,7 +50,7 @@ PHASES: list[tuple[str, str, str]] = [
 ]
 
 
-def _timed(totals: collections.Counter[str], label: str,
+def _timed(totals: collections.defaultdict[str, float], label: str,
            function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -63,7 +63,7 @@ def _timed(totals: collections.Counter[str], label: str,
     return timed
 
 
-def instrument(totals: collections.Counter[str]) -> None:
+def instrument(totals: collections.defaultdict[str, float]) -> None:
     import importlib
 
     for module_name, attribute, label in PHASES:
@@ -74,6 +74,7 @@ def instrument(totals: collections.Counter[str]) -> None:
         for parent in parents:
             owner = getattr(owner, parent)
         original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        wrapped: Any
         if isinstance(original, classmethod):
             wrapped = classmethod(_timed(totals, label, original.__func__))
         else:
@@ -91,7 +92,7 @@ def main() -> None:
         repo = Path(work) / "gitops"
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
         for run in ("full run", "no-op"):
-            totals: collections.Counter[str] = collections.Counter()
+            totals: collections.defaultdict[str, float] = collections.defaultdict(float)
             instrument(totals)
             start, cpu = time.perf_counter(), time.process_time()
             bench._run_environments(variables, repo)

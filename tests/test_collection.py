@@ -137,3 +137,19 @@ def test_ansible_lint_production_profile():
 def test_ruff_clean():
     result = run(str(BIN / "ruff"), "check", "plugins", "tests", "bench")
     assert result.returncode == 0, result.stdout
+
+
+def test_mypy_clean():
+    """The type checker passes on the collection's code and the benchmark (pyproject.toml's
+    [tool.mypy] names them and its settings)."""
+    result = run(str(BIN / "mypy"), "--cache-dir", "/dev/null")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found" in result.stdout
+
+
+def test_changelog_fragments_are_valid():
+    """Every change adds a fragment under changelogs/fragments; antsibull-changelog checks
+    them (known sections, lists of strings)."""
+    result = run(str(BIN / "antsibull-changelog"), "lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list((REPO / "changelogs" / "fragments").glob("*.yml"))

@@ -6,9 +6,9 @@ module (on a target), it says so and fails.
 
 from __future__ import annotations
 
+from ansible.module_utils.basic import AnsibleModule
+
 
 def refuse_to_run(name: str) -> None:
-    from ansible.module_utils.basic import AnsibleModule
-
     module = AnsibleModule(argument_spec={}, supports_check_mode=True)
     module.fail_json(msg=f"meshstage.mesh.{name} runs on the controller as an action plugin")

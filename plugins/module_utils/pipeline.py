@@ -370,7 +370,7 @@ def _analyze(intent: Intent, objects: Sequence[RenderedObject],
         raise AnalysisError(f"{intent.environment} ({intent.stage.value})",
                             [finding.line() for finding in analysis.errors])
     lines = [finding.line() for finding in analysis.warnings]
-    if key is not None:
+    if key is not None and cache is not None:
         cache.mark_passed(key, lines)
     return lines
 
@@ -404,7 +404,7 @@ def _check_host_configs(plan: StagePlan, rendered: Mapping[str, str],
                 continue
         check_rendered(f"{intent.environment}/{host.name}", host.config_dir, host.log_dir,
                        {name: load_yaml(text) for name, text in texts.items()}, envoy)
-        if key is not None:
+        if key is not None and cache is not None:
             cache.mark_passed(key)
 
 

@@ -47,7 +47,7 @@ def parse_back_loader() -> type:
     """
     resolved: dict[tuple[str, tuple[bool, bool]], str] = {}
 
-    class _ParseBackLoader(_Loader):  # type: ignore[misc, valid-type]
+    class _ParseBackLoader(_Loader):
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
             if kind is not yaml.ScalarNode:
                 return super().resolve(kind, value, implicit)
@@ -98,7 +98,7 @@ def parse_back_loader() -> type:
     return _ParseBackLoader
 
 
-class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
+class _Dumper(_BaseDumper):
     """Safe dumper that writes multi-line strings as literal blocks, for readable diffs."""
 
 

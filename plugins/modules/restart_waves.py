@@ -28,7 +28,7 @@ try:
     from kubernetes.dynamic.exceptions import DynamicApiError
     from urllib3.exceptions import HTTPError
 except ImportError:  # AnsibleK8SModule reports the missing library by name
-    DynamicApiError = HTTPError = CoreException
+    DynamicApiError = HTTPError = CoreException  # type: ignore[misc]
 
 DOCUMENTATION = r"""
 ---

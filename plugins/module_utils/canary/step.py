@@ -118,7 +118,7 @@ def run_canary_step(variables: Mapping[str, Any], options: StageOptions,
                               "Prometheus to analyze its step: set mesh_gates.prometheus (or "
                               "mesh_prometheus_url for this run)")
         client = client or PrometheusClient(str(url))
-        figures, verdict, waits = _analyze(intent, service, run, client, sleep)
+        figures, verdict, waits = _measure_step(intent, service, run, client, sleep)
         after, new = decide(run, verdict, figures), False
     state = state.with_run(after, new)
     stage = run_stage(variables, options, canary=commit_for(intent, state, after, verdict))
@@ -131,7 +131,7 @@ def run_canary_step(variables: Mapping[str, Any], options: StageOptions,
     return result
 
 
-def _analyze(intent: Intent, service: Service, run: CanaryRun, client: PrometheusClient,
+def _measure_step(intent: Intent, service: Service, run: CanaryRun, client: PrometheusClient,
              sleep: Callable[[float], None]) -> tuple[Figures, Any, int]:
     """Wait the interval, measure and judge; wait again while there are too few requests."""
     config = service.canary

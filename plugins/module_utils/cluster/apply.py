@@ -17,15 +17,12 @@ are no longer rendered, are deleted.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import MeshstageError
+from ..intent.model import Intent
 from ..kube import FIELD_MANAGER, ownership_labels
 from ..stages import Stage
-
-if TYPE_CHECKING:
-    from ..intent.model import Intent
-
 
 # Kinds not named below: after routing, before anything that can lock traffic out.
 OTHER = "*"

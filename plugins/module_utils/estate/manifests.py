@@ -42,7 +42,7 @@ def _is_object(document: Any) -> bool:
             and bool(metadata.get("name")))
 
 
-def _parse(text: str, source: str) -> list[Any]:
+def _documents(text: str, source: str) -> list[Any]:
     try:
         return load_all(text)
     except YAMLError as error:
@@ -55,7 +55,7 @@ def _parse(text: str, source: str) -> list[Any]:
 def add_text(manifests: Manifests, text: str, source: str, context: bool = False,
              default_namespace: str = "default") -> None:
     """Add the objects of one YAML stream (several documents, ``kind: List`` expanded)."""
-    documents = [d for d in _parse(text, source) if d is not None]
+    documents = [d for d in _documents(text, source) if d is not None]
     manifests.files += 1
     several = len(documents) > 1
     for number, document in enumerate(documents):
@@ -112,11 +112,11 @@ def read_mesh_config(path: str | Path) -> MeshConfig:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ManifestError(f"{source}: cannot be read: {error}") from error
-    documents = [d for d in _parse(text, str(source)) if d is not None]
+    documents = [d for d in _documents(text, str(source)) if d is not None]
     data: Any = documents[0] if len(documents) == 1 else None
     if isinstance(data, Mapping) and data.get("kind") == "ConfigMap":
         mesh = (data.get("data") or {}).get("mesh")
-        data = _parse(mesh, f"{source} data.mesh")[0] if isinstance(mesh, str) else None
+        data = _documents(mesh, f"{source} data.mesh")[0] if isinstance(mesh, str) else None
     if not isinstance(data, Mapping):
         raise ManifestError(f"{source}: is not a MeshConfig (one YAML mapping, or the istio "
                             "ConfigMap with data.mesh)")

@@ -16,7 +16,7 @@ STAND_IN = "meshstage.io/stand-in"
 STOPS_PROXY = "meshstage.io/stops-proxy"
 
 
-def _meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None,
+def _stand_in_meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None,
           ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "annotations": {STAND_IN: "from the intent"}}
     if namespace:
@@ -41,9 +41,14 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
         spec["clusterIP"] = "None"  # a StatefulSet's governing Service is headless
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Service",
+<<<<<<< HEAD
          "metadata": _meta(service.name, service.namespace, service.selector), "spec": spec},
+=======
+         "metadata": _stand_in_meta(service.name, service.namespace, service.selector),
+         "spec": {"selector": service.selector, "ports": ports}},
+>>>>>>> main
         {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _meta(service.service_account, service.namespace)},
+         "metadata": _stand_in_meta(service.service_account, service.namespace)},
     ]
     versions = service.versions or ()
     for version in versions:
@@ -51,10 +56,10 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
             selector = {**service.selector, **version.labels}
             objects.append({
                 "apiVersion": "v1", "kind": "Service",
-                "metadata": _meta(version.service, service.namespace, selector),
+                "metadata": _stand_in_meta(version.service, service.namespace, selector),
                 "spec": {"selector": selector, "ports": ports}})
-    for version in versions or (None,):
-        labels = {**service.selector, **(version.labels if version else {})}
+    for each in versions or (None,):
+        labels = {**service.selector, **(each.labels if each else {})}
         template: dict[str, Any] = {"labels": dict(labels)}
         if not service.inject:
             template["labels"]["sidecar.istio.io/inject"] = "false"
@@ -65,10 +70,22 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
         if injected and service.inject:
             template["labels"].update(injected["labels"])
             containers.append(dict(injected["container"]))
+<<<<<<< HEAD
         name = f"{service.name}-{version.name}" if version else service.name
         pod = {"metadata": template, "spec": {"serviceAccountName": service.service_account,
                                               "containers": containers}}
         objects.append(_workload(service, name, labels, pod))
+=======
+        name = f"{service.name}-{each.name}" if each else service.name
+        objects.append({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": _stand_in_meta(name, service.namespace, labels),
+            "spec": {"selector": {"matchLabels": labels}, "template": {
+                "metadata": template,
+                "spec": {"serviceAccountName": service.service_account,
+                         "containers": containers}}},
+        })
+>>>>>>> main
     return objects
 
 
@@ -132,7 +149,7 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     namespaces = sorted({*intent.namespaces, intent.root_namespace, gateway.namespace,
                          *(str(c.namespace) for c in callers)})
     objects: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None)}
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _stand_in_meta(name, None)}
         for name in namespaces]
     proxy = _injected_pods(intent)
     injected = set(intent.injected_namespaces()) \
@@ -144,9 +161,9 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     labels = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
     objects += [
         {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _meta(gateway.service_account, gateway.namespace)},
+         "metadata": _stand_in_meta(gateway.service_account, gateway.namespace)},
         {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": _meta("istio-ingressgateway", gateway.namespace, labels),
+         "metadata": _stand_in_meta("istio-ingressgateway", gateway.namespace, labels),
          "spec": {"selector": {"matchLabels": labels}, "template": {
              "metadata": {"labels": labels},
              "spec": {"serviceAccountName": gateway.service_account,

@@ -107,7 +107,7 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
     flush_once = _syncfs_function() is not None
     directories: set[Path] = set()
     for start in range(0, len(files), _WRITE_BATCH):
-        pending: list[tuple[str, Path, str]] = []
+        pending: list[tuple[str, Path, Path]] = []
         renamed = 0
         try:
             for path, data in files[start:start + _WRITE_BATCH]:
@@ -150,7 +150,7 @@ def _syncfs_function() -> Callable[[int], int] | None:
         return None
     function.argtypes = [ctypes.c_int]
     function.restype = ctypes.c_int
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def _syncfs(directory: Path) -> None:

@@ -31,7 +31,7 @@ def gate_lines(verdicts: Sequence[Mapping[str, Any]], recorded: str | None,
     return lines
 
 
-def _identities(text: str | None, path: str) -> dict[str, Any]:
+def _objects_named(text: str | None, path: str) -> dict[str, Any]:
     """Kubernetes objects in a file of the tree, by ``Kind namespace/name``; a host
     sidecar's file as ``EnvoyConfig <env>/<host>/<file>``."""
     if text is not None and path.startswith("hosts/"):
@@ -58,8 +58,8 @@ def object_changes(changes: Iterable[FileChange]) -> dict[str, list[str]]:
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for change in changes:
-        before.update(_identities(change.before, change.path))
-        after.update(_identities(change.after, change.path))
+        before.update(_objects_named(change.before, change.path))
+        after.update(_objects_named(change.after, change.path))
     return {
         "added": sorted(set(after) - set(before)),
         "changed": sorted(set(after) & set(before)),

@@ -23,7 +23,7 @@ from .envoy_validate import STAGED, run_validate
 SWAP_ORDER = ("sds-trust.yaml", "sds-identity.yaml", "cds.yaml", "lds.yaml", "bootstrap.yaml")
 
 
-def _text(text: str) -> str:
+def _with_newline(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
@@ -36,7 +36,7 @@ def changed_files(dest: Path, files: Mapping[str, str]) -> list[str]:
             current = (dest / name).read_text()
         except OSError:
             current = None
-        if current != _text(files[name]):
+        if current != _with_newline(files[name]):
             changed.append(name)
     return changed
 
@@ -49,7 +49,7 @@ def swap_in(dest: Path, files: Mapping[str, str], validation_config: str, envoy:
     staged.mkdir(mode=0o700, parents=True)
     try:
         for name, text in files.items():
-            atomic_write(staged / name, _text(text), 0o644, make_dirs=False)
+            atomic_write(staged / name, _with_newline(text), 0o644, make_dirs=False)
         if validate:
             (staged / "validate.json").write_text(validation_config)
             run_validate(envoy, staged / "validate.json")

@@ -18,12 +18,9 @@ Each provider describes its install as data (``ControlPlane``, its record's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from ..gitops.paths import install_dir
 from ..intent.model import Intent
-from ..plan.model import PlannedObject, metadata
+from ..plan.model import PlannedObject, template_meta
 from ..providers.provider import ControlPlane
 from ..providers.registry import mesh
 from ..yaml_io import load_yaml
@@ -60,10 +57,10 @@ def install_tree(intent: Intent, renderer: Renderer
     objects: list[RenderedObject] = []
     files: dict[str, str] = {}
     repository = f"meshstage-{env}-{plane.repository_name}"
-    objects.append(_render(renderer, f"{base}/flux", PlannedObject(
+    objects.append(_render_object(renderer, f"{base}/flux", PlannedObject(
         api_version=FLUX_HELM_REPOSITORY, kind="HelmRepository", name=repository,
         namespace=gitops.flux_namespace, template="gitops/flux_helm_repository.yaml.j2",
-        context={**_meta(repository, gitops.flux_namespace, intent),
+        context={**template_meta(repository, gitops.flux_namespace, intent),
                  "interval": gitops.sync_interval, "url": plane.repository,
                  "type": "oci" if plane.repository.startswith("oci://") else None})))
     previous: str | None = None
@@ -74,11 +71,11 @@ def install_tree(intent: Intent, renderer: Renderer
         # all, whether the text came from the stage cache or was just rendered
         values = load_yaml(files[values_path])
         name = f"meshstage-{env}-{chart.release}"
-        objects.append(_render(renderer, f"{base}/argocd", PlannedObject(
+        objects.append(_render_object(renderer, f"{base}/argocd", PlannedObject(
             api_version=ARGOCD_APPLICATION, kind="Application", name=name,
             namespace=gitops.argocd_namespace, template="gitops/argocd_helm_application.yaml.j2",
             context={
-                **_meta(name, gitops.argocd_namespace, intent,
+                **template_meta(name, gitops.argocd_namespace, intent,
                         annotations={"argocd.argoproj.io/sync-wave": str(wave)}),
                 "project": gitops.argocd_project, "server": intent.cluster.server,
                 "destination_namespace": chart.namespace, "chart_repository": plane.repository,
@@ -87,11 +84,11 @@ def install_tree(intent: Intent, renderer: Renderer
                 "branch": gitops.branch,
                 "ignore_differences": list(chart.ignore_differences) or None,
             })))
-        objects.append(_render(renderer, f"{base}/flux", PlannedObject(
+        objects.append(_render_object(renderer, f"{base}/flux", PlannedObject(
             api_version=FLUX_HELM_RELEASE, kind="HelmRelease", name=name,
             namespace=gitops.flux_namespace, template="gitops/flux_helm_release.yaml.j2",
             context={
-                **_meta(name, gitops.flux_namespace, intent),
+                **template_meta(name, gitops.flux_namespace, intent),
                 "interval": gitops.sync_interval, "release": chart.release,
                 "target_namespace": chart.namespace, "chart": chart.chart,
                 "version": plane.version, "repository": repository,
@@ -107,13 +104,6 @@ def install_tree(intent: Intent, renderer: Renderer
     return objects, files, []
 
 
-def _meta(name: str, namespace: str, intent: Intent,
-          annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    meta = metadata(name, namespace, intent, annotations=annotations)
-    return {"name": name, "namespace": namespace, "labels": meta["labels"],
-            "annotations": meta.get("annotations")}
-
-
-def _render(renderer: Renderer, folder: str, planned: PlannedObject) -> RenderedObject:
+def _render_object(renderer: Renderer, folder: str, planned: PlannedObject) -> RenderedObject:
     obj, text = renderer.render_canonical(planned.template, planned.context)
     return RenderedObject(planned, obj, f"{folder}/{planned.filename}", text)

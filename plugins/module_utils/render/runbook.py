@@ -28,7 +28,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
     intent = plan.intent
     stage = intent.stage
     env = intent.environment
-    text = _text(intent.provider)
+    text = _mesh_text(intent.provider)
     previous = [s for s in Stage if s.number == stage.number - 1]
     lines = [
         f"# Runbook: {env}",
@@ -140,7 +140,7 @@ def _next_gate(plan: StagePlan) -> list[str]:
         return []
     lines = ["## Before the next stage", "", text, ""]
     if intent.stage is Stage.STRICT_MTLS:
-        lines += _text(intent.provider).before_authorization
+        lines += _mesh_text(intent.provider).before_authorization
     return lines
 
 
@@ -201,7 +201,7 @@ def _cut_over(plan: StagePlan, previous: str) -> list[str]:
     namespaces = intent.injected_namespaces() if intent.stage.reached(Stage.INJECTION) \
         else intent.namespaces
     strict = intent.stage.reached(Stage.STRICT_MTLS)
-    new, old = _text(intent.provider).cut_over, _text(previous).cut_over
+    new, old = _mesh_text(intent.provider).cut_over, _mesh_text(previous).cut_over
     releases = " ".join(f"meshstage-{intent.environment}-{chart.release}"
                         for chart in reversed(_charts(previous, intent)))
     install = [
@@ -250,7 +250,7 @@ def _cut_over(plan: StagePlan, previous: str) -> list[str]:
     return lines
 
 
-def _text(provider: str) -> RunbookText:
+def _mesh_text(provider: str) -> RunbookText:
     text = mesh(provider).runbook
     assert text is not None, f"{provider} has no runbook text"
     return text

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write
+from ..schema.crds import is_crd
 from ..yaml_io import WITH_LIBYAML, load_yaml
 
 CACHE_VERSION = 1
@@ -242,10 +243,13 @@ class StageCache:
         """What was rendered last time for ``key``, if anything: the canonical text and the
         object's identity at once, the object itself when ``load()`` is called."""
         entry = self._objects.get(key) or self._objects_before.get(key)
-        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)):
+        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)
+                and (entry[1] is None or isinstance(entry[1], str))):
             self.misses += 1
             return None
-        text, obj_json, api_version, kind = entry
+        text: str = entry[0]
+        obj_json: str | None = entry[1]
+        api_version, kind = entry[2], entry[3]
         self._objects[key] = entry
         self.hits += 1
         return Rendering(text, functools.partial(_load_rendered, text, obj_json), api_version,
@@ -317,7 +321,7 @@ class StageCache:
             if isinstance(cached, str):
                 self._crds[digest] = cached
                 return list(json.loads(cached))
-            documents = [doc for doc in parse(path) if _is_crd(doc)]
+            documents = [doc for doc in parse(path) if is_crd(doc)]
             text = _json_exact(documents)
             if text is not None:
                 self._crds[digest] = text
@@ -328,12 +332,10 @@ class StageCache:
 
 def _load_rendered(text: str, obj_json: str | None) -> dict[str, Any]:
     if obj_json is None:  # the object did not survive JSON: parse the text
-        return load_yaml(text)  # type: ignore[no-any-return]
-    return json.loads(obj_json)  # type: ignore[no-any-return]
-
-
-def _is_crd(document: Any) -> bool:
-    return isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
+        obj: dict[str, Any] = load_yaml(text)
+        return obj
+    loaded: dict[str, Any] = json.loads(obj_json)
+    return loaded
 
 
 def _read_json(path: Path) -> dict[str, Any]:

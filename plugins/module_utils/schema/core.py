@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate  # for where its schemas are
 from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -66,8 +67,6 @@ class CoreSchemas:
 
     @staticmethod
     def _pick_directory(kubernetes_version: str) -> Path:
-        import kubernetes_validate  # only for where its schemas are
-
         root = Path(kubernetes_validate.__file__).resolve().parent / "kubernetes-json-schema"
         wanted = _version_tuple(kubernetes_version)
         shipped = {

@@ -41,7 +41,7 @@ def yaml_documents(path: Path) -> list[Any]:
         raise MeshstageError(f"{path}: cannot read CRDs: {error}") from error
 
 
-def _is_crd(document: Any) -> bool:
+def is_crd(document: Any) -> bool:
     return (
         isinstance(document, Mapping)
         and document.get("kind") == "CustomResourceDefinition"
@@ -82,7 +82,7 @@ class CrdIndex:
         count = 0
         for path in _yaml_files(directory):
             for document in (read_documents or yaml_documents)(path):
-                if _is_crd(document):
+                if is_crd(document):
                     self._add_crd(document, path)
                     count += 1
         if count == 0:

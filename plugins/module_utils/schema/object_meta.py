@@ -159,7 +159,7 @@ def _meta_string_list(values: Any, field: str, resource: str) -> list[SchemaViol
 def _meta_owner_references(references: Any, resource: str) -> list[SchemaViolation]:
     found: list[SchemaViolation] = []
     for index, reference in enumerate(references if isinstance(references, list) else []):
-        base = ["metadata", "ownerReferences", index]
+        base: list[str | int] = ["metadata", "ownerReferences", index]
         if not isinstance(reference, Mapping):
             found.append(_at(resource, base, type_message(reference, (dict,))))
             continue
@@ -181,7 +181,7 @@ def _meta_owner_references(references: Any, resource: str) -> list[SchemaViolati
 def _meta_managed_fields(entries: Any, resource: str) -> list[SchemaViolation]:
     found: list[SchemaViolation] = []
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
-        base = ["metadata", "managedFields", index]
+        base: list[str | int] = ["metadata", "managedFields", index]
         if not isinstance(entry, Mapping):
             found.append(_at(resource, base, type_message(entry, (dict,))))
             continue

@@ -66,5 +66,5 @@ def target_port(service_port: Mapping[str, Any], workload: Workload | None) -> i
             if name == target:
                 return number
         return None
-    number = service_port.get("number")
-    return number if isinstance(number, int) else None
+    declared = service_port.get("number")
+    return declared if isinstance(declared, int) else None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ...estate.objects import Resource
+from ...estate.objects import Resource, as_mapping
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,9 @@ class Destination:
     route_kind: str    # http, tcp or tls
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _destination(raw: Any, path: str, mirror: bool, kind: str) -> Destination:
-    raw = _mapping(raw)
-    port = _mapping(raw.get("port")).get("number")
+    raw = as_mapping(raw)
+    port = as_mapping(raw.get("port")).get("number")
     return Destination(host=str(raw.get("host") or ""), subset=str(raw.get("subset") or ""),
                        port=port if isinstance(port, int) else None, path=path,
                        mirror=mirror, route_kind=kind)
@@ -40,19 +36,19 @@ def route_destinations(virtual_service: Resource) -> Iterator[Destination]:
     for kind in ("http", "tcp", "tls"):
         rules = spec.get(kind)
         for number, rule in enumerate(rules if isinstance(rules, list) else []):
-            routes = _mapping(rule).get("route")
+            routes = as_mapping(rule).get("route")
             for index, route in enumerate(routes if isinstance(routes, list) else []):
-                yield _destination(_mapping(route).get("destination"),
+                yield _destination(as_mapping(route).get("destination"),
                                    f"spec.{kind}[{number}].route[{index}].destination",
                                    False, kind)
     rules = spec.get("http")
     for number, rule in enumerate(rules if isinstance(rules, list) else []):
-        rule = _mapping(rule)
+        rule = as_mapping(rule)
         if rule.get("mirror"):
             yield _destination(rule["mirror"], f"spec.http[{number}].mirror", True, "http")
         mirrors = rule.get("mirrors")
         for index, mirror in enumerate(mirrors if isinstance(mirrors, list) else []):
-            yield _destination(_mapping(mirror).get("destination"),
+            yield _destination(as_mapping(mirror).get("destination"),
                                f"spec.http[{number}].mirrors[{index}].destination", True,
                                "http")
 

@@ -34,7 +34,8 @@ def _match(match: Any, path: str) -> bool:
     if match.get("method") not in (None, "GET") or match.get("headers") or match.get(
             "queryParams"):
         return False
-    wanted = match.get("path") if isinstance(match.get("path"), Mapping) else {}
+    found = match.get("path")
+    wanted: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     value = str(wanted.get("value") or "/")
     kind = wanted.get("type") or "PathPrefix"
     if kind == "Exact":

@@ -8,18 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...estate.index import MeshIndex
-from ...estate.objects import Resource
+from ...estate.objects import Resource, as_mapping
 from ..analyzer import Analyzer, Results
 from ..finding import Finding, Level
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _key(match: Any) -> str:
     """A canonical text of a match, without its name, to find duplicates."""
-    match = {k: v for k, v in _mapping(match).items() if k != "name"}
+    match = {k: v for k, v in as_mapping(match).items() if k != "name"}
     return json.dumps(match, sort_keys=True, default=str)
 
 
@@ -32,7 +28,7 @@ def _match_name(match: Mapping[str, Any], number: int) -> str:
 
 
 def _exact_or_prefix(value: Any) -> str:
-    value = _mapping(value)
+    value = as_mapping(value)
     if value.get("exact"):
         return f"exact:{value['exact']}"
     if value.get("prefix"):
@@ -58,17 +54,18 @@ class _PrefixMatch:
     @classmethod
     def of(cls, rule: str, match_name: str, path: str,
            match: Mapping[str, Any]) -> _PrefixMatch | None:
-        prefix = _mapping(match.get("uri")).get("prefix")
+        prefix = as_mapping(match.get("uri")).get("prefix")
         if not prefix:
             return None
         return cls(rule, match_name, path, str(prefix), match.get("port"),
                    _exact_or_prefix(match.get("method")) or "exact:GET",
                    _exact_or_prefix(match.get("authority")),
-                   {str(k): _exact_or_prefix(v) for k, v in _mapping(match.get("headers")).items()},
                    {str(k): _exact_or_prefix(v)
-                    for k, v in _mapping(match.get("queryParams")).items()},
+                    for k, v in as_mapping(match.get("headers")).items()},
                    {str(k): _exact_or_prefix(v)
-                    for k, v in _mapping(match.get("withoutHeaders")).items()})
+                    for k, v in as_mapping(match.get("queryParams")).items()},
+                   {str(k): _exact_or_prefix(v)
+                    for k, v in as_mapping(match.get("withoutHeaders")).items()})
 
     def covers(self, later: _PrefixMatch) -> bool:
         """True when every request ``later`` matches is matched by this earlier match."""
@@ -188,7 +185,7 @@ def _unreachable(kind: str, rules: list[Any], unused: Callable[..., Finding],
                 yield unused(name, "a rule without matches comes before it", match_path)
                 continue
             key = _key(match)
-            match_name = (_match_name(_mapping(match), position) if kind == "http"
+            match_name = (_match_name(as_mapping(match), position) if kind == "http"
                           else f"#{position}")
             if key in seen:
                 earlier = seen[key]
@@ -199,14 +196,14 @@ def _unreachable(kind: str, rules: list[Any], unused: Callable[..., Finding],
                 continue
             seen[key] = number
             if kind == "http":
-                prefix = _PrefixMatch.of(name, match_name, match_path, _mapping(match))
+                prefix = _PrefixMatch.of(name, match_name, match_path, as_mapping(match))
                 if prefix is not None:
                     prefixes.append(prefix)
         if duplicates == len(matches):
             yield unused(name, "all matches used by prior rules", path)
-    for position, earlier in enumerate(prefixes):
+    for position, first in enumerate(prefixes):
         for later in prefixes[position + 1:]:
-            if later.prefix != earlier.prefix and earlier.covers(later):
+            if later.prefix != first.prefix and first.covers(later):
                 yield ineffective(later.rule, f"{later.match} of prefix {later.prefix}",
-                                  f"{earlier.match} of prefix {earlier.prefix} on "
-                                  f"{earlier.rule}", later.path)
+                                  f"{first.match} of prefix {first.prefix} on "
+                                  f"{first.rule}", later.path)

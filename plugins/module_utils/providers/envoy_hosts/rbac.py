@@ -104,11 +104,12 @@ def _policy(intent: Intent, rule: AuthorizationRule) -> dict[str, Any]:
     named = _principals(intent, [rule])
     namespaces = [{"authenticated": {"principal_name": {
         "prefix": f"spiffe://{intent.trust_domain}/ns/{ns}/sa/"}}} for ns in source.namespaces]
+    principals: list[dict[str, Any]]
     if named and namespaces:
         principals = [{"and_ids": {"ids": [_any_of(named), _any_of(namespaces)]}}]
     else:
         principals = named or namespaces
-    conditions = []
+    conditions: list[dict[str, Any]] = []
     if rule.methods:
         conditions.append({"or_rules": {"rules": [
             {"header": {"name": ":method", "string_match": {"exact": m}}}

@@ -240,6 +240,7 @@ def virtual_service(intent: Intent, service: Service) -> PlannedObject:
             "retryOn": retries.retry_on,
         } if retries else None,
     }
+    default: list[tuple[str | None, int | None]]
     if traffic.split:
         default = [(w.subset, w.weight) for w in traffic.split]
     elif traffic.header_routes and service.versions:

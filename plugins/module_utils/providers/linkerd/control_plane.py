@@ -17,7 +17,7 @@ CHART_VERSION = "2026.8.3"
 
 
 # The proxy injector's default object selector; Helm replaces a list as a whole.
-_INJECTOR_SELECTOR = [
+_INJECTOR_SELECTOR: list[dict[str, Any]] = [
     {"key": "linkerd.io/control-plane-component", "operator": "DoesNotExist"},
     {"key": "linkerd.io/cni-resource", "operator": "DoesNotExist"},
 ]

@@ -336,14 +336,14 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
                     None)
     if explicit is None:
         policy = ServicePolicy(path=f"{intent.service_path(service)}.calls")
-        clients = [identity_client(c.namespace, c.service_account, td) for c in callers]
+        derived = [identity_client(c.namespace, c.service_account, td) for c in callers]
         if service.ingress:
             gateway = intent.ingress_gateway
-            clients.append(identity_client(gateway.namespace, gateway.service_account, td))
-        if clients:
+            derived.append(identity_client(gateway.namespace, gateway.service_account, td))
+        if derived:
             # the callers reach the service's ports; its peer ports are its own pods'
             ports = service.workload_ports() if service.undeclared_peer_ports() else ()
-            policy.allow.append(PolicyRule(normalize(clients), (), ports))
+            policy.allow.append(PolicyRule(normalize(derived), (), ports))
         _inbound(intent, service, policy)
         return policy
     base = f"mesh_authorization[{intent.authorization.index(explicit)}]"
