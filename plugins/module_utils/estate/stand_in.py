@@ -41,12 +41,8 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
         spec["clusterIP"] = "None"  # a StatefulSet's governing Service is headless
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Service",
-<<<<<<< HEAD
-         "metadata": _meta(service.name, service.namespace, service.selector), "spec": spec},
-=======
          "metadata": _stand_in_meta(service.name, service.namespace, service.selector),
-         "spec": {"selector": service.selector, "ports": ports}},
->>>>>>> main
+         "spec": spec},
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _stand_in_meta(service.service_account, service.namespace)},
     ]
@@ -70,29 +66,17 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
         if injected and service.inject:
             template["labels"].update(injected["labels"])
             containers.append(dict(injected["container"]))
-<<<<<<< HEAD
-        name = f"{service.name}-{version.name}" if version else service.name
+        name = f"{service.name}-{each.name}" if each else service.name
         pod = {"metadata": template, "spec": {"serviceAccountName": service.service_account,
                                               "containers": containers}}
         objects.append(_workload(service, name, labels, pod))
-=======
-        name = f"{service.name}-{each.name}" if each else service.name
-        objects.append({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": _stand_in_meta(name, service.namespace, labels),
-            "spec": {"selector": {"matchLabels": labels}, "template": {
-                "metadata": template,
-                "spec": {"serviceAccountName": service.service_account,
-                         "containers": containers}}},
-        })
->>>>>>> main
     return objects
 
 
 def _workload(service: Service, name: str, labels: Mapping[str, str],
               pod: dict[str, Any]) -> dict[str, Any]:
     """The object of the service's ``kind`` that runs ``pod``."""
-    meta = _meta(name, service.namespace, labels)
+    meta = _stand_in_meta(name, service.namespace, labels)
     if service.is_job:
         job = {"template": {**pod, "spec": {**pod["spec"], "restartPolicy": "Never"}}}
         if service.kind == "Job":
@@ -119,9 +103,9 @@ def _caller_objects(caller: ExternalCaller) -> list[dict[str, Any]]:
         container["args"] = [f"--ingress-class={caller.name}"]
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount",
-         "metadata": _meta(str(caller.service_account), caller.namespace)},
+         "metadata": _stand_in_meta(str(caller.service_account), caller.namespace)},
         {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": _meta(caller.name, caller.namespace, labels),
+         "metadata": _stand_in_meta(caller.name, caller.namespace, labels),
          "spec": {"selector": {"matchLabels": labels}, "template": {
              "metadata": template,
              "spec": {"serviceAccountName": caller.service_account,

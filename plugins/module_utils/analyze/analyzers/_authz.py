@@ -244,7 +244,7 @@ def admission_at(policies: PolicyIndex, workload: Workload, caller: Caller | Non
     allows = [p for p in applying if action(p) == "ALLOW"]
     if not allows:
         return Admission(True, None)
-    results = []
+    results: list[bool | None] = []
     for policy in allows:
         for rule in _rules(policy):
             if tcp and http_only(rule):

@@ -195,7 +195,7 @@ def _identity_matches(patterns: list[str], identity: str) -> bool:
 def _authentication_admits(index: MeshIndex, policy: Resource,
                            identity: str | None) -> bool | None:
     """Whether every authentication an AuthorizationPolicy requires admits the caller."""
-    results = []
+    results: list[bool | None] = []
     td = index.mesh.trust_domain
     for needed in refs(policy, "requiredAuthenticationRefs"):
         if needed.kind == "NetworkAuthentication":
@@ -248,9 +248,10 @@ def admits(index: MeshIndex, workload: Workload, port: int, identity: str | None
     routes_of = {r.name for r in routes(index) if any(
         p.kind == "Server" and p.name == server.name and p.namespace == server.namespace
         for p in refs(r, "parentRefs"))}
-    results = []
-    for policy in linkerd_objects(index, "AuthorizationPolicy"):
-        target = ref(policy.spec.get("targetRef"), policy, "spec.targetRef")
+    results: list[bool | None] = []
+    for authorization_policy in linkerd_objects(index, "AuthorizationPolicy"):
+        target = ref(authorization_policy.spec.get("targetRef"), authorization_policy,
+                     "spec.targetRef")
         if target is None or target.namespace != server.namespace:
             continue
         on_server = (target.kind == "Server" and target.name == server.name) or (
@@ -258,7 +259,7 @@ def admits(index: MeshIndex, workload: Workload, port: int, identity: str | None
         on_route = target.kind in ROUTE_KINDS and target.name in routes_of
         if not (on_server or on_route):
             continue
-        found = _authentication_admits(index, policy, identity)
+        found = _authentication_admits(index, authorization_policy, identity)
         if on_route and found is True and route_admits is not None:
             route = index.get(target.kind, target.namespace, target.name)
             found = route_admits(route) if route is not None else None

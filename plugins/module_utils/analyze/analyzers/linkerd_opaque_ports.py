@@ -140,7 +140,7 @@ class LinkerdOpaquePortsAnalyzer(Analyzer):
         if port.get("appProtocol") == OPAQUE_APP_PROTOCOL:
             return True
         written = service.annotations.get(OPAQUE_PORTS)
-        names = {str(p.get("name")): p.get("port") for p in service_ports(service.spec)
+        names = {str(p.get("name")): int(p["port"]) for p in service_ports(service.spec)
                  if isinstance(p.get("port"), int)}
         listed = opaque_ports(written, names) if written is not None else default
         return port.get("port") in listed
@@ -160,7 +160,7 @@ class LinkerdOpaquePortsAnalyzer(Analyzer):
     @staticmethod
     def _opaque_servers(index: MeshIndex) -> set[tuple[Workload, int]]:
         """(workload, port) pairs a Server with ``proxyProtocol: opaque`` selects."""
-        pairs = set()
+        pairs: set[tuple[Workload, int]] = set()
         for server in linkerd_objects(index, "Server"):
             if server.spec.get("proxyProtocol") != "opaque":
                 continue
