@@ -256,8 +256,17 @@ class ExternalCaller:
 
     @property
     def title(self) -> str:
-        """How the runbook names it: ``ingress-nginx (ingress controller)``."""
-        return f"{self.name} ({self.kind.replace('-', ' ')})"
+        """How the runbook names it: ``ingress controller nginx``, ``the Kubernetes API
+        server``, ``Prometheus prometheus``."""
+        if self.kind == "kube-apiserver":
+            return "the Kubernetes API server"
+        return f"{'Prometheus' if self.kind == 'prometheus' else 'ingress controller'} " \
+            f"{self.name}"
+
+    @property
+    def subject(self) -> str:
+        """``title`` at the start of a sentence."""
+        return self.title[0].upper() + self.title[1:]
 
 
 @dataclass(frozen=True)
@@ -544,12 +553,11 @@ class Intent:
                 if exemption:
                     exemptions.append(exemption)
                 continue
-            why = "; ".join(f"port {port}: {names}, outside the mesh"
-                            for port, names in plaintext.items())
+            why = "called without a mesh identity: " + "; ".join(
+                f"port {port} by {names}" for port, names in plaintext.items())
             if exemption is None:
                 exemptions.append(MtlsExemption(
-                    service.name, "STRICT", {p: "PERMISSIVE" for p in plaintext},
-                    f"plaintext callers ({why})"))
+                    service.name, "STRICT", {p: "PERMISSIVE" for p in plaintext}, why))
                 continue
             ports = {**{p: "PERMISSIVE" for p in plaintext}, **exemption.ports}
             exemptions.append(MtlsExemption(service.name, exemption.mode,

@@ -280,11 +280,11 @@ def _caller_notes(intent: Intent) -> list[str]:
                      "(`traffic.sidecar.istio.io/includeInboundPorts: \"\"`): requests to pod "
                      "IPs pass the sidecar as plaintext." if caller.kind == "ingress-controller"
                      else "")
-            notes.append(f"`{caller.namespace}` ({caller.title}) is injected with the first "
-                         f"wave; restart its workloads.{extra}")
+            notes.append(f"`{caller.namespace}` ({caller.title}) is injected from this stage "
+                         f"on; restart its workloads.{extra}")
         else:
             targets = ", ".join(f"`{name}`" for name, _ in caller.calls)
-            notes.append(f"{caller.title} has no sidecar: its requests to {targets} are "
+            notes.append(f"{caller.subject} has no sidecar: its requests to {targets} are "
                          "plaintext without identity; strict_mtls keeps their ports "
                          "PERMISSIVE and authorization admits them by port.")
     return notes

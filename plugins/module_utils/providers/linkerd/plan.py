@@ -109,7 +109,7 @@ def _injection(intent: Intent) -> StageContribution:
         elif not caller.inject:
             targets = ", ".join(f"`{name}`" for name, _ in caller.calls)
             contribution.notes.append(
-                f"{caller.title} has no proxy: its requests to {targets} are plaintext "
+                f"{caller.subject} has no proxy: its requests to {targets} are plaintext "
                 "without identity; strict_mtls keeps their ports open to unauthenticated "
                 "clients (Servers `all-unauthenticated`) and authorization admits them from "
                 "any network.")

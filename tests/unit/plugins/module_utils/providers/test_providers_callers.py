@@ -138,9 +138,17 @@ def registry(crd_dir: Path) -> SchemaRegistry:
 
 def with_callers(variables: dict[str, Any], callers: list[dict[str, Any]] | None = None,
                  ) -> dict[str, Any]:
+    """The example with WEBHOOK, and ``callers`` (by default the example's and CALLERS)."""
     variables = copy.deepcopy(variables)
     variables["mesh_services"].append(copy.deepcopy(WEBHOOK))
-    variables["mesh_external_callers"] = copy.deepcopy(CALLERS if callers is None else callers)
+    if callers is None:  # one entry per caller: the example's calls and CALLERS'
+        named: dict[str, dict[str, Any]] = {}
+        for caller in [*variables.get("mesh_external_callers", []), *copy.deepcopy(CALLERS)]:
+            known = named.setdefault(caller["name"], caller)
+            if known is not caller:
+                known["calls"] = list(dict.fromkeys([*known["calls"], *caller["calls"]]))
+        callers = list(named.values())
+    variables["mesh_external_callers"] = copy.deepcopy(callers)
     return variables
 
 
@@ -155,8 +163,8 @@ def test_istio_strict_keeps_the_plaintext_callers_ports_permissive(registry, exa
     assert not [o for o in rendered.objects if o.obj["metadata"]["name"] ==
                 "productpage-mtls-exception"]
     runbook = rendered.files["envs/staging/RUNBOOK.md"]
-    assert "`payments/policy-webhook` accepts plaintext on port(s) 9443 (plaintext callers " \
-           "(port 9443: kube-apiserver (kube apiserver), outside the mesh))" in runbook
+    assert "`payments/policy-webhook` accepts plaintext on port(s) 9443 (called without a mesh " \
+           "identity: port 9443 by the Kubernetes API server)" in runbook
 
 
 def test_istio_authorization_admits_each_caller(registry, example_intent):

@@ -142,13 +142,13 @@ STAGE_KINDS = [
                        "ConfigMap"}),
     ("traffic", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry", "ConfigMap",
                  "DestinationRule", "VirtualService", "Sidecar"}),
-    # the authorization policies as a dry run (istio.io/dry-run)
+    # the authorization policies as a dry run (istio.io/dry-run); ratings-db's peers Service
     ("strict_mtls", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
                      "ConfigMap", "DestinationRule", "VirtualService", "Sidecar",
-                     "AuthorizationPolicy"}),
+                     "AuthorizationPolicy", "Service"}),
     ("authorization", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
                        "ConfigMap", "DestinationRule", "VirtualService", "Sidecar",
-                       "AuthorizationPolicy"}),
+                       "AuthorizationPolicy", "Service"}),
 ]
 
 
@@ -236,7 +236,8 @@ def test_port_level_exception(registry, example_intent):
 def test_injection_waves_label_only_injected_namespaces(registry, example_intent):
     rendered = render(example_intent("prod"), registry)  # prod: 1 of 2 waves
     namespaces = [o.obj for o in rendered.objects if o.obj["kind"] == "Namespace"]
-    assert [ns["metadata"]["name"] for ns in namespaces] == ["bookinfo"]
+    # and the injected ingress controller's namespace (mesh_external_callers)
+    assert [ns["metadata"]["name"] for ns in namespaces] == ["bookinfo", "ingress-nginx"]
     assert namespaces[0]["metadata"]["labels"] == {"istio-injection": "enabled"}
     annotations = namespaces[0]["metadata"]["annotations"]
     assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
