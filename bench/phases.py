@@ -41,6 +41,7 @@ PHASES: list[tuple[str, str, str]] = [
     ("schema.registry", "SchemaRegistry.from_crd_dirs", "CRDs read"),
     ("schema.registry", "SchemaRegistry.validate_all", "schema validation"),
     ("pipeline", "_analyze", "analysis"),
+    ("pipeline", "prove_stage", "flow proof: collect, judge now and at the target"),
     ("pipeline", "_check_host_configs", "host sidecars: envoy --mode validate"),
     ("gitops.repo", "GitOpsRepo.plan", "write path: plan"),
     ("gitops.repo", "GitOpsRepo.apply", "write path: write files"),

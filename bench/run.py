@@ -53,6 +53,7 @@ CRD_DIR = REPO.parent / "shared" / "reference" / "crds"
 TARGET_SERVICES = 1000
 FLOOR_RATIO_MAX = 10.0
 BASELINE_SPEEDUP_MIN = 30.0
+PROOF_SHARE_MAX = 0.25  # the flow proof adds at most a quarter to the full run
 NOOP_RATIO_MAX = 0.2
 GROWTH_RATIO_MAX = 6.0
 
@@ -123,15 +124,38 @@ def _import_meshstage() -> None:
     import ansible_collections.meshstage.mesh.plugins.module_utils.pipeline  # noqa: F401
 
 
+def _time_the_proof() -> list[tuple[float, float]]:
+    """Time every flow proof of the run (``pipeline.prove_stage``), wall and CPU: its share
+    of the same run."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+
+    spent: list[tuple[float, float]] = []
+    prove = pipeline.prove_stage
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start, cpu = time.perf_counter(), _cpu()
+        try:
+            return prove(*args, **kwargs)
+        finally:
+            spent.append((time.perf_counter() - start, _cpu() - cpu))
+
+    pipeline.prove_stage = timed
+    return spent
+
+
 def child_full(services: int, repo: Path, **_: Any) -> dict[str, Any]:
     variables = environments(services)
     _import_meshstage()
+    proof = _time_the_proof()
     start, cpu = time.perf_counter(), _cpu()
     results = _run_environments(variables, repo)
     wall, cpu = time.perf_counter() - start, _cpu() - cpu
     files = [path for path in _snapshot(repo) if not path.startswith(".git")]
     return {"wall_s": wall, "cpu_s": cpu, "peak_mb": _peak_mb(), "files": len(files),
-            "commits": _commits(repo), "objects": sum(len(r.objects["added"]) for r in results)}
+            "commits": _commits(repo), "objects": sum(len(r.objects["added"]) for r in results),
+            "proof_s": sum(w for w, _ in proof), "proof_cpu_s": sum(c for _, c in proof),
+            # the proof's share of the run's CPU (on a busy machine wall time is others' too)
+            "proof_share": sum(c for _, c in proof) / cpu}
 
 
 def _rerun(variables: Mapping[str, Mapping[str, Any]], repo: Path) -> tuple[dict[str, Any],
@@ -503,6 +527,18 @@ def targets(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, bool | No
                       f"{NOOP_RATIO_MAX:.0%} of a full run, writing nothing",
                       f"{row['noop_ratio']:.1%}, {row['noop_files_written_max']} files "
                       f"written, {row['noop_commits_max']} commits", met))
+    for row in rows:
+        share = row.get("full_proof_share")
+        if share is not None:
+            found.append((f"{row['services']} services: the flow proof adds at most "
+                          f"{PROOF_SHARE_MAX:.0%} to the full run",
+                          f"{share / (1 - share):.1%} (the proof {row['full_proof_cpu_s']:.2f} s "
+                          f"of the run's {row['full_cpu_s']:.2f} s CPU, in the same run)",
+                          share / (1 - share) <= PROOF_SHARE_MAX))
+    if 1000 in by_size and 5000 in by_size and "full_proof_s" in by_size[1000]:
+        growth = by_size[5000]["full_proof_cpu_s"] / by_size[1000]["full_proof_cpu_s"]
+        found.append(("1,000 -> 5,000 services: the flow proof linear",
+                      f"{growth:.2f}x", growth <= GROWTH_RATIO_MAX))
     if 1000 in by_size and 5000 in by_size:
         small, large = by_size[1000], by_size[5000]
         time_ratio = large["full_wall_s"] / small["full_wall_s"]
@@ -581,7 +617,8 @@ def final_line(row: Mapping[str, Any]) -> str:
             f"floor_ratio={row['floor_ratio']:.1f} "
             f"baseline_speedup={'n/a' if speedup is None else f'{bound}{speedup:.0f}'} "
             f"noop_ratio={row['noop_ratio']:.3f} "
-            f"noop_writes={row['noop_files_written_max']} peak_mb={row['full_peak_mb']:.0f}")
+            f"noop_writes={row['noop_files_written_max']} peak_mb={row['full_peak_mb']:.0f} "
+            f"proof_share={row.get('full_proof_share', 0):.3f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

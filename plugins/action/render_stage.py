@@ -21,6 +21,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     **RENDER_ARGUMENT_SPEC,
     "check_paths": {"type": "list", "elements": "path", "default": []},
     "gate_verdicts": {"type": "list", "elements": "dict", "default": []},
+    "observed_calls": {"type": "list", "elements": "dict", "default": []},
 }
 
 

@@ -5,11 +5,23 @@
     meshstage analyzers                    # list the analyzers and their codes
     meshstage derive-authz -i INVENTORY [--environment ENV] [--prometheus URL]
                            [--window 1h] [--service NAME]...
+    meshstage flows -i INVENTORY [--environment ENV] [--gitops DIR] [--manifests PATH]...
+                    [--json]
+    meshstage flows PATH... [--provider P] [--mesh-config FILE] [--json]
 
 ``check`` reads YAML files, directories of them or ``-`` (stdin), analyzes every object and
 prints one line per finding, ``<level> <code> <Kind namespace/name>: <sentence>``, with a
-summary and notes on stderr. Exit status: 1 when there is an Error finding, 2 when the input
-cannot be read (or the command line is wrong), 0 otherwise.
+summary and notes on stderr. Besides the analyzers, it runs the flow proof over the
+manifests (``flows/check.py``): a probe, a gateway's route or a scrape the manifests' own mesh
+objects refuse is an Error (MST0301). Exit status: 1 when there is an Error finding, 2 when
+the input cannot be read (or the command line is wrong), 0 otherwise.
+
+``flows`` prints the flow proof's table: every request flow, whether it gets through, and
+the object that decides. For an inventory's environment (as ``derive-authz`` reads it) it
+renders the environment's stage, with the estate's manifests (``--manifests``, else the
+intent's stand-ins), and judges each flow at that stage and as the GitOps repository
+(``--gitops``) has the environment now; for manifests (a rendered tree and the estate's
+own files), the flows they show. Exit status 1 when a flow that works now would stop.
 
 ``derive-authz`` reads an environment's intent from its Ansible inventory
 (``ansible-inventory --list``: variables as written, not templated), asks Prometheus
@@ -35,10 +47,15 @@ from .collector import fewer_collections
 from .errors import MeshstageError
 from .estate.index import MeshConfig
 from .estate.manifests import Manifests, read_manifests, read_mesh_config
+from .flows.check import flow_findings, manifests_proof
+from .flows.proof import FlowProof
+from .flows.stage import proof_of
 from .gates.derive import derive_authorization, derived_yaml
 from .gates.gate import CALLS
 from .gates.observe import observe
+from .gitops.repo import GitOpsRepo
 from .intent.parse import intent_keys, parse_intent
+from .pipeline import StageOptions, recorded_meta, render_stage
 from .prometheus import PrometheusClient
 
 EXIT_OK, EXIT_ERRORS, EXIT_INPUT = 0, 1, 2
@@ -84,6 +101,26 @@ def _parser() -> argparse.ArgumentParser:
                         help="how far back to look, e.g. 1h (default: mesh_gates.window)")
     derive.add_argument("--service", action="append", default=[], metavar="NAME",
                         help="only the rules of this called service (repeatable)")
+    flows = commands.add_parser(
+        "flows", help="print every request flow and whether it gets through",
+        description="The flow proof's table: every request flow of an inventory's environment "
+        "at its stage (and now, as the GitOps repository has it), or of manifests. Exit "
+        "status 1 when a flow that works now would stop, 2 when the input cannot be read.")
+    flows.add_argument("paths", nargs="*", metavar="PATH",
+                       help="manifests: a rendered tree and the estate's own files")
+    flows.add_argument("-i", "--inventory", action="append", default=[],
+                       metavar="INVENTORY", help="an inventory (repeatable, as ansible's -i)")
+    flows.add_argument("--environment", metavar="ENV",
+                       help="the environment, when the inventories hold several")
+    flows.add_argument("--gitops", metavar="DIR",
+                       help="the GitOps repository: judge each flow as it has the "
+                       "environment now, too")
+    flows.add_argument("--manifests", action="append", default=[], metavar="PATH",
+                       help="the estate's manifests (mesh_check_paths), for an inventory")
+    flows.add_argument("--provider", choices=("auto", *PROVIDERS), default="auto",
+                       help="the mesh the manifests are for (auto: detected)")
+    flows.add_argument("--mesh-config", metavar="FILE", help="Istio MeshConfig")
+    flows.add_argument("--json", action="store_true", help="print the flows as JSON")
     return parser
 
 
@@ -110,6 +147,11 @@ def check_manifests(paths: Sequence[str], mesh_config: str | None = None,
                  "all": PROVIDERS}.get(provider, (provider,))
     report = analyze(manifests.resources, mesh, complete=complete, analyzers=analyzers,
                      providers=providers)
+    if analyzers is None:
+        findings, notes = flow_findings(manifests.resources, mesh, providers)
+        report.findings = sorted([*report.findings, *findings], key=lambda f: (
+            f.level.rank, f.resource, f.code, f.path, f.message))
+        report.unchecked += notes
     return report, manifests, providers
 
 
@@ -200,6 +242,57 @@ def _derive(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def inventory_flows(variables: dict[str, Any], gitops: str | None,
+                    manifests: Sequence[str]) -> FlowProof:
+    """The flow proof of an environment's intent: its stage rendered (nothing written) and
+    every flow judged there and as the GitOps repository has the environment now."""
+    recorded: dict[str, Any] = {}
+    owned: dict[str, str] = {}
+    gitops_dir = Path(gitops or ".meshstage-flows-nowhere")
+    if gitops:
+        repo = GitOpsRepo(gitops_dir)
+        recorded = recorded_meta(repo, variables)
+        owned = repo.owned(str(variables.get("mesh_environment")))
+    paths = [Path(p) for p in manifests]
+    options = StageOptions(gitops_dir=gitops_dir, check_mode=True, check_paths=paths)
+    stage = render_stage(variables, options, recorded=recorded, prove=False)
+    return proof_of(stage.intent, stage.stage_objects, stage.files, paths, gitops_dir,
+                    recorded, owned)
+
+
+def _flows(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    if args.inventory:
+        proof = inventory_flows(inventory_intent(args.inventory, args.environment),
+                                args.gitops, args.manifests)
+    elif args.paths:
+        manifests = read_manifests(args.paths, stdin=stdin)
+        providers = detect_providers(manifests.resources) if args.provider == "auto" \
+            else (args.provider,)
+        if len(providers) != 1:
+            raise MeshstageError(f"the manifests are for {len(providers)} meshes "
+                                 f"({', '.join(providers)}); name one with --provider")
+        config = read_mesh_config(args.mesh_config) if args.mesh_config else MeshConfig()
+        proof = manifests_proof(manifests.resources, config, providers[0])
+    else:
+        raise MeshstageError("give an inventory (-i) or manifests (PATH...)")
+    if args.json:
+        json.dump({"now": proof.now, "target": proof.target, "counts": proof.counts(),
+                   "flows": [row.as_dict() for row in proof.rows]}, out, indent=2,
+                  sort_keys=True)
+        out.write("\n")
+    else:
+        for row in proof.rows:
+            verdict = row.then
+            mark = "BREAKS " if row.breaks else ""
+            out.write(f"{mark}{verdict.short()}: {row.flow}"
+                      + (f" [{verdict.by}]" if verdict.by else "") + "\n")
+        counts = proof.counts()
+        err.write(f"{counts['flows']} flow(s), {counts['refused']} refused at "
+                  f"{proof.target}, {counts['breaks']} that work now ({proof.now}) would "
+                  "stop\n")
+    return EXIT_ERRORS if proof.breaks else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None, stdin: TextIO | None = None) -> int:
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
@@ -212,6 +305,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return _analyzers(out)
         if args.command == "derive-authz":
             return _derive(args, out, err)
+        if args.command == "flows":
+            return _flows(args, out, err, stdin)
         return _check(args, out, err, stdin)
     except MeshstageError as error:
         err.write(f"meshstage {args.command}: {error}\n")

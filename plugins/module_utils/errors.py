@@ -72,3 +72,15 @@ class AnalysisError(MeshstageError):
         lines = "\n".join(f"  - {finding}" for finding in findings)
         super().__init__(f"{where}: the analyzers found {len(findings)} error(s) in the "
                          f"rendered objects (docs/analyzers.md explains each code):\n{lines}")
+
+
+class FlowProofError(MeshstageError):
+    """Requests that work now and would stop after the run: each names the flow, the object
+    that would stop it and the fix (the flow proof, ``flows/``)."""
+
+    def __init__(self, where: str, breaks: list[str]) -> None:
+        self.breaks = breaks
+        lines = "\n".join(f"  - {line}" for line in breaks)
+        super().__init__(f"{where}: the flow proof refuses the change: {len(breaks)} "
+                         f"request flow(s) that work now would stop; nothing was written:\n"
+                         f"{lines}")

@@ -1,8 +1,9 @@
-"""The one way through: intent -> model -> plan -> render -> analyze -> write -> commit.
+"""The one way through: intent -> model -> plan -> render -> analyze -> prove -> write -> commit.
 
 ``run_stage`` is what the ``meshstage.mesh.render_stage`` action calls, and what scripts and
 tests call directly. Everything is checked before anything is written: a wrong intent, a
-template error or a schema violation leaves the GitOps repository untouched.
+template error, a schema violation or a request flow the change would stop (the flow proof,
+``flows/``) leaves the GitOps repository untouched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .canary.messages import CanaryCommit, runbook_section
 from .canary.record import CanaryState
 from .canary.shaping import effective_intent
 from .errors import AnalysisError, SchemaError
+from .flows.stage import StageProof, prove_stage
 from .gitops.message import commit_message, gate_lines, object_changes
 from .gitops.paths import env_dir, install_dir
 from .gitops.repo import GitOpsRepo
@@ -61,6 +63,8 @@ class StageOptions:
     envoy_binary: str | None = None  # for `envoy --mode validate` of host sidecars
     # the stage gates' verdicts on this run's move (meshstage.mesh.stage_gates)
     gate_verdicts: Sequence[Mapping[str, Any]] = ()
+    # the caller/callee edges Prometheus showed the gates (``Call`` fields), for the proof
+    observed_calls: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -81,13 +85,14 @@ class RenderedStage:
     migrated_from: str | None = None
     forced_gates: list[dict[str, Any]] = field(default_factory=list)
     canary_record: Any = None  # the canary entry of the record, as the repository holds it
+    flows: StageProof = field(default_factory=StageProof)  # the flow proof's table
 
     def runbook(self) -> str:
-        """The environment's RUNBOOK.md (with the cut-over when the provider changed, and
-        the gates forced so far)."""
+        """The environment's RUNBOOK.md (with the cut-over when the provider changed, the
+        gates forced so far, and the table of the stage's flows)."""
         return runbook_markdown(self.plan, self.stage_objects, self.warnings, self.install,
                                 self.migrated_from, self.forced_gates,
-                                runbook_section(self.intent, self.canary))
+                                runbook_section(self.intent, self.canary), self.flows.section)
 
     def record(self) -> dict[str, Any]:
         """What the GitOps repository records for the environment after this run."""
@@ -140,14 +145,17 @@ class StageResult:
 def render_stage(variables: Mapping[str, Any], options: StageOptions,
                  registry: SchemaRegistry | None = None,
                  cache: StageCache | None = None,
-                 recorded: Mapping[str, Any] | None = None) -> RenderedStage:
-    """Everything before a write: parse, plan, render, validate, analyze, tree.
+                 recorded: Mapping[str, Any] | None = None,
+                 prove: bool = True) -> RenderedStage:
+    """Everything before a write: parse, plan, render, validate, analyze, tree, prove.
 
     ``cache`` (the environment's stage cache, see ``render/stage_cache.py``) answers
     renderings and validations the same code already did for the same inputs. ``recorded``
     is what the GitOps repository records for the environment (its scope metadata): a
     recorded canary run shapes the weights rendered (``canary/shaping.py``), a provider it
-    ran before orders a cut-over, the gates forced so far stay in the runbook.
+    ran before orders a cut-over, the gates forced so far stay in the runbook, and the
+    recorded stage is the one the flow proof judges every flow at, beside the target's
+    (``prove=False`` leaves the proof to the caller: ``meshstage flows`` prints it).
     """
     recorded = recorded or {}
     intent, warnings, canary = _parse(variables, recorded)
@@ -158,11 +166,15 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     warnings += _validate(intent, rendered, options, registry, cache)
     warnings += _analyze(intent, rendered.stage_objects, options.check_paths, cache)
     files = _tree(plan, rendered, renderer, options, cache)
+    proof = prove_stage(intent, rendered.stage_objects, files, options.check_paths,
+                        options.gitops_dir, recorded, cache, options.observed_calls) \
+        if prove else StageProof()
+    warnings += proof.warnings
     stage = RenderedStage(intent, plan, rendered.everything, files, warnings,
                           rendered.unvalidated, rendered.install, rendered.stage_objects, canary,
                           migrated_from_provider(recorded, intent.provider),
                           forced_gates(recorded, options.gate_verdicts, intent.stage.value),
-                          recorded.get("canary"))
+                          recorded.get("canary"), proof)
     files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = stage.runbook()
     return stage
 

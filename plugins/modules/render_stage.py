@@ -23,6 +23,12 @@ description:
     ServiceAccount and Deployment per service and version). An Error finding stops the run
     before anything is written; Warnings are returned in C(warnings) and written to the
     runbook.
+  - The flow proof then judges every request the estate makes (declared calls, ingress,
+    kubelet probes, Prometheus scrapes, the edges in I(observed_calls)) through the tree the
+    repository holds now and through the rendered one, with each mesh's semantics; a request
+    that gets through now and would stop refuses the run, naming the request, the object
+    that stops it and the fix. The runbook lists every flow of the stage
+    (docs/architecture.md, "The flow proof").
   - The plain hosts of the environment (the group I(hosts_group)) get their Envoy sidecar
     files under C(hosts/<env>/<host>/) in the same commit, each checked with
     C(envoy --mode validate); the role C(meshstage.mesh.envoy_sidecar) applies them.
@@ -60,6 +66,13 @@ options:
       - The verdicts of C(meshstage.mesh.stage_gates) on this run's move. Each is listed in
         the commit message; a forced one is also kept in the repository's state and listed in
         the runbook's C(Forced gates) section from then on.
+    type: list
+    elements: dict
+    default: []
+  observed_calls:
+    description:
+      - The caller/callee edges Prometheus showed C(meshstage.mesh.stage_gates) (its
+        C(observed_calls)); the flow proof judges them with the declared ones.
     type: list
     elements: dict
     default: []

@@ -108,6 +108,14 @@ verdicts:
     proceed:
       description: How to proceed.
       type: str
+observed_calls:
+  description:
+    - The caller/callee edges Prometheus showed when a gate read them (caller principal,
+      callee, its namespace, requests, the caller's service, who saw it, protocol), for the
+      flow proof of C(meshstage.mesh.render_stage).
+  returned: success
+  type: list
+  elements: dict
 """
 
 

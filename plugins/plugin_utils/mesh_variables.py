@@ -41,6 +41,7 @@ def stage_options(args: Mapping[str, Any], gitops_dir: str | Path,
         check_paths=[Path(p) for p in args.get("check_paths") or ()],
         envoy_binary=args.get("envoy_binary"),
         gate_verdicts=list(args.get("gate_verdicts") or ()),
+        observed_calls=list(args.get("observed_calls") or ()),
     )
 
 

@@ -226,6 +226,19 @@ class Workload:
                     ports.append((str(port.get("name") or ""), number))
         return ports
 
+    def port_number(self, port: object) -> int | None:
+        """A port as a number: a number, or the name of a port of the pod's containers (a
+        probe's port, a Service's ``targetPort``)."""
+        if isinstance(port, int):
+            return port
+        if isinstance(port, str):
+            if port.isdigit():
+                return int(port)
+            for name, number in self.container_ports():
+                if name == port:
+                    return number
+        return None
+
     @property
     def has_istio_proxy(self) -> bool:
         return any(c.get("name") == ISTIO_PROXY and c.get("image") for c in self.containers)

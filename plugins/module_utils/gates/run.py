@@ -17,7 +17,7 @@ from ..errors import IntentError, IntentErrors, MeshstageError
 from ..intent.parse import parse_intent
 from ..prometheus import PrometheusClient, PrometheusError
 from ..stages import STAGE_NAMES, Stage
-from .gate import Evidence, Gate, Move, Verdict
+from .gate import Call, Evidence, Gate, Move, Verdict
 from .observe import observe
 from .registry import GATES
 
@@ -102,13 +102,19 @@ def judge(move: Move, gates: Sequence[Gate], evidence: Evidence,
 def judge_run(variables: Mapping[str, Any], recorded: Mapping[str, Mapping[str, Any]],
               facts: Mapping[str, Any] | None = None, force: Any = None,
               client: Callable[[str], PrometheusClient] = PrometheusClient,
-              at: float | None = None) -> tuple[Move, list[Verdict]]:
+              at: float | None = None,
+              seen: list[Call] | None = None) -> tuple[Move, list[Verdict]]:
     """The intent variables of one environment and the GitOps state's metadata of every
-    environment in; the move and its verdicts out (``GateRefused`` when refused)."""
+    environment in; the move and its verdicts out (``GateRefused`` when refused). The
+    caller/callee edges Prometheus showed, when a gate read them, are added to ``seen``:
+    the flow proof judges them too."""
     forced = parse_force(force)
     intent, _warnings = parse_intent(variables)
     environments = recorded_stages({env: meta for env, meta in recorded.items()
                                     if not env.startswith("_")})
     move = Move(intent, environments.get(intent.environment), environments)
     gates = applicable(move)
-    return move, judge(move, gates, gather(move, gates, facts, client, at), forced)
+    evidence = gather(move, gates, facts, client, at)
+    if seen is not None and evidence.observations is not None:
+        seen.extend(evidence.observations.calls)
+    return move, judge(move, gates, evidence, forced)

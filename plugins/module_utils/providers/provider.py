@@ -4,7 +4,8 @@ Each mesh is a package of ``providers/`` that builds one ``Provider`` (its ``pro
 and ``registry.py`` lists them in one explicit dict. Everything mesh-specific that the rest of
 meshstage needs comes from the record: what each stage plans, the control plane's charts, the
 sidecar's container and opt-out markers, the traffic APIs it can render, the PromQL a canary
-is judged by, the runbook's commands and cut-over steps, and what the stage gates can observe.
+is judged by, the runbook's commands and cut-over steps, what the stage gates can observe, and
+how its data plane judges a flow (the flow proof's evaluator).
 
 This module imports no provider: providers import it.
 """
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..flows.evaluate import FlowEvaluator
 from ..intent.model import Intent
 from ..plan.model import StageContribution
 from ..stages import Stage
@@ -122,3 +124,5 @@ class Provider:
     canary_queries: CanaryQueries | None = None
     runbook: RunbookText | None = None
     gates: GateSupport = GateSupport()
+    # how the mesh's data plane treats a request, rule by rule (providers/<mesh>/flows/)
+    flows: FlowEvaluator | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..flows.proof import FlowProof
 from ..gitops.paths import env_dir, install_dir, sync_dir
 from ..intent.model import Intent
 from ..plan.model import StagePlan
@@ -24,7 +25,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
                      warnings: Sequence[str], install: ControlPlane | None = None,
                      migrated_from: str | None = None,
                      forced_gates: Sequence[Mapping[str, Any]] = (),
-                     canary: Sequence[str] = ()) -> str:
+                     canary: Sequence[str] = (), flows: Sequence[str] = ()) -> str:
     intent = plan.intent
     stage = intent.stage
     env = intent.environment
@@ -63,6 +64,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
         lines += _control_plane(env, install)
     lines += _apply_from_the_playbook(env)
     lines += canary  # the canary delivery section (canary.runbook_section)
+    lines += flows  # the flow proof's table (flow_section)
     gaps = [str(gap) for gap in plan.gaps]
     if plan.gaps:
         lines += [f"## Not expressible with {intent.provider}", "",
@@ -115,6 +117,41 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
             "",
         ]
     return "\n".join(lines)
+
+
+def flow_section(proof: FlowProof) -> list[str]:
+    """The runbook's table of the stage's flows: each flow, whether it gets through at this
+    stage, and the object that decides (docs/architecture.md, "The flow proof"). It reads
+    the target's verdicts only, so a run that changes nothing renders the same runbook."""
+    rows = [row for row in proof.rows if row.then.outcome != "n/a"]
+    if not rows:
+        return []
+    refused = sum(not row.then.allowed for row in rows)
+    partly = sum(row.then.allowed and bool(row.then.partial) for row in rows)
+    lines = [
+        "## Flows",
+        "",
+        f"Every request flow of the estate, judged through this stage's configuration: "
+        f"{len(rows)} flows, {len(rows) - refused - partly} allowed, {partly} partly, "
+        f"{refused} refused. The run refuses any that worked before this stage and would "
+        "stop (docs/architecture.md, \"The flow proof\").",
+        "",
+        "| flow | from | at this stage | decided by |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        flow = row.flow
+        called = flow.destination.service or flow.destination.name
+        request = f" {flow.request.method} {flow.request.path}" if flow.request else ""
+        name = f"{flow.source} → {called} ({flow.destination}) {flow.protocol}{request}"
+        origin = flow.origin + (f": {flow.via}" if flow.via else "")
+        lines.append(f"| {_cell(name)} | {_cell(origin)} | {_cell(row.then.short())} | "
+                     f"{_cell(row.then.by or row.then.reason)} |")
+    return [*lines, ""]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 _NEXT_GATE: dict[Stage, str] = {

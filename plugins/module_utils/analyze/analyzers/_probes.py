@@ -32,12 +32,4 @@ def probes(workload: Workload) -> Iterator[Probe]:
 
 def port_number(workload: Workload, port: int | str | None) -> int | None:
     """A probe port as a number (a named port looked up among the container ports)."""
-    if isinstance(port, int):
-        return port
-    if isinstance(port, str):
-        if port.isdigit():
-            return int(port)
-        for name, number in workload.container_ports():
-            if name == port:
-                return number
-    return None
+    return workload.port_number(port)

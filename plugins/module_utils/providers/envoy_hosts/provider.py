@@ -4,6 +4,7 @@ cluster's mesh for the services the environment's hosts carry."""
 from __future__ import annotations
 
 from ..provider import CanaryQueries, Provider
+from .flows.registry import HOST_FLOWS
 from .plan import plan_envoy
 
 QUANTILE = 0.99
@@ -22,4 +23,5 @@ ENVOY_HOSTS = Provider(
         latency_p99=f"histogram_quantile({QUANTILE}, sum by (le) (rate("
                     "envoy_cluster_upstream_rq_time_bucket{{{selector}}}[{window}])))",
     ),
+    flows=HOST_FLOWS,
 )

@@ -15,6 +15,7 @@ from ..provider import (
     Sidecar,
 )
 from .control_plane import istio_control_plane
+from .flows.registry import ISTIO_FLOWS
 from .plan import plan_istio
 
 QUANTILE = 0.99
@@ -119,4 +120,5 @@ ISTIO = Provider(
                       "(`istioctl uninstall --purge`, or its Helm releases) and its CRDs.",
         ),
     ),
+    flows=ISTIO_FLOWS,
 )

@@ -16,6 +16,7 @@ from ..provider import (
     Sidecar,
 )
 from .control_plane import linkerd_control_plane
+from .flows.registry import LINKERD_FLOWS
 from .plan import plan_linkerd
 
 QUANTILE = 0.99
@@ -129,4 +130,5 @@ LINKERD = Provider(
         dry_run="the dry run of Linkerd authorization is not built (meshstage renders no "
                 "audit-mode policy): would-be denials of Linkerd workloads cannot be seen",
     ),
+    flows=LINKERD_FLOWS,
 )

@@ -1,0 +1,99 @@
+"""The flow proof: every flow judged now and at the target; what works now must keep working.
+
+``prove`` collects the environment's flows (``collect.py``) and judges each one through the
+configuration committed now and through the target's (``states.py``), each destination by
+its data plane's evaluator: a plain host's by the host sidecars', any other by the mesh's
+(the ``flows`` of the providers' records). A flow that gets through now and would not at
+the target is a break. An environment the repository records nothing of has no mesh
+configuration yet: every flow gets through now.
+
+A break is not the only thing worth saying: a flow through a gateway (or from a client
+without a proxy) that a canary's split does not shape is a warning. Warnings and the
+runbook's table read the target's verdicts only, so a run that changes nothing says the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..providers.registry import HOSTS, mesh
+from .evaluate import MeshState
+from .model import OK, Flow, Verdict
+
+NOTHING_YET = Verdict(OK, "nothing of the mesh is configured yet", rule="baseline")
+
+
+@dataclass(frozen=True)
+class FlowRow:
+    flow: Flow
+    now: Verdict
+    then: Verdict
+
+    @property
+    def breaks(self) -> bool:
+        return self.now.allowed and not self.then.allowed
+
+    def line(self) -> str:
+        """One break, for the error: the flow, what stops it, the fix."""
+        then = self.then
+        by = f" by {then.by}" if then.by else ""
+        return (f"{self.flow}: works now ({self.now.reason}), would be refused "
+                f"({then.outcome}){by}: {then.reason}; fix: {then.fix or 'see the reason'}")
+
+    def as_dict(self) -> dict[str, Any]:
+        flow = self.flow
+        return {"flow": str(flow), "origin": flow.origin, "via": flow.via,
+                "source": str(flow.source), "destination": str(flow.destination),
+                "service": flow.destination.service, "protocol": flow.protocol,
+                "request": (f"{flow.request.method} {flow.request.path}"
+                            if flow.request else None),
+                "now": self.now.as_dict(), "target": self.then.as_dict(),
+                "breaks": self.breaks}
+
+
+@dataclass
+class FlowProof:
+    now: str                      # "strict_mtls (istio)", or "nothing recorded"
+    target: str
+    rows: list[FlowRow] = field(default_factory=list)
+
+    @property
+    def breaks(self) -> list[FlowRow]:
+        return [row for row in self.rows if row.breaks]
+
+    def warnings(self) -> list[str]:
+        return [f"flow proof: {row.flow}: {row.then.routing}" for row in self.rows
+                if row.then.routing and row.then.allowed]
+
+    def counts(self) -> dict[str, int]:
+        return {"flows": len(self.rows), "breaks": len(self.breaks),
+                "refused": sum(not r.then.allowed for r in self.rows),
+                "refused_now": sum(not r.now.allowed for r in self.rows)}
+
+
+def judge(flow: Flow, state: MeshState) -> Verdict:
+    """A flow through one configuration, by its destination's data plane."""
+    if flow.destination.kind == "host":
+        evaluator = HOSTS.flows
+    else:
+        evaluator = mesh(state.provider).flows
+    if evaluator is None:
+        return Verdict(OK, f"{state.provider} has no flow evaluator")
+    return evaluator.evaluate(flow, state)
+
+
+def prove(flows: Sequence[Flow], target: MeshState, now: MeshState | None,
+          now_label: str = "nothing recorded", unchanged: bool = False) -> FlowProof:
+    """Judge every flow at the target and now (``now`` None: nothing is configured yet;
+    ``unchanged``: the committed configuration is the target's, so the verdicts are too)."""
+    proof = FlowProof(now_label if now is None else now.label, target.label)
+    for flow in flows:
+        then = judge(flow, target)
+        if unchanged:
+            before = then
+        else:
+            before = judge(flow, now) if now is not None else NOTHING_YET
+        proof.rows.append(FlowRow(flow, before, then))
+    return proof

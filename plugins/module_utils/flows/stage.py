@@ -1,0 +1,167 @@
+"""The flow proof of one run: the pipeline's step between analysis and the write.
+
+``prove_stage`` gathers what the proof reads (the estate, the target's rendered tree, the
+tree committed now, the edges Prometheus observed), judges every flow, and refuses the run
+with ``FlowProofError`` when a flow that works now would stop. The target's verdicts are
+kept in the stage cache under everything they read (the rendered texts, the intent its
+stand-ins come from), so a run that changes nothing judges nothing again; with manifests
+(``mesh_check_paths``) the proof runs every time, as the analysis does. The edges
+Prometheus observed come from the stage gates (``StageOptions.observed_calls``): the proof
+itself queries nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FlowProofError, MeshstageError
+from ..estate.index import MeshConfig, MeshIndex
+from ..gates.gate import Call
+from ..gitops.repo import GitOpsRepo
+from ..intent.model import Intent
+from ..providers.registry import mesh
+from ..render.runbook import flow_section
+from ..render.stage_cache import StageCache
+from ..render.tree import RenderedObject
+from .collect import collect_flows
+from .evaluate import FlowSettings, MeshState
+from .proof import FlowProof, prove
+from .states import (
+    committed_state,
+    estate_resources,
+    host_files_of,
+    install_values_of,
+    mesh_state,
+    relevant,
+)
+
+
+@dataclass
+class StageProof:
+    """What the run keeps of its proof: the runbook's section, the warnings, the figures."""
+
+    section: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    proof: FlowProof | None = None   # None when the stage cache answered
+
+
+def calls_of(observed: Sequence[Mapping[str, Any]]) -> list[Call]:
+    """The edges the stage gates observed (``Call`` fields, as the action returns them)."""
+    fields = set(Call.__dataclass_fields__)
+    found = []
+    for item in observed:
+        try:
+            found.append(Call(**{k: v for k, v in item.items() if k in fields}))
+        except TypeError:
+            continue  # not an edge: judged without it
+    return found
+
+
+def target_state(intent: Intent, objects: Sequence[RenderedObject],
+                 files: Mapping[str, str], estate: Sequence[Any]) -> tuple[MeshState,
+                                                                         dict[str, Any]]:
+    """The target's configuration, and every parsed file of it by path (the committed
+    tree's identical files reuse them)."""
+    environment = intent.environment
+    parsed: dict[str, Any] = {item.path: item.obj for item in objects}
+    parsed.update({f"hosts/{environment}/{host}/{name}": obj
+                   for host, found in host_files_of(files, environment).items()
+                   for name, obj in found.items()})
+    state = mesh_state(intent.provider, FlowSettings.from_intent(intent),
+                       (item.obj for item in objects), estate,
+                       host_files_of(files, environment, parsed),
+                       install_values_of(files, environment),
+                       _label(intent.stage.value, intent.provider))
+    return state, parsed
+
+
+def proof_of(intent: Intent, objects: Sequence[RenderedObject],
+             files: Mapping[str, str], check_paths: Sequence[Path], gitops_dir: Path,
+             recorded: Mapping[str, Any], owned: Mapping[str, str],
+             observed: Sequence[Call] = ()) -> FlowProof:
+    """Every flow of the environment judged now and at the target (nothing raised)."""
+    estate = estate_resources(intent, check_paths)
+    target, parsed = target_state(intent, objects, files, estate)
+    now, unchanged = None, False
+    stage, provider = recorded.get("stage"), recorded.get("provider")
+    if stage and provider:
+        now, unchanged = committed_state(gitops_dir, intent, str(provider), owned, files,
+                                         parsed, estate, _label(str(stage), str(provider)))
+    evaluator = mesh(intent.provider).flows
+    flows = collect_flows(intent, MeshIndex(estate, MeshConfig(
+        root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)),
+        evaluator.scrape if evaluator is not None else None, observed,
+        target.settings)
+    label = _label(str(stage), str(provider)) if stage and provider else "nothing recorded"
+    return prove(flows, target, now, label, unchanged)
+
+
+def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
+                files: Mapping[str, str], check_paths: Sequence[Path],
+                gitops_dir: Path, recorded: Mapping[str, Any],
+                cache: StageCache | None = None,
+                observed_edges: Sequence[Mapping[str, Any]] = ()) -> StageProof:
+    """The proof of the run; ``FlowProofError`` when a flow that works now would stop.
+    ``observed_edges``: what Prometheus showed the stage gates, judged too.
+
+    The target's verdicts are kept in the stage cache under everything they read. They
+    answer a later run when nothing can break: the repository records nothing yet and no
+    flow is refused at the target, or the committed tree is the target's file for file
+    (the state file's hashes say so without reading it)."""
+    observed = calls_of(observed_edges)
+    environment = intent.environment
+    owned = _owned(gitops_dir, environment) if recorded.get("stage") else {}
+    target = {path: text for path, text in files.items() if relevant(path, environment)}
+    if not recorded.get("stage"):
+        now = "nothing"
+    elif recorded.get("provider") == intent.provider and {
+            p: sha for p, sha in owned.items() if relevant(p, environment)} == {
+            p: hashlib.sha256(t.encode("utf-8")).hexdigest() for p, t in target.items()}:
+        now = "unchanged"
+    else:
+        now = "changed"
+    key = None
+    if cache is not None and not check_paths:
+        try:  # the stand-ins, the flows and the settings come from the intent
+            state = pickle.dumps(intent, protocol=4)
+        except Exception:  # what pickle refuses is proved every time
+            state = None
+        if state is not None:
+            key = cache.check_key("flows", [
+                intent.provider, state, repr(sorted(map(repr, observed))),
+                *(part for item in sorted(target.items()) for part in item)])
+            known = cache.passed(key)
+            if isinstance(known, dict) and (now == "unchanged" or (
+                    now == "nothing" and not known.get("refused"))):
+                return StageProof(list(known.get("section") or []),
+                                  list(known.get("warnings") or []),
+                                  dict(known.get("counts") or {}))
+    proof = proof_of(intent, objects, files, check_paths, gitops_dir, recorded, owned,
+                     observed)
+    breaks = proof.breaks
+    if breaks:
+        raise FlowProofError(f"{environment} ({intent.stage.value})",
+                             [row.line() for row in breaks])
+    result = StageProof(flow_section(proof), proof.warnings(), proof.counts(), proof)
+    if key is not None and cache is not None:
+        cache.mark_passed(key, {"section": result.section, "warnings": result.warnings,
+                                "counts": result.counts,
+                                "refused": result.counts.get("refused", 0)})
+    return result
+
+
+def _owned(gitops_dir: Path, environment: str) -> dict[str, str]:
+    try:
+        return GitOpsRepo(gitops_dir).owned(environment)
+    except MeshstageError:
+        return {}
+
+
+def _label(stage: str, provider: str) -> str:
+    return f"{stage} ({provider})"

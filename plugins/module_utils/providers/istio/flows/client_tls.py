@@ -1,0 +1,125 @@
+"""What the client sends: Istio mTLS, plaintext, or TLS of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ....estate.objects import Resource, as_list, as_mapping
+from ....flows.evaluate import FlowRule, Step
+from ....flows.model import Destination, Verdict
+from .peer_authentication import mode_at, namespace_mode
+from .view import DOMAIN, IstioView, workload_selected
+
+
+def _host_fqdn(host: str, namespace: str) -> str:
+    if host.endswith(DOMAIN) or host.startswith("*"):
+        return host
+    parts = host.split(".")
+    return f"{parts[0]}.{parts[1] if len(parts) > 1 else namespace}.{DOMAIN}"
+
+
+def _visible(rule: Resource, client_namespace: str) -> bool:
+    scopes = [str(e) for e in as_list(rule.spec.get("exportTo"))] or ["*"]
+    return "*" in scopes or client_namespace in scopes or (
+        "." in scopes and client_namespace == rule.namespace)
+
+
+def destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str, str],
+                     fqdn: str) -> Resource | None:
+    """The DestinationRule a client uses for a host: the first found in the client's
+    namespace, then the service's, then the root namespace."""
+    key = ("destination_rule", client_namespace, tuple(sorted(labels.items())), fqdn)
+    if key not in view.memo:
+        view.memo[key] = _destination_rule(view, client_namespace, labels, fqdn)
+    return view.memo[key]
+
+
+def _destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str, str],
+                      fqdn: str) -> Resource | None:
+    service_namespace = fqdn.split(".")[1] if fqdn.count(".") >= 2 else client_namespace
+    hosts = view.memo.get("destination rule hosts")
+    if hosts is None:  # every rule's host, once: (namespace, fqdn or wildcard) -> rules
+        hosts = view.memo["destination rule hosts"] = {}
+        for namespace, rules in view.destination_rules.items():
+            for rule in rules:
+                host = _host_fqdn(str(rule.spec.get("host") or ""), rule.namespace)
+                hosts.setdefault((namespace, host if not host.startswith("*") else "*"),
+                                 []).append((host, rule))
+    for namespace in dict.fromkeys((client_namespace, service_namespace, view.root)):
+        found = hosts.get((namespace, fqdn), []) + hosts.get((namespace, "*"), [])
+        for host, rule in sorted(found, key=lambda item: view.destination_rules[
+                namespace].index(item[1])):
+            matches = host == fqdn or (host.startswith("*") and fqdn.endswith(host[1:]))
+            if matches and _visible(rule, client_namespace) and \
+                    workload_selected(rule, labels, "workloadSelector") is not False:
+                return rule
+    return None
+
+
+def tls_mode(rule: Resource, port: int | None) -> str | None:
+    """The rule's tls mode for a Service port: a port-level setting replaces the top level
+    whole (no tls there is no tls), else the top-level ``trafficPolicy.tls``."""
+    policy = as_mapping(rule.spec.get("trafficPolicy"))
+    for setting in as_list(policy.get("portLevelSettings")):
+        setting = as_mapping(setting)
+        if port is not None and as_mapping(setting.get("port")).get("number") == port:
+            return _mode(setting.get("tls"))
+    return _mode(policy.get("tls"))
+
+
+def _mode(tls: Any) -> str | None:
+    mode = as_mapping(tls).get("mode")
+    return str(mode) if mode else None
+
+
+def auto_mtls(view: IstioView, destination: Destination, has_sidecar: bool) -> bool:
+    """Auto mTLS sends Istio mTLS to an endpoint with a sidecar, unless the endpoint's own
+    PeerAuthentication (workload or port level) says DISABLE, or the service's namespace
+    mode (mesh and namespace PeerAuthentications only) is DISABLE."""
+    if not has_sidecar:
+        return False
+    if namespace_mode(view, destination.namespace) == "DISABLE":
+        return False
+    mode, _ = mode_at(view, destination)
+    return mode != "DISABLE"
+
+
+
+class ClientTls(FlowRule):
+    """The TLS a client's proxy originates: the DestinationRule of the host (looked up in
+    the client's namespace, the service's, then the root namespace; visible through
+    ``exportTo``; ``workloadSelector`` choosing clients), the port-level setting for the
+    Service port when there is one, else its top-level ``tls``: ``ISTIO_MUTUAL`` sends Istio
+    mTLS to every endpoint, ``DISABLE`` plaintext, ``SIMPLE``/``MUTUAL`` TLS that is not
+    Istio's; without ``tls``, auto mTLS sends Istio mTLS exactly to endpoints with a
+    sidecar whose own PeerAuthentication is not DISABLE (since 1.12). A client without a
+    proxy sends what its application sends: plaintext.
+
+    Follows https://istio.io/latest/docs/ops/configuration/traffic-management/
+    tls-configuration/#auto-mtls ("If TLS settings are not explicitly configured in a
+    DestinationRule, the sidecar will automatically determine if Istio mutual TLS should be
+    sent"), https://istio.io/latest/docs/ops/best-practices/traffic-management/
+    #cross-namespace-configuration (the lookup path), the portLevelSettings note of
+    https://istio.io/latest/docs/reference/config/networking/destination-rule/, and
+    ``pilot/pkg/networking/core/cluster_tls.go`` (``buildAutoMtlsSettings``).
+    """
+
+    name = "istio.ClientTls"
+
+    def apply(self, step: Step) -> Verdict | None:
+        view, flow, facts = step.view, step.flow, step.facts
+        if not facts.source_proxy or facts.extra.get("passthrough"):
+            facts.sends = "plaintext"
+            return None
+        source, destination = flow.source, flow.destination
+        rule = destination_rule(view, source.namespace, dict(source.labels),
+                                view.destination_fqdn(destination))
+        mode = tls_mode(rule, destination.service_port) if rule is not None else None
+        if mode is None:
+            facts.sends = "mtls" if auto_mtls(view, destination, facts.destination_proxy) \
+                else "plaintext"
+            return None
+        facts.extra["destination_rule"] = rule.display if rule is not None else ""
+        facts.sends = {"ISTIO_MUTUAL": "mtls", "DISABLE": "plaintext"}.get(mode, "tls")
+        return None

@@ -1,0 +1,239 @@
+"""AuthorizationPolicies read once into plain data, and Istio's matching of a request
+against them (the rule that decides is ``authorization.py``; the semantics it cites)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ....estate.objects import Resource, as_list, as_mapping
+from ....flows.model import Request
+from ....flows.requests import candidate_requests, sample_path, string_matches
+
+HTTP_OPERATION = ("hosts", "notHosts", "methods", "notMethods", "paths", "notPaths")
+HTTP_SOURCE = ("requestPrincipals", "notRequestPrincipals")
+UNKNOWN_SOURCE = ("ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks")
+HTTP_PROTOCOLS = ("http", "http2", "grpc")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A request as an AuthorizationPolicy sees it."""
+
+    principal: str | None
+    namespace: str | None
+    port: int
+    http: bool
+    hosts: tuple[str, ...] = ()
+    request: Request | None = None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+
+
+@dataclass(frozen=True)
+class _Source:
+    principals: tuple[str, ...]
+    not_principals: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    not_namespaces: tuple[str, ...]
+    request_principals: bool
+    unknown: bool            # addresses the proof cannot see
+
+
+@dataclass(frozen=True)
+class _Operation:
+    ports: tuple[str, ...]
+    not_ports: tuple[str, ...]
+    methods: tuple[str, ...]
+    not_methods: tuple[str, ...]
+    paths: tuple[str, ...]
+    not_paths: tuple[str, ...]
+    hosts: tuple[str, ...]
+    not_hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    sources: tuple[_Source, ...]          # empty: any source
+    operations: tuple[_Operation, ...]    # empty: any operation
+    conditions: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    http_only: bool                       # names an HTTP-only field
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """An AuthorizationPolicy read once: its action, its rules, the methods and paths its
+    operations name (the requests worth trying)."""
+
+    resource: Resource
+    action: str
+    rules: tuple[_Rule, ...]
+    methods: tuple[str, ...]
+    paths: tuple[str, ...]
+
+
+def compile_policy(policy: Resource) -> CompiledPolicy:
+    rules, methods, paths = [], [], []
+    for rule in as_list(policy.spec.get("rules")):
+        rule = as_mapping(rule)
+        sources = []
+        http_only = False
+        for entry in as_list(rule.get("from")):
+            source = as_mapping(as_mapping(entry).get("source"))
+            request = bool(source.get("requestPrincipals") or
+                           source.get("notRequestPrincipals"))
+            http_only = http_only or request
+            sources.append(_Source(
+                _strings(source.get("principals")), _strings(source.get("notPrincipals")),
+                _strings(source.get("namespaces")), _strings(source.get("notNamespaces")),
+                bool(_strings(source.get("requestPrincipals"))),
+                any(source.get(f) for f in UNKNOWN_SOURCE)))
+        operations = []
+        for entry in as_list(rule.get("to")):
+            operation = as_mapping(as_mapping(entry).get("operation"))
+            http_only = http_only or any(operation.get(f) for f in HTTP_OPERATION)
+            compiled = _Operation(*(_strings(operation.get(f)) for f in (
+                "ports", "notPorts", "methods", "notMethods", "paths", "notPaths", "hosts",
+                "notHosts")))
+            operations.append(compiled)
+            methods += [*compiled.methods, *compiled.not_methods]
+            paths += [sample_path(p) for p in (*compiled.paths, *compiled.not_paths)]
+        conditions = tuple((str(as_mapping(c).get("key") or ""),
+                            _strings(as_mapping(c).get("values")),
+                            _strings(as_mapping(c).get("notValues")))
+                           for c in as_list(rule.get("when")))
+        http_only = http_only or any(key.startswith("request.") for key, _, _ in conditions)
+        rules.append(_Rule(tuple(sources), tuple(operations), conditions, http_only))
+    return CompiledPolicy(policy, str(policy.spec.get("action") or "ALLOW"), tuple(rules),
+                          tuple(dict.fromkeys(methods)), tuple(dict.fromkeys(paths)))
+
+
+def _field(wanted: tuple[str, ...], unwanted: tuple[str, ...], value: str | None,
+           fold: bool = False) -> bool:
+    if fold and value is not None:
+        value = value.lower()
+        wanted = tuple(w.lower() for w in wanted)
+        unwanted = tuple(u.lower() for u in unwanted)
+    if wanted and not any(string_matches(p, value) for p in wanted):
+        return False
+    return not (unwanted and any(string_matches(p, value) for p in unwanted))
+
+
+def _source(source: _Source, caller: Caller, allow: bool) -> bool:
+    if source.unknown:
+        return allow  # addresses the proof cannot see: assume the policy means it to match
+    if caller.http and source.request_principals:
+        return False  # no request carries a JWT the proof knows of
+    if (source.principals or source.not_principals) and not _field(
+            source.principals, source.not_principals, caller.principal):
+        return False
+    return not (source.namespaces or source.not_namespaces) or _field(
+        source.namespaces, source.not_namespaces, caller.namespace)
+
+
+def _operation(operation: _Operation, caller: Caller) -> bool:
+    port = str(caller.port)
+    if (operation.ports and port not in operation.ports) or port in operation.not_ports:
+        return False
+    if not caller.http:
+        return True  # a DENY on TCP keeps only its port and source fields
+    request = caller.request
+    method, path = (request.method, request.path) if request is not None else (None, None)
+    if operation.hosts and not any(_field(operation.hosts, (), h, fold=True)
+                                   for h in caller.hosts):
+        return False
+    if operation.not_hosts and any(_field(operation.not_hosts, (), h, fold=True)
+                                   for h in caller.hosts):
+        return False
+    if (operation.methods or operation.not_methods) and not _field(
+            operation.methods, operation.not_methods, method):
+        return False
+    return not (operation.paths or operation.not_paths) or _field(
+        operation.paths, operation.not_paths, path)
+
+
+def _condition(condition: tuple[str, tuple[str, ...], tuple[str, ...]], caller: Caller,
+               allow: bool) -> bool:
+    key, values, not_values = condition
+    known = {"source.principal": caller.principal, "source.namespace": caller.namespace,
+             "destination.port": str(caller.port)}
+    if key in known:
+        value = known[key]
+    elif key.startswith(("request.headers", "request.auth")):
+        value = None  # the proof's requests carry no such header or token
+    else:
+        return allow  # an attribute the proof cannot see (addresses, SNI)
+    return _field(values, not_values, value)
+
+
+def _live(rule: _Rule, caller: Caller, allow: bool) -> bool:
+    """The parts of a rule no request changes: a rule with HTTP-only fields never matches
+    a TCP request under ALLOW (it is dropped); its sources and conditions."""
+    if not caller.http and allow and rule.http_only:
+        return False
+    if rule.sources and not any(_source(s, caller, allow) for s in rule.sources):
+        return False
+    return all(_condition(c, caller, allow) for c in rule.conditions)
+
+
+def _matches(rules: list[_Rule], caller: Caller) -> bool:
+    """Whether one of a policy's live rules matches the request (over TCP, a DENY rule
+    keeps only its ports of the operation)."""
+    return any(not rule.operations or any(_operation(o, caller) for o in rule.operations)
+               for rule in rules)
+
+
+def decide_all(policies: Sequence[CompiledPolicy], caller: Caller,
+               requests: Sequence[Request | None],
+               ) -> list[tuple[Request | None, bool, CompiledPolicy | None]]:
+    """(request, allowed, the policy that decides) for each request of one caller:
+    CUSTOM is left to its provider, then any matching DENY denies, then no ALLOW policy
+    allows, then a matching ALLOW allows, else the ALLOW policies deny."""
+    live = [(policy, [r for r in policy.rules if _live(r, caller, policy.action == "ALLOW")])
+            for policy in policies]
+    denies = [(p, rules) for p, rules in live if p.action == "DENY" and rules]
+    allows = [(p, rules) for p, rules in live if p.action == "ALLOW"]
+    refusing = allows[0][0] if len(allows) == 1 else \
+        _widest([p for p, _ in allows]) if allows else None
+    results: list[tuple[Request | None, bool, CompiledPolicy | None]] = []
+    for request in requests:
+        one = Caller(caller.principal, caller.namespace, caller.port, caller.http,
+                     caller.hosts, request)
+        denied = next((p for p, rules in denies if _matches(rules, one)), None)
+        if denied is not None:
+            results.append((request, False, denied))
+        elif not allows:
+            results.append((request, True, None))
+        else:
+            admitted = next((p for p, rules in allows if rules and _matches(rules, one)),
+                            None)
+            results.append((request, admitted is not None, admitted or refusing))
+    return results
+
+
+def _widest(policies: list[CompiledPolicy]) -> CompiledPolicy:
+    """The ALLOW that refuses most plainly: one that selects a whole namespace."""
+    for policy in policies:
+        if not as_mapping(policy.resource.spec.get("selector")).get("matchLabels"):
+            return policy
+    return policies[0]
+
+
+def candidates(policies: Sequence[CompiledPolicy], request: Request | None,
+                http: bool) -> list[Request | None]:
+    if request is not None or not http:
+        return [request]
+    methods = tuple(dict.fromkeys(m for p in policies for m in p.methods))
+    paths = tuple(dict.fromkeys(path for p in policies for path in p.paths))
+    if not methods and not paths:
+        return [None]  # no policy looks at the request: one stands for all
+    return list(_requests(methods, paths))
+
+
+@functools.lru_cache(maxsize=1024)
+def _requests(methods: tuple[str, ...], paths: tuple[str, ...]) -> tuple[Request, ...]:
+    return tuple(candidate_requests(methods, paths))

@@ -1,0 +1,100 @@
+"""Whether the client's sidecar knows the destination: Sidecar egress and unknown hosts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ....estate.objects import Resource, as_list, as_mapping
+from ....flows.evaluate import FlowRule, Step
+from ....flows.model import RESET, Verdict, refused
+from .view import IstioView, spec_list, workload_selected
+
+
+def effective_sidecar(view: IstioView, namespace: str,
+                      labels: Mapping[str, str]) -> Resource | None:
+    """The Sidecar whose workloadSelector selects the client, else its namespace's
+    selector-less Sidecar, else the root namespace's."""
+    key = ("sidecar", namespace, tuple(sorted(labels.items())))
+    if key not in view.memo:
+        view.memo[key] = _effective_sidecar(view, namespace, labels)
+    return view.memo[key]
+
+
+def _effective_sidecar(view: IstioView, namespace: str,
+                       labels: Mapping[str, str]) -> Resource | None:
+    candidates = view.sidecars.get(namespace, [])
+    for sidecar in candidates:
+        if workload_selected(sidecar, labels, "workloadSelector"):
+            return sidecar
+    for ns in (namespace, view.root):
+        for sidecar in view.sidecars.get(ns, []):
+            if workload_selected(sidecar, labels, "workloadSelector") is None:
+                return sidecar
+    return None
+
+
+def imports(sidecar: Resource, client_namespace: str, namespace: str, fqdn: str,
+            port: int | None) -> bool:
+    for listener in spec_list(sidecar, "egress"):
+        number = as_mapping(listener.get("port")).get("number")
+        if number is not None and port is not None and number != port:
+            continue
+        for host in as_list(listener.get("hosts")):
+            ns, _, dns = str(host).partition("/")
+            if ns == "~" or (ns not in ("*", ".", namespace)) or \
+                    (ns == "." and client_namespace != namespace):
+                continue
+            if dns == "*" or dns == fqdn or fqdn.startswith(dns + ".") or \
+                    (dns.startswith("*.") and fqdn.endswith(dns[1:])):
+                return True
+    return False
+
+
+class SidecarEgress(FlowRule):
+    """A sidecar reaches only the services its Sidecar resource imports (``egress.hosts``,
+    ``namespace/dnsName``), and no Kubernetes Service at all for a plain host outside the
+    registry. What it does not know goes by ``outboundTrafficPolicy``: ``ALLOW_ANY`` (the
+    default) passes the bytes to the original destination as the application sent them,
+    plaintext and with no identity; ``REGISTRY_ONLY`` drops them (BlackHoleCluster).
+    Gateways are not shaped by Sidecar resources.
+
+    Follows https://istio.io/latest/docs/reference/config/networking/sidecar/
+    #OutboundTrafficPolicy-Mode ("REGISTRY_ONLY: Outbound traffic will be restricted to
+    services defined in the service registry"; "ALLOW_ANY: Outbound traffic to unknown
+    destinations will be allowed") and https://istio.io/latest/docs/ops/configuration/
+    traffic-management/traffic-routing/#unmatched-traffic ("when these requests are
+    forwarded, mutual TLS will not be used").
+    """
+
+    name = "istio.SidecarEgress"
+
+    def apply(self, step: Step) -> Verdict | None:
+        view, flow, facts = step.view, step.flow, step.facts
+        source = flow.source
+        if not facts.source_proxy or source.kind == "gateway":
+            return None
+        labels = dict(source.labels)
+        sidecar = effective_sidecar(view, source.namespace, labels)
+        destination = flow.destination
+        fqdn = view.destination_fqdn(destination)
+        key = ("imports", id(sidecar), source.namespace, destination.namespace, fqdn,
+               destination.service_port)
+        if key not in view.memo:
+            view.memo[key] = sidecar is None or imports(
+                sidecar, source.namespace, destination.namespace, fqdn,
+                destination.service_port)
+        known = destination.kind != "host" and view.memo[key]
+        if known:
+            return None
+        mode = str(as_mapping(sidecar.spec.get("outboundTrafficPolicy")).get("mode")
+                   or "ALLOW_ANY") if sidecar is not None else "ALLOW_ANY"
+        what = (f"{sidecar.display} does not import {view.destination_fqdn(destination)}"
+                if sidecar is not None and destination.kind != "host"
+                else f"{destination} is outside the service registry")
+        if mode == "REGISTRY_ONLY":
+            return refused(RESET, f"{what}, and REGISTRY_ONLY drops it",
+                           sidecar.display if sidecar is not None else "",
+                           "add the callee to the caller's calls (its Sidecar egress)")
+        facts.extra["passthrough"] = True
+        facts.notes.append(f"{what}: passed through as plaintext")
+        return None

@@ -1,0 +1,98 @@
+"""Helpers for the flow tests (a plain module, imported by name): a mesh state from YAML
+documents, and one flow judged through it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import (
+    MeshConfig,
+    MeshIndex,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects import (
+    Workload,
+    make_resource,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows.collect import (
+    gateway_peer,
+    peers_of,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows.evaluate import (
+    FlowSettings,
+    MeshState,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows.model import (
+    Destination,
+    Flow,
+    Peer,
+    Request,
+    Verdict,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows.proof import judge
+
+KUBELET = Peer("kubelet", "", "kubelet", proxy=False)
+OUTSIDE = Peer("external", "", "a client outside the cluster", proxy=False)
+
+
+def deployment(namespace: str, name: str, labels: dict[str, str] | None = None,
+               account: str | None = None, ports: tuple[int, ...] = (8080,),
+               annotations: dict[str, str] | None = None, probes: dict | None = None,
+               port_names: dict[int, str] | None = None) -> dict[str, Any]:
+    """A Deployment document: its pods carry ``labels`` (default app=<name>)."""
+    labels = labels or {"app": name}
+    container: dict[str, Any] = {"name": name, "image": "example", "ports": [
+        {"containerPort": p, **({"name": port_names[p]} if port_names and p in port_names
+                                else {})} for p in ports]}
+    container.update(probes or {})
+    template: dict[str, Any] = {"labels": labels}
+    if annotations:
+        template["annotations"] = annotations
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"matchLabels": labels}, "template": {
+                "metadata": template,
+                "spec": {"serviceAccountName": account or name, "containers": [container]}}}}
+
+
+def state(provider: str, documents: str | list[dict[str, Any]],
+          settings: FlowSettings | None = None,
+          install_values: dict[str, Any] | None = None,
+          host_files: dict[str, Any] | None = None) -> MeshState:
+    docs = [d for d in yaml.safe_load_all(documents) if d] if isinstance(documents, str) \
+        else documents
+    settings = settings or FlowSettings()
+    index = MeshIndex([make_resource(d, "test") for d in docs],
+                      MeshConfig(root_namespace=settings.root_namespace,
+                                 trust_domain=settings.trust_domain))
+    return MeshState(provider, settings, index, host_files or {}, install_values or {},
+                     "test")
+
+
+def workload(mesh: MeshState, namespace: str, name: str) -> Workload:
+    found = [w for w in mesh.index.workloads_in(namespace) if w.resource.name == name]
+    assert found, f"no workload {namespace}/{name}"
+    return found[0]
+
+
+def peer(mesh: MeshState, namespace: str, name: str, gateway: bool = False) -> Peer:
+    found = workload(mesh, namespace, name)
+    return gateway_peer(found) if gateway else peers_of([found], name)[0]
+
+
+def flow(mesh: MeshState, source: Peer | tuple[str, str], destination: tuple[str, str],
+         port: int, protocol: str = "http", request: Request | None = None,
+         origin: str = "calls", service: str | None = None, service_port: int | None = None,
+         kind: str = "workload") -> Flow:
+    if isinstance(source, tuple):
+        source = peer(mesh, *source)
+    target = workload(mesh, *destination)
+    return Flow(source, Destination(kind, destination[0], destination[1], port,
+                                    service or destination[1], service_port or port,
+                                    workload=target), protocol, origin, request)
+
+
+def verdict(mesh: MeshState, source: Peer | tuple[str, str], destination: tuple[str, str],
+            port: int = 8080, **options: Any) -> Verdict:
+    return judge(flow(mesh, source, destination, port, **options), mesh)
