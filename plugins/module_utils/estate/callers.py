@@ -45,6 +45,8 @@ class OutsideCall:
     path: str | None = None          # the HTTP path, where known (a scrape)
     fails_closed: bool = True        # a webhook with failurePolicy Ignore fails open
     tls: Mapping[str, Any] | None = None  # a monitor's tlsConfig
+    service: str | None = None       # the Service it calls through, if any
+    service_port: int | None = None  # and that Service's port
 
     @property
     def from_outside(self) -> bool:
@@ -61,17 +63,19 @@ def outside_calls(index: MeshIndex) -> list[OutsideCall]:
 
 
 def _pod_port(index: MeshIndex, namespace: str, name: str, port: Any,
-              ) -> Iterator[tuple[Workload, int | None]]:
-    """The workloads behind Service ``namespace/name`` and the pod port its ``port`` (a
-    number or a port name) sends to."""
+              ) -> Iterator[tuple[Workload, int | None, int | None]]:
+    """The workloads behind Service ``namespace/name``, the pod port its ``port`` (a number
+    or a port name) sends to, and the Service port's number."""
     entry = index.service(namespace, name)
     if entry is None:
         return
     chosen = next((p for p in entry.ports if port in (p.get("number"), p.get("name"))), None)
     if chosen is None and len(entry.ports) == 1 and port is None:
         chosen = entry.ports[0]
+    number = chosen.get("number") if chosen else None
     for workload in index.selected_by_service(entry):
-        yield workload, _target(chosen, workload) if chosen else None
+        yield (workload, _target(chosen, workload) if chosen else None,
+               number if isinstance(number, int) else None)
 
 
 def _target(service_port: Mapping[str, Any], workload: Workload) -> int | None:
@@ -143,11 +147,12 @@ def _ingresses(index: MeshIndex) -> Iterator[OutsideCall]:
             if not backend.get("name") or key in seen:
                 continue
             seen.add(key)
-            for workload, number in _pod_port(index, ingress.namespace, str(backend["name"]),
-                                              wanted):
+            for workload, number, service_port in _pod_port(
+                    index, ingress.namespace, str(backend["name"]), wanted):
                 yield OutsideCall("ingress", ingress, f"backend {backend['name']}:{wanted}",
                                   callers, workload, number,
-                                  caller_name=f"class {name or '(default)'}")
+                                  caller_name=f"class {name or '(default)'}",
+                                  service=str(backend["name"]), service_port=service_port)
 
 
 def _routes(index: MeshIndex) -> Iterator[OutsideCall]:
@@ -174,13 +179,14 @@ def _routes(index: MeshIndex) -> Iterator[OutsideCall]:
                     backend = as_mapping(backend)
                     if backend.get("kind", "Service") != "Service" or not backend.get("name"):
                         continue
-                    for workload, number in _pod_port(
+                    for workload, number, service_port in _pod_port(
                             index, str(backend.get("namespace") or route.namespace),
                             str(backend["name"]), backend.get("port")):
                         yield OutsideCall(
                             "ingress", route, f"backend {backend['name']}:{backend.get('port')}"
                             f" through Gateway {namespace}/{gateway.name}", callers, workload,
-                            number, caller_name=f"Gateway {namespace}/{gateway.name}")
+                            number, caller_name=f"Gateway {namespace}/{gateway.name}",
+                            service=str(backend["name"]), service_port=service_port)
 
 
 # --------------------------------------------------------------------------- webhooks
@@ -195,12 +201,14 @@ def _webhooks(index: MeshIndex) -> Iterator[OutsideCall]:
             if not service.get("name") or not service.get("namespace"):
                 continue
             fails_closed = webhook.get("failurePolicy", "Fail") != "Ignore"
-            for workload, number in _pod_port(index, str(service["namespace"]),
-                                              str(service["name"]), service.get("port", 443)):
-                yield OutsideCall("webhook", configuration, f"webhook {webhook.get('name')} "
-                                  f"(failurePolicy {'Fail' if fails_closed else 'Ignore'})", (),
+            for workload, number, service_port in _pod_port(
+                    index, str(service["namespace"]), str(service["name"]),
+                    service.get("port", 443)):
+                yield OutsideCall("webhook", configuration, f"webhook {webhook.get('name')}, "
+                                  f"failurePolicy {'Fail' if fails_closed else 'Ignore'}", (),
                                   workload, number, caller_name="the Kubernetes API server",
-                                  fails_closed=fails_closed)
+                                  fails_closed=fails_closed, service=str(service["name"]),
+                                  service_port=service_port)
 
 
 # --------------------------------------------------------------------------- scrapes
@@ -236,8 +244,8 @@ def _scrapes(index: MeshIndex) -> Iterator[OutsideCall]:
                 continue
             for endpoint in as_list(monitor.spec.get("endpoints")):
                 endpoint = as_mapping(endpoint)
-                for workload, number in _pod_port(index, service.namespace, service.name,
-                                                  endpoint.get("port")):
+                for workload, number, service_port in _pod_port(
+                        index, service.namespace, service.name, endpoint.get("port")):
                     target = endpoint.get("targetPort")
                     if target is not None:
                         number = target if isinstance(target, int) else dict(
@@ -246,7 +254,8 @@ def _scrapes(index: MeshIndex) -> Iterator[OutsideCall]:
                                       f"Service {service.namespace}/{service.name}", callers,
                                       workload, number, "Prometheus",
                                       str(endpoint.get("path") or "/metrics"),
-                                      tls=as_mapping(endpoint.get("tlsConfig")) or None)
+                                      tls=as_mapping(endpoint.get("tlsConfig")) or None,
+                                      service=service.name, service_port=service_port)
     for monitor in index.of_kind("PodMonitor"):
         namespaces = _namespaces(monitor, index)
         selector = as_mapping(monitor.spec.get("selector"))

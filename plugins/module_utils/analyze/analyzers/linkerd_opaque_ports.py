@@ -7,12 +7,12 @@ from typing import Any
 
 from ...estate.index import MeshIndex
 from ...estate.objects import SYSTEM_NAMESPACES, Resource, Workload
+from ...estate.protocols import detect, service_ports
 from ...providers.linkerd.api import DEFAULT_OPAQUE_PORTS
 from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ._linkerd import linkerd_injected, linkerd_objects, server_port_numbers, server_workloads
 from ._mtls import target_port
-from ._protocols import detect, service_ports
 
 OPAQUE_PORTS = "config.linkerd.io/opaque-ports"
 OPAQUE_APP_PROTOCOL = "linkerd.io/opaque"

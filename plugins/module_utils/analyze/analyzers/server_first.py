@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from ...estate.index import MeshIndex
 from ...estate.objects import SYSTEM_NAMESPACES, Resource
-from ...providers.istio.traffic import WELL_KNOWN_TCP
+from ...estate.protocols import detect, service_ports
+from ...providers.istio.ports import WELL_KNOWN_TCP, port_protocol
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ._protocols import detect, service_ports
-from .port_name import port_protocol
 
 
 class ServerFirstAnalyzer(Analyzer):

@@ -8,12 +8,11 @@ from typing import Any
 
 from ...estate.index import MeshIndex
 from ...estate.objects import Workload
-from ...providers.istio.traffic import WELL_KNOWN_TCP
+from ...providers.istio.ports import WELL_KNOWN_TCP, port_protocol
 from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ._authz import DRY_RUN, PolicyIndex, action, http_only
 from ._mtls import target_port
-from .port_name import port_protocol
 
 # Protocols Istio proxies as TCP (mysql and redis filters are off by default; HTTPS at a
 # sidecar is TLS it passes through)

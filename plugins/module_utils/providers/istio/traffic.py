@@ -20,6 +20,7 @@ from ..gatewayapi.routes import (
     whole_duration,
 )
 from .api import NETWORKING
+from .ports import port_prefix
 
 _POOL_TCP = {"max_connections": "maxConnections", "connect_timeout": "connectTimeout"}
 
@@ -160,25 +161,6 @@ def _destination_rule(intent: Intent, service: Service, host: str | None = None,
                         for v in service.versions] if subsets else [],
         },
     )
-
-
-# Istio reads a Service port's protocol from its name's prefix: https://istio.io/latest/docs/
-# ops/configuration/traffic-management/protocol-selection/; mysql, mongo and redis are TCP
-# proxied (their filters are off by default), and protocols Istio does not know are declared
-# as TCP so that they are not sniffed.
-PORT_PREFIX = {"HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "TCP": "tcp", "TLS": "tls",
-               "HTTPS": "https", "MONGO": "mongo", "REDIS": "redis", "MYSQL": "mysql"}
-
-
-# Service ports Istio treats as TCP without a declaration (``wellKnownPorts`` in istio/istio
-# pkg/config/kube/conversion.go): 25 SMTP, 53 DNS, 3306 MySQL, 27017 MongoDB
-WELL_KNOWN_TCP: frozenset[int] = frozenset({25, 53, 3306, 27017})
-
-
-def port_prefix(protocol: str) -> str:
-    """The port-name prefix that tells Istio a protocol (``tcp`` for those it does not
-    know)."""
-    return PORT_PREFIX.get(protocol, "tcp")
 
 
 def peers_service(intent: Intent, service: Service) -> PlannedObject:

@@ -116,7 +116,7 @@ class HostOutbound(FlowRule):
             cluster = view.cluster(caller, name)
             endpoint = _endpoint(cluster, target.address, target.inbound_port) \
                 if cluster is not None and target is not None else None
-            if endpoint is not None:
+            if endpoint is not None and cluster is not None:
                 if _tls_for(cluster, endpoint):
                     facts.sends = "mtls"
                     source = flow.source

@@ -38,9 +38,9 @@ def destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str
 def _destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str, str],
                       fqdn: str) -> Resource | None:
     service_namespace = fqdn.split(".")[1] if fqdn.count(".") >= 2 else client_namespace
-    hosts = view.memo.get("destination rule hosts")
+    hosts = view.memo.get(("destination rule hosts",))
     if hosts is None:  # every rule's host, once: (namespace, fqdn or wildcard) -> rules
-        hosts = view.memo["destination rule hosts"] = {}
+        hosts = view.memo[("destination rule hosts",)] = {}
         for namespace, rules in view.destination_rules.items():
             for rule in rules:
                 host = _host_fqdn(str(rule.spec.get("host") or ""), rule.namespace)
@@ -114,8 +114,9 @@ class ClientTls(FlowRule):
             return None
         source, destination = flow.source, flow.destination
         rule = destination_rule(view, source.namespace, dict(source.labels),
-                                view.destination_fqdn(destination))
-        mode = tls_mode(rule, destination.service_port) if rule is not None else None
+                                facts.extra.get("fqdn") or view.destination_fqdn(destination))
+        port = facts.extra.get("service_port", destination.service_port)
+        mode = tls_mode(rule, port) if rule is not None else None
         if mode is None:
             facts.sends = "mtls" if auto_mtls(view, destination, facts.destination_proxy) \
                 else "plaintext"

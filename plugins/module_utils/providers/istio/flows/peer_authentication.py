@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ....estate.objects import Resource, as_mapping
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import RESET, Destination, Verdict, allowed, refused
@@ -60,7 +63,7 @@ def _mode_at(view: IstioView, destination: Destination) -> tuple[str, str]:
         if found is not None and item is not None:
             mode, by = found, item.display
     if workload is not None:
-        levels = as_mapping(workload.spec.get("portLevelMtls"))
+        levels: Mapping[Any, Any] = as_mapping(workload.spec.get("portLevelMtls"))
         entry = levels.get(destination.port, levels.get(str(destination.port)))
         if entry is not None:
             found = _mode_of(entry)

@@ -71,24 +71,25 @@ class SidecarEgress(FlowRule):
     def apply(self, step: Step) -> Verdict | None:
         view, flow, facts = step.view, step.flow, step.facts
         source = flow.source
-        if not facts.source_proxy or source.kind == "gateway":
+        if not facts.source_proxy or source.kind == "gateway" or facts.extra.get(
+                "passthrough"):
             return None
         labels = dict(source.labels)
         sidecar = effective_sidecar(view, source.namespace, labels)
         destination = flow.destination
-        fqdn = view.destination_fqdn(destination)
-        key = ("imports", id(sidecar), source.namespace, destination.namespace, fqdn,
-               destination.service_port)
+        # a pod address is reached through the headless Service that declares its port
+        fqdn = facts.extra.get("fqdn") or view.destination_fqdn(destination)
+        port = facts.extra.get("service_port", destination.service_port)
+        key = ("imports", id(sidecar), source.namespace, destination.namespace, fqdn, port)
         if key not in view.memo:
             view.memo[key] = sidecar is None or imports(
-                sidecar, source.namespace, destination.namespace, fqdn,
-                destination.service_port)
+                sidecar, source.namespace, destination.namespace, fqdn, port)
         known = destination.kind != "host" and view.memo[key]
         if known:
             return None
         mode = str(as_mapping(sidecar.spec.get("outboundTrafficPolicy")).get("mode")
                    or "ALLOW_ANY") if sidecar is not None else "ALLOW_ANY"
-        what = (f"{sidecar.display} does not import {view.destination_fqdn(destination)}"
+        what = (f"{sidecar.display} does not import {fqdn}"
                 if sidecar is not None and destination.kind != "host"
                 else f"{destination} is outside the service registry")
         if mode == "REGISTRY_ONLY":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import FORBIDDEN, RESET, Verdict, allowed, refused
 from ....flows.requests import describe
@@ -43,7 +45,7 @@ class Authorizations(FlowRule):
                 return allowed(f"admitted by {found.by}", found.by)
             return refused(RESET, f"nothing that authorizes {server.display} admits it",
                            server.display, _fix(step, server.display))
-        results = []
+        results: list[tuple[Any, Any, Any]] = []
         for request, route in facts.extra.get("routed", []):
             if route is None:
                 results.append((request, None, "no route"))

@@ -1,4 +1,4 @@
-"""Private helper: ports that carry a protocol the proxies must not wait on.
+"""Ports that carry a protocol the proxies must not wait on.
 
 Protocol detection reads a connection's first bytes. A server-speaks-first protocol
 (MySQL, SMTP, NATS) sends nothing from the client, so the proxy waits: Istio stalls the
