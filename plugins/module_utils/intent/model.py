@@ -272,7 +272,7 @@ class ExternalCaller:
 @dataclass(frozen=True)
 class MtlsExemption:
     service: str
-    mode: str  # DISABLE | PERMISSIVE
+    mode: str  # DISABLE | PERMISSIVE; UNSET (the mesh's mode): per-port exceptions only
     ports: Mapping[int, str]
     reason: str
 
@@ -542,14 +542,14 @@ class Intent:
 
     def exemptions(self, scrapes_identity: bool = True) -> tuple[MtlsExemption, ...]:
         """The mTLS exceptions the strict_mtls stage renders: ``mtls_exceptions``, with a
-        PERMISSIVE port for every port callers without a mesh identity reach."""
+        PERMISSIVE port for every port callers without a mesh identity reach. A service with
+        no exception of its own gets mode ``UNSET`` (the mesh's) with those ports."""
         exemptions = []
         explicit = {e.service: e for e in self.mtls_exceptions}
         for service in self.services:
             plaintext = self.plaintext_ports(service, scrapes_identity)
             exemption = explicit.get(service.name)
-            if not plaintext or (exemption and exemption.mode != "STRICT"
-                                 and not exemption.ports):
+            if not plaintext or (exemption and not exemption.ports):
                 if exemption:
                     exemptions.append(exemption)
                 continue
@@ -557,7 +557,7 @@ class Intent:
                 f"port {port} by {names}" for port, names in plaintext.items())
             if exemption is None:
                 exemptions.append(MtlsExemption(
-                    service.name, "STRICT", {p: "PERMISSIVE" for p in plaintext}, why))
+                    service.name, "UNSET", {p: "PERMISSIVE" for p in plaintext}, why))
                 continue
             ports = {**{p: "PERMISSIVE" for p in plaintext}, **exemption.ports}
             exemptions.append(MtlsExemption(service.name, exemption.mode,

@@ -12,7 +12,7 @@ containers end. https://kubernetes.io/docs/concepts/workloads/pods/sidecar-conta
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ...estate.index import MeshIndex
@@ -88,8 +88,18 @@ def app_init_containers(workload: Workload, proxy: str) -> list[Mapping[str, Any
     return containers
 
 
-def names(containers: Iterable[Mapping[str, Any]]) -> set[str]:
-    return {str(c.get("name")) for c in containers}
+def networked_init(workload: Workload, proxy: str, own: set[str],
+                   proxy_user: int) -> tuple[str, str] | None:
+    """(name, evidence) of the first init container that reaches the network before the
+    proxy runs: not the mesh's own (``own``), not run as the proxy's user (whose traffic
+    the capture leaves alone)."""
+    for container in app_init_containers(workload, proxy):
+        if container.get("name") in own or runs_as(container, workload) == proxy_user:
+            continue
+        reached = reaches_network(container)
+        if reached:
+            return str(container.get("name")), reached
+    return None
 
 
 def subject(index: MeshIndex, workload: Workload, pod_level: bool) -> Resource:

@@ -9,14 +9,7 @@ from ...estate.stand_in import STOPS_PROXY
 from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ._linkerd import PROXY, linkerd_injected, linkerd_native
-from ._startup import (
-    app_init_containers,
-    is_job,
-    mentions,
-    reaches_network,
-    runs_as,
-    subject,
-)
+from ._startup import is_job, mentions, networked_init, subject
 
 # Linkerd's own init containers (traffic capture, its CNI's check)
 _OWN = {"linkerd-init", "linkerd-network-validator", PROXY}
@@ -142,19 +135,15 @@ class LinkerdStartupAnalyzer(Analyzer):
                 continue
             if workload.annotations.get(SKIP_OUTBOUND):
                 continue
-            for container in app_init_containers(workload, PROXY):
-                if container.get("name") in _OWN or runs_as(container, workload) == PROXY_UID:
-                    continue
-                reached = reaches_network(container)
-                if reached:
-                    yield self.finding(
-                        where, "MST0209", f"Init container {container.get('name')} of "
-                        f"{workload.resource.display} reaches the network ({reached}) before "
-                        f"Linkerd's proxy runs{unknown}: its requests are redirected to a "
-                        "proxy that has not started and fail; run it as user 2102, skip its "
-                        "ports (config.linkerd.io/skip-outbound-ports), or use native "
-                        "sidecars.")
-                    break
+            found = networked_init(workload, PROXY, _OWN, PROXY_UID)
+            if found:
+                yield self.finding(
+                    where, "MST0209", f"Init container {found[0]} of "
+                    f"{workload.resource.display} reaches the network ({found[1]}) before "
+                    f"Linkerd's proxy runs{unknown}: its requests are redirected to a "
+                    "proxy that has not started and fail; run it as user 2102, skip its "
+                    "ports (config.linkerd.io/skip-outbound-ports), or use native "
+                    "sidecars.")
 
     @staticmethod
     def _stops_proxy(workload: Workload) -> bool:

@@ -8,14 +8,7 @@ from ...estate.objects import ISTIO_PROXY, Workload
 from ...estate.stand_in import STOPS_PROXY
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ._startup import (
-    app_init_containers,
-    is_job,
-    mentions,
-    reaches_network,
-    runs_as,
-    subject,
-)
+from ._startup import is_job, mentions, networked_init, subject
 
 NATIVE = "sidecar.istio.io/nativeSidecar"
 # Istio's own init containers (traffic capture, its CNI's check)
@@ -166,19 +159,15 @@ class StartupAnalyzer(Analyzer):
                 continue  # the proxy is injected first, before the app's init containers
             if any(workload.annotations.get(key) for key in _EXCLUDES):
                 continue
-            for container in app_init_containers(workload, ISTIO_PROXY):
-                if container.get("name") in _OWN or runs_as(container, workload) == PROXY_UID:
-                    continue
-                reached = reaches_network(container)
-                if reached:
-                    yield self.finding(
-                        where, "MST0110", f"Init container {container.get('name')} of "
-                        f"{workload.resource.display} reaches the network ({reached}) before "
-                        f"the Istio proxy runs{unknown}: its requests are captured towards a "
-                        "proxy that has not started and fail; run it as user 1337, exclude "
-                        "its destination from the capture (traffic.sidecar.istio.io/"
-                        f"excludeOutboundIPRanges), or annotate the pod {NATIVE}: \"true\".")
-                    break
+            found = networked_init(workload, ISTIO_PROXY, _OWN, PROXY_UID)
+            if found:
+                yield self.finding(
+                    where, "MST0110", f"Init container {found[0]} of "
+                    f"{workload.resource.display} reaches the network ({found[1]}) before "
+                    f"the Istio proxy runs{unknown}: its requests are captured towards a "
+                    "proxy that has not started and fail; run it as user 1337, exclude "
+                    "its destination from the capture (traffic.sidecar.istio.io/"
+                    f"excludeOutboundIPRanges), or annotate the pod {NATIVE}: \"true\".")
 
     @staticmethod
     def _stops_proxy(workload: Workload) -> bool:

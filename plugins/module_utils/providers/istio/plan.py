@@ -189,7 +189,7 @@ def _strict(intent: Intent) -> StageContribution:
                                     for port, mode in exception.ports.items()} or None,
             },
         ))
-        if exception.mode == "STRICT":
+        if exception.mode == "UNSET":
             ports = ", ".join(str(p) for p, mode in exception.ports.items() if mode != "STRICT")
             contribution.notes.append(
                 f"Exception: `{service.namespace}/{service.name}` accepts plaintext on port(s) "

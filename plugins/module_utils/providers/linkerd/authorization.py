@@ -60,7 +60,7 @@ def server_objects(intent: Intent, service: Service) -> list[PlannedObject]:
             access = "deny"
         elif exception is not None:
             mode = exception.ports.get(number, exception.mode)
-            if mode == "STRICT" and exception.mode == "STRICT":
+            if mode == "UNSET":
                 continue  # the namespace default (all-authenticated) says the same
             access = EXCEPTION_POLICY[mode]
         else:

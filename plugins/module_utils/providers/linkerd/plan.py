@@ -248,7 +248,7 @@ def _strict(intent: Intent) -> StageContribution:
                     "a meshed workload always answers meshed clients with mTLS; the Server "
                     "of this port accepts plaintext as well (accessPolicy "
                     "all-unauthenticated)", service))
-        if exception.mode == "STRICT":
+        if exception.mode == "UNSET":
             ports = ", ".join(str(p) for p, mode in exception.ports.items() if mode != "STRICT")
             contribution.notes.append(
                 f"Exception: `{service.namespace}/{service.name}` accepts plaintext on port(s) "

@@ -485,8 +485,9 @@ def test_an_http_port_beside_a_tcp_port_names_its_port(registry, example_intent)
     """The bug of issue 14: payment-service with an HTTP and a TCP port, and a timeout and
     retries, rendered a VirtualService whose destination named no port, and meshstage's own
     analyzer stopped the run with IST0112."""
-    variables = with_service(example_intent("dev"), "payment-service", ports=[
-        {"name": "http", "port": 8080}, {"name": "tcp-admin", "port": 9090, "protocol": "TCP"}])
+    variables = with_service(example_intent("dev", mesh_stage="traffic"), "payment-service",
+                             ports=[{"name": "http", "port": 8080},
+                                    {"name": "tcp-admin", "port": 9090, "protocol": "TCP"}])
     rendered = render(variables, registry)  # raised AnalysisError (IST0112) before the fix
     http = find(rendered, "VirtualService", "payment-service")["spec"]["http"]
     assert [route["match"] for route in http] == [[{"port": 8080}]]
