@@ -42,7 +42,7 @@ def test_the_benchmark_measures_a_tiny_estate(tmp_path):
     last = output.strip().splitlines()[-1]
     assert re.fullmatch(r"services=5 full_s=[0-9.]+ floor_ratio=[0-9.]+ "
                         r"baseline_speedup=n/a noop_ratio=[0-9.]+ noop_writes=0 "
-                        r"peak_mb=[0-9]+", last), last
+                        r"peak_mb=[0-9]+ proof_share=[0-9.]+", last), last
     (row,) = report["rows"]
     assert row["full_commits"] == 3  # one commit per environment
     assert row["noop_files_written_max"] == 0 and row["noop_commits_max"] == 0

@@ -241,8 +241,8 @@ class _Collector:
             workloads = self.estate.workloads_matching(namespace, {GATEWAY_NAME: name})
             generated = f"{name}-{klass}"
             peers = [gateway_peer(w) for w in workloads] or [Peer(
-                "gateway", namespace, generated, generated, proxy=True if klass == "istio"
-                else None, labels=((GATEWAY_CLASS, klass), (GATEWAY_NAME, name)))]
+                "gateway", namespace, generated, generated,
+                labels=((GATEWAY_CLASS, klass), (GATEWAY_NAME, name)))]
             listeners = [as_mapping(item).get("port") for item in
                          as_list(gateway.spec.get("listeners"))]
             ports = [p for p in listeners if isinstance(p, int)]

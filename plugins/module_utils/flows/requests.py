@@ -19,7 +19,7 @@ from .model import Request
 OTHER_PATH = "/meshstage-flow-proof"
 
 
-def sample_path(pattern: str, kind: str = "istio") -> str:
+def sample_path(pattern: str, kind: str = "pattern") -> str:
     """A path the pattern matches: ``/api/*`` gives ``/api/x``."""
     if kind == "prefix":
         return pattern.rstrip("/") + "/x" if pattern != "/" else "/x"

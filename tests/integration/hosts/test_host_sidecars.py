@@ -519,9 +519,8 @@ def test_meshed_callers_are_allowed_or_denied_by_identity(lab):
     order = Client(lab.hosts["order"].ports["outbound"])
     assert order.request("payment-service", "/api/v1/pay", "POST")[0] == 200
     assert order.request("payment-service", "/internal", "GET")[0] == 403
-    # order-service has no explicit rules: the ALLOW derived from `calls` admits
-    # admin-service (its caller) and nobody else (default deny), even with a certificate of
-    # the mesh CA
+    # order-service admits admin-service and nobody else (default deny), even with a
+    # certificate of the mesh CA
     order.close()
     target = lab.hosts["order"]
     assert https_get(target.address, target.ports["inbound"],

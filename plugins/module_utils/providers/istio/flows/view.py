@@ -84,6 +84,8 @@ class IstioView:
     def peer_proxy(self, peer: Peer) -> bool:
         if peer.proxy is not None:
             return peer.proxy
+        if peer.workload is None:  # a gateway the estate shows no pod of, by its labels
+            return is_gateway(dict(peer.labels))
         return self.has_sidecar(peer.workload)
 
     def destination_labels(self, destination: Destination) -> Mapping[str, str]:

@@ -99,8 +99,12 @@ def test_once_the_plaintext_is_outside_the_window_strict_mtls_passes(istio_prome
 def test_would_be_denials_and_an_unadmitted_caller_block_authorization(istio_prometheus):
     url, _ = istio_prometheus
     recorded = {"dev": {"provider": "istio", "stage": "strict_mtls"}}
+    seen: list = []
     with pytest.raises(GateRefused) as refused:
-        judge_run(variables(url, "authorization", "15m"), recorded)
+        judge_run(variables(url, "authorization", "15m"), recorded, seen=seen)
+    # the edges the gates read go on to the flow proof of the run (observed_calls)
+    assert {(call.caller_service, call.callee) for call in seen} >= {
+        ("reviews", "payment-service")}
     message = str(refused.value)
     assert "gate authorization: Service payments/payment-service: the dry run would have " \
         "denied" in message
