@@ -82,9 +82,9 @@ def copy_inventory(tmp_path: Path, environment: str) -> Path:
 def test_demo_commits_each_environment(demo):
     log = git(demo, "log", "--format=%s").splitlines()
     assert log == [
-        "meshstage(prod): injection stage, 13 added, 0 changed, 0 removed",
-        "meshstage(staging): strict_mtls stage, 59 added, 0 changed, 0 removed",
-        "meshstage(dev): authorization stage, 59 added, 0 changed, 0 removed",
+        "meshstage(prod): injection stage, 14 added, 0 changed, 0 removed",
+        "meshstage(staging): strict_mtls stage, 67 added, 0 changed, 0 removed",
+        "meshstage(dev): authorization stage, 67 added, 0 changed, 0 removed",
     ]
     assert git(demo, "status", "--porcelain") == ""
     index = (demo / "README.md").read_text()
