@@ -15,10 +15,10 @@ rather than missing: a GitOps tree of mesh objects alone does not hold the workl
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..kube import selector_matches
+from ..kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, selector_matches
 from .hosts import (
     HostEntry,
     entry_scopes,
@@ -27,6 +27,7 @@ from .hosts import (
     service_scopes,
     to_fqdn,
 )
+from .installs import native_sidecars
 from .objects import (
     AMBIENT_REDIRECTION,
     BUILTIN_NAMESPACES,
@@ -52,7 +53,8 @@ class MeshConfig:
     default_access_log_providers: tuple[str, ...] = ()
     extension_providers: tuple[str, ...] = ("prometheus", "stackdriver", "envoy")
     # Whether the mesh injects its proxy as a native sidecar where a pod does not say (the
-    # pipeline knows what it rendered; None: cannot be told from the input)
+    # pipeline knows what it rendered; else what the input's control-plane install says,
+    # installs.py; None: cannot be told)
     native_sidecars: bool | None = None
     # Ports the control plane skips protocol detection on, beyond its default (the pipeline
     # renders the intent's server-first ports into Linkerd's proxy.opaquePorts)
@@ -77,6 +79,18 @@ class MeshConfig:
 
 # --------------------------------------------------------------------------- hosts
 
+# Kinds whose objects meshstage renders beside the user's (a StatefulSet's headless
+# `<name>-peers` Service, Linkerd's version backends, ServiceEntries of external hosts) and
+# that say whether the input holds a namespace's hosts.
+_REGISTRY_KINDS = frozenset({"Service", "ServiceEntry"})
+
+
+def _evidence(resource: Resource) -> bool:
+    """Whether an object says the input holds the objects of its kind (in its namespace): a
+    Service meshstage rendered in a tree says nothing of the namespace's own Services."""
+    return (resource.kind not in _REGISTRY_KINDS
+            or resource.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE)
+
 
 # --------------------------------------------------------------------------- the index
 
@@ -90,6 +104,10 @@ class MeshIndex:
     complete: bool = False
 
     def __post_init__(self) -> None:
+        if self.mesh.native_sidecars is None:
+            found = native_sidecars(self.resources)
+            if found is not None:
+                self.mesh = replace(self.mesh, native_sidecars=found)
         self.by_kind: dict[str, list[Resource]] = {}
         self._by_key: dict[tuple[str, str, str], Resource] = {}
         for resource in self.resources:
@@ -133,8 +151,10 @@ class MeshIndex:
 
     def knows(self, *kinds: str) -> bool:
         """True when a missing object of these kinds is really missing: the input is
-        complete, or holds at least one object of one of the kinds."""
-        return self.complete or any(self.by_kind.get(kind) for kind in kinds)
+        complete, or holds at least one object of one of the kinds (that meshstage did not
+        render, for the host registry's kinds: see ``_evidence``)."""
+        return self.complete or any(_evidence(r) for kind in kinds
+                                    for r in self.by_kind.get(kind, ()))
 
     def knows_workloads(self) -> bool:
         return self.knows(*POD_KINDS)
@@ -145,7 +165,7 @@ class MeshIndex:
         if self.complete:
             return True
         if self._kinds_in is None:
-            self._kinds_in = {(r.kind, r.namespace) for r in self.resources}
+            self._kinds_in = {(r.kind, r.namespace) for r in self.resources if _evidence(r)}
         return any((kind, namespace) in self._kinds_in for kind in kinds)
 
     def namespace(self, name: str) -> Resource | None:

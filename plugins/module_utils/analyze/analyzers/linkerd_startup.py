@@ -36,8 +36,10 @@ class LinkerdStartupAnalyzer(Analyzer):
       skip-outbound-ports``), or use native sidecars.
 
     The finding is on the object that injects the pod: its Namespace, or the workload when
-    its own template asks for the proxy. When the input cannot tell whether the proxy runs
-    as a native sidecar, it is taken to be a regular container.
+    its own template asks for the proxy. ``proxy.nativeSidecar`` is read from the install in
+    the input (a HelmRelease or Argo CD Application of linkerd-control-plane with its values
+    inline, ``linkerd-config``); when the input cannot tell whether the proxy runs as a
+    native sidecar, it is taken to be a regular container.
     https://linkerd.io/2-edge/features/native-sidecars/,
     https://linkerd.io/2-edge/tasks/graceful-shutdown/
 

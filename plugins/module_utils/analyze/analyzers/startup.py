@@ -55,9 +55,11 @@ class StartupAnalyzer(Analyzer):
       or ``excludeOutboundPorts``), or use native sidecars.
 
     The finding is on the object that injects the pod: its Namespace, or the workload when
-    its own template asks for the sidecar. When the input cannot tell whether the mesh runs
-    native sidecars (``meshstage check`` of manifests), the pods are taken to have classic
-    ones. https://istio.io/latest/blog/2023/native-sidecars/,
+    its own template asks for the sidecar. Whether istiod injects native sidecars is read
+    from its install in the input (a HelmRelease, Argo CD Application or IstioOperator with
+    ``pilot.env.ENABLE_NATIVE_SIDECARS`` written inline, istiod's Deployment); when the
+    input cannot tell (``meshstage check`` of manifests alone), the pods are taken to have
+    classic ones. https://istio.io/latest/blog/2023/native-sidecars/,
     https://istio.io/latest/news/releases/1.27.x/announcing-1.27/upgrade-notes/,
     https://istio.io/latest/docs/setup/additional-setup/cni/
     #compatibility-with-application-init-containers

@@ -115,6 +115,75 @@ def test_the_pipeline_knows_it_rendered_native_sidecars():
     assert report.findings == []
 
 
+# the control plane's install as meshstage renders it (00-install/) and as a cluster holds it
+ISTIOD_RELEASE = """
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: istiod, namespace: flux-system}
+spec:
+  chart: {spec: {chart: istiod, sourceRef: {kind: HelmRepository, name: istio}, version: 1.29.2}}
+  values:
+    pilot: {env: {ENABLE_NATIVE_SIDECARS: "{value}"}}
+"""
+ISTIOD_APPLICATION = """
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: istiod, namespace: argocd}
+spec:
+  source:
+    chart: istiod
+    repoURL: https://istio-release.storage.googleapis.com/charts
+    targetRevision: 1.29.2
+    helm:
+      valuesObject:
+        pilot: {env: {ENABLE_NATIVE_SIDECARS: "{value}"}}
+"""
+ISTIOD_DEPLOYMENT = """
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: istiod, namespace: istio-system}
+spec:
+  selector: {matchLabels: {app: istiod}}
+  template:
+    metadata: {labels: {app: istiod}}
+    spec:
+      containers:
+      - name: discovery
+        image: docker.io/istio/pilot:1.29.2
+        env: [{name: ENABLE_NATIVE_SIDECARS, value: "{value}"}]
+"""
+LINKERD_CONFIG = """
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: linkerd-config, namespace: linkerd}
+data:
+  values: |
+    proxy:
+      nativeSidecar: {value}
+      image: {name: cr.l5d.io/linkerd/proxy}
+"""
+
+
+@pytest.mark.parametrize("namespace,name,install", [
+    (ISTIO_NS, "meshstage.StartupAnalyzer", ISTIOD_RELEASE),
+    (ISTIO_NS, "meshstage.StartupAnalyzer", ISTIOD_APPLICATION),
+    (ISTIO_NS, "meshstage.StartupAnalyzer", ISTIOD_DEPLOYMENT),
+    (LINKERD_NS, "linkerd.StartupAnalyzer", LINKERD_CONFIG)],
+    ids=["istiod-helmrelease", "istiod-application", "istiod-deployment", "linkerd-config"])
+def test_the_control_plane_install_in_the_input_says_whether_sidecars_are_native(
+        namespace, name, install):
+    native = analyze_text(namespace + cronjob() + install.replace("{value}", "true"), name)
+    assert native.findings == []
+    classic = analyze_text(namespace + cronjob() + install.replace("{value}", "false"), name)
+    assert [f.code for f in classic.findings] == [
+        "MST0109" if name.startswith("meshstage") else "MST0208"]
+    assert "nothing in the input says" not in classic.findings[0].message
+
+
 @pytest.mark.parametrize("namespace,name,code", [
     (ISTIO_NS, "meshstage.StartupAnalyzer", "MST0110"),
     (LINKERD_NS, "linkerd.StartupAnalyzer", "MST0209")])
