@@ -276,6 +276,15 @@ class MtlsExemption:
     ports: Mapping[int, str]
     reason: str
 
+    def note(self, namespace: str, otherwise: str) -> str:
+        """The RUNBOOK's line for the exception; ``otherwise`` says what a whole-workload
+        mode means for the provider."""
+        if self.mode == "UNSET":
+            ports = ", ".join(str(p) for p, mode in self.ports.items() if mode != "STRICT")
+            return (f"Exception: `{namespace}/{self.service}` accepts plaintext on port(s) "
+                    f"{ports} ({self.reason}).")
+        return f"Exception: `{namespace}/{self.service}` {otherwise}"
+
 
 @dataclass(frozen=True)
 class Source:

@@ -149,12 +149,7 @@ def _evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) 
     if not allows:
         return Admission(True, None)
     results = [rule_admits(rule, caller) for policy in allows for rule in _rules(policy)]
-    if True in results:
-        return Admission(True, None)
-    if None in results:
-        return Admission(None, None)
-    selectorless = [p for p in allows if not match_labels(p)]
-    return Admission(False, (selectorless or allows)[0])
+    return _admission(results, allows)
 
 
 def _rules(policy: Resource) -> list[Any]:
@@ -255,6 +250,12 @@ def admission_at(policies: PolicyIndex, workload: Workload, caller: Caller | Non
             when = isinstance(rule, Mapping) and bool(rule.get("when"))
             found = [source, to, None if when else True]
             results.append(False if False in found else (None if None in found else True))
+    return _admission(results, allows)
+
+
+def _admission(results: list[bool | None], allows: list[Resource]) -> Admission:
+    """What the ALLOW policies' rules say together: one admits; one cannot be told; none
+    admits (the policy to name: a selector-less one first)."""
     if True in results:
         return Admission(True, None)
     if None in results:

@@ -189,16 +189,8 @@ def _strict(intent: Intent) -> StageContribution:
                                     for port, mode in exception.ports.items()} or None,
             },
         ))
-        if exception.mode == "UNSET":
-            ports = ", ".join(str(p) for p, mode in exception.ports.items() if mode != "STRICT")
-            contribution.notes.append(
-                f"Exception: `{service.namespace}/{service.name}` accepts plaintext on port(s) "
-                f"{ports} ({exception.reason}).")
-        else:
-            contribution.notes.append(
-                f"Exception: `{service.namespace}/{service.name}` stays {exception.mode} "
-                f"({exception.reason})."
-            )
+        contribution.notes.append(exception.note(
+            service.namespace, f"stays {exception.mode} ({exception.reason})."))
     dry_run = _authorization(intent, dry_run=True).objects
     if dry_run and intent.stage is Stage.STRICT_MTLS:  # later, the authorization stage owns them
         contribution.objects.extend(dry_run)

@@ -248,15 +248,8 @@ def _strict(intent: Intent) -> StageContribution:
                     "a meshed workload always answers meshed clients with mTLS; the Server "
                     "of this port accepts plaintext as well (accessPolicy "
                     "all-unauthenticated)", service))
-        if exception.mode == "UNSET":
-            ports = ", ".join(str(p) for p, mode in exception.ports.items() if mode != "STRICT")
-            contribution.notes.append(
-                f"Exception: `{service.namespace}/{service.name}` accepts plaintext on port(s) "
-                f"{ports} ({exception.reason}).")
-        else:
-            contribution.notes.append(
-                f"Exception: `{service.namespace}/{service.name}` accepts plaintext "
-                f"({exception.mode}; {exception.reason}).")
+        contribution.notes.append(exception.note(
+            service.namespace, f"accepts plaintext ({exception.mode}; {exception.reason})."))
     return contribution
 
 

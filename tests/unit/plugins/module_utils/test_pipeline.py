@@ -98,7 +98,7 @@ def test_moving_an_object_between_stage_folders_is_a_change(tmp_path, crd_dir, e
         "Service bookinfo/ratings-db-peers"]
     assert len([a for a in added if a.startswith("AuthorizationPolicy ")]) == 11
     assert result.message.startswith(
-        f"meshstage(dev): strict_mtls stage, 11 added, {len(result.objects['changed'])} "
+        f"meshstage(dev): strict_mtls stage, 15 added, {len(result.objects['changed'])} "
         "changed, 0 removed\n")
 
 

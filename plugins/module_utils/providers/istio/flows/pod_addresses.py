@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ....estate.objects import Resource, as_list, as_mapping, as_strings
 from ....flows.evaluate import FlowRule, Step
-from ....flows.model import RESET, Destination, Verdict, refused
-from .sidecar_egress import effective_sidecar
+from ....flows.model import Destination, Verdict
+from .sidecar_egress import effective_sidecar, unmatched
 from .view import DOMAIN, IstioView
 
 
@@ -68,14 +68,6 @@ class PodAddresses(FlowRule):
             facts.extra["service_port"] = number
             return None
         sidecar = effective_sidecar(view, flow.source.namespace, dict(flow.source.labels))
-        mode = str(as_mapping(sidecar.spec.get("outboundTrafficPolicy")).get("mode")
-                   or "ALLOW_ANY") if sidecar is not None else "ALLOW_ANY"
-        what = (f"{flow.source} calls the pod address of {destination}, whose port no "
-                "headless Service declares")
-        if mode == "REGISTRY_ONLY":
-            return refused(RESET, f"{what}, and REGISTRY_ONLY drops it",
-                           sidecar.display if sidecar is not None else "",
-                           "declare the port in a headless Service (peer_ports)")
-        facts.extra["passthrough"] = True
-        facts.notes.append(f"{what}: passed through as plaintext")
-        return None
+        return unmatched(step, sidecar, f"{flow.source} calls the pod address of "
+                         f"{destination}, whose port no headless Service declares",
+                         "declare the port in a headless Service (peer_ports)")

@@ -87,15 +87,22 @@ class SidecarEgress(FlowRule):
         known = destination.kind != "host" and view.memo[key]
         if known:
             return None
-        mode = str(as_mapping(sidecar.spec.get("outboundTrafficPolicy")).get("mode")
-                   or "ALLOW_ANY") if sidecar is not None else "ALLOW_ANY"
         what = (f"{sidecar.display} does not import {fqdn}"
                 if sidecar is not None and destination.kind != "host"
                 else f"{destination} is outside the service registry")
-        if mode == "REGISTRY_ONLY":
-            return refused(RESET, f"{what}, and REGISTRY_ONLY drops it",
-                           sidecar.display if sidecar is not None else "",
-                           "add the callee to the caller's calls (its Sidecar egress)")
-        facts.extra["passthrough"] = True
-        facts.notes.append(f"{what}: passed through as plaintext")
-        return None
+        return unmatched(step, sidecar, what,
+                         "add the callee to the caller's calls (its Sidecar egress)")
+
+
+def unmatched(step: Step, sidecar: Resource | None, what: str, fix: str) -> Verdict | None:
+    """A request the client's sidecar has no listener or cluster for: the effective
+    Sidecar's ``REGISTRY_ONLY`` drops it, ``ALLOW_ANY`` (the default) passes it through as
+    plaintext without identity."""
+    mode = str(as_mapping(sidecar.spec.get("outboundTrafficPolicy")).get("mode")
+               or "ALLOW_ANY") if sidecar is not None else "ALLOW_ANY"
+    if mode == "REGISTRY_ONLY":
+        return refused(RESET, f"{what}, and REGISTRY_ONLY drops it",
+                       sidecar.display if sidecar is not None else "", fix)
+    step.facts.extra["passthrough"] = True
+    step.facts.notes.append(f"{what}: passed through as plaintext")
+    return None
