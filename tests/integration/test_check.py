@@ -60,7 +60,9 @@ def test_kustomize_output_checks_without_an_error(rendered, environment, tmp_pat
                            capture_output=True, text=True, check=True, timeout=120)
     output = tmp_path / f"{environment}.yaml"
     output.write_text(built.stdout)
-    result = check(output, ESTATE)
+    # the stages' objects run under the control plane 00-install/ installs (Flux's here),
+    # which says how the proxy is injected (native sidecars, for the estate's CronJob)
+    result = check(output, ESTATE, rendered / "envs" / environment / "00-install" / "flux")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
 

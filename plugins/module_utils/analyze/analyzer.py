@@ -30,9 +30,11 @@ class Analyzer:
     def analyze(self, index: MeshIndex) -> Results:
         raise NotImplementedError
 
-    def finding(self, resource: Resource, code: str, message: str, path: str = "") -> Finding:
-        """A finding about ``resource``; the level is the one this analyzer declares."""
-        return Finding(code=code, level=self.codes[code], resource=resource.display,
+    def finding(self, resource: Resource, code: str, message: str, path: str = "",
+                level: Level | None = None) -> Finding:
+        """A finding about ``resource``; the level is the one this analyzer declares, or
+        ``level`` where the same problem does not break anything yet."""
+        return Finding(code=code, level=level or self.codes[code], resource=resource.display,
                        message=message, analyzer=self.name, path=path, source=resource.source,
                        subject=resource)
 

@@ -19,21 +19,32 @@ from .analyzers.destination_rule_conflicts import DestinationRuleConflictAnalyze
 from .analyzers.gateways import GatewayAnalyzer
 from .analyzers.injection import InjectionAnalyzer
 from .analyzers.linkerd_identities import LinkerdIdentitiesAnalyzer
+from .analyzers.linkerd_opaque_ports import LinkerdOpaquePortsAnalyzer
+from .analyzers.linkerd_outside_callers import LinkerdOutsideCallersAnalyzer
 from .analyzers.linkerd_policy_refs import LinkerdPolicyRefsAnalyzer
 from .analyzers.linkerd_probes import LinkerdProbesAnalyzer
 from .analyzers.linkerd_route_backends import LinkerdRouteBackendsAnalyzer
 from .analyzers.linkerd_server_ports import LinkerdServerPortAnalyzer
+from .analyzers.linkerd_startup import LinkerdStartupAnalyzer
 from .analyzers.mesh_gateway_hosts import ConflictingMeshGatewayHostsAnalyzer
 from .analyzers.multi_service import MultiServiceAnalyzer
+from .analyzers.outside_callers import OutsideCallersAnalyzer
 from .analyzers.peer_authentication import PeerAuthenticationConflictAnalyzer
 from .analyzers.port_name import PortNameAnalyzer
 from .analyzers.principals import PrincipalsAnalyzer
 from .analyzers.probes import ProbesAnalyzer
+from .analyzers.progressive_delivery import ProgressiveDeliveryAnalyzer
+from .analyzers.revision import RevisionAnalyzer
 from .analyzers.root_namespace_policy import RootNamespacePolicyAnalyzer
+from .analyzers.server_first import ServerFirstAnalyzer
+from .analyzers.sidecar_egress import SidecarEgressAnalyzer
 from .analyzers.sidecar_selector import SidecarSelectorAnalyzer
+from .analyzers.startup import StartupAnalyzer
+from .analyzers.stateful_peers import StatefulPeersAnalyzer
 from .analyzers.strict_tls import StrictTlsAnalyzer
 from .analyzers.strict_uninjected import StrictUninjectedAnalyzer
 from .analyzers.subset_pods import SubsetSelectPodAnalyzer
+from .analyzers.tcp_allow import TcpAllowAnalyzer
 from .analyzers.telemetry_default_selector import TelemetryDefaultSelectorAnalyzer
 from .analyzers.telemetry_provider import TelemetryProviderAnalyzer
 from .analyzers.telemetry_selector import TelemetrySelectorAnalyzer
@@ -65,6 +76,14 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.ProbesAnalyzer": ProbesAnalyzer(),
     "meshstage.StrictUninjectedAnalyzer": StrictUninjectedAnalyzer(),
     "meshstage.DestinationRuleConflictAnalyzer": DestinationRuleConflictAnalyzer(),
+    "meshstage.StartupAnalyzer": StartupAnalyzer(),
+    "meshstage.StatefulPeersAnalyzer": StatefulPeersAnalyzer(),
+    "meshstage.ServerFirstAnalyzer": ServerFirstAnalyzer(),
+    "meshstage.OutsideCallersAnalyzer": OutsideCallersAnalyzer(),
+    "meshstage.RevisionAnalyzer": RevisionAnalyzer(),
+    "meshstage.TcpAllowAnalyzer": TcpAllowAnalyzer(),
+    "meshstage.SidecarEgressAnalyzer": SidecarEgressAnalyzer(),
+    "meshstage.ProgressiveDeliveryAnalyzer": ProgressiveDeliveryAnalyzer(),
     # Linkerd, meshstage's own
     "linkerd.ServerPortAnalyzer": LinkerdServerPortAnalyzer(),
     "linkerd.PolicyRefsAnalyzer": LinkerdPolicyRefsAnalyzer(),
@@ -73,4 +92,7 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "linkerd.RouteBackendsAnalyzer": LinkerdRouteBackendsAnalyzer(),
     # the inventory against the estate's manifests (a run given mesh_check_paths)
     "meshstage.InventoryEstateAnalyzer": InventoryEstateAnalyzer(),
+    "linkerd.StartupAnalyzer": LinkerdStartupAnalyzer(),
+    "linkerd.OpaquePortsAnalyzer": LinkerdOpaquePortsAnalyzer(),
+    "linkerd.OutsideCallersAnalyzer": LinkerdOutsideCallersAnalyzer(),
 }

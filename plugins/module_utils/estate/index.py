@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..kube import selector_matches
+from ..kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, selector_matches
 from .hosts import (
     HostEntry,
     NamedHost,
@@ -29,6 +29,7 @@ from .hosts import (
     service_scopes,
     to_fqdn,
 )
+from .installs import native_sidecars
 from .objects import (
     AMBIENT_REDIRECTION,
     BUILTIN_NAMESPACES,
@@ -58,6 +59,16 @@ class MeshConfig:
     trust_domain_aliases: tuple[str, ...] = ()
     default_access_log_providers: tuple[str, ...] = ()
     extension_providers: tuple[str, ...] = ("prometheus", "stackdriver", "envoy")
+    # Whether the mesh injects its proxy as a native sidecar where a pod does not say (the
+    # pipeline knows what it rendered; else what the input's control-plane install says,
+    # installs.py; None: cannot be told)
+    native_sidecars: bool | None = None
+    # Ports the control plane skips protocol detection on, beyond its default (the pipeline
+    # renders the intent's server-first ports into Linkerd's proxy.opaquePorts)
+    opaque_ports: tuple[int, ...] = ()
+    # istiod's sidecarInjectorWebhook.neverInjectSelector: LabelSelectors of pods it leaves
+    # out (the pipeline renders the intent's inject: false and held-back services into it)
+    never_inject: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> MeshConfig:
@@ -78,6 +89,18 @@ class MeshConfig:
 
 # --------------------------------------------------------------------------- hosts
 
+# Kinds whose objects meshstage renders beside the user's (a StatefulSet's headless
+# `<name>-peers` Service, Linkerd's version backends, ServiceEntries of external hosts) and
+# that say whether the input holds a namespace's hosts.
+_REGISTRY_KINDS = frozenset({"Service", "ServiceEntry"})
+
+
+def _evidence(resource: Resource) -> bool:
+    """Whether an object says the input holds the objects of its kind (in its namespace): a
+    Service meshstage rendered in a tree says nothing of the namespace's own Services."""
+    return (resource.kind not in _REGISTRY_KINDS
+            or resource.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE)
+
 
 # --------------------------------------------------------------------------- the index
 
@@ -91,6 +114,10 @@ class MeshIndex:
     complete: bool = False
 
     def __post_init__(self) -> None:
+        if self.mesh.native_sidecars is None:
+            found = native_sidecars(self.resources)
+            if found is not None:
+                self.mesh = replace(self.mesh, native_sidecars=found)
         self.by_kind: dict[str, list[Resource]] = {}
         self._by_key: dict[tuple[str, str, str], Resource] = {}
         for resource in self.resources:
@@ -106,6 +133,9 @@ class MeshIndex:
         for resource in self.resources:
             if resource.kind in POD_KINDS:
                 self._add_workload(resource)
+        for canary in self.of_kind("Canary"):
+            if canary.group == "flagger.app":
+                self._add_primary(canary)
         self._hosts: dict[tuple[str, str], HostEntry] = {}
         self._wildcards: list[tuple[str, str, HostEntry]] = []
         self._services: dict[tuple[str, str], HostEntry] = {}
@@ -132,8 +162,10 @@ class MeshIndex:
 
     def knows(self, *kinds: str) -> bool:
         """True when a missing object of these kinds is really missing: the input is
-        complete, or holds at least one object of one of the kinds."""
-        return self.complete or any(self.by_kind.get(kind) for kind in kinds)
+        complete, or holds at least one object of one of the kinds (that meshstage did not
+        render, for the host registry's kinds: see ``_evidence``)."""
+        return self.complete or any(_evidence(r) for kind in kinds
+                                    for r in self.by_kind.get(kind, ()))
 
     def knows_workloads(self) -> bool:
         return self.knows(*POD_KINDS)
@@ -144,7 +176,7 @@ class MeshIndex:
         if self.complete:
             return True
         if self._kinds_in is None:
-            self._kinds_in = {(r.kind, r.namespace) for r in self.resources}
+            self._kinds_in = {(r.kind, r.namespace) for r in self.resources if _evidence(r)}
         return any((kind, namespace) in self._kinds_in for kind in kinds)
 
     def namespace(self, name: str) -> Resource | None:
@@ -164,9 +196,16 @@ class MeshIndex:
 
     # ---- workloads
 
-    def _add_workload(self, resource: Resource) -> None:
-        metadata, spec = pod_template(resource)
-        labels = as_strings(metadata.get("labels"))
+    def _add_workload(self, resource: Resource, template: Resource | None = None,
+                      labels: Mapping[str, str] | None = None) -> None:
+        """The pods of a workload object (of ``template``'s pod template, when given)."""
+        if template is None and resource.kind == "Rollout" and not resource.spec.get(
+                "template"):
+            ref = as_mapping(resource.spec.get("workloadRef"))
+            template = self._by_key.get((str(ref.get("kind") or "Deployment"),
+                                         resource.namespace, str(ref.get("name"))))
+        metadata, spec = pod_template(template or resource)
+        labels = dict(labels) if labels is not None else as_strings(metadata.get("labels"))
         workload = Workload(resource=resource, namespace=resource.namespace, labels=labels,
                             annotations=as_strings(metadata.get("annotations")), pod_spec=spec)
         self.workloads.append(workload)
@@ -176,9 +215,30 @@ class MeshIndex:
             self._postings.setdefault((resource.namespace, key, value), []).append(workload)
             self._mesh_postings.setdefault((key, value), []).append(workload)
 
+    def _add_primary(self, canary: Resource) -> None:
+        """A Flagger Canary's primary: the pods Flagger copies from its target as
+        ``<target>-primary``, the target's selector label (``app``, ``name`` or
+        ``app.kubernetes.io/name``) suffixed ``-primary``.
+        https://docs.flagger.app/usage/how-it-works"""
+        ref = as_mapping(canary.spec.get("targetRef"))
+        target = self._by_key.get((str(ref.get("kind") or "Deployment"), canary.namespace,
+                                   str(ref.get("name"))))
+        if target is None:
+            return
+        metadata, _ = pod_template(target)
+        labels = as_strings(metadata.get("labels"))
+        key = next((k for k in ("app", "name", "app.kubernetes.io/name") if k in labels), None)
+        if key is not None:
+            labels[key] = f"{labels[key]}-primary"
+        self._add_workload(canary, target, labels)
+
     def workload_of(self, resource: Resource) -> Workload:
         """The workload of a Pod or workload controller of this index."""
         return self._workload_of[resource]
+
+    def workload_for(self, resource: Resource) -> Workload | None:
+        """The pods an object runs (a Flagger Canary: its primary), if any."""
+        return self._workload_of.get(resource)
 
     def workloads_in(self, namespace: str) -> list[Workload]:
         return self._workloads_by_ns.get(namespace, [])
@@ -215,13 +275,32 @@ class MeshIndex:
         return "off"
 
     def has_sidecar(self, workload: Workload) -> bool:
-        """True when the workload's pods run (or will get) an Istio sidecar."""
+        """True when the workload's pods run (or will get) an Istio sidecar, by Istio's
+        precedence: a namespace labelled ``istio-injection: disabled`` or a pod opting out
+        wins; a pod without a marker that istiod's ``neverInjectSelector`` selects is left
+        out; an enabled namespace injects; a pod of an unlabelled namespace is injected
+        when it asks (``sidecar.istio.io/inject: "true"``, or an ``istio.io/rev`` label).
+        https://istio.io/latest/docs/setup/additional-setup/sidecar-injection/
+        #controlling-the-injection-policy"""
         if workload.has_istio_proxy:
             return True
         override = workload.injection_override
-        if override is not None:
-            return override == "true"
-        return self.namespace_injection(workload.namespace) == "sidecar"
+        namespace = self.namespace(workload.namespace)
+        if override == "false" or (namespace is not None and namespace.labels.get(
+                "istio-injection") == "disabled"):
+            return False
+        # with no marker of its own, a pod neverInjectSelector selects is left out
+        # (https://istio.io/latest/docs/setup/additional-setup/sidecar-injection/
+        # #more-control-adding-exceptions)
+        if override is None and any(selector_matches(selector, workload.labels)
+                                    for selector in self.mesh.never_inject):
+            return False
+        injection = self.namespace_injection(workload.namespace)
+        if injection == "sidecar":
+            return True
+        if injection == "ambient" and override is None:
+            return False
+        return override == "true" or "istio.io/rev" in workload.labels
 
     def in_mesh(self, workload: Workload) -> bool:
         """True when the workload is in the mesh: it has a sidecar, or runs in ambient mode."""

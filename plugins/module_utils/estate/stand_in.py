@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..intent.model import Intent, Service
+from ..intent.model import ExternalCaller, Intent, Service
 from ..providers.registry import mesh
 from ..stages import Stage
 from .index import MeshIndex
 from .objects import Resource, as_list, generated_gateway_account
 
 STAND_IN = "meshstage.io/stand-in"
+# the team's statement that a job stops its proxy itself (the start-up analyzers read it)
+STOPS_PROXY = "meshstage.io/stops-proxy"
 
 
 def _stand_in_meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None,
@@ -34,10 +36,15 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
              for p in service.ports]
     container_ports = [{"name": p.name, "containerPort": p.target_port or p.port}
                        for p in service.ports]
+    container_ports += [{"name": p.name, "containerPort": p.port}
+                        for p in service.undeclared_peer_ports()]
+    spec: dict[str, Any] = {"selector": service.selector, "ports": ports}
+    if service.kind == "StatefulSet":
+        spec["clusterIP"] = "None"  # a StatefulSet's governing Service is headless
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Service",
          "metadata": _stand_in_meta(service.name, service.namespace, service.selector),
-         "spec": {"selector": service.selector, "ports": ports}},
+         "spec": spec},
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _stand_in_meta(service.service_account, service.namespace)},
     ]
@@ -55,20 +62,57 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
         if not service.inject:
             template["labels"]["sidecar.istio.io/inject"] = "false"
             template["annotations"] = {"linkerd.io/inject": "disabled"}
+        if service.is_job and service.stops_proxy:
+            template["annotations"] = {**template.get("annotations", {}), STOPS_PROXY: "true"}
         containers = [{"name": service.name, "image": "stand-in", "ports": container_ports}]
         if injected and service.inject:
             template["labels"].update(injected["labels"])
             containers.append(dict(injected["container"]))
         name = f"{service.name}-{each.name}" if each else service.name
-        objects.append({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": _stand_in_meta(name, service.namespace, labels),
-            "spec": {"selector": {"matchLabels": labels}, "template": {
-                "metadata": template,
-                "spec": {"serviceAccountName": service.service_account,
-                         "containers": containers}}},
-        })
+        pod = {"metadata": template, "spec": {"serviceAccountName": service.service_account,
+                                              "containers": containers}}
+        objects.append(_workload(service, name, labels, pod))
     return objects
+
+
+def _workload(service: Service, name: str, labels: Mapping[str, str],
+              pod: dict[str, Any]) -> dict[str, Any]:
+    """The object of the service's ``kind`` that runs ``pod``."""
+    meta = _stand_in_meta(name, service.namespace, labels)
+    if service.is_job:
+        job = {"template": {**pod, "spec": {**pod["spec"], "restartPolicy": "Never"}}}
+        if service.kind == "Job":
+            return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job}
+        return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta,
+                "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": job}}}
+    spec: dict[str, Any] = {"selector": {"matchLabels": dict(labels)}, "template": pod}
+    if service.kind == "StatefulSet":
+        spec["serviceName"] = service.name
+    api = "argoproj.io/v1alpha1" if service.kind == "Rollout" else "apps/v1"
+    return {"apiVersion": api, "kind": service.kind, "metadata": meta, "spec": spec}
+
+
+def _caller_objects(caller: ExternalCaller) -> list[dict[str, Any]]:
+    """A caller outside the catalogue (an ingress controller, Prometheus): its account and
+    its pods, injected as the intent says (the rendered Namespace injects them)."""
+    labels = {"app.kubernetes.io/name": caller.name}
+    template: dict[str, Any] = {"labels": dict(labels)}
+    if not caller.inject:
+        template["labels"]["sidecar.istio.io/inject"] = "false"
+        template["annotations"] = {"linkerd.io/inject": "disabled"}
+    container: dict[str, Any] = {"name": caller.name, "image": "stand-in"}
+    if caller.kind == "ingress-controller":
+        container["args"] = [f"--ingress-class={caller.name}"]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": _stand_in_meta(str(caller.service_account), caller.namespace)},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": _stand_in_meta(caller.name, caller.namespace, labels),
+         "spec": {"selector": {"matchLabels": labels}, "template": {
+             "metadata": template,
+             "spec": {"serviceAccountName": caller.service_account,
+                      "containers": [container]}}}},
+    ]
 
 
 def _injected_pods(intent: Intent) -> dict[str, Any] | None:
@@ -87,7 +131,9 @@ def _injected_pods(intent: Intent) -> dict[str, Any] | None:
 def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     """Stand-ins for the estate the intent describes (see the module docstring)."""
     gateway = intent.ingress_gateway
-    namespaces = sorted({*intent.namespaces, intent.root_namespace, gateway.namespace})
+    callers = [c for c in intent.external_callers if c.namespace and c.service_account]
+    namespaces = sorted({*intent.namespaces, intent.root_namespace, gateway.namespace,
+                         *(str(c.namespace) for c in callers)})
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _stand_in_meta(name, None)}
         for name in namespaces]
@@ -98,6 +144,8 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     for service in intent.services:
         objects += _service_objects(service, proxy if service.namespace in injected
                                     and service.name not in held else None)
+    for caller in callers:
+        objects += _caller_objects(caller)
     # the intent's gateway: istiod's Deployment <gateway>-<class> for a Gateway API Gateway,
     # else the istioctl ingress gateway
     ref = gateway.gateway_ref()

@@ -15,6 +15,8 @@ Sources, each flow saying which (``origin``):
 * ``scrape``: the mesh's Prometheus scraping each workload's proxy (the evaluator's
   ``scrape``), and the pods that ask to be scraped (``prometheus.io/scrape``).
 * ``observed``: the caller/callee edges Prometheus observed (``gates/observe.py``).
+* the API server calling webhooks, ingress controllers, monitors, the intent's
+  ``mesh_external_callers`` and a StatefulSet's ``peers``: ``outside.py``.
 
 The estate's manifests are the source for workloads, labels, ports and probes; the intent
 only for what it alone says (which services call which, ingress, the hosts). Everything
@@ -33,6 +35,7 @@ from ..gates.gate import Call
 from ..intent.model import Intent, Service
 from .evaluate import FlowSettings, Scrape
 from .model import Destination, Flow, Peer, Request
+from .outside import caller_flows, outside_flows, peer_flows
 
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
 GATEWAY_CLASS = "gateway.networking.k8s.io/gateway-class-name"
@@ -61,7 +64,10 @@ def collect_flows(intent: Intent | None, estate: MeshIndex, scrape: Scrape | Non
     if intent is not None:
         collector.calls()
         collector.intent_ingress(intent)
+        caller_flows(collector, intent)
+        peer_flows(collector, intent)
     collector.estate_ingress()
+    outside_flows(collector)
     collector.probes()
     collector.scrapes(scrape, settings)
     if intent is not None:
@@ -137,8 +143,8 @@ class _Collector:
         if service is not None:  # the intent says the protocol the catalogue speaks
             declared: dict[Any, str] = {p.port: _INTENT_PROTOCOLS.get(p.protocol, "tcp")
                                         for p in service.ports}
-            ports = [(n, pn, t, declared.get(n, proto) if proto is None else proto)
-                     for n, pn, t, proto in ports]
+            ports = [(n, pn, t, declared.get(n, proto) if proto is None and isinstance(n, int)
+                      else proto) for n, pn, t, proto in ports]
         if only_port is not None:
             ports = [p for p in ports if only_port in (p[0], p[1])]
         found = []
@@ -206,9 +212,9 @@ class _Collector:
                                   "ingress", via=via))
 
     def estate_ingress(self) -> None:
+        """Gateways and their routes (Ingresses: ``outside.py``, with their controllers)."""
         self._gateway_api()
         self._istio_gateways()
-        self._ingresses()
 
     def _from_outside(self, workload: Workload, ports: Iterable[int], via: str) -> None:
         outside = Peer("external", "", "a client outside the cluster", proxy=False)
@@ -289,14 +295,6 @@ class _Collector:
                 for backend in _virtual_service_backends(virtual_service):
                     self._route_flows(peers, backend, virtual_service)
 
-    def _ingresses(self) -> None:
-        for ingress in self.estate.of_kind("Ingress"):
-            klass = str(ingress.spec.get("ingressClassName") or "default")
-            peer = Peer("ingress-controller", "", f"the {klass} ingress controller",
-                        proxy=False)
-            for backend in _ingress_backends(ingress):
-                self._route_flows([peer], backend, ingress)
-
     def probes(self) -> None:
         kubelet = Peer("kubelet", "", "kubelet", proxy=False)
         probed = [(n, s) for n, s in enumerate(self.intent.services) if s.probe_paths] \
@@ -334,6 +332,12 @@ class _Collector:
         namespaces = {s.namespace for s in self.intent.services} \
             if self.intent is not None else None
         prometheus = scrape.source(settings) if scrape is not None else None
+        # Who scrapes by the prometheus.io annotations: the Prometheus mesh_external_callers
+        # declares (its flows are the callers'), else one the estate does not show, taken
+        # to be unmeshed. The mesh's own Prometheus scrapes the proxies only (linkerd-viz's
+        # scrape jobs: viz/charts/linkerd-viz/templates/prometheus.yaml in linkerd/linkerd2).
+        declared = self.intent is not None and any(
+            caller.kind == "prometheus" for caller in self.intent.external_callers)
         for workload in self.estate.workloads:
             if namespaces is not None and workload.namespace not in namespaces:
                 continue
@@ -342,8 +346,9 @@ class _Collector:
                               Request("GET", scrape.path), via=scrape.port_name))
             annotations = workload.annotations
             port = annotations.get("prometheus.io/port", "")
-            if annotations.get("prometheus.io/scrape") == "true" and port.isdigit():
-                source = prometheus or Peer("prometheus", "", "Prometheus", proxy=False)
+            if annotations.get("prometheus.io/scrape") == "true" and port.isdigit() \
+                    and not declared:
+                source = Peer("prometheus", "", "Prometheus", proxy=False)
                 path = annotations.get("prometheus.io/path") or "/metrics"
                 self.add(Flow(source, _probed(workload, int(port)), "http", "scrape",
                               Request("GET", path), via="prometheus.io/scrape"))
@@ -465,19 +470,4 @@ def _virtual_service_backends(virtual_service: Resource) -> list[tuple[str, str,
                 namespace = parts[1] if len(parts) > 1 else virtual_service.namespace
                 found.append((namespace, parts[0],
                               as_mapping(target.get("port")).get("number")))
-    return found
-
-
-def _ingress_backends(ingress: Resource) -> list[tuple[str, str, Any]]:
-    backends = [as_mapping(ingress.spec.get("defaultBackend"))]
-    for rule in as_list(ingress.spec.get("rules")):
-        for path in as_list(as_mapping(as_mapping(rule).get("http")).get("paths")):
-            backends.append(as_mapping(as_mapping(path).get("backend")))
-    found = []
-    for backend in backends:
-        service = as_mapping(backend.get("service"))
-        if service.get("name"):
-            port = as_mapping(service.get("port"))
-            found.append((ingress.namespace, str(service["name"]),
-                          port.get("number") or port.get("name")))
     return found

@@ -4,7 +4,8 @@ A ``Flow`` has a source (``Peer``: a workload, a plain host, a gateway, the kube
 Prometheus, a client outside the cluster), a destination (``Destination``: a workload or a
 plain host, and the port its pods receive on), a protocol, the request when it is known
 (a probe's path), and where it comes from (``origin``: declared ``calls``, ``ingress``
-through a gateway, a kubelet ``probe``, a Prometheus ``scrape``, an ``observed`` edge).
+through a gateway or an ingress controller, a kubelet ``probe``, a Prometheus ``scrape``, an
+``observed`` edge, the API server calling a ``webhook``, a StatefulSet's ``peers``).
 
 A ``Verdict`` says what the flow's requests get through a configuration: through
 (``ok``), refused at the connection (``reset``), or refused by policy (``403``, or ``404``
@@ -18,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-ORIGINS: tuple[str, ...] = ("calls", "ingress", "probe", "scrape", "observed")
+ORIGINS: tuple[str, ...] = ("calls", "ingress", "probe", "scrape", "observed", "webhook",
+                            "peers")
 
 # What the request gets: through, reset (connection refused, reset or TLS failure),
 # an HTTP denial, or nothing to judge (the destination has no proxy to scrape, say).
@@ -31,7 +33,8 @@ class Peer:
 
     ``kind``: ``workload`` (pods of the estate), ``host`` (a plain host), ``gateway`` (an
     ingress gateway's proxy), ``kubelet``, ``prometheus``, ``external`` (a client outside
-    the cluster) or ``ingress-controller``. ``proxy`` is what is known of its proxy without
+    the cluster), ``ingress-controller`` or ``apiserver`` (the Kubernetes API server calling
+    an admission webhook). ``proxy`` is what is known of its proxy without
     the mesh's configuration: True or False, or None when the mesh's injection decides.
     """
 
@@ -46,7 +49,8 @@ class Peer:
     workload: Any = field(default=None, compare=False, repr=False)  # estate Workload
 
     def __str__(self) -> str:
-        if self.kind in ("kubelet", "external", "ingress-controller") or not self.namespace:
+        if self.kind in ("kubelet", "external", "ingress-controller", "apiserver") \
+                or not self.namespace:
             return self.name
         if self.kind == "host":
             return f"host {self.name}"
@@ -94,6 +98,10 @@ class Flow:
     origin: str                      # one of ORIGINS
     request: Request | None = None   # None: whatever the caller sends
     via: str = ""                    # what declares it: an intent field, a probe, a route
+    # how the caller addresses the destination: through its Service ("service"), or the
+    # pod's own address ("pod": StatefulSet peers by pod DNS name, Prometheus, an ingress
+    # controller that sends to the endpoints)
+    addressed: str = "service"
 
     def __str__(self) -> str:
         called = self.destination.service or self.destination.name

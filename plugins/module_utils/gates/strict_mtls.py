@@ -91,7 +91,10 @@ class StrictMtlsGate(Gate):
         if not intent.gates.observe:
             summary += "; plaintext traffic not observed (mesh_gates.observe: false)"
         else:
-            traffic, note = _plaintext(move, evidence, excepted)
+            # callers the intent names without identity (the API server, ...) keep their
+            # ports PERMISSIVE: plaintext into those workloads is expected
+            declared = {e.service for e in intent.exemptions(scrapes_identity=False)}
+            traffic, note = _plaintext(move, evidence, excepted | declared)
             if traffic:
                 proceed.append("stop the plaintext callers or bring them into the mesh (or "
                                "list the workload in mesh_mtls_exceptions); then run again "

@@ -183,6 +183,11 @@ def parse_promotion_order(check: Checker, value: Any, environment: str) -> tuple
 def check_host_calls(check: Checker, services: list[Service], on_hosts: set[str]) -> None:
     """Calls between Kubernetes and host services are not meshed: say so, never silently."""
     for index, service in enumerate(services):
+        if service.name in on_hosts and service.external_calls:
+            check.warn(f"mesh_services[{index}].calls", [c.host for c in service.external_calls],
+                       f"are hosts outside the cluster called from host service "
+                       f"{service.name!r}: the host sidecar has no route to them; the "
+                       "application calls them directly")
         for call_index, callee in enumerate(service.calls):
             path = f"mesh_services[{index}].calls[{call_index}]"
             if service.name in on_hosts and callee not in on_hosts:

@@ -10,10 +10,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..kube import DEFAULT_KUBERNETES_VERSION
 from ..stages import Stage
 
 LINKERD_ACCESS_LOG_FORMATS: tuple[str, ...] = ("apache", "json")
-PROTOCOLS: tuple[str, ...] = ("HTTP", "HTTP2", "GRPC", "TCP", "TLS", "HTTPS", "MONGO", "REDIS")
+# Protocols whose first bytes the proxies must not wait for (protocol detection): the server
+# speaks first (MySQL, SMTP, NATS), or clients open connections and send nothing for a while
+# (memcached, PostgreSQL poolers). Istio must be told they are TCP, Linkerd that the port is
+# opaque. https://istio.io/latest/docs/ops/deployment/application-requirements/
+# #server-first-protocols, https://linkerd.io/2-edge/features/protocol-detection/
+SERVER_FIRST_PROTOCOLS: tuple[str, ...] = ("MYSQL", "POSTGRESQL", "SMTP", "NATS", "MEMCACHED")
+PROTOCOLS: tuple[str, ...] = ("HTTP", "HTTP2", "GRPC", "TCP", "TLS", "HTTPS", "MONGO",
+                              "REDIS", *SERVER_FIRST_PROTOCOLS)
+# What runs a service's pods; a Job or CronJob must let its pods complete.
+WORKLOAD_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                                   "Rollout")
+JOB_KINDS: tuple[str, ...] = ("Job", "CronJob")
+NATIVE_SIDECAR_MODES: tuple[str, ...] = ("auto", "enabled", "disabled")
+# Callers of the catalogue's services that are not services of it (mesh_external_callers)
+EXTERNAL_CALLER_KINDS: tuple[str, ...] = ("ingress-controller", "kube-apiserver", "prometheus")
+# Kubernetes turns sidecar containers (init containers with restartPolicy Always) on by
+# default from 1.29 (beta; GA in 1.33). https://kubernetes.io/docs/concepts/workloads/pods/
+# sidecar-containers/
+NATIVE_SIDECARS_SINCE: tuple[int, int] = (1, 29)
 MTLS_EXCEPTION_MODES: tuple[str, ...] = ("DISABLE", "PERMISSIVE")
 LOAD_BALANCERS: tuple[str, ...] = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "PASSTHROUGH")
 HEADER_MATCH_KINDS: tuple[str, ...] = ("exact", "prefix", "regex")
@@ -29,6 +48,15 @@ class Port:
     port: int
     protocol: str
     target_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ExternalHost:
+    """A host outside the cluster a service calls (``calls: [api.example.com:443]``)."""
+
+    host: str
+    port: int
+    protocol: str  # TLS for 443, HTTP for 80, TCP otherwise
 
 
 @dataclass(frozen=True)
@@ -155,25 +183,113 @@ class Service:
     canary: Canary | None = None
     # the hosts (Host header) the ingress gateway receives this service's requests on
     ingress_hosts: tuple[str, ...] = ()
+    kind: str = "Deployment"  # what runs its pods (WORKLOAD_KINDS)
+    # a Job or CronJob that stops the proxy itself when it is done (Istio's
+    # /quitquitquit, Linkerd's linkerd-await --shutdown): no native sidecar needed
+    stops_proxy: bool = False
+    # its init containers reach the network: the proxy must run before them
+    init_network: bool = False
+    # StatefulSet: the container ports its pods talk to each other on, pod to pod
+    peer_ports: tuple[Port, ...] = ()
+    # hosts outside the cluster it calls (the items of ``calls`` with a dot)
+    external_calls: tuple[ExternalHost, ...] = ()
 
     @property
     def selector(self) -> dict[str, str]:
         """The labels every pod of the service carries."""
         return {"app": self.name}
 
+    @property
+    def is_job(self) -> bool:
+        """A Job or CronJob: its pods must complete, and a classic sidecar never does."""
+        return self.kind in JOB_KINDS
+
+    @property
+    def needs_native_sidecar(self) -> bool:
+        """Its pods work only when the proxy runs as a native sidecar (an init container
+        with restartPolicy Always): a job that does not stop the proxy, or init containers
+        that reach the network."""
+        return (self.is_job and not self.stops_proxy) or self.init_network
+
     def workload_ports(self) -> tuple[int, ...]:
         """The container ports of the service: each port's ``target_port``, else ``port``."""
         return tuple(dict.fromkeys(p.target_port or p.port for p in self.ports))
+
+    def undeclared_peer_ports(self) -> tuple[Port, ...]:
+        """Peer ports that no port of the service declares (a Service must declare them)."""
+        declared = set(self.workload_ports())
+        return tuple(p for p in self.peer_ports if p.port not in declared)
+
+
+@dataclass(frozen=True)
+class InboundCaller:
+    """A caller of a service that no ``calls`` names: the service's own peers (StatefulSet
+    peer ports), or a caller outside the catalogue (an ingress controller, the Kubernetes
+    API server calling a webhook, Prometheus). ``account`` None: it has no mesh identity
+    (its requests are plaintext)."""
+
+    name: str                      # what the runbook calls it
+    namespace: str | None
+    account: str | None
+    ports: tuple[int, ...]         # workload ports it calls
+    paths: tuple[str, ...] = ()    # HTTP GETs of these paths only (a scrape); none: anything
+
+    @property
+    def identity(self) -> bool:
+        return self.account is not None
+
+
+@dataclass(frozen=True)
+class ExternalCaller:
+    """A caller outside the catalogue: an ingress controller, the Kubernetes API server
+    calling admission webhooks, Prometheus scraping application ports. ``calls``: (service,
+    its workload ports it calls; all of them when the intent names none)."""
+
+    name: str
+    kind: str                      # EXTERNAL_CALLER_KINDS
+    namespace: str | None          # None: the API server
+    service_account: str | None
+    inject: bool                   # it runs with the mesh's proxy
+    calls: tuple[tuple[str, tuple[int, ...]], ...]
+    metrics_path: str = "/metrics"  # what Prometheus GETs
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The paths it requests (a scrape GETs one); none: anything."""
+        return (self.metrics_path,) if self.kind == "prometheus" else ()
+
+    @property
+    def title(self) -> str:
+        """How the runbook names it: ``ingress controller nginx``, ``the Kubernetes API
+        server``, ``Prometheus prometheus``."""
+        if self.kind == "kube-apiserver":
+            return "the Kubernetes API server"
+        return f"{'Prometheus' if self.kind == 'prometheus' else 'ingress controller'} " \
+            f"{self.name}"
+
+    @property
+    def subject(self) -> str:
+        """``title`` at the start of a sentence."""
+        return self.title[0].upper() + self.title[1:]
 
 
 @dataclass(frozen=True)
 class MtlsExemption:
     service: str
-    mode: str  # DISABLE | PERMISSIVE
+    mode: str  # DISABLE | PERMISSIVE; UNSET (the mesh's mode): per-port exceptions only
     ports: Mapping[int, str]
     reason: str
     # the callers that can never be meshed, when meshstage derived it (``plan/callers.py``)
     derived_from: tuple[str, ...] = ()
+
+    def note(self, namespace: str, otherwise: str) -> str:
+        """The RUNBOOK's line for the exception; ``otherwise`` says what a whole-workload
+        mode means for the provider."""
+        if self.mode == "UNSET":
+            ports = ", ".join(str(p) for p, mode in self.ports.items() if mode != "STRICT")
+            return (f"Exception: `{namespace}/{self.service}` accepts plaintext on port(s) "
+                    f"{ports} ({self.reason}).")
+        return f"Exception: `{namespace}/{self.service}` {otherwise}"
 
 
 @dataclass(frozen=True)
@@ -222,6 +338,10 @@ class ProxySettings:
     memory: str | None = None
     cpu_limit: str | None = None
     memory_limit: str | None = None
+    # auto: native sidecars where a service needs them (``needs_native_sidecar``)
+    native_sidecars: str = "auto"
+    # hold the application containers until the proxy is ready (None: the mesh's default)
+    hold_application: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +374,18 @@ class Cluster:
     name: str = "in-cluster"
     server: str = "https://kubernetes.default.svc"
     domain: str = "cluster.local"
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        """(major, minor) of the cluster's Kubernetes version."""
+        major, minor = self.kubernetes_version.lstrip("v").split(".")[:2]
+        return int(major), int(minor)
+
+    @property
+    def native_sidecars(self) -> bool:
+        """True when the cluster runs native sidecars (Kubernetes 1.29 or later)."""
+        return self.minor >= NATIVE_SIDECARS_SINCE
 
 
 @dataclass(frozen=True)
@@ -371,6 +503,7 @@ class Intent:
     hosts: tuple[MeshHost, ...] = ()
     gates: GateSettings = GateSettings()
     promotion_order: tuple[str, ...] = ()
+    external_callers: tuple[ExternalCaller, ...] = ()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
     # each service's own injection wave (its index), for the services of a waved namespace
     service_waves: Mapping[str, int] = field(repr=False, compare=False,
@@ -467,3 +600,93 @@ class Intent:
     def wave_name(self, service: Service) -> str | None:
         number = self.service_waves.get(service.name)
         return self.injection_waves[number].name if number is not None else None
+    def injected(self, service: Service) -> bool:
+        """True when the service's pods get the proxy in this environment (at its stage)."""
+        return (service.inject and self.stage.reached(Stage.INJECTION)
+                and service.namespace in self.injected_namespaces()
+                and service.name not in self.host_services)
+
+    def inbound_callers(self, service: Service, scrapes_identity: bool = True,
+                        ) -> tuple[InboundCaller, ...]:
+        """The callers of ``service`` that its catalogue callers' ``calls`` do not name: its
+        peers, and ``mesh_external_callers``. An external caller has a mesh identity when it
+        is injected, except Prometheus where the mesh's proxy does not carry its scrapes
+        (``scrapes_identity`` False: Istio, whose sidecar passes requests to pod IPs through
+        as plaintext)."""
+        callers = []
+        if service.peer_ports:
+            callers.append(InboundCaller(
+                "its peers", service.namespace, service.service_account,
+                tuple(p.port for p in service.peer_ports)))
+        for caller in self.external_callers:
+            for name, ports in caller.calls:
+                if name != service.name:
+                    continue
+                identity = caller.inject and (caller.kind != "prometheus" or scrapes_identity)
+                callers.append(InboundCaller(
+                    caller.title, caller.namespace,
+                    caller.service_account if identity else None,
+                    ports or service.workload_ports(), caller.paths))
+        return tuple(callers)
+
+    def plaintext_ports(self, service: Service, scrapes_identity: bool = True,
+                        ) -> dict[int, str]:
+        """Workload ports of ``service`` that callers without a mesh identity reach, and who
+        they are: they must stay PERMISSIVE under STRICT."""
+        ports: dict[int, list[str]] = {}
+        for caller in self.inbound_callers(service, scrapes_identity):
+            if not caller.identity:
+                for port in caller.ports:
+                    ports.setdefault(port, []).append(caller.name)
+        return {port: ", ".join(names) for port, names in sorted(ports.items())}
+
+    def exemptions(self, scrapes_identity: bool = True) -> tuple[MtlsExemption, ...]:
+        """The mTLS exceptions the strict_mtls stage renders: ``mtls_exceptions``, with a
+        PERMISSIVE port for every port callers without a mesh identity reach. A service with
+        no exception of its own gets mode ``UNSET`` (the mesh's) with those ports."""
+        exemptions = []
+        explicit = {e.service: e for e in self.mtls_exceptions}
+        for service in self.services:
+            plaintext = self.plaintext_ports(service, scrapes_identity)
+            exemption = explicit.get(service.name)
+            if not plaintext or (exemption and not exemption.ports):
+                if exemption:
+                    exemptions.append(exemption)
+                continue
+            why = "called without a mesh identity: " + "; ".join(
+                f"port {port} by {names}" for port, names in plaintext.items())
+            if exemption is None:
+                exemptions.append(MtlsExemption(
+                    service.name, "UNSET", {p: "PERMISSIVE" for p in plaintext}, why))
+                continue
+            ports = {**{p: "PERMISSIVE" for p in plaintext}, **exemption.ports}
+            exemptions.append(MtlsExemption(service.name, exemption.mode,
+                                            dict(sorted(ports.items())),
+                                            f"{exemption.reason}; {why}"))
+        return tuple(exemptions)
+
+    def server_first_ports(self) -> tuple[int, ...]:
+        """The service and container ports of the catalogue's server-first protocols
+        (``SERVER_FIRST_PROTOCOLS``), where the injected proxies must skip protocol
+        detection; none before the injection stage."""
+        if not self.stage.reached(Stage.INJECTION):
+            return ()
+        ports = {number for service in self.services
+                 for port in (*service.ports, *service.peer_ports)
+                 if port.protocol in SERVER_FIRST_PROTOCOLS
+                 for number in (port.port, port.target_port) if number}
+        return tuple(sorted(ports))
+
+    def native_sidecar_services(self) -> tuple[Service, ...]:
+        """Injected services that need the proxy as a native sidecar (jobs, init containers
+        that reach the network)."""
+        return tuple(s for s in self.services if s.needs_native_sidecar and self.injected(s))
+
+    @property
+    def native_sidecars(self) -> bool:
+        """True when this environment's proxies run as native sidecars: asked for, or
+        (``auto``) needed by an injected service, on a cluster that has them."""
+        mode = self.proxy.native_sidecars
+        if mode == "auto":
+            return bool(self.native_sidecar_services()) and self.cluster.native_sidecars
+        return mode == "enabled"

@@ -20,6 +20,7 @@ from .._plain import plain_data
 from ..errors import IntentErrors
 from ..providers.registry import TRAFFIC_APIS
 from ..stages import STAGE_NAMES, Stage
+from .callers import parse_external_callers
 from .checker import (
     CHART_VERSION,
     GIT_URL,
@@ -33,6 +34,7 @@ from .checker import (
 )
 from .hosts import check_host_calls, parse_gates, parse_hosts, parse_promotion_order
 from .model import (
+    NATIVE_SIDECAR_MODES,
     PROXY_IMAGE_TYPES,
     Cluster,
     GitOpsSource,
@@ -56,6 +58,7 @@ from .services import (
     check_shared_accounts,
     parse_services,
 )
+from .workloads import check_native_sidecars, kubernetes_version
 
 # --------------------------------------------------------------------------- the model
 
@@ -71,7 +74,7 @@ _TOP_KEYS: tuple[str, ...] = (
     "mesh_injected_waves", "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
     "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
     "mesh_service_overrides", "mesh_proxy", "mesh_install", "mesh_traffic_api", "mesh_linkerd",
-    "mesh_hosts", "mesh_gates", "mesh_promotion_order",
+    "mesh_hosts", "mesh_gates", "mesh_promotion_order", "mesh_external_callers",
 )
 
 
@@ -157,7 +160,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
     default_deny = optional(check, data, "mesh_default_deny", "", check.boolean, True)
     cluster = parse_simple(check, data.get("mesh_cluster"), "mesh_cluster", Cluster,
                            {"name": check.dns_subdomain, "server": check.string,
-                            "domain": check.dns_subdomain})
+                            "domain": check.dns_subdomain,
+                            "kubernetes_version": lambda v, p: kubernetes_version(check, v, p)})
     gitops = parse_simple(check, data.get("mesh_gitops"), "mesh_gitops", GitOpsSource, {
         "repo_url": lambda v, p: check.string(v, p, GIT_URL, "an http://, https:// or "
                                               "ssh:// Git URL without spaces"),
@@ -171,6 +175,8 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         "concurrency": lambda v, p: check.integer(v, p, 0, 64),
         "image_type": lambda v, p: check.choice(v, p, PROXY_IMAGE_TYPES),
         "cpu": quantity, "memory": quantity, "cpu_limit": quantity, "memory_limit": quantity,
+        "native_sidecars": lambda v, p: check.choice(v, p, NATIVE_SIDECAR_MODES),
+        "hold_application": check.boolean,
     })
     install = parse_simple(check, data.get("mesh_install"), "mesh_install", InstallSettings, {
         "version": lambda v, p: check.string(v, p, CHART_VERSION,
@@ -178,6 +184,7 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         "repository": lambda v, p: check.string(v, p, HELM_REPOSITORY, "an https:// or "
                                                 "oci:// Helm repository URL without spaces"),
     })
+    external = parse_external_callers(check, data.get("mesh_external_callers"), by_name)
     check_route_budgets(check, services)
     hosts = parse_hosts(check, data.get("mesh_hosts"), environment, by_name, waves)
     check_host_calls(check, services, {host.service for host in hosts})
@@ -195,9 +202,13 @@ def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
         traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), gates=gates,
-        promotion_order=promotion, by_name=by_name, service_waves=service_waves,
+        promotion_order=promotion, external_callers=tuple(external), by_name=by_name,
+        service_waves=service_waves,
     )
     check_canary_windows(check, intent)
+    check_native_sidecars(check, intent)
+    if check.errors:
+        raise IntentErrors(check.errors)
     return intent, check.warnings
 
 

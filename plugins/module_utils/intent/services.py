@@ -28,9 +28,11 @@ from .model import (
     LOAD_BALANCERS,
     MAX_CANARY_STEPS,
     PROTOCOLS,
+    SERVER_FIRST_PROTOCOLS,
     Canary,
     CanaryAnalysis,
     ConnectionPool,
+    ExternalHost,
     HeaderMatch,
     HeaderRoute,
     Intent,
@@ -43,9 +45,10 @@ from .model import (
     Version,
     WeightedSubset,
 )
+from .workloads import WORKLOAD_KEYS, parse_workload
 
 SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
-                "ingress", "ingress_hosts", "canary", "traffic", "probe_paths")
+                "ingress", "ingress_hosts", "canary", "traffic", "probe_paths", *WORKLOAD_KEYS)
 
 
 def check_canary_windows(check: Checker, intent: Intent) -> None:
@@ -91,13 +94,19 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
     account = optional(check, data, "service_account", path, check.dns_subdomain, name)
     ports = _parse_ports(check, data.get("ports"), join_path(path, "ports"))
     versions = _parse_versions(check, data.get("versions"), join_path(path, "versions"))
+    calls_path = join_path(path, "calls")
+    written = check.sequence(data.get("calls"), calls_path)
     calls = tuple(
         name for name in (
-            check.dns_label(call, join_path(join_path(path, "calls"), i))
-            for i, call in enumerate(check.sequence(data.get("calls"), join_path(path, "calls")))
+            check.dns_label(call, join_path(calls_path, i))
+            for i, call in enumerate(written) if not external_call(call)
         ) if name is not None
     )
+    external = tuple(found for found in (
+        _external_host(check, call, join_path(calls_path, i))
+        for i, call in enumerate(written) if external_call(call)) if found is not None)
     inject = optional(check, data, "inject", path, check.boolean, True)
+    workload = parse_workload(check, data, path)
     ingress = optional(check, data, "ingress", path, check.boolean, False)
     hosts_path = join_path(path, "ingress_hosts")
     ingress_hosts = tuple(dict.fromkeys(
@@ -133,7 +142,7 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
     return Service(name=name, namespace=namespace, service_account=account, ports=ports,
                    versions=versions, calls=calls, inject=inject, ingress=ingress,
                    traffic=traffic, probe_paths=probe_paths, canary=canary,
-                   ingress_hosts=ingress_hosts)
+                   ingress_hosts=ingress_hosts, external_calls=external, **workload)
 
 
 def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
@@ -148,7 +157,7 @@ def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
         protocol = optional(check, data, "protocol", item_path,
                             lambda v, p: check.choice(v, p, PROTOCOLS), "HTTP")
         name = optional(check, data, "name", item_path, check.dns_label,
-                        f"{protocol.lower()}-{number}")
+                        default_port_name(protocol, number))
         target = optional(check, data, "target_port", item_path,
                           lambda v, p: check.integer(v, p, 1, 65535), None)
         if number is not None:
@@ -156,6 +165,39 @@ def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
     if not ports and value is None:
         ports.append(Port(name="http", port=80, protocol="HTTP"))
     return tuple(ports)
+
+
+def external_call(call: Any) -> bool:
+    """A ``calls`` item that names a host outside the cluster: it has a dot or a port."""
+    return isinstance(call, str) and ("." in call or ":" in call)
+
+
+def _external_host(check: Checker, value: str, path: str) -> ExternalHost | None:
+    """``host`` or ``host:port`` (443 by default): TLS on 443, HTTP on 80, TCP otherwise."""
+    host, _, port_text = value.partition(":")
+    if check.dns_subdomain(host, path) is None:
+        return None
+    if "." not in host:
+        check.error(path, value, "is not a service in mesh_services, nor a fully qualified "
+                    "host outside the cluster (api.example.com:443)")
+        return None
+    port = int(port_text) if port_text.isdigit() else None
+    if port_text and (port is None or not 1 <= port <= 65535):
+        check.error(path, value, "has no port number 1-65535 after the ':'")
+        return None
+    port = port or 443
+    protocol = {443: "TLS", 80: "HTTP"}.get(port, "TCP")
+    return ExternalHost(host=host, port=port, protocol=protocol)
+
+
+def default_port_name(protocol: str, number: Any) -> str:
+    """``<protocol>-<port>``, e.g. ``http-8080``; a server-first protocol that the port-name
+    convention has no prefix for is named ``tcp-<protocol>-<port>`` (``tcp-nats-4222``), so
+    that a Service port of that name is not sniffed."""
+    prefix = protocol.lower()
+    if protocol in SERVER_FIRST_PROTOCOLS and protocol != "MYSQL":
+        prefix = f"tcp-{prefix}"
+    return f"{prefix}-{number}"
 
 
 def _parse_versions(check: Checker, value: Any, path: str) -> tuple[Version, ...]:

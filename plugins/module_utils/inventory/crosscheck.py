@@ -10,7 +10,7 @@ from ..analyze.analyzers.port_name import port_protocol
 from ..analyze.finding import Level
 from ..estate.index import MeshIndex
 from ..estate.objects import POD_KINDS, Workload
-from ..intent.model import Intent, Port, Service
+from ..intent.model import SERVER_FIRST_PROTOCOLS, Intent, Port, Service
 from ..kube import selector_text
 from ..stages import Stage
 from .draft import WorkloadGroup
@@ -22,6 +22,9 @@ def service_field(intent: Intent, service: Service) -> str:
     """``mesh_services[2] (reviews)``: where the service is written, and its name."""
     return f"{intent.service_path(service)} ({service.name})"
 
+
+# protocols the mesh carries as TCP: a Service port that says TCP does not contradict them
+_OVER_TCP = frozenset({"MONGO", "REDIS", *SERVER_FIRST_PROTOCOLS})
 
 class InventoryEstateAnalyzer(IntentAnalyzer):
     """The inventory against the estate's own manifests (``mesh_check_paths``), in every run
@@ -36,7 +39,8 @@ class InventoryEstateAnalyzer(IntentAnalyzer):
       Service is not in the inventory.
     - MST0303: a port's name differs from the Service's.
     - MST0304: a port's protocol contradicts the Service's (its ``appProtocol``, or a port
-      name of Istio's ``<protocol>[-<suffix>]`` form).
+      name of Istio's ``<protocol>[-<suffix>]`` form); a protocol carried over TCP
+      (MySQL, Redis...) where the Service says TCP is no contradiction.
     - MST0305: a port's ``target_port`` differs from the Service's ``targetPort``.
     - MST0306: a version's labels select no pod of the service (the short form of
       ``versions`` assumes a ``version`` label).
@@ -214,7 +218,9 @@ class InventoryEstateAnalyzer(IntentAnalyzer):
                                      f"not the Service's name of port {port.port} "
                                      f"({name!r})", where)
         protocol = guess_protocol_name(port_protocol(theirs))
-        if protocol is not None and protocol != port.protocol:
+        # a protocol carried over raw TCP (MySQL, Redis...) only says more than TCP does
+        refines = protocol == "TCP" and port.protocol in _OVER_TCP
+        if protocol is not None and protocol != port.protocol and not refines:
             yield self.field_finding(resource, "MST0304", f"{path}.protocol",
                                      f"{port.protocol} contradicts the Service, whose port "
                                      f"{port.port} says {protocol} (its "

@@ -75,6 +75,10 @@ def cluster_intent(intent: Intent) -> Intent:
         intent, services=services, injection_waves=waves,
         mtls_exceptions=tuple(e for e in intent.mtls_exceptions if e.service not in on_hosts),
         authorization=tuple(a for a in intent.authorization if a.service not in on_hosts),
+        external_callers=tuple(
+            replace(c, calls=tuple((name, ports) for name, ports in c.calls
+                                   if name not in on_hosts))
+            for c in intent.external_callers),
         by_name={**intent.by_name, **{s.name: s for s in services}})
 
 

@@ -149,14 +149,116 @@ def _evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) 
     if not allows:
         return Admission(True, None)
     results = [rule_admits(rule, caller) for policy in allows for rule in _rules(policy)]
+    return _admission(results, allows)
+
+
+def _rules(policy: Resource) -> list[Any]:
+    rules = policy.spec.get("rules")
+    return rules if isinstance(rules, list) else []
+
+
+# --------------------------------------------------------------------------- one request
+
+# Fields only an HTTP request has: on TCP (and TLS passed through) an ALLOW rule with one of
+# them is dropped, a DENY rule loses them (https://istio.io/latest/docs/tasks/security/
+# authorization/authz-tcp/; ``rule.checkError`` in pilot/pkg/security/authz/model/model.go)
+HTTP_OPERATION = ("methods", "notMethods", "paths", "notPaths", "hosts", "notHosts")
+HTTP_SOURCE = ("requestPrincipals", "notRequestPrincipals")
+
+
+def http_only(rule: Any) -> bool:
+    """True when an ALLOW rule uses a field only HTTP requests have."""
+    if not isinstance(rule, Mapping):
+        return False
+    for target in rule.get("to") or []:
+        operation = target.get("operation") if isinstance(target, Mapping) else None
+        if isinstance(operation, Mapping) and any(operation.get(f) for f in HTTP_OPERATION):
+            return True
+    for source in rule.get("from") or []:
+        found = source.get("source") if isinstance(source, Mapping) else None
+        if isinstance(found, Mapping) and any(found.get(f) for f in HTTP_SOURCE):
+            return True
+    return any(str(c.get("key", "")).startswith(("request.headers", "request.auth"))
+               for c in rule.get("when") or [] if isinstance(c, Mapping))
+
+
+def _operation_matches(operation: Mapping[str, Any], port: int | None, path: str | None,
+                       tcp: bool) -> bool | None:
+    ports, not_ports = _strings(operation.get("ports")), _strings(operation.get("notPorts"))
+    if ports and (port is None or str(port) not in ports):
+        return False if port is not None else None
+    if port is not None and str(port) in not_ports:
+        return False
+    if tcp:
+        return True  # a DENY keeps only what TCP has; an ALLOW with HTTP fields is dropped
+    paths, not_paths = _strings(operation.get("paths")), _strings(operation.get("notPaths"))
+    if path is None and (paths or not_paths):
+        return None
+    if paths and not any(pattern_matches(p, str(path)) for p in paths):
+        return False
+    if not_paths and any(pattern_matches(p, str(path)) for p in not_paths):
+        return False
+    methods, hosts = operation.get("methods") or operation.get("notMethods"), \
+        operation.get("hosts") or operation.get("notHosts")
+    if methods:
+        wanted = _strings(operation.get("methods"))
+        unwanted = _strings(operation.get("notMethods"))
+        if path is None:
+            return None  # a request of an unknown method
+        if (wanted and "GET" not in wanted) or "GET" in unwanted:
+            return False
+    return None if hosts else True
+
+
+def _to_matches(rule: Mapping[str, Any], port: int | None, path: str | None,
+                tcp: bool) -> bool | None:
+    targets = [t.get("operation") for t in rule.get("to") or [] if isinstance(t, Mapping)]
+    if not targets:
+        return True
+    results = [_operation_matches(o, port, path, tcp) for o in targets
+               if isinstance(o, Mapping)]
+    return True if True in results else (None if None in results else False)
+
+
+def admission_at(policies: PolicyIndex, workload: Workload, caller: Caller | None,
+                 port: int | None, path: str | None = None, tcp: bool = False) -> Admission:
+    """Whether one request of ``caller`` (None: plaintext, no identity) to ``port`` (and
+    ``path``, a GET, when known) gets through the workload's policies. ``tcp``: the port is
+    not HTTP to Istio (TCP, or TLS it passes through), so HTTP-only rule fields do not
+    apply."""
+    applying = policies.applying(workload)
+    for policy in applying:
+        if action(policy) != "DENY":
+            continue
+        for rule in _rules(policy):
+            if not isinstance(rule, Mapping) or rule.get("when"):
+                continue
+            if rule_admits({"from": rule.get("from")}, caller) is True and \
+                    _to_matches(rule, port, path, tcp) is True:
+                return Admission(False, policy)
+    allows = [p for p in applying if action(p) == "ALLOW"]
+    if not allows:
+        return Admission(True, None)
+    results: list[bool | None] = []
+    for policy in allows:
+        for rule in _rules(policy):
+            if tcp and http_only(rule):
+                results.append(False)
+                continue
+            source = rule_admits(rule, caller)
+            to = _to_matches(rule, port, path, tcp) if isinstance(rule, Mapping) else False
+            when = isinstance(rule, Mapping) and bool(rule.get("when"))
+            found = [source, to, None if when else True]
+            results.append(False if False in found else (None if None in found else True))
+    return _admission(results, allows)
+
+
+def _admission(results: list[bool | None], allows: list[Resource]) -> Admission:
+    """What the ALLOW policies' rules say together: one admits; one cannot be told; none
+    admits (the policy to name: a selector-less one first)."""
     if True in results:
         return Admission(True, None)
     if None in results:
         return Admission(None, None)
     selectorless = [p for p in allows if not match_labels(p)]
     return Admission(False, (selectorless or allows)[0])
-
-
-def _rules(policy: Resource) -> list[Any]:
-    rules = policy.spec.get("rules")
-    return rules if isinstance(rules, list) else []

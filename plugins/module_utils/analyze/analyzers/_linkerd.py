@@ -122,3 +122,189 @@ def server_port_numbers(server: Resource, workloads: list[Workload]) -> set[int]
     if port in PROXY_PORTS:
         numbers.add(PROXY_PORTS[str(port)])
     return numbers
+
+
+# --------------------------------------------------------------------------- injection
+
+INJECT = "linkerd.io/inject"
+PROXY = "linkerd-proxy"
+NATIVE_SIDECAR = ("config.beta.linkerd.io/proxy-enable-native-sidecar",
+                  "config.alpha.linkerd.io/proxy-enable-native-sidecar")
+# Namespaces the proxy injector is never called for (its webhook's namespaceSelector)
+NEVER_INJECTED = frozenset({"kube-system", "cert-manager"})
+
+
+def _injects(value: str | None) -> bool | None:
+    if value in ("enabled", "ingress"):
+        return True
+    return False if value == "disabled" else None
+
+
+def linkerd_injected(index: MeshIndex, workload: Workload) -> tuple[bool, bool]:
+    """(meshed, by its own template): the pod runs Linkerd's proxy, or the proxy injector
+    adds it (the pod template's ``linkerd.io/inject``, else its namespace's).
+    https://linkerd.io/2-edge/features/proxy-injection/ (``disableByAnnotation`` in
+    linkerd/linkerd2 pkg/inject/report.go)"""
+    if any(c.get("name") == PROXY for c in (*workload.containers, *workload.init_containers)):
+        return True, True
+    if workload.namespace in NEVER_INJECTED or workload.host_network:
+        return False, False
+    own = _injects(workload.annotations.get(INJECT))
+    if own is not None:
+        return own, True
+    namespace = index.namespace(workload.namespace)
+    return bool(namespace and _injects(namespace.annotations.get(INJECT))), False
+
+
+def linkerd_native(index: MeshIndex, workload: Workload) -> bool | None:
+    """Whether the pod's proxy runs as a native sidecar (None: cannot be told)."""
+    if any(c.get("name") == PROXY for c in workload.init_containers):
+        return True
+    if any(c.get("name") == PROXY for c in workload.containers):
+        return False
+    namespace = index.namespace(workload.namespace)
+    for written in (workload.annotations, namespace.annotations if namespace else {}):
+        for key in NATIVE_SIDECAR:
+            value = written.get(key, "").lower()
+            if value in ("true", "false"):
+                return value == "true"
+    return index.mesh.native_sidecars
+
+
+# --------------------------------------------------------------------------- inbound policy
+
+INBOUND_POLICY = "config.linkerd.io/default-inbound-policy"
+SKIP_INBOUND = "config.linkerd.io/skip-inbound-ports"
+# what each default (or Server accessPolicy) admits: (without identity, with identity);
+# cluster-unauthenticated admits plaintext from the cluster networks only, which the API
+# server's address may not be in (None: cannot be told)
+POLICY_ADMITS: dict[str, tuple[bool | None, bool]] = {
+    "all-unauthenticated": (True, True), "audit": (True, True),
+    "cluster-unauthenticated": (None, True), "all-authenticated": (False, True),
+    "cluster-authenticated": (False, True), "deny": (False, False),
+}
+
+
+def identity_of(index: MeshIndex, workload: Workload) -> str:
+    """The Linkerd identity of a meshed workload's pods (control plane in ``linkerd``)."""
+    return (f"{workload.service_account}.{workload.namespace}.serviceaccount.identity."
+            f"linkerd.{index.mesh.trust_domain}")
+
+
+def default_policy(index: MeshIndex, workload: Workload) -> tuple[str | None, Resource | None]:
+    """The default inbound policy of the workload's pods and the object that sets it (the
+    pod template's annotation, else its namespace's; None: the cluster's, not in the input)."""
+    own = workload.annotations.get(INBOUND_POLICY)
+    if own:
+        return own, workload.resource
+    namespace = index.namespace(workload.namespace)
+    if namespace is not None and namespace.annotations.get(INBOUND_POLICY):
+        return namespace.annotations[INBOUND_POLICY], namespace
+    return None, None
+
+
+def server_of(index: MeshIndex, workload: Workload, port: int) -> Resource | None:
+    """The Server that selects the workload's port, if any."""
+    for server in linkerd_objects(index, "Server"):
+        if server.namespace != workload.namespace:
+            continue
+        selected = server_workloads(index, server)
+        if workload in selected and port in server_port_numbers(server, selected):
+            return server
+    return None
+
+
+def _identity_matches(patterns: list[str], identity: str) -> bool:
+    for pattern in patterns:
+        if pattern == "*" or pattern == identity or (
+                pattern.startswith("*.") and identity.endswith(pattern[1:])):
+            return True
+    return False
+
+
+def _authentication_admits(index: MeshIndex, policy: Resource,
+                           identity: str | None) -> bool | None:
+    """Whether every authentication an AuthorizationPolicy requires admits the caller."""
+    results: list[bool | None] = []
+    td = index.mesh.trust_domain
+    for needed in refs(policy, "requiredAuthenticationRefs"):
+        if needed.kind == "NetworkAuthentication":
+            results.append(True if index.get("NetworkAuthentication", needed.namespace,
+                                              needed.name) else False)
+        elif needed.kind == "ServiceAccount":
+            results.append(identity == f"{needed.name}.{needed.namespace}.serviceaccount."
+                                       f"identity.linkerd.{td}")
+        elif needed.kind == "MeshTLSAuthentication":
+            authn = index.get("MeshTLSAuthentication", needed.namespace, needed.name)
+            if authn is None or identity is None:
+                results.append(False)
+                continue
+            patterns = [str(i) for i in authn.spec.get("identities") or []]
+            for item in authn.spec.get("identityRefs") or []:
+                if not isinstance(item, Mapping):
+                    continue
+                namespace = str(item.get("namespace") or authn.namespace)
+                if item.get("kind") == "Namespace":
+                    patterns.append(f"*.{item.get('name')}.serviceaccount.identity.linkerd.{td}")
+                else:
+                    patterns.append(f"{item.get('name')}.{namespace}.serviceaccount.identity."
+                                    f"linkerd.{td}")
+            results.append(_identity_matches(patterns, identity))
+        else:
+            results.append(None)
+    if not results:
+        return True
+    return False if False in results else (None if None in results else True)
+
+
+def admits(index: MeshIndex, workload: Workload, port: int, identity: str | None,
+           route_admits: Any = None) -> tuple[bool | None, Resource | None]:
+    """Whether a caller (``identity`` None: plaintext, no identity) gets through the
+    inbound policy of the workload's port, and the object that decides when it does not:
+    the Server selecting the port (its accessPolicy and the policies on it, its namespace
+    or its routes), else the default inbound policy.
+    https://linkerd.io/2-edge/reference/authorization-policy/. ``route_admits(route)``
+    tells whether the request can match a route (None: any may)."""
+    server = server_of(index, workload, port)
+    if server is None:
+        policy, source = default_policy(index, workload)
+        plain, meshed = POLICY_ADMITS.get(policy or "all-unauthenticated", (None, True))
+        verdict = meshed if identity else plain
+        return verdict, source if verdict is False else None
+    plain, meshed = POLICY_ADMITS.get(str(server.spec.get("accessPolicy") or "deny"),
+                                      (False, False))
+    if (meshed if identity else plain) is True:
+        return True, None
+    routes_of = {r.name for r in routes(index) if any(
+        p.kind == "Server" and p.name == server.name and p.namespace == server.namespace
+        for p in refs(r, "parentRefs"))}
+    results: list[bool | None] = []
+    for authorization_policy in linkerd_objects(index, "AuthorizationPolicy"):
+        target = ref(authorization_policy.spec.get("targetRef"), authorization_policy,
+                     "spec.targetRef")
+        if target is None or target.namespace != server.namespace:
+            continue
+        on_server = (target.kind == "Server" and target.name == server.name) or (
+            target.kind == "Namespace" and target.name == server.namespace)
+        on_route = target.kind in ROUTE_KINDS and target.name in routes_of
+        if not (on_server or on_route):
+            continue
+        found = _authentication_admits(index, authorization_policy, identity)
+        if on_route and found is True and route_admits is not None:
+            route = index.get(target.kind, target.namespace, target.name)
+            found = route_admits(route) if route is not None else None
+        results.append(found)
+    for authorization in index.of_kind("ServerAuthorization"):
+        wanted = authorization.spec.get("server")
+        client = authorization.spec.get("client")
+        if authorization.namespace != server.namespace or not isinstance(wanted, Mapping) \
+                or not isinstance(client, Mapping):
+            continue
+        if wanted.get("name") not in (None, server.name) or (
+                not wanted.get("name") and not wanted.get("selector")):
+            continue
+        results.append(True if client.get("unauthenticated") is True else
+                       (identity is not None) if client.get("meshTLS") is not None else None)
+    if True in results:
+        return True, None
+    return (None, None) if None in results else (False, server)

@@ -10,7 +10,7 @@ from ...estate.objects import Resource, Workload
 from ._selectors import match_labels
 
 
-def _mode(policy: Resource | None, port: int | None) -> str:
+def mode_of(policy: Resource | None, port: int | None) -> str:
     if policy is None:
         return "UNSET"
     if port is not None:
@@ -48,7 +48,7 @@ def effective_mode(index: MeshIndex, labels: Mapping[str, str], namespace: str,
     """The mTLS mode a server port runs with, and the PeerAuthentication that sets it
     (PERMISSIVE, from no policy, when none does)."""
     for policy in governing(index, labels, namespace):
-        mode = _mode(policy, port)
+        mode = mode_of(policy, port)
         if mode != "UNSET":
             return mode, policy
     return "PERMISSIVE", None

@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from ...estate.index import MeshIndex
 from ...estate.objects import SYSTEM_NAMESPACES
+from ...providers.istio.ports import port_protocol
 from ..analyzer import Analyzer, Results
 from ..finding import Level
 
-# Protocols Istio knows by name (case does not matter).
-PROTOCOLS: frozenset[str] = frozenset({
-    "tcp", "udp", "grpc", "grpc-web", "http", "http_proxy", "http2", "https", "tls",
-    "mongo", "redis", "mysql",
-})
-_APP_PROTOCOL_ALIASES = {"kubernetes.io/h2c": "http2", "kubernetes.io/ws": "http",
-                         "kubernetes.io/wss": "https"}
 # Services of Istio's own gateways, which users do not write.
 _MANAGED_GATEWAY = frozenset({"istio.io-gateway-controller", "istio.io-mesh-controller",
                               "istio.io-eastwest-controller"})
-
-
-def port_protocol(port: Mapping[str, Any]) -> str | None:
-    """The protocol Istio sees on a Service port: from ``appProtocol``, then the name's
-    ``<protocol>[-<suffix>]`` prefix, then UDP/SCTP; None when it cannot tell."""
-    transport = str(port.get("protocol") or "TCP").upper()
-    if transport in ("UDP", "SCTP"):
-        return transport.lower()
-    app = port.get("appProtocol")
-    if isinstance(app, str) and app:
-        app = _APP_PROTOCOL_ALIASES.get(app, app).lower()
-        if app in PROTOCOLS:
-            return app
-    name = str(port.get("name") or "").lower()
-    if name.startswith("grpc-web"):
-        return "grpc-web"
-    prefix = name.partition("-")[0]
-    return prefix if prefix in PROTOCOLS else None
 
 
 class PortNameAnalyzer(Analyzer):

@@ -1,4 +1,5 @@
-"""MST0101: a DestinationRule that sends plaintext to a STRICT mTLS workload."""
+"""MST0101: a DestinationRule that sends a STRICT mTLS workload something other than Istio
+mTLS: plaintext (DISABLE), or TLS of its own (SIMPLE, MUTUAL)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ from ..finding import Level
 from ._mtls import effective_mode, target_port
 from ._routes import string_list
 
+# What a client sidecar sends under each TLS mode that is not Istio's mTLS
+_SENDS = {"DISABLE": "plaintext",
+          "SIMPLE": "TLS of its own (SIMPLE), without Istio's client certificate",
+          "MUTUAL": "TLS with its own certificates (MUTUAL), not Istio's"}
 
-def _disabled_ports(rule: Resource, entry: HostEntry) -> Iterator[tuple[Mapping[str, Any], str]]:
-    """(service port, field path) of each port the DestinationRule sends without TLS."""
+
+def _non_mesh_ports(rule: Resource, entry: HostEntry,
+                    ) -> Iterator[tuple[Mapping[str, Any], str, str]]:
+    """(service port, field path, mode) of each port the DestinationRule sends something
+    other than Istio mTLS to."""
     policy = rule.spec.get("trafficPolicy")
     policy = policy if isinstance(policy, Mapping) else {}
     top = (policy.get("tls") or {}).get("mode") if isinstance(policy.get("tls"), Mapping) else None
@@ -31,16 +39,21 @@ def _disabled_ports(rule: Resource, entry: HostEntry) -> Iterator[tuple[Mapping[
         mode, path = per_port.get(port.get("number"), (None, ""))
         if mode is None:
             mode, path = top, "spec.trafficPolicy.tls.mode"
-        if mode == "DISABLE":
-            yield port, path
+        if mode in _SENDS:
+            yield port, path, str(mode)
 
 
 class StrictTlsAnalyzer(Analyzer):
-    """A DestinationRule that turns TLS off (``tls.mode: DISABLE``, for the host or for one
-    port) towards a workload whose PeerAuthentication is STRICT on that port: the client
-    sidecars send plaintext, which the server refuses, so every request fails. Either keep
-    ``ISTIO_MUTUAL``, or give the workload a PERMISSIVE or DISABLE exception (a
+    """A DestinationRule that sends a workload whose PeerAuthentication is STRICT on a port
+    something other than Istio's mTLS there (for the host or for the port): ``tls.mode:
+    DISABLE`` sends plaintext; ``SIMPLE`` and ``MUTUAL`` originate TLS with the rule's own
+    certificates (or none), without Istio's client certificate and ALPN. The server's
+    sidecar refuses both, so every request fails. Keep ``ISTIO_MUTUAL`` (or no ``tls``:
+    auto mTLS), or give the workload a PERMISSIVE or DISABLE exception (a
     PeerAuthentication with a selector, or ``portLevelMtls`` for the port).
+    https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/
+    #auto-mtls, https://istio.io/latest/docs/ops/common-problems/network-issues/
+    #503-errors-after-setting-destination-rule
 
     The workload ports are the Service's target ports; without pods in the input (and
     unless it is declared complete), the Service's selector stands for its pods' labels.
@@ -110,8 +123,8 @@ class StrictTlsAnalyzer(Analyzer):
     codes = {"MST0101": Level.ERROR}
 
     def analyze(self, index: MeshIndex) -> Results:
-        rules = [r for r in index.istio("DestinationRule") if "DISABLE" in str(
-            r.spec.get("trafficPolicy"))]
+        rules = [r for r in index.istio("DestinationRule") if any(
+            mode in str(r.spec.get("trafficPolicy")) for mode in _SENDS)]
         if not rules or not index.istio("PeerAuthentication"):
             return
         if not index.knows_hosts():
@@ -127,7 +140,7 @@ class StrictTlsAnalyzer(Analyzer):
             servers = ([(w.labels, w) for w in workloads if index.has_sidecar(w)]
                        if index.knows_workloads() else [(entry.selector, None)])
             reported = False
-            for port, path in _disabled_ports(rule, entry):
+            for port, path, sent in _non_mesh_ports(rule, entry):
                 for labels, workload in servers:
                     pod_port = target_port(port, workload)
                     mode, policy = effective_mode(index, labels, entry.resource.namespace,
@@ -137,8 +150,8 @@ class StrictTlsAnalyzer(Analyzer):
                     reported = True
                     where = f"{policy.display}" if policy is not None else "the mesh"
                     yield self.finding(
-                        rule, "MST0101", f"This DestinationRule sends plaintext to port "
+                        rule, "MST0101", f"This DestinationRule sends {_SENDS[sent]} to port "
                         f"{port.get('number')} of {entry.resource.namespace}/"
-                        f"{entry.resource.name}, whose workloads require mTLS ({where} is "
-                        "STRICT): every request will be refused; keep ISTIO_MUTUAL or give "
+                        f"{entry.resource.name}, whose workloads require Istio mTLS ({where} "
+                        "is STRICT): every request will be refused; keep ISTIO_MUTUAL or give "
                         "the workload a PERMISSIVE or DISABLE exception.", path)

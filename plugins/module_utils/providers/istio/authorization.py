@@ -24,6 +24,11 @@ from ...plan.model import PlannedObject
 from ...plan.model import template_meta as _meta
 from .api import DRY_RUN, SECURITY
 
+# Prometheus scraping a pod IP through its Istio sidecar sends plaintext: its scrapes carry
+# no identity unless Prometheus itself presents Istio certificates.
+# https://istio.io/latest/docs/ops/integrations/prometheus/#tls-settings
+SCRAPES_IDENTITY = False
+
 
 def allowed_principals(intent: Intent, rules: tuple[AuthorizationRule, ...]) -> list[str]:
     principals: list[str] = []
@@ -67,9 +72,11 @@ def derived_allow(intent: Intent, service: Service, callers: list[Service],
     disabled = disabled_ports(intent, service)
     rules: list[dict[str, Any]] = []
     mtls_ports = [port for port in ports if port not in disabled]
+    # the callers reach the service's ports; its peer ports are its own pods' business
+    scoped = bool(disabled) or bool(service.undeclared_peer_ports())
     if principals and mtls_ports:
         rules.append({"from": [{"source": {"principals": sorted(set(principals))}}],
-                      "to": _ports(mtls_ports) if disabled else None})
+                      "to": _ports(mtls_ports) if scoped else None})
     anonymous = [caller for caller in plaintext if caller.address is None]
     addresses = sorted({caller.address for caller in plaintext if caller.address})
     open_ports = ports if anonymous else (disabled if principals or addresses else [])
@@ -88,6 +95,57 @@ def deny_other_callers(intent: Intent, service: Service,
     ports = [port for port in service.workload_ports() if port not in disabled]
     return {"from": [{"source": {"notPrincipals": allowed_principals(intent, rules.allow)}}],
             "to": _ports(ports) if disabled else None}
+
+
+def inbound_rules(intent: Intent, service: Service) -> list[dict[str, Any]]:
+    """ALLOW rules for the callers no ``calls`` names (``Intent.inbound_callers``): by
+    principal, or, for callers without a mesh identity, by port alone (their plaintext
+    requests carry no principal: https://istio.io/latest/docs/concepts/security/
+    #dependency-on-mutual-tls)."""
+    rules = []
+    for caller in intent.inbound_callers(service, scrapes_identity=SCRAPES_IDENTITY):
+        to = [{"operation": {"ports": [str(p) for p in caller.ports],
+                             "methods": ["GET"] if caller.paths else None,
+                             "paths": list(caller.paths) or None}}] if caller.ports else None
+        from_ = None
+        if caller.identity:
+            from_ = [{"source": {"principals": [
+                f"{intent.trust_domain}/ns/{caller.namespace}/sa/{caller.account}"]}}]
+        rules.append({"from": from_, "to": to})
+    return rules
+
+
+def exempt_inbound(intent: Intent, service: Service, rule: dict[str, Any]) -> dict[str, Any]:
+    """The DENY rule of ``deny_other_callers`` (``notPrincipals``), leaving the callers no
+    ``calls`` names alone: their principals join ``notPrincipals``; the ports of callers
+    without identity leave its scope (``notPorts``), as a plaintext request has no
+    principal and ``notPrincipals`` matches it."""
+    callers = intent.inbound_callers(service, scrapes_identity=SCRAPES_IDENTITY)
+    principals = [f"{intent.trust_domain}/ns/{c.namespace}/sa/{c.account}"
+                  for c in callers if c.identity]
+    plaintext = sorted({p for c in callers if not c.identity and not c.paths for p in c.ports})
+    paths: dict[int, set[str]] = {}
+    for caller in callers:
+        if not caller.identity and caller.paths:
+            for port in caller.ports:
+                if port not in plaintext:
+                    paths.setdefault(port, set()).update(caller.paths)
+    froms = rule.get("from") or []
+    if not (froms and froms[0]["source"].get("notPrincipals")):
+        return rule  # the team's own DENY rules stay as written
+    rule = dict(rule)
+    if principals:
+        source = dict(froms[0]["source"])
+        source["notPrincipals"] = list(dict.fromkeys([*source["notPrincipals"], *principals]))
+        rule["from"] = [{"source": source}, *froms[1:]]
+    if plaintext or paths:
+        # deny unless the port is a plaintext caller's, or the path its scrape's: the
+        # operations are ORed, the fields of one ANDed
+        scoped = [{"operation": {"notPorts": [str(p) for p in [*plaintext, *sorted(paths)]]}}]
+        scoped += [{"operation": {"ports": [str(port)], "notPaths": sorted(found)}}
+                   for port, found in sorted(paths.items())]
+        rule["to"] = scoped
+    return rule
 
 
 def authorization_policy(intent: Intent, service: Service, suffix: str, action: str,

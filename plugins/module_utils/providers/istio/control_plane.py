@@ -12,10 +12,34 @@ CHART_VERSION = "1.29.2"
 ISTIOD_VALUES = "00-install/values/istiod.yaml"
 
 
-# istiod sets its validating webhooks' failurePolicy itself; Argo CD must not undo it
-_WEBHOOK_FAILURE_POLICY = {"group": "admissionregistration.k8s.io",
-                           "kind": "ValidatingWebhookConfiguration",
-                           "jqPathExpressions": [".webhooks[]?.failurePolicy"]}
+# istiod writes these fields of its webhooks itself: it flips the validating webhooks'
+# failurePolicy from Ignore to Fail when it is ready, and patches the caBundle of the
+# validating and injection webhooks. Argo CD must not undo them (an Application stays
+# OutOfSync, and selfHeal fights istiod). The chart's own comment in istio/istio
+# manifests/charts/istio-control/istio-discovery/templates/validatingwebhookconfiguration
+# .yaml; https://github.com/istio/istio/issues/52785, https://github.com/argoproj/argo-cd/
+# issues/1487; https://argo-cd.readthedocs.io/en/stable/user-guide/diffing/
+_VALIDATING_WEBHOOKS = {"group": "admissionregistration.k8s.io",
+                        "kind": "ValidatingWebhookConfiguration",
+                        "jqPathExpressions": [".webhooks[]?.failurePolicy",
+                                              ".webhooks[]?.clientConfig.caBundle"]}
+_INJECTION_WEBHOOKS = {"group": "admissionregistration.k8s.io",
+                       "kind": "MutatingWebhookConfiguration",
+                       "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]}
+
+
+def native_sidecar_env(intent: Intent) -> dict[str, str] | None:
+    """istiod's ``ENABLE_NATIVE_SIDECARS`` (``pilot.env``): on where the environment runs
+    native sidecars, off when the intent turns them off, else Istio's own default (off
+    before 1.27, on from 1.27 where every node runs Kubernetes 1.33 or later).
+    https://istio.io/latest/news/releases/1.27.x/announcing-1.27/upgrade-notes/
+    #native-sidecar-enabled-by-default; ``detectNativeSidecar`` in istio/istio
+    pkg/kube/inject/webhook.go (the env wins over the auto-detection)."""
+    if intent.native_sidecars:
+        return {"ENABLE_NATIVE_SIDECARS": "true"}
+    if intent.proxy.native_sidecars == "disabled":
+        return {"ENABLE_NATIVE_SIDECARS": "false"}
+    return None
 
 
 def istio_control_plane(intent: Intent) -> ControlPlane:
@@ -30,7 +54,7 @@ def istio_control_plane(intent: Intent) -> ControlPlane:
             HelmChart(chart="base", release="istio-base", namespace=intent.root_namespace,
                       values_template="istio/base_values.yaml.j2",
                       values={"default_revision": intent.revision},
-                      ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
+                      ignore_differences=(_VALIDATING_WEBHOOKS,)),
             HelmChart(chart="istiod", release="istiod", namespace=intent.root_namespace,
                       values_template="istio/istiod_values.yaml.j2", values={
                           "proxy_resources": {
@@ -42,6 +66,11 @@ def istio_control_plane(intent: Intent) -> ControlPlane:
                           "root_namespace": intent.root_namespace,
                           "never_inject_selector": [{"matchLabels": s.selector}
                                                     for s in opt_outs],
-                      }, ignore_differences=(_WEBHOOK_FAILURE_POLICY,)),
+                          "pilot_env": native_sidecar_env(intent),
+                          # meshConfig.defaultConfig: the injector puts the proxy first and
+                          # holds the other containers until it is ready (releasenotes
+                          # 24737.yaml, istio/istio#11130)
+                          "hold_application": intent.proxy.hold_application,
+                      }, ignore_differences=(_VALIDATING_WEBHOOKS, _INJECTION_WEBHOOKS)),
         ),
     )

@@ -31,15 +31,24 @@ from ..gatewayapi.routes import (
 )
 from .api import DRY_RUN, NETWORKING, NETWORKING_PROXY, SECURITY, TELEMETRY
 from .authorization import (
+    SCRAPES_IDENTITY,
     authorization_policy,
     deny_other_callers,
     derived_allow,
+    exempt_inbound,
+    inbound_rules,
     policy_rule,
 )
 from .control_plane import ISTIOD_VALUES
 from .gateways import gateway_allows, ingress_principals
 from .probes import REWRITE, probe_allow, probe_exception, unrewritten_probes
-from .traffic import destination_rules, gateway_routes, virtual_service
+from .traffic import (
+    destination_rules,
+    gateway_routes,
+    peers_service,
+    service_entries,
+    virtual_service,
+)
 
 
 def plan_istio(intent: Intent, estate: Estate | None = None,
@@ -70,7 +79,8 @@ def _injection(intent: Intent) -> StageContribution:
     contribution = StageContribution()
     label = ({"istio.io/rev": intent.revision} if intent.revision
              else {"istio-injection": "enabled"})
-    for namespace in intent.injected_namespaces():
+    callers = sorted({c.namespace for c in intent.external_callers if c.inject and c.namespace})
+    for namespace in [*intent.injected_namespaces(), *callers]:
         contribution.objects.append(PlannedObject(
             api_version="v1", kind="Namespace", name=namespace, namespace=None,
             template="istio/namespace.yaml.j2",
@@ -95,6 +105,8 @@ def _injection(intent: Intent) -> StageContribution:
         "(`kubectl rollout restart deployment -n <namespace>`) and check "
         "`istioctl proxy-status` before the next wave."
     )
+    contribution.notes.extend(_startup_notes(intent))
+    contribution.notes.extend(_caller_notes(intent))
     for service in opt_outs:
         contribution.notes.append(
             f"Opt-out: `{service.namespace}/{service.name}` is never injected "
@@ -165,6 +177,7 @@ def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
             contribution.objects.append(virtual_service(intent, service, binding))
         if service.inject:
             contribution.objects.append(_sidecar(intent, service))
+    contribution.objects.extend(service_entries(intent))
     contribution.notes.append(
         "Each injected workload's Sidecar admits only the services it calls (and the "
         "root namespace): a call that is missing from `calls` leaves the mesh through the "
@@ -177,7 +190,15 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution(objects=[_mesh_peer_authentication(intent)])
     for service in intent.services:
         contribution.objects.extend(destination_rules(intent, service))
-    for exception in intent.mtls_exceptions:
+        if service.inject and service.undeclared_peer_ports():
+            contribution.objects.append(peers_service(intent, service))
+            contribution.notes.append(
+                f"Service `{service.namespace}/{service.name}-peers` (headless) declares the "
+                f"ports the pods of `{service.name}` ({service.kind}) talk to each other on "
+                f"({', '.join(str(p.port) for p in service.undeclared_peer_ports())}): "
+                "Istio sends undeclared pod-to-pod traffic as plaintext, which STRICT "
+                "refuses.")
+    for exception in intent.exemptions(scrapes_identity=SCRAPES_IDENTITY):
         service = intent.service(exception.service)
         name = f"{service.name}-mtls-exception"
         contribution.objects.append(PlannedObject(
@@ -192,10 +213,8 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
                                     for port, mode in exception.ports.items()} or None,
             },
         ))
-        contribution.notes.append(
-            f"Exception: `{service.namespace}/{service.name}` stays {exception.mode} "
-            f"({exception.reason})."
-        )
+        contribution.notes.append(exception.note(
+            service.namespace, f"stays {exception.mode} ({exception.reason})."))
     for service in intent.services:
         probes = unrewritten_probes(estate, service) if has_sidecar(intent, service) else {}
         if probes:
@@ -243,6 +262,10 @@ def _authorization(intent: Intent, estate: Estate | None = None,
                                   ingress_principals(intent, service, estate))
             deny = []
             _plaintext_note(intent, service, contribution)
+        inbound = inbound_rules(intent, service)
+        if inbound and (allow or intent.default_deny):
+            allow += inbound
+            deny = [exempt_inbound(intent, service, rule) for rule in deny]
         if allow:
             contribution.objects.append(authorization_policy(
                 intent, service, "allow", "ALLOW", allow, dry_run))
@@ -301,6 +324,55 @@ def _plaintext_note(intent: Intent, service: Service, contribution: StageContrib
         f"`{service.namespace}/{service.name}`: its ALLOW admits plaintext callers without "
         f"an identity to check ({'; '.join(x for x in (who, why) if x)}): by port, so any "
         "plaintext client reaching those ports is admitted; by address for hosts.")
+def _caller_notes(intent: Intent) -> list[str]:
+    """How the callers outside the catalogue keep working."""
+    notes = []
+    for caller in intent.external_callers:
+        if caller.inject:
+            extra = (" An injected ingress-nginx must send to the Service, not to pod IPs "
+                     "(annotation `nginx.ingress.kubernetes.io/service-upstream: \"true\"`), "
+                     "and leave inbound traffic to the controller "
+                     "(`traffic.sidecar.istio.io/includeInboundPorts: \"\"`): requests to pod "
+                     "IPs pass the sidecar as plaintext." if caller.kind == "ingress-controller"
+                     else "")
+            notes.append(f"`{caller.namespace}` ({caller.title}) is injected from this stage "
+                         f"on; restart its workloads.{extra}")
+        else:
+            targets = ", ".join(f"`{name}`" for name, _ in caller.calls)
+            notes.append(f"{caller.subject} has no sidecar: its requests to {targets} are "
+                         "plaintext without identity; strict_mtls keeps their ports "
+                         "PERMISSIVE and authorization admits them by port.")
+    return notes
+
+
+def _startup_notes(intent: Intent) -> list[str]:
+    """What keeps jobs completing and init containers working once they are injected."""
+    notes = []
+    needing = intent.native_sidecar_services()
+    if intent.native_sidecars:
+        why = ", ".join(f"`{s.namespace}/{s.name}` ({s.kind}"
+                        + (", init containers on the network" if s.init_network else "")
+                        + ")" for s in needing) or "mesh_proxy.native_sidecars: enabled"
+        notes.append(
+            "Native sidecars (`pilot.env.ENABLE_NATIVE_SIDECARS: \"true\"` in "
+            f"{ISTIOD_VALUES}) for {why}: the proxy runs as an init container with "
+            "`restartPolicy: Always`, starts before the other init containers and stops "
+            "when a job's containers end. Every injected pod gets it at its next restart; "
+            "to keep it to these workloads, annotate their pod templates "
+            "`sidecar.istio.io/nativeSidecar: \"true\"` and set "
+            "`mesh_proxy.native_sidecars: disabled`.")
+    for service in intent.services:
+        if service.is_job and service.stops_proxy and intent.injected(service):
+            notes.append(
+                f"`{service.namespace}/{service.name}` ({service.kind}) stops its proxy "
+                "itself when it is done (`curl -X POST localhost:15020/quitquitquit`): "
+                "without it the job never completes.")
+    if intent.proxy.hold_application is not None:
+        held = "holds" if intent.proxy.hold_application else "does not hold"
+        notes.append(
+            f"`meshConfig.defaultConfig.holdApplicationUntilProxyStarts` in {ISTIOD_VALUES}: "
+            f"the injector {held} the application containers until the proxy is ready.")
+    return notes
 
 
 # --------------------------------------------------------------------------- builders
@@ -328,7 +400,15 @@ def _sidecar(intent: Intent, service: Service) -> PlannedObject:
                 and routes_versions(callee):
             # the HTTPRoute sends the callee's traffic on to its version Services
             names.update((callee.namespace, name) for name in backend_services(callee))
+    if service.peer_ports:
+        # its pods talk to each other: through its own Service, and (from strict_mtls) the
+        # headless Service that declares the other peer ports
+        names.add((service.namespace, service.name))
+        if service.undeclared_peer_ports() and intent.stage.reached(Stage.STRICT_MTLS):
+            names.add((service.namespace, f"{service.name}-peers"))
     hosts = sorted(f"{namespace}/{name}.{namespace}.svc.{domain}" for namespace, name in names)
+    # the hosts outside the cluster it calls: their ServiceEntry in its namespace
+    hosts += sorted({f"{service.namespace}/{call.host}" for call in service.external_calls})
     hosts.append(f"{intent.root_namespace}/*")
     return PlannedObject(
         api_version=NETWORKING, kind="Sidecar", name=service.name,

@@ -22,6 +22,7 @@ from ..gatewayapi.routes import (
     whole_duration,
 )
 from .api import NETWORKING
+from .ports import port_prefix
 
 _POOL_TCP = {"max_connections": "maxConnections", "connect_timeout": "connectTimeout"}
 
@@ -177,6 +178,47 @@ def _destination_rule(intent: Intent, service: Service, host: str | None = None,
     )
 
 
+def peers_service(intent: Intent, service: Service) -> PlannedObject:
+    """A headless Service declaring the peer ports the service's Service does not: Istio
+    gives pod-to-pod traffic mTLS only on ports a Service declares, and passes the rest
+    through as plaintext, which STRICT refuses.
+    https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
+    #headless-services"""
+    name = f"{service.name}-peers"
+    return PlannedObject(
+        api_version="v1", kind="Service", name=name, namespace=service.namespace,
+        template="istio/headless_service.yaml.j2",
+        context={**_meta(name, service.namespace, intent),
+                 "selector": service.selector,
+                 "ports": [{"name": f"{port_prefix(p.protocol)}-peer-{p.port}", "port": p.port,
+                            "targetPort": p.port} for p in service.undeclared_peer_ports()]},
+    )
+
+
+def service_entries(intent: Intent) -> list[PlannedObject]:
+    """A ServiceEntry per namespace and host outside the cluster its injected services call
+    (``calls: [api.example.com:443]``), visible in that namespace only: the hosts join the
+    registry, so a Sidecar can import them and ``REGISTRY_ONLY`` lets them through.
+    https://istio.io/latest/docs/reference/config/networking/service-entry/"""
+    ports: dict[tuple[str, str], dict[int, str]] = {}
+    for service in intent.services:
+        if service.inject:
+            for call in service.external_calls:
+                ports.setdefault((service.namespace, call.host), {})[call.port] = call.protocol
+    objects = []
+    for (namespace, host), found in sorted(ports.items()):
+        name = f"egress-{host.replace('.', '-')}"[:63].rstrip("-")
+        objects.append(PlannedObject(
+            api_version=NETWORKING, kind="ServiceEntry", name=name, namespace=namespace,
+            template="istio/service_entry.yaml.j2",
+            context={**_meta(name, namespace, intent), "hosts": [host], "export_to": ["."],
+                     "ports": [{"number": number, "name": f"{protocol.lower()}-{number}",
+                                "protocol": protocol}
+                               for number, protocol in sorted(found.items())]},
+        ))
+    return objects
+
+
 def _camel(source: Any, names: Mapping[str, str]) -> dict[str, Any] | None:
     if source is None:
         return None
@@ -208,12 +250,13 @@ def virtual_service(intent: Intent, service: Service,
     gateway_ref = binding.gateway if binding is not None else None
     bound_hosts = list(binding.hosts) if binding is not None else []
     bound = gateway_ref is not None
-    # A service with several HTTP ports gets its routes once per port, each matching the
-    # port and naming it in its destinations: Istio cannot tell which port a destination
-    # means otherwise (istioctl analyze IST0112).
+    # A service with several ports (of any protocol: an HTTP port beside a TCP one counts)
+    # gets its routes once per HTTP port, each matching the port and naming it in its
+    # destinations: Istio cannot tell which port a destination means otherwise (istioctl
+    # analyze IST0112, https://istio.io/latest/docs/reference/config/analysis/ist0112/).
     ports = route_ports(service)
     http: list[dict[str, Any]] = []
-    for port in ports if len(ports) > 1 else [None]:
+    for port in ports if len(service.ports) > 1 else [None]:
         number = port.port if port else None
         on_port = {"port": number} if number else {}
 

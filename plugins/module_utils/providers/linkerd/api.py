@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...intent.model import Intent, Service
+from ...intent.model import SERVER_FIRST_PROTOCOLS, Intent, Service
 from ...plan.model import Gap
 from ...stages import Stage
 
@@ -39,6 +39,11 @@ TRACE_ACCOUNT = "config.alpha.linkerd.io/trace-collector-service-account"
 ACCESS_LOG = "config.linkerd.io/access-log"
 
 
+# The proxy as a native sidecar, per namespace or workload (https://linkerd.io/2-edge/
+# features/native-sidecars/)
+NATIVE_SIDECAR = "config.beta.linkerd.io/proxy-enable-native-sidecar"
+
+
 VALUES_FILE = "00-install/values/linkerd-control-plane.yaml"
 
 
@@ -57,7 +62,13 @@ SCRAPERS = "meshstage-prometheus"
 
 
 PROXY_PROTOCOL = {"HTTP": "HTTP/1", "HTTP2": "HTTP/2", "GRPC": "gRPC", "TCP": "opaque",
-                  "MONGO": "opaque", "REDIS": "opaque", "TLS": "TLS", "HTTPS": "TLS"}
+                  "MONGO": "opaque", "REDIS": "opaque", "TLS": "TLS", "HTTPS": "TLS",
+                  **{protocol: "opaque" for protocol in SERVER_FIRST_PROTOCOLS}}
+
+
+# proxy.opaquePorts, the control plane chart's default: the ports whose protocol the proxies
+# never detect (charts/linkerd-control-plane/values.yaml in linkerd/linkerd2)
+DEFAULT_OPAQUE_PORTS: tuple[int, ...] = (25, 587, 3306, 4444, 5432, 6379, 9300, 11211)
 
 
 EXCEPTION_POLICY = {"DISABLE": "all-unauthenticated", "PERMISSIVE": "all-unauthenticated",

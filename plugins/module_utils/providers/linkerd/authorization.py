@@ -41,9 +41,11 @@ from .policy import (
 
 
 def mtls_exception(intent: Intent, service: Service) -> MtlsExemption | None:
+    """The service's exemption at this stage: its mTLS exception, and the ports callers
+    without a mesh identity reach (``Intent.exemptions``)."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
-    return next((e for e in intent.mtls_exceptions if e.service == service.name), None)
+    return next((e for e in intent.exemptions() if e.service == service.name), None)
 
 
 def _server_name(service: Service, port: Port) -> str:
@@ -75,9 +77,12 @@ def server_objects(intent: Intent, service: Service,
         number = port.target_port or port.port
         if is_governed:
             access = "deny"
-        elif exception is not None:
+        elif exception is not None and \
+                exception.ports.get(number, exception.mode) != "UNSET":
             access = EXCEPTION_POLICY[exception.ports.get(number, exception.mode)]
         elif _needs_probe_server(intent, (probes or {}).get(number)):
+            # UNSET: the namespace default (all-authenticated) says the same, unless probes
+            # need a Server of their own
             access = "all-authenticated"
         else:
             continue

@@ -8,7 +8,7 @@ from typing import Any
 from ...intent.model import Intent
 from ...stages import Stage
 from ..provider import ControlPlane, HelmChart
-from .api import inbound_policy
+from .api import DEFAULT_OPAQUE_PORTS, inbound_policy
 
 # The control plane's charts: Linkerd's edge Helm repository, a pinned release (the edge
 # release of the reference CRDs, edge-26.8.3).
@@ -21,6 +21,34 @@ _INJECTOR_SELECTOR: list[dict[str, Any]] = [
     {"key": "linkerd.io/control-plane-component", "operator": "DoesNotExist"},
     {"key": "linkerd.io/cni-resource", "operator": "DoesNotExist"},
 ]
+
+
+# What the linkerd-control-plane chart generates anew at every render while its webhook
+# certificates are Helm-generated (no externalSecret): the webhooks' certificates and CA
+# bundles, the heartbeat's random schedule, and the checksum annotations of the Deployments
+# that mount them. Argo CD renders the chart each sync and would show the Application
+# OutOfSync forever. https://github.com/linkerd/linkerd2/issues/8440,
+# https://github.com/BuoyantIO/real-world-argo-linkerd (apps/linkerd/linkerd-control-plane
+# .yaml, and its pull request 2 for the group without version, the CronJob and the
+# checksums, linkerd/linkerd2#11440)
+_WEBHOOK_SECRETS = ("linkerd-proxy-injector-k8s-tls", "linkerd-sp-validator-k8s-tls",
+                    "linkerd-policy-validator-k8s-tls")
+_GENERATED: tuple[dict[str, Any], ...] = (
+    *({"group": "", "kind": "Secret", "name": name,
+       "jsonPointers": ["/data/tls.crt", "/data/tls.key"]} for name in _WEBHOOK_SECRETS),
+    {"group": "admissionregistration.k8s.io", "kind": "MutatingWebhookConfiguration",
+     "name": "linkerd-proxy-injector-webhook-config",
+     "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]},
+    *({"group": "admissionregistration.k8s.io", "kind": "ValidatingWebhookConfiguration",
+       "name": name, "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]}
+      for name in ("linkerd-sp-validator-webhook-config",
+                   "linkerd-policy-validator-webhook-config")),
+    {"group": "batch", "kind": "CronJob", "name": "linkerd-heartbeat",
+     "jsonPointers": ["/spec/schedule"]},
+    *({"group": "apps", "kind": "Deployment", "name": name,
+       "jqPathExpressions": [".spec.template.metadata.annotations[\"checksum/config\"]"]}
+      for name in ("linkerd-destination", "linkerd-proxy-injector")),
+)
 
 
 def linkerd_control_plane(intent: Intent) -> ControlPlane:
@@ -37,7 +65,7 @@ def linkerd_control_plane(intent: Intent) -> ControlPlane:
                       values_template="linkerd/crds_values.yaml.j2", values={}),
             HelmChart(chart="linkerd-control-plane", release="linkerd-control-plane",
                       namespace=namespace, values_template="linkerd/control_plane_values.yaml.j2",
-                      values=control_plane_values(intent)),
+                      values=control_plane_values(intent), ignore_differences=_GENERATED),
         ),
         notes=(
             "The identity issuer is external (`identity.externalCA: true`, issuer scheme "
@@ -67,7 +95,24 @@ def control_plane_values(intent: Intent) -> dict[str, Any]:
         selector = [*_INJECTOR_SELECTOR]
         if opt_outs:
             selector.append({"key": "app", "operator": "NotIn", "values": opt_outs})
+    native = intent.proxy.native_sidecars
+    extra = [p for p in intent.server_first_ports() if p not in DEFAULT_OPAQUE_PORTS]
+    stopping = [s for s in intent.services if s.is_job and s.stops_proxy and intent.injected(s)]
     return {
+        # native sidecars for every pod when asked; where only some services need them,
+        # their namespaces say so (NATIVE_SIDECAR); https://linkerd.io/2-edge/features/
+        # native-sidecars/
+        "native_sidecar": {"enabled": True, "disabled": False}.get(native),
+        # the app containers wait for the proxy (the chart's default is true)
+        "await_proxy": intent.proxy.hold_application,
+        # linkerd-await --shutdown needs the proxy's /shutdown, off by default since 2.16
+        # (CVE-2024-40632): https://linkerd.io/2-edge/tasks/graceful-shutdown/
+        "shutdown_endpoint": True if stopping else None,
+        # the catalogue's server-first ports join the default opaque ports (the list
+        # replaces the chart's): the proxies skip protocol detection on them, for Services
+        # (the destination controller's default) and pods (the injector's default)
+        "opaque_ports": ",".join(str(p) for p in sorted({*DEFAULT_OPAQUE_PORTS, *extra}))
+        if extra else None,
         "trust_domain": intent.trust_domain,
         "cluster_domain": intent.cluster.domain,
         "default_inbound_policy": inbound_policy(intent),

@@ -35,10 +35,13 @@ from ...plan.model import template_meta as _meta
 from ...plan.probes import service_probes
 from ...stages import Stage
 from ...yaml_io import dump_plain
+from ..gatewayapi.routes import ROUTABLE_PROTOCOLS
 from .api import (
     ACCESS_LOG,
+    DEFAULT_OPAQUE_PORTS,
     INBOUND_POLICY,
     INJECT,
+    NATIVE_SIDECAR,
     PROBE_NETWORKS,
     TRACE_ACCOUNT,
     TRACE_COLLECTOR,
@@ -58,8 +61,6 @@ from .authorization import (
 )
 from .policy import (
     ALL,
-    PolicyRule,
-    identity_client,
     port_policy,
     service_policy,
     service_ports,
@@ -98,6 +99,28 @@ def _permissive(intent: Intent) -> StageContribution:
 def _injection(intent: Intent) -> StageContribution:
     contribution = StageContribution(
         objects=[_namespace(intent, ns) for ns in intent.injected_namespaces()])
+    for caller in intent.external_callers:
+        if caller.inject and caller.namespace:
+            # an ingress in ingress mode routes by Host and l5d-dst-override: its requests
+            # get the backend's policy and mTLS (https://linkerd.io/2-edge/tasks/using-ingress/)
+            mode = "ingress" if caller.kind == "ingress-controller" else "enabled"
+            contribution.objects.append(PlannedObject(
+                api_version="v1", kind="Namespace", name=caller.namespace, namespace=None,
+                template="linkerd/namespace.yaml.j2",
+                context={"name": caller.namespace,
+                         "annotations": {**NEVER_PRUNE, INJECT: mode}}))
+            contribution.notes.append(
+                f"`{caller.namespace}` ({caller.title}) is annotated `{INJECT}: {mode}`; "
+                "restart its workloads."
+                + (" It must remove the `l5d-dst-override` header from client requests, or "
+                   "it becomes an open relay." if mode == "ingress" else ""))
+        elif not caller.inject:
+            targets = ", ".join(f"`{name}`" for name, _ in caller.calls)
+            contribution.notes.append(
+                f"{caller.subject} has no proxy: its requests to {targets} are plaintext "
+                "without identity; strict_mtls keeps their ports open to unauthenticated "
+                "clients (Servers `all-unauthenticated`) and authorization admits them from "
+                "any network.")
     waves = intent.injection_waves
     pending = [w.name for w in waves[intent.injected_waves:]]
     contribution.notes.append(
@@ -107,6 +130,8 @@ def _injection(intent: Intent) -> StageContribution:
         "(`kubectl rollout restart deployment -n <namespace>`) and check "
         "`linkerd check --proxy -n <namespace>` before the next wave."
     )
+    contribution.notes.extend(_startup_notes(intent))
+    _opaque_ports(intent, contribution)
     for service in intent.services:
         if not service.inject:
             contribution.notes.append(
@@ -230,7 +255,8 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
             number for number, found in probes.items() if found.grpc]))
         probe_objects(intent, service, probes, contribution, shared)
     _shared_authentications(intent, shared, contribution)
-    for index, exception in enumerate(intent.mtls_exceptions):
+    written = {e.service: index for index, e in enumerate(intent.mtls_exceptions)}
+    for exception in intent.exemptions():
         service = intent.service(exception.service)
         if not service.inject:
             contribution.notes.append(
@@ -239,7 +265,7 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
             continue
         contribution.objects.extend(server_objects(intent, service,
                                                    service_probes(estate, service)))
-        path = f"mesh_mtls_exceptions[{index}]"
+        path = f"mesh_mtls_exceptions[{written.get(service.name)}]"
         if exception.mode == "DISABLE":
             contribution.gaps.append(linkerd_gap(
                 f"{path}.mode", "DISABLE", _disable_rendered(intent, service, None), service))
@@ -248,9 +274,8 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
                 contribution.gaps.append(linkerd_gap(
                     f"{path}.ports.{port}", "DISABLE",
                     _disable_rendered(intent, service, port), service))
-        contribution.notes.append(
-            f"Exception: `{service.namespace}/{service.name}` accepts plaintext "
-            f"({exception.mode}; {exception.reason}).")
+        contribution.notes.append(exception.note(
+            service.namespace, f"accepts plaintext ({exception.mode}; {exception.reason})."))
     ingress_gateway_servers(intent, contribution)
     return contribution
 
@@ -270,15 +295,6 @@ def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
                 "Server or policy can be enforced on it; protect it at the network level.")
             continue
         policy = service_policy(intent, service, callers.get(service.name, []))
-        scraped = scraped_ports(estate, service)
-        if scraped and (policy.allow or intent.default_deny):
-            policy.allow.append(PolicyRule(frozenset({identity_client(
-                intent.linkerd.viz_namespace, "prometheus", intent.trust_domain)}),
-                ports=tuple(scraped)))
-            contribution.notes.append(
-                f"`{service.namespace}/{service.name}`: its pods ask Prometheus to scrape port "
-                f"{', '.join(map(str, scraped))} (`prometheus.io/scrape`): linkerd-viz's "
-                "Prometheus is admitted there.")
         index, explicit = positions.get(service.name, (None, None))
         if explicit is not None:
             contribution.refusals.extend(identity_refusals(
@@ -323,28 +339,64 @@ def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
     return contribution
 
 
+def _opaque_ports(intent: Intent, contribution: StageContribution) -> None:
+    """The server-first ports of the catalogue: opaque cluster-wide (``proxy.opaquePorts``),
+    and a warning where that makes another service's HTTP port opaque too."""
+    extra = [p for p in intent.server_first_ports() if p not in DEFAULT_OPAQUE_PORTS]
+    if not extra:
+        return
+    contribution.notes.append(
+        f"Opaque ports: {', '.join(str(p) for p in extra)} join the default opaque ports "
+        f"(`proxy.opaquePorts` in `{VALUES_FILE}`): the proxies skip protocol detection on "
+        "these server-first ports, which would otherwise wait 10 seconds for the client's "
+        "first bytes. The injector annotates pods with it when they are created; restart "
+        "the workloads.")
+    for service in intent.services:
+        for index, port in enumerate(service.ports):
+            if port.protocol in ROUTABLE_PROTOCOLS and (
+                    port.port in extra or (port.target_port or port.port) in extra):
+                contribution.warnings.append(
+                    f"{intent.service_path(service)}.ports[{index}] (service "
+                    f"{service.namespace}/{service.name}): port {port.port} is a "
+                    "server-first port of another service, opaque cluster-wide "
+                    "(proxy.opaquePorts): this HTTP port loses HTTP routing, metrics and "
+                    "per-route authorization; give one of them another number, or annotate "
+                    "this service's pods and Service config.linkerd.io/opaque-ports with "
+                    "their own list")
+
+
+def _startup_notes(intent: Intent) -> list[str]:
+    """What keeps jobs completing and init containers working once they are injected."""
+    notes = []
+    needing = intent.native_sidecar_services()
+    if intent.native_sidecars and intent.proxy.native_sidecars == "auto":
+        where = ", ".join(f"`{s.namespace}/{s.name}` ({s.kind}"
+                          + (", init containers on the network" if s.init_network else "")
+                          + ")" for s in needing)
+        notes.append(
+            f"Native sidecars (namespace annotation `{NATIVE_SIDECAR}: \"true\"`) for "
+            f"{where}: the proxy runs as an init container with `restartPolicy: Always`, "
+            "starts before the other init containers and stops when a job's containers "
+            "end. The namespaces' pods get it at their next restart.")
+    elif intent.native_sidecars:
+        notes.append(f"Native sidecars for every pod (`proxy.nativeSidecar: true` in "
+                     f"`{VALUES_FILE}`), at each pod's next restart.")
+    for service in intent.services:
+        if service.is_job and service.stops_proxy and intent.injected(service):
+            notes.append(
+                f"`{service.namespace}/{service.name}` ({service.kind}) stops its proxy "
+                "itself when it is done (`linkerd-await --shutdown -- <command>`; the "
+                f"proxy's `/shutdown` endpoint is on: `proxy.enableShutdownEndpoint` in "
+                f"`{VALUES_FILE}`): without it the job never completes.")
+    if intent.proxy.hold_application is not None:
+        held = "wait" if intent.proxy.hold_application else "do not wait"
+        notes.append(f"`proxy.await: {str(intent.proxy.hold_application).lower()}` in "
+                     f"`{VALUES_FILE}`: application containers {held} for the proxy.")
+    return notes
+
+
 # --------------------------------------------------------------------------- builders
 
-
-def scraped_ports(estate: Estate | None, service: Service) -> list[int]:
-    """The ports of ``service``'s pods that ask Prometheus to scrape them
-    (``prometheus.io/scrape: "true"`` with ``prometheus.io/port``), by the estate. Linkerd
-    does not move such scrapes to its proxy's admin port as Istio's metrics merging does: the
-    scrape reaches the application's port through the Server and its policies
-    (https://linkerd.io/2-edge/features/server-policy/)."""
-    if estate is None:
-        return []
-    workload_ports = {port.target_port or port.port for port in service.ports}
-    found = set()
-    for workload in estate.workloads(service.namespace,
-                                     estate.selector(service.namespace, service.name,
-                                                     service.selector)):
-        annotations = workload.annotations
-        port = str(annotations.get("prometheus.io/port", ""))
-        if annotations.get("prometheus.io/scrape") == "true" and port.isdigit() \
-                and int(port) in workload_ports:
-            found.add(int(port))
-    return sorted(found)
 
 
 def _shared_authentications(intent: Intent, shared: dict[str, set[str]],
@@ -397,6 +449,9 @@ def _namespace(intent: Intent, namespace: str) -> PlannedObject:
     injected = namespace in intent.injected_namespaces()
     if injected and intent.stage.reached(Stage.INJECTION):
         annotations[INJECT] = "enabled"
+        if intent.proxy.native_sidecars == "auto" and intent.native_sidecars and any(
+                s.namespace == namespace for s in intent.native_sidecar_services()):
+            annotations[NATIVE_SIDECAR] = "true"
     if injected and intent.stage.reached(Stage.OBSERVABILITY):
         annotations.update(_observability_annotations(intent))
     return PlannedObject(

@@ -361,7 +361,10 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
             derived.append(identity_client(gateway.namespace, gateway.service_account, td))
         derived += plaintext_clients(intent, service)
         if derived:
-            policy.allow.append(PolicyRule(normalize(derived)))
+            # the callers reach the service's ports; its peer ports are its own pods'
+            ports = service.workload_ports() if service.undeclared_peer_ports() else ()
+            policy.allow.append(PolicyRule(normalize(derived), (), ports))
+        _inbound(intent, service, policy)
         return policy
     base = f"mesh_authorization[{intent.authorization.index(explicit)}]"
     policy = ServicePolicy(path=base)
@@ -379,7 +382,20 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
             services=rule.source.services, principals=rule.source.principals)), "", None)
             for rule in explicit.allow if rule.source.services or rule.source.principals]
         policy.only = union(*(c for c in named if c))
+    _inbound(intent, service, policy)
     return policy
+
+
+def _inbound(intent: Intent, service: Service, policy: ServicePolicy) -> None:
+    """The callers no ``calls`` names (``Intent.inbound_callers``): its peers and callers
+    outside the catalogue, each on its ports; without a mesh identity, from any network."""
+    for caller in intent.inbound_callers(service):
+        client = (identity_client(str(caller.namespace), caller.account, intent.trust_domain)
+                  if caller.account is not None else ALL)
+        matches = tuple(RouteMatch("GET", PathMatch("Exact", path)) for path in caller.paths)
+        policy.allow.append(PolicyRule(frozenset({client}), matches, caller.ports))
+        if policy.only is not None:
+            policy.only = union(policy.only, {client})
 
 
 def _rule_clients(intent: Intent, rule: AuthorizationRule, path: str,
@@ -517,10 +533,11 @@ def _describe(client: Client) -> str:
 
 def service_ports(service: Service,
                   probes: Mapping[int, PortProbes] | None = None) -> list[Port]:
-    """One port per workload port (two Service ports may share a container port), and the
-    probe-only ports whose probes Linkerd does not authorize by itself (gRPC, HTTPS)."""
+    """One port per workload port (two Service ports may share a container port), the peer
+    ports of a StatefulSet included, and the probe-only ports whose probes Linkerd does not
+    authorize by itself (gRPC, HTTPS)."""
     seen: dict[int, Port] = {}
-    for port in service.ports:
+    for port in (*service.ports, *service.peer_ports):
         seen.setdefault(port.target_port or port.port, port)
     for number, found in (probes or {}).items():
         if number not in seen and (found.grpc or found.tls):

@@ -69,6 +69,7 @@ def test_run_reports_objects_files_and_commit(tmp_path, crd_dir, example_intent)
                                        "Kustomization flux-system/meshstage-prod",
                                        "Kustomization flux-system/meshstage-prod-install",
                                        "Namespace bookinfo",
+                                       "Namespace ingress-nginx",
                                        "PeerAuthentication istio-system/default",
                                        "ProxyConfig istio-system/mesh-default"],
                              "changed": [], "removed": []}
@@ -89,12 +90,15 @@ def test_moving_an_object_between_stage_folders_is_a_change(tmp_path, crd_dir, e
     # the legacy workload's clients must stop originating mTLS: DISABLE towards it; the
     # authorization rules arrive as a dry run
     added = result.objects["added"]
+    # (and the webhook port stays PERMISSIVE, ratings-db's peers get a headless Service)
     assert [a for a in added if not a.startswith("AuthorizationPolicy ")] == [
         "DestinationRule payments/legacy-billing",
-        "PeerAuthentication payments/legacy-billing-mtls-exception"]
-    assert len([a for a in added if a.startswith("AuthorizationPolicy ")]) == 9
+        "PeerAuthentication payments/legacy-billing-mtls-exception",
+        "PeerAuthentication payments/payment-policy-mtls-exception",
+        "Service bookinfo/ratings-db-peers"]
+    assert len([a for a in added if a.startswith("AuthorizationPolicy ")]) == 11
     assert result.message.startswith(
-        f"meshstage(dev): strict_mtls stage, 11 added, {len(result.objects['changed'])} "
+        f"meshstage(dev): strict_mtls stage, 15 added, {len(result.objects['changed'])} "
         "changed, 0 removed\n")
 
 

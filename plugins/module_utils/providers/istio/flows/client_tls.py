@@ -114,8 +114,9 @@ class ClientTls(FlowRule):
             return None
         source, destination = flow.source, flow.destination
         rule = destination_rule(view, source.namespace, dict(source.labels),
-                                view.destination_fqdn(destination))
-        mode = tls_mode(rule, destination.service_port) if rule is not None else None
+                                facts.extra.get("fqdn") or view.destination_fqdn(destination))
+        port = facts.extra.get("service_port", destination.service_port)
+        mode = tls_mode(rule, port) if rule is not None else None
         if mode is None:
             facts.sends = "mtls" if auto_mtls(view, destination, facts.destination_proxy) \
                 else "plaintext"

@@ -18,7 +18,8 @@ class Sidecars(FlowRule):
 
     Follows https://istio.io/latest/docs/setup/additional-setup/sidecar-injection/
     #controlling-the-injection-policy ("If either label is disabled, the pod is not
-    injected"; "If the istio-injection label and the istio.io/rev label are both present
+    injected"; a pod with no marker that istiod's ``neverInjectSelector`` selects is left out;
+    "If the istio-injection label and the istio.io/rev label are both present
     ... the istio-injection label will take precedence") and
     https://istio.io/latest/docs/tasks/traffic-management/ingress/gateway-api/
     #automated-deployment (generated gateways carry ``gateway.networking.k8s.io/

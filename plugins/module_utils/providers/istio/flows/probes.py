@@ -78,8 +78,11 @@ class Scrapes(FlowRule):
                 return Verdict(NOT_APPLICABLE, "the pod has no sidecar, so no proxy metrics")
             return allowed("the pod has no sidecar: Prometheus scrapes it directly")
         workload = flow.destination.workload
-        merged = (workload.annotations.get(MERGE, "true") if workload is not None
-                  else "true").lower() != "false"
+        # merging rewrites the prometheus.io annotations; a ServiceMonitor or PodMonitor
+        # scrapes the application's port as it says
+        merged = flow.via == "prometheus.io/scrape" and (
+            workload.annotations.get(MERGE, "true") if workload is not None
+            else "true").lower() != "false"
         if port in AGENT_PORTS or merged:
             return allowed("scraped on the agent's port 15020, outside the traffic capture")
         return None

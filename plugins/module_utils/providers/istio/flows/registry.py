@@ -11,14 +11,16 @@ from .client_tls import ClientTls
 from .identity import PeerIdentity
 from .injection import Sidecars
 from .peer_authentication import PeerAuthentication
+from .pod_addresses import PodAddresses
 from .probes import Probes, Scrapes
 from .routes import Routes
+from .server_first import ServerFirst
 from .sidecar_egress import SidecarEgress
 from .view import IstioView
 
 RULES: Mapping[str, FlowRule] = {rule.name: rule for rule in (
-    Sidecars(), Probes(), Scrapes(), Routes(), SidecarEgress(), ClientTls(),
-    PeerAuthentication(), PeerIdentity(), AuthorizationPolicies())}
+    Sidecars(), Probes(), Scrapes(), ServerFirst(), Routes(), PodAddresses(), SidecarEgress(),
+    ClientTls(), PeerAuthentication(), PeerIdentity(), AuthorizationPolicies())}
 
 
 def _prometheus(settings: FlowSettings) -> Peer:

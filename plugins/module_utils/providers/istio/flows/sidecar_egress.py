@@ -71,30 +71,38 @@ class SidecarEgress(FlowRule):
     def apply(self, step: Step) -> Verdict | None:
         view, flow, facts = step.view, step.flow, step.facts
         source = flow.source
-        if not facts.source_proxy or source.kind == "gateway":
+        if not facts.source_proxy or source.kind == "gateway" or facts.extra.get(
+                "passthrough"):
             return None
         labels = dict(source.labels)
         sidecar = effective_sidecar(view, source.namespace, labels)
         destination = flow.destination
-        fqdn = view.destination_fqdn(destination)
-        key = ("imports", id(sidecar), source.namespace, destination.namespace, fqdn,
-               destination.service_port)
+        # a pod address is reached through the headless Service that declares its port
+        fqdn = facts.extra.get("fqdn") or view.destination_fqdn(destination)
+        port = facts.extra.get("service_port", destination.service_port)
+        key = ("imports", id(sidecar), source.namespace, destination.namespace, fqdn, port)
         if key not in view.memo:
             view.memo[key] = sidecar is None or imports(
-                sidecar, source.namespace, destination.namespace, fqdn,
-                destination.service_port)
+                sidecar, source.namespace, destination.namespace, fqdn, port)
         known = destination.kind != "host" and view.memo[key]
         if known:
             return None
-        mode = str(as_mapping(sidecar.spec.get("outboundTrafficPolicy")).get("mode")
-                   or "ALLOW_ANY") if sidecar is not None else "ALLOW_ANY"
-        what = (f"{sidecar.display} does not import {view.destination_fqdn(destination)}"
+        what = (f"{sidecar.display} does not import {fqdn}"
                 if sidecar is not None and destination.kind != "host"
                 else f"{destination} is outside the service registry")
-        if mode == "REGISTRY_ONLY":
-            return refused(RESET, f"{what}, and REGISTRY_ONLY drops it",
-                           sidecar.display if sidecar is not None else "",
-                           "add the callee to the caller's calls (its Sidecar egress)")
-        facts.extra["passthrough"] = True
-        facts.notes.append(f"{what}: passed through as plaintext")
-        return None
+        return unmatched(step, sidecar, what,
+                         "add the callee to the caller's calls (its Sidecar egress)")
+
+
+def unmatched(step: Step, sidecar: Resource | None, what: str, fix: str) -> Verdict | None:
+    """A request the client's sidecar has no listener or cluster for: the effective
+    Sidecar's ``REGISTRY_ONLY`` drops it, ``ALLOW_ANY`` (the default) passes it through as
+    plaintext without identity."""
+    mode = str(as_mapping(sidecar.spec.get("outboundTrafficPolicy")).get("mode")
+               or "ALLOW_ANY") if sidecar is not None else "ALLOW_ANY"
+    if mode == "REGISTRY_ONLY":
+        return refused(RESET, f"{what}, and REGISTRY_ONLY drops it",
+                       sidecar.display if sidecar is not None else "", fix)
+    step.facts.extra["passthrough"] = True
+    step.facts.notes.append(f"{what}: passed through as plaintext")
+    return None

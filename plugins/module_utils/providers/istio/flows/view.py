@@ -15,6 +15,7 @@ from ....estate.index import MeshIndex
 from ....estate.objects import Resource, Workload, as_list, as_mapping, as_strings
 from ....flows.evaluate import MeshState
 from ....flows.model import Destination, Peer
+from ....kube import selector_matches
 from .policies import CompiledPolicy, compile_policy
 
 DRY_RUN = "istio.io/dry-run"
@@ -62,6 +63,10 @@ class IstioView:
                     key = (str(parent.get("namespace") or route.namespace),
                            str(parent.get("name")))
                     self.service_routes.setdefault(key, []).append(route)
+        # istiod's neverInjectSelector, from the rendered values of its chart
+        injector = as_mapping(as_mapping(state.install_values.get("istiod")).get(
+            "sidecarInjectorWebhook"))
+        self.never_inject = [as_mapping(s) for s in as_list(injector.get("neverInjectSelector"))]
         self._sidecar: dict[int, bool] = {}
         self._applied: dict[tuple[int, str], list[Resource]] = {}
         self._postings: dict[str, dict[Any, list[Resource]]] = {}
@@ -78,8 +83,15 @@ class IstioView:
         known = self._sidecar.get(id(workload))
         if known is None:
             known = self._sidecar[id(workload)] = is_gateway(workload.labels) \
-                or self.index.has_sidecar(workload)
+                or (self.index.has_sidecar(workload) and not self._never_injected(workload))
         return known
+
+    def _never_injected(self, workload: Workload) -> bool:
+        """A pod without a marker of its own that ``neverInjectSelector`` selects is left
+        out (https://istio.io/latest/docs/setup/additional-setup/sidecar-injection/
+        #more-control-adding-exceptions)."""
+        return not workload.has_istio_proxy and workload.injection_override is None and any(
+            selector_matches(selector, workload.labels) for selector in self.never_inject)
 
     def peer_proxy(self, peer: Peer) -> bool:
         if peer.proxy is not None:

@@ -85,6 +85,24 @@ def test_unknown_kinds_are_noted_as_unchecked_not_reported_missing():
     assert found(complete) == [("IST0101", "VirtualService bookinfo/reviews")]
 
 
+
+def test_a_service_meshstage_rendered_does_not_say_the_namespace_s_services_are_there():
+    # a rendered tree at strict_mtls: the headless Service of a StatefulSet's peer ports is
+    # meshstage's; the namespace's own Services (reviews) are in the cluster, not the tree
+    route = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+             "metadata: {name: reviews, namespace: bookinfo}\n"
+             "spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}\n")
+    peers = ("---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ratings-db-peers\n"
+             "  namespace: bookinfo\n  labels: {app.kubernetes.io/managed-by: meshstage}\n"
+             "spec: {clusterIP: None, selector: {app: ratings-db}, ports: [{name: tcp-peer, "
+             "port: 33061}]}\n")
+    rendered = analyze_text(route + peers, "virtualservice.DestinationHostAnalyzer")
+    assert rendered.findings == []
+    assert "reviews.bookinfo.svc.cluster.local" in rendered.unchecked[0].line()
+    theirs = peers.replace("  labels: {app.kubernetes.io/managed-by: meshstage}\n", "")
+    assert found(analyze_text(route + theirs, "virtualservice.DestinationHostAnalyzer")) == [
+        ("IST0101", "VirtualService bookinfo/reviews")]
+
 CALLERS = """\
 apiVersion: v1
 kind: Namespace

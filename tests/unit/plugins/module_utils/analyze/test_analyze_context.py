@@ -64,7 +64,8 @@ def test_strict_before_every_wave_is_injected_is_a_warning_in_the_runbook(tmp_pa
     rendered = render_stage(variables, StageOptions(gitops_dir=tmp_path))
     (warning,) = [w for w in rendered.warnings if "MST0106" in w]
     assert warning.startswith("Warning MST0106 PeerAuthentication istio-system/default: STRICT "
-                              "mTLS applies to namespace payments")
+                              "mTLS applies to the mesh, and namespace payments is not enabled "
+                              "for injection")
     assert "MST0106" in rendered.files["envs/prod/RUNBOOK.md"]
 
 

@@ -212,7 +212,7 @@ def test_rollback_from_authorization_removes_default_deny_first(dev_objects, crd
     changes."""
     steps = rollback_steps(rendered_at("traffic", crd_dir, tmp_path), dev_objects, "dev")
     policies = [s for s in steps if s["resource"].startswith("AuthorizationPolicy ")]
-    assert len(policies) == 9
+    assert len(policies) == 11
     assert all(s["action"] == "delete" for s in policies)
     assert steps[:len(policies)] == policies  # nothing else changes before they are gone
     order = [apply_class(d["definition"] | {"spec": dev_spec(dev_objects, d)})
@@ -231,7 +231,7 @@ def test_rollback_to_strict_mtls_turns_the_policies_into_a_dry_run_default_deny_
     each policy is re-applied with the annotation, default deny first."""
     steps = rollback_steps(rendered_at("strict_mtls", crd_dir, tmp_path), dev_objects, "dev")
     policies = [s for s in steps if s["resource"].startswith("AuthorizationPolicy ")]
-    assert len(policies) == 9 and steps[:9] == policies
+    assert len(policies) == 11 and steps[:11] == policies
     assert all(s["action"] == "apply" for s in policies)
     assert all(s["definition"]["metadata"]["annotations"] == {"istio.io/dry-run": "true"}
                for s in policies)
@@ -251,10 +251,16 @@ def test_rollback_from_strict_relaxes_mtls_before_clients_stop_sending_it(crd_di
     relax = sequence.index(("apply", "PeerAuthentication istio-system/default"))
     exception = sequence.index(
         ("delete", "PeerAuthentication payments/legacy-billing-mtls-exception"))
+    # the webhook port's exception (mode UNSET, a PERMISSIVE port) and ratings-db's peers
+    # Service stay until the mesh is no longer STRICT
+    webhook = sequence.index(
+        ("delete", "PeerAuthentication payments/payment-policy-mtls-exception"))
+    peers = sequence.index(("delete", "Service bookinfo/ratings-db-peers"))
     first_rule = min(i for i, (_, name) in enumerate(sequence)
                      if name.startswith("DestinationRule "))
     namespaces = [i for i, (_, name) in enumerate(sequence) if name.startswith("Namespace ")]
     assert relax < exception < first_rule < min(namespaces)
+    assert relax < webhook and relax < peers
     # only the dry-run policies of strict_mtls (they enforce nothing) leave before it
     assert all(name.startswith("AuthorizationPolicy ") and action == "delete"
                for action, name in sequence[:relax])

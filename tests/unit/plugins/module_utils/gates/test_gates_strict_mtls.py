@@ -53,6 +53,15 @@ def test_plaintext_into_an_exception_is_expected():
     assert verdict.passed
 
 
+def test_plaintext_from_a_declared_caller_outside_the_mesh_is_expected():
+    callers = [{"name": "kube-apiserver", "kind": "kube-apiserver", "calls": ["ratings"]}]
+    flows = (Flow(workload("bookinfo", "ratings-v1", "ratings"), 12.0),)
+    current = move("strict_mtls", "traffic")
+    assert not GATE.judge(current, observed(current, plaintext=flows)).passed
+    declared = move("strict_mtls", "traffic", mesh_external_callers=callers)
+    assert GATE.judge(declared, observed(declared, plaintext=flows)).passed
+
+
 def test_uninjected_waves_hosts_and_opt_outs_block_from_the_intent():
     # prod injects its first wave only; the payments wave (and its hosts) is still to come
     current = move("strict_mtls", "traffic", environment="prod",

@@ -62,8 +62,11 @@ BASE: dict[str, Any] = {
 
 DNS_LABEL = ("is not a valid DNS-1123 label (lower case letters, digits and '-', at most 63, "
              "starting and ending with a letter or digit)")
-SERVICE_KEYS = ("calls, canary, ingress, ingress_hosts, inject, name, namespace, ports, "
-                "probe_paths, service_account, traffic, versions")
+_SERVICE_KEYS = ("calls", "canary", "ingress", "ingress_hosts", "init_network", "inject", "kind",
+                 "name", "namespace", "peer_ports", "ports", "probe_paths", "service_account",
+                 "stops_proxy", "traffic", "versions")
+SERVICE_KEYS = ", ".join(_SERVICE_KEYS)
+OVERRIDE_KEYS = ", ".join(key for key in _SERVICE_KEYS if key != "name")
 TRAFFIC_KEYS = ("connection_pool, header_routes, load_balancer, outlier_detection, retries, "
                 "split, timeout")
 NOT_A_DURATION = "is not a duration (e.g. 10s, 1.5s, 250ms, 1m)"
@@ -179,11 +182,11 @@ CASES = [
     pytest.param(
         [put("mesh_default_denny", False)],
         "mesh_default_denny: False is not a known key here; known: mesh_authorization, "
-        "mesh_cluster, mesh_default_deny, mesh_environment, mesh_gates, mesh_gitops, mesh_hosts, "
-        "mesh_ingress_gateway, mesh_injected_waves, mesh_injection_waves, mesh_install, "
-        "mesh_linkerd, mesh_mtls_exceptions, mesh_promotion_order, mesh_provider, mesh_proxy, "
-        "mesh_revision, "
-        "mesh_root_namespace, mesh_service_overrides, mesh_services, mesh_stage, mesh_telemetry, "
+        "mesh_cluster, mesh_default_deny, mesh_environment, mesh_external_callers, "
+        "mesh_gates, mesh_gitops, mesh_hosts, mesh_ingress_gateway, mesh_injected_waves, "
+        "mesh_injection_waves, mesh_install, mesh_linkerd, mesh_mtls_exceptions, "
+        "mesh_promotion_order, mesh_provider, mesh_proxy, mesh_revision, mesh_root_namespace, "
+        "mesh_service_overrides, mesh_services, mesh_stage, mesh_telemetry, "
         "mesh_traffic_api, mesh_trust_domain (did you mean 'mesh_default_deny'?)",
         id="top-level-key-typo"),
     pytest.param(
@@ -192,9 +195,8 @@ CASES = [
         id="unknown-key-no-hint"),
     pytest.param(
         [put("mesh_service_overrides", {"web": {"injct": False}})],
-        "mesh_service_overrides.web.injct: False is not a known key here; known: calls, "
-        "canary, ingress, ingress_hosts, inject, namespace, ports, probe_paths, "
-        "service_account, traffic, versions (did you mean 'inject'?)",
+        f"mesh_service_overrides.web.injct: False is not a known key here; known: "
+        f"{OVERRIDE_KEYS} (did you mean 'inject'?)",
         id="override-key-typo-named-where-written"),
     # --- references to services that do not exist
     pytest.param(

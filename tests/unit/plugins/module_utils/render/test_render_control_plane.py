@@ -160,3 +160,36 @@ def test_the_reference_crds_hold_what_the_install_renders(crd_dir: Path):
     assert "application-crd.yaml" in names
     assert "source.toolkit.fluxcd.io_helmrepositories.yaml" in names
     assert "helm.toolkit.fluxcd.io_helmreleases.yaml" in names
+
+
+def test_argocd_ignores_what_istiod_writes_into_its_webhooks(prod):
+    """istiod flips failurePolicy and patches the caBundle of its webhooks (issue 14, item
+    7): the Applications must not show them OutOfSync, nor revert them."""
+    rendered = prod()
+    istiod = doc(rendered, f"{BASE}/argocd/application.argocd.meshstage-prod-istiod.yaml")
+    assert istiod["spec"]["ignoreDifferences"] == [
+        {"group": "admissionregistration.k8s.io", "kind": "ValidatingWebhookConfiguration",
+         "jqPathExpressions": [".webhooks[]?.failurePolicy",
+                               ".webhooks[]?.clientConfig.caBundle"]},
+        {"group": "admissionregistration.k8s.io", "kind": "MutatingWebhookConfiguration",
+         "jqPathExpressions": [".webhooks[]?.clientConfig.caBundle"]}]
+    assert "RespectIgnoreDifferences=true" in istiod["spec"]["syncPolicy"]["syncOptions"]
+    base = doc(rendered, f"{BASE}/argocd/application.argocd.meshstage-prod-istio-base.yaml")
+    assert base["spec"]["ignoreDifferences"][0]["kind"] == "ValidatingWebhookConfiguration"
+
+
+def test_argocd_ignores_the_certificates_linkerd_generates_at_each_render(prod):
+    rendered = prod(mesh_provider="linkerd")
+    app = doc(rendered, f"{BASE}/argocd/application.argocd.meshstage-prod-linkerd-control-"
+                        "plane.yaml")
+    ignored = {(i["kind"], i.get("name")): i for i in app["spec"]["ignoreDifferences"]}
+    for secret in ("linkerd-proxy-injector-k8s-tls", "linkerd-sp-validator-k8s-tls",
+                   "linkerd-policy-validator-k8s-tls"):
+        assert ignored[("Secret", secret)]["jsonPointers"] == ["/data/tls.crt",
+                                                               "/data/tls.key"]
+    webhook = ignored[("MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config")]
+    assert webhook["group"] == "admissionregistration.k8s.io"  # the group, no version
+    assert ("ValidatingWebhookConfiguration", "linkerd-policy-validator-webhook-config") in \
+        ignored
+    assert ignored[("CronJob", "linkerd-heartbeat")]["jsonPointers"] == ["/spec/schedule"]
+    assert ("Deployment", "linkerd-destination") in ignored

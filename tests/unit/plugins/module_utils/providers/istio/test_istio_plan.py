@@ -142,13 +142,13 @@ STAGE_KINDS = [
                        "ConfigMap"}),
     ("traffic", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry", "ConfigMap",
                  "DestinationRule", "VirtualService", "Sidecar"}),
-    # the authorization policies as a dry run (istio.io/dry-run)
+    # the authorization policies as a dry run (istio.io/dry-run); ratings-db's peers Service
     ("strict_mtls", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
                      "ConfigMap", "DestinationRule", "VirtualService", "Sidecar",
-                     "AuthorizationPolicy"}),
+                     "AuthorizationPolicy", "Service"}),
     ("authorization", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
                        "ConfigMap", "DestinationRule", "VirtualService", "Sidecar",
-                       "AuthorizationPolicy"}),
+                       "AuthorizationPolicy", "Service"}),
 ]
 
 
@@ -246,7 +246,8 @@ def test_clients_send_plaintext_to_a_service_without_sidecar(registry, example_i
 def test_injection_waves_label_only_injected_namespaces(registry, example_intent):
     rendered = render(example_intent("prod"), registry)  # prod: 1 of 2 waves
     namespaces = [o.obj for o in rendered.objects if o.obj["kind"] == "Namespace"]
-    assert [ns["metadata"]["name"] for ns in namespaces] == ["bookinfo"]
+    # and the injected ingress controller's namespace (mesh_external_callers)
+    assert [ns["metadata"]["name"] for ns in namespaces] == ["bookinfo", "ingress-nginx"]
     assert namespaces[0]["metadata"]["labels"] == {"istio-injection": "enabled"}
     annotations = namespaces[0]["metadata"]["annotations"]
     assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
@@ -488,3 +489,26 @@ def test_a_service_with_several_http_ports_is_routed_per_port(registry, example_
     assert http[2]["route"] == [
         {"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9081}}}]
     assert all(route["timeout"] == "10s" for route in http)
+
+
+def test_an_http_port_beside_a_tcp_port_names_its_port(registry, example_intent):
+    """The bug of issue 14: payment-service with an HTTP and a TCP port, and a timeout and
+    retries, rendered a VirtualService whose destination named no port, and meshstage's own
+    analyzer stopped the run with IST0112."""
+    variables = with_service(example_intent("dev", mesh_stage="traffic"), "payment-service",
+                             ports=[{"name": "http", "port": 8080},
+                                    {"name": "tcp-admin", "port": 9090, "protocol": "TCP"}])
+    rendered = render(variables, registry)  # raised AnalysisError (IST0112) before the fix
+    http = find(rendered, "VirtualService", "payment-service")["spec"]["http"]
+    assert [route["match"] for route in http] == [[{"port": 8080}]]
+    assert http[0]["route"] == [{"destination": {"host": "payment-service",
+                                                 "port": {"number": 8080}}}]
+    assert http[0]["timeout"] == "5s" and http[0]["retries"]["attempts"] == 2
+
+
+def test_a_single_port_service_keeps_its_routes_unmatched(registry, example_intent):
+    rendered = render(example_intent("dev"), registry)
+    http = find(rendered, "VirtualService", "payment-service")["spec"]["http"]
+    assert http == [{"route": [{"destination": {"host": "payment-service"}}],
+                     "timeout": "5s", "retries": {"attempts": 2, "perTryTimeout": "2s",
+                                                  "retryOn": "connect-failure,refused-stream"}}]

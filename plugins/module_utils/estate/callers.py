@@ -1,0 +1,281 @@
+"""Callers of the estate's workloads that are not workloads of the catalogue, found in the
+manifests: ingress controllers (an ``Ingress``, or a Gateway API route on a Gateway), the
+Kubernetes API server calling admission webhooks, and Prometheus scraping application ports
+(``ServiceMonitor``, ``PodMonitor``, ``prometheus.io/*`` annotations). Each call is one
+``OutsideCall``: where the manifests say it (``origin``), the caller's pods when the input
+shows them, and the pod port of the workload it reaches. The analyzers judge them against
+each mesh's rules; the flow proof takes them as sources of requests.
+https://kubernetes.io/docs/concepts/services-networking/ingress/,
+https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/,
+https://prometheus-operator.dev/docs/api-reference/api/
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..kube import selector_matches
+from .index import MeshIndex
+from .objects import Resource, Workload, as_list, as_mapping, as_strings
+
+# Ingress classes and Gateway controllers that are the mesh's own gateways (in the mesh)
+MESH_INGRESS = frozenset({"istio.io/ingress-controller", "istio.io/gateway-controller"})
+# The app.kubernetes.io/name of well-known ingress controllers, by IngressClass controller
+CONTROLLER_NAMES: Mapping[str, tuple[str, ...]] = {
+    "k8s.io/ingress-nginx": ("ingress-nginx",),
+    "traefik.io/ingress-controller": ("traefik",),
+    "haproxy.org/ingress-controller": ("kubernetes-ingress", "haproxy-ingress"),
+    "projectcontour.io/contour": ("contour",),
+    "ingress-controllers.konghq.com/kong": ("kong", "ingress"),
+}
+SCRAPE = "prometheus.io/scrape"
+
+
+@dataclass(frozen=True)
+class OutsideCall:
+    kind: str                        # ingress | webhook | scrape
+    origin: Resource                 # the object that makes the call
+    via: str                         # what of it: "backend productpage:9080", "webhook ..."
+    callers: tuple[Workload, ...]    # the caller's pods the input shows
+    target: Workload
+    port: int | None                 # the pod port it reaches
+    caller_name: str = ""            # how to name the caller when the input lacks its pods
+    path: str | None = None          # the HTTP path, where known (a scrape)
+    fails_closed: bool = True        # a webhook with failurePolicy Ignore fails open
+    tls: Mapping[str, Any] | None = None  # a monitor's tlsConfig
+    service: str | None = None       # the Service it calls through, if any
+    service_port: int | None = None  # and that Service's port
+
+    @property
+    def from_outside(self) -> bool:
+        """The Kubernetes API server: never a pod, never with the mesh's proxy."""
+        return self.kind == "webhook"
+
+
+def outside_calls(index: MeshIndex) -> list[OutsideCall]:
+    """Every call of the input's ingress objects, webhook configurations and monitors."""
+    return [*_ingresses(index), *_routes(index), *_webhooks(index), *_scrapes(index)]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pod_port(index: MeshIndex, namespace: str, name: str, port: Any,
+              ) -> Iterator[tuple[Workload, int | None, int | None]]:
+    """The workloads behind Service ``namespace/name``, the pod port its ``port`` (a number
+    or a port name) sends to, and the Service port's number."""
+    entry = index.service(namespace, name)
+    if entry is None:
+        return
+    chosen = next((p for p in entry.ports if port in (p.get("number"), p.get("name"))), None)
+    if chosen is None and len(entry.ports) == 1 and port is None:
+        chosen = entry.ports[0]
+    number = chosen.get("number") if chosen else None
+    for workload in index.selected_by_service(entry):
+        yield (workload, _target(chosen, workload) if chosen else None,
+               number if isinstance(number, int) else None)
+
+
+def _target(service_port: Mapping[str, Any], workload: Workload) -> int | None:
+    target = service_port.get("targetPort")
+    if isinstance(target, str) and not target.isdigit():
+        return dict(workload.container_ports()).get(target)
+    if target is not None:
+        return int(target)
+    number = service_port.get("number")
+    return number if isinstance(number, int) else None
+
+
+def _args(workload: Workload) -> str:
+    return " ".join(str(a) for c in workload.containers
+                    for a in as_list(c.get("args")) + as_list(c.get("command")))
+
+
+# --------------------------------------------------------------------------- ingress
+
+
+def _ingress_class(index: MeshIndex, ingress: Resource) -> tuple[str, str]:
+    """(class name, controller) of an Ingress: ``spec.ingressClassName``, the legacy
+    annotation, or the default IngressClass."""
+    name = str(ingress.spec.get("ingressClassName")
+               or ingress.annotations.get("kubernetes.io/ingress.class") or "")
+    classes = index.of_kind("IngressClass")
+    if not name:
+        default = next((c for c in classes if c.annotations.get(
+            "ingressclass.kubernetes.io/is-default-class") == "true"), None)
+        name = default.name if default else ""
+    found = next((c for c in classes if c.name == name), None)
+    controller = str(found.spec.get("controller") or "") if found else ""
+    if not controller and name == "istio":
+        controller = "istio.io/ingress-controller"
+    return name, controller
+
+
+def ingress_controllers(index: MeshIndex, name: str, controller: str) -> tuple[Workload, ...]:
+    """The pods of an ingress class's controller the input shows: workloads started with
+    ``--ingress-class=<name>`` or ``--controller-class=<controller>``, or labelled with the
+    well-known name of that controller."""
+    known = CONTROLLER_NAMES.get(controller, ())
+    found = []
+    for workload in index.workloads:
+        args = _args(workload)
+        if (name and (f"--ingress-class={name}" in args or f"--ingress-class {name}" in args)) \
+                or (controller and f"--controller-class={controller}" in args) \
+                or workload.labels.get("app.kubernetes.io/name") in known:
+            found.append(workload)
+    return tuple(found)
+
+
+def _ingresses(index: MeshIndex) -> Iterator[OutsideCall]:
+    for ingress in index.of_kind("Ingress"):
+        name, controller = _ingress_class(index, ingress)
+        if controller in MESH_INGRESS:
+            continue
+        callers = ingress_controllers(index, name, controller)
+        backends = [as_mapping(as_mapping(ingress.spec.get("defaultBackend")).get("service"))]
+        for rule in as_list(ingress.spec.get("rules")):
+            for path in as_list(as_mapping(as_mapping(rule).get("http")).get("paths")):
+                backends.append(as_mapping(as_mapping(as_mapping(path).get("backend"))
+                                           .get("service")))
+        seen = set()
+        for backend in backends:
+            port = as_mapping(backend.get("port"))
+            wanted = port.get("number", port.get("name"))
+            key = (backend.get("name"), wanted)
+            if not backend.get("name") or key in seen:
+                continue
+            seen.add(key)
+            for workload, number, service_port in _pod_port(
+                    index, ingress.namespace, str(backend["name"]), wanted):
+                yield OutsideCall("ingress", ingress, f"backend {backend['name']}:{wanted}",
+                                  callers, workload, number,
+                                  caller_name=f"class {name or '(default)'}",
+                                  service=str(backend["name"]), service_port=service_port)
+
+
+def _routes(index: MeshIndex) -> Iterator[OutsideCall]:
+    """Gateway API routes on a Gateway whose class is not the mesh's own."""
+    for route in index.of_kind("HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute"):
+        if route.group != "gateway.networking.k8s.io":
+            continue
+        for parent in as_list(route.spec.get("parentRefs")):
+            parent = as_mapping(parent)
+            if parent.get("kind", "Gateway") != "Gateway":
+                continue
+            namespace = str(parent.get("namespace") or route.namespace)
+            gateway = index.get("Gateway", namespace, str(parent.get("name")))
+            if gateway is None or not gateway.group.startswith("gateway.networking.k8s.io"):
+                continue
+            klass = index.get("GatewayClass", "", str(gateway.spec.get("gatewayClassName")))
+            controller = str(klass.spec.get("controllerName") or "") if klass else ""
+            if controller in MESH_INGRESS or gateway.spec.get("gatewayClassName") == "istio":
+                continue
+            callers = tuple(index.workloads_matching(namespace, {
+                "gateway.networking.k8s.io/gateway-name": gateway.name}))
+            for rule in as_list(route.spec.get("rules")):
+                for backend in as_list(as_mapping(rule).get("backendRefs")):
+                    backend = as_mapping(backend)
+                    if backend.get("kind", "Service") != "Service" or not backend.get("name"):
+                        continue
+                    for workload, number, service_port in _pod_port(
+                            index, str(backend.get("namespace") or route.namespace),
+                            str(backend["name"]), backend.get("port")):
+                        yield OutsideCall(
+                            "ingress", route, f"backend {backend['name']}:{backend.get('port')}"
+                            f" through Gateway {namespace}/{gateway.name}", callers, workload,
+                            number, caller_name=f"Gateway {namespace}/{gateway.name}",
+                            service=str(backend["name"]), service_port=service_port)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def _webhooks(index: MeshIndex) -> Iterator[OutsideCall]:
+    for configuration in index.of_kind("ValidatingWebhookConfiguration",
+                                       "MutatingWebhookConfiguration"):
+        for webhook in as_list(configuration.obj.get("webhooks")):
+            webhook = as_mapping(webhook)
+            service = as_mapping(as_mapping(webhook.get("clientConfig")).get("service"))
+            if not service.get("name") or not service.get("namespace"):
+                continue
+            fails_closed = webhook.get("failurePolicy", "Fail") != "Ignore"
+            for workload, number, service_port in _pod_port(
+                    index, str(service["namespace"]), str(service["name"]),
+                    service.get("port", 443)):
+                yield OutsideCall("webhook", configuration, f"webhook {webhook.get('name')}, "
+                                  f"failurePolicy {'Fail' if fails_closed else 'Ignore'}", (),
+                                  workload, number, caller_name="the Kubernetes API server",
+                                  fails_closed=fails_closed, service=str(service["name"]),
+                                  service_port=service_port)
+
+
+# --------------------------------------------------------------------------- scrapes
+
+
+def scrapers(index: MeshIndex) -> tuple[Workload, ...]:
+    """Prometheus' pods the input shows (the operator's ``Prometheus`` objects' namespaces,
+    or workloads named so)."""
+    namespaces = {p.namespace for p in index.of_kind("Prometheus")}
+    return tuple(w for w in index.workloads
+                 if w.labels.get("app.kubernetes.io/name") == "prometheus"
+                 or w.labels.get("app") == "prometheus"
+                 or (w.namespace in namespaces and "prometheus" in w.labels))
+
+
+def _namespaces(monitor: Resource, index: MeshIndex) -> set[str] | None:
+    """The namespaces a monitor selects (None: every namespace)."""
+    selector = as_mapping(monitor.spec.get("namespaceSelector"))
+    if selector.get("any") is True:
+        return None
+    names = {str(n) for n in as_list(selector.get("matchNames"))}
+    return names or {monitor.namespace}
+
+
+def _scrapes(index: MeshIndex) -> Iterator[OutsideCall]:
+    callers = scrapers(index)
+    for monitor in index.of_kind("ServiceMonitor"):
+        namespaces = _namespaces(monitor, index)
+        selector = as_mapping(monitor.spec.get("selector"))
+        for service in index.of_kind("Service"):
+            if (namespaces is not None and service.namespace not in namespaces) or \
+                    not selector_matches(selector, service.labels):
+                continue
+            for endpoint in as_list(monitor.spec.get("endpoints")):
+                endpoint = as_mapping(endpoint)
+                for workload, number, service_port in _pod_port(
+                        index, service.namespace, service.name, endpoint.get("port")):
+                    target = endpoint.get("targetPort")
+                    if target is not None:
+                        number = target if isinstance(target, int) else dict(
+                            workload.container_ports()).get(str(target))
+                    yield OutsideCall("scrape", monitor, f"endpoint {endpoint.get('port')} of "
+                                      f"Service {service.namespace}/{service.name}", callers,
+                                      workload, number, "Prometheus",
+                                      str(endpoint.get("path") or "/metrics"),
+                                      tls=as_mapping(endpoint.get("tlsConfig")) or None,
+                                      service=service.name, service_port=service_port)
+    for monitor in index.of_kind("PodMonitor"):
+        namespaces = _namespaces(monitor, index)
+        selector = as_mapping(monitor.spec.get("selector"))
+        for workload in index.workloads:
+            if (namespaces is not None and workload.namespace not in namespaces) or \
+                    not selector_matches(selector, workload.labels):
+                continue
+            for endpoint in as_list(monitor.spec.get("podMetricsEndpoints")):
+                endpoint = as_mapping(endpoint)
+                port = endpoint.get("port", endpoint.get("targetPort"))
+                number = port if isinstance(port, int) else dict(
+                    workload.container_ports()).get(str(port))
+                yield OutsideCall("scrape", monitor, f"endpoint {port}", callers, workload,
+                                  number, "Prometheus", str(endpoint.get("path") or "/metrics"),
+                                  tls=as_mapping(endpoint.get("tlsConfig")) or None)
+    for workload in index.workloads:
+        annotations = as_strings(workload.annotations)
+        port = annotations.get("prometheus.io/port", "")
+        if annotations.get(SCRAPE) != "true" or not port.isdigit():
+            continue
+        yield OutsideCall("scrape", workload.resource, f"annotation {SCRAPE}", callers,
+                          workload, int(port), "Prometheus",
+                          annotations.get("prometheus.io/path", "/metrics"))

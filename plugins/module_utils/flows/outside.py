@@ -1,0 +1,162 @@
+"""The flows of issue 14's sources: callers outside the catalogue and a StatefulSet's peers.
+
+* ``webhook``: the Kubernetes API server calling each admission webhook of the estate's
+  webhook configurations (TLS, from outside the cluster's pods, never with a proxy).
+* ``ingress``: an ``Ingress``, from its class's controller pods when the estate shows them
+  (the mesh decides their proxy), else from a controller outside the mesh; to the pods'
+  addresses unless ``nginx.ingress.kubernetes.io/service-upstream`` sends them to the
+  Service.
+* ``scrape``: Prometheus scraping what a ``ServiceMonitor`` or ``PodMonitor`` selects, at
+  the pods' addresses.
+* the intent's ``mesh_external_callers``: each caller to the ports it calls (an ingress
+  controller through the Service, Prometheus at the pods' addresses, the API server).
+* ``peers``: a StatefulSet's pods calling each other on the intent's ``peer_ports``, at the
+  pods' addresses (pod DNS names), through whichever Service declares the port, if any.
+
+Pure, like ``collect.py``, whose collector it adds to.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..estate.callers import OutsideCall, outside_calls, scrapers
+from ..estate.index import MeshIndex
+from ..estate.objects import Workload
+from ..intent.model import ExternalCaller, Intent, Service
+from .model import Destination, Flow, Peer, Request
+
+APISERVER = Peer("apiserver", "", "the Kubernetes API server", proxy=False, address="outside")
+SERVICE_UPSTREAM = "nginx.ingress.kubernetes.io/service-upstream"
+_ORIGINS = {"ingress-controller": "ingress", "kube-apiserver": "webhook",
+            "prometheus": "scrape"}
+_PROTOCOLS = {"HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "TLS": "tls", "HTTPS": "tls"}
+
+
+class Collector(Protocol):
+    """What of the flow collector these sources use (``collect._Collector``)."""
+
+    intent: Intent | None
+    estate: MeshIndex
+
+    def add(self, flow: Flow, key: tuple[Any, ...] | None = None) -> None: ...
+
+    def sources_of(self, service: Service) -> list[Peer]: ...
+
+    def destinations_of(self, service: Service) -> list[Destination]: ...
+
+    def workloads_of(self, service: Service) -> list[Workload]: ...
+
+    def protocol(self, destination: Destination) -> str: ...
+
+
+def outside_flows(collector: Collector) -> None:
+    """The estate's webhooks, Ingresses and monitors (annotation scrapes and Gateway API
+    routes are ``collect.py``'s)."""
+    for call in outside_calls(collector.estate):
+        if call.port is None:
+            continue
+        if call.kind == "webhook":
+            collector.add(Flow(APISERVER, _destination(call), "tls", "webhook",
+                               via=f"{call.origin.display} ({call.via})"))
+        elif call.kind == "ingress" and call.origin.kind == "Ingress":
+            _ingress(collector, call)
+        elif call.kind == "scrape" and call.origin.kind in ("ServiceMonitor", "PodMonitor"):
+            sources = _peers(scrapers(collector.estate), "prometheus") or [
+                Peer("prometheus", "", "Prometheus", proxy=False)]
+            for source in sources:
+                collector.add(Flow(source, _destination(call), "http", "scrape",
+                                   Request("GET", call.path or "/metrics"),
+                                   via=f"{call.origin.display} ({call.via})",
+                                   addressed="pod"))
+
+
+def _ingress(collector: Collector, call: OutsideCall) -> None:
+    ingress = call.origin
+    klass = str(ingress.spec.get("ingressClassName") or "default")
+    sources = _peers(call.callers, "ingress-controller") or [Peer(
+        "ingress-controller", "", f"the {klass} ingress controller", proxy=False)]
+    upstream = ingress.annotations.get(SERVICE_UPSTREAM, "").lower() == "true"
+    destination = _destination(call)
+    for source in sources:
+        collector.add(Flow(source, destination, collector.protocol(destination)
+                           if destination.service else "http", "ingress",
+                           via=f"{ingress.display} ({call.via})",
+                           addressed="service" if upstream else "pod"))
+
+
+def _destination(call: OutsideCall) -> Destination:
+    target = call.target
+    return Destination("workload", target.namespace, target.resource.name, int(call.port or 0),
+                       call.service, call.service_port, workload=target)
+
+
+def _peers(workloads: tuple[Workload, ...] | list[Workload], kind: str) -> list[Peer]:
+    """One peer per group of pods the mesh cannot tell apart (namespace and account)."""
+    groups: dict[tuple[str, str], Peer] = {}
+    for workload in workloads:
+        key = (workload.namespace, workload.service_account)
+        groups.setdefault(key, Peer(kind, workload.namespace, workload.resource.name,
+                                    workload.service_account,
+                                    labels=tuple(sorted(workload.labels.items())),
+                                    workload=workload))
+    return list(groups.values())
+
+
+def caller_flows(collector: Collector, intent: Intent) -> None:
+    """The intent's ``mesh_external_callers``, each to the workload ports it calls."""
+    for number, caller in enumerate(intent.external_callers):
+        sources = _caller_peers(collector, caller)
+        origin = _ORIGINS[caller.kind]
+        request = Request("GET", caller.metrics_path) if caller.kind == "prometheus" else None
+        for position, (name, ports) in enumerate(caller.calls):
+            service = intent.by_name.get(name)
+            if service is None:
+                continue
+            for destination in collector.destinations_of(service):
+                if destination.kind != "workload" or destination.port not in ports:
+                    continue
+                protocol = "tls" if caller.kind == "kube-apiserver" else \
+                    collector.protocol(destination)
+                for source in sources:
+                    collector.add(Flow(
+                        source, destination, protocol, origin, request,
+                        via=f"mesh_external_callers[{number}].calls[{position}]",
+                        addressed="pod" if caller.kind == "prometheus" else "service"))
+
+
+def _caller_peers(collector: Collector, caller: ExternalCaller) -> list[Peer]:
+    if caller.kind == "kube-apiserver" or caller.namespace is None:
+        return [APISERVER]
+    workloads = [w for w in collector.estate.workloads_in(caller.namespace)
+                 if w.service_account == caller.service_account]
+    return _peers(workloads, caller.kind) or [Peer(
+        caller.kind, caller.namespace, caller.name, str(caller.service_account),
+        proxy=caller.inject)]
+
+
+def peer_flows(collector: Collector, intent: Intent) -> None:
+    """A StatefulSet's pods calling each other on its ``peer_ports``, by pod address."""
+    for number, service in enumerate(intent.services):
+        if not service.peer_ports:
+            continue
+        workloads = collector.workloads_of(service)
+        for source in collector.sources_of(service):
+            for workload in workloads:
+                for port in service.peer_ports:
+                    collector.add(Flow(
+                        source, Destination("workload", workload.namespace,
+                                            workload.resource.name, port.port,
+                                            _declaring(collector.estate, workload, port.port),
+                                            workload=workload),
+                        _PROTOCOLS.get(port.protocol, "tcp"), "peers",
+                        via=f"mesh_services[{number}].peer_ports", addressed="pod"))
+
+
+def _declaring(index: MeshIndex, workload: Workload, port: int) -> str | None:
+    """The estate's Service selecting the workload that declares ``port``, if any."""
+    for entry in index.services_selecting(workload):
+        if any(workload.port_number(p.get("targetPort") or p.get("number")) == port
+               for p in entry.ports):
+            return entry.resource.name
+    return None

@@ -1,0 +1,105 @@
+"""Parsing ``mesh_external_callers``: the callers of the catalogue's services that are not
+services of it. An ingress controller outside the mesh, the Kubernetes API server calling
+an admission webhook, Prometheus scraping an application port: none presents a mesh
+identity unless it runs with the mesh's proxy, so STRICT mTLS and default deny refuse them
+unless the stages say otherwise.
+https://github.com/istio/istio/issues/39290 (the API server cannot do Istio mTLS),
+https://istio.io/latest/docs/ops/integrations/prometheus/#tls-settings,
+https://linkerd.io/2-edge/tasks/using-ingress/
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .checker import PROBE_PATH, Checker, join_path, optional
+from .model import EXTERNAL_CALLER_KINDS, ExternalCaller, Service
+
+
+def parse_external_callers(check: Checker, value: Any,
+                           by_name: Mapping[str, Service]) -> list[ExternalCaller]:
+    callers: list[ExternalCaller] = []
+    seen: set[str] = set()
+    catalogue = {service.namespace for service in by_name.values()}
+    for index, item in enumerate(check.sequence(value, "mesh_external_callers")):
+        path = join_path("mesh_external_callers", index)
+        data = check.mapping(item, path, required=("name", "kind", "calls"),
+                             optional=("namespace", "service_account", "inject",
+                                       "metrics_path"))
+        if data is None:
+            continue
+        name = check.dns_label(data["name"], join_path(path, "name"))
+        kind = check.choice(data["kind"], join_path(path, "kind"), EXTERNAL_CALLER_KINDS)
+        if name is not None and name in seen:
+            check.error(join_path(path, "name"), name, "is a duplicate caller")
+            continue
+        if name is None or kind is None:
+            continue
+        seen.add(name)
+        metrics_path = "/metrics"
+        if data.get("metrics_path") is not None:
+            if kind != "prometheus":
+                check.error(join_path(path, "metrics_path"), data["metrics_path"],
+                            f"is for Prometheus (kind: {kind})")
+            else:
+                metrics_path = check.string(data["metrics_path"], join_path(path, "metrics_path"),
+                                            PROBE_PATH, "an exact path starting with '/' (no "
+                                            "'*', '?', '#' or spaces)") or metrics_path
+        if kind == "kube-apiserver":
+            for key in ("namespace", "service_account", "inject"):
+                if data.get(key) is not None:
+                    check.error(join_path(path, key), data[key], "is not for the Kubernetes "
+                                "API server, which runs outside the cluster's pods and never "
+                                "has the mesh's proxy")
+            namespace = account = None
+            inject = False
+        else:
+            if data.get("namespace") is None:
+                check.error(join_path(path, "namespace"), None, "is required")
+                continue
+            namespace = check.dns_label(data["namespace"], join_path(path, "namespace"))
+            if namespace in catalogue:
+                check.error(join_path(path, "namespace"), namespace, "is a namespace of "
+                            "mesh_services: a caller in it is a service of the catalogue "
+                            "(describe it in mesh_services)")
+                continue
+            account = optional(check, data, "service_account", path, check.dns_subdomain, name)
+            inject = optional(check, data, "inject", path, check.boolean, False)
+        calls = _calls(check, data["calls"], join_path(path, "calls"), by_name)
+        if namespace is None and kind != "kube-apiserver":
+            continue
+        callers.append(ExternalCaller(name=name, kind=kind, namespace=namespace,
+                                      service_account=account, inject=inject,
+                                      calls=tuple(calls), metrics_path=metrics_path))
+    return callers
+
+
+def _calls(check: Checker, value: Any, path: str,
+           by_name: Mapping[str, Service]) -> list[tuple[str, tuple[int, ...]]]:
+    """``service`` (every port) or ``service:port`` (a workload port of it)."""
+    items = check.sequence(value, path)
+    if not items and value is not None:
+        check.error(path, value, "is not a non-empty list of services (or service:port)")
+    calls: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        item_path = join_path(path, index)
+        text = check.string(item, item_path)
+        if text is None:
+            continue
+        name, _, port_text = text.partition(":")
+        if check.unknown_service(name, item_path, by_name):
+            continue
+        service = by_name[name]
+        ports = calls.setdefault(name, [])
+        if not port_text:
+            ports.extend(p for p in service.workload_ports() if p not in ports)
+            continue
+        known = {*service.workload_ports(), *(p.port for p in service.peer_ports)}
+        if not port_text.isdigit() or int(port_text) not in known:
+            shown = ", ".join(str(p) for p in sorted(known)) or "none declared"
+            check.error(item_path, text, f"names no workload port of {name} (ports: {shown})")
+            continue
+        if int(port_text) not in ports:
+            ports.append(int(port_text))
+    return [(name, tuple(ports)) for name, ports in calls.items()]
