@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 
 from .._plain import plain_data
+from ..cluster.apply import apply_class
 from ..errors import RenderError
 from ..yaml_io import YAMLError, dump_canonical, load_all, parse_back_loader
 from .stage_cache import Rendering, StageCache
@@ -139,7 +140,8 @@ class Renderer:
         text = dump_canonical(obj)
         if key is not None and self._cache is not None:
             self._cache.remember(key, obj, text)
-        return Rendering(text, lambda: obj, obj.get("apiVersion"), obj.get("kind"))
+        return Rendering(text, lambda: obj, obj.get("apiVersion"), obj.get("kind"),
+                         apply_class(obj))
 
 
 _EMPTIED = object()
