@@ -230,20 +230,31 @@ def child_kustomize(services: int, repo: Path, **_: Any) -> dict[str, Any]:
             "slowest_s": times[slowest], "slowest": slowest, "largest": max(sizes)}
 
 
-def _helm_values(services: int) -> tuple[Path, dict[str, Any]]:
-    """The chart and its values for each environment (from meshstage's planner: untimed)."""
+def _helm_values(services: int, values_file: str = "") -> tuple[Path, dict[str, Any]]:
+    """The chart and its values for each environment (from meshstage's planner: untimed),
+    read from ``values_file`` when the parent wrote them there (``child_helm_values``)."""
     import helm_peer
 
+    if values_file:
+        return helm_peer.CHART, json.loads(Path(values_file).read_text())
     objects = baseline_objects(services)
     values = {name: helm_peer.chart_values(shapes) for name, shapes in objects.items()}
     return helm_peer.CHART, values
 
 
-def child_helm_template(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+def child_helm_values(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    """The chart's values of the three environments, written once per size to ``repo``."""
+    _chart, values = _helm_values(services)
+    repo.write_text(json.dumps(values))
+    return {"environments": len(values)}
+
+
+def child_helm_template(services: int, repo: Path, values_file: str = "",
+                        **_: Any) -> dict[str, Any]:
     """``helm template`` of the equivalent chart for the three environments."""
     import helm_peer
 
-    chart, values = _helm_values(services)
+    chart, values = _helm_values(services, values_file)
     start = time.perf_counter()
     streams = helm_peer.helm_template(chart, values)
     wall = time.perf_counter() - start
@@ -251,11 +262,12 @@ def child_helm_template(services: int, repo: Path, **_: Any) -> dict[str, Any]:
                                              for text in streams.values())}
 
 
-def child_helm_split(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+def child_helm_split(services: int, repo: Path, values_file: str = "",
+                     **_: Any) -> dict[str, Any]:
     """``helm template`` and its file split: one file per object, at meshstage's path."""
     import helm_peer
 
-    chart, values = _helm_values(services)
+    chart, values = _helm_values(services, values_file)
     start = time.perf_counter()
     streams = helm_peer.helm_template(chart, values)
     files = sum(helm_peer.write_split(helm_peer.split_documents(text), repo)
@@ -264,7 +276,7 @@ def child_helm_split(services: int, repo: Path, **_: Any) -> dict[str, Any]:
 
 
 def child_helm_pipeline(services: int, repo: Path, meshstage_repo: str = "",
-                        **_: Any) -> dict[str, Any]:
+                        values_file: str = "", **_: Any) -> dict[str, Any]:
     """Helm's pipeline with meshstage's duties: template, strict validation of every object
     against the same CRDs, one file per object, one commit per environment."""
     import helm_peer
@@ -273,7 +285,7 @@ def child_helm_pipeline(services: int, repo: Path, meshstage_repo: str = "",
         DEFAULT_KUBERNETES_VERSION,
     )
 
-    chart, values = _helm_values(services)
+    chart, values = _helm_values(services, values_file)
     _git_repository(repo)
     result = helm_peer.pipeline(chart, values, repo, CRD_DIR, DEFAULT_KUBERNETES_VERSION)
     if meshstage_repo:
@@ -352,7 +364,7 @@ CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
     "full": child_full, "noop": child_noop, "change": child_change, "floor": child_floor,
     "proxy": child_proxy, "render": child_render, "kustomize": child_kustomize,
     "helm_template": child_helm_template, "helm_split": child_helm_split,
-    "helm_pipeline": child_helm_pipeline,
+    "helm_pipeline": child_helm_pipeline, "helm_values": child_helm_values,
 }
 
 
@@ -424,6 +436,23 @@ def baseline_objects(services: int) -> dict[str, dict[str, list[dict[str, Any]]]
     return by_environment
 
 
+def unsafe_yaml(data: Any) -> str:
+    """``data`` as YAML for Ansible's variables, every string that holds template syntax
+    (the ApplicationSet's Go templates) marked ``!unsafe``, so Ansible leaves it as it is."""
+    import yaml
+
+    class Dumper(yaml.CSafeDumper):
+        pass
+
+    def string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+        tag = "!unsafe" if any(mark in text for mark in ("{{", "{%", "{#")) \
+            else "tag:yaml.org,2002:str"
+        return dumper.represent_scalar(tag, text)
+
+    Dumper.add_representer(str, string)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False)
+
+
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.value if hasattr(v, "value")
                                  else list(v) if isinstance(v, (set, frozenset)) else str(v)))
@@ -465,7 +494,7 @@ def run_baseline(services: int, work: Path, repo: Path,
         name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         for name in objects}}}))
     for name, shapes in objects.items():
-        (inventory / "host_vars" / f"{name}.json").write_text(json.dumps({
+        (inventory / "host_vars" / f"{name}.yml").write_text(unsafe_yaml({
             "template_loop_out": str(out / name), "template_loop_objects": shapes}))
     total = sum(len(items) for shapes in objects.values() for items in shapes.values())
     env = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
@@ -524,6 +553,9 @@ def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[s
     if helm:
         runs.update({"helm_template": [], "helm_split": [], "helm_pipeline": []})
     repo = work / "none"
+    values_file = work / f"helm-values-{services}.json"
+    if helm:
+        in_child("helm_values", services, values_file)
     for index in range(repeat):
         repo = work / f"gitops-{services}-{index}"
         print(f"{services} services, round {index + 1}/{repeat}: full", flush=True)
@@ -539,7 +571,8 @@ def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[s
         for kind in runs:
             if kind in ("render", "helm_template", "helm_split", "helm_pipeline"):
                 scratch = work / f"{kind}-{services}-{index}"
-                runs[kind].append(in_child(kind, services, scratch, meshstage_repo=str(repo)))
+                runs[kind].append(in_child(kind, services, scratch, meshstage_repo=str(repo),
+                                           values_file=str(values_file)))
                 shutil.rmtree(scratch, ignore_errors=True)
         if index + 1 < repeat:
             shutil.rmtree(repo)
