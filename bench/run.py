@@ -31,6 +31,7 @@ services (or the last size measured)::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -56,6 +57,7 @@ BASELINE_SPEEDUP_MIN = 30.0
 PROOF_SHARE_MAX = 0.25  # the flow proof adds at most a quarter to the full run
 NOOP_RATIO_MAX = 0.2
 GROWTH_RATIO_MAX = 6.0
+ARGOCD_TIMEOUT_S = 90.0  # ARGOCD_EXEC_TIMEOUT's default (argoproj/argo-cd#7898)
 
 sys.path.insert(0, str(BENCH))
 from estate import CALLEES, change_one_service, environments, service_name  # noqa: E402
@@ -196,6 +198,131 @@ def child_floor(services: int, repo: Path, **_: Any) -> dict[str, Any]:
     return {"wall_s": time.perf_counter() - start, "objects": len(objects)}
 
 
+def child_render(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    """meshstage's render alone: ``render_stage`` (parse, plan, render, validate against the
+    CRDs, read once, analyze) for the three environments, nothing written."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.collector import (
+        fewer_collections,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.kube import (
+        DEFAULT_KUBERNETES_VERSION,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+        StageOptions,
+        render_stage,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
+        SchemaRegistry,
+    )
+
+    variables = environments(services)
+    options = StageOptions(gitops_dir=repo, crd_dirs=[CRD_DIR])
+    start = time.perf_counter()
+    with fewer_collections():
+        registry = SchemaRegistry.from_crd_dirs([CRD_DIR], DEFAULT_KUBERNETES_VERSION)
+        files = sum(len(render_stage(values, options, registry).files)
+                    for values in variables.values())
+    return {"wall_s": time.perf_counter() - start, "files": files}
+
+
+def sync_folders(repo: Path) -> list[Path]:
+    """Every folder Argo CD or Flux builds: each sync unit, and each folder of sync objects."""
+    folders = [unit for unit in sorted(repo.glob("envs/*/[0-9][0-9]-*/[0-9][0-9]-*"))
+               if not unit.relative_to(repo).parts[2].startswith("00-")]
+    for sync in sorted(repo.glob("sync/*")):
+        folders += [sync, sync / "flux", *sorted(p for p in (sync / "flux").glob("*")
+                                                 if p.is_dir())]
+    return [folder for folder in folders if (folder / "kustomization.yaml").is_file()]
+
+
+def child_kustomize(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    """``kubectl kustomize`` of every folder Argo CD and Flux build, one after the other."""
+    times: dict[str, float] = {}
+    objects = 0
+    for folder in sync_folders(repo):
+        start = time.perf_counter()
+        built = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True,
+                               text=True, check=False)
+        times[str(folder.relative_to(repo))] = time.perf_counter() - start
+        if built.returncode != 0:
+            raise SystemExit(f"kubectl kustomize {folder} failed: {built.stderr}")
+        objects += built.stdout.count("\nkind: ") + built.stdout.startswith("kind: ")
+    slowest = max(times, key=times.__getitem__)
+    sizes = [sum(1 for p in (repo / folder).glob("*.yaml") if p.name != "kustomization.yaml")
+             for folder in times]
+    return {"folders": len(times), "objects": objects, "total_s": sum(times.values()),
+            "slowest_s": times[slowest], "slowest": slowest, "largest": max(sizes)}
+
+
+def _helm_values(services: int, values_file: str = "") -> tuple[Path, dict[str, Any]]:
+    """The chart and its values for each environment (from meshstage's planner: untimed),
+    read from ``values_file`` when the parent wrote them there (``child_helm_values``)."""
+    import helm_peer
+
+    if values_file:
+        return helm_peer.CHART, json.loads(Path(values_file).read_text())
+    objects = baseline_objects(services)
+    values = {name: helm_peer.chart_values(shapes) for name, shapes in objects.items()}
+    return helm_peer.CHART, values
+
+
+def child_helm_values(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    """The chart's values of the three environments, written once per size to ``repo``."""
+    _chart, values = _helm_values(services)
+    repo.write_text(json.dumps(values))
+    return {"environments": len(values)}
+
+
+def child_helm_template(services: int, repo: Path, values_file: str = "",
+                        **_: Any) -> dict[str, Any]:
+    """``helm template`` of the equivalent chart for the three environments."""
+    import helm_peer
+
+    chart, values = _helm_values(services, values_file)
+    start = time.perf_counter()
+    streams = helm_peer.helm_template(chart, values)
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "documents": sum(len(helm_peer.split_documents(text))
+                                             for text in streams.values())}
+
+
+def child_helm_split(services: int, repo: Path, values_file: str = "",
+                     **_: Any) -> dict[str, Any]:
+    """``helm template`` and its file split: one file per object, at meshstage's path."""
+    import helm_peer
+
+    chart, values = _helm_values(services, values_file)
+    start = time.perf_counter()
+    streams = helm_peer.helm_template(chart, values)
+    files = sum(helm_peer.write_split(helm_peer.split_documents(text), repo)
+                for text in streams.values())
+    return {"wall_s": time.perf_counter() - start, "files": files}
+
+
+def child_helm_pipeline(services: int, repo: Path, meshstage_repo: str = "",
+                        values_file: str = "", **_: Any) -> dict[str, Any]:
+    """Helm's pipeline with meshstage's duties: template, strict validation of every object
+    against the same CRDs, one file per object, one commit per environment."""
+    import helm_peer
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils.kube import (
+        DEFAULT_KUBERNETES_VERSION,
+    )
+
+    chart, values = _helm_values(services, values_file)
+    _git_repository(repo)
+    result = helm_peer.pipeline(chart, values, repo, CRD_DIR, DEFAULT_KUBERNETES_VERSION)
+    if meshstage_repo:
+        result["same_objects"] = helm_peer.same_objects(repo, Path(meshstage_repo))
+    return result
+
+
+def _git_repository(repo: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for key, value in (("user.name", "bench"), ("user.email", "bench@example.invalid")):
+        subprocess.run(["git", "-C", str(repo), "config", key, value], check=True)
+
+
 def child_proxy(services: int, repo: Path, **_: Any) -> dict[str, Any]:
     """Per-proxy config size: what one workload's proxy is configured with."""
     import yaml
@@ -214,7 +341,7 @@ def _measured(services: int) -> int:
 
 def _istio_sidecar_hosts(repo: Path, services: int, yaml: Any) -> int:
     name = service_name(_measured(services))
-    matches = list((repo / "envs" / "dev").glob(f"*/sidecar.*.{name}.yaml"))
+    matches = list((repo / "envs" / "dev").glob(f"*/*/sidecar.*.{name}.yaml"))
     (path,) = matches
     sidecar = yaml.safe_load(path.read_text())
     return sum(len(egress["hosts"]) for egress in sidecar["spec"]["egress"])
@@ -222,7 +349,7 @@ def _istio_sidecar_hosts(repo: Path, services: int, yaml: Any) -> int:
 
 def _istio_sidecar_bytes(repo: Path, services: int, yaml: Any) -> int:
     name = service_name(_measured(services))
-    (path,) = list((repo / "envs" / "dev").glob(f"*/sidecar.*.{name}.yaml"))
+    (path,) = list((repo / "envs" / "dev").glob(f"*/*/sidecar.*.{name}.yaml"))
     return path.stat().st_size
 
 
@@ -269,7 +396,9 @@ PROXY_SIZES: dict[str, Callable[[Path, int, Any], Any]] = {
 
 CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
     "full": child_full, "noop": child_noop, "change": child_change, "floor": child_floor,
-    "proxy": child_proxy,
+    "proxy": child_proxy, "render": child_render, "kustomize": child_kustomize,
+    "helm_template": child_helm_template, "helm_split": child_helm_split,
+    "helm_pipeline": child_helm_pipeline, "helm_values": child_helm_values,
 }
 
 
@@ -341,6 +470,23 @@ def baseline_objects(services: int) -> dict[str, dict[str, list[dict[str, Any]]]
     return by_environment
 
 
+def unsafe_yaml(data: Any) -> str:
+    """``data`` as YAML for Ansible's variables, every string that holds template syntax
+    (the ApplicationSet's Go templates) marked ``!unsafe``, so Ansible leaves it as it is."""
+    import yaml
+
+    class Dumper(yaml.CSafeDumper):
+        pass
+
+    def string(dumper: Any, text: str) -> Any:
+        tag = "!unsafe" if any(mark in text for mark in ("{{", "{%", "{#")) \
+            else "tag:yaml.org,2002:str"
+        return dumper.represent_scalar(tag, text)
+
+    Dumper.add_representer(str, string)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False)
+
+
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.value if hasattr(v, "value")
                                  else list(v) if isinstance(v, (set, frozenset)) else str(v)))
@@ -382,7 +528,7 @@ def run_baseline(services: int, work: Path, repo: Path,
         name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         for name in objects}}}))
     for name, shapes in objects.items():
-        (inventory / "host_vars" / f"{name}.json").write_text(json.dumps({
+        (inventory / "host_vars" / f"{name}.yml").write_text(unsafe_yaml({
             "template_loop_out": str(out / name), "template_loop_objects": shapes}))
     total = sum(len(items) for shapes in objects.values() for items in shapes.values())
     env = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
@@ -435,10 +581,15 @@ def _same_objects(out: Path, repo: Path) -> bool:
 # --------------------------------------------------------------------------- the parent
 
 
-def measure(services: int, repeat: int, work: Path) -> dict[str, Any]:
+def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"full": [], "noop": [], "change": [],
-                                             "floor": []}
+                                             "floor": [], "render": []}
+    if helm:
+        runs.update({"helm_template": [], "helm_split": [], "helm_pipeline": []})
     repo = work / "none"
+    values_file = work / f"helm-values-{services}.json"
+    if helm:
+        in_child("helm_values", services, values_file)
     for index in range(repeat):
         repo = work / f"gitops-{services}-{index}"
         print(f"{services} services, round {index + 1}/{repeat}: full", flush=True)
@@ -449,6 +600,14 @@ def measure(services: int, repeat: int, work: Path) -> dict[str, Any]:
         runs["change"].append(in_child("change", services, repo, weight=20 + index))
         in_child("change", services, repo, weight=10)  # back to the estate as generated
         runs["floor"].append(in_child("floor", services, repo))
+        print(f"{services} services, round {index + 1}/{repeat}: render"
+              + (", helm template, split, pipeline" if helm else ""), flush=True)
+        for kind in runs:
+            if kind in ("render", "helm_template", "helm_split", "helm_pipeline"):
+                scratch = work / f"{kind}-{services}-{index}"
+                runs[kind].append(in_child(kind, services, scratch, meshstage_repo=str(repo),
+                                           values_file=str(values_file)))
+                shutil.rmtree(scratch, ignore_errors=True)
         if index + 1 < repeat:
             shutil.rmtree(repo)
     row: dict[str, Any] = {"services": services}
@@ -464,9 +623,30 @@ def measure(services: int, repeat: int, work: Path) -> dict[str, Any]:
     row["noop_commits_max"] = max(r["commits"] for r in runs["noop"])
     row["floor_ratio"] = row["full_wall_s"] / row["floor_wall_s"]
     row["noop_ratio"] = row["noop_wall_s"] / row["full_wall_s"]
+    print(f"{services} services: kubectl kustomize of every sync unit", flush=True)
+    row.update({f"kustomize_{key}": value
+                for key, value in in_child("kustomize", services, repo).items()})
+    add_ratios(row)
     row["proxy"] = in_child("proxy", services, repo)
     row["repo"] = str(repo)
     return row
+
+
+# figure -> the row's time in seconds; each is also given as a ratio to the floor
+FLOOR_RATIOS = {"full": "full_wall_s", "render": "render_wall_s",
+                "helm_template": "helm_template_wall_s", "helm_split": "helm_split_wall_s",
+                "helm_pipeline": "helm_pipeline_wall_s", "kustomize": "kustomize_total_s"}
+
+
+def add_ratios(row: dict[str, Any]) -> None:
+    """Every time as a ratio to the floor, and meshstage's against Helm's."""
+    floor = row["floor_wall_s"]
+    for name, key in FLOOR_RATIOS.items():
+        if key in row:
+            row[f"{name}_floor_ratio"] = row[key] / floor
+    if "helm_pipeline_wall_s" in row:
+        row["helm_pipeline_ratio"] = row["full_wall_s"] / row["helm_pipeline_wall_s"]
+        row["render_split_ratio"] = row["render_wall_s"] / row["helm_split_wall_s"]
 
 
 def measure_baseline(row: dict[str, Any], work: Path, budget: float | None = None) -> None:
@@ -559,6 +739,8 @@ def targets(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, bool | No
                       time_ratio <= GROWTH_RATIO_MAX and memory_ratio <= GROWTH_RATIO_MAX))
     else:
         found.append(("1,000 -> 5,000 services: linear growth", "not measured", None))
+    found += kustomize_targets(by_size)
+    found += helm_targets(rows)
     hosts = {row["proxy"]["istio sidecar hosts"] for row in rows}
     host_bytes = {row["proxy"]["host sidecar bytes"] for row in rows}
     found.append((f"per-proxy config size constant in the estate's size ({CALLEES} callees)",
@@ -568,6 +750,69 @@ def targets(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, bool | No
                             f"{row['proxy']['host sidecar bytes']} B" for row in rows),
                   len(hosts) == 1 and len(host_bytes) == 1))
     return found
+
+
+def kustomize_targets(by_size: Mapping[int, Mapping[str, Any]]
+                      ) -> list[tuple[str, str, bool | None]]:
+    """The slowest sync unit under a tenth of Argo CD's 90 s at 5,000 services; all units
+    together linear in the estate (5,000 / 1,000 under 6x)."""
+    large, small = by_size.get(5000), by_size.get(1000)
+    if large is None:
+        return [("5,000 services: slowest sync unit under a tenth of Argo CD's 90 s",
+                 "not measured", None)]
+    found: list[tuple[str, str, bool | None]] = [(
+        "5,000 services: the slowest sync unit builds with `kubectl kustomize` in under "
+        f"{ARGOCD_TIMEOUT_S / 10:g} s (a tenth of Argo CD's default {ARGOCD_TIMEOUT_S:g} s)",
+        f"{large['kustomize_slowest_s']:.2f} s ({large['kustomize_slowest']}; "
+        f"{large['kustomize_folders']:,} folders, at most {large['kustomize_largest']} "
+        "objects each)", large["kustomize_slowest_s"] < ARGOCD_TIMEOUT_S / 10)]
+    if small is not None:
+        growth = large["kustomize_total_s"] / small["kustomize_total_s"]
+        found.append((f"1,000 -> 5,000 services: every unit together within "
+                      f"{GROWTH_RATIO_MAX:g}x", f"{growth:.2f}x "
+                      f"({small['kustomize_total_s']:.1f} s -> "
+                      f"{large['kustomize_total_s']:.1f} s)", growth < GROWTH_RATIO_MAX))
+    return found
+
+
+def helm_targets(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """meshstage's full run no longer than Helm's pipeline with the same duties; its render
+    no longer than `helm template` and the file split."""
+    found: list[tuple[str, str, bool | None]] = []
+    for row in rows:
+        if "helm_pipeline_ratio" not in row:
+            continue
+        found.append((f"{row['services']:,} services: full run no longer than Helm's "
+                      "pipeline (template, strict validation, split, commit)",
+                      f"{row['helm_pipeline_ratio']:.2f}x ({row['full_wall_s']:.2f} s vs "
+                      f"{row['helm_pipeline_wall_s']:.2f} s)", row["helm_pipeline_ratio"] <= 1))
+        found.append((f"{row['services']:,} services: render no longer than `helm template` "
+                      "and its file split", f"{row['render_split_ratio']:.2f}x "
+                      f"({row['render_wall_s']:.2f} s vs {row['helm_split_wall_s']:.2f} s)",
+                      row["render_split_ratio"] <= 1))
+    return found or [("meshstage against Helm", "not measured (no helm-python-sdk)", None)]
+
+
+def helm_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Every time of the consumers' side, in seconds and as a ratio to the floor."""
+    header = ("| services | floor s | meshstage full | meshstage render | helm template "
+              "| helm template + split | helm pipeline | full / helm pipeline "
+              "| render / (template + split) | kustomize folders | kustomize all "
+              "| kustomize slowest s |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in rows:
+        cells = [f"{row['services']:,}", f"{row['floor_wall_s']:.2f}"]
+        for name in ("full", "render", "helm_template", "helm_split", "helm_pipeline"):
+            key = FLOOR_RATIOS[name]
+            cells.append(f"{row[key]:.2f} s ({row[f'{name}_floor_ratio']:.1f}x)"
+                         if key in row else "-")
+        for key in ("helm_pipeline_ratio", "render_split_ratio"):
+            cells.append(f"{row[key]:.2f}" if key in row else "-")
+        cells += [f"{row['kustomize_folders']:,}",
+                  f"{row['kustomize_total_s']:.1f} s ({row['kustomize_floor_ratio']:.1f}x)",
+                  f"{row['kustomize_slowest_s']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -604,6 +849,13 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     axes.plot(sizes, [row["noop_wall_s"] for row in rows], "o--", label="meshstage no-op")
     axes.plot(sizes, [row["floor_wall_s"] for row in rows], "s-",
               label="floor: yaml.CSafeDumper alone")
+    for key, style, label in (("helm_template_wall_s", "v-", "helm template"),
+                              ("helm_pipeline_wall_s", "D-",
+                               "Helm's pipeline (template, validate, split, commit)"),
+                              ("kustomize_total_s", "x:", "kubectl kustomize, every sync unit"),
+                              ("kustomize_slowest_s", "+:", "kubectl kustomize, slowest unit")):
+        if all(key in row for row in rows):
+            axes.plot(sizes, [row[key] for row in rows], style, label=label)
     measured = [row for row in rows if row.get("baseline_wall_s") is not None]
     if measured:
         axes.plot([row["services"] for row in measured],
@@ -615,12 +867,14 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     axes.set_ylabel("wall time, s")
     axes.set_title("meshstage: time against estate size")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path)
 
 
 def final_line(row: Mapping[str, Any]) -> str:
+    ratio = row.get("helm_pipeline_ratio")
+    helm = "n/a" if ratio is None else f"{ratio:.2f}"
     speedup = row.get("baseline_speedup")
     bound = "" if row.get("baseline_complete", True) else ">="
     return (f"services={row['services']} full_s={row['full_wall_s']:.2f} "
@@ -628,7 +882,10 @@ def final_line(row: Mapping[str, Any]) -> str:
             f"baseline_speedup={'n/a' if speedup is None else f'{bound}{speedup:.0f}'} "
             f"noop_ratio={row['noop_ratio']:.3f} "
             f"noop_writes={row['noop_files_written_max']} peak_mb={row['full_peak_mb']:.0f} "
-            f"proof_share={row.get('full_proof_share', 0):.3f}")
+            f"proof_share={row.get('full_proof_share', 0):.3f} "
+            f"kustomize_slowest_s={row['kustomize_slowest_s']:.2f} "
+            f"kustomize_total_s={row['kustomize_total_s']:.1f} "
+            f"helm_pipeline_ratio={helm}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -669,8 +926,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
     try:
+        helm = importlib.util.find_spec("helm_python") is not None
         for size in sorted(args.services):
-            rows.append(measure(size, args.repeat, work))
+            rows.append(measure(size, args.repeat, work, helm))
             keep()
         for row in rows:
             if row["services"] in baseline_sizes:
@@ -688,7 +946,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               + "`; "
               f"load average {load[0]:.1f} before, {load_after[0]:.1f} after.", "",
               "Machine: " + ", ".join(f"{key} {value}" for key, value in info.items()) + ".",
-              "", table(rows), "", "| target | measured | met |", "|---|---|---|"]
+              "", table(rows), "", helm_table(rows), "",
+              "| target | measured | met |", "|---|---|---|"]
     for name, measured, met in targets(rows):
         report.append(f"| {name} | {measured} | "
                       f"{'not measured' if met is None else 'yes' if met else 'NO'} |")

@@ -38,6 +38,5 @@ class ActionModule(ControllerAction):
         recorded = recorded_meta(GitOpsRepo(args["gitops_dir"]), variables) \
             if args["gitops_dir"] else None
         rendered = render_stage(variables, options, recorded=recorded)
-        plan = cluster_plan(rendered.intent,
-                            stage_objects(rendered.objects, rendered.intent.environment))
+        plan = cluster_plan(rendered.intent, stage_objects(rendered.objects))
         return {**plan, "changed": False}

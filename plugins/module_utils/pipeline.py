@@ -39,6 +39,7 @@ from .render.control_plane import SCHEMA_OPTIONAL, control_plane, install_tree
 from .render.renderer import BUILTIN_TEMPLATES, Renderer
 from .render.runbook import runbook_markdown
 from .render.stage_cache import StageCache
+from .render.sync import sync_objects
 from .render.tree import (
     RenderedObject,
     extra_files,
@@ -46,7 +47,6 @@ from .render.tree import (
     kustomizations,
     render_host_files,
     render_objects,
-    sync_objects,
 )
 from .schema.registry import SchemaRegistry
 from .yaml_io import load_yaml
@@ -302,11 +302,13 @@ def _parse(variables: Mapping[str, Any], recorded: Mapping[str, Any],
 
 
 def _render(plan: StagePlan, renderer: Renderer) -> _Rendered:
-    """Every object of the plan in its stage folder, the sync objects, the install."""
+    """Every object of the plan in its sync unit, the sync objects, the install."""
     intent = plan.intent
     installed, install_files, warnings = install_tree(intent, renderer)
-    objects = render_objects(plan, renderer) + sync_objects(
-        intent, renderer, install_dir(intent.environment) if installed else None)
+    placed = render_objects(plan, renderer)
+    units = [item.unit for item in placed if item.unit is not None]
+    objects = placed + sync_objects(
+        intent, renderer, units, install_dir(intent.environment) if installed else None)
     return _Rendered(objects, objects + installed,
                      control_plane(intent) if installed else None, install_files, warnings)
 

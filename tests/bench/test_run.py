@@ -42,7 +42,9 @@ def test_the_benchmark_measures_a_tiny_estate(tmp_path):
     last = output.strip().splitlines()[-1]
     assert re.fullmatch(r"services=5 full_s=[0-9.]+ floor_ratio=[0-9.]+ "
                         r"baseline_speedup=n/a noop_ratio=[0-9.]+ noop_writes=0 "
-                        r"peak_mb=[0-9]+ proof_share=[0-9.]+", last), last
+                        r"peak_mb=[0-9]+ proof_share=[0-9.]+ kustomize_slowest_s=[0-9.]+ "
+                        r"kustomize_total_s=[0-9.]+ "
+                        r"helm_pipeline_ratio=[0-9.]+", last), last
     (row,) = report["rows"]
     assert row["full_commits"] == 3  # one commit per environment
     assert row["noop_files_written_max"] == 0 and row["noop_commits_max"] == 0
@@ -59,6 +61,19 @@ def test_the_benchmark_measures_a_tiny_estate(tmp_path):
     assert row["floor_objects"] == row["full_files"] - 5
     assert "| 5 services: no-op re-run under 20% of a full run" in (
         tmp_path / "report.md").read_text()
+    # every folder Argo CD and Flux build: each sync unit, and each folder of sync objects
+    assert row["kustomize_folders"] > 3
+    # every object but the control-plane install's (two Applications, a HelmRepository and
+    # two HelmReleases per environment), which its own Application or Kustomization builds
+    assert row["kustomize_objects"] == row["full_objects"] - 3 * 5
+    assert row["kustomize_largest"] <= 500
+    # Helm's pipeline wrote the objects meshstage wrote, each where meshstage put it
+    assert row["helm_pipeline_same_objects"] is True
+    assert row["helm_pipeline_files"] == row["helm_split_files"] == \
+        row["helm_template_documents"] == row["floor_objects"]
+    for name in ("full", "render", "helm_template", "helm_split", "helm_pipeline",
+                 "kustomize"):
+        assert row[f"{name}_floor_ratio"] > 0, name
 
 
 @pytest.mark.integration
@@ -109,3 +124,44 @@ def _phases(spec):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.PHASES
+
+
+def test_the_helm_chart_is_meshstages_templates_as_go_templates():
+    """bench/helm/meshstage-peer is what helm_peer.write_chart makes of the templates the
+    benchmark's objects come from (regenerate it with write_chart when they change)."""
+    peer = bench_helper("helm_peer")
+    run = bench_module()
+    objects = run.baseline_objects(5)
+    sources = sorted({item["template"] for shapes in objects.values()
+                      for items in shapes.values() for item in items})
+    expected = peer.chart_files(BENCH.parent / "templates", sources)
+    committed = {str(path.relative_to(peer.CHART)): path.read_text()
+                 for path in peer.CHART.rglob("*") if path.is_file()}
+    assert committed == expected
+
+
+def test_a_jinja_template_becomes_a_chart_template():
+    peer = bench_helper("helm_peer")
+    source = ("{# one object #}\nkind: X\nmetadata:\n  name: {{ name | json }}\nrules:\n"
+              "{% for rule in rules %}\n  - from: {{ rule['from'] | json }}\n"
+              "    to: {{ rule.to | json }}\n{% endfor %}\n")
+    assert peer.chart_template(source, "x") == (
+        '{{- range $item := (index .Values.objects "x") }}\n---\n'
+        "# meshstage-path: {{ $item.dest }}\n{{- $f := $item.fields }}\n"
+        "kind: X\nmetadata:\n  name: {{ $f.name | toJson }}\nrules:\n"
+        "{{- range $rule := $f.rules }}\n"
+        '  - from: {{ (index $rule "from") | toJson }}\n'
+        "    to: {{ $rule.to | toJson }}\n{{- end }}\n{{- end }}\n")
+
+
+def bench_helper(name: str):
+    spec = importlib.util.spec_from_file_location(f"meshstage_bench_{name}",
+                                                  BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_template_syntax_in_values_reaches_ansible_unsafe():
+    text = bench_module().unsafe_yaml({"a": ["{{.name}}", "plain"], "b": "x {% y %}"})
+    assert text == "a:\n- !unsafe '{{.name}}'\n- plain\nb: !unsafe x {% y %}\n"

@@ -64,7 +64,7 @@ def subjects(gitops: Path) -> list[str]:
 
 
 def route(gitops: Path) -> dict[str, int]:
-    vs = yaml.safe_load((gitops / "envs/dev/04-traffic/virtualservice.shop.api.yaml")
+    vs = yaml.safe_load((gitops / "envs/dev/04-traffic/04-shop/virtualservice.shop.api.yaml")
                         .read_text())
     return {r["destination"]["subset"]: r["weight"] for r in vs["spec"]["http"][-1]["route"]}
 

@@ -81,10 +81,11 @@ def copy_inventory(tmp_path: Path, environment: str) -> Path:
 
 def test_demo_commits_each_environment(demo):
     log = git(demo, "log", "--format=%s").splitlines()
+    # the objects, and one Flux Kustomization per sync unit and per stage folder
     assert log == [
-        "meshstage(prod): injection stage, 14 added, 0 changed, 0 removed",
-        "meshstage(staging): strict_mtls stage, 67 added, 0 changed, 0 removed",
-        "meshstage(dev): authorization stage, 67 added, 0 changed, 0 removed",
+        "meshstage(prod): injection stage, 18 added, 0 changed, 0 removed",
+        "meshstage(staging): strict_mtls stage, 79 added, 0 changed, 0 removed",
+        "meshstage(dev): authorization stage, 80 added, 0 changed, 0 removed",
     ]
     assert git(demo, "status", "--porcelain") == ""
     index = (demo / "README.md").read_text()
@@ -120,9 +121,9 @@ def test_mesh_hosts_set_by_hand_is_refused(tmp_path, crd_dir_module):
 def test_each_environment_in_a_combined_run_renders_its_own_values(demo):
     for environment, stage in (("dev", "authorization"), ("staging", "strict_mtls"),
                                ("prod", "injection")):
-        application = yaml.safe_load((demo / f"sync/{environment}/argocd-application.yaml")
-                                     .read_text())
-        assert application["spec"]["destination"]["server"] == \
+        units = yaml.safe_load((demo / f"sync/{environment}/argocd-applicationset.yaml")
+                               .read_text())
+        assert units["spec"]["template"]["spec"]["destination"]["server"] == \
             f"https://{environment}.k8s.example.invalid:6443"
         assert "- stage: **" in (demo / f"envs/{environment}/RUNBOOK.md").read_text()
         assert stage in (demo / f"envs/{environment}/RUNBOOK.md").read_text()
@@ -158,18 +159,22 @@ def test_forced_gates_are_recorded_in_the_commit_message_and_the_runbook(demo):
                     reason="kubectl (with kustomize) is not installed on this machine")
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_kubectl_kustomize_builds_every_environment(demo, environment):
+    """The whole environment builds (its units are folders of it), and so does every folder
+    of sync objects, each holding the objects of its own files only."""
     install = f"envs/{environment}/00-install"
-    for tree in (f"envs/{environment}", f"sync/{environment}", f"{install}/argocd",
-                 f"{install}/flux"):
+    flux = demo / "sync" / environment / "flux"
+    sync = [f"sync/{environment}", *(str(p.relative_to(demo)) for p in flux.iterdir()
+                                     if p.is_dir()), str(flux.relative_to(demo))]
+    for tree in (f"envs/{environment}", *sync, f"{install}/argocd", f"{install}/flux"):
         built = subprocess.run(["kubectl", "kustomize", str(demo / tree)], capture_output=True,
                                text=True, check=False)
         assert built.returncode == 0, built.stderr
         documents = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
         # the install folder (Helm values, one GitOps tool's objects each) is built apart
-        files = [p for p in (demo / tree).rglob("*.yaml")
-                 if p.name != "kustomization.yaml" and "00-install" not in
+        found = (demo / tree).glob("*.yaml") if tree in sync else (demo / tree).rglob("*.yaml")
+        files = [p for p in found if p.name != "kustomization.yaml" and "00-install" not in
                  p.relative_to(demo / tree).parts]
-        assert len(documents) == len(files)
+        assert len(documents) == len(files), tree
 
 
 def test_runbook_has_stage_verification_and_rollback(demo):
@@ -196,8 +201,8 @@ def test_check_diff_shows_the_change_and_writes_nothing(demo, crd_dir_module):
     head = git(demo, "rev-parse", "HEAD")
     result = playbook("prod", demo, crd_dir_module, "-e", "mesh_stage=observability",
                       "--check", "--diff")
-    assert "+++ after: envs/prod/03-observability/telemetry.istio-system.mesh-default.yaml" \
-        in result.stdout
+    assert "+++ after: envs/prod/03-observability/03-istio-system/" \
+        "telemetry.istio-system.mesh-default.yaml" in result.stdout
     assert "+kind: Telemetry" in result.stdout
     assert "changed=1" in result.stdout
     assert snapshot(demo) == before
@@ -208,11 +213,13 @@ def test_stage_move_forward_and_back(tmp_path, crd_dir_module):
     gitops = tmp_path / "gitops"
     playbook("prod", gitops, crd_dir_module)
     playbook("prod", gitops, crd_dir_module, "-e", "mesh_stage=observability")
+    # ConfigMap and Telemetry in two new sync units: their Flux Kustomizations and the stage
+    # folder's; the units after them wait for them (dependsOn), the ApplicationSet lists them
     assert git(gitops, "log", "-1", "--format=%s").strip() == \
-        "meshstage(prod): observability stage, 2 added, 0 changed, 0 removed"
+        "meshstage(prod): observability stage, 5 added, 3 changed, 0 removed"
     playbook("prod", gitops, crd_dir_module)
     assert git(gitops, "log", "-1", "--format=%s").strip() == \
-        "meshstage(prod): injection stage, 0 added, 0 changed, 2 removed"
+        "meshstage(prod): injection stage, 0 added, 3 changed, 5 removed"
     assert not (gitops / "envs/prod/03-observability").exists()
 
 
@@ -283,8 +290,8 @@ def test_unsafe_values_pass_through_exactly(tmp_path, crd_dir_module):
         "headers: {end-user: {exact: !unsafe \"{{ lookup('env', 'HOME') }}: #x\"}}")
     shared.write_text(text)
     playbook(inventory, gitops, crd_dir_module)
-    route = yaml.safe_load(
-        (gitops / "envs/dev/04-traffic/virtualservice.bookinfo.reviews.yaml").read_text())
+    unit = gitops / "envs/dev/04-traffic/04-bookinfo"
+    route = yaml.safe_load((unit / "virtualservice.bookinfo.reviews.yaml").read_text())
     assert route["spec"]["http"][0]["match"] == [
         {"headers": {"end-user": {"exact": "{{ lookup('env', 'HOME') }}: #x"}}}]
 
@@ -299,5 +306,5 @@ def test_user_template_directory_comes_first(tmp_path, crd_dir_module):
     gitops = tmp_path / "gitops"
     playbook("dev", gitops, crd_dir_module, "-e", f"mesh_template_dir={tmp_path / 'templates'}")
     sidecar = yaml.safe_load(
-        (gitops / "envs/dev/04-traffic/sidecar.bookinfo.reviews.yaml").read_text())
+        (gitops / "envs/dev/04-traffic/03-bookinfo/sidecar.bookinfo.reviews.yaml").read_text())
     assert sidecar["metadata"]["annotations"] == {"team": "platform"}

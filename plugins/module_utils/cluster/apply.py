@@ -74,7 +74,12 @@ def apply_class(obj: Mapping[str, Any]) -> str:
 
 def apply_rank(obj: Mapping[str, Any]) -> int:
     """Position of the object's class in ``APPLY_ORDER`` (unknown kinds rank as ``OTHER``)."""
-    return _RANK.get(apply_class(obj), _RANK[OTHER])
+    return class_rank(apply_class(obj))
+
+
+def class_rank(name: str) -> int:
+    """Position of an ``apply_class`` name in ``APPLY_ORDER`` (unknown ones rank as ``OTHER``)."""
+    return _RANK.get(name, _RANK[OTHER])
 
 
 def apply_order(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -2,8 +2,10 @@
 
 A provider planner (registered in ``PLANNERS``) lists, stage by stage, the objects each stage
 shapes. Stages are cumulative; when a later stage shapes an object an earlier one made (the
-mesh-wide PeerAuthentication going from PERMISSIVE to STRICT), the later stage owns it and the
-object lives in that stage's folder. Every builder computes an object's content from the
+mesh-wide PeerAuthentication going from PERMISSIVE to STRICT), the later stage owns it
+(``stage``: the runbook lists it there) while the object stays in the folder, and so in the
+sync unit, of the stage that first made it (``origin``): moving a stage never moves an object
+from one sync unit to another. Every builder computes an object's content from the
 environment's current stage, so the content does not depend on which stage listed it.
 """
 
@@ -30,6 +32,13 @@ class PlannedObject:
     template: str
     context: Mapping[str, Any]
     stage: Stage = Stage.PERMISSIVE_MTLS
+    # the first stage that lists the object: its folder in the tree (None: ``stage``)
+    origin: Stage | None = field(default=None, compare=False)
+
+    @property
+    def home(self) -> Stage:
+        """The stage whose folder holds the object's file: the first that made it."""
+        return self.origin or self.stage
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -120,7 +129,7 @@ class StageContribution:
 def assemble(intent: Intent,
              *planned: Mapping[Stage, StageContribution]) -> StagePlan:
     """Fold the stages' contributions (of one planner or several, in order), later stages
-    taking over objects they reshape."""
+    taking over objects they reshape (the object keeps the ``origin`` of its first listing)."""
     plan = StagePlan(intent=intent)
     owners: dict[tuple[str, str, str, str], PlannedObject] = {}
     for stage in stages_through(intent.stage):
@@ -129,7 +138,9 @@ def assemble(intent: Intent,
             if contribution is None:
                 continue
             for obj in contribution.objects:
-                owners[obj.key] = replace(obj, stage=stage)
+                first = owners.get(obj.key)
+                owners[obj.key] = replace(obj, stage=stage,
+                                          origin=first.home if first else stage)
             plan.notes.extend(Note(stage, text) for text in contribution.notes)
             plan.extra_files.update(contribution.extra_files)
             plan.host_files.update(contribution.host_files)

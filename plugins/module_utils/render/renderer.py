@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 
 from .._plain import plain_data
+from ..cluster.apply import apply_class
 from ..errors import RenderError
 from ..yaml_io import YAMLError, dump_canonical, load_all, parse_back_loader
 from .stage_cache import Rendering, StageCache
@@ -44,12 +45,18 @@ class JsonText(str):
     """Text the ``json`` filter produced: the only thing a template may print."""
 
 
+# Types whose values json.dumps writes as they are: no plain copy needed first (a subclass,
+# such as Ansible's tagged strings, is copied as before).
+_JSON_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def json_value(value: Any) -> JsonText:
     """The ``json`` filter: a value as one JSON scalar or subtree, on one line."""
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     try:
-        text = json.dumps(plain_data(value, strict=True), ensure_ascii=False, sort_keys=True,
+        plain = value if type(value) in _JSON_AS_IS else plain_data(value, strict=True)
+        text = json.dumps(plain, ensure_ascii=False, sort_keys=True,
                           separators=(", ", ": "), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise RenderError(f"value {value!r} cannot be written as JSON: {error}") from error
@@ -146,7 +153,8 @@ class Renderer:
         text = dump_canonical(obj)
         if key is not None and self._cache is not None:
             self._cache.remember(key, obj, text)
-        return Rendering(text, lambda: obj, obj.get("apiVersion"), obj.get("kind"))
+        return Rendering(text, lambda: obj, obj.get("apiVersion"), obj.get("kind"),
+                         apply_class(obj))
 
 
 _EMPTIED = object()

@@ -16,6 +16,7 @@ from ..providers.provider import ControlPlane, HelmChart, RunbookText
 from ..providers.registry import mesh
 from ..stages import STAGE_PURPOSE, Stage, stages_through
 from .tree import RenderedObject
+from .units import MAX_UNIT_OBJECTS, SyncUnit, sync_order
 
 _ROUTES = {"gateway-api": "httproutes.gateway.networking.k8s.io",
            "smi": "trafficsplits.split.smi-spec.io"}
@@ -30,28 +31,25 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
     stage = intent.stage
     env = intent.environment
     text = _mesh_text(intent.provider)
+    units = sync_order(o.unit for o in objects if o.unit is not None)
     previous = [s for s in Stage if s.number == stage.number - 1]
     lines = [
         f"# Runbook: {env}",
         "",
         f"- provider: **{intent.provider}**",
         f"- stage: **{stage.number}. {stage.value}** of {len(Stage)}: {STAGE_PURPOSE[stage]}",
-        f"- tree: `{env_dir(env)}` (built with `kubectl kustomize {env_dir(env)}`), synced "
-        f"by the objects in `{sync_dir(env)}`",
+        f"- tree: `{env_dir(env)}` (built with `kubectl kustomize {env_dir(env)}`), in "
+        f"{len(units)} sync units (see below), synced by the objects in `{sync_dir(env)}`",
         f"- trust domain: `{intent.trust_domain}`; {text.settings(intent)}",
         "",
         "## What each stage carries, and why",
         "",
     ]
-    by_stage = {s: [o for o in objects if o.planned.stage is s and
-                    o.path.startswith(env_dir(env) + "/")] for s in Stage}
+    by_stage = {s: [o for o in objects if o.planned.stage is s and o.unit is not None]
+                for s in Stage}
     for each in stages_through(stage):
         lines += [f"### {each.number}. {each.value}", "", f"Why: {STAGE_PURPOSE[each]}.", ""]
-        for item in by_stage[each]:
-            lines.append(f"- `{item.planned.resource}` ({each.folder}/{item.planned.filename})")
-        if not by_stage[each]:
-            lines.append("- (no objects of its own: a later stage reshaped them)")
-        lines.append("")
+        lines += _stage_objects(by_stage[each], env)
         for note in plan.notes:
             if note.stage is each:
                 lines.append(f"> {note.text}")
@@ -60,6 +58,7 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
         if each is Stage.TRAFFIC and intent.traffic_api != "virtualservice":
             verify.insert(0, f"kubectl get {_ROUTES[intent.traffic_api]} -A")
         lines += ["Verify:", "", "```sh", *verify, "```", ""]
+    lines += _sync_units(env, units)
     if install is not None:
         lines += _control_plane(env, install)
     lines += _apply_from_the_playbook(env)
@@ -152,6 +151,41 @@ def flow_section(proof: FlowProof) -> list[str]:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+def _stage_objects(objects: Sequence[RenderedObject], env: str) -> list[str]:
+    """A stage's objects, each with its file, and the sync units they are in (an object a
+    later stage reshapes stays in the unit of the stage that made it)."""
+    if not objects:
+        return ["- (no objects of its own: a later stage reshaped them)", ""]
+    base = len(env_dir(env)) + 1
+    lines = [f"- `{item.planned.resource}` ({item.path[base:]})" for item in objects]
+    touched = sync_order(item.unit for item in objects if item.unit is not None)
+    return [*lines, "", "Sync units: " + ", ".join(f"`{unit.folder}`" for unit in touched), ""]
+
+
+def _sync_units(env: str, units: Sequence[SyncUnit]) -> list[str]:
+    """How the units are synced, and the commands that hand them to Argo CD or Flux."""
+    folder = sync_dir(env)
+    return [
+        "## Sync units",
+        "",
+        f"`{env_dir(env)}` is cut into {len(units)} units of at most {MAX_UNIT_OBJECTS} objects, "
+        f"`<NN-stage>/<RR>-<namespace>`, each built on its own (`kubectl kustomize "
+        f"{env_dir(env)}/<NN-stage>/<unit>`). They sync in "
+        "the apply order, `RR` first, then the stage: Argo CD through "
+        f"`{folder}/argocd-applicationset.yaml` (one Application per unit; its RollingSync "
+        "keeps the order when the ApplicationSet controller runs with progressive syncs, "
+        "`applicationsetcontroller.enable.progressive.syncs: \"true\"` in "
+        "`argocd-cmd-params-cm`; without them each unit syncs on its own), Flux through "
+        f"`{folder}/flux-kustomization.yaml` (one Kustomization per unit, each `dependsOn` the "
+        "units before it in its namespace and the mesh-wide ones). Hand them over once:",
+        "",
+        "```sh",
+        f"kubectl apply --server-side -f {folder}/argocd-applicationset.yaml   # Argo CD",
+        f"kubectl apply -f {folder}/flux-gitrepository.yaml -f {folder}/flux-kustomization.yaml"
+        "   # Flux",
+        "```",
+        "",
+    ]
 
 
 _NEXT_GATE: dict[Stage, str] = {

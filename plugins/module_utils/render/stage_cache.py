@@ -9,7 +9,7 @@ cache keeps that work, per environment:
   the template's values (their ``pickle``, which tells a tuple from a list and ``1`` from
   ``"1"``; pickles are only hashed, never loaded). The value is the canonical text and the
   object parsed back (as JSON, when the object survives JSON unchanged; else it is parsed
-  from the text again).
+  from the text again), its identity and its class in the apply order.
 * **validation verdicts**: the sha256 of each text that passed schema validation, kept
   under the fingerprint of the schemas.
 * **checks that passed**: the analysis of the rendered objects (its warnings) and the
@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write
+from ..cluster.apply import apply_class
 from ..schema.crds import is_crd
 from ..yaml_io import WITH_LIBYAML, load_yaml
 
@@ -138,14 +139,14 @@ def _json_exact(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Rendering:
-    """A rendered object: its canonical text, its identity, and ``load()`` for the object."""
+    """A rendered object: its canonical text, its identity, its place in the apply order
+    (``cluster/apply.py``'s ``apply_class``), and ``load()`` for the object."""
 
     text: str
     load: Callable[[], dict[str, Any]]
     api_version: Any
     kind: Any
-
-
+    apply_class: str
 
 
 class StageCache:
@@ -243,20 +244,22 @@ class StageCache:
         """What was rendered last time for ``key``, if anything: the canonical text and the
         object's identity at once, the object itself when ``load()`` is called."""
         entry = self._objects.get(key) or self._objects_before.get(key)
-        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)
-                and (entry[1] is None or isinstance(entry[1], str))):
+        if not (isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str)
+                and (entry[1] is None or isinstance(entry[1], str))
+                and isinstance(entry[4], str)):
             self.misses += 1
             return None
         text: str = entry[0]
         obj_json: str | None = entry[1]
-        api_version, kind = entry[2], entry[3]
+        api_version, kind, order = entry[2], entry[3], entry[4]
         self._objects[key] = entry
         self.hits += 1
         return Rendering(text, functools.partial(_load_rendered, text, obj_json), api_version,
-                         kind)
+                         kind, order)
 
     def remember(self, key: str, obj: dict[str, Any], text: str) -> None:
-        self._objects[key] = [text, _json_exact(obj), obj.get("apiVersion"), obj.get("kind")]
+        self._objects[key] = [text, _json_exact(obj), obj.get("apiVersion"), obj.get("kind"),
+                              apply_class(obj)]
 
     # ---- validation verdicts
 

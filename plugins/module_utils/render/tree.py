@@ -1,49 +1,57 @@
-"""The GitOps tree: where each rendered object, kustomization and sync object lives.
+"""The GitOps tree: where each rendered object and kustomization lives.
 
     README.md                              index of environments and their stages
     envs/<env>/kustomization.yaml          the stage folders this environment carries
     envs/<env>/<NN-stage>/kustomization.yaml
-    envs/<env>/<NN-stage>/<kind>.<namespace>.<name>.yaml
-    envs/<env>/install/                    Helm values for the mesh's control plane
+                                           the sync units of one stage folder
+    envs/<env>/<NN-stage>/<RR>-<namespace>/kustomization.yaml
+    envs/<env>/<NN-stage>/<RR>-<namespace>/<kind>.<namespace>.<name>.yaml
+                                           one sync unit (``units.py``), one object per file
+    envs/<env>/00-install/                 the mesh's control plane (``control_plane.py``)
     envs/<env>/RUNBOOK.md
     hosts/<env>/<host>/                    Envoy bootstrap, LDS, CDS and SDS files of a host
                                            sidecar (configured by the playbook, not synced)
-    sync/<env>/                            Argo CD Application, Flux GitRepository and
-                                           Kustomization that sync envs/<env>
+    sync/<env>/                            the objects that sync the units (``sync.py``)
 
-``kubectl kustomize envs/<env>`` builds an environment; ``kubectl kustomize sync/<env>``
-builds its sync objects.
+``kubectl kustomize envs/<env>`` builds an environment; ``kubectl kustomize
+envs/<env>/<NN-stage>/<unit>`` one unit, as Argo CD and Flux build it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..cluster.apply import apply_class, class_rank
 from ..gitops.paths import env_dir, sync_dir
-from ..intent.model import Intent
-from ..plan.model import PlannedObject, StagePlan, metadata
+from ..plan.model import PlannedObject, StagePlan
 from ..stages import Stage
 from .renderer import Renderer
 from .stage_cache import Rendering
+from .units import CLUSTER_SCOPE, SyncUnit, UnitKey, assign_units
 
 
 class RenderedObject:
     """One rendered object: its plan, where it goes, its canonical text, its identity
-    (``api_version``, ``kind``), and the object itself (``obj``). An object from the stage
-    cache is decoded when ``obj`` is first read: a run that changes nothing reads none."""
+    (``api_version``, ``kind``), its class in the apply order, its sync unit (None outside
+    the stage folders), and the object itself (``obj``). An object from the stage cache is
+    decoded when ``obj`` is first read: a run that changes nothing reads none."""
 
-    __slots__ = ("_load", "_obj", "api_version", "kind", "path", "planned", "text")
+    __slots__ = ("_load", "_obj", "api_version", "apply_class", "kind", "path", "planned",
+                 "text", "unit")
 
     def __init__(self, planned: PlannedObject, obj: dict[str, Any] | None, path: str,
-                 text: str, rendering: Rendering | None = None) -> None:
-        self.planned, self.path, self.text = planned, path, text
+                 text: str, rendering: Rendering | None = None,
+                 unit: SyncUnit | None = None) -> None:
+        self.planned, self.path, self.text, self.unit = planned, path, text, unit
         self._obj = obj
         self._load = rendering.load if rendering is not None else None
         if obj is not None:
             self.api_version, self.kind = obj.get("apiVersion"), obj.get("kind")
+            self.apply_class = apply_class(obj)
         elif rendering is not None:
             self.api_version, self.kind = rendering.api_version, rendering.kind
+            self.apply_class = rendering.apply_class
         else:
             raise ValueError("a rendered object needs the object or its rendering")
 
@@ -58,94 +66,52 @@ class RenderedObject:
         return f"RenderedObject({self.path!r})"
 
 
-def stage_objects(objects: list[RenderedObject], environment: str) -> list[dict[str, Any]]:
-    """The objects of the environment's stage folders: what is applied to its cluster
-    (not the sync objects, nor the control-plane install)."""
-    folders = {f"{env_dir(environment)}/{stage.folder}/" for stage in Stage}
-    return [item.obj for item in objects
-            if item.path.rpartition("/")[0] + "/" in folders]
+def stage_objects(objects: list[RenderedObject]) -> list[dict[str, Any]]:
+    """The objects of the environment's sync units: what is applied to its cluster (not the
+    sync objects, nor the control-plane install)."""
+    return [item.obj for item in objects if item.unit is not None]
 
 
 def render_objects(plan: StagePlan, renderer: Renderer) -> list[RenderedObject]:
-    """Render every planned object and place it in its stage folder."""
+    """Render every planned object and place it in its sync unit."""
     base = env_dir(plan.intent.environment)
-    rendered = []
-    for planned in plan.objects:
-        rendering = renderer.render_deferred(planned.template, planned.context)
-        path = f"{base}/{planned.stage.folder}/{planned.filename}"
-        rendered.append(RenderedObject(planned, None, path, rendering.text, rendering))
-    return rendered
+    renderings = [renderer.render_deferred(planned.template, planned.context)
+                  for planned in plan.objects]
+    units = assign_units([
+        UnitKey(planned.home, class_rank(rendering.apply_class),
+                planned.namespace or CLUSTER_SCOPE, planned.filename)
+        for planned, rendering in zip(plan.objects, renderings, strict=True)])
+    return [RenderedObject(planned, None, f"{base}/{unit.folder}/{planned.filename}",
+                           rendering.text, rendering, unit)
+            for planned, rendering, unit in zip(plan.objects, renderings, units, strict=True)]
 
 
-def sync_objects(intent: Intent, renderer: Renderer,
-                 install: str | None = None) -> list[RenderedObject]:
-    """The Argo CD Application and Flux objects that would sync this environment.
-
-    With ``install`` (the control-plane install folder), an Application and a Flux
-    Kustomization sync its ``argocd/`` and ``flux/`` folders too, and the environment's Flux
-    Kustomization waits for the install's.
-    """
-    gitops = intent.gitops
-    name = f"meshstage-{intent.environment}"
-    labels = metadata(name, None, intent)["labels"]
-    path = env_dir(intent.environment)
-    specs: list[tuple[str, str, str, str, dict[str, Any]]] = [
-        ("argocd-application.yaml", "gitops/argocd_application.yaml.j2", "Application",
-         name, {"path": path}),
-        ("flux-gitrepository.yaml", "gitops/flux_git_repository.yaml.j2", "GitRepository",
-         name, {}),
-        ("flux-kustomization.yaml", "gitops/flux_kustomization.yaml.j2", "Kustomization",
-         name, {"path": f"./{path}",
-                "depends_on": [{"name": f"{name}-install"}] if install else None}),
-    ]
-    if install:
-        specs += [
-            ("argocd-install-application.yaml", "gitops/argocd_application.yaml.j2",
-             "Application", f"{name}-install", {"path": f"{install}/argocd"}),
-            ("flux-install-kustomization.yaml", "gitops/flux_kustomization.yaml.j2",
-             "Kustomization", f"{name}-install", {"path": f"./{install}/flux",
-                                                  "depends_on": None}),
-        ]
-    api_versions = {"Application": "argoproj.io/v1alpha1",
-                    "GitRepository": "source.toolkit.fluxcd.io/v1",
-                    "Kustomization": "kustomize.toolkit.fluxcd.io/v1"}
-    result = []
-    for filename, template, kind, object_name, extra in specs:
-        namespace = gitops.argocd_namespace if kind == "Application" else gitops.flux_namespace
-        context = {
-            "name": object_name, "namespace": namespace, "labels": labels,
-            "project": gitops.argocd_project, "repo_url": gitops.repo_url,
-            "branch": gitops.branch, "path": path, "server": intent.cluster.server,
-            "interval": gitops.sync_interval, "source_name": name, "depends_on": None,
-            **extra,
-        }
-        planned = PlannedObject(api_version=api_versions[kind], kind=kind, name=object_name,
-                                namespace=namespace, template=template, context=context)
-        obj, text = renderer.render_canonical(template, context)
-        result.append(RenderedObject(planned, obj, f"{sync_dir(intent.environment)}/{filename}",
-                                     text))
-    return result
-
-
-def kustomizations(plan: StagePlan, objects: list[RenderedObject],
+def kustomizations(plan: StagePlan, objects: Iterable[RenderedObject],
                    renderer: Renderer) -> dict[str, str]:
-    """One kustomization per stage folder, one per environment, one for the sync folder."""
-    base = env_dir(plan.intent.environment)
-    by_folder: dict[str, list[str]] = {}
+    """The kustomizations of the environment's tree and of its sync folder.
+
+    Under ``envs/<env>`` each folder lists its files and its sub-folders, so the
+    environment, a stage folder and a unit each build on their own. Under ``sync/<env>``
+    each folder lists its own files only: each level is synced by the objects of the level
+    above it (``sync.py``)."""
+    environment = plan.intent.environment
+    listed: dict[str, set[str]] = {}
     for item in objects:
-        if item.path.startswith(base + "/"):
-            folder, _, filename = item.path[len(base) + 1:].rpartition("/")
-            by_folder.setdefault(folder, []).append(filename)
-    files: dict[str, str] = {}
-    for folder, names in by_folder.items():
-        files[f"{base}/{folder}/kustomization.yaml"] = _kustomization(renderer, sorted(names))
-    files[f"{base}/kustomization.yaml"] = _kustomization(renderer, sorted(by_folder))
-    sync = sync_dir(plan.intent.environment)
-    sync_files = sorted(item.path.rpartition("/")[2] for item in objects
-                        if item.path.startswith(sync + "/"))
-    if sync_files:
-        files[f"{sync}/kustomization.yaml"] = _kustomization(renderer, sync_files)
-    return files
+        for root, nested in ((env_dir(environment), True), (sync_dir(environment), False)):
+            if item.path.startswith(root + "/"):
+                _list_path(listed, root, item.path, nested)
+    return {f"{folder}/kustomization.yaml": _kustomization(renderer, sorted(names))
+            for folder, names in sorted(listed.items())}
+
+
+def _list_path(listed: dict[str, set[str]], root: str, path: str, nested: bool) -> None:
+    """Enter ``path`` in its folder's resources and, when ``nested``, each folder between it
+    and ``root`` in its parent's."""
+    folder, _, name = path.rpartition("/")
+    listed.setdefault(folder, set()).add(name)
+    while nested and folder != root:
+        folder, _, name = folder.rpartition("/")
+        listed.setdefault(folder, set()).add(name)
 
 
 def _kustomization(renderer: Renderer, resources: list[str]) -> str:

@@ -23,7 +23,8 @@ def test_without_crd_dir_core_kinds_are_validated_and_the_rest_is_named(
         tmp_path, example_intent):
     rendered = render_stage(example_intent("dev"), StageOptions(gitops_dir=tmp_path))
     (warning,) = [w for w in rendered.warnings if w.startswith("no mesh_crd_dir given")]
-    assert warning.startswith("no mesh_crd_dir given: Application, AuthorizationPolicy,")
+    assert warning.startswith(
+        "no mesh_crd_dir given: Application, ApplicationSet, AuthorizationPolicy,")
     assert "ConfigMap" not in warning and "Namespace" not in warning
 
 
@@ -58,21 +59,28 @@ def test_run_reports_objects_files_and_commit(tmp_path, crd_dir, example_intent)
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
     first = run_stage(example_intent("prod"), options)
     assert first.changed and first.commit
-    assert first.objects == {"added": ["Application argocd/meshstage-prod",
-                                       "Application argocd/meshstage-prod-install",
-                                       "Application argocd/meshstage-prod-istio-base",
-                                       "Application argocd/meshstage-prod-istiod",
-                                       "GitRepository flux-system/meshstage-prod",
-                                       "HelmRelease flux-system/meshstage-prod-istio-base",
-                                       "HelmRelease flux-system/meshstage-prod-istiod",
-                                       "HelmRepository flux-system/meshstage-prod-istio",
-                                       "Kustomization flux-system/meshstage-prod",
-                                       "Kustomization flux-system/meshstage-prod-install",
-                                       "Namespace bookinfo",
-                                       "Namespace ingress-nginx",
-                                       "PeerAuthentication istio-system/default",
-                                       "ProxyConfig istio-system/mesh-default"],
-                             "changed": [], "removed": []}
+    assert first.objects == {"added": [
+        "Application argocd/meshstage-prod-install",
+        "Application argocd/meshstage-prod-istio-base",
+        "Application argocd/meshstage-prod-istiod",
+        "ApplicationSet argocd/meshstage-prod",
+        "GitRepository flux-system/meshstage-prod",
+        "HelmRelease flux-system/meshstage-prod-istio-base",
+        "HelmRelease flux-system/meshstage-prod-istiod",
+        "HelmRepository flux-system/meshstage-prod-istio",
+        "Kustomization flux-system/meshstage-prod",
+        # one per stage folder, one per sync unit
+        "Kustomization flux-system/meshstage-prod-01-06-istio-system",
+        "Kustomization flux-system/meshstage-prod-01-permissive-mtls",
+        "Kustomization flux-system/meshstage-prod-02-01-cluster",
+        "Kustomization flux-system/meshstage-prod-02-03-istio-system",
+        "Kustomization flux-system/meshstage-prod-02-injection",
+        "Kustomization flux-system/meshstage-prod-install",
+        "Namespace bookinfo",
+        "Namespace ingress-nginx",
+        "PeerAuthentication istio-system/default",
+        "ProxyConfig istio-system/mesh-default"],
+        "changed": [], "removed": []}
     head = subprocess.run(["git", "-C", str(gitops), "rev-parse", "HEAD"], text=True,
                           capture_output=True, check=True).stdout.strip()
     assert first.commit == head
@@ -81,25 +89,42 @@ def test_run_reports_objects_files_and_commit(tmp_path, crd_dir, example_intent)
     assert again.objects == {"added": [], "changed": [], "removed": []}
 
 
-def test_moving_an_object_between_stage_folders_is_a_change(tmp_path, crd_dir, example_intent):
-    options = StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crd_dir])
+def test_a_stage_move_reshapes_objects_in_their_sync_units(tmp_path, crd_dir, example_intent):
+    """strict_mtls reshapes the DestinationRules where traffic made them: no object goes from
+    one sync unit to another, where Argo CD or Flux would prune it before the next unit
+    applies it. The mesh-wide PeerAuthentication becomes STRICT, a later place in the apply
+    order: its unit is after the exceptions'."""
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
     run_stage(example_intent("dev", mesh_stage="traffic"), options)
+    rule = "envs/dev/04-traffic/04-bookinfo/destinationrule.bookinfo.reviews.yaml"
+    assert "ISTIO_MUTUAL" not in (gitops / rule).read_text()
     result = run_stage(example_intent("dev", mesh_stage="strict_mtls"), options)
+    assert "ISTIO_MUTUAL" in (gitops / rule).read_text()
     assert "PeerAuthentication istio-system/default" in result.objects["changed"]
     assert "DestinationRule bookinfo/reviews" in result.objects["changed"]
+    moved = subprocess.run(["git", "-C", str(gitops), "show", "--format=", "--name-status",
+                            "-M", "HEAD"], capture_output=True, text=True, check=True).stdout
+    renamed = [line.split("\t")[1:] for line in moved.splitlines() if line.startswith("R")]
+    assert [pair for pair in renamed if pair[0].startswith("envs/")
+            and not pair[0].endswith("/kustomization.yaml")] == [
+        ["envs/dev/01-permissive-mtls/06-istio-system/peerauthentication.istio-system.default.yaml",
+         "envs/dev/01-permissive-mtls/07-istio-system/peerauthentication.istio-system.default.yaml"]]
     # the legacy workload's clients must stop originating mTLS: DISABLE towards it; the
     # authorization rules arrive as a dry run
-    added = result.objects["added"]
-    # (and the webhook port stays PERMISSIVE, ratings-db's peers get a headless Service)
+    added = [a for a in result.objects["added"] if not a.startswith("Kustomization ")]
     assert [a for a in added if not a.startswith("AuthorizationPolicy ")] == [
         "DestinationRule payments/legacy-billing",
         "PeerAuthentication payments/legacy-billing-mtls-exception",
         "PeerAuthentication payments/payment-policy-mtls-exception",
         "Service bookinfo/ratings-db-peers"]
     assert len([a for a in added if a.startswith("AuthorizationPolicy ")]) == 11
+    # the PeerAuthentication's old unit is empty: its Flux Kustomization goes
+    assert result.objects["removed"] == [
+        "Kustomization flux-system/meshstage-dev-01-06-istio-system"]
     assert result.message.startswith(
-        f"meshstage(dev): strict_mtls stage, 15 added, {len(result.objects['changed'])} "
-        "changed, 0 removed\n")
+        f"meshstage(dev): strict_mtls stage, {len(result.objects['added'])} added, "
+        f"{len(result.objects['changed'])} changed, 1 removed\n")
 
 
 def test_check_mode_computes_the_diff_and_writes_nothing(tmp_path, crd_dir, example_intent):
@@ -108,7 +133,7 @@ def test_check_mode_computes_the_diff_and_writes_nothing(tmp_path, crd_dir, exam
                        StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir], check_mode=True))
     assert result.changed and result.commit is None
     headers = {d["after_header"] for d in result.diff}
-    assert "envs/prod/02-injection/namespace.cluster.bookinfo.yaml" in headers
+    assert "envs/prod/02-injection/01-cluster/namespace.cluster.bookinfo.yaml" in headers
     assert "README.md" in headers
     assert not gitops.exists()
 
@@ -129,10 +154,13 @@ def test_a_run_interrupted_before_its_commit_is_completed_by_the_next(
     result = run_stage(moved, options)
     assert result.changed and result.commit
     # the commit and its message cover what the interrupted run wrote, against HEAD
+    objects = [a for a in result.objects["added"] if not a.startswith("Kustomization ")]
+    assert objects == ["ConfigMap istio-system/meshstage-scrape-configs",
+                       "Telemetry istio-system/mesh-default"]
+    counts = {key: len(value) for key, value in result.objects.items()}
     assert result.message.startswith(
-        "meshstage(prod): observability stage, 2 added, 0 changed, 0 removed\n")
-    assert result.objects["added"] == ["ConfigMap istio-system/meshstage-scrape-configs",
-                                       "Telemetry istio-system/mesh-default"]
+        f"meshstage(prod): observability stage, {counts['added']} added, "
+        f"{counts['changed']} changed, 0 removed\n")
     status = subprocess.run(["git", "-C", str(gitops), "status", "--porcelain"],
                             capture_output=True, text=True, check=True).stdout
     assert status == ""

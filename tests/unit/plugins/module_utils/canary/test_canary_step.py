@@ -85,7 +85,7 @@ def subjects(options: StageOptions) -> list[str]:
 
 
 def virtual_service(options: StageOptions) -> dict[str, Any]:
-    path = options.gitops_dir / "envs/dev/04-traffic/virtualservice.shop.api.yaml"
+    path = options.gitops_dir / "envs/dev/04-traffic/04-shop/virtualservice.shop.api.yaml"
     return yaml.safe_load(path.read_text())
 
 
@@ -116,7 +116,7 @@ def test_a_run_commits_each_step_then_the_promotion(repo):
         "meshstage(dev): canary api: v2 promoted, v1 removed",
     ]
     assert default_route(options) == {"v2": 100}
-    rule = yaml.safe_load((options.gitops_dir / "envs/dev/04-traffic/"
+    rule = yaml.safe_load((options.gitops_dir / "envs/dev/04-traffic/04-shop/"
                            "destinationrule.shop.api.yaml").read_text())
     assert [s["name"] for s in rule["spec"]["subsets"]] == ["v2"]
     assert decisions[-1].figures["success_rate"] == 100.0
@@ -305,13 +305,13 @@ def test_migrate_after_a_promotion_keeps_it_and_refuses_to_undo_it(repo):
 
 
 @pytest.mark.parametrize(("provider", "api", "path", "weights"), [
-    ("istio", "virtualservice", "envs/dev/04-traffic/virtualservice.shop.api.yaml",
+    ("istio", "virtualservice", "envs/dev/04-traffic/04-shop/virtualservice.shop.api.yaml",
      lambda o: {r["destination"]["subset"]: r["weight"] for r in o["spec"]["http"][-1]["route"]}),
-    ("istio", "gateway-api", "envs/dev/04-traffic/httproute.shop.api.yaml",
+    ("istio", "gateway-api", "envs/dev/04-traffic/04-shop/httproute.shop.api.yaml",
      lambda o: {b["name"]: b.get("weight", 100) for b in o["spec"]["rules"][-1]["backendRefs"]}),
-    ("linkerd", "gateway-api", "envs/dev/04-traffic/httproute.shop.api.yaml",
+    ("linkerd", "gateway-api", "envs/dev/04-traffic/04-shop/httproute.shop.api.yaml",
      lambda o: {b["name"]: b.get("weight", 100) for b in o["spec"]["rules"][-1]["backendRefs"]}),
-    ("linkerd", "smi", "envs/dev/04-traffic/trafficsplit.shop.api.yaml",
+    ("linkerd", "smi", "envs/dev/04-traffic/04-shop/trafficsplit.shop.api.yaml",
      lambda o: {b["service"]: b["weight"] for b in o["spec"]["backends"]}),
 ])
 def test_every_traffic_api_renders_the_step(tmp_path, provider, api, path, weights):
@@ -329,5 +329,6 @@ def test_every_traffic_api_renders_the_step(tmp_path, provider, api, path, weigh
     promoted = yaml.safe_load((options.gitops_dir / path).read_text())
     assert "v1" not in json.dumps(weights(promoted))
     if api != "virtualservice":   # the old version's Service leaves with it
-        assert not (options.gitops_dir / "envs/dev/04-traffic/service.shop.api-v1.yaml").exists()
-        assert (options.gitops_dir / "envs/dev/04-traffic/service.shop.api-v2.yaml").exists()
+        services = options.gitops_dir / "envs/dev/04-traffic/02-shop"
+        assert not (services / "service.shop.api-v1.yaml").exists()
+        assert (services / "service.shop.api-v2.yaml").exists()

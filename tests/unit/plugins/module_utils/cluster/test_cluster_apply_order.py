@@ -45,7 +45,7 @@ def dev_objects(tmp_path_factory, crd_dir):
     rendered = render_stage(load_example_intent("dev"),
                             StageOptions(gitops_dir=tmp_path_factory.mktemp("g"),
                                          crd_dirs=[crd_dir]))
-    return stage_objects(rendered.objects, "dev")
+    return stage_objects(rendered.objects)
 
 
 def names(objects) -> list[str]:
@@ -165,7 +165,7 @@ def test_prune_kinds_cover_every_kind_the_other_renderers_make(tmp_path, crd_dir
                  "mesh_traffic_api": traffic_api}
     rendered = render_stage(variables, StageOptions(gitops_dir=tmp_path, crd_dirs=[crd_dir]))
     looked_at = {(k["api_version"], k["kind"]) for k in prune_kinds()}
-    kinds = {(o["apiVersion"], o["kind"]) for o in stage_objects(rendered.objects, "dev")
+    kinds = {(o["apiVersion"], o["kind"]) for o in stage_objects(rendered.objects)
              if o["kind"] != "Namespace"}
     assert kinds <= looked_at
 
@@ -204,7 +204,7 @@ def rendered_at(stage: str, crd_dir, tmp_path) -> list[dict]:
 
     rendered = render_stage({**load_example_intent("dev"), "mesh_stage": stage},
                             StageOptions(gitops_dir=tmp_path, crd_dirs=[crd_dir]))
-    return stage_objects(rendered.objects, "dev")
+    return stage_objects(rendered.objects)
 
 
 def test_rollback_from_authorization_removes_default_deny_first(dev_objects, crd_dir, tmp_path):

@@ -319,7 +319,7 @@ def test_class5_an_object_the_estate_already_has_stops_the_run(registry, tmp_pat
         render(example_intent("dev"), registry, [estate])
     message = str(raised.value)
     assert "Error MST0001 DestinationRule bookinfo/reviews: DestinationRule bookinfo/reviews " \
-        "is rendered to envs/dev/05-strict-mtls/destinationrule.bookinfo.reviews.yaml and " \
+        "is rendered to envs/dev/04-traffic/04-bookinfo/destinationrule.bookinfo.reviews.yaml and " \
         f"also defined in the estate's {estate}" in message
 
 

@@ -198,13 +198,14 @@ FIELDS = [
                       [{"providers": [{"name": "envoy"}], "filter": {"expression": v}}])],
           benign="response.code >= 400"),
     Field("repo-url", lambda v: "mesh_gitops.repo_url", _put_repo_url,
-          lambda v: [("Application", "meshstage-dev", ("spec", "source"),
-                      {"path": "envs/dev", "repoURL": v, "targetRevision": "main"}),
+          lambda v: [("ApplicationSet", "meshstage-dev", ("spec", "template", "spec", "source"),
+                      {"path": "envs/dev/{{.unit}}", "repoURL": v, "targetRevision": "main"}),
                      ("GitRepository", "meshstage-dev", ("spec",),
                       {"interval": "5m", "url": v, "ref": {"branch": "main"}})],
           benign=REPO_URL),
     Field("repo-url-path", lambda v: "mesh_gitops.repo_url", _put_repo_url,
-          lambda v: [("Application", "meshstage-dev", ("spec", "source", "repoURL"), v),
+          lambda v: [("ApplicationSet", "meshstage-dev",
+                      ("spec", "template", "spec", "source", "repoURL"), v),
                      ("GitRepository", "meshstage-dev", ("spec", "url"), v)],
           benign=REPO_URL, prefix="https://git.example.invalid/"),
 ]
@@ -278,9 +279,11 @@ def shape(value: Any, hostile: str, benign: str) -> Any:
 
 
 def restore_path(path: str, hostile: str, benign: str) -> str:
-    """A file path with the hostile value put back where it is a whole name in it."""
-    return "/".join(".".join(benign if token == hostile else token
-                             for token in part.split("."))
+    """A file path with the hostile value put back where it is a whole name in it (between
+    '/', '.' or '-': a sync unit's folder is ``<RR>-<namespace>``)."""
+    return "/".join(".".join("-".join(benign if token == hostile else token
+                                      for token in piece.split("-"))
+                             for piece in part.split("."))
                     for part in path.split("/"))
 
 

@@ -342,9 +342,10 @@ def test_user_template_is_used_by_render_stage(tmp_path: Path, crd_dir: Path):
     result = render_stage(variables, StageOptions(gitops_dir=tmp_path / "unused",
                                                   crd_dirs=[crd_dir],
                                                   template_dirs=[templates]))
-    vs = load_yaml(result.files["envs/dev/04-traffic/virtualservice.bookinfo.reviews.yaml"])
+    unit = "envs/dev/04-traffic/04-bookinfo"
+    vs = load_yaml(result.files[f"{unit}/virtualservice.bookinfo.reviews.yaml"])
     assert vs["metadata"]["labels"]["team"] == "reviews-owners"
-    dr = load_yaml(result.files["envs/dev/04-traffic/destinationrule.bookinfo.reviews.yaml"])
+    dr = load_yaml(result.files[f"{unit}/destinationrule.bookinfo.reviews.yaml"])
     assert "team" not in dr["metadata"]["labels"]
 
 

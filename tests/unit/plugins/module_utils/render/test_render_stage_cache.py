@@ -88,8 +88,8 @@ def test_a_changed_template_is_rendered_again(tmp_path, crd_dir, example_intent)
                        + "  outboundTrafficPolicy:\n    mode: REGISTRY_ONLY\n")
     result = run_stage(example_intent("dev"), options)
     assert "Sidecar bookinfo/reviews" in result.objects["changed"]
-    assert "REGISTRY_ONLY" in (gitops / "envs/dev/04-traffic/sidecar.bookinfo.reviews.yaml"
-                               ).read_text()
+    assert "REGISTRY_ONLY" in (
+        gitops / "envs/dev/04-traffic/03-bookinfo/sidecar.bookinfo.reviews.yaml").read_text()
 
 
 def test_changed_schemas_validate_again(tmp_path, crd_dir, example_intent):
@@ -127,8 +127,14 @@ def test_a_broken_cache_file_is_ignored(tmp_path, crd_dir, example_intent):
     for name in cache_files(gitops):
         (gitops / ".git" / CACHE_DIR / name).write_text("{not json")
     result = run_stage(example_intent("prod", mesh_stage="observability"), options)
-    assert result.objects["added"] == ["ConfigMap istio-system/meshstage-scrape-configs",
-                                       "Telemetry istio-system/mesh-default"]
+    # the two objects, each in a new sync unit with its Flux Kustomization, and the one of
+    # the new stage folder
+    assert result.objects["added"] == [
+        "ConfigMap istio-system/meshstage-scrape-configs",
+        "Kustomization flux-system/meshstage-prod-03-02-istio-system",
+        "Kustomization flux-system/meshstage-prod-03-03-istio-system",
+        "Kustomization flux-system/meshstage-prod-03-observability",
+        "Telemetry istio-system/mesh-default"]
     assert json.loads((gitops / ".git" / CACHE_DIR / "stage-prod.json").read_text())
 
 
@@ -136,7 +142,7 @@ def test_a_warm_cache_never_stands_in_for_the_disk(tmp_path, crd_dir, example_in
     gitops = tmp_path / "gitops"
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
     run_stage(example_intent("prod"), options)
-    edited = gitops / "envs/prod/02-injection/namespace.cluster.bookinfo.yaml"
+    edited = gitops / "envs/prod/02-injection/01-cluster/namespace.cluster.bookinfo.yaml"
     edited.write_text(edited.read_text() + "# mine\n")
     with pytest.raises(GitOpsError, match="was changed by hand since meshstage wrote it"):
         run_stage(example_intent("prod"), options)

@@ -188,20 +188,24 @@ def test_the_sidecar_scrape_job_labels_namespace_pod_and_app(registry, example_i
                                         ("__meta_kubernetes_pod_label_app", "app")}
 
 
-@pytest.mark.parametrize(("stage", "mode", "folder"), [
-    ("permissive_mtls", "PERMISSIVE", "01-permissive-mtls"),
-    ("traffic", "PERMISSIVE", "01-permissive-mtls"),
-    ("strict_mtls", "STRICT", "05-strict-mtls"),
-    ("authorization", "STRICT", "05-strict-mtls"),
+@pytest.mark.parametrize(("stage", "mode", "owner", "unit"), [
+    ("permissive_mtls", "PERMISSIVE", "permissive_mtls", "06-istio-system"),
+    ("traffic", "PERMISSIVE", "permissive_mtls", "06-istio-system"),
+    ("strict_mtls", "STRICT", "strict_mtls", "07-istio-system"),
+    ("authorization", "STRICT", "strict_mtls", "07-istio-system"),
 ])
 def test_mesh_wide_peer_authentication_strict_replaces_permissive(
-        registry, example_intent, stage, mode, folder):
+        registry, example_intent, stage, mode, owner, unit):
+    """strict_mtls reshapes the object where stage 1 put it; its unit is its place in the
+    apply order (PERMISSIVE before the exceptions, STRICT after them)."""
     rendered = render(example_intent("dev", mesh_stage=stage), registry)
     (item,) = [o for o in rendered.objects if o.obj["kind"] == "PeerAuthentication"
                and o.obj["metadata"]["name"] == "default"]
     assert item.obj["metadata"]["namespace"] == "istio-system"
     assert item.obj["spec"] == {"mtls": {"mode": mode}}
-    assert item.path == f"envs/dev/{folder}/peerauthentication.istio-system.default.yaml"
+    assert item.planned.stage.value == owner
+    assert item.path == \
+        f"envs/dev/01-permissive-mtls/{unit}/peerauthentication.istio-system.default.yaml"
 
 
 def test_mtls_exception_is_a_workload_peer_authentication_with_its_reason(

@@ -43,6 +43,13 @@ def path_of(stage: RenderedStage, kind: str, name: str) -> str:
     return path
 
 
+def owner_of(stage: RenderedStage, kind: str, name: str) -> str:
+    """The stage that gave the object its current shape (its file stays where it was made)."""
+    (owner,) = [o.planned.stage.value for o in stage.objects if o.obj["kind"] == kind
+                and o.obj["metadata"]["name"] == name]
+    return owner
+
+
 def names(stage: RenderedStage, kind: str) -> list[str]:
     return sorted(o.obj["metadata"]["name"] for o in stage.objects if o.obj["kind"] == kind)
 
@@ -126,7 +133,7 @@ def test_permissive_is_the_all_unauthenticated_default(registry, linkerd):
         assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
         assert "linkerd.io/inject" not in annotations
     assert path_of(rendered, "Namespace", "payments") == \
-        "envs/prod/01-permissive-mtls/namespace.cluster.payments.yaml"
+        "envs/prod/01-permissive-mtls/01-cluster/namespace.cluster.payments.yaml"
     assert values(rendered, "prod")["proxy"]["defaultInboundPolicy"] == "all-unauthenticated"
 
 
@@ -148,8 +155,11 @@ def test_injection_annotates_only_the_injected_waves(registry, linkerd):
     payments = find(rendered, "Namespace", "payments")["metadata"]["annotations"]
     assert bookinfo["linkerd.io/inject"] == "enabled"
     assert "linkerd.io/inject" not in payments
-    assert path_of(rendered, "Namespace", "bookinfo").startswith("envs/prod/02-injection/")
-    assert path_of(rendered, "Namespace", "payments").startswith("envs/prod/01-permissive")
+    assert owner_of(rendered, "Namespace", "bookinfo") == "injection"
+    assert owner_of(rendered, "Namespace", "payments") == "permissive_mtls"
+    # reshaped where stage 1 made it: a stage move never hands it to another sync unit
+    assert path_of(rendered, "Namespace", "bookinfo") == \
+        "envs/prod/01-permissive-mtls/01-cluster/namespace.cluster.bookinfo.yaml"
     runbook = rendered.files["envs/prod/RUNBOOK.md"]
     assert "still to come: payments" in runbook
     assert "linkerd check --proxy" in runbook
@@ -191,8 +201,7 @@ def test_trace_collector_and_access_logs_are_namespace_annotations(registry, lin
     assert annotations["config.alpha.linkerd.io/trace-collector-service-account"] == \
         "collector"
     assert annotations["config.linkerd.io/access-log"] == "json"
-    assert path_of(rendered, "Namespace", "bookinfo").startswith(
-        "envs/dev/03-observability/")
+    assert owner_of(rendered, "Namespace", "bookinfo") == "observability"
     no_logs = render(linkerd("dev", mesh_stage="observability",
                              mesh_telemetry={"access_log_provider": None}), registry)
     assert "config.linkerd.io/access-log" not in \
@@ -303,8 +312,7 @@ def test_strict_is_the_all_authenticated_default(registry, linkerd):
         namespace_object = find(rendered, "Namespace", namespace)
         assert namespace_object["metadata"]["annotations"][
             "config.linkerd.io/default-inbound-policy"] == "all-authenticated"
-        assert path_of(rendered, "Namespace", namespace).startswith(
-            "envs/staging/05-strict-mtls/")
+        assert owner_of(rendered, "Namespace", namespace) == "strict_mtls"
     assert values(rendered, "staging")["proxy"]["defaultInboundPolicy"] == "all-authenticated"
     assert "restart the workloads" in rendered.files["envs/staging/RUNBOOK.md"]
 
@@ -532,17 +540,17 @@ def test_the_documented_complete_example_renders_for_every_provider(registry, re
         # payment-service's gRPC port: a Server of proxyProtocol gRPC takes GRPCRoutes only,
         # so its per-route HTTPRoutes (method and path prefix) attach to an HTTP/2 Server
         # (the flow proof refused the gRPC Server with HTTPRoutes)
-        server = yaml.safe_load(rendered.files[
-            "envs/staging/06-authorization/server.payments.payment-service-grpc-api.yaml"])
+        (server,) = [yaml.safe_load(text) for path, text in rendered.files.items()
+                     if path.endswith("/server.payments.payment-service-grpc-api.yaml")]
         assert server["spec"]["proxyProtocol"] == "HTTP/2"
-        assert "envs/staging/06-authorization/httproute.payments.payment-service-grpc-api-2.yaml" \
-            in rendered.files
+        assert any(path.endswith("/httproute.payments.payment-service-grpc-api-2.yaml")
+                   for path in rendered.files)
 
 
 def test_linkerd_prometheus_is_vizs_unless_told_otherwise(registry, linkerd):
     rendered = render(linkerd("dev"), registry)
     assert rendered.intent.telemetry.prometheus_namespace == "linkerd-viz"
-    assert "envs/dev/03-observability/configmap.linkerd-viz.meshstage-scrape-configs.yaml" \
-        in rendered.files
+    assert "envs/dev/03-observability/02-linkerd-viz/" \
+        "configmap.linkerd-viz.meshstage-scrape-configs.yaml" in rendered.files
     told = linkerd("dev", mesh_telemetry={"prometheus_namespace": "monitoring"})
     assert render(told, registry).intent.telemetry.prometheus_namespace == "monitoring"
