@@ -319,8 +319,8 @@ def test_class5_an_object_the_estate_already_has_stops_the_run(registry, tmp_pat
         render(example_intent("dev"), registry, [estate])
     message = str(raised.value)
     assert "Error MST0001 DestinationRule bookinfo/reviews: DestinationRule bookinfo/reviews " \
-        "is rendered to envs/dev/04-traffic/04-bookinfo/destinationrule.bookinfo.reviews.yaml and " \
-        f"also defined in the estate's {estate}" in message
+        "is rendered to envs/dev/04-traffic/04-bookinfo/destinationrule.bookinfo.reviews.yaml " \
+        f"and also defined in the estate's {estate}" in message
 
 
 def test_class5_a_namespace_the_estate_has_is_shared_unless_its_keys_clash(registry, tmp_path,

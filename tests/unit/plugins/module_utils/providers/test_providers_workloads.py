@@ -145,7 +145,8 @@ def test_init_containers_on_an_old_cluster_are_a_warning(registry, example_inten
     rendered = render(variables, registry)
     (warning,) = [w for w in rendered.warnings if "init_network" in w]
     assert warning.startswith(f"mesh_services[{at}] (payment-service).init_network: True "
-                              "(payments/payment-service) needs the proxy before its init containers")
+                              "(payments/payment-service) needs the proxy before its init "
+                              "containers")
     assert "runAsUser 1337" in warning
 
 
