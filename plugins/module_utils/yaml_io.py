@@ -283,7 +283,8 @@ def _events_to_documents(text: str) -> list[Any]:
     """Every document of ``text``, built straight from the C parser's events: what the safe
     loader builds, without composing a node (and two marks) for every value, which is most
     of its time on a large export. Raises ``_Unusual`` for what only the safe constructor
-    builds (merge and value keys, other tags, unhashable keys, a recursive document).
+    builds (merge and value keys, other tags, unhashable keys) and for any alias, which the
+    bounded loader judges.
 
     Each open collection is a frame ``[container, is a mapping, the key awaiting a value]``
     (``_Frame`` as the key: none awaited)."""
@@ -333,11 +334,9 @@ def _events_to_documents(text: str) -> list[Any]:
                 frame = stack[-1] if stack else None
                 continue
             elif kind is alias_event:
-                if event.anchor not in anchors:
-                    raise _Unusual  # the safe loader names the error
-                value = anchors[event.anchor]
-                if any(f[0] is value for f in stack):
-                    raise _Unusual  # a recursive document
+                # the bounded loader (load_all) judges every alias: how far it expands
+                # ("billion laughs", MAX_EXPANDED_NODES), a recursive or unknown one
+                raise _Unusual
             elif kind is document_start:
                 root, anchors = None, {}
                 continue

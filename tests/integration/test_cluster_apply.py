@@ -77,7 +77,7 @@ def test_apply_commits_then_sends_the_first_object_in_apply_order(tmp_path,
     # GitOps first: the stage is committed before anything is sent to the cluster
     # 13 objects and 5 Flux Kustomizations (two stage folders, three sync units)
     assert git(gitops, "log", "--format=%s") == \
-        "meshstage(prod): injection stage, 18 added, 0 changed, 0 removed\n"
+        "meshstage(prod): injection stage, 19 added, 0 changed, 0 removed\n"
     assert "TASK [meshstage.mesh.cluster_apply : Plan the cluster apply" in out
     assert "TASK [meshstage.mesh.cluster_apply : Apply server-side as field manager meshstage]" \
         in out
@@ -127,17 +127,17 @@ def test_rollback_renders_and_commits_the_earlier_stage(dev_at_authorization):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     subject = git(gitops, "log", "-1", "--format=%s").strip()
-    # the 9 AuthorizationPolicies stay, as a dry run (istio.io/dry-run, in 05-strict-mtls's
+    # the 11 AuthorizationPolicies stay, as a dry run (istio.io/dry-run, in 05-strict-mtls's
     # sync units, whose 5 Flux Kustomizations come as authorization's 5 and its stage folder
     # go); the 3 hosts' listeners run their RBAC rules in shadow
-    assert subject == "meshstage(dev): strict_mtls stage, 5 added, 13 changed, 6 removed"
+    assert subject == "meshstage(dev): strict_mtls stage, 5 added, 15 changed, 6 removed"
     body = git(gitops, "log", "-1", "--format=%b")
     changed = [line[2:] for line in body.split("Changed:")[1].splitlines()
                if line.startswith("- ")]
     assert [c for c in changed if c.startswith("EnvoyConfig")] == [
         "EnvoyConfig dev/dev-ledger-1/lds.yaml", "EnvoyConfig dev/dev-ledger-2/lds.yaml",
         "EnvoyConfig dev/dev-reconciler-1/lds.yaml"]
-    assert len([c for c in changed if c.startswith("AuthorizationPolicy ")]) == 9
+    assert len([c for c in changed if c.startswith("AuthorizationPolicy ")]) == 11
     dry_run = yaml.safe_load((gitops / "envs/dev/05-strict-mtls/11-payments/"
                               "authorizationpolicy.payments.allow-nothing.yaml").read_text())
     assert dry_run["metadata"]["annotations"] == {"istio.io/dry-run": "true"}

@@ -141,6 +141,8 @@ def estate(scratch: Path) -> dict:
     emptied = Path(removed[0]).parent
     user_in_emptied = base / emptied / "keep-me.txt"
     user_in_emptied.write_text("the user's\n")
+    # the write removed the emptied sync unit's folder; the user's file keeps it
+    (reference / emptied).mkdir(parents=True, exist_ok=True)
     (reference / emptied / "keep-me.txt").write_text("the user's\n")
     # the renderings are cached: each killed run spends its time writing, not rendering
     shutil.rmtree(base / ".git" / "meshstage-cache")

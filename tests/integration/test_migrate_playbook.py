@@ -83,9 +83,9 @@ def test_demo_commits_each_environment(demo):
     log = git(demo, "log", "--format=%s").splitlines()
     # the objects, and one Flux Kustomization per sync unit and per stage folder
     assert log == [
-        "meshstage(prod): injection stage, 18 added, 0 changed, 0 removed",
-        "meshstage(staging): strict_mtls stage, 79 added, 0 changed, 0 removed",
-        "meshstage(dev): authorization stage, 80 added, 0 changed, 0 removed",
+        "meshstage(prod): injection stage, 19 added, 0 changed, 0 removed",
+        "meshstage(staging): strict_mtls stage, 88 added, 0 changed, 0 removed",
+        "meshstage(dev): authorization stage, 89 added, 0 changed, 0 removed",
     ]
     assert git(demo, "status", "--porcelain") == ""
     index = (demo / "README.md").read_text()

@@ -60,11 +60,11 @@ def test_values_upstream_refuses_are_refused_naming_field_and_value(tmp_path, cr
         estate["mesh_authorization"][0]["allow"].append({"principals": ["*"]})
 
     out = refused(tmp_path, crd_dir, change)
-    assert "mesh_services[2].traffic.connection_pool.max_connections: 2147483648 is over " \
-        "2147483647" in out
-    assert "mesh_services[2].traffic.outlier_detection.consecutive_5xx_errors: 4294967296 " \
-        "is over 4294967295" in out
-    assert "mesh_services[2].traffic.timeout: '3000000h' is longer than 2562047h" in out
+    assert "mesh_services[2] (reviews).traffic.connection_pool.max_connections: 2147483648 " \
+        "is over 2147483647" in out
+    assert "mesh_services[2] (reviews).traffic.outlier_detection.consecutive_5xx_errors: " \
+        "4294967296 is over 4294967295" in out
+    assert "mesh_services[2] (reviews).traffic.timeout: '3000000h' is longer than 2562047h" in out
     assert "mesh_mtls_exceptions[0].reason: 'legacy\\ufffe' contains U+FEFF, U+FFFE or " \
         "U+FFFF" in out
     assert "mesh_authorization[0].allow[2].principals[0]: '*' matches every caller of the " \
@@ -116,7 +116,7 @@ def test_names_other_yaml_readers_misread_are_quoted_and_small_samplings_kept(
     out = " ".join((result.stdout + result.stderr).split())  # warnings are wrapped
     assert "mesh_injection_waves[2].namespaces[1]: 'kube-system' is a Kubernetes system " \
         "namespace" in out
-    assert "mesh_services[7].service_account: 'ops' is the service account of " \
+    assert "mesh_services[7] (ledger).service_account: 'ops' is the service account of " \
         "admin-service, ledger in namespace payments" in out
     names = [line for path in (gitops / "envs" / "dev").rglob("*.yaml")
              for line in path.read_text().splitlines() if "'y'" in line or "'n'" in line]
