@@ -256,6 +256,13 @@ class Draft:
         if source not in sources:
             sources.append(source)
 
+    def call_external(self, caller: ServiceDraft, host: str, source: str) -> None:
+        """``caller`` calls ``host`` (``api.stripe.com``, ``host:port``) outside the
+        cluster, as ``source`` says."""
+        sources = caller.calls.setdefault(host, [])
+        if source not in sources:
+            sources.append(source)
+
     def hint_stage(self, stage: Stage, why: str) -> None:
         self.stage_hints.append((stage, why))
 
