@@ -125,12 +125,12 @@ def _with_pods(draft: Draft, name: str, kind: str,
 
 
 def _leave_catalogue(draft: Draft) -> None:
-    """The callers' pods are no services of the catalogue; a caller in a namespace of the
+    """The callers' pods are no services of the catalogue (nor the Services in front of
+    them, such as an ingress controller's load balancer); a caller in a namespace of the
     catalogue stays a service of it (the intent keeps callers out of those namespaces)."""
     pods = {id(w) for c in draft.external.values() for w in c.pods}
     gone = [s for s in draft.services.values()
-            if s.service is None and s.workloads and all(
-                id(g.root) in pods for g in s.workloads)]
+            if s.workloads and all(id(g.root) in pods for g in s.workloads)]
     for service in gone:
         del draft.services[service.name]
         draft.held.discard(service.name)

@@ -96,7 +96,8 @@ def test_a_job_on_a_cluster_without_native_sidecars_is_refused(example_intent, p
     (error,) = raised.value.errors
     last = len(variables["mesh_services"]) - 1
     assert str(error).startswith(
-        f"mesh_services[{last}] (billing-export).kind: 'CronJob' is injected (payments/billing-export, in an "
+        f"mesh_services[{last}] (billing-export).kind: 'CronJob' is injected "
+        "(payments/billing-export, in an "
         "injected wave) and its pods would never complete: the proxy outlives the job unless "
         "it runs as a native sidecar, and the cluster's Kubernetes "
         "(mesh_cluster.kubernetes_version 1.28.9) has no native sidecars")
@@ -124,8 +125,9 @@ def test_a_job_that_stops_its_proxy_needs_no_native_sidecar(registry, example_in
 def test_stops_proxy_is_for_jobs_only(example_intent):
     variables = copy.deepcopy(example_intent("dev"))
     variables["mesh_services"][0]["stops_proxy"] = True
-    with pytest.raises(IntentErrors, match=r"mesh_services\[0\] \(productpage\).stops_proxy: True is for a Job "
-                                           r"or CronJob \(kind: Deployment keeps running\)"):
+    with pytest.raises(IntentErrors, match=r"mesh_services\[0\] \(productpage\).stops_proxy: "
+                                           r"True is for a Job or CronJob \(kind: Deployment "
+                                           r"keeps running\)"):
         render(variables, None)
 
 
@@ -143,7 +145,8 @@ def test_init_containers_on_an_old_cluster_are_a_warning(registry, example_inten
     variables["mesh_services"][at]["init_network"] = True
     rendered = render(variables, registry)
     (warning,) = [w for w in rendered.warnings if "init_network" in w]
-    assert warning.startswith(f"mesh_services[{at}] (payment-service).init_network: True (payments/payment-service) "
+    assert warning.startswith(f"mesh_services[{at}] (payment-service).init_network: True "
+                              "(payments/payment-service) "
                               "needs the proxy before its init containers")
     assert "runAsUser 1337" in warning
 
