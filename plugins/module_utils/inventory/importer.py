@@ -36,6 +36,7 @@ from .outside import (
     external_principals,
     find_external_callers,
     forget_external_rules,
+    principal_of,
 )
 from .services import build_catalogue
 from .settings import estate_environment, read_settings
@@ -252,8 +253,8 @@ def _wave_item(wave: Any) -> dict[str, Any]:
 
 
 def _principal(draft: Draft, service: ServiceDraft) -> str:
-    account = service.fields.get("service_account", service.name)
-    return f"{draft.trust_domain}/ns/{service.namespace}/sa/{account}"
+    return principal_of(draft, service.namespace,
+                        service.fields.get("service_account", service.name))
 
 
 def _authorization(draft: Draft) -> None:

@@ -35,9 +35,9 @@ from ..estate.callers import OutsideCall, ingress_class, outside_calls, scrapers
 from ..estate.objects import Workload
 from ..providers.registry import MESHES
 from .draft import Draft, ExternalCallerDraft, ServiceDraft
+from .workload_fields import PROXY_PORTS
 
 _GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
-_PROXY_PORTS = (range(15000, 15100), range(4140, 4192))
 # Where a Prometheus the estate does not show is assumed to run (to be filled in)
 PROMETHEUS_PLACEHOLDER = ("monitoring", "prometheus")
 
@@ -45,10 +45,8 @@ PROMETHEUS_PLACEHOLDER = ("monitoring", "prometheus")
 def workload_ports(service: ServiceDraft) -> set[int]:
     """The ports a caller reaches the service's pods on: each port's ``target_port`` (else
     its ``port``), and its ``peer_ports``."""
-    ports = {int(p.get("target_port", p["port"])) for p in service.fields.get("ports") or []}
-    ports |= {int(p["port"] if isinstance(p, dict) else p)
-              for p in service.fields.get("peer_ports") or []}
-    return ports
+    return {int(p.get("target_port", p["port"])) for p in service.fields.get("ports") or []
+            } | _peer_ports(service)
 
 
 def find_external_callers(draft: Draft) -> None:
@@ -65,7 +63,7 @@ def find_external_callers(draft: Draft) -> None:
             continue
         port = call.port
         if port is None or port not in workload_ports(service):
-            if port is not None and not any(port in r for r in _PROXY_PORTS):
+            if port is not None and not any(port in r for r in PROXY_PORTS):
                 caller.notes.append(f"{call.origin.display} ({call.via}) reaches port {port} "
                                     f"of {service.name}, which is none of its ports: not "
                                     "written")
@@ -152,9 +150,7 @@ def external_entries(draft: Draft, notes: dict[str, list[str]]) -> list[dict[str
             service = draft.services.get(name)
             if service is None:
                 continue
-            every = workload_ports(service) - {
-                int(p["port"] if isinstance(p, dict) else p)
-                for p in service.fields.get("peer_ports") or []}
+            every = workload_ports(service) - _peer_ports(service)
             calls += [name] if ports == every else [f"{name}:{p}" for p in sorted(ports)]
         if not calls:
             continue
@@ -180,7 +176,8 @@ def external_entries(draft: Draft, notes: dict[str, list[str]]) -> list[dict[str
     return entries
 
 
-def _principal(draft: Draft, namespace: str | None, account: str | None) -> str:
+def principal_of(draft: Draft, namespace: str | None, account: str | None) -> str:
+    """``<trust domain>/ns/<namespace>/sa/<account>``."""
     return f"{draft.trust_domain}/ns/{namespace}/sa/{account}"
 
 
@@ -192,10 +189,10 @@ def _peer_ports(service: ServiceDraft) -> set[int]:
 def external_principals(draft: Draft, service: ServiceDraft) -> set[str]:
     """The principals meshstage's rules admit to ``service`` besides its callers': its
     external callers' (those in a namespace), and its own on its peer ports."""
-    found = {_principal(draft, c.namespace, c.service_account)
+    found = {principal_of(draft, c.namespace, c.service_account)
              for c in draft.external.values() if service.name in c.calls and c.namespace}
     if _peer_ports(service):
-        found.add(_principal(draft, service.namespace,
+        found.add(principal_of(draft, service.namespace,
                              service.fields.get("service_account", service.name)))
     return found
 
@@ -212,7 +209,7 @@ def forget_external_rules(draft: Draft) -> None:
         callers = [c for c in draft.external.values() if service.name in c.calls]
         called = {p for c in callers for p in c.calls[service.name]}
         paths = {c.metrics_path for c in callers if c.kind == "prometheus"}
-        principals = {_principal(draft, c.namespace, c.service_account) for c in callers
+        principals = {principal_of(draft, c.namespace, c.service_account) for c in callers
                       if c.namespace}
         peers = _peer_ports(service)
         own = workload_ports(service) - peers
@@ -230,7 +227,7 @@ def forget_external_rules(draft: Draft) -> None:
                 and set(rules[0].get("ports") or own) == own:
             del draft.authorization[service.name]
             named = [draft.services[n] for n in rules[0].get("from", [])]
-            draft.admit(service, [_principal(draft, s.namespace, s.fields.get(
+            draft.admit(service, [principal_of(draft, s.namespace, s.fields.get(
                 "service_account", s.name)) for s in named] + list(
                     rules[0].get("principals", [])), source)
         else:

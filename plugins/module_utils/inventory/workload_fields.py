@@ -39,7 +39,7 @@ _INTENT_KIND = {"Deployment": "Deployment", "StatefulSet": "StatefulSet",
 # Which kind one service of workloads of several kinds is said to be: the first one found
 _RISK_ORDER = ("CronJob", "Job", "StatefulSet", "DaemonSet", "Rollout", "Deployment")
 # The proxies' own ports (Istio's 15000-15099, Linkerd's 4140-4191): never an application's
-_PROXY_PORTS = (range(15000, 15100), range(4140, 4192))
+PROXY_PORTS = (range(15000, 15100), range(4140, 4192))
 _MESH_INIT = frozenset({*ISTIO_OWN, *LINKERD_OWN})
 SCRAPE_PORT = "prometheus.io/port"
 
@@ -86,7 +86,7 @@ def _peer_ports(draft: Draft, service: ServiceDraft) -> None:
         scraped = group.root.annotations.get(SCRAPE_PORT, "")
         for name, number in group.root.container_ports():
             if number in declared or number in found or any(number in r for r in
-                                                             _PROXY_PORTS):
+                                                             PROXY_PORTS):
                 continue
             if name.lower() in HTTP_PORT_NAMES or str(number) == scraped:
                 left_out.append(f"{number} ({name or 'scraped'}: metrics, not a peer port)")
