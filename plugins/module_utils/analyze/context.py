@@ -75,8 +75,7 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
     mesh = MeshConfig(root_namespace=intent.root_namespace, trust_domain=intent.trust_domain,
                       native_sidecars=native, opaque_ports=intent.server_first_ports(),
                       never_inject=tuple({"matchLabels": dict(service.selector)}
-                                         for service in intent.kept_from_injection())
-                      if intent.provider == "istio" else ())
+                                         for service in intent.kept_from_injection()))
     report = analyze(objects, mesh, providers=[intent.provider])
     found = [finding for finding in overlaps if finding is not None]
     if estate is not None:  # the inventory against the estate's own manifests

@@ -96,7 +96,7 @@ def _args(workload: Workload) -> str:
 # --------------------------------------------------------------------------- ingress
 
 
-def _ingress_class(index: MeshIndex, ingress: Resource) -> tuple[str, str]:
+def ingress_class(index: MeshIndex, ingress: Resource) -> tuple[str, str]:
     """(class name, controller) of an Ingress: ``spec.ingressClassName``, the legacy
     annotation, or the default IngressClass."""
     name = str(ingress.spec.get("ingressClassName")
@@ -130,7 +130,7 @@ def ingress_controllers(index: MeshIndex, name: str, controller: str) -> tuple[W
 
 def _ingresses(index: MeshIndex) -> Iterator[OutsideCall]:
     for ingress in index.of_kind("Ingress"):
-        name, controller = _ingress_class(index, ingress)
+        name, controller = ingress_class(index, ingress)
         if controller in MESH_INGRESS:
             continue
         callers = ingress_controllers(index, name, controller)

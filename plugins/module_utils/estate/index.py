@@ -66,8 +66,9 @@ class MeshConfig:
     # Ports the control plane skips protocol detection on, beyond its default (the pipeline
     # renders the intent's server-first ports into Linkerd's proxy.opaquePorts)
     opaque_ports: tuple[int, ...] = ()
-    # istiod's sidecarInjectorWebhook.neverInjectSelector: LabelSelectors of pods it leaves
-    # out (the pipeline renders the intent's inject: false and held-back services into it)
+    # LabelSelectors of pods the injector leaves out: istiod's
+    # sidecarInjectorWebhook.neverInjectSelector, Linkerd's proxyInjector.objectSelector (the
+    # pipeline renders the intent's inject: false and held-back services into them)
     never_inject: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod

@@ -121,6 +121,22 @@ class ServiceDraft:
 
 
 @dataclass(eq=False)
+class ExternalCallerDraft:
+    """A caller of the catalogue that is not a service of it (``mesh_external_callers``):
+    what it is, where it runs, what it calls (service -> workload ports) and what says so."""
+
+    name: str
+    kind: str                              # ingress-controller | kube-apiserver | prometheus
+    namespace: str | None = None
+    service_account: str | None = None
+    pods: tuple[Workload, ...] = ()        # its pods the estate shows
+    calls: dict[str, set[int]] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    metrics_path: str = "/metrics"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
 class Draft:
     """Everything one import has found so far."""
 
@@ -141,6 +157,7 @@ class Draft:
     authorization: dict[str, dict[str, Any]] = field(default_factory=dict)  # by service
     held: set[str] = field(default_factory=set)    # services opted out of injection
     charts: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # chart -> values
+    external: dict[str, ExternalCallerDraft] = field(default_factory=dict)  # by name
     _said: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
     _by_namespace: dict[str, list[ServiceDraft]] | None = field(default=None, repr=False)
     _by_account: dict[tuple[str, str], list[ServiceDraft]] | None = field(default=None,
@@ -236,6 +253,13 @@ class Draft:
         if caller is callee:
             return
         sources = caller.calls.setdefault(callee.name, [])
+        if source not in sources:
+            sources.append(source)
+
+    def call_external(self, caller: ServiceDraft, host: str, source: str) -> None:
+        """``caller`` calls ``host`` (``api.stripe.com``, ``host:port``) outside the
+        cluster, as ``source`` says."""
+        sources = caller.calls.setdefault(host, [])
         if source not in sources:
             sources.append(source)
 

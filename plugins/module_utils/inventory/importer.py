@@ -31,18 +31,27 @@ from ..stages import Stage
 from .calls import calls_from_environment, calls_from_network_policies
 from .draft import Draft, ServiceDraft
 from .observed import calls_observed
+from .outside import (
+    external_entries,
+    external_principals,
+    find_external_callers,
+    forget_external_rules,
+    principal_of,
+)
 from .services import build_catalogue
 from .settings import estate_environment, read_settings
 from .waves import propose_waves
+from .workload_fields import describe_workloads
 from .workloads import injected_with, workload_groups
 
-SERVICE_KEYS = ("name", "namespace", "service_account", "ports", "versions", "calls",
-                "ingress", "inject", "probe_paths", "canary", "traffic")
+SERVICE_KEYS = ("name", "namespace", "service_account", "kind", "ports", "peer_ports",
+                "versions", "calls", "ingress", "inject", "init_network", "probe_paths",
+                "canary", "traffic")
 SHARED_KEYS = ("mesh_provider", "mesh_traffic_api", "mesh_trust_domain", "mesh_root_namespace",
                "mesh_revision", "mesh_linkerd", "mesh_injection_waves", "mesh_services",
                "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
                "mesh_default_deny", "mesh_ingress_gateway", "mesh_proxy", "mesh_install",
-               "mesh_gitops")
+               "mesh_gitops", "mesh_external_callers")
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ def import_estate(resources: Sequence[Resource], options: ImportOptions = Import
     draft.provider = options.provider or _guess_provider(draft)
     groups = workload_groups(index)
     build_catalogue(draft, groups, options.namespaces, options.exclude_namespaces)
+    describe_workloads(draft)
+    find_external_callers(draft)
     _backends(draft)
     calls_from_environment(draft)
     calls_from_network_policies(draft)
@@ -180,6 +191,9 @@ def _finish(draft: Draft, options: ImportOptions) -> Imported:
     shared["mesh_services"] = services
     if draft.mtls_exceptions:
         shared["mesh_mtls_exceptions"] = draft.mtls_exceptions
+    external = external_entries(draft, notes)
+    if external:
+        shared["mesh_external_callers"] = external
     entries = [draft.authorization[s.name] for s in draft.services.values()
                if s.name in draft.authorization]
     if entries:
@@ -239,8 +253,8 @@ def _wave_item(wave: Any) -> dict[str, Any]:
 
 
 def _principal(draft: Draft, service: ServiceDraft) -> str:
-    account = service.fields.get("service_account", service.name)
-    return f"{draft.trust_domain}/ns/{service.namespace}/sa/{account}"
+    return principal_of(draft, service.namespace,
+                        service.fields.get("service_account", service.name))
 
 
 def _authorization(draft: Draft) -> None:
@@ -249,6 +263,7 @@ def _authorization(draft: Draft) -> None:
     renders what the estate enforces. A service that keeps its own policies gets an entry
     without rules (meshstage renders none for it)."""
     gateway = "{}/ns/{}/sa/{}".format(draft.trust_domain, *draft.ingress_gateway())
+    forget_external_rules(draft)
     for service in draft.services.values():
         if service.keeps_own_policies:
             draft.authorization[service.name] = {"service": service.name}
@@ -262,7 +277,10 @@ def _authorization(draft: Draft) -> None:
         expected = {_principal(draft, c) for c in callers}
         if service.ingress_from:
             expected.add(gateway)
-        if expected == set(service.admitted):
+        # the principals of its external callers and of its own peers are derived from
+        # mesh_external_callers and peer_ports: rendered whether or not the estate has them
+        others = external_principals(draft, service)
+        if expected - others == set(service.admitted) - others:
             continue
         named, raw = draft.named_callers(service.admitted)
         rule = {**({"from": named} if named else {}), **({"principals": raw} if raw else {})}

@@ -34,15 +34,23 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Istio's protocol names (port_protocol) as the intent says them.
 _INTENT_PROTOCOL = {"http": "HTTP", "http_proxy": "HTTP", "grpc-web": "HTTP", "http2": "HTTP2",
                     "grpc": "GRPC", "https": "HTTPS", "tls": "TLS", "tcp": "TCP",
-                    "mongo": "MONGO", "redis": "REDIS", "mysql": "TCP"}
+                    "mongo": "MONGO", "redis": "REDIS", "mysql": "MYSQL"}
+
+# Server-first protocols (the proxies must skip protocol detection) that Istio's port names
+# have no prefix for: an ``appProtocol`` or a word of the port name says them
+# (``tcp-postgresql-5432``, meshstage's default name, or ``postgres``).
+SERVER_FIRST_NAMES: Mapping[str, str] = {
+    "mysql": "MYSQL", "postgresql": "POSTGRESQL", "postgres": "POSTGRESQL",
+    "smtp": "SMTP", "nats": "NATS", "memcached": "MEMCACHED", "memcache": "MEMCACHED"}
 
 # Well-known server ports (IANA, and each project's documented default).
 WELL_KNOWN_PORTS: Mapping[int, tuple[str, str]] = {
     80: ("HTTP", "HTTP"), 8080: ("HTTP", "HTTP alternate"), 443: ("HTTPS", "HTTPS"),
-    8443: ("HTTPS", "HTTPS alternate"), 3306: ("TCP", "MySQL"), 5432: ("TCP", "PostgreSQL"),
+    8443: ("HTTPS", "HTTPS alternate"), 3306: ("MYSQL", "MySQL"),
+    5432: ("POSTGRESQL", "PostgreSQL"),
     6379: ("REDIS", "Redis"), 27017: ("MONGO", "MongoDB"), 9092: ("TCP", "Kafka"),
-    2181: ("TCP", "ZooKeeper"), 11211: ("TCP", "memcached"), 4222: ("TCP", "NATS"),
-    5672: ("TCP", "AMQP"), 9042: ("TCP", "Cassandra"), 25: ("TCP", "SMTP"),
+    2181: ("TCP", "ZooKeeper"), 11211: ("MEMCACHED", "memcached"), 4222: ("NATS", "NATS"),
+    5672: ("TCP", "AMQP"), 9042: ("TCP", "Cassandra"), 25: ("SMTP", "SMTP"),
     9200: ("HTTP", "Elasticsearch"), 9090: ("HTTP", "Prometheus"),
 }
 
@@ -273,13 +281,16 @@ def guess_protocol(port: Mapping[str, Any], service: ServiceDraft,
                    number: Any) -> tuple[str, str]:
     """The intent's protocol of a Service port, and what it was guessed from."""
     known = port_protocol(port)
+    source = (f"appProtocol {port['appProtocol']!r}" if port.get("appProtocol")
+              else f"the port name {port.get('name')!r}")
+    if known in (None, "tcp"):
+        words = [str(port.get("appProtocol") or "").lower(),
+                 *str(port.get("name") or "").lower().split("-")]
+        first = next((SERVER_FIRST_NAMES[w] for w in words if w in SERVER_FIRST_NAMES), None)
+        if first is not None:
+            return first, f"from {source} (a server-first protocol)"
     if known in _INTENT_PROTOCOL:
-        source = (f"appProtocol {port['appProtocol']!r}" if port.get("appProtocol")
-                  else f"the port name {port.get('name')!r}")
-        note = f"from {source}"
-        if known == "mysql":
-            note += " (MySQL: the intent says TCP for it)"
-        return _INTENT_PROTOCOL[known], note
+        return _INTENT_PROTOCOL[known], f"from {source}"
     if str(port.get("name") or "").lower() in HTTP_PORT_NAMES:
         return "HTTP", (f"guessed from the port name {port.get('name')!r}, which usually "
                         "names an HTTP endpoint (metrics, a web page)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..intent.model import SERVER_FIRST_PROTOCOLS
 from .draft import Draft, ServiceDraft
 
 _RISKY_KINDS = {"Job": "a Job", "CronJob": "a CronJob", "StatefulSet": "a StatefulSet",
@@ -41,6 +42,8 @@ def risk(service: ServiceDraft) -> str | None:
         if group.root.resource.kind in _RISKY_KINDS:
             return f"{group.display} is {_RISKY_KINDS[group.root.resource.kind]}"
     for number, port in enumerate(service.fields.get("ports") or []):
+        if port.get("protocol") in SERVER_FIRST_PROTOCOLS:
+            return f"port {port['port']} speaks {port['protocol']}, a server-first protocol"
         notes = " ".join(service.notes.get(f"ports[{number}]", []))
         hit = next((what for what in _SERVER_FIRST if what in notes), None)
         if hit:

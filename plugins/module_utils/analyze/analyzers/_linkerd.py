@@ -149,6 +149,12 @@ def linkerd_injected(index: MeshIndex, workload: Workload) -> tuple[bool, bool]:
         return True, True
     if workload.namespace in NEVER_INJECTED or workload.host_network:
         return False, False
+    # the proxy injector's objectSelector (meshstage renders inject: false into it) keeps the
+    # webhook from seeing the pod at all, whatever it is annotated
+    # (https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/
+    # #matching-requests-objectselector)
+    if any(selector_matches(selector, workload.labels) for selector in index.mesh.never_inject):
+        return False, False
     own = _injects(workload.annotations.get(INJECT))
     if own is not None:
         return own, True

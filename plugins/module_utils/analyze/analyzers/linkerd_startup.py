@@ -12,7 +12,7 @@ from ._linkerd import PROXY, linkerd_injected, linkerd_native
 from ._startup import is_job, mentions, networked_init, subject
 
 # Linkerd's own init containers (traffic capture, its CNI's check)
-_OWN = {"linkerd-init", "linkerd-network-validator", PROXY}
+OWN_CONTAINERS = {"linkerd-init", "linkerd-network-validator", PROXY}
 SKIP_OUTBOUND = "config.linkerd.io/skip-outbound-ports"
 PROXY_UID = 2102
 
@@ -137,7 +137,7 @@ class LinkerdStartupAnalyzer(Analyzer):
                 continue
             if workload.annotations.get(SKIP_OUTBOUND):
                 continue
-            found = networked_init(workload, PROXY, _OWN, PROXY_UID)
+            found = networked_init(workload, PROXY, OWN_CONTAINERS, PROXY_UID)
             if found:
                 yield self.finding(
                     where, "MST0209", f"Init container {found[0]} of "

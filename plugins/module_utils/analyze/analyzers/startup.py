@@ -12,7 +12,7 @@ from ._startup import is_job, mentions, networked_init, subject
 
 NATIVE = "sidecar.istio.io/nativeSidecar"
 # Istio's own init containers (traffic capture, its CNI's check)
-_OWN = {"istio-init", "istio-validation", ISTIO_PROXY}
+OWN_CONTAINERS = {"istio-init", "istio-validation", ISTIO_PROXY}
 _EXCLUDES = ("traffic.sidecar.istio.io/excludeOutboundIPRanges",
              "traffic.sidecar.istio.io/excludeOutboundPorts")
 PROXY_UID = 1337
@@ -161,7 +161,7 @@ class StartupAnalyzer(Analyzer):
                 continue  # the proxy is injected first, before the app's init containers
             if any(workload.annotations.get(key) for key in _EXCLUDES):
                 continue
-            found = networked_init(workload, ISTIO_PROXY, _OWN, PROXY_UID)
+            found = networked_init(workload, ISTIO_PROXY, OWN_CONTAINERS, PROXY_UID)
             if found:
                 yield self.finding(
                     where, "MST0110", f"Init container {found[0]} of "

@@ -10,7 +10,9 @@ Each object either becomes intent (``Draft.became``) or is kept as it is, with t
 - Injection: the namespace label ``istio-injection: enabled`` or ``istio.io/rev``
   (https://istio.io/latest/docs/setup/additional-setup/sidecar-injection/).
 - Sidecar egress hosts ``<namespace>/<host>`` name what a workload reaches
-  (https://istio.io/latest/docs/reference/config/networking/sidecar/).
+  (https://istio.io/latest/docs/reference/config/networking/sidecar/): a catalogue
+  service, or a host outside the cluster that a ServiceEntry of the namespace declares
+  (``calls: [api.stripe.com]``, one per port: ``host:port`` unless 443).
 - PeerAuthentication: mesh-wide in the root namespace without a selector; a workload's
   DISABLE or PERMISSIVE (with ``portLevelMtls``) is an mTLS exception
   (https://istio.io/latest/docs/reference/config/security/peer_authentication/).
@@ -25,6 +27,7 @@ from typing import Any
 
 from ...estate.objects import Resource, as_list, as_mapping, as_strings
 from ...inventory.draft import Draft, ServiceDraft
+from ...kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from ...stages import Stage
 from ...yaml_io import YAMLError, load_yaml
 from .estate_authorization import import_authorization
@@ -156,12 +159,41 @@ def _sidecars(draft: Draft) -> None:
                     if callee is not None and callee.namespace in (namespace, "*"):
                         draft.call(caller, callee, f"{sidecar.display} lets it reach "
                                    f"{host}")
+                if callee is None and "." in name and namespace == sidecar.namespace:
+                    for entry, port in _external_ports(draft, namespace, name):
+                        for caller in callers:
+                            draft.call_external(
+                                caller, name if port == 443 else f"{name}:{port}",
+                                f"{sidecar.display} lets it reach {host}, which "
+                                f"{entry.display} declares (port {port})")
         draft.hint_stage(Stage.TRAFFIC, f"{sidecar.display} scopes a proxy's egress")
         if extra:
             draft.keep(sidecar, "the intent says a Sidecar's egress hosts only (calls); it "
                        f"cannot say {', '.join(extra)}")
         else:
             draft.became(sidecar, "calls (meshstage renders the Sidecar from them)")
+
+
+def _external_ports(draft: Draft, namespace: str, host: str) -> list[tuple[Resource, int]]:
+    """The ports of the ServiceEntries of ``namespace`` that declare ``host`` (outside the
+    mesh, https://istio.io/latest/docs/reference/config/networking/service-entry/): the
+    ones meshstage rendered (``egress-<host>``, from ``calls``) become the calls that render
+    them again."""
+    found = []
+    for entry in draft.index.istio("ServiceEntry"):
+        if entry.namespace != namespace or host not in map(str, as_list(entry.spec.get(
+                "hosts"))):
+            continue
+        numbers = [as_mapping(p).get("number") for p in as_list(entry.spec.get("ports"))]
+        found += [(entry, int(n)) for n in numbers if isinstance(n, int)]
+        if entry.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE \
+                and entry.name.startswith("egress-"):
+            draft.became(entry, "calls of the services whose Sidecar reaches "
+                         f"{host} (meshstage renders it from them)")
+        else:
+            draft.keep(entry, f"it declares {host}, which calls now name too: meshstage "
+                       "renders its own ServiceEntry egress-<host> for them (remove one)")
+    return found
 
 
 def _peer_authentications(draft: Draft) -> None:

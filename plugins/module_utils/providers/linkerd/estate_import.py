@@ -89,8 +89,11 @@ def _namespaces(draft: Draft) -> None:
     logs = []
     for namespace in draft.index.of_kind("Namespace"):
         annotations = namespace.annotations
-        if annotations.get(INJECT) == "enabled":
-            draft.injected[namespace.name] = f"{namespace.display} {INJECT}=enabled"
+        # "ingress": injected in ingress mode (an ingress controller's namespace)
+        # https://linkerd.io/2-edge/tasks/using-ingress/#ingress-mode
+        if annotations.get(INJECT) in ("enabled", "ingress"):
+            draft.injected[namespace.name] = \
+                f"{namespace.display} {INJECT}={annotations[INJECT]}"
             draft.hint_stage(Stage.INJECTION, f"{namespace.display} is annotated for injection")
             logs.append(annotations.get(ACCESS_LOG))
         policy = annotations.get(INBOUND_POLICY)

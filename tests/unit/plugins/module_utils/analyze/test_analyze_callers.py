@@ -8,7 +8,10 @@ import pytest
 from analysis_helpers import analyze_text, found
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.callers import outside_calls
-from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import MeshIndex
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import (
+    MeshConfig,
+    MeshIndex,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     Manifests,
     add_text,
@@ -220,6 +223,19 @@ spec:
                      "config.linkerd.io/default-inbound-policy: all-authenticated}")
     assert analyze_text(scraped(authenticated) + meshed_prometheus,
                         "linkerd.OutsideCallersAnalyzer").findings == []
+
+
+def test_linkerd_a_pod_the_injectors_object_selector_leaves_out_is_not_meshed():
+    """meshstage renders inject: false into the proxy injector's objectSelector: the webhook
+    never sees those pods, so Linkerd's inbound policy does not apply to their scrapes."""
+    deny = ("annotations: {linkerd.io/inject: enabled, "
+            "config.linkerd.io/default-inbound-policy: deny}")
+    kept_out = MeshConfig(never_inject=({"matchLabels": {"app": "orders"}},))
+    assert analyze_text(scraped(deny), "linkerd.OutsideCallersAnalyzer",
+                        mesh=kept_out).findings == []
+    others = MeshConfig(never_inject=({"matchLabels": {"app": "billing"}},))
+    assert found(analyze_text(scraped(deny), "linkerd.OutsideCallersAnalyzer",
+                              mesh=others)) == [("MST0213", "Namespace orders")]
 
 
 INGRESS = """

@@ -95,8 +95,7 @@ def test_the_estate_alone():
     assert api["ports"] == [{"name": "grpc-api", "port": 9090, "protocol": "GRPC"}]
     # a version label that is no DNS label: its name is made one, its labels kept
     assert api["versions"] == [{"name": "1-4-2", "labels": {"version": "1.4.2"}}]
-    assert db["ports"] == [{"name": "tcp-5432", "port": 5432, "protocol": "TCP"}] or \
-        db["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    assert db["ports"] == [{"port": 5432, "protocol": "POSTGRESQL"}]  # server-first
     assert "PostgreSQL" in _notes(imported, "db")
     # two namespaces: namespace waves, leaves first; the StatefulSet's waits one more
     assert imported.shared["mesh_injection_waves"] == [
