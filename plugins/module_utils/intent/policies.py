@@ -4,6 +4,7 @@ rules and Linkerd's own settings."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .checker import (
@@ -35,85 +36,117 @@ from .model import (
 _SYSTEM_NAMESPACES = ("kube-system", "kube-public")
 
 
+@dataclass
+class _WaveClaims:
+    """What the waves read so far claimed, each by the index of its wave."""
+
+    names: dict[int, str] = field(default_factory=dict)          # wave -> its name
+    named_ns: dict[str, int] = field(default_factory=dict)       # namespace -> wave naming it
+    labelled: dict[str, int] = field(default_factory=dict)       # namespace -> wave labelling it
+    named_service: dict[str, int] = field(default_factory=dict)  # service -> wave naming it
+
+    def own_wave(self, service: Service) -> int | None:
+        """The wave that names the service, else its namespace, else labels its namespace."""
+        return self.named_service.get(service.name, self.named_ns.get(
+            service.namespace, self.labelled.get(service.namespace)))
+
+
 def parse_waves(check: Checker, value: Any, by_name: Mapping[str, Service]
                 ) -> tuple[list[InjectionWave], dict[str, int]]:
     """The waves, and each service's own wave (its index): the wave that names it, else the
     wave that names its namespace, else the wave that labels its namespace."""
     waves: list[InjectionWave] = []
-    named_ns: dict[str, int] = {}       # namespace -> the wave that names it
-    labelled: dict[str, int] = {}       # namespace -> the wave that labels it
-    named_service: dict[str, int] = {}  # service -> the wave that names it
-    names: dict[int, str] = {}
+    claims = _WaveClaims()
     known = {service.namespace for service in by_name.values()}
     for index, item in enumerate(check.sequence(value, "mesh_injection_waves")):
-        path = join_path("mesh_injection_waves", index)
-        data = check.mapping(item, path, optional=("name", "namespaces", "services"))
-        if data is None:
-            continue
-        if data.get("namespaces") is None and data.get("services") is None:
-            check.error(join_path(path, "namespaces"), None, "is required (or services, for "
-                        "a wave of services of one namespace)")
-            continue
-        name = optional(check, data, "name", path, check.dns_label, f"wave-{index + 1}")
-        names[index] = name
-        labels: list[str] = []
-        for ns_index, ns in enumerate(check.sequence(data.get("namespaces"),
-                                                     join_path(path, "namespaces"))):
-            ns_path = join_path(join_path(path, "namespaces"), ns_index)
-            ns = check.dns_label(ns, ns_path)
-            if ns is None:
-                continue
-            if ns in named_ns:
-                check.error(ns_path, ns,
-                            f"is already in injection wave {names[named_ns[ns]]!r}")
-                continue
-            if ns not in known:
-                if ns not in check.refused_namespaces:
-                    check.error(ns_path, ns, "is not the namespace of any service in "
-                                "mesh_services" + suggestion(ns, known))
-                continue
-            if ns in _SYSTEM_NAMESPACES:
-                check.warn(ns_path, ns, "is a Kubernetes system namespace: injecting it puts "
-                           "sidecars on the cluster's own components (DNS, the API server's "
-                           "helpers), which then depend on the mesh to start; leave it out of "
-                           "the waves unless that is meant")
-            named_ns[ns] = index
-            if ns not in labelled:
-                labelled[ns] = index
-                labels.append(ns)
-        services: list[str] = []
-        for s_index, service in enumerate(check.sequence(data.get("services"),
-                                                         join_path(path, "services"))):
-            s_path = join_path(join_path(path, "services"), s_index)
-            service = check.dns_label(service, s_path)
-            if service is None or check.unknown_service(service, s_path, by_name):
-                continue
-            if service in named_service:
-                check.error(s_path, service, "is already in injection wave "
-                            f"{names[named_service[service]]!r}")
-                continue
-            named_service[service] = index
-            services.append(service)
-            ns = by_name[service].namespace
-            if ns not in labelled:
-                labelled[ns] = index
-                labels.append(ns)
-        waves.append(InjectionWave(name=name, namespaces=tuple(labels),
-                                   services=tuple(services)))
+        wave = _parse_wave(check, item, index, by_name, known, claims)
+        if wave is not None:
+            waves.append(wave)
     if value is None and known:
         waves.append(InjectionWave(name="wave-1", namespaces=tuple(sorted(known))))
-        labelled = {ns: 0 for ns in known}
+        claims.labelled = {ns: 0 for ns in known}
     elif value is not None:
-        for ns in sorted(known - set(labelled) - check.refused_namespaces):
+        for ns in sorted(known - set(claims.labelled) - check.refused_namespaces):
             check.warn("mesh_injection_waves", ns, "is a namespace of mesh_services in no "
                        "injection wave: its workloads are never injected")
     own = {}
     for service in by_name.values():
-        number = named_service.get(service.name, named_ns.get(service.namespace,
-                                                              labelled.get(service.namespace)))
+        number = claims.own_wave(service)
         if number is not None:
             own[service.name] = number
     return waves, own
+
+
+def _parse_wave(check: Checker, item: Any, index: int, by_name: Mapping[str, Service],
+                known: set[str], claims: _WaveClaims) -> InjectionWave | None:
+    """One wave: it labels the namespaces it names and those of the services it names, each
+    unless an earlier wave labels it already."""
+    path = join_path("mesh_injection_waves", index)
+    data = check.mapping(item, path, optional=("name", "namespaces", "services"))
+    if data is None:
+        return None
+    if data.get("namespaces") is None and data.get("services") is None:
+        check.error(join_path(path, "namespaces"), None, "is required (or services, for "
+                    "a wave of services of one namespace)")
+        return None
+    name = optional(check, data, "name", path, check.dns_label, f"wave-{index + 1}")
+    claims.names[index] = name
+    namespaces = _claim_namespaces(check, data.get("namespaces"), join_path(path, "namespaces"),
+                                   index, known, claims)
+    services = _claim_services(check, data.get("services"), join_path(path, "services"),
+                               index, by_name, claims)
+    labels: list[str] = []
+    for ns in [*namespaces, *(by_name[service].namespace for service in services)]:
+        if ns not in claims.labelled:
+            claims.labelled[ns] = index
+            labels.append(ns)
+    return InjectionWave(name=name, namespaces=tuple(labels), services=tuple(services))
+
+
+def _claim_namespaces(check: Checker, value: Any, path: str, index: int, known: set[str],
+                      claims: _WaveClaims) -> list[str]:
+    """The namespaces a wave names: each a namespace of a service, in no earlier wave."""
+    named: list[str] = []
+    for ns_index, ns in enumerate(check.sequence(value, path)):
+        ns_path = join_path(path, ns_index)
+        ns = check.dns_label(ns, ns_path)
+        if ns is None:
+            continue
+        if ns in claims.named_ns:
+            check.error(ns_path, ns,
+                        f"is already in injection wave {claims.names[claims.named_ns[ns]]!r}")
+            continue
+        if ns not in known:
+            if ns not in check.refused_namespaces:
+                check.error(ns_path, ns, "is not the namespace of any service in "
+                            "mesh_services" + suggestion(ns, known))
+            continue
+        if ns in _SYSTEM_NAMESPACES:
+            check.warn(ns_path, ns, "is a Kubernetes system namespace: injecting it puts "
+                       "sidecars on the cluster's own components (DNS, the API server's "
+                       "helpers), which then depend on the mesh to start; leave it out of "
+                       "the waves unless that is meant")
+        claims.named_ns[ns] = index
+        named.append(ns)
+    return named
+
+
+def _claim_services(check: Checker, value: Any, path: str, index: int,
+                    by_name: Mapping[str, Service], claims: _WaveClaims) -> list[str]:
+    """The services a wave names: each a service of mesh_services, in no earlier wave."""
+    services: list[str] = []
+    for s_index, service in enumerate(check.sequence(value, path)):
+        s_path = join_path(path, s_index)
+        service = check.dns_label(service, s_path)
+        if service is None or check.unknown_service(service, s_path, by_name):
+            continue
+        if service in claims.named_service:
+            check.error(s_path, service, "is already in injection wave "
+                        f"{claims.names[claims.named_service[service]]!r}")
+            continue
+        claims.named_service[service] = index
+        services.append(service)
+    return services
 
 
 def parse_mtls_exceptions(check: Checker, value: Any,

@@ -15,6 +15,58 @@ from ._probes import port_number, probes
 _OPEN = {"all-unauthenticated", "cluster-unauthenticated", "audit"}
 
 
+_Target = tuple[str, str, str]  # (kind, namespace, name) of an authorization's target
+
+
+def _attached_http_routes(index: MeshIndex) -> dict[Resource, list[Resource]]:
+    """Each Server's HTTPRoutes: the routes whose parentRefs name it."""
+    attached: dict[Resource, list[Resource]] = {}
+    for route in routes(index):
+        if route.kind != "HTTPRoute":
+            continue
+        for parent in refs(route, "parentRefs"):
+            server = index.get("Server", parent.namespace, parent.name) \
+                if parent.kind == "Server" else None
+            if server is not None:
+                attached.setdefault(server, []).append(route)
+    return attached
+
+
+def _network_authorized(index: MeshIndex) -> set[_Target]:
+    """The targets whose authorization admits unauthenticated network clients, such as the
+    kubelet: those of an AuthorizationPolicy requiring a NetworkAuthentication, and the
+    Servers of a ServerAuthorization with ``unauthenticated: true``."""
+    authorized: set[_Target] = set()
+    for policy in linkerd_objects(index, "AuthorizationPolicy"):
+        target = ref(policy.spec.get("targetRef"), policy, "spec.targetRef")
+        if target is not None and any(a.kind == "NetworkAuthentication"
+                                      for a in refs(policy, "requiredAuthenticationRefs")):
+            authorized.add((target.kind, target.namespace, target.name))
+    for authorization in index.of_kind("ServerAuthorization"):
+        client = authorization.spec.get("client")
+        server = authorization.spec.get("server")
+        if isinstance(client, Mapping) and client.get("unauthenticated") is True \
+                and isinstance(server, Mapping) and server.get("name"):
+            authorized.add(("Server", authorization.namespace, str(server["name"])))
+    return authorized
+
+
+def _admits_unauthenticated(server: Resource, authorized: set[_Target]) -> bool:
+    """True when the whole Server (or its namespace) admits clients from the network: its
+    ``accessPolicy`` is open, or a network authorization targets it or its namespace."""
+    return server.spec.get("accessPolicy") in _OPEN \
+        or ("Server", server.namespace, server.name) in authorized \
+        or ("Namespace", server.namespace, server.namespace) in authorized
+
+
+def _probe_authorized(path: str, server_routes: list[Resource],
+                      authorized: set[_Target]) -> bool:
+    """True when a route of the Server matching ``GET path`` is authorized from the network."""
+    return any(_route_matches(route, path)
+               and ("HTTPRoute", route.namespace, route.name) in authorized
+               for route in server_routes)
+
+
 def _route_matches(route: Resource, path: str) -> bool:
     """True when some rule of an HTTPRoute matches ``GET path`` (no matches: every path)."""
     rules = route.spec.get("rules")
@@ -140,49 +192,30 @@ class LinkerdProbesAnalyzer(Analyzer):
         servers = linkerd_objects(index, "Server")
         if not servers:
             return
-        attached: dict[Resource, list[Resource]] = {}
-        for route in routes(index):
-            if route.kind != "HTTPRoute":
-                continue
-            for parent in refs(route, "parentRefs"):
-                server = index.get("Server", parent.namespace, parent.name) \
-                    if parent.kind == "Server" else None
-                if server is not None:
-                    attached.setdefault(server, []).append(route)
-        network_authorized: set[tuple[str, str, str]] = set()  # (kind, namespace, name)
-        for policy in linkerd_objects(index, "AuthorizationPolicy"):
-            target = ref(policy.spec.get("targetRef"), policy, "spec.targetRef")
-            if target is not None and any(a.kind == "NetworkAuthentication"
-                                          for a in refs(policy, "requiredAuthenticationRefs")):
-                network_authorized.add((target.kind, target.namespace, target.name))
-        for authorization in index.of_kind("ServerAuthorization"):
-            client = authorization.spec.get("client")
-            server = authorization.spec.get("server")
-            if isinstance(client, Mapping) and client.get("unauthenticated") is True \
-                    and isinstance(server, Mapping) and server.get("name"):
-                network_authorized.add(("Server", authorization.namespace, str(server["name"])))
+        attached = _attached_http_routes(index)
+        authorized = _network_authorized(index)
         for server in servers:
             server_routes = attached.get(server)
-            if not server_routes or server.spec.get("accessPolicy") in _OPEN:
-                continue
-            if ("Server", server.namespace, server.name) in network_authorized or (
-                    "Namespace", server.namespace, server.namespace) in network_authorized:
-                continue
-            workloads = server_workloads(index, server)
-            numbers = server_port_numbers(server, workloads)
-            for workload in workloads:
-                for probe in probes(workload):
-                    if probe.handler != "httpGet" or port_number(workload,
-                                                                 probe.port) not in numbers:
-                        continue
-                    if any(_route_matches(route, probe.path) and ("HTTPRoute", route.namespace,
-                                                                  route.name) in network_authorized
-                           for route in server_routes):
-                        continue
-                    yield self.finding(
-                        server, "MST0205", f"The {probe.kind} of {workload.resource.display} "
-                        f"(GET {probe.path} on port {probe.port}) will be refused: this "
-                        "Server has HTTPRoutes, so Linkerd no longer authorizes probes by "
-                        "default; add an HTTPRoute for the path, authorized by a "
-                        "NetworkAuthentication.")
-                    break
+            if server_routes and not _admits_unauthenticated(server, authorized):
+                yield from self._refused_probes(index, server, server_routes, authorized)
+
+    def _refused_probes(self, index: MeshIndex, server: Resource, server_routes: list[Resource],
+                        authorized: set[_Target]) -> Results:
+        """One finding per workload of the Server with an HTTP probe on the Server's port
+        that no route authorized from the network admits (the first such probe)."""
+        workloads = server_workloads(index, server)
+        numbers = server_port_numbers(server, workloads)
+        for workload in workloads:
+            for probe in probes(workload):
+                if probe.handler != "httpGet" or port_number(workload,
+                                                             probe.port) not in numbers:
+                    continue
+                if _probe_authorized(probe.path, server_routes, authorized):
+                    continue
+                yield self.finding(
+                    server, "MST0205", f"The {probe.kind} of {workload.resource.display} "
+                    f"(GET {probe.path} on port {probe.port}) will be refused: this "
+                    "Server has HTTPRoutes, so Linkerd no longer authorizes probes by "
+                    "default; add an HTTPRoute for the path, authorized by a "
+                    "NetworkAuthentication.")
+                break

@@ -72,16 +72,34 @@ class PeerAuthenticationConflictAnalyzer(Analyzer):
         policies = index.istio("PeerAuthentication")
         if not policies:
             return
-        unscoped: dict[str, list[Resource]] = {}
-        for policy in policies:
-            if match_labels(policy):
-                continue
-            unscoped.setdefault(policy.namespace, []).append(policy)
+        unscoped = [p for p in policies if not match_labels(p)]
+        yield from self._port_level_without_selector(unscoped)
+        yield from self._namespace_wide_conflicts(index, unscoped)
+        scoped = [p for p in policies if match_labels(p)]
+        if not scoped:
+            return
+        if not index.knows_workloads():
+            yield self.unchecked("PeerAuthentication selectors", "no pod or workload in the "
+                                 "input")
+            return
+        selected = [(policy, index.workloads_matching(policy.namespace, match_labels(policy)))
+                    for policy in scoped]
+        yield from self._selecting_nothing(selected)
+        yield from self._same_workload_conflicts(selected)
+
+    def _port_level_without_selector(self, unscoped: list[Resource]) -> Results:
+        for policy in unscoped:
             if policy.spec.get("portLevelMtls"):
                 yield self.finding(policy, "MST0102", "portLevelMtls needs a selector: the API "
                                    "server refuses this PeerAuthentication.",
                                    "spec.portLevelMtls")
-        for namespace, group in unscoped.items():
+
+    def _namespace_wide_conflicts(self, index: MeshIndex, unscoped: list[Resource]) -> Results:
+        """Every PeerAuthentication without a selector in a namespace that has more than one."""
+        by_namespace: dict[str, list[Resource]] = {}
+        for policy in unscoped:
+            by_namespace.setdefault(policy.namespace, []).append(policy)
+        for namespace, group in by_namespace.items():
             if len(group) > 1:
                 scope = ("mesh-wide" if namespace == index.mesh.root_namespace
                          else f"for namespace {namespace}")
@@ -90,22 +108,21 @@ class PeerAuthenticationConflictAnalyzer(Analyzer):
                     yield self.finding(policy, "MST0102", f"PeerAuthentications {names} all "
                                        f"apply {scope} (no selector): Istio applies only the "
                                        "oldest; keep one.")
-        scoped = [p for p in policies if match_labels(p)]
-        if not scoped:
-            return
-        if not index.knows_workloads():
-            yield self.unchecked("PeerAuthentication selectors", "no pod or workload in the "
-                                 "input")
-            return
-        selecting: dict[Workload, list[Resource]] = {}
-        for policy in scoped:
-            labels = match_labels(policy)
-            workloads = index.workloads_matching(policy.namespace, labels)
+
+    def _selecting_nothing(self, selected: list[tuple[Resource, list[Workload]]]) -> Results:
+        for policy, workloads in selected:
             if not workloads:
+                labels = match_labels(policy)
                 yield self.finding(policy, "MST0108", f"The selector {selector_text(labels)!r} "
                                    f"selects no pod in namespace {policy.namespace}: this "
                                    "PeerAuthentication applies to nothing.",
                                    "spec.selector.matchLabels")
+
+    def _same_workload_conflicts(self, selected: list[tuple[Resource, list[Workload]]]
+                                 ) -> Results:
+        """Each PeerAuthentication that selects a workload another one selects too, once."""
+        selecting: dict[Workload, list[Resource]] = {}
+        for policy, workloads in selected:
             for workload in workloads:
                 selecting.setdefault(workload, []).append(policy)
         reported: set[Resource] = set()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ...estate.hosts import HostEntry, to_fqdn
 from ...estate.index import MeshIndex
-from ...estate.objects import Workload
+from ...estate.objects import Resource, Workload
 from ..analyzer import Analyzer, Results, some
 from ..finding import Level
 from ._routes import string_list
@@ -35,6 +36,36 @@ def _static_endpoints(entry: HostEntry) -> list[dict[str, str]]:
     return [{str(k): str(v) for k, v in (e.get("labels") or {}).items()}
             for e in (endpoints if isinstance(endpoints, list) else [])
             if isinstance(e, Mapping)]
+
+
+class _EndpointLabels:
+    """Pods' labels as Istio's registry sees them (``_endpoint_labels``), computed once per
+    pod."""
+
+    def __init__(self, nodes: Mapping[str, Mapping[str, str]]) -> None:
+        self._nodes = nodes
+        self._labels: dict[Workload, dict[str, str]] = {}
+
+    def of(self, workload: Workload) -> dict[str, str]:
+        labels = self._labels.get(workload)
+        if labels is None:
+            labels = self._labels[workload] = _endpoint_labels(workload, self._nodes)
+        return labels
+
+
+def _subsets(rule: Resource) -> list[Any]:
+    subsets = rule.spec.get("subsets")
+    return subsets if isinstance(subsets, list) else []
+
+
+def _selects_pods(entry: HostEntry) -> bool:
+    """True when the host's endpoints are pods (a Service, or a ServiceEntry with a
+    workloadSelector), not a ServiceEntry's own ``endpoints``."""
+    return entry.is_service or bool(entry.selector)
+
+
+def _any_has_labels(label_sets: Iterable[Mapping[str, str]], wanted: Mapping[str, str]) -> bool:
+    return any(all(labels.get(k) == v for k, v in wanted.items()) for labels in label_sets)
 
 
 class SubsetSelectPodAnalyzer(Analyzer):
@@ -103,8 +134,7 @@ class SubsetSelectPodAnalyzer(Analyzer):
         rules = index.istio("DestinationRule")
         if not rules:
             return
-        nodes = {node.name: node.labels for node in index.of_kind("Node")}
-        endpoints: dict[Workload, dict[str, str]] = {}
+        pods = _EndpointLabels({node.name: node.labels for node in index.of_kind("Node")})
         unchecked = False
         unknown: set[str] = set()
         for rule in rules:
@@ -113,42 +143,40 @@ class SubsetSelectPodAnalyzer(Analyzer):
                                        string_list(rule.spec.get("exportTo")))
             if entry is None and not index.knows_host(rule.namespace, host):
                 unknown.add(to_fqdn(rule.namespace, host))
-                continue
-            if entry is None:
+            elif entry is None:
                 yield self.finding(rule, "IST0174", f"The host {host} of this DestinationRule "
                                    "matches no service in the mesh.", "spec.host")
-                continue
-            subsets = rule.spec.get("subsets")
-            if not isinstance(subsets, list) or not subsets:
-                continue
-            static = [] if entry.is_service or entry.selector else _static_endpoints(entry)
-            if not static and not entry.is_service and not entry.selector:
-                continue  # a ServiceEntry without endpoints or selector: nothing to match
-            if not static and not index.knows_workloads():
+            elif _subsets(rule) and _selects_pods(entry) and not index.knows_workloads():
                 unchecked = True
-                continue
-            candidates = index.workloads_matching(entry.resource.namespace, entry.selector)
-            for number, subset in enumerate(subsets):
-                if not isinstance(subset, Mapping):
-                    continue
-                wanted = {**entry.selector, **{str(k): str(v) for k, v in
-                                               (subset.get("labels") or {}).items()}}
-                selected = any(all(labels.get(k) == v for k, v in wanted.items())
-                               for labels in static)
-                for workload in [] if static else candidates:
-                    labels = endpoints.get(workload)
-                    if labels is None:
-                        labels = endpoints[workload] = _endpoint_labels(workload, nodes)
-                    if all(labels.get(k) == v for k, v in wanted.items()):
-                        selected = True
-                        break
-                if not selected:
-                    yield self.finding(rule, "IST0173", f"The subset {subset.get('name')} of "
-                                       "this DestinationRule selects no pod: requests routed "
-                                       "to it fail with 503 (no healthy upstream).",
-                                       f"spec.subsets[{number}]")
+            else:
+                yield from self._empty_subsets(index, rule, entry, pods)
         if unknown:
             yield self.unchecked("DestinationRule hosts", "no Service or ServiceEntry in the "
                                  "input for " + some(unknown))
         if unchecked:
             yield self.unchecked("DestinationRule subsets", "no pod or workload in the input")
+
+    def _empty_subsets(self, index: MeshIndex, rule: Resource, entry: HostEntry,
+                       pods: _EndpointLabels) -> Results:
+        """The subsets of a DestinationRule whose labels, added to the host's selector, match
+        none of its endpoints: the pods the host selects, else a ServiceEntry's own endpoints."""
+        subsets = _subsets(rule)
+        if not subsets:
+            return
+        if _selects_pods(entry):
+            static: list[dict[str, str]] = []
+            candidates = index.workloads_matching(entry.resource.namespace, entry.selector)
+        else:
+            static, candidates = _static_endpoints(entry), []
+            if not static:
+                return  # a ServiceEntry without endpoints or selector: nothing to match
+        for number, subset in enumerate(subsets):
+            if not isinstance(subset, Mapping):
+                continue
+            wanted = {**entry.selector, **{str(k): str(v) for k, v in
+                                           (subset.get("labels") or {}).items()}}
+            if not _any_has_labels(static or map(pods.of, candidates), wanted):
+                yield self.finding(rule, "IST0173", f"The subset {subset.get('name')} of "
+                                   "this DestinationRule selects no pod: requests routed "
+                                   "to it fail with 503 (no healthy upstream).",
+                                   f"spec.subsets[{number}]")
