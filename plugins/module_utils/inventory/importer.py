@@ -40,7 +40,7 @@ from .outside import (
 )
 from .services import build_catalogue
 from .settings import estate_environment, read_settings
-from .waves import propose_waves
+from .waves import ProposedWave, propose_waves
 from .workload_fields import describe_workloads
 from .workloads import injected_with, workload_groups
 
@@ -172,16 +172,22 @@ def _per_pod_injection(draft: Draft) -> None:
 
 def _finish(draft: Draft, options: ImportOptions) -> Imported:
     _authorization(draft)
-    shared: dict[str, Any] = {"mesh_provider": draft.provider}
     stage, why = _stage(draft)
     waves, injected = propose_waves(draft)
-    services = []
     notes: dict[str, list[str]] = {}
-    for number, service in enumerate(draft.services.values()):
-        services.append(_service_item(draft, service))
-        for path, texts in service.notes.items():
-            key = f"mesh_services[{number}]" + (f".{path}" if path else "")
-            notes.setdefault(key, []).extend(texts)
+    shared = _shared_variables(draft, waves, notes)
+    environment = _environment_variables(draft, options, stage, why, injected, notes)
+    imported = Imported(shared, environment, notes, draft)
+    imported.warnings = _parse_warnings(imported)
+    return imported
+
+
+def _shared_variables(draft: Draft, waves: list[ProposedWave], notes: dict[str, list[str]]
+                      ) -> dict[str, Any]:
+    """mesh.yml's variables, in SHARED_KEYS' order, and their notes (the estate's own
+    notes of mesh_* variables last)."""
+    shared: dict[str, Any] = {"mesh_provider": draft.provider}
+    services = _service_items(draft, notes)
     for key in SHARED_KEYS:
         if key in draft.shared and key not in shared:
             shared[key] = draft.shared[key]
@@ -194,18 +200,42 @@ def _finish(draft: Draft, options: ImportOptions) -> Imported:
     external = external_entries(draft, notes)
     if external:
         shared["mesh_external_callers"] = external
-    entries = [draft.authorization[s.name] for s in draft.services.values()
-               if s.name in draft.authorization]
+    entries = _authorization_entries(draft, notes)
     if entries:
         shared["mesh_authorization"] = entries
-        for number, entry in enumerate(entries):
-            notes[f"mesh_authorization[{number}]"] = draft.notes.get(
-                f"mesh_authorization.{entry['service']}", [])
     shared["mesh_default_deny"] = _default_deny(draft, notes)
-    shared = {key: shared[key] for key in SHARED_KEYS if key in shared}
     for key, texts in draft.notes.items():
         if key.startswith("mesh_") and not key.startswith("mesh_authorization."):
             notes.setdefault(key, []).extend(texts)
+    return {key: shared[key] for key in SHARED_KEYS if key in shared}
+
+
+def _service_items(draft: Draft, notes: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """mesh_services, with each service's notes under its index."""
+    items = []
+    for number, service in enumerate(draft.services.values()):
+        items.append(_service_item(draft, service))
+        for path, texts in service.notes.items():
+            key = f"mesh_services[{number}]" + (f".{path}" if path else "")
+            notes.setdefault(key, []).extend(texts)
+    return items
+
+
+def _authorization_entries(draft: Draft, notes: dict[str, list[str]]
+                           ) -> list[dict[str, Any]]:
+    """mesh_authorization in the catalogue's order, each entry's notes under its index."""
+    entries = [draft.authorization[s.name] for s in draft.services.values()
+               if s.name in draft.authorization]
+    for number, entry in enumerate(entries):
+        notes[f"mesh_authorization[{number}]"] = draft.notes.get(
+            f"mesh_authorization.{entry['service']}", [])
+    return entries
+
+
+def _environment_variables(draft: Draft, options: ImportOptions, stage: Stage, why: str,
+                           injected: int, notes: dict[str, list[str]]) -> dict[str, Any]:
+    """host_vars' variables: the environment, its stage and injected waves, its cluster, and
+    the manifests every run checks against; and their notes."""
     environment_name = options.environment or estate_environment(draft) or "dev"
     environment: dict[str, Any] = {"mesh_environment": environment_name, "mesh_stage":
                                    stage.value, "mesh_injected_waves": injected}
@@ -219,13 +249,17 @@ def _finish(draft: Draft, options: ImportOptions) -> Imported:
         environment["mesh_check_paths"] = list(options.check_paths)
         notes["mesh_check_paths"] = ["the manifests this inventory was imported from: every "
                                      "run checks the inventory against them (docs/import.md)"]
-    imported = Imported(shared, environment, notes, draft)
+    return environment
+
+
+def _parse_warnings(imported: Imported) -> list[str]:
+    """The warnings of the inventory written; it parses, or meshstage has a bug."""
     try:
-        _, imported.warnings = parse_intent(imported.intent_variables)
+        _, warnings = parse_intent(imported.intent_variables)
     except IntentErrors as error:
         raise MeshstageError(f"the inventory imported from the estate does not parse (a "
                              f"meshstage bug; please report it): {error}") from error
-    return imported
+    return warnings
 
 
 def _service_item(draft: Draft, service: ServiceDraft) -> dict[str, Any]:

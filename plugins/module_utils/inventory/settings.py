@@ -30,49 +30,11 @@ def estate_environment(draft: Draft) -> str | None:
 
 def read_settings(draft: Draft) -> None:
     """The install, GitOps and scrape settings, and the charts' values."""
-    index = draft.index
     gitops: dict[str, Any] = {}
     install: dict[str, Any] = {}
-    for app in index.of_kind("Application"):
-        if not app.group.startswith("argoproj.io"):
-            continue
-        sources = [as_mapping(s) for s in as_list(app.spec.get("sources"))] or [
-            as_mapping(app.spec.get("source"))]
-        charts = [s for s in sources if s.get("chart")]
-        refs = [s for s in sources if s.get("ref") and s.get("repoURL")]
-        for chart in charts:
-            install.setdefault("version", chart.get("targetRevision"))
-            install.setdefault("repository", chart.get("repoURL"))
-            helm = as_mapping(chart.get("helm"))
-            values = helm.get("valuesObject") or _text_values(helm.get("values"))
-            if values:
-                draft.charts.setdefault(str(chart["chart"]), values)
-        for ref in refs:
-            gitops.setdefault("repo_url", ref.get("repoURL"))
-            gitops.setdefault("branch", ref.get("targetRevision"))
-        if charts:
-            gitops.setdefault("argocd_namespace", app.namespace)
-            gitops.setdefault("argocd_project", app.spec.get("project"))
-            server = as_mapping(app.spec.get("destination")).get("server")
-            if server:
-                draft.environment.setdefault("mesh_cluster", {"server": server})
-            draft.became(app, "mesh_install, mesh_gitops and mesh_cluster")
-    for release in index.of_kind("HelmRelease"):
-        chart = as_mapping(as_mapping(release.spec.get("chart")).get("spec"))
-        if not chart.get("chart"):
-            continue
-        if chart.get("version"):
-            install.setdefault("version", chart["version"])
-        if isinstance(release.spec.get("values"), Mapping):
-            draft.charts.setdefault(str(chart["chart"]), release.spec["values"])
-        gitops.setdefault("flux_namespace", release.namespace)
-        if release.spec.get("interval"):
-            gitops.setdefault("sync_interval", release.spec["interval"])
-        draft.became(release, "mesh_install and the chart values")
-    for repository in index.of_kind("HelmRepository"):
-        if repository.spec.get("url"):
-            install.setdefault("repository", repository.spec["url"])
-            draft.became(repository, "mesh_install.repository")
+    _argo_applications(draft, install, gitops)
+    _flux_releases(draft, install, gitops)
+    _helm_repositories(draft, install)
     install = {k: v for k, v in install.items() if isinstance(v, str) and v}
     if install:
         draft.shared["mesh_install"] = install
@@ -84,6 +46,61 @@ def read_settings(draft: Draft) -> None:
         draft.note("mesh_gitops", "from the Argo CD Applications and Flux objects that "
                    "install the control plane")
     _scrape_configs(draft)
+
+
+def _argo_applications(draft: Draft, install: dict[str, Any], gitops: dict[str, Any]
+                       ) -> None:
+    """Argo CD Applications of a chart: the chart's version, repository and values; the
+    GitOps repository of their ``ref`` sources; their namespace, project and cluster. The
+    first one found sets each."""
+    for app in draft.index.of_kind("Application"):
+        if not app.group.startswith("argoproj.io"):
+            continue
+        sources = [as_mapping(s) for s in as_list(app.spec.get("sources"))] or [
+            as_mapping(app.spec.get("source"))]
+        charts = [s for s in sources if s.get("chart")]
+        for chart in charts:
+            install.setdefault("version", chart.get("targetRevision"))
+            install.setdefault("repository", chart.get("repoURL"))
+            helm = as_mapping(chart.get("helm"))
+            values = helm.get("valuesObject") or _text_values(helm.get("values"))
+            if values:
+                draft.charts.setdefault(str(chart["chart"]), values)
+        for ref in (s for s in sources if s.get("ref") and s.get("repoURL")):
+            gitops.setdefault("repo_url", ref.get("repoURL"))
+            gitops.setdefault("branch", ref.get("targetRevision"))
+        if charts:
+            gitops.setdefault("argocd_namespace", app.namespace)
+            gitops.setdefault("argocd_project", app.spec.get("project"))
+            server = as_mapping(app.spec.get("destination")).get("server")
+            if server:
+                draft.environment.setdefault("mesh_cluster", {"server": server})
+            draft.became(app, "mesh_install, mesh_gitops and mesh_cluster")
+
+
+def _flux_releases(draft: Draft, install: dict[str, Any], gitops: dict[str, Any]) -> None:
+    """Flux HelmReleases of a chart: its version and values, their namespace and interval
+    (where the Argo CD Applications set none)."""
+    for release in draft.index.of_kind("HelmRelease"):
+        chart = as_mapping(as_mapping(release.spec.get("chart")).get("spec"))
+        if not chart.get("chart"):
+            continue
+        if chart.get("version"):
+            install.setdefault("version", chart["version"])
+        if isinstance(release.spec.get("values"), Mapping):
+            draft.charts.setdefault(str(chart["chart"]), release.spec["values"])
+        gitops.setdefault("flux_namespace", release.namespace)
+        if release.spec.get("interval"):
+            gitops.setdefault("sync_interval", release.spec["interval"])
+        draft.became(release, "mesh_install and the chart values")
+
+
+def _helm_repositories(draft: Draft, install: dict[str, Any]) -> None:
+    """Flux HelmRepositories: the charts' repository (where none was found before)."""
+    for repository in draft.index.of_kind("HelmRepository"):
+        if repository.spec.get("url"):
+            install.setdefault("repository", repository.spec["url"])
+            draft.became(repository, "mesh_install.repository")
 
 
 def _text_values(text: Any) -> Mapping[str, Any] | None:

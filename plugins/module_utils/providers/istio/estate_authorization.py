@@ -56,39 +56,19 @@ def import_authorization(draft: Draft) -> None:
 
 
 def _service_policies(draft: Draft, service: ServiceDraft, policies: list[Resource]) -> None:
-    allow: list[dict[str, Any]] = []
-    deny: list[dict[str, Any]] = []
-    raw_deny: list[Mapping[str, Any]] = []
-    problems = []
-    for policy in policies:
-        action = str(policy.spec.get("action") or "ALLOW")
-        if action not in ("ALLOW", "DENY"):
-            problems.append(f"{policy.display} is {action}")
-            continue
-        for number, rule in enumerate(as_list(policy.spec.get("rules"))):
-            converted = _rule(draft, as_mapping(rule))
-            if converted is None and action == "DENY" and _not_principals(rule) is not None:
-                raw_deny.append(as_mapping(rule))
-                continue
-            if converted is None:
-                problems.append(f"{policy.display} spec.rules[{number}]")
-                continue
-            (allow if action == "ALLOW" else deny).append(converted)
-    names = ", ".join(p.display for p in policies)
+    """A service's policies as the callers its calls derive, as its mesh_authorization entry,
+    or kept as they are when the intent cannot say one of them."""
+    allow, deny, raw_deny, problems = _intent_rules(draft, policies)
     if problems:
-        service.keeps_own_policies = True
-        for policy in policies:
-            draft.keep(policy, f"{service.name} keeps its policies ({', '.join(problems)} "
-                       "says more than the intent's rules can)")
+        _keep(draft, service, policies, f"{', '.join(problems)} says more than the intent's "
+              "rules can")
         return
     allowed = _principals(draft, allow)
-    other = [_not_principals(rule) for rule in raw_deny]
-    if any(set(principals or ()) != set(allowed) for principals in other):
-        service.keeps_own_policies = True
-        for policy in policies:
-            draft.keep(policy, f"{service.name} keeps its policies (a DENY of notPrincipals "
-                       "other than the principals the ALLOW rules name)")
+    if any(set(_not_principals(rule) or ()) != set(allowed) for rule in raw_deny):
+        _keep(draft, service, policies, "a DENY of notPrincipals other than the principals "
+              "the ALLOW rules name")
         return
+    names = ", ".join(p.display for p in policies)
     for policy in policies:
         draft.became(policy, f"{service.name}: authorization")
     derived = len(allow) == 1 and not deny and not raw_deny and set(allow[0]) <= {
@@ -107,6 +87,38 @@ def _service_policies(draft: Draft, service: ServiceDraft, policies: list[Resour
     draft.note(f"mesh_authorization.{service.name}", f"from {names}")
     for caller in _named(draft, allow):
         draft.call(caller, service, f"{names} admits it")
+
+
+def _intent_rules(draft: Draft, policies: list[Resource]
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Mapping[str, Any]],
+                             list[str]]:
+    """The policies' rules as intent rules: (ALLOW rules, DENY rules, DENY rules of
+    ``notPrincipals`` only, what the intent cannot say)."""
+    allow: list[dict[str, Any]] = []
+    deny: list[dict[str, Any]] = []
+    raw_deny: list[Mapping[str, Any]] = []
+    problems = []
+    for policy in policies:
+        action = str(policy.spec.get("action") or "ALLOW")
+        if action not in ("ALLOW", "DENY"):
+            problems.append(f"{policy.display} is {action}")
+            continue
+        for number, rule in enumerate(as_list(policy.spec.get("rules"))):
+            converted = _rule(draft, as_mapping(rule))
+            if converted is None and action == "DENY" and _not_principals(rule) is not None:
+                raw_deny.append(as_mapping(rule))
+            elif converted is None:
+                problems.append(f"{policy.display} spec.rules[{number}]")
+            else:
+                (allow if action == "ALLOW" else deny).append(converted)
+    return allow, deny, raw_deny, problems
+
+
+def _keep(draft: Draft, service: ServiceDraft, policies: list[Resource], why: str) -> None:
+    """The service keeps all its policies as they are, and gets no rules of meshstage's."""
+    service.keeps_own_policies = True
+    for policy in policies:
+        draft.keep(policy, f"{service.name} keeps its policies ({why})")
 
 
 def _identity(draft: Draft, principal: str) -> bool:

@@ -168,31 +168,16 @@ def _routes(draft: Draft, service: ServiceDraft,
     other = sorted(set(spec) - {"hosts", "gateways", "http", "exportTo"})
     if other or spec.get("exportTo"):
         return None, f"it has {', '.join(other or ['exportTo'])}"
-    routes = [as_mapping(r) for r in as_list(spec.get("http"))]
-    ports = [_match_port(r) for r in routes]
-    if any(p is not None for p in ports):  # meshstage's form for several HTTP ports
-        first = ports[0]
-        routes = [r for r, p in zip(routes, ports, strict=True) if p == first]
     headers: list[dict[str, Any]] = []
     default: list[tuple[str | None, int | None]] | None = None
     common: list[tuple[Any, Any]] = []
-    for number, rule in enumerate(routes):
+    for number, rule in enumerate(_first_port_routes(spec)):
         extra = sorted(set(rule) - _ROUTE_KEYS - {"name"})
         if extra:
             return None, f"http[{number}] has {', '.join(extra)}"
-        destinations = []
-        for target in as_list(rule.get("route")):
-            target = as_mapping(target)
-            destination = as_mapping(target.get("destination"))
-            host = draft.service_for_host(service.namespace,
-                                          str(destination.get("host") or ""))
-            if host is not service or set(target) - {"destination", "weight"} \
-                    or set(destination) - {"host", "subset", "port"}:
-                return None, f"http[{number}] routes elsewhere or rewrites the request"
-            subset = destination.get("subset")
-            if subset and str(subset) not in service.version_names():
-                return None, f"http[{number}] routes to subset {subset}, no version of it"
-            destinations.append((str(subset) if subset else None, target.get("weight")))
+        destinations, why = _subset_destinations(draft, service, rule)
+        if destinations is None:
+            return None, f"http[{number}] {why}"
         matches = [dict(m) for m in as_list(rule.get("match"))]
         for match in matches:
             match.pop("port", None)
@@ -200,15 +185,64 @@ def _routes(draft: Draft, service: ServiceDraft,
         if not any(matches):
             default = destinations
             continue
-        if len(matches) != 1 or set(matches[0]) != {"headers"} or len(destinations) != 1 \
-                or destinations[0][0] is None:
-            return None, f"http[{number}] matches more than headers, or splits"
-        header = _headers(matches[0]["headers"])
+        header, why = _header_route(matches, destinations)
         if header is None:
-            return None, f"http[{number}] has a header match the intent cannot say"
-        headers.append({"headers": header, "subset": destinations[0][0]})
+            return None, f"http[{number}] {why}"
+        headers.append(header)
     if len({str(c) for c in common}) > 1:
         return None, "its routes have different timeouts or retries"
+    return _traffic_fields(service, headers, common, default)
+
+
+def _first_port_routes(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The HTTP routes; of the first port's only when they match ports (meshstage's form for
+    several HTTP ports: the same routes on each)."""
+    routes = [as_mapping(r) for r in as_list(spec.get("http"))]
+    ports = [_match_port(r) for r in routes]
+    if any(p is not None for p in ports):
+        first = ports[0]
+        routes = [r for r, p in zip(routes, ports, strict=True) if p == first]
+    return routes
+
+
+def _subset_destinations(draft: Draft, service: ServiceDraft, rule: Mapping[str, Any]
+                         ) -> tuple[list[tuple[str | None, int | None]] | None, str]:
+    """A route's (subset, weight) destinations, each a version of the service itself, or
+    (None, why not)."""
+    destinations: list[tuple[str | None, int | None]] = []
+    for target in as_list(rule.get("route")):
+        target = as_mapping(target)
+        destination = as_mapping(target.get("destination"))
+        host = draft.service_for_host(service.namespace, str(destination.get("host") or ""))
+        if host is not service or set(target) - {"destination", "weight"} \
+                or set(destination) - {"host", "subset", "port"}:
+            return None, "routes elsewhere or rewrites the request"
+        subset = destination.get("subset")
+        if subset and str(subset) not in service.version_names():
+            return None, f"routes to subset {subset}, no version of it"
+        destinations.append((str(subset) if subset else None, target.get("weight")))
+    return destinations, ""
+
+
+def _header_route(matches: list[dict[str, Any]],
+                  destinations: list[tuple[str | None, int | None]]
+                  ) -> tuple[dict[str, Any] | None, str]:
+    """A route of one header match to one subset as a header route, or (None, why not)."""
+    if len(matches) != 1 or set(matches[0]) != {"headers"} or len(destinations) != 1 \
+            or destinations[0][0] is None:
+        return None, "matches more than headers, or splits"
+    header = _headers(matches[0]["headers"])
+    if header is None:
+        return None, "has a header match the intent cannot say"
+    return {"headers": header, "subset": destinations[0][0]}, ""
+
+
+def _traffic_fields(service: ServiceDraft, headers: list[dict[str, Any]],
+                    common: list[tuple[Any, Any]],
+                    default: list[tuple[str | None, int | None]] | None
+                    ) -> tuple[dict[str, Any] | None, str]:
+    """The header routes, the routes' common timeout and retries, and the default route's
+    canary or split; or (None, why not)."""
     found: dict[str, Any] = {}
     if headers:
         found["header_routes"] = headers

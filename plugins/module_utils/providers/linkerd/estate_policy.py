@@ -35,6 +35,8 @@ from .api import ADMIN_SERVER, PROBE_NETWORKS
 
 _IDENTITY_SUFFIX = ".serviceaccount.identity.linkerd."
 Client = tuple[str, str]   # ("id", principal) | ("ns", namespace) | ("mesh", "*") | ("all", "")
+Grant = tuple[Resource | None, set[Client], Resource]   # (HTTPRoute narrowing it, clients, policy)
+RouteGrant = tuple[int, Resource, set[Client]]          # (port, HTTPRoute, clients)
 
 
 def servers_of(draft: Draft) -> dict[ServiceDraft, list[tuple[Resource, int]]]:
@@ -73,9 +75,9 @@ def import_policy(draft: Draft) -> None:
 
 
 def _grants(draft: Draft, by_server: Mapping[tuple[str, str], tuple[ServiceDraft, int]]
-            ) -> dict[tuple[str, str], list[tuple[Resource | None, set[Client], Resource]]]:
+            ) -> dict[tuple[str, str], list[Grant]]:
     """Per Server: (the HTTPRoute narrowing it or None, the clients, the policy)."""
-    grants: dict[tuple[str, str], list[tuple[Resource | None, set[Client], Resource]]] = {}
+    grants: dict[tuple[str, str], list[Grant]] = {}
     for policy in draft.index.of_kind("AuthorizationPolicy"):
         if not policy.group.startswith("policy.linkerd.io"):
             continue
@@ -170,19 +172,11 @@ def _clients(draft: Draft, policy: Resource, refs: list[Any]) -> set[Client]:
 
 
 def _service(draft: Draft, service: ServiceDraft, items: list[tuple[Resource, int]],
-             grants: Mapping[tuple[str, str], list[tuple[Resource | None, set[Client],
-                                                         Resource]]]) -> None:
+             grants: Mapping[tuple[str, str], list[Grant]]) -> None:
+    """A service's grants as the callers its calls derive, as its mesh_authorization entry
+    (and probe_paths), or kept as they are when the intent cannot say one of them."""
     ports = {port for _, port in items}
-    at_servers: dict[int, set[Client]] = {}
-    routes: list[tuple[int, Resource, set[Client]]] = []
-    policies: list[Resource] = []
-    for server, port in items:
-        for route, clients, policy in grants.get((server.namespace, server.name), []):
-            policies.append(policy)
-            if route is None:
-                at_servers.setdefault(port, set()).update(clients)
-            else:
-                routes.append((port, route, clients))
+    at_servers, routes, policies = _service_grants(items, grants)
     if not policies:
         return
     names = ", ".join(sorted({p.display for p in policies}))
@@ -191,26 +185,72 @@ def _service(draft: Draft, service: ServiceDraft, items: list[tuple[Resource, in
     if raw:
         _keep(draft, service, policies, f"clients the intent cannot name ({', '.join(raw)})")
         return
-    same = len({frozenset(c) for c in at_servers.values()}) == 1 and \
-        set(at_servers) == ports
-    if not routes and same:
-        clients = next(iter(at_servers.values()))
-        if all(kind == "id" for kind, _ in clients):
-            draft.admit(service, sorted(p for _, p in clients), names)
-            for policy in policies:
-                draft.became(policy, f"{service.name}: the callers its calls derive")
-            return
-    rules: list[dict[str, Any]] = []
-    probes: list[str] = []
+    derived = _derived_callers(at_servers, routes, ports)
+    if derived is not None:
+        draft.admit(service, derived, names)
+        for policy in policies:
+            draft.became(policy, f"{service.name}: the callers its calls derive")
+        return
     several = len(ports) > 1
+    rules: list[dict[str, Any]] = []
     for port, clients in sorted(at_servers.items()):
         rules += _rules(draft, clients, {}, [port] if several else [])
+    found = _route_rules(draft, service, policies, routes, several)
+    if found is None:
+        return
+    route_rules, probes = found
+    rules += route_rules
+    if probes:
+        service.put("probe_paths", sorted(set(probes)), "the probe routes of its Servers")
+    _authorize(draft, service, policies, names, rules)
+
+
+def _service_grants(items: list[tuple[Resource, int]],
+                    grants: Mapping[tuple[str, str], list[Grant]]
+                    ) -> tuple[dict[int, set[Client]], list[RouteGrant], list[Resource]]:
+    """A service's grants: the clients of each port's Servers, the grants an HTTPRoute
+    narrows, and every policy that grants them."""
+    at_servers: dict[int, set[Client]] = {}
+    routes: list[RouteGrant] = []
+    policies: list[Resource] = []
+    for server, port in items:
+        for route, clients, policy in grants.get((server.namespace, server.name), []):
+            policies.append(policy)
+            if route is None:
+                at_servers.setdefault(port, set()).update(clients)
+            else:
+                routes.append((port, route, clients))
+    return at_servers, routes, policies
+
+
+def _derived_callers(at_servers: Mapping[int, set[Client]], routes: list[RouteGrant],
+                     ports: set[int]) -> list[str] | None:
+    """The principals admitted when the grants are the shape meshstage derives from
+    ``calls`` (identities only, on the Servers only, the same on every port), else None."""
+    same = len({frozenset(c) for c in at_servers.values()}) == 1 and \
+        set(at_servers) == ports
+    if routes or not same:
+        return None
+    clients = next(iter(at_servers.values()))
+    if not all(kind == "id" for kind, _ in clients):
+        return None
+    return sorted(p for _, p in clients)
+
+
+def _route_rules(draft: Draft, service: ServiceDraft, policies: list[Resource],
+                 routes: list[RouteGrant], several: bool
+                 ) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """The rules of the grants HTTPRoutes narrow, one per match, and the probe paths (GET
+    exact paths for the probe networks); None, the service keeping its policies, when a
+    route matches more than the intent can say."""
+    rules: list[dict[str, Any]] = []
+    probes: list[str] = []
     for port, route, clients in routes:
         matches = _matches(route)
         if matches is None:
             _keep(draft, service, policies, f"{route.display} matches more than methods "
                   "and paths")
-            return
+            return None
         if ("probe", "") in clients and all(m == "GET" and p and not p.endswith("*")
                                             for m, p in matches):
             probes += [p for _, p in matches if p]
@@ -220,9 +260,14 @@ def _service(draft: Draft, service: ServiceDraft, items: list[tuple[Resource, in
                          **({"paths": [path]} if path else {})}
             rules += _rules(draft, clients, operation, [port] if several else [])
         draft.became(route, f"{service.name}: mesh_authorization rules")
-    if probes:
-        service.put("probe_paths", sorted(set(probes)), "the probe routes of its Servers")
-    unique = []
+    return rules, probes
+
+
+def _authorize(draft: Draft, service: ServiceDraft, policies: list[Resource], names: str,
+               rules: list[dict[str, Any]]) -> None:
+    """The service's mesh_authorization entry (each rule once), and the calls its rules'
+    ``from`` say."""
+    unique: list[dict[str, Any]] = []
     for rule in rules:
         if rule not in unique:
             unique.append(rule)
