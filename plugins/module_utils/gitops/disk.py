@@ -110,6 +110,7 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
     reach = step or _nothing
     flush_once = _syncfs_function() is not None
     directories: set[Path] = set()
+    made: set[Path] = set()  # one mkdir per directory, not one per file
     for start in range(0, len(files), _WRITE_BATCH):
         pending: list[tuple[str, Path, Path]] = []
         renamed = 0
@@ -117,7 +118,9 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
             for path, data in files[start:start + _WRITE_BATCH]:
                 target = root / path
                 try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
                     pending.append((path, target, write_temporary(target, data, FILE_MODE,
                                                                    fsync=not flush_once)))
                     reach("temporary")
