@@ -132,6 +132,7 @@ class TcpAllowAnalyzer(Analyzer):
 
     def analyze(self, index: MeshIndex) -> Results:
         policies: PolicyIndex | None = None
+        applied_to: dict[int, list[Workload]] = {}  # each policy's workloads, in their order
         for policy in index.istio("AuthorizationPolicy"):
             if action(policy) != "ALLOW" or policy.annotations.get(DRY_RUN, "") == "true":
                 continue
@@ -140,10 +141,12 @@ class TcpAllowAnalyzer(Analyzer):
                          if _without_ports(rule)]
             if not offending:
                 continue
-            policies = policies or PolicyIndex(index)
-            for workload in index.workloads:
-                if policy not in policies.applying(workload):
-                    continue
+            if policies is None:
+                policies = PolicyIndex(index)
+                for workload in index.workloads:
+                    for applying in policies.applying(workload):
+                        applied_to.setdefault(id(applying), []).append(workload)
+            for workload in applied_to.get(id(policy), []):
                 rules_of = [r for p in policies.applying(workload) if action(p) == "ALLOW"
                             for r in p.spec.get("rules") or []]
                 denied = [p for p in tcp_ports(index, workload)
