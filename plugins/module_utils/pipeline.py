@@ -39,14 +39,14 @@ from .render.control_plane import SCHEMA_OPTIONAL, control_plane, install_tree
 from .render.renderer import BUILTIN_TEMPLATES, Renderer
 from .render.runbook import runbook_markdown
 from .render.stage_cache import StageCache
-from .render.sync import sync_objects
+from .render.sync import flux_cuts, sync_objects
 from .render.tree import (
     RenderedObject,
     extra_files,
     index_markdown,
     kustomizations,
+    place_objects,
     render_host_files,
-    render_objects,
 )
 from .schema.registry import SchemaRegistry
 from .yaml_io import load_yaml
@@ -91,6 +91,8 @@ class RenderedStage:
     forced_gates: list[dict[str, Any]] = field(default_factory=list)
     canary_record: Any = None  # the canary entry of the record, as the repository holds it
     flows: StageProof = field(default_factory=StageProof)  # the flow proof's table
+    # the units and Flux sync folders cut in parts (their hash bits): a cut is kept
+    unit_cuts: dict[str, int] = field(default_factory=dict)
 
     def runbook(self) -> str:
         """The environment's RUNBOOK.md (with the cut-over when the provider changed, the
@@ -110,6 +112,8 @@ class RenderedStage:
             meta["migrated_from"] = self.migrated_from
         if self.forced_gates:
             meta["forced_gates"] = self.forced_gates  # the runbook keeps saying it
+        if self.unit_cuts:
+            meta["unit_cuts"] = dict(sorted(self.unit_cuts.items()))
         return meta
 
 
@@ -124,6 +128,7 @@ class _Rendered:
     install_files: dict[str, str]
     warnings: list[str]
     unvalidated: list[str] = field(default_factory=list)
+    cuts: dict[str, int] = field(default_factory=dict)  # units and sync folders cut in parts
 
 
 @dataclass
@@ -169,7 +174,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     estate = Estate.read(options.check_paths) if options.check_paths else None
     plan = plan_stage(intent, estate)
     renderer = Renderer(options.template_dirs, cache=cache)
-    rendered = _render(plan, renderer)
+    kept = recorded.get("unit_cuts")
+    rendered = _render(plan, renderer, kept if isinstance(kept, Mapping) else None)
     warnings += plan.warnings + [str(gap) for gap in plan.gaps] + rendered.warnings
     warnings += _validate(intent, rendered, options, registry, cache)
     warnings += _analyze(intent, rendered.stage_objects, estate, cache)
@@ -182,7 +188,7 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
                           rendered.unvalidated, rendered.install, rendered.stage_objects, canary,
                           migrated_from_provider(recorded, intent.provider),
                           forced_gates(recorded, options.gate_verdicts, intent.stage.value),
-                          recorded.get("canary"), proof)
+                          recorded.get("canary"), proof, rendered.cuts)
     files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = stage.runbook()
     return stage
 
@@ -301,16 +307,19 @@ def _parse(variables: Mapping[str, Any], recorded: Mapping[str, Any],
     return intent, [*warnings, *canary_warnings], canary
 
 
-def _render(plan: StagePlan, renderer: Renderer) -> _Rendered:
-    """Every object of the plan in its sync unit, the sync objects, the install."""
+def _render(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None) -> _Rendered:
+    """Every object of the plan in its sync unit, the sync objects, the install. ``kept``:
+    the cuts of units and sync folders the repository recorded, kept (``render/units.py``)."""
     intent = plan.intent
     installed, install_files, warnings = install_tree(intent, renderer)
-    placed = render_objects(plan, renderer)
+    placed, cuts = place_objects(plan, renderer, kept)
     units = [item.unit for item in placed if item.unit is not None]
     objects = placed + sync_objects(
-        intent, renderer, units, install_dir(intent.environment) if installed else None)
+        intent, renderer, units, install_dir(intent.environment) if installed else None, kept)
+    cuts.update(flux_cuts(intent.environment, units, kept)[1])
     return _Rendered(objects, objects + installed,
-                     control_plane(intent) if installed else None, install_files, warnings)
+                     control_plane(intent) if installed else None, install_files, warnings,
+                     cuts=cuts)
 
 
 def _validate(intent: Intent, rendered: _Rendered, options: StageOptions,

@@ -6,9 +6,10 @@
     sync/<env>/flux-gitrepository.yaml          Flux: the repository
     sync/<env>/flux-install-kustomization.yaml  Flux: envs/<env>/00-install/flux
     sync/<env>/flux-kustomization.yaml          Flux: sync/<env>/flux, after the install
-    sync/<env>/flux/                            Flux: one Kustomization per stage folder,
-                                                each syncing sync/<env>/flux/<NN-stage>
-    sync/<env>/flux/<NN-stage>/                 Flux: one Kustomization per unit
+    sync/<env>/flux/                            Flux: one Kustomization per stage folder
+                                                (and per part of one), each syncing
+                                                sync/<env>/flux/<NN-stage>[.<part>]
+    sync/<env>/flux/<NN-stage>[.<part>]/        Flux: one Kustomization per unit
 
 Argo CD: the ApplicationSet lists the units (a list generator) and makes one Application
 each. Its ``RollingSync`` strategy syncs them one step per position in the sync order
@@ -20,7 +21,15 @@ and without them each Application syncs on its own.
 Flux: each unit's Kustomization ``dependsOn`` the units it waits for (``units.dependencies``).
 kustomize-controller applies a Kustomization only once each dependency is ready at the
 same source revision (``checkDependencies`` in fluxcd/kustomize-controller), so the order
-holds for every commit. No folder Flux builds holds more than one stage's units.
+holds for every commit. No folder Flux builds holds more than one stage's units, nor more
+than ``MAX_UNIT_OBJECTS`` of them: a stage with more units is cut in parts by a hash of each
+unit's name, as a unit is cut (``units.cut_parts``), and the cut is kept once made. Part 0
+keeps the stage folder's name and its Kustomization ``dependsOn`` the other parts', so
+when a cut moves unit Kustomizations out of part 0 the new parts apply them first (Flux
+labels an object with the Kustomization that applied it last, and prunes only objects that
+carry its own labels), and part 0 no longer owns them when it gives them up. The other
+parts' Kustomizations do not ``wait`` for their units: part 0 waits for them, and a unit
+of theirs may wait for a unit of part 0.
 """
 
 from __future__ import annotations
@@ -35,7 +44,16 @@ from ..kube import ownership_labels
 from ..plan.model import PlannedObject
 from .renderer import Renderer
 from .tree import RenderedObject
-from .units import CLUSTER_SCOPE, SyncUnit, dependencies, sync_order, waves
+from .units import (
+    CLUSTER_SCOPE,
+    MAX_UNIT_OBJECTS,
+    SyncUnit,
+    cut_parts,
+    dependencies,
+    kept_bits,
+    sync_order,
+    waves,
+)
 
 ARGOCD = "argoproj.io/v1alpha1"
 FLUX_SOURCE = "source.toolkit.fluxcd.io/v1"
@@ -57,12 +75,14 @@ class _SyncObject:
 
 
 def sync_objects(intent: Intent, renderer: Renderer, units: Sequence[SyncUnit],
-                 install: str | None = None) -> list[RenderedObject]:
+                 install: str | None = None,
+                 kept: Mapping[str, int] | None = None) -> list[RenderedObject]:
     """Every sync object of the environment: the ApplicationSet, the Flux GitRepository and
     Kustomizations of the units, and (with ``install``, the control-plane install folder)
-    an Application and a Flux Kustomization for its ``argocd/`` and ``flux/`` folders."""
+    an Application and a Flux Kustomization for its ``argocd/`` and ``flux/`` folders.
+    ``kept``: the cuts the repository recorded (``flux_cut_record``)."""
     base = _base_values(intent)
-    specs = [*_top_objects(intent, units, install), *_flux_units(intent, units)]
+    specs = [*_top_objects(intent, units, install), *_flux_units(intent, units, kept)]
     return [_render(renderer, spec, intent, base) for spec in specs]
 
 
@@ -108,20 +128,55 @@ def _applicationset_values(intent: Intent, units: Sequence[SyncUnit]) -> dict[st
     }
 
 
-def _flux_units(intent: Intent, units: Sequence[SyncUnit]) -> list[_SyncObject]:
-    """A Kustomization per stage folder (under ``sync/<env>/flux``) and one per unit (under
-    ``sync/<env>/flux/<NN-stage>``), each unit's depending on the units it waits for."""
+def flux_cuts(environment: str, units: Sequence[SyncUnit],
+              kept: Mapping[str, int] | None = None
+              ) -> tuple[dict[SyncUnit, str], dict[str, int]]:
+    """The folder of each unit's Flux Kustomization: ``<NN-stage>``, or ``<NN-stage>.<part>``
+    where the stage has more than ``MAX_UNIT_OBJECTS`` units (or had: ``kept``); and the
+    cuts to record for the next run (``flux/<NN-stage>``: its hash bits)."""
+    ordered = sync_order(units)
+    folders: dict[SyncUnit, str] = {}
+    record: dict[str, int] = {}
+    for stage in sorted({unit.stage for unit in ordered}, key=lambda each: each.number):
+        members = [unit for unit in ordered if unit.stage is stage]
+        key = _flux_key(stage.folder)
+        parts, bits = cut_parts([unit.name(environment) for unit in members],
+                                MAX_UNIT_OBJECTS, kept_bits(kept, key))
+        if bits:
+            record[key] = bits
+        for unit, part in zip(members, parts, strict=True):
+            folders[unit] = f"{stage.folder}.{part}" if part else stage.folder
+    return folders, record
+
+
+def _flux_key(stage_folder: str) -> str:
+    return f"flux/{stage_folder}"
+
+
+def _flux_units(intent: Intent, units: Sequence[SyncUnit],
+                kept: Mapping[str, int] | None) -> list[_SyncObject]:
+    """A Kustomization per stage folder and part (under ``sync/<env>/flux``) and one per unit
+    (under ``sync/<env>/flux/<NN-stage>[.<part>]``), each unit's depending on the units it
+    waits for; part 0's on the other parts of its stage."""
     environment = intent.environment
     folder = f"{sync_dir(environment)}/flux"
     namespace = intent.gitops.flux_namespace
     waits = dependencies(units, shared_scopes(intent, units))
+    placed, _record = flux_cuts(environment, units, kept)
     specs: list[_SyncObject] = []
     for stage in sorted({unit.stage for unit in units}, key=lambda each: each.number):
+        parts = sorted({placed[unit] for unit in units if unit.stage is stage} - {stage.folder},
+                       key=lambda part: int(part.rpartition(".")[2]))
         specs.append(_flux_object(folder, namespace, f"meshstage-{environment}-{stage.folder}",
-                                  {"path": f"./{folder}/{stage.folder}"}))
+                                  {"path": f"./{folder}/{stage.folder}", "depends_on": [
+                                      {"name": f"meshstage-{environment}-{part}"}
+                                      for part in parts] or None}))
+        specs += [_flux_object(folder, namespace, f"meshstage-{environment}-{part}",
+                               {"path": f"./{folder}/{part}", "wait": False})
+                  for part in parts]
     for unit in sync_order(units):
         depends_on = [{"name": other.name(environment)} for other in waits[unit]]
-        specs.append(_flux_object(f"{folder}/{unit.stage.folder}", namespace,
+        specs.append(_flux_object(f"{folder}/{placed[unit]}", namespace,
                                   unit.name(environment),
                                   {"path": f"./{env_dir(environment)}/{unit.folder}",
                                    "depends_on": depends_on or None}))
@@ -149,7 +204,7 @@ def _base_values(intent: Intent) -> dict[str, Any]:
         "labels": ownership_labels(intent.environment), "project": gitops.argocd_project,
         "repo_url": gitops.repo_url, "branch": gitops.branch,
         "server": intent.cluster.server, "interval": gitops.sync_interval,
-        "source_name": f"meshstage-{intent.environment}", "depends_on": None,
+        "source_name": f"meshstage-{intent.environment}", "depends_on": None, "wait": True,
     }
 
 

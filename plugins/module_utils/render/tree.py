@@ -28,7 +28,7 @@ from ..plan.model import PlannedObject, StagePlan
 from ..stages import Stage
 from .renderer import Renderer
 from .stage_cache import Rendering
-from .units import CLUSTER_SCOPE, SyncUnit, UnitKey, assign_units
+from .units import CLUSTER_SCOPE, SyncUnit, UnitKey, place_units
 
 
 class RenderedObject:
@@ -74,16 +74,24 @@ def stage_objects(objects: list[RenderedObject]) -> list[dict[str, Any]]:
 
 def render_objects(plan: StagePlan, renderer: Renderer) -> list[RenderedObject]:
     """Render every planned object and place it in its sync unit."""
+    return place_objects(plan, renderer)[0]
+
+
+def place_objects(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None = None
+                  ) -> tuple[list[RenderedObject], dict[str, int]]:
+    """Render every planned object and place it in its sync unit, keeping the cuts the
+    repository recorded (``units.place_units``); the objects, and the cuts made."""
     base = env_dir(plan.intent.environment)
     renderings = [renderer.render_deferred(planned.template, planned.context)
                   for planned in plan.objects]
-    units = assign_units([
+    units, cuts = place_units([
         UnitKey(planned.home, class_rank(rendering.apply_class),
                 planned.namespace or CLUSTER_SCOPE, planned.filename)
-        for planned, rendering in zip(plan.objects, renderings, strict=True)])
+        for planned, rendering in zip(plan.objects, renderings, strict=True)], kept=kept)
     return [RenderedObject(planned, None, f"{base}/{unit.folder}/{planned.filename}",
                            rendering.text, rendering, unit)
-            for planned, rendering, unit in zip(plan.objects, renderings, units, strict=True)]
+            for planned, rendering, unit in zip(plan.objects, renderings, units, strict=True)
+            ], cuts
 
 
 def kustomizations(plan: StagePlan, objects: Iterable[RenderedObject],

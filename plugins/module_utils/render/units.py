@@ -14,7 +14,11 @@ stage move reshapes an object where it is and never hands it from one unit to an
 CD and Flux would prune it from the old unit before the new unit applies it, since the new
 unit comes later. A unit over ``MAX_UNIT_OBJECTS`` objects is cut in 2, 4, 8... parts by a
 hash of each object's file name; part 0 keeps the unit's name, so a cut moves only the
-objects of the new parts, and they are applied before part 0 gives them up.
+objects of the new parts, and they are applied before part 0 gives them up. A cut, once
+made, is kept (the repository records it, ``place_units``'s ``kept``): were it undone when
+the unit shrinks, the objects of the parts that go would move back into part 0 while
+their old unit is deleted, and Argo CD or Flux, deleting that unit's Application or
+Kustomization, would prune the objects it still owns before part 0 takes them.
 
 The units sync in the apply order, as ``cluster/apply.py`` applies objects: by ``RR``, then
 by stage, then higher parts first (``SyncUnit.position``). Units of different team
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -83,19 +87,53 @@ class UnitKey:
     filename: str
 
 
-def assign_units(keys: Sequence[UnitKey],
-                 limit: int = MAX_UNIT_OBJECTS) -> list[SyncUnit]:
-    """The unit of each object (in the order given), no unit over ``limit`` objects."""
+def assign_units(keys: Sequence[UnitKey], limit: int | None = None) -> list[SyncUnit]:
+    """The unit of each object (in the order given), no unit over ``limit`` objects
+    (``MAX_UNIT_OBJECTS`` by default)."""
+    return place_units(keys, limit)[0]
+
+
+def place_units(keys: Sequence[UnitKey], limit: int | None = None,
+                kept: Mapping[str, int] | None = None
+                ) -> tuple[list[SyncUnit], dict[str, int]]:
+    """The unit of each object (in the order given), no unit over ``limit`` objects
+    (``MAX_UNIT_OBJECTS`` by default), and the cuts made: the hash bits of each unit cut in
+    parts, by its part 0's folder. ``kept`` holds the cuts recorded before; no unit is cut
+    in fewer bits than it was."""
+    limit = MAX_UNIT_OBJECTS if limit is None else limit
     groups: dict[tuple[Stage, int, str], list[int]] = {}
     for index, key in enumerate(keys):
         groups.setdefault((key.stage, key.rank, key.scope), []).append(index)
     units: dict[int, SyncUnit] = {}
+    cuts: dict[str, int] = {}
     for (stage, rank, scope), members in groups.items():
-        hashes = [_file_hash(keys[index].filename) for index in members]
-        mask = (1 << split_bits(hashes, limit)) - 1
-        for index, value in zip(members, hashes, strict=True):
-            units[index] = SyncUnit(stage, rank, scope, value & mask)
-    return [units[index] for index in range(len(keys))]
+        folder = SyncUnit(stage, rank, scope).folder
+        parts, bits = cut_parts([keys[index].filename for index in members], limit,
+                                kept_bits(kept, folder))
+        if bits:
+            cuts[folder] = bits
+        for index, part in zip(members, parts, strict=True):
+            units[index] = SyncUnit(stage, rank, scope, part)
+    return [units[index] for index in range(len(keys))], cuts
+
+
+def cut_parts(names: Sequence[str], limit: int, least_bits: int = 0
+              ) -> tuple[list[int], int]:
+    """Each name's part, and the hash bits that make the parts: the fewest that keep every
+    part within ``limit``, and never fewer than ``least_bits``."""
+    hashes = [_file_hash(name) for name in names]
+    bits = max(least_bits, split_bits(hashes, limit))
+    mask = (1 << bits) - 1
+    return [value & mask for value in hashes], bits
+
+
+def kept_bits(kept: Mapping[str, int] | None, key: str) -> int:
+    """The bits recorded for ``key``; 0 for none, or for a value that is no bit count
+    (the record is JSON in the repository, where a hand can edit it)."""
+    value = (kept or {}).get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return value if 0 <= value <= _MAX_SPLIT_BITS else 0
 
 
 def split_bits(hashes: Sequence[int], limit: int) -> int:

@@ -12,15 +12,22 @@ import yaml
 from conftest import load_example_intent
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.cluster.apply import apply_rank
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
+    run_stage,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import sync
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+    units as units_module,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.units import (
     SyncUnit,
     UnitKey,
     assign_units,
     dependencies,
+    place_units,
     split_bits,
     sync_order,
 )
@@ -145,3 +152,87 @@ def kustomize(folder: Path) -> list[dict]:
     result = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True,
                             text=True, check=True, timeout=120)
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def test_a_cut_is_kept_when_the_unit_shrinks():
+    """Undoing a cut would move objects back into part 0 while their part's unit is deleted,
+    and Argo CD or Flux would prune them with it: a unit keeps the cut it was given."""
+    grown, cuts = place_units(keys(11), limit=10)
+    assert cuts == {"04-traffic/04-shop": 1}
+    shrunk, kept = place_units(keys(6), limit=10, kept=cuts)
+    assert shrunk == grown[:6] and kept == cuts
+    assert {unit.part for unit in shrunk} == {0, 1}
+    fresh, none = place_units(keys(6), limit=10)
+    assert {unit.part for unit in fresh} == {0} and none == {}
+
+
+@pytest.mark.parametrize("recorded", ["1", -1, 17, True, None, 1.0])
+def test_a_recorded_cut_that_is_no_bit_count_is_ignored(recorded):
+    units, cuts = place_units(keys(6), limit=10, kept={"04-traffic/04-shop": recorded})
+    assert {unit.part for unit in units} == {0} and cuts == {}
+
+
+def test_a_stage_of_more_flux_units_than_the_limit_is_cut_in_sync_folders(
+        crd_dir, tmp_path, monkeypatch):
+    """No folder of Flux Kustomizations holds more than the limit: the stage's folder is cut
+    in parts; part 0 keeps its name and waits for the other parts, which do not wait for
+    their units; each unit's Kustomization is in exactly one folder; the cut is recorded."""
+    monkeypatch.setattr(sync, "MAX_UNIT_OBJECTS", 2)
+    options = StageOptions(gitops_dir=tmp_path / "unused", crd_dirs=[crd_dir])
+    rendered = render_stage(load_example_intent("dev"), options)
+    flux = "sync/dev/flux/"
+    kustomizations = [item for item in rendered.objects if item.kind == "Kustomization"
+                      and item.path.startswith(flux)]
+    folders: dict[str, list[str]] = {}
+    for item in kustomizations:
+        folder = item.path[len(flux):].rpartition("/")[0]
+        if folder:
+            folders.setdefault(folder, []).append(item.obj["metadata"]["name"])
+    assert max(len(names) for names in folders.values()) <= 2
+    units = {item.unit for item in rendered.objects if item.unit is not None}
+    assert sorted(name for names in folders.values() for name in names) == \
+        sorted(unit.name("dev") for unit in units)
+    parents = {item.obj["metadata"]["name"]: item.obj for item in kustomizations
+               if item.path.count("/") == 3}
+    for folder in folders:
+        stage, _, part = folder.partition(".")
+        parent = parents[f"meshstage-dev-{folder}"]
+        assert parent["spec"]["path"] == f"./{flux}{folder}"
+        if part:
+            assert parent["spec"]["wait"] is False
+            assert {"name": f"meshstage-dev-{folder}"} in \
+                parents[f"meshstage-dev-{stage}"]["spec"]["dependsOn"]
+        else:
+            assert parent["spec"]["wait"] is True
+    cut = {key: bits for key, bits in rendered.record()["unit_cuts"].items()
+           if key.startswith("flux/")}
+    assert cut and all(f"{key[len('flux/'):]}.1" in folders for key in cut)
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl (with kustomize) is not installed on this machine")
+    for path, text in rendered.files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    for folder, names in folders.items():
+        built = kustomize(tmp_path / flux / folder)
+        assert sorted(doc["metadata"]["name"] for doc in built) == sorted(names)
+
+
+def test_the_repository_keeps_the_cuts_it_recorded(crd_dir, tmp_path, monkeypatch):
+    """A run records its cuts with the environment; a later run that would need none keeps
+    them, so nothing moves and nothing is committed."""
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    monkeypatch.setattr(units_module, "MAX_UNIT_OBJECTS", 1)
+    monkeypatch.setattr(sync, "MAX_UNIT_OBJECTS", 1)
+    first = run_stage(load_example_intent("dev"), options)
+    cuts = GitOpsRepo(gitops).scope_meta("dev")["unit_cuts"]
+    assert any(key.startswith("flux/") for key in cuts)
+    assert any(not key.startswith("flux/") for key in cuts)
+    tree = sorted(path.relative_to(gitops) for path in gitops.rglob("*.yaml")
+                  if ".git" not in path.parts)
+    monkeypatch.setattr(units_module, "MAX_UNIT_OBJECTS", 500)
+    monkeypatch.setattr(sync, "MAX_UNIT_OBJECTS", 500)
+    again = run_stage(load_example_intent("dev"), options)
+    assert first.commit and not again.changed and again.commit is None
+    assert sorted(path.relative_to(gitops) for path in gitops.rglob("*.yaml")
+                  if ".git" not in path.parts) == tree
