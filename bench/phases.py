@@ -5,7 +5,7 @@
 
 Runs ``pipeline.run_stage`` for the three environments of ``bench/estate.py`` into a fresh
 git repository, as ``bench/run.py``'s full run does, with a wall-clock timer around each
-phase's function. Phases nest (``render_objects`` holds ``render_object``, which holds
+phase's function. Phases nest (``place_objects`` holds ``render_object``, which holds
 ``render_text``) and some are also called from elsewhere (the sync objects, the install
 and the kustomizations are rendered too), so the column does not add up to the total.
 Then the same again with nothing changed (the no-op). One run, no rounds: for the
@@ -34,7 +34,7 @@ PHASES: list[tuple[str, str, str]] = [
     # (module under plugins/module_utils, attribute path, label)
     ("pipeline", "parse_intent", "intent: parse and validate"),
     ("pipeline", "plan_stage", "plan"),
-    ("pipeline", "render_objects", "render (cache look-ups included)"),
+    ("pipeline", "place_objects", "render (cache look-ups included)"),
     ("render.renderer", "Renderer.render_text", "  Jinja"),
     ("render.renderer", "Renderer.render_object", "  Jinja and parse back"),
     ("render.renderer", "dump_canonical", "  canonical dump"),
