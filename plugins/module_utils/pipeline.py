@@ -314,9 +314,11 @@ def _render(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None)
     installed, install_files, warnings = install_tree(intent, renderer)
     placed, cuts = place_objects(plan, renderer, kept)
     units = [item.unit for item in placed if item.unit is not None]
+    flux_parts, flux_record = flux_cuts(intent.environment, units, kept)
+    cuts.update(flux_record)
     objects = placed + sync_objects(
-        intent, renderer, units, install_dir(intent.environment) if installed else None, kept)
-    cuts.update(flux_cuts(intent.environment, units, kept)[1])
+        intent, renderer, units, flux_parts,
+        install_dir(intent.environment) if installed else None)
     return _Rendered(objects, objects + installed,
                      control_plane(intent) if installed else None, install_files, warnings,
                      cuts=cuts)

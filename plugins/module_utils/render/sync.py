@@ -42,6 +42,7 @@ from ..gitops.paths import env_dir, sync_dir
 from ..intent.model import Intent
 from ..kube import ownership_labels
 from ..plan.model import PlannedObject
+from ..stages import Stage
 from .renderer import Renderer
 from .tree import RenderedObject
 from .units import (
@@ -75,14 +76,14 @@ class _SyncObject:
 
 
 def sync_objects(intent: Intent, renderer: Renderer, units: Sequence[SyncUnit],
-                 install: str | None = None,
-                 kept: Mapping[str, int] | None = None) -> list[RenderedObject]:
+                 flux_parts: Mapping[SyncUnit, int],
+                 install: str | None = None) -> list[RenderedObject]:
     """Every sync object of the environment: the ApplicationSet, the Flux GitRepository and
-    Kustomizations of the units, and (with ``install``, the control-plane install folder)
-    an Application and a Flux Kustomization for its ``argocd/`` and ``flux/`` folders.
-    ``kept``: the cuts the repository recorded (``flux_cut_record``)."""
+    Kustomizations of the units (each in its part of its stage's folder: ``flux_cuts``),
+    and (with ``install``, the control-plane install folder) an Application and a Flux
+    Kustomization for its ``argocd/`` and ``flux/`` folders."""
     base = _base_values(intent)
-    specs = [*_top_objects(intent, units, install), *_flux_units(intent, units, kept)]
+    specs = [*_top_objects(intent, units, install), *_flux_units(intent, units, flux_parts)]
     return [_render(renderer, spec, intent, base) for spec in specs]
 
 
@@ -130,31 +131,32 @@ def _applicationset_values(intent: Intent, units: Sequence[SyncUnit]) -> dict[st
 
 def flux_cuts(environment: str, units: Sequence[SyncUnit],
               kept: Mapping[str, int] | None = None
-              ) -> tuple[dict[SyncUnit, str], dict[str, int]]:
-    """The folder of each unit's Flux Kustomization: ``<NN-stage>``, or ``<NN-stage>.<part>``
-    where the stage has more than ``MAX_UNIT_OBJECTS`` units (or had: ``kept``); and the
-    cuts to record for the next run (``flux/<NN-stage>``: its hash bits)."""
-    ordered = sync_order(units)
-    folders: dict[SyncUnit, str] = {}
+              ) -> tuple[dict[SyncUnit, int], dict[str, int]]:
+    """The part of its stage's folder each unit's Flux Kustomization is in: 0 but where the
+    stage has more than ``MAX_UNIT_OBJECTS`` units (or had: ``kept``); and the cuts to
+    record for the next run (``flux/<NN-stage>``: its hash bits)."""
+    by_stage: dict[Stage, list[SyncUnit]] = {}
+    for unit in sync_order(units):
+        by_stage.setdefault(unit.stage, []).append(unit)
+    parts: dict[SyncUnit, int] = {}
     record: dict[str, int] = {}
-    for stage in sorted({unit.stage for unit in ordered}, key=lambda each: each.number):
-        members = [unit for unit in ordered if unit.stage is stage]
-        key = _flux_key(stage.folder)
-        parts, bits = cut_parts([unit.name(environment) for unit in members],
-                                MAX_UNIT_OBJECTS, kept_bits(kept, key))
+    for stage, members in by_stage.items():
+        key = f"flux/{stage.folder}"
+        cut, bits = cut_parts([unit.name(environment) for unit in members],
+                              MAX_UNIT_OBJECTS, kept_bits(kept, key))
         if bits:
             record[key] = bits
-        for unit, part in zip(members, parts, strict=True):
-            folders[unit] = f"{stage.folder}.{part}" if part else stage.folder
-    return folders, record
+        parts.update(zip(members, cut, strict=True))
+    return parts, record
 
 
-def _flux_key(stage_folder: str) -> str:
-    return f"flux/{stage_folder}"
+def _flux_folder(stage: Stage, part: int) -> str:
+    """The folder, under ``sync/<env>/flux``, of one part of a stage's unit Kustomizations."""
+    return f"{stage.folder}.{part}" if part else stage.folder
 
 
 def _flux_units(intent: Intent, units: Sequence[SyncUnit],
-                kept: Mapping[str, int] | None) -> list[_SyncObject]:
+                flux_parts: Mapping[SyncUnit, int]) -> list[_SyncObject]:
     """A Kustomization per stage folder and part (under ``sync/<env>/flux``) and one per unit
     (under ``sync/<env>/flux/<NN-stage>[.<part>]``), each unit's depending on the units it
     waits for; part 0's on the other parts of its stage."""
@@ -162,22 +164,21 @@ def _flux_units(intent: Intent, units: Sequence[SyncUnit],
     folder = f"{sync_dir(environment)}/flux"
     namespace = intent.gitops.flux_namespace
     waits = dependencies(units, shared_scopes(intent, units))
-    placed, _record = flux_cuts(environment, units, kept)
     specs: list[_SyncObject] = []
     for stage in sorted({unit.stage for unit in units}, key=lambda each: each.number):
-        parts = sorted({placed[unit] for unit in units if unit.stage is stage} - {stage.folder},
-                       key=lambda part: int(part.rpartition(".")[2]))
+        others = [_flux_folder(stage, part) for part in
+                  sorted({flux_parts[unit] for unit in units if unit.stage is stage} - {0})]
         specs.append(_flux_object(folder, namespace, f"meshstage-{environment}-{stage.folder}",
                                   {"path": f"./{folder}/{stage.folder}", "depends_on": [
-                                      {"name": f"meshstage-{environment}-{part}"}
-                                      for part in parts] or None}))
-        specs += [_flux_object(folder, namespace, f"meshstage-{environment}-{part}",
-                               {"path": f"./{folder}/{part}", "wait": False})
-                  for part in parts]
+                                      {"name": f"meshstage-{environment}-{other}"}
+                                      for other in others] or None}))
+        specs += [_flux_object(folder, namespace, f"meshstage-{environment}-{other}",
+                               {"path": f"./{folder}/{other}", "wait": False})
+                  for other in others]
     for unit in sync_order(units):
         depends_on = [{"name": other.name(environment)} for other in waits[unit]]
-        specs.append(_flux_object(f"{folder}/{placed[unit]}", namespace,
-                                  unit.name(environment),
+        specs.append(_flux_object(f"{folder}/{_flux_folder(unit.stage, flux_parts[unit])}",
+                                  namespace, unit.name(environment),
                                   {"path": f"./{env_dir(environment)}/{unit.folder}",
                                    "depends_on": depends_on or None}))
     return specs

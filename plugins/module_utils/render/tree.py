@@ -72,11 +72,6 @@ def stage_objects(objects: list[RenderedObject]) -> list[dict[str, Any]]:
     return [item.obj for item in objects if item.unit is not None]
 
 
-def render_objects(plan: StagePlan, renderer: Renderer) -> list[RenderedObject]:
-    """Render every planned object and place it in its sync unit."""
-    return place_objects(plan, renderer)[0]
-
-
 def place_objects(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None = None
                   ) -> tuple[list[RenderedObject], dict[str, int]]:
     """Render every planned object and place it in its sync unit, keeping the cuts the

@@ -87,12 +87,6 @@ class UnitKey:
     filename: str
 
 
-def assign_units(keys: Sequence[UnitKey], limit: int | None = None) -> list[SyncUnit]:
-    """The unit of each object (in the order given), no unit over ``limit`` objects
-    (``MAX_UNIT_OBJECTS`` by default)."""
-    return place_units(keys, limit)[0]
-
-
 def place_units(keys: Sequence[UnitKey], limit: int | None = None,
                 kept: Mapping[str, int] | None = None
                 ) -> tuple[list[SyncUnit], dict[str, int]]:

@@ -53,8 +53,8 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.providers.envoy_hos
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.tree import (
     RenderedObject,
+    place_objects,
     render_host_files,
-    render_objects,
 )
 
 pytestmark = pytest.mark.integration
@@ -280,7 +280,7 @@ def render(variables: dict[str, Any]) -> tuple[Intent, list[RenderedObject], dic
     intent, _ = parse_intent(variables)
     plan = plan_stage(intent)
     renderer = Renderer(())
-    return intent, render_objects(plan, renderer), render_host_files(plan, renderer)
+    return intent, place_objects(plan, renderer)[0], render_host_files(plan, renderer)
 
 
 EXPECTED = {"ok": "200", "403": "403", "404": "404", "reset": "reset"}

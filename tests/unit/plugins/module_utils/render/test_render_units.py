@@ -25,7 +25,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.units import (
     SyncUnit,
     UnitKey,
-    assign_units,
     dependencies,
     place_units,
     split_bits,
@@ -42,7 +41,7 @@ def keys(count: int, stage: Stage = TRAFFIC, rank: int = 4, scope: str = "shop")
 
 
 def test_objects_of_one_stage_rank_and_namespace_share_a_unit():
-    units = assign_units([*keys(3), *keys(2, scope="data"), *keys(1, rank=3)])
+    units = place_units([*keys(3), *keys(2, scope="data"), *keys(1, rank=3)])[0]
     assert [unit.folder for unit in units] == [
         "04-traffic/04-shop", "04-traffic/04-shop", "04-traffic/04-shop",
         "04-traffic/04-data", "04-traffic/04-data", "04-traffic/03-shop"]
@@ -50,7 +49,7 @@ def test_objects_of_one_stage_rank_and_namespace_share_a_unit():
 
 @pytest.mark.parametrize("count", [11, 40, 100, 1000])
 def test_no_unit_is_over_the_limit(count):
-    units = assign_units(keys(count), limit=10)
+    units = place_units(keys(count), limit=10)[0]
     sizes = {unit: units.count(unit) for unit in set(units)}
     assert max(sizes.values()) <= 10
     assert len(sizes) == 1 << split_bits([zlib.crc32(k.filename.encode()) for k in keys(count)],
@@ -60,8 +59,8 @@ def test_no_unit_is_over_the_limit(count):
 def test_a_split_keeps_part_zero_and_moves_objects_only_to_new_parts():
     """Growing past the limit cuts a unit in two: the objects that stay keep their unit,
     the others go to a part the unit did not have, which syncs before part 0 gives them up."""
-    before = assign_units(keys(10), limit=10)
-    after = assign_units(keys(11), limit=10)
+    before = place_units(keys(10), limit=10)[0]
+    after = place_units(keys(11), limit=10)[0]
     assert set(before) == {SyncUnit(TRAFFIC, 4, "shop")}
     moved = [new for old, new in zip(before, after, strict=False) if old != new]
     assert moved and all(unit.part > 0 for unit in moved)
