@@ -1,5 +1,5 @@
 """Reading and writing the GitOps repository's files: never following a symlink or blocking on
-a FIFO, each file written atomically, the file system flushed once per batch."""
+a FIFO, each file written atomically, the file system flushed once per write."""
 
 from __future__ import annotations
 
@@ -91,59 +91,55 @@ def _parent_verdict(root: Path, parent: str) -> str | None:
     return _PARENT_IS_DIRECTORY
 
 
-# Files written between two flushes of the file system: bounds the temporary files a crash
-# can leave behind.
-_WRITE_BATCH = 512
-
-
 def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
                        step: Callable[[str], None] | None = None) -> None:
-    """Write many files atomically, flushing the file system once per batch, not per file.
+    """Write many files atomically, flushing the file system once, not once per file.
 
     Each file is written to a temporary file in its own directory, which replaces the target
-    (``os.replace``) only once its bytes are on disk: after one ``syncfs`` of the batch where
-    the platform has it (the idea of git's ``core.fsyncMethod=batch``), else after an
-    ``fsync`` of the file. Each directory written into is fsynced once at the end, which
-    makes the renames durable. Raises ``GitOpsError`` naming the file that failed.
-    ``step`` is told of each temporary file written and each rename (the fault hook).
+    (``os.replace``) only once its bytes are on disk: after one ``syncfs`` of every
+    temporary file where the platform has it (the idea of git's ``core.fsyncMethod=batch``),
+    else after an ``fsync`` of the file. Each directory written into is fsynced once at the
+    end, which makes the renames durable. A kill before the renames leaves temporary files,
+    which the next run removes (``remove_temporaries``, from the write's journal). Raises
+    ``GitOpsError`` naming the file that failed. ``step`` is told of each temporary file
+    written and each rename (the fault hook).
     """
     reach = step or _nothing
     flush_once = _syncfs_function() is not None
     directories: set[Path] = set()
     made: set[Path] = set()  # one mkdir per directory, not one per file
-    for start in range(0, len(files), _WRITE_BATCH):
-        pending: list[tuple[str, Path, Path]] = []
-        renamed = 0
-        try:
-            for path, data in files[start:start + _WRITE_BATCH]:
-                target = root / path
-                try:
-                    if target.parent not in made:
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        made.add(target.parent)
-                    pending.append((path, target, write_temporary(target, data, FILE_MODE,
-                                                                   fsync=not flush_once)))
-                    reach("temporary")
-                except OSError as error:
-                    raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
-            if flush_once:
-                try:
-                    _syncfs(root)
-                except OSError as error:
-                    raise GitOpsError(
-                        f"cannot flush the written files to disk in {root}: {error}") from error
-            for path, target, temp in pending:
-                try:
-                    os.replace(temp, target)
-                except OSError as error:
-                    raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
-                renamed += 1
-                directories.add(target.parent)
-                reach("renamed")
-        finally:
-            for _path, _target, temp in pending[renamed:]:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
+    pending: list[tuple[str, Path, Path]] = []
+    renamed = 0
+    try:
+        for path, data in files:
+            target = root / path
+            try:
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
+                pending.append((path, target, write_temporary(target, data, FILE_MODE,
+                                                               fsync=not flush_once)))
+                reach("temporary")
+            except OSError as error:
+                raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
+        if flush_once and pending:
+            try:
+                _syncfs(root)
+            except OSError as error:
+                raise GitOpsError(
+                    f"cannot flush the written files to disk in {root}: {error}") from error
+        for path, target, temp in pending:
+            try:
+                os.replace(temp, target)
+            except OSError as error:
+                raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
+            renamed += 1
+            directories.add(target.parent)
+            reach("renamed")
+    finally:
+        for _path, _target, temp in pending[renamed:]:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
     for directory in sorted(directories):
         fsync_directory(directory)
 

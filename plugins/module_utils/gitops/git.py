@@ -4,11 +4,14 @@ identity where the user has set none."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 
 from ..errors import GitOpsError
 from .disk import git_text
@@ -94,8 +97,11 @@ class Git:
 
     def store_blobs(self, blobs: Iterable[bytes]) -> None:
         """Write ``blobs`` into the object database as one pack, not one file each."""
-        stream = b"".join(b"blob\ndata %d\n%s\n" % (len(data), data) for data in blobs)
-        self.check("fast-import", "--quiet", "--done", input=stream + b"done\n")
+        self.check("fast-import", "--quiet", "--done", input=_fast_import_stream(blobs))
+
+    def store_blobs_meanwhile(self, blobs: Sequence[bytes]) -> BackgroundStore:
+        """``store_blobs`` in the background, while the caller goes on (``BackgroundStore``)."""
+        return BackgroundStore(self.root, blobs)
 
     def head_tree(self) -> dict[str, str]:
         """Every file of ``HEAD``: path -> object id (one ``git ls-tree``)."""
@@ -208,6 +214,62 @@ class Git:
                                   check=False)
         except OSError as error:
             raise GitOpsError(f"cannot run git: {error}") from error
+
+
+def _fast_import_stream(blobs: Iterable[bytes]) -> bytes:
+    """``git fast-import``'s input that stores each of ``blobs`` (and nothing else)."""
+    return b"".join(b"blob\ndata %d\n%s\n" % (len(data), data) for data in blobs) + b"done\n"
+
+
+class BackgroundStore:
+    """Blobs written into the object database as one pack by a ``git fast-import`` that runs
+    beside the caller: git compresses them on another core while the caller writes the same
+    bytes to the work tree, so a commit finds them stored. Used as a context manager; on
+    leaving it the store is waited for, and ``stored`` says whether every blob is in the
+    object database. A failure is not raised: the commit stores what is missing itself, and
+    reports git's error then. With no blobs nothing is started."""
+
+    def __init__(self, root: Path, blobs: Sequence[bytes]) -> None:
+        self.root = root
+        self.blobs = blobs
+        self.stored = False
+        self._process: subprocess.Popen[bytes] | None = None
+        self._feeder: threading.Thread | None = None
+
+    def __enter__(self) -> BackgroundStore:
+        if not self.blobs:
+            return self
+        stream = _fast_import_stream(self.blobs)
+        try:
+            process = subprocess.Popen(
+                ["git", "-C", str(self.root), "fast-import", "--quiet", "--done"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=git_env())
+        except OSError:
+            return self
+        self._process = process
+        # one write of the whole stream: the thread waits in the kernel (without the GIL)
+        # while git reads, so the caller's own work goes on meanwhile
+        self._feeder = threading.Thread(target=_feed, args=(process, stream), daemon=True,
+                                        name="meshstage-fast-import")
+        self._feeder.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._process is None or self._feeder is None:
+            return
+        self._feeder.join()
+        self.stored = self._process.wait() == 0
+
+
+def _feed(process: subprocess.Popen[bytes], stream: bytes) -> None:
+    stdin = process.stdin
+    assert stdin is not None
+    with contextlib.suppress(OSError):  # git stopped early (BrokenPipeError): it failed
+        stdin.write(stream)
+    with contextlib.suppress(OSError):
+        stdin.close()
 
 
 def blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:

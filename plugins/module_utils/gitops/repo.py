@@ -83,6 +83,9 @@ class GitOpsRepo:
         # Parsed state files by their exact bytes: a pure function, read fresh from disk
         # each time; only the parsing of the same bytes is done once.
         self._parsed: dict[bytes, State] = {}
+        # The sha256 of the contents whose blobs this object's writes stored in git's object
+        # database (``apply``): the commit does not store them a second time.
+        self._stored: set[str] = set()
 
     @property
     def notes(self) -> list[str]:
@@ -265,10 +268,16 @@ class GitOpsRepo:
                                  run_record([u.scope for u in changed], self.git.branch()))
             write_journal(self.root, journal)
             self._kill.reach("journal")
-            try:
-                carry_out(self.root, *steps_of(journal), journal.state_after, self._kill.reach)
-            except GitOpsError as error:
-                undo(self.root, journal, error)
+            removals, writes = steps_of(journal)
+            # the commit's blobs, stored by git on another core while the files are written
+            with self.git.store_blobs_meanwhile(
+                    [data for _path, data in writes] if len(writes) >= PACK_AT else ()) as store:
+                try:
+                    carry_out(self.root, removals, writes, journal.state_after, self._kill.reach)
+                except GitOpsError as error:
+                    undo(self.root, journal, error)
+            if store.stored:
+                self._stored.update(sha256(data) for _path, data in writes)
             self._parsed[journal.state_after] = self._after_state(changed, state)
 
     def _after_state(self, updates: Sequence[TreeUpdate], state: State) -> State:
@@ -367,8 +376,10 @@ class GitOpsRepo:
         index = self.git.index_entries()
         updates = [path for path, data in to_add.items()
                    if index.get(path) != (FILE_MODE_ENTRY, blob_id(data, index))]
-        if len(updates) >= PACK_AT:
-            self.git.store_blobs(to_add[path] for path in updates)
+        recorded = state.shas()
+        unstored = [path for path in updates if recorded.get(path) not in self._stored]
+        if len(unstored) >= PACK_AT:
+            self.git.store_blobs(to_add[path] for path in unstored)
         updates += [path for path in to_remove if path in index]
         if updates:
             self.git.check("update-index", "--add", "--remove", "-z", "--stdin",

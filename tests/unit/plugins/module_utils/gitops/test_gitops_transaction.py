@@ -216,3 +216,40 @@ def test_a_second_run_is_refused_naming_the_run_that_holds_the_repository(root: 
         in str(raised.value)
     assert "rendering prod" in str(raised.value)
     commit(GitOpsRepo(root), AFTER)  # a killed holder holds nothing
+
+
+# ---------------------------------------------------------------------------- the blobs
+
+
+def test_a_large_write_stores_its_blobs_while_writing_and_the_commit_reuses_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From PACK_AT files on, ``git fast-import`` stores the write's blobs beside the file
+    writes (on another core); the commit finds them stored and does not pack them again."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.git import PACK_AT, Git
+
+    root = tmp_path / "gitops"
+    repo = GitOpsRepo(root)
+    desired = {f"dev/object-{n:04d}.yaml": f"n: {n}\n" for n in range(PACK_AT + 20)}
+    repo.apply(repo.plan("dev", desired, META))
+    stored = git(root, "cat-file", "--batch-check", "--batch-all-objects")
+    assert stored.count(" blob ") >= len(desired)  # in the object database before the commit
+
+    def packed_again(self: Git, blobs: object) -> None:
+        raise AssertionError("the commit packed blobs the write had stored")
+
+    monkeypatch.setattr(Git, "store_blobs", packed_again)
+    assert repo.commit("meshstage: dev") is not None
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "show", "HEAD:dev/object-0007.yaml") == "n: 7\n"
+
+
+def test_a_background_store_that_fails_leaves_the_blobs_to_the_commit(tmp_path: Path) -> None:
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.git import Git
+
+    (tmp_path / "not-a-repository").mkdir()
+    with Git(tmp_path / "not-a-repository").store_blobs_meanwhile([b"a\n", b"b\n"]) as store:
+        pass
+    assert store.stored is False  # git failed: nothing is said stored, nothing is raised
+    with Git(tmp_path).store_blobs_meanwhile([]) as nothing:
+        pass
+    assert nothing.stored is False  # nothing to store: no git started
