@@ -1,13 +1,16 @@
 """Callers of the estate's workloads that are not workloads of the catalogue, found in the
 manifests: ingress controllers (an ``Ingress``, or a Gateway API route on a Gateway), the
-Kubernetes API server calling admission webhooks, and Prometheus scraping application ports
-(``ServiceMonitor``, ``PodMonitor``, ``prometheus.io/*`` annotations). Each call is one
+Kubernetes API server calling admission webhooks, Prometheus scraping application ports
+(``ServiceMonitor``, ``PodMonitor``, ``prometheus.io/*`` annotations), and clients outside
+the cluster (a ``NodePort`` or ``LoadBalancer`` Service, ``externalIPs``, a ``hostPort``).
+Each call is one
 ``OutsideCall``: where the manifests say it (``origin``), the caller's pods when the input
 shows them, and the pod port of the workload it reaches. The analyzers judge them against
 each mesh's rules; the flow proof takes them as sources of requests.
 https://kubernetes.io/docs/concepts/services-networking/ingress/,
 https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/,
-https://prometheus-operator.dev/docs/api-reference/api/
+https://prometheus-operator.dev/docs/api-reference/api/,
+https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types
 """
 
 from __future__ import annotations
@@ -31,11 +34,16 @@ CONTROLLER_NAMES: Mapping[str, tuple[str, ...]] = {
     "ingress-controllers.konghq.com/kong": ("kong", "ingress"),
 }
 SCRAPE = "prometheus.io/scrape"
+# Service types whose ports take connections from outside the cluster (kube-proxy forwards
+# them to the pods): a node's port, and a cloud load balancer in front of it
+EXPOSING_TYPES = ("NodePort", "LoadBalancer")
+# The mesh's own gateways: their Envoy takes outside traffic (the gateway flows' business)
+_GATEWAY_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
 
 
 @dataclass(frozen=True)
 class OutsideCall:
-    kind: str                        # ingress | webhook | scrape
+    kind: str                        # ingress | webhook | scrape | exposed
     origin: Resource                 # the object that makes the call
     via: str                         # what of it: "backend productpage:9080", "webhook ..."
     callers: tuple[Workload, ...]    # the caller's pods the input shows
@@ -50,13 +58,16 @@ class OutsideCall:
 
     @property
     def from_outside(self) -> bool:
-        """The Kubernetes API server: never a pod, never with the mesh's proxy."""
-        return self.kind == "webhook"
+        """The Kubernetes API server, or a client outside the cluster: never a pod of it,
+        never with the mesh's proxy."""
+        return self.kind in ("webhook", "exposed")
 
 
 def outside_calls(index: MeshIndex) -> list[OutsideCall]:
-    """Every call of the input's ingress objects, webhook configurations and monitors."""
-    return [*_ingresses(index), *_routes(index), *_webhooks(index), *_scrapes(index)]
+    """Every call of the input's ingress objects, webhook configurations, monitors and
+    exposed ports."""
+    return [*_ingresses(index), *_routes(index), *_webhooks(index), *_scrapes(index),
+            *_exposed(index)]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -279,3 +290,49 @@ def _scrapes(index: MeshIndex) -> Iterator[OutsideCall]:
         yield OutsideCall("scrape", workload.resource, f"annotation {SCRAPE}", callers,
                           workload, int(port), "Prometheus",
                           annotations.get("prometheus.io/path", "/metrics"))
+
+
+# --------------------------------------------------------------------------- exposed ports
+
+
+def _exposed(index: MeshIndex) -> Iterator[OutsideCall]:
+    """Clients outside the cluster: a Service of type ``NodePort`` or ``LoadBalancer``, or
+    with ``externalIPs``, takes their connections on every port and kube-proxy forwards them
+    to the selected pods' ``targetPort``; a container's ``hostPort`` takes them on the node.
+    They come from outside the cluster's pods, without the mesh's proxy or identity. The
+    mesh's own gateways are left out: their flows are the gateways'.
+    https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport,
+    https://kubernetes.io/docs/concepts/services-networking/service/#external-ips,
+    https://kubernetes.io/docs/concepts/configuration/overview/#services (hostPort)
+    """
+    for service in index.of_kind("Service"):
+        kind = str(service.spec.get("type") or "ClusterIP")
+        if kind not in EXPOSING_TYPES and not as_list(service.spec.get("externalIPs")):
+            continue
+        how = f"type {kind}" if kind in EXPOSING_TYPES else "externalIPs"
+        entry = index.service(service.namespace, service.name)
+        for port in entry.ports if entry is not None else ():
+            for workload, number, service_port in _pod_port(
+                    index, service.namespace, service.name, port.get("number")):
+                if _mesh_gateway(workload):
+                    continue
+                yield OutsideCall("exposed", service, f"{how}, port {port.get('number')}", (),
+                                  workload, number, caller_name="a client outside the cluster",
+                                  service=service.name, service_port=service_port)
+    for workload in index.workloads:
+        if workload.host_network or _mesh_gateway(workload):
+            continue  # on the node's network the pod has no proxy to refuse anything
+        for container in workload.containers:
+            for port in as_list(container.get("ports")):
+                port = as_mapping(port)
+                if isinstance(port.get("hostPort"), int) and \
+                        isinstance(port.get("containerPort"), int):
+                    yield OutsideCall("exposed", workload.resource,
+                                      f"hostPort {port['hostPort']}", (), workload,
+                                      port["containerPort"],
+                                      caller_name="a client outside the cluster")
+
+
+def _mesh_gateway(workload: Workload) -> bool:
+    return any(label in workload.labels for label in _GATEWAY_LABELS) or \
+        workload.labels.get("istio") in ("ingressgateway", "egressgateway")

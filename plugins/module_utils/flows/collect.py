@@ -35,7 +35,7 @@ from ..gates.gate import Call
 from ..intent.model import Intent, Service
 from .evaluate import FlowSettings, Scrape
 from .model import Destination, Flow, Peer, Request
-from .outside import caller_flows, outside_flows, peer_flows
+from .outside import caller_flows, outside_flows, peer_flows, prometheus_peers
 
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
 GATEWAY_CLASS = "gateway.networking.k8s.io/gateway-class-name"
@@ -333,11 +333,14 @@ class _Collector:
             if self.intent is not None else None
         prometheus = scrape.source(settings) if scrape is not None else None
         # Who scrapes by the prometheus.io annotations: the Prometheus mesh_external_callers
-        # declares (its flows are the callers'), else one the estate does not show, taken
-        # to be unmeshed. The mesh's own Prometheus scrapes the proxies only (linkerd-viz's
-        # scrape jobs: viz/charts/linkerd-viz/templates/prometheus.yaml in linkerd/linkerd2).
+        # declares (its flows are the callers'), else the estate's own Prometheus (with its
+        # identity where its namespace is injected), else one the estate does not show,
+        # taken to be unmeshed. The mesh's own Prometheus scrapes the proxies only
+        # (linkerd-viz's scrape jobs: viz/charts/linkerd-viz/templates/prometheus.yaml in
+        # linkerd/linkerd2).
         declared = self.intent is not None and any(
             caller.kind == "prometheus" for caller in self.intent.external_callers)
+        scrapers = [] if declared else prometheus_peers(self.estate)
         for workload in self.estate.workloads:
             if namespaces is not None and workload.namespace not in namespaces:
                 continue
@@ -346,12 +349,12 @@ class _Collector:
                               Request("GET", scrape.path), via=scrape.port_name))
             annotations = workload.annotations
             port = annotations.get("prometheus.io/port", "")
-            if annotations.get("prometheus.io/scrape") == "true" and port.isdigit() \
-                    and not declared:
-                source = Peer("prometheus", "", "Prometheus", proxy=False)
+            if annotations.get("prometheus.io/scrape") == "true" and port.isdigit():
                 path = annotations.get("prometheus.io/path") or "/metrics"
-                self.add(Flow(source, _probed(workload, int(port)), "http", "scrape",
-                              Request("GET", path), via="prometheus.io/scrape"))
+                for source in scrapers:
+                    self.add(Flow(source, _probed(workload, int(port)), "http", "scrape",
+                                  Request("GET", path), via="prometheus.io/scrape",
+                                  addressed="pod"))
 
     def observed(self, calls: Sequence[Call]) -> None:
         intent = self.intent

@@ -8,6 +8,8 @@
   Service.
 * ``scrape``: Prometheus scraping what a ``ServiceMonitor`` or ``PodMonitor`` selects, at
   the pods' addresses.
+* ``exposed``: a client outside the cluster, through a ``NodePort`` or ``LoadBalancer``
+  Service (or its ``externalIPs``) or a container's ``hostPort``: never with a proxy.
 * the intent's ``mesh_external_callers``: each caller to the ports it calls (an ingress
   controller through the Service, Prometheus at the pods' addresses, the API server).
 * ``peers``: a StatefulSet's pods calling each other on the intent's ``peer_ports``, at the
@@ -27,9 +29,10 @@ from ..intent.model import ExternalCaller, Intent, Service
 from .model import Destination, Flow, Peer, Request
 
 APISERVER = Peer("apiserver", "", "the Kubernetes API server", proxy=False, address="outside")
+OUTSIDE = Peer("external", "", "a client outside the cluster", proxy=False, address="outside")
 SERVICE_UPSTREAM = "nginx.ingress.kubernetes.io/service-upstream"
 _ORIGINS = {"ingress-controller": "ingress", "kube-apiserver": "webhook",
-            "prometheus": "scrape"}
+            "prometheus": "scrape", "external-clients": "exposed"}
 _PROTOCOLS = {"HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "TLS": "tls", "HTTPS": "tls"}
 
 
@@ -51,8 +54,8 @@ class Collector(Protocol):
 
 
 def outside_flows(collector: Collector) -> None:
-    """The estate's webhooks, Ingresses and monitors (annotation scrapes and Gateway API
-    routes are ``collect.py``'s)."""
+    """The estate's webhooks, Ingresses, monitors and exposed ports (annotation scrapes and
+    Gateway API routes are ``collect.py``'s)."""
     for call in outside_calls(collector.estate):
         if call.port is None:
             continue
@@ -61,14 +64,35 @@ def outside_flows(collector: Collector) -> None:
                                via=f"{call.origin.display} ({call.via})"))
         elif call.kind == "ingress" and call.origin.kind == "Ingress":
             _ingress(collector, call)
+        elif call.kind == "exposed":
+            destination = _destination(call)
+            collector.add(Flow(OUTSIDE, destination, collector.protocol(destination)
+                               if destination.service else "tcp", "exposed",
+                               via=f"{call.origin.display} ({call.via})",
+                               addressed="service" if call.service else "pod"))
         elif call.kind == "scrape" and call.origin.kind in ("ServiceMonitor", "PodMonitor"):
-            sources = _peers(scrapers(collector.estate), "prometheus") or [
-                Peer("prometheus", "", "Prometheus", proxy=False)]
-            for source in sources:
+            for source in prometheus_peers(collector.estate):
                 collector.add(Flow(source, _destination(call), "http", "scrape",
                                    Request("GET", call.path or "/metrics"),
                                    via=f"{call.origin.display} ({call.via})",
                                    addressed="pod"))
+
+
+def exposed_fix(flow: Flow) -> str:
+    """What makes a flow from outside the cluster (origin ``exposed``) get through."""
+    return (f"declare the clients in mesh_external_callers (kind external-clients, calling "
+            f"port {flow.destination.port} of the service of {flow.destination.namespace}/"
+            f"{flow.destination.name}): strict_mtls keeps the port open to plaintext and "
+            "authorization admits it without an identity; or take the traffic in through "
+            "the mesh's ingress instead")
+
+
+def prometheus_peers(estate: MeshIndex) -> list[Peer]:
+    """Who scrapes the pods: the estate's Prometheus (``estate.callers.scrapers``; the mesh
+    decides its proxy, so a Prometheus in an injected namespace scrapes with its identity),
+    else one the input does not show, taken to be unmeshed."""
+    return _peers(scrapers(estate), "prometheus") or [
+        Peer("prometheus", "", "Prometheus", proxy=False)]
 
 
 def _ingress(collector: Collector, call: OutsideCall) -> None:
@@ -126,6 +150,8 @@ def caller_flows(collector: Collector, intent: Intent) -> None:
 
 
 def _caller_peers(collector: Collector, caller: ExternalCaller) -> list[Peer]:
+    if caller.kind == "external-clients":
+        return [OUTSIDE]
     if caller.kind == "kube-apiserver" or caller.namespace is None:
         return [APISERVER]
     workloads = [w for w in collector.estate.workloads_in(caller.namespace)

@@ -28,6 +28,7 @@ from ..providers.registry import mesh
 from ..render.runbook import flow_section
 from ..render.stage_cache import StageCache
 from ..render.tree import RenderedObject
+from ..stages import Stage
 from .collect import collect_flows
 from .evaluate import FlowSettings, MeshState
 from .proof import FlowProof, prove
@@ -148,12 +149,42 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
     if breaks:
         raise FlowProofError(f"{environment} ({intent.stage.value})",
                              [row.line() for row in breaks])
-    result = StageProof(flow_section(proof), proof.warnings(), proof.counts(), proof)
+    result = StageProof(flow_section(proof), proof.warnings() + uncalled(intent, proof),
+                        proof.counts(), proof)
     if key is not None and cache is not None:
         cache.mark_passed(key, {"section": result.section, "warnings": result.warnings,
                                 "counts": result.counts,
                                 "refused": result.counts.get("refused", 0)})
     return result
+
+
+# Flows that do not make a service a callee: the kubelet, Prometheus, its own peers
+_NOT_CALLS = ("probe", "scrape", "peers")
+
+
+def uncalled(intent: Intent, proof: FlowProof) -> list[str]:
+    """Injected catalogue services with ports that no flow reaches under default deny: no
+    service's ``calls``, ingress, external caller, estate route or observed request names
+    them. Default deny then refuses whatever calls them; the proof cannot see a caller
+    nothing says, so it is said (a caller whose configuration file the import could not
+    read, a call a person never wrote down)."""
+    if not intent.default_deny or not intent.stage.reached(Stage.AUTHORIZATION):
+        return []
+    reached: set[tuple[str, str | None]] = set()
+    for row in proof.rows:
+        destination = row.flow.destination
+        if row.flow.origin in _NOT_CALLS:
+            continue
+        reached.add((destination.namespace, destination.service))
+        if destination.workload is not None:
+            reached.add((destination.namespace, destination.workload.labels.get("app")))
+    return [f"flow proof: nothing calls {service.namespace}/{service.name} as far as the "
+            "inventory and the estate show (no service's calls, ingress, external caller "
+            "or observed request): default deny refuses every request to it from the "
+            "authorization stage on; if something calls it, add it to that caller's calls"
+            for service in intent.services
+            if service.ports and intent.injected(service)
+            and (service.namespace, service.name) not in reached]
 
 
 def _owned(gitops_dir: Path, environment: str) -> dict[str, str]:

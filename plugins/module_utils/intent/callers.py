@@ -1,8 +1,9 @@
 """Parsing ``mesh_external_callers``: the callers of the catalogue's services that are not
 services of it. An ingress controller outside the mesh, the Kubernetes API server calling
-an admission webhook, Prometheus scraping an application port: none presents a mesh
-identity unless it runs with the mesh's proxy, so STRICT mTLS and default deny refuse them
-unless the stages say otherwise.
+an admission webhook, Prometheus scraping an application port, clients outside the cluster
+reaching a NodePort or LoadBalancer Service: none presents a mesh identity unless it runs
+with the mesh's proxy, so STRICT mTLS and default deny refuse them unless the stages say
+otherwise.
 https://github.com/istio/istio/issues/39290 (the API server cannot do Istio mTLS),
 https://istio.io/latest/docs/ops/integrations/prometheus/#tls-settings,
 https://linkerd.io/2-edge/tasks/using-ingress/
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .checker import PROBE_PATH, Checker, join_path, optional
-from .model import EXTERNAL_CALLER_KINDS, ExternalCaller, Service
+from .model import EXTERNAL_CALLER_KINDS, OUTSIDE_CALLER_KINDS, ExternalCaller, Service
 
 
 def parse_external_callers(check: Checker, value: Any,
@@ -46,12 +47,14 @@ def parse_external_callers(check: Checker, value: Any,
                 metrics_path = check.string(data["metrics_path"], join_path(path, "metrics_path"),
                                             PROBE_PATH, "an exact path starting with '/' (no "
                                             "'*', '?', '#' or spaces)") or metrics_path
-        if kind == "kube-apiserver":
+        if kind in OUTSIDE_CALLER_KINDS:
+            who = ("the Kubernetes API server, which runs outside the cluster's pods and "
+                   "never has the mesh's proxy") if kind == "kube-apiserver" else (
+                "clients outside the cluster (through a NodePort or LoadBalancer Service), "
+                "which never have the mesh's proxy")
             for key in ("namespace", "service_account", "inject"):
                 if data.get(key) is not None:
-                    check.error(join_path(path, key), data[key], "is not for the Kubernetes "
-                                "API server, which runs outside the cluster's pods and never "
-                                "has the mesh's proxy")
+                    check.error(join_path(path, key), data[key], f"is not for {who}")
             namespace = account = None
             inject = False
         else:
@@ -67,7 +70,7 @@ def parse_external_callers(check: Checker, value: Any,
             account = optional(check, data, "service_account", path, check.dns_subdomain, name)
             inject = optional(check, data, "inject", path, check.boolean, False)
         calls = _calls(check, data["calls"], join_path(path, "calls"), by_name)
-        if namespace is None and kind != "kube-apiserver":
+        if namespace is None and kind not in OUTSIDE_CALLER_KINDS:
             continue
         callers.append(ExternalCaller(name=name, kind=kind, namespace=namespace,
                                       service_account=account, inject=inject,

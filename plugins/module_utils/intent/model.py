@@ -28,7 +28,10 @@ WORKLOAD_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Jo
 JOB_KINDS: tuple[str, ...] = ("Job", "CronJob")
 NATIVE_SIDECAR_MODES: tuple[str, ...] = ("auto", "enabled", "disabled")
 # Callers of the catalogue's services that are not services of it (mesh_external_callers)
-EXTERNAL_CALLER_KINDS: tuple[str, ...] = ("ingress-controller", "kube-apiserver", "prometheus")
+EXTERNAL_CALLER_KINDS: tuple[str, ...] = ("ingress-controller", "kube-apiserver", "prometheus",
+                                           "external-clients")
+# Those that are never pods of the cluster: no namespace, no account, never the mesh's proxy
+OUTSIDE_CALLER_KINDS: tuple[str, ...] = ("kube-apiserver", "external-clients")
 # Kubernetes turns sidecar containers (init containers with restartPolicy Always) on by
 # default from 1.29 (beta; GA in 1.33). https://kubernetes.io/docs/concepts/workloads/pods/
 # sidecar-containers/
@@ -242,12 +245,13 @@ class InboundCaller:
 @dataclass(frozen=True)
 class ExternalCaller:
     """A caller outside the catalogue: an ingress controller, the Kubernetes API server
-    calling admission webhooks, Prometheus scraping application ports. ``calls``: (service,
-    its workload ports it calls; all of them when the intent names none)."""
+    calling admission webhooks, Prometheus scraping application ports, clients outside the
+    cluster through a NodePort or LoadBalancer Service. ``calls``: (service, its workload
+    ports it calls; all of them when the intent names none)."""
 
     name: str
     kind: str                      # EXTERNAL_CALLER_KINDS
-    namespace: str | None          # None: the API server
+    namespace: str | None          # None: the API server, clients outside the cluster
     service_account: str | None
     inject: bool                   # it runs with the mesh's proxy
     calls: tuple[tuple[str, tuple[int, ...]], ...]
@@ -261,9 +265,12 @@ class ExternalCaller:
     @property
     def title(self) -> str:
         """How the runbook names it: ``ingress controller nginx``, ``the Kubernetes API
-        server``, ``Prometheus prometheus``."""
+        server``, ``Prometheus prometheus``, ``a client outside the cluster (through
+        frontend-external)``."""
         if self.kind == "kube-apiserver":
             return "the Kubernetes API server"
+        if self.kind == "external-clients":
+            return f"a client outside the cluster (through {self.name})"
         return f"{'Prometheus' if self.kind == 'prometheus' else 'ingress controller'} " \
             f"{self.name}"
 

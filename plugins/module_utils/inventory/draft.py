@@ -126,7 +126,7 @@ class ExternalCallerDraft:
     what it is, where it runs, what it calls (service -> workload ports) and what says so."""
 
     name: str
-    kind: str                              # ingress-controller | kube-apiserver | prometheus
+    kind: str                              # intent.model.EXTERNAL_CALLER_KINDS
     namespace: str | None = None
     service_account: str | None = None
     pods: tuple[Workload, ...] = ()        # its pods the estate shows

@@ -21,6 +21,11 @@ the flow proof use), each with what it was found from.
   by default) serves annotation scrapes itself, on the agent's port 15020
   (https://istio.io/latest/docs/ops/integrations/prometheus/#option-1-metrics-merging), so
   there the entry only matters where merging is off or a monitor scrapes the port itself.
+- A ``NodePort`` or ``LoadBalancer`` Service (or one with ``externalIPs``) over a catalogue
+  service's pods, or a container's ``hostPort``: ``external-clients``, named after the
+  Service (or the workload), calling the ports it exposes: clients outside the cluster,
+  never with the mesh's proxy.
+  https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport
 
 Ports are the workload ports a call reaches (a Service port's ``targetPort``); a call to a
 port the service does not declare (nor its ``peer_ports``) is listed, not written.
@@ -33,6 +38,7 @@ from typing import Any
 
 from ..estate.callers import OutsideCall, ingress_class, outside_calls, scrapers
 from ..estate.objects import Workload
+from ..intent.model import OUTSIDE_CALLER_KINDS
 from ..providers.registry import MESHES
 from .draft import Draft, ExternalCallerDraft, ServiceDraft
 from .workload_fields import PROXY_PORTS
@@ -84,6 +90,12 @@ def _caller(draft: Draft, call: OutsideCall,
     if call.kind == "webhook":
         return draft.external.setdefault("kube-apiserver", ExternalCallerDraft(
             "kube-apiserver", "kube-apiserver"))
+    if call.kind == "exposed":
+        name = call.service or f"{call.target.resource.name}-host-port"
+        found = draft.external.get(name)
+        if found is not None and found.kind != "external-clients":
+            name = f"{name}-outside"  # the name of another caller (an IngressClass)
+        return draft.external.setdefault(name, ExternalCallerDraft(name, "external-clients"))
     if call.kind == "ingress":
         if not call.callers:
             draft.outside.append(f"{call.origin.display} ({call.via}): its controller's pods "
@@ -156,7 +168,7 @@ def external_entries(draft: Draft, notes: dict[str, list[str]]) -> list[dict[str
             continue
         entry: dict[str, Any] = {"name": caller.name, "kind": caller.kind}
         texts = [f"found from {'; '.join(caller.sources)}"]
-        if caller.kind != "kube-apiserver":
+        if caller.kind not in OUTSIDE_CALLER_KINDS:
             entry["namespace"] = caller.namespace
             if caller.service_account != caller.name:
                 entry["service_account"] = caller.service_account

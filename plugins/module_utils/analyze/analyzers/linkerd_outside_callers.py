@@ -1,5 +1,6 @@
-"""MST0211, MST0212, MST0213: Linkerd inbound policy that refuses a caller outside the
-mesh: an ingress controller, the Kubernetes API server calling a webhook, Prometheus."""
+"""MST0211, MST0212, MST0213, MST0214: Linkerd inbound policy that refuses a caller outside
+the mesh: an ingress controller, the Kubernetes API server calling a webhook, Prometheus, a
+client outside the cluster through a NodePort or LoadBalancer Service."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from ..finding import Level
 from ._linkerd import SKIP_INBOUND, admits, identity_of, linkerd_injected
 from .linkerd_probes import _route_matches
 
-CODES = {"ingress": "MST0211", "webhook": "MST0212", "scrape": "MST0213"}
+CODES = {"ingress": "MST0211", "webhook": "MST0212", "scrape": "MST0213",
+         "exposed": "MST0214"}
 _FIX = {
     "ingress": "mesh the controller in ingress mode (linkerd.io/inject: ingress), or "
                "authorize the backend port from a NetworkAuthentication (meshstage: "
@@ -22,6 +24,10 @@ _FIX = {
     "scrape": "mesh Prometheus and authorize its identity on the port, or authorize the "
               "metrics path from a NetworkAuthentication (meshstage: mesh_external_callers, "
               "kind prometheus)",
+    "exposed": "authorize the port from a NetworkAuthentication of every network (a Server "
+               "with accessPolicy all-unauthenticated at strict_mtls; meshstage: "
+               "mesh_external_callers, kind external-clients), or take outside traffic in "
+               "through a meshed ingress instead",
 }
 
 
@@ -37,7 +43,10 @@ class LinkerdOutsideCallersAnalyzer(Analyzer):
     ``default-inbound-policy: all-unauthenticated``, charts/linkerd-control-plane/templates/
     proxy-injector.yaml in linkerd/linkerd2); a meshed ingress or Prometheus has its identity
     (https://linkerd.io/2-edge/tasks/using-ingress/). A caller whose pods the input does not
-    show is taken to be unmeshed. A webhook with ``failurePolicy: Ignore`` is a Warning.
+    show is taken to be unmeshed. A webhook with ``failurePolicy: Ignore`` is a Warning. A
+    ``NodePort`` or ``LoadBalancer`` Service (or one with ``externalIPs``) and a container's
+    ``hostPort`` take connections from clients outside the cluster, which have no identity
+    (MST0214; https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport).
 
     Fails with MST0211::
 
@@ -133,6 +142,32 @@ class LinkerdOutsideCallersAnalyzer(Analyzer):
                 image: payment-service
                 ports: [{name: metrics, containerPort: 9102}]
 
+    Fails with MST0214::
+
+        apiVersion: v1
+        kind: Namespace
+        metadata:
+          name: shop
+          annotations: {linkerd.io/inject: enabled,
+                        config.linkerd.io/default-inbound-policy: all-authenticated}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: storefront-external, namespace: shop}
+        spec:
+          type: NodePort
+          selector: {app: storefront}
+          ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: storefront, namespace: shop}
+        spec:
+          selector: {matchLabels: {app: storefront}}
+          template:
+            metadata: {labels: {app: storefront}}
+            spec: {containers: [{name: web, image: storefront, ports: [{containerPort: 8080}]}]}
+
     Passes::
 
         apiVersion: v1
@@ -181,7 +216,8 @@ class LinkerdOutsideCallersAnalyzer(Analyzer):
 
     name = "linkerd.OutsideCallersAnalyzer"
     provider = "linkerd"
-    codes = {"MST0211": Level.ERROR, "MST0212": Level.ERROR, "MST0213": Level.ERROR}
+    codes = {"MST0211": Level.ERROR, "MST0212": Level.ERROR, "MST0213": Level.ERROR,
+             "MST0214": Level.ERROR}
 
     def analyze(self, index: MeshIndex) -> Results:
         reported: set[tuple[str, str, str, int]] = set()
@@ -216,6 +252,8 @@ class LinkerdOutsideCallersAnalyzer(Analyzer):
 
     @staticmethod
     def _caller(call: OutsideCall, identity: str | None) -> str:
+        if call.kind == "exposed":
+            return "a client outside the cluster, which is not meshed"
         if call.from_outside:
             return "the Kubernetes API server, which is not meshed"
         if not call.callers:

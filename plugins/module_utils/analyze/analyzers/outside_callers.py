@@ -1,5 +1,6 @@
-"""MST0113, MST0114, MST0115: STRICT mTLS or authorization that refuses a caller outside the
-mesh: an ingress controller, the Kubernetes API server calling a webhook, Prometheus."""
+"""MST0113, MST0114, MST0115, MST0121: STRICT mTLS or authorization that refuses a caller
+outside the mesh: an ingress controller, the Kubernetes API server calling a webhook,
+Prometheus, a client outside the cluster through a NodePort or LoadBalancer Service."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ..finding import Level
 from ._authz import Caller, PolicyIndex, admission_at, caller_of
 from ._mtls import effective_mode
 
-CODES = {"ingress": "MST0113", "webhook": "MST0114", "scrape": "MST0115"}
+CODES = {"ingress": "MST0113", "webhook": "MST0114", "scrape": "MST0115",
+         "exposed": "MST0121"}
 EXCLUDE_INBOUND = "traffic.sidecar.istio.io/excludeInboundPorts"
 MERGE_METRICS = "prometheus.istio.io/merge-metrics"
 _FIX = {
@@ -23,6 +25,9 @@ _FIX = {
     "scrape": "let Istio merge the metrics (scrape the prometheus.io annotations), scrape "
               "with Istio certificates, or give the port a PERMISSIVE exception and an ALLOW "
               "rule for its path (meshstage: mesh_external_callers, kind prometheus)",
+    "exposed": "give the port a PERMISSIVE exception (portLevelMtls) and an ALLOW rule for it "
+               "without a source (meshstage: mesh_external_callers, kind external-clients), "
+               "or take outside traffic in through the ingress gateway instead",
 }
 
 
@@ -40,7 +45,11 @@ class OutsideCallersAnalyzer(Analyzer):
     scrapes with Istio certificates (a ``tlsConfig`` naming them) or Istio merges the
     metrics (``prometheus.io`` annotations, the default). An ingress controller whose pods
     the input does not show is taken to have no sidecar. A webhook with ``failurePolicy:
-    Ignore`` is a Warning: it fails open, silently.
+    Ignore`` is a Warning: it fails open, silently. A ``NodePort`` or ``LoadBalancer``
+    Service (or one with ``externalIPs``) and a container's ``hostPort`` take connections
+    from clients outside the cluster, forwarded to the pods by kube-proxy
+    (https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport): they
+    are plaintext without identity (MST0121).
 
     Fails with MST0113::
 
@@ -163,6 +172,34 @@ class OutsideCallersAnalyzer(Analyzer):
                 image: payment-service
                 ports: [{containerPort: 8080}, {containerPort: 9102}]
 
+    Fails with MST0121::
+
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: default, namespace: istio-system}
+        spec: {mtls: {mode: STRICT}}
+        ---
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: shop, labels: {istio-injection: enabled}}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: storefront-external, namespace: shop}
+        spec:
+          type: LoadBalancer
+          selector: {app: storefront}
+          ports: [{name: http, port: 80, targetPort: 8080}]
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: storefront, namespace: shop}
+        spec:
+          selector: {matchLabels: {app: storefront}}
+          template:
+            metadata: {labels: {app: storefront}}
+            spec: {containers: [{name: web, image: storefront, ports: [{containerPort: 8080}]}]}
+
     Passes::
 
         apiVersion: security.istio.io/v1
@@ -215,7 +252,8 @@ class OutsideCallersAnalyzer(Analyzer):
 
     name = "meshstage.OutsideCallersAnalyzer"
     provider = "istio"
-    codes = {"MST0113": Level.ERROR, "MST0114": Level.ERROR, "MST0115": Level.ERROR}
+    codes = {"MST0113": Level.ERROR, "MST0114": Level.ERROR, "MST0115": Level.ERROR,
+             "MST0121": Level.ERROR}
 
     def analyze(self, index: MeshIndex) -> Results:
         policies: PolicyIndex | None = None
@@ -277,6 +315,8 @@ class OutsideCallersAnalyzer(Analyzer):
 
     @staticmethod
     def _caller(index: MeshIndex, call: OutsideCall, caller: Caller | None) -> str:
+        if call.kind == "exposed":
+            return "a client outside the cluster, which has no sidecar"
         if call.from_outside:
             return "the Kubernetes API server, which has no sidecar"
         if not call.callers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ....estate.objects import Resource, as_mapping
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import FORBIDDEN, RESET, Verdict, allowed, refused
+from ....flows.outside import exposed_fix
 from ....flows.requests import describe
 from .policies import HTTP_PROTOCOLS, Caller, candidates, decide_all
 
@@ -86,6 +87,8 @@ def _fix(step: Step, policy: Resource) -> str:
         return (f"the namespace-wide {policy.display} selects the gateway's own proxy: "
                 f"give the gateway an ALLOW of its own in {destination.namespace}, or run "
                 "it outside the default-deny namespace")
+    if facts.identity is None and flow.origin == "exposed":
+        return exposed_fix(flow)
     if facts.identity is None:
         if facts.destination_proxy and facts.mode == "DISABLE":
             why = f"port {destination.port} is DISABLE (an mTLS exception)"

@@ -8,6 +8,7 @@ from typing import Any
 from ....estate.objects import Resource, as_mapping
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import RESET, Destination, Verdict, allowed, refused
+from ....flows.outside import exposed_fix
 from .view import IstioView, workload_selected
 
 
@@ -124,7 +125,8 @@ class PeerAuthentication(FlowRule):
         if facts.sends != "mtls" and mode == "STRICT":
             why = _why_plaintext(step)
             return refused(RESET, f"{why}, and port {destination.port} of {destination.name} "
-                           "is STRICT", by,
+                           "is STRICT", by, exposed_fix(step.flow)
+                           if step.flow.origin == "exposed" else
                            f"a PERMISSIVE exception for {destination.service or destination.name}"
                            f" (or its port {destination.port}) in mesh_mtls_exceptions, "
                            "or a sidecar for the caller; an exception on the caller "

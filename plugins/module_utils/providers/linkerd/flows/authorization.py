@@ -6,6 +6,7 @@ from typing import Any
 
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import FORBIDDEN, RESET, Verdict, allowed, refused
+from ....flows.outside import exposed_fix
 from ....flows.requests import describe
 from .authentication import Authz, admitted, route_authz, server_authz
 from .routes import DEFAULT, PROBE
@@ -72,6 +73,8 @@ class Authorizations(FlowRule):
 
 def _fix(step: Step, where: str) -> str:
     flow, facts = step.flow, step.facts
+    if facts.identity is None and flow.origin == "exposed":
+        return exposed_fix(flow)
     if facts.identity is None:
         return (f"{flow.source} reaches it without a mesh identity, which no "
                 "MeshTLSAuthentication matches: admit it with an AuthorizationPolicy of a "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ....estate.objects import Resource
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import FORBIDDEN, RESET, Verdict, allowed, refused
+from ....flows.outside import exposed_fix
 from ....kube import selector_matches
 from .authentication import admitted, default_authz
 from .view import (
@@ -126,6 +127,8 @@ def _fix(step: Step, policy: str) -> str:
         return ("a Server for the port with a route for the probe and an AuthorizationPolicy "
                 "with a NetworkAuthentication of the kubelet's networks "
                 "(mesh_linkerd.probe_networks)")
+    if step.facts.identity is None and flow.origin == "exposed":
+        return exposed_fix(flow)
     if step.facts.identity is None:
         return (f"{flow.source} reaches it without a mesh identity: admit it with a "
                 "NetworkAuthentication of its networks (a Server and AuthorizationPolicy for "
