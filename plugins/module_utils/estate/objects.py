@@ -276,9 +276,12 @@ class Workload:
 
     def environment(self) -> list[EnvValue]:
         """What the containers are told at start: every ``env`` entry (a literal value, or a
-        ConfigMap key it is read from), every ConfigMap of ``envFrom``, and the words of
-        ``command`` and ``args``. The ConfigMaps' contents are the index's to look up."""
+        ConfigMap key it is read from), every ConfigMap of ``envFrom`` and every ConfigMap
+        mounted as a volume (its keys are files the container reads: a Spring
+        ``application.properties``, an nginx.conf), and the words of ``command`` and
+        ``args``. The ConfigMaps' contents are the index's to look up."""
         found: list[EnvValue] = []
+        mounted = self._mounted_config_maps()
         for container in (*self.init_containers, *self.containers):
             name = str(container.get("name") or "")
             for entry in (as_mapping(e) for e in as_list(container.get("env"))):
@@ -297,7 +300,23 @@ class Workload:
                 for number, word in enumerate(as_list(container.get(field))):
                     if isinstance(word, str):
                         found.append(EnvValue(name, f"{field}[{number}]", word))
+            for mount in (as_mapping(m) for m in as_list(container.get("volumeMounts"))):
+                for config_map in mounted.get(str(mount.get("name") or ""), ()):
+                    found.append(EnvValue(name, f"volume {mount.get('name')}", None, config_map))
         return found
+
+    def _mounted_config_maps(self) -> dict[str, list[str]]:
+        """Volume name -> the ConfigMaps it holds (a ``configMap`` volume, or the
+        ``configMap`` sources of a ``projected`` one)."""
+        volumes: dict[str, list[str]] = {}
+        for volume in (as_mapping(v) for v in as_list(self.pod_spec.get("volumes"))):
+            sources = [as_mapping(volume.get("configMap"))] + [
+                as_mapping(as_mapping(source).get("configMap")) for source in
+                as_list(as_mapping(volume.get("projected")).get("sources"))]
+            names = [str(source["name"]) for source in sources if source.get("name")]
+            if names and volume.get("name"):
+                volumes[str(volume["name"])] = names
+        return volumes
 
 
 @dataclass(frozen=True)

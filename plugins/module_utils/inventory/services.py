@@ -8,6 +8,13 @@ value was read or guessed from.
   service with ``ports: []`` (it calls, nothing calls it).
 - A Service whose selector narrows another Service's to one version (``reviews-v1``:
   ``app: reviews, version: v1``) is that version's Service (``versions[].service``).
+- A Service over exactly the pods of another one, on target ports the other has too (an
+  Online Boutique ``frontend-external`` of type LoadBalancer beside ``frontend``), is an
+  alias of it, not a second service (two services over the same pods would get two Sidecars
+  for one workload): the one that is not exposed (NodePort, LoadBalancer) is the service.
+- A StatefulSet's governing headless Service (``spec.serviceName``) over the pods of another
+  Service is not a service either: its ports become the service's ``peer_ports``
+  (``workload_fields.py``).
 - Protocols: ``appProtocol``, then the port name's ``<protocol>[-<suffix>]`` (Istio's
   convention: https://istio.io/latest/docs/ops/configuration/traffic-management/
   protocol-selection/), then the kubelet's probe on the port (``httpGet``, ``grpc``), then
@@ -98,6 +105,7 @@ def build_catalogue(draft: Draft, groups: list[WorkloadGroup],
                                                selector.items()) for w in g.running)]
         selected.update(id(g) for g in members)
         drafts.append(ServiceDraft(resource.name, resource.namespace, resource, members))
+    drafts = _without_aliases(draft, drafts)
     for group in groups:
         if id(group) in selected or not in_scope(group.root.namespace):
             continue
@@ -111,6 +119,60 @@ def build_catalogue(draft: Draft, groups: list[WorkloadGroup],
             found.fields.setdefault("_version_services", []).append((version, labels))
     for service in list(draft.services.values()):
         _describe(draft, service)
+
+
+def _without_aliases(draft: Draft, drafts: list[ServiceDraft]) -> list[ServiceDraft]:
+    """The drafts less the aliases: a Service over the same pods as another one whose target
+    ports are all the other's too. The Service kept is the one not exposed outside the
+    cluster (NodePort, LoadBalancer), then the one with more ports, then by name."""
+    by_pods: dict[tuple[str, frozenset[int]], list[ServiceDraft]] = {}
+    for service in drafts:
+        if service.workloads:
+            key = (service.namespace, frozenset(id(g) for g in service.workloads))
+            by_pods.setdefault(key, []).append(service)
+    aliases: set[int] = set()
+    for same in by_pods.values():
+        if len(same) < 2:
+            continue
+        same.sort(key=lambda d: (_governing(d), _exposed(d), -len(_targets(d)), d.name))
+        main = same[0]
+        for other in same[1:]:
+            if _governing(other) and not _governing(main):
+                aliases.add(id(other))
+                draft.keep(f"Service {other.namespace}/{other.name}",
+                           f"the headless Service of StatefulSet {_governing(other)}, over the "
+                           f"pods of Service {main.namespace}/{main.name}: its ports are "
+                           f"service {main.name}'s peer_ports, not a service of its own")
+            elif _targets(other) <= _targets(main):
+                aliases.add(id(other))
+                draft.keep(f"Service {other.namespace}/{other.name}",
+                           f"selects the pods of Service {main.namespace}/{main.name} on its "
+                           f"target ports: an alias of service {main.name}, not a service of "
+                           "its own")
+    return [d for d in drafts if id(d) not in aliases]
+
+
+def _governing(service: ServiceDraft) -> str:
+    """The StatefulSet (``namespace/name``) whose governing Service the draft's headless
+    Service is, or ``""``."""
+    spec = service.service.spec if service.service is not None else {}
+    if spec.get("clusterIP") != "None":
+        return ""
+    return next((f"{g.root.namespace}/{g.root.resource.name}" for g in service.workloads
+                 if g.kind == "StatefulSet"
+                 and g.root.resource.spec.get("serviceName") == service.name), "")
+
+
+def _exposed(service: ServiceDraft) -> bool:
+    spec = service.service.spec if service.service is not None else {}
+    return spec.get("type") in ("NodePort", "LoadBalancer") or bool(spec.get("externalIPs"))
+
+
+def _targets(service: ServiceDraft) -> set[str]:
+    """The target ports of the draft's Service, as written (a number or a port name)."""
+    spec = service.service.spec if service.service is not None else {}
+    return {str(as_mapping(p).get("targetPort", as_mapping(p).get("port")))
+            for p in spec.get("ports") or [] if isinstance(p, Mapping)}
 
 
 def _mesh_namespaces(draft: Draft) -> set[str]:

@@ -10,8 +10,14 @@ reason: Jobs and CronJobs (an injected job's pod does not complete while the pro
 https://istio.io/latest/docs/ops/common-problems/injection/ and Linkerd's
 https://linkerd.io/2-edge/tasks/graceful-shutdown/#slow-updating-clients), StatefulSets
 (peers that talk pod to pod), DaemonSets (node agents), and ports whose protocol is a
-server-first one (MySQL, PostgreSQL, ...). Namespaces the estate has injected already are the
-first wave, and the environment starts with it injected.
+server-first one (MySQL, PostgreSQL, ...). A server-first server waits for every wave of its
+callers, too: Istio's PERMISSIVE mode tells mTLS from plaintext by the client's first bytes,
+which a server-first protocol's client does not send, so a server injected before its
+callers stalls their plaintext connections, while callers injected first send it mTLS
+(client first) once it is injected ("Server First Protocols",
+https://istio.io/latest/docs/ops/deployment/application-requirements/#server-first-protocols).
+Namespaces the estate has injected already are the first wave, and the environment starts
+with it injected.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from .draft import Draft, ServiceDraft
 
 _RISKY_KINDS = {"Job": "a Job", "CronJob": "a CronJob", "StatefulSet": "a StatefulSet",
                 "DaemonSet": "a DaemonSet"}
+SERVER_FIRST = "a server-first protocol"  # the risk's words, which order it after its callers
+_HOW_LONG = {False: "a wave", True: "for its callers' waves"}
 _SERVER_FIRST = ("MySQL", "PostgreSQL", "SMTP", "NATS", "memcached", "AMQP", "ZooKeeper",
                  "Kafka", "Cassandra")
 
@@ -43,11 +51,11 @@ def risk(service: ServiceDraft) -> str | None:
             return f"{group.display} is {_RISKY_KINDS[group.root.resource.kind]}"
     for number, port in enumerate(service.fields.get("ports") or []):
         if port.get("protocol") in SERVER_FIRST_PROTOCOLS:
-            return f"port {port['port']} speaks {port['protocol']}, a server-first protocol"
+            return f"port {port['port']} speaks {port['protocol']}, {SERVER_FIRST}"
         notes = " ".join(service.notes.get(f"ports[{number}]", []))
         hit = next((what for what in _SERVER_FIRST if what in notes), None)
         if hit:
-            return f"port {port['port']} speaks {hit}, a server-first protocol"
+            return f"port {port['port']} speaks {hit}, {SERVER_FIRST}"
     return None
 
 
@@ -128,12 +136,33 @@ def propose_waves(draft: Draft) -> tuple[list[ProposedWave], int]:
     return waves, 1 if injected else 0
 
 
+def _after_callers(depth: dict[str, int], edges: Mapping[str, set[str]],
+                   servers: Sequence[str]) -> None:
+    """Move each server-first node to a wave after every node that calls it (a chain of
+    them in turn; a cycle of calls moves no further than one pass per node)."""
+    callers: dict[str, list[str]] = {}
+    for node, callees in edges.items():
+        for callee in callees:
+            if callee != node:
+                callers.setdefault(callee, []).append(node)
+    for _ in range(len(depth)):
+        moved = False
+        for server in servers:
+            after = 1 + max((depth[c] for c in callers.get(server, ()) if c in depth),
+                            default=-1)
+            if after > depth[server]:
+                depth[server], moved = after, True
+        if not moved:
+            return
+
+
 def _by_level(nodes: list[str], edges: Mapping[str, set[str]],
               risky: Mapping[str, str | None], by_service: bool) -> list[ProposedWave]:
     depth = levels(nodes, edges)
     for node, why in risky.items():
         if why:
             depth[node] += 1
+    _after_callers(depth, edges, [n for n, why in risky.items() if why and SERVER_FIRST in why])
     waves: list[ProposedWave] = []
     for level in sorted(set(depth.values())):
         members = tuple(sorted(n for n in nodes if depth[n] == level))
@@ -143,7 +172,8 @@ def _by_level(nodes: list[str], edges: Mapping[str, set[str]],
             reasons.append(("calls no other " + ("service" if by_service else "namespace")
                             + " of the catalogue") if level == 0 else
                            "calls only what the waves before it hold")
-        reasons += [f"{n} waits a wave: {risky[n]}" for n in members if risky.get(n)]
+        reasons += [f"{n} waits {_HOW_LONG[SERVER_FIRST in str(risky[n])]}: {risky[n]}"
+                    for n in members if risky.get(n)]
         name = f"wave-{len(waves) + 1}"
         waves.append(ProposedWave(name, services=members, why="; ".join(reasons))
                      if by_service else ProposedWave(name, namespaces=members,

@@ -11,7 +11,10 @@ network; each with what it was read or guessed from.
   (https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
   #headless-services). The guess: the container ports no port of the service's Service
   sends to, and the ports of a Service ``<name>-peers`` that selects the pods (meshstage
-  renders one for ``peer_ports``), less the proxies' own ports and the ports that serve
+  renders one for ``peer_ports``) or of the StatefulSet's governing headless Service
+  (``spec.serviceName``, the one that gives its pods their DNS names:
+  https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#stable-network-id)
+  that its Service does not declare, less the proxies' own ports and the ports that serve
   metrics (a port name such as ``metrics``, or the ``prometheus.io/port`` annotation).
 - ``init_network``: an init container of the pod template reaches the network (it runs a
   network tool, or is given a URL or ``host:port``: the start-up analyzers' own test,
@@ -80,9 +83,10 @@ def _peer_ports(draft: Draft, service: ServiceDraft) -> None:
     found: dict[int, tuple[str, str]] = {}    # port -> (protocol, what says so)
     left_out: list[str] = []
     for group in groups:
-        for port, protocol in _peers_services(draft, service, group).items():
-            found.setdefault(port, (protocol, f"Service {service.namespace}/{service.name}"
-                                    "-peers declares it"))
+        for port, (protocol, name) in _peers_services(draft, service, group).items():
+            if port not in declared:
+                found.setdefault(port, (protocol, f"Service {service.namespace}/{name} "
+                                        "declares it"))
         scraped = group.root.annotations.get(SCRAPE_PORT, "")
         for name, number in group.root.container_ports():
             if number in declared or number in found or any(number in r for r in
@@ -105,22 +109,30 @@ def _peer_ports(draft: Draft, service: ServiceDraft) -> None:
 
 
 def _peers_services(draft: Draft, service: ServiceDraft,
-                    group: WorkloadGroup) -> dict[int, str]:
-    """The ports (and their protocols) of a Service ``<name>-peers`` selecting the pods."""
-    resource = draft.index.get("Service", service.namespace, f"{service.name}-peers")
-    if resource is None:
-        return {}
-    selector = {str(k): str(v) for k, v in as_mapping(resource.spec.get("selector")).items()}
-    if not selector or any(group.root.labels.get(k) != v for k, v in selector.items()):
-        return {}
-    found = {}
-    for raw in resource.spec.get("ports") or []:
-        port = as_mapping(raw)
-        target = port.get("targetPort", port.get("port"))
-        number = group.root.port_number(target)
-        if number is not None:
-            found[number] = guess_protocol_name(port_protocol(port)) or "TCP"
-    draft.became(resource, f"{service.name}: peer_ports (meshstage renders it from them)")
+                    group: WorkloadGroup) -> dict[int, tuple[str, str]]:
+    """The ports (their protocols, and the Service's name) of a Service ``<name>-peers``
+    selecting the pods, and of the StatefulSet's governing headless Service when it is not
+    the service's own."""
+    found: dict[int, tuple[str, str]] = {}
+    names = [f"{service.name}-peers", str(group.root.resource.spec.get("serviceName") or "")]
+    for name in dict.fromkeys(n for n in names if n and n != service.name):
+        resource = draft.index.get("Service", service.namespace, name)
+        if resource is None or (not name.endswith("-peers") and
+                                resource.spec.get("clusterIP") != "None"):
+            continue
+        selector = {str(k): str(v) for k, v in
+                    as_mapping(resource.spec.get("selector")).items()}
+        if not selector or any(group.root.labels.get(k) != v for k, v in selector.items()):
+            continue
+        for raw in resource.spec.get("ports") or []:
+            port = as_mapping(raw)
+            number = group.root.port_number(port.get("targetPort", port.get("port")))
+            if number is not None:
+                found.setdefault(number, (guess_protocol_name(port_protocol(port)) or "TCP",
+                                          name))
+        if name.endswith("-peers"):  # meshstage's own, rendered from peer_ports
+            draft.became(resource, f"{service.name}: peer_ports (meshstage renders it from "
+                         "them)")
     return found
 
 

@@ -1,0 +1,248 @@
+"""What real estates hold that the import must read right: a second Service over the same pods
+(a LoadBalancer beside a ClusterIP Service), a StatefulSet's governing headless Service, the
+clients a NodePort or LoadBalancer Service lets in, and callees named in a configuration file
+mounted from a ConfigMap. Each one wrote a wrong inventory before (a second service whose
+Sidecar selected nothing, a service for the headless Service, no caller for outside
+clients, no calls at all)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
+    Manifests,
+    add_text,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
+from ansible_collections.meshstage.mesh.plugins.module_utils.inventory.importer import (
+    Imported,
+    ImportOptions,
+    import_estate,
+)
+
+
+def _import(text: str, **options: Any) -> Imported:
+    manifests = Manifests()
+    add_text(manifests, text, "estate.yaml")
+    return import_estate(manifests.resources, ImportOptions(**options))
+
+
+def _service(imported: Imported, name: str) -> dict[str, Any]:
+    return next(s for s in imported.shared["mesh_services"] if s["name"] == name)
+
+
+def _renders(imported: Imported) -> None:
+    parse_intent({**imported.intent_variables, "mesh_stage": "authorization"})
+
+
+SHOP = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-external, namespace: shop}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: web
+      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
+"""
+
+
+def test_a_load_balancer_beside_the_service_is_an_alias_and_its_clients_a_caller():
+    imported = _import(SHOP)
+    assert [s["name"] for s in imported.shared["mesh_services"]] == ["web"]
+    assert imported.shared["mesh_external_callers"] == [
+        {"name": "web-external", "kind": "external-clients", "calls": ["web"]}]
+    assert ("Service shop/web-external", "selects the pods of Service shop/web on its target "
+            "ports: an alias of service web, not a service of its own") in imported.draft.listed
+    _renders(imported)
+
+
+def test_a_second_service_with_ports_of_its_own_stays_a_service():
+    other = SHOP.replace("targetPort: 8080}]\n---\napiVersion: apps/v1",
+                         "targetPort: 8080}, {name: admin, port: 9000}]\n---\n"
+                         "apiVersion: apps/v1")
+    imported = _import(other)
+    assert {s["name"] for s in imported.shared["mesh_services"]} == {"web", "web-external"}
+
+
+def test_a_node_port_service_alone_is_the_service_and_lets_outside_clients_in():
+    node_port = SHOP.split("---\n", 1)[1].replace("LoadBalancer", "NodePort")
+    imported = _import(node_port)
+    assert [s["name"] for s in imported.shared["mesh_services"]] == ["web-external"]
+    assert imported.shared["mesh_external_callers"] == [
+        {"name": "web-external", "kind": "external-clients", "calls": ["web-external"]}]
+    _renders(imported)
+
+
+RABBITMQ = """
+apiVersion: v1
+kind: Service
+metadata: {name: rabbitmq, namespace: data}
+spec:
+  selector: {app: rabbitmq}
+  ports: [{name: amqp, port: 5672}, {name: management, port: 15672}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: rabbitmq-headless, namespace: data}
+spec:
+  clusterIP: None
+  selector: {app: rabbitmq}
+  ports: [{name: epmd, port: 4369}, {name: dist, port: 25672}, {name: amqp, port: 5672}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: rabbitmq, namespace: data}
+spec:
+  serviceName: rabbitmq-headless
+  selector: {matchLabels: {app: rabbitmq}}
+  template:
+    metadata: {labels: {app: rabbitmq}}
+    spec:
+      containers:
+      - name: rabbitmq
+        image: rabbitmq
+        ports: [{containerPort: 5672}, {containerPort: 15672}, {containerPort: 4369},
+                {containerPort: 25672}]
+"""
+
+
+def test_a_stateful_set_s_governing_headless_service_gives_its_peer_ports():
+    imported = _import(RABBITMQ)
+    assert [s["name"] for s in imported.shared["mesh_services"]] == ["rabbitmq"]
+    rabbitmq = _service(imported, "rabbitmq")
+    assert rabbitmq["kind"] == "StatefulSet"
+    assert rabbitmq["peer_ports"] == [4369, 25672]  # 5672 is a port of the Service already
+    assert any(name == "Service data/rabbitmq-headless" and "peer_ports" in why
+               for name, why in imported.draft.listed)
+    _renders(imported)
+
+
+ORDERS = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: orders-config, namespace: shop}
+data:
+  application.properties: |
+    endpoints.payment=http://payment/paymentAuth
+    spring.data.mongodb.host=orders-db.data
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template:
+    metadata: {labels: {app: orders}}
+    spec:
+      containers:
+      - name: orders
+        image: orders
+        ports: [{containerPort: 80}]
+        volumeMounts: [{name: config, mountPath: /config}]
+      volumes:
+      - {name: config, configMap: {name: orders-config}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: orders, namespace: shop}
+spec: {selector: {app: orders}, ports: [{name: http, port: 80}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: payment, namespace: shop}
+spec:
+  selector: {matchLabels: {app: payment}}
+  template:
+    metadata: {labels: {app: payment}}
+    spec: {containers: [{name: payment, image: payment, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: payment, namespace: shop}
+spec: {selector: {app: payment}, ports: [{name: http, port: 80}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders-db, namespace: data}
+spec:
+  selector: {matchLabels: {app: orders-db}}
+  template:
+    metadata: {labels: {app: orders-db}}
+    spec: {containers: [{name: mongo, image: mongo, ports: [{containerPort: 27017}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: orders-db, namespace: data}
+spec: {selector: {app: orders-db}, ports: [{name: mongo, port: 27017}]}
+"""
+
+
+def test_callees_named_in_a_mounted_configuration_file_are_calls():
+    imported = _import(ORDERS)
+    assert _service(imported, "orders")["calls"] == ["orders-db", "payment"]
+    notes = " ".join(line for key, lines in imported.notes.items() if key.endswith(".calls")
+                     for line in lines)
+    assert "ConfigMap shop/orders-config key application.properties" in notes
+    projected = ORDERS.replace("- {name: config, configMap: {name: orders-config}}",
+                               "- {name: config, projected: {sources: [{configMap: "
+                               "{name: orders-config}}]}}")
+    assert _service(_import(projected), "orders")["calls"] == ["orders-db", "payment"]
+
+
+def test_a_server_first_server_waits_for_every_wave_of_its_callers():
+    """MySQL speaks first: under Istio's PERMISSIVE mode a server injected before its
+    plaintext callers stalls them; callers injected first send it mTLS once it is."""
+    estate = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: catalogue, namespace: shop}
+spec:
+  selector: {matchLabels: {app: catalogue}}
+  template:
+    metadata: {labels: {app: catalogue}}
+    spec:
+      containers:
+      - {name: c, image: c, args: ["-DSN=catalogue-db.data:3306"], ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: catalogue, namespace: shop}
+spec: {selector: {app: catalogue}, ports: [{name: http, port: 80}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: catalogue-db, namespace: data}
+spec:
+  selector: {matchLabels: {app: catalogue-db}}
+  template:
+    metadata: {labels: {app: catalogue-db}}
+    spec: {containers: [{name: mysql, image: mysql, ports: [{containerPort: 3306}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: catalogue-db, namespace: data}
+spec: {selector: {app: catalogue-db}, ports: [{port: 3306}]}
+"""
+    imported = _import(estate)
+    assert _service(imported, "catalogue")["calls"] == ["catalogue-db"]
+    waves = imported.shared["mesh_injection_waves"]
+    assert [w["namespaces"] for w in waves] == [["shop"], ["data"]]
+    assert "data waits for its callers' waves: port 3306 speaks MYSQL" in " ".join(
+        line for key, lines in imported.notes.items() if key.startswith("mesh_injection_waves")
+        for line in lines)
