@@ -103,6 +103,42 @@ def _evidence(resource: Resource) -> bool:
             or resource.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE)
 
 
+def merged_namespaces(resources: Sequence[Resource]) -> Sequence[Resource]:
+    """The input with each Namespace defined more than once (the estate's own and the one
+    meshstage renders to set its labels, given to ``meshstage check`` together) as one
+    object holding every copy's labels and annotations, as the cluster ends up with both
+    applied; where copies set a key otherwise, meshstage's copy wins (it is the one the
+    stage applies; the pipeline's MST0001 refuses such a clash), else the later one. The
+    verdicts no longer depend on the order the files are given in."""
+    copies: dict[str, list[Resource]] = {}
+    for resource in resources:
+        if resource.kind == "Namespace":
+            copies.setdefault(resource.name, []).append(resource)
+    if all(len(found) == 1 for found in copies.values()):
+        return resources
+    merged: dict[int, Resource | None] = {}
+    for found in copies.values():
+        if len(found) == 1:
+            continue
+        ordered = sorted(found, key=lambda r: r.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE)
+        metadata = dict(found[0].metadata)
+        for field_name in ("labels", "annotations"):
+            values: dict[str, Any] = {}
+            for copy in ordered:
+                values.update(as_mapping(copy.metadata.get(field_name)))
+            if values:
+                metadata[field_name] = values
+        first = found[0]
+        merged[id(first)] = replace(first, obj={**first.obj, "metadata": metadata})
+        merged.update((id(other), None) for other in found[1:])
+    kept: list[Resource] = []
+    for resource in resources:
+        one = merged.get(id(resource), resource)
+        if one is not None:
+            kept.append(one)
+    return kept
+
+
 # --------------------------------------------------------------------------- the index
 
 
@@ -115,6 +151,7 @@ class MeshIndex:
     complete: bool = False
 
     def __post_init__(self) -> None:
+        self.resources = merged_namespaces(self.resources)
         if self.mesh.native_sidecars is None:
             found = native_sidecars(self.resources)
             if found is not None:
@@ -280,11 +317,16 @@ class MeshIndex:
         precedence: a namespace labelled ``istio-injection: disabled`` or a pod opting out
         wins; a pod without a marker that istiod's ``neverInjectSelector`` selects is left
         out; an enabled namespace injects; a pod of an unlabelled namespace is injected
-        when it asks (``sidecar.istio.io/inject: "true"``, or an ``istio.io/rev`` label).
+        when it asks (``sidecar.istio.io/inject: "true"``, or an ``istio.io/rev`` label). A
+        pod on the node's network is never injected (``injectRequired`` in istio/istio
+        pkg/kube/inject/webhook.go skips ``hostNetwork`` pods: their iptables rules would be
+        the node's).
         https://istio.io/latest/docs/setup/additional-setup/sidecar-injection/
         #controlling-the-injection-policy"""
         if workload.has_istio_proxy:
             return True
+        if workload.host_network:
+            return False
         override = workload.injection_override
         namespace = self.namespace(workload.namespace)
         if override == "false" or (namespace is not None and namespace.labels.get(

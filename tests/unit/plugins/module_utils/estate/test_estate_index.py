@@ -63,6 +63,19 @@ def test_workloads_come_from_pods_and_pod_templates_and_know_their_sidecar():
     assert index.workloads_matching("payments", {"app": "reviews"}) == []
 
 
+def test_a_pod_on_the_node_s_network_never_gets_a_sidecar():
+    """istiod skips hostNetwork pods (injectRequired, pkg/kube/inject/webhook.go), even in an
+    injected namespace: a node exporter there sends and takes plaintext."""
+    index = MeshIndex([
+        resource("Namespace", "monitoring", metadata={"labels": {"istio-injection": "enabled"}}),
+        resource("DaemonSet", "node-exporter", "monitoring", api="apps/v1", spec={"template": {
+            "metadata": {"labels": {"app": "node-exporter"}},
+            "spec": {"hostNetwork": True, "containers": []}}}),
+    ])
+    (exporter,) = index.workloads_matching("monitoring", {"app": "node-exporter"})
+    assert not index.has_sidecar(exporter) and not index.in_mesh(exporter)
+
+
 def test_knows_a_kind_when_the_input_holds_one_or_is_complete():
     index = MeshIndex([resource("Service", "reviews", "bookinfo")])
     assert index.knows("Service") and not index.knows("Pod")
@@ -164,3 +177,24 @@ def test_owners_are_read_controller_first():
         {"kind": "Node", "name": "n1", "uid": "u0"},
         {"kind": "ReplicaSet", "name": "web-5d", "uid": "u1", "controller": True}]})
     assert pod.owners() == [("ReplicaSet", "web-5d", "u1"), ("Node", "n1", "u0")]
+
+
+def test_a_namespace_defined_twice_holds_both_copies_labels_whatever_the_order():
+    """The estate's Namespace and the one meshstage renders for its labels, given together
+    (``meshstage check tree estate``): the cluster ends up with both applied, so the index
+    holds one Namespace with every label, and the verdicts do not depend on the order."""
+    estate = resource("Namespace", "shop", metadata={"labels": {"team": "web"},
+                                                     "annotations": {"owner": "web"}})
+    rendered = resource("Namespace", "shop", metadata={"labels": {
+        "istio-injection": "enabled", "app.kubernetes.io/managed-by": "meshstage"}})
+    clash = resource("Namespace", "shop", metadata={"labels": {"istio-injection": "disabled"}})
+    for resources in ([estate, rendered], [rendered, estate]):
+        index = MeshIndex(resources)
+        namespace = index.namespace("shop")
+        assert namespace is not None and len(index.of_kind("Namespace")) == 1
+        assert namespace.labels == {"team": "web", "istio-injection": "enabled",
+                                    "app.kubernetes.io/managed-by": "meshstage"}
+        assert namespace.annotations == {"owner": "web"}
+    for resources in ([clash, rendered], [rendered, clash]):  # meshstage's copy wins a clash
+        namespace = MeshIndex(resources).namespace("shop")
+        assert namespace is not None and namespace.labels["istio-injection"] == "enabled"
