@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..analyze.analyzers.port_name import port_protocol
-from ..estate.objects import SYSTEM_NAMESPACES, Resource, as_mapping
+from ..estate.objects import PROBE_KINDS, SYSTEM_NAMESPACES, Resource, as_mapping
 from ..intent.checker import PROBE_PATH
 from ..kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, selector_text
 from .draft import Draft, ServiceDraft, WorkloadGroup
@@ -365,11 +365,33 @@ def guess_protocol(port: Mapping[str, Any], service: ServiceDraft,
                 return protocol, (f"guessed from the {probe.kind} {probe.action} of "
                                   f"{workload.resource.kind} {workload.namespace}/"
                                   f"{workload.resource.name} on port {probe.port}")
+        for container, kind in _grpc_health_probes(workload, (target, number)):
+            return "GRPC", (f"guessed from the {kind} of container {container} of "
+                            f"{workload.resource.kind} {workload.namespace}/"
+                            f"{workload.resource.name}, which runs grpc_health_probe on it")
     if isinstance(number, int) and number in WELL_KNOWN_PORTS:
         protocol, what = WELL_KNOWN_PORTS[number]
         return protocol, f"guessed from the port number ({what}); name the port to be sure"
     return "TCP", ("guessed: neither appProtocol, the port's name, a probe nor its number "
                    "tells; TCP (opaque) is the safe guess, say HTTP if it is")
+
+
+# grpc_health_probe's server address (``-addr=:5000``, ``-addr localhost:5000``): an exec
+# probe that checks a gRPC server's health (https://github.com/grpc-ecosystem/grpc-health-probe)
+_HEALTH_PROBE_ADDRESS = re.compile(r"-addr[= ]\S*?:(\d+)\b")
+
+
+def _grpc_health_probes(workload: Any, ports: Iterable[Any]) -> Iterable[tuple[str, str]]:
+    """(container, probe kind) of each exec probe that runs grpc_health_probe on one of
+    ``ports``."""
+    wanted = {p for p in ports if isinstance(p, int)}
+    for container in workload.containers:
+        for kind in PROBE_KINDS:
+            command = as_mapping(as_mapping(container.get(kind)).get("exec")).get("command")
+            words = " ".join(str(word) for word in command) if isinstance(command, list) else ""
+            if "grpc_health_probe" in words and any(
+                    int(port) in wanted for port in _HEALTH_PROBE_ADDRESS.findall(words)):
+                yield str(container.get("name") or ""), kind
 
 
 def _versions(service: ServiceDraft) -> None:

@@ -246,3 +246,35 @@ spec: {selector: {app: catalogue-db}, ports: [{port: 3306}]}
     assert "data waits for its callers' waves: port 3306 speaks MYSQL" in " ".join(
         line for key, lines in imported.notes.items() if key.startswith("mesh_injection_waves")
         for line in lines)
+
+
+def test_an_exec_probe_running_grpc_health_probe_says_the_port_is_grpc():
+    """Before kubelet's own grpc probes, gRPC servers were probed with grpc_health_probe
+    (https://github.com/grpc-ecosystem/grpc-health-probe); its -addr names the port, and that
+    outranks a guess from the port's number (8080 is usually HTTP)."""
+    estate = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: recommendation, namespace: shop}
+spec:
+  selector: {matchLabels: {app: recommendation}}
+  template:
+    metadata: {labels: {app: recommendation}}
+    spec:
+      containers:
+      - name: server
+        image: recommendation
+        ports: [{containerPort: 8080}]
+        readinessProbe:
+          exec: {command: [/bin/grpc_health_probe, "-addr=:8080"]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: recommendation, namespace: shop}
+spec: {selector: {app: recommendation}, ports: [{port: 8080}]}
+"""
+    (port,) = _service(_import(estate), "recommendation")["ports"]
+    assert port["protocol"] == "GRPC"
+    other = estate.replace('"-addr=:8080"', '"-addr=localhost:9555"')
+    (port,) = _service(_import(other), "recommendation")["ports"]
+    assert port["protocol"] == "HTTP"  # the probe checks another port: the number decides
