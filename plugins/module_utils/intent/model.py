@@ -333,6 +333,8 @@ class Telemetry:
     access_log_filter: str | None = None
     prometheus_namespace: str = "istio-system"
     scrape_interval: str = "15s"
+    # the keys the inventory wrote (a default the intent does not ask for is not warned of)
+    written: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -189,11 +189,12 @@ def _observability(intent: Intent) -> StageContribution:
             "Linkerd has no tracing providers; proxies export spans to "
             "mesh_linkerd.trace_collector"
             + ("" if linkerd.trace_collector else ", which is not set")))
-    contribution.gaps.append(linkerd_gap(
-        "mesh_telemetry.sampling_percentage", telemetry.sampling_percentage,
-        "Linkerd proxies sample what the trace's root (ingress or application) sampled"
-        if linkerd.trace_collector else
-        "no mesh_linkerd.trace_collector is set, so Linkerd proxies emit no spans"))
+    if "sampling_percentage" in telemetry.written:  # a rate the inventory asks for
+        contribution.gaps.append(linkerd_gap(
+            "mesh_telemetry.sampling_percentage", telemetry.sampling_percentage,
+            "Linkerd proxies sample what the trace's root (ingress or application) sampled"
+            if linkerd.trace_collector else
+            "no mesh_linkerd.trace_collector is set, so Linkerd proxies emit no spans"))
     if telemetry.access_log_provider and telemetry.access_log_filter:
         contribution.gaps.append(linkerd_gap(
             "mesh_telemetry.access_log_filter", telemetry.access_log_filter,

@@ -208,6 +208,18 @@ def test_trace_collector_and_access_logs_are_namespace_annotations(registry, lin
         find(no_logs, "Namespace", "bookinfo")["metadata"]["annotations"]
 
 
+def test_a_sampling_rate_is_warned_of_only_when_the_inventory_asks_for_one(registry, linkerd):
+    """Linkerd has no sampling setting: a rate the inventory writes is a gap; the default,
+    which nobody wrote, is not."""
+    said = "mesh_telemetry.sampling_percentage"
+    written = render(linkerd("dev", mesh_stage="observability",
+                             mesh_telemetry={"sampling_percentage": 5.0}), registry)
+    assert warnings_about(written, said)
+    unwritten = render(linkerd("dev", mesh_stage="observability",
+                               mesh_telemetry={"scrape_interval": "30s"}), registry)
+    assert warnings_about(unwritten, said) == []
+
+
 def test_scrape_configs_are_the_documented_linkerd_jobs(registry, linkerd):
     config = find(render(linkerd("dev"), registry), "ConfigMap", "meshstage-scrape-configs")
     jobs = yaml.safe_load(config["data"]["linkerd-scrape-configs.yaml"])["scrape_configs"]
