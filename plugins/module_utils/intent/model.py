@@ -333,8 +333,9 @@ class Telemetry:
     access_log_filter: str | None = None
     prometheus_namespace: str = "istio-system"
     scrape_interval: str = "15s"
-    # the keys the inventory wrote (a default the intent does not ask for is not warned of)
-    written: frozenset[str] = frozenset()
+    # the keys the inventory wrote, sorted (a tuple: the intent's pickle keys the stage cache, and
+    # a set's order changes with each process's string hashing)
+    written: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,7 @@ def parse_telemetry(check: Checker, value: Any) -> Telemetry:
                                       defaults.prometheus_namespace),
         scrape_interval=optional(check, data, "scrape_interval", path, check.duration,
                                  defaults.scrape_interval),
-        written=frozenset(str(key) for key in data if data[key] is not None),
+        written=tuple(sorted(str(key) for key in data if data[key] is not None)),
     )
 
 
