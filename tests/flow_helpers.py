@@ -96,3 +96,32 @@ def flow(mesh: MeshState, source: Peer | tuple[str, str], destination: tuple[str
 def verdict(mesh: MeshState, source: Peer | tuple[str, str], destination: tuple[str, str],
             port: int = 8080, **options: Any) -> Verdict:
     return judge(flow(mesh, source, destination, port, **options), mesh)
+
+
+# A web service behind a ClusterIP Service and a LoadBalancer one over the same pods (an
+# Online Boutique frontend's shape): the flows' and the import's tests of outside clients.
+EXPOSED_WEB = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-external, namespace: shop}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: web
+      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
+"""

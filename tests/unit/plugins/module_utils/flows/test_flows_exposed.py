@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flow_helpers import EXPOSED_WEB
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
@@ -38,31 +39,7 @@ SHOP = """
 apiVersion: v1
 kind: Namespace
 metadata: {name: shop{meta}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-external, namespace: shop}
-spec:
-  type: LoadBalancer
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      serviceAccountName: web
-      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
-"""
+---""" + EXPOSED_WEB
 STRICT = """
 ---
 apiVersion: security.istio.io/v1

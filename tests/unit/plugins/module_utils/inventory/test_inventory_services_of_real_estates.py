@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flow_helpers import EXPOSED_WEB
+
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     Manifests,
     add_text,
@@ -35,31 +37,7 @@ def _renders(imported: Imported) -> None:
     parse_intent({**imported.intent_variables, "mesh_stage": "authorization"})
 
 
-SHOP = """
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-external, namespace: shop}
-spec:
-  type: LoadBalancer
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      serviceAccountName: web
-      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
-"""
+SHOP = EXPOSED_WEB
 
 
 def test_a_load_balancer_beside_the_service_is_an_alias_and_its_clients_a_caller():
