@@ -37,7 +37,8 @@ SCRAPE = "prometheus.io/scrape"
 # Service types whose ports take connections from outside the cluster (kube-proxy forwards
 # them to the pods): a node's port, and a cloud load balancer in front of it
 EXPOSING_TYPES = ("NodePort", "LoadBalancer")
-# The mesh's own gateways: their Envoy takes outside traffic (the gateway flows' business)
+# The labels of a mesh gateway's own pods: Gateway API's generated deployment (and Istio's
+# older name for the label)
 _GATEWAY_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
 
 
@@ -306,21 +307,20 @@ def _exposed(index: MeshIndex) -> Iterator[OutsideCall]:
     https://kubernetes.io/docs/concepts/configuration/overview/#services (hostPort)
     """
     for service in index.of_kind("Service"):
-        kind = str(service.spec.get("type") or "ClusterIP")
-        if kind not in EXPOSING_TYPES and not as_list(service.spec.get("externalIPs")):
+        how = exposure(service.spec)
+        if how is None:
             continue
-        how = f"type {kind}" if kind in EXPOSING_TYPES else "externalIPs"
         entry = index.service(service.namespace, service.name)
         for port in entry.ports if entry is not None else ():
             for workload, number, service_port in _pod_port(
                     index, service.namespace, service.name, port.get("number")):
-                if _mesh_gateway(workload):
+                if is_gateway(workload.labels):
                     continue
                 yield OutsideCall("exposed", service, f"{how}, port {port.get('number')}", (),
                                   workload, number, caller_name="a client outside the cluster",
                                   service=service.name, service_port=service_port)
     for workload in index.workloads:
-        if workload.host_network or _mesh_gateway(workload):
+        if workload.host_network or is_gateway(workload.labels):
             continue  # on the node's network the pod has no proxy to refuse anything
         for container in workload.containers:
             for port in as_list(container.get("ports")):
@@ -333,6 +333,18 @@ def _exposed(index: MeshIndex) -> Iterator[OutsideCall]:
                                       caller_name="a client outside the cluster")
 
 
-def _mesh_gateway(workload: Workload) -> bool:
-    return any(label in workload.labels for label in _GATEWAY_LABELS) or \
-        workload.labels.get("istio") in ("ingressgateway", "egressgateway")
+def is_gateway(labels: Mapping[str, str]) -> bool:
+    """A mesh gateway's own Envoy: Gateway API's generated deployment, or the classic
+    ``istio: ingressgateway``/``egressgateway`` pods. It takes outside traffic itself (the
+    gateway flows' business, not an exposed workload's)."""
+    return any(label in labels for label in _GATEWAY_LABELS) or \
+        labels.get("istio") in ("ingressgateway", "egressgateway")
+
+
+def exposure(spec: Mapping[str, Any]) -> str | None:
+    """How a Service's spec takes connections from outside the cluster (``type NodePort``,
+    ``type LoadBalancer``, ``externalIPs``), or None."""
+    kind = str(spec.get("type") or "ClusterIP")
+    if kind in EXPOSING_TYPES:
+        return f"type {kind}"
+    return "externalIPs" if as_list(spec.get("externalIPs")) else None

@@ -35,7 +35,7 @@ from ..gates.gate import Call
 from ..intent.model import Intent, Service
 from .evaluate import FlowSettings, Scrape
 from .model import Destination, Flow, Peer, Request
-from .outside import caller_flows, outside_flows, peer_flows, prometheus_peers
+from .outside import OUTSIDE, caller_flows, outside_flows, peer_flows, prometheus_peers
 
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
 GATEWAY_CLASS = "gateway.networking.k8s.io/gateway-class-name"
@@ -217,11 +217,10 @@ class _Collector:
         self._istio_gateways()
 
     def _from_outside(self, workload: Workload, ports: Iterable[int], via: str) -> None:
-        outside = Peer("external", "", "a client outside the cluster", proxy=False)
         for port in ports:
             destination = Destination("gateway", workload.namespace, workload.resource.name,
                                       port, workload.resource.name, workload=workload)
-            self.add(Flow(outside, destination, "http", "ingress", via=via))
+            self.add(Flow(OUTSIDE, destination, "http", "ingress", via=via))
 
     def _gateway_ports(self, workload: Workload) -> list[int]:
         ports = [resolve_port(workload, p.get("targetPort") or p.get("number"))
@@ -250,9 +249,8 @@ class _Collector:
             for workload in workloads:
                 self._from_outside(workload, ports, f"Gateway {namespace}/{name}")
             if not workloads:
-                outside = Peer("external", "", "a client outside the cluster", proxy=False)
                 for port in ports:
-                    self.add(Flow(outside, Destination(
+                    self.add(Flow(OUTSIDE, Destination(
                         "gateway", namespace, generated, port, generated), "http", "ingress",
                         via=f"Gateway {namespace}/{name}"))
             for route in routes:

@@ -276,9 +276,11 @@ class GitOpsRepo:
                     carry_out(self.root, removals, writes, journal.state_after, self._kill.reach)
                 except GitOpsError as error:
                     undo(self.root, journal, error)
-            if store.stored:
-                self._stored.update(sha256(data) for _path, data in writes)
-            self._parsed[journal.state_after] = self._after_state(changed, state)
+            after = self._after_state(changed, state)
+            if store.stored:  # the state after records each written file's sha256
+                shas = after.shas()
+                self._stored.update(shas[path] for path, _data in writes if path in shas)
+            self._parsed[journal.state_after] = after
 
     def _after_state(self, updates: Sequence[TreeUpdate], state: State) -> State:
         for update in updates:

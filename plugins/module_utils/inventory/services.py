@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..analyze.analyzers.port_name import port_protocol
+from ..estate.callers import exposure
 from ..estate.objects import PROBE_KINDS, SYSTEM_NAMESPACES, Resource, as_mapping
 from ..intent.checker import PROBE_PATH
 from ..kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, selector_text
@@ -164,8 +165,7 @@ def _governing(service: ServiceDraft) -> str:
 
 
 def _exposed(service: ServiceDraft) -> bool:
-    spec = service.service.spec if service.service is not None else {}
-    return spec.get("type") in ("NodePort", "LoadBalancer") or bool(spec.get("externalIPs"))
+    return service.service is not None and exposure(service.service.spec) is not None
 
 
 def _targets(service: ServiceDraft) -> set[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ....estate.callers import is_gateway
 from ....estate.index import MeshIndex
 from ....estate.objects import Resource, Workload, as_list, as_mapping, as_strings
 from ....flows.evaluate import MeshState
@@ -157,13 +158,6 @@ class IstioView:
     def destination_fqdn(self, destination: Destination) -> str:
         service = destination.service or destination.name
         return f"{service}.{destination.namespace}.{DOMAIN}"
-
-
-def is_gateway(labels: Mapping[str, str]) -> bool:
-    """A gateway's own Envoy: Gateway API's generated deployment, or the classic
-    ``istio: ingressgateway``/``egressgateway`` pods."""
-    return GATEWAY_NAME in labels or OLD_GATEWAY_NAME in labels or \
-        labels.get("istio") in ("ingressgateway", "egressgateway")
 
 
 def applies(policy: Resource, labels: Mapping[str, str], namespace: str, root: str) -> bool:
