@@ -205,7 +205,8 @@ spec:
 # --------------------------------------------------------------------------- the stages
 
 
-def stage(tmp_path: Path, provider: str, stage_name: str, callers: bool) -> Any:
+def stage(tmp_path: Path, provider: str, stage_name: str, callers: bool, crd_dir: Path) -> Any:
+    """The stage rendered with the estate, validated against the upstream CRDs."""
     estate = tmp_path / "estate.yaml"
     estate.write_text(SHOP.replace("{meta}", ""))
     variables: dict[str, Any] = {
@@ -217,22 +218,23 @@ def stage(tmp_path: Path, provider: str, stage_name: str, callers: bool) -> Any:
         variables["mesh_external_callers"] = [
             {"name": "web-external", "kind": "external-clients", "calls": ["web"]}]
     return render_stage(variables, StageOptions(gitops_dir=tmp_path / "gitops",
-                                                check_paths=[estate]))
+                                                check_paths=[estate], crd_dirs=[crd_dir]))
 
 
 @pytest.mark.parametrize("provider,code", [("istio", "MST0121"), ("linkerd", "MST0214")])
 @pytest.mark.parametrize("stage_name", ["strict_mtls", "authorization"])
-def test_a_stage_that_cuts_outside_clients_off_is_refused(tmp_path, provider, code, stage_name):
+def test_a_stage_that_cuts_outside_clients_off_is_refused(tmp_path, provider, code, stage_name,
+                                                          crd_dir):
     with pytest.raises(AnalysisError) as refused:
-        stage(tmp_path, provider, stage_name, callers=False)
+        stage(tmp_path, provider, stage_name, callers=False, crd_dir=crd_dir)
     assert code in str(refused.value) and "Service shop/web-external" in str(refused.value)
 
 
 @pytest.mark.parametrize("provider", ["istio", "linkerd"])
-def test_the_flow_proof_refuses_it_too(tmp_path, provider, monkeypatch):
+def test_the_flow_proof_refuses_it_too(tmp_path, provider, monkeypatch, crd_dir):
     monkeypatch.setattr(pipeline, "_analyze", lambda *args, **kwargs: [])
     with pytest.raises(FlowProofError) as refused:
-        stage(tmp_path, provider, "strict_mtls", callers=False)
+        stage(tmp_path, provider, "strict_mtls", callers=False, crd_dir=crd_dir)
     text = str(refused.value)
     assert "a client outside the cluster -> web-external (shop/web:8080)" in text
     assert "mesh_external_callers (kind external-clients" in text
@@ -240,8 +242,8 @@ def test_the_flow_proof_refuses_it_too(tmp_path, provider, monkeypatch):
 
 @pytest.mark.parametrize("provider", ["istio", "linkerd"])
 @pytest.mark.parametrize("stage_name", ["strict_mtls", "authorization"])
-def test_external_clients_keep_working_at_every_stage(tmp_path, provider, stage_name):
-    rendered = stage(tmp_path, provider, stage_name, callers=True)
+def test_external_clients_keep_working_at_every_stage(tmp_path, provider, stage_name, crd_dir):
+    rendered = stage(tmp_path, provider, stage_name, callers=True, crd_dir=crd_dir)
     objects = [item.obj for item in rendered.objects]
     table = "\n".join(rendered.flows.section)
     assert "a client outside the cluster -> web (shop/web:8080)" in table.replace("→", "->")
@@ -283,7 +285,7 @@ def test_external_clients_have_no_namespace_account_or_proxy():
 # --------------------------------------------------------------------------- nobody calls it
 
 
-def test_a_service_nothing_calls_under_default_deny_is_said(tmp_path):
+def test_a_service_nothing_calls_under_default_deny_is_said(tmp_path, crd_dir):
     """The proof cannot see a caller nothing says (a configuration file the import could not
     read): a meshed service with ports that no flow reaches is a warning at authorization,
     and only there."""
@@ -314,7 +316,8 @@ spec:
                          {"name": "web-external", "kind": "external-clients",
                           "calls": ["web"]}], **more}
         rendered = render_stage(variables, StageOptions(gitops_dir=tmp_path / "gitops",
-                                                        check_paths=[estate]))
+                                                        check_paths=[estate],
+                                                        crd_dirs=[crd_dir]))
         return [w for w in rendered.warnings if "nothing calls" in w]
 
     (line,) = warnings("authorization")
