@@ -1,8 +1,11 @@
 """Helpers for the flow tests (a plain module, imported by name): a mesh state from YAML
-documents, and one flow judged through it."""
+documents, one flow judged through it, and a small shop estate to run stages of."""
 
 from __future__ import annotations
 
+import copy
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -125,3 +128,31 @@ spec:
       serviceAccountName: web
       containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
 """
+
+
+# ---- a small estate to run stages of: web (ingress) -> api -> db
+
+SHOP = {
+    "mesh_environment": "dev", "mesh_stage": "strict_mtls", "mesh_default_deny": True,
+    "mesh_services": [
+        {"name": "web", "namespace": "shop", "ports": [{"name": "http", "port": 8080}],
+         "calls": ["api"], "ingress": True},
+        {"name": "api", "namespace": "shop", "ports": [{"name": "http", "port": 8080}],
+         "calls": ["db"], "probe_paths": ["/healthz"]},
+        {"name": "db", "namespace": "shop", "ports": [{"name": "tcp-db", "port": 5432,
+                                                      "protocol": "TCP"}]},
+    ],
+}
+# a DENY that names a declared caller: the intent stops a call it declares
+DENY_WEB = [{"service": "api", "allow": [{"from": ["web"]}],
+             "deny": [{"from": ["web"], "paths": ["/*"]}]}]
+
+
+def shop(**overrides: Any) -> dict[str, Any]:
+    return {**copy.deepcopy(SHOP), **overrides}
+
+
+def commits(repo: Path) -> int:
+    out = subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "HEAD"],
+                         capture_output=True, text=True, check=False).stdout.strip()
+    return int(out or 0)

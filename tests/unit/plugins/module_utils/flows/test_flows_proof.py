@@ -7,10 +7,9 @@ from __future__ import annotations
 import copy
 import io
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
+from flow_helpers import DENY_WEB, commits, shop
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.canary.step import (
     CanaryOptions,
@@ -38,32 +37,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     run_stage,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.providers.registry import MESHES
-
-SHOP = {
-    "mesh_environment": "dev", "mesh_stage": "strict_mtls", "mesh_default_deny": True,
-    "mesh_services": [
-        {"name": "web", "namespace": "shop", "ports": [{"name": "http", "port": 8080}],
-         "calls": ["api"], "ingress": True},
-        {"name": "api", "namespace": "shop", "ports": [{"name": "http", "port": 8080}],
-         "calls": ["db"], "probe_paths": ["/healthz"]},
-        {"name": "db", "namespace": "shop", "ports": [{"name": "tcp-db", "port": 5432,
-                                                      "protocol": "TCP"}]},
-    ],
-}
-# a DENY that names a declared caller: the intent stops a call it declares
-DENY_WEB = [{"service": "api", "allow": [{"from": ["web"]}],
-             "deny": [{"from": ["web"], "paths": ["/*"]}]}]
-
-
-def shop(**overrides):
-    return {**copy.deepcopy(SHOP), **overrides}
-
-
-def commits(repo: Path) -> int:
-    out = subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "HEAD"],
-                         capture_output=True, text=True, check=False).stdout.strip()
-    return int(out or 0)
-
 
 # ---- collection
 
