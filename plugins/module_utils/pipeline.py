@@ -8,6 +8,7 @@ template error, a schema violation or a request flow the change would stop (the 
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._fork import ForkedCall
 from .analyze.context import analyze_rendered
 from .canary.messages import CanaryCommit, runbook_section
 from .canary.record import CanaryState
@@ -52,6 +54,9 @@ from .schema.registry import SchemaRegistry
 from .yaml_io import load_yaml
 
 SHARED_SCOPE = "_shared"
+# From this many objects in a stage, its flow proof runs on the second core beside the
+# schema check and the analysis (below it, a fork costs more than it gives back)
+FORK_AT = 2000
 
 
 @dataclass(frozen=True)
@@ -177,12 +182,25 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     kept = recorded.get("unit_cuts")
     rendered = _render(plan, renderer, kept if isinstance(kept, Mapping) else None)
     warnings += plan.warnings + [str(gap) for gap in plan.gaps] + rendered.warnings
-    warnings += _validate(intent, rendered, options, registry, cache)
-    warnings += _analyze(intent, rendered.stage_objects, estate, cache)
-    files = _tree(plan, rendered, renderer, options, cache)
-    proof = prove_stage(intent, rendered.stage_objects, files, options.check_paths,
-                        options.gitops_dir, recorded, cache, options.observed_calls) \
-        if prove else StageProof()
+    files, hosts = _tree(plan, rendered, renderer)
+    files.update(hosts)
+    # The flow proof reads the rendered tree and nothing the checks below write: on a large
+    # stage it runs on the second core meanwhile (``_fork.py``). Its refusal still comes
+    # after theirs, as one after the other.
+    proving = ForkedCall(functools.partial(
+        _prove, intent, rendered.stage_objects, files, options, recorded, cache),
+        fork=prove and len(rendered.everything) >= FORK_AT)
+    try:
+        warnings += _validate(intent, rendered, options, registry, cache)
+        warnings += _analyze(intent, rendered.stage_objects, estate, cache)
+        _check_host_configs(plan, hosts, options, cache)
+        proof = StageProof()
+        if prove:
+            proof, checks = proving.result()
+            if cache is not None:
+                cache.keep_checks(checks)
+    finally:
+        proving.cancel()
     warnings += proof.warnings
     stage = RenderedStage(intent, plan, rendered.everything, files, warnings,
                           rendered.unvalidated, rendered.install, rendered.stage_objects, canary,
@@ -377,18 +395,27 @@ def _validate(intent: Intent, rendered: _Rendered, options: StageOptions,
     return warnings
 
 
-def _tree(plan: StagePlan, rendered: _Rendered, renderer: Renderer, options: StageOptions,
-          cache: StageCache | None) -> dict[str, str]:
-    """Every file of the environment: objects, kustomizations, the install's files, extra
-    files, and the host sidecars' files, each host's checked by the real Envoy."""
+def _tree(plan: StagePlan, rendered: _Rendered,
+          renderer: Renderer) -> tuple[dict[str, str], dict[str, str]]:
+    """Every file of the environment: objects, kustomizations, the install's files and extra
+    files; and apart, the host sidecars' files (``_check_host_configs`` checks them)."""
     files = {item.path: item.text for item in rendered.everything}
     files.update(kustomizations(plan, rendered.stage_objects, renderer))
     files.update(rendered.install_files)
     files.update(extra_files(plan, renderer))
-    hosts = render_host_files(plan, renderer)
-    _check_host_configs(plan, hosts, options, cache)
-    files.update(hosts)
-    return files
+    return files, render_host_files(plan, renderer)
+
+
+def _prove(intent: Intent, objects: Sequence[RenderedObject], files: Mapping[str, str],
+           options: StageOptions, recorded: Mapping[str, Any], cache: StageCache | None,
+           ) -> tuple[StageProof, dict[str, Any]]:
+    """The flow proof of the stage, as the run keeps it (its table, warnings and figures,
+    not the proof itself), and the checks the stage cache keeps after it: a forked child
+    hands both back (``render_stage``)."""
+    proof = prove_stage(intent, objects, files, options.check_paths, options.gitops_dir,
+                        recorded, cache, options.observed_calls)
+    return (StageProof(proof.section, proof.warnings, proof.counts),
+            cache.kept_checks() if cache is not None else {})
 
 
 def _analyze(intent: Intent, objects: Sequence[RenderedObject], estate: Estate | None,

@@ -309,6 +309,15 @@ class StageCache:
         """Keep a check that passed, with what it returned (JSON: warnings, say)."""
         self._passed[key] = result
 
+    def kept_checks(self) -> dict[str, Any]:
+        """Every check this run used or kept so far, with what it returned (what a forked
+        child hands back to the run: ``keep_checks``)."""
+        return dict(self._passed)
+
+    def keep_checks(self, checks: Mapping[str, Any]) -> None:
+        """Keep ``checks`` (``kept_checks`` of a forked child) as this run's own."""
+        self._passed.update(checks)
+
     # ---- CRD documents
 
     def crd_loader(self, parse: Callable[[Path], list[Any]]) -> Callable[[Path], list[Any]]:

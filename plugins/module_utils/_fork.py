@@ -1,0 +1,103 @@
+"""Private helper: one function run on the second core, in a forked child, while the caller
+goes on with other work; the result as if the caller had run it.
+
+A render's checks are independent CPU work in one Python process, which one core runs at a
+time: the flow proof reads the rendered objects and nothing the schema check or the analysis
+writes. ``ForkedCall`` runs such a function in a child forked from the caller, which shares
+the caller's memory as it was at the fork (nothing is pickled on the way in), and takes the
+child's pickled result back through a pipe.
+
+It never changes an answer. The child is only a head start:
+
+- Where a fork is not safe or not possible (no ``os.fork``, more than one thread in the
+  process, the fork fails), nothing is forked and ``result()`` calls the function.
+- When the child raises, dies, or hands back nothing it can unpickle, ``result()`` calls the
+  function in the caller: the same exception, with its own traceback, or the same value.
+- ``cancel()`` (the caller failed first) kills the child and reaps it.
+
+The function must not write anything the caller reads afterwards except through its return
+value: the child's writes to memory are its own. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def can_fork() -> bool:
+    """Whether a fork is safe here: POSIX, and this process runs one thread (a lock another
+    thread holds at the fork stays held in the child forever)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+class ForkedCall(Generic[T]):
+    """``function()`` started in a forked child now; ``result()`` waits for its value."""
+
+    def __init__(self, function: Callable[[], T], *, fork: bool = True) -> None:
+        self._function = function
+        self._pid: int | None = None
+        self._read: int | None = None
+        self.forked = False  # whether a child was started (for tests and the benchmark)
+        if fork and can_fork():
+            self._start()
+
+    def _start(self) -> None:
+        read, write = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:  # no memory or no process left: the caller runs it
+            os.close(read)
+            os.close(write)
+            return
+        if pid == 0:  # the child: run, hand back, and leave without the caller's clean-ups
+            code = 1
+            try:
+                os.close(read)
+                data = pickle.dumps(self._function(), protocol=pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(write, "wb") as stream:
+                    stream.write(data)
+                code = 0
+            except BaseException:  # the caller runs it again, and raises
+                pass
+            finally:
+                os._exit(code)
+        os.close(write)
+        self._pid, self._read, self.forked = pid, read, True
+
+    def result(self) -> T:
+        """The function's value: the child's, or the caller's own call when the child gave
+        none (it raised, died, or was never started)."""
+        if self._pid is not None and self._read is not None:
+            with os.fdopen(self._read, "rb") as stream:
+                data = stream.read()
+            self._read = None
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = None
+            if os.waitstatus_to_exitcode(status) == 0 and data:
+                try:
+                    value: T = pickle.loads(data)
+                except Exception:  # whatever the child sent, the caller runs it
+                    pass
+                else:
+                    return value
+        return self._function()
+
+    def cancel(self) -> None:
+        """Stop the child, if it runs (the caller failed before it needed the result)."""
+        if self._pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(self._pid, 0)
+            self._pid = None
+        if self._read is not None:
+            os.close(self._read)
+            self._read = None

@@ -1,0 +1,176 @@
+"""The flow proof on the second core: ``_fork.ForkedCall`` runs a function in a forked child
+and never changes its answer; ``render_stage`` runs a large stage's proof that way, beside the
+schema check and the analysis, with the same tree, warnings, refusals and stage cache as
+one after the other."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from flow_helpers import DENY_WEB, commits, shop
+
+from ansible_collections.meshstage.mesh.plugins.module_utils import _fork, pipeline
+from ansible_collections.meshstage.mesh.plugins.module_utils._fork import ForkedCall
+from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
+    FlowProofError,
+    SchemaError,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows import stage as proving
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+    StageOptions,
+    render_stage,
+    run_stage,
+)
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this system")
+
+
+def test_the_value_comes_from_a_child_process():
+    call = ForkedCall(os.getpid)
+    assert call.forked
+    assert call.result() != os.getpid()
+
+
+def test_a_child_that_raises_gives_the_callers_own_exception():
+    """The child's failure is not pickled: the caller runs the function and raises itself,
+    with its own traceback."""
+    calls: list[int] = []
+
+    def fails() -> None:
+        calls.append(os.getpid())  # the child's append is in the child's memory only
+        raise ValueError("no")
+
+    call = ForkedCall(fails)
+    assert call.forked
+    with pytest.raises(ValueError, match="no"):
+        call.result()
+    assert calls == [os.getpid()]
+
+
+def test_a_value_that_does_not_pickle_is_computed_by_the_caller():
+    call = ForkedCall(lambda: (os.getpid(), lambda: None))
+    assert call.forked
+    pid, _function = call.result()
+    assert pid == os.getpid()
+
+
+def test_a_child_that_dies_is_run_again_by_the_caller():
+    def dies() -> int:
+        if os.getpid() != parent:
+            os._exit(3)
+        return 7
+
+    parent = os.getpid()
+    call = ForkedCall(dies)
+    assert call.forked and call.result() == 7
+
+
+def test_cancel_kills_and_reaps_the_child():
+    call = ForkedCall(lambda: time.sleep(60))
+    pid = call._pid
+    assert pid is not None
+    start = time.monotonic()
+    call.cancel()
+    assert time.monotonic() - start < 5
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: no such child any more
+    call.cancel()  # twice is harmless
+
+
+def test_no_fork_while_another_thread_runs():
+    """A lock another thread holds at the fork stays held in the child forever: with more
+    than one thread the caller runs the function itself."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not _fork.can_fork()
+        call = ForkedCall(os.getpid)
+        assert not call.forked and call.result() == os.getpid()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_fork_false_runs_in_the_caller():
+    call = ForkedCall(os.getpid, fork=False)
+    assert not call.forked and call.result() == os.getpid()
+
+
+# ---- the pipeline: the proof forked on every stage (FORK_AT 0) against none forked
+
+
+@pytest.fixture
+def forks(monkeypatch) -> list[ForkedCall]:
+    """Every stage's proof forked; the calls made, to check that they were."""
+    made: list[ForkedCall] = []
+
+    class Recorded(ForkedCall):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(pipeline, "FORK_AT", 0)
+    monkeypatch.setattr(pipeline, "ForkedCall", Recorded)
+    return made
+
+
+def test_a_forked_proof_renders_the_same_stage(tmp_path, forks, monkeypatch):
+    variables = shop(mesh_stage="authorization")
+    forked = render_stage(variables, StageOptions(gitops_dir=tmp_path / "a"))
+    assert forks and all(call.forked for call in forks)
+    monkeypatch.setattr(pipeline, "FORK_AT", 10**9)
+    forks.clear()
+    alone = render_stage(variables, StageOptions(gitops_dir=tmp_path / "b"))
+    assert forks and not any(call.forked for call in forks)
+    assert forked.files == alone.files  # the runbook's table of flows among them
+    assert forked.warnings == alone.warnings
+    assert (forked.flows.section, forked.flows.warnings, forked.flows.counts) == \
+           (alone.flows.section, alone.flows.warnings, alone.flows.counts)
+    assert forked.flows.section
+
+
+def test_a_forked_proof_refuses_the_same_flow_and_nothing_is_written(tmp_path, forks):
+    repo = tmp_path / "gitops"
+    run_stage(shop(mesh_stage="authorization"), StageOptions(gitops_dir=repo))
+    before = commits(repo)
+    forks.clear()
+    with pytest.raises(FlowProofError, match=r"shop/web -> api .* by AuthorizationPolicy "
+                                             r"shop/api-deny"):
+        run_stage(shop(mesh_stage="authorization", mesh_authorization=DENY_WEB),
+                  StageOptions(gitops_dir=repo))
+    assert forks[0].forked
+    assert commits(repo) == before
+
+
+def test_a_schema_violation_is_refused_before_the_forked_proofs_refusal(tmp_path, forks,
+                                                                       monkeypatch):
+    """One after the other, the schema check refused first: it still does, and the child is
+    stopped."""
+    def violation(*args, **kwargs):
+        raise SchemaError(["dev: a violation"])
+
+    monkeypatch.setattr(pipeline, "_validate", violation)
+    with pytest.raises(SchemaError, match="a violation"):
+        render_stage(shop(mesh_stage="authorization", mesh_authorization=DENY_WEB),
+                     StageOptions(gitops_dir=tmp_path / "gitops"))
+    assert forks[0].forked and forks[0]._pid is None  # reaped
+
+
+def test_a_forked_proof_that_passed_is_kept_in_the_stage_cache(tmp_path, forks,
+                                                                monkeypatch):
+    """The child's stage cache is its own memory: the check it kept comes back with its
+    result, and the next run answers from it."""
+    repo = tmp_path / "gitops"
+    run_stage(shop(), StageOptions(gitops_dir=repo))
+    assert forks[0].forked
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the proof ran again")
+
+    monkeypatch.setattr(proving, "proof_of", refuse)
+    again = run_stage(shop(), StageOptions(gitops_dir=repo))
+    assert not again.changed
