@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .._io import fsync_directory, write_temporary
+from .._io import fsync_directory, temporary_tag, write_tagged_temporary, write_temporary
 from ..errors import GitOpsError
 
 FILE_MODE = 0o644
@@ -106,19 +106,24 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
     """
     reach = step or _nothing
     flush_once = _syncfs_function() is not None
-    directories: set[Path] = set()
-    made: set[Path] = set()  # one mkdir per directory, not one per file
-    pending: list[tuple[str, Path, Path]] = []
+    tag = temporary_tag()
+    top = str(root)
+    directories: set[str] = set()
+    made: set[str] = set()  # one mkdir per directory, not one per file
+    pending: list[tuple[str, str, str]] = []
     renamed = 0
     try:
         for path, data in files:
-            target = root / path
+            parent, _, name = path.rpartition("/")
+            directory = f"{top}/{parent}" if parent else top
+            target = f"{directory}/{name}"
             try:
-                if target.parent not in made:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
-                pending.append((path, target, write_temporary(target, data, FILE_MODE,
-                                                               fsync=not flush_once)))
+                if directory not in made:
+                    os.makedirs(directory, exist_ok=True)
+                    made.add(directory)
+                temp = write_tagged_temporary(directory, name, data, FILE_MODE, tag) \
+                    if flush_once else str(write_temporary(Path(target), data, FILE_MODE))
+                pending.append((path, target, temp))
                 reach("temporary")
             except OSError as error:
                 raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
@@ -134,21 +139,22 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
             except OSError as error:
                 raise GitOpsError(f"{path}: cannot write it in {root}: {error}") from error
             renamed += 1
-            directories.add(target.parent)
+            directories.add(target.rpartition("/")[0])
             reach("renamed")
     finally:
         for _path, _target, temp in pending[renamed:]:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
     for directory in sorted(directories):
-        fsync_directory(directory)
+        fsync_directory(Path(directory))
 
 
 def _nothing(_point: str) -> None:
     return None
 
 
-# The temporary files of ``_io.write_temporary``: ``.<name>.<8 random characters>.tmp``.
+# The temporary files of ``_io.write_temporary`` and ``write_tagged_temporary``:
+# ``.<name>.<8 random characters>.tmp``.
 _TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
 
 

@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 from gitops_helpers import repository_held
 
+from ansible_collections.meshstage.mesh.plugins.module_utils._io import (
+    temporary_tag,
+    write_tagged_temporary,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.disk import (
+    FILE_MODE,
+    remove_temporaries,
+    write_files_atomic,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.journal import JOURNAL_PATH
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.paths import STATE_PATH
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
@@ -253,3 +262,44 @@ def test_a_background_store_that_fails_leaves_the_blobs_to_the_commit(tmp_path: 
     with Git(tmp_path).store_blobs_meanwhile([]) as nothing:
         pass
     assert nothing.stored is False  # nothing to store: no git started
+
+
+# ---- the temporary files of a write of many files
+
+
+def test_a_writes_temporary_files_share_one_tag_and_keep_the_files_mode(tmp_path: Path) -> None:
+    """One tag per write, names of ``write_temporary``'s form (so an interrupted write's
+    leftovers are found and removed), the file's mode whatever the umask."""
+    tag = temporary_tag()
+    assert re.fullmatch(r"[a-z0-9_]{8}", tag)
+    old = os.umask(0o077)
+    try:
+        temp = write_tagged_temporary(str(tmp_path), "a.yaml", b"a: 1\n", FILE_MODE, tag)
+    finally:
+        os.umask(old)
+    assert temp == f"{tmp_path}/.a.yaml.{tag}.tmp"
+    assert Path(temp).read_bytes() == b"a: 1\n"
+    assert os.stat(temp).st_mode & 0o777 == FILE_MODE
+    assert remove_temporaries(tmp_path, ["a.yaml", "b.yaml"]) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temporary_name_taken_already_is_left_alone(tmp_path: Path) -> None:
+    """Creating a tagged temporary file is exclusive: a file of that name (a symlink, say)
+    is never written through; another random name is taken."""
+    tag = temporary_tag()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("mine\n")
+    (tmp_path / f".a.yaml.{tag}.tmp").symlink_to(elsewhere)
+    temp = write_tagged_temporary(str(tmp_path), "a.yaml", b"a: 1\n", FILE_MODE, tag)
+    assert temp != f"{tmp_path}/.a.yaml.{tag}.tmp"
+    assert Path(temp).read_bytes() == b"a: 1\n"
+    assert elsewhere.read_text() == "mine\n"
+
+
+def test_a_write_of_many_files_leaves_only_the_files(tmp_path: Path) -> None:
+    files = [(f"envs/dev/{n % 3}/o{n}.yaml", f"n: {n}\n".encode()) for n in range(30)]
+    write_files_atomic(tmp_path, [*files, ("README.md", b"top\n")])
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted(["README.md", *(path for path, _ in files)])
+    assert (tmp_path / "envs/dev/2/o29.yaml").read_bytes() == b"n: 29\n"
