@@ -127,12 +127,13 @@ def _import_meshstage() -> None:
     import ansible_collections.meshstage.mesh.plugins.module_utils.pipeline  # noqa: F401
 
 
-def _time_the_proof() -> list[tuple[float, float]]:
+def _time_the_proof(record: Path) -> Callable[[], list[tuple[float, float]]]:
     """Time every flow proof of the run (``pipeline.prove_stage``), wall and CPU: its share
-    of the same run."""
+    of the same run. A large stage's proof runs in a forked child (``_fork.py``), whose
+    memory is its own: each proof appends its times to ``record``; the function returned
+    reads them."""
     from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 
-    spent: list[tuple[float, float]] = []
     prove = pipeline.prove_stage
 
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -140,19 +141,26 @@ def _time_the_proof() -> list[tuple[float, float]]:
         try:
             return prove(*args, **kwargs)
         finally:
-            spent.append((time.perf_counter() - start, _cpu() - cpu))
+            with record.open("a", encoding="utf-8") as stream:
+                stream.write(f"{time.perf_counter() - start} {_cpu() - cpu}\n")
 
     pipeline.prove_stage = timed
+
+    def spent() -> list[tuple[float, float]]:
+        lines = record.read_text(encoding="utf-8").split() if record.exists() else []
+        return [(float(wall), float(cpu)) for wall, cpu in zip(lines[::2], lines[1::2])]
+
     return spent
 
 
 def child_full(services: int, repo: Path, **_: Any) -> dict[str, Any]:
     variables = environments(services)
     _import_meshstage()
-    proof = _time_the_proof()
+    proofs = _time_the_proof(repo.parent / f"proof-times-{os.getpid()}.txt")
     start, cpu = time.perf_counter(), _cpu()
     results = _run_environments(variables, repo)
     wall, cpu = time.perf_counter() - start, _cpu() - cpu
+    proof = proofs()
     files = [path for path in _snapshot(repo) if not path.startswith(".git")]
     return {"wall_s": wall, "cpu_s": cpu, "peak_mb": _peak_mb(), "files": len(files),
             "commits": _commits(repo), "objects": sum(len(r.objects["added"]) for r in results),
