@@ -31,6 +31,11 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# From this many objects to render or to prove, a fork gives back more than it costs (a
+# fork of a process holding a large stage takes some milliseconds, and the pages either
+# side writes are copied)
+FORK_AT = 2000
+
 
 def can_fork() -> bool:
     """Whether a fork is safe here: POSIX, and this process runs one thread (a lock another

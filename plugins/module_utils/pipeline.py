@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import _fork
 from ._fork import ForkedCall
 from .analyze.context import analyze_rendered
 from .canary.messages import CanaryCommit, runbook_section
@@ -54,9 +55,6 @@ from .schema.registry import SchemaRegistry
 from .yaml_io import load_yaml
 
 SHARED_SCOPE = "_shared"
-# From this many objects in a stage, its flow proof runs on the second core beside the
-# schema check and the analysis (below it, a fork costs more than it gives back)
-FORK_AT = 2000
 
 
 @dataclass(frozen=True)
@@ -189,7 +187,7 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     # after theirs, as one after the other.
     proving = ForkedCall(functools.partial(
         _prove, intent, rendered.stage_objects, files, options, recorded, cache),
-        fork=prove and len(rendered.everything) >= FORK_AT)
+        fork=prove and len(rendered.everything) >= _fork.FORK_AT)
     try:
         warnings += _validate(intent, rendered, options, registry, cache)
         warnings += _analyze(intent, rendered.stage_objects, estate, cache)

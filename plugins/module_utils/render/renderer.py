@@ -12,6 +12,7 @@ Templates are looked up in the user's template directories first, then in the bu
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -20,11 +21,13 @@ from typing import Any
 
 import jinja2
 
+from .. import _fork
+from .._fork import ForkedCall
 from .._plain import plain_data
 from ..cluster.apply import apply_class
 from ..errors import RenderError
 from ..yaml_io import YAMLError, dump_canonical, load_all, parse_back_loader
-from .stage_cache import Rendering, StageCache
+from .stage_cache import Rendering, StageCache, rendering_entry, rendering_of
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
 
@@ -149,12 +152,57 @@ class Renderer:
             cached = self._cache.rendered(key)
             if cached is not None:
                 return cached
+        return self._render_new(name, context, key)
+
+    def render_all(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Rendering]:
+        """``render_deferred`` of each ``(template, context)``, in order.
+
+        From ``_fork.FORK_AT`` renderings the stage cache does not hold, a forked child
+        renders the second half of them while this process renders the first (``_fork.py``),
+        and hands back each one's cache entry (its text, the object as JSON, its identity).
+        The error of a failed rendering is the one rendering in order gives: the first half's
+        first, then, when the child failed, this process renders the second half itself."""
+        cache = self._cache
+        keys = [cache.key(name, context) if cache is not None else None
+                for name, context in items]
+        renderings: list[Rendering | None] = [
+            cache.rendered(key) if key is not None and cache is not None else None
+            for key in keys]
+        missing = [number for number, rendering in enumerate(renderings) if rendering is None]
+        half = len(missing) // 2 if len(missing) >= _fork.FORK_AT else len(missing)
+        second = missing[half:]
+        child = ForkedCall(functools.partial(self._entries, [items[n] for n in second]),
+                           fork=bool(second))
+        try:
+            if not child.forked:
+                half, second = len(missing), []
+            for number in missing[:half]:
+                renderings[number] = self._render_new(*items[number], keys[number])
+            entries = child.result() if second else []
+        finally:
+            child.cancel()
+        for number, entry in zip(second, entries, strict=True):
+            key = keys[number]
+            if key is not None and cache is not None:
+                cache.keep_rendering(key, entry)
+            renderings[number] = rendering_of(entry)
+        return [rendering for rendering in renderings if rendering is not None]
+
+    def _render_new(self, name: str, context: Mapping[str, Any], key: str | None) -> Rendering:
         obj = self.render_object(name, context)
         text = dump_canonical(obj)
         if key is not None and self._cache is not None:
             self._cache.remember(key, obj, text)
         return Rendering(text, lambda: obj, obj.get("apiVersion"), obj.get("kind"),
                          apply_class(obj))
+
+    def _entries(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[Any]]:
+        """What a forked child hands back of each rendering (``rendering_entry``)."""
+        entries = []
+        for name, context in items:
+            obj = self.render_object(name, context)
+            entries.append(rendering_entry(obj, dump_canonical(obj)))
+        return entries
 
 
 _EMPTIED = object()

@@ -249,17 +249,16 @@ class StageCache:
                 and isinstance(entry[4], str)):
             self.misses += 1
             return None
-        text: str = entry[0]
-        obj_json: str | None = entry[1]
-        api_version, kind, order = entry[2], entry[3], entry[4]
         self._objects[key] = entry
         self.hits += 1
-        return Rendering(text, functools.partial(_load_rendered, text, obj_json), api_version,
-                         kind, order)
+        return rendering_of(entry)
 
     def remember(self, key: str, obj: dict[str, Any], text: str) -> None:
-        self._objects[key] = [text, _json_exact(obj), obj.get("apiVersion"), obj.get("kind"),
-                              apply_class(obj)]
+        self._objects[key] = rendering_entry(obj, text)
+
+    def keep_rendering(self, key: str, entry: list[Any]) -> None:
+        """Keep a rendering's entry (``rendering_entry``) made elsewhere: in a forked child."""
+        self._objects[key] = entry
 
     # ---- validation verdicts
 
@@ -340,6 +339,21 @@ class StageCache:
             return documents
 
         return load
+
+
+def rendering_entry(obj: dict[str, Any], text: str) -> list[Any]:
+    """What the cache keeps of a rendering, and what a forked child hands back of one: the
+    canonical text, the object as JSON (None when JSON would not give it back exactly), its
+    ``apiVersion`` and ``kind``, its apply class."""
+    return [text, _json_exact(obj), obj.get("apiVersion"), obj.get("kind"), apply_class(obj)]
+
+
+def rendering_of(entry: list[Any]) -> Rendering:
+    """The rendering an entry of ``rendering_entry`` stands for; the object decoded when
+    ``load()`` is called."""
+    text, obj_json, api_version, kind, order = entry
+    return Rendering(text, functools.partial(_load_rendered, text, obj_json), api_version, kind,
+                     order)
 
 
 def _load_rendered(text: str, obj_json: str | None) -> dict[str, Any]:

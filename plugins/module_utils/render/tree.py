@@ -77,8 +77,8 @@ def place_objects(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] |
     """Render every planned object and place it in its sync unit, keeping the cuts the
     repository recorded (``units.place_units``); the objects, and the cuts made."""
     base = env_dir(plan.intent.environment)
-    renderings = [renderer.render_deferred(planned.template, planned.context)
-                  for planned in plan.objects]
+    renderings = renderer.render_all([(planned.template, planned.context)
+                                      for planned in plan.objects])
     units, cuts = place_units([
         UnitKey(planned.home, class_rank(rendering.apply_class),
                 planned.namespace or CLUSTER_SCOPE, planned.filename)

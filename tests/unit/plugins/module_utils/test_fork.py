@@ -1,7 +1,7 @@
-"""The flow proof on the second core: ``_fork.ForkedCall`` runs a function in a forked child
-and never changes its answer; ``render_stage`` runs a large stage's proof that way, beside the
-schema check and the analysis, with the same tree, warnings, refusals and stage cache as
-one after the other."""
+"""The second core: ``_fork.ForkedCall`` runs a function in a forked child and never changes
+its answer. ``Renderer.render_all`` renders half of a large stage's objects in a child, and
+``render_stage`` runs a large stage's flow proof in one beside the schema check and the
+analysis, each with the same output, errors, refusals and stage cache as one process."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils import _fork, pipel
 from ansible_collections.meshstage.mesh.plugins.module_utils._fork import ForkedCall
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     FlowProofError,
+    RenderError,
     SchemaError,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.flows import stage as proving
@@ -24,6 +25,9 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     render_stage,
     run_stage,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import renderer as rendering
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.stage_cache import StageCache
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this system")
 
@@ -100,12 +104,11 @@ def test_fork_false_runs_in_the_caller():
     assert not call.forked and call.result() == os.getpid()
 
 
-# ---- the pipeline: the proof forked on every stage (FORK_AT 0) against none forked
+# ---- forked on every stage (FORK_AT 0) against none forked
 
 
-@pytest.fixture
-def forks(monkeypatch) -> list[ForkedCall]:
-    """Every stage's proof forked; the calls made, to check that they were."""
+def _recorded(monkeypatch, module) -> list[ForkedCall]:
+    """Every fork made from ``module``'s calls, to check that they were; everything forks."""
     made: list[ForkedCall] = []
 
     class Recorded(ForkedCall):
@@ -113,16 +116,89 @@ def forks(monkeypatch) -> list[ForkedCall]:
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(pipeline, "FORK_AT", 0)
-    monkeypatch.setattr(pipeline, "ForkedCall", Recorded)
+    monkeypatch.setattr(_fork, "FORK_AT", 0)
+    monkeypatch.setattr(module, "ForkedCall", Recorded)
     return made
+
+
+@pytest.fixture
+def forks(monkeypatch) -> list[ForkedCall]:
+    """Every stage's proof forked."""
+    return _recorded(monkeypatch, pipeline)
+
+
+@pytest.fixture
+def render_forks(monkeypatch) -> list[ForkedCall]:
+    """Every render of many objects shared with a child."""
+    return _recorded(monkeypatch, rendering)
+
+
+TEMPLATE = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ name | json }}
+data:
+  value: {{ value | json }}
+"""
+
+
+@pytest.fixture
+def templates(tmp_path):
+    (tmp_path / "cm.yaml.j2").write_text(TEMPLATE)
+    return [tmp_path]
+
+
+def _items(count: int) -> list[tuple[str, dict]]:
+    return [("cm.yaml.j2", {"name": f"cm-{n}", "value": f"v {n}: x"}) for n in range(count)]
+
+
+def test_a_render_shared_with_a_child_gives_the_same_renderings(templates, render_forks,
+                                                                  monkeypatch):
+    forked = Renderer(templates).render_all(_items(9))
+    assert render_forks and render_forks[0].forked
+    monkeypatch.setattr(_fork, "FORK_AT", 10**9)
+    render_forks.clear()
+    alone = Renderer(templates).render_all(_items(9))
+    assert not any(call.forked for call in render_forks)
+    assert [r.text for r in forked] == [r.text for r in alone]
+    assert [r.load() for r in forked] == [r.load() for r in alone]
+    assert [(r.api_version, r.kind, r.apply_class) for r in forked] == \
+           [(r.api_version, r.kind, r.apply_class) for r in alone]
+
+
+def test_the_childs_renderings_are_kept_in_the_stage_cache(templates, render_forks):
+    cache = StageCache(None, "dev", "renderer", "schema")
+    first = Renderer(templates, cache=cache).render_all(_items(9))
+    assert render_forks[0].forked
+    render_forks.clear()
+    again = Renderer(templates, cache=cache).render_all(_items(9))
+    assert cache.hits == 9 and not render_forks[0].forked  # nothing left to render
+    assert [r.text for r in again] == [r.text for r in first]
+
+
+@pytest.mark.parametrize("failing", [[7], [2, 7], [1]])
+def test_a_failed_render_raises_the_error_of_the_first_in_order(templates, render_forks,
+                                                                failing):
+    """The child renders items 4 to 8 of 9: the error raised is the first in order's, the
+    child's only when the parent's half rendered."""
+    items = _items(9)
+    for number in failing:  # NaN is no JSON: the json filter refuses it, naming the value
+        items[number] = ("cm.yaml.j2", {"name": "x", "value": {"item": number,
+                                                               "x": float("nan")}})
+    with pytest.raises(RenderError, match=rf"value {{'item': {failing[0]}, 'x': nan}} "
+                                          "cannot be written as JSON"):
+        Renderer(templates).render_all(items)
+    assert render_forks[0].forked
+
+
+# ---- the pipeline
 
 
 def test_a_forked_proof_renders_the_same_stage(tmp_path, forks, monkeypatch):
     variables = shop(mesh_stage="authorization")
     forked = render_stage(variables, StageOptions(gitops_dir=tmp_path / "a"))
     assert forks and all(call.forked for call in forks)
-    monkeypatch.setattr(pipeline, "FORK_AT", 10**9)
+    monkeypatch.setattr(_fork, "FORK_AT", 10**9)
     forks.clear()
     alone = render_stage(variables, StageOptions(gitops_dir=tmp_path / "b"))
     assert forks and not any(call.forked for call in forks)
