@@ -42,6 +42,7 @@ PHASES: list[tuple[str, str, str]] = [
     ("schema.registry", "SchemaRegistry.from_crd_dirs", "CRDs read"),
     ("schema.registry", "SchemaRegistry.validate_all", "schema validation"),
     ("pipeline", "_analyze", "analysis"),
+    ("pipeline", "start_proof", "flow proof: the stage cache's answer"),
     ("pipeline", "prove_stage", "flow proof: collect, judge now and at the target"),
     ("_fork", "ForkedCall.result", "  of which the run waited for it (forked)"),
     ("pipeline", "_check_host_configs", "host sidecars: envoy --mode validate"),

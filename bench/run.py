@@ -128,27 +128,29 @@ def _import_meshstage() -> None:
 
 
 def _time_the_proof(record: Path) -> Callable[[], list[tuple[float, float]]]:
-    """Time every flow proof of the run (``pipeline.prove_stage``), wall and CPU: its share
-    of the same run. A large stage's proof runs in a forked child (``_fork.py``), whose
-    memory is its own: each proof appends its times to ``record``; the function returned
-    reads them."""
+    """Time every flow proof of the run (``pipeline.start_proof``, which asks the stage
+    cache, and ``pipeline.prove_stage``), wall and CPU: its share of the same run. A large
+    stage's proof runs in a forked child (``_fork.py``), whose memory is its own: each part
+    appends its times to ``record``; the function returned reads them."""
     from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 
-    prove = pipeline.prove_stage
+    def timer(part: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start, cpu = time.perf_counter(), _cpu()
+            try:
+                return part(*args, **kwargs)
+            finally:
+                with record.open("a", encoding="utf-8") as stream:
+                    stream.write(f"{time.perf_counter() - start} {_cpu() - cpu}\n")
 
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start, cpu = time.perf_counter(), _cpu()
-        try:
-            return prove(*args, **kwargs)
-        finally:
-            with record.open("a", encoding="utf-8") as stream:
-                stream.write(f"{time.perf_counter() - start} {_cpu() - cpu}\n")
+        return timed
 
-    pipeline.prove_stage = timed
+    pipeline.start_proof = timer(pipeline.start_proof)
+    pipeline.prove_stage = timer(pipeline.prove_stage)
 
     def spent() -> list[tuple[float, float]]:
-        lines = record.read_text(encoding="utf-8").split() if record.exists() else []
-        return [(float(wall), float(cpu)) for wall, cpu in zip(lines[::2], lines[1::2])]
+        lines = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
+        return [(float(wall), float(cpu)) for wall, cpu in (line.split() for line in lines)]
 
     return spent
 

@@ -24,7 +24,7 @@ from .canary.record import CanaryState
 from .canary.shaping import effective_intent
 from .errors import AnalysisError, GitOpsError, IntentError, IntentErrors, SchemaError
 from .estate.estate import Estate
-from .flows.stage import StageProof, prove_stage
+from .flows.stage import ProofStart, StageProof, prove_stage, start_proof
 from .gitops.message import commit_message, gate_lines, object_changes
 from .gitops.paths import env_dir, install_dir
 from .gitops.repo import GitOpsRepo
@@ -185,9 +185,12 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     # The flow proof reads the rendered tree and nothing the checks below write: on a large
     # stage it runs on the second core meanwhile (``_fork.py``). Its refusal still comes
     # after theirs, as one after the other.
+    start = start_proof(intent, files, options.check_paths, options.gitops_dir, recorded,
+                        cache, options.observed_calls) if prove else None
     proving = ForkedCall(functools.partial(
-        _prove, intent, rendered.stage_objects, files, options, recorded, cache),
-        fork=prove and len(rendered.everything) >= _fork.FORK_AT)
+        _prove, intent, rendered.stage_objects, files, options, recorded, cache, start),
+        fork=start is not None and start.known is None
+        and len(rendered.everything) >= _fork.FORK_AT)
     try:
         warnings += _validate(intent, rendered, options, registry, cache)
         warnings += _analyze(intent, rendered.stage_objects, estate, cache)
@@ -406,12 +409,12 @@ def _tree(plan: StagePlan, rendered: _Rendered,
 
 def _prove(intent: Intent, objects: Sequence[RenderedObject], files: Mapping[str, str],
            options: StageOptions, recorded: Mapping[str, Any], cache: StageCache | None,
-           ) -> tuple[StageProof, dict[str, Any]]:
+           start: ProofStart | None) -> tuple[StageProof, dict[str, Any]]:
     """The flow proof of the stage, as the run keeps it (its table, warnings and figures,
     not the proof itself), and the checks the stage cache keeps after it: a forked child
     hands both back (``render_stage``)."""
     proof = prove_stage(intent, objects, files, options.check_paths, options.gitops_dir,
-                        recorded, cache, options.observed_calls)
+                        recorded, cache, options.observed_calls, start)
     return (StageProof(proof.section, proof.warnings, proof.counts),
             cache.kept_checks() if cache is not None else {})
 

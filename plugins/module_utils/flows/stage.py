@@ -103,13 +103,25 @@ def proof_of(intent: Intent, objects: Sequence[RenderedObject],
     return prove(flows, target, now, label, unchanged)
 
 
-def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
-                files: Mapping[str, str], check_paths: Sequence[Path],
+@dataclass(frozen=True)
+class ProofStart:
+    """What a run's proof starts from, read once: the observed edges, the files the
+    repository owns now, how the committed tree relates to the target's (``nothing``,
+    ``unchanged``, ``changed``), the stage cache's key, and its answer when it may give one
+    (``known``: then nothing is judged again)."""
+
+    observed: list[Call]
+    owned: dict[str, str]
+    now: str
+    key: str | None
+    known: StageProof | None
+
+
+def start_proof(intent: Intent, files: Mapping[str, str], check_paths: Sequence[Path],
                 gitops_dir: Path, recorded: Mapping[str, Any],
                 cache: StageCache | None = None,
-                observed_edges: Sequence[Mapping[str, Any]] = ()) -> StageProof:
-    """The proof of the run; ``FlowProofError`` when a flow that works now would stop.
-    ``observed_edges``: what Prometheus showed the stage gates, judged too.
+                observed_edges: Sequence[Mapping[str, Any]] = ()) -> ProofStart:
+    """Where the proof of the run starts (``prove_stage``), and the stage cache's answer.
 
     The target's verdicts are kept in the stage cache under everything they read. They
     answer a later run when nothing can break: the repository records nothing yet and no
@@ -127,7 +139,7 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
         now = "unchanged"
     else:
         now = "changed"
-    key = None
+    key, known = None, None
     if cache is not None and not check_paths:
         try:  # the stand-ins, the flows and the settings come from the intent
             state = pickle.dumps(intent, protocol=4)
@@ -137,24 +149,41 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
             key = cache.check_key("flows", [
                 intent.provider, state, repr(sorted(map(repr, observed))),
                 *(part for item in sorted(target.items()) for part in item)])
-            known = cache.passed(key)
-            if isinstance(known, dict) and (now == "unchanged" or (
-                    now == "nothing" and not known.get("refused"))):
-                return StageProof(list(known.get("section") or []),
-                                  list(known.get("warnings") or []),
-                                  dict(known.get("counts") or {}))
-    proof = proof_of(intent, objects, files, check_paths, gitops_dir, recorded, owned,
-                     observed)
+            kept = cache.passed(key)
+            if isinstance(kept, dict) and (now == "unchanged" or (
+                    now == "nothing" and not kept.get("refused"))):
+                known = StageProof(list(kept.get("section") or []),
+                                   list(kept.get("warnings") or []),
+                                   dict(kept.get("counts") or {}))
+    return ProofStart(observed, owned, now, key, known)
+
+
+def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
+                files: Mapping[str, str], check_paths: Sequence[Path],
+                gitops_dir: Path, recorded: Mapping[str, Any],
+                cache: StageCache | None = None,
+                observed_edges: Sequence[Mapping[str, Any]] = (),
+                start: ProofStart | None = None) -> StageProof:
+    """The proof of the run; ``FlowProofError`` when a flow that works now would stop.
+    ``observed_edges``: what Prometheus showed the stage gates, judged too. ``start``: what
+    ``start_proof`` read already (the stage cache's answer among it), else it is read here."""
+    if start is None:
+        start = start_proof(intent, files, check_paths, gitops_dir, recorded, cache,
+                            observed_edges)
+    if start.known is not None:
+        return start.known
+    proof = proof_of(intent, objects, files, check_paths, gitops_dir, recorded, start.owned,
+                     start.observed)
     breaks = proof.breaks
     if breaks:
-        raise FlowProofError(f"{environment} ({intent.stage.value})",
+        raise FlowProofError(f"{intent.environment} ({intent.stage.value})",
                              [row.line() for row in breaks])
     result = StageProof(flow_section(proof), proof.warnings() + uncalled(intent, proof),
                         proof.counts(), proof)
-    if key is not None and cache is not None:
-        cache.mark_passed(key, {"section": result.section, "warnings": result.warnings,
-                                "counts": result.counts,
-                                "refused": result.counts.get("refused", 0)})
+    if start.key is not None and cache is not None:
+        cache.mark_passed(start.key, {"section": result.section, "warnings": result.warnings,
+                                      "counts": result.counts,
+                                      "refused": result.counts.get("refused", 0)})
     return result
 
 

@@ -250,3 +250,15 @@ def test_a_forked_proof_that_passed_is_kept_in_the_stage_cache(tmp_path, forks,
     monkeypatch.setattr(proving, "proof_of", refuse)
     again = run_stage(shop(), StageOptions(gitops_dir=repo))
     assert not again.changed
+
+
+def test_a_proof_the_stage_cache_answers_forks_nothing(tmp_path, forks):
+    """A run that changes nothing asks the stage cache first, in the run: a fork would cost
+    more than the answer."""
+    repo = tmp_path / "gitops"
+    run_stage(shop(), StageOptions(gitops_dir=repo))
+    assert forks[-1].forked
+    forks.clear()
+    again = run_stage(shop(), StageOptions(gitops_dir=repo))
+    assert not again.changed
+    assert forks and not any(call.forked for call in forks)
