@@ -59,12 +59,24 @@ def parts_of(value: Any) -> list[Any] | None:
     return None
 
 
+# Immutable plain types: a value of exactly one of them is its own plain copy
+_PLAIN_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def plain_data(value: Any, strict: bool = False) -> Any:
     """A deep copy as plain data; tuples become lists.
 
     ``strict`` (for JSON output) turns mapping keys into strings and raises ``TypeError`` on
     any other type; otherwise other types pass through, for validation to name them.
     """
+    kind = type(value)  # the plain types first, by identity: most of what an inventory holds
+    if kind in _PLAIN_LEAVES:
+        return value
+    if kind is dict:
+        return {(str(key) if strict else plain_data(key)): plain_data(item, strict)
+                for key, item in value.items()}
+    if kind is list:
+        return [plain_data(item, strict) for item in value]
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
