@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from .providers.provider import ControlPlane
 from .render.control_plane import SCHEMA_OPTIONAL, control_plane, install_tree
 from .render.renderer import BUILTIN_TEMPLATES, Renderer
 from .render.runbook import runbook_markdown
-from .render.stage_cache import StageCache
+from .render.stage_cache import StageCache, pickled
 from .render.sync import flux_cuts, sync_objects
 from .render.tree import (
     RenderedObject,
@@ -428,10 +427,9 @@ def _analyze(intent: Intent, objects: Sequence[RenderedObject], estate: Estate |
     ``check_paths`` are read afresh every run, so that analysis is never kept."""
     key = None
     if cache is not None and estate is None:
-        try:  # the stand-ins are made from the intent: its pickle stands for them
-            stand_ins = pickle.dumps(intent, protocol=4)
-        except Exception:  # as for renderings: what pickle refuses is analyzed every time
-            stand_ins = None
+        # the stand-ins are made from the intent: its pickle stands for them (as for
+        # renderings: what pickle refuses is analyzed every time)
+        stand_ins = pickled(intent)
         if stand_ins is not None:
             key = cache.check_key("analysis", [intent.provider, intent.root_namespace,
                                                intent.trust_domain, stand_ins,

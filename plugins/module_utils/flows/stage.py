@@ -13,7 +13,6 @@ itself queries nothing.
 from __future__ import annotations
 
 import hashlib
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from ..gitops.repo import GitOpsRepo
 from ..intent.model import Intent
 from ..providers.registry import mesh
 from ..render.runbook import flow_section
-from ..render.stage_cache import StageCache
+from ..render.stage_cache import StageCache, pickled
 from ..render.tree import RenderedObject
 from ..stages import Stage
 from .collect import collect_flows
@@ -141,10 +140,9 @@ def start_proof(intent: Intent, files: Mapping[str, str], check_paths: Sequence[
         now = "changed"
     key, known = None, None
     if cache is not None and not check_paths:
-        try:  # the stand-ins, the flows and the settings come from the intent
-            state = pickle.dumps(intent, protocol=4)
-        except Exception:  # what pickle refuses is proved every time
-            state = None
+        # the stand-ins, the flows and the settings come from the intent (what pickle
+        # refuses is proved every time)
+        state = pickled(intent)
         if state is not None:
             key = cache.check_key("flows", [
                 intent.provider, state, repr(sorted(map(repr, observed))),

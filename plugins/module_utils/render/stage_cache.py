@@ -341,6 +341,24 @@ class StageCache:
         return load
 
 
+_LAST_PICKLED: list[tuple[Any, bytes | None]] = []
+
+
+def pickled(value: Any) -> bytes | None:
+    """``value``'s pickle, the stand-in of everything derived from it in a cache key (the
+    intent, for the analysis and the flow proof); None when pickle refuses it (then what
+    depends on it is done every time). The last value's is kept: the analysis and the
+    proof of one run pickle the same intent."""
+    if _LAST_PICKLED and _LAST_PICKLED[0][0] is value:
+        return _LAST_PICKLED[0][1]
+    try:
+        data: bytes | None = pickle.dumps(value, protocol=4)
+    except Exception:  # anything pickle refuses
+        data = None
+    _LAST_PICKLED[:] = [(value, data)]
+    return data
+
+
 def rendering_entry(obj: dict[str, Any], text: str) -> list[Any]:
     """What the cache keeps of a rendering, and what a forked child hands back of one: the
     canonical text, the object as JSON (None when JSON would not give it back exactly), its
