@@ -185,6 +185,17 @@ class Git:
         result = self.run(["cat-file", "blob", f"HEAD:{path}"])
         return result.stdout if result.returncode == 0 else None
 
+    def head_object_id(self, path: str) -> str | None:
+        """Git's object id of ``path`` in ``HEAD``; None where ``HEAD`` has nothing there."""
+        result = self.run(["rev-parse", "--verify", "-q", f"HEAD:{path}"])
+        return (git_text(result.stdout).strip() or None) if result.returncode == 0 else None
+
+    def head_holds(self, path: str, data: bytes | None) -> bool:
+        """Whether ``HEAD``'s file at ``path`` is ``data`` byte for byte (None: neither has
+        one). Compared by git's object id, so the file is not read out of git: the state file
+        of 5,000 services is megabytes, asked for several times a run."""
+        return same_object(self.head_object_id(path), data)
+
     def names(self, *args: str) -> list[str]:
         """The NUL-separated path names a git command prints."""
         output = git_text(self.check(*args).stdout)
@@ -276,6 +287,14 @@ def blob_id(data: bytes, index: Mapping[str, tuple[str, str]]) -> str:
     """Git's object id of a blob of ``data``, in the hash the repository's index uses."""
     sample = next(iter(index.values()), None)
     return object_id(data, sample is not None and len(sample[1]) == 64)
+
+
+def same_object(committed: str | None, data: bytes | None) -> bool:
+    """Whether the object ``committed`` (git's id; None: no file) is a blob of ``data``
+    (None: no file), in the hash of the id."""
+    if committed is None or data is None:
+        return committed is None and data is None
+    return committed == object_id(data, sha256=len(committed) == 64)
 
 
 def object_id(data: bytes, sha256: bool = False) -> str:

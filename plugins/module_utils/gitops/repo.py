@@ -53,6 +53,7 @@ from .git import (
     Git,
     blob_id,
     nul_list,
+    same_object,
 )
 from .guard import RunGuard
 from .journal import (
@@ -171,13 +172,13 @@ class GitOpsRepo:
             raise GitOpsError(
                 f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
                 f"({journal.describe()}); the next run that writes completes it by itself")
-        committed = self.git.head_bytes(STATE_PATH) if self.exists() else None
+        committed = self.git.head_object_id(STATE_PATH) if self.exists() else None
         if data is None and committed is not None:
             raise GitOpsError(
                 f"GitOps repository {self.root}: {STATE_PATH} was deleted by hand; it is "
                 "meshstage's record of the files it owns: restore it (git checkout -- "
                 f"{STATE_PATH}) and run again")
-        if data != committed:
+        if not same_object(committed, data):
             raise GitOpsError(
                 f"GitOps repository {self.root}: {STATE_PATH} is not the one meshstage "
                 f"committed{'' if committed else ' (HEAD has none)'} and no interrupted run "
@@ -349,7 +350,7 @@ class GitOpsRepo:
             sha = self._commit(message)
             if os.path.lexists(self.root / JOURNAL_PATH):
                 state, _problem = read_disk(self.root, STATE_PATH)
-                if self.git.head_bytes(STATE_PATH) == state:
+                if self.git.head_holds(STATE_PATH, state):
                     remove_journal(self.root)  # the write is recorded: the transaction ends
             return sha
 
@@ -410,7 +411,7 @@ class GitOpsRepo:
         file is the one ``HEAD`` holds). A no-op run then reads no owned file a second time;
         anything else takes the full path below."""
         state_bytes, problem = read_disk(self.root, STATE_PATH)
-        if problem or state_bytes is None or self.git.head_bytes(STATE_PATH) != state_bytes:
+        if problem or state_bytes is None or not self.git.head_holds(STATE_PATH, state_bytes):
             return False
         # --no-optional-locks: a status only reads; it never rewrites the index
         status = self.git.run(["--no-optional-locks", "status", "--porcelain=v1", "-z",

@@ -96,3 +96,24 @@ def test_another_branch_than_the_recorded_one_is_refused(gitops: Path, example_i
     assert run_stage(example_intent("prod", mesh_stage="observability", mesh_gitops=moved),
                      StageOptions(gitops_dir=gitops)).commit
     assert GitOpsRepo(gitops).scope_meta("prod")["branch"] == "feature"
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_head_holds_compares_a_file_with_head_by_object_id(tmp_path: Path,
+                                                           object_format: str) -> None:
+    """The state file is compared with HEAD's without reading it out of git: by git's object
+    id, in the repository's hash (SHA-1 or SHA-256)."""
+    root = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", f"--object-format={object_format}", str(root)],
+                   check=True)
+    repo = GitOpsRepo(root)
+    assert repo.git.head_holds("a.json", None)  # no HEAD: neither has the file
+    assert not repo.git.head_holds("a.json", b"{}\n")
+    (root / "a.json").write_bytes(b'{"a": 1}\n')
+    git(root, "add", "a.json")
+    git(root, "commit", "-qm", "a")
+    assert repo.git.head_holds("a.json", b'{"a": 1}\n')
+    assert not repo.git.head_holds("a.json", b'{"a": 2}\n')
+    assert not repo.git.head_holds("a.json", None)  # HEAD has it, the disk has not
+    assert repo.git.head_holds("b.json", None)
+    assert not repo.git.head_holds("b.json", b"")
