@@ -67,7 +67,13 @@ def _read_file(target: str, size: int) -> bytes:
     """Every byte of a regular file, read to its end (``size`` is what lstat saw)."""
     fd = os.open(target, _READ_FLAGS)
     try:
-        chunks = [os.read(fd, size + 1)]
+        first = os.read(fd, size + 1)
+        # a regular file's read stops short only at its end: one read for a file as lstat
+        # saw it (a short read for another reason could only make the file look changed
+        # by hand, a refusal, never a write)
+        if len(first) <= size:
+            return first
+        chunks = [first]
         while chunks[-1]:
             chunks.append(os.read(fd, 1 << 16))
     finally:
