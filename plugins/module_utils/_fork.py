@@ -15,6 +15,11 @@ It never changes an answer. The child is only a head start:
   function in the caller: the same exception, with its own traceback, or the same value.
 - ``cancel()`` (the caller failed first) kills the child and reaps it.
 
+While a child runs, the objects from before the fork are out of the garbage collector's
+reach (``gc.freeze``): a collection on either side would touch the objects both share, and
+every page it touches would be copied. At 5,000 services the proof's CPU time in the child
+went from 8.9 s to 7.8 s with it (8.1 s without a fork).
+
 The function must not write anything the caller reads afterwards except through its return
 value: the child's writes to memory are its own. Standard library only.
 """
@@ -22,6 +27,7 @@ value: the child's writes to memory are its own. Standard library only.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import signal
@@ -51,14 +57,23 @@ class ForkedCall(Generic[T]):
         self._pid: int | None = None
         self._read: int | None = None
         self.forked = False  # whether a child was started (for tests and the benchmark)
+        self._froze = False  # whether this call froze the collector's objects (``_start``)
         if fork and can_fork():
             self._start()
 
     def _start(self) -> None:
         read, write = os.pipe()
+        # Every object so far out of the collector's reach until the child is done: a
+        # collection would touch the objects either side shares with the other, and each
+        # page it touches is copied (the advice of Python's gc.freeze documentation for a
+        # fork). A process that froze objects itself keeps them as they are.
+        self._froze = gc.get_freeze_count() == 0
+        if self._froze:
+            gc.freeze()
         try:
             pid = os.fork()
         except OSError:  # no memory or no process left: the caller runs it
+            self._thaw()
             os.close(read)
             os.close(write)
             return
@@ -86,6 +101,7 @@ class ForkedCall(Generic[T]):
             self._read = None
             _, status = os.waitpid(self._pid, 0)
             self._pid = None
+            self._thaw()
             if os.waitstatus_to_exitcode(status) == 0 and data:
                 try:
                     value: T = pickle.loads(data)
@@ -95,6 +111,11 @@ class ForkedCall(Generic[T]):
                     return value
         return self._function()
 
+    def _thaw(self) -> None:
+        if self._froze:
+            gc.unfreeze()
+            self._froze = False
+
     def cancel(self) -> None:
         """Stop the child, if it runs (the caller failed before it needed the result)."""
         if self._pid is not None:
@@ -103,6 +124,7 @@ class ForkedCall(Generic[T]):
             with contextlib.suppress(OSError):
                 os.waitpid(self._pid, 0)
             self._pid = None
+            self._thaw()
         if self._read is not None:
             os.close(self._read)
             self._read = None

@@ -262,3 +262,18 @@ def test_a_proof_the_stage_cache_answers_forks_nothing(tmp_path, forks):
     again = run_stage(shop(), StageOptions(gitops_dir=repo))
     assert not again.changed
     assert forks and not any(call.forked for call in forks)
+
+
+def test_the_collector_leaves_shared_objects_alone_while_a_child_runs():
+    """Objects from before the fork are frozen until the child is reaped, then handed back
+    to the collector (a collection would copy every page it touches)."""
+    import gc
+
+    call = ForkedCall(lambda: gc.get_freeze_count())
+    assert call.forked and gc.get_freeze_count() > 0
+    assert call.result() > 0  # the child has them frozen too
+    assert gc.get_freeze_count() == 0
+    stopped = ForkedCall(lambda: time.sleep(60))
+    assert gc.get_freeze_count() > 0
+    stopped.cancel()
+    assert gc.get_freeze_count() == 0
