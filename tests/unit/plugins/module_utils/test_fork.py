@@ -29,6 +29,18 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render import rende
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.stage_cache import StageCache
 
+REAL_CAN_FORK = _fork.can_fork
+
+
+@pytest.fixture(autouse=True)
+def fork_allowed(monkeypatch):
+    """A fork whatever else the test worker runs: under xdist a worker may run another
+    file's server threads for its whole session (the host lab's backends, idle in select),
+    and ``can_fork`` refuses to fork beside any thread. The children forked here take no lock
+    such a thread could hold. ``test_no_fork_while_another_thread_runs`` checks the rule."""
+    monkeypatch.setattr(_fork, "can_fork", lambda: hasattr(os, "fork"))
+
+
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this system")
 
 
@@ -84,9 +96,10 @@ def test_cancel_kills_and_reaps_the_child():
     call.cancel()  # twice is harmless
 
 
-def test_no_fork_while_another_thread_runs():
+def test_no_fork_while_another_thread_runs(monkeypatch):
     """A lock another thread holds at the fork stays held in the child forever: with more
     than one thread the caller runs the function itself."""
+    monkeypatch.setattr(_fork, "can_fork", REAL_CAN_FORK)
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
