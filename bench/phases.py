@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,41 +52,20 @@ PHASES: list[tuple[str, str, str]] = [
 ]
 
 
-# A phase timed in a forked child (the flow proof of a large stage runs beside the checks,
-# ``_fork.py``) is written here, since the child's memory is its own: (label, seconds) lines.
-FORKED_TIMES = Path(tempfile.gettempdir()) / f"meshstage-phases-{os.getpid()}.tsv"
+# Each phase's calls, timed (a phase a forked child runs, a large stage's proof and half of
+# its render, is counted too)
+TIMES = bench.ForkSafeTimes(Path(tempfile.gettempdir()) / f"meshstage-phases-{os.getpid()}.tsv")
 
 
-def _timed(totals: collections.defaultdict[str, float], label: str,
-           function: Callable[..., Any]) -> Callable[..., Any]:
-    parent = os.getpid()
-
-    @functools.wraps(function)
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            spent = time.perf_counter() - start
-            if os.getpid() == parent:
-                totals[label] += spent
-            else:
-                with FORKED_TIMES.open("a", encoding="utf-8") as stream:
-                    stream.write(f"{label}\t{spent}\n")
-
-    return timed
+def totals_of_run() -> collections.defaultdict[str, float]:
+    """Each phase's wall time in the run just made (then forgotten, for the next)."""
+    totals: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for label, wall, _cpu in TIMES.taken():
+        totals[label] += wall
+    return totals
 
 
-def forked_totals(totals: collections.defaultdict[str, float]) -> None:
-    """Add the phases forked children timed, and forget them."""
-    if FORKED_TIMES.exists():
-        for line in FORKED_TIMES.read_text(encoding="utf-8").splitlines():
-            label, spent = line.split("\t")
-            totals[label] += float(spent)
-        FORKED_TIMES.unlink()
-
-
-def instrument(totals: collections.defaultdict[str, float]) -> None:
+def instrument() -> None:
     import importlib
 
     for module_name, attribute, label in PHASES:
@@ -101,9 +78,9 @@ def instrument(totals: collections.defaultdict[str, float]) -> None:
         original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
         wrapped: Any
         if isinstance(original, classmethod):
-            wrapped = classmethod(_timed(totals, label, original.__func__))
+            wrapped = classmethod(TIMES.timer(label, original.__func__))
         else:
-            wrapped = _timed(totals, label, original)
+            wrapped = TIMES.timer(label, original)
         setattr(owner, name, wrapped)
 
 
@@ -117,12 +94,11 @@ def main() -> None:
         repo = Path(work) / "gitops"
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
         for run in ("full run", "no-op"):
-            totals: collections.defaultdict[str, float] = collections.defaultdict(float)
-            instrument(totals)
+            instrument()
             start, cpu = time.perf_counter(), bench._cpu()
             bench._run_environments(variables, repo)
             wall, cpu = time.perf_counter() - start, bench._cpu() - cpu
-            forked_totals(totals)
+            totals = totals_of_run()
             print(f"{run}, {args.services} services x 3 environments: {wall:.2f} s "
                   f"(CPU {cpu:.2f} s)")
             for _module, _attribute, label in PHASES:

@@ -32,6 +32,7 @@ once). It prints a table, whether each target is met, and ends with one line for
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -127,32 +128,53 @@ def _import_meshstage() -> None:
     import ansible_collections.meshstage.mesh.plugins.module_utils.pipeline  # noqa: F401
 
 
-def _time_the_proof(record: Path) -> Callable[[], list[tuple[float, float]]]:
-    """Time every flow proof of the run (``pipeline.start_proof``, which asks the stage
-    cache, and ``pipeline.prove_stage``), wall and CPU: its share of the same run. A large
-    stage's proof runs in a forked child (``_fork.py``), whose memory is its own: each part
-    appends its times to ``record``; the function returned reads them."""
-    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+class ForkSafeTimes:
+    """The wall and CPU time of each call of the functions ``timer`` wraps, by label. A call
+    in a forked child (``_fork.py``: a large stage's proof and half of its render) is counted
+    too: the child's memory is its own, so it appends its times to the file ``record``; the
+    calls of this process are kept in memory."""
 
-    def timer(part: Callable[..., Any]) -> Callable[..., Any]:
+    def __init__(self, record: Path) -> None:
+        self.record, self._pid = record, os.getpid()
+        self._calls: list[tuple[str, float, float]] = []
+
+    def timer(self, label: str, part: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(part)
         def timed(*args: Any, **kwargs: Any) -> Any:
             start, cpu = time.perf_counter(), _cpu()
             try:
                 return part(*args, **kwargs)
             finally:
-                with record.open("a", encoding="utf-8") as stream:
-                    stream.write(f"{time.perf_counter() - start} {_cpu() - cpu}\n")
+                times = (label, time.perf_counter() - start, _cpu() - cpu)
+                if os.getpid() == self._pid:
+                    self._calls.append(times)
+                else:
+                    with self.record.open("a", encoding="utf-8") as stream:
+                        stream.write("\t".join(map(str, times)) + "\n")
 
         return timed
 
-    pipeline.start_proof = timer(pipeline.start_proof)
-    pipeline.prove_stage = timer(pipeline.prove_stage)
+    def taken(self) -> list[tuple[str, float, float]]:
+        """Every call's (label, wall, CPU) so far, this process's and its children's; then
+        forgotten, for the next run."""
+        lines = self.record.read_text(encoding="utf-8").splitlines() \
+            if self.record.exists() else []
+        calls = self._calls + [(label, float(wall), float(cpu))
+                               for label, wall, cpu in (line.split("\t") for line in lines)]
+        self._calls = []
+        self.record.unlink(missing_ok=True)
+        return calls
 
-    def spent() -> list[tuple[float, float]]:
-        lines = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
-        return [(float(wall), float(cpu)) for wall, cpu in (line.split() for line in lines)]
 
-    return spent
+def _time_the_proof(record: Path) -> ForkSafeTimes:
+    """Time every flow proof of the run (``pipeline.start_proof``, which asks the stage
+    cache, and ``pipeline.prove_stage``), wall and CPU: its share of the same run."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+
+    times = ForkSafeTimes(record)
+    pipeline.start_proof = times.timer("proof", pipeline.start_proof)
+    pipeline.prove_stage = times.timer("proof", pipeline.prove_stage)
+    return times
 
 
 def child_full(services: int, repo: Path, **_: Any) -> dict[str, Any]:
@@ -162,7 +184,7 @@ def child_full(services: int, repo: Path, **_: Any) -> dict[str, Any]:
     start, cpu = time.perf_counter(), _cpu()
     results = _run_environments(variables, repo)
     wall, cpu = time.perf_counter() - start, _cpu() - cpu
-    proof = proofs()
+    proof = [(wall, cpu) for _label, wall, cpu in proofs.taken()]
     files = [path for path in _snapshot(repo) if not path.startswith(".git")]
     return {"wall_s": wall, "cpu_s": cpu, "peak_mb": _peak_mb(), "files": len(files),
             "commits": _commits(repo), "objects": sum(len(r.objects["added"]) for r in results),
