@@ -178,6 +178,9 @@ class MeshIndex:
         self._wildcards: list[tuple[str, str, HostEntry]] = []
         self._services: dict[tuple[str, str], HostEntry] = {}
         self._selecting: dict[Workload, list[HostEntry]] | None = None
+        # each workload's injection, asked by most analyzers and the flow proof: the index
+        # does not change once built (a Workload hashes by identity)
+        self._sidecar: dict[Workload, bool] = {}
         self._gateway_accounts: dict[str, set[str]] | None = None
         for resource in self.of_kind("ServiceEntry"):
             self._add_service_entry(resource)
@@ -313,6 +316,14 @@ class MeshIndex:
         return "off"
 
     def has_sidecar(self, workload: Workload) -> bool:
+        """True when the workload's pods run (or will get) an Istio sidecar
+        (``_has_sidecar``), answered once per workload."""
+        known = self._sidecar.get(workload)
+        if known is None:
+            known = self._sidecar[workload] = self._has_sidecar(workload)
+        return known
+
+    def _has_sidecar(self, workload: Workload) -> bool:
         """True when the workload's pods run (or will get) an Istio sidecar, by Istio's
         precedence: a namespace labelled ``istio-injection: disabled`` or a pod opting out
         wins; a pod without a marker that istiod's ``neverInjectSelector`` selects is left
