@@ -255,10 +255,9 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
     def message_of(counts: Mapping[str, list[str]]) -> str:
         return commit_message(intent, counts, switched, gates, *titled)
 
-    counts = object_changes(change for update in updates for change in update.changes)
-    message = message_of(counts)
     changed = any(update.changed for update in updates)
     sha = None
+    counts: dict[str, list[str]] | None = None
     if not options.check_mode:
         repo.apply(updates)
         committed: dict[str, list[str]] = {}
@@ -272,8 +271,10 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
         sha = repo.commit(message_for)
         if sha is not None:
             counts, changed = committed, True
-            message = message_of(committed)
         cache.save()
+    if counts is None:  # nothing committed: the changes as planned (a check run's diff)
+        counts = object_changes(change for update in updates for change in update.changes)
+    message = message_of(counts)
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
         changed=changed, commit=sha, objects=counts,
