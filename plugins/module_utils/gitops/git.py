@@ -72,6 +72,8 @@ class Git:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # the git directory found, with the identity of the ``.git`` it was found through
+        self._git_dir: tuple[tuple[int, int], Path] | None = None
 
     def staged(self, paths: Sequence[str]) -> list[str]:
         """Which of ``paths`` the index holds changes for, against ``HEAD``."""
@@ -152,8 +154,14 @@ class Git:
         ]
 
     def git_dir(self) -> Path:
-        """The repository's git directory (a linked worktree's own one)."""
-        return Path(git_text(self.check("rev-parse", "--absolute-git-dir").stdout).strip())
+        """The repository's git directory (a linked worktree's own one). Asked of git once
+        while ``root/.git`` stays the same file or directory (a run asks several times)."""
+        marker = dot_git_identity(self.root)
+        if marker is not None and self._git_dir is not None and self._git_dir[0] == marker:
+            return self._git_dir[1]
+        found = Path(git_text(self.check("rev-parse", "--absolute-git-dir").stdout).strip())
+        self._git_dir = (marker, found) if marker is not None else None
+        return found
 
     def branch(self) -> str | None:
         """The branch ``HEAD`` is on (also before its first commit); None when detached."""
@@ -225,6 +233,17 @@ class Git:
                                   check=False)
         except OSError as error:
             raise GitOpsError(f"cannot run git: {error}") from error
+
+
+def dot_git_identity(root: Path) -> tuple[int, int] | None:
+    """The device and inode of ``root/.git`` (a repository's directory, or a linked
+    worktree's file); None when there is none. What git found through it stays true while
+    it is the same one."""
+    try:
+        status = os.lstat(root / ".git")
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _fast_import_stream(blobs: Iterable[bytes]) -> bytes:

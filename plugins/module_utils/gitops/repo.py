@@ -52,6 +52,7 @@ from .git import (
     PATHS_ON_STDIN,
     Git,
     blob_id,
+    dot_git_identity,
     nul_list,
     same_object,
 )
@@ -84,6 +85,8 @@ class GitOpsRepo:
         # The sha256 of the contents whose blobs this object's writes stored in git's object
         # database (``apply``): the commit does not store them a second time.
         self._stored: set[str] = set()
+        # the ``.git`` through which ``exists`` last found ``root`` the top of a work tree
+        self._top: tuple[int, int] | None = None
 
     @property
     def notes(self) -> list[str]:
@@ -104,11 +107,16 @@ class GitOpsRepo:
         """True when ``root`` is the top of a git work tree (not merely inside another one)."""
         if not self.root.is_dir():
             return False
+        marker = dot_git_identity(self.root)  # asked of git once while .git stays the same
+        if marker is not None and marker == self._top:
+            return True
         result = self.git.run(["rev-parse", "--show-toplevel"])
         if result.returncode != 0:
             return False
         top = git_text(result.stdout).strip()
-        return bool(top) and os.path.samefile(top, self.root)
+        found = bool(top) and os.path.samefile(top, self.root)
+        self._top = marker if found else None
+        return found
 
     def owned(self, scope: str | None = None) -> dict[str, str]:
         """Owned path -> sha256 of what meshstage wrote, for ``scope`` or every scope."""
