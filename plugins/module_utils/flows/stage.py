@@ -129,12 +129,14 @@ def start_proof(intent: Intent, files: Mapping[str, str], check_paths: Sequence[
     observed = calls_of(observed_edges)
     environment = intent.environment
     owned = _owned(gitops_dir, environment) if recorded.get("stage") else {}
-    target = {path: text for path, text in files.items() if relevant(path, environment)}
+    # each target file by its sha256, as the state file records it: hashed once, for the
+    # comparison with the committed tree and for the cache's key
+    target = {path: hashlib.sha256(text.encode("utf-8")).hexdigest()
+              for path, text in files.items() if relevant(path, environment)}
     if not recorded.get("stage"):
         now = "nothing"
     elif recorded.get("provider") == intent.provider and {
-            p: sha for p, sha in owned.items() if relevant(p, environment)} == {
-            p: hashlib.sha256(t.encode("utf-8")).hexdigest() for p, t in target.items()}:
+            p: sha for p, sha in owned.items() if relevant(p, environment)} == target:
         now = "unchanged"
     else:
         now = "changed"
