@@ -89,6 +89,35 @@ def test_run_reports_objects_files_and_commit(tmp_path, crd_dir, example_intent)
     assert again.objects == {"added": [], "changed": [], "removed": []}
 
 
+def test_a_run_names_its_objects_once_from_what_it_commits(tmp_path, crd_dir, example_intent,
+                                                          monkeypatch):
+    """Naming the objects reads every changed file: a run that commits does it once, from
+    what it commits; a check run, which commits nothing, from the changes it plans."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+
+    named: list[int] = []
+    name = pipeline.object_changes
+
+    def counted(changes):
+        changes = list(changes)
+        named.append(len(changes))
+        return name(changes)
+
+    monkeypatch.setattr(pipeline, "object_changes", counted)
+    gitops = tmp_path / "gitops"
+    checked = run_stage(example_intent("prod"),
+                        StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir], check_mode=True))
+    assert len(named) == 1 and "Namespace bookinfo" in checked.objects["added"]
+    named.clear()
+    first = run_stage(example_intent("prod"), StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir]))
+    assert len(named) == 1 and first.commit is not None
+    assert first.objects == checked.objects
+    assert "- Namespace bookinfo" in first.message.splitlines()
+    body = subprocess.run(["git", "-C", str(gitops), "log", "-1", "--format=%B"], text=True,
+                          capture_output=True, check=True).stdout
+    assert body.strip() == first.message.strip()
+
+
 def test_a_stage_move_reshapes_objects_in_their_sync_units(tmp_path, crd_dir, example_intent):
     """strict_mtls reshapes the DestinationRules where traffic made them: no object goes from
     one sync unit to another, where Argo CD or Flux would prune it before the next unit

@@ -76,6 +76,30 @@ def test_a_pod_on_the_node_s_network_never_gets_a_sidecar():
     assert not index.has_sidecar(exporter) and not index.in_mesh(exporter)
 
 
+def test_each_workload_s_injection_is_judged_once(monkeypatch):
+    """Most analyzers and the flow proof ask has_sidecar of the same workloads: the index
+    judges each workload once and gives the same answer after."""
+    index = MeshIndex([
+        resource("Namespace", "bookinfo", metadata={"labels": {"istio-injection": "enabled"}}),
+        resource("Pod", "reviews", "bookinfo", metadata={"labels": {"app": "reviews"}}, spec={}),
+        resource("Pod", "legacy", "bookinfo", metadata={
+            "labels": {"app": "legacy", "sidecar.istio.io/inject": "false"}}, spec={}),
+    ])
+    judged: list[str] = []
+    judge = MeshIndex._has_sidecar
+
+    def counted(self: MeshIndex, workload) -> bool:
+        judged.append(workload.resource.name)
+        return judge(self, workload)
+
+    monkeypatch.setattr(MeshIndex, "_has_sidecar", counted)
+    (reviews,) = index.workloads_matching("bookinfo", {"app": "reviews"})
+    (legacy,) = index.workloads_matching("bookinfo", {"app": "legacy"})
+    answers = [index.has_sidecar(w) for w in (reviews, legacy, reviews, legacy)]
+    assert answers == [True, False, True, False] and index.in_mesh(reviews)
+    assert judged == ["reviews", "legacy"]
+
+
 def test_knows_a_kind_when_the_input_holds_one_or_is_complete():
     index = MeshIndex([resource("Service", "reviews", "bookinfo")])
     assert index.knows("Service") and not index.knows("Pod")

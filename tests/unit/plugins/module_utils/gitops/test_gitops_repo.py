@@ -417,6 +417,30 @@ def test_a_directory_inside_another_repo_gets_its_own_repo(tmp_path: Path) -> No
     assert git(outer, "rev-list", "--all").strip() == "", "the outer repository got no commit"
 
 
+def test_git_is_asked_for_the_top_and_the_git_dir_once_while_dot_git_stays(
+        committed: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    ask = committed.git.run
+
+    def counted(args: list[str], *rest: object) -> subprocess.CompletedProcess[bytes]:
+        asked.append(" ".join(args))
+        return ask(args, *rest)
+
+    monkeypatch.setattr(committed.git, "run", counted)
+    for _ in range(3):
+        assert committed.exists()
+        assert committed.git.git_dir() == root / ".git"
+    assert asked == [], "both were found while the repository was written"
+    # another repository in its place: asked again, and found again
+    moved = root.parent / "old-git"
+    (root / ".git").rename(moved)
+    assert not committed.exists()
+    git(root, "init", "-q", "-b", "main")
+    assert committed.exists() and committed.git.git_dir() == root / ".git"
+    assert asked.count("rev-parse --show-toplevel") == 2
+    assert asked.count("rev-parse --absolute-git-dir") == 1
+
+
 # ---------------------------------------------------------------------------- scopes
 
 
