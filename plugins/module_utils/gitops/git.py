@@ -254,10 +254,10 @@ def _fast_import_stream(blobs: Iterable[bytes]) -> bytes:
 class BackgroundStore:
     """Blobs written into the object database as one pack by a ``git fast-import`` that runs
     beside the caller: git compresses them on another core while the caller writes the same
-    bytes to the work tree, so a commit finds them stored. Used as a context manager; on
-    leaving it the store is waited for, and ``stored`` says whether every blob is in the
-    object database. A failure is not raised: the commit stores what is missing itself, and
-    reports git's error then. With no blobs nothing is started."""
+    bytes to the work tree, so a commit finds them stored. ``start`` starts it, ``wait``
+    waits for it and says whether every blob is in the object database (``stored``); as a
+    context manager, leaving it waits. A failure is not raised: the commit stores what is
+    missing itself, and reports git's error then. With no blobs nothing is started."""
 
     def __init__(self, root: Path, blobs: Sequence[bytes]) -> None:
         self.root = root
@@ -266,7 +266,7 @@ class BackgroundStore:
         self._process: subprocess.Popen[bytes] | None = None
         self._feeder: threading.Thread | None = None
 
-    def __enter__(self) -> BackgroundStore:
+    def start(self) -> BackgroundStore:
         if not self.blobs:
             return self
         stream = _fast_import_stream(self.blobs)
@@ -285,12 +285,19 @@ class BackgroundStore:
         self._feeder.start()
         return self
 
+    def wait(self) -> bool:
+        if self._process is not None and self._feeder is not None:
+            self._feeder.join()
+            self.stored = self._process.wait() == 0
+            self._process = self._feeder = None
+        return self.stored
+
+    def __enter__(self) -> BackgroundStore:
+        return self.start()
+
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        if self._process is None or self._feeder is None:
-            return
-        self._feeder.join()
-        self.stored = self._process.wait() == 0
+        self.wait()
 
 
 def _feed(process: subprocess.Popen[bytes], stream: bytes) -> None:

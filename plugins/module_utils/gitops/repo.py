@@ -50,6 +50,7 @@ from .git import (
     FILE_MODE_ENTRY,
     PACK_AT,
     PATHS_ON_STDIN,
+    BackgroundStore,
     Git,
     blob_id,
     dot_git_identity,
@@ -85,6 +86,9 @@ class GitOpsRepo:
         # The sha256 of the contents whose blobs this object's writes stored in git's object
         # database (``apply``): the commit does not store them a second time.
         self._stored: set[str] = set()
+        # the blobs of the last write still being stored (``apply``), with their sha256: the
+        # commit waits for them only where it needs them
+        self._storing: tuple[BackgroundStore, list[str]] | None = None
         # the ``.git`` through which ``exists`` last found ``root`` the top of a work tree
         self._top: tuple[int, int] | None = None
 
@@ -276,17 +280,32 @@ class GitOpsRepo:
             self._kill.reach("journal")
             removals, writes = steps_of(journal)
             # the commit's blobs, stored by git on another core while the files are written
-            with self.git.store_blobs_meanwhile(
-                    [data for _path, data in writes] if len(writes) >= PACK_AT else ()) as store:
-                try:
-                    carry_out(self.root, removals, writes, journal.state_after, self._kill.reach)
-                except GitOpsError as error:
-                    undo(self.root, journal, error)
+            # and the commit reads what it stages (``_settle_store``)
+            self._settle_store()
+            store = self.git.store_blobs_meanwhile(
+                [data for _path, data in writes] if len(writes) >= PACK_AT else ()).start()
+            try:
+                carry_out(self.root, removals, writes, journal.state_after, self._kill.reach)
+            except GitOpsError as error:
+                store.wait()
+                undo(self.root, journal, error)
+            except BaseException:
+                store.wait()
+                raise
             after = self._after_state(changed, state)
-            if store.stored:  # the state after records each written file's sha256
-                shas = after.shas()
-                self._stored.update(shas[path] for path, _data in writes if path in shas)
+            shas = after.shas()  # the state after records each written file's sha256
+            self._storing = (store, [shas[path] for path, _data in writes if path in shas])
             _remember_state(journal.state_after, after)
+
+    def _settle_store(self) -> None:
+        """Wait for the blobs the last write stored beside it (``apply``); when git stored
+        all of them, the commit does not store them again."""
+        if self._storing is None:
+            return
+        store, shas = self._storing
+        self._storing = None
+        if store.wait():
+            self._stored.update(shas)
 
     def _after_state(self, updates: Sequence[TreeUpdate], state: State) -> State:
         for update in updates:
@@ -353,9 +372,13 @@ class GitOpsRepo:
         rather than one loose object each.
         """
         if not self.exists():
+            self._settle_store()
             return None
         with self.session("committing"):
-            sha = self._commit(message)
+            try:
+                sha = self._commit(message)
+            finally:
+                self._settle_store()
             if os.path.lexists(self.root / JOURNAL_PATH):
                 state, _problem = read_disk(self.root, STATE_PATH)
                 if self.git.head_holds(STATE_PATH, state):
@@ -385,6 +408,7 @@ class GitOpsRepo:
         updates = [path for path, data in to_add.items()
                    if index.get(path) != (FILE_MODE_ENTRY, blob_id(data, index))]
         recorded = state.shas()
+        self._settle_store()  # what the write stored meanwhile, now that it is needed
         unstored = [path for path in updates if recorded.get(path) not in self._stored]
         if len(unstored) >= PACK_AT:
             self.git.store_blobs(to_add[path] for path in unstored)

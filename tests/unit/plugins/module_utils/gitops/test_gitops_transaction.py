@@ -233,21 +233,31 @@ def test_a_second_run_is_refused_naming_the_run_that_holds_the_repository(root: 
 def test_a_large_write_stores_its_blobs_while_writing_and_the_commit_reuses_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From PACK_AT files on, ``git fast-import`` stores the write's blobs beside the file
-    writes (on another core); the commit finds them stored and does not pack them again."""
+    writes and the commit's reading (on another core); the commit waits for them before it
+    stages, finds them stored and does not pack them again."""
     from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.git import PACK_AT, Git
 
     root = tmp_path / "gitops"
     repo = GitOpsRepo(root)
     desired = {f"dev/object-{n:04d}.yaml": f"n: {n}\n" for n in range(PACK_AT + 20)}
     repo.apply(repo.plan("dev", desired, META))
-    stored = git(root, "cat-file", "--batch-check", "--batch-all-objects")
-    assert stored.count(" blob ") >= len(desired)  # in the object database before the commit
 
     def packed_again(self: Git, blobs: object) -> None:
         raise AssertionError("the commit packed blobs the write had stored")
 
+    blobs_when_staged: list[int] = []
+    check = Git.check
+
+    def staging(self: Git, *args: str, **options: object):
+        if args[0] == "update-index":
+            stored = git(root, "cat-file", "--batch-check", "--batch-all-objects")
+            blobs_when_staged.append(stored.count(" blob "))
+        return check(self, *args, **options)
+
     monkeypatch.setattr(Git, "store_blobs", packed_again)
+    monkeypatch.setattr(Git, "check", staging)
     assert repo.commit("meshstage: dev") is not None
+    assert blobs_when_staged and blobs_when_staged[0] >= len(desired)
     assert git(root, "status", "--porcelain") == ""
     assert git(root, "show", "HEAD:dev/object-0007.yaml") == "n: 7\n"
 
