@@ -57,8 +57,10 @@ class Journal:
                       for e in self.entries],
         }
         # no indent: json's C encoder (with one, it is the Python one, ten times slower on
-        # the megabytes of a large write)
-        return (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8")
+        # the megabytes of a large write); ASCII escapes, its fastest path (a third faster
+        # than UTF-8 on a large write), which also carries a byte that is not UTF-8 (a
+        # surrogate escape) back as itself
+        return (json.dumps(document) + "\n").encode("ascii")
 
     def paths(self) -> list[str]:
         """Every path the write touches, the state file and the journal included."""

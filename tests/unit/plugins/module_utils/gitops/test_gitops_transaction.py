@@ -100,6 +100,24 @@ def test_an_interrupted_write_is_completed_by_the_next_run(root: Path, tmp_path:
     assert repo.notes and "completed the write of an interrupted meshstage run" in repo.notes[0]
 
 
+def test_the_journal_is_ascii_json_that_gives_back_every_byte() -> None:
+    """Every file's bytes come back from the journal as they went in: text that is not
+    ASCII, and a byte that is not UTF-8 at all (carried as a surrogate escape)."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.journal import (
+        Journal,
+        JournalEntry,
+        parse_journal,
+    )
+
+    entries = (JournalEntry("dev/a.yaml", "name: café\n".encode(), "name: 日本\n".encode()),
+               JournalEntry("dev/b.yaml", b"raw: \xff\n", None),
+               JournalEntry("dev/c.yaml", None, b"added: true\n"))
+    journal = Journal(entries, None, b'{"scopes": {}}\n', {"pid": 1, "scopes": ["dev"]})
+    data = journal.render()
+    assert data.isascii() and json.loads(data)["version"] == 1
+    assert parse_journal(data) == journal
+
+
 def test_a_file_changed_by_hand_after_the_interruption_is_named_not_overwritten(
         root: Path) -> None:
     killed_write(root, "renamed", 3)
