@@ -42,7 +42,7 @@ PHASES: list[tuple[str, str, str]] = [
     ("pipeline", "_analyze", "analysis"),
     ("pipeline", "start_proof", "flow proof: the stage cache's answer"),
     ("pipeline", "prove_stage", "flow proof: collect, judge now and at the target"),
-    ("_fork", "ForkedCall.result", "  of which the run waited for it (forked)"),
+    ("_fork", "ForkedCall.result", "  of which the run waited for its children"),
     ("pipeline", "_check_host_configs", "host sidecars: envoy --mode validate"),
     ("gitops.repo", "GitOpsRepo.plan", "write path: plan"),
     ("gitops.repo", "GitOpsRepo.apply", "write path: write files"),
