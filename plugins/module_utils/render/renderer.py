@@ -147,12 +147,16 @@ class Renderer:
     def render_deferred(self, name: str, context: Mapping[str, Any]) -> Rendering:
         """``render_canonical``, where an object from the stage cache is decoded only when
         ``load`` is called (a run that changes nothing needs the texts, not the objects)."""
-        key = self._cache.key(name, context) if self._cache is not None else None
-        if key is not None and self._cache is not None:
-            cached = self._cache.rendered(key)
-            if cached is not None:
-                return cached
-        return self._render_new(name, context, key)
+        key, cached = self._look_up(name, context)
+        return cached if cached is not None else self._render_new(name, context, key)
+
+    def _look_up(self, name: str, context: Mapping[str, Any]) -> tuple[str | None,
+                                                                       Rendering | None]:
+        """The stage cache's key of one rendering (None: not kept), and what the cache holds
+        under it."""
+        cache = self._cache
+        key = cache.key(name, context) if cache is not None else None
+        return key, cache.rendered(key) if key is not None and cache is not None else None
 
     def render_all(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Rendering]:
         """``render_deferred`` of each ``(template, context)``, in order.
@@ -163,11 +167,9 @@ class Renderer:
         The error of a failed rendering is the one rendering in order gives: the first half's
         first, then, when the child failed, this process renders the second half itself."""
         cache = self._cache
-        keys = [cache.key(name, context) if cache is not None else None
-                for name, context in items]
-        renderings: list[Rendering | None] = [
-            cache.rendered(key) if key is not None and cache is not None else None
-            for key in keys]
+        looked_up = [self._look_up(name, context) for name, context in items]
+        keys = [key for key, _rendering in looked_up]
+        renderings: list[Rendering | None] = [rendering for _key, rendering in looked_up]
         missing = [number for number, rendering in enumerate(renderings) if rendering is None]
         half = len(missing) // 2 if len(missing) >= _fork.FORK_AT else len(missing)
         second = missing[half:]
