@@ -243,11 +243,8 @@ class StageCache:
 
     def key(self, template: str, context: Mapping[str, Any]) -> str | None:
         """The key of one rendering, or None when its values cannot be fingerprinted."""
-        try:
-            values = pickle.dumps(context, protocol=4)
-        except Exception:  # anything pickle refuses is simply rendered every time
-            return None
-        return self.check_key(template, [values])
+        values = _pickle_of(context)  # what pickle refuses is simply rendered every time
+        return self.check_key(template, [values]) if values is not None else None
 
     def rendered(self, key: str) -> Rendering | None:
         """What was rendered last time for ``key``, if anything: the canonical text and the
@@ -360,12 +357,17 @@ def pickled(value: Any) -> bytes | None:
     proof of one run pickle the same intent."""
     if _LAST_PICKLED and _LAST_PICKLED[0][0] is value:
         return _LAST_PICKLED[0][1]
-    try:
-        data: bytes | None = pickle.dumps(value, protocol=4)
-    except Exception:  # anything pickle refuses
-        data = None
+    data = _pickle_of(value)
     _LAST_PICKLED[:] = [(value, data)]
     return data
+
+
+def _pickle_of(value: Any) -> bytes | None:
+    """``value``'s pickle for a cache key; None when pickle refuses it."""
+    try:
+        return pickle.dumps(value, protocol=4)
+    except Exception:  # anything pickle refuses
+        return None
 
 
 def rendering_entry(obj: dict[str, Any], text: str) -> list[Any]:
