@@ -114,7 +114,11 @@ def intent_keys() -> tuple[str, ...]:
 
 def parse_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
     """Validate the ``mesh_*`` variables and build the Intent, or raise IntentErrors."""
-    variables = plain_data(variables)
+    return parse_plain_intent(plain_data(variables))
+
+
+def parse_plain_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]:
+    """``parse_intent`` of variables that are plain data already (``plain_data``'s copy)."""
     check = Checker()
     data = check.mapping(variables, "", required=("mesh_environment", "mesh_stage",
                                                   "mesh_services"), optional=_TOP_KEYS)
