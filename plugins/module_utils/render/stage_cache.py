@@ -17,6 +17,9 @@ cache keeps that work, per environment:
   reads (the rendered texts and the intent the stand-ins are made from; the host's files,
   directories and envoy binary), kept under the renderer's fingerprint (so under the same
   analyzer code). A check that failed is never kept: it runs again, and fails again, every time.
+* **the intent and the plan** of the last run, pickled (``plan/memo.py``), under a hash of
+  the variables and the canary record they were made from: one entry per environment, bytes
+  that only ``plan/memo.py`` reads back, with an unpickler of its own.
 * **CRD documents** (``crds.json``, shared by every environment): the CRDs of each file in
   the CRD directories, keyed on the sha256 of the file's bytes, so a run reads JSON instead
   of parsing megabytes of YAML.
@@ -175,6 +178,8 @@ class StageCache:
         self._crds: dict[str, Any] = {}
         self._passed_before: dict[str, Any] = {}
         self._passed: dict[str, Any] = {}
+        self._plan_before: list[Any] | None = None
+        self._plan: list[Any] | None = None
         self.hits = 0
         self.misses = 0
 
@@ -199,6 +204,9 @@ class StageCache:
                 cache._objects_before = objects if isinstance(objects, dict) else {}
                 passed = document.get("passed")
                 cache._passed_before = passed if isinstance(passed, dict) else {}
+                plan = document.get("plan")
+                cache._plan_before = plan if isinstance(plan, list) and len(plan) == 2 \
+                    and isinstance(plan[0], str) and isinstance(plan[1], bytes) else None
             if document.get("schema") == cache.schema_key:
                 valid = document.get("valid")
                 cache._valid_before = set(valid) if isinstance(valid, list) else set()
@@ -217,12 +225,13 @@ class StageCache:
         if directory is None:
             return
         if self._objects != self._objects_before or self._valid != self._valid_before \
-                or self._kinds != self._kinds_before or self._passed != self._passed_before:
+                or self._kinds != self._kinds_before or self._passed != self._passed_before \
+                or self._plan != self._plan_before:
             _write_plain(directory / self._file_name(), {
                 "version": CACHE_VERSION, "renderer": self.renderer_key,
                 "schema": self.schema_key, "objects": self._objects,
                 "valid": sorted(self._valid), "kinds": dict(sorted(self._kinds.items())),
-                "passed": dict(sorted(self._passed.items())),
+                "passed": dict(sorted(self._passed.items())), "plan": self._plan,
             })
             with contextlib.suppress(OSError):  # the JSON file of meshstage before it
                 (directory / f"stage-{self._environment}.json").unlink(missing_ok=True)
@@ -265,6 +274,18 @@ class StageCache:
     def keep_rendering(self, key: str, entry: list[Any]) -> None:
         """Keep a rendering's entry (``rendering_entry``) made elsewhere: in a forked child."""
         self._objects[key] = entry
+
+    # ---- the intent and the plan (``plan/memo.py``)
+
+    def planned(self, key: str) -> bytes | None:
+        """The pickled intent and plan the last run kept under ``key``; None when it kept
+        none, or under another key."""
+        return self._plan_before[1] if self._plan_before and self._plan_before[0] == key \
+            else None
+
+    def keep_plan(self, key: str, data: bytes) -> None:
+        """Keep this run's pickled intent and plan (the only ones an environment keeps)."""
+        self._plan = [key, data]
 
     # ---- validation verdicts
 
@@ -360,6 +381,14 @@ def pickled(value: Any) -> bytes | None:
     data = _pickle_of(value)
     _LAST_PICKLED[:] = [(value, data)]
     return data
+
+
+def pickled_as(value: Any, stand_in: bytes) -> None:
+    """Let ``stand_in`` be ``value``'s pickle in the keys that follow: what names it exactly
+    and does not change when it is pickled and read back (the intent's: the hash of the
+    variables it was parsed from, ``plan/memo.py``; a pickled and loaded intent no longer
+    shares the string objects the parse shared, so its pickle is not the same bytes)."""
+    _LAST_PICKLED[:] = [(value, stand_in)]
 
 
 def _pickle_of(value: Any) -> bytes | None:
