@@ -17,6 +17,7 @@ from typing import Any
 
 from . import _fork
 from ._fork import ForkedCall
+from ._plain import plain_data
 from .analyze.context import analyze_rendered
 from .canary.messages import CanaryCommit, runbook_section
 from .canary.record import CanaryState
@@ -29,8 +30,9 @@ from .gitops.paths import env_dir, install_dir
 from .gitops.repo import GitOpsRepo
 from .gitops.update import FileChange, TreeUpdate
 from .intent.model import Intent
-from .intent.parse import parse_intent
+from .intent.parse import parse_plain_intent
 from .kube import DEFAULT_KUBERNETES_VERSION
+from .plan.memo import PlanMemo
 from .plan.model import StagePlan
 from .plan.stage_plan import plan_stage
 from .providers.envoy_hosts.mesh_ca import ca_inside_repository
@@ -170,11 +172,15 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     (``prove=False`` leaves the proof to the caller: ``meshstage flows`` prints it).
     """
     recorded = recorded or {}
-    intent, warnings, canary = _parse(variables, recorded)
+    # the last run's intent and plan, when its inputs were the same (``plan/memo.py``)
+    memo = PlanMemo(cache, plain_data(variables), recorded)
+    intent, warnings, canary = memo.parsed() or _parse(memo.variables, recorded)
+    parse_warnings = tuple(warnings)
+    memo.identify(intent)
     _check_header_regexes(intent, options, cache)
     # the estate's manifests, read once: the planners and the analysis judge against them
     estate = Estate.read(options.check_paths) if options.check_paths else None
-    plan = plan_stage(intent, estate)
+    plan = memo.plan(estate) or plan_stage(intent, estate)
     renderer = Renderer(options.template_dirs, cache=cache)
     kept = recorded.get("unit_cuts")
     rendered = _render(plan, renderer, kept if isinstance(kept, Mapping) else None)
@@ -194,6 +200,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         warnings += _validate(intent, rendered, options, registry, cache)
         warnings += _analyze(intent, rendered.stage_objects, estate, cache)
         _check_host_configs(plan, hosts, options, cache)
+        # kept while the proof's child works on (nothing after planning changes either)
+        memo.keep(intent, parse_warnings, canary, estate, plan)
         proof = StageProof()
         if prove:
             proof, checks = proving.result()
@@ -319,8 +327,9 @@ def forced_gates(previous: Mapping[str, Any], verdicts: Sequence[Mapping[str, An
 
 def _parse(variables: Mapping[str, Any], recorded: Mapping[str, Any],
            ) -> tuple[Intent, list[str], CanaryState]:
-    """The intent, as the recorded canary runs shape it, and the warnings of both."""
-    intent, warnings = parse_intent(variables)
+    """The intent, as the recorded canary runs shape it, and the warnings of both
+    (``variables``: plain data, ``plain_data``'s copy)."""
+    intent, warnings = parse_plain_intent(variables)
     canary = CanaryState.from_meta(recorded.get("canary"))
     intent, canary_warnings = effective_intent(intent, canary)
     return intent, [*warnings, *canary_warnings], canary

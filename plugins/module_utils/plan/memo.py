@@ -1,0 +1,149 @@
+"""The last run's intent and plan, kept for a run with the same inputs.
+
+Parsing the inventory's variables into the intent and planning the stage are pure
+functions: of the variables, of the canary runs the repository records (they shape the
+intent: ``canary/shaping.py``), of the estate's manifests (``mesh_check_paths``, which the
+planners read) and of the code. Neither reads a file, the clock or the environment. At
+5,000 services they are 40% of a run that changes nothing. So a run keeps both, pickled,
+in the environment's stage cache (``render/stage_cache.py``), and the next run with the
+same inputs loads them instead: a third of the time.
+
+* **The key** is a hash, under the renderer's fingerprint (the source of meshstage's
+  module_utils, the templates, the Python and library versions), of the variables as plain
+  data and of the recorded canary runs, each pickled (which tells a tuple from a list and
+  ``1`` from ``"1"``). The estate's manifests have a key of their own: the intent is loaded
+  when only they changed, and the plan is made again from it.
+* **What is kept**: the intent, the parse's warnings, the canary state and the plan, in one
+  pickle, taken while the run waits for the flow proof. The planners never change the
+  intent or the plan after planning (``tests/unit/plugins/module_utils/plan/test_memo.py``
+  compares the two pickles on every example inventory and estate at every stage), so that
+  pickle is the one planning gave.
+* **Reading it back** builds meshstage's own dataclasses and enums and nothing else
+  (``_PlanUnpickler``: Python's documentation of ``pickle``, "Restricting Globals"). A
+  class or function of any other module, a damaged pickle or one of other code is a miss,
+  and the run parses and plans as if there were no cache.
+* Values that pickle refuses (none that an inventory holds) are never kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import io
+import pickle
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..canary.record import CanaryState
+from ..estate.estate import Estate
+from ..intent.model import Intent
+from ..render.stage_cache import StageCache, pickled_as
+from .model import StagePlan
+
+# meshstage's own modules: the only ones whose classes a kept plan may name
+_PACKAGE = __name__.rpartition(".plan.")[0] + "."
+
+
+class PlanMemo:
+    """The intent and plan of one run, looked up and kept in the stage cache."""
+
+    def __init__(self, cache: StageCache | None, variables: Mapping[str, Any],
+                 recorded: Mapping[str, Any]) -> None:
+        self.variables = variables  # plain data (``plain_data``'s copy)
+        self._cache = cache
+        self._key = None if cache is None else _key(cache, "intent", [
+            variables, recorded.get("canary")])
+        self._kept: tuple[Any, ...] | None = None
+        self._data: bytes | None = None
+        if cache is not None and self._key is not None:
+            self._data = cache.planned(self._key)
+            self._kept = _load(self._data) if self._data is not None else None
+            if self._kept is None:
+                self._data = None
+
+    def parsed(self) -> tuple[Intent, list[str], CanaryState] | None:
+        """The intent, the parse's warnings and the canary state the last run with the same
+        variables and canary record had; None when there is none."""
+        if self._kept is None:
+            return None
+        intent, warnings, canary, _estate, _plan = self._kept
+        return intent, list(warnings), canary
+
+    def identify(self, intent: Intent) -> None:
+        """Let the key stand for ``intent`` in the keys of the analysis and the flow proof
+        (``stage_cache.pickled``): the same for the intent parsed and for the one loaded."""
+        if self._key is not None:
+            pickled_as(intent, f"intent {self._key}".encode())
+
+    def plan(self, estate: Estate | None) -> StagePlan | None:
+        """The kept plan, when it was made from the same estate; None otherwise."""
+        if self._kept is None or self._kept[3] != _estate_key(estate):
+            return None
+        plan: StagePlan = self._kept[4]
+        return plan
+
+    def keep(self, intent: Intent, warnings: Sequence[str], canary: CanaryState,
+             estate: Estate | None, plan: StagePlan) -> None:
+        """Keep this run's intent and plan for the next run (unless they were loaded)."""
+        if self._cache is None or self._key is None:
+            return
+        estate_key = _estate_key(estate)
+        if self._data is None or self._kept is None or self._kept[3] != estate_key:
+            try:
+                self._data = pickle.dumps(
+                    (intent, tuple(warnings), canary, estate_key, plan),
+                    protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # anything pickle refuses is simply made every time
+                return
+        self._cache.keep_plan(self._key, self._data)
+
+
+def _key(cache: StageCache, name: str, values: Sequence[Any]) -> str | None:
+    parts = []
+    for value in values:
+        try:
+            parts.append(pickle.dumps(value, protocol=4))
+        except Exception:  # what pickle refuses is made every time
+            return None
+    return cache.check_key(name, parts)
+
+
+def _estate_key(estate: Estate | None) -> str | None:
+    """The estate's manifests as the planners read them, hashed ("" for none); None when
+    pickle refuses them (then no plan made from them is ever taken as the same)."""
+    if estate is None:
+        return ""
+    try:
+        return hashlib.sha256(pickle.dumps(estate.resources, protocol=4)).hexdigest()
+    except Exception:
+        return None
+
+
+class _PlanUnpickler(pickle.Unpickler):
+    """Builds meshstage's own dataclasses and enums, and plain data; refuses every other
+    class and function, so no code but theirs can run."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith(_PACKAGE):
+            found = super().find_class(module, name)
+            if isinstance(found, type) and (dataclasses.is_dataclass(found)
+                                            or issubclass(found, enum.Enum)):
+                return found
+        if module == "builtins" and name in ("set", "frozenset"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not meshstage's intent or plan")
+
+
+def _load(data: bytes) -> tuple[Any, ...] | None:
+    """The kept (intent, warnings, canary, estate key, plan); None when it is not that."""
+    try:
+        kept = _PlanUnpickler(io.BytesIO(data)).load()
+    except Exception:  # a kept plan that cannot be read is ignored, whatever the reason
+        return None
+    if not (isinstance(kept, tuple) and len(kept) == 5 and isinstance(kept[0], Intent)
+            and isinstance(kept[1], tuple) and all(isinstance(w, str) for w in kept[1])
+            and isinstance(kept[2], CanaryState) and isinstance(kept[4], StagePlan)
+            and kept[4].intent is kept[0]):
+        return None
+    return kept

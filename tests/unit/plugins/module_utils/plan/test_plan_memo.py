@@ -1,0 +1,214 @@
+"""The last run's intent and plan answer a run with the same inputs, and only that run."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_estates import NAMES, estate_variables
+
+from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+from ansible_collections.meshstage.mesh.plugins.module_utils._plain import plain_data
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows import stage as flow_stage
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+    StageOptions,
+    render_stage,
+    run_stage,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.plan.memo import PlanMemo
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
+    BUILTIN_TEMPLATES,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render.stage_cache import (
+    CACHE_DIR,
+    StageCache,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
+    SchemaRegistry,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.stages import STAGE_NAMES
+
+
+def open_cache(gitops: Path, environment: str, options: StageOptions) -> StageCache:
+    return StageCache.open(gitops, environment, options.template_dirs, BUILTIN_TEMPLATES,
+                           options.crd_dirs, options.kubernetes_version)
+
+
+def counting(monkeypatch) -> list[str]:
+    """What is parsed and planned from now on: "parse", "plan"."""
+    calls: list[str] = []
+    parse, plan = pipeline.parse_plain_intent, pipeline.plan_stage
+    monkeypatch.setattr(pipeline, "parse_plain_intent",
+                        lambda *a, **k: calls.append("parse") or parse(*a, **k))
+    monkeypatch.setattr(pipeline, "plan_stage",
+                        lambda *a, **k: calls.append("plan") or plan(*a, **k))
+    return calls
+
+
+def test_a_run_with_the_same_variables_parses_plans_and_checks_nothing_anew(
+        tmp_path, crd_dir, example_intent, monkeypatch):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    first = run_stage(example_intent("dev"), options)
+    # the example's warnings include the parse's own (the short form of ``versions``)
+    assert any("versions" in warning for warning in first.warnings)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("done again")
+
+    for name in ("parse_plain_intent", "plan_stage", "analyze_rendered"):
+        monkeypatch.setattr(pipeline, name, refuse)
+    monkeypatch.setattr(flow_stage, "proof_of", refuse)  # the proof is the one kept
+    again = run_stage(example_intent("dev"), options)
+    assert not again.changed
+    assert again.warnings == first.warnings  # each once: none kept twice
+    # what the kept intent and plan render is what parsing and planning render
+    monkeypatch.undo()
+    kept = render_stage(example_intent("dev"), options, cache=open_cache(gitops, "dev", options))
+    fresh = render_stage(example_intent("dev"), options)
+    assert kept.files == fresh.files and kept.warnings == fresh.warnings
+    assert kept.plan.objects == fresh.plan.objects and kept.intent == fresh.intent
+
+
+def test_changed_variables_are_parsed_and_planned_again(tmp_path, crd_dir, example_intent,
+                                                        monkeypatch):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    calls = counting(monkeypatch)
+    result = run_stage(example_intent("prod", mesh_stage="observability"), options)
+    assert result.changed and calls == ["parse", "plan"]
+    calls.clear()
+    assert not run_stage(example_intent("prod", mesh_stage="observability"), options).changed
+    assert calls == []
+
+
+def test_the_recorded_canary_runs_are_part_of_the_key(tmp_path, example_intent):
+    gitops = tmp_path / "gitops"
+    subprocess.run(["git", "init", "-q", str(gitops)], check=True)
+    options = StageOptions(gitops_dir=gitops)
+    variables = plain_data(example_intent("prod"))
+    cache = open_cache(gitops, "prod", options)
+    memo = PlanMemo(cache, variables, {})
+    assert memo.parsed() is None
+    intent, warnings, canary = pipeline._parse(variables, {})
+    plan = pipeline.plan_stage(intent, None)
+    memo.keep(intent, warnings, canary, None, plan)
+    cache.save()
+
+    cache = open_cache(gitops, "prod", options)
+    kept = PlanMemo(cache, variables, {})
+    assert kept.parsed() is not None and kept.plan(None) is not None
+    assert kept.parsed()[0] == intent and kept.parsed()[1] == warnings
+    runs = {"reviews": [{"version": "v3", "step": 1, "weight": 10}]}
+    assert PlanMemo(cache, variables, {"canary": runs}).parsed() is None
+    assert PlanMemo(cache, {**variables, "mesh_stage": "traffic"}, {}).parsed() is None
+
+
+def test_a_changed_estate_is_planned_again_from_the_kept_intent(tmp_path, crd_dir,
+                                                                monkeypatch):
+    variables, paths = estate_variables("bookinfo")
+    manifests = tmp_path / "estate.yaml"
+    manifests.write_text("\n---\n".join(path.read_text() for path in paths))
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir], check_paths=[manifests])
+    run_stage(variables, options)
+    calls = counting(monkeypatch)
+    assert not run_stage(variables, options).changed
+    assert calls == []
+    # a new Deployment in the estate: the planners read the estate, so the plan is made
+    # again; the intent does not depend on it
+    with manifests.open("a") as stream:
+        stream.write("\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+                     "  name: extra\n  namespace: default\nspec:\n  selector:\n"
+                     "    matchLabels: {app: extra}\n  template:\n    metadata:\n"
+                     "      labels: {app: extra}\n    spec:\n      containers:\n"
+                     "      - {name: extra, image: extra:1}\n")
+    run_stage(variables, options)
+    assert calls == ["plan"]
+
+
+class _Runs:
+    """Whatever unpickles this calls os.system: the kept plan must never build it."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch ran",))
+
+
+def test_a_kept_plan_that_names_another_class_builds_nothing(tmp_path, crd_dir,
+                                                             example_intent, monkeypatch):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    stage = gitops / ".git" / CACHE_DIR / "stage-prod.pickle"
+    document = pickle.loads(stage.read_bytes())
+    key, _data = document["plan"]
+    document["plan"] = [key, pickle.dumps(_Runs())]
+    stage.write_bytes(pickle.dumps(document))
+    monkeypatch.chdir(tmp_path)
+    calls = counting(monkeypatch)
+    assert not run_stage(example_intent("prod"), options).changed
+    assert not (tmp_path / "ran").exists()
+    assert calls == ["parse", "plan"]  # ignored, as if there were none
+
+
+def test_check_mode_keeps_no_plan(tmp_path, crd_dir, example_intent, monkeypatch):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    calls = counting(monkeypatch)
+    checked = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir], check_mode=True)
+    run_stage(example_intent("prod", mesh_stage="observability"), checked)
+    run_stage(example_intent("prod", mesh_stage="observability"), checked)
+    assert calls == ["parse", "plan", "parse", "plan"]
+
+
+@pytest.fixture(scope="module")
+def registry(crd_dir: Path) -> SchemaRegistry:
+    return SchemaRegistry.from_crd_dirs([crd_dir])
+
+
+def inventories():
+    from conftest import load_example_intent
+
+    for environment in ("dev", "staging", "prod"):
+        for provider in ("istio", "linkerd"):
+            for stage in STAGE_NAMES:
+                yield {**load_example_intent(environment), "mesh_provider": provider,
+                       "mesh_stage": stage}, []
+    for name in NAMES:
+        for provider in ("istio", "linkerd"):
+            variables, paths = estate_variables(name)
+            yield {**variables, "mesh_provider": provider, "mesh_stage": STAGE_NAMES[-1]}, paths
+
+
+def test_the_plan_kept_is_the_one_planning_gave(tmp_path, registry, monkeypatch):
+    """The memo pickles the intent and the plan late (while the proof runs): nothing after
+    planning changes them, on every example inventory at every stage and on every estate."""
+    planned: list[bytes] = []
+    kept: list[bytes] = []
+    plan = pipeline.plan_stage
+    keep = PlanMemo.keep
+
+    def planning(intent, estate):
+        result = plan(intent, estate)
+        planned.append(pickle.dumps((intent, result)))
+        return result
+
+    def keeping(self, intent, warnings, canary, estate, result):
+        kept.append(pickle.dumps((intent, result)))
+        return keep(self, intent, warnings, canary, estate, result)
+
+    monkeypatch.setattr(pipeline, "plan_stage", planning)
+    monkeypatch.setattr(PlanMemo, "keep", keeping)
+    count = 0
+    for variables, paths in inventories():
+        cache = StageCache(None, variables["mesh_environment"], "renderer", "schema")
+        render_stage(variables, StageOptions(gitops_dir=tmp_path / "none", check_paths=paths),
+                     registry, cache=cache)
+        count += 1
+    assert len(planned) == len(kept) == count
+    assert planned == kept
