@@ -31,8 +31,10 @@ from estate import environments
 
 PHASES: list[tuple[str, str, str]] = [
     # (module under plugins/module_utils, attribute path, label)
-    ("pipeline", "parse_intent", "intent: parse and validate"),
+    ("pipeline", "PlanMemo", "intent and plan: the last run's, looked up"),
+    ("pipeline", "parse_plain_intent", "intent: parse and validate"),
     ("pipeline", "plan_stage", "plan"),
+    ("plan.memo", "PlanMemo.keep", "intent and plan: kept (pickled)"),
     ("pipeline", "place_objects", "render (cache look-ups included)"),
     ("render.renderer", "Renderer.render_text", "  Jinja"),
     ("render.renderer", "Renderer.render_object", "  Jinja and parse back"),
