@@ -181,6 +181,12 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     # the estate's manifests, read once: the planners and the analysis judge against them
     estate = Estate.read(options.check_paths) if options.check_paths else None
     plan = memo.plan(estate) or plan_stage(intent, estate)
+    # kept for the next run: now when templates of the user's render (one could change the
+    # values it is given), else while the proof's child works (nothing after planning
+    # changes them: ``plan/memo.py``)
+    keep = functools.partial(memo.keep, intent, parse_warnings, canary, estate, plan)
+    if options.template_dirs:
+        keep()
     renderer = Renderer(options.template_dirs, cache=cache)
     kept = recorded.get("unit_cuts")
     rendered = _render(plan, renderer, kept if isinstance(kept, Mapping) else None)
@@ -200,8 +206,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         warnings += _validate(intent, rendered, options, registry, cache)
         warnings += _analyze(intent, rendered.stage_objects, estate, cache)
         _check_host_configs(plan, hosts, options, cache)
-        # kept while the proof's child works on (nothing after planning changes either)
-        memo.keep(intent, parse_warnings, canary, estate, plan)
+        if not options.template_dirs:
+            keep()
         proof = StageProof()
         if prove:
             proof, checks = proving.result()

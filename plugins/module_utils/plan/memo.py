@@ -14,15 +14,21 @@ same inputs loads them instead: a third of the time.
   ``1`` from ``"1"``). The estate's manifests have a key of their own: the intent is loaded
   when only they changed, and the plan is made again from it.
 * **What is kept**: the intent, the parse's warnings, the canary state and the plan, in one
-  pickle, taken while the run waits for the flow proof. The planners never change the
-  intent or the plan after planning (``tests/unit/plugins/module_utils/plan/test_memo.py``
-  compares the two pickles on every example inventory and estate at every stage), so that
-  pickle is the one planning gave.
-* **Reading it back** builds meshstage's own dataclasses and enums and nothing else
-  (``_PlanUnpickler``: Python's documentation of ``pickle``, "Restricting Globals"). A
-  class or function of any other module, a damaged pickle or one of other code is a miss,
-  and the run parses and plans as if there were no cache.
-* Values that pickle refuses (none that an inventory holds) are never kept.
+  pickle. With meshstage's own templates it is taken while the run waits for the flow
+  proof: nothing after planning changes the intent or the plan
+  (``tests/unit/plugins/module_utils/plan/test_plan_memo.py`` compares the pickle taken
+  then with one taken right after planning, on every example inventory at every stage and
+  on the estates). With templates of the user's (``mesh_template_dirs``) it is taken right
+  after planning: a template could change the values it is given while it renders.
+* **Reading it back** builds meshstage's own dataclasses and enums and plain data, nothing
+  else (``_PlanUnpickler``: Python's documentation of ``pickle``, "Restricting Globals"):
+  a class must be defined in the module the pickle names, under meshstage's module_utils.
+  A pickle's BUILD can also set attributes on a class or an enum member it names; every
+  such class and member is compared with what it was before, put back if it changed, and
+  the pickle refused. A class or function of any other module, a damaged pickle or one of
+  other code is a miss, and the run parses and plans as if there were no cache.
+* Values that pickle refuses (none that an inventory holds) are never kept, and a plan
+  made from an estate that pickle refuses is never taken as the same.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class PlanMemo:
             variables, recorded.get("canary")])
         self._kept: tuple[Any, ...] | None = None
         self._data: bytes | None = None
+        self._estate: tuple[Estate | None, str | None] | None = None  # the last one's key
         if cache is not None and self._key is not None:
             self._data = cache.planned(self._key)
             self._kept = _load(self._data) if self._data is not None else None
@@ -78,17 +85,23 @@ class PlanMemo:
 
     def plan(self, estate: Estate | None) -> StagePlan | None:
         """The kept plan, when it was made from the same estate; None otherwise."""
-        if self._kept is None or self._kept[3] != _estate_key(estate):
+        key = self._estate_key(estate)
+        if self._kept is None or key is None or self._kept[3] != key:
             return None
         plan: StagePlan = self._kept[4]
         return plan
+
+    def _estate_key(self, estate: Estate | None) -> str | None:
+        if self._estate is None or self._estate[0] is not estate:
+            self._estate = (estate, _estate_key(estate))
+        return self._estate[1]
 
     def keep(self, intent: Intent, warnings: Sequence[str], canary: CanaryState,
              estate: Estate | None, plan: StagePlan) -> None:
         """Keep this run's intent and plan for the next run (unless they were loaded)."""
         if self._cache is None or self._key is None:
             return
-        estate_key = _estate_key(estate)
+        estate_key = self._estate_key(estate)
         if self._data is None or self._kept is None or self._kept[3] != estate_key:
             try:
                 self._data = pickle.dumps(
@@ -122,24 +135,60 @@ def _estate_key(estate: Estate | None) -> str | None:
 
 class _PlanUnpickler(pickle.Unpickler):
     """Builds meshstage's own dataclasses and enums, and plain data; refuses every other
-    class and function, so no code but theirs can run."""
+    class and function, so no code but theirs can run. Remembers each class it gave and
+    its enum members as they were (``changed``)."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self._given: dict[type, tuple[dict[str, Any], dict[Any, dict[str, Any]]]] = {}
 
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith(_PACKAGE):
+        if module.startswith(_PACKAGE) and "." not in name:
             found = super().find_class(module, name)
-            if isinstance(found, type) and (dataclasses.is_dataclass(found)
-                                            or issubclass(found, enum.Enum)):
+            if isinstance(found, type) and found.__module__ == module and (
+                    dataclasses.is_dataclass(found) or issubclass(found, enum.Enum)):
+                if found not in self._given:
+                    members = {member: dict(vars(member)) for member in found} \
+                        if issubclass(found, enum.Enum) else {}
+                    self._given[found] = (dict(vars(found)), members)
                 return found
         if module == "builtins" and name in ("set", "frozenset"):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"{module}.{name} is not meshstage's intent or plan")
 
+    def changed(self) -> bool:
+        """Whether the pickle set attributes on a class or an enum member it named (BUILD
+        can); each is put back as it was."""
+        found = False
+        for given, (attributes, members) in self._given.items():
+            if not _same(vars(given), attributes):
+                found = True
+                for name in set(vars(given)) - set(attributes):
+                    type.__delattr__(given, name)
+                for name, value in attributes.items():
+                    if vars(given).get(name, _same) is not value:
+                        type.__setattr__(given, name, value)
+            for member, state in members.items():
+                if not _same(vars(member), state):
+                    found = True
+                    vars(member).clear()
+                    vars(member).update(state)
+        return found
+
+
+def _same(now: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
+    return len(now) == len(before) and all(
+        name in now and now[name] is value for name, value in before.items())
+
 
 def _load(data: bytes) -> tuple[Any, ...] | None:
     """The kept (intent, warnings, canary, estate key, plan); None when it is not that."""
+    unpickler = _PlanUnpickler(io.BytesIO(data))
     try:
-        kept = _PlanUnpickler(io.BytesIO(data)).load()
+        kept = unpickler.load()
     except Exception:  # a kept plan that cannot be read is ignored, whatever the reason
+        kept = None
+    if unpickler.changed():
         return None
     if not (isinstance(kept, tuple) and len(kept) == 5 and isinstance(kept[0], Intent)
             and isinstance(kept[1], tuple) and all(isinstance(w, str) for w in kept[1])

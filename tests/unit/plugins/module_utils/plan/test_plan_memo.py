@@ -155,6 +155,87 @@ def test_a_kept_plan_that_names_another_class_builds_nothing(tmp_path, crd_dir,
     assert calls == ["parse", "plan"]  # ignored, as if there were none
 
 
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return b"\x8c" + bytes([len(data)]) + data  # SHORT_BINUNICODE
+
+
+MODULE_UTILS = "ansible_collections.meshstage.mesh.plugins.module_utils"
+# a class, then BUILD with (None, {attribute: value}): setattr on the class itself
+SETS_A_CLASS_ATTRIBUTE = (b"\x80\x04" + _text(f"{MODULE_UTILS}.plan.model")
+                          + _text("PlannedObject") + b"\x93" + b"N}" + _text("filename")
+                          + _text("same.yaml") + b"s\x86b.")
+# Stage("traffic") is the enum's own member: BUILD changes its value for the process
+SETS_AN_ENUM_MEMBER = (b"\x80\x04" + _text(f"{MODULE_UTILS}.stages") + _text("Stage")
+                       + b"\x93" + _text("traffic") + b"\x85R}" + _text("_value_")
+                       + _text("strict_mtls") + b"sb.")
+# a name with a dot reaches what a meshstage module imported (here the signal module)
+NAMES_ANOTHER_MODULE = (b"\x80\x04" + _text(f"{MODULE_UTILS}._fork")
+                        + _text("signal.Signals") + b"\x93.")
+
+
+@pytest.mark.parametrize("planted", [SETS_A_CLASS_ATTRIBUTE, SETS_AN_ENUM_MEMBER,
+                                     NAMES_ANOTHER_MODULE, pickle.dumps(_Runs())])
+def test_a_kept_plan_that_changes_a_class_is_refused_and_the_class_put_back(
+        tmp_path, crd_dir, example_intent, monkeypatch, planted):
+    from ansible_collections.meshstage.mesh.plugins.module_utils.plan.model import (
+        PlannedObject,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.stages import Stage
+
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    run_stage(example_intent("prod"), options)
+    stage = gitops / ".git" / CACHE_DIR / "stage-prod.pickle"
+    document = pickle.loads(stage.read_bytes())
+    document["plan"] = [document["plan"][0], planted]
+    stage.write_bytes(pickle.dumps(document))
+    monkeypatch.chdir(tmp_path)
+    calls = counting(monkeypatch)
+    assert not run_stage(example_intent("prod"), options).changed
+    assert calls == ["parse", "plan"]  # refused: parsed and planned as if there were none
+    assert not (tmp_path / "ran").exists()
+    assert "filename" not in vars(PlannedObject) or \
+        not isinstance(vars(PlannedObject)["filename"], str)
+    assert Stage.TRAFFIC.value == "traffic" and Stage("strict_mtls") is Stage.STRICT_MTLS
+
+
+def test_a_plan_made_from_an_estate_pickle_refuses_is_never_taken_as_the_same(
+        tmp_path, example_intent, monkeypatch):
+    from ansible_collections.meshstage.mesh.plugins.module_utils.plan import memo as plan_memo
+
+    gitops = tmp_path / "gitops"
+    subprocess.run(["git", "init", "-q", str(gitops)], check=True)
+    options = StageOptions(gitops_dir=gitops)
+    monkeypatch.setattr(plan_memo, "_estate_key", lambda estate: None)
+    variables = plain_data(example_intent("prod"))
+    cache = open_cache(gitops, "prod", options)
+    memo = PlanMemo(cache, variables, {})
+    intent, warnings, canary = pipeline._parse(variables, {})
+    memo.keep(intent, warnings, canary, None, pipeline.plan_stage(intent, None))
+    cache.save()
+    kept = PlanMemo(open_cache(gitops, "prod", options), variables, {})
+    assert kept.parsed() is not None  # the intent does not depend on the estate
+    assert kept.plan(None) is None
+
+
+def test_with_templates_of_the_users_the_plan_is_kept_before_they_render(
+        tmp_path, crd_dir, example_intent):
+    """A template may change the values it is given; what is kept is what planning gave."""
+    templates = tmp_path / "templates" / "istio"
+    templates.mkdir(parents=True)
+    builtin = BUILTIN_TEMPLATES / "istio" / "sidecar.yaml.j2"
+    (templates / "sidecar.yaml.j2").write_text(
+        builtin.read_text() + "{% set _ = egress_hosts.append('./changed.local') %}")
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir],
+                           template_dirs=[tmp_path / "templates"])
+    first = run_stage(example_intent("dev"), options)
+    assert any(name.startswith("Sidecar ") for name in first.objects["added"])
+    again = run_stage(example_intent("dev"), options)
+    assert not again.changed
+
+
 def test_check_mode_keeps_no_plan(tmp_path, crd_dir, example_intent, monkeypatch):
     gitops = tmp_path / "gitops"
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
