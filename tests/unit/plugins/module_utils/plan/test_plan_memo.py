@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cache_helpers import open_cache
 from test_estates import NAMES, estate_variables
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
@@ -29,11 +30,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry imp
     SchemaRegistry,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.stages import STAGE_NAMES
-
-
-def open_cache(gitops: Path, environment: str, options: StageOptions) -> StageCache:
-    return StageCache.open(gitops, environment, options.template_dirs, BUILTIN_TEMPLATES,
-                           options.crd_dirs, options.kubernetes_version)
 
 
 def counting(monkeypatch) -> list[str]:

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cache_helpers import open_cache
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     GitOpsError,
@@ -32,11 +33,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render.stage_cache 
     CACHE_VERSION,
     StageCache,
 )
-
-
-def open_cache(gitops: Path, environment: str, options: StageOptions) -> StageCache:
-    return StageCache.open(gitops, environment, options.template_dirs, BUILTIN_TEMPLATES,
-                           options.crd_dirs, options.kubernetes_version)
 
 
 def cache_files(gitops: Path) -> list[str]:
