@@ -196,6 +196,31 @@ def test_second_run_writes_and_commits_nothing(demo, crd_dir_module):
     assert git(demo, "rev-parse", "HEAD") == head
 
 
+def kept_plans(gitops: Path) -> dict[str, list]:
+    """Each environment's kept intent and plan in the stage cache: [key, pickle]."""
+    import pickle
+
+    return {path.name: pickle.loads(path.read_bytes())["plan"]
+            for path in sorted((gitops / ".git" / "meshstage-cache").glob("stage-*.pickle"))}
+
+
+def test_a_run_with_the_last_runs_variables_loads_its_intent_and_plan(demo, crd_dir_module):
+    """Through Ansible's variables: the same playbook run twice finds the last run's intent
+    and plan under the same key, and they load. (A run of one inventory after a run of all
+    three does not: each host's ``mesh_hosts`` then lists other hosts, and the key is the
+    variables as given.)"""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.plan.memo import _load
+
+    playbook(ENVIRONMENTS, demo, crd_dir_module)
+    plans = kept_plans(demo)
+    assert sorted(plans) == [f"stage-{e}.pickle" for e in sorted(ENVIRONMENTS)]
+    head = git(demo, "rev-parse", "HEAD")
+    result = playbook(ENVIRONMENTS, demo, crd_dir_module)
+    assert "no commit" in result.stdout and git(demo, "rev-parse", "HEAD") == head
+    assert kept_plans(demo) == plans
+    assert all(_load(data) is not None for _key, data in plans.values())
+
+
 def test_check_diff_shows_the_change_and_writes_nothing(demo, crd_dir_module):
     before = snapshot(demo)
     head = git(demo, "rev-parse", "HEAD")
