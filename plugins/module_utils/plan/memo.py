@@ -44,7 +44,7 @@ from typing import Any
 from ..canary.record import CanaryState
 from ..estate.estate import Estate
 from ..intent.model import Intent
-from ..render.stage_cache import StageCache, pickled_as
+from ..render.stage_cache import StageCache, pickle_or_none, pickled_as
 from .model import StagePlan
 
 # meshstage's own modules: the only ones whose classes a kept plan may name
@@ -113,12 +113,12 @@ class PlanMemo:
 
 
 def _key(cache: StageCache, name: str, values: Sequence[Any]) -> str | None:
-    parts = []
+    parts: list[bytes] = []
     for value in values:
-        try:
-            parts.append(pickle.dumps(value, protocol=4))
-        except Exception:  # what pickle refuses is made every time
+        data = pickle_or_none(value)
+        if data is None:  # what pickle refuses is made every time
             return None
+        parts.append(data)
     return cache.check_key(name, parts)
 
 
@@ -127,10 +127,8 @@ def _estate_key(estate: Estate | None) -> str | None:
     pickle refuses them (then no plan made from them is ever taken as the same)."""
     if estate is None:
         return ""
-    try:
-        return hashlib.sha256(pickle.dumps(estate.resources, protocol=4)).hexdigest()
-    except Exception:
-        return None
+    data = pickle_or_none(estate.resources)
+    return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
 class _PlanUnpickler(pickle.Unpickler):

@@ -252,7 +252,7 @@ class StageCache:
 
     def key(self, template: str, context: Mapping[str, Any]) -> str | None:
         """The key of one rendering, or None when its values cannot be fingerprinted."""
-        values = _pickle_of(context)  # what pickle refuses is simply rendered every time
+        values = pickle_or_none(context)  # what pickle refuses is simply rendered every time
         return self.check_key(template, [values]) if values is not None else None
 
     def rendered(self, key: str) -> Rendering | None:
@@ -378,7 +378,7 @@ def pickled(value: Any) -> bytes | None:
     proof of one run pickle the same intent."""
     if _LAST_PICKLED and _LAST_PICKLED[0][0] is value:
         return _LAST_PICKLED[0][1]
-    data = _pickle_of(value)
+    data = pickle_or_none(value)
     _LAST_PICKLED[:] = [(value, data)]
     return data
 
@@ -391,8 +391,9 @@ def pickled_as(value: Any, stand_in: bytes) -> None:
     _LAST_PICKLED[:] = [(value, stand_in)]
 
 
-def _pickle_of(value: Any) -> bytes | None:
-    """``value``'s pickle for a cache key; None when pickle refuses it."""
+def pickle_or_none(value: Any) -> bytes | None:
+    """``value``'s pickle for a cache key (protocol 4: the same bytes on every Python this
+    runs on); None when pickle refuses it."""
     try:
         return pickle.dumps(value, protocol=4)
     except Exception:  # anything pickle refuses
