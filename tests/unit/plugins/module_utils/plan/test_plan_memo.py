@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cache_helpers import counting as counting_calls
 from cache_helpers import open_cache
 from test_estates import NAMES, estate_variables
 
@@ -34,13 +35,8 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.stages import STAGE
 
 def counting(monkeypatch) -> list[str]:
     """What is parsed and planned from now on: "parse", "plan"."""
-    calls: list[str] = []
-    parse, plan = pipeline.parse_plain_intent, pipeline.plan_stage
-    monkeypatch.setattr(pipeline, "parse_plain_intent",
-                        lambda *a, **k: calls.append("parse") or parse(*a, **k))
-    monkeypatch.setattr(pipeline, "plan_stage",
-                        lambda *a, **k: calls.append("plan") or plan(*a, **k))
-    return calls
+    return counting_calls(monkeypatch, {"parse_plain_intent": lambda args: "parse",
+                                        "plan_stage": lambda args: "plan"})
 
 
 def test_a_run_with_the_same_variables_parses_plans_and_checks_nothing_anew(

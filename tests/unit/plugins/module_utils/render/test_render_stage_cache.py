@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cache_helpers import open_cache
+from cache_helpers import counting, open_cache
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     GitOpsError,
@@ -260,15 +260,8 @@ def test_a_passed_analysis_and_host_check_are_not_run_again(
 
 def counting_checks(monkeypatch) -> list[str]:
     """The checks that run from now on: "analysis", or the host the envoy check is for."""
-    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
-
-    calls: list[str] = []
-    analyze, check = pipeline.analyze_rendered, pipeline.check_rendered
-    monkeypatch.setattr(pipeline, "analyze_rendered",
-                        lambda *a, **k: calls.append("analysis") or analyze(*a, **k))
-    monkeypatch.setattr(pipeline, "check_rendered",
-                        lambda *a, **k: calls.append(a[0]) or check(*a, **k))
-    return calls
+    return counting(monkeypatch, {"analyze_rendered": lambda args: "analysis",
+                                  "check_rendered": lambda args: args[0]})
 
 
 def test_of_the_hosts_only_a_changed_one_is_validated_again(tmp_path, crd_dir, example_intent,
