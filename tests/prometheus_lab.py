@@ -13,6 +13,7 @@ The fixture ``prometheus_lab`` in tests/conftest.py hands one out and stops it a
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -28,8 +29,30 @@ import yaml
 Series = Mapping[str, tuple[str, Sequence[tuple[Mapping[str, str], Iterable[tuple[float, float]]]]]]
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections' local ports."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    """A port free on ``address`` now, for a server a test starts next. Drawn below the
+    kernel's ephemeral range: a port that ``bind(0)`` hands out comes from that range,
+    where every outgoing connection (a scrape, a request of the other test worker) may take
+    it before the server binds it ("Address already in use")."""
+    draw = random.SystemRandom()
+    high = min(_ephemeral_low(), 65536) - 1
+    for _ in range(200):
+        port = draw.randint(min(20000, high), high)
+        with socket.socket() as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                continue  # taken: draw again
+            return port
+    with socket.socket() as sock:  # a crowded range: whatever the kernel gives
         sock.bind((address, 0))
         return int(sock.getsockname()[1])
 

@@ -13,7 +13,6 @@ import json
 import os
 import random
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_lab import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -34,12 +34,6 @@ TRUST_DOMAIN = "lab.test"
 GATE_WINDOW = "5s"   # the stage gates' observation window (Prometheus scrapes every second)
 SETTLE = 3.0         # seconds a zero must hold: two scrapes and a stats flush
 FORCE_ALL = ("-e", '{"mesh_force_gates": ["order", "strict_mtls", "authorization"]}')
-
-
-def free_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
 
 
 def lab_subnet() -> str:
