@@ -7,6 +7,12 @@ its data plane's evaluator: a plain host's by the host sidecars', any other by t
 the target is a break. An environment the repository records nothing of has no mesh
 configuration yet: every flow gets through now.
 
+The run's proof (``prove_breaks``) judges a flow now only where the target refuses it: a
+break is a flow that gets through now and not at the target, so a flow the target lets
+through cannot be one, whatever it gets now. The committed configuration is read only when
+a flow needs it. ``prove`` judges every flow both ways, for ``meshstage flows``, which
+prints both.
+
 A break is not the only thing worth saying: a flow through a gateway (or from a client
 without a proxy) that a canary's split does not shape is a warning. Warnings and the
 runbook's table read the target's verdicts only, so a run that changes nothing says the same.
@@ -14,7 +20,7 @@ runbook's table read the target's verdicts only, so a run that changes nothing s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,18 +34,19 @@ NOTHING_YET = Verdict(OK, "nothing of the mesh is configured yet", rule="baselin
 @dataclass(frozen=True)
 class FlowRow:
     flow: Flow
-    now: Verdict
+    now: Verdict | None   # None: not judged now, as the target lets it through (prove_breaks)
     then: Verdict
 
     @property
     def breaks(self) -> bool:
-        return self.now.allowed and not self.then.allowed
+        return self.now is not None and self.now.allowed and not self.then.allowed
 
     def line(self) -> str:
         """One break, for the error: the flow, what stops it, the fix."""
         then = self.then
         by = f" by {then.by}" if then.by else ""
-        return (f"{self.flow}: works now ({self.now.reason}), would be refused "
+        now = self.now.reason if self.now is not None else "not judged"
+        return (f"{self.flow}: works now ({now}), would be refused "
                 f"({then.outcome}){by}: {then.reason}; fix: {then.fix or 'see the reason'}")
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,7 +56,8 @@ class FlowRow:
                 "service": flow.destination.service, "protocol": flow.protocol,
                 "request": (f"{flow.request.method} {flow.request.path}"
                             if flow.request else None),
-                "now": self.now.as_dict(), "target": self.then.as_dict(),
+                "now": self.now.as_dict() if self.now is not None else None,
+                "target": self.then.as_dict(),
                 "breaks": self.breaks}
 
 
@@ -68,9 +76,11 @@ class FlowProof:
                 if row.then.routing and row.then.allowed]
 
     def counts(self) -> dict[str, int]:
+        """How many flows, breaks and refusals; ``refused_now`` counts the flows judged now
+        (by ``prove_breaks``: those the target refuses) that are refused now too."""
         return {"flows": len(self.rows), "breaks": len(self.breaks),
                 "refused": sum(not r.then.allowed for r in self.rows),
-                "refused_now": sum(not r.now.allowed for r in self.rows)}
+                "refused_now": sum(r.now is not None and not r.now.allowed for r in self.rows)}
 
 
 def judge(flow: Flow, state: MeshState) -> Verdict:
@@ -95,5 +105,31 @@ def prove(flows: Sequence[Flow], target: MeshState, now: MeshState | None,
             before = then
         else:
             before = judge(flow, now) if now is not None else NOTHING_YET
+        proof.rows.append(FlowRow(flow, before, then))
+    return proof
+
+
+# The configuration committed now, as ``prove_breaks`` reads it when a flow first needs it:
+# the state (None: nothing configured yet) and whether it is the target's, file for file.
+NowReader = Callable[[], tuple[MeshState | None, bool]]
+
+
+def prove_breaks(flows: Sequence[Flow], target: MeshState, read_now: NowReader,
+                 now_label: str = "nothing recorded") -> FlowProof:
+    """``prove`` as a run needs it: every flow judged at the target, and now only where the
+    target refuses it (the rest keep ``now`` None). The breaks are ``prove``'s: a flow the
+    target lets through is no break whatever it gets now. ``read_now`` is called once, when
+    the first refused flow needs the committed configuration, and never when none does."""
+    proof = FlowProof(now_label, target.label)
+    now: tuple[MeshState | None, bool] | None = None
+    for flow in flows:
+        then = judge(flow, target)
+        before = None
+        if not then.allowed:
+            if now is None:
+                now = read_now()
+            state, unchanged = now
+            before = then if unchanged else (
+                judge(flow, state) if state is not None else NOTHING_YET)
         proof.rows.append(FlowRow(flow, before, then))
     return proof

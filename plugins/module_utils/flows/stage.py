@@ -30,7 +30,7 @@ from ..render.tree import RenderedObject
 from ..stages import Stage
 from .collect import collect_flows
 from .evaluate import FlowSettings, MeshState
-from .proof import FlowProof, prove
+from .proof import FlowProof, prove, prove_breaks
 from .states import (
     committed_state,
     estate_resources,
@@ -84,22 +84,30 @@ def target_state(intent: Intent, objects: Sequence[RenderedObject],
 def proof_of(intent: Intent, objects: Sequence[RenderedObject],
              files: Mapping[str, str], check_paths: Sequence[Path], gitops_dir: Path,
              recorded: Mapping[str, Any], owned: Mapping[str, str],
-             observed: Sequence[Call] = ()) -> FlowProof:
-    """Every flow of the environment judged now and at the target (nothing raised)."""
+             observed: Sequence[Call] = (), every_now: bool = True) -> FlowProof:
+    """Every flow of the environment judged at the target, and now (nothing raised).
+    ``every_now`` False judges a flow now only where the target refuses it, and reads the
+    committed tree only then (``proof.prove_breaks``): the same breaks, for a run."""
     estate = estate_resources(intent, check_paths)
     target, parsed = target_state(intent, objects, files, estate)
-    now, unchanged = None, False
     stage, provider = recorded.get("stage"), recorded.get("provider")
-    if stage and provider:
-        now, unchanged = committed_state(gitops_dir, intent, str(provider), owned, files,
-                                         parsed, estate, _label(str(stage), str(provider)))
+    label = _label(str(stage), str(provider)) if stage and provider else "nothing recorded"
+
+    def read_now() -> tuple[MeshState | None, bool]:
+        if not (stage and provider):
+            return None, False
+        return committed_state(gitops_dir, intent, str(provider), owned, files, parsed,
+                               estate, label)
+
     evaluator = mesh(intent.provider).flows
     flows = collect_flows(intent, MeshIndex(estate, MeshConfig(
         root_namespace=intent.root_namespace, trust_domain=intent.trust_domain)),
         evaluator.scrape if evaluator is not None else None, observed,
         target.settings)
-    label = _label(str(stage), str(provider)) if stage and provider else "nothing recorded"
-    return prove(flows, target, now, label, unchanged)
+    if not every_now:
+        return prove_breaks(flows, target, read_now, label)
+    state, unchanged = read_now()
+    return prove(flows, target, state, label, unchanged)
 
 
 @dataclass(frozen=True)
@@ -172,8 +180,9 @@ def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
                             observed_edges)
     if start.known is not None:
         return start.known
+    # a flow is judged now only where the target refuses it: a break needs both
     proof = proof_of(intent, objects, files, check_paths, gitops_dir, recorded, start.owned,
-                     start.observed)
+                     start.observed, every_now=False)
     breaks = proof.breaks
     if breaks:
         raise FlowProofError(f"{intent.environment} ({intent.stage.value})",

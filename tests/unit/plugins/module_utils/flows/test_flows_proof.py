@@ -21,6 +21,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     read_manifests,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows import proof as judging
 from ansible_collections.meshstage.mesh.plugins.module_utils.flows import stage as proving
 from ansible_collections.meshstage.mesh.plugins.module_utils.flows.collect import (
     collect_flows,
@@ -150,6 +151,56 @@ def test_the_proof_judges_now_from_the_committed_tree(tmp_path):
                      {"stage": "traffic", "provider": "istio"}, GitOpsRepo(repo).owned("dev"))
     assert proof.now == "traffic (istio)" and proof.target == "strict_mtls (istio)"
     assert all(row.now.allowed for row in proof.rows)
+
+
+def test_a_run_judges_now_only_the_flows_the_target_refuses(tmp_path, monkeypatch):
+    """The run's proof (``every_now=False``) finds the breaks the whole proof finds, with
+    the same target verdicts, and judges a flow now only where the target refuses it."""
+    repo = tmp_path / "gitops"
+    run_stage(shop(mesh_stage="authorization"), StageOptions(gitops_dir=repo))
+    recorded = {"stage": "authorization", "provider": "istio"}
+    judged = []
+    judge = judging.judge
+
+    def counted(flow, state):
+        judged.append(flow)
+        return judge(flow, state)
+
+    monkeypatch.setattr(judging, "judge", counted)
+    stage = render_stage(shop(mesh_stage="authorization", mesh_authorization=DENY_WEB),
+                         StageOptions(gitops_dir=repo), prove=False, recorded=recorded)
+    arguments = (stage.intent, stage.stage_objects, stage.files, (), repo, recorded,
+                 GitOpsRepo(repo).owned("dev"))
+    every = proof_of(*arguments)
+    judged.clear()
+    run = proof_of(*arguments, every_now=False)
+    assert [row.line() for row in run.breaks] == [row.line() for row in every.breaks]
+    assert any("shop/web -> api" in row.line() for row in run.breaks)
+    assert [(row.flow, row.then) for row in run.rows] == \
+        [(row.flow, row.then) for row in every.rows]
+    refused = [row for row in every.rows if not row.then.allowed]
+    assert 0 < len(refused) < len(every.rows)
+    assert [row.now for row in run.rows if row.now is not None] == [row.now for row in refused]
+    assert len(judged) == len(run.rows) + len(refused)
+    assert run.counts() == {**every.counts(), "refused_now": sum(
+        not row.now.allowed for row in refused)}
+
+
+def test_a_run_whose_target_refuses_nothing_reads_no_committed_tree(tmp_path, monkeypatch):
+    repo = tmp_path / "gitops"
+    run_stage(shop(mesh_stage="authorization"), StageOptions(gitops_dir=repo))
+    recorded = {"stage": "authorization", "provider": "istio"}
+    stage = render_stage(shop(), StageOptions(gitops_dir=repo), prove=False,
+                         recorded=recorded)
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the committed tree was read")
+
+    monkeypatch.setattr(proving, "committed_state", unread)
+    proof = proof_of(stage.intent, stage.stage_objects, stage.files, (), repo, recorded,
+                     GitOpsRepo(repo).owned("dev"), every_now=False)
+    assert proof.rows and all(row.then.allowed and row.now is None for row in proof.rows)
+    assert proof.now == "authorization (istio)" and not proof.breaks
 
 
 def test_a_passed_proof_is_kept_in_the_stage_cache(tmp_path, monkeypatch):
