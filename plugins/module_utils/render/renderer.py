@@ -49,22 +49,30 @@ class JsonText(str):
 
 
 # Types whose values json.dumps writes as they are: no plain copy needed first (a subclass,
-# such as Ansible's tagged strings, is copied as before).
+# such as Ansible's tagged strings, is copied as before). None of them is written with an
+# exponent: a string is one JSON string, which the exponent fix leaves alone.
 _JSON_AS_IS = frozenset({str, int, bool, type(None)})
+
+# json.dumps with these settings, made once (json.dumps makes an encoder per call for any
+# setting not its default); the text is json.dumps's, character for character.
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(", ", ": "),
+                         allow_nan=False)
 
 
 def json_value(value: Any) -> JsonText:
     """The ``json`` filter: a value as one JSON scalar or subtree, on one line."""
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
+    as_is = type(value) in _JSON_AS_IS
     try:
-        plain = value if type(value) in _JSON_AS_IS else plain_data(value, strict=True)
-        text = json.dumps(plain, ensure_ascii=False, sort_keys=True,
-                          separators=(", ", ": "), allow_nan=False)
+        text = _JSON.encode(value if as_is else plain_data(value, strict=True))
     except (TypeError, ValueError) as error:
         raise RenderError(f"value {value!r} cannot be written as JSON: {error}") from error
-    text = _EXPONENT_ONLY.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
-    return JsonText(_YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+    if not as_is:
+        text = _EXPONENT_ONLY.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
+    if not text.isascii() or "\x7f" in text:  # else none of _YAML_UNSAFE's characters
+        text = _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return JsonText(text)
 
 
 def _only_json(value: Any) -> Any:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
+import random
 import re
 import subprocess
 import sys
@@ -16,10 +18,14 @@ import pytest
 import yaml
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import yaml_io as render_module
+from ansible_collections.meshstage.mesh.plugins.module_utils._plain import plain_data
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import RenderError
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
     render_stage,
+)
+from ansible_collections.meshstage.mesh.plugins.module_utils.render import (
+    renderer as renderer_module,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
     BUILTIN_TEMPLATES,
@@ -95,6 +101,30 @@ def test_json_filter_prints_one_json_line(value: Any, text: str):
 def test_json_filter_output_reads_back_as_the_same_value_in_yaml(value: Any):
     assert yaml.safe_load(json_value(value)) == value
     assert load_yaml(f"key: {json_value(value)}\n") == {"key": value}
+
+
+def _every_fix(value: Any) -> str:
+    """The filter's text as written before its fast paths: json.dumps of the plain copy,
+    then both fixes over the whole text, whatever the value's type."""
+    text = json.dumps(plain_data(value, strict=True), ensure_ascii=False, sort_keys=True,
+                      separators=(", ", ": "), allow_nan=False)
+    text = renderer_module._EXPONENT_ONLY.sub(
+        lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
+    return renderer_module._YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def test_json_filter_fast_paths_write_what_every_fix_writes():
+    """Strings, integers, booleans and null skip the exponent fix, and ASCII text without
+    DEL skips the escape of YAML's unsafe characters: the text is the same as with both."""
+    pool = 'ae1+-.0"\\ \x00\ud800\x7f\x80\x85\x9f\xa0\u2028\u2029\ufeff\ufffe\uffff\U0001f600'
+    draw = random.Random(17)
+    strings = ["".join(draw.choice(pool) for _ in range(draw.randrange(12)))
+               for _ in range(3000)]
+    numbers = [0, -7, 10**30, 1e-05, 1e16, -2.5e300, 1.0, 0.1, 123456789.0, 5e-324]
+    values: list[Any] = [*strings, *numbers, True, False, None, "1e5", "\x7f",
+                         {"e": 1e-07, "s": "1e+20", "l": [1e22, "x\x7f"]}, ["\u2028", 3e40]]
+    for value in values:
+        assert json_value(value) == _every_fix(value), repr(value)
 
 
 def test_json_filter_turns_string_subclasses_into_plain_strings():
