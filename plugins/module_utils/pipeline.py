@@ -275,11 +275,13 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
     if not options.check_mode:
         repo.apply(updates)
         committed: dict[str, list[str]] = {}
+        rendered_at = {item.path: item for item in rendered.objects}
 
         def message_for(changes: Sequence[FileChange]) -> str:
             # what is committed, against HEAD: also right when it completes a run that
-            # was interrupted between writing and committing
-            committed.update(object_changes(changes))
+            # was interrupted between writing and committing (a file that holds what this
+            # run rendered is named from its object)
+            committed.update(object_changes(changes, rendered_at))
             return message_of(committed)
 
         sha = repo.commit(message_for)
@@ -287,7 +289,8 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
             counts, changed = committed, True
         cache.save()
     if counts is None:  # nothing committed: the changes as planned (a check run's diff)
-        counts = object_changes(change for update in updates for change in update.changes)
+        counts = object_changes((change for update in updates for change in update.changes),
+                                {item.path: item for item in rendered.objects})
     message = message_of(counts)
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,

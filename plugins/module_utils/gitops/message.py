@@ -7,7 +7,7 @@ later run completes gets the message of everything it commits.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ..intent.model import Intent
 from ..stages import STAGE_PURPOSE
@@ -31,20 +31,39 @@ def gate_lines(verdicts: Sequence[Mapping[str, Any]], recorded: str | None,
     return lines
 
 
-def _objects_named(text: str | None, path: str) -> dict[str, Any]:
+class Rendered(Protocol):
+    """An object this run rendered, as ``object_changes`` may be told of it: its canonical
+    text, and the object that text is the dump of (``render.tree.RenderedObject``)."""
+
+    text: str
+
+    @property
+    def obj(self) -> dict[str, Any]: ...
+
+
+def _objects_named(text: str | None, path: str,
+                   known: Mapping[str, Rendered]) -> dict[str, Any]:
     """Kubernetes objects in a file of the tree, by ``Kind namespace/name``; a host
-    sidecar's file as ``EnvoyConfig <env>/<host>/<file>``."""
+    sidecar's file as ``EnvoyConfig <env>/<host>/<file>``. A file that holds the text of
+    the object ``known`` has for its path is named from that object, not read again."""
     if text is not None and path.startswith("hosts/"):
         return {f"EnvoyConfig {path.removeprefix('hosts/')}": text}
     if text is None or not path.endswith(".yaml") or path.rpartition("/")[2] == \
             "kustomization.yaml":
         return {}
+    rendered = known.get(path)
+    if rendered is not None and rendered.text == text:
+        return _named(rendered.obj)  # the text is its dump, which loads back as it
     header = canonical_header(text)  # the files meshstage wrote: no full parse needed
     if header is not None:
         namespace = header.get("namespace")
         name = f"{namespace}/{header['name']}" if namespace else header["name"]
         return {f"{header['kind']} {name}": header}
-    obj = load_yaml(text)
+    return _named(load_yaml(text))
+
+
+def _named(obj: Any) -> dict[str, Any]:
+    """An object by ``Kind namespace/name``; nothing for what is not a Kubernetes object."""
     if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:
         return {}
     meta = obj.get("metadata") or {}
@@ -53,13 +72,17 @@ def _objects_named(text: str | None, path: str) -> dict[str, Any]:
     return {f"{obj['kind']} {name}": obj}
 
 
-def object_changes(changes: Iterable[FileChange]) -> dict[str, list[str]]:
-    """Objects added, changed and removed, by identity (a move between folders is a change)."""
+def object_changes(changes: Iterable[FileChange],
+                   known: Mapping[str, Rendered] | None = None) -> dict[str, list[str]]:
+    """Objects added, changed and removed, by identity (a move between folders is a change).
+    ``known``: the objects this run rendered, by path (a file that holds one's text is named
+    from it); what is not among them is read from its text."""
+    known = known or {}
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for change in changes:
-        before.update(_objects_named(change.before, change.path))
-        after.update(_objects_named(change.after, change.path))
+        before.update(_objects_named(change.before, change.path, known))
+        after.update(_objects_named(change.after, change.path, known))
     return {
         "added": sorted(set(after) - set(before)),
         "changed": sorted(set(after) & set(before)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from plan_helpers import every_inventory
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     IntentErrors,
@@ -98,10 +99,10 @@ def test_a_run_names_its_objects_once_from_what_it_commits(tmp_path, crd_dir, ex
     named: list[int] = []
     name = pipeline.object_changes
 
-    def counted(changes):
+    def counted(changes, known=None):
         changes = list(changes)
         named.append(len(changes))
-        return name(changes)
+        return name(changes, known)
 
     monkeypatch.setattr(pipeline, "object_changes", counted)
     gitops = tmp_path / "gitops"
@@ -116,6 +117,33 @@ def test_a_run_names_its_objects_once_from_what_it_commits(tmp_path, crd_dir, ex
     body = subprocess.run(["git", "-C", str(gitops), "log", "-1", "--format=%B"], text=True,
                           capture_output=True, check=True).stdout
     assert body.strip() == first.message.strip()
+
+
+def test_an_object_the_run_rendered_is_named_as_its_text_names_it(tmp_path, crd_dir):
+    """The commit message names a file that holds what the run rendered from the rendered
+    object, without reading the text: the same name as the text gives, for every object of
+    every example inventory at every stage and of the three estates, both providers."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.message import (
+        object_changes,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.update import (
+        FileChange,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
+        SchemaRegistry,
+    )
+
+    registry = SchemaRegistry.from_crd_dirs([crd_dir])
+    named = 0
+    for variables, paths in every_inventory():
+        stage = render_stage(variables, StageOptions(gitops_dir=tmp_path / "none",
+                                                     check_paths=paths), registry)
+        changes = [FileChange(item.path, "add", None, item.text) for item in stage.objects]
+        known = {item.path: item for item in stage.objects}
+        read = object_changes(changes)
+        assert object_changes(changes, known) == read
+        named += len(read["added"])
+    assert named > 1_000
 
 
 def test_a_stage_move_reshapes_objects_in_their_sync_units(tmp_path, crd_dir, example_intent):

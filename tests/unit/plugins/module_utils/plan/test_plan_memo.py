@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from cache_helpers import counting as counting_calls
 from cache_helpers import open_cache
-from test_estates import NAMES, estate_variables
+from plan_helpers import every_inventory
+from test_estates import estate_variables
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 from ansible_collections.meshstage.mesh.plugins.module_utils._plain import plain_data
@@ -30,7 +31,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render.stage_cache 
 from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
     SchemaRegistry,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.stages import STAGE_NAMES
 
 
 def counting(monkeypatch) -> list[str]:
@@ -244,20 +244,6 @@ def registry(crd_dir: Path) -> SchemaRegistry:
     return SchemaRegistry.from_crd_dirs([crd_dir])
 
 
-def inventories():
-    from conftest import load_example_intent
-
-    for environment in ("dev", "staging", "prod"):
-        for provider in ("istio", "linkerd"):
-            for stage in STAGE_NAMES:
-                yield {**load_example_intent(environment), "mesh_provider": provider,
-                       "mesh_stage": stage}, []
-    for name in NAMES:
-        for provider in ("istio", "linkerd"):
-            variables, paths = estate_variables(name)
-            yield {**variables, "mesh_provider": provider, "mesh_stage": STAGE_NAMES[-1]}, paths
-
-
 def test_the_plan_kept_is_the_one_planning_gave(tmp_path, registry, monkeypatch):
     """The memo pickles the intent and the plan late (while the proof runs): nothing after
     planning changes them, on every example inventory at every stage and on every estate."""
@@ -278,7 +264,7 @@ def test_the_plan_kept_is_the_one_planning_gave(tmp_path, registry, monkeypatch)
     monkeypatch.setattr(pipeline, "plan_stage", planning)
     monkeypatch.setattr(PlanMemo, "keep", keeping)
     count = 0
-    for variables, paths in inventories():
+    for variables, paths in every_inventory():
         cache = StageCache(None, variables["mesh_environment"], "renderer", "schema")
         render_stage(variables, StageOptions(gitops_dir=tmp_path / "none", check_paths=paths),
                      registry, cache=cache)
