@@ -52,7 +52,7 @@ def _objects_named(text: str | None, path: str,
             "kustomization.yaml":
         return {}
     rendered = known.get(path)
-    if rendered is not None and rendered.text == text:
+    if rendered is not None and rendered.text == text and _identity_in_strings(rendered.obj):
         return _named(rendered.obj)  # the text is its dump, which loads back as it
     header = canonical_header(text)  # the files meshstage wrote: no full parse needed
     if header is not None:
@@ -60,6 +60,17 @@ def _objects_named(text: str | None, path: str,
         name = f"{namespace}/{header['name']}" if namespace else header["name"]
         return {f"{header['kind']} {name}": header}
     return _named(load_yaml(text))
+
+
+def _identity_in_strings(obj: Mapping[str, Any]) -> bool:
+    """Whether the kind, name and namespace an object is named by are strings (or absent),
+    as in every Kubernetes object: then the object names itself as its dump does. (A
+    mapping there would be written with its keys in the object's order, not the dump's.)"""
+    meta = obj.get("metadata")
+    fields = [obj.get("kind"), *((meta.get("name"), meta.get("namespace"))
+                                 if isinstance(meta, Mapping) else ())]
+    return isinstance(meta, Mapping | None) and all(
+        field is None or isinstance(field, str) for field in fields)
 
 
 def _named(obj: Any) -> dict[str, Any]:

@@ -146,6 +146,28 @@ def test_an_object_the_run_rendered_is_named_as_its_text_names_it(tmp_path, crd_
     assert named > 1_000
 
 
+def test_an_object_named_by_a_mapping_is_named_from_its_text():
+    """A name the dump writes another way than the object holds it (a mapping: its keys
+    sorted) is read from the text, as before the rendered objects named themselves."""
+    from types import SimpleNamespace
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.message import (
+        object_changes,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.update import (
+        FileChange,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.yaml_io import dump_canonical
+
+    obj = {"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": {"zz": 1, "a": 2}, "namespace": "shop"}}
+    text = dump_canonical(obj)
+    changes = [FileChange("envs/dev/x.yaml", "add", None, text)]
+    named = object_changes(changes, {"envs/dev/x.yaml": SimpleNamespace(text=text, obj=obj)})
+    assert named == object_changes(changes)
+    assert named["added"] == ["ConfigMap shop/{'a': 2, 'zz': 1}"]
+
+
 def test_a_stage_move_reshapes_objects_in_their_sync_units(tmp_path, crd_dir, example_intent):
     """strict_mtls reshapes the DestinationRules where traffic made them: no object goes from
     one sync unit to another, where Argo CD or Flux would prune it before the next unit
