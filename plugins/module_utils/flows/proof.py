@@ -66,6 +66,7 @@ class FlowProof:
     now: str                      # "strict_mtls (istio)", or "nothing recorded"
     target: str
     rows: list[FlowRow] = field(default_factory=list)
+    every_now: bool = True        # False: judged now only where the target refuses
 
     @property
     def breaks(self) -> list[FlowRow]:
@@ -76,11 +77,14 @@ class FlowProof:
                 if row.then.routing and row.then.allowed]
 
     def counts(self) -> dict[str, int]:
-        """How many flows, breaks and refusals; ``refused_now`` counts the flows judged now
-        (by ``prove_breaks``: those the target refuses) that are refused now too."""
-        return {"flows": len(self.rows), "breaks": len(self.breaks),
-                "refused": sum(not r.then.allowed for r in self.rows),
-                "refused_now": sum(r.now is not None and not r.now.allowed for r in self.rows)}
+        """How many flows, breaks and refusals at the target, and refused now when every
+        flow was judged now (not by ``prove_breaks``)."""
+        counts = {"flows": len(self.rows), "breaks": len(self.breaks),
+                  "refused": sum(not r.then.allowed for r in self.rows)}
+        if self.every_now:
+            counts["refused_now"] = sum(r.now is not None and not r.now.allowed
+                                        for r in self.rows)
+        return counts
 
 
 def judge(flow: Flow, state: MeshState) -> Verdict:
@@ -120,7 +124,7 @@ def prove_breaks(flows: Sequence[Flow], target: MeshState, read_now: NowReader,
     target refuses it (the rest keep ``now`` None). The breaks are ``prove``'s: a flow the
     target lets through is no break whatever it gets now. ``read_now`` is called once, when
     the first refused flow needs the committed configuration, and never when none does."""
-    proof = FlowProof(now_label, target.label)
+    proof = FlowProof(now_label, target.label, every_now=False)
     now: tuple[MeshState | None, bool] | None = None
     for flow in flows:
         then = judge(flow, target)
