@@ -17,7 +17,7 @@ from ..estate.objects import Resource
 from ..providers.registry import mesh
 from .collect import collect_flows
 from .evaluate import FlowSettings, MeshState
-from .proof import FlowProof, prove
+from .proof import FlowProof, nothing_configured, prove
 
 CODE = "MST0401"
 NAME = "meshstage.FlowProof"
@@ -33,7 +33,7 @@ def manifests_proof(resources: Sequence[Resource], config: MeshConfig,
     evaluator = mesh(provider).flows
     flows = collect_flows(None, index, evaluator.scrape if evaluator is not None else None,
                           settings=settings)
-    return prove(flows, state, None, "before the mesh objects")
+    return prove(flows, state, nothing_configured, "before the mesh objects")
 
 
 def flow_findings(resources: Sequence[Resource], config: MeshConfig,

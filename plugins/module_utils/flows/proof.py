@@ -7,10 +7,10 @@ its data plane's evaluator: a plain host's by the host sidecars', any other by t
 the target is a break. An environment the repository records nothing of has no mesh
 configuration yet: every flow gets through now.
 
-The run's proof (``prove_breaks``) judges a flow now only where the target refuses it: a
-break is a flow that gets through now and not at the target, so a flow the target lets
-through cannot be one, whatever it gets now. The committed configuration is read only when
-a flow needs it. ``prove`` judges every flow both ways, for ``meshstage flows``, which
+The run's proof (``prove`` with ``every_now`` False) judges a flow now only where the
+target refuses it: a break is a flow that gets through now and not at the target, so a flow
+the target lets through cannot be one, whatever it gets now. The committed configuration is
+read only when a flow needs it. ``meshstage flows`` judges every flow both ways, as it
 prints both.
 
 A break is not the only thing worth saying: a flow through a gateway (or from a client
@@ -34,7 +34,7 @@ NOTHING_YET = Verdict(OK, "nothing of the mesh is configured yet", rule="baselin
 @dataclass(frozen=True)
 class FlowRow:
     flow: Flow
-    now: Verdict | None   # None: not judged now, as the target lets it through (prove_breaks)
+    now: Verdict | None   # None: not judged now, as the target lets it through
     then: Verdict
 
     @property
@@ -78,7 +78,7 @@ class FlowProof:
 
     def counts(self) -> dict[str, int]:
         """How many flows, breaks and refusals at the target, and refused now when every
-        flow was judged now (not by ``prove_breaks``)."""
+        flow was judged now."""
         counts = {"flows": len(self.rows), "breaks": len(self.breaks),
                   "refused": sum(not r.then.allowed for r in self.rows)}
         if self.every_now:
@@ -98,38 +98,30 @@ def judge(flow: Flow, state: MeshState) -> Verdict:
     return evaluator.evaluate(flow, state)
 
 
-def prove(flows: Sequence[Flow], target: MeshState, now: MeshState | None,
-          now_label: str = "nothing recorded", unchanged: bool = False) -> FlowProof:
-    """Judge every flow at the target and now (``now`` None: nothing is configured yet;
-    ``unchanged``: the committed configuration is the target's, so the verdicts are too)."""
-    proof = FlowProof(now_label if now is None else now.label, target.label)
-    for flow in flows:
-        then = judge(flow, target)
-        if unchanged:
-            before = then
-        else:
-            before = judge(flow, now) if now is not None else NOTHING_YET
-        proof.rows.append(FlowRow(flow, before, then))
-    return proof
-
-
-# The configuration committed now, as ``prove_breaks`` reads it when a flow first needs it:
-# the state (None: nothing configured yet) and whether it is the target's, file for file.
+# The configuration committed now, as ``prove`` reads it when a flow first needs it: the
+# state (None: nothing configured yet) and whether it is the target's, file for file.
 NowReader = Callable[[], tuple[MeshState | None, bool]]
 
 
-def prove_breaks(flows: Sequence[Flow], target: MeshState, read_now: NowReader,
-                 now_label: str = "nothing recorded") -> FlowProof:
-    """``prove`` as a run needs it: every flow judged at the target, and now only where the
-    target refuses it (the rest keep ``now`` None). The breaks are ``prove``'s: a flow the
-    target lets through is no break whatever it gets now. ``read_now`` is called once, when
-    the first refused flow needs the committed configuration, and never when none does."""
-    proof = FlowProof(now_label, target.label, every_now=False)
+def nothing_configured() -> tuple[MeshState | None, bool]:
+    """A ``NowReader`` for no configuration at all: every flow gets through now."""
+    return None, False
+
+
+def prove(flows: Sequence[Flow], target: MeshState, read_now: NowReader,
+          now_label: str = "nothing recorded", every_now: bool = True) -> FlowProof:
+    """Judge every flow at the target and now. ``read_now`` gives the committed
+    configuration (None: nothing is configured yet) and whether it is the target's, so the
+    verdicts are too; it is called once, when a flow first needs it. ``every_now`` False
+    (a run's proof) judges a flow now only where the target refuses it, and the rest keep
+    ``now`` None: a flow the target lets through is no break whatever it gets now, so the
+    breaks are the same, and a target that refuses nothing never reads the committed tree."""
+    proof = FlowProof(now_label, target.label, every_now=every_now)
     now: tuple[MeshState | None, bool] | None = None
     for flow in flows:
         then = judge(flow, target)
         before = None
-        if not then.allowed:
+        if every_now or not then.allowed:
             if now is None:
                 now = read_now()
             state, unchanged = now

@@ -30,7 +30,7 @@ from ..render.tree import RenderedObject
 from ..stages import Stage
 from .collect import collect_flows
 from .evaluate import FlowSettings, MeshState
-from .proof import FlowProof, prove, prove_breaks
+from .proof import FlowProof, prove
 from .states import (
     committed_state,
     estate_resources,
@@ -87,7 +87,7 @@ def proof_of(intent: Intent, objects: Sequence[RenderedObject],
              observed: Sequence[Call] = (), every_now: bool = True) -> FlowProof:
     """Every flow of the environment judged at the target, and now (nothing raised).
     ``every_now`` False judges a flow now only where the target refuses it, and reads the
-    committed tree only then (``proof.prove_breaks``): the same breaks, for a run."""
+    committed tree only then (``proof.prove``): the same breaks, for a run."""
     estate = estate_resources(intent, check_paths)
     target, parsed = target_state(intent, objects, files, estate)
     stage, provider = recorded.get("stage"), recorded.get("provider")
@@ -105,9 +105,9 @@ def proof_of(intent: Intent, objects: Sequence[RenderedObject],
         evaluator.scrape if evaluator is not None else None, observed,
         target.settings)
     if not every_now:
-        return prove_breaks(flows, target, read_now, label)
-    state, unchanged = read_now()
-    return prove(flows, target, state, label, unchanged)
+        return prove(flows, target, read_now, label, every_now=False)
+    committed = read_now()  # meshstage flows: the committed tree is read whatever the flows
+    return prove(flows, target, lambda: committed, label)
 
 
 @dataclass(frozen=True)
