@@ -272,10 +272,10 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
     changed = any(update.changed for update in updates)
     sha = None
     counts: dict[str, list[str]] | None = None
+    rendered_at = {item.path: item for item in rendered.objects}  # to name what they hold
     if not options.check_mode:
         repo.apply(updates)
         committed: dict[str, list[str]] = {}
-        rendered_at = {item.path: item for item in rendered.objects}
 
         def message_for(changes: Sequence[FileChange]) -> str:
             # what is committed, against HEAD: also right when it completes a run that
@@ -290,7 +290,7 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
         cache.save()
     if counts is None:  # nothing committed: the changes as planned (a check run's diff)
         counts = object_changes((change for update in updates for change in update.changes),
-                                {item.path: item for item in rendered.objects})
+                                rendered_at)
     message = message_of(counts)
     return StageResult(
         environment=intent.environment, stage=intent.stage.value, provider=intent.provider,
