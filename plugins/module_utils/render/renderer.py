@@ -27,6 +27,7 @@ from .._plain import plain_data
 from ..cluster.apply import apply_class
 from ..errors import RenderError
 from ..yaml_io import YAMLError, dump_canonical, load_all, parse_back_loader
+from .shapes import Shapes, fill, shapes_allowed, slot_mark
 from .stage_cache import Rendering, StageCache, rendering_entry, rendering_of
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
@@ -96,15 +97,27 @@ class Renderer:
             loader=jinja2.FileSystemLoader(search),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
-            finalize=_only_json,
+            finalize=self._finalize,
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
         )
         self._env.filters["json"] = json_value
         self._templates: dict[str, jinja2.Template] = {}
+        self._by_shape: dict[str, bool] = {}  # template: may be rendered by shape
         self._cache = cache
         self._loader = parse_back_loader()
+        # while a template renders by shape: the text each slot stands for (``shapes.py``)
+        self._printed: list[str] | None = None
+        self._shapes = Shapes()
+
+    def _finalize(self, value: Any) -> Any:
+        text = _only_json(value)
+        printed = self._printed
+        if printed is None:
+            return text
+        printed.append(text)
+        return slot_mark(len(printed) - 1)
 
     def _template(self, name: str) -> jinja2.Template:
         template = self._templates.get(name)
@@ -118,7 +131,16 @@ class Renderer:
                 raise RenderError(
                     f"template {name!r} line {error.lineno}: {error.message}") from error
             self._templates[name] = template
+            self._by_shape[name] = self._shapes_allowed(name)
         return template
+
+    def _shapes_allowed(self, name: str) -> bool:
+        try:
+            source, _filename, _uptodate = self._env.loader.get_source(  # type: ignore[union-attr]
+                self._env, name)
+            return shapes_allowed(source, self._env.parse(source))
+        except jinja2.TemplateError:
+            return False
 
     def render_text(self, name: str, context: Mapping[str, Any]) -> str:
         """The raw text of one template, before parsing back."""
@@ -131,8 +153,25 @@ class Renderer:
             raise RenderError(f"template {name!r}: {error}") from error
 
     def render_object(self, name: str, context: Mapping[str, Any]) -> dict[str, Any]:
-        """Render one template and parse it back into exactly one object."""
-        text = self.render_text(name, context)
+        """Render one template and parse it back into exactly one object: built from the
+        shape of earlier renderings where that gives the same object (``shapes.py``)."""
+        self._template(name)  # loaded, and whether it may render by shape decided
+        if not self._by_shape[name]:
+            return drop_nulls(self._parse_back(name, self.render_text(name, context)))
+        printed: list[str] = []
+        self._printed = printed
+        try:
+            shape_text = self.render_text(name, context)
+        finally:
+            self._printed = None
+        built = self._shapes.build(shape_text, printed)
+        if type(built) is dict:
+            return drop_nulls(built)
+        obj = self._parse_back(name, fill(shape_text, printed))
+        self._shapes.learn(shape_text, printed, obj)
+        return drop_nulls(obj)
+
+    def _parse_back(self, name: str, text: str) -> dict[str, Any]:
         try:
             documents = [doc for doc in load_all(text, self._loader) if doc is not None]
         except YAMLError as error:
@@ -143,7 +182,7 @@ class Renderer:
                    else f"one {type(documents[0]).__name__}")
             raise RenderError(f"template {name!r} must render exactly one YAML mapping, "
                               f"got {got}")
-        return drop_nulls(documents[0])
+        return documents[0]
 
     def render_canonical(self, name: str, context: Mapping[str, Any]) -> tuple[dict[str, Any],
                                                                              str]:

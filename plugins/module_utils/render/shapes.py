@@ -1,0 +1,280 @@
+"""The parse-back by shape: a rendering that differs from an earlier one only in the values
+the ``json`` filter printed is built from that earlier parse instead of being parsed again.
+
+A template prints values only through the ``json`` filter (``renderer.py``). While a
+template renders, each printed value is replaced by a slot mark (``\\ue000<n>\\ue001``: two
+private-use characters around its number), so the text rendered is the rendering's *shape*:
+its text without its values. Renderings of the same template for other services have the
+same shape and differ only in the values in the slots. Once a shape has been seen twice, it
+is learned: parsed with each slot as a plain scalar and again with each slot as a
+double-quoted scalar. A shape is used only when, in both parses, every slot is exactly one
+whole node, resolved from its text (no tag, no alias), and nothing else holds a mark. A
+JSON value then reads back as that same node would: a JSON text is one line, one flow
+node (a double-quoted string, a number, ``true``, ``false``, ``null``, a flow collection),
+and its characters cannot end or extend the node around it. The shape is then a function
+of the slots' values, compiled once; its result is checked against the real parse of the
+rendering it was learned from, type for type, and a shape that differs is never used.
+
+A value is built from its JSON text only where the parse back would read that text as the
+JSON value; anything else is parsed back as before:
+
+- the text is ASCII (``json`` escapes every control character, DEL and what YAML would not
+  read back, so ASCII JSON text is printable YAML);
+- a key is a scalar of at most 1,000 characters (YAML reads a key only when its ``:``
+  comes within 1,024 characters of its start: a longer key is an error there);
+- a flow collection longer than 1,000 characters has no string key longer than 150
+  characters (the same rule inside it; an escape takes at most six characters).
+
+A template that could use its printed text as a value is never rendered this way: one with
+a block ``set``, a macro, a call or filter block, an ``include``, ``import``, ``extends`` or
+``block``, an ``autoescape`` block, or the mark characters in its source (only ``for``,
+``if``, ``with``, ``set`` of an expression and output statements are allowed). Rendered any
+other way, its printed text is only ever written out, so replacing each value by a mark
+changes the text and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import yaml
+from jinja2 import nodes
+
+from ..yaml_io import YAMLError, load_all, parse_back_loader
+
+SLOT_OPEN, SLOT_CLOSE = "\ue000", "\ue001"
+_SLOT_TEXT = re.compile("\ue000([0-9]+)\ue001")
+
+# the statements a template may use and still be rendered by shape: none of them can see,
+# capture or transform the text printed inside it
+_STATEMENTS = (nodes.Output, nodes.For, nodes.If, nodes.With, nodes.Assign)
+
+_KEY_LIMIT = 1000   # a key's JSON text, at most (YAML's limit is 1,024 to the ``:``)
+_FLOW_LIMIT = 1000  # a flow collection up to this long cannot hold a key past the limit
+_INNER_KEY_LIMIT = 150  # a string key inside a longer one: at most 6 x 150 + 2 characters
+_DEPTH_LIMIT = 60   # a deeper shape is parsed back instead (Python's parser nests to 200)
+_SHAPES_KEPT = 512  # shapes learned or refused, per renderer
+_SEEN_KEPT = 8192   # shapes seen once, per renderer
+
+
+def slot_mark(number: int) -> str:
+    return f"{SLOT_OPEN}{number}{SLOT_CLOSE}"
+
+
+def fill(shape_text: str, printed: Sequence[str]) -> str:
+    """The rendered text: each slot mark replaced by the value printed there."""
+    return _SLOT_TEXT.sub(lambda match: printed[int(match.group(1))], shape_text)
+
+
+def shapes_allowed(source: str, template: nodes.Template) -> bool:
+    """Whether a template's renderings may be built by shape (see the module)."""
+    if SLOT_OPEN in source or SLOT_CLOSE in source:
+        return False
+    return all(isinstance(node, _STATEMENTS) for node in template.find_all(nodes.Stmt))
+
+
+class _Slot:
+    __slots__ = ("number",)
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+class _Unusable(Exception):
+    """A shape that is not built by shape: its renderings are parsed back."""
+
+
+class Shape:
+    """One learned shape: the function that builds its object from the printed values."""
+
+    def __init__(self, build: Callable[[list[Any]], Any], slots: int, keys: frozenset[int]):
+        self._build = build
+        self._slots = slots
+        self._keys = keys
+
+    def build(self, printed: Sequence[str]) -> Any:
+        """The object, or None where a value must be parsed back (see the module)."""
+        if len(printed) != self._slots:
+            return None
+        values: list[Any] = []
+        keys = self._keys
+        for number, text in enumerate(printed):
+            if not text.isascii():
+                return None
+            if text[0] == '"' and "\\" not in text:
+                value: Any = text[1:-1]
+            else:
+                value = json.loads(text)
+            if number in keys:
+                if len(text) > _KEY_LIMIT or isinstance(value, (dict, list)):
+                    return None
+            elif len(text) > _FLOW_LIMIT and isinstance(value, (dict, list)) \
+                    and _long_key(value):
+                return None
+            values.append(value)
+        return self._build(values)
+
+
+def _long_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any((isinstance(key, str) and len(key) > _INNER_KEY_LIMIT) or _long_key(item)
+                   for key, item in value.items())
+    if isinstance(value, list):
+        return any(_long_key(item) for item in value)
+    return False
+
+
+class Shapes:
+    """The shapes one renderer has learned, and those it has seen once."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, Shape | None] = {}
+        self._seen: set[str] = set()
+
+    def build(self, shape_text: str, printed: Sequence[str]) -> Any:
+        """The rendering's object built by its shape, or None: parse it back."""
+        shape = self._known.get(shape_text)
+        return None if shape is None else shape.build(printed)
+
+    def learn(self, shape_text: str, printed: Sequence[str], parsed: Any) -> None:
+        """After a rendering was parsed back into ``parsed``: learn its shape on its second
+        sighting, and keep it only if it builds exactly ``parsed``."""
+        if shape_text in self._known or len(self._known) >= _SHAPES_KEPT:
+            return
+        if shape_text not in self._seen:
+            if len(self._seen) < _SEEN_KEPT:
+                self._seen.add(shape_text)
+            return
+        self._seen.discard(shape_text)
+        try:
+            shape: Shape | None = learn_shape(shape_text, len(printed))
+        except _Unusable:
+            shape = None
+        if shape is not None and not same_data(shape.build(printed), parsed):
+            shape = None
+        self._known[shape_text] = shape
+
+
+def learn_shape(shape_text: str, slots: int) -> Shape:
+    """The shape of a rendering (raises ``_Unusable``): its two parses, the slots in the
+    same places, each once, and a compiled function of the values."""
+    plain = _recipe(shape_text, slots, quoted=False)
+    quoted = _recipe(shape_text, slots, quoted=True)
+    if not _same_recipe(plain, quoted):
+        raise _Unusable
+    keys: set[int] = set()
+    constants: list[Any] = []
+    source = _source(plain, constants, keys, 0)
+    # the source holds brackets, "v[n]" and "c[n]" only (``_source``)
+    build = eval(f"lambda v, c=c: {source}", {"__builtins__": {}}, {"c": tuple(constants)})
+    return Shape(build, slots, frozenset(keys))
+
+
+def _recipe(shape_text: str, slots: int, quoted: bool) -> Any:
+    """The parse of the shape with each slot a plain (or a double-quoted) scalar, the slots
+    as ``_Slot``; raises ``_Unusable`` unless each slot is one whole node read from its text
+    (for a double-quoted one: as a quoted scalar, so no ``!`` tag turns it into another
+    type), found exactly once."""
+    text = _SLOT_TEXT.sub(lambda m: f'"{m.group()}"', shape_text) if quoted else shape_text
+    wanted = (False, True) if quoted else (True, False)
+    resolved: dict[str, int] = {}
+    base = parse_back_loader()
+
+    class _Reader(base):  # type: ignore[misc,valid-type]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is yaml.ScalarNode and isinstance(value, str) and SLOT_OPEN in value:
+                if implicit != wanted:
+                    raise _Unusable
+                resolved[value] = resolved.get(value, 0) + 1
+            return super().resolve(kind, value, implicit)
+
+    try:
+        documents = [doc for doc in load_all(text, _Reader) if doc is not None]
+    except (YAMLError, RecursionError) as error:
+        raise _Unusable from error
+    if len(documents) != 1:
+        raise _Unusable
+    found = [0] * slots
+    recipe = _walk(documents[0], found, 0)
+    # each slot once in the object, and read once from its own text (a tagged one is not)
+    if found != [1] * slots or resolved != {slot_mark(n): 1 for n in range(slots)}:
+        raise _Unusable
+    return recipe
+
+
+def _walk(value: Any, found: list[int], depth: int) -> Any:
+    if depth > _DEPTH_LIMIT:
+        raise _Unusable
+    kind = type(value)
+    if kind is str:
+        if SLOT_OPEN not in value and SLOT_CLOSE not in value:
+            return value
+        match = _SLOT_TEXT.fullmatch(value)
+        if match is None or int(match.group(1)) >= len(found):
+            raise _Unusable  # a mark inside a longer text: the value is part of a scalar
+        number = int(match.group(1))
+        found[number] += 1
+        return _Slot(number)
+    if kind is dict:
+        return {_walk(key, found, depth + 1): _walk(item, found, depth + 1)
+                for key, item in value.items()}
+    if kind is list:
+        return [_walk(item, found, depth + 1) for item in value]
+    if kind in (int, float, bool, type(None)):
+        return value
+    raise _Unusable  # a timestamp, bytes, a set: parsed back each time
+
+
+def _same_recipe(one: Any, other: Any) -> bool:
+    if isinstance(one, _Slot) or isinstance(other, _Slot):
+        return isinstance(one, _Slot) and isinstance(other, _Slot) \
+            and one.number == other.number
+    if type(one) is not type(other):
+        return False
+    if isinstance(one, dict):
+        return len(one) == len(other) and all(
+            _same_recipe(k1, k2) and _same_recipe(v1, v2)
+            for (k1, v1), (k2, v2) in zip(one.items(), other.items(), strict=True))
+    if isinstance(one, list):
+        return len(one) == len(other) and all(
+            _same_recipe(a, b) for a, b in zip(one, other, strict=True))
+    return bool(one == other)
+
+
+def _source(recipe: Any, constants: list[Any], keys: set[int], depth: int,
+            key: bool = False) -> str:
+    """Python source building ``recipe`` from ``v`` (the values) and ``c`` (its constants):
+    nothing of the rendering's text reaches the source but numbers."""
+    if isinstance(recipe, _Slot):
+        if key:
+            keys.add(recipe.number)
+        return f"v[{recipe.number}]"
+    if isinstance(recipe, dict):
+        items = ", ".join(f"{_source(k, constants, keys, depth + 1, True)}: "
+                          f"{_source(v, constants, keys, depth + 1)}"
+                          for k, v in recipe.items())
+        return "{" + items + "}"
+    if isinstance(recipe, list):
+        return "[" + ", ".join(_source(item, constants, keys, depth + 1)
+                               for item in recipe) + "]"
+    constants.append(recipe)
+    return f"c[{len(constants) - 1}]"
+
+
+def same_data(one: Any, other: Any) -> bool:
+    """Equal, type for type (``1``, ``1.0`` and ``True`` differ), keys in the same order."""
+    if type(one) is not type(other):
+        return False
+    if isinstance(one, dict):
+        return len(one) == len(other) and all(
+            same_data(k1, k2) and same_data(v1, v2)
+            for (k1, v1), (k2, v2) in zip(one.items(), other.items(), strict=True))
+    if isinstance(one, list):
+        return len(one) == len(other) and all(
+            same_data(a, b) for a, b in zip(one, other, strict=True))
+    if isinstance(one, float) and one != one:  # NaN
+        return other != other
+    return bool(one == other)
