@@ -64,9 +64,14 @@ def json_value(value: Any) -> JsonText:
     """The ``json`` filter: a value as one JSON scalar or subtree, on one line."""
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
-    as_is = type(value) in _JSON_AS_IS
+    kind = type(value)
+    if kind is bool or value is None:
+        return JsonText("true" if value is True else "false" if value is False else "null")
+    as_is = kind in _JSON_AS_IS
     try:
-        text = _JSON.encode(value if as_is else plain_data(value, strict=True))
+        # an int as json writes it, without the encoder json makes for each number
+        text = int.__repr__(value) if kind is int else \
+            _JSON.encode(value if as_is else plain_data(value, strict=True))
     except (TypeError, ValueError) as error:
         raise RenderError(f"value {value!r} cannot be written as JSON: {error}") from error
     if not as_is:

@@ -56,6 +56,7 @@ _KEY_LIMIT = 1000   # a key's JSON text, at most (YAML's limit is 1,024 to the `
 _FLOW_LIMIT = 1000  # a flow collection up to this long cannot hold a key past the limit
 _INNER_KEY_LIMIT = 150  # a string key inside a longer one: at most 6 x 150 + 2 characters
 _DEPTH_LIMIT = 60   # a deeper shape is parsed back instead (Python's parser nests to 200)
+_WORDS = {"true": True, "false": False, "null": None}
 _SHAPES_KEPT = 512  # shapes learned or refused, per renderer
 _SEEN_KEPT = 8192   # shapes seen once, per renderer
 
@@ -106,6 +107,10 @@ class Shape:
                 return None
             if text[0] == '"' and "\\" not in text:
                 value: Any = text[1:-1]
+            elif text in _WORDS:
+                value = _WORDS[text]
+            elif text.isdigit():  # JSON writes no leading zero: the int itself
+                value = int(text)
             else:
                 value = json.loads(text)
             if number in keys:
