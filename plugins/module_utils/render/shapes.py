@@ -62,7 +62,10 @@ _SEEN_KEPT = 8192   # shapes seen once, per renderer
 
 
 def slot_mark(number: int) -> str:
-    return f"{SLOT_OPEN}{number}{SLOT_CLOSE}"
+    return _MARKS[number] if number < len(_MARKS) else f"{SLOT_OPEN}{number}{SLOT_CLOSE}"
+
+
+_MARKS = [f"{SLOT_OPEN}{number}{SLOT_CLOSE}" for number in range(256)]
 
 
 def fill(shape_text: str, printed: Sequence[str]) -> str:
