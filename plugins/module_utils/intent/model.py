@@ -558,14 +558,19 @@ class Intent:
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
-        for derived in ("_callers", "_injected", "_held"):  # rebuilt on demand, never pickled
+        # rebuilt on demand, never pickled
+        for derived in ("_callers", "_injected", "_held", "_host_services"):
             state.pop(derived, None)
         return state
 
     @property
     def host_services(self) -> frozenset[str]:
         """Services carried by hosts in this environment: not Kubernetes workloads here."""
-        return frozenset(host.service for host in self.hosts)
+        carried = self.__dict__.get("_host_services")
+        if carried is None:
+            carried = frozenset(host.service for host in self.hosts)
+            object.__setattr__(self, "_host_services", carried)
+        return carried
 
     def hosts_of(self, service: str) -> tuple[MeshHost, ...]:
         return tuple(host for host in self.hosts if host.service == service)
