@@ -27,8 +27,9 @@ JSON value; anything else is parsed back as before:
 
 A template that could use its printed text as a value is never rendered this way: one with
 a block ``set``, a macro, a call or filter block, an ``include``, ``import``, ``extends`` or
-``block``, an ``autoescape`` block, or the mark characters in its source (only ``for``,
-``if``, ``with``, ``set`` of an expression and output statements are allowed). Rendered any
+``block``, an ``autoescape`` block, a recursive loop, or the mark characters in its source
+(only ``for``, ``if``, ``with``, ``set`` of an expression and output statements are
+allowed). Rendered any
 other way, its printed text is only ever written out, so replacing each value by a mark
 changes the text and nothing else.
 """
@@ -77,7 +78,10 @@ def shapes_allowed(source: str, template: nodes.Template) -> bool:
     """Whether a template's renderings may be built by shape (see the module)."""
     if SLOT_OPEN in source or SLOT_CLOSE in source:
         return False
-    return all(isinstance(node, _STATEMENTS) for node in template.find_all(nodes.Stmt))
+    # a recursive loop's ``loop()`` returns the text printed inside it
+    return all(isinstance(node, _STATEMENTS)
+               and not (isinstance(node, nodes.For) and node.recursive)
+               for node in template.find_all(nodes.Stmt))
 
 
 class _Slot:
@@ -140,7 +144,7 @@ class Shapes:
 
     def __init__(self) -> None:
         self._known: dict[str, Shape | None] = {}
-        self._seen: set[str] = set()
+        self._seen: set[int] = set()  # the hashes of shapes seen once (a text can be long)
 
     def build(self, shape_text: str, printed: Sequence[str]) -> Any:
         """The rendering's object built by its shape, or None: parse it back."""
@@ -152,11 +156,12 @@ class Shapes:
         sighting, and keep it only if it builds exactly ``parsed``."""
         if shape_text in self._known or len(self._known) >= _SHAPES_KEPT:
             return
-        if shape_text not in self._seen:
+        seen = hash(shape_text)  # a shape another one's hash stands for is learned early
+        if seen not in self._seen:
             if len(self._seen) < _SEEN_KEPT:
-                self._seen.add(shape_text)
+                self._seen.add(seen)
             return
-        self._seen.discard(shape_text)
+        self._seen.discard(seen)
         try:
             shape: Shape | None = learn_shape(shape_text, len(printed))
         except _Unusable:
