@@ -64,21 +64,27 @@ def json_value(value: Any) -> JsonText:
     """The ``json`` filter: a value as one JSON scalar or subtree, on one line."""
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
-    kind = type(value)
-    if kind is bool or value is None:
-        return JsonText("true" if value is True else "false" if value is False else "null")
-    as_is = kind in _JSON_AS_IS
     try:
-        # an int as json writes it, without the encoder json makes for each number
-        text = int.__repr__(value) if kind is int else \
-            _JSON.encode(value if as_is else plain_data(value, strict=True))
+        return JsonText(json_text(value if type(value) in _JSON_AS_IS
+                                  else plain_data(value, strict=True)))
     except (TypeError, ValueError) as error:
         raise RenderError(f"value {value!r} cannot be written as JSON: {error}") from error
-    if not as_is:
+
+
+def json_text(plain: Any) -> str:
+    """What the ``json`` filter writes for plain data (JSON's types only, as
+    ``plain_data`` gives them); raises ``TypeError`` or ``ValueError`` for what JSON cannot
+    hold."""
+    kind = type(plain)
+    if kind is bool or plain is None:
+        return "true" if plain is True else "false" if plain is False else "null"
+    # an int as json writes it, without the encoder json makes for each number
+    text = int.__repr__(plain) if kind is int else _JSON.encode(plain)
+    if kind not in _JSON_AS_IS:
         text = _EXPONENT_ONLY.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
     if not text.isascii() or "\x7f" in text:  # else none of _YAML_UNSAFE's characters
         text = _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return JsonText(text)
+    return text
 
 
 def _only_json(value: Any) -> Any:
@@ -114,7 +120,7 @@ class Renderer:
         self._loader = parse_back_loader()
         # while a template renders by shape: the text each slot stands for (``shapes.py``)
         self._printed: list[str] | None = None
-        self._shapes = Shapes()
+        self._shapes = Shapes(json_text)
 
     def _finalize(self, value: Any) -> Any:
         text = _only_json(value)
@@ -172,7 +178,10 @@ class Renderer:
         built = self._shapes.build(shape_text, printed)
         if type(built) is dict:
             return drop_nulls(built)
-        obj = self._parse_back(name, fill(shape_text, printed))
+        text = fill(shape_text, printed)
+        if text is None:  # marks the template printed as constants: render it plainly
+            return drop_nulls(self._parse_back(name, self.render_text(name, context)))
+        obj = self._parse_back(name, text)
         self._shapes.learn(shape_text, printed, obj)
         return drop_nulls(obj)
 

@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
 from jinja2 import nodes
 
-from ..yaml_io import YAMLError, load_all, parse_back_loader
+from ..yaml_io import YAMLError, parse_back_loader
 
 SLOT_OPEN, SLOT_CLOSE = "\ue000", "\ue001"
 _SLOT_TEXT = re.compile("\ue000([0-9]+)\ue001")
@@ -60,6 +60,8 @@ _DEPTH_LIMIT = 60   # a deeper shape is parsed back instead (Python's parser nes
 _WORDS = {"true": True, "false": False, "null": None}
 _SHAPES_KEPT = 512  # shapes learned or refused, per renderer
 _SEEN_KEPT = 8192   # shapes seen once, per renderer
+_VERIFIED_KEPT = 16384  # JSON texts checked and kept, per renderer,
+_VERIFIED_LENGTH = 1000  # each of at most this many characters
 
 
 def slot_mark(number: int) -> str:
@@ -69,9 +71,21 @@ def slot_mark(number: int) -> str:
 _MARKS = [f"{SLOT_OPEN}{number}{SLOT_CLOSE}" for number in range(256)]
 
 
-def fill(shape_text: str, printed: Sequence[str]) -> str:
-    """The rendered text: each slot mark replaced by the value printed there."""
-    return _SLOT_TEXT.sub(lambda match: printed[int(match.group(1))], shape_text)
+def fill(shape_text: str, printed: Sequence[str]) -> str | None:
+    """The rendered text: each slot mark replaced by the value printed there; None unless
+    the marks are exactly those of the printed values, in order (a constant the template
+    folded could print one too)."""
+    pieces: list[str] = []
+    last = 0
+    for number, match in enumerate(_SLOT_TEXT.finditer(shape_text)):
+        if number >= len(printed) or int(match.group(1)) != number:
+            return None
+        pieces += (shape_text[last:match.start()], printed[number])
+        last = match.end()
+    if len(pieces) != 2 * len(printed):
+        return None
+    pieces.append(shape_text[last:])
+    return "".join(pieces)
 
 
 def shapes_allowed(source: str, template: nodes.Template) -> bool:
@@ -98,36 +112,71 @@ class _Unusable(Exception):
 class Shape:
     """One learned shape: the function that builds its object from the printed values."""
 
-    def __init__(self, build: Callable[[list[Any]], Any], slots: int, keys: frozenset[int]):
+    def __init__(self, build: Callable[[list[Any]], Any], slots: int,
+                 key_lines: Mapping[int, tuple[int, tuple[int, ...]]],
+                 encode: Callable[[Any], str], verified: dict[str, Any]) -> None:
         self._build = build
         self._slots = slots
-        self._keys = keys
+        # each key slot: the static length of its line, and the slots on that line
+        self._key_lines = key_lines
+        self._encode = encode  # what the json filter writes for plain data
+        self._verified = verified  # texts found to be the filter's (``_value``)
 
     def build(self, printed: Sequence[str]) -> Any:
         """The object, or None where a value must be parsed back (see the module)."""
         if len(printed) != self._slots:
             return None
-        values: list[Any] = []
-        keys = self._keys
-        for number, text in enumerate(printed):
-            if not text.isascii():
-                return None
-            if text[0] == '"' and "\\" not in text:
-                value: Any = text[1:-1]
-            elif text in _WORDS:
-                value = _WORDS[text]
-            elif text.isdigit():  # JSON writes no leading zero: the int itself
-                value = int(text)
-            else:
-                value = json.loads(text)
-            if number in keys:
-                if len(text) > _KEY_LIMIT or isinstance(value, (dict, list)):
+        try:
+            values = [_value(text, self._encode, self._verified) for text in printed]
+            for number, (static, on_line) in self._key_lines.items():
+                if static + sum(len(printed[n]) for n in on_line) > _KEY_LIMIT \
+                        or isinstance(values[number], (dict, list)):
                     return None
-            elif len(text) > _FLOW_LIMIT and isinstance(value, (dict, list)) \
-                    and _long_key(value):
-                return None
-            values.append(value)
-        return self._build(values)
+            for text, value in zip(printed, values, strict=True):
+                if len(text) > _FLOW_LIMIT and isinstance(value, (dict, list)) \
+                        and _long_key(value):
+                    return None
+            return self._build(values)
+        except (_NotJson, RecursionError):
+            return None
+
+
+class _NotJson(Exception):
+    """A printed text the json filter would not have written for its value."""
+
+
+def _value(text: str, encode: Callable[[Any], str], verified: dict[str, Any]) -> Any:
+    """The value of a printed JSON text, when it is the json filter's text for that value
+    and ASCII (raises ``_NotJson``). A text checked once is kept in ``verified`` with its
+    value: a value printed for many objects (labels) is read and checked once. The value is
+    shared by the objects built from it, which are only read until ``drop_nulls`` copies
+    them (``Renderer.render_object``)."""
+    if not text.isascii():
+        raise _NotJson
+    if text[0] == '"' and "\\" not in text:
+        inner = text[1:-1]
+        # a JSON string without escapes: no quote inside, nothing JSON would escape
+        if len(text) >= 2 and text[-1] == '"' and '"' not in inner and inner.isprintable():
+            return inner
+    elif text in _WORDS:
+        return _WORDS[text]
+    elif text.isdigit() and (text[0] != "0" or len(text) == 1):  # JSON: no leading zero
+        return int(text)
+    value = verified.get(text, _NotJson)
+    if value is not _NotJson:
+        return value
+    try:
+        value = json.loads(text)
+        same = encode(value) == text
+    except Exception as error:  # not JSON, or not what the filter writes: parse it back
+        raise _NotJson from error
+    if not same:
+        raise _NotJson
+    if len(text) <= _VERIFIED_LENGTH:
+        if len(verified) >= _VERIFIED_KEPT:
+            verified.clear()
+        verified[text] = value
+    return value
 
 
 def _long_key(value: Any) -> bool:
@@ -142,9 +191,11 @@ def _long_key(value: Any) -> bool:
 class Shapes:
     """The shapes one renderer has learned, and those it has seen once."""
 
-    def __init__(self) -> None:
+    def __init__(self, encode: Callable[[Any], str]) -> None:
+        self._encode = encode  # the json filter, whose texts the values are
         self._known: dict[str, Shape | None] = {}
         self._seen: set[int] = set()  # the hashes of shapes seen once (a text can be long)
+        self._verified: dict[str, Any] = {}
 
     def build(self, shape_text: str, printed: Sequence[str]) -> Any:
         """The rendering's object built by its shape, or None: parse it back."""
@@ -162,16 +213,18 @@ class Shapes:
                 self._seen.add(seen)
             return
         self._seen.discard(seen)
+        shape: Shape | None
         try:
-            shape: Shape | None = learn_shape(shape_text, len(printed))
-        except _Unusable:
-            shape = None
-        if shape is not None and not same_data(shape.build(printed), parsed):
+            shape = learn_shape(shape_text, len(printed), self._encode, self._verified)
+            if not same_data(shape.build(printed), parsed):
+                shape = None
+        except Exception:  # whatever learning meets, the shape is not used
             shape = None
         self._known[shape_text] = shape
 
 
-def learn_shape(shape_text: str, slots: int) -> Shape:
+def learn_shape(shape_text: str, slots: int, encode: Callable[[Any], str],
+                verified: dict[str, Any]) -> Shape:
     """The shape of a rendering (raises ``_Unusable``): its two parses, the slots in the
     same places, each once, and a compiled function of the values."""
     plain = _recipe(shape_text, slots, quoted=False)
@@ -183,14 +236,30 @@ def learn_shape(shape_text: str, slots: int) -> Shape:
     source = _source(plain, constants, keys, 0)
     # the source holds brackets, "v[n]" and "c[n]" only (``_source``)
     build = eval(f"lambda v, c=c: {source}", {"__builtins__": {}}, {"c": tuple(constants)})
-    return Shape(build, slots, frozenset(keys))
+    return Shape(build, slots, _key_lines(shape_text, keys), encode, verified)
+
+
+def _key_lines(shape_text: str, keys: set[int]) -> dict[int, tuple[int, tuple[int, ...]]]:
+    """Each key slot's line: its length without the marks, and the slots on it. YAML reads
+    an implicit key only when its ``:`` comes within 1,024 characters of the key's start
+    (anchor, tag and spaces included), on the same line: within the line's length."""
+    lines: dict[int, tuple[int, tuple[int, ...]]] = {}
+    for line in shape_text.split("\n"):
+        marks = [(int(m.group(1)), len(m.group())) for m in _SLOT_TEXT.finditer(line)]
+        on_line = tuple(number for number, _length in marks)
+        static = len(line) - sum(length for _number, length in marks)
+        for number in on_line:
+            if number in keys:
+                lines[number] = (static, on_line)
+    return lines
 
 
 def _recipe(shape_text: str, slots: int, quoted: bool) -> Any:
     """The parse of the shape with each slot a plain (or a double-quoted) scalar, the slots
     as ``_Slot``; raises ``_Unusable`` unless each slot is one whole node read from its text
     (for a double-quoted one: as a quoted scalar, so no ``!`` tag turns it into another
-    type), found exactly once."""
+    type), found exactly once, and the document has no alias, no merge key and no key given
+    twice (the object would not say where each value came from)."""
     text = _SLOT_TEXT.sub(lambda m: f'"{m.group()}"', shape_text) if quoted else shape_text
     wanted = (False, True) if quoted else (True, False)
     resolved: dict[str, int] = {}
@@ -204,21 +273,49 @@ def _recipe(shape_text: str, slots: int, quoted: bool) -> Any:
                 resolved[value] = resolved.get(value, 0) + 1
             return super().resolve(kind, value, implicit)
 
+    reader = _Reader(text)
     try:
-        documents = [doc for doc in load_all(text, _Reader) if doc is not None]
+        node = reader.get_single_node()  # more than one document: ComposerError
+        if node is None:
+            raise _Unusable
+        _refuse_aliases_and_merges(node)  # before constructing, which merges in place
+        document = reader.construct_document(node)
     except (YAMLError, RecursionError) as error:
         raise _Unusable from error
-    if len(documents) != 1:
-        raise _Unusable
+    finally:
+        reader.dispose()
     found = [0] * slots
-    recipe = _walk(documents[0], found, 0)
+    recipe = _walk(document, node, found, 0)
     # each slot once in the object, and read once from its own text (a tagged one is not)
     if found != [1] * slots or resolved != {slot_mark(n): 1 for n in range(slots)}:
         raise _Unusable
     return recipe
 
 
-def _walk(value: Any, found: list[int], depth: int) -> Any:
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _refuse_aliases_and_merges(root: Any) -> None:
+    """Raise ``_Unusable`` for a node met twice (an alias: its expansion counts towards
+    ``load_all``'s limit, which values could then pass) or a merge key."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise _Unusable
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, item in node.value:
+                if key.tag == _MERGE_TAG:
+                    raise _Unusable
+                stack += (key, item)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+
+
+def _walk(value: Any, node: Any, found: list[int], depth: int) -> Any:
+    """The recipe of ``value``, the object ``node`` was constructed into, walked together."""
     if depth > _DEPTH_LIMIT:
         raise _Unusable
     kind = type(value)
@@ -232,10 +329,19 @@ def _walk(value: Any, found: list[int], depth: int) -> Any:
         found[number] += 1
         return _Slot(number)
     if kind is dict:
-        return {_walk(key, found, depth + 1): _walk(item, found, depth + 1)
-                for key, item in value.items()}
+        # as many keys as the mapping wrote: none given twice, none merged in
+        if not isinstance(node, yaml.MappingNode) or len(node.value) != len(value):
+            raise _Unusable
+        recipe = {}
+        for (key, item), (key_node, item_node) in zip(value.items(), node.value, strict=True):
+            recipe[_walk(key, key_node, found, depth + 1)] = \
+                _walk(item, item_node, found, depth + 1)
+        return recipe
     if kind is list:
-        return [_walk(item, found, depth + 1) for item in value]
+        if not isinstance(node, yaml.SequenceNode) or len(node.value) != len(value):
+            raise _Unusable
+        return [_walk(item, item_node, found, depth + 1)
+                for item, item_node in zip(value, node.value, strict=True)]
     if kind in (int, float, bool, type(None)):
         return value
     raise _Unusable  # a timestamp, bytes, a set: parsed back each time
@@ -278,16 +384,25 @@ def _source(recipe: Any, constants: list[Any], keys: set[int], depth: int,
 
 
 def same_data(one: Any, other: Any) -> bool:
-    """Equal, type for type (``1``, ``1.0`` and ``True`` differ), keys in the same order."""
-    if type(one) is not type(other):
-        return False
-    if isinstance(one, dict):
-        return len(one) == len(other) and all(
-            same_data(k1, k2) and same_data(v1, v2)
-            for (k1, v1), (k2, v2) in zip(one.items(), other.items(), strict=True))
-    if isinstance(one, list):
-        return len(one) == len(other) and all(
-            same_data(a, b) for a, b in zip(one, other, strict=True))
-    if isinstance(one, float) and one != one:  # NaN
-        return other != other
-    return bool(one == other)
+    """Equal, type for type (``1``, ``1.0`` and ``True`` differ), keys in the same order;
+    at any depth (no recursion)."""
+    stack = [(one, other)]
+    while stack:
+        left, right = stack.pop()
+        if type(left) is not type(right):
+            return False
+        if isinstance(left, dict):
+            if len(left) != len(right):
+                return False
+            for (k1, v1), (k2, v2) in zip(left.items(), right.items(), strict=True):
+                stack += ((k1, k2), (v1, v2))
+        elif isinstance(left, list):
+            if len(left) != len(right):
+                return False
+            stack += zip(left, right, strict=True)
+        elif isinstance(left, float) and left != left:  # NaN
+            if right == right:
+                return False
+        elif left != right:
+            return False
+    return True
