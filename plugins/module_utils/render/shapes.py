@@ -8,32 +8,37 @@ its text without its values. Renderings of the same template for other services 
 same shape and differ only in the values in the slots. Once a shape has been seen twice, it
 is learned: parsed with each slot as a plain scalar and again with each slot as a
 double-quoted scalar. A shape is used only when, in both parses, every slot is exactly one
-whole node, resolved from its text (no tag, no alias), and nothing else holds a mark. A
-JSON value then reads back as that same node would: a JSON text is one line, one flow
-node (a double-quoted string, a number, ``true``, ``false``, ``null``, a flow collection),
-and its characters cannot end or extend the node around it. The shape is then a function
-of the slots' values, compiled once; its result is checked against the real parse of the
-rendering it was learned from, type for type, and a shape that differs is never used.
+whole node, resolved from its text (no tag), nothing else holds a mark, and the document
+has no alias, no merge key and no key written twice (its object would not say where each
+value came from). A JSON value then reads back as that same node would: a JSON text is one
+line, one flow node (a double-quoted string, a number, ``true``, ``false``, ``null``, a
+flow collection), and its characters cannot end or extend the node around it. The shape
+is then a function of the slots' values, compiled once; its result is checked against the
+real parse of the rendering it was learned from, type for type, and a shape that differs,
+or whose learning raises anything, is never used.
 
 A value is built from its JSON text only where the parse back would read that text as the
 JSON value; anything else is parsed back as before:
 
-- the text is ASCII (``json`` escapes every control character, DEL and what YAML would not
-  read back, so ASCII JSON text is printable YAML);
-- a key is a scalar of at most 1,000 characters (YAML reads a key only when its ``:``
-  comes within 1,024 characters of its start: a longer key is an error there);
+- the text is what the ``json`` filter writes for its value (checked once per distinct
+  text: a template could build the filter's type itself) and ASCII (``json`` escapes every
+  control character, DEL and what YAML would not read back, so ASCII JSON text is
+  printable YAML);
+- a key is a scalar, and its line is at most 1,000 characters long (YAML reads a key only
+  when its ``:`` comes within 1,024 characters of its start, anchor and spaces included);
 - a flow collection longer than 1,000 characters has no string key longer than 150
-  characters (the same rule inside it; an escape takes at most six characters).
+  characters (the same rule inside it; an escape takes at most six characters);
+- the value is not deeper than Python's recursion lets the checks go.
 
 A template that could use its printed text as a value is never rendered this way: one with
 a block ``set``, a macro, a call or filter block, an ``include``, ``import``, ``extends`` or
 ``block``, an ``autoescape`` block, a recursive loop, or the mark characters in its source
 (only ``for``, ``if``, ``with``, ``set`` of an expression and output statements are
-allowed). Rendered any
-other way, its printed text is only ever written out, so replacing each value by a mark
-changes the text and nothing else.
+allowed). Rendered any other way, its printed text is only ever written out, so replacing
+each value by a mark changes the text and nothing else. Where the text rendered holds
+marks other than those of its printed values, in order (a constant folded when the
+template was compiled can print one), the template is rendered again without marks.
 """
-
 from __future__ import annotations
 
 import json
