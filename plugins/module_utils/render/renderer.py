@@ -168,7 +168,7 @@ class Renderer:
         shape of earlier renderings where that gives the same object (``shapes.py``)."""
         self._template(name)  # loaded, and whether it may render by shape decided
         if not self._by_shape[name]:
-            return drop_nulls(self._parse_back(name, self.render_text(name, context)))
+            return self._rendered_plainly(name, context)
         printed: list[str] = []
         self._printed = printed
         try:
@@ -180,10 +180,14 @@ class Renderer:
             return drop_nulls(built)
         text = fill(shape_text, printed)
         if text is None:  # marks the template printed as constants: render it plainly
-            return drop_nulls(self._parse_back(name, self.render_text(name, context)))
+            return self._rendered_plainly(name, context)
         obj = self._parse_back(name, text)
         self._shapes.learn(shape_text, printed, obj)
         return drop_nulls(obj)
+
+    def _rendered_plainly(self, name: str, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The object from the text rendered without slot marks, parsed back."""
+        return drop_nulls(self._parse_back(name, self.render_text(name, context)))
 
     def _parse_back(self, name: str, text: str) -> dict[str, Any]:
         try:

@@ -58,7 +58,7 @@ _SLOT_TEXT = re.compile("\ue000([0-9]+)\ue001")
 # capture or transform the text printed inside it
 _STATEMENTS = (nodes.Output, nodes.For, nodes.If, nodes.With, nodes.Assign)
 
-_KEY_LIMIT = 1000   # a key's JSON text, at most (YAML's limit is 1,024 to the ``:``)
+_KEY_LIMIT = 1000   # a key slot's line, at most (YAML's limit is 1,024 to the ``:``)
 _FLOW_LIMIT = 1000  # a flow collection up to this long cannot hold a key past the limit
 _INNER_KEY_LIMIT = 150  # a string key inside a longer one: at most 6 x 150 + 2 characters
 _DEPTH_LIMIT = 60   # a deeper shape is parsed back instead (Python's parser nests to 200)
@@ -67,6 +67,7 @@ _SHAPES_KEPT = 512  # shapes learned or refused, per renderer
 _SEEN_KEPT = 8192   # shapes seen once, per renderer
 _VERIFIED_KEPT = 16384  # JSON texts checked and kept, per renderer,
 _VERIFIED_LENGTH = 1000  # each of at most this many characters
+_UNSEEN = object()
 
 
 def slot_mark(number: int) -> str:
@@ -104,10 +105,18 @@ def shapes_allowed(source: str, template: nodes.Template) -> bool:
 
 
 class _Slot:
+    """A printed value's place in a recipe: equal to the slot of the same number."""
+
     __slots__ = ("number",)
 
     def __init__(self, number: int) -> None:
         self.number = number
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Slot) and other.number == self.number
+
+    def __hash__(self) -> int:
+        return hash((_Slot, self.number))
 
 
 class _Unusable(Exception):
@@ -167,8 +176,8 @@ def _value(text: str, encode: Callable[[Any], str], verified: dict[str, Any]) ->
         return _WORDS[text]
     elif text.isdigit() and (text[0] != "0" or len(text) == 1):  # JSON: no leading zero
         return int(text)
-    value = verified.get(text, _NotJson)
-    if value is not _NotJson:
+    value = verified.get(text, _UNSEEN)
+    if value is not _UNSEEN:
         return value
     try:
         value = json.loads(text)
@@ -234,11 +243,11 @@ def learn_shape(shape_text: str, slots: int, encode: Callable[[Any], str],
     same places, each once, and a compiled function of the values."""
     plain = _recipe(shape_text, slots, quoted=False)
     quoted = _recipe(shape_text, slots, quoted=True)
-    if not _same_recipe(plain, quoted):
+    if not same_data(plain, quoted):
         raise _Unusable
     keys: set[int] = set()
     constants: list[Any] = []
-    source = _source(plain, constants, keys, 0)
+    source = _source(plain, constants, keys)
     # the source holds brackets, "v[n]" and "c[n]" only (``_source``)
     build = eval(f"lambda v, c=c: {source}", {"__builtins__": {}}, {"c": tuple(constants)})
     return Shape(build, slots, _key_lines(shape_text, keys), encode, verified)
@@ -352,24 +361,7 @@ def _walk(value: Any, node: Any, found: list[int], depth: int) -> Any:
     raise _Unusable  # a timestamp, bytes, a set: parsed back each time
 
 
-def _same_recipe(one: Any, other: Any) -> bool:
-    if isinstance(one, _Slot) or isinstance(other, _Slot):
-        return isinstance(one, _Slot) and isinstance(other, _Slot) \
-            and one.number == other.number
-    if type(one) is not type(other):
-        return False
-    if isinstance(one, dict):
-        return len(one) == len(other) and all(
-            _same_recipe(k1, k2) and _same_recipe(v1, v2)
-            for (k1, v1), (k2, v2) in zip(one.items(), other.items(), strict=True))
-    if isinstance(one, list):
-        return len(one) == len(other) and all(
-            _same_recipe(a, b) for a, b in zip(one, other, strict=True))
-    return bool(one == other)
-
-
-def _source(recipe: Any, constants: list[Any], keys: set[int], depth: int,
-            key: bool = False) -> str:
+def _source(recipe: Any, constants: list[Any], keys: set[int], key: bool = False) -> str:
     """Python source building ``recipe`` from ``v`` (the values) and ``c`` (its constants):
     nothing of the rendering's text reaches the source but numbers."""
     if isinstance(recipe, _Slot):
@@ -377,13 +369,11 @@ def _source(recipe: Any, constants: list[Any], keys: set[int], depth: int,
             keys.add(recipe.number)
         return f"v[{recipe.number}]"
     if isinstance(recipe, dict):
-        items = ", ".join(f"{_source(k, constants, keys, depth + 1, True)}: "
-                          f"{_source(v, constants, keys, depth + 1)}"
+        items = ", ".join(f"{_source(k, constants, keys, True)}: {_source(v, constants, keys)}"
                           for k, v in recipe.items())
         return "{" + items + "}"
     if isinstance(recipe, list):
-        return "[" + ", ".join(_source(item, constants, keys, depth + 1)
-                               for item in recipe) + "]"
+        return "[" + ", ".join(_source(item, constants, keys) for item in recipe) + "]"
     constants.append(recipe)
     return f"c[{len(constants) - 1}]"
 
