@@ -803,13 +803,91 @@ def test_a_commit_with_nothing_to_commit_reads_only_the_state_file(
                         lambda base, path, *rest: read.append(path) or real(base, path, *rest))
     assert committed.commit("meshstage: nothing") is None
     assert read == [gitops.STATE_PATH]
-    # a file changed in the work tree: the full path reads every owned file again
-    owned = sorted(committed._load_state().shas())[0]
+    # the user staged a file of their own: the full path, which reads again only the owned
+    # files git sees changed (none yet)
+    owned = sorted(committed._load_state().shas())
     (root / "notes.txt").write_text("the user's\n")
     subprocess.run(["git", "-C", str(root), "add", "notes.txt"], check=True)
     read.clear()
     assert committed.commit("meshstage: nothing") is None
-    assert owned in read
+    assert not set(owned) & set(read)
+    # an owned file edited by hand since its commit is read, and left alone
+    (root / owned[0]).write_text("my edit\n")
+    read.clear()
+    assert committed.commit("meshstage: nothing") is None
+    assert set(owned) & set(read) == {owned[0]}
+    assert (root / owned[0]).read_text() == "my edit\n"
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the write path reads from disk, from now on."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import repo as gitops
+
+    read: list[str] = []
+    real = gitops.read_disk
+    monkeypatch.setattr(gitops, "read_disk",
+                        lambda base, path, *rest: read.append(path) or real(base, path, *rest))
+    return read
+
+
+def test_a_commit_reads_again_only_what_is_not_committed_as_recorded(
+        committed: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staging reads the files this run wrote, not another scope's committed ones: those are
+    what HEAD holds as recorded, and git's status says nothing moved them."""
+    changed = {**DEV, "dev/04-traffic/reviews.yaml": "kind: VirtualService\nweight: 20\n"}
+    run(committed, "dev", changed, DEV_META)
+    read = _reads(monkeypatch)
+    run(committed, "staging", STAGING, STAGING_META)
+    read.clear()
+    assert committed.commit("meshstage: staging") is not None
+    owned_read = set(read) - {STATE_PATH}
+    # dev's change was written and not committed yet: it is read and committed too
+    assert owned_read == {*STAGING, "dev/04-traffic/reviews.yaml"}
+    assert git(root, "show", "HEAD:dev/04-traffic/reviews.yaml") == changed[
+        "dev/04-traffic/reviews.yaml"]
+    assert sorted(git(root, "show", "--name-only", "--format=", "HEAD").split()) == sorted(
+        ["dev/04-traffic/reviews.yaml", *STAGING, STATE_PATH])
+
+
+def test_a_written_file_put_back_to_head_by_hand_before_the_commit_is_refused(
+        committed: GitOpsRepo, root: Path) -> None:
+    """git sees nothing moved, but the record says meshstage wrote other bytes: the file is
+    read, and committing the record would be a lie."""
+    path = "dev/04-traffic/reviews.yaml"
+    run(committed, "dev", {**DEV, path: "kind: VirtualService\nweight: 20\n"}, DEV_META)
+    user_git(root, "checkout", "--", path)
+    with pytest.raises(GitOpsError, match=r"reviews\.yaml was changed by hand after meshstage "
+                                           "wrote it and before it was committed"):
+        committed.commit("meshstage: dev")
+
+
+def test_an_owned_file_taken_out_of_git_by_hand_is_staged_again(
+        committed: GitOpsRepo, root: Path) -> None:
+    """A file the record and HEAD's record agree on, but that git no longer tracks (the user
+    committed `git rm --cached`), is not taken as committed: it is read and staged again."""
+    path = "dev/04-traffic/reviews.yaml"
+    user_git(root, "rm", "-q", "--cached", path)
+    user_git(root, "commit", "-q", "-m", "untrack")
+    run(committed, "staging", STAGING, STAGING_META)
+    assert committed.commit("meshstage: staging") is not None
+    assert git(root, "show", f"HEAD:{path}") == DEV[path]
+    assert git(root, "status", "--porcelain").strip() == ""
+
+
+def test_a_hand_edit_the_user_committed_to_another_scope_does_not_stop_a_commit(
+        committed: GitOpsRepo, root: Path) -> None:
+    """An owned file the user edited and committed themself is theirs to keep: another
+    scope's run commits, and leaves the file and its commit as they are (the file's own
+    scope refuses to overwrite it when it next writes it)."""
+    path = "dev/04-traffic/reviews.yaml"
+    (root / path).write_text("kind: VirtualService\nweight: 50\n")
+    user_git(root, "commit", "-q", "-am", "my weight")
+    run(committed, "staging", STAGING, STAGING_META)
+    assert committed.commit("meshstage: staging") is not None
+    assert git(root, "show", f"HEAD:{path}") == "kind: VirtualService\nweight: 50\n"
+    assert (root / path).read_text() == "kind: VirtualService\nweight: 50\n"
+    with pytest.raises(GitOpsError, match=r"reviews\.yaml"):
+        committed.plan("dev", {**DEV, path: "kind: VirtualService\nweight: 30\n"}, DEV_META)
 
 
 def _path_problem_without_shortcut(path: str) -> bool:
