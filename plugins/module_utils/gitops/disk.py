@@ -97,8 +97,47 @@ def _parent_verdict(root: Path, parent: str) -> str | None:
     return _PARENT_IS_DIRECTORY
 
 
+def tagged_temporary(path: str, tag: str) -> str:
+    """The temporary file ``write_files_atomic`` writes ``path``'s bytes to, tagged ``tag``
+    (``_io.write_tagged_temporary``), relative to the repository as ``path`` is."""
+    parent, _, name = path.rpartition("/")
+    return f"{parent}/.{name}.{tag}.tmp" if parent else f".{name}.{tag}.tmp"
+
+
+def put_in_place(root: Path, renames: Sequence[tuple[str, str]],
+                 step: Callable[[str], None] | None = None) -> None:
+    """Rename each temporary file over its path (both relative to ``root``), once the
+    temporary files are flushed to disk; each directory fsynced at the end."""
+    if not renames:
+        return
+    reach = step or _nothing
+    try:
+        if _syncfs_function() is not None:
+            _syncfs(root)
+        else:
+            for temporary, _path in renames:
+                _fsync_file(root / temporary)
+        for temporary, path in renames:
+            os.replace(root / temporary, root / path)
+            reach("renamed")
+    except OSError as error:
+        raise GitOpsError(f"cannot put the written files in place in {root}: {error}") \
+            from error
+    for directory in sorted({(root / path).parent for _temporary, path in renames}):
+        fsync_directory(directory)
+
+
+def _fsync_file(target: Path) -> None:
+    fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
-                       step: Callable[[str], None] | None = None) -> None:
+                       step: Callable[[str], None] | None = None,
+                       tag: str | None = None) -> None:
     """Write many files atomically, flushing the file system once, not once per file.
 
     Each file is written to a temporary file in its own directory, which replaces the target
@@ -106,13 +145,14 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
     temporary file where the platform has it (the idea of git's ``core.fsyncMethod=batch``),
     else after an ``fsync`` of the file. Each directory written into is fsynced once at the
     end, which makes the renames durable. A kill before the renames leaves temporary files,
-    which the next run removes (``remove_temporaries``, from the write's journal). Raises
-    ``GitOpsError`` naming the file that failed. ``step`` is told of each temporary file
-    written and each rename (the fault hook).
+    which the next run puts in place or removes (``journal.converge``). The temporary files
+    are ``.<name>.<tag>.tmp``, with the write's journal's ``tag`` (a new one when None).
+    Raises ``GitOpsError`` naming the file that failed. ``step`` is told of each temporary
+    file written and each rename (the fault hook).
     """
     reach = step or _nothing
     flush_once = _syncfs_function() is not None
-    tag = temporary_tag()
+    tag = tag or temporary_tag()
     top = str(root)
     directories: set[str] = set()
     made: set[str] = set()  # one mkdir per directory, not one per file

@@ -13,7 +13,14 @@ from ..errors import GitOpsError
 from .disk import read_disk, remove_temporaries
 from .faults import KillSwitch
 from .git import Git
-from .journal import JOURNAL_PATH, Journal, converge, read_journal
+from .journal import (
+    JOURNAL_PATH,
+    Journal,
+    converge,
+    read_journal,
+    remove_journal,
+    write_journal,
+)
 from .lock import LOCK_NAME, RunLock
 from .paths import STATE_PATH
 
@@ -77,7 +84,7 @@ class RunGuard:
             raise GitOpsError(
                 f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
                 f"({journal.describe()}); the next run that writes (without --check) "
-                "completes it by itself, and then this one can be previewed")
+                "finishes it by itself, and then this one can be previewed")
         branch, recorded = self.git.branch(), journal.run.get("branch")
         if recorded and branch != recorded:
             raise GitOpsError(
@@ -85,9 +92,22 @@ class RunGuard:
                 f"on branch {recorded} ({journal.describe()}), and the repository is now on "
                 f"{branch or 'a detached HEAD'}: switch back (git switch {recorded}) so "
                 "meshstage can complete it")
-        converge(self.root, journal, forward=True, step=self.kill.reach)
-        self.notes.append(f"completed the write of an interrupted meshstage run "
-                          f"({journal.describe()}): {len(journal.entries)} file(s)")
+        if converge(self.root, journal, forward=True, step=self.kill.reach):
+            self.notes.append(f"completed the write of an interrupted meshstage run "
+                              f"({journal.describe()}): {len(journal.entries)} file(s)")
+            return
+        # It stopped before its files were all on disk, and was undone: what its state
+        # before records is committed, or is the write of a run before it, which is still
+        # to be committed and now needs a journal of its own to be trusted
+        before = journal.state_before
+        if before is None or self.git.head_holds(STATE_PATH, before):
+            remove_journal(self.root)
+        else:
+            write_journal(self.root, Journal((), before, before, journal.run))
+        self.notes.append(f"undid the write of an interrupted meshstage run "
+                          f"({journal.describe()}): it stopped before its "
+                          f"{len(journal.entries)} file(s) were all written, and each is as "
+                          "before it")
 
     def _remove_stale_git_locks(self, journal: Journal) -> None:
         """git's own lock files that a killed run's git left (newer than its journal)."""

@@ -1,11 +1,19 @@
 """A run's write as one transaction: ``.meshstage/journal.json``, beside the state file, holds
-everything the run is about to write (each file before and after, the state file before and
-after), on disk before the first file is touched, and is removed once the write is committed.
+what the run is about to write (each file's bytes before and the sha256 of its bytes after,
+the state file before and after, and the tag of the write's temporary files), on disk before
+the first file is touched, and is removed once the write is committed.
 
 A run that finds a journal knows a run was interrupted, and which files are its own: a file
 that holds its version before or after the write is the interrupted run's; anything else was
-changed by hand since. ``converge`` carries the write forward (a later run completes it) or
-back (a run whose write failed undoes it), touching only the interrupted run's files.
+changed by hand since. ``converge`` carries the write forward (a later run completes it, from
+the temporary files the write flushed to disk before its first rename) or back (a run whose
+write failed undoes it, and so does a later run when the interrupted write had not yet
+written every temporary file), touching only the interrupted run's files.
+
+The bytes after are the write's own temporary files (``.<name>.<tag>.tmp``), not a copy in
+the journal: at 5,000 services a first run's journal was 110 MB of JSON, rendered and flushed
+once more beside the files themselves. A journal of version 1, which holds the bytes after,
+is still read and completed.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,21 +31,38 @@ from typing import Any
 
 from .._io import atomic_write
 from ..errors import GitOpsError
-from .disk import FILE_MODE, prune_empty_dirs, read_disk, remove_temporaries, write_files_atomic
+from .disk import (
+    FILE_MODE,
+    prune_empty_dirs,
+    put_in_place,
+    read_disk,
+    remove_temporaries,
+    tagged_temporary,
+    write_files_atomic,
+)
 from .paths import STATE_PATH, path_problem
+from .state import sha256
 from .update import TreeUpdate, planned_bytes
 
 JOURNAL_PATH = ".meshstage/journal.json"
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
+_READ_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """One file of the write: its bytes before and after (None: absent)."""
+    """One file of the write: its bytes before (None: absent), the sha256 of its bytes after
+    (``written``; None: removed), and the bytes after where they are known (the writing run
+    has them; a journal read back has them only from version 1)."""
 
     path: str
     before: bytes | None
     after: bytes | None
+    written: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.written is None and self.after is not None:
+            object.__setattr__(self, "written", sha256(self.after))
 
 
 @dataclass(frozen=True)
@@ -47,13 +73,15 @@ class Journal:
     state_before: bytes | None
     state_after: bytes
     run: Mapping[str, Any] = field(default_factory=dict)
+    tag: str | None = None  # of the write's temporary files (``disk.write_files_atomic``)
 
     def render(self) -> bytes:
         document = {
             "version": JOURNAL_VERSION,
             "run": dict(self.run),
+            "tag": self.tag,
             "state": {"before": _text(self.state_before), "after": _text(self.state_after)},
-            "files": [{"path": e.path, "before": _text(e.before), "after": _text(e.after)}
+            "files": [{"path": e.path, "before": _text(e.before), "after_sha256": e.written}
                       for e in self.entries],
         }
         # no indent: json's C encoder (with one, it is the Python one, ten times slower on
@@ -95,15 +123,18 @@ def _bytes(value: object, where: str) -> bytes | None:
 
 
 def journal_of(updates: Sequence[TreeUpdate], state_before: bytes | None, state_after: bytes,
-               run: Mapping[str, Any]) -> Journal:
-    """The transaction of ``updates``: every file before and after, the state file too."""
+               run: Mapping[str, Any], tag: str | None = None) -> Journal:
+    """The transaction of ``updates``: every file before and after, the state file too, and
+    the tag of the temporary files the write gives the files after."""
     entries = []
     for update in updates:
         planned = planned_bytes(update)
+        recorded = update.state_after.files
         for change in update.changes:
             before = None if change.before is None else change.before.encode("utf-8")
-            entries.append(JournalEntry(change.path, before, planned.get(change.path)))
-    return Journal(tuple(entries), state_before, state_after, run)
+            entries.append(JournalEntry(change.path, before, planned.get(change.path),
+                                        recorded.get(change.path)))
+    return Journal(tuple(entries), state_before, state_after, run, tag)
 
 
 def undo(root: Path, journal: Journal, error: GitOpsError) -> None:
@@ -113,7 +144,7 @@ def undo(root: Path, journal: Journal, error: GitOpsError) -> None:
         converge(root, journal, forward=False)
         remove_journal(root)
     except GitOpsError:
-        raise GitOpsError(f"{error}\nThe write stopped part-way; the next run completes it by "
+        raise GitOpsError(f"{error}\nThe write stopped part-way; the next run finishes it by "
                           "itself once the cause is fixed.") from error
     raise GitOpsError(f"{error}\nNothing was changed: the files written before the failure "
                       "were put back as they were.") from error
@@ -133,27 +164,39 @@ def parse_journal(data: bytes) -> Journal:
     except (UnicodeDecodeError, ValueError) as error:
         raise GitOpsError(f"{JOURNAL_PATH} is not valid JSON ({error}); it is not a journal "
                           "meshstage wrote") from error
-    if not isinstance(document, dict) or document.get("version") != JOURNAL_VERSION \
+    version = document.get("version") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or version not in _READ_VERSIONS \
             or not isinstance(document.get("state"), dict) \
             or not isinstance(document.get("files"), list):
         raise GitOpsError(f"{JOURNAL_PATH} is not a meshstage journal of version "
-                          f"{JOURNAL_VERSION}")
-    entries = tuple(_entry(item) for item in document["files"])
+                          f"{' or '.join(map(str, _READ_VERSIONS))}")
+    entries = tuple(_entry(item, version) for item in document["files"])
     after = _bytes(document["state"].get("after"), JOURNAL_PATH)
     if after is None:
         raise GitOpsError(f"{JOURNAL_PATH} records no state after the write")
-    run = document.get("run")
+    run, tag = document.get("run"), document.get("tag")
+    if tag is not None and not (isinstance(tag, str) and _TAG.fullmatch(tag)):
+        raise GitOpsError(f"{JOURNAL_PATH}: the temporary files' tag {tag!r} is not valid")
     return Journal(entries, _bytes(document["state"].get("before"), JOURNAL_PATH), after,
-                   run if isinstance(run, dict) else {})
+                   run if isinstance(run, dict) else {}, tag)
 
 
-def _entry(item: object) -> JournalEntry:
+_TAG = re.compile(r"[a-z0-9_]{8}")  # ``_io.temporary_tag``
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _entry(item: object, version: int) -> JournalEntry:
     path = item.get("path") if isinstance(item, dict) else None
     problem = path_problem(path)
     if problem or not isinstance(item, dict) or not isinstance(path, str):
         raise GitOpsError(f"{JOURNAL_PATH}: the path {path!r} {problem or 'is not valid'}")
-    return JournalEntry(path, _bytes(item.get("before"), JOURNAL_PATH),
-                        _bytes(item.get("after"), JOURNAL_PATH))
+    before = _bytes(item.get("before"), JOURNAL_PATH)
+    if version == 1:
+        return JournalEntry(path, before, _bytes(item.get("after"), JOURNAL_PATH))
+    written = item.get("after_sha256")
+    if written is not None and not (isinstance(written, str) and _SHA256.fullmatch(written)):
+        raise GitOpsError(f"{JOURNAL_PATH}: {path}: after_sha256 {written!r} is not a sha256")
+    return JournalEntry(path, before, None, written)
 
 
 def write_journal(root: Path, journal: Journal) -> None:
@@ -175,57 +218,96 @@ class _Steps:
 
     removals: list[str] = field(default_factory=list)
     writes: list[tuple[str, bytes]] = field(default_factory=list)
+    renames: list[tuple[str, str]] = field(default_factory=list)  # temporary file, path
+    unwritten: list[str] = field(default_factory=list)  # no bytes to go forward with
     problems: list[str] = field(default_factory=list)
 
 
 def pending_steps(root: Path, journal: Journal, forward: bool) -> _Steps:
     """Compare each file with both sides of the write; a file on neither side was touched by
-    hand since the run was interrupted, and is a problem."""
+    hand since the run was interrupted, and is a problem. Going forward, a file's bytes after
+    come from the journal (version 1) or from the write's temporary file, when it holds them
+    whole; a file with neither is ``unwritten``, and the write can only go back."""
     steps = _Steps()
     parents: dict[str, str | None] = {}
     for entry in journal.entries:
-        want, other = (entry.after, entry.before) if forward else (entry.before, entry.after)
         current, problem = read_disk(root, entry.path, parents)
         if problem:
             steps.problems.append(f"{entry.path}: {problem}")
-        elif current == want:
             continue
-        elif current != other:
+        at_before = current == entry.before
+        at_after = current is None if entry.written is None else \
+            current is not None and sha256(current) == entry.written
+        if at_after if forward else at_before:
+            continue
+        if not (at_before if forward else at_after):
             steps.problems.append(
                 f"{entry.path} was changed by hand after the run was interrupted (it is "
                 "neither meshstage's version before the run nor the one after it)")
-        elif want is None:
+        elif not forward:
+            if entry.before is None:
+                steps.removals.append(entry.path)
+            else:
+                steps.writes.append((entry.path, entry.before))
+        elif entry.written is None:
             steps.removals.append(entry.path)
+        elif entry.after is not None:
+            steps.writes.append((entry.path, entry.after))
         else:
-            steps.writes.append((entry.path, want))
+            temporary = _whole_temporary(root, journal.tag, entry, parents)
+            if temporary is None:
+                steps.unwritten.append(entry.path)
+            else:
+                steps.renames.append((temporary, entry.path))
     state, problem = read_disk(root, STATE_PATH)
     if problem or state not in (journal.state_before, journal.state_after):
         steps.problems.append(f"{STATE_PATH} was changed by hand after the run was interrupted")
     return steps
 
 
+def _whole_temporary(root: Path, tag: str | None, entry: JournalEntry,
+                     parents: dict[str, str | None]) -> str | None:
+    """The write's temporary file of ``entry`` (its path in the repository), when it holds
+    the bytes after whole."""
+    if tag is None:
+        return None
+    temporary = tagged_temporary(entry.path, tag)
+    data, problem = read_disk(root, temporary, parents)
+    return temporary if not problem and data is not None and sha256(data) == entry.written \
+        else None
+
+
 def converge(root: Path, journal: Journal, forward: bool,
-             step: Callable[[str], None] | None = None) -> None:
+             step: Callable[[str], None] | None = None) -> bool:
     """Bring every file of the write to its version after it (``forward``) or before it,
-    then the state file; remove the temporary files a kill left. Raises ``GitOpsError``,
-    writing nothing, when a file is on neither side."""
+    then the state file; remove the temporary files a kill left. Forward goes back instead
+    when a file's bytes after are nowhere whole (the write was interrupted before its
+    temporary files were all on disk, so no file was put in place yet). Raises
+    ``GitOpsError``, writing nothing, when a file is on neither side. Whether it went
+    forward."""
     steps = pending_steps(root, journal, forward)
+    if forward and steps.unwritten and not steps.problems:
+        forward, steps = False, pending_steps(root, journal, False)
     if steps.problems:
         lines = "\n".join(f"  - {problem}" for problem in steps.problems)
         raise GitOpsError(
             f"GitOps repository {root}: a meshstage run was interrupted while writing "
-            f"({journal.describe()}); meshstage completes such a write by itself, but "
+            f"({journal.describe()}); meshstage finishes such a write by itself, but "
             f"{len(steps.problems)} file(s) changed since:\n{lines}\n"
             "Put each back as meshstage left it (git checkout -- <path>, or remove a file "
             "meshstage was adding) and run again.")
+    put_in_place(root, steps.renames, step)
     remove_temporaries(root, journal.paths())
     carry_out(root, steps.removals, steps.writes,
               journal.state_after if forward else journal.state_before, step)
+    return forward
 
 
 def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, bytes]],
-              state: bytes | None, step: Callable[[str], None] | None = None) -> None:
-    """Remove, write (atomically, in batches), then write the state file last."""
+              state: bytes | None, step: Callable[[str], None] | None = None,
+              tag: str | None = None) -> None:
+    """Remove, write (atomically, in batches; the temporary files tagged ``tag``), then
+    write the state file last."""
     reach = step or _nothing
     for path in removals:
         try:
@@ -236,7 +318,7 @@ def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, b
             raise GitOpsError(f"{path}: cannot remove it from {root}: {error}") from error
         prune_empty_dirs(root, path)
         reach("removed")
-    write_files_atomic(root, writes, reach)
+    write_files_atomic(root, writes, reach, tag)
     reach("files")
     current, _problem = read_disk(root, STATE_PATH)
     if current == state:

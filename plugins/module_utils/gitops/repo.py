@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from .._io import temporary_tag
 from ..errors import GitOpsError
 from .disk import git_text, read_disk, shown_text
 from .faults import KillSwitch
@@ -183,7 +184,7 @@ class GitOpsRepo:
                 return state
             raise GitOpsError(
                 f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
-                f"({journal.describe()}); the next run that writes completes it by itself")
+                f"({journal.describe()}); the next run that writes finishes it by itself")
         committed = self.git.head_object_id(STATE_PATH) if self.exists() else None
         if data is None and committed is not None:
             raise GitOpsError(
@@ -275,7 +276,8 @@ class GitOpsRepo:
                 self._init()
             before, _problem = read_disk(self.root, STATE_PATH)
             journal = journal_of(changed, before, self._after_state(changed, state).render(),
-                                 run_record([u.scope for u in changed], self.git.branch()))
+                                 run_record([u.scope for u in changed], self.git.branch()),
+                                 temporary_tag())
             write_journal(self.root, journal)
             self._kill.reach("journal")
             removals, writes = steps_of(journal)
@@ -285,7 +287,8 @@ class GitOpsRepo:
             store = self.git.store_blobs_meanwhile(
                 [data for _path, data in writes] if len(writes) >= PACK_AT else ()).start()
             try:
-                carry_out(self.root, removals, writes, journal.state_after, self._kill.reach)
+                carry_out(self.root, removals, writes, journal.state_after, self._kill.reach,
+                          journal.tag)
             except GitOpsError as error:
                 store.wait()
                 undo(self.root, journal, error)

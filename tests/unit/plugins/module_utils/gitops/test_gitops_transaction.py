@@ -65,10 +65,11 @@ def commit(repo: GitOpsRepo, desired: dict[str, str], message: str = "meshstage:
     assert repo.commit(message) is not None
 
 
-def killed_write(root: Path, point: str, count: int = 1) -> None:
-    """Write AFTER in another process that kills itself at ``point``."""
+def killed_write(root: Path, point: str, count: int = 1,
+                 desired: dict[str, str] = AFTER) -> None:
+    """Write ``desired`` in another process that kills itself at ``point``."""
     env = {**os.environ, "MESHSTAGE_KILL_AT": f"{point}:{count}"}
-    result = subprocess.run([sys.executable, "-c", WRITE, str(root), json.dumps(AFTER)],
+    result = subprocess.run([sys.executable, "-c", WRITE, str(root), json.dumps(desired)],
                             env=env, capture_output=True, text=True, check=False)
     assert result.returncode == -signal.SIGKILL, result.stderr
 
@@ -98,11 +99,94 @@ def test_an_interrupted_write_is_completed_by_the_next_run(root: Path, tmp_path:
     assert git(root, "show", "--stat", "--format=", "HEAD") == \
         git(reference, "show", "--stat", "--format=", "HEAD")
     assert repo.notes and "completed the write of an interrupted meshstage run" in repo.notes[0]
+    assert not [p for p in files(root) if p.endswith(".tmp")]
+
+
+def test_a_write_interrupted_before_its_files_were_all_on_disk_is_undone(
+        root: Path, tmp_path: Path) -> None:
+    """Killed amid its temporary files, the write has no file in place yet and not every
+    file's bytes after anywhere whole: the next run puts back what it removed, and then
+    makes its own write."""
+    reference = tmp_path / "reference"
+    commit(GitOpsRepo(reference), BEFORE)
+    commit(GitOpsRepo(reference), AFTER)
+    killed_write(root, "temporary", 25)
+    assert (root / JOURNAL_PATH).exists()
+    assert any(not (root / path).exists() for path in BEFORE), "the removals came first"
+
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        assert files(root) == files_of(BEFORE, root), "put back as it was"
+        assert not (root / JOURNAL_PATH).exists(), "HEAD holds the state before"
+        commit(repo, AFTER)
+    assert files(root) == files(reference)
+    assert repo.notes and "undid the write of an interrupted meshstage run" in repo.notes[0]
+
+
+def files_of(desired: dict[str, str], root: Path) -> dict[str, bytes]:
+    """What the tree of ``root`` holds when it is ``desired`` as committed (and its record)."""
+    return {**{path: text.encode() for path, text in desired.items()},
+            STATE_PATH: (root / STATE_PATH).read_bytes()}
+
+
+def test_a_temporary_file_that_is_not_whole_makes_the_next_run_undo_the_write(
+        root: Path) -> None:
+    killed_write(root, "renamed", 3)
+    journal = json.loads((root / JOURNAL_PATH).read_text())
+    left = sorted(p for p in root.rglob(f".*.{journal['tag']}.tmp"))
+    assert left, "the kill left temporary files to put in place"
+    left[0].write_bytes(left[0].read_bytes()[:-1])  # cut short
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        assert files(root) == files_of(BEFORE, root)
+    assert "undid the write" in repo.notes[0]
+
+
+def test_an_undone_write_keeps_the_uncommitted_write_before_it_trusted(root: Path) -> None:
+    """A run killed after its state file but before its commit leaves a write for the next
+    commit; a second run killed amid its temporary files is undone back to that write, whose
+    record is not HEAD's: a journal of its own keeps it trusted until it is committed."""
+    killed_write(root, "state")
+    first = {path: data for path, data in files(root).items() if path != JOURNAL_PATH}
+    second = {path: f"{text}second: true\n" for path, text in AFTER.items()}
+    second.pop("dev/new/object-001.yaml")
+    killed_write(root, "temporary", 5, desired=second)
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        assert {path: data for path, data in files(root).items() if path != JOURNAL_PATH} \
+            == first, "put back to the first write"
+        assert json.loads((root / JOURNAL_PATH).read_text())["files"] == []
+        commit(repo, second)
+    assert not (root / JOURNAL_PATH).exists()
+    assert git(root, "show", "HEAD:dev/new/object-000.yaml") == "added: 0\nsecond: true\n"
+    assert git(root, "status", "--porcelain").strip() == ""
+
+
+def test_a_journal_of_version_1_is_still_completed(root: Path, tmp_path: Path) -> None:
+    """The journal of a meshstage before version 2 holds every file's bytes after, and no
+    temporary files' tag: a run of this one completes it from those bytes."""
+    reference = tmp_path / "reference"
+    commit(GitOpsRepo(reference), BEFORE)
+    commit(GitOpsRepo(reference), AFTER)
+    killed_write(root, "renamed", 7)
+    document = json.loads((root / JOURNAL_PATH).read_text())
+    remove_temporaries(root, [entry["path"] for entry in document["files"]])
+    for entry in document["files"]:
+        entry["after"] = AFTER.get(entry.pop("after_sha256") and entry["path"])
+    document["version"] = 1
+    del document["tag"]
+    (root / JOURNAL_PATH).write_text(json.dumps(document))
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        commit(repo, AFTER)
+    assert files(root) == files(reference)
+    assert "completed the write" in repo.notes[0]
 
 
 def test_the_journal_is_ascii_json_that_gives_back_every_byte() -> None:
-    """Every file's bytes come back from the journal as they went in: text that is not
-    ASCII, and a byte that is not UTF-8 at all (carried as a surrogate escape)."""
+    """Every file's bytes before come back from the journal as they went in (text that is
+    not ASCII, and a byte that is not UTF-8 at all, carried as a surrogate escape); the bytes
+    after, as their sha256."""
     from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.journal import (
         Journal,
         JournalEntry,
@@ -112,10 +196,14 @@ def test_the_journal_is_ascii_json_that_gives_back_every_byte() -> None:
     entries = (JournalEntry("dev/a.yaml", "name: café\n".encode(), "name: 日本\n".encode()),
                JournalEntry("dev/b.yaml", b"raw: \xff\n", None),
                JournalEntry("dev/c.yaml", None, b"added: true\n"))
-    journal = Journal(entries, None, b'{"scopes": {}}\n', {"pid": 1, "scopes": ["dev"]})
+    journal = Journal(entries, b"raw: \xfe\n", b'{"scopes": {}}\n', {"pid": 1, "scopes": ["dev"]},
+                      "abcd_123")
     data = journal.render()
-    assert data.isascii() and json.loads(data)["version"] == 1
-    assert parse_journal(data) == journal
+    assert data.isascii() and json.loads(data)["version"] == 2
+    assert b"added: true" not in data and sha256(b"added: true\n") in data.decode()
+    assert parse_journal(data) == Journal(
+        tuple(JournalEntry(e.path, e.before, None, e.written) for e in entries),
+        journal.state_before, journal.state_after, journal.run, journal.tag)
 
 
 def test_a_file_changed_by_hand_after_the_interruption_is_named_not_overwritten(
@@ -168,7 +256,7 @@ def test_check_mode_says_an_interrupted_write_awaits_the_next_run(root: Path) ->
     killed_write(root, "removed", 4)
     before = files(root)
     with pytest.raises(GitOpsError, match="the next run that writes \\(without --check\\) "
-                                          "completes it by itself"):
+                                          "finishes it by itself"):
         with GitOpsRepo(root).session("previewing dev", write=False):
             pass
     assert files(root) == before
