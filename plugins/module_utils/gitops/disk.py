@@ -107,7 +107,7 @@ def tagged_temporary(path: str, tag: str) -> str:
 def put_in_place(root: Path, renames: Sequence[tuple[str, str]],
                  step: Callable[[str], None] | None = None) -> None:
     """Rename each temporary file over its path (both relative to ``root``), once the
-    temporary files are flushed to disk; each directory fsynced at the end."""
+    temporary files are flushed to disk; the renames flushed at the end."""
     if not renames:
         return
     reach = step or _nothing
@@ -123,8 +123,20 @@ def put_in_place(root: Path, renames: Sequence[tuple[str, str]],
     except OSError as error:
         raise GitOpsError(f"cannot put the written files in place in {root}: {error}") \
             from error
-    for directory in sorted({(root / path).parent for _temporary, path in renames}):
-        fsync_directory(directory)
+    _flush_renames(root, {str((root / path).parent) for _temporary, path in renames})
+
+
+def _flush_renames(root: Path, directories: set[str]) -> None:
+    """Make the renames into ``directories`` durable, best effort (as ``fsync_directory``):
+    one ``syncfs`` where the platform has it, which commits every directory's changes at
+    once (2,500 directories of a 5,000-service environment: 0.5 s of fsyncs, 0.04 s),
+    else an fsync of each directory."""
+    if _syncfs_function() is not None:
+        with contextlib.suppress(OSError):
+            _syncfs(root)
+            return
+    for directory in sorted(directories):
+        fsync_directory(Path(directory))
 
 
 def _fsync_file(target: Path) -> None:
@@ -143,8 +155,8 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
     Each file is written to a temporary file in its own directory, which replaces the target
     (``os.replace``) only once its bytes are on disk: after one ``syncfs`` of every
     temporary file where the platform has it (the idea of git's ``core.fsyncMethod=batch``),
-    else after an ``fsync`` of the file. Each directory written into is fsynced once at the
-    end, which makes the renames durable. A kill before the renames leaves temporary files,
+    else after an ``fsync`` of the file. A second ``syncfs`` (else an fsync of each directory
+    written into) makes the renames durable. A kill before the renames leaves temporary files,
     which the next run puts in place or removes (``journal.converge``). The temporary files
     are ``.<name>.<tag>.tmp``, with the write's journal's ``tag`` (a new one when None).
     Raises ``GitOpsError`` naming the file that failed. ``step`` is told of each temporary
@@ -191,8 +203,7 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
         for _path, _target, temp in pending[renamed:]:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-    for directory in sorted(directories):
-        fsync_directory(Path(directory))
+    _flush_renames(root, directories)
 
 
 def _nothing(_point: str) -> None:

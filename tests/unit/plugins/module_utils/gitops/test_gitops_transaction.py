@@ -419,3 +419,22 @@ def test_a_write_of_many_files_leaves_only_the_files(tmp_path: Path) -> None:
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == sorted(["README.md", *(path for path, _ in files)])
     assert (tmp_path / "envs/dev/2/o29.yaml").read_bytes() == b"n: 29\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs(2) is Linux's")
+def test_a_write_flushes_the_file_system_before_and_after_its_renames(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files' bytes are on disk before the first rename, and the renames are made
+    durable by a second flush, not by an fsync of each directory."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import disk
+
+    events: list[str] = []
+    real_syncfs, real_replace = disk._syncfs, os.replace
+    monkeypatch.setattr(disk, "_syncfs", lambda root: events.append("syncfs") or
+                        real_syncfs(root))
+    monkeypatch.setattr(disk.os, "replace", lambda source, target: events.append("rename") or
+                        real_replace(source, target))
+    monkeypatch.setattr(disk, "fsync_directory", lambda directory: events.append("fsync"))
+    files = [(f"envs/dev/{n % 3}/o{n}.yaml", f"n: {n}\n".encode()) for n in range(30)]
+    write_files_atomic(tmp_path, files)
+    assert events == ["syncfs", *["rename"] * 30, "syncfs"]
