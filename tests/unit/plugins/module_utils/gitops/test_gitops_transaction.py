@@ -123,6 +123,24 @@ def test_a_write_interrupted_before_its_files_were_all_on_disk_is_undone(
     assert repo.notes and "undid the write of an interrupted meshstage run" in repo.notes[0]
 
 
+def test_a_write_killed_after_its_last_temporary_file_is_completed(
+        root: Path, tmp_path: Path) -> None:
+    """Every file's new bytes are in a temporary file, though none is flushed or in place
+    yet: the next run puts them in place (after flushing them) rather than undo."""
+    reference = tmp_path / "reference"
+    commit(GitOpsRepo(reference), BEFORE)
+    commit(GitOpsRepo(reference), AFTER)
+    writes = sum(1 for path, text in AFTER.items() if BEFORE.get(path) != text)
+    killed_write(root, "temporary", writes)
+    assert all((root / path).read_text() == text for path, text in BEFORE.items()
+               if path in AFTER and AFTER[path] != text), "no file in place yet"
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        commit(repo, AFTER)
+    assert files(root) == files(reference)
+    assert "completed the write of an interrupted meshstage run" in repo.notes[0]
+
+
 def files_of(desired: dict[str, str], root: Path) -> dict[str, bytes]:
     """What the tree of ``root`` holds when it is ``desired`` as committed (and its record)."""
     return {**{path: text.encode() for path, text in desired.items()},
