@@ -13,14 +13,7 @@ from ..errors import GitOpsError
 from .disk import read_disk, remove_temporaries
 from .faults import KillSwitch
 from .git import Git
-from .journal import (
-    JOURNAL_PATH,
-    Journal,
-    converge,
-    read_journal,
-    remove_journal,
-    write_journal,
-)
+from .journal import JOURNAL_PATH, Journal, converge, read_journal, settle_undone
 from .lock import LOCK_NAME, RunLock
 from .paths import STATE_PATH
 
@@ -96,14 +89,8 @@ class RunGuard:
             self.notes.append(f"completed the write of an interrupted meshstage run "
                               f"({journal.describe()}): {len(journal.entries)} file(s)")
             return
-        # It stopped before its files were all on disk, and was undone: what its state
-        # before records is committed, or is the write of a run before it, which is still
-        # to be committed and now needs a journal of its own to be trusted
-        before = journal.state_before
-        if before is None or self.git.head_holds(STATE_PATH, before):
-            remove_journal(self.root)
-        else:
-            write_journal(self.root, Journal((), before, before, journal.run))
+        # it stopped before its files were all on disk, and was undone
+        settle_undone(self.root, journal, self.git.head_holds(STATE_PATH, journal.state_before))
         self.notes.append(f"undid the write of an interrupted meshstage run "
                           f"({journal.describe()}): it stopped before its "
                           f"{len(journal.entries)} file(s) were all written, and each is as "

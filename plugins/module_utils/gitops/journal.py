@@ -137,12 +137,12 @@ def journal_of(updates: Sequence[TreeUpdate], state_before: bytes | None, state_
     return Journal(tuple(entries), state_before, state_after, run, tag)
 
 
-def undo(root: Path, journal: Journal, error: GitOpsError) -> None:
+def undo(root: Path, journal: Journal, error: GitOpsError, committed: bool = True) -> None:
     """After a failed write: put every file back as it was, or say the next run will
-    complete it; always raises."""
+    complete it; always raises. ``committed``: whether ``HEAD`` holds the state before."""
     try:
         converge(root, journal, forward=False)
-        remove_journal(root)
+        settle_undone(root, journal, committed)
     except GitOpsError:
         raise GitOpsError(f"{error}\nThe write stopped part-way; the next run finishes it by "
                           "itself once the cause is fixed.") from error
@@ -205,6 +205,18 @@ def write_journal(root: Path, journal: Journal) -> None:
         atomic_write(root / JOURNAL_PATH, journal.render(), FILE_MODE)
     except OSError as error:
         raise GitOpsError(f"{JOURNAL_PATH}: cannot write it in {root}: {error}") from error
+
+
+def settle_undone(root: Path, journal: Journal, committed: bool) -> None:
+    """The journal of a write that was undone: removed when ``HEAD`` holds the state before
+    it (``committed``); else that state is the write of a run before it, still to be
+    committed, and a journal of its own (no file, that state before and after) keeps it
+    trusted until it is."""
+    before = journal.state_before
+    if committed or before is None:
+        remove_journal(root)
+    else:
+        write_journal(root, Journal((), before, before, journal.run))
 
 
 def remove_journal(root: Path) -> None:

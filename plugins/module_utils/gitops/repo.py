@@ -291,7 +291,8 @@ class GitOpsRepo:
                           journal.tag)
             except GitOpsError as error:
                 store.wait()
-                undo(self.root, journal, error)
+                undo(self.root, journal, error,
+                     self.git.head_holds(STATE_PATH, journal.state_before))
             except BaseException:
                 store.wait()
                 raise

@@ -270,6 +270,35 @@ def test_a_write_that_fails_part_way_is_put_back(root: Path,
     commit(repo, AFTER)
 
 
+def test_a_failed_write_put_back_keeps_the_uncommitted_write_before_it_trusted(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put back after a failure, a write that started from an earlier run's uncommitted
+    write leaves that write as it was, and trusted: the next run commits it with its own."""
+    killed_write(root, "state")
+    first = {path: data for path, data in files(root).items() if path != JOURNAL_PATH}
+    second = {path: f"{text}second: true\n" for path, text in AFTER.items()}
+    repo = GitOpsRepo(root)
+    real_replace = os.replace
+
+    def replace(source: str, target: object) -> None:
+        if str(target).endswith("dev/new/object-004.yaml"):
+            raise PermissionError(13, "Permission denied")
+        real_replace(source, target)
+
+    with repo.session("writing dev"):
+        update = repo.plan("dev", second, META)
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(GitOpsError, match="Nothing was changed"):
+            repo.apply(update)
+        monkeypatch.setattr(os, "replace", real_replace)
+    assert {path: data for path, data in files(root).items() if path != JOURNAL_PATH} == first
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        commit(repo, second)
+    assert git(root, "show", "HEAD:dev/new/object-000.yaml") == "added: 0\nsecond: true\n"
+    assert not (root / JOURNAL_PATH).exists()
+
+
 def test_check_mode_says_an_interrupted_write_awaits_the_next_run(root: Path) -> None:
     killed_write(root, "removed", 4)
     before = files(root)
