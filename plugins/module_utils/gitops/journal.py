@@ -11,9 +11,9 @@ write failed undoes it, and so does a later run when the interrupted write had n
 written every temporary file), touching only the interrupted run's files.
 
 The bytes after are the write's own temporary files (``.<name>.<tag>.tmp``), not a copy in
-the journal: at 5,000 services a first run's journal was 110 MB of JSON, rendered and flushed
-once more beside the files themselves. A journal of version 1, which holds the bytes after,
-is still read and completed.
+the journal: at 5,000 services a first run's journal carried each environment's 31 MB of new
+files as JSON text, rendered and flushed once more beside the files themselves. A journal of
+version 1, which holds the bytes after, is still read and completed.
 """
 
 from __future__ import annotations
