@@ -44,6 +44,12 @@ def temporary_tag() -> str:
     return "".join(secrets.choice(_NAME_CHARACTERS) for _ in range(8))
 
 
+def tagged_name(name: str, tag: str) -> str:
+    """The name of ``name``'s temporary file in a write tagged ``tag``
+    (``write_tagged_temporary``)."""
+    return f".{name}.{tag}.tmp"
+
+
 def write_tagged_temporary(directory: str, name: str, data: bytes, mode: int,
                            tag: str) -> str:
     """``data`` in the new temporary file ``directory/.<name>.<tag>.tmp``, with ``mode``, not
@@ -54,7 +60,7 @@ def write_tagged_temporary(directory: str, name: str, data: bytes, mode: int,
     anything else. Should that name exist all the same, ``write_temporary`` picks one. A
     file and a syscall fewer than ``write_temporary`` each (no buffered file object, no
     name tried at random), which is most of the cost of a file on a fast disk."""
-    temp = f"{directory}/.{name}.{tag}.tmp"
+    temp = f"{directory}/{tagged_name(name, tag)}"
     try:
         fd = os.open(temp, _CREATE, 0o600)
     except FileExistsError:

@@ -13,7 +13,13 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .._io import fsync_directory, temporary_tag, write_tagged_temporary, write_temporary
+from .._io import (
+    fsync_directory,
+    tagged_name,
+    temporary_tag,
+    write_tagged_temporary,
+    write_temporary,
+)
 from ..errors import GitOpsError
 
 FILE_MODE = 0o644
@@ -101,7 +107,7 @@ def tagged_temporary(path: str, tag: str) -> str:
     """The temporary file ``write_files_atomic`` writes ``path``'s bytes to, tagged ``tag``
     (``_io.write_tagged_temporary``), relative to the repository as ``path`` is."""
     parent, _, name = path.rpartition("/")
-    return f"{parent}/.{name}.{tag}.tmp" if parent else f".{name}.{tag}.tmp"
+    return f"{parent}/{tagged_name(name, tag)}" if parent else tagged_name(name, tag)
 
 
 def put_in_place(root: Path, renames: Sequence[tuple[str, str]],
