@@ -396,14 +396,14 @@ class GitOpsRepo:
         moved = self._tracked_changes() if has_head else None
         if moved is not None and not moved and self._state_file_is_heads():
             return None  # nothing to commit for sure: a no-op reads no owned file again
-        state = self._load_state()
-        head_state = self._head_state() if has_head else State()
+        recorded = self._load_state().shas()
+        committed = (self._head_state() if has_head else State()).shas()
         index = self.git.index_entries()
         to_add = self._paths_to_add(
-            state, has_head, self._committed_as_recorded(state, head_state, index, moved))
+            recorded, has_head, self._committed_as_recorded(recorded, committed, index, moved))
         to_remove = [
             path
-            for path in sorted(set(head_state.shas()) - set(state.shas()))
+            for path in sorted(set(committed) - set(recorded))
             if not os.path.lexists(self.root / path)
         ]
         state_bytes, _problem = read_disk(self.root, STATE_PATH)
@@ -415,7 +415,6 @@ class GitOpsRepo:
         self._refuse_foreign_staging(paths)
         updates = [path for path, data in to_add.items()
                    if index.get(path) != (FILE_MODE_ENTRY, blob_id(data, index))]
-        recorded = state.shas()
         self._settle_store()  # what the write stored meanwhile, now that it is needed
         unstored = [path for path in updates if recorded.get(path) not in self._stored]
         if len(unstored) >= PACK_AT:
@@ -465,11 +464,12 @@ class GitOpsRepo:
         return {entry[3:] for entry in git_text(status.stdout).split("\0") if entry}
 
     @staticmethod
-    def _committed_as_recorded(state: State, head_state: State,
+    def _committed_as_recorded(recorded: Mapping[str, str], committed: Mapping[str, str],
                                index: Mapping[str, tuple[str, str]],
                                moved: set[str] | None) -> frozenset[str]:
         """Owned paths the commit need not read again: recorded with the same sha256 in the
-        state file and in ``HEAD``'s, in the index, and named by no status (``moved``).
+        state file (``recorded``) and in ``HEAD``'s (``committed``), in the index, and named
+        by no status (``moved``).
 
         Such a file is, on disk and in the index, what ``HEAD`` holds, and every commit
         meshstage makes holds each owned path as recorded (``_paths_to_add`` stages a file
@@ -481,9 +481,8 @@ class GitOpsRepo:
         other two's 46,000 files."""
         if moved is None:
             return frozenset()
-        before = head_state.shas()
-        return frozenset(path for path, sha in state.shas().items()
-                         if before.get(path) == sha and path in index and path not in moved)
+        return frozenset(path for path, sha in recorded.items()
+                         if committed.get(path) == sha and path in index and path not in moved)
 
     def _committed_changes(self, staged: Sequence[str], status: Mapping[str, str],
                            staged_bytes: Mapping[str, bytes]) -> list[FileChange]:
@@ -507,11 +506,11 @@ class GitOpsRepo:
             changes.append(FileChange(path, action, before, after))
         return changes
 
-    def _paths_to_add(self, state: State, has_head: bool,
+    def _paths_to_add(self, recorded: Mapping[str, str], has_head: bool,
                       settled: frozenset[str] = frozenset()) -> dict[str, bytes]:
         """Owned paths to stage, with their bytes: those whose disk bytes are what meshstage
-        wrote. ``settled`` paths are committed as recorded already (``_committed_as_recorded``)
-        and are not read.
+        wrote (``recorded``: every scope's path -> sha256). ``settled`` paths are committed as
+        recorded already (``_committed_as_recorded``) and are not read.
 
         An owned file changed by hand *after* meshstage's version was committed is the user's
         own edit and is left alone; one changed before it was committed would be committed as
@@ -519,13 +518,13 @@ class GitOpsRepo:
         """
         paths: dict[str, bytes] = {}
         parents: dict[str, str | None] = {}
-        for path, recorded in sorted(state.shas().items()):
+        for path, sha in sorted(recorded.items()):
             if path in settled:
                 continue
             current, _problem = read_disk(self.root, path, parents)
-            if current is not None and sha256(current) == recorded:
+            if current is not None and sha256(current) == sha:
                 paths[path] = current
-            elif not (has_head and self._head_sha256(path) == recorded):
+            elif not (has_head and self._head_sha256(path) == sha):
                 raise GitOpsError(
                     f"{path} was changed by hand after meshstage wrote it and before it was "
                     "committed; commit it elsewhere or revert it"
