@@ -20,14 +20,14 @@ HTTP_PROTOCOLS = ("http", "http2", "grpc")
 
 @dataclass(frozen=True)
 class Caller:
-    """A request as an AuthorizationPolicy sees it."""
+    """A caller as an AuthorizationPolicy sees it, whatever its request (``decide_all``
+    tries each request of the caller)."""
 
     principal: str | None
     namespace: str | None
     port: int
     http: bool
     hosts: tuple[str, ...] = ()
-    request: Request | None = None
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -135,20 +135,25 @@ def _source(source: _Source, caller: Caller, allow: bool) -> bool:
         source.namespaces, source.not_namespaces, caller.namespace)
 
 
-def _operation(operation: _Operation, caller: Caller) -> bool:
+def _same_for_every_request(operation: _Operation, caller: Caller) -> bool:
+    """Whether an operation's fields that no request of the caller changes admit it: its
+    ports and its hosts (over TCP, its ports only)."""
     port = str(caller.port)
     if (operation.ports and port not in operation.ports) or port in operation.not_ports:
         return False
     if not caller.http:
         return True  # a DENY on TCP keeps only its port and source fields
-    request = caller.request
-    method, path = (request.method, request.path) if request is not None else (None, None)
     if operation.hosts and not any(_field(operation.hosts, (), h, fold=True)
                                    for h in caller.hosts):
         return False
-    if operation.not_hosts and any(_field(operation.not_hosts, (), h, fold=True)
-                                   for h in caller.hosts):
-        return False
+    return not (operation.not_hosts and any(_field(operation.not_hosts, (), h, fold=True)
+                                            for h in caller.hosts))
+
+
+def _request_matches(operation: _Operation, request: Request | None) -> bool:
+    """Whether an operation's method and path fields admit the request (None: a request
+    of no known method or path)."""
+    method, path = (request.method, request.path) if request is not None else (None, None)
     if (operation.methods or operation.not_methods) and not _field(
             operation.methods, operation.not_methods, method):
         return False
@@ -180,11 +185,32 @@ def _live(rule: _Rule, caller: Caller, allow: bool) -> bool:
     return all(_condition(c, caller, allow) for c in rule.conditions)
 
 
-def _matches(rules: list[_Rule], caller: Caller) -> bool:
+# A live rule as it is tried on each request: None when it matches every request (no
+# operation, or over TCP an operation whose ports admit the caller), else its operations
+# whose ports and hosts admit the caller (a rule left with none matches no request)
+_EveryRequest = None
+
+
+def _per_request(rules: list[_Rule], caller: Caller) -> list[tuple[_Operation, ...] | None]:
+    """The live rules of a policy with their operations read once for the caller, so that
+    each request only tries the methods and paths."""
+    tried: list[tuple[_Operation, ...] | None] = []
+    for rule in rules:
+        if not rule.operations:
+            tried.append(_EveryRequest)
+            continue
+        operations = tuple(o for o in rule.operations if _same_for_every_request(o, caller))
+        if operations:
+            tried.append(operations if caller.http else _EveryRequest)
+    return tried
+
+
+def _matches(tried: list[tuple[_Operation, ...] | None], request: Request | None) -> bool:
     """Whether one of a policy's live rules matches the request (over TCP, a DENY rule
     keeps only its ports of the operation)."""
-    return any(not rule.operations or any(_operation(o, caller) for o in rule.operations)
-               for rule in rules)
+    return any(operations is _EveryRequest or any(_request_matches(o, request)
+                                                  for o in operations)
+               for operations in tried)
 
 
 def decide_all(policies: Sequence[CompiledPolicy], caller: Caller,
@@ -193,23 +219,22 @@ def decide_all(policies: Sequence[CompiledPolicy], caller: Caller,
     """(request, allowed, the policy that decides) for each request of one caller:
     CUSTOM is left to its provider, then any matching DENY denies, then no ALLOW policy
     allows, then a matching ALLOW allows, else the ALLOW policies deny."""
-    live = [(policy, [r for r in policy.rules if _live(r, caller, policy.action == "ALLOW")])
+    live = [(policy, _per_request([r for r in policy.rules
+                                   if _live(r, caller, policy.action == "ALLOW")], caller))
             for policy in policies]
-    denies = [(p, rules) for p, rules in live if p.action == "DENY" and rules]
-    allows = [(p, rules) for p, rules in live if p.action == "ALLOW"]
+    denies = [(p, tried) for p, tried in live if p.action == "DENY" and tried]
+    allows = [(p, tried) for p, tried in live if p.action == "ALLOW"]
     refusing = allows[0][0] if len(allows) == 1 else \
         _widest([p for p, _ in allows]) if allows else None
     results: list[tuple[Request | None, bool, CompiledPolicy | None]] = []
     for request in requests:
-        one = Caller(caller.principal, caller.namespace, caller.port, caller.http,
-                     caller.hosts, request)
-        denied = next((p for p, rules in denies if _matches(rules, one)), None)
+        denied = next((p for p, tried in denies if _matches(tried, request)), None)
         if denied is not None:
             results.append((request, False, denied))
         elif not allows:
             results.append((request, True, None))
         else:
-            admitted = next((p for p, rules in allows if rules and _matches(rules, one)),
+            admitted = next((p for p, tried in allows if tried and _matches(tried, request)),
                             None)
             results.append((request, admitted is not None, admitted or refusing))
     return results

@@ -285,6 +285,21 @@ def test_an_allow_by_method_and_path_lets_some_requests_through():
     assert partly.allowed and partly.partial == "GET /api/x"
 
 
+def test_an_operations_hosts_are_the_called_service_s_names_in_any_case():
+    # ``hosts`` and ``notHosts`` match the request's Host, case-insensitively (the
+    # authorization-policy reference page, Operation): the service's names as a client
+    # writes them (FQDN, short, with the port)
+    by_host = ap("by-host", "foo", {"rules": [{"to": [{"operation": {
+        "hosts": ["FINANCE.foo.svc.cluster.local"]}}]}]})
+    assert verdict(mesh(by_host), MESHED, ("foo", "finance")).allowed
+    assert verdict(mesh(by_host), MESHED, ("foo", "other")).outcome == "403"
+    deny_others = ap("deny-others", "foo", {"action": "DENY", "rules": [{"to": [{
+        "operation": {"notHosts": ["finance*"]}}]}]})
+    assert verdict(mesh(deny_others), MESHED, ("foo", "finance")).allowed
+    refused = verdict(mesh(deny_others), MESHED, ("foo", "other"))
+    assert (refused.outcome, refused.by) == ("403", "AuthorizationPolicy foo/deny-others")
+
+
 # ---- §7 kubelet probes (ops/configuration/mesh/app-health-check)
 
 
