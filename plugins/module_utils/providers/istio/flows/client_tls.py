@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ....estate.objects import Resource, as_list, as_mapping
+from ....estate.objects import Resource, as_list, as_mapping, as_strings
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import Destination, Verdict
 from .peer_authentication import mode_at, namespace_mode
-from .view import DOMAIN, IstioView, workload_selected
+from .view import DOMAIN, IstioView
 
 
 def _host_fqdn(host: str, namespace: str) -> str:
@@ -29,32 +29,39 @@ def destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str
                      fqdn: str) -> Resource | None:
     """The DestinationRule a client uses for a host: the first found in the client's
     namespace, then the service's, then the root namespace."""
-    key = ("destination_rule", client_namespace, tuple(sorted(labels.items())), fqdn)
-    if key not in view.memo:
-        view.memo[key] = _destination_rule(view, client_namespace, labels, fqdn)
-    return view.memo[key]
+    key = ("destination rules", client_namespace, fqdn)
+    candidates = view.memo.get(key)
+    if candidates is None:
+        candidates = view.memo[key] = _candidates(view, client_namespace, fqdn)
+    for rule, selector in candidates:
+        if not selector or all(labels.get(k) == v for k, v in selector.items()):
+            return rule
+    return None
 
 
-def _destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str, str],
-                      fqdn: str) -> Resource | None:
+def _candidates(view: IstioView, client_namespace: str, fqdn: str,
+                ) -> list[tuple[Resource, dict[str, str]]]:
+    """The DestinationRules of a host the client's namespace sees, in the order they are
+    looked up, each with its ``workloadSelector`` (empty: every client); what the client's
+    own labels decide is left to ``destination_rule``."""
     service_namespace = fqdn.split(".")[1] if fqdn.count(".") >= 2 else client_namespace
     hosts = view.memo.get(("destination rule hosts",))
     if hosts is None:  # every rule's host, once: (namespace, fqdn or wildcard) -> rules
         hosts = view.memo[("destination rule hosts",)] = {}
         for namespace, rules in view.destination_rules.items():
-            for rule in rules:
+            for position, rule in enumerate(rules):
                 host = _host_fqdn(str(rule.spec.get("host") or ""), rule.namespace)
                 hosts.setdefault((namespace, host if not host.startswith("*") else "*"),
-                                 []).append((host, rule))
+                                 []).append((position, host, rule))
+    candidates = []
     for namespace in dict.fromkeys((client_namespace, service_namespace, view.root)):
         found = hosts.get((namespace, fqdn), []) + hosts.get((namespace, "*"), [])
-        for host, rule in sorted(found, key=lambda item: view.destination_rules[
-                namespace].index(item[1])):
+        for _position, host, rule in sorted(found, key=lambda item: item[0]):
             matches = host == fqdn or (host.startswith("*") and fqdn.endswith(host[1:]))
-            if matches and _visible(rule, client_namespace) and \
-                    workload_selected(rule, labels, "workloadSelector") is not False:
-                return rule
-    return None
+            if matches and _visible(rule, client_namespace):
+                candidates.append((rule, as_strings(as_mapping(
+                    rule.spec.get("workloadSelector")).get("labels"))))
+    return candidates
 
 
 def tls_mode(rule: Resource, port: int | None) -> str | None:

@@ -135,6 +135,34 @@ def test_d3_port_level_settings_do_not_inherit_the_top_level_tls():
                    service_port=9081).outcome == "reset"
 
 
+def test_2g_the_lookup_path_sees_export_to_and_the_client_s_workload_selector():
+    other = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "ns1", "labels": {"istio-injection": "enabled"}}}
+    outsider = deployment("ns1", "caller")
+    strict = pa("default", "foo", "STRICT")
+    # the client's namespace first, then the service's (cross-namespace-configuration)
+    own = dr("finance-plain", "ns1", "finance.foo.svc.cluster.local", "DISABLE")
+    service_side = dr("finance", "foo", "finance.foo.svc.cluster.local", "ISTIO_MUTUAL")
+    state_ = mesh(strict, other, outsider, own, service_side)
+    refused = verdict(state_, ("ns1", "caller"), ("foo", "finance"))
+    assert (refused.outcome, refused.by) == ("reset", "PeerAuthentication foo/default")
+    assert "sends plaintext" in refused.reason and "has no sidecar" not in refused.reason
+    assert verdict(mesh(strict, other, outsider, service_side), ("ns1", "caller"),
+                   ("foo", "finance")).allowed
+    # a rule the service's namespace keeps to itself (exportTo ".") is not seen from ns1
+    private = dr("finance", "foo", "finance.foo.svc.cluster.local", "DISABLE")
+    private["spec"]["exportTo"] = ["."]
+    assert verdict(mesh(strict, other, outsider, private), ("ns1", "caller"),
+                   ("foo", "finance")).allowed
+    assert verdict(mesh(strict, private), MESHED, ("foo", "finance")).outcome == "reset"
+    # a rule whose workloadSelector picks other clients leaves this one to auto mTLS
+    selected = dr("finance", "foo", "finance.foo.svc.cluster.local", "DISABLE")
+    selected["spec"]["workloadSelector"] = {"labels": {"app": "other"}}
+    assert verdict(mesh(strict, selected), MESHED, ("foo", "finance")).allowed
+    assert verdict(mesh(strict, selected), ("foo", "other"),
+                   ("foo", "finance")).outcome == "reset"
+
+
 # ---- §3 what the server takes (concepts/security#peer-authentication)
 
 
