@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ....estate.objects import Resource, as_list, as_mapping, as_strings
@@ -28,7 +28,8 @@ def _visible(rule: Resource, client_namespace: str) -> bool:
 def destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str, str],
                      fqdn: str) -> Resource | None:
     """The DestinationRule a client uses for a host: the first found in the client's
-    namespace, then the service's, then the root namespace."""
+    namespace, then the service's, then the root namespace; in each, the rule of the host
+    itself before the wildcards, the most specific wildcard first."""
     key = ("destination rules", client_namespace, fqdn)
     candidates = view.memo.get(key)
     if candidates is None:
@@ -56,12 +57,23 @@ def _candidates(view: IstioView, client_namespace: str, fqdn: str,
     candidates = []
     for namespace in dict.fromkeys((client_namespace, service_namespace, view.root)):
         found = hosts.get((namespace, fqdn), []) + hosts.get((namespace, "*"), [])
-        for _position, host, rule in sorted(found, key=lambda item: item[0]):
+        for _position, host, rule in sorted(found, key=_most_specific(fqdn)):
             matches = host == fqdn or (host.startswith("*") and fqdn.endswith(host[1:]))
             if matches and _visible(rule, client_namespace):
                 candidates.append((rule, as_strings(as_mapping(
                     rule.spec.get("workloadSelector")).get("labels"))))
     return candidates
+
+
+def _most_specific(fqdn: str) -> Callable[[tuple[int, str, Resource]], tuple[int, int, int]]:
+    """The order of a namespace's rules for a host: the rule of the host itself first, then
+    the wildcards, the longest first (``MostSpecificHostMatch`` in istio/istio's
+    ``pilot/pkg/model/config.go``); among rules of the same host, the oldest first (the
+    namespace's order, as ``_by_namespace`` sorts it)."""
+    def key(item: tuple[int, str, Resource]) -> tuple[int, int, int]:
+        position, host, _rule = item
+        return (0 if host == fqdn else 1, -len(host), position)
+    return key
 
 
 def tls_mode(rule: Resource, port: int | None) -> str | None:
@@ -95,8 +107,9 @@ def auto_mtls(view: IstioView, destination: Destination, has_sidecar: bool) -> b
 
 class ClientTls(FlowRule):
     """The TLS a client's proxy originates: the DestinationRule of the host (looked up in
-    the client's namespace, the service's, then the root namespace; visible through
-    ``exportTo``; ``workloadSelector`` choosing clients), the port-level setting for the
+    the client's namespace, the service's, then the root namespace, the most specific host
+    first; visible through ``exportTo``; ``workloadSelector`` choosing clients), the
+    port-level setting for the
     Service port when there is one, else its top-level ``tls``: ``ISTIO_MUTUAL`` sends Istio
     mTLS to every endpoint, ``DISABLE`` plaintext, ``SIMPLE``/``MUTUAL`` TLS that is not
     Istio's; without ``tls``, auto mTLS sends Istio mTLS exactly to endpoints with a
@@ -109,7 +122,9 @@ class ClientTls(FlowRule):
     sent"), https://istio.io/latest/docs/ops/best-practices/traffic-management/
     #cross-namespace-configuration (the lookup path), the portLevelSettings note of
     https://istio.io/latest/docs/reference/config/networking/destination-rule/, and
-    ``pilot/pkg/networking/core/cluster_tls.go`` (``buildAutoMtlsSettings``).
+    ``pilot/pkg/networking/core/cluster_tls.go`` (``buildAutoMtlsSettings``), and
+    ``MostSpecificHostMatch`` in ``pilot/pkg/model/config.go`` (the rule of the host
+    itself, else the longest wildcard that matches it).
     """
 
     name = "istio.ClientTls"

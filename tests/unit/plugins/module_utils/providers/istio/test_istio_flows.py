@@ -163,6 +163,27 @@ def test_2g_the_lookup_path_sees_export_to_and_the_client_s_workload_selector():
                    ("foo", "finance")).outcome == "reset"
 
 
+def test_2h_the_rule_of_the_host_itself_wins_over_an_older_wildcard():
+    # MostSpecificHostMatch (pilot/pkg/model/config.go): the host's own rule, else the
+    # longest wildcard, whatever their age
+    def aged(rule, created):
+        rule["metadata"]["creationTimestamp"] = created
+        return rule
+    strict = pa("default", "foo", "STRICT")
+    wildcard = aged(dr("all-plain", "foo", "*.foo.svc.cluster.local", "DISABLE"),
+                    "2024-01-01T00:00:00Z")
+    own = aged(dr("finance", "foo", "finance.foo.svc.cluster.local", "ISTIO_MUTUAL"),
+               "2024-02-01T00:00:00Z")
+    assert verdict(mesh(strict, own, wildcard), MESHED, ("foo", "finance")).allowed
+    refused = verdict(mesh(strict, own, wildcard), MESHED, ("foo", "other"))
+    assert refused.outcome == "reset" and "(DestinationRule foo/all-plain)" in refused.reason
+    wider = aged(dr("everything-plain", "foo", "*.svc.cluster.local", "DISABLE"),
+                 "2024-01-01T00:00:00Z")
+    narrower = aged(dr("foo-mtls", "foo", "*.foo.svc.cluster.local", "ISTIO_MUTUAL"),
+                    "2024-02-01T00:00:00Z")
+    assert verdict(mesh(strict, wider, narrower), MESHED, ("foo", "finance")).allowed
+
+
 # ---- §3 what the server takes (concepts/security#peer-authentication)
 
 
