@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ....estate.objects import Resource, as_mapping
 from ....flows.evaluate import FlowRule, Step
-from ....flows.model import FORBIDDEN, RESET, Verdict, allowed, refused
+from ....flows.model import FORBIDDEN, RESET, Request, Verdict, allowed, refused
 from ....flows.outside import exposed_fix
 from ....flows.requests import describe
-from .policies import HTTP_PROTOCOLS, Caller, candidates, decide_all
+from .policies import HTTP_PROTOCOLS, Caller, CompiledPolicy, candidates, decide_all
 
 
 class AuthorizationPolicies(FlowRule):
@@ -46,35 +46,45 @@ class AuthorizationPolicies(FlowRule):
             facts.notes.append("a CUSTOM policy's provider decides too")
         http = flow.protocol in HTTP_PROTOCOLS and facts.sends != "tls"
         fqdn = view.destination_fqdn(destination)
-        short = fqdn.split(".")[0]
-        hosts = (fqdn, short, f"{short}.{destination.namespace}",
-                 *(f"{h}:{destination.service_port}" for h in (fqdn, short)
-                   if destination.service_port))
-        key = ("authorization", tuple(id(p) for p in policies), facts.identity,
-               facts.source_namespace, destination.port, http, fqdn,
-               destination.service_port, flow.request)
-        results = view.memo.get(key)
-        if results is None:
+        # one policy list per set of policies (``compiled_policies``): its identity stands
+        # for the set while the view lives
+        key = ("authorization", id(policies), facts.identity, facts.source_namespace,
+               destination.port, http, fqdn, destination.service_port, flow.request)
+        decided = view.memo.get(key)
+        if decided is None:
+            short = fqdn.split(".")[0]
+            hosts = (fqdn, short, f"{short}.{destination.namespace}",
+                     *(f"{h}:{destination.service_port}" for h in (fqdn, short)
+                       if destination.service_port))
             caller = Caller(facts.identity, facts.source_namespace, destination.port, http,
                             hosts)
-            results = view.memo[key] = decide_all(
-                policies, caller, candidates(policies, flow.request, http))
-        passed = [r for r, ok, _ in results if ok]
-        deciding = next((p.resource for _, ok, p in results if not ok and p is not None),
-                        None)
-        admitting = next((p.resource.display for _, ok, p in results if ok and p is not None),
-                         "")
-        if len(passed) == len(results):
-            return allowed(f"admitted by {admitting}" if admitting
-                           else "no ALLOW policy applies", admitting)
-        if passed:
-            return allowed(f"{deciding.display if deciding else 'a policy'} refuses the "
-                           "others", admitting,
-                           partial=describe(r for r in passed if r is not None))
+            decided = view.memo[key] = _decision(decide_all(
+                policies, caller, candidates(policies, flow.request, http)))
+        verdict, deciding = decided
+        if verdict is not None:
+            return verdict
         assert deciding is not None
         return refused(FORBIDDEN if http else RESET,
                        f"{deciding.display} ({deciding.spec.get('action') or 'ALLOW'}) "
                        "refuses it", deciding.display, _fix(step, deciding))
+
+
+def _decision(results: list[tuple[Request | None, bool, CompiledPolicy | None]],
+              ) -> tuple[Verdict | None, Resource | None]:
+    """What the policies' decisions on a caller's requests come to: the verdict when some
+    get through (it reads nothing else of the flow), else the policy that refuses them
+    all (the refusal's fix reads the flow)."""
+    passed = [r for r, ok, _ in results if ok]
+    deciding = next((p.resource for _, ok, p in results if not ok and p is not None), None)
+    admitting = next((p.resource.display for _, ok, p in results if ok and p is not None),
+                     "")
+    if len(passed) == len(results):
+        return allowed(f"admitted by {admitting}" if admitting
+                       else "no ALLOW policy applies", admitting), None
+    if passed:
+        return allowed(f"{deciding.display if deciding else 'a policy'} refuses the others",
+                       admitting, partial=describe(r for r in passed if r is not None)), None
+    return None, deciding
 
 
 def _fix(step: Step, policy: Resource) -> str:

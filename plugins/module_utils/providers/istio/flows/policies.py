@@ -205,12 +205,22 @@ def _per_request(rules: list[_Rule], caller: Caller) -> list[tuple[_Operation, .
     return tried
 
 
-def _matches(tried: list[tuple[_Operation, ...] | None], request: Request | None) -> bool:
+def _matches(tried: list[tuple[_Operation, ...] | None], request: Request | None,
+             seen: dict[tuple[int, Request | None], bool]) -> bool:
     """Whether one of a policy's live rules matches the request (over TCP, a DENY rule
-    keeps only its ports of the operation)."""
-    return any(operations is _EveryRequest or any(_request_matches(o, request)
-                                                  for o in operations)
-               for operations in tried)
+    keeps only its ports of the operation). ``seen``: each operation's answer for each
+    request so far, in one ``decide_all``."""
+    for operations in tried:
+        if operations is _EveryRequest:
+            return True
+        for operation in operations:
+            key = (id(operation), request)
+            found = seen.get(key)
+            if found is None:
+                found = seen[key] = _request_matches(operation, request)
+            if found:
+                return True
+    return False
 
 
 def decide_all(policies: Sequence[CompiledPolicy], caller: Caller,
@@ -223,20 +233,29 @@ def decide_all(policies: Sequence[CompiledPolicy], caller: Caller,
                                    if _live(r, caller, policy.action == "ALLOW")], caller))
             for policy in policies]
     denies = [(p, tried) for p, tried in live if p.action == "DENY" and tried]
-    allows = [(p, tried) for p, tried in live if p.action == "ALLOW"]
-    refusing = allows[0][0] if len(allows) == 1 else \
-        _widest([p for p, _ in allows]) if allows else None
+    allows = [(p, tried) for p, tried in live if p.action == "ALLOW" and tried]
+    allow_policies = [p for p, _ in live if p.action == "ALLOW"]
+    refusing = allow_policies[0] if len(allow_policies) == 1 else \
+        _widest(allow_policies) if allow_policies else None
+    seen: dict[tuple[int, Request | None], bool] = {}
     results: list[tuple[Request | None, bool, CompiledPolicy | None]] = []
     for request in requests:
-        denied = next((p for p, tried in denies if _matches(tried, request)), None)
-        if denied is not None:
-            results.append((request, False, denied))
-        elif not allows:
+        decided: CompiledPolicy | None = None
+        for policy, tried in denies:
+            if _matches(tried, request, seen):
+                decided = policy
+                break
+        if decided is not None:
+            results.append((request, False, decided))
+            continue
+        if not allow_policies:
             results.append((request, True, None))
-        else:
-            admitted = next((p for p, tried in allows if tried and _matches(tried, request)),
-                            None)
-            results.append((request, admitted is not None, admitted or refusing))
+            continue
+        for policy, tried in allows:
+            if _matches(tried, request, seen):
+                decided = policy
+                break
+        results.append((request, decided is not None, decided or refusing))
     return results
 
 

@@ -73,6 +73,7 @@ class IstioView:
         self._postings: dict[str, dict[Any, list[Resource]]] = {}
         self._compiled: dict[int, CompiledPolicy] = {}
         self._by_policies: dict[tuple[int, str], list[CompiledPolicy]] = {}
+        self._policy_sets: dict[tuple[int, ...], list[CompiledPolicy]] = {}
         self.memo: dict[tuple[Any, ...], Any] = {}  # the rules' own look-ups
 
     # ---- proxies
@@ -143,7 +144,8 @@ class IstioView:
 
     def compiled_policies(self, labels: Mapping[str, str], namespace: str,
                           key: int) -> list[CompiledPolicy]:
-        """The same policies, each read once (``policies.compile_policy``)."""
+        """The same policies, each read once (``policies.compile_policy``). Workloads under
+        the same policies get the same list, so its identity names the set."""
         found = self._by_policies.get((key, namespace))
         if found is None:
             found = []
@@ -152,6 +154,7 @@ class IstioView:
                 if compiled is None:
                     compiled = self._compiled[id(policy)] = compile_policy(policy)
                 found.append(compiled)
+            found = self._policy_sets.setdefault(tuple(id(p) for p in found), found)
             self._by_policies[(key, namespace)] = found
         return found
 
