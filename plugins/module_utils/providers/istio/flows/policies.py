@@ -150,15 +150,26 @@ def _same_for_every_request(operation: _Operation, caller: Caller) -> bool:
                                             for h in caller.hosts))
 
 
-def _request_matches(operation: _Operation, request: Request | None) -> bool:
+def _request_matches(operation: _Operation, request: Request | None,
+                     seen: dict[tuple[int, int, str | None], bool]) -> bool:
     """Whether an operation's method and path fields admit the request (None: a request
-    of no known method or path)."""
+    of no known method or path). ``seen``: each field's answer for each method and path
+    so far, in one ``decide_all`` (its requests are every method by every path)."""
     method, path = (request.method, request.path) if request is not None else (None, None)
-    if (operation.methods or operation.not_methods) and not _field(
-            operation.methods, operation.not_methods, method):
-        return False
-    return not (operation.paths or operation.not_paths) or _field(
-        operation.paths, operation.not_paths, path)
+    if operation.methods or operation.not_methods:
+        key = (id(operation), 0, method)
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = _field(operation.methods, operation.not_methods, method)
+        if not found:
+            return False
+    if not (operation.paths or operation.not_paths):
+        return True
+    key = (id(operation), 1, path)
+    found = seen.get(key)
+    if found is None:
+        found = seen[key] = _field(operation.paths, operation.not_paths, path)
+    return found
 
 
 def _condition(condition: tuple[str, tuple[str, ...], tuple[str, ...]], caller: Caller,
@@ -206,19 +217,14 @@ def _per_request(rules: list[_Rule], caller: Caller) -> list[tuple[_Operation, .
 
 
 def _matches(tried: list[tuple[_Operation, ...] | None], request: Request | None,
-             seen: dict[tuple[int, Request | None], bool]) -> bool:
+             seen: dict[tuple[int, int, str | None], bool]) -> bool:
     """Whether one of a policy's live rules matches the request (over TCP, a DENY rule
-    keeps only its ports of the operation). ``seen``: each operation's answer for each
-    request so far, in one ``decide_all``."""
+    keeps only its ports of the operation)."""
     for operations in tried:
         if operations is _EveryRequest:
             return True
         for operation in operations:
-            key = (id(operation), request)
-            found = seen.get(key)
-            if found is None:
-                found = seen[key] = _request_matches(operation, request)
-            if found:
+            if _request_matches(operation, request, seen):
                 return True
     return False
 
@@ -237,7 +243,7 @@ def decide_all(policies: Sequence[CompiledPolicy], caller: Caller,
     allow_policies = [p for p, _ in live if p.action == "ALLOW"]
     refusing = allow_policies[0] if len(allow_policies) == 1 else \
         _widest(allow_policies) if allow_policies else None
-    seen: dict[tuple[int, Request | None], bool] = {}
+    seen: dict[tuple[int, int, str | None], bool] = {}
     results: list[tuple[Request | None, bool, CompiledPolicy | None]] = []
     for request in requests:
         decided: CompiledPolicy | None = None
