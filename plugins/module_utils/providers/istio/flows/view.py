@@ -70,7 +70,7 @@ class IstioView:
         self.never_inject = [as_mapping(s) for s in as_list(injector.get("neverInjectSelector"))]
         self._sidecar: dict[int, bool] = {}
         self._applied: dict[tuple[int, str], list[Resource]] = {}
-        self._postings: dict[str, dict[Any, list[Resource]]] = {}
+        self._postings: dict[str, dict[Any, list[tuple[int, Resource]]]] = {}
         self._compiled: dict[int, CompiledPolicy] = {}
         self._by_policies: dict[tuple[int, str], list[CompiledPolicy]] = {}
         self._policy_sets: dict[tuple[int, ...], list[CompiledPolicy]] = {}
@@ -116,31 +116,32 @@ class IstioView:
         out (``pilot/pkg/model/policyattachment.go``, ``ListAuthorizationPolicies``)."""
         found = self._applied.get((key, namespace))
         if found is None:
-            candidates = {id(p): p for ns in dict.fromkeys((self.root, namespace))
-                          for p in self._candidates(ns, labels)}
             found = [p for ns in dict.fromkeys((self.root, namespace))
-                     for p in self.policies.get(ns, ())
-                     if id(p) in candidates and applies(p, labels, namespace, self.root)]
+                     for p in self._candidates(ns, labels)
+                     if applies(p, labels, namespace, self.root)]
             self._applied[(key, namespace)] = found
         return found
 
     def _candidates(self, namespace: str, labels: Mapping[str, str]) -> list[Resource]:
-        """The enforced policies of a namespace that may select these labels: those without
-        a selector (or with targetRefs), and those one of whose labels the pod has."""
+        """The enforced policies of a namespace that may select these labels, in the
+        namespace's order: those without a selector (or with targetRefs), and those one of
+        whose labels the pod has."""
         postings = self._postings.get(namespace)
         if postings is None:
             postings = self._postings[namespace] = {}
-            for policy in self.policies.get(namespace, ()):
+            for position, policy in enumerate(self.policies.get(namespace, ())):
                 if policy.annotations.get(DRY_RUN, "").lower() == "true":
                     continue
                 selector = as_strings(as_mapping(policy.spec.get("selector")).get(
                     "matchLabels"))
                 pair = next(iter(sorted(selector.items())), None)
-                postings.setdefault(pair, []).append(policy)
+                postings.setdefault(pair, []).append((position, policy))
+        # each policy is posted once (under its first label), so no list repeats one
         found = list(postings.get(None, ()))
         for pair in labels.items():
             found += postings.get(pair, ())
-        return found
+        found.sort(key=_position)
+        return [policy for _position, policy in found]
 
     def compiled_policies(self, labels: Mapping[str, str], namespace: str,
                           key: int) -> list[CompiledPolicy]:
@@ -161,6 +162,10 @@ class IstioView:
     def destination_fqdn(self, destination: Destination) -> str:
         service = destination.service or destination.name
         return f"{service}.{destination.namespace}.{DOMAIN}"
+
+
+def _position(item: tuple[int, Resource]) -> int:
+    return item[0]
 
 
 def applies(policy: Resource, labels: Mapping[str, str], namespace: str, root: str) -> bool:

@@ -237,6 +237,21 @@ def test_4d_4e_a_root_namespace_selector_selects_in_every_namespace():
     assert verdict(state_, MESHED, ("foo", "v2")).allowed
 
 
+def test_4k_a_refusal_names_the_first_deny_the_root_namespace_s_then_the_oldest():
+    def deny(name, namespace, created, selector=None):
+        policy = ap(name, namespace, {"action": "DENY", "rules": [{}], **(
+            {"selector": {"matchLabels": selector}} if selector else {})})
+        policy["metadata"]["creationTimestamp"] = created
+        return policy
+    newer = deny("newer", "foo", "2024-02-01T00:00:00Z", {"app": "finance"})
+    older = deny("older", "foo", "2024-01-01T00:00:00Z")
+    mesh_wide = deny("mesh-wide", "istio-system", "2024-03-01T00:00:00Z")
+    assert verdict(mesh(newer, older), MESHED,
+                   ("foo", "finance")).by == "AuthorizationPolicy foo/older"
+    assert verdict(mesh(newer, older, mesh_wide), MESHED,
+                   ("foo", "finance")).by == "AuthorizationPolicy istio-system/mesh-wide"
+
+
 def gateway_state(*documents):
     web = deployment("ingress", "web-istio", {"gateway.networking.k8s.io/gateway-name": "web"})
     return mesh({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ingress"}},
