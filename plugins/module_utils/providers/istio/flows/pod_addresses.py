@@ -67,7 +67,7 @@ class PodAddresses(FlowRule):
             facts.extra["fqdn"] = f"{service.name}.{service.namespace}.{DOMAIN}"
             facts.extra["service_port"] = number
             return None
-        sidecar = effective_sidecar(view, flow.source.namespace, dict(flow.source.labels))
+        sidecar = effective_sidecar(view, flow.source.namespace, flow.source.labels)
         return unmatched(step, sidecar, f"{flow.source} calls the pod address of "
                          f"{destination}, whose port no headless Service declares",
                          "declare the port in a headless Service (peer_ports)")

@@ -60,9 +60,14 @@ class Routes(FlowRule):
                 "workload" or not destination.service:
             return None
         service, namespace = destination.service, destination.namespace
-        splits = [vs for vs in view.virtual_services.get((namespace, service), [])
-                  if _shapes(vs, service, namespace)]
-        routes = _service_routes(view, service, namespace)
+        key = ("routes", namespace, service)
+        found = view.memo.get(key)
+        if found is None:
+            found = view.memo[key] = (
+                [vs for vs in view.virtual_services.get((namespace, service), [])
+                 if _shapes(vs, service, namespace)],
+                _service_routes(view, service, namespace))
+        splits, routes = found
         if not splits and not routes:
             return None
         source = flow.source

@@ -11,13 +11,14 @@ from .view import IstioView, spec_list, workload_selected
 
 
 def effective_sidecar(view: IstioView, namespace: str,
-                      labels: Mapping[str, str]) -> Resource | None:
-    """The Sidecar whose workloadSelector selects the client, else its namespace's
-    selector-less Sidecar, else the root namespace's."""
-    key = ("sidecar", namespace, tuple(sorted(labels.items())))
-    if key not in view.memo:
-        view.memo[key] = _effective_sidecar(view, namespace, labels)
-    return view.memo[key]
+                      labels: tuple[tuple[str, str], ...]) -> Resource | None:
+    """The Sidecar whose workloadSelector selects the client (``labels``: a peer's), else
+    its namespace's selector-less Sidecar, else the root namespace's."""
+    key = ("sidecar", namespace, labels)
+    found = view.memo.get(key, view)  # the view: not looked up yet (None is an answer)
+    if found is view:
+        found = view.memo[key] = _effective_sidecar(view, namespace, dict(labels))
+    return found
 
 
 def _effective_sidecar(view: IstioView, namespace: str,
@@ -74,8 +75,7 @@ class SidecarEgress(FlowRule):
         if not facts.source_proxy or source.kind == "gateway" or facts.extra.get(
                 "passthrough"):
             return None
-        labels = dict(source.labels)
-        sidecar = effective_sidecar(view, source.namespace, labels)
+        sidecar = effective_sidecar(view, source.namespace, source.labels)
         destination = flow.destination
         # a pod address is reached through the headless Service that declares its port
         fqdn = facts.extra.get("fqdn") or view.destination_fqdn(destination)
