@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ....estate.objects import Resource, as_list, as_mapping
+from ....estate.objects import Resource, as_list, as_mapping, as_strings
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import RESET, Verdict, refused
-from .view import IstioView, spec_list, workload_selected
+from .view import IstioView, spec_list
 
 
 def effective_sidecar(view: IstioView, namespace: str,
@@ -23,15 +23,32 @@ def effective_sidecar(view: IstioView, namespace: str,
 
 def _effective_sidecar(view: IstioView, namespace: str,
                        labels: Mapping[str, str]) -> Resource | None:
-    candidates = view.sidecars.get(namespace, [])
-    for sidecar in candidates:
-        if workload_selected(sidecar, labels, "workloadSelector"):
+    selected, selector_less = _sidecars(view, namespace)
+    for sidecar, selector in selected:
+        if all(labels.get(k) == v for k, v in selector.items()):
             return sidecar
-    for ns in (namespace, view.root):
-        for sidecar in view.sidecars.get(ns, []):
-            if workload_selected(sidecar, labels, "workloadSelector") is None:
-                return sidecar
-    return None
+    if selector_less is not None:
+        return selector_less
+    return _sidecars(view, view.root)[1]
+
+
+def _sidecars(view: IstioView, namespace: str,
+              ) -> tuple[list[tuple[Resource, dict[str, str]]], Resource | None]:
+    """A namespace's Sidecars with a workloadSelector, in order, each with its labels read
+    once (``workload_selected``), and its first Sidecar without one."""
+    key = ("sidecars", namespace)
+    found = view.memo.get(key)
+    if found is None:
+        selected, selector_less = [], None
+        for sidecar in view.sidecars.get(namespace, []):
+            selector = as_strings(as_mapping(sidecar.spec.get("workloadSelector")).get(
+                "labels"))
+            if selector:
+                selected.append((sidecar, selector))
+            elif selector_less is None:
+                selector_less = sidecar
+        found = view.memo[key] = (selected, selector_less)
+    return found
 
 
 def imports(sidecar: Resource, client_namespace: str, namespace: str, fqdn: str,

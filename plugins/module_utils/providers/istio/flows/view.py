@@ -70,7 +70,7 @@ class IstioView:
         self.never_inject = [as_mapping(s) for s in as_list(injector.get("neverInjectSelector"))]
         self._sidecar: dict[int, bool] = {}
         self._applied: dict[tuple[int, str], list[Resource]] = {}
-        self._postings: dict[str, dict[Any, list[tuple[int, Resource]]]] = {}
+        self._postings: dict[str, dict[Any, list[tuple[int, Resource, Attachment]]]] = {}
         self._compiled: dict[int, CompiledPolicy] = {}
         self._by_policies: dict[tuple[int, str], list[CompiledPolicy]] = {}
         self._policy_sets: dict[tuple[int, ...], list[CompiledPolicy]] = {}
@@ -116,32 +116,32 @@ class IstioView:
         out (``pilot/pkg/model/policyattachment.go``, ``ListAuthorizationPolicies``)."""
         found = self._applied.get((key, namespace))
         if found is None:
-            found = [p for ns in dict.fromkeys((self.root, namespace))
-                     for p in self._candidates(ns, labels)
-                     if applies(p, labels, namespace, self.root)]
+            found = [policy for ns in dict.fromkeys((self.root, namespace))
+                     for policy, attachment in self._candidates(ns, labels)
+                     if applies(policy, labels, namespace, self.root, attachment)]
             self._applied[(key, namespace)] = found
         return found
 
-    def _candidates(self, namespace: str, labels: Mapping[str, str]) -> list[Resource]:
+    def _candidates(self, namespace: str, labels: Mapping[str, str],
+                    ) -> list[tuple[Resource, Attachment]]:
         """The enforced policies of a namespace that may select these labels, in the
-        namespace's order: those without a selector (or with targetRefs), and those one of
-        whose labels the pod has."""
+        namespace's order, each with what it attaches to: those without a selector (or with
+        targetRefs), and those one of whose labels the pod has."""
         postings = self._postings.get(namespace)
         if postings is None:
             postings = self._postings[namespace] = {}
             for position, policy in enumerate(self.policies.get(namespace, ())):
                 if policy.annotations.get(DRY_RUN, "").lower() == "true":
                     continue
-                selector = as_strings(as_mapping(policy.spec.get("selector")).get(
-                    "matchLabels"))
-                pair = next(iter(sorted(selector.items())), None)
-                postings.setdefault(pair, []).append((position, policy))
+                attachment = attachment_of(policy)
+                pair = next(iter(sorted(attachment[1].items())), None)
+                postings.setdefault(pair, []).append((position, policy, attachment))
         # each policy is posted once (under its first label), so no list repeats one
         found = list(postings.get(None, ()))
         for pair in labels.items():
             found += postings.get(pair, ())
         found.sort(key=_position)
-        return [policy for _position, policy in found]
+        return [(policy, attachment) for _position, policy, attachment in found]
 
     def compiled_policies(self, labels: Mapping[str, str], namespace: str,
                           key: int) -> list[CompiledPolicy]:
@@ -164,12 +164,25 @@ class IstioView:
         return f"{service}.{destination.namespace}.{DOMAIN}"
 
 
-def _position(item: tuple[int, Resource]) -> int:
+def _position(item: tuple[int, Resource, Attachment]) -> int:
     return item[0]
 
 
-def applies(policy: Resource, labels: Mapping[str, str], namespace: str, root: str) -> bool:
-    """Whether an AuthorizationPolicy attaches to a proxy with these labels.
+# An AuthorizationPolicy's targetRefs and its selector's labels, read once
+Attachment = tuple[list[Mapping[str, Any]], dict[str, str]]
+
+
+def attachment_of(policy: Resource) -> Attachment:
+    refs = [as_mapping(r) for r in as_list(policy.spec.get("targetRefs"))]
+    if policy.spec.get("targetRef"):
+        refs.append(as_mapping(policy.spec.get("targetRef")))
+    return refs, as_strings(as_mapping(policy.spec.get("selector")).get("matchLabels"))
+
+
+def applies(policy: Resource, labels: Mapping[str, str], namespace: str, root: str,
+            attachment: Attachment) -> bool:
+    """Whether an AuthorizationPolicy attaches to a proxy with these labels (``attachment``:
+    the policy's, ``attachment_of``).
 
     A policy with ``targetRef(s)`` attaches to a Gateway API gateway it names only (sidecars
     ignore it); otherwise its selector decides, and a selector-less policy selects every
@@ -178,15 +191,12 @@ def applies(policy: Resource, labels: Mapping[str, str], namespace: str, root: s
     default)."""
     if policy.namespace not in (namespace, root):
         return False
-    refs = [as_mapping(r) for r in as_list(policy.spec.get("targetRefs"))]
-    if policy.spec.get("targetRef"):
-        refs.append(as_mapping(policy.spec.get("targetRef")))
+    refs, selector = attachment
     if refs:
         gateway = labels.get(GATEWAY_NAME) or labels.get(OLD_GATEWAY_NAME)
         return gateway is not None and policy.namespace == namespace and any(
             str(r.get("kind")) == "Gateway" and str(r.get("name")) == gateway
             for r in refs)
-    selector = as_strings(as_mapping(policy.spec.get("selector")).get("matchLabels"))
     return all(labels.get(k) == v for k, v in selector.items())
 
 

@@ -450,3 +450,25 @@ def test_13a_13b_13c_a_host_the_sidecar_does_not_import_goes_plaintext_or_nowher
     registry_only = shop(sidecar("REGISTRY_ONLY"))
     dropped = verdict(registry_only, ("shop", "web"), ("foo", "finance"))
     assert (dropped.outcome, dropped.by) == ("reset", "Sidecar shop/default")
+
+
+def test_13d_a_client_s_sidecar_its_own_then_the_namespace_s_then_the_root_s():
+    # the Sidecar whose workloadSelector selects the workload, else its namespace's
+    # selector-less one, else the root namespace's (sidecar reference, Sidecar)
+    def named(name, namespace, mode, selector=None, hosts=("./*",)):
+        spec = {"egress": [{"hosts": list(hosts)}], "outboundTrafficPolicy": {"mode": mode}}
+        if selector:
+            spec["workloadSelector"] = {"labels": selector}
+        return {"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    root = named("default", "istio-system", "REGISTRY_ONLY")
+    dropped = verdict(shop(root), ("shop", "web"), ("foo", "finance"))
+    assert (dropped.outcome, dropped.by) == ("reset", "Sidecar istio-system/default")
+    own = named("web", "shop", "REGISTRY_ONLY", {"app": "web"}, ("foo/*",))
+    assert verdict(shop(root, own), ("shop", "web"), ("foo", "finance")).allowed
+    other = named("other", "shop", "ALLOW_ANY", {"app": "other"})
+    namespace_wide = named("default", "shop", "ALLOW_ANY")
+    assert verdict(shop(root, other, namespace_wide), ("shop", "web"),
+                   ("foo", "finance")).allowed
+    assert verdict(shop(root, other), ("shop", "web"),
+                   ("foo", "finance")).by == "Sidecar istio-system/default"
