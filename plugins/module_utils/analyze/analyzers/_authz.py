@@ -102,27 +102,40 @@ class PolicyIndex:
 
     def __init__(self, index: MeshIndex) -> None:
         self.index = index
-        # each policy with its selector's labels, read once
-        self.by_namespace: dict[str, list[tuple[Resource, tuple[tuple[str, str], ...]]]] = {}
-        for policy in index.istio("AuthorizationPolicy"):
+        # each policy with its selector's labels, read once, posted under its first label
+        # (None: no selector) with its place in the index's order
+        self._postings: dict[str, dict[tuple[str, str] | None,
+                                       list[tuple[int, Resource, dict[str, str]]]]] = {}
+        for place, policy in enumerate(index.istio("AuthorizationPolicy")):
             if policy.annotations.get(DRY_RUN, "").lower() != "true":
-                self.by_namespace.setdefault(policy.namespace, []).append(
-                    (policy, tuple(match_labels(policy).items())))
+                selector = match_labels(policy)
+                self._postings.setdefault(policy.namespace, {}).setdefault(
+                    next(iter(sorted(selector.items())), None), []).append(
+                        (place, policy, selector))
         self._applying: dict[Workload, list[Resource]] = {}
-        self._verdicts: dict[tuple[Workload, Caller | None], Admission] = {}
+        self._sets: dict[tuple[int, ...], list[Resource]] = {}
+        self._verdicts: dict[tuple[int, Caller | None], Admission] = {}
 
     def applying(self, workload: Workload) -> list[Resource]:
+        """The enforced policies that apply to the workload: the root namespace's, then its
+        namespace's, each in its namespace's order. Workloads under the same policies get
+        the same list."""
         found = self._applying.get(workload)
         if found is None:
             root = self.index.mesh.root_namespace
-            candidates = self.by_namespace.get(root, []) + (
-                self.by_namespace.get(workload.namespace, [])
-                if workload.namespace != root else [])
             labels = workload.labels
-            # applies_to, with each selector read once
-            found = self._applying[workload] = [
-                policy for policy, selector in candidates
-                if all(labels.get(k) == v for k, v in selector)]
+            found = []
+            for namespace in dict.fromkeys((root, workload.namespace)):
+                postings = self._postings.get(namespace, {})
+                # each policy is posted once (under its first label): no list repeats one
+                candidates = list(postings.get(None, ()))
+                for pair in labels.items():
+                    candidates += postings.get(pair, ())
+                candidates.sort(key=_place)
+                found += [policy for _place_, policy, selector in candidates
+                          if all(labels.get(k) == v for k, v in selector.items())]
+            found = self._sets.setdefault(tuple(id(p) for p in found), found)
+            self._applying[workload] = found
         return found
 
     def default_deny(self, workload: Workload) -> bool:
@@ -130,13 +143,18 @@ class PolicyIndex:
         return any(action(p) == "ALLOW" for p in self.applying(workload))
 
 
+def _place(item: tuple[int, Resource, dict[str, str]]) -> int:
+    return item[0]
+
+
 def evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Admission:
-    """Whether the caller can reach the workload at all, given the policies (each pair of
-    workload and caller is judged once)."""
-    key = (workload, caller)
-    if key not in policies._verdicts:
-        policies._verdicts[key] = _evaluate(policies, workload, caller)
-    return policies._verdicts[key]
+    """Whether the caller can reach the workload at all, given the policies (each caller is
+    judged once against each set of policies that applies to a workload)."""
+    key = (id(policies.applying(workload)), caller)
+    found = policies._verdicts.get(key)
+    if found is None:
+        found = policies._verdicts[key] = _evaluate(policies, workload, caller)
+    return found
 
 
 def _evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Admission:
