@@ -19,32 +19,66 @@ def _host_fqdn(host: str, namespace: str) -> str:
     return f"{parts[0]}.{parts[1] if len(parts) > 1 else namespace}.{DOMAIN}"
 
 
+def _scopes(rule: Resource) -> list[str]:
+    return [str(e) for e in as_list(rule.spec.get("exportTo"))]
+
+
 def _visible(rule: Resource, client_namespace: str) -> bool:
-    scopes = [str(e) for e in as_list(rule.spec.get("exportTo"))] or ["*"]
+    scopes = _scopes(rule) or ["*"]
     return "*" in scopes or client_namespace in scopes or (
         "." in scopes and client_namespace == rule.namespace)
 
 
+def _local(rule: Resource) -> bool:
+    """Seen from its own namespace: a proxy there looks among these first."""
+    scopes = _scopes(rule)
+    return not scopes or bool({"*", ".", rule.namespace} & set(scopes))
+
+
+def _private(rule: Resource) -> bool:
+    """Kept to its own namespace (``exportTo`` of ``.`` or that namespace alone): not
+    among the rules other namespaces look up."""
+    scopes = _scopes(rule)
+    return len(scopes) == 1 and scopes[0] in (".", rule.namespace)
+
+
+def _exported(rule: Resource) -> bool:
+    return not _private(rule)
+
+
 def destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str, str],
                      fqdn: str) -> Resource | None:
-    """The DestinationRule a client uses for a host: the first found in the client's
-    namespace, then the service's, then the root namespace; in each, the rule of the host
-    itself before the wildcards, the most specific wildcard first."""
+    """The DestinationRule a client's proxy uses for a host: among the rules ``_found``
+    (one host's, in one namespace), one whose ``workloadSelector`` selects the client,
+    else the rules without a selector, merged (``SidecarScope.DestinationRule`` in
+    istio/istio's ``pilot/pkg/model/sidecar.go``); None when neither applies, even where
+    another namespace or a wider host has a rule."""
     key = ("destination rules", client_namespace, fqdn)
-    candidates = view.memo.get(key)
-    if candidates is None:
-        candidates = view.memo[key] = _candidates(view, client_namespace, fqdn)
-    for rule, selector in candidates:
-        if not selector or all(labels.get(k) == v for k, v in selector.items()):
+    found = view.memo.get(key)
+    if found is None:
+        found = view.memo[key] = _found(view, client_namespace, fqdn)
+    selected, every_client = found
+    for rule, selector in selected:
+        if all(labels.get(k) == v for k, v in selector.items()):
             return rule
-    return None
+    return every_client
 
 
-def _candidates(view: IstioView, client_namespace: str, fqdn: str,
-                ) -> list[tuple[Resource, dict[str, str]]]:
-    """The DestinationRules of a host the client's namespace sees, in the order they are
-    looked up, each with its ``workloadSelector`` (empty: every client); what the client's
-    own labels decide is left to ``destination_rule``."""
+def _found(view: IstioView, client_namespace: str, fqdn: str,
+           ) -> tuple[list[tuple[Resource, dict[str, str]]], Resource | None]:
+    """The rules of a host a client's proxy gets (``PushContext.destinationRule`` in
+    istio/istio's ``pilot/pkg/model/push_context.go``): it looks in the client's
+    namespace (the rules seen there), then the service's and the root namespace (the
+    rules they export, then those exported to the client), and in each at the most
+    specific host that has rules (``MostSpecificHostMatch``), the first namespace with one
+    ending the lookup. Of those rules: the ones with a ``workloadSelector``, kept only in
+    the client's own namespace (``sidecar.go``: a selector is honoured where the rule and
+    the proxy share a namespace), with their labels; and the rule whose ``trafficPolicy``
+    the merge of the others keeps (``mergeDestinationRule`` in ``destination_rule.go``:
+    the oldest rule's policy, or the next one's when it has none). Not modelled: rules of
+    one host with different ``exportTo``, which that merge keeps apart under
+    ``EnableEnhancedDestinationRuleMerge``, and the policies it passes between a rule with
+    a selector and one without."""
     service_namespace = fqdn.split(".")[1] if fqdn.count(".") >= 2 else client_namespace
     hosts = view.memo.get(("destination rule hosts",))
     if hosts is None:  # every rule's host, once: (namespace, fqdn or wildcard) -> rules
@@ -54,15 +88,35 @@ def _candidates(view: IstioView, client_namespace: str, fqdn: str,
                 host = _host_fqdn(str(rule.spec.get("host") or ""), rule.namespace)
                 hosts.setdefault((namespace, host if not host.startswith("*") else "*"),
                                  []).append((position, host, rule))
-    candidates = []
-    for namespace in dict.fromkeys((client_namespace, service_namespace, view.root)):
-        found = hosts.get((namespace, fqdn), []) + hosts.get((namespace, "*"), [])
-        for _position, host, rule in sorted(found, key=_most_specific(fqdn)):
-            matches = host == fqdn or (host.startswith("*") and fqdn.endswith(host[1:]))
-            if matches and _visible(rule, client_namespace):
-                candidates.append((rule, as_strings(as_mapping(
-                    rule.spec.get("workloadSelector")).get("labels"))))
-    return candidates
+    # (namespace, the rules looked among there, whether they are another namespace's
+    # exported ones); the root namespace's own proxies look among its private rules first
+    stages: list[tuple[str, Callable[[Resource], bool], bool]] = [
+        (client_namespace, _local if client_namespace != view.root else _private, False)]
+    stages += [(namespace, _exported, True)
+               for namespace in dict.fromkeys((service_namespace, view.root))
+               if namespace != client_namespace or namespace == view.root]
+    for namespace, counted, exported in stages:
+        found = [(position, host, rule) for position, host, rule in
+                 hosts.get((namespace, fqdn), []) + hosts.get((namespace, "*"), [])
+                 if (host == fqdn or (host.startswith("*") and fqdn.endswith(host[1:])))
+                 and counted(rule)]
+        if not found:
+            continue
+        found.sort(key=_most_specific(fqdn))
+        best = found[0][1]
+        rules = [rule for _position, host, rule in found
+                 if host == best and (not exported or _visible(rule, client_namespace))]
+        if not rules:
+            continue  # the namespace's rules of that host are exported, not to the client
+        selected = [(rule, as_strings(selector.get("labels")))
+                    for rule in rules if rule.namespace == client_namespace
+                    for selector in [as_mapping(rule.spec.get("workloadSelector"))]
+                    if rule.spec.get("workloadSelector") is not None]
+        plain = [rule for rule in rules if rule.spec.get("workloadSelector") is None]
+        policy = next((rule for rule in plain if rule.spec.get("trafficPolicy") is not None),
+                      plain[0] if plain else None)
+        return selected, policy
+    return [], None
 
 
 def _most_specific(fqdn: str) -> Callable[[tuple[int, str, Resource]], tuple[int, int, int]]:
@@ -107,14 +161,15 @@ def auto_mtls(view: IstioView, destination: Destination, has_sidecar: bool) -> b
 
 class ClientTls(FlowRule):
     """The TLS a client's proxy originates: the DestinationRule of the host (looked up in
-    the client's namespace, the service's, then the root namespace, the most specific host
-    first; visible through ``exportTo``; ``workloadSelector`` choosing clients), the
-    port-level setting for the
-    Service port when there is one, else its top-level ``tls``: ``ISTIO_MUTUAL`` sends Istio
-    mTLS to every endpoint, ``DISABLE`` plaintext, ``SIMPLE``/``MUTUAL`` TLS that is not
-    Istio's; without ``tls``, auto mTLS sends Istio mTLS exactly to endpoints with a
-    sidecar whose own PeerAuthentication is not DISABLE (since 1.12). A client without a
-    proxy sends what its application sends: plaintext.
+    the client's namespace, the service's, then the root namespace, at the most specific
+    host, the first namespace with rules of it ending the lookup; visible through
+    ``exportTo``; a ``workloadSelector`` of the client's namespace that selects the client
+    before the rules for every client, whose policies merge oldest first), the port-level
+    setting for the Service port when there is one, else its top-level ``tls``:
+    ``ISTIO_MUTUAL`` sends Istio mTLS to every endpoint, ``DISABLE`` plaintext,
+    ``SIMPLE``/``MUTUAL`` TLS that is not Istio's; without ``tls``, auto mTLS sends Istio
+    mTLS exactly to endpoints with a sidecar whose own PeerAuthentication is not DISABLE
+    (since 1.12). A client without a proxy sends what its application sends: plaintext.
 
     Follows https://istio.io/latest/docs/ops/configuration/traffic-management/
     tls-configuration/#auto-mtls ("If TLS settings are not explicitly configured in a
@@ -124,7 +179,10 @@ class ClientTls(FlowRule):
     https://istio.io/latest/docs/reference/config/networking/destination-rule/, and
     ``pilot/pkg/networking/core/cluster_tls.go`` (``buildAutoMtlsSettings``), and
     ``MostSpecificHostMatch`` in ``pilot/pkg/model/config.go`` (the rule of the host
-    itself, else the longest wildcard that matches it).
+    itself, else the longest wildcard that matches it), ``PushContext.destinationRule`` in
+    ``pilot/pkg/model/push_context.go`` (the namespaces in turn), ``SidecarScope.
+    DestinationRule`` in ``pilot/pkg/model/sidecar.go`` (the selectors) and
+    ``mergeDestinationRule`` in ``pilot/pkg/model/destination_rule.go`` (the merge).
     """
 
     name = "istio.ClientTls"

@@ -184,6 +184,80 @@ def test_2h_the_rule_of_the_host_itself_wins_over_an_older_wildcard():
     assert verdict(mesh(strict, wider, narrower), MESHED, ("foo", "finance")).allowed
 
 
+def ns1():
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "ns1", "labels": {"istio-injection": "enabled"}}}, deployment("ns1", "caller")]
+
+
+def selecting(rule, app, created=None):
+    rule["spec"]["workloadSelector"] = {"labels": {"app": app}}
+    if created:
+        rule["metadata"]["creationTimestamp"] = created
+    return rule
+
+
+def test_2i_the_lookup_ends_at_the_first_namespace_and_host_with_rules():
+    # PushContext.destinationRule (pilot/pkg/model/push_context.go) returns one host's
+    # rules from one namespace, and SidecarScope.DestinationRule (sidecar.go) picks among
+    # them only: none for this client is no rule, and auto mTLS sends Istio mTLS
+    strict = pa("default", "foo", "STRICT")
+    plain = dr("finance", "foo", "finance.foo.svc.cluster.local", "DISABLE")
+    for_others = selecting(dr("finance-x", "ns1", "finance.foo.svc.cluster.local",
+                              "ISTIO_MUTUAL"), "someone-else")
+    assert verdict(mesh(strict, *ns1(), plain), ("ns1", "caller"),
+                   ("foo", "finance")).outcome == "reset"
+    assert verdict(mesh(strict, *ns1(), plain, for_others), ("ns1", "caller"),
+                   ("foo", "finance")).allowed  # ns1 has rules of the host: foo's not read
+    # nor a wider host of the same namespace
+    wildcard = dr("all-plain", "foo", "*.foo.svc.cluster.local", "DISABLE")
+    own_for_others = selecting(dr("finance", "foo", "finance.foo.svc.cluster.local",
+                                  "DISABLE"), "someone-else")
+    assert verdict(mesh(strict, wildcard, own_for_others), MESHED, ("foo", "finance")).allowed
+    assert verdict(mesh(strict, wildcard, own_for_others), MESHED,
+                   ("foo", "other")).outcome == "reset"
+    # the service's namespace: its most specific exported host, then whether the client
+    # sees it (getExportedDestinationRuleFromNamespace); not seen, the root namespace next
+    elsewhere = dr("finance", "foo", "finance.foo.svc.cluster.local", "ISTIO_MUTUAL")
+    elsewhere["spec"]["exportTo"] = ["ns2"]
+    assert verdict(mesh(strict, *ns1(), wildcard, elsewhere), ("ns1", "caller"),
+                   ("foo", "finance")).allowed
+    assert verdict(mesh(strict, *ns1(), wildcard), ("ns1", "caller"),
+                   ("foo", "finance")).outcome == "reset"
+
+
+def test_2j_a_rule_that_selects_the_client_in_its_namespace_wins_over_every_client_s():
+    strict = pa("default", "foo", "STRICT")
+    older = dr("finance-all", "foo", "finance", "DISABLE")
+    older["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    mine = selecting(dr("finance-client", "foo", "finance", "ISTIO_MUTUAL"), "client",
+                     "2024-02-01T00:00:00Z")
+    assert verdict(mesh(strict, older, mine), MESHED, ("foo", "finance")).allowed
+    refused = verdict(mesh(strict, older, mine), ("foo", "other"), ("foo", "finance"))
+    assert refused.outcome == "reset" and "(DestinationRule foo/finance-all)" in refused.reason
+    # a selector is honoured only in the client's own namespace (sidecar.go): foo's rule
+    # for app caller is not ns1's caller's, and nothing else of the host is there
+    theirs = selecting(dr("finance", "foo", "finance.foo.svc.cluster.local", "DISABLE"),
+                       "caller")
+    assert verdict(mesh(strict, *ns1(), theirs), ("ns1", "caller"), ("foo", "finance")).allowed
+
+
+def test_2k_rules_of_one_host_merge_the_oldest_policy_first():
+    # mergeDestinationRule (pilot/pkg/model/destination_rule.go): subsets are added up, and
+    # the traffic policy is the first rule's, or the next one's where it has none
+    strict = pa("default", "foo", "STRICT")
+    subsets = dr("finance-subsets", "foo", "finance")
+    del subsets["spec"]["trafficPolicy"]
+    subsets["spec"]["subsets"] = [{"name": "v1", "labels": {"version": "v1"}}]
+    subsets["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    policy = dr("finance-tls", "foo", "finance", "DISABLE")
+    policy["metadata"]["creationTimestamp"] = "2024-02-01T00:00:00Z"
+    refused = verdict(mesh(strict, subsets, policy), MESHED, ("foo", "finance"))
+    assert refused.outcome == "reset" and "(DestinationRule foo/finance-tls)" in refused.reason
+    first = dr("finance-first", "foo", "finance", "ISTIO_MUTUAL")
+    first["metadata"]["creationTimestamp"] = "2023-01-01T00:00:00Z"
+    assert verdict(mesh(strict, subsets, policy, first), MESHED, ("foo", "finance")).allowed
+
+
 # ---- §3 what the server takes (concepts/security#peer-authentication)
 
 
