@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ....estate.objects import Resource, as_list, as_mapping, as_strings
@@ -46,39 +46,97 @@ def _exported(rule: Resource) -> bool:
     return not _private(rule)
 
 
+class _Merged:
+    """One entry of the rules Istio keeps for a host in one namespace
+    (``ConsolidatedDestRule``): the rule that made it, its ``exportTo`` (``.`` as the
+    namespace), its ``workloadSelector``'s labels (None: no selector), and the rule whose
+    ``trafficPolicy`` it holds after the merge (None: none)."""
+
+    __slots__ = ("policy", "rule", "scopes", "selector")
+
+    def __init__(self, rule: Resource) -> None:
+        self.rule = rule
+        self.scopes = frozenset(rule.namespace if scope == "." else scope
+                                for scope in _scopes(rule))
+        selector = rule.spec.get("workloadSelector")
+        self.selector = None if selector is None else as_strings(
+            as_mapping(selector).get("matchLabels"))
+        self.policy = rule if rule.spec.get("trafficPolicy") is not None else None
+
+    @property
+    def applied(self) -> Resource:
+        """The rule a client that gets this entry takes its traffic policy from."""
+        return self.policy or self.rule
+
+    def seen_from(self, namespace: str) -> bool:
+        return not self.scopes or "*" in self.scopes or namespace in self.scopes
+
+
+def _merged(rules: Sequence[Resource]) -> list[_Merged]:
+    """A namespace's rules of one host, oldest first, merged as istiod merges them
+    (``mergeDestinationRule`` in istio/istio's ``pilot/pkg/model/destination_rule.go``,
+    ``ENABLE_ENHANCED_DESTINATIONRULE_MERGE`` on, the default since Istio 1.24). A rule
+    merges into each earlier entry whose ``exportTo`` is the same as its own or a
+    non-empty part of it, unless both have selectors that differ: an entry without a
+    traffic policy takes the rule's. It also stands as an entry of its own unless the last
+    of the earlier entries is one it merged into, with no selector on either or the same
+    one on both."""
+    entries: list[_Merged] = []
+    for rule in rules:
+        incoming = _Merged(rule)
+        separately = True
+        for entry in entries:
+            neither = incoming.selector is None and entry.selector is None
+            both = incoming.selector is not None and entry.selector is not None
+            same = (incoming.selector or {}) == (entry.selector or {})
+            if incoming.scopes == entry.scopes:
+                separately = not (neither or (both and same))
+            elif entry.scopes and incoming.scopes >= entry.scopes:
+                separately = True
+            else:
+                separately = True
+                continue
+            if both and not same:
+                continue
+            if neither or (both and same):
+                separately = False
+            if entry.policy is None and incoming.policy is not None:
+                entry.policy = incoming.policy
+        if separately:
+            entries.append(incoming)
+    return entries
+
+
 def destination_rule(view: IstioView, client_namespace: str, labels: Mapping[str, str],
                      fqdn: str) -> Resource | None:
-    """The DestinationRule a client's proxy uses for a host: among the rules ``_found``
-    (one host's, in one namespace), one whose ``workloadSelector`` selects the client,
-    else the rules without a selector, merged (``SidecarScope.DestinationRule`` in
-    istio/istio's ``pilot/pkg/model/sidecar.go``); None when neither applies, even where
-    another namespace or a wider host has a rule."""
+    """The DestinationRule a client's proxy takes its traffic policy from for a host: of
+    the entries ``_found`` (one host's, in one namespace), the first whose
+    ``workloadSelector`` selects the client, honoured only in the client's own namespace,
+    else the last entry without a selector (``SidecarScope.DestinationRule`` in istio/istio's
+    ``pilot/pkg/model/sidecar.go``); None when neither is there, even where another
+    namespace or a wider host has a rule."""
     key = ("destination rules", client_namespace, fqdn)
     found = view.memo.get(key)
     if found is None:
         found = view.memo[key] = _found(view, client_namespace, fqdn)
-    selected, every_client = found
-    for rule, selector in selected:
-        if all(labels.get(k) == v for k, v in selector.items()):
-            return rule
-    return every_client
+    every_client: _Merged | None = None
+    for entry in found:
+        selector = entry.selector
+        if selector is None:
+            every_client = entry
+        elif entry.rule.namespace == client_namespace and all(
+                labels.get(k) == v for k, v in selector.items()):
+            return entry.applied
+    return every_client.applied if every_client is not None else None
 
 
-def _found(view: IstioView, client_namespace: str, fqdn: str,
-           ) -> tuple[list[tuple[Resource, dict[str, str]]], Resource | None]:
-    """The rules of a host a client's proxy gets (``PushContext.destinationRule`` in
-    istio/istio's ``pilot/pkg/model/push_context.go``): it looks in the client's
-    namespace (the rules seen there), then the service's and the root namespace (the
-    rules they export, then those exported to the client), and in each at the most
-    specific host that has rules (``MostSpecificHostMatch``), the first namespace with one
-    ending the lookup. Of those rules: the ones with a ``workloadSelector``, kept only in
-    the client's own namespace (``sidecar.go``: a selector is honoured where the rule and
-    the proxy share a namespace), with their labels; and the rule whose ``trafficPolicy``
-    the merge of the others keeps (``mergeDestinationRule`` in ``destination_rule.go``:
-    the oldest rule's policy, or the next one's when it has none). Not modelled: rules of
-    one host with different ``exportTo``, which that merge keeps apart under
-    ``EnableEnhancedDestinationRuleMerge``, and the policies it passes between a rule with
-    a selector and one without."""
+def _found(view: IstioView, client_namespace: str, fqdn: str) -> list[_Merged]:
+    """The entries of a host a client's proxy gets (``PushContext.destinationRule`` in
+    istio/istio's ``pilot/pkg/model/push_context.go``): it looks in the client's namespace
+    (the rules seen there), then the service's and the root namespace (the rules they
+    export), and in each at the most specific host that has rules (``MostSpecificHostMatch``),
+    merged (``_merged``); of another namespace's, those exported to the client. The first
+    namespace with entries ends the lookup."""
     service_namespace = fqdn.split(".")[1] if fqdn.count(".") >= 2 else client_namespace
     hosts = view.memo.get(("destination rule hosts",))
     if hosts is None:  # every rule's host, once: (namespace, fqdn or wildcard) -> rules
@@ -104,19 +162,13 @@ def _found(view: IstioView, client_namespace: str, fqdn: str,
             continue
         found.sort(key=_most_specific(fqdn))
         best = found[0][1]
-        rules = [rule for _position, host, rule in found
-                 if host == best and (not exported or _visible(rule, client_namespace))]
-        if not rules:
-            continue  # the namespace's rules of that host are exported, not to the client
-        selected = [(rule, as_strings(selector.get("labels")))
-                    for rule in rules if rule.namespace == client_namespace
-                    for selector in [as_mapping(rule.spec.get("workloadSelector"))]
-                    if rule.spec.get("workloadSelector") is not None]
-        plain = [rule for rule in rules if rule.spec.get("workloadSelector") is None]
-        policy = next((rule for rule in plain if rule.spec.get("trafficPolicy") is not None),
-                      plain[0] if plain else None)
-        return selected, policy
-    return [], None
+        entries = _merged([rule for _position, host, rule in found if host == best])
+        if exported:
+            entries = [entry for entry in entries if entry.seen_from(client_namespace)]
+        if entries:
+            return entries
+        # that host's rules here are exported, but not to the client: the next namespace
+    return []
 
 
 def _most_specific(fqdn: str) -> Callable[[tuple[int, str, Resource]], tuple[int, int, int]]:
@@ -164,7 +216,7 @@ class ClientTls(FlowRule):
     the client's namespace, the service's, then the root namespace, at the most specific
     host, the first namespace with rules of it ending the lookup; visible through
     ``exportTo``; a ``workloadSelector`` of the client's namespace that selects the client
-    before the rules for every client, whose policies merge oldest first), the port-level
+    before the last entry for every client, the rules merged as istiod merges them), the port-level
     setting for the Service port when there is one, else its top-level ``tls``:
     ``ISTIO_MUTUAL`` sends Istio mTLS to every endpoint, ``DISABLE`` plaintext,
     ``SIMPLE``/``MUTUAL`` TLS that is not Istio's; without ``tls``, auto mTLS sends Istio

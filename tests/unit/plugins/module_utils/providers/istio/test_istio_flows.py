@@ -157,7 +157,7 @@ def test_2g_the_lookup_path_sees_export_to_and_the_client_s_workload_selector():
     assert verdict(mesh(strict, private), MESHED, ("foo", "finance")).outcome == "reset"
     # a rule whose workloadSelector picks other clients leaves this one to auto mTLS
     selected = dr("finance", "foo", "finance.foo.svc.cluster.local", "DISABLE")
-    selected["spec"]["workloadSelector"] = {"labels": {"app": "other"}}
+    selected["spec"]["workloadSelector"] = {"matchLabels": {"app": "other"}}
     assert verdict(mesh(strict, selected), MESHED, ("foo", "finance")).allowed
     assert verdict(mesh(strict, selected), ("foo", "other"),
                    ("foo", "finance")).outcome == "reset"
@@ -190,7 +190,7 @@ def ns1():
 
 
 def selecting(rule, app, created=None):
-    rule["spec"]["workloadSelector"] = {"labels": {"app": app}}
+    rule["spec"]["workloadSelector"] = {"matchLabels": {"app": app}}
     if created:
         rule["metadata"]["creationTimestamp"] = created
     return rule
@@ -256,6 +256,66 @@ def test_2k_rules_of_one_host_merge_the_oldest_policy_first():
     first = dr("finance-first", "foo", "finance", "ISTIO_MUTUAL")
     first["metadata"]["creationTimestamp"] = "2023-01-01T00:00:00Z"
     assert verdict(mesh(strict, subsets, policy, first), MESHED, ("foo", "finance")).allowed
+
+
+def test_2l_a_selector_rule_s_policy_fills_an_older_rule_for_every_client_that_has_none():
+    # mergeDestinationRule: an entry without a traffic policy takes the next rule's, even a
+    # rule with a selector; that rule stands as an entry of its own too
+    strict = pa("default", "foo", "STRICT")
+    subsets = dr("finance", "foo", "finance")
+    del subsets["spec"]["trafficPolicy"]
+    subsets["spec"]["subsets"] = [{"name": "v1", "labels": {"version": "v1"}}]
+    subsets["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    others = selecting(dr("finance-other", "foo", "finance", "DISABLE"), "other",
+                       "2024-02-01T00:00:00Z")
+    refused = verdict(mesh(strict, subsets, others), MESHED, ("foo", "finance"))
+    assert refused.outcome == "reset" and "(DestinationRule foo/finance-other)" in refused.reason
+    # the other way round, the rule for every client keeps no policy: auto mTLS
+    subsets["metadata"]["creationTimestamp"] = "2024-03-01T00:00:00Z"
+    assert verdict(mesh(strict, subsets, others), MESHED, ("foo", "finance")).allowed
+    assert verdict(mesh(strict, subsets, others), ("foo", "other"),
+                   ("foo", "finance")).outcome == "reset"
+
+
+def test_2m_rules_of_one_host_with_other_export_to_stay_apart_the_last_for_every_client():
+    # ENABLE_ENHANCED_DESTINATIONRULE_MERGE (on since Istio 1.24): no merge across
+    # different exportTo; SidecarScope.DestinationRule takes the last entry without a selector
+    strict = pa("default", "foo", "STRICT")
+    shared = dr("finance", "foo", "finance", "ISTIO_MUTUAL")
+    shared["spec"]["exportTo"] = ["*"]
+    shared["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    own = dr("finance-local", "foo", "finance", "DISABLE")
+    own["spec"]["exportTo"] = ["."]
+    own["metadata"]["creationTimestamp"] = "2024-02-01T00:00:00Z"
+    refused = verdict(mesh(strict, shared, own), MESHED, ("foo", "finance"))
+    assert refused.outcome == "reset" and "(DestinationRule foo/finance-local)" in refused.reason
+    # from ns1 only the exported one is there
+    assert verdict(mesh(strict, *ns1(), shared, own), ("ns1", "caller"), ("foo", "finance")).allowed
+
+
+def test_2n_the_merge_keeps_the_entries_istiod_keeps():
+    # the rules and entries of TestSetDestinationRuleWithWorkloadSelector in istio/istio's
+    # pilot/pkg/model/push_context_test.go: same-selector rules merge, the rule for every
+    # client merges into each and stands on its own, an entry per selector
+    from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects import (
+        make_resource,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.providers.istio.flows import (
+        client_tls,
+    )
+
+    def rule(name, export_to, app=None):
+        made = dr(name, "test", "httpbin.org", "SIMPLE")
+        made["spec"]["exportTo"] = export_to
+        return make_resource(selecting(made, app) if app else made)
+    app1 = rule("nsRule1", ["test2", "."], "app1")
+    app2 = rule("nsRule2", ["test2", "."], "app2")
+    app3 = rule("nsRule3", ["test2", "."], "app2")
+    every = rule("nsRule5", [".", "test2"])
+    merged = client_tls._merged
+    assert [e.rule.name for e in merged([app1, app2, app3, every])] == \
+        ["nsRule1", "nsRule2", "nsRule5"]
+    assert [e.rule.name for e in merged([app1, app2, app3])] == ["nsRule1", "nsRule2"]
 
 
 # ---- §3 what the server takes (concepts/security#peer-authentication)
