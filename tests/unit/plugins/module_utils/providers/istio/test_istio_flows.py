@@ -196,6 +196,15 @@ def selecting(rule, app, created=None):
     return rule
 
 
+def subsets_only(name, created):
+    """A rule of foo's finance with a subset and no traffic policy, made at ``created``."""
+    rule = dr(name, "foo", "finance")
+    del rule["spec"]["trafficPolicy"]
+    rule["spec"]["subsets"] = [{"name": "v1", "labels": {"version": "v1"}}]
+    rule["metadata"]["creationTimestamp"] = created
+    return rule
+
+
 def test_2i_the_lookup_ends_at_the_first_namespace_and_host_with_rules():
     # PushContext.destinationRule (pilot/pkg/model/push_context.go) returns one host's
     # rules from one namespace, and SidecarScope.DestinationRule (sidecar.go) picks among
@@ -245,10 +254,7 @@ def test_2k_rules_of_one_host_merge_the_oldest_policy_first():
     # mergeDestinationRule (pilot/pkg/model/destination_rule.go): subsets are added up, and
     # the traffic policy is the first rule's, or the next one's where it has none
     strict = pa("default", "foo", "STRICT")
-    subsets = dr("finance-subsets", "foo", "finance")
-    del subsets["spec"]["trafficPolicy"]
-    subsets["spec"]["subsets"] = [{"name": "v1", "labels": {"version": "v1"}}]
-    subsets["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    subsets = subsets_only("finance-subsets", "2024-01-01T00:00:00Z")
     policy = dr("finance-tls", "foo", "finance", "DISABLE")
     policy["metadata"]["creationTimestamp"] = "2024-02-01T00:00:00Z"
     refused = verdict(mesh(strict, subsets, policy), MESHED, ("foo", "finance"))
@@ -262,10 +268,7 @@ def test_2l_a_selector_rule_s_policy_fills_an_older_rule_for_every_client_that_h
     # mergeDestinationRule: an entry without a traffic policy takes the next rule's, even a
     # rule with a selector; that rule stands as an entry of its own too
     strict = pa("default", "foo", "STRICT")
-    subsets = dr("finance", "foo", "finance")
-    del subsets["spec"]["trafficPolicy"]
-    subsets["spec"]["subsets"] = [{"name": "v1", "labels": {"version": "v1"}}]
-    subsets["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    subsets = subsets_only("finance", "2024-01-01T00:00:00Z")
     others = selecting(dr("finance-other", "foo", "finance", "DISABLE"), "other",
                        "2024-02-01T00:00:00Z")
     refused = verdict(mesh(strict, subsets, others), MESHED, ("foo", "finance"))
