@@ -1,11 +1,14 @@
 """Kubernetes facts meshstage relies on everywhere, each written once: the Kubernetes version
 objects are validated for by default, the labels that mark what meshstage owns, the field
-manager of its server-side applies, and how a label selector selects."""
+manager of its server-side applies, how a label selector selects, and how to find the
+objects whose labels selector may select a pod without trying every one."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 # The Kubernetes version whose core schemas validate rendered objects unless told otherwise.
 DEFAULT_KUBERNETES_VERSION = "1.33.0"
@@ -60,3 +63,31 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
 def selector_text(labels: Mapping[str, str]) -> str:
     """``app=reviews,version=v1``: a label set as Kubernetes prints a selector."""
     return ",".join(f"{key}={labels[key]}" for key in sorted(labels))
+
+
+class LabelPostings(Generic[T]):
+    """Items that select pods by labels (``matchLabels``), each posted once: under the first
+    of its selector's label pairs, or under None when it has none. The items that may
+    select a pod are those under None and those under one of the pod's own pairs: every
+    item that does select it is among them, and only once. ``candidates`` gives them in
+    the order they were added; the caller still matches each whole selector."""
+
+    def __init__(self) -> None:
+        self._posted: dict[tuple[str, str] | None, list[tuple[int, T]]] = {}
+        self._added = 0
+
+    def add(self, selector: Mapping[str, str], item: T) -> None:
+        self._posted.setdefault(min(selector.items(), default=None), []).append(
+            (self._added, item))
+        self._added += 1
+
+    def candidates(self, labels: Mapping[str, str]) -> list[T]:
+        found = list(self._posted.get(None, ()))
+        for pair in labels.items():
+            found += self._posted.get(pair, ())
+        found.sort(key=_order)
+        return [item for _order_, item in found]
+
+
+def _order(posted: tuple[int, Any]) -> int:
+    return posted[0]

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...estate.index import MeshIndex
 from ...estate.objects import Resource, Workload
+from ...kube import LabelPostings
 from ._selectors import match_labels
 from .authorization_policies import pattern_matches
 
@@ -102,16 +103,13 @@ class PolicyIndex:
 
     def __init__(self, index: MeshIndex) -> None:
         self.index = index
-        # each policy with its selector's labels, read once, posted under its first label
-        # (None: no selector) with its place in the index's order
-        self._postings: dict[str, dict[tuple[str, str] | None,
-                                       list[tuple[int, Resource, dict[str, str]]]]] = {}
-        for place, policy in enumerate(index.istio("AuthorizationPolicy")):
+        # each enforced policy with its selector's labels, read once, by namespace
+        self._postings: dict[str, LabelPostings[tuple[Resource, dict[str, str]]]] = {}
+        for policy in index.istio("AuthorizationPolicy"):
             if policy.annotations.get(DRY_RUN, "").lower() != "true":
                 selector = match_labels(policy)
-                self._postings.setdefault(policy.namespace, {}).setdefault(
-                    next(iter(sorted(selector.items())), None), []).append(
-                        (place, policy, selector))
+                self._postings.setdefault(policy.namespace, LabelPostings()).add(
+                    selector, (policy, selector))
         self._applying: dict[Workload, list[Resource]] = {}
         self._sets: dict[tuple[int, ...], list[Resource]] = {}
         self._verdicts: dict[tuple[int, Caller | None], Admission] = {}
@@ -126,14 +124,10 @@ class PolicyIndex:
             labels = workload.labels
             found = []
             for namespace in dict.fromkeys((root, workload.namespace)):
-                postings = self._postings.get(namespace, {})
-                # each policy is posted once (under its first label): no list repeats one
-                candidates = list(postings.get(None, ()))
-                for pair in labels.items():
-                    candidates += postings.get(pair, ())
-                candidates.sort(key=_place)
-                found += [policy for _place_, policy, selector in candidates
-                          if all(labels.get(k) == v for k, v in selector.items())]
+                postings = self._postings.get(namespace)
+                if postings is not None:
+                    found += [policy for policy, selector in postings.candidates(labels)
+                              if all(labels.get(k) == v for k, v in selector.items())]
             found = self._sets.setdefault(tuple(id(p) for p in found), found)
             self._applying[workload] = found
         return found
@@ -141,10 +135,6 @@ class PolicyIndex:
     def default_deny(self, workload: Workload) -> bool:
         """True when an ALLOW policy applies: whatever no ALLOW admits is refused."""
         return any(action(p) == "ALLOW" for p in self.applying(workload))
-
-
-def _place(item: tuple[int, Resource, dict[str, str]]) -> int:
-    return item[0]
 
 
 def evaluate(policies: PolicyIndex, workload: Workload, caller: Caller | None) -> Admission:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.kube import (
+    LabelPostings,
     ownership_labels,
     selector_matches,
     selector_text,
@@ -50,3 +51,17 @@ def test_ownership_labels_and_selector_text():
                       "meshstage.io/environment": "prod"}
     assert selector_text(labels) == \
         "app.kubernetes.io/managed-by=meshstage,meshstage.io/environment=prod"
+
+
+def test_label_postings_give_every_item_that_may_select_the_labels_once_in_order():
+    postings = LabelPostings()
+    postings.add({}, "everyone")
+    postings.add({"app": "a", "version": "v1"}, "a-v1")  # posted under app=a only
+    postings.add({"tier": "web"}, "web")
+    postings.add({"app": "b"}, "b")
+    postings.add({}, "everyone-later")
+    # a candidate may still not select them (a-v1 asks version v1): the caller matches
+    assert postings.candidates({"app": "a", "version": "v2", "tier": "web"}) == \
+        ["everyone", "a-v1", "web", "everyone-later"]
+    assert postings.candidates({"version": "v1"}) == ["everyone", "everyone-later"]
+    assert LabelPostings().candidates({"app": "a"}) == []

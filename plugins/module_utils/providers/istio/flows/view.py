@@ -16,7 +16,7 @@ from ....estate.index import MeshIndex
 from ....estate.objects import Resource, Workload, as_list, as_mapping, as_strings
 from ....flows.evaluate import MeshState
 from ....flows.model import Destination, Peer
-from ....kube import selector_matches
+from ....kube import LabelPostings, selector_matches
 from .policies import CompiledPolicy, compile_policy
 
 DRY_RUN = "istio.io/dry-run"
@@ -70,7 +70,7 @@ class IstioView:
         self.never_inject = [as_mapping(s) for s in as_list(injector.get("neverInjectSelector"))]
         self._sidecar: dict[int, bool] = {}
         self._applied: dict[tuple[int, str], list[Resource]] = {}
-        self._postings: dict[str, dict[Any, list[tuple[int, Resource, Attachment]]]] = {}
+        self._postings: dict[str, LabelPostings[tuple[Resource, Attachment]]] = {}
         self._compiled: dict[int, CompiledPolicy] = {}
         self._by_policies: dict[tuple[int, str], list[CompiledPolicy]] = {}
         self._policy_sets: dict[tuple[int, ...], list[CompiledPolicy]] = {}
@@ -129,19 +129,13 @@ class IstioView:
         targetRefs), and those one of whose labels the pod has."""
         postings = self._postings.get(namespace)
         if postings is None:
-            postings = self._postings[namespace] = {}
-            for position, policy in enumerate(self.policies.get(namespace, ())):
+            postings = self._postings[namespace] = LabelPostings()
+            for policy in self.policies.get(namespace, ()):
                 if policy.annotations.get(DRY_RUN, "").lower() == "true":
                     continue
                 attachment = attachment_of(policy)
-                pair = next(iter(sorted(attachment[1].items())), None)
-                postings.setdefault(pair, []).append((position, policy, attachment))
-        # each policy is posted once (under its first label), so no list repeats one
-        found = list(postings.get(None, ()))
-        for pair in labels.items():
-            found += postings.get(pair, ())
-        found.sort(key=_position)
-        return [(policy, attachment) for _position, policy, attachment in found]
+                postings.add(attachment[1], (policy, attachment))
+        return postings.candidates(labels)
 
     def compiled_policies(self, labels: Mapping[str, str], namespace: str,
                           key: int) -> list[CompiledPolicy]:
@@ -162,10 +156,6 @@ class IstioView:
     def destination_fqdn(self, destination: Destination) -> str:
         service = destination.service or destination.name
         return f"{service}.{destination.namespace}.{DOMAIN}"
-
-
-def _position(item: tuple[int, Resource, Attachment]) -> int:
-    return item[0]
 
 
 # An AuthorizationPolicy's targetRefs and its selector's labels, read once
