@@ -23,12 +23,6 @@ def _scopes(rule: Resource) -> list[str]:
     return [str(e) for e in as_list(rule.spec.get("exportTo"))]
 
 
-def _visible(rule: Resource, client_namespace: str) -> bool:
-    scopes = _scopes(rule) or ["*"]
-    return "*" in scopes or client_namespace in scopes or (
-        "." in scopes and client_namespace == rule.namespace)
-
-
 def _local(rule: Resource) -> bool:
     """Seen from its own namespace: a proxy there looks among these first."""
     scopes = _scopes(rule)

@@ -35,7 +35,8 @@ def _effective_sidecar(view: IstioView, namespace: str,
 def _sidecars(view: IstioView, namespace: str,
               ) -> tuple[list[tuple[Resource, dict[str, str]]], Resource | None]:
     """A namespace's Sidecars with a workloadSelector, in order, each with its labels read
-    once (``workload_selected``), and its first Sidecar without one."""
+    once as ``workload_selected`` reads them (an empty one is none), and its first Sidecar
+    without one."""
     key = ("sidecars", namespace)
     found = view.memo.get(key)
     if found is None:
