@@ -182,8 +182,10 @@ def _string_scalar(text: str) -> str | None:
     The common strings are decided here: plain when the resolver reads them back as strings,
     single-quoted when it would read another type ("true", "1"). Any other one-line string
     is written once by PyYAML itself, as a mapping's value, and its form is kept."""
-    if text in _scalars:
+    try:  # one look-up for the strings seen before, nearly all of them
         return _scalars[text]
+    except KeyError:
+        pass
     written = None
     if _PLAIN_TEXT.fullmatch(text) is not None and len(text) < 128 \
             and not text.startswith("..."):  # a document end marker

@@ -58,10 +58,17 @@ _JSON_AS_IS = frozenset({str, int, bool, type(None)})
 # setting not its default); the text is json.dumps's, character for character.
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(", ", ": "),
                          allow_nan=False)
+# what that encoder writes for a str (``JSONEncoder.encode``'s own shortcut for one)
+_encode_string = json.encoder.encode_basestring
 
 
 def json_value(value: Any) -> JsonText:
     """The ``json`` filter: a value as one JSON scalar or subtree, on one line."""
+    if type(value) is str:  # most values: what json_text writes for a string, directly
+        text = _encode_string(value)
+        if not text.isascii() or "\x7f" in text:
+            text = _YAML_UNSAFE.sub(_unicode_escape, text)
+        return JsonText(text)
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     try:
@@ -80,11 +87,16 @@ def json_text(plain: Any) -> str:
         return "true" if plain is True else "false" if plain is False else "null"
     # an int as json writes it, without the encoder json makes for each number
     text = int.__repr__(plain) if kind is int else _JSON.encode(plain)
-    if kind not in _JSON_AS_IS:
+    # only a text with "e-" or "e+" can hold such a number: most subtrees are left unread
+    if kind not in _JSON_AS_IS and ("e-" in text or "e+" in text):
         text = _EXPONENT_ONLY.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
     if not text.isascii() or "\x7f" in text:  # else none of _YAML_UNSAFE's characters
-        text = _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        text = _YAML_UNSAFE.sub(_unicode_escape, text)
     return text
+
+
+def _unicode_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _only_json(value: Any) -> Any:
@@ -123,7 +135,7 @@ class Renderer:
         self._shapes = Shapes(json_text)
 
     def _finalize(self, value: Any) -> Any:
-        text = _only_json(value)
+        text = value if type(value) is JsonText else _only_json(value)
         printed = self._printed
         if printed is None:
             return text
@@ -287,17 +299,21 @@ def drop_nulls(value: Any) -> Any:
 
 
 def _drop(value: Any) -> Any:
+    # a scalar is kept as it is: only collections are walked (most values are scalars)
     if isinstance(value, dict):
         kept = {}
         for key, item in value.items():
             if item is None:
                 continue
-            item = _drop(item)
-            if item is not _EMPTIED:
-                kept[key] = item
+            if isinstance(item, (dict, list)):
+                item = _drop(item)
+                if item is _EMPTIED:
+                    continue
+            kept[key] = item
         return _EMPTIED if value and not kept else kept
     if isinstance(value, list):
-        return [{} if item is _EMPTIED else item for item in (_drop(i) for i in value)
+        return [{} if item is _EMPTIED else item
+                for item in (_drop(i) if isinstance(i, (dict, list)) else i for i in value)
                 if item is not None]
     return value
 
