@@ -31,6 +31,7 @@ class RunGuard:
         self.notes: list[str] = []
         self._purpose: str | None = None  # the session in progress
         self._lock: RunLock | None = None
+        self._sessions = 0  # outermost sessions begun (``current``)
 
     @contextlib.contextmanager
     def session(self, purpose: str, write: bool = True) -> Iterator[None]:
@@ -41,6 +42,7 @@ class RunGuard:
             yield
             return
         self._purpose = purpose
+        self._sessions += 1
         try:
             if self.take_lock():
                 problem = self.git.unfinished_operation()
@@ -53,6 +55,12 @@ class RunGuard:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+
+    @property
+    def current(self) -> int | None:
+        """The number of the session in progress (each outermost session has its own), or
+        None between sessions."""
+        return self._sessions if self._purpose is not None else None
 
     def take_lock(self) -> bool:
         """Take the lock once the repository exists; False while it does not."""

@@ -92,6 +92,9 @@ class GitOpsRepo:
         self._storing: tuple[BackgroundStore, list[str]] | None = None
         # the ``.git`` through which ``exists`` last found ``root`` the top of a work tree
         self._top: tuple[int, int] | None = None
+        # what the last write put in each file (path -> sha256, bytes), and the session it
+        # wrote in: the commit of that session stages them without reading them back
+        self._written: tuple[int | None, dict[str, tuple[str, bytes]]] = (None, {})
 
     @property
     def notes(self) -> list[str]:
@@ -299,6 +302,8 @@ class GitOpsRepo:
             after = self._after_state(changed, state)
             shas = after.shas()  # the state after records each written file's sha256
             self._storing = (store, [shas[path] for path, _data in writes if path in shas])
+            self._written = (self.guard.current, {path: (shas[path], data)
+                                                  for path, data in writes if path in shas})
             _remember_state(journal.state_after, after)
 
     def _settle_store(self) -> None:
@@ -364,7 +369,8 @@ class GitOpsRepo:
         scope) plus the paths owned in ``HEAD``'s state but not any more (removals), plus the
         state file. So a commit left over by an interrupted run is picked up by the next one.
         An owned file is read again unless it is committed as recorded already: the same
-        sha256 in ``HEAD``'s record, and nothing git's status names (``_committed_as_recorded``).
+        sha256 in ``HEAD``'s record, and nothing git's status names (``_committed_as_recorded``);
+        or unless this session's write put it there (``apply``, the repository held since).
 
         Already-staged user changes: the commit is *limited* to meshstage's paths
         (``git commit --only -- <paths>``), so whatever else the user staged stays staged and
@@ -510,7 +516,9 @@ class GitOpsRepo:
                       settled: frozenset[str] = frozenset()) -> dict[str, bytes]:
         """Owned paths to stage, with their bytes: those whose disk bytes are what meshstage
         wrote (``recorded``: every scope's path -> sha256). ``settled`` paths are committed as
-        recorded already (``_committed_as_recorded``) and are not read.
+        recorded already (``_committed_as_recorded``) and are not read, nor are those this
+        session wrote with the bytes recorded: their bytes are the write's own (``git
+        update-index`` reads each file to stage it in any case).
 
         An owned file changed by hand *after* meshstage's version was committed is the user's
         own edit and is left alone; one changed before it was committed would be committed as
@@ -518,8 +526,15 @@ class GitOpsRepo:
         """
         paths: dict[str, bytes] = {}
         parents: dict[str, str | None] = {}
+        session, written = self._written
+        if session is None or session != self.guard.current:
+            written = {}  # written in another session: read back like any file
         for path, sha in sorted(recorded.items()):
             if path in settled:
+                continue
+            mine = written.get(path)
+            if mine is not None and mine[0] == sha:
+                paths[path] = mine[1]  # this session wrote them, holding the repository
                 continue
             current, _problem = read_disk(self.root, path, parents)
             if current is not None and sha256(current) == sha:

@@ -861,6 +861,36 @@ def test_a_written_file_put_back_to_head_by_hand_before_the_commit_is_refused(
         committed.commit("meshstage: dev")
 
 
+def test_the_commit_of_the_writing_session_stages_the_write_without_reading_it_back(
+        committed: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside one session (a run holds the repository from its write to its commit) the
+    commit stages the bytes its write put in each file, as git reads them, without reading
+    each file back first; in a session of its own it reads them back (the test above)."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import repo as module
+
+    read: list[str] = []
+    real = module.read_disk
+
+    def counting(where: Path, path: str, *rest: object) -> object:
+        read.append(path)
+        return real(where, path, *rest)
+
+    monkeypatch.setattr(module, "read_disk", counting)
+    path = "dev/04-traffic/reviews.yaml"
+    with committed.session("one run"):
+        run(committed, "dev", {**DEV, path: "kind: VirtualService\nweight: 20\n"}, DEV_META)
+        read.clear()
+        assert committed.commit("meshstage: dev") is not None
+    assert path not in read
+    assert git(root, "show", f"HEAD:{path}") == "kind: VirtualService\nweight: 20\n"
+    assert git(root, "status", "--porcelain") == ""
+    with committed.session("another run"):
+        run(committed, "dev", {**DEV, path: "kind: VirtualService\nweight: 30\n"}, DEV_META)
+    read.clear()
+    assert committed.commit("meshstage: dev") is not None
+    assert path in read
+
+
 def test_an_owned_file_taken_out_of_git_by_hand_is_staged_again(
         committed: GitOpsRepo, root: Path) -> None:
     """A file the record and HEAD's record agree on, but that git no longer tracks (the user
