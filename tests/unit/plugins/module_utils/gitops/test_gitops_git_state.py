@@ -117,3 +117,15 @@ def test_head_holds_compares_a_file_with_head_by_object_id(tmp_path: Path,
     assert not repo.git.head_holds("a.json", None)  # HEAD has it, the disk has not
     assert repo.git.head_holds("b.json", None)
     assert not repo.git.head_holds("b.json", b"")
+
+
+def test_git_runs_with_the_heap_kept_between_objects_unless_the_user_says(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every git meshstage starts keeps its heap's top between the objects it compresses
+    (glibc's trim threshold, ``git.py``); a threshold the user set is theirs."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.git import git_env
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert int(git_env()["MALLOC_TRIM_THRESHOLD_"]) >= 1 << 20
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4096")
+    assert git_env()["MALLOC_TRIM_THRESHOLD_"] == "4096"
