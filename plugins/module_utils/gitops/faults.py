@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 KILL_AT = "MESHSTAGE_KILL_AT"
 
@@ -18,11 +19,13 @@ class KillSwitch:
         point, _, count = os.environ.get(KILL_AT, "").partition(":")
         self.point = point
         self.left = int(count) if count.isdigit() and int(count) > 0 else 1
+        self._counting = threading.Lock()  # a large write reaches its points on two threads
 
     def reach(self, point: str) -> None:
         """Called at each named point of a write; kills the process at the chosen one."""
         if not self.point or point != self.point:
             return
-        self.left -= 1
-        if self.left == 0:
-            os.kill(os.getpid(), signal.SIGKILL)
+        with self._counting:
+            self.left -= 1
+            if self.left == 0:
+                os.kill(os.getpid(), signal.SIGKILL)

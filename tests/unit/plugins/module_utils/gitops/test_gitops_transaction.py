@@ -11,7 +11,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gitops_helpers import repository_held
@@ -466,6 +468,47 @@ def test_a_write_of_many_files_leaves_only_the_files(tmp_path: Path) -> None:
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == sorted(["README.md", *(path for path, _ in files)])
     assert (tmp_path / "envs/dev/2/o29.yaml").read_bytes() == b"n: 29\n"
+
+
+def test_a_large_write_creates_and_renames_on_two_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From ``THREADED_AT`` files, half of them are created and renamed on a second thread;
+    every file ends up whole in its place, and no temporary file is left."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import disk
+
+    threads: set[str] = set()
+    real = disk.write_tagged_temporary
+
+    def noting(*args: Any) -> str:
+        threads.add(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(disk, "write_tagged_temporary", noting)
+    files = [(f"envs/dev/{n % 7}/o{n}.yaml", f"n: {n}\n".encode())
+             for n in range(disk.THREADED_AT + 1)]
+    write_files_atomic(tmp_path, files)
+    assert len(threads) == 2
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted(path for path, _ in files)
+    assert all((tmp_path / path).read_bytes() == data for path, data in files)
+
+
+def test_a_large_write_that_fails_on_the_second_thread_puts_nothing_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the second thread cannot create fails the whole write, naming it, before any
+    rename: no file is put in place and no temporary file is left, on either thread."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import disk
+
+    monkeypatch.setattr(disk, "THREADED_AT", 10)
+    files = [(f"envs/dev/{'blocked/' if n == 17 else ''}o{n:02d}.yaml", f"n: {n}\n".encode())
+             for n in range(20)]  # the second thread takes the second half, o17 in it
+    (tmp_path / "envs/dev").mkdir(parents=True)
+    (tmp_path / "envs/dev/blocked").write_text("a file where a folder goes\n")
+    monkeypatch.setattr(disk.os, "replace", lambda *args: pytest.fail("renamed"))
+    with pytest.raises(GitOpsError, match=r"envs/dev/blocked/o17\.yaml: cannot write it"):
+        write_files_atomic(tmp_path, files)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["envs/dev/blocked"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs(2) is Linux's")
