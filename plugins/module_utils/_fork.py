@@ -1,5 +1,6 @@
 """Private helper: one function run on the second core, in a forked child, while the caller
-goes on with other work; the result as if the caller had run it.
+goes on with other work; the result as if the caller had run it. (``ThreadedCall``, at the
+end, is the same on a thread, for work that overlaps a caller waiting for another process.)
 
 A render's checks are independent CPU work in one Python process, which one core runs at a
 time: the flow proof reads the rendered objects and nothing the schema check or the analysis
@@ -128,3 +129,31 @@ class ForkedCall(Generic[T]):
         if self._read is not None:
             os.close(self._read)
             self._read = None
+
+
+class ThreadedCall(Generic[T]):
+    """``function()`` started on a thread now; ``result()`` waits for its value (or raises
+    its exception).
+
+    For work that holds the GIL while the caller mostly waits for another process (a commit
+    waits for git): the two then take turns on one core each instead of one after the
+    other. The function must not touch what the caller changes meanwhile."""
+
+    def __init__(self, function: Callable[[], T]) -> None:
+        self._value: list[T] = []
+        self._error: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._value.append(function())
+            except BaseException as error:  # raised by ``result``, in the caller's thread
+                self._error.append(error)
+
+        self._thread = threading.Thread(target=run, name="meshstage-meanwhile", daemon=True)
+        self._thread.start()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._value[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _fork
-from ._fork import ForkedCall
+from ._fork import ForkedCall, ThreadedCall
 from ._plain import plain_data
 from .analyze.context import analyze_rendered
 from .canary.messages import CanaryCommit, runbook_section
@@ -284,10 +284,17 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
             committed.update(object_changes(changes, rendered_at))
             return message_of(committed)
 
-        sha = repo.commit(message_for)
+        # the stage cache is pickled and staged on a thread while git stages and commits
+        # (the commit mostly waits for git), and kept only once the commit is made
+        staging = ThreadedCall(cache.staged)
+        try:
+            sha = repo.commit(message_for)
+        except BaseException:
+            cache.discard(staging.result())
+            raise
+        cache.put_in_place(staging.result())
         if sha is not None:
             counts, changed = committed, True
-        cache.save()
     if counts is None:  # nothing committed: the changes as planned (a check run's diff)
         counts = object_changes((change for update in updates for change in update.changes),
                                 rendered_at)

@@ -56,6 +56,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import os
 import pickle
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,7 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write
+from .._io import write_temporary
 from ..cluster.apply import apply_class
 from ..schema.crds import is_crd
 from ..yaml_io import WITH_LIBYAML, load_yaml
@@ -221,23 +222,55 @@ class StageCache:
 
     def save(self) -> None:
         """Keep what this run used (and nothing else) for the next run; best effort."""
+        self.put_in_place(self.staged())
+
+    def staged(self) -> list[tuple[Path, Path]]:
+        """What ``save`` keeps, written to temporary files beside the cache's files and not
+        put in place yet: (temporary file, cache file) pairs, for ``put_in_place`` or
+        ``discard``. A part that cannot be written is left out (best effort). Reads the
+        cache and changes nothing: a thread can stage it while the run commits."""
         directory = self._directory()
         if directory is None:
-            return
+            return []
+        staged: list[tuple[Path, Path]] = []
         if self._objects != self._objects_before or self._valid != self._valid_before \
                 or self._kinds != self._kinds_before or self._passed != self._passed_before \
                 or self._plan != self._plan_before:
-            _write_plain(directory / self._file_name(), {
-                "version": CACHE_VERSION, "renderer": self.renderer_key,
-                "schema": self.schema_key, "objects": self._objects,
-                "valid": sorted(self._valid), "kinds": dict(sorted(self._kinds.items())),
-                "passed": dict(sorted(self._passed.items())), "plan": self._plan,
-            })
-            with contextlib.suppress(OSError):  # the JSON file of meshstage before it
-                (directory / f"stage-{self._environment}.json").unlink(missing_ok=True)
+            with contextlib.suppress(OSError, pickle.PicklingError):
+                target = directory / self._file_name()
+                staged.append((_staged_file(target, pickle.dumps({
+                    "version": CACHE_VERSION, "renderer": self.renderer_key,
+                    "schema": self.schema_key, "objects": self._objects,
+                    "valid": sorted(self._valid), "kinds": dict(sorted(self._kinds.items())),
+                    "passed": dict(sorted(self._passed.items())), "plan": self._plan,
+                }, protocol=pickle.HIGHEST_PROTOCOL)), target))
         if self._crds and self._crds.keys() != self._crds_before.keys():
-            _write_json(directory / _CRDS_FILE, {"version": CACHE_VERSION,
-                                                 "files": self._crds})
+            with contextlib.suppress(OSError, ValueError):
+                target = directory / _CRDS_FILE
+                staged.append((_staged_file(target, json.dumps(
+                    {"version": CACHE_VERSION, "files": self._crds}, ensure_ascii=False,
+                    separators=(",", ":")).encode("utf-8")), target))
+        return staged
+
+    def put_in_place(self, staged: Sequence[tuple[Path, Path]]) -> None:
+        """Rename each staged file over its cache file (``staged``); best effort."""
+        for temporary, target in staged:
+            try:
+                os.replace(temporary, target)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                continue
+            if target.name == self._file_name():
+                with contextlib.suppress(OSError):  # the JSON file of meshstage before it
+                    (target.parent / f"stage-{self._environment}.json").unlink(missing_ok=True)
+
+    @staticmethod
+    def discard(staged: Sequence[tuple[Path, Path]]) -> None:
+        """Remove the staged files (the run failed: nothing of it is kept)."""
+        for temporary, _target in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
     def _directory(self) -> Path | None:
         if self._gitops_dir is None:
@@ -442,12 +475,11 @@ def _read_plain(path: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _write_plain(path: Path, document: Mapping[str, Any]) -> None:
-    """Replace ``path`` atomically with ``document`` pickled; a cache that cannot be written
-    is simply not kept (it needs no fsync: a cache lost in a crash is rebuilt)."""
-    with contextlib.suppress(OSError, pickle.PicklingError):
-        atomic_write(path, pickle.dumps(dict(document), protocol=pickle.HIGHEST_PROTOCOL),
-                     fsync=False)
+def _staged_file(target: Path, data: bytes) -> Path:
+    """``data`` in a new temporary file beside ``target``, not flushed (a cache lost in a
+    crash is rebuilt); raises ``OSError``, leaving nothing behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return write_temporary(target, data, 0o644, fsync=False)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -458,9 +490,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _write_json(path: Path, document: Mapping[str, Any]) -> None:
-    """Replace ``path`` atomically; a cache that cannot be written is simply not kept (it
-    needs no fsync: a cache lost in a crash is rebuilt)."""
-    with contextlib.suppress(OSError, ValueError):
-        atomic_write(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")),
-                     fsync=False)

@@ -13,7 +13,10 @@ import pytest
 from flow_helpers import DENY_WEB, commits, shop
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import _fork, pipeline
-from ansible_collections.meshstage.mesh.plugins.module_utils._fork import ForkedCall
+from ansible_collections.meshstage.mesh.plugins.module_utils._fork import (
+    ForkedCall,
+    ThreadedCall,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
     FlowProofError,
     RenderError,
@@ -290,3 +293,19 @@ def test_the_collector_leaves_shared_objects_alone_while_a_child_runs():
     assert gc.get_freeze_count() > 0
     stopped.cancel()
     assert gc.get_freeze_count() == 0
+
+
+def test_a_threaded_call_gives_its_value_or_raises_its_error_in_the_caller() -> None:
+    """``ThreadedCall`` runs on a thread of its own and hands back what it returned, or the
+    exception it raised, when the caller asks; the thread is gone by then."""
+    names: list[str] = []
+    call = ThreadedCall(lambda: names.append(threading.current_thread().name) or 42)
+    assert call.result() == 42
+    assert names == ["meshstage-meanwhile"]
+
+    def fail() -> None:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        ThreadedCall(fail).result()
+    assert threading.active_count() == 1

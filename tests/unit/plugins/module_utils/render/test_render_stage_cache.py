@@ -108,6 +108,27 @@ def test_changed_schemas_validate_again(tmp_path, crd_dir, example_intent):
         run_stage(example_intent("dev"), options)
 
 
+def test_a_run_whose_commit_fails_keeps_no_cache(tmp_path, crd_dir, example_intent,
+                                                 monkeypatch):
+    """The cache is staged while the commit runs (on a thread) and kept only once the
+    commit is made: a failed commit leaves neither the cache nor its staged files."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
+
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+
+    def fail(self, message):
+        raise GitOpsError("the commit failed")
+
+    monkeypatch.setattr(GitOpsRepo, "commit", fail)
+    with pytest.raises(GitOpsError, match="the commit failed"):
+        run_stage(example_intent("prod"), options)
+    assert cache_files(gitops) == []
+    monkeypatch.undo()
+    run_stage(example_intent("prod"), options)
+    assert cache_files(gitops) == ["crds.json", "stage-prod.pickle"]
+
+
 def test_check_mode_writes_no_cache(tmp_path, crd_dir, example_intent):
     gitops = tmp_path / "gitops"
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
