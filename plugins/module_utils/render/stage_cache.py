@@ -59,12 +59,12 @@ import json
 import os
 import pickle
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from .._io import write_temporary
 from ..cluster.apply import apply_class
 from ..schema.crds import is_crd
 from ..yaml_io import WITH_LIBYAML, load_yaml
@@ -236,20 +236,24 @@ class StageCache:
         if self._objects != self._objects_before or self._valid != self._valid_before \
                 or self._kinds != self._kinds_before or self._passed != self._passed_before \
                 or self._plan != self._plan_before:
+            document = {
+                "version": CACHE_VERSION, "renderer": self.renderer_key,
+                "schema": self.schema_key, "objects": self._objects,
+                "valid": sorted(self._valid), "kinds": dict(sorted(self._kinds.items())),
+                "passed": dict(sorted(self._passed.items())), "plan": self._plan,
+            }
+            target = directory / self._file_name()
             with contextlib.suppress(OSError, pickle.PicklingError):
-                target = directory / self._file_name()
-                staged.append((_staged_file(target, pickle.dumps({
-                    "version": CACHE_VERSION, "renderer": self.renderer_key,
-                    "schema": self.schema_key, "objects": self._objects,
-                    "valid": sorted(self._valid), "kinds": dict(sorted(self._kinds.items())),
-                    "passed": dict(sorted(self._passed.items())), "plan": self._plan,
-                }, protocol=pickle.HIGHEST_PROTOCOL)), target))
+                # pickled straight into the file, frame by frame: no copy of it in memory
+                staged.append((_staged_file(target, lambda stream: pickle.dump(
+                    document, stream, protocol=pickle.HIGHEST_PROTOCOL)), target))
         if self._crds and self._crds.keys() != self._crds_before.keys():
+            target = directory / _CRDS_FILE
             with contextlib.suppress(OSError, ValueError):
-                target = directory / _CRDS_FILE
-                staged.append((_staged_file(target, json.dumps(
-                    {"version": CACHE_VERSION, "files": self._crds}, ensure_ascii=False,
-                    separators=(",", ":")).encode("utf-8")), target))
+                data = json.dumps({"version": CACHE_VERSION, "files": self._crds},
+                                  ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+                staged.append((_staged_file(target, lambda stream: stream.write(data)),
+                               target))
         return staged
 
     def put_in_place(self, staged: Sequence[tuple[Path, Path]]) -> None:
@@ -475,11 +479,22 @@ def _read_plain(path: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _staged_file(target: Path, data: bytes) -> Path:
-    """``data`` in a new temporary file beside ``target``, not flushed (a cache lost in a
-    crash is rebuilt); raises ``OSError``, leaving nothing behind."""
+def _staged_file(target: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """A new temporary file beside ``target`` that ``write`` fills, not flushed (a cache lost
+    in a crash is rebuilt); raises what ``write`` raises (``OSError``, ...), leaving nothing
+    behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return write_temporary(target, data, 0o644, fsync=False)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                     suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            os.fchmod(stream.fileno(), 0o644)
+            write(stream)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return Path(temporary)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
