@@ -92,9 +92,10 @@ class GitOpsRepo:
         self._storing: tuple[BackgroundStore, list[str]] | None = None
         # the ``.git`` through which ``exists`` last found ``root`` the top of a work tree
         self._top: tuple[int, int] | None = None
-        # what the last write put in each file (path -> sha256, bytes), and the session it
-        # wrote in: the commit of that session stages them without reading them back
-        self._written: tuple[int | None, dict[str, tuple[str, bytes]]] = (None, {})
+        # what the last write put in each file (path -> sha256, the text the update holds,
+        # written as UTF-8), and the session it wrote in: the commit of that session stages
+        # them without reading them back
+        self._written: tuple[int | None, dict[str, tuple[str, str]]] = (None, {})
 
     @property
     def notes(self) -> list[str]:
@@ -302,8 +303,10 @@ class GitOpsRepo:
             after = self._after_state(changed, state)
             shas = after.shas()  # the state after records each written file's sha256
             self._storing = (store, [shas[path] for path, _data in writes if path in shas])
-            self._written = (self.guard.current, {path: (shas[path], data)
-                                                  for path, data in writes if path in shas})
+            self._written = (self.guard.current, {
+                change.path: (shas[change.path], change.after) for update in changed
+                for change in update.changes
+                if change.after is not None and change.path in shas})
             _remember_state(journal.state_after, after)
 
     def _settle_store(self) -> None:
@@ -534,7 +537,8 @@ class GitOpsRepo:
                 continue
             mine = written.get(path)
             if mine is not None and mine[0] == sha:
-                paths[path] = mine[1]  # this session wrote them, holding the repository
+                # this session wrote it, holding the repository (``planned_bytes``'s bytes)
+                paths[path] = mine[1].encode("utf-8")
                 continue
             current, _problem = read_disk(self.root, path, parents)
             if current is not None and sha256(current) == sha:
