@@ -765,6 +765,28 @@ def test_crd_files_found_recursively_with_both_suffixes(tmp_path):
     assert [v.path for v in registry.validate(widget)] == ["spec.colour"]
 
 
+def test_crd_files_read_as_the_safe_loader_reads_them_aliases_bounded(tmp_path):
+    """CRD files are read from the parser's events; one with anchors and aliases reads as
+    the safe loader reads it, and one whose aliases expand without bound is refused, naming
+    the file."""
+    crd = yaml.safe_load(crd_text("v1", True, "size"))
+    fields = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    fields["properties"]["colour"] = fields["properties"]["size"]  # one node, twice
+    text = yaml.safe_dump(crd)
+    assert "&id001" in text and "*id001" in text
+    (tmp_path / "widget.yaml").write_text(text, encoding="utf-8")
+    registry = SchemaRegistry.from_crd_dirs([tmp_path])
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+              "spec": {"size": "L", "colour": "red", "shape": "round"}}
+    assert [v.path for v in registry.validate(widget)] == ["spec.shape"]
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join(['*' + chr(97 + n)] * 10)}]\n"
+        for n in range(7))
+    (tmp_path / "bomb.yaml").write_text(bomb, encoding="utf-8")
+    with pytest.raises(MeshstageError, match=r"bomb\.yaml: cannot read CRDs"):
+        SchemaRegistry.from_crd_dirs([tmp_path])
+
+
 def test_two_crds_serving_one_version_differently_are_refused(tmp_path):
     (tmp_path / "one.yaml").write_text(crd_text("v1", True, "size"), encoding="utf-8")
     (tmp_path / "two.yaml").write_text(crd_text("v1", True, "colour"), encoding="utf-8")
