@@ -11,17 +11,24 @@ import contextlib
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_temporary(target: Path, data: bytes, mode: int, *, fsync: bool = True) -> Path:
+def write_temporary(target: Path, data: bytes | Callable[[BinaryIO], object], mode: int, *,
+                    fsync: bool = True) -> Path:
     """``data`` in a new temporary file beside ``target`` (same directory, so a rename is
-    atomic), with ``mode``, on disk when ``fsync``; its path. Removed again on failure."""
+    atomic), with ``mode``, on disk when ``fsync``; its path. Removed again on failure.
+    ``data`` may be a function that writes the file's bytes to the stream it is given."""
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)
-            handle.write(data)
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data)
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())

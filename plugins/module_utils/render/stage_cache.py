@@ -59,12 +59,12 @@ import json
 import os
 import pickle
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .._io import write_temporary
 from ..cluster.apply import apply_class
 from ..schema.crds import is_crd
 from ..yaml_io import WITH_LIBYAML, load_yaml
@@ -484,17 +484,7 @@ def _staged_file(target: Path, write: Callable[[BinaryIO], object]) -> Path:
     in a crash is rebuilt); raises what ``write`` raises (``OSError``, ...), leaving nothing
     behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                     suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            os.fchmod(stream.fileno(), 0o644)
-            write(stream)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return Path(temporary)
+    return write_temporary(target, write, 0o644, fsync=False)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
