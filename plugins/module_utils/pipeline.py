@@ -8,6 +8,7 @@ template error, a schema violation or a request flow the change would stop (the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Mapping, Sequence
@@ -290,7 +291,8 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
         try:
             sha = repo.commit(message_for)
         except BaseException:
-            cache.discard(staging.result())
+            with contextlib.suppress(Exception):  # the commit's error is the one to raise
+                cache.discard(staging.result())
             raise
         cache.put_in_place(staging.result())
         if sha is not None:
