@@ -135,9 +135,11 @@ class ThreadedCall(Generic[T]):
     """``function()`` started on a thread now; ``result()`` waits for its value (or raises
     its exception).
 
-    For work that holds the GIL while the caller mostly waits for another process (a commit
-    waits for git): the two then take turns on one core each instead of one after the
-    other. The function must not touch what the caller changes meanwhile."""
+    For work that overlaps the caller's where the GIL allows it: work that holds the GIL
+    while the caller mostly waits for another process (a commit waits for git), or work
+    that, like the caller's, is mostly system calls (a large write's files). The two then
+    run on one core each instead of one after the other. The function must not touch what
+    the caller changes meanwhile."""
 
     def __init__(self, function: Callable[[], T]) -> None:
         self._value: list[T] = []
