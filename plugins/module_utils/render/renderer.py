@@ -65,10 +65,7 @@ _encode_string = json.encoder.encode_basestring
 def json_value(value: Any) -> JsonText:
     """The ``json`` filter: a value as one JSON scalar or subtree, on one line."""
     if type(value) is str:  # most values: what json_text writes for a string, directly
-        text = _encode_string(value)
-        if not text.isascii() or "\x7f" in text:
-            text = _YAML_UNSAFE.sub(_unicode_escape, text)
-        return JsonText(text)
+        return JsonText(_yaml_safe(_encode_string(value)))
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     try:
@@ -90,6 +87,11 @@ def json_text(plain: Any) -> str:
     # only a text with "e-" or "e+" can hold such a number: most subtrees are left unread
     if kind not in _JSON_AS_IS and ("e-" in text or "e+" in text):
         text = _EXPONENT_ONLY.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
+    return _yaml_safe(text)
+
+
+def _yaml_safe(text: str) -> str:
+    """JSON text with what YAML would not read back as itself escaped (``_YAML_UNSAFE``)."""
     if not text.isascii() or "\x7f" in text:  # else none of _YAML_UNSAFE's characters
         text = _YAML_UNSAFE.sub(_unicode_escape, text)
     return text

@@ -252,8 +252,7 @@ class StageCache:
             with contextlib.suppress(OSError, ValueError):
                 data = json.dumps({"version": CACHE_VERSION, "files": self._crds},
                                   ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-                staged.append((_staged_file(target, lambda stream: stream.write(data)),
-                               target))
+                staged.append((_staged_file(target, data), target))
         return staged
 
     def put_in_place(self, staged: Sequence[tuple[Path, Path]]) -> None:
@@ -479,12 +478,12 @@ def _read_plain(path: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _staged_file(target: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """A new temporary file beside ``target`` that ``write`` fills, not flushed (a cache lost
-    in a crash is rebuilt); raises what ``write`` raises (``OSError``, ...), leaving nothing
-    behind."""
+def _staged_file(target: Path, data: bytes | Callable[[BinaryIO], object]) -> Path:
+    """A new temporary file beside ``target`` holding ``data`` (or what a function of it
+    writes), not flushed (a cache lost in a crash is rebuilt); raises what writing raises
+    (``OSError``, ...), leaving nothing behind (``_io.write_temporary``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return write_temporary(target, write, 0o644, fsync=False)
+    return write_temporary(target, data, 0o644, fsync=False)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
