@@ -78,23 +78,16 @@ def _merged(rules: Sequence[Resource]) -> list[_Merged]:
     entries: list[_Merged] = []
     for rule in rules:
         incoming = _Merged(rule)
-        separately = True
+        separately = True  # what the last earlier entry decides
         for entry in entries:
             neither = incoming.selector is None and entry.selector is None
             both = incoming.selector is not None and entry.selector is not None
             same = (incoming.selector or {}) == (entry.selector or {})
-            if incoming.scopes == entry.scopes:
-                separately = not (neither or (both and same))
-            elif entry.scopes and incoming.scopes >= entry.scopes:
-                separately = True
-            else:
-                separately = True
-                continue
-            if both and not same:
-                continue
-            if neither or (both and same):
-                separately = False
-            if entry.policy is None and incoming.policy is not None:
+            scoped = incoming.scopes == entry.scopes or (
+                bool(entry.scopes) and incoming.scopes >= entry.scopes)
+            merges = scoped and not (both and not same)
+            separately = not (merges and (neither or both))
+            if merges and entry.policy is None and incoming.policy is not None:
                 entry.policy = incoming.policy
         if separately:
             entries.append(incoming)
