@@ -131,6 +131,53 @@ class ForkedCall(Generic[T]):
             self._read = None
 
 
+class SharedChunks:
+    """``count`` chunks of one piece of work, shared by the caller and the one child it forks
+    next (``ForkedCall``), each taking the next chunk whenever it is free: the caller from the
+    front, the child from the back. A pipe made before the fork holds one byte per chunk,
+    and a read of one byte hands that chunk to exactly one of the two (a pipe's read is
+    atomic). The caller must still do every chunk the child did not hand back: a child that
+    dies keeps what it took.
+
+    Made for the schema check and the flow proof's child (``pipeline.py``): the child, done
+    with the proof, takes over what is left of the check instead of waiting."""
+
+    # a pipe holds at least one page (pipe(7): 4,096 bytes when the user's pipes are over
+    # their soft limit): the bytes are written before anyone reads, so never more
+    MOST = 4096
+
+    def __init__(self, count: int) -> None:
+        if not 0 <= count <= self.MOST:
+            raise ValueError(f"{count} chunks: at most {self.MOST}")
+        self.count = count
+        self._owner = os.getpid()
+        self._taken = 0  # by this process, from its end
+        self._read: int | None
+        self._read, write = os.pipe()
+        try:
+            os.write(write, bytes(count))
+        finally:
+            os.close(write)  # once the bytes are read, a read returns nothing
+
+    def take(self) -> int | None:
+        """The next chunk for this process (the caller's from the front, a child's from the
+        back), or None when every chunk is taken."""
+        if self._read is None or not os.read(self._read, 1):
+            return None
+        index = self._taken if os.getpid() == self._owner else self.count - 1 - self._taken
+        self._taken += 1
+        return index
+
+    def in_child(self) -> bool:
+        return os.getpid() != self._owner
+
+    def close(self) -> None:
+        """Take no more chunks (the caller, once its child is done or stopped)."""
+        if self._read is not None:
+            os.close(self._read)
+            self._read = None
+
+
 class ThreadedCall(Generic[T]):
     """``function()`` started on a thread now; ``result()`` waits for its value (or raises
     its exception).
