@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import _fork
-from ._fork import ForkedCall, ThreadedCall
+from ._fork import ForkedCall, SharedChunks, ThreadedCall
 from ._plain import plain_data
 from .analyze.context import analyze_rendered
 from .canary.messages import CanaryCommit, runbook_section
@@ -53,7 +53,9 @@ from .render.tree import (
     place_objects,
     render_host_files,
 )
+from .schema.crds import CrdPrefetch, crd_files
 from .schema.registry import SchemaRegistry
+from .schema.violations import SchemaViolation
 from .yaml_io import load_yaml
 
 SHARED_SCOPE = "_shared"
@@ -173,49 +175,74 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     (``prove=False`` leaves the proof to the caller: ``meshstage flows`` prints it).
     """
     recorded = recorded or {}
-    # the last run's intent and plan, when its inputs were the same (``plan/memo.py``)
-    memo = PlanMemo(cache, plain_data(variables), recorded)
-    intent, warnings, canary = memo.parsed() or _parse(memo.variables, recorded)
-    parse_warnings = tuple(warnings)
-    memo.identify(intent)
-    _check_header_regexes(intent, options, cache)
-    # the estate's manifests, read once: the planners and the analysis judge against them
-    estate = Estate.read(options.check_paths) if options.check_paths else None
-    plan = memo.plan(estate) or plan_stage(intent, estate)
-    # kept for the next run: now when templates of the user's render (one could change the
-    # values it is given), else while the proof's child works (nothing after planning
-    # changes them: ``plan/memo.py``)
-    keep = functools.partial(memo.keep, intent, parse_warnings, canary, estate, plan)
-    if options.template_dirs:
-        keep()
-    renderer = Renderer(options.template_dirs, cache=cache)
+    # the CRD files the stage cache cannot answer, read on the second core meanwhile: in
+    # hand before the render forks, and the child stopped if parsing or planning fails
+    with _prefetch_crds(options, cache) if registry is None else CrdPrefetch(()) as crds:
+        # the last run's intent and plan, when its inputs were the same (``plan/memo.py``)
+        memo = PlanMemo(cache, plain_data(variables), recorded)
+        intent, warnings, canary = memo.parsed() or _parse(memo.variables, recorded)
+        parse_warnings = tuple(warnings)
+        memo.identify(intent)
+        _check_header_regexes(intent, options, cache)
+        # the estate's manifests, read once: the planners and the analysis judge against them
+        estate = Estate.read(options.check_paths) if options.check_paths else None
+        plan = memo.plan(estate) or plan_stage(intent, estate)
+        # kept for the next run: now when templates of the user's render (one could change the
+        # values it is given), else while the proof's child works (nothing after planning
+        # changes them: ``plan/memo.py``)
+        keep = functools.partial(memo.keep, intent, parse_warnings, canary, estate, plan)
+        if options.template_dirs:
+            keep()
+        renderer = Renderer(options.template_dirs, cache=cache)
     kept = recorded.get("unit_cuts")
     rendered = _render(plan, renderer, kept if isinstance(kept, Mapping) else None)
     warnings += plan.warnings + [str(gap) for gap in plan.gaps] + rendered.warnings
     files, hosts = _tree(plan, rendered, renderer)
     files.update(hosts)
     # The flow proof reads the rendered tree and nothing the checks below write: on a large
-    # stage it runs on the second core meanwhile (``_fork.py``). Its refusal still comes
-    # after theirs, as one after the other.
+    # stage it runs on the second core meanwhile (``_fork.py``), and then takes its share of
+    # the schema check (``_SchemaCheck``). Its refusal still comes after theirs, as one after
+    # the other; and the schema check's refusal before the analysis's.
     start = start_proof(intent, files, options.check_paths, options.gitops_dir, recorded,
                         cache, options.observed_calls) if prove else None
+    check, schema_warnings = _validate(intent, rendered, options, registry, cache, crds)
+    fork = start is not None and start.known is None \
+        and len(rendered.everything) >= _fork.FORK_AT
+    if fork:
+        check.share()
     proving = ForkedCall(functools.partial(
-        _prove, intent, rendered.stage_objects, files, options, recorded, cache, start),
-        fork=start is not None and start.known is None
-        and len(rendered.everything) >= _fork.FORK_AT)
+        _prove, intent, rendered.stage_objects, files, options, recorded, cache, start,
+        check), fork=fork)
     try:
-        warnings += _validate(intent, rendered, options, registry, cache)
-        warnings += _analyze(intent, rendered.stage_objects, estate, cache)
-        _check_host_configs(plan, hosts, options, cache)
+        try:
+            analysis = _analyze(intent, rendered.stage_objects, estate, cache)
+            valid = check.run()
+            if valid:
+                _check_host_configs(plan, hosts, options, cache)
+        except Exception:
+            proving.cancel()
+            check.finish({})  # a schema violation is the refusal, as when it came first
+            raise
+        if not valid:
+            proving.cancel()
+            check.finish({})  # raises, naming every violation
+        warnings += schema_warnings + analysis
         if not options.template_dirs:
             keep()
         proof = StageProof()
+        helped: dict[int, list[SchemaViolation]] = {}
         if prove:
-            proof, checks = proving.result()
+            try:
+                proof, checks, helped = proving.result()
+            except Exception:
+                check.finish({})  # whatever the child took and did not hand back
+                raise
             if cache is not None:
                 cache.keep_checks(checks)
+        check.finish(helped)
     finally:
         proving.cancel()
+        check.close()
     warnings += proof.warnings
     stage = RenderedStage(intent, plan, rendered.everything, files, warnings,
                           rendered.unvalidated, rendered.install, rendered.stage_objects, canary,
@@ -370,11 +397,29 @@ def _render(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None)
                      cuts=cuts)
 
 
+def _prefetch_crds(options: StageOptions, cache: StageCache | None) -> CrdPrefetch:
+    """The CRD files of ``options`` that the stage cache cannot answer, being read in a
+    forked child (``schema/crds.py``)."""
+    files = crd_files(options.crd_dirs)
+    if cache is not None:
+        files = [path for path in files if not cache.answers_crds(path)]
+    return CrdPrefetch(files)
+
+
+def _crd_reader(cache: StageCache | None, crds: CrdPrefetch,
+                parse: Callable[[Path], list[Any]]) -> Callable[[Path], list[Any]]:
+    """A CRD file's documents: from the stage cache, else from ``crds``, else ``parse``."""
+    parse = crds.reader(parse)
+    return cache.crd_loader(parse) if cache is not None else parse
+
+
 def _validate(intent: Intent, rendered: _Rendered, options: StageOptions,
-              registry: SchemaRegistry | None, cache: StageCache | None) -> list[str]:
-    """Every object against the schemas in force (``SchemaError`` on a violation); the
-    warnings for kinds left unvalidated. Objects the stage cache saw valid are not judged
-    again, and the CRDs are read only when something needs them."""
+              registry: SchemaRegistry | None, cache: StageCache | None,
+              crds: CrdPrefetch) -> tuple[_SchemaCheck, list[str]]:
+    """The schema check of every object against the schemas in force (``_SchemaCheck``:
+    ``SchemaError`` on a violation), and the warnings for kinds left unvalidated. Objects the
+    stage cache saw valid are not judged again, and the CRDs are read only when something
+    needs them (``crds``: those read beforehand)."""
     warnings: list[str] = []
 
     def schemas() -> SchemaRegistry:
@@ -382,7 +427,7 @@ def _validate(intent: Intent, rendered: _Rendered, options: StageOptions,
         if registry is None:
             registry = SchemaRegistry.from_crd_dirs(
                 options.crd_dirs, options.kubernetes_version,
-                read_documents=cache.crd_loader if cache is not None else None)
+                read_documents=functools.partial(_crd_reader, cache, crds))
         return registry
 
     def knows(item: RenderedObject) -> bool:
@@ -409,18 +454,86 @@ def _validate(intent: Intent, rendered: _Rendered, options: StageOptions,
             warnings.append(", ".join(sorted({f"{o.planned.kind} ({o.api_version})"
                                               for o in optional}))
                             + " not validated: the CRD directories hold no CRD for it")
-    pending = [o for o in checked if cache is None or not cache.known_valid(o.text)]
-    if pending:
-        violations = schemas().validate_all(item.obj for item in pending)
-        if violations:
-            raise SchemaError([f"{intent.environment}: {v}" for v in violations])
-    if cache is not None:
-        for item in pending:
-            cache.mark_valid(item.text)
     if rendered.unvalidated:
         warnings.append("no mesh_crd_dir given: " + ", ".join(rendered.unvalidated)
                         + " were not validated against CRD schemas")
-    return warnings
+    pending = [o for o in checked if cache is None or not cache.known_valid(o.text)]
+    return _SchemaCheck(intent.environment, pending, schemas, cache), warnings
+
+
+class _SchemaCheck:
+    """The objects a stage's schema check judges, in chunks. The caller judges them; while
+    a large stage's flow proof runs in a forked child (``render_stage``), the two share the
+    chunks (``_fork.SharedChunks``): the caller takes them from the front once its analysis
+    is done, the child from the back once its proof is done, so neither waits for the other
+    while chunks are left. The verdict is the same as one process judging every object in
+    order: the violations are kept by chunk and listed in the objects' order."""
+
+    # objects per chunk: at least this many (a chunk costs a read of one byte), and so
+    # many that there are at most ``SharedChunks.MOST`` chunks
+    SMALLEST = 32
+
+    def __init__(self, environment: str, pending: Sequence[RenderedObject],
+                 schemas: Callable[[], SchemaRegistry], cache: StageCache | None) -> None:
+        self._environment, self._pending, self._schemas = environment, pending, schemas
+        self._cache = cache
+        self._size = max(self.SMALLEST, -(-len(pending) // SharedChunks.MOST))
+        self._count = -(-len(pending) // self._size)
+        self._done: dict[int, list[SchemaViolation]] = {}
+        self._shared: SharedChunks | None = None
+
+    def share(self) -> None:
+        """Let the child forked next take chunks too (``help``): the registry is read now,
+        for the child to have it."""
+        if self._count > 1:
+            self._schemas()
+            self._shared = SharedChunks(self._count)
+
+    def help(self) -> dict[int, list[SchemaViolation]]:
+        """In the child: judge chunks until none is left; the violations of each."""
+        found: dict[int, list[SchemaViolation]] = {}
+        if self._shared is not None and self._shared.in_child():
+            while (index := self._shared.take()) is not None:
+                found[index] = self._judge(index)
+        return found
+
+    def run(self) -> bool:
+        """In the caller: judge chunks until none is left or one has a violation; whether
+        every chunk judged so far is valid."""
+        while (index := self._next()) is not None:
+            self._done[index] = self._judge(index)
+            if self._done[index]:
+                return False
+        return True
+
+    def _next(self) -> int | None:
+        if self._shared is not None:
+            return self._shared.take()
+        return len(self._done) if len(self._done) < self._count else None
+
+    def finish(self, helped: Mapping[int, list[SchemaViolation]]) -> None:
+        """Judge every chunk neither the caller nor the child judged (the child stopped, or
+        died with some it took), and raise ``SchemaError`` on a violation; else the stage
+        cache learns the objects are valid."""
+        self.close()
+        self._done.update(helped)
+        for index in range(self._count):
+            if index not in self._done:
+                self._done[index] = self._judge(index)
+        violations = [v for index in range(self._count) for v in self._done[index]]
+        if violations:
+            raise SchemaError([f"{self._environment}: {v}" for v in violations])
+        if self._cache is not None:
+            for item in self._pending:
+                self._cache.mark_valid(item.text)
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+
+    def _judge(self, index: int) -> list[SchemaViolation]:
+        chunk = self._pending[index * self._size:(index + 1) * self._size]
+        return self._schemas().validate_all(item.obj for item in chunk)
 
 
 def _tree(plan: StagePlan, rendered: _Rendered,
@@ -436,14 +549,16 @@ def _tree(plan: StagePlan, rendered: _Rendered,
 
 def _prove(intent: Intent, objects: Sequence[RenderedObject], files: Mapping[str, str],
            options: StageOptions, recorded: Mapping[str, Any], cache: StageCache | None,
-           start: ProofStart | None) -> tuple[StageProof, dict[str, Any]]:
+           start: ProofStart | None, check: _SchemaCheck,
+           ) -> tuple[StageProof, dict[str, Any], dict[int, list[SchemaViolation]]]:
     """The flow proof of the stage, as the run keeps it (its table, warnings and figures,
-    not the proof itself), and the checks the stage cache keeps after it: a forked child
-    hands both back (``render_stage``)."""
+    not the proof itself), the checks the stage cache keeps after it, and, in a forked
+    child, the chunks of the schema check it judged once done: the child hands all three
+    back (``render_stage``)."""
     proof = prove_stage(intent, objects, files, options.check_paths, options.gitops_dir,
                         recorded, cache, options.observed_calls, start)
     return (StageProof(proof.section, proof.warnings, proof.counts),
-            cache.kept_checks() if cache is not None else {})
+            cache.kept_checks() if cache is not None else {}, check.help())
 
 
 def _analyze(intent: Intent, objects: Sequence[RenderedObject], estate: Estate | None,

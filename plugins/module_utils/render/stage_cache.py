@@ -382,6 +382,14 @@ class StageCache:
 
     # ---- CRD documents
 
+    def answers_crds(self, path: Path) -> bool:
+        """Whether ``crd_loader`` answers the CRD file ``path`` without parsing it."""
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return False
+        return isinstance(self._crds.get(digest) or self._crds_before.get(digest), str)
+
     def crd_loader(self, parse: Callable[[Path], list[Any]]) -> Callable[[Path], list[Any]]:
         """``parse`` (a CRD file's documents), answered from the cache when the file's bytes
         are the same; only CustomResourceDefinitions are kept."""

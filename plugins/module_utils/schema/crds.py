@@ -4,11 +4,13 @@ by group, version and kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._fork import ForkedCall
 from ..errors import MeshstageError
 from ..yaml_io import YAMLError, load_manifests
 from .violations import (
@@ -41,6 +43,67 @@ def yaml_documents(path: Path) -> list[Any]:
         return load_manifests(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, YAMLError) as error:
         raise MeshstageError(f"{path}: cannot read CRDs: {error}") from error
+
+
+def crd_files(dirs: Sequence[str | Path]) -> list[Path]:
+    """The files ``CrdIndex.add_directory`` reads from each of ``dirs`` that is a directory,
+    in the order it reads them."""
+    return [path for directory in dirs if Path(directory).is_dir()
+            for path in _yaml_files(Path(directory))]
+
+
+class CrdPrefetch:
+    """The CRDs of ``files`` read in a forked child (``_fork.ForkedCall``) from now, while
+    the caller does other work: the reference CRDs take 0.15 s to parse, which a run's first
+    environment can spend on the second core while it parses its intent and plans (the
+    stage cache answers the files it read before, so a later run starts none).
+
+    ``reader(parse)`` is ``parse`` answered from the child's documents; a file the child
+    could not read (or all of them, when nothing was forked) is read by ``parse`` itself,
+    which names the problem as it always does. Leave its ``with`` block (or call ``collect``)
+    before forking again: that waits for the child and lets the collector see the objects
+    made since; an exception out of the block stops the child instead."""
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self._documents: dict[Path, list[Any]] = {}
+        self._child: ForkedCall[dict[Path, list[Any]]] | None = \
+            ForkedCall(functools.partial(_read_crds, list(files))) if files else None
+
+    def __enter__(self) -> CrdPrefetch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.collect()
+        elif self._child is not None:
+            self._child.cancel()
+            self._child = None
+
+    def collect(self) -> None:
+        if self._child is not None:
+            child, self._child = self._child, None
+            self._documents = child.result()
+
+    def reader(self, parse: Callable[[Path], list[Any]]) -> Callable[[Path], list[Any]]:
+        self.collect()
+
+        def read(path: Path) -> list[Any]:
+            documents = self._documents.pop(path, None)
+            return parse(path) if documents is None else documents
+
+        return read
+
+
+def _read_crds(files: Sequence[Path]) -> dict[Path, list[Any]]:
+    """The CRDs of each file that reads; one that does not is left to the caller's reader."""
+    documents: dict[Path, list[Any]] = {}
+    for path in files:
+        try:
+            documents[path] = [document for document in yaml_documents(path)
+                               if is_crd(document)]
+        except MeshstageError:
+            continue
+    return documents
 
 
 def is_crd(document: Any) -> bool:

@@ -242,14 +242,173 @@ def test_a_schema_violation_is_refused_before_the_forked_proofs_refusal(tmp_path
                                                                        monkeypatch):
     """One after the other, the schema check refused first: it still does, and the child is
     stopped."""
-    def violation(*args, **kwargs):
-        raise SchemaError(["dev: a violation"])
+    def violation(self, index):
+        return ["a violation"] if index == 0 else []
 
-    monkeypatch.setattr(pipeline, "_validate", violation)
+    monkeypatch.setattr(pipeline._SchemaCheck, "_judge", violation)
     with pytest.raises(SchemaError, match="a violation"):
         render_stage(shop(mesh_stage="authorization", mesh_authorization=DENY_WEB),
                      StageOptions(gitops_dir=tmp_path / "gitops"))
     assert forks[0].forked and forks[0]._pid is None  # reaped
+
+
+# ---- the schema check shared with the proof's child
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """A chunk per object, and a caller whose analysis takes long enough for the child to
+    finish its proof first: the child then judges chunks too."""
+    monkeypatch.setattr(pipeline._SchemaCheck, "SMALLEST", 1)
+    analyze = pipeline._analyze
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return analyze(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_analyze", slow)
+
+
+@pytest.fixture
+def helped(monkeypatch) -> list[dict]:
+    """The chunks each finished check had from the proof's child."""
+    seen: list[dict] = []
+    finish = pipeline._SchemaCheck.finish
+
+    def recorded(self, helped):
+        seen.append(dict(helped))
+        return finish(self, helped)
+
+    monkeypatch.setattr(pipeline._SchemaCheck, "finish", recorded)
+    return seen
+
+
+def _flag(monkeypatch, kind: str, name: str) -> None:
+    """A violation for the ``kind`` called ``name``, in the caller and in a child alike."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.schema.registry import (
+        SchemaRegistry,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.schema.violations import (
+        SchemaViolation,
+    )
+
+    validate_all = SchemaRegistry.validate_all
+
+    def flagged(self, objs):
+        objs = list(objs)
+        return validate_all(self, objs) + [
+            SchemaViolation(f"{o['kind']} {name}", "metadata.name", "flagged")
+            for o in objs if o["kind"] == kind and o["metadata"]["name"] == name]
+
+    monkeypatch.setattr(SchemaRegistry, "validate_all", flagged)
+
+
+def test_the_proofs_child_judges_the_chunks_left_once_its_proof_is_done(
+        tmp_path, forks, small_chunks, helped, monkeypatch, crd_dir):
+    """The same stage as one process judging everything (against the reference CRDs), the
+    child's chunks among the judged, and the stage cache learns every object is valid."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.kube import (
+        DEFAULT_KUBERNETES_VERSION,
+    )
+
+    variables = shop(mesh_stage="authorization")
+    cache = StageCache.open(tmp_path / "a", "dev", (), rendering.BUILTIN_TEMPLATES,
+                            (crd_dir,), DEFAULT_KUBERNETES_VERSION)
+    shared = render_stage(variables, StageOptions(gitops_dir=tmp_path / "a",
+                                                  crd_dirs=[crd_dir]), cache=cache)
+    assert forks[-1].forked and helped[-1] and all(v == [] for v in helped[-1].values())
+    assert all(cache.known_valid(item.text) for item in shared.objects)
+    monkeypatch.setattr(_fork, "FORK_AT", 10**9)
+    helped.clear()
+    alone = render_stage(variables, StageOptions(gitops_dir=tmp_path / "b",
+                                                 crd_dirs=[crd_dir]))
+    assert helped == [{}]
+    assert shared.files == alone.files
+    assert shared.warnings == alone.warnings
+
+
+def test_a_violation_the_child_finds_is_refused_as_one_process_refuses_it(
+        tmp_path, forks, small_chunks, helped, monkeypatch, crd_dir):
+    """The child's chunks are the last objects: a violation in the last is refused, with
+    the message one process gives, and nothing is written."""
+    variables = shop(mesh_stage="authorization")
+    last = render_stage(variables, StageOptions(gitops_dir=tmp_path / "x",
+                                                crd_dirs=[crd_dir])).objects[-1].obj
+    _flag(monkeypatch, last["kind"], last["metadata"]["name"])
+    repo = tmp_path / "gitops"
+    helped.clear()
+    with pytest.raises(SchemaError) as shared:
+        run_stage(variables, StageOptions(gitops_dir=repo, crd_dirs=[crd_dir]))
+    assert any(any(violations) for violations in helped[-1].values())  # the child's find
+    assert commits(repo) == 0
+    monkeypatch.setattr(_fork, "FORK_AT", 10**9)
+    with pytest.raises(SchemaError) as alone:
+        run_stage(variables, StageOptions(gitops_dir=tmp_path / "alone", crd_dirs=[crd_dir]))
+    assert str(shared.value) == str(alone.value) and "flagged" in str(alone.value)
+
+
+def test_the_chunks_a_child_took_and_never_handed_back_are_judged_by_the_caller(
+        tmp_path, forks, small_chunks, monkeypatch, crd_dir):
+    """A child that dies after taking a chunk (the last object's) hands nothing back: the
+    caller proves again and judges that chunk itself, so its violation is still refused."""
+    variables = shop(mesh_stage="authorization")
+    last = render_stage(variables, StageOptions(gitops_dir=tmp_path / "x",
+                                                crd_dirs=[crd_dir])).objects[-1].obj
+    _flag(monkeypatch, last["kind"], last["metadata"]["name"])
+    help_ = pipeline._SchemaCheck.help
+
+    def dies(self):
+        if self._shared is not None and self._shared.in_child():
+            assert self._shared.take() is not None
+            os._exit(1)
+        return help_(self)
+
+    monkeypatch.setattr(pipeline._SchemaCheck, "help", dies)
+    with pytest.raises(SchemaError, match="flagged"):
+        run_stage(variables, StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crd_dir]))
+    assert forks[-1].forked
+
+
+def test_the_crds_child_is_stopped_when_the_intent_is_refused(tmp_path, crd_dir):
+    """The CRDs are read in a child while the intent is parsed: an intent refused stops
+    it and reaps it, and the collector has every object back."""
+    import gc
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
+
+    with pytest.raises(MeshstageError, match="mesh_stage"):
+        render_stage(shop(mesh_stage="no-such-stage"),
+                     StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crd_dir]))
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left, running or unreaped
+    assert gc.get_freeze_count() == 0
+
+
+def test_shared_chunks_hand_each_chunk_to_one_process():
+    """The caller takes from the front and the child from the back, both at once: every
+    chunk is handed out once, and once all are taken neither gets one."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils._fork import SharedChunks
+
+    chunks = SharedChunks(500)
+
+    def take_all() -> list[int]:
+        taken = []
+        while (index := chunks.take()) is not None:
+            taken.append(index)
+            time.sleep(0.0005)
+        return taken
+
+    child = ForkedCall(take_all)
+    mine = take_all()
+    theirs = child.result()
+    chunks.close()
+    assert child.forked and mine and theirs
+    assert sorted(mine + theirs) == list(range(500))
+    assert mine == list(range(len(mine)))  # the front
+    assert theirs == list(range(499, 499 - len(theirs), -1))  # the back
+    assert chunks.take() is None
+    with pytest.raises(ValueError, match="at most 4096"):
+        SharedChunks(SharedChunks.MOST + 1)
 
 
 def test_a_forked_proof_that_passed_is_kept_in_the_stage_cache(tmp_path, forks,

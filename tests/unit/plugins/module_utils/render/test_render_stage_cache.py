@@ -108,6 +108,42 @@ def test_changed_schemas_validate_again(tmp_path, crd_dir, example_intent):
         run_stage(example_intent("dev"), options)
 
 
+def test_only_the_crd_files_the_cache_cannot_answer_are_read_beforehand(
+        tmp_path, crd_dir, example_intent, monkeypatch):
+    """A first run reads every CRD file in a child while it parses and plans; the next
+    reads none (the stage cache answers them all) until one file changes: then only that
+    one, and its changed schema is the one judged."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.schema import crds as reading
+
+    read: list[list[Path]] = []
+    prefetch = reading.CrdPrefetch
+
+    class Recorded(prefetch):
+        def __init__(self, files):
+            super().__init__(files)
+            if self._child is not None:  # files to read beforehand
+                read.append(list(files))
+
+    monkeypatch.setattr("ansible_collections.meshstage.mesh.plugins.module_utils."
+                        "pipeline.CrdPrefetch", Recorded)
+    crds = tmp_path / "crds"
+    shutil.copytree(crd_dir, crds)
+    options = StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crds])
+    run_stage(example_intent("dev"), options)
+    assert read == [reading.crd_files([crds])]
+    run_stage(example_intent("dev", mesh_stage="observability"), options)
+    assert len(read) == 1
+    path = crds / "istio" / "crd-all.gen.yaml"
+    text = path.read_text()
+    marker = "              egress:\n"
+    at = text.index(marker, text.index("kind: Sidecar\n"))
+    path.write_text(text[:at] + "              egres:\n" + text[at + len(marker):])
+    with pytest.raises(SchemaError, match=r"Sidecar bookinfo/reviews: spec.egress: "
+                                          r"unknown field 'egress'"):
+        run_stage(example_intent("dev"), options)
+    assert read[1:] == [[path]]
+
+
 def test_a_run_whose_commit_fails_keeps_no_cache(tmp_path, crd_dir, example_intent,
                                                  monkeypatch):
     """The cache is staged while the commit runs (on a thread) and kept only once the

@@ -787,6 +787,42 @@ def test_crd_files_read_as_the_safe_loader_reads_them_aliases_bounded(tmp_path):
         SchemaRegistry.from_crd_dirs([tmp_path])
 
 
+def test_crds_read_beforehand_in_a_child_index_as_the_files_do(tmp_path, crd_dir):
+    """``CrdPrefetch`` reads the files in a forked child: the registry built from its
+    documents serves what the files serve, and judges as the files' registry judges; a file
+    the child cannot read is read again by the caller's reader, which names it."""
+    import os
+
+    from ansible_collections.meshstage.mesh.plugins.module_utils.schema.crds import (
+        CrdPrefetch,
+        crd_files,
+        yaml_documents,
+    )
+
+    files = crd_files([crd_dir, tmp_path / "absent"])
+    assert files and all(path.suffix in (".yaml", ".yml") for path in files)
+    prefetch = CrdPrefetch(files)
+    parsed: list[Path] = []
+
+    def parse(path: Path) -> list[Any]:
+        parsed.append(path)
+        return yaml_documents(path)
+
+    fetched = SchemaRegistry.from_crd_dirs([crd_dir], read_documents=prefetch.reader)
+    assert prefetch._child is None or not hasattr(os, "fork")  # collected
+    plain = SchemaRegistry.from_crd_dirs([crd_dir])
+    assert fetched._crds.served.keys() == plain._crds.served.keys()
+    assert all(fetched._crds.served[key].schema == plain._crds.served[key].schema
+               for key in plain._crds.served)
+    (tmp_path / "good.yaml").write_text(crd_text("v1", True, "size"), encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text("spec: [unclosed\n", encoding="utf-8")
+    prefetch = CrdPrefetch(crd_files([tmp_path]))
+    with pytest.raises(MeshstageError, match=r"bad\.yaml: cannot read CRDs"):
+        SchemaRegistry.from_crd_dirs([tmp_path],
+                                     read_documents=lambda _: prefetch.reader(parse))
+    assert parsed == [tmp_path / "bad.yaml"]  # good.yaml came from the child
+
+
 def test_two_crds_serving_one_version_differently_are_refused(tmp_path):
     (tmp_path / "one.yaml").write_text(crd_text("v1", True, "size"), encoding="utf-8")
     (tmp_path / "two.yaml").write_text(crd_text("v1", True, "colour"), encoding="utf-8")
