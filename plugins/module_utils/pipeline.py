@@ -175,7 +175,7 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     (``prove=False`` leaves the proof to the caller: ``meshstage flows`` prints it).
     """
     recorded = recorded or {}
-    # the CRD files the stage cache cannot answer, read on the second core meanwhile: in
+    # the CRD files, when the stage cache holds none, read on the second core meanwhile: in
     # hand before the render forks, and the child stopped if parsing or planning fails
     with _prefetch_crds(options, cache) if registry is None else CrdPrefetch(()) as crds:
         # the last run's intent and plan, when its inputs were the same (``plan/memo.py``)
@@ -398,12 +398,13 @@ def _render(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None)
 
 
 def _prefetch_crds(options: StageOptions, cache: StageCache | None) -> CrdPrefetch:
-    """The CRD files of ``options`` that the stage cache cannot answer, being read in a
-    forked child (``schema/crds.py``)."""
-    files = crd_files(options.crd_dirs)
-    if cache is not None:
-        files = [path for path in files if not cache.answers_crds(path)]
-    return CrdPrefetch(files)
+    """The CRD files of ``options`` being read in a forked child (``schema/crds.py``), when
+    the stage cache holds none from an earlier run (a repository's first environment, or no
+    cache). A later run reads and hashes no CRD file to decide: it reads none until the
+    render needs the schemas, and then the cache answers them, or reads a changed file."""
+    if cache is not None and cache.holds_crds():
+        return CrdPrefetch(())
+    return CrdPrefetch(crd_files(options.crd_dirs))
 
 
 def _crd_reader(cache: StageCache | None, crds: CrdPrefetch,

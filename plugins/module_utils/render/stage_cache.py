@@ -382,13 +382,10 @@ class StageCache:
 
     # ---- CRD documents
 
-    def answers_crds(self, path: Path) -> bool:
-        """Whether ``crd_loader`` answers the CRD file ``path`` without parsing it."""
-        try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            return False
-        return isinstance(self._crds.get(digest) or self._crds_before.get(digest), str)
+    def holds_crds(self) -> bool:
+        """Whether ``crd_loader`` answers some CRD file from an earlier run (a repository's
+        first run answers none)."""
+        return bool(self._crds or self._crds_before)
 
     def crd_loader(self, parse: Callable[[Path], list[Any]]) -> Callable[[Path], list[Any]]:
         """``parse`` (a CRD file's documents), answered from the cache when the file's bytes
