@@ -351,8 +351,17 @@ def child_helm_pipeline(services: int, repo: Path, meshstage_repo: str = "",
 
 
 def _git_repository(repo: Path) -> None:
+    """Helm's pipeline's repository. ``git add`` stores each new file as a loose object, and
+    past ``gc.auto`` (6,700) of them git starts a detached ``git gc --auto`` that packs them
+    and deletes some 6,000 files in the background: beside the pipeline's next writes, and
+    after it ends, beside whatever runs next. On this ext4 without a journal each file
+    created in the minutes after a deletion pays for it (``recently_deleted``, see
+    docs/performance.md), so the peer's write took 0.4 s or 4 s at 1,000 services depending
+    on when that gc ran, and meshstage's next run paid too. The peer runs without it: its
+    own work only, at its best."""
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    for key, value in (("user.name", "bench"), ("user.email", "bench@example.invalid")):
+    for key, value in (("user.name", "bench"), ("user.email", "bench@example.invalid"),
+                       ("gc.auto", "0")):
         subprocess.run(["git", "-C", str(repo), "config", key, value], check=True)
 
 

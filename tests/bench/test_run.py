@@ -140,6 +140,18 @@ def test_the_helm_chart_is_meshstages_templates_as_go_templates():
     assert committed == expected
 
 
+def test_helms_pipeline_commits_without_gits_background_gc(tmp_path):
+    """The peer's repository never starts ``git gc --auto``: a gc detached from the commit
+    deletes thousands of loose objects beside the next measurement (run.py,
+    ``_git_repository``)."""
+    run = bench_module()
+    repo = tmp_path / "gitops"
+    run._git_repository(repo)
+    setting = subprocess.run(["git", "-C", str(repo), "config", "gc.auto"],
+                             capture_output=True, text=True, check=True).stdout
+    assert setting.strip() == "0"
+
+
 def test_a_jinja_template_becomes_a_chart_template():
     peer = bench_helper("helm_peer")
     source = ("{# one object #}\nkind: X\nmetadata:\n  name: {{ name | json }}\nrules:\n"
