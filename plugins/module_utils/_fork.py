@@ -164,7 +164,7 @@ class SharedChunks:
         back), or None when every chunk is taken."""
         if self._read is None or not os.read(self._read, 1):
             return None
-        index = self._taken if os.getpid() == self._owner else self.count - 1 - self._taken
+        index = self.count - 1 - self._taken if self.in_child() else self._taken
         self._taken += 1
         return index
 

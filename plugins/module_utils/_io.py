@@ -95,14 +95,20 @@ def atomic_write(target: Path, data: bytes | str, mode: int = 0o644, *, fsync: b
         target.parent.mkdir(parents=True, exist_ok=True)
     temp = write_temporary(target, data.encode("utf-8") if isinstance(data, str) else data,
                            mode, fsync=fsync)
+    put_temporary(temp, target)
+    if fsync:
+        fsync_directory(target.parent)
+
+
+def put_temporary(temp: Path, target: Path) -> None:
+    """Rename the temporary file ``temp`` over ``target``; when that fails, ``temp`` is
+    removed and the error raised (``OSError``): nothing is left behind."""
     try:
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    if fsync:
-        fsync_directory(target.parent)
 
 
 def fsync_directory(directory: Path) -> None:

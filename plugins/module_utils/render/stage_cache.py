@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .._io import write_temporary
+from .._io import put_temporary, write_temporary
 from ..cluster.apply import apply_class
 from ..schema.crds import is_crd
 from ..yaml_io import WITH_LIBYAML, load_yaml
@@ -259,10 +259,8 @@ class StageCache:
         """Rename each staged file over its cache file (``staged``); best effort."""
         for temporary, target in staged:
             try:
-                os.replace(temporary, target)
+                put_temporary(temporary, target)
             except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
                 continue
             if target.name == self._file_name():
                 with contextlib.suppress(OSError):  # the JSON file of meshstage before it
