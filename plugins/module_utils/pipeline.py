@@ -188,8 +188,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         estate = Estate.read(options.check_paths) if options.check_paths else None
         plan = memo.plan(estate) or plan_stage(intent, estate)
         # kept for the next run: now when templates of the user's render (one could change the
-        # values it is given), else while the proof's child works (nothing after planning
-        # changes them: ``plan/memo.py``)
+        # values it is given), else while the proof's child works, before this process takes
+        # its share of the schema check (nothing after planning changes them: ``plan/memo.py``)
         keep = functools.partial(memo.keep, intent, parse_warnings, canary, estate, plan)
         if options.template_dirs:
             keep()
@@ -216,6 +216,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     try:
         try:
             analysis = _analyze(intent, rendered.stage_objects, estate, cache)
+            if not options.template_dirs:
+                keep()  # meanwhile the child takes more chunks; a refusal saves no cache
             valid = check.run()
             if valid:
                 _check_host_configs(plan, hosts, options, cache)
@@ -227,8 +229,6 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
             proving.cancel()
             check.finish({})  # raises, naming every violation
         warnings += schema_warnings + analysis
-        if not options.template_dirs:
-            keep()
         proof = StageProof()
         helped: dict[int, list[SchemaViolation]] = {}
         if prove:
@@ -308,7 +308,8 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
         def message_for(changes: Sequence[FileChange]) -> str:
             # what is committed, against HEAD: also right when it completes a run that
             # was interrupted between writing and committing (a file that holds what this
-            # run rendered is named from its object)
+            # run rendered is named from its object); on the commit's thread, and called
+            # again when git staged other changes than foretold (every key is replaced)
             committed.update(object_changes(changes, rendered_at))
             return message_of(committed)
 
