@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from .._fork import ThreadedCall
 from .._io import temporary_tag
 from ..errors import GitOpsError
 from .disk import git_text, read_disk, shown_text
@@ -366,7 +367,10 @@ class GitOpsRepo:
 
         ``message`` is the commit message, or a function that writes it from the changes
         actually committed (each file against ``HEAD``, the state file left out), so the
-        message is right even when it commits what an interrupted run left behind.
+        message is right even when it commits what an interrupted run left behind. The
+        function is called on a thread while git stages the files (``_Foretold``), and
+        again from git's status when that names other changes: its value must depend on the
+        changes alone, and the commit takes the last call's.
 
         The paths are derived from the repository, not from memory: every owned path (every
         scope) plus the paths owned in ``HEAD``'s state but not any more (removals), plus the
@@ -422,23 +426,37 @@ class GitOpsRepo:
         if not paths:
             return None
         self._refuse_foreign_staging(paths)
+        # a path the index does not hold is staged without hashing its bytes here
         updates = [path for path, data in to_add.items()
-                   if index.get(path) != (FILE_MODE_ENTRY, blob_id(data, index))]
+                   if (entry := index.get(path)) is None
+                   or entry != (FILE_MODE_ENTRY, blob_id(data, index))]
         self._settle_store()  # what the write stored meanwhile, now that it is needed
         unstored = [path for path in updates if recorded.get(path) not in self._stored]
         if len(unstored) >= PACK_AT:
             self.git.store_blobs(to_add[path] for path in unstored)
         updates += [path for path in to_remove if path in index]
-        if updates:
-            self.git.check("update-index", "--add", "--remove", "-z", "--stdin",
-                      input=nul_list(updates))
-        staged_anywhere = self.git.staged_status()
+        # the message is written on a thread while git stages, from the changes the record
+        # foretells; taken only when git's status shows those changes (``_Foretold``)
+        foretold = _Foretold(self, message, recorded, committed, to_add, to_remove) \
+            if callable(message) and updates else None
+        try:
+            if updates:
+                self.git.check("update-index", "--add", "--remove", "-z", "--stdin",
+                               input=nul_list(updates))
+            staged_anywhere = self.git.staged_status()
+        except BaseException:
+            if foretold is not None:
+                foretold.drop()
+            raise
         wanted = set(paths)
         staged = [name for name in staged_anywhere if name in wanted]
+        told = foretold.message(staged, staged_anywhere) if foretold is not None else None
         self._kill.reach("staged")
         if not staged:
             return None
-        if callable(message):
+        if told is not None:
+            message = told
+        elif callable(message):
             message = message(self._committed_changes(staged, staged_anywhere, to_add))
         # Limited to meshstage's paths when the user staged something else; when the index
         # holds only meshstage's changes, committing the index is the same commit.
@@ -612,6 +630,48 @@ class GitOpsRepo:
 # of the bytes, and a State is immutable. The files are read fresh from disk each time; only
 # the parsing of the same bytes is done once (a few tenths of a second at 5,000 services).
 _PARSED_STATES: dict[bytes, State] = {}
+
+
+class _Foretold:
+    """A commit's message, written on a thread (``ThreadedCall``) while git stages the files:
+    from the changes the state files foretell, each staged path against ``HEAD``. A path of
+    ``to_add`` differs from ``HEAD`` when ``HEAD``'s record (``committed``) has another
+    sha256 for it than the one recorded now, and is added when ``HEAD`` records none; a path
+    of ``to_remove`` is removed. ``message`` gives the text only when git's status names
+    exactly those paths, each added or not as foretold: then the changes are the ones
+    ``_committed_changes`` makes of git's status (the same bytes of ``HEAD`` and of the
+    disk), and so is the text. Otherwise, or when the thread failed, it gives None and the
+    caller writes the message from git's status, as without it."""
+
+    def __init__(self, repo: GitOpsRepo, message: Callable[[list[FileChange]], str],
+                 recorded: Mapping[str, str], committed: Mapping[str, str],
+                 to_add: Mapping[str, bytes], to_remove: Sequence[str]) -> None:
+
+        def foretell() -> tuple[list[str], dict[str, str], str]:
+            staged = sorted([
+                *(path for path in to_add
+                  if path != STATE_PATH and committed.get(path) != recorded.get(path)),
+                *(path for path in to_remove if path in committed)])
+            status = {path: "M" if path in committed else "A" for path in staged}
+            return staged, status, message(repo._committed_changes(staged, status, to_add))
+
+        self._call = ThreadedCall(foretell)
+
+    def message(self, staged: Sequence[str], status: Mapping[str, str]) -> str | None:
+        """The message, when git staged what was foretold; else None."""
+        try:
+            foretold, kinds, text = self._call.result()
+        except Exception:  # the caller writes it again, and meets the error itself
+            return None
+        if sorted(path for path in staged if path != STATE_PATH) != foretold \
+                or any((status.get(path) == "A") != (kind == "A") for path, kind in kinds.items()):
+            return None
+        return text
+
+    def drop(self) -> None:
+        """Wait for the thread, whatever it gives: the commit failed."""
+        with contextlib.suppress(Exception):
+            self._call.result()
 
 
 def _remember_state(data: bytes, state: State) -> None:

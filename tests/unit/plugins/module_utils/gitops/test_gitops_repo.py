@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -640,6 +641,59 @@ def test_a_commit_beyond_the_command_line_limit_is_made(repo: GitOpsRepo, root: 
     assert repo.commit(message) is not None
     assert head_files(root) == sorted([*desired, STATE_PATH])
     assert git(root, "log", "-1", "--format=%B") == message + "\n"
+
+
+class Messages:
+    """A commit's message function that records each call: the thread it ran on and the
+    changes it was given (action, path, text before, text after)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[tuple[str, str, str | None, str | None]]]] = []
+
+    def __call__(self, changes: list[FileChange]) -> str:
+        seen = [(c.action, c.path, c.before, c.after) for c in changes]
+        self.calls.append((threading.current_thread().name, seen))
+        return "meshstage: dev\n\n" + "".join(f"- {a} {p}\n" for a, p, _, _ in seen)
+
+
+def test_the_message_is_written_while_git_stages_from_the_foretold_changes(
+        committed: GitOpsRepo, root: Path) -> None:
+    """The changes the state files foretell (added, changed, removed, against HEAD) are the
+    ones git stages: the message is written once, on the commit's thread, from them."""
+    desired = {**DEV, "dev/04-traffic/reviews.yaml": "kind: VirtualService\nweight: 20\n",
+               "dev/05-strict-mtls/new.yaml": "kind: PeerAuthentication\n"}
+    del desired["dev/01-permissive-mtls/peer-authentication.yaml"]
+    run(committed, "dev", desired, DEV_META)
+    messages = Messages()
+    assert committed.commit(messages) is not None
+    assert messages.calls == [("meshstage-meanwhile", [
+        ("remove", "dev/01-permissive-mtls/peer-authentication.yaml",
+         "kind: PeerAuthentication\n", None),
+        ("change", "dev/04-traffic/reviews.yaml", "kind: VirtualService\nweight: 10\n",
+         "kind: VirtualService\nweight: 20\n"),
+        ("add", "dev/05-strict-mtls/new.yaml", None, "kind: PeerAuthentication\n")])]
+    assert git(root, "log", "-1", "--format=%B") == messages(
+        [FileChange(p, a, b, t) for a, p, b, t in messages.calls[0][1]]) + "\n"
+
+
+def test_a_message_foretold_wrong_is_written_again_from_gits_status(
+        committed: GitOpsRepo, root: Path) -> None:
+    """A file HEAD holds that meshstage never recorded (the user committed it, then deleted
+    it from the work tree) is foretold as added; git stages it as changed, so the message
+    is written again from git's status, and the commit takes that one."""
+    (root / "dev/notes.yaml").write_text("user notes\n")
+    user_git(root, "add", "dev/notes.yaml")
+    user_git(root, "commit", "-q", "-m", "user notes")
+    (root / "dev/notes.yaml").unlink()
+    run(committed, "dev", {**DEV, "dev/notes.yaml": "kind: ConfigMap\n"}, DEV_META)
+    messages = Messages()
+    assert committed.commit(messages) is not None
+    (_thread, foretold), (thread, written) = messages.calls
+    assert foretold == [("add", "dev/notes.yaml", None, "kind: ConfigMap\n")]
+    assert thread == threading.current_thread().name
+    assert written == [("change", "dev/notes.yaml", "user notes\n", "kind: ConfigMap\n")]
+    assert git(root, "log", "-1", "--format=%B") == \
+        "meshstage: dev\n\n- change dev/notes.yaml\n\n"
 
 
 def test_commit_without_a_repository_is_none(repo: GitOpsRepo) -> None:
