@@ -118,17 +118,20 @@ class Git:
         """``store_blobs`` in the background, while the caller goes on (``BackgroundStore``)."""
         return BackgroundStore(self.root, blobs)
 
-    def head_tree(self) -> dict[str, str]:
-        """Every file of ``HEAD``: path -> object id (one ``git ls-tree``)."""
-        if not self.has_head():
+    def head_object_ids(self, paths: Sequence[str]) -> dict[str, str]:
+        """Path -> git's object id in ``HEAD``, for each of ``paths`` that ``HEAD`` holds:
+        one ``git cat-file --batch-check`` given the paths on stdin, not the whole tree
+        listed (``ls-tree -r`` of 70,000 files took 0.1 s to ask for one)."""
+        if not paths or not self.has_head():
             return {}
-        tree: dict[str, str] = {}
-        for record in git_text(self.check("ls-tree", "-r", "-z", "--full-tree",
-                                          "HEAD").stdout).split("\0"):
-            info, tab, name = record.partition("\t")
-            if tab:
-                tree[name] = info.split(" ")[2]
-        return tree
+        request = "".join(f"HEAD:{path}\n" for path in paths).encode()
+        lines = git_text(self.check("cat-file", "--batch-check", input=request).stdout)
+        ids: dict[str, str] = {}
+        for path, line in zip(paths, lines.splitlines(), strict=True):
+            fields = line.split(" ")  # "<id> <type> <size>", or "HEAD:<path> missing"
+            if fields[-1] not in ("missing", "ambiguous") and len(fields) == 3:
+                ids[path] = fields[0]
+        return ids
 
     def head_blobs(self, paths: Sequence[str]) -> dict[str, bytes | None]:
         """Each path's bytes in ``HEAD`` (None where absent), read by one ``git cat-file``."""

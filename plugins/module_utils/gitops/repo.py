@@ -208,9 +208,11 @@ class GitOpsRepo:
     def _unproven(self, changes: Sequence[FileChange], recorded: Mapping[str, str]) -> list[str]:
         """Files the plan would overwrite or remove whose record meshstage committed, but
         not the file as recorded (``update.unproven``)."""
-        if not any(change.action != "add" for change in changes) or not self.git.has_head():
+        touched = [change.path for change in changes if change.action != "add"]
+        if not touched or not self.git.has_head():
             return []
-        return unproven(changes, recorded, self._head_state().shas(), self.git.head_tree())
+        return unproven(changes, recorded, self._head_state().shas(),
+                        self.git.head_object_ids(touched))
 
     def _plan_owned(
         self, path: str, recorded: str, wanted: bytes | None,

@@ -88,8 +88,8 @@ def unproven(changes: Sequence[FileChange], recorded: Mapping[str, str],
              committed: Mapping[str, str], tree: Mapping[str, str]) -> list[str]:
     """Problems for files ``changes`` would overwrite or remove that the committed record
     (``committed``: path -> sha256) lists as ``recorded`` but the commit's ``tree`` (path ->
-    object id) does not hold as meshstage wrote them: the record is not meshstage's, so
-    neither is the file."""
+    object id, of those files at least) does not hold as meshstage wrote them: the record
+    is not meshstage's, so neither is the file."""
     sha256_ids = len(next(iter(tree.values()), "")) == 64
     return [
         f"{change.path} is recorded as meshstage's in the committed {STATE_PATH}, but the "

@@ -540,6 +540,37 @@ def test_a_broken_state_file_is_named(committed: GitOpsRepo, root: Path) -> None
         committed.owned()
 
 
+@pytest.mark.parametrize("wanted", ["kind: VirtualService\nweight: 20\n", None],
+                         ids=["overwritten", "removed"])
+def test_a_file_the_committed_record_vouches_for_but_the_commit_does_not_hold_is_kept(
+        committed: GitOpsRepo, root: Path, wanted: str | None) -> None:
+    """The user edited an owned file, recorded its new sha256 in the state file and
+    committed the state file alone: the record is HEAD's, the file is not the one HEAD
+    holds, so meshstage cannot show it wrote the file and neither overwrites nor removes
+    it. Files it does not touch are not asked of git."""
+    path = "dev/04-traffic/reviews.yaml"
+    (root / path).write_text("kind: VirtualService\nweight: 99\n")
+    state = json.loads((root / STATE_PATH).read_text())
+    state["scopes"]["dev"]["files"][path] = sha256("kind: VirtualService\nweight: 99\n")
+    (root / STATE_PATH).write_text(json.dumps(state, sort_keys=True, indent=2) + "\n")
+    user_git(root, "add", STATE_PATH)
+    user_git(root, "commit", "-q", "-m", "user: record my edit")
+    desired = {**DEV, path: wanted} if wanted else {k: v for k, v in DEV.items() if k != path}
+    before = snapshot(root)
+    with pytest.raises(GitOpsError, match=re.escape(
+            f"{path} is recorded as meshstage's in the committed {STATE_PATH}, but the "
+            "commit does not hold the file meshstage wrote")) as refused:
+        committed.plan("dev", desired, DEV_META)
+    assert str(refused.value).count("is recorded as meshstage's") == 1
+    assert snapshot(root) == before
+    # the other files, unchanged in HEAD and on disk, are planned as any
+    other = "dev/01-permissive-mtls/peer-authentication.yaml"
+    update = committed.plan("dev", {**DEV, path: "kind: VirtualService\nweight: 99\n",
+                                    other: "kind: PeerAuthentication\nmode: STRICT\n"},
+                            DEV_META)
+    assert [(c.path, c.action) for c in update.changes] == [(other, "change")]
+
+
 # ---------------------------------------------------------------------------- the user's git
 
 
