@@ -199,10 +199,11 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
     warnings += plan.warnings + [str(gap) for gap in plan.gaps] + rendered.warnings
     files, hosts = _tree(plan, rendered, renderer)
     files.update(hosts)
-    # The flow proof reads the rendered tree and nothing the checks below write: on a large
-    # stage it runs on the second core meanwhile (``_fork.py``), and then takes its share of
-    # the schema check (``_SchemaCheck``). Its refusal still comes after theirs, as one after
-    # the other; and the schema check's refusal before the analysis's.
+    # The flow proof reads the rendered tree and nothing the checks below write (nor the
+    # kustomizations, made meanwhile): on a large stage it runs on the second core
+    # meanwhile (``_fork.py``), and then takes its share of the schema check
+    # (``_SchemaCheck``). Its refusal still comes after theirs, as one after the other; and
+    # the schema check's refusal before the analysis's.
     start = start_proof(intent, files, options.check_paths, options.gitops_dir, recorded,
                         cache, options.observed_calls) if prove else None
     check, schema_warnings = _validate(intent, rendered, options, registry, cache, crds)
@@ -215,6 +216,7 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         check), fork=fork)
     try:
         try:
+            files.update(kustomizations(plan, rendered.stage_objects, renderer))
             analysis = _analyze(intent, rendered.stage_objects, estate, cache)
             if not options.template_dirs:
                 keep()  # meanwhile the child takes more chunks; a refusal saves no cache
@@ -540,10 +542,11 @@ class _SchemaCheck:
 
 def _tree(plan: StagePlan, rendered: _Rendered,
           renderer: Renderer) -> tuple[dict[str, str], dict[str, str]]:
-    """Every file of the environment: objects, kustomizations, the install's files and extra
-    files; and apart, the host sidecars' files (``_check_host_configs`` checks them)."""
+    """Every file of the environment but its kustomizations (``render_stage`` adds them
+    while the proof's child works: no flow reads them, ``flows.states.relevant``): objects,
+    the install's files and extra files; and apart, the host sidecars' files
+    (``_check_host_configs`` checks them)."""
     files = {item.path: item.text for item in rendered.everything}
-    files.update(kustomizations(plan, rendered.stage_objects, renderer))
     files.update(rendered.install_files)
     files.update(extra_files(plan, renderer))
     return files, render_host_files(plan, renderer)
