@@ -618,7 +618,7 @@ class Intent:
     def injected(self, service: Service) -> bool:
         """True when the service's pods get the proxy in this environment (at its stage)."""
         return (service.inject and self.stage.reached(Stage.INJECTION)
-                and service.namespace in self.injected_namespaces()
+                and self.is_injected(service.namespace)
                 and service.name not in self.host_services)
 
     def inbound_callers(self, service: Service, scrapes_identity: bool = True,
