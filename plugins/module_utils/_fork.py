@@ -80,6 +80,10 @@ class ForkedCall(Generic[T]):
             return
         if pid == 0:  # the child: run, hand back, and leave without the caller's clean-ups
             code = 1
+            # No collection in the child: what it allocates lives until it leaves, and a
+            # young collection of a million objects (a large stage's proof makes more) was
+            # a tenth of a second of the proof that only the largest stages paid
+            gc.disable()
             try:
                 os.close(read)
                 data = pickle.dumps(self._function(), protocol=pickle.HIGHEST_PROTOCOL)

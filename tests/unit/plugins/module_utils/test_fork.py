@@ -454,6 +454,18 @@ def test_the_collector_leaves_shared_objects_alone_while_a_child_runs():
     assert gc.get_freeze_count() == 0
 
 
+def test_a_child_collects_nothing_and_the_caller_collects_as_before():
+    """The child runs with the collector off (what it allocates lives until it leaves);
+    the caller's stays on, before and after the child is reaped."""
+    import gc
+
+    assert gc.isenabled()
+    call = ForkedCall(gc.isenabled)
+    assert call.forked and gc.isenabled()
+    assert call.result() is False
+    assert gc.isenabled()
+
+
 def test_a_threaded_call_gives_its_value_or_raises_its_error_in_the_caller() -> None:
     """``ThreadedCall`` runs on a thread of its own and hands back what it returned, or the
     exception it raised, when the caller asks; the thread is gone by then."""
