@@ -49,7 +49,7 @@ def admits(intent: Intent, service: Service, principal: str) -> bool:
     stage of ``intent``."""
     if not service.inject:
         return True  # no sidecar enforces anything (and meshstage renders no policy)
-    rules = {entry.service: entry for entry in intent.authorization}.get(service.name)
+    rules = intent.authorization_for(service.name)
     if rules is None:
         callers = {intent.principal(s) for s in intent.services if service.name in s.calls}
         if service.ingress:

@@ -539,6 +539,39 @@ class Intent:
         services, hosts = index.get(name, ((), ()))
         return tuple(services), tuple(hosts)
 
+    def authorization_for(self, name: str) -> ServiceAuthorization | None:
+        """Service ``name``'s entry of ``authorization`` (None when it has none; the parse
+        allows one per service), indexed once per Intent."""
+        index = self.__dict__.get("_authorization")
+        if index is None:
+            index = {}
+            for entry in self.authorization:
+                index.setdefault(entry.service, entry)
+            object.__setattr__(self, "_authorization", index)
+        return index.get(name)
+
+    def authorization_path(self, entry: ServiceAuthorization) -> str:
+        """Where ``entry`` is written in the intent: ``mesh_authorization[<index>]`` (each
+        entry's index read once per Intent, as ``service_path``)."""
+        index = self.__dict__.get("_authorization_positions")
+        if index is None:
+            index = {id(each): number for number, each in enumerate(self.authorization)}
+            object.__setattr__(self, "_authorization_positions", index)
+        number = index.get(id(entry))
+        return ("mesh_authorization"
+                f"[{self.authorization.index(entry) if number is None else number}]")
+
+    def exceptions_for(self, name: str) -> tuple[MtlsExemption, ...]:
+        """The ``mtls_exceptions`` of service ``name``, in their order (indexed once per
+        Intent, as ``callers_of``: a look-up per service, not a walk of every exception)."""
+        index = self.__dict__.get("_exceptions")
+        if index is None:
+            index = {}
+            for exception in self.mtls_exceptions:
+                index.setdefault(exception.service, []).append(exception)
+            object.__setattr__(self, "_exceptions", index)
+        return tuple(index.get(name, ()))
+
     def is_injected(self, namespace: str) -> bool:
         """True when ``namespace`` is in one of the waves this environment has injected."""
         injected = self.__dict__.get("_injected")
@@ -559,7 +592,9 @@ class Intent:
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         # rebuilt on demand, never pickled
-        for derived in ("_callers", "_injected", "_held", "_host_services"):
+        for derived in ("_callers", "_injected", "_held", "_host_services", "_exceptions",
+                        "_authorization", "_positions", "_external_calls", "_exemption_of",
+                        "_native", "_authorization_positions"):
             state.pop(derived, None)
         return state
 
@@ -587,8 +622,14 @@ class Intent:
         return f"{self.trust_domain}/ns/{service.namespace}/sa/{service.service_account}"
 
     def service_path(self, service: Service) -> str:
-        """Where the service is written in the intent: ``mesh_services[<index>]``."""
-        return f"mesh_services[{self.services.index(service)}]"
+        """Where the service is written in the intent: ``mesh_services[<index>]`` (each
+        service's index read once per Intent: a look-up, not a search of the catalogue)."""
+        index = self.__dict__.get("_positions")
+        if index is None:
+            index = {id(each): number for number, each in enumerate(self.services)}
+            object.__setattr__(self, "_positions", index)
+        number = index.get(id(service))
+        return f"mesh_services[{self.services.index(service) if number is None else number}]"
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -633,15 +674,18 @@ class Intent:
             callers.append(InboundCaller(
                 "its peers", service.namespace, service.service_account,
                 tuple(p.port for p in service.peer_ports)))
-        for caller in self.external_callers:
-            for name, ports in caller.calls:
-                if name != service.name:
-                    continue
-                identity = caller.inject and (caller.kind != "prometheus" or scrapes_identity)
-                callers.append(InboundCaller(
-                    caller.title, caller.namespace,
-                    caller.service_account if identity else None,
-                    ports or service.workload_ports(), caller.paths))
+        calls = self.__dict__.get("_external_calls")
+        if calls is None:  # each callee's external calls, in the callers' order, read once
+            calls = {}
+            for caller in self.external_callers:
+                for name, ports in caller.calls:
+                    calls.setdefault(name, []).append((caller, ports))
+            object.__setattr__(self, "_external_calls", calls)
+        for caller, ports in calls.get(service.name, ()):
+            identity = caller.inject and (caller.kind != "prometheus" or scrapes_identity)
+            callers.append(InboundCaller(
+                caller.title, caller.namespace, caller.service_account if identity else None,
+                ports or service.workload_ports(), caller.paths))
         return tuple(callers)
 
     def plaintext_ports(self, service: Service, scrapes_identity: bool = True,
@@ -654,6 +698,18 @@ class Intent:
                 for port in caller.ports:
                     ports.setdefault(port, []).append(caller.name)
         return {port: ", ".join(names) for port, names in sorted(ports.items())}
+
+    def exemption_for(self, name: str, scrapes_identity: bool = True) -> MtlsExemption | None:
+        """Service ``name``'s entry of ``exemptions`` (None when it has none), found by name
+        in the exemptions made once per Intent."""
+        found: dict[bool, dict[str, MtlsExemption]] = self.__dict__.setdefault(
+            "_exemption_of", {})
+        by_name = found.get(scrapes_identity)
+        if by_name is None:
+            by_name = found[scrapes_identity] = {}
+            for exemption in self.exemptions(scrapes_identity):
+                by_name.setdefault(exemption.service, exemption)
+        return by_name.get(name)
 
     def exemptions(self, scrapes_identity: bool = True) -> tuple[MtlsExemption, ...]:
         """The mTLS exceptions the strict_mtls stage renders: ``mtls_exceptions``, with a
@@ -694,8 +750,12 @@ class Intent:
 
     def native_sidecar_services(self) -> tuple[Service, ...]:
         """Injected services that need the proxy as a native sidecar (jobs, init containers
-        that reach the network)."""
-        return tuple(s for s in self.services if s.needs_native_sidecar and self.injected(s))
+        that reach the network); found once per Intent (asked for each namespace)."""
+        found = self.__dict__.get("_native")
+        if found is None:
+            found = tuple(s for s in self.services if s.needs_native_sidecar and self.injected(s))
+            object.__setattr__(self, "_native", found)
+        return found
 
     @property
     def native_sidecars(self) -> bool:

@@ -74,7 +74,7 @@ def plaintext_callers(intent: Intent, service: Service) -> list[PlaintextCaller]
 
 
 def exception_of(intent: Intent, service: Service) -> MtlsExemption | None:
-    return next((e for e in intent.mtls_exceptions if e.service == service.name), None)
+    return next(iter(intent.exceptions_for(service.name)), None)
 
 
 def plaintext_ports(exception: MtlsExemption | None, service: Service) -> list[int]:

@@ -132,6 +132,11 @@ def assemble(intent: Intent,
     taking over objects they reshape (the object keeps the ``origin`` of its first listing)."""
     plan = StagePlan(intent=intent)
     owners: dict[tuple[str, str, str, str], PlannedObject] = {}
+    # what is listed already, to list each once: looked up, not searched for (a gap's value
+    # may be a mapping, so gaps are kept by their other fields and compared in full there)
+    gaps: dict[tuple[str, str, str, str], list[Gap]] = {}
+    warnings: set[str] = set()
+    refusals: set[str] = set()
     for stage in stages_through(intent.stage):
         for contributions in planned:
             contribution = contributions.get(stage)
@@ -145,12 +150,18 @@ def assemble(intent: Intent,
             plan.extra_files.update(contribution.extra_files)
             plan.host_files.update(contribution.host_files)
             for gap in contribution.gaps:
-                if gap not in plan.gaps:  # equal content: the first stage that lists it names it
+                same = gaps.setdefault((gap.path, gap.provider, gap.reason, gap.subject), [])
+                if gap not in same:  # equal content: the first stage that lists it names it
+                    same.append(gap)
                     plan.gaps.append(replace(gap, stage=stage))
-            plan.warnings.extend(w for w in dict.fromkeys(contribution.warnings)
-                                 if w not in plan.warnings)
-            plan.refusals.extend(r for r in contribution.refusals
-                                 if str(r) not in {str(known) for known in plan.refusals})
+            for warning in contribution.warnings:
+                if warning not in warnings:
+                    warnings.add(warning)
+                    plan.warnings.append(warning)
+            for refusal in contribution.refusals:
+                if str(refusal) not in refusals:
+                    refusals.add(str(refusal))
+                    plan.refusals.append(refusal)
     plan.objects = sorted(owners.values(), key=lambda o: (o.stage.number, o.filename))
     return plan
 

@@ -72,10 +72,7 @@ def exception_mode(intent: Intent, service: Service) -> str | None:
     """DISABLE or PERMISSIVE when an mTLS exception keeps the service off strict mTLS."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
-    for exception in intent.mtls_exceptions:
-        if exception.service == service.name:
-            return exception.mode
-    return None
+    return next((e.mode for e in intent.exceptions_for(service.name)), None)
 
 
 def cluster_name(service: Service, version: str | None) -> str:

@@ -50,7 +50,7 @@ def _policies(intent: Intent, service: Service, port: int | None
     ``workload_port``): a rule limited to other ``ports`` matches nothing there and is
     left out (an ALLOW policy whose every rule is left out still denies all, as an Istio
     ALLOW policy that matches nothing)."""
-    explicit = {rules.service: rules for rules in intent.authorization}.get(service.name)
+    explicit = intent.authorization_for(service.name)
     deny: dict[str, Any] = {}
     allow: dict[str, Any] = {}
     if explicit is not None:

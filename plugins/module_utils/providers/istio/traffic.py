@@ -54,9 +54,8 @@ def _tls_mode(intent: Intent, service: Service) -> str | None:
         return None
     if not has_sidecar(intent, service):
         return "DISABLE" if service.ports else None  # a client with no port is called by none
-    for exception in intent.mtls_exceptions:
-        if exception.service == service.name and exception.mode == "DISABLE":
-            return "DISABLE"
+    if any(exception.mode == "DISABLE" for exception in intent.exceptions_for(service.name)):
+        return "DISABLE"
     return "ISTIO_MUTUAL"
 
 
@@ -64,8 +63,7 @@ def _disabled_service_ports(intent: Intent, service: Service) -> list[int]:
     """Service ports whose workload port an exception sets to DISABLE (once strict)."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return []
-    disabled = {port for exception in intent.mtls_exceptions
-                if exception.service == service.name
+    disabled = {port for exception in intent.exceptions_for(service.name)
                 for port, mode in exception.ports.items() if mode == "DISABLE"}
     return sorted(p.port for p in service.ports if (p.target_port or p.port) in disabled)
 

@@ -45,7 +45,7 @@ def mtls_exception(intent: Intent, service: Service) -> MtlsExemption | None:
     without a mesh identity reach (``Intent.exemptions``)."""
     if not intent.stage.reached(Stage.STRICT_MTLS):
         return None
-    return next((e for e in intent.exemptions() if e.service == service.name), None)
+    return intent.exemption_for(service.name)
 
 
 def _server_name(service: Service, port: Port) -> str:

@@ -447,7 +447,7 @@ def _namespace(intent: Intent, namespace: str) -> PlannedObject:
     """A namespace of the catalogue: its default policy, injection and telemetry
     annotations, all computed from the environment's stage; never pruned."""
     annotations = {**NEVER_PRUNE, INBOUND_POLICY: inbound_policy(intent, namespace)}
-    injected = namespace in intent.injected_namespaces()
+    injected = intent.is_injected(namespace)
     if injected and intent.stage.reached(Stage.INJECTION):
         annotations[INJECT] = "enabled"
         if intent.proxy.native_sidecars == "auto" and intent.native_sidecars and any(

@@ -350,8 +350,7 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
     """The ALLOW and DENY rules of ``service``: explicit when ``mesh_authorization`` names it,
     else derived from the services that call it (and the ingress gateway)."""
     td = intent.trust_domain
-    explicit = next((entry for entry in intent.authorization if entry.service == service.name),
-                    None)
+    explicit = intent.authorization_for(service.name)
     if explicit is None:
         policy = ServicePolicy(path=f"{intent.service_path(service)}.calls")
         derived = [identity_client(c.namespace, c.service_account, td) for c in callers
@@ -366,7 +365,7 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
             policy.allow.append(PolicyRule(normalize(derived), (), ports))
         _inbound(intent, service, policy)
         return policy
-    base = f"mesh_authorization[{intent.authorization.index(explicit)}]"
+    base = intent.authorization_path(explicit)
     policy = ServicePolicy(path=base)
     for kind, rules in (("allow", explicit.allow), ("deny", explicit.deny)):
         for number, rule in enumerate(rules):
