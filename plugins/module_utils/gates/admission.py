@@ -51,7 +51,7 @@ def admits(intent: Intent, service: Service, principal: str) -> bool:
         return True  # no sidecar enforces anything (and meshstage renders no policy)
     rules = intent.authorization_for(service.name)
     if rules is None:
-        callers = {intent.principal(s) for s in intent.services if service.name in s.calls}
+        callers = {intent.principal(s) for s in intent.callers_of(service.name)[0]}
         if service.ingress:
             callers.add(gateway_principal(intent))
         return principal in callers if callers else not intent.default_deny
