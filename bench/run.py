@@ -258,6 +258,39 @@ def child_render(services: int, repo: Path, **_: Any) -> dict[str, Any]:
     return {"wall_s": time.perf_counter() - start, "files": files}
 
 
+PLAN_PROVIDERS = ("istio", "linkerd")
+
+
+def child_plans(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    """The parse and the plan of the three environments with each provider (the estate is
+    the same; only ``mesh_provider`` differs), nothing rendered: what grows with the estate
+    before any object exists, for the provider the full run does not take too."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.collector import (
+        fewer_collections,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import (
+        parse_plain_intent,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import plain_data
+    from ansible_collections.meshstage.mesh.plugins.module_utils.plan.stage_plan import (
+        plan_stage,
+    )
+
+    found: dict[str, Any] = {}
+    for provider in PLAN_PROVIDERS:
+        variables = [plain_data({**values, "mesh_provider": provider})
+                     for values in environments(services).values()]
+        objects = 0
+        start = time.perf_counter()
+        with fewer_collections():
+            for values in variables:
+                intent, _warnings = parse_plain_intent(values)
+                objects += len(plan_stage(intent).objects)
+        found[f"{provider}_s"] = time.perf_counter() - start
+        found[f"{provider}_objects"] = objects
+    return found
+
+
 def sync_folders(repo: Path) -> list[Path]:
     """Every folder Argo CD or Flux builds: each sync unit, and each folder of sync objects."""
     folders = [unit for unit in sorted(repo.glob("envs/*/[0-9][0-9]-*/[0-9][0-9]-*"))
@@ -441,6 +474,7 @@ CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
     "proxy": child_proxy, "render": child_render, "kustomize": child_kustomize,
     "helm_template": child_helm_template, "helm_split": child_helm_split,
     "helm_pipeline": child_helm_pipeline, "helm_values": child_helm_values,
+    "plans": child_plans,
 }
 
 
@@ -625,7 +659,7 @@ def _same_objects(out: Path, repo: Path) -> bool:
 
 def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"full": [], "noop": [], "change": [],
-                                             "floor": [], "render": []}
+                                             "floor": [], "render": [], "plans": []}
     if helm:
         runs.update({"helm_template": [], "helm_split": [], "helm_pipeline": []})
     repo = work / "none"
@@ -642,8 +676,9 @@ def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[s
         runs["change"].append(in_child("change", services, repo, weight=20 + index))
         in_child("change", services, repo, weight=10)  # back to the estate as generated
         runs["floor"].append(in_child("floor", services, repo))
-        print(f"{services} services, round {index + 1}/{repeat}: render"
+        print(f"{services} services, round {index + 1}/{repeat}: plans, render"
               + (", helm template, split, pipeline" if helm else ""), flush=True)
+        runs["plans"].append(in_child("plans", services, work / "none"))
         for kind in runs:
             if kind in ("render", "helm_template", "helm_split", "helm_pipeline"):
                 scratch = work / f"{kind}-{services}-{index}"
@@ -660,7 +695,8 @@ def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[s
             values = [result[key] for result in results]
             # times: the best round, the least disturbed by the machine's other work (as
             # timeit does); other figures: the median
-            best = min if key in ("wall_s", "cpu_s") else statistics.median
+            timed = key in ("wall_s", "cpu_s") or (kind == "plans" and key.endswith("_s"))
+            best = min if timed else statistics.median
             row[f"{kind}_{key}"] = (best(values)
                                     if isinstance(values[0], (int, float)) else values[0])
     row["noop_files_written_max"] = max(r["files_written"] for r in runs["noop"])
@@ -773,6 +809,17 @@ def targets(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, bool | No
         growth = by_size[5000]["full_proof_cpu_s"] / by_size[1000]["full_proof_cpu_s"]
         found.append(("1,000 -> 5,000 services: the flow proof linear",
                       f"{growth:.2f}x", growth <= GROWTH_RATIO_MAX))
+    if 1000 in by_size and 5000 in by_size and "plans_istio_s" in by_size[1000]:
+        small, large = by_size[1000], by_size[5000]
+        growth = {provider: large[f"plans_{provider}_s"] / small[f"plans_{provider}_s"]
+                  for provider in PLAN_PROVIDERS}
+        found.append(("1,000 -> 5,000 services: the parse and the plan linear with each "
+                      "provider", ", ".join(
+                          f"{provider} {growth[provider]:.2f}x "
+                          f"({small[f'plans_{provider}_s']:.2f} s -> "
+                          f"{large[f'plans_{provider}_s']:.2f} s)"
+                          for provider in PLAN_PROVIDERS),
+                      all(ratio <= GROWTH_RATIO_MAX for ratio in growth.values())))
     if 1000 in by_size and 5000 in by_size:
         small, large = by_size[1000], by_size[5000]
         time_ratio = large["full_wall_s"] / small["full_wall_s"]

@@ -71,6 +71,9 @@ def test_the_benchmark_measures_a_tiny_estate(tmp_path):
     assert row["helm_pipeline_same_objects"] is True
     assert row["helm_pipeline_files"] == row["helm_split_files"] == \
         row["helm_template_documents"] == row["floor_objects"]
+    # the parse and the plan with each provider: the same estate, objects planned by both
+    assert row["plans_istio_objects"] > 0 and row["plans_linkerd_objects"] > 0
+    assert row["plans_istio_s"] > 0 and row["plans_linkerd_s"] > 0
     for name in ("full", "render", "helm_template", "helm_split", "helm_pipeline",
                  "kustomize"):
         assert row[f"{name}_floor_ratio"] > 0, name
