@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import tempfile
 import time
@@ -98,7 +99,10 @@ def export(services: int) -> tuple[dict[str, Any], str]:
                                  "controller": True, "name": replicaset["metadata"]["name"],
                                  "uid": replicaset["metadata"]["uid"]}]},
             "spec": spec}, len(items)))
-    return {"apiVersion": "v1", "kind": "List", "items": items}, variables
+    # no object shared between two places: kubectl's output has no YAML anchor or alias,
+    # and one alias sends a whole stream to the safe loader (``yaml_io.load_manifests``)
+    return json.loads(json.dumps({"apiVersion": "v1", "kind": "List", "items": items})), \
+        variables
 
 
 def main() -> None:
