@@ -414,7 +414,7 @@ class GitOpsRepo:
         recorded = self._load_state().shas()
         committed = (self._head_state() if has_head else State()).shas()
         index = self.git.index_entries()
-        to_add = self._paths_to_add(
+        to_add, texts = self._paths_to_add(
             recorded, has_head, self._committed_as_recorded(recorded, committed, index, moved))
         to_remove = [
             path
@@ -439,7 +439,7 @@ class GitOpsRepo:
         updates += [path for path in to_remove if path in index]
         # the message is written on a thread while git stages, from the changes the record
         # foretells; taken only when git's status shows those changes (``_Foretold``)
-        foretold = _Foretold(self, message, recorded, committed, to_add, to_remove) \
+        foretold = _Foretold(self, message, recorded, committed, to_add, texts, to_remove) \
             if callable(message) and updates else None
         try:
             if updates:
@@ -459,7 +459,7 @@ class GitOpsRepo:
         if told is not None:
             message = told
         elif callable(message):
-            message = message(self._committed_changes(staged, staged_anywhere, to_add))
+            message = message(self._committed_changes(staged, staged_anywhere, to_add, texts))
         # Limited to meshstage's paths when the user staged something else; when the index
         # holds only meshstage's changes, committing the index is the same commit.
         only = () if len(staged) == len(staged_anywhere) else ("--only", *PATHS_ON_STDIN)
@@ -514,11 +514,14 @@ class GitOpsRepo:
                          if committed.get(path) == sha and path in index and path not in moved)
 
     def _committed_changes(self, staged: Sequence[str], status: Mapping[str, str],
-                           staged_bytes: Mapping[str, bytes]) -> list[FileChange]:
+                           staged_bytes: Mapping[str, bytes],
+                           staged_texts: Mapping[str, str]) -> list[FileChange]:
         """The staged files (not the state file) as changes against ``HEAD``.
 
         ``status`` is git's status letter of each staged path (only a path that is not
-        ``A``dded has bytes in ``HEAD`` to read); ``staged_bytes`` what was just staged.
+        ``A``dded has bytes in ``HEAD`` to read); ``staged_bytes`` what was just staged, and
+        ``staged_texts`` the text of those this session wrote (the same text, not decoded
+        again into a copy of its own).
         """
         paths = sorted(path for path in staged if path != STATE_PATH)
         blobs = self.git.head_blobs([path for path in paths if status.get(path) != "A"])
@@ -526,28 +529,33 @@ class GitOpsRepo:
         for path in paths:
             blob = blobs.get(path)
             before = shown_text(blob) if blob is not None else None
-            current = staged_bytes.get(path)
-            if current is None:
-                current, _problem = read_disk(self.root, path)
-            after = shown_text(current) if current is not None else None
+            after = staged_texts.get(path)  # the text this session wrote: not decoded again
+            if after is None:
+                current = staged_bytes.get(path)
+                if current is None:
+                    current, _problem = read_disk(self.root, path)
+                after = shown_text(current) if current is not None else None
             action: Literal["add", "change", "remove"] = (
                 "add" if before is None else "remove" if after is None else "change")
             changes.append(FileChange(path, action, before, after))
         return changes
 
     def _paths_to_add(self, recorded: Mapping[str, str], has_head: bool,
-                      settled: frozenset[str] = frozenset()) -> dict[str, bytes]:
+                      settled: frozenset[str] = frozenset(),
+                      ) -> tuple[dict[str, bytes], dict[str, str]]:
         """Owned paths to stage, with their bytes: those whose disk bytes are what meshstage
-        wrote (``recorded``: every scope's path -> sha256). ``settled`` paths are committed as
-        recorded already (``_committed_as_recorded``) and are not read, nor are those this
-        session wrote with the bytes recorded: their bytes are the write's own (``git
-        update-index`` reads each file to stage it in any case).
+        wrote (``recorded``: every scope's path -> sha256); and the text of each of them this
+        session wrote (the bytes are its encoding), which the message reads. ``settled``
+        paths are committed as recorded already (``_committed_as_recorded``) and are not
+        read, nor are those this session wrote with the bytes recorded: their bytes are the
+        write's own (``git update-index`` reads each file to stage it in any case).
 
         An owned file changed by hand *after* meshstage's version was committed is the user's
         own edit and is left alone; one changed before it was committed would be committed as
         meshstage's, so that is an error.
         """
         paths: dict[str, bytes] = {}
+        texts: dict[str, str] = {}
         parents: dict[str, str | None] = {}
         session, written = self._written
         if session is None or session != self.guard.current:
@@ -559,6 +567,7 @@ class GitOpsRepo:
             if mine is not None and mine[0] == sha:
                 # this session wrote it, holding the repository (``planned_bytes``'s bytes)
                 paths[path] = mine[1].encode("utf-8")
+                texts[path] = mine[1]
                 continue
             current, _problem = read_disk(self.root, path, parents)
             if current is not None and sha256(current) == sha:
@@ -568,7 +577,7 @@ class GitOpsRepo:
                     f"{path} was changed by hand after meshstage wrote it and before it was "
                     "committed; commit it elsewhere or revert it"
                 )
-        return paths
+        return paths, texts
 
     def _refuse_foreign_staging(self, paths: Sequence[str]) -> None:
         """Raise when the index holds, for one of ``paths``, content meshstage did not write."""
@@ -647,7 +656,8 @@ class _Foretold:
 
     def __init__(self, repo: GitOpsRepo, message: Callable[[list[FileChange]], str],
                  recorded: Mapping[str, str], committed: Mapping[str, str],
-                 to_add: Mapping[str, bytes], to_remove: Sequence[str]) -> None:
+                 to_add: Mapping[str, bytes], texts: Mapping[str, str],
+                 to_remove: Sequence[str]) -> None:
 
         def foretell() -> tuple[list[str], dict[str, str], str]:
             staged = sorted([
@@ -655,7 +665,8 @@ class _Foretold:
                   if path != STATE_PATH and committed.get(path) != recorded.get(path)),
                 *(path for path in to_remove if path in committed)])
             status = {path: "M" if path in committed else "A" for path in staged}
-            return staged, status, message(repo._committed_changes(staged, status, to_add))
+            return staged, status, message(repo._committed_changes(staged, status, to_add,
+                                                                   texts))
 
         self._call = ThreadedCall(foretell)
 
