@@ -7,11 +7,14 @@ every field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..kube import DEFAULT_KUBERNETES_VERSION
 from ..stages import Stage
+
+_T = TypeVar("_T")
 
 LINKERD_ACCESS_LOG_FORMATS: tuple[str, ...] = ("apache", "json")
 # Protocols whose first bytes the proxies must not wait for (protocol detection): the server
@@ -522,12 +525,28 @@ class Intent:
     def service(self, name: str) -> Service:
         return self.by_name[name]
 
+    def _derived(self, name: str, build: Callable[[], _T]) -> _T:
+        """A value made from the fields once per Intent, kept under ``_<name>`` outside
+        them: equality ignores it, pickles leave it out (``__getstate__``), and an intent
+        derived with ``dataclasses.replace`` makes its own. The planners ask for each
+        service what these answer by look-up, instead of a search of the catalogue."""
+        found: _T | None = self.__dict__.get(name)
+        if found is None:
+            found = build()
+            object.__setattr__(self, name, found)
+        return found
+
+    def _position(self, name: str, items: tuple[Any, ...], item: Any) -> int:
+        """``items.index(item)``, by identity from an index made once (``_derived``); an
+        equal item that is not one of them is searched for."""
+        number = self._derived(
+            name, lambda: {id(each): index for index, each in enumerate(items)}).get(id(item))
+        return items.index(item) if number is None else number
+
     def callers_of(self, name: str) -> tuple[tuple[Service, ...], tuple[MeshHost, ...]]:
-        """The services whose ``calls`` name ``name``, and the hosts that carry one of them
-        (indexed once per Intent, outside its fields: equality and pickles ignore it)."""
-        index = self.__dict__.get("_callers")
-        if index is None:
-            index = {}
+        """The services whose ``calls`` name ``name``, and the hosts that carry one of them."""
+        def build() -> dict[str, tuple[list[Service], list[MeshHost]]]:
+            index: dict[str, tuple[list[Service], list[MeshHost]]] = {}
             for caller in self.services:
                 for callee in caller.calls:
                     index.setdefault(callee, ([], []))[0].append(caller)
@@ -535,77 +554,57 @@ class Intent:
                 carried = self.by_name.get(host.service)
                 for callee in carried.calls if carried is not None else ():
                     index.setdefault(callee, ([], []))[1].append(host)
-            object.__setattr__(self, "_callers", index)
-        services, hosts = index.get(name, ((), ()))
+            return index
+
+        services, hosts = self._derived("_callers", build).get(name, ((), ()))
         return tuple(services), tuple(hosts)
 
     def authorization_for(self, name: str) -> ServiceAuthorization | None:
         """Service ``name``'s entry of ``authorization`` (None when it has none; the parse
-        allows one per service), indexed once per Intent."""
-        index = self.__dict__.get("_authorization")
-        if index is None:
-            index = {}
+        allows one per service)."""
+        def build() -> dict[str, ServiceAuthorization]:
+            index: dict[str, ServiceAuthorization] = {}
             for entry in self.authorization:
                 index.setdefault(entry.service, entry)
-            object.__setattr__(self, "_authorization", index)
-        return index.get(name)
+            return index
+
+        return self._derived("_authorization", build).get(name)
 
     def authorization_path(self, entry: ServiceAuthorization) -> str:
-        """Where ``entry`` is written in the intent: ``mesh_authorization[<index>]`` (each
-        entry's index read once per Intent, as ``service_path``)."""
-        index = self.__dict__.get("_authorization_positions")
-        if index is None:
-            index = {id(each): number for number, each in enumerate(self.authorization)}
-            object.__setattr__(self, "_authorization_positions", index)
-        number = index.get(id(entry))
-        return ("mesh_authorization"
-                f"[{self.authorization.index(entry) if number is None else number}]")
+        """Where ``entry`` is written in the intent: ``mesh_authorization[<index>]``."""
+        number = self._position("_authorization_positions", self.authorization, entry)
+        return f"mesh_authorization[{number}]"
 
     def exceptions_for(self, name: str) -> tuple[MtlsExemption, ...]:
-        """The ``mtls_exceptions`` of service ``name``, in their order (indexed once per
-        Intent, as ``callers_of``: a look-up per service, not a walk of every exception)."""
-        index = self.__dict__.get("_exceptions")
-        if index is None:
-            index = {}
+        """The ``mtls_exceptions`` of service ``name``, in their order."""
+        def build() -> dict[str, tuple[MtlsExemption, ...]]:
+            index: dict[str, list[MtlsExemption]] = {}
             for exception in self.mtls_exceptions:
                 index.setdefault(exception.service, []).append(exception)
-            object.__setattr__(self, "_exceptions", index)
-        return tuple(index.get(name, ()))
+            return {service: tuple(found) for service, found in index.items()}
+
+        return self._derived("_exceptions", build).get(name, ())
 
     def is_injected(self, namespace: str) -> bool:
         """True when ``namespace`` is in one of the waves this environment has injected."""
-        injected = self.__dict__.get("_injected")
-        if injected is None:
-            injected = frozenset(self.injected_namespaces())
-            object.__setattr__(self, "_injected", injected)
-        return namespace in injected
+        return namespace in self._derived(
+            "_injected", lambda: frozenset(self.injected_namespaces()))
 
     def is_held(self, name: str) -> bool:
         """True when service ``name`` is held back from its injected namespace until its own
         wave is injected (``held_back``)."""
-        held = self.__dict__.get("_held")
-        if held is None:
-            held = frozenset(service.name for service in self.held_back())
-            object.__setattr__(self, "_held", held)
-        return name in held
+        return name in self._derived(
+            "_held", lambda: frozenset(service.name for service in self.held_back()))
 
     def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        # rebuilt on demand, never pickled
-        for derived in ("_callers", "_injected", "_held", "_host_services", "_exceptions",
-                        "_authorization", "_positions", "_external_calls", "_exemption_of",
-                        "_native", "_authorization_positions"):
-            state.pop(derived, None)
-        return state
+        # the fields only: what ``_derived`` keeps is made again on demand, never pickled
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
 
     @property
     def host_services(self) -> frozenset[str]:
         """Services carried by hosts in this environment: not Kubernetes workloads here."""
-        carried = self.__dict__.get("_host_services")
-        if carried is None:
-            carried = frozenset(host.service for host in self.hosts)
-            object.__setattr__(self, "_host_services", carried)
-        return carried
+        return self._derived("_host_services",
+                             lambda: frozenset(host.service for host in self.hosts))
 
     def hosts_of(self, service: str) -> tuple[MeshHost, ...]:
         return tuple(host for host in self.hosts if host.service == service)
@@ -622,14 +621,8 @@ class Intent:
         return f"{self.trust_domain}/ns/{service.namespace}/sa/{service.service_account}"
 
     def service_path(self, service: Service) -> str:
-        """Where the service is written in the intent: ``mesh_services[<index>]`` (each
-        service's index read once per Intent: a look-up, not a search of the catalogue)."""
-        index = self.__dict__.get("_positions")
-        if index is None:
-            index = {id(each): number for number, each in enumerate(self.services)}
-            object.__setattr__(self, "_positions", index)
-        number = index.get(id(service))
-        return f"mesh_services[{self.services.index(service) if number is None else number}]"
+        """Where the service is written in the intent: ``mesh_services[<index>]``."""
+        return f"mesh_services[{self._position('_positions', self.services, service)}]"
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -674,14 +667,14 @@ class Intent:
             callers.append(InboundCaller(
                 "its peers", service.namespace, service.service_account,
                 tuple(p.port for p in service.peer_ports)))
-        calls = self.__dict__.get("_external_calls")
-        if calls is None:  # each callee's external calls, in the callers' order, read once
-            calls = {}
-            for caller in self.external_callers:
+        def build() -> dict[str, list[tuple[ExternalCaller, tuple[int, ...]]]]:
+            calls: dict[str, list[tuple[ExternalCaller, tuple[int, ...]]]] = {}
+            for caller in self.external_callers:  # each callee's, in the callers' order
                 for name, ports in caller.calls:
                     calls.setdefault(name, []).append((caller, ports))
-            object.__setattr__(self, "_external_calls", calls)
-        for caller, ports in calls.get(service.name, ()):
+            return calls
+
+        for caller, ports in self._derived("_external_calls", build).get(service.name, ()):
             identity = caller.inject and (caller.kind != "prometheus" or scrapes_identity)
             callers.append(InboundCaller(
                 caller.title, caller.namespace, caller.service_account if identity else None,
@@ -702,14 +695,13 @@ class Intent:
     def exemption_for(self, name: str, scrapes_identity: bool = True) -> MtlsExemption | None:
         """Service ``name``'s entry of ``exemptions`` (None when it has none), found by name
         in the exemptions made once per Intent."""
-        found: dict[bool, dict[str, MtlsExemption]] = self.__dict__.setdefault(
-            "_exemption_of", {})
-        by_name = found.get(scrapes_identity)
-        if by_name is None:
-            by_name = found[scrapes_identity] = {}
+        def build() -> dict[str, MtlsExemption]:
+            by_name: dict[str, MtlsExemption] = {}
             for exemption in self.exemptions(scrapes_identity):
                 by_name.setdefault(exemption.service, exemption)
-        return by_name.get(name)
+            return by_name
+
+        return self._derived(f"_exemption_of_{scrapes_identity}", build).get(name)
 
     def exemptions(self, scrapes_identity: bool = True) -> tuple[MtlsExemption, ...]:
         """The mTLS exceptions the strict_mtls stage renders: ``mtls_exceptions``, with a
@@ -751,11 +743,8 @@ class Intent:
     def native_sidecar_services(self) -> tuple[Service, ...]:
         """Injected services that need the proxy as a native sidecar (jobs, init containers
         that reach the network); found once per Intent (asked for each namespace)."""
-        found = self.__dict__.get("_native")
-        if found is None:
-            found = tuple(s for s in self.services if s.needs_native_sidecar and self.injected(s))
-            object.__setattr__(self, "_native", found)
-        return found
+        return self._derived("_native", lambda: tuple(
+            s for s in self.services if s.needs_native_sidecar and self.injected(s)))
 
     @property
     def native_sidecars(self) -> bool:
