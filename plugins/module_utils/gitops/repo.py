@@ -427,7 +427,7 @@ class GitOpsRepo:
         paths = [*to_add, *to_remove]
         if not paths:
             return None
-        self._refuse_foreign_staging(paths)
+        self._refuse_foreign_staging(paths, moved)
         # a path the index does not hold is staged without hashing its bytes here
         updates = [path for path, data in to_add.items()
                    if (entry := index.get(path)) is None
@@ -479,18 +479,20 @@ class GitOpsRepo:
         return not problem and state_bytes is not None and \
             self.git.head_holds(STATE_PATH, state_bytes)
 
-    def _tracked_changes(self) -> set[str] | None:
+    def _tracked_changes(self) -> dict[str, str] | None:
         """Every tracked path whose file or index entry is not ``HEAD``'s (git's status of
-        the tracked files: staged, modified, deleted, its mode changed), or None when git
-        cannot tell. A path it does not name is, on disk and in the index, what ``HEAD``
-        holds (git compares a file's content wherever its stat data cannot tell)."""
+        the tracked files: staged, modified, deleted, its mode changed), with its two status
+        letters (the index against ``HEAD``, the file against the index; ``git status
+        --porcelain``), or None when git cannot tell. A path it does not name is, on disk and
+        in the index, what ``HEAD`` holds (git compares a file's content wherever its stat
+        data cannot tell)."""
         # --no-optional-locks: a status only reads; it never rewrites the index
         status = self.git.run(["--no-optional-locks", "status", "--porcelain=v1", "-z",
                                "--untracked-files=no", "--ignore-submodules=none",
                                "--no-renames"])
         if status.returncode != 0:
             return None
-        return {entry[3:] for entry in git_text(status.stdout).split("\0") if entry}
+        return {entry[3:]: entry[:2] for entry in git_text(status.stdout).split("\0") if entry}
 
     @staticmethod
     def _committed_as_recorded(recorded: Mapping[str, str], committed: Mapping[str, str],
@@ -579,11 +581,21 @@ class GitOpsRepo:
                 )
         return paths, texts
 
-    def _refuse_foreign_staging(self, paths: Sequence[str]) -> None:
-        """Raise when the index holds, for one of ``paths``, content meshstage did not write."""
-        staged = set(self.git.staged(paths))
-        unstaged = set(self.git.names("diff", *DIFF_NAMES)) & set(paths)
-        foreign = sorted(staged & unstaged)
+    def _refuse_foreign_staging(self, paths: Sequence[str],
+                                moved: Mapping[str, str] | None = None) -> None:
+        """Raise when the index holds, for one of ``paths``, content meshstage did not write:
+        a change staged (the index is not ``HEAD``'s) and the file not what is staged.
+        ``moved`` is the status this commit took (``_tracked_changes``), whose two letters
+        say both; without one, git is asked for each (``git diff --cached``, ``git diff``).
+        Nothing writes the index between that status and this check: the repository is held."""
+        wanted = set(paths)
+        if moved is not None:
+            foreign = sorted(path for path, letters in moved.items()
+                             if path in wanted and letters[0] != " " and letters[1] != " ")
+        else:
+            staged = set(self.git.staged(paths))
+            unstaged = set(self.git.names("diff", *DIFF_NAMES)) & wanted
+            foreign = sorted(staged & unstaged)
         if foreign:
             listed = ", ".join(foreign)
             raise GitOpsError(

@@ -36,10 +36,11 @@ STAGING_META = {"provider": "linkerd", "stage": "injection"}
 # ---------------------------------------------------------------------------- helpers
 
 
-def git(root: Path, *args: str) -> str:
+def git(root: Path, *args: str, input: str | None = None) -> str:
     env = {**os.environ, "LC_ALL": "C"}
     result = subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, text=True, env=env, check=True
+        ["git", "-C", str(root), *args], capture_output=True, text=True, env=env, check=True,
+        input=input,
     )
     return result.stdout
 
@@ -619,6 +620,35 @@ def test_foreign_staged_content_on_a_meshstage_path_is_refused(
         committed.commit("meshstage: dev new")
     assert commit_count(root) == 1
     assert git(root, "show", f":{path}") == "the user's staged version\n"
+
+
+def test_meshstage_bytes_the_user_staged_are_committed_not_refused(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    """The index holds a change, but the very bytes meshstage wrote (the user ran ``git add``
+    after the write): nothing foreign, so the commit takes it."""
+    path = "dev/04-traffic/reviews.yaml"
+    run(committed, "dev", {**DEV, path: "kind: VirtualService\nweight: 30\n"}, DEV_META)
+    user_git(root, "add", path)
+    assert committed.commit("meshstage: dev reviews") is not None
+    assert git(root, "show", f"HEAD:{path}") == "kind: VirtualService\nweight: 30\n"
+    assert staged_names(root) == []
+
+
+def test_a_conflicted_meshstage_path_is_refused(committed: GitOpsRepo, root: Path) -> None:
+    """An unmerged entry (a merge's three versions in the index) is content meshstage did not
+    make, whatever the file on disk holds."""
+    path = "dev/04-traffic/reviews.yaml"
+    ours, theirs = (git(root, "hash-object", "-w", "--stdin", input=text).strip()
+                    for text in ("ours\n", "theirs\n"))
+    base = git(root, "rev-parse", f"HEAD:{path}").strip()
+    git(root, "update-index", "--index-info", input=(
+        f"0 {'0' * 40}\t{path}\n100644 {base} 1\t{path}\n"
+        f"100644 {ours} 2\t{path}\n100644 {theirs} 3\t{path}\n"))
+    run(committed, "dev", {**DEV, "dev/new.yaml": "new\n"}, DEV_META)
+    with pytest.raises(GitOpsError, match=re.escape(f"{path}: the index holds staged changes")):
+        committed.commit("meshstage: dev new")
+    assert commit_count(root) == 1
 
 
 def test_a_user_edit_after_meshstage_committed_is_left_alone(
