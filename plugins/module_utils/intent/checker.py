@@ -6,6 +6,7 @@ shares, and the helpers that walk optional fields."""
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -297,8 +298,10 @@ def _valid_label_key(key: str) -> bool:
     return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
 
 
+@functools.lru_cache(maxsize=1024)
 def duration_seconds(text: str) -> float:
-    """Seconds in a Go-style duration such as ``1m30s`` or ``250ms``."""
+    """Seconds in a Go-style duration such as ``1m30s`` or ``250ms``. Remembered: an estate
+    writes the same few durations over and over (60,000 checks at 5,000 services)."""
     return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
 
 

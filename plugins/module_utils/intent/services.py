@@ -440,14 +440,15 @@ def check_shared_accounts(check: Checker, services: list[Service],
     naming the services and the account, when an allow rule names one of them."""
     allowed = {name for entry in authorization for rule in entry.allow
                for name in rule.source.services}
-    by_identity: dict[tuple[str, str], list[Service]] = {}
-    for service in services:
-        by_identity.setdefault((service.namespace, service.service_account), []).append(service)
+    by_identity: dict[tuple[str, str], list[tuple[int, Service]]] = {}
+    for number, service in enumerate(services):
+        by_identity.setdefault((service.namespace, service.service_account), []).append(
+            (number, service))
     for (namespace, account), sharing in sorted(by_identity.items()):
-        names = [service.name for service in sharing]
+        names = [service.name for _number, service in sharing]
         if len(sharing) < 2 or not allowed.intersection(names):
             continue
-        check.warn(f"mesh_services[{services.index(sharing[1])}].service_account", account,
+        check.warn(f"mesh_services[{sharing[1][0]}].service_account", account,
                    f"is the service account of {', '.join(names)} in namespace {namespace}: "
                    "they share one identity, so every ALLOW that admits one of them admits "
                    "them all; give each its own service_account")
