@@ -42,7 +42,7 @@ from .providers.envoy_hosts.validate import check_rendered, find_envoy
 from .providers.provider import ControlPlane
 from .render.control_plane import SCHEMA_OPTIONAL, control_plane, install_tree
 from .render.renderer import BUILTIN_TEMPLATES, Renderer
-from .render.runbook import runbook_markdown
+from .render.runbook import ObjectSections, object_sections, runbook_markdown
 from .render.stage_cache import StageCache, pickled
 from .render.sync import flux_cuts, sync_objects
 from .render.tree import (
@@ -100,13 +100,19 @@ class RenderedStage:
     flows: StageProof = field(default_factory=StageProof)  # the flow proof's table
     # the units and Flux sync folders cut in parts (their hash bits): a cut is kept
     unit_cuts: dict[str, int] = field(default_factory=dict)
+    # the runbook's parts that read the objects alone, and its canary section, when made
+    # already (``render_stage``)
+    sections: ObjectSections | None = None
+    canary_section: list[str] | None = None
 
     def runbook(self) -> str:
         """The environment's RUNBOOK.md (with the cut-over when the provider changed, the
         gates forced so far, and the table of the stage's flows)."""
+        canary = self.canary_section if self.canary_section is not None \
+            else runbook_section(self.intent, self.canary)
         return runbook_markdown(self.plan, self.stage_objects, self.warnings, self.install,
-                                self.migrated_from, self.forced_gates,
-                                runbook_section(self.intent, self.canary), self.flows.section)
+                                self.migrated_from, self.forced_gates, canary,
+                                self.flows.section, self.sections)
 
     def record(self) -> dict[str, Any]:
         """What the GitOps repository records for the environment after this run."""
@@ -231,6 +237,10 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
             proving.cancel()
             check.finish({})  # raises, naming every violation
         warnings += schema_warnings + analysis
+        # the runbook's parts the flow proof does not decide, made while its child may still
+        # be proving (at 5,000 services the child is the longer side)
+        sections = object_sections(rendered.stage_objects, intent.environment, intent.stage)
+        canary_section = runbook_section(intent, canary)
         proof = StageProof()
         helped: dict[int, list[SchemaViolation]] = {}
         if prove:
@@ -250,7 +260,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
                           rendered.unvalidated, rendered.install, rendered.stage_objects, canary,
                           migrated_from_provider(recorded, intent.provider),
                           forced_gates(recorded, options.gate_verdicts, intent.stage.value),
-                          recorded.get("canary"), proof, rendered.cuts)
+                          recorded.get("canary"), proof, rendered.cuts, sections,
+                          canary_section)
     files[f"{env_dir(intent.environment)}/RUNBOOK.md"] = stage.runbook()
     return stage
 

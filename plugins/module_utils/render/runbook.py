@@ -6,6 +6,7 @@ ids."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..flows.proof import FlowProof
@@ -22,16 +23,41 @@ _ROUTES = {"gateway-api": "httproutes.gateway.networking.k8s.io",
            "smi": "trafficsplits.split.smi-spec.io"}
 
 
+@dataclass(frozen=True)
+class ObjectSections:
+    """The runbook's parts that read the rendered objects alone: the sync units in their
+    order, and each stage's list of its objects and the units they are in. A large stage
+    makes them while the flow proof's child works (``pipeline.render_stage``); the rest of
+    the runbook waits for the proof's table."""
+
+    units: tuple[SyncUnit, ...]
+    stages: Mapping[Stage, tuple[str, ...]]
+
+
+def object_sections(objects: Sequence[RenderedObject], env: str, stage: Stage) -> ObjectSections:
+    """``ObjectSections`` of ``objects``, for the stages through ``stage``."""
+    by_stage: dict[Stage, list[RenderedObject]] = {each: [] for each in Stage}
+    for item in objects:
+        if item.unit is not None:
+            by_stage[item.planned.stage].append(item)
+    return ObjectSections(
+        tuple(sync_order(o.unit for o in objects if o.unit is not None)),
+        {each: tuple(_stage_objects(by_stage[each], env)) for each in stages_through(stage)})
+
+
 def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
                      warnings: Sequence[str], install: ControlPlane | None = None,
                      migrated_from: str | None = None,
                      forced_gates: Sequence[Mapping[str, Any]] = (),
-                     canary: Sequence[str] = (), flows: Sequence[str] = ()) -> str:
+                     canary: Sequence[str] = (), flows: Sequence[str] = (),
+                     sections: ObjectSections | None = None) -> str:
+    """The runbook; ``sections`` are ``object_sections(objects, ...)`` when made already."""
     intent = plan.intent
     stage = intent.stage
     env = intent.environment
     text = _mesh_text(intent.provider)
-    units = sync_order(o.unit for o in objects if o.unit is not None)
+    sections = sections or object_sections(objects, env, stage)
+    units = sections.units
     previous = [s for s in Stage if s.number == stage.number - 1]
     lines = [
         f"# Runbook: {env}",
@@ -45,11 +71,9 @@ def runbook_markdown(plan: StagePlan, objects: Sequence[RenderedObject],
         "## What each stage carries, and why",
         "",
     ]
-    by_stage = {s: [o for o in objects if o.planned.stage is s and o.unit is not None]
-                for s in Stage}
     for each in stages_through(stage):
         lines += [f"### {each.number}. {each.value}", "", f"Why: {STAGE_PURPOSE[each]}.", ""]
-        lines += _stage_objects(by_stage[each], env)
+        lines += sections.stages[each]
         for note in plan.notes:
             if note.stage is each:
                 lines.append(f"> {note.text}")
