@@ -91,7 +91,18 @@ def encode_desired(desired: Mapping[str, str]) -> tuple[dict[str, bytes], list[s
 
 def _file_directory_clashes(wanted: Mapping[str, bytes]) -> list[str]:
     """Problems for desired paths that another desired path needs as a directory."""
-    directories: dict[str, str] = {}
+    # every directory the paths need, each walked up from its files only until one seen
+    # before (whose own parents are in already): about one step per file, not one join per
+    # level of every path
+    needed: set[str] = set()
+    for path in wanted:
+        directory, slash, _name = path.rpartition("/")
+        while slash and directory not in needed:
+            needed.add(directory)
+            directory, slash, _name = directory.rpartition("/")
+    if needed.isdisjoint(wanted):
+        return []
+    directories: dict[str, str] = {}  # a clash: name the first path that needs each one
     for path in sorted(wanted):
         parts = path.split("/")
         for depth in range(1, len(parts)):

@@ -161,12 +161,15 @@ class GitOpsRepo:
         changes: list[FileChange] = []
         parents: dict[str, str | None] = {}
         for path in sorted(set(wanted) | set(before.files)):
+            # a wanted file's text is the desired text itself: its bytes are that text
+            # encoded strictly, so decoding them would give the same text as a copy
             if path in before.files:
-                change, problem = self._plan_owned(path, before.files[path], wanted.get(path),
-                                                   parents)
+                change, problem = self._plan_owned(
+                    path, before.files[path], wanted.get(path),
+                    desired[path] if path in wanted else None, parents)
             else:
-                change, problem = self._plan_new(path, wanted[path], scope, owners.get(path),
-                                                 parents)
+                change, problem = self._plan_new(path, wanted[path], desired[path], scope,
+                                                 owners.get(path), parents)
             if problem:
                 problems.append(problem)
             elif change:
@@ -215,7 +218,7 @@ class GitOpsRepo:
                         self.git.head_object_ids(touched))
 
     def _plan_owned(
-        self, path: str, recorded: str, wanted: bytes | None,
+        self, path: str, recorded: str, wanted: bytes | None, text: str | None,
         parents: dict[str, str | None] | None = None,
     ) -> tuple[FileChange | None, str | None]:
         """A path this scope owns: unchanged, changed, removed, or touched by hand."""
@@ -236,10 +239,10 @@ class GitOpsRepo:
             return FileChange(path, "remove", shown_text(current), None), None
         if wanted == current:
             return None, None
-        return FileChange(path, "change", shown_text(current), shown_text(wanted)), None
+        return FileChange(path, "change", shown_text(current), text), None
 
     def _plan_new(
-        self, path: str, wanted: bytes, scope: str, owner: str | None,
+        self, path: str, wanted: bytes, text: str, scope: str, owner: str | None,
         parents: dict[str, str | None] | None = None,
     ) -> tuple[FileChange | None, str | None]:
         """A desired path this scope does not own yet: it must be free."""
@@ -253,7 +256,7 @@ class GitOpsRepo:
                 f"{path} exists but is not owned by meshstage (a file you wrote); "
                 "meshstage never overwrites it: move or remove it"
             )
-        return FileChange(path, "add", None, shown_text(wanted)), None
+        return FileChange(path, "add", None, text), None
 
     # ---- apply
 
@@ -497,7 +500,7 @@ class GitOpsRepo:
     @staticmethod
     def _committed_as_recorded(recorded: Mapping[str, str], committed: Mapping[str, str],
                                index: Mapping[str, tuple[str, str]],
-                               moved: set[str] | None) -> frozenset[str]:
+                               moved: Mapping[str, str] | None) -> frozenset[str]:
         """Owned paths the commit need not read again: recorded with the same sha256 in the
         state file (``recorded``) and in ``HEAD``'s (``committed``), in the index, and named
         by no status (``moved``).
