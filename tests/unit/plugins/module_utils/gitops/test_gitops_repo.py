@@ -812,6 +812,24 @@ def test_a_path_wanted_as_file_and_directory_is_refused(repo: GitOpsRepo, root: 
     with pytest.raises(GitOpsError, match=re.escape("dev/a is wanted both as a file")):
         repo.plan("dev", {"dev/a": "x\n", "dev/a/b.yaml": "y\n"}, DEV_META)
     assert not root.exists()
+    # deeper down, after other files of the same directories, each clash named once with
+    # the first path that needs the file as a directory
+    desired = {"dev/x/y.yaml": "y\n", "dev/x/z/b.yaml": "b\n", "dev/x/z/a/c.yaml": "c\n",
+               "dev/x/z": "z\n", "dev/x/z/a": "a\n", "dev/w.yaml": "w\n",
+               "dev/q": "q\n", "dev/q/r/s.yaml": "s\n"}  # dev/q needed two levels up only
+    with pytest.raises(GitOpsError) as refused:
+        repo.plan("dev", desired, DEV_META)
+    assert [line.strip() for line in str(refused.value).splitlines()
+            if "wanted both" in line] == [
+        "- dev/q is wanted both as a file and as the directory of dev/q/r/s.yaml",
+        "- dev/x/z is wanted both as a file and as the directory of dev/x/z/a",
+        "- dev/x/z/a is wanted both as a file and as the directory of dev/x/z/a/c.yaml"]
+    with pytest.raises(GitOpsError, match=re.escape(  # the only clash, two levels up
+            "dev/q is wanted both as a file and as the directory of dev/q/r/s.yaml")):
+        repo.plan("dev", {"dev/q": "q\n", "dev/q/r/s.yaml": "s\n"}, DEV_META)
+    # files side by side in nested directories clash with nothing
+    assert repo.plan("dev", {"dev/x/y.yaml": "y\n", "dev/x/z/b.yaml": "b\n",
+                             "dev/x/z/a/c.yaml": "c\n"}, DEV_META).changed
 
 
 @pytest.mark.parametrize(
