@@ -94,9 +94,9 @@ class GitOpsRepo:
         # the ``.git`` through which ``exists`` last found ``root`` the top of a work tree
         self._top: tuple[int, int] | None = None
         # what the last write put in each file (path -> sha256, the text the update holds,
-        # written as UTF-8), and the session it wrote in: the commit of that session stages
-        # them without reading them back
-        self._written: tuple[int | None, dict[str, tuple[str, str]]] = (None, {})
+        # and the bytes written: its UTF-8), and the session it wrote in: the commit of that
+        # session stages them without reading them back or encoding them again
+        self._written: tuple[int | None, dict[str, tuple[str, str, bytes]]] = (None, {})
 
     @property
     def notes(self) -> list[str]:
@@ -178,7 +178,10 @@ class GitOpsRepo:
         if problems:
             raise GitOpsError(self._problems_message(problems))
         after = ScopeState({path: sha256(data) for path, data in wanted.items()}, meta_of(meta))
-        return TreeUpdate(scope, tuple(changes), state_after=after, state_before=before)
+        encoded = {change.path: wanted[change.path] for change in changes
+                   if change.action != "remove"}
+        return TreeUpdate(scope, tuple(changes), state_after=after, state_before=before,
+                          encoded=encoded)
 
     def _trusted_state(self) -> State:
         """The state file, when it is the one meshstage committed (``HEAD``'s) or the one an
@@ -309,10 +312,12 @@ class GitOpsRepo:
             after = self._after_state(changed, state)
             shas = after.shas()  # the state after records each written file's sha256
             self._storing = (store, [shas[path] for path, _data in writes if path in shas])
+            data_of = dict(writes)
             self._written = (self.guard.current, {
-                change.path: (shas[change.path], change.after) for update in changed
-                for change in update.changes
-                if change.after is not None and change.path in shas})
+                change.path: (shas[change.path], change.after, data_of[change.path])
+                for update in changed for change in update.changes
+                if change.after is not None and change.path in shas
+                and change.path in data_of})
             _remember_state(journal.state_after, after)
 
     def _settle_store(self) -> None:
@@ -571,7 +576,7 @@ class GitOpsRepo:
             mine = written.get(path)
             if mine is not None and mine[0] == sha:
                 # this session wrote it, holding the repository (``planned_bytes``'s bytes)
-                paths[path] = mine[1].encode("utf-8")
+                paths[path] = mine[2]
                 texts[path] = mine[1]
                 continue
             current, _problem = read_disk(self.root, path, parents)

@@ -40,6 +40,10 @@ class TreeUpdate:
     changes: tuple[FileChange, ...]
     state_after: ScopeState
     state_before: ScopeState = field(default_factory=ScopeState)
+    # the bytes ``plan`` hashed into ``state_after`` for each file added or changed (each
+    # change's text, encoded): ``planned_bytes`` takes them instead of encoding and hashing
+    # every text again
+    encoded: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def state_changed(self) -> bool:
@@ -72,7 +76,12 @@ class TreeUpdate:
 
 
 def planned_bytes(update: TreeUpdate) -> dict[str, bytes]:
-    """The bytes to write for each added or changed file, checked against the planned sha."""
+    """The bytes to write for each added or changed file, checked against the planned sha:
+    the ones ``plan`` hashed (``encoded``) when it gave them for exactly those files."""
+    written = [change.path for change in update.changes if change.action != "remove"]
+    if update.encoded and len(update.encoded) == len(written) \
+            and all(path in update.encoded for path in written):
+        return {path: update.encoded[path] for path in written}
     planned: dict[str, bytes] = {}
     for change in update.changes:
         if change.action == "remove":

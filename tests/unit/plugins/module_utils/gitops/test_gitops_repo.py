@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.state import
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.update import (
     FileChange,
     TreeUpdate,
+    planned_bytes,
 )
 
 DEV = {
@@ -1075,3 +1077,22 @@ def test_the_plainly_safe_path_shortcut_agrees_with_every_rule() -> None:
     for _ in range(20000):
         path = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 9)))
         assert (path_problem(path) is not None) == _path_problem_without_shortcut(path), path
+
+
+def test_a_plans_bytes_are_the_ones_written_and_an_update_that_disagrees_is_refused(
+        repo: GitOpsRepo, root: Path) -> None:
+    """``apply`` writes the bytes ``plan`` hashed into the state after; an update whose
+    files are not the ones its state records (made or changed by hand) is checked file by
+    file and refused before anything is written."""
+    update = repo.plan("dev", DEV, DEV_META)
+    assert planned_bytes(update) == {path: text.encode() for path, text in DEV.items()}
+    path = "dev/04-traffic/reviews.yaml"
+    wrong = [FileChange(c.path, c.action, c.before, "kind: Tampered\n" if c.path == path
+                        else c.after) for c in update.changes]
+    for tampered in (dataclasses.replace(update, changes=tuple(wrong), encoded={}),
+                     dataclasses.replace(update, changes=tuple(wrong[1:]))):
+        with pytest.raises(GitOpsError, match="does not match its planned state"):
+            repo.apply(tampered)
+        assert not [p for p in [*DEV, STATE_PATH, JOURNAL_PATH] if (root / p).exists()]
+    repo.apply(update)
+    assert (root / path).read_text() == DEV[path]
