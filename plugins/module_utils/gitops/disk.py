@@ -257,8 +257,9 @@ def _nothing(_point: str) -> None:
 _TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
 
 
-def remove_temporaries(root: Path, paths: Iterable[str]) -> int:
-    """Remove the temporary files a killed write of ``paths`` left beside them; how many.
+def remove_temporaries(root: Path, paths: Iterable[str], keep: Iterable[str] = ()) -> int:
+    """Remove the temporary files a killed write of ``paths`` left beside them, except those
+    in ``keep`` (relative to ``root``); how many.
 
     Only names of the form ``_io.write_temporary`` gives a temporary file of one of these
     very paths are removed: never another file of the directory."""
@@ -266,13 +267,14 @@ def remove_temporaries(root: Path, paths: Iterable[str]) -> int:
     for path in paths:
         directory, _, name = path.rpartition("/")
         by_directory.setdefault(directory, set()).add(name)
+    kept = {str(root / path) for path in keep}
     removed = 0
     for directory, names in sorted(by_directory.items()):
-        removed += _remove_temporaries_in(root / directory if directory else root, names)
+        removed += _remove_temporaries_in(root / directory if directory else root, names, kept)
     return removed
 
 
-def _remove_temporaries_in(directory: Path, names: set[str]) -> int:
+def _remove_temporaries_in(directory: Path, names: set[str], kept: set[str]) -> int:
     try:
         entries = [entry.name for entry in os.scandir(directory)]
     except OSError:
@@ -280,7 +282,7 @@ def _remove_temporaries_in(directory: Path, names: set[str]) -> int:
     removed = 0
     for entry in entries:
         match = _TEMPORARY.fullmatch(entry)
-        if match is not None and match.group(1) in names:
+        if match is not None and match.group(1) in names and str(directory / entry) not in kept:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(directory / entry)
                 removed += 1

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import GitOpsError
-from .disk import read_disk, remove_temporaries
+from .disk import read_disk, remove_temporaries, tagged_temporary
 from .faults import KillSwitch
 from .git import Git
 from .journal import JOURNAL_PATH, Journal, converge, read_journal, settle_undone
@@ -73,13 +73,17 @@ class RunGuard:
 
     def _recover(self, write: bool) -> None:
         """Complete the write of an interrupted run, or refuse when this run may not write."""
-        remove_temporaries(self.root, [JOURNAL_PATH, STATE_PATH])
+        remove_temporaries(self.root, [JOURNAL_PATH])
         journal = read_journal(self.root)
+        # a killed atomic write's leftovers, but not the write's own state after: going
+        # forward puts it in place (``journal.carry_out``)
+        remove_temporaries(self.root, [STATE_PATH], keep=[
+            tagged_temporary(STATE_PATH, journal.tag)] if journal and journal.tag else [])
         if journal is None:
             return
         state, _problem = read_disk(self.root, STATE_PATH)
         self._remove_stale_git_locks(journal)
-        if state == journal.state_after:
+        if journal.is_after(state):
             return  # written (the state file is written last), waiting for its commit
         if not write:
             raise GitOpsError(
@@ -98,7 +102,7 @@ class RunGuard:
                               f"({journal.describe()}): {len(journal.entries)} file(s)")
             return
         # it stopped before its files were all on disk, and was undone
-        settle_undone(self.root, journal, self.git.head_holds(STATE_PATH, journal.state_before))
+        settle_undone(self.root, journal, journal.is_before(self.git.head_bytes(STATE_PATH)))
         self.notes.append(f"undid the write of an interrupted meshstage run "
                           f"({journal.describe()}): it stopped before its "
                           f"{len(journal.entries)} file(s) were all written, and each is as "

@@ -191,7 +191,7 @@ class GitOpsRepo:
         data, _problem = read_disk(self.root, STATE_PATH)
         journal = read_journal(self.root) if self.exists() else None
         if journal is not None:
-            if data == journal.state_after:
+            if journal.is_after(data):
                 return state
             raise GitOpsError(
                 f"GitOps repository {self.root}: a meshstage run was interrupted while writing "
@@ -288,7 +288,8 @@ class GitOpsRepo:
             if kind in ("missing", "empty"):
                 self._init()
             before, _problem = read_disk(self.root, STATE_PATH)
-            journal = journal_of(changed, before, self._after_state(changed, state).render(),
+            state_after = self._after_state(changed, state).render()
+            journal = journal_of(changed, before, state_after,
                                  run_record([u.scope for u in changed], self.git.branch()),
                                  temporary_tag())
             write_journal(self.root, journal)
@@ -300,12 +301,12 @@ class GitOpsRepo:
             store = self.git.store_blobs_meanwhile(
                 [data for _path, data in writes] if len(writes) >= PACK_AT else ()).start()
             try:
-                carry_out(self.root, removals, writes, journal.state_after, self._kill.reach,
+                carry_out(self.root, removals, writes, state_after, self._kill.reach,
                           journal.tag)
             except GitOpsError as error:
                 store.wait()
                 undo(self.root, journal, error,
-                     self.git.head_holds(STATE_PATH, journal.state_before))
+                     journal.is_before(self.git.head_bytes(STATE_PATH)))
             except BaseException:
                 store.wait()
                 raise
@@ -318,7 +319,7 @@ class GitOpsRepo:
                 for update in changed for change in update.changes
                 if change.after is not None and change.path in shas
                 and change.path in data_of})
-            _remember_state(journal.state_after, after)
+            _remember_state(state_after, after)
 
     def _settle_store(self) -> None:
         """Wait for the blobs the last write stored beside it (``apply``); when git stored

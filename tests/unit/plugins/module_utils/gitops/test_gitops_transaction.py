@@ -153,12 +153,49 @@ def test_a_temporary_file_that_is_not_whole_makes_the_next_run_undo_the_write(
         root: Path) -> None:
     killed_write(root, "renamed", 3)
     journal = json.loads((root / JOURNAL_PATH).read_text())
-    left = sorted(p for p in root.rglob(f".*.{journal['tag']}.tmp"))
+    left = sorted(p for p in root.rglob(f".*.{journal['tag']}.tmp")
+                  if ".meshstage" not in p.relative_to(root).parts)
     assert left, "the kill left temporary files to put in place"
     left[0].write_bytes(left[0].read_bytes()[:-1])  # cut short
     repo = GitOpsRepo(root)
     with repo.session("writing dev"):
         assert files(root) == files_of(BEFORE, root)
+    assert "undid the write" in repo.notes[0]
+
+
+def test_the_state_after_is_the_writes_temporary_file_and_the_journal_keeps_its_sha256(
+        root: Path, tmp_path: Path) -> None:
+    """Killed once every file is in place but before the state file: the journal holds the
+    state files' sha256, not their text; the next run puts the write's temporary file of
+    the state file in place. The same kill with that file cut short: the write goes back."""
+    reference = tmp_path / "reference"
+    commit(GitOpsRepo(reference), BEFORE)
+    commit(GitOpsRepo(reference), AFTER)
+    state_after = (reference / STATE_PATH).read_bytes()
+    killed_write(root, "files")
+    journal = json.loads((root / JOURNAL_PATH).read_text())
+    assert journal["version"] == 3
+    assert journal["state"] == {"before_sha256": sha256((root / STATE_PATH).read_bytes()),
+                                "after_sha256": sha256(state_after)}
+    temporary = root / ".meshstage" / f".state.json.{journal['tag']}.tmp"
+    assert temporary.read_bytes() == state_after
+    assert b'\\"scopes\\"' not in (root / JOURNAL_PATH).read_bytes(), "no state file's text"
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        assert (root / STATE_PATH).read_bytes() == state_after
+        commit(repo, AFTER)
+    assert files(root) == files(reference)
+    assert "completed the write" in repo.notes[0]
+
+    again = tmp_path / "again"
+    commit(GitOpsRepo(again), BEFORE)
+    killed_write(again, "files")
+    tag = json.loads((again / JOURNAL_PATH).read_text())["tag"]
+    cut = again / ".meshstage" / f".state.json.{tag}.tmp"
+    cut.write_bytes(cut.read_bytes()[:-1])
+    repo = GitOpsRepo(again)
+    with repo.session("writing dev"):
+        assert files(again) == files_of(BEFORE, again), "put back as it was"
     assert "undid the write" in repo.notes[0]
 
 
@@ -195,6 +232,28 @@ def test_a_journal_of_version_1_is_still_completed(root: Path, tmp_path: Path) -
         entry["after"] = AFTER.get(entry.pop("after_sha256") and entry["path"])
     document["version"] = 1
     del document["tag"]
+    document["state"] = {"before": git(root, "show", f"HEAD:{STATE_PATH}"),
+                         "after": (reference / STATE_PATH).read_text()}
+    (root / JOURNAL_PATH).write_text(json.dumps(document))
+    repo = GitOpsRepo(root)
+    with repo.session("writing dev"):
+        commit(repo, AFTER)
+    assert files(root) == files(reference)
+    assert "completed the write" in repo.notes[0]
+
+
+def test_a_journal_of_version_2_is_still_completed(root: Path, tmp_path: Path) -> None:
+    """The journal of a meshstage before version 3 holds the state files' texts and no
+    temporary file of the state: a run of this one completes it from the text."""
+    reference = tmp_path / "reference"
+    commit(GitOpsRepo(reference), BEFORE)
+    commit(GitOpsRepo(reference), AFTER)
+    killed_write(root, "renamed", 7)
+    document = json.loads((root / JOURNAL_PATH).read_text())
+    (root / ".meshstage" / f".state.json.{document['tag']}.tmp").unlink()
+    document["version"] = 2
+    document["state"] = {"before": git(root, "show", f"HEAD:{STATE_PATH}"),
+                         "after": (reference / STATE_PATH).read_text()}
     (root / JOURNAL_PATH).write_text(json.dumps(document))
     repo = GitOpsRepo(root)
     with repo.session("writing dev"):
@@ -219,11 +278,13 @@ def test_the_journal_is_ascii_json_that_gives_back_every_byte() -> None:
     journal = Journal(entries, b"raw: \xfe\n", b'{"scopes": {}}\n', {"pid": 1, "scopes": ["dev"]},
                       "abcd_123")
     data = journal.render()
-    assert data.isascii() and json.loads(data)["version"] == 2
+    assert data.isascii() and json.loads(data)["version"] == 3
     assert b"added: true" not in data and sha256(b"added: true\n") in data.decode()
+    assert b'\\"scopes\\"' not in data, "the state files as their sha256 only, not as text"
     assert parse_journal(data) == Journal(
         tuple(JournalEntry(e.path, e.before, None, e.written) for e in entries),
-        journal.state_before, journal.state_after, journal.run, journal.tag)
+        None, None, journal.run, journal.tag, sha256(b"raw: \xfe\n"),
+        sha256(b'{"scopes": {}}\n'))
 
 
 def test_a_file_changed_by_hand_after_the_interruption_is_named_not_overwritten(
