@@ -234,6 +234,16 @@ class Git:
             raise GitOpsError(f"git {args[0]} failed in {self.root}: {detail}")
         return result
 
+    def start(self, args: list[str]) -> subprocess.Popen[bytes] | None:
+        """git ``args`` started in ``root`` with a clean environment, its output piped, while
+        the caller goes on; None when git cannot be started (the caller runs it again)."""
+        try:
+            return subprocess.Popen(["git", "-C", str(self.root), *args], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    env=git_env())
+        except OSError:
+            return None
+
     def run(
         self, args: list[str], config: Sequence[str] = (), input: bytes | None = None
     ) -> subprocess.CompletedProcess[bytes]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -97,6 +98,10 @@ class GitOpsRepo:
         # and the bytes written: its UTF-8), and the session it wrote in: the commit of that
         # session stages them without reading them back or encoding them again
         self._written: tuple[int | None, dict[str, tuple[str, str, bytes]]] = (None, {})
+        # git's status of the tracked files, taken while the last write wrote (its session,
+        # the process, the paths the write touched): ``_tracked_changes``
+        self._status_meanwhile: tuple[int | None, subprocess.Popen[bytes],
+                                      frozenset[str]] | None = None
 
     @property
     def notes(self) -> list[str]:
@@ -287,6 +292,8 @@ class GitOpsRepo:
                 self._recheck(update, state)
             if kind in ("missing", "empty"):
                 self._init()
+            else:  # git's status while the files are written, for the commit after it
+                self._start_status(changed)
             before, _problem = read_disk(self.root, STATE_PATH)
             state_after = self._after_state(changed, state).render()
             journal = journal_of(changed, before, state_after,
@@ -417,7 +424,11 @@ class GitOpsRepo:
 
     def _commit(self, message: str | Callable[[list[FileChange]], str]) -> str | None:
         has_head = self.git.has_head()
-        moved = self._tracked_changes() if has_head else None
+        if has_head:
+            moved = self._tracked_changes()
+        else:
+            moved = None
+            self._reap_status()
         if moved is not None and not moved and self._state_file_is_heads():
             return None  # nothing to commit for sure: a no-op reads no owned file again
         recorded = self._load_state().shas()
@@ -488,20 +499,50 @@ class GitOpsRepo:
         return not problem and state_bytes is not None and \
             self.git.head_holds(STATE_PATH, state_bytes)
 
+    def _start_status(self, updates: Sequence[TreeUpdate]) -> None:
+        """Start git's status of the tracked files (``_tracked_changes``) in the background,
+        before ``apply`` writes ``updates``: the commit after the write takes it instead of
+        waiting for a status of its own. The files the write touches are left to the write:
+        the status names them as the write touches them (``_WRITTEN``)."""
+        self._reap_status()
+        process = self.git.start(_STATUS)
+        if process is not None:
+            touched = frozenset({STATE_PATH, *(change.path for update in updates
+                                              for change in update.changes)})
+            self._status_meanwhile = (self.guard.current, process, touched)
+
+    def _reap_status(self) -> None:
+        if self._status_meanwhile is not None:
+            self._status_meanwhile[1].communicate()
+            self._status_meanwhile = None
+
     def _tracked_changes(self) -> dict[str, str] | None:
         """Every tracked path whose file or index entry is not ``HEAD``'s (git's status of
         the tracked files: staged, modified, deleted, its mode changed), with its two status
         letters (the index against ``HEAD``, the file against the index; ``git status
         --porcelain``), or None when git cannot tell. A path it does not name is, on disk and
         in the index, what ``HEAD`` holds (git compares a file's content wherever its stat
-        data cannot tell)."""
+        data cannot tell).
+
+        The status this session's write started (``_start_status``) is taken when there is
+        one: the write touched no tracked path but its own (no file, a directory only once
+        empty, and the journal is untracked), so the paths it did not touch are as git saw
+        them, and each path it touched is named, with its index's letter and ``_WRITTEN``
+        for the file's."""
+        early, self._status_meanwhile = self._status_meanwhile, None
+        if early is not None:
+            session, process, touched = early
+            output, _ = process.communicate()
+            if session == self.guard.current and process.returncode == 0:
+                found = _status_letters(output)
+                for path in touched:
+                    found[path] = found.get(path, " ")[0] + _WRITTEN
+                return found
         # --no-optional-locks: a status only reads; it never rewrites the index
-        status = self.git.run(["--no-optional-locks", "status", "--porcelain=v1", "-z",
-                               "--untracked-files=no", "--ignore-submodules=none",
-                               "--no-renames"])
+        status = self.git.run(_STATUS)
         if status.returncode != 0:
             return None
-        return {entry[3:]: entry[:2] for entry in git_text(status.stdout).split("\0") if entry}
+        return _status_letters(status.stdout)
 
     @staticmethod
     def _committed_as_recorded(recorded: Mapping[str, str], committed: Mapping[str, str],
@@ -598,7 +639,10 @@ class GitOpsRepo:
         say both; without one, git is asked for each (``git diff --cached``, ``git diff``).
         Nothing writes the index between that status and this check: the repository is held."""
         wanted = set(paths)
-        if moved is not None:
+        # a path this session wrote over a change staged already: whether the file is what is
+        # staged, only git's diff can say now
+        if moved is not None and not any(letters[1] == _WRITTEN and letters[0] != " "
+                                         for path, letters in moved.items() if path in wanted):
             foreign = sorted(path for path, letters in moved.items()
                              if path in wanted and letters[0] != " " and letters[1] != " ")
         else:
@@ -706,6 +750,18 @@ class _Foretold:
         """Wait for the thread, whatever it gives: the commit failed."""
         with contextlib.suppress(Exception):
             self._call.result()
+
+
+# ``git status`` of the tracked files, read-only, as ``_tracked_changes`` reads it
+_STATUS = ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=no",
+           "--ignore-submodules=none", "--no-renames"]
+# the second status letter of a path this session's write touched (``_tracked_changes``)
+_WRITTEN = "W"
+
+
+def _status_letters(output: bytes) -> dict[str, str]:
+    """Path -> its two letters, from ``git status --porcelain=v1 -z``."""
+    return {entry[3:]: entry[:2] for entry in git_text(output).split("\0") if entry}
 
 
 def _remember_state(data: bytes, state: State) -> None:

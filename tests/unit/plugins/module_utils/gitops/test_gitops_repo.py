@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.git import Git
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.journal import JOURNAL_PATH
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.paths import STATE_PATH
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.repo import GitOpsRepo
@@ -635,6 +636,63 @@ def test_meshstage_bytes_the_user_staged_are_committed_not_refused(
     assert committed.commit("meshstage: dev reviews") is not None
     assert git(root, "show", f"HEAD:{path}") == "kind: VirtualService\nweight: 30\n"
     assert staged_names(root) == []
+
+
+def test_a_change_staged_on_a_path_the_write_rewrites_is_refused(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    """The status taken while the write wrote cannot tell whether a file it rewrote is what
+    the index holds: git's diff decides, and content meshstage did not stage is refused."""
+    path = "dev/04-traffic/reviews.yaml"
+    (root / path).write_text("the user's staged version\n")
+    user_git(root, "add", path)
+    (root / path).write_text(DEV[path])
+    run(committed, "dev", {**DEV, path: "kind: VirtualService\nweight: 40\n"}, DEV_META)
+    with pytest.raises(GitOpsError, match=re.escape(f"{path}: the index holds staged changes")):
+        committed.commit("meshstage: dev reviews")
+    assert git(root, "show", f":{path}") == "the user's staged version\n"
+
+
+def test_a_change_staged_as_the_write_then_writes_it_is_committed(
+    committed: GitOpsRepo, root: Path
+) -> None:
+    """Staged before the run, the very bytes the run then writes: nothing foreign."""
+    path = "dev/04-traffic/reviews.yaml"
+    new = "kind: VirtualService\nweight: 40\n"
+    (root / path).write_text(new)
+    user_git(root, "add", path)
+    (root / path).write_text(DEV[path])
+    with committed.session("writing dev"):
+        run(committed, "dev", {**DEV, path: new}, DEV_META)
+        assert committed.commit("meshstage: dev reviews") is not None
+    assert git(root, "show", f"HEAD:{path}") == new
+    assert staged_names(root) == []
+
+
+def test_the_commit_takes_the_status_its_write_started(
+        committed: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's status of the tracked files runs while the files are written, and the commit
+    after the write, in the same session, reads it rather than wait for one of its own; a
+    hand edit of a tracked file the write does not touch is in it all the same."""
+    started: list[list[str]] = []
+    ran: list[list[str]] = []
+    start, run_git = Git.start, Git.run
+    monkeypatch.setattr(Git, "start", lambda self, args: started.append(args) or start(self, args))
+    monkeypatch.setattr(Git, "run", lambda self, args, *rest: ran.append(args)
+                        or run_git(self, args, *rest))
+    (root / "README.md").write_text("edited by hand\n")
+    git(root, "add", "README.md")
+    git(root, "-c", "user.name=U", "-c", "user.email=u@example.com", "commit", "-qm", "readme")
+    (root / "README.md").write_text("edited again, not staged\n")
+    with committed.session("writing dev"):  # as a run holds it, from its plan to its commit
+        run(committed, "dev", {**DEV, "dev/new.yaml": "new\n"}, DEV_META)
+        assert [args[1] for args in started] == ["status"]
+        ran.clear()
+        assert committed.commit("meshstage: dev new") is not None
+    assert not [args for args in ran if "status" in args[:2]]
+    assert sorted(git(root, "show", "--name-only", "--format=", "HEAD").split()) == \
+        sorted(["dev/new.yaml", STATE_PATH])
+    assert git(root, "status", "--porcelain", "--untracked-files=no") == " M README.md\n"
 
 
 def test_a_conflicted_meshstage_path_is_refused(committed: GitOpsRepo, root: Path) -> None:
