@@ -58,7 +58,7 @@ def tagged_name(name: str, tag: str) -> str:
 
 
 def write_tagged_temporary(directory: str, name: str, data: bytes, mode: int,
-                           tag: str) -> str:
+                           tag: str, times_ns: tuple[int, int] | None = None) -> str:
     """``data`` in the new temporary file ``directory/.<name>.<tag>.tmp``, with ``mode``, not
     flushed (the caller flushes the whole write at once); its path.
 
@@ -66,7 +66,8 @@ def write_tagged_temporary(directory: str, name: str, data: bytes, mode: int,
     name is too, and creating it exclusively (``O_EXCL``, no symlink followed) never touches
     anything else. Should that name exist all the same, ``write_temporary`` picks one. A
     file and a syscall fewer than ``write_temporary`` each (no buffered file object, no
-    name tried at random), which is most of the cost of a file on a fast disk."""
+    name tried at random), which is most of the cost of a file on a fast disk. ``times_ns``,
+    when given, are the file's access and modification times (``os.utime``)."""
     temp = f"{directory}/{tagged_name(name, tag)}"
     try:
         fd = os.open(temp, _CREATE, 0o600)
@@ -77,6 +78,8 @@ def write_tagged_temporary(directory: str, name: str, data: bytes, mode: int,
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        if times_ns is not None:
+            os.utime(fd, ns=times_ns)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):

@@ -43,6 +43,7 @@ from .disk import (
     put_in_place,
     read_disk,
     remove_temporaries,
+    settled_times,
     tagged_temporary,
     write_files_atomic,
 )
@@ -437,7 +438,7 @@ def _write_state_temporary(root: Path, state: bytes, tag: str) -> str:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         written = write_tagged_temporary(str(directory), STATE_PATH.rpartition("/")[2], state,
-                                         FILE_MODE, tag)
+                                         FILE_MODE, tag, settled_times())
         _fsync(Path(written))
     except OSError as error:
         raise GitOpsError(f"{STATE_PATH}: cannot write it in {root}: {error}") from error

@@ -589,3 +589,17 @@ def test_a_write_flushes_the_file_system_before_and_after_its_renames(
     files = [(f"envs/dev/{n % 3}/o{n}.yaml", f"n: {n}\n".encode()) for n in range(30)]
     write_files_atomic(tmp_path, files)
     assert events == ["syncfs", *["rename"] * 30, "syncfs"]
+
+
+def test_a_writes_files_are_older_than_any_index_written_after_them(root: Path) -> None:
+    """Each file a write puts in place has the mtime of the second before the write, so git
+    never takes an entry for racily clean and never reads the files again to tell; a change
+    made by hand afterwards, of the same size, is still told from the entry."""
+    commit(GitOpsRepo(root), AFTER)
+    index = os.stat(root / ".git" / "index").st_mtime_ns // 1_000_000_000
+    written = [path for path, text in AFTER.items() if BEFORE.get(path) != text]
+    assert written and all(
+        os.stat(root / path).st_mtime_ns // 1_000_000_000 < index for path in written)
+    path = written[0]
+    (root / path).write_text(AFTER[path].replace("new", "NEW"))
+    assert git(root, "status", "--porcelain", "--untracked-files=no") == f" M {path}\n"
