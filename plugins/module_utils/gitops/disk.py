@@ -163,7 +163,7 @@ def _fsync_file(target: Path) -> None:
 
 def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
                        step: Callable[[str], None] | None = None,
-                       tag: str | None = None) -> None:
+                       tag: str | None = None, settle: bool = False) -> None:
     """Write many files atomically, flushing the file system once, not once per file.
 
     Each file is written to a temporary file in its own directory, which replaces the target
@@ -175,13 +175,14 @@ def write_files_atomic(root: Path, files: Sequence[tuple[str, bytes]],
     are ``.<name>.<tag>.tmp``, with the write's journal's ``tag`` (a new one when None).
     Raises ``GitOpsError`` naming the file that failed. ``step`` is told of each temporary
     file written and each rename (the fault hook). From ``THREADED_AT`` files, the files
-    are created, and then renamed, half on a second thread (``_in_two``).
+    are created, and then renamed, half on a second thread (``_in_two``). ``settle`` gives
+    each file the mtime of the second before the write (``settled_times``).
     """
     reach = step or _nothing
     flush_once = _syncfs_function() is not None
     tag = tag or temporary_tag()
     top = str(root)
-    times = settled_times()
+    times = settled_times() if settle else None
     # what each step did so far, on either thread (appending is atomic under the GIL)
     written: list[tuple[str, str, str]] = []  # path, target, its temporary file
     renamed: set[str] = set()  # the temporary files put in place
@@ -242,7 +243,10 @@ def settled_times() -> tuple[int, int]:
     hashed them all again: at 1,000 services 0.03 s to 0.04 s in each commit and as much in
     each ``update-index``. A file whose mtime is the second before its write is older than
     any index written after it; a later change of it (by hand: now; by meshstage: a new
-    file renamed over it, with a new inode and ctime) is still told from its entry."""
+    file renamed over it, with a new inode) is still told from its entry. Not where git
+    compares only the whole-second mtime and the size (``core.checkStat=minimal``, no inode):
+    there two writes of a file in one second, of one size, would look the same to git, and
+    its racy check is what tells them apart (``Git.checks_inodes``)."""
     now = time.time_ns()
     return now, (now // 1_000_000_000 - 1) * 1_000_000_000
 

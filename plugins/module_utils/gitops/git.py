@@ -201,6 +201,12 @@ class Git:
                     "(git switch <branch>)")
         return None
 
+    def checks_inodes(self) -> bool:
+        """Whether git tells a file from its index entry by its inode too (the default),
+        not only by its whole-second mtime and its size (``core.checkStat=minimal``)."""
+        result = self.run(["config", "--get", "core.checkStat"])
+        return git_text(result.stdout).strip().lower() != "minimal"
+
     def has_head(self) -> bool:
         return self.run(["rev-parse", "--verify", "-q", "HEAD"]).returncode == 0
 

@@ -390,19 +390,20 @@ def converge(root: Path, journal: Journal, forward: bool,
 def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, bytes]],
               state: bytes | None, step: Callable[[str], None] | None = None,
               tag: str | None = None, *, leave_state: bool = False,
-              state_from: str | None = None) -> None:
+              state_from: str | None = None, settle: bool = False) -> None:
     """Remove, write (atomically, in batches; the temporary files tagged ``tag``), then put
     the state file in place last: ``state`` (None: no state file), from the temporary file
     ``state_from`` (relative to ``root``) when given, or left as it is (``leave_state``).
 
     With a ``tag``, the state after goes to its own temporary file of that tag, flushed
     before the first file is written, so a run that finds the write interrupted can put it
-    in place (``converge``; the journal keeps only its sha256)."""
+    in place (``converge``; the journal keeps only its sha256). ``settle``: the files are
+    given the mtime of the second before the write (``disk.settled_times``)."""
     reach = step or _nothing
     current, _problem = read_disk(root, STATE_PATH)
     keep = leave_state or (state_from is None and current == state)
     if not keep and state_from is None and state is not None and tag is not None:
-        state_from = _write_state_temporary(root, state, tag)
+        state_from = _write_state_temporary(root, state, tag, settle)
     for path in removals:
         try:
             (root / path).unlink()
@@ -412,7 +413,7 @@ def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, b
             raise GitOpsError(f"{path}: cannot remove it from {root}: {error}") from error
         prune_empty_dirs(root, path)
         reach("removed")
-    write_files_atomic(root, writes, reach, tag)
+    write_files_atomic(root, writes, reach, tag, settle)
     reach("files")
     if keep:
         return
@@ -431,14 +432,14 @@ def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, b
     reach("state")
 
 
-def _write_state_temporary(root: Path, state: bytes, tag: str) -> str:
+def _write_state_temporary(root: Path, state: bytes, tag: str, settle: bool) -> str:
     """The state after in the write's temporary file of the state file, on disk; its path
     relative to ``root``."""
     directory = root / STATE_PATH.rpartition("/")[0]
     try:
         directory.mkdir(parents=True, exist_ok=True)
         written = write_tagged_temporary(str(directory), STATE_PATH.rpartition("/")[2], state,
-                                         FILE_MODE, tag, settled_times())
+                                         FILE_MODE, tag, settled_times() if settle else None)
         _fsync(Path(written))
     except OSError as error:
         raise GitOpsError(f"{STATE_PATH}: cannot write it in {root}: {error}") from error

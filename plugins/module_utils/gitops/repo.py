@@ -309,7 +309,7 @@ class GitOpsRepo:
                 [data for _path, data in writes] if len(writes) >= PACK_AT else ()).start()
             try:
                 carry_out(self.root, removals, writes, state_after, self._kill.reach,
-                          journal.tag)
+                          journal.tag, settle=self.git.checks_inodes())
             except GitOpsError as error:
                 store.wait()
                 undo(self.root, journal, error,

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -603,3 +604,19 @@ def test_a_writes_files_are_older_than_any_index_written_after_them(root: Path) 
     path = written[0]
     (root / path).write_text(AFTER[path].replace("new", "NEW"))
     assert git(root, "status", "--porcelain", "--untracked-files=no") == f" M {path}\n"
+
+
+def test_where_git_checks_only_mtime_and_size_files_keep_their_own_mtime(
+        tmp_path: Path) -> None:
+    """With ``core.checkStat=minimal`` git tells a file from its entry by its whole-second
+    mtime and its size alone: a file of the same size written again within the second must
+    keep the mtime that makes git's racy check read it, or git would commit the old one."""
+    root = tmp_path / "gitops"
+    commit(GitOpsRepo(root), BEFORE)
+    git(root, "config", "core.checkStat", "minimal")
+    path = "dev/0/object-000.yaml"
+    start = time.time_ns() // 1_000_000_000
+    for text in ("index: A\n", "index: B\n"):  # the same size, one run after the other
+        commit(GitOpsRepo(root), {**BEFORE, path: text})
+        assert git(root, "show", f"HEAD:{path}") == text
+    assert os.stat(root / path).st_mtime_ns // 1_000_000_000 >= start
