@@ -130,7 +130,7 @@ def put_in_place(root: Path, renames: Sequence[tuple[str, str]],
             _syncfs(root)
         else:
             for temporary, _path in renames:
-                _fsync_file(root / temporary)
+                fsync_file(root / temporary)
         for temporary, path in renames:
             os.replace(root / temporary, root / path)
             reach("renamed")
@@ -153,7 +153,8 @@ def _flush_renames(root: Path, directories: set[str]) -> None:
         fsync_directory(Path(directory))
 
 
-def _fsync_file(target: Path) -> None:
+def fsync_file(target: Path) -> None:
+    """Flush one file's bytes to disk (never through a symlink)."""
     fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
         os.fsync(fd)

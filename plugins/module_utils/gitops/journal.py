@@ -39,6 +39,7 @@ from .._io import atomic_write, fsync_directory, write_tagged_temporary
 from ..errors import GitOpsError
 from .disk import (
     FILE_MODE,
+    fsync_file,
     prune_empty_dirs,
     put_in_place,
     read_disk,
@@ -420,7 +421,7 @@ def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, b
     try:
         if state_from is not None:
             target = root / STATE_PATH
-            _fsync(root / state_from)  # one the run that wrote it may not have flushed
+            fsync_file(root / state_from)  # one the run that wrote it may not have flushed
             os.replace(root / state_from, target)
             fsync_directory(target.parent)
         elif state is None:
@@ -440,18 +441,10 @@ def _write_state_temporary(root: Path, state: bytes, tag: str, settle: bool) -> 
         directory.mkdir(parents=True, exist_ok=True)
         written = write_tagged_temporary(str(directory), STATE_PATH.rpartition("/")[2], state,
                                          FILE_MODE, tag, settled_times() if settle else None)
-        _fsync(Path(written))
+        fsync_file(Path(written))
     except OSError as error:
         raise GitOpsError(f"{STATE_PATH}: cannot write it in {root}: {error}") from error
     return Path(written).relative_to(root).as_posix()
-
-
-def _fsync(target: Path) -> None:
-    fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def steps_of(journal: Journal) -> tuple[list[str], list[tuple[str, bytes]]]:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,19 +221,18 @@ def test_an_undone_write_keeps_the_uncommitted_write_before_it_trusted(root: Pat
     assert git(root, "status", "--porcelain").strip() == ""
 
 
-def test_a_journal_of_version_1_is_still_completed(root: Path, tmp_path: Path) -> None:
-    """The journal of a meshstage before version 2 holds every file's bytes after, and no
-    temporary files' tag: a run of this one completes it from those bytes."""
+def completes_an_older_journal(root: Path, tmp_path: Path,
+                               rewrite: Callable[[dict[str, Any]], None]) -> None:
+    """Kill a write amid its renames, ``rewrite`` its journal (a document) as an earlier
+    meshstage wrote it, with the state files as text, and assert the next run completes
+    it into the tree of an uninterrupted write."""
     reference = tmp_path / "reference"
     commit(GitOpsRepo(reference), BEFORE)
     commit(GitOpsRepo(reference), AFTER)
     killed_write(root, "renamed", 7)
     document = json.loads((root / JOURNAL_PATH).read_text())
-    remove_temporaries(root, [entry["path"] for entry in document["files"]])
-    for entry in document["files"]:
-        entry["after"] = AFTER.get(entry.pop("after_sha256") and entry["path"])
-    document["version"] = 1
-    del document["tag"]
+    (root / ".meshstage" / f".state.json.{document['tag']}.tmp").unlink()  # before version 3
+    rewrite(document)
     document["state"] = {"before": git(root, "show", f"HEAD:{STATE_PATH}"),
                          "after": (reference / STATE_PATH).read_text()}
     (root / JOURNAL_PATH).write_text(json.dumps(document))
@@ -241,26 +241,25 @@ def test_a_journal_of_version_1_is_still_completed(root: Path, tmp_path: Path) -
         commit(repo, AFTER)
     assert files(root) == files(reference)
     assert "completed the write" in repo.notes[0]
+
+
+def test_a_journal_of_version_1_is_still_completed(root: Path, tmp_path: Path) -> None:
+    """The journal of a meshstage before version 2 holds every file's bytes after, and no
+    temporary files' tag: a run of this one completes it from those bytes."""
+    def version_1(document: dict[str, Any]) -> None:
+        remove_temporaries(root, [entry["path"] for entry in document["files"]])
+        for entry in document["files"]:
+            entry["after"] = AFTER.get(entry.pop("after_sha256") and entry["path"])
+        document["version"] = 1
+        del document["tag"]
+
+    completes_an_older_journal(root, tmp_path, version_1)
 
 
 def test_a_journal_of_version_2_is_still_completed(root: Path, tmp_path: Path) -> None:
     """The journal of a meshstage before version 3 holds the state files' texts and no
     temporary file of the state: a run of this one completes it from the text."""
-    reference = tmp_path / "reference"
-    commit(GitOpsRepo(reference), BEFORE)
-    commit(GitOpsRepo(reference), AFTER)
-    killed_write(root, "renamed", 7)
-    document = json.loads((root / JOURNAL_PATH).read_text())
-    (root / ".meshstage" / f".state.json.{document['tag']}.tmp").unlink()
-    document["version"] = 2
-    document["state"] = {"before": git(root, "show", f"HEAD:{STATE_PATH}"),
-                         "after": (reference / STATE_PATH).read_text()}
-    (root / JOURNAL_PATH).write_text(json.dumps(document))
-    repo = GitOpsRepo(root)
-    with repo.session("writing dev"):
-        commit(repo, AFTER)
-    assert files(root) == files(reference)
-    assert "completed the write" in repo.notes[0]
+    completes_an_older_journal(root, tmp_path, lambda document: document.update(version=2))
 
 
 def test_the_journal_is_ascii_json_that_gives_back_every_byte() -> None:
