@@ -284,9 +284,12 @@ _SAFE_SCALARS = yaml.SafeLoader.yaml_constructors
 def _events_to_documents(text: str) -> list[Any]:
     """Every document of ``text``, built straight from the C parser's events: what the safe
     loader builds, without composing a node (and two marks) for every value, which is most
-    of its time on a large export. Raises ``_Unusual`` for what only the safe constructor
-    builds (merge and value keys, other tags, unhashable keys) and for any alias, which the
-    bounded loader judges.
+    of its time on a large export. A document with what only the safe constructor builds
+    (merge and value keys, other tags, unhashable keys) or with an alias, which the bounded
+    loader judges, is read alone by that loader (``_unusual_document``), and the events go
+    on with the next document: one alias in an export of thousands of objects no longer
+    sends the whole stream to the slow loader. Raises ``_Unusual`` where a document cannot
+    be read alone (a stream that starts with a byte order mark).
 
     Each open collection is a frame ``[container, is a mapping, the key awaiting a value]``
     (``_Frame`` as the key: none awaited)."""
@@ -295,6 +298,7 @@ def _events_to_documents(text: str) -> list[Any]:
     frame: list[Any] | None = None
     anchors: dict[str, Any] = {}
     root: Any = None
+    started: Any = None  # the mark where the document being read starts
     resolved: dict[tuple[str, Any], str] = {}
     resolve = yaml.resolver.Resolver().resolve
     scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
@@ -302,68 +306,99 @@ def _events_to_documents(text: str) -> list[Any]:
     ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
     document_start, document_end = yaml.DocumentStartEvent, yaml.DocumentEndEvent
     loader = _Loader(text)
+    events = iter(loader.get_event, None)
     try:
-        for event in iter(loader.get_event, None):
+        for event in events:
             kind = event.__class__
             opened = False
-            if kind is scalar_event:
-                tag = event.tag
-                if tag is None or tag == "!":
-                    key = (event.value, event.implicit)
-                    tag = resolved.get(key)
-                    if tag is None:
-                        tag = resolved[key] = resolve(yaml.ScalarNode, event.value,
-                                                      event.implicit)
-                if tag == _STR_TAG:
-                    value: Any = event.value
-                elif tag in _SCALAR_TAGS:
-                    value = _SAFE_SCALARS[tag](_SCALAR_LOADER, yaml.ScalarNode(tag,
-                                                                              event.value))
+            try:
+                if kind is scalar_event:
+                    tag = event.tag
+                    if tag is None or tag == "!":
+                        key = (event.value, event.implicit)
+                        tag = resolved.get(key)
+                        if tag is None:
+                            tag = resolved[key] = resolve(yaml.ScalarNode, event.value,
+                                                          event.implicit)
+                    if tag == _STR_TAG:
+                        value: Any = event.value
+                    elif tag in _SCALAR_TAGS:
+                        value = _SAFE_SCALARS[tag](_SCALAR_LOADER,
+                                                   yaml.ScalarNode(tag, event.value))
+                    else:
+                        raise _Unusual  # merge and value keys, other tags
+                    if event.anchor is not None:
+                        anchors[event.anchor] = value
+                elif kind is mapping_start or kind is sequence_start:
+                    if event.tag not in (None, "!", _TAG + ("map" if kind is mapping_start
+                                                            else "seq")):
+                        raise _Unusual
+                    value = {} if kind is mapping_start else []
+                    if event.anchor is not None:
+                        anchors[event.anchor] = value
+                    opened = True
+                elif kind in ends:
+                    stack.pop()
+                    frame = stack[-1] if stack else None
+                    continue
+                elif kind is alias_event:
+                    # the bounded loader (load_all) judges every alias: how far it expands
+                    # ("billion laughs", MAX_EXPANDED_NODES), a recursive or unknown one
+                    raise _Unusual
+                elif kind is document_start:
+                    root, anchors, started = None, {}, event.start_mark
+                    continue
+                elif kind is document_end:
+                    documents.append(root)
+                    continue
                 else:
-                    raise _Unusual  # merge and value keys, other tags
-                if event.anchor is not None:
-                    anchors[event.anchor] = value
-            elif kind is mapping_start or kind is sequence_start:
-                if event.tag not in (None, "!", _TAG + ("map" if kind is mapping_start
-                                                        else "seq")):
-                    raise _Unusual
-                value = {} if kind is mapping_start else []
-                if event.anchor is not None:
-                    anchors[event.anchor] = value
-                opened = True
-            elif kind in ends:
-                stack.pop()
-                frame = stack[-1] if stack else None
-                continue
-            elif kind is alias_event:
-                # the bounded loader (load_all) judges every alias: how far it expands
-                # ("billion laughs", MAX_EXPANDED_NODES), a recursive or unknown one
-                raise _Unusual
-            elif kind is document_start:
-                root, anchors = None, {}
-                continue
-            elif kind is document_end:
-                documents.append(root)
-                continue
-            else:
-                continue  # stream start and end
-            if frame is None:
-                root = value
-            elif not frame[1]:
-                frame[0].append(value)
-            elif frame[2] is _Frame:
-                if not isinstance(value, Hashable):
-                    raise _Unusual
-                frame[2] = value
-            else:
-                frame[0][frame[2]] = value
-                frame[2] = _Frame
-            if opened:
-                frame = [value, kind is mapping_start, _Frame]
-                stack.append(frame)
+                    continue  # stream start and end
+                if frame is None:
+                    root = value
+                elif not frame[1]:
+                    frame[0].append(value)
+                elif frame[2] is _Frame:
+                    if not isinstance(value, Hashable):
+                        raise _Unusual
+                    frame[2] = value
+                else:
+                    frame[0][frame[2]] = value
+                    frame[2] = _Frame
+                if opened:
+                    frame = [value, kind is mapping_start, _Frame]
+                    stack.append(frame)
+            except _Unusual:
+                if started is None or text.startswith("\ufeff"):
+                    raise  # marks counted after a byte order mark: the whole stream
+                ended = next((e for e in events if e.__class__ is document_end), None)
+                if ended is None:
+                    raise
+                documents.append(_unusual_document(text, started, ended.end_mark))
+                stack, frame, root = [], None, None
     finally:
         loader.dispose()
     return documents
+
+
+def _unusual_document(text: str, started: Any, ended: Any) -> Any:
+    """The document of ``text`` from the line of mark ``started`` to mark ``ended``, read
+    alone by the bounded safe loader, as it reads it in the whole stream: aliases are
+    bounded per document, and a document's directives, anchors and tags are its own. An
+    error's marks are moved to the stream's lines."""
+    try:
+        found = load_all(text[started.index - started.column:ended.index],
+                         parse_back_loader())
+    except yaml.MarkedYAMLError as error:
+        start = started.index - started.column
+        error.context_mark, error.problem_mark = (
+            None if mark is None else yaml.Mark(mark.name, mark.index + start,
+                                                mark.line + started.line, mark.column,
+                                                None, 0)
+            for mark in (error.context_mark, error.problem_mark))
+        raise
+    if len(found) != 1:
+        raise _Unusual  # not one document alone: the whole stream
+    return found[0]
 
 
 _SCALAR_LOADER = yaml.SafeLoader("")
@@ -504,9 +539,10 @@ def _walk_duplicates(parser: Any, root: yaml.Node, found: list[tuple[str, int, i
 
 def load_manifests(text: str) -> list[Any]:
     """Every document of a stream of manifests (a cluster export, a tree): exactly what the
-    safe loader reads, built from the parser's events where the documents are plain data
-    (several times faster on a large export), by the safe loader otherwise; raises
-    ``YAMLError``."""
+    safe loader reads, built from the parser's events where a document is plain data
+    (several times faster on a large export), and by the bounded safe loader where it is
+    not (an alias, a merge key, another tag: that document alone, ``_events_to_documents``);
+    raises ``YAMLError``."""
     try:
         return _events_to_documents(text)
     except _Unusual:

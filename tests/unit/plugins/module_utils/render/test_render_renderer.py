@@ -35,9 +35,11 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer imp
     json_value,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.yaml_io import (
+    AliasExpansionError,
     canonical_header,
     dump_canonical,
     dump_plain,
+    load_manifests,
     load_yaml,
     parse_back_loader,
 )
@@ -562,6 +564,48 @@ def test_the_parse_back_loader_reads_what_the_safe_loader_reads(text):
 def test_the_parse_back_loader_shares_aliased_objects_like_the_safe_loader():
     (document,) = yaml.load_all("a: &x {k: 1}\nb: *x\n", Loader=parse_back_loader())
     assert document["a"] is document["b"]
+
+
+def _manifests_outcome(text: str) -> tuple[str, str]:
+    try:
+        return "ok", repr(load_manifests(text))
+    except yaml.YAMLError as error:
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize("text", _DOCUMENTS)
+def test_a_stream_of_manifests_reads_each_document_as_the_safe_loader_reads_it(text):
+    """A document only the safe loader builds (an alias, a merge key, a tag, an unhashable
+    key), amid plain ones, is read alone: the same documents or the same error, at the
+    stream's line, as the bounded safe loader reading the whole stream (which refuses a
+    recursive alias the plain safe loader builds)."""
+    stream = "kind: A\nn: 1\n---\n" + text + "\n---\nkind: B\nlist: [1, 2]\n"
+
+    def whole_stream() -> tuple[str, str]:
+        try:
+            return "ok", repr(render_module.load_all(stream, parse_back_loader()))
+        except yaml.YAMLError as error:
+            return type(error).__name__, str(error)
+
+    assert _manifests_outcome(stream) == whole_stream()
+
+
+def test_only_the_unusual_document_of_a_stream_goes_to_the_safe_loader(monkeypatch):
+    texts: list[str] = []
+    load_all = render_module.load_all
+    monkeypatch.setattr(render_module, "load_all",
+                        lambda text, loader=None: texts.append(text) or load_all(text, loader))
+    plain = "".join(f"---\nkind: K\nmetadata: {{name: n{i}}}\n" for i in range(50))
+    aliased = "---\nkind: Shared\nspec: {a: &s [1, 2], b: *s}\n"
+    documents = load_manifests(plain + aliased + plain)
+    assert len(documents) == 101 and documents[50]["spec"] == {"a": [1, 2], "b": [1, 2]}
+    assert texts == [aliased]
+    # a document whose aliases expand past the bound is refused as in the whole stream
+    laughs = "---\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n"
+        for i in range(7))
+    with pytest.raises(AliasExpansionError):
+        load_manifests(plain + laughs + plain)
 
 
 def test_canonical_header_of_a_text_ending_in_metadata_gives_up():
