@@ -590,6 +590,23 @@ def test_a_stream_of_manifests_reads_each_document_as_the_safe_loader_reads_it(t
     assert _manifests_outcome(stream) == whole_stream()
 
 
+@pytest.mark.parametrize("stream", [
+    "\ufeffa: 1\n---\nb: &x {[1]: 2}\nc: *x\n",  # a byte order mark: the whole stream
+    "  a: &x [1]\n  b: *x\n---\nc: 2\n",  # an indented first document
+    "a: 1\n...\n---\nb: &x 1\nc: *x\n...\n# between\n---\nd: &y 2\ne: *y\n",
+    "%YAML 1.1\n%TAG !k! tag:yaml.org,2002:\n--- !k!map\na: &x 1\nb: *x\n---\nc: 3\n",
+    "a: 1\n--- &x [1, 2]\n--- {k: v, <<: {m: 1}}\n---\n- &z 3\n- *z\n- !!str 4\n",
+    "a: 1\n---\nb: &x 1\n---\nc: *x\n",  # an alias of another document's anchor
+    "a: 1\n---\nb: &x {[1]: 2}\nc: *x\n",  # an unhashable key, at the stream's line
+])
+def test_streams_of_unusual_documents_read_as_the_whole_stream(stream):
+    try:
+        expected = "ok", repr(render_module.load_all(stream, parse_back_loader()))
+    except yaml.YAMLError as error:
+        expected = type(error).__name__, str(error)
+    assert _manifests_outcome(stream) == expected
+
+
 def test_only_the_unusual_document_of_a_stream_goes_to_the_safe_loader(monkeypatch):
     texts: list[str] = []
     load_all = render_module.load_all
