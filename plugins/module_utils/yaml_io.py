@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 import yaml
@@ -36,6 +37,21 @@ _STR_TAG = _TAG + "str"
 
 class _Unusual(Exception):
     """A document the plain construction does not cover: the safe constructor builds it."""
+
+
+@contextlib.contextmanager
+def _unreadable_scalar(node: Any) -> Iterator[None]:
+    """PyYAML's safe constructor raises Python's own errors for a scalar its explicit tag
+    cannot read (``!!int nope``: ValueError; ``!!timestamp x``: AttributeError): raise a
+    ``ConstructorError`` that names the value, its tag and its place instead."""
+    try:
+        yield
+    except (ValueError, TypeError, AttributeError, OverflowError) as error:
+        if not isinstance(node, yaml.ScalarNode):
+            raise
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} cannot be read as {node.tag.rpartition(':')[2]}",
+            node.start_mark) from error
 
 
 def parse_back_loader() -> type:
@@ -68,13 +84,18 @@ def parse_back_loader() -> type:
             except _Unusual:
                 return super().construct_document(node)
 
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            with _unreadable_scalar(node):
+                return super().construct_object(node, deep)
+
         def _plain(self, node: Any, built: dict[int, Any]) -> Any:
             kind = node.__class__
             if kind is yaml.ScalarNode:
                 if node.tag == _TAG + "str":
                     return node.value
                 if node.tag in _SCALAR_TAGS:
-                    return self.yaml_constructors[node.tag](self, node)
+                    with _unreadable_scalar(node):
+                        return self.yaml_constructors[node.tag](self, node)
                 raise _Unusual
             if id(node) in built:  # an alias: the same object, as the constructor shares it
                 if built[id(node)] is _Unusual:
@@ -323,8 +344,9 @@ def _events_to_documents(text: str) -> list[Any]:
                     if tag == _STR_TAG:
                         value: Any = event.value
                     elif tag in _SCALAR_TAGS:
-                        value = _SAFE_SCALARS[tag](_SCALAR_LOADER,
-                                                   yaml.ScalarNode(tag, event.value))
+                        scalar = yaml.ScalarNode(tag, event.value, event.start_mark)
+                        with _unreadable_scalar(scalar):
+                            value = _SAFE_SCALARS[tag](_SCALAR_LOADER, scalar)
                     else:
                         raise _Unusual  # merge and value keys, other tags
                     if event.anchor is not None:

@@ -607,6 +607,21 @@ def test_streams_of_unusual_documents_read_as_the_whole_stream(stream):
     assert _manifests_outcome(stream) == expected
 
 
+@pytest.mark.parametrize(("text", "line", "problem"), [
+    ("kind: A\n---\ndata: {b: !!int nope}\n", 2, "'nope' cannot be read as int"),
+    ("kind: A\n---\na: &x 1\nb: *x\nc: !!timestamp nope\n", 4,
+     "'nope' cannot be read as timestamp"),
+    ("a: !!float x\n", 0, "'x' cannot be read as float"),
+])
+def test_a_scalar_its_explicit_tag_cannot_read_is_a_yaml_error_at_its_line(text, line,
+                                                                          problem):
+    """PyYAML's constructor raises Python's ValueError or AttributeError for these: a
+    manifest with one is bad input, named with its line, not a crash."""
+    with pytest.raises(yaml.constructor.ConstructorError) as refused:
+        load_manifests(text)
+    assert refused.value.problem == problem and refused.value.problem_mark.line == line
+
+
 def test_only_the_unusual_document_of_a_stream_goes_to_the_safe_loader(monkeypatch):
     texts: list[str] = []
     load_all = render_module.load_all
