@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from typing import Any
 
 import yaml
@@ -39,19 +38,17 @@ class _Unusual(Exception):
     """A document the plain construction does not cover: the safe constructor builds it."""
 
 
-@contextlib.contextmanager
-def _unreadable_scalar(node: Any) -> Iterator[None]:
-    """PyYAML's safe constructor raises Python's own errors for a scalar its explicit tag
-    cannot read (``!!int nope``: ValueError; ``!!timestamp x``: AttributeError): raise a
-    ``ConstructorError`` that names the value, its tag and its place instead."""
-    try:
-        yield
-    except (ValueError, TypeError, AttributeError, OverflowError) as error:
-        if not isinstance(node, yaml.ScalarNode):
-            raise
-        raise yaml.constructor.ConstructorError(
-            None, None, f"{node.value!r} cannot be read as {node.tag.rpartition(':')[2]}",
-            node.start_mark) from error
+# What PyYAML's safe constructor raises for a scalar its explicit tag cannot read
+# (``!!int nope``: ValueError; ``!!timestamp x``: AttributeError)
+_SCALAR_ERRORS = (ValueError, TypeError, AttributeError, OverflowError)
+
+
+def _unreadable(node: Any) -> yaml.YAMLError:
+    """The error for a scalar ``node`` its tag cannot read (``_SCALAR_ERRORS``): its value,
+    its tag and its place."""
+    return yaml.constructor.ConstructorError(
+        None, None, f"{node.value!r} cannot be read as {node.tag.rpartition(':')[2]}",
+        node.start_mark)
 
 
 def parse_back_loader() -> type:
@@ -85,8 +82,12 @@ def parse_back_loader() -> type:
                 return super().construct_document(node)
 
         def construct_object(self, node: Any, deep: bool = False) -> Any:
-            with _unreadable_scalar(node):
+            try:
                 return super().construct_object(node, deep)
+            except _SCALAR_ERRORS as error:
+                if node.__class__ is not yaml.ScalarNode:
+                    raise
+                raise _unreadable(node) from error
 
         def _plain(self, node: Any, built: dict[int, Any]) -> Any:
             kind = node.__class__
@@ -94,8 +95,10 @@ def parse_back_loader() -> type:
                 if node.tag == _TAG + "str":
                     return node.value
                 if node.tag in _SCALAR_TAGS:
-                    with _unreadable_scalar(node):
+                    try:
                         return self.yaml_constructors[node.tag](self, node)
+                    except _SCALAR_ERRORS as error:
+                        raise _unreadable(node) from error
                 raise _Unusual
             if id(node) in built:  # an alias: the same object, as the constructor shares it
                 if built[id(node)] is _Unusual:
@@ -345,8 +348,10 @@ def _events_to_documents(text: str) -> list[Any]:
                         value: Any = event.value
                     elif tag in _SCALAR_TAGS:
                         scalar = yaml.ScalarNode(tag, event.value, event.start_mark)
-                        with _unreadable_scalar(scalar):
+                        try:
                             value = _SAFE_SCALARS[tag](_SCALAR_LOADER, scalar)
+                        except _SCALAR_ERRORS as error:
+                            raise _unreadable(scalar) from error
                     else:
                         raise _Unusual  # merge and value keys, other tags
                     if event.anchor is not None:
