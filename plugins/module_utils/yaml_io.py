@@ -332,68 +332,71 @@ def _events_to_documents(text: str) -> list[Any]:
     loader = _Loader(text)
     events = iter(loader.get_event, None)
     try:
-        for event in events:
-            kind = event.__class__
-            opened = False
+        while True:  # again after a document read alone, from the next event
             try:
-                if kind is scalar_event:
-                    tag = event.tag
-                    if tag is None or tag == "!":
-                        key = (event.value, event.implicit)
-                        tag = resolved.get(key)
-                        if tag is None:
-                            tag = resolved[key] = resolve(yaml.ScalarNode, event.value,
-                                                          event.implicit)
-                    if tag == _STR_TAG:
-                        value: Any = event.value
-                    elif tag in _SCALAR_TAGS:
-                        scalar = yaml.ScalarNode(tag, event.value, event.start_mark)
-                        try:
-                            value = _SAFE_SCALARS[tag](_SCALAR_LOADER, scalar)
-                        except _SCALAR_ERRORS as error:
-                            raise _unreadable(scalar) from error
+                for event in events:
+                    kind = event.__class__
+                    opened = False
+                    if kind is scalar_event:
+                        tag = event.tag
+                        if tag is None or tag == "!":
+                            key = (event.value, event.implicit)
+                            tag = resolved.get(key)
+                            if tag is None:
+                                tag = resolved[key] = resolve(yaml.ScalarNode, event.value,
+                                                              event.implicit)
+                        if tag == _STR_TAG:
+                            value: Any = event.value
+                        elif tag in _SCALAR_TAGS:
+                            scalar = yaml.ScalarNode(tag, event.value, event.start_mark)
+                            try:
+                                value = _SAFE_SCALARS[tag](_SCALAR_LOADER, scalar)
+                            except _SCALAR_ERRORS as error:
+                                raise _unreadable(scalar) from error
+                        else:
+                            raise _Unusual  # merge and value keys, other tags
+                        if event.anchor is not None:
+                            anchors[event.anchor] = value
+                    elif kind is mapping_start or kind is sequence_start:
+                        if event.tag not in (None, "!", _TAG + (
+                                "map" if kind is mapping_start else "seq")):
+                            raise _Unusual
+                        value = {} if kind is mapping_start else []
+                        if event.anchor is not None:
+                            anchors[event.anchor] = value
+                        opened = True
+                    elif kind in ends:
+                        stack.pop()
+                        frame = stack[-1] if stack else None
+                        continue
+                    elif kind is alias_event:
+                        # the bounded loader (load_all) judges every alias: how far it
+                        # expands ("billion laughs", MAX_EXPANDED_NODES), a recursive or
+                        # an unknown one
+                        raise _Unusual
+                    elif kind is document_start:
+                        root, anchors, started = None, {}, event.start_mark
+                        continue
+                    elif kind is document_end:
+                        documents.append(root)
+                        continue
                     else:
-                        raise _Unusual  # merge and value keys, other tags
-                    if event.anchor is not None:
-                        anchors[event.anchor] = value
-                elif kind is mapping_start or kind is sequence_start:
-                    if event.tag not in (None, "!", _TAG + ("map" if kind is mapping_start
-                                                            else "seq")):
-                        raise _Unusual
-                    value = {} if kind is mapping_start else []
-                    if event.anchor is not None:
-                        anchors[event.anchor] = value
-                    opened = True
-                elif kind in ends:
-                    stack.pop()
-                    frame = stack[-1] if stack else None
-                    continue
-                elif kind is alias_event:
-                    # the bounded loader (load_all) judges every alias: how far it expands
-                    # ("billion laughs", MAX_EXPANDED_NODES), a recursive or unknown one
-                    raise _Unusual
-                elif kind is document_start:
-                    root, anchors, started = None, {}, event.start_mark
-                    continue
-                elif kind is document_end:
-                    documents.append(root)
-                    continue
-                else:
-                    continue  # stream start and end
-                if frame is None:
-                    root = value
-                elif not frame[1]:
-                    frame[0].append(value)
-                elif frame[2] is _Frame:
-                    if not isinstance(value, Hashable):
-                        raise _Unusual
-                    frame[2] = value
-                else:
-                    frame[0][frame[2]] = value
-                    frame[2] = _Frame
-                if opened:
-                    frame = [value, kind is mapping_start, _Frame]
-                    stack.append(frame)
+                        continue  # stream start and end
+                    if frame is None:
+                        root = value
+                    elif not frame[1]:
+                        frame[0].append(value)
+                    elif frame[2] is _Frame:
+                        if not isinstance(value, Hashable):
+                            raise _Unusual
+                        frame[2] = value
+                    else:
+                        frame[0][frame[2]] = value
+                        frame[2] = _Frame
+                    if opened:
+                        frame = [value, kind is mapping_start, _Frame]
+                        stack.append(frame)
+                break
             except _Unusual:
                 if started is None or text.startswith("\ufeff"):
                     raise  # marks counted after a byte order mark: the whole stream
