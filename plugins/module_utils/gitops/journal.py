@@ -403,8 +403,9 @@ def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, b
     reach = step or _nothing
     current, _problem = read_disk(root, STATE_PATH)
     keep = leave_state or (state_from is None and current == state)
+    flushed = False  # a state_from given may come from a run that never flushed it
     if not keep and state_from is None and state is not None and tag is not None:
-        state_from = _write_state_temporary(root, state, tag, settle)
+        state_from, flushed = _write_state_temporary(root, state, tag, settle), True
     for path in removals:
         try:
             (root / path).unlink()
@@ -421,7 +422,8 @@ def carry_out(root: Path, removals: Sequence[str], writes: Sequence[tuple[str, b
     try:
         if state_from is not None:
             target = root / STATE_PATH
-            fsync_file(root / state_from)  # one the run that wrote it may not have flushed
+            if not flushed:
+                fsync_file(root / state_from)
             os.replace(root / state_from, target)
             fsync_directory(target.parent)
         elif state is None:
