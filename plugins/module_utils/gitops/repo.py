@@ -292,8 +292,6 @@ class GitOpsRepo:
                 self._recheck(update, state)
             if kind in ("missing", "empty"):
                 self._init()
-            else:  # git's status while the files are written, for the commit after it
-                self._start_status(changed)
             before, _problem = read_disk(self.root, STATE_PATH)
             state_after = self._after_state(changed, state).render()
             journal = journal_of(changed, before, state_after,
@@ -307,15 +305,19 @@ class GitOpsRepo:
             self._settle_store()
             store = self.git.store_blobs_meanwhile(
                 [data for _path, data in writes] if len(writes) >= PACK_AT else ()).start()
+            if kind == "repo":  # git's status while the files are written, for the commit
+                self._start_status(changed)
             try:
                 carry_out(self.root, removals, writes, state_after, self._kill.reach,
                           journal.tag, settle=self.git.checks_inodes())
             except GitOpsError as error:
                 store.wait()
+                self._reap_status()
                 undo(self.root, journal, error,
                      journal.is_before(self.git.head_bytes(STATE_PATH)))
             except BaseException:
                 store.wait()
+                self._reap_status()
                 raise
             after = self._after_state(changed, state)
             shas = after.shas()  # the state after records each written file's sha256
