@@ -415,11 +415,10 @@ def _unusual_document(text: str, started: Any, ended: Any) -> Any:
     alone by the bounded safe loader, as it reads it in the whole stream: aliases are
     bounded per document, and a document's directives, anchors and tags are its own. An
     error's marks are moved to the stream's lines."""
+    start = started.index - started.column  # the document's first line
     try:
-        found = load_all(text[started.index - started.column:ended.index],
-                         parse_back_loader())
+        found = load_all(text[start:ended.index], parse_back_loader())
     except yaml.MarkedYAMLError as error:
-        start = started.index - started.column
         error.context_mark, error.problem_mark = (
             None if mark is None else yaml.Mark(mark.name, mark.index + start,
                                                 mark.line + started.line, mark.column,
