@@ -142,6 +142,7 @@ class _Rendered:
     warnings: list[str]
     unvalidated: list[str] = field(default_factory=list)
     cuts: dict[str, int] = field(default_factory=dict)  # units and sync folders cut in parts
+    keys: list[str | None] = field(default_factory=list)  # each planned object's cache key
 
 
 @dataclass
@@ -195,13 +196,15 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         plan = memo.plan(estate) or plan_stage(intent, estate)
         # kept for the next run: now when templates of the user's render (one could change the
         # values it is given), else while the proof's child works, before this process takes
-        # its share of the schema check (nothing after planning changes them: ``plan/memo.py``)
+        # its share of the schema check (nothing after planning changes them: ``plan/memo.py``),
+        # with the planned objects' cache keys
         keep = functools.partial(memo.keep, intent, parse_warnings, canary, estate, plan)
         if options.template_dirs:
             keep()
         renderer = Renderer(options.template_dirs, cache=cache)
     kept = recorded.get("unit_cuts")
-    rendered = _render(plan, renderer, kept if isinstance(kept, Mapping) else None)
+    rendered = _render(plan, renderer, kept if isinstance(kept, Mapping) else None,
+                       memo.render_keys(plan))
     warnings += plan.warnings + [str(gap) for gap in plan.gaps] + rendered.warnings
     files, hosts = _tree(plan, rendered, renderer)
     files.update(hosts)
@@ -225,7 +228,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
             files.update(kustomizations(plan, rendered.stage_objects, renderer))
             analysis = _analyze(intent, rendered.stage_objects, estate, cache)
             if not options.template_dirs:
-                keep()  # meanwhile the child takes more chunks; a refusal saves no cache
+                # meanwhile the child takes more chunks; a refusal saves no cache
+                keep(rendered.keys)
             valid = check.run()
             if valid:
                 _check_host_configs(plan, hosts, options, cache)
@@ -394,12 +398,14 @@ def _parse(variables: Mapping[str, Any], recorded: Mapping[str, Any],
     return intent, [*warnings, *canary_warnings], canary
 
 
-def _render(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None) -> _Rendered:
+def _render(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None,
+            keys: Sequence[str | None] | None = None) -> _Rendered:
     """Every object of the plan in its sync unit, the sync objects, the install. ``kept``:
-    the cuts of units and sync folders the repository recorded, kept (``render/units.py``)."""
+    the cuts of units and sync folders the repository recorded, kept (``render/units.py``);
+    ``keys``: the planned objects' stage-cache keys the plan memo kept with the plan."""
     intent = plan.intent
     installed, install_files, warnings = install_tree(intent, renderer)
-    placed, cuts = place_objects(plan, renderer, kept)
+    placed, cuts, keys = place_objects(plan, renderer, kept, keys)
     units = [item.unit for item in placed if item.unit is not None]
     flux_parts, flux_record = flux_cuts(intent.environment, units, kept)
     cuts.update(flux_record)
@@ -408,7 +414,7 @@ def _render(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None)
         install_dir(intent.environment) if installed else None)
     return _Rendered(objects, objects + installed,
                      control_plane(intent) if installed else None, install_files, warnings,
-                     cuts=cuts)
+                     cuts=cuts, keys=list(keys))
 
 
 def _prefetch_crds(options: StageOptions, cache: StageCache | None) -> CrdPrefetch:

@@ -237,8 +237,18 @@ class Renderer:
         key = cache.key(name, context) if cache is not None else None
         return key, cache.rendered(key) if key is not None and cache is not None else None
 
-    def render_all(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Rendering]:
-        """``render_deferred`` of each ``(template, context)``, in order.
+    def keys_of(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str | None]:
+        """The stage cache's key of each ``(template, context)`` (None: not kept)."""
+        cache = self._cache
+        if cache is None:
+            return [None] * len(items)
+        return [cache.key(name, context) for name, context in items]
+
+    def render_all(self, items: Sequence[tuple[str, Mapping[str, Any]]],
+                   keys: Sequence[str | None] | None = None) -> list[Rendering]:
+        """``render_deferred`` of each ``(template, context)``, in order. ``keys``: each
+        one's key as ``keys_of`` gives it, when the caller has them (the plan memo keeps
+        them with the plan they were made from); otherwise they are made here.
 
         From ``_fork.FORK_AT`` renderings the stage cache does not hold, a forked child
         renders the second half of them while this process renders the first (``_fork.py``),
@@ -246,9 +256,11 @@ class Renderer:
         The error of a failed rendering is the one rendering in order gives: the first half's
         first, then, when the child failed, this process renders the second half itself."""
         cache = self._cache
-        looked_up = [self._look_up(name, context) for name, context in items]
-        keys = [key for key, _rendering in looked_up]
-        renderings: list[Rendering | None] = [rendering for _key, rendering in looked_up]
+        if keys is None or len(keys) != len(items):
+            keys = self.keys_of(items)
+        renderings: list[Rendering | None] = [
+            cache.rendered(key) if key is not None and cache is not None else None
+            for key in keys]
         missing = [number for number, rendering in enumerate(renderings) if rendering is None]
         half = len(missing) // 2 if len(missing) >= _fork.FORK_AT else len(missing)
         second = missing[half:]

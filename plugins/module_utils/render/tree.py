@@ -19,7 +19,7 @@ envs/<env>/<NN-stage>/<unit>`` one unit, as Argo CD and Flux build it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..cluster.apply import apply_class, class_rank
@@ -72,13 +72,17 @@ def stage_objects(objects: list[RenderedObject]) -> list[dict[str, Any]]:
     return [item.obj for item in objects if item.unit is not None]
 
 
-def place_objects(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None = None
-                  ) -> tuple[list[RenderedObject], dict[str, int]]:
+def place_objects(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None = None,
+                  keys: Sequence[str | None] | None = None,
+                  ) -> tuple[list[RenderedObject], dict[str, int], list[str | None]]:
     """Render every planned object and place it in its sync unit, keeping the cuts the
-    repository recorded (``units.place_units``); the objects, and the cuts made."""
+    repository recorded (``units.place_units``); the objects, the cuts made, and each
+    object's stage-cache key (``keys``: the ones the plan memo kept with this plan)."""
     base = env_dir(plan.intent.environment)
-    renderings = renderer.render_all([(planned.template, planned.context)
-                                      for planned in plan.objects])
+    items = [(planned.template, planned.context) for planned in plan.objects]
+    if keys is None or len(keys) != len(items):
+        keys = renderer.keys_of(items)
+    renderings = renderer.render_all(items, keys)
     units, cuts = place_units([
         UnitKey(planned.home, class_rank(rendering.apply_class),
                 planned.namespace or CLUSTER_SCOPE, planned.filename)
@@ -86,7 +90,7 @@ def place_objects(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] |
     return [RenderedObject(planned, None, f"{base}/{unit.folder}/{planned.filename}",
                            rendering.text, rendering, unit)
             for planned, rendering, unit in zip(plan.objects, renderings, units, strict=True)
-            ], cuts
+            ], cuts, list(keys)
 
 
 def kustomizations(plan: StagePlan, objects: Iterable[RenderedObject],

@@ -257,9 +257,9 @@ def test_the_plan_kept_is_the_one_planning_gave(tmp_path, registry, monkeypatch)
         planned.append(pickle.dumps((intent, result)))
         return result
 
-    def keeping(self, intent, warnings, canary, estate, result):
+    def keeping(self, intent, warnings, canary, estate, result, keys=None):
         kept.append(pickle.dumps((intent, result)))
-        return keep(self, intent, warnings, canary, estate, result)
+        return keep(self, intent, warnings, canary, estate, result, keys)
 
     monkeypatch.setattr(pipeline, "plan_stage", planning)
     monkeypatch.setattr(PlanMemo, "keep", keeping)
@@ -271,3 +271,91 @@ def test_the_plan_kept_is_the_one_planning_gave(tmp_path, registry, monkeypatch)
         count += 1
     assert len(planned) == len(kept) == count
     assert planned == kept
+
+
+def test_a_run_that_loads_the_plan_looks_its_renderings_up_by_the_keys_kept(
+        tmp_path, crd_dir, example_intent, monkeypatch):
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
+        Renderer,
+    )
+
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    first = run_stage(example_intent("dev"), options)
+    made: list[int] = []
+    keys_of = Renderer.keys_of
+
+    def counted(self, items):
+        made.append(len(items))
+        return keys_of(self, items)
+
+    monkeypatch.setattr(Renderer, "keys_of", counted)
+    calls = counting(monkeypatch)
+    again = run_stage(example_intent("dev"), options)
+    assert not again.changed and again.warnings == first.warnings
+    assert calls == [] and made == []  # no context pickled and hashed again
+    # a changed inventory is planned again, and its objects' keys made from the new plan
+    assert run_stage(example_intent("dev", mesh_stage="traffic"), options).changed
+    assert calls == ["parse", "plan"] and len(made) == 1 and made[0] > 0
+
+
+def test_the_keys_kept_are_the_ones_the_loaded_plan_gives(tmp_path, registry):
+    """The keys a run keeps with its plan, made from the contexts before pickling, are the
+    ones the plan read back gives: on every example inventory at every stage and on every
+    estate."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
+        Renderer,
+    )
+
+    gitops = tmp_path / "gitops"
+    subprocess.run(["git", "init", "-q", str(gitops)], check=True)
+    count = 0
+    for variables, paths in every_inventory():
+        options = StageOptions(gitops_dir=gitops, check_paths=paths)
+        environment = variables["mesh_environment"]
+        cache = open_cache(gitops, environment, options)
+        render_stage(variables, options, registry, cache=cache, prove=False)
+        cache.save()
+        cache = open_cache(gitops, environment, options)
+        memo = PlanMemo(cache, plain_data(variables), {})
+        parsed = memo.parsed()
+        assert parsed is not None
+        estate = pipeline.Estate.read(paths) if paths else None
+        plan = memo.plan(estate)
+        assert plan is not None
+        kept = memo.render_keys(plan)
+        assert kept is not None and len(kept) == len(plan.objects)
+        items = [(planned.template, planned.context) for planned in plan.objects]
+        assert kept == Renderer(cache=cache).keys_of(items)
+        count += 1
+    assert count > 10
+
+
+def test_keys_kept_under_another_renderer_or_by_an_older_memo_are_made_again(
+        tmp_path, crd_dir, example_intent, monkeypatch):
+    gitops = tmp_path / "gitops"
+    options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
+    variables = plain_data(example_intent("prod"))
+    run_stage(variables, options)
+    cache = open_cache(gitops, "prod", options)
+    memo = PlanMemo(cache, variables, {})
+    plan = memo.plan(None)
+    assert plan is not None and memo.render_keys(plan) is not None
+    assert memo.render_keys(pipeline.plan_stage(memo.parsed()[0], None)) is None  # not kept
+    cache.renderer_key = "another renderer"
+    assert memo.render_keys(plan) is None
+    # a memo kept before the keys were (five parts) is read, without keys, and kept again
+    # with them by the next run
+    stage = gitops / ".git" / CACHE_DIR / "stage-prod.pickle"
+    document = pickle.loads(stage.read_bytes())
+    key, data = document["plan"]
+    document["plan"] = [key, pickle.dumps(pickle.loads(data)[:5],
+                                          protocol=pickle.HIGHEST_PROTOCOL)]
+    stage.write_bytes(pickle.dumps(document))
+    old = PlanMemo(open_cache(gitops, "prod", options), variables, {})
+    assert old.parsed() is not None and old.render_keys(old.plan(None)) is None
+    calls = counting(monkeypatch)
+    assert not run_stage(variables, options).changed
+    assert calls == []
+    again = PlanMemo(open_cache(gitops, "prod", options), variables, {})
+    assert again.render_keys(again.plan(None)) is not None
