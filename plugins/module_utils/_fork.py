@@ -53,22 +53,25 @@ def can_fork() -> bool:
 class ForkedCall(Generic[T]):
     """``function()`` started in a forked child now; ``result()`` waits for its value."""
 
-    def __init__(self, function: Callable[[], T], *, fork: bool = True) -> None:
+    def __init__(self, function: Callable[[], T], *, fork: bool = True,
+                 freeze: bool = True) -> None:
         self._function = function
         self._pid: int | None = None
         self._read: int | None = None
         self.forked = False  # whether a child was started (for tests and the benchmark)
         self._froze = False  # whether this call froze the collector's objects (``_start``)
         if fork and can_fork():
-            self._start()
+            self._start(freeze)
 
-    def _start(self) -> None:
+    def _start(self, freeze: bool) -> None:
         read, write = os.pipe()
         # Every object so far out of the collector's reach until the child is done: a
         # collection would touch the objects either side shares with the other, and each
         # page it touches is copied (the advice of Python's gc.freeze documentation for a
-        # fork). A process that froze objects itself keeps them as they are.
-        self._froze = gc.get_freeze_count() == 0
+        # fork). A process that froze objects itself keeps them as they are. ``freeze``
+        # False: a child that reads little of the caller's memory and may outlive other
+        # children forked meanwhile, which then freeze what they share themselves.
+        self._froze = freeze and gc.get_freeze_count() == 0
         if self._froze:
             gc.freeze()
         try:

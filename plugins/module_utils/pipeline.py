@@ -26,6 +26,7 @@ from .canary.shaping import effective_intent
 from .errors import AnalysisError, GitOpsError, IntentError, IntentErrors, SchemaError
 from .estate.estate import Estate
 from .flows.stage import ProofStart, StageProof, prove_stage, start_proof
+from .gitops.disk import OwnedRead
 from .gitops.message import commit_message, gate_lines, object_changes
 from .gitops.paths import env_dir, install_dir
 from .gitops.repo import GitOpsRepo
@@ -170,8 +171,11 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
                  registry: SchemaRegistry | None = None,
                  cache: StageCache | None = None,
                  recorded: Mapping[str, Any] | None = None,
-                 prove: bool = True) -> RenderedStage:
+                 prove: bool = True,
+                 planned: Callable[[], None] | None = None) -> RenderedStage:
     """Everything before a write: parse, plan, render, validate, analyze, tree, prove.
+    ``planned`` is called once the plan is made or loaded (``run_stage`` starts reading the
+    environment's files then).
 
     ``cache`` (the environment's stage cache, see ``render/stage_cache.py``) answers
     renderings and validations the same code already did for the same inputs. ``recorded``
@@ -194,6 +198,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         # the estate's manifests, read once: the planners and the analysis judge against them
         estate = Estate.read(options.check_paths) if options.check_paths else None
         plan = memo.plan(estate) or plan_stage(intent, estate)
+        if planned is not None:
+            planned()
         # kept for the next run: now when templates of the user's render (one could change the
         # values it is given), else while the proof's child works, before this process takes
         # its share of the schema check (nothing after planning changes them: ``plan/memo.py``),
@@ -297,11 +303,28 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
         options.crd_dirs, options.kubernetes_version)
     previous = recorded_meta(repo, variables)
     recorded = {**previous, "canary": canary.state} if canary is not None else previous
-    rendered = render_stage(variables, options, registry, cache, recorded)
-    intent = rendered.intent
-    meta = {**rendered.record(), "branch": repo.branch_for(
-        intent.environment, previous.get("branch"), intent.gitops.branch)}
-    env_update = repo.plan(intent.environment, rendered.files, meta)
+    # the environment's owned files read on the second core while it renders, from when
+    # its plan is known (not beside the plan memo's load: each page that allocates while a
+    # child lives is copied): its plan reads none of them again that hold what was recorded
+    # and stay as they are
+    read_ahead: list[OwnedRead | None] = []
+
+    def start_reading() -> None:
+        scope = variables.get("mesh_environment")
+        read_ahead.append(repo.read_owned_meanwhile(scope) if isinstance(scope, str) else None)
+
+    try:
+        rendered = render_stage(variables, options, registry, cache, recorded,
+                                planned=start_reading)
+        intent = rendered.intent
+        meta = {**rendered.record(), "branch": repo.branch_for(
+            intent.environment, previous.get("branch"), intent.gitops.branch)}
+        env_update = repo.plan(intent.environment, rendered.files, meta,
+                               read_ahead[0] if read_ahead else None)
+    finally:
+        for reading in read_ahead:
+            if reading is not None:
+                reading.cancel()
     environments = {**repo.all_scope_meta(), intent.environment: meta}
     environments.pop(SHARED_SCOPE, None)
     shared_update = repo.plan(SHARED_SCOPE, {"README.md": index_markdown(environments)}, {})

@@ -6,16 +6,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import hashlib
 import os
 import re
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from .._fork import ThreadedCall
+from .._fork import ForkedCall, ThreadedCall
 from .._io import (
     fsync_directory,
     tagged_name,
@@ -71,6 +72,53 @@ def read_disk(
         return None, None
     except OSError as error:
         return None, f"cannot read it: {error}"
+
+
+# From this many owned files, a run reads them ahead of its plan (``OwnedRead``)
+READ_AHEAD_AT = 2000
+
+
+class OwnedRead:
+    """The files one scope owns, read and hashed by ``read_disk`` in a forked child on the
+    second core (``_fork.ForkedCall``) while the run renders, before ``GitOpsRepo.plan``
+    reads them: which of them hold the bytes recorded for them (``recorded``: path ->
+    sha256). ``plan`` then does not read again a file that holds them and that the run
+    leaves as it is; every other file (absent, changed by hand, in a problem, or one the run
+    changes or removes) it reads itself, as it did before.
+
+    The run holds the repository's lock from before this read to its end, and ``apply``
+    reads every file it touches again (``_recheck``), as after any plan. Where no fork is
+    possible, or the child fails, the read is the caller's, when ``plan`` first asks."""
+
+    def __init__(self, root: Path, scope: str, recorded: Mapping[str, str]) -> None:
+        self.root = root
+        self.scope = scope
+        self._recorded = dict(recorded)
+        self._call = ForkedCall(functools.partial(_not_as_recorded, root, self._recorded),
+                                freeze=False)
+        self._differ: frozenset[str] | None = None
+
+    def as_recorded(self, path: str, sha: str) -> bool:
+        """Whether ``path`` was read holding the bytes whose sha256 is ``sha``, recorded."""
+        if self._differ is None:
+            self._differ = self._call.result()
+        return self._recorded.get(path) == sha and path not in self._differ
+
+    def cancel(self) -> None:
+        """Stop the child, if it still reads (the run failed before its plan)."""
+        self._call.cancel()
+
+
+def _not_as_recorded(root: Path, recorded: Mapping[str, str]) -> frozenset[str]:
+    """The paths of ``recorded`` whose file does not hold the bytes recorded (absent, in a
+    problem, or other bytes): few or none, so little goes back through the pipe."""
+    parents: dict[str, str | None] = {}
+    differ = []
+    for path, sha in recorded.items():
+        current, problem = read_disk(root, path, parents)
+        if problem or current is None or hashlib.sha256(current).hexdigest() != sha:
+            differ.append(path)
+    return frozenset(differ)
 
 
 # Never follow a symlink swapped in since lstat, never block on a FIFO swapped in.

@@ -45,8 +45,8 @@ from typing import Any, Literal
 
 from .._fork import ThreadedCall
 from .._io import temporary_tag
-from ..errors import GitOpsError
-from .disk import git_text, read_disk, shown_text
+from ..errors import GitOpsError, MeshstageError
+from .disk import READ_AHEAD_AT, OwnedRead, git_text, read_disk, shown_text
 from .faults import KillSwitch
 from .git import (
     DIFF_NAMES,
@@ -151,8 +151,20 @@ class GitOpsRepo:
 
     # ---- plan
 
-    def plan(self, scope: str, desired: Mapping[str, str], meta: Mapping[str, Any]) -> TreeUpdate:
+    def read_owned_meanwhile(self, scope: str) -> OwnedRead | None:
+        """``scope``'s owned files read ahead of ``plan`` on the second core
+        (``disk.OwnedRead``), from ``READ_AHEAD_AT`` of them; None below that, or when the
+        state file cannot be read (``plan`` then says why)."""
+        try:
+            files = self.owned(scope)
+        except MeshstageError:
+            return None
+        return OwnedRead(self.root, scope, files) if len(files) >= READ_AHEAD_AT else None
+
+    def plan(self, scope: str, desired: Mapping[str, str], meta: Mapping[str, Any],
+             read_ahead: OwnedRead | None = None) -> TreeUpdate:
         """Compare ``desired`` (path -> text) with the disk; read only, never write.
+        ``read_ahead``: ``read_owned_meanwhile(scope)``, started earlier in the session.
 
         Raises ``GitOpsError`` naming every offending file (see the module docstring).
         """
@@ -162,12 +174,19 @@ class GitOpsRepo:
         state = self._trusted_state()
         before = state.scope(scope)
         wanted, problems = encode_desired(desired)
+        shas = {path: sha256(data) for path, data in wanted.items()}
+        if read_ahead is not None and (read_ahead.root != self.root
+                                       or read_ahead.scope != scope):
+            read_ahead = None
         owners = state.owners()
         changes: list[FileChange] = []
         parents: dict[str, str | None] = {}
         for path in sorted(set(wanted) | set(before.files)):
             # a wanted file's text is the desired text itself: its bytes are that text
             # encoded strictly, so decoding them would give the same text as a copy
+            if read_ahead is not None and shas.get(path) == before.files.get(path) \
+                    and read_ahead.as_recorded(path, before.files[path]):
+                continue  # the run leaves it as it is, and the disk holds it as recorded
             if path in before.files:
                 change, problem = self._plan_owned(
                     path, before.files[path], wanted.get(path),
@@ -182,7 +201,7 @@ class GitOpsRepo:
         problems += self._unproven(changes, before.files)
         if problems:
             raise GitOpsError(self._problems_message(problems))
-        after = ScopeState({path: sha256(data) for path, data in wanted.items()}, meta_of(meta))
+        after = ScopeState(shas, meta_of(meta))
         encoded = {change.path: wanted[change.path] for change in changes
                    if change.action != "remove"}
         return TreeUpdate(scope, tuple(changes), state_after=after, state_before=before,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import GitOpsError
+from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import repo as repo_module
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.git import Git
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.journal import JOURNAL_PATH
 from ansible_collections.meshstage.mesh.plugins.module_utils.gitops.paths import STATE_PATH
@@ -308,31 +309,93 @@ def test_user_file_at_a_desired_path_is_never_overwritten(
     assert (root / user_path).read_text() == "written by hand\n"
 
 
-@pytest.mark.parametrize("still_desired", [True, False], ids=["desired", "not-desired"])
+@pytest.mark.parametrize("ahead", [False, True], ids=["read-by-plan", "read-ahead"])
+@pytest.mark.parametrize("still_desired", [None, True, False],
+                         ids=["unchanged", "desired", "not-desired"])
 @pytest.mark.parametrize(
     ("touch", "message"),
     [
         ("edit", "was changed by hand since meshstage wrote it; commit it elsewhere or revert it"),
         ("delete", "was deleted by hand since meshstage wrote it"),
+        ("symlink", "is a symlink; meshstage owns it and will not touch it"),
     ],
 )
 def test_hand_edited_owned_file_is_an_error_and_kept(
-    committed: GitOpsRepo, root: Path, touch: str, message: str, still_desired: bool
+    committed: GitOpsRepo, root: Path, touch: str, message: str, still_desired: bool | None,
+    ahead: bool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = "dev/04-traffic/reviews.yaml"
     if touch == "edit":
         (root / path).write_text("kind: VirtualService\nweight: 99  # hot fix\n")
-    else:
+    elif touch == "delete":
         (root / path).unlink()
+    else:  # the same bytes, behind a symlink
+        (root / "elsewhere.yaml").write_text(DEV[path])
+        (root / path).unlink()
+        (root / path).symlink_to(root / "elsewhere.yaml")
     before = snapshot(root)
-    desired = {**DEV, path: "kind: VirtualService\nweight: 20\n"} if still_desired else {}
+    desired = DEV if still_desired is None else \
+        {**DEV, path: "kind: VirtualService\nweight: 20\n"} if still_desired else {}
+    monkeypatch.setattr(repo_module, "READ_AHEAD_AT", 1)
+    read_ahead = committed.read_owned_meanwhile("dev") if ahead else None
+    assert ahead is (read_ahead is not None)
 
     with pytest.raises(GitOpsError, match=re.escape(path)) as error:
-        committed.plan("dev", desired, DEV_META)
+        committed.plan("dev", desired, DEV_META, read_ahead)
+    if read_ahead is not None:
+        read_ahead.cancel()  # as the run does: its child reaped, whether the plan asked
     assert message in str(error.value)
     assert snapshot(root) == before
     if touch == "edit":
         assert "hot fix" in (root / path).read_text()
+
+
+def reading(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the plan reads from now on, in this process."""
+    read: list[str] = []
+    original = repo_module.read_disk
+
+    def counted(root, path, parents=None):
+        read.append(path)
+        return original(root, path, parents)
+
+    monkeypatch.setattr(repo_module, "read_disk", counted)
+    return read
+
+
+def test_a_read_ahead_spares_the_plan_every_file_it_leaves_as_recorded(
+    committed: GitOpsRepo, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repo_module, "READ_AHEAD_AT", len(DEV))
+    read_ahead = committed.read_owned_meanwhile("dev")
+    assert read_ahead is not None and read_ahead._call.forked  # on the second core
+    read = reading(monkeypatch)
+    assert not committed.plan("dev", DEV, DEV_META, read_ahead).changed
+    assert not set(read) & set(DEV)
+    # a file the run changes is read for its diff, the others are not
+    path = "dev/04-traffic/reviews.yaml"
+    read_ahead = committed.read_owned_meanwhile("dev")
+    read.clear()
+    update = committed.plan("dev", {**DEV, path: "kind: VirtualService\nweight: 20\n"},
+                            DEV_META, read_ahead)
+    assert [(c.path, c.action, c.before) for c in update.changes] == [
+        (path, "change", DEV[path])]
+    assert set(read) & set(DEV) == {path}
+    # below the threshold, or for another scope or repository, the plan reads them all
+    monkeypatch.setattr(repo_module, "READ_AHEAD_AT", len(DEV) + 1)
+    assert committed.read_owned_meanwhile("dev") is None
+    monkeypatch.setattr(repo_module, "READ_AHEAD_AT", 1)
+    for other in (committed.read_owned_meanwhile("staging"),
+                  GitOpsRepo(root.parent / "other").read_owned_meanwhile("dev")):
+        assert other is None
+    for other in (repo_module.OwnedRead(root, "staging", committed.owned("dev")),
+                  repo_module.OwnedRead(root.parent / "other", "dev", committed.owned("dev"))):
+        read.clear()
+        assert not committed.plan("dev", DEV, DEV_META, other).changed
+        assert set(DEV) <= set(read)
+        other.cancel()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left, running or unreaped
 
 
 def test_every_error_is_reported_before_anything_is_written(

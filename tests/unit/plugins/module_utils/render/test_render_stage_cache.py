@@ -230,10 +230,25 @@ def test_the_json_file_of_an_earlier_version_is_removed(tmp_path, crd_dir, examp
     assert cache_files(gitops) == ["crds.json", "stage-prod.pickle"]
 
 
-def test_a_warm_cache_never_stands_in_for_the_disk(tmp_path, crd_dir, example_intent):
+@pytest.mark.parametrize("ahead", [False, True], ids=["read-by-plan", "read-ahead"])
+def test_a_warm_cache_never_stands_in_for_the_disk(tmp_path, crd_dir, example_intent, ahead,
+                                                   monkeypatch):
+    """Nor does the files' read ahead of the plan (``disk.OwnedRead``): a run that changes
+    nothing reads none of them itself, and still refuses a file changed by hand."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.gitops import repo as gitops_repo
+
     gitops = tmp_path / "gitops"
     options = StageOptions(gitops_dir=gitops, crd_dirs=[crd_dir])
     run_stage(example_intent("prod"), options)
+    owned = gitops_repo.GitOpsRepo(gitops).owned("prod")
+    monkeypatch.setattr(gitops_repo, "READ_AHEAD_AT", 1 if ahead else 10**9)
+    read: list[str] = []
+    read_disk = gitops_repo.read_disk
+    monkeypatch.setattr(gitops_repo, "read_disk",
+                        lambda root, path, parents=None: read.append(path)
+                        or read_disk(root, path, parents))
+    assert not run_stage(example_intent("prod"), options).changed
+    assert bool(set(read) & set(owned)) is not ahead
     edited = gitops / "envs/prod/02-injection/01-cluster/namespace.cluster.bookinfo.yaml"
     edited.write_text(edited.read_text() + "# mine\n")
     with pytest.raises(GitOpsError, match="was changed by hand since meshstage wrote it"):
