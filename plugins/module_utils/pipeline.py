@@ -206,7 +206,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         # with the planned objects' cache keys
         keep = functools.partial(memo.keep, intent, parse_warnings, canary, estate, plan)
         if options.template_dirs:
-            keep()
+            canary_section = _canary_section(memo, intent, canary)
+            keep(None, canary_section)
         renderer = Renderer(options.template_dirs, cache=cache)
     kept = recorded.get("unit_cuts")
     rendered = _render(plan, renderer, kept if isinstance(kept, Mapping) else None,
@@ -235,7 +236,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
             analysis = _analyze(intent, rendered.stage_objects, estate, cache)
             if not options.template_dirs:
                 # meanwhile the child takes more chunks; a refusal saves no cache
-                keep(rendered.keys)
+                canary_section = _canary_section(memo, intent, canary)
+                keep(rendered.keys, canary_section)
             valid = check.run()
             if valid:
                 _check_host_configs(plan, hosts, options, cache)
@@ -250,7 +252,6 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         # the runbook's parts the flow proof does not decide, made while its child may still
         # be proving (at 5,000 services the child is the longer side)
         sections = object_sections(rendered.stage_objects, intent.environment, intent.stage)
-        canary_section = runbook_section(intent, canary)
         proof = StageProof()
         helped: dict[int, list[SchemaViolation]] = {}
         if prove:
@@ -376,6 +377,13 @@ def _run_locked(repo: GitOpsRepo, variables: Mapping[str, Any], options: StageOp
         warnings=[*repo.notes, *rendered.warnings],
         diff=[d for update in updates for d in update.ansible_diff()],
     )
+
+
+def _canary_section(memo: PlanMemo, intent: Intent, canary: CanaryState) -> list[str]:
+    """The runbook's canary section: the plan memo's, made of the same intent and canary
+    state, else made now."""
+    kept = memo.canary_section()
+    return kept if kept is not None else runbook_section(intent, canary)
 
 
 def recorded_meta(repo: GitOpsRepo, variables: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,9 @@ same inputs loads them instead: a third of the time.
   renderings up by those keys instead of pickling and hashing every context again (at
   5,000 services, 25,000 contexts an environment). The same test file checks, on every
   example inventory and estate, that they are the keys the plan read back gives.
+* **The runbook's canary section**, made of the intent and the canary state alone (the
+  queries and history of every canary: 5,000 of them in the benchmark's estate), is kept
+  with them.
 * **Reading it back** builds meshstage's own dataclasses and enums and plain data, nothing
   else (``_PlanUnpickler``: Python's documentation of ``pickle``, "Restricting Globals"):
   a class must be defined in the module the pickle names, under meshstage's module_utils.
@@ -66,7 +69,8 @@ class PlanMemo:
         self._cache = cache
         self._key = None if cache is None else _key(cache, "intent", [
             variables, recorded.get("canary")])
-        self._kept: tuple[Any, ...] | None = None  # (intent, warnings, canary, estate, plan, keys)
+        # (intent, warnings, canary, estate key, plan, planned objects' keys, canary section)
+        self._kept: tuple[Any, ...] | None = None
         self._data: bytes | None = None
         self._estate: tuple[Estate | None, str | None] | None = None  # the last one's key
         if cache is not None and self._key is not None:
@@ -80,8 +84,15 @@ class PlanMemo:
         variables and canary record had; None when there is none."""
         if self._kept is None:
             return None
-        intent, warnings, canary, _estate, _plan, _keys = self._kept
+        intent, warnings, canary = self._kept[:3]
         return intent, list(warnings), canary
+
+    def canary_section(self) -> list[str] | None:
+        """The runbook's canary section the kept intent and canary state gave (it is made
+        of them alone: ``canary/messages.py``); None when none was kept."""
+        if self._kept is None or self._kept[6] is None:
+            return None
+        return list(self._kept[6])
 
     def identify(self, intent: Intent) -> None:
         """Let the key stand for ``intent`` in the keys of the analysis and the flow proof
@@ -115,19 +126,23 @@ class PlanMemo:
 
     def keep(self, intent: Intent, warnings: Sequence[str], canary: CanaryState,
              estate: Estate | None, plan: StagePlan,
-             keys: Sequence[str | None] | None = None) -> None:
-        """Keep this run's intent and plan for the next run (unless they were loaded), and
-        ``keys``, the stage-cache key of each of the plan's objects (``render_keys``)."""
+             keys: Sequence[str | None] | None = None,
+             canary_section: Sequence[str] | None = None) -> None:
+        """Keep this run's intent and plan for the next run (unless they were loaded), with
+        ``keys``, the stage-cache key of each of the plan's objects (``render_keys``), and
+        the runbook's canary section made of ``intent`` and ``canary``."""
         if self._cache is None or self._key is None:
             return
         estate_key = self._estate_key(estate)
         kept_keys = (self._cache.renderer_key, tuple(keys)) \
             if keys is not None and len(keys) == len(plan.objects) else None
+        section = tuple(canary_section) if canary_section is not None else None
         if self._data is None or self._kept is None or self._kept[3] != estate_key \
-                or self._kept[4] is not plan or self._kept[5] != kept_keys:
+                or self._kept[4] is not plan or self._kept[5] != kept_keys \
+                or self._kept[6] != section:
             try:
                 self._data = pickle.dumps(
-                    (intent, tuple(warnings), canary, estate_key, plan, kept_keys),
+                    (intent, tuple(warnings), canary, estate_key, plan, kept_keys, section),
                     protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # anything pickle refuses is simply made every time
                 return
@@ -202,8 +217,9 @@ def _same(now: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
 
 
 def _load(data: bytes) -> tuple[Any, ...] | None:
-    """The kept (intent, warnings, canary, estate key, plan, planned objects' keys); None
-    when it is not that. A pickle kept before the keys were (five parts) has none."""
+    """The kept (intent, warnings, canary, estate key, plan, planned objects' keys, canary
+    section); None when it is not that. A pickle kept before the keys and the section were
+    (five or six parts) has none of what it lacks."""
     unpickler = _PlanUnpickler(io.BytesIO(data))
     try:
         kept = unpickler.load()
@@ -211,15 +227,17 @@ def _load(data: bytes) -> tuple[Any, ...] | None:
         kept = None
     if unpickler.changed():
         return None
-    if isinstance(kept, tuple) and len(kept) == 5:
-        kept = (*kept, None)
-    if not (isinstance(kept, tuple) and len(kept) == 6 and isinstance(kept[0], Intent)
+    if isinstance(kept, tuple) and len(kept) in (5, 6):
+        kept = (*kept, *(None,) * (7 - len(kept)))
+    if not (isinstance(kept, tuple) and len(kept) == 7 and isinstance(kept[0], Intent)
             and isinstance(kept[1], tuple) and all(isinstance(w, str) for w in kept[1])
             and isinstance(kept[2], CanaryState) and isinstance(kept[4], StagePlan)
             and kept[4].intent is kept[0]):
         return None
     if not _keys(kept[5]):
-        kept = (*kept[:5], None)
+        kept = (*kept[:5], None, kept[6])
+    if not (isinstance(kept[6], tuple) and all(isinstance(line, str) for line in kept[6])):
+        kept = (*kept[:6], None)
     return kept
 
 

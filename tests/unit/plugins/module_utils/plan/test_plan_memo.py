@@ -50,7 +50,7 @@ def test_a_run_with_the_same_variables_parses_plans_and_checks_nothing_anew(
     def refuse(*args, **kwargs):
         raise AssertionError("done again")
 
-    for name in ("parse_plain_intent", "plan_stage", "analyze_rendered"):
+    for name in ("parse_plain_intent", "plan_stage", "analyze_rendered", "runbook_section"):
         monkeypatch.setattr(pipeline, name, refuse)
     monkeypatch.setattr(flow_stage, "proof_of", refuse)  # the proof is the one kept
     again = run_stage(example_intent("dev"), options)
@@ -257,9 +257,9 @@ def test_the_plan_kept_is_the_one_planning_gave(tmp_path, registry, monkeypatch)
         planned.append(pickle.dumps((intent, result)))
         return result
 
-    def keeping(self, intent, warnings, canary, estate, result, keys=None):
+    def keeping(self, intent, warnings, canary, estate, result, keys=None, section=None):
         kept.append(pickle.dumps((intent, result)))
-        return keep(self, intent, warnings, canary, estate, result, keys)
+        return keep(self, intent, warnings, canary, estate, result, keys, section)
 
     monkeypatch.setattr(pipeline, "plan_stage", planning)
     monkeypatch.setattr(PlanMemo, "keep", keeping)
@@ -301,8 +301,8 @@ def test_a_run_that_loads_the_plan_looks_its_renderings_up_by_the_keys_kept(
 
 def test_the_keys_kept_are_the_ones_the_loaded_plan_gives(tmp_path, registry):
     """The keys a run keeps with its plan, made from the contexts before pickling, are the
-    ones the plan read back gives: on every example inventory at every stage and on every
-    estate."""
+    ones the plan read back gives, and its canary section the one the intent read back
+    gives: on every example inventory at every stage and on every estate."""
     from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import (
         Renderer,
     )
@@ -327,6 +327,8 @@ def test_the_keys_kept_are_the_ones_the_loaded_plan_gives(tmp_path, registry):
         assert kept is not None and len(kept) == len(plan.objects)
         items = [(planned.template, planned.context) for planned in plan.objects]
         assert kept == Renderer(cache=cache).keys_of(items)
+        # and the canary section kept is the one the intent and canary state read back give
+        assert memo.canary_section() == pipeline.runbook_section(parsed[0], parsed[2])
         count += 1
     assert count > 10
 
@@ -344,18 +346,23 @@ def test_keys_kept_under_another_renderer_or_by_an_older_memo_are_made_again(
     assert memo.render_keys(pipeline.plan_stage(memo.parsed()[0], None)) is None  # not kept
     cache.renderer_key = "another renderer"
     assert memo.render_keys(plan) is None
-    # a memo kept before the keys were (five parts) is read, without keys, and kept again
-    # with them by the next run
+
+    # a memo kept before the keys and the canary section were (five or six parts) is read
+    # without what it lacks, and kept again with it by the next run
     stage = gitops / ".git" / CACHE_DIR / "stage-prod.pickle"
-    document = pickle.loads(stage.read_bytes())
-    key, data = document["plan"]
-    document["plan"] = [key, pickle.dumps(pickle.loads(data)[:5],
-                                          protocol=pickle.HIGHEST_PROTOCOL)]
-    stage.write_bytes(pickle.dumps(document))
-    old = PlanMemo(open_cache(gitops, "prod", options), variables, {})
-    assert old.parsed() is not None and old.render_keys(old.plan(None)) is None
-    calls = counting(monkeypatch)
-    assert not run_stage(variables, options).changed
-    assert calls == []
-    again = PlanMemo(open_cache(gitops, "prod", options), variables, {})
-    assert again.render_keys(again.plan(None)) is not None
+    for parts in (5, 6):
+        document = pickle.loads(stage.read_bytes())
+        key, data = document["plan"]
+        document["plan"] = [key, pickle.dumps(pickle.loads(data)[:parts],
+                                              protocol=pickle.HIGHEST_PROTOCOL)]
+        stage.write_bytes(pickle.dumps(document))
+        old = PlanMemo(open_cache(gitops, "prod", options), variables, {})
+        assert old.parsed() is not None and old.canary_section() is None
+        assert (old.render_keys(old.plan(None)) is None) is (parts == 5)
+        calls = counting(monkeypatch)
+        assert not run_stage(variables, options).changed
+        assert calls == []
+        monkeypatch.undo()
+        again = PlanMemo(open_cache(gitops, "prod", options), variables, {})
+        assert again.render_keys(again.plan(None)) is not None
+        assert again.canary_section() == pipeline.runbook_section(*again.parsed()[::2])
