@@ -74,6 +74,8 @@ def test_the_benchmark_measures_a_tiny_estate(tmp_path):
     # the parse and the plan with each provider: the same estate, objects planned by both
     assert row["plans_istio_objects"] > 0 and row["plans_linkerd_objects"] > 0
     assert row["plans_istio_s"] > 0 and row["plans_linkerd_s"] > 0
+    # the flow proof alone, in one process: every flow of the three environments judged
+    assert row["proof_cpu_s"] > 0 and row["proof_flows"] > 0
     for name in ("full", "render", "helm_template", "helm_split", "helm_pipeline",
                  "kustomize"):
         assert row[f"{name}_floor_ratio"] > 0, name
