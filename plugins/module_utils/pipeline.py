@@ -445,7 +445,7 @@ def _render(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] | None,
         install_dir(intent.environment) if installed else None)
     return _Rendered(objects, objects + installed,
                      control_plane(intent) if installed else None, install_files, warnings,
-                     cuts=cuts, keys=list(keys))
+                     cuts=cuts, keys=keys)
 
 
 def _prefetch_crds(options: StageOptions, cache: StageCache | None) -> CrdPrefetch:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import hashlib
 import os
 import re
 import stat
@@ -25,6 +24,7 @@ from .._io import (
     write_temporary,
 )
 from ..errors import GitOpsError
+from .state import sha256
 
 FILE_MODE = 0o644
 
@@ -116,7 +116,7 @@ def _not_as_recorded(root: Path, recorded: Mapping[str, str]) -> frozenset[str]:
     differ = []
     for path, sha in recorded.items():
         current, problem = read_disk(root, path, parents)
-        if problem or current is None or hashlib.sha256(current).hexdigest() != sha:
+        if problem or current is None or sha256(current) != sha:
             differ.append(path)
     return frozenset(differ)
 

@@ -182,11 +182,11 @@ class GitOpsRepo:
         changes: list[FileChange] = []
         parents: dict[str, str | None] = {}
         for path in sorted(set(wanted) | set(before.files)):
-            # a wanted file's text is the desired text itself: its bytes are that text
-            # encoded strictly, so decoding them would give the same text as a copy
             if read_ahead is not None and shas.get(path) == before.files.get(path) \
                     and read_ahead.as_recorded(path, before.files[path]):
                 continue  # the run leaves it as it is, and the disk holds it as recorded
+            # a wanted file's text is the desired text itself: its bytes are that text
+            # encoded strictly, so decoding them would give the same text as a copy
             if path in before.files:
                 change, problem = self._plan_owned(
                     path, before.files[path], wanted.get(path),
