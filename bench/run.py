@@ -260,6 +260,36 @@ def child_render(services: int, repo: Path, **_: Any) -> dict[str, Any]:
     return {"wall_s": time.perf_counter() - start, "files": files}
 
 
+def child_templating(services: int, repo: Path, **_: Any) -> dict[str, Any]:
+    """meshstage's templating alone, what ``helm template`` does: every planned object of the
+    three environments rendered into its text (the renderer as the run uses it, its forked
+    child included), with the sync objects, the install, the kustomizations and the hosts'
+    files. Each environment is parsed and planned first, untimed, as Helm gets its values
+    ready-made (the ``plans`` row times that); nothing is validated, analyzed, proved or
+    written. With the ``render`` row it says which part of the render's gap to `helm
+    template` is the templating and which the checks."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
+    from ansible_collections.meshstage.mesh.plugins.module_utils.collector import (
+        fewer_collections,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.render.renderer import Renderer
+
+    wall, files = 0.0, 0
+    with fewer_collections():
+        for values in environments(services).values():
+            intent, _warnings, _canary = pipeline._parse(pipeline.plain_data(values), {})
+            plan = pipeline.plan_stage(intent)
+            start = time.perf_counter()
+            renderer = Renderer()
+            rendered = pipeline._render(plan, renderer, None)
+            texts, hosts = pipeline._tree(plan, rendered, renderer)
+            texts.update(hosts)
+            texts.update(pipeline.kustomizations(plan, rendered.stage_objects, renderer))
+            wall += time.perf_counter() - start
+            files += len(texts)
+    return {"wall_s": wall, "files": files}
+
+
 PLAN_PROVIDERS = ("istio", "linkerd")
 
 
@@ -512,7 +542,7 @@ CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
     "proxy": child_proxy, "render": child_render, "kustomize": child_kustomize,
     "helm_template": child_helm_template, "helm_split": child_helm_split,
     "helm_pipeline": child_helm_pipeline, "helm_values": child_helm_values,
-    "plans": child_plans, "proof": child_proof,
+    "plans": child_plans, "proof": child_proof, "templating": child_templating,
 }
 
 
@@ -698,7 +728,7 @@ def _same_objects(out: Path, repo: Path) -> bool:
 def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"full": [], "noop": [], "change": [],
                                              "floor": [], "render": [], "plans": [],
-                                             "proof": []}
+                                             "proof": [], "templating": []}
     if helm:
         runs.update({"helm_template": [], "helm_split": [], "helm_pipeline": []})
     repo = work / "none"
@@ -715,10 +745,12 @@ def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[s
         runs["change"].append(in_child("change", services, repo, weight=20 + index))
         in_child("change", services, repo, weight=10)  # back to the estate as generated
         runs["floor"].append(in_child("floor", services, repo))
-        print(f"{services} services, round {index + 1}/{repeat}: plans, render"
+        print(f"{services} services, round {index + 1}/{repeat}: plans, proof, templating, "
+              "render"
               + (", helm template, split, pipeline" if helm else ""), flush=True)
         runs["plans"].append(in_child("plans", services, work / "none"))
         runs["proof"].append(in_child("proof", services, work / "none"))
+        runs["templating"].append(in_child("templating", services, work / "none"))
         for kind in runs:
             if kind in ("render", "helm_template", "helm_split", "helm_pipeline"):
                 scratch = work / f"{kind}-{services}-{index}"
@@ -754,6 +786,7 @@ def measure(services: int, repeat: int, work: Path, helm: bool = True) -> dict[s
 
 # figure -> the row's time in seconds; each is also given as a ratio to the floor
 FLOOR_RATIOS = {"full": "full_wall_s", "render": "render_wall_s",
+                "templating": "templating_wall_s",
                 "helm_template": "helm_template_wall_s", "helm_split": "helm_split_wall_s",
                 "helm_pipeline": "helm_pipeline_wall_s", "kustomize": "kustomize_total_s"}
 
@@ -767,6 +800,7 @@ def add_ratios(row: dict[str, Any]) -> None:
     if "helm_pipeline_wall_s" in row:
         row["helm_pipeline_ratio"] = row["full_wall_s"] / row["helm_pipeline_wall_s"]
         row["render_split_ratio"] = row["render_wall_s"] / row["helm_split_wall_s"]
+        row["templating_ratio"] = row["templating_wall_s"] / row["helm_template_wall_s"]
 
 
 def measure_baseline(row: dict[str, Any], work: Path, budget: float | None = None) -> None:
@@ -932,18 +966,20 @@ def helm_targets(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, bool
 
 def helm_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Every time of the consumers' side, in seconds and as a ratio to the floor."""
-    header = ("| services | floor s | meshstage full | meshstage render | helm template "
-              "| helm template + split | helm pipeline | full / helm pipeline "
-              "| render / (template + split) | kustomize folders | kustomize all "
+    header = ("| services | floor s | meshstage full | meshstage render "
+              "| meshstage templating | helm template | helm template + split | helm pipeline "
+              "| full / helm pipeline | render / (template + split) "
+              "| templating / helm template | kustomize folders | kustomize all "
               "| kustomize slowest s |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:
         cells = [f"{row['services']:,}", f"{row['floor_wall_s']:.2f}"]
-        for name in ("full", "render", "helm_template", "helm_split", "helm_pipeline"):
+        for name in ("full", "render", "templating", "helm_template", "helm_split",
+                     "helm_pipeline"):
             key = FLOOR_RATIOS[name]
             cells.append(f"{row[key]:.2f} s ({row[f'{name}_floor_ratio']:.1f}x)"
                          if key in row else "-")
-        for key in ("helm_pipeline_ratio", "render_split_ratio"):
+        for key in ("helm_pipeline_ratio", "render_split_ratio", "templating_ratio"):
             cells.append(f"{row[key]:.2f}" if key in row else "-")
         cells += [f"{row['kustomize_folders']:,}",
                   f"{row['kustomize_total_s']:.1f} s ({row['kustomize_floor_ratio']:.1f}x)",

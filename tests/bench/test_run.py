@@ -76,8 +76,12 @@ def test_the_benchmark_measures_a_tiny_estate(tmp_path):
     assert row["plans_istio_s"] > 0 and row["plans_linkerd_s"] > 0
     # the flow proof alone, in one process: every flow of the three environments judged
     assert row["proof_cpu_s"] > 0 and row["proof_flows"] > 0
-    for name in ("full", "render", "helm_template", "helm_split", "helm_pipeline",
-                 "kustomize"):
+    # the templating alone: every file the render makes, but the three runbooks (what the
+    # checks and the proof decide)
+    assert row["templating_files"] == row["render_files"] - 3
+    assert row["templating_ratio"] == row["templating_wall_s"] / row["helm_template_wall_s"]
+    for name in ("full", "render", "templating", "helm_template", "helm_split",
+                 "helm_pipeline", "kustomize"):
         assert row[f"{name}_floor_ratio"] > 0, name
 
 
