@@ -237,6 +237,12 @@ class Renderer:
         key = cache.key(name, context) if cache is not None else None
         return key, cache.rendered(key) if key is not None and cache is not None else None
 
+    def keys_for(self, items: Sequence[tuple[str, Mapping[str, Any]]],
+                 kept: Sequence[str | None] | None) -> Sequence[str | None]:
+        """Each item's key: ``kept``, the keys made before for the same items (the plan memo
+        keeps them with the plan), when there is one for each; else ``keys_of``."""
+        return kept if kept is not None and len(kept) == len(items) else self.keys_of(items)
+
     def keys_of(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str | None]:
         """The stage cache's key of each ``(template, context)`` (None: not kept)."""
         cache = self._cache
@@ -247,8 +253,7 @@ class Renderer:
     def render_all(self, items: Sequence[tuple[str, Mapping[str, Any]]],
                    keys: Sequence[str | None] | None = None) -> list[Rendering]:
         """``render_deferred`` of each ``(template, context)``, in order. ``keys``: each
-        one's key as ``keys_of`` gives it, when the caller has them (the plan memo keeps
-        them with the plan they were made from); otherwise they are made here.
+        one's key, when the caller has them (``keys_for``).
 
         From ``_fork.FORK_AT`` renderings the stage cache does not hold, a forked child
         renders the second half of them while this process renders the first (``_fork.py``),
@@ -256,8 +261,7 @@ class Renderer:
         The error of a failed rendering is the one rendering in order gives: the first half's
         first, then, when the child failed, this process renders the second half itself."""
         cache = self._cache
-        if keys is None or len(keys) != len(items):
-            keys = self.keys_of(items)
+        keys = self.keys_for(items, keys)
         renderings: list[Rendering | None] = [
             cache.rendered(key) if key is not None and cache is not None else None
             for key in keys]

@@ -80,8 +80,7 @@ def place_objects(plan: StagePlan, renderer: Renderer, kept: Mapping[str, int] |
     object's stage-cache key (``keys``: the ones the plan memo kept with this plan)."""
     base = env_dir(plan.intent.environment)
     items = [(planned.template, planned.context) for planned in plan.objects]
-    if keys is None or len(keys) != len(items):
-        keys = renderer.keys_of(items)
+    keys = renderer.keys_for(items, keys)
     renderings = renderer.render_all(items, keys)
     units, cuts = place_units([
         UnitKey(planned.home, class_rank(rendering.apply_class),
