@@ -18,6 +18,11 @@ at traffic) it measures, each in a fresh Python process so runs do not pollute e
   the full run wrote, read back beforehand);
 * plans and proof: the parse and the plan with each provider, and the flow proof, each
   alone in one process (how each grows with the estate, without the run around it);
+* render and templating: ``pipeline.render_stage`` alone (every check, nothing written),
+  and the templating alone (the planned objects rendered into their texts, nothing checked);
+* kustomize: ``kubectl kustomize`` of every sync unit and sync folder;
+* Helm (with the ``bench`` extra): ``helm template`` of the equivalent chart, with its file
+  split, and Helm's pipeline with meshstage's duties (``helm_peer.py``);
 * baseline (the sizes given to --baseline): a plain Ansible role looping
   ``ansible.builtin.template`` over the same objects, one task per object shape, run with
   the real ansible-playbook (bench/baseline/);
