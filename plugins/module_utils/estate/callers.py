@@ -34,6 +34,7 @@ CONTROLLER_NAMES: Mapping[str, tuple[str, ...]] = {
     "ingress-controllers.konghq.com/kong": ("kong", "ingress"),
 }
 SCRAPE = "prometheus.io/scrape"
+SCRAPE_PORT = "prometheus.io/port"
 # Service types whose ports take connections from outside the cluster (kube-proxy forwards
 # them to the pods): a node's port, and a cloud load balancer in front of it
 EXPOSING_TYPES = ("NodePort", "LoadBalancer")
@@ -285,12 +286,46 @@ def _scrapes(index: MeshIndex) -> Iterator[OutsideCall]:
                                   tls=as_mapping(endpoint.get("tlsConfig")) or None)
     for workload in index.workloads:
         annotations = as_strings(workload.annotations)
-        port = annotations.get("prometheus.io/port", "")
-        if annotations.get(SCRAPE) != "true" or not port.isdigit():
-            continue
-        yield OutsideCall("scrape", workload.resource, f"annotation {SCRAPE}", callers,
-                          workload, int(port), "Prometheus",
-                          annotations.get("prometheus.io/path", "/metrics"))
+        for port in annotation_scrape_ports(workload):
+            yield OutsideCall("scrape", workload.resource, f"annotation {SCRAPE}", callers,
+                              workload, port, "Prometheus",
+                              annotations.get("prometheus.io/path", "/metrics"))
+
+
+def annotation_scrape_ports(workload: Workload) -> list[int]:
+    """The pod ports Prometheus scrapes by the ``prometheus.io`` annotations of a workload's
+    pods: none unless ``prometheus.io/scrape`` is ``"true"``; the port ``prometheus.io/port``
+    gives, when it is a number; else every TCP port the pod's containers (and its native
+    sidecars) declare, one scrape each.
+
+    The annotations are a convention of Prometheus's own example configuration (the
+    ``kubernetes-pods`` job of ``documentation/examples/prometheus-kubernetes.yml`` in
+    prometheus/prometheus, which the prometheus-community chart keeps): it keeps the pods
+    whose ``prometheus.io/scrape`` is ``true`` and sets the target's port from
+    ``prometheus.io/port`` only when that is digits (``([^:]+)(?::\\d+)?;(\\d+)``). Otherwise
+    the targets stay as Kubernetes discovery made them: "For each declared port of a
+    container, a single target is generated"
+    (https://prometheus.io/docs/prometheus/latest/configuration/configuration/
+    #kubernetes_sd_config, role ``pod``). A container that declares no port gives a target
+    without one, scraped on the scheme's default port, which no declared port says the
+    application serves: it is not taken as a call. A UDP or SCTP port is never one HTTP
+    reaches."""
+    annotations = as_strings(workload.annotations)
+    if annotations.get(SCRAPE) != "true":
+        return []
+    port = annotations.get(SCRAPE_PORT, "")
+    if port.isdigit():
+        return [int(port)]
+    native = [c for c in workload.init_containers if c.get("restartPolicy") == "Always"]
+    ports: list[int] = []
+    for container in (*workload.containers, *native):
+        for entry in as_list(container.get("ports")):
+            entry = as_mapping(entry)
+            number = entry.get("containerPort")
+            if isinstance(number, int) and str(entry.get("protocol") or "TCP") == "TCP" \
+                    and number not in ports:
+                ports.append(number)
+    return ports
 
 
 # --------------------------------------------------------------------------- exposed ports

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..estate.callers import annotation_scrape_ports
 from ..estate.index import MeshIndex
 from ..estate.objects import Resource, Workload, as_list, as_mapping
 from ..estate.stand_in import STAND_IN
@@ -35,7 +36,14 @@ from ..gates.gate import Call
 from ..intent.model import Intent, Service
 from .evaluate import FlowSettings, Scrape
 from .model import Destination, Flow, Peer, Request
-from .outside import OUTSIDE, caller_flows, outside_flows, peer_flows, prometheus_peers
+from .outside import (
+    OUTSIDE,
+    caller_flows,
+    caller_peers,
+    outside_flows,
+    peer_flows,
+    prometheus_peers,
+)
 
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
 GATEWAY_CLASS = "gateway.networking.k8s.io/gateway-class-name"
@@ -331,26 +339,31 @@ class _Collector:
             if self.intent is not None else None
         prometheus = scrape.source(settings) if scrape is not None else None
         # Who scrapes by the prometheus.io annotations: the Prometheus mesh_external_callers
-        # declares (its flows are the callers'), else the estate's own Prometheus (with its
-        # identity where its namespace is injected), else one the estate does not show,
-        # taken to be unmeshed. The mesh's own Prometheus scrapes the proxies only
-        # (linkerd-viz's scrape jobs: viz/charts/linkerd-viz/templates/prometheus.yaml in
-        # linkerd/linkerd2).
-        declared = self.intent is not None and any(
-            caller.kind == "prometheus" for caller in self.intent.external_callers)
-        scrapers = [] if declared else prometheus_peers(self.estate)
+        # declares, else the estate's own Prometheus (with its identity where its namespace
+        # is injected), else one the estate does not show, taken to be unmeshed. A declared
+        # one's calls are flows already (``caller_flows``); the annotations add the pod
+        # ports its calls do not name (a metrics port no Service port sends to). The mesh's
+        # own Prometheus scrapes the proxies only (linkerd-viz's scrape jobs:
+        # viz/charts/linkerd-viz/templates/prometheus.yaml in linkerd/linkerd2).
+        declared = [caller for caller in self.intent.external_callers
+                    if caller.kind == "prometheus"] if self.intent is not None else []
+        scrapers = [peer for caller in declared for peer in caller_peers(self, caller)] \
+            if declared else prometheus_peers(self.estate)
+        called = {(str(flow.source), flow.destination.namespace, flow.destination.name,
+                   flow.destination.port) for flow in self.flows if flow.origin == "scrape"}
         for workload in self.estate.workloads:
             if namespaces is not None and workload.namespace not in namespaces:
                 continue
             if scrape is not None and prometheus is not None:
                 self.add(Flow(prometheus, _probed(workload, scrape.port), "http", "scrape",
                               Request("GET", scrape.path), via=scrape.port_name))
-            annotations = workload.annotations
-            port = annotations.get("prometheus.io/port", "")
-            if annotations.get("prometheus.io/scrape") == "true" and port.isdigit():
-                path = annotations.get("prometheus.io/path") or "/metrics"
+            path = workload.annotations.get("prometheus.io/path") or "/metrics"
+            for port in annotation_scrape_ports(workload):
                 for source in scrapers:
-                    self.add(Flow(source, _probed(workload, int(port)), "http", "scrape",
+                    if (str(source), workload.namespace, workload.resource.name,
+                            port) in called:
+                        continue
+                    self.add(Flow(source, _probed(workload, port), "http", "scrape",
                                   Request("GET", path), via="prometheus.io/scrape",
                                   addressed="pod"))
 

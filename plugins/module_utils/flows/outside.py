@@ -130,7 +130,7 @@ def _peers(workloads: tuple[Workload, ...] | list[Workload], kind: str) -> list[
 def caller_flows(collector: Collector, intent: Intent) -> None:
     """The intent's ``mesh_external_callers``, each to the workload ports it calls."""
     for number, caller in enumerate(intent.external_callers):
-        sources = _caller_peers(collector, caller)
+        sources = caller_peers(collector, caller)
         origin = _ORIGINS[caller.kind]
         request = Request("GET", caller.metrics_path) if caller.kind == "prometheus" else None
         for position, (name, ports) in enumerate(caller.calls):
@@ -149,7 +149,9 @@ def caller_flows(collector: Collector, intent: Intent) -> None:
                         addressed="pod" if caller.kind == "prometheus" else "service"))
 
 
-def _caller_peers(collector: Collector, caller: ExternalCaller) -> list[Peer]:
+def caller_peers(collector: Collector, caller: ExternalCaller) -> list[Peer]:
+    """Who a ``mesh_external_callers`` entry is: the estate's pods of its namespace and
+    service account, else a peer the intent describes."""
     if caller.kind == "external-clients":
         return [OUTSIDE]
     if caller.kind == "kube-apiserver" or caller.namespace is None:
