@@ -14,10 +14,15 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import
     MeshConfig,
     MeshIndex,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
+    Manifests,
+    add_text,
+)
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects import (
     Workload,
     make_resource,
 )
+from ansible_collections.meshstage.mesh.plugins.module_utils.flows.check import flow_findings
 from ansible_collections.meshstage.mesh.plugins.module_utils.flows.collect import (
     gateway_peer,
     peers_of,
@@ -37,6 +42,20 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.flows.proof import 
 
 KUBELET = Peer("kubelet", "", "kubelet", proxy=False)
 OUTSIDE = Peer("external", "", "a client outside the cluster", proxy=False)
+
+
+def manifest_resources(text: str) -> list[Any]:
+    """The resources of YAML text, read as ``meshstage check`` reads a file."""
+    manifests = Manifests()
+    add_text(manifests, text, "estate.yaml")
+    return manifests.resources
+
+
+def check_lines(text: str, provider: str) -> list[str]:
+    """``meshstage check``'s flow findings (MST0401) over YAML text with ``provider``'s
+    rules, one line each."""
+    found, _ = flow_findings(manifest_resources(text), MeshConfig(), (provider,))
+    return [finding.line() for finding in found]
 
 
 def deployment(namespace: str, name: str, labels: dict[str, str] | None = None,

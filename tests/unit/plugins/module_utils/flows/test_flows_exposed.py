@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import EXPOSED_WEB
+from flow_helpers import EXPOSED_WEB, check_lines, manifest_resources
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
@@ -21,14 +21,8 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.callers import outside_calls
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import (
-    MeshConfig,
     MeshIndex,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
-    Manifests,
-    add_text,
-)
-from ansible_collections.meshstage.mesh.plugins.module_utils.flows.check import flow_findings
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import parse_intent
 from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
     StageOptions,
@@ -50,17 +44,6 @@ spec: {mtls: {mode: STRICT}}
 ISTIO = ", labels: {istio-injection: enabled}"
 LINKERD = (", annotations: {linkerd.io/inject: enabled, "
            "config.linkerd.io/default-inbound-policy: all-authenticated}")
-
-
-def resources(text: str) -> list[Any]:
-    manifests = Manifests()
-    add_text(manifests, text, "estate.yaml")
-    return manifests.resources
-
-
-def findings(text: str, provider: str) -> list[str]:
-    found, _ = flow_findings(resources(text), MeshConfig(), (provider,))
-    return [f.line() for f in found]
 
 
 # --------------------------------------------------------------------------- the estate
@@ -114,8 +97,8 @@ spec:
     spec: {containers: [{name: istio-proxy, image: proxyv2, ports: [{containerPort: 8080}]}]}
 """
     calls = {(call.origin.display, call.via, call.target.resource.display, call.port)
-             for call in outside_calls(MeshIndex(resources(SHOP.replace("{meta}", "")
-                                                           + extra)))
+             for call in outside_calls(MeshIndex(manifest_resources(
+                 SHOP.replace("{meta}", "") + extra)))
              if call.kind == "exposed"}
     assert calls == {
         ("Service shop/web-external", "type LoadBalancer, port 80", "Deployment shop/web", 8080),
@@ -129,7 +112,7 @@ spec:
 
 
 def test_istio_a_load_balancer_to_a_strict_port_is_refused_until_the_port_is_permissive():
-    (line,) = findings(SHOP.replace("{meta}", ISTIO) + STRICT, "istio")
+    (line,) = check_lines(SHOP.replace("{meta}", ISTIO) + STRICT, "istio")
     assert "a client outside the cluster -> web-external (shop/web:8080) http [exposed: " \
            "Service shop/web-external (type LoadBalancer, port 80)]" in line
     assert "kind external-clients" in line
@@ -142,11 +125,11 @@ spec:
   selector: {matchLabels: {app: web}}
   portLevelMtls: {8080: {mode: PERMISSIVE}}
 """
-    assert findings(SHOP.replace("{meta}", ISTIO) + STRICT + permissive, "istio") == []
+    assert check_lines(SHOP.replace("{meta}", ISTIO) + STRICT + permissive, "istio") == []
 
 
 def test_linkerd_a_load_balancer_is_refused_by_all_authenticated_until_a_server_admits_it():
-    (line,) = findings(SHOP.replace("{meta}", LINKERD), "linkerd")
+    (line,) = check_lines(SHOP.replace("{meta}", LINKERD), "linkerd")
     assert "a client outside the cluster -> web-external" in line and "403" in line
     server = """
 ---
@@ -159,7 +142,7 @@ spec:
   proxyProtocol: HTTP/1
   accessPolicy: all-unauthenticated
 """
-    assert findings(SHOP.replace("{meta}", LINKERD) + server, "linkerd") == []
+    assert check_lines(SHOP.replace("{meta}", LINKERD) + server, "linkerd") == []
 
 
 def test_a_meshed_prometheus_scrapes_by_annotation_with_its_identity_in_linkerd():
@@ -197,8 +180,8 @@ spec:
     spec: {{containers: [{{name: c, image: c, ports: [{{containerPort: 9121}}]}}]}}
 """
     meshed = ", annotations: {linkerd.io/inject: enabled}"
-    assert findings(estate(meshed), "linkerd") == []
-    (line,) = findings(estate(""), "linkerd")
+    assert check_lines(estate(meshed), "linkerd") == []
+    (line,) = check_lines(estate(""), "linkerd")
     assert "monitoring/prometheus -> cache (shop/cache:9121) http GET /metrics" in line
 
 

@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from flow_helpers import deployment, flow, peer, state
+from flow_helpers import check_lines, deployment, flow, peer, state
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import (
-    MeshConfig,
     MeshIndex,
-)
-from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
-    Manifests,
-    add_text,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects import (
     make_resource,
@@ -22,7 +17,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.estate.objects impo
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.stand_in import (
     estate_objects,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.flows.check import flow_findings
 from ansible_collections.meshstage.mesh.plugins.module_utils.flows.collect import collect_flows
 from ansible_collections.meshstage.mesh.plugins.module_utils.flows.model import (
     Destination,
@@ -69,16 +63,9 @@ spec:
 """
 
 
-def findings(text: str, provider: str) -> list[str]:
-    manifests = Manifests()
-    add_text(manifests, text, "test.yaml")
-    found, _ = flow_findings(manifests.resources, MeshConfig(), (provider,))
-    return [f.line() for f in found]
-
-
 def test_istio_the_api_server_calling_a_strict_webhook_is_refused():
-    (line,) = findings(STRICT + WEBHOOK.replace("{meta}", "labels: {istio-injection: enabled}"),
-                       "istio")
+    (line,) = check_lines(STRICT + WEBHOOK.replace("{meta}", "labels: {istio-injection: enabled}"),
+                          "istio")
     assert "the Kubernetes API server -> policy-webhook (policy/policy-webhook:9443) tls " \
            "[webhook: ValidatingWebhookConfiguration policy-webhook" in line
     permissive = """
@@ -90,14 +77,14 @@ spec:
   selector: {matchLabels: {app: policy-webhook}}
   portLevelMtls: {9443: {mode: PERMISSIVE}}
 """
-    assert findings(STRICT + WEBHOOK.replace("{meta}", "labels: {istio-injection: enabled}")
-                    + permissive, "istio") == []
+    assert check_lines(STRICT + WEBHOOK.replace("{meta}", "labels: {istio-injection: enabled}")
+                       + permissive, "istio") == []
 
 
 def test_linkerd_the_api_server_is_refused_by_all_authenticated_and_admitted_by_a_server():
     meta = ("annotations: {linkerd.io/inject: enabled, "
             "config.linkerd.io/default-inbound-policy: all-authenticated}")
-    (line,) = findings(WEBHOOK.replace("{meta}", meta), "linkerd")
+    (line,) = check_lines(WEBHOOK.replace("{meta}", meta), "linkerd")
     assert "the Kubernetes API server -> policy-webhook" in line
     server = """
 ---
@@ -110,7 +97,7 @@ spec:
   proxyProtocol: TLS
   accessPolicy: all-unauthenticated
 """
-    assert findings(WEBHOOK.replace("{meta}", meta) + server, "linkerd") == []
+    assert check_lines(WEBHOOK.replace("{meta}", meta) + server, "linkerd") == []
 
 
 INGRESS = """
@@ -168,17 +155,17 @@ def ingress(controller_ns: str = "", ingress_meta: str = "") -> str:
 
 
 def test_istio_an_uninjected_controller_is_refused_by_strict():
-    (line,) = findings(ingress(), "istio")
+    (line,) = check_lines(ingress(), "istio")
     assert "ingress-nginx-controller -> web (shop/web:8080) http [ingress: Ingress shop/web" \
         in line
 
 
 def test_istio_an_injected_controller_sending_to_pod_addresses_is_passed_through():
     injected = ", labels: {istio-injection: enabled}"
-    (line,) = findings(ingress(injected), "istio")
+    (line,) = check_lines(ingress(injected), "istio")
     assert "reset" in line and "passed through as plaintext" not in line
     upstream = ", annotations: {nginx.ingress.kubernetes.io/service-upstream: \"true\"}"
-    assert findings(ingress(injected, upstream), "istio") == []
+    assert check_lines(ingress(injected, upstream), "istio") == []
 
 
 def test_istio_a_service_monitor_scrape_of_a_strict_port_is_refused():
@@ -210,11 +197,11 @@ spec:
     spec:
       containers: [{name: app, image: payment-service, ports: [{containerPort: 9102}]}]
 """
-    (line,) = findings(STRICT + monitor, "istio")
+    (line,) = check_lines(STRICT + monitor, "istio")
     assert "Prometheus -> payment-service (payments/payment-service:9102) http GET /metrics " \
            "[scrape: ServiceMonitor payments/payment-service" in line
     permissive = monitor.replace("labels: {istio-injection: enabled}", "labels: {}")
-    assert findings(STRICT + permissive, "istio") == []
+    assert check_lines(STRICT + permissive, "istio") == []
 
 
 # --- a StatefulSet's peers, by pod address

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flow_helpers import check_lines, manifest_resources
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import FlowProofError
@@ -19,14 +20,8 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.estate.callers impo
     outside_calls,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.index import (
-    MeshConfig,
     MeshIndex,
 )
-from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
-    Manifests,
-    add_text,
-)
-from ansible_collections.meshstage.mesh.plugins.module_utils.flows.check import flow_findings
 from ansible_collections.meshstage.mesh.plugins.module_utils.inventory.importer import (
     ImportOptions,
     import_estate,
@@ -89,21 +84,10 @@ def estate(annotations: str, meta: str = "") -> str:
     return ESTATE.format(annotations=annotations, meta=meta)
 
 
-def resources(text: str) -> list[Any]:
-    manifests = Manifests()
-    add_text(manifests, text, "estate.yaml")
-    return manifests.resources
-
-
 def cache_workload(annotations: str) -> Any:
-    (workload,) = [w for w in MeshIndex(resources(estate(annotations))).workloads
+    (workload,) = [w for w in MeshIndex(manifest_resources(estate(annotations))).workloads
                    if w.resource.name == "cache"]
     return workload
-
-
-def findings(text: str, provider: str) -> list[str]:
-    found, _ = flow_findings(resources(text), MeshConfig(), (provider,))
-    return [f.line() for f in found]
 
 
 # --------------------------------------------------------------------------- the ports
@@ -129,7 +113,7 @@ def test_the_ports_prometheus_scrapes_by_annotation(annotations, ports):
 
 def test_the_estate_shows_one_scrape_per_declared_port():
     calls = [(call.via, call.target.resource.display, call.port, call.path)
-             for call in outside_calls(MeshIndex(resources(estate(
+             for call in outside_calls(MeshIndex(manifest_resources(estate(
                  f'{SCRAPE}, prometheus.io/path: /stats'))))
              if call.kind == "scrape"]
     assert calls == [("annotation prometheus.io/scrape", "Deployment shop/cache", port, "/stats")
@@ -140,22 +124,22 @@ def test_the_estate_shows_one_scrape_per_declared_port():
 
 
 def test_linkerd_refuses_an_unmeshed_scraper_on_every_declared_port():
-    lines = findings(estate(SCRAPE, LINKERD), "linkerd")
+    lines = check_lines(estate(SCRAPE, LINKERD), "linkerd")
     assert len(lines) == 3
     for port in (8080, 9121, 9102):
         assert any(f"Prometheus -> cache (shop/cache:{port}) http GET /metrics" in line
                    for line in lines), port
     # with the port named by number, that port alone
-    (line,) = findings(estate(f'{SCRAPE}, prometheus.io/port: "9121"', LINKERD), "linkerd")
+    (line,) = check_lines(estate(f'{SCRAPE}, prometheus.io/port: "9121"', LINKERD), "linkerd")
     assert "(shop/cache:9121)" in line
 
 
 def test_istio_merges_the_metrics_unless_told_not_to():
     """Merging serves an annotation scrape on the agent's port 15020, outside STRICT; with
     it off, each declared port is scraped through the sidecar, in plaintext."""
-    assert findings(estate(SCRAPE, ISTIO) + STRICT, "istio") == []
-    lines = findings(estate(f'{SCRAPE}, prometheus.istio.io/merge-metrics: "false"', ISTIO)
-                     + STRICT, "istio")
+    assert check_lines(estate(SCRAPE, ISTIO) + STRICT, "istio") == []
+    lines = check_lines(estate(f'{SCRAPE}, prometheus.istio.io/merge-metrics: "false"', ISTIO)
+                        + STRICT, "istio")
     assert sorted(int(line.split("(shop/cache:")[1].split(")")[0]) for line in lines) == \
         [8080, 9102, 9121]
 
@@ -167,7 +151,7 @@ def test_istio_merges_the_metrics_unless_told_not_to():
 def test_the_import_declares_the_scraper_of_the_service_port(provider):
     """The declared port a Service port sends to is written; the others (no Service port
     sends to them) are listed, not written, as for any call."""
-    imported = import_estate(resources(estate(SCRAPE)), ImportOptions(provider=provider))
+    imported = import_estate(manifest_resources(estate(SCRAPE)), ImportOptions(provider=provider))
     (prometheus,) = [c for c in imported.shared["mesh_external_callers"]
                      if c["kind"] == "prometheus"]
     assert prometheus["calls"] == ["cache"]
