@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...estate.callers import OutsideCall, outside_calls
 from ...estate.index import MeshIndex
+from ...providers.istio.ports import EXCLUDE_INBOUND, uncaptured_inbound
 from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ._authz import Caller, PolicyIndex, admission_at, caller_of
@@ -13,7 +14,6 @@ from ._mtls import effective_mode
 
 CODES = {"ingress": "MST0113", "webhook": "MST0114", "scrape": "MST0115",
          "exposed": "MST0121"}
-EXCLUDE_INBOUND = "traffic.sidecar.istio.io/excludeInboundPorts"
 MERGE_METRICS = "prometheus.istio.io/merge-metrics"
 _FIX = {
     "ingress": "inject the controller (its requests then carry its identity), or give the "
@@ -49,7 +49,10 @@ class OutsideCallersAnalyzer(Analyzer):
     Service (or one with ``externalIPs``) and a container's ``hostPort`` take connections
     from clients outside the cluster, forwarded to the pods by kube-proxy
     (https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport): they
-    are plaintext without identity (MST0121).
+    are plaintext without identity (MST0121). A port the target's sidecar does not capture
+    (``traffic.sidecar.istio.io/includeInboundPorts`` without it, or
+    ``excludeInboundPorts`` with it: https://istio.io/latest/docs/reference/config/
+    annotations/) is not judged: the caller reaches the application directly.
 
     Fails with MST0113::
 
@@ -294,10 +297,9 @@ class OutsideCallersAnalyzer(Analyzer):
 
     @staticmethod
     def _bypassed(call: OutsideCall) -> bool:
-        """The port skips the sidecar, or Istio serves the scrape itself (merged metrics on
-        port 15020, outside the capture)."""
-        excluded = call.target.annotations.get(EXCLUDE_INBOUND, "")
-        if str(call.port) in [p.strip() for p in excluded.split(",")]:
+        """The port skips the sidecar (``ports.uncaptured_inbound``), or Istio serves the
+        scrape itself (merged metrics on port 15020, outside the capture)."""
+        if call.port is not None and uncaptured_inbound(call.target.annotations, call.port):
             return True
         return call.kind == "scrape" and call.origin is call.target.resource and \
             call.target.annotations.get(MERGE_METRICS, "true").lower() != "false"

@@ -53,3 +53,35 @@ def port_prefix(protocol: str) -> str:
     """The port-name prefix that tells Istio a protocol (``tcp`` for those it does not
     know)."""
     return PORT_PREFIX.get(protocol, "tcp")
+
+
+INCLUDE_INBOUND = "traffic.sidecar.istio.io/includeInboundPorts"
+EXCLUDE_INBOUND = "traffic.sidecar.istio.io/excludeInboundPorts"
+
+
+def uncaptured_inbound(annotations: Mapping[str, Any], port: int) -> str | None:
+    """Why a pod's sidecar leaves inbound connections to ``port`` alone (its annotations say
+    so), else None: they then reach the application directly, and PeerAuthentication and
+    AuthorizationPolicy never see them.
+
+    ``includeInboundPorts`` lists the ports redirected to Envoy: ``*`` (the injector's
+    default, ``global.proxy.includeInboundPorts``) all of them, an empty list none;
+    ``excludeInboundPorts`` takes ports out of ``*`` only. A client's sidecar still sends
+    Istio mTLS to such a port (auto mTLS goes by the pod's sidecar, not by its ports).
+    https://istio.io/latest/docs/reference/config/annotations/ (both annotations: "An empty
+    list will disable all inbound redirection"; "Only applies when all inbound traffic (i.e.
+    '*') is being redirected"), https://github.com/istio/istio/issues/30311 and the istio.io
+    FAQ "Does Auto mTLS work with the excludeInboundPorts annotations?" ("No").
+    """
+    include = str(annotations.get(INCLUDE_INBOUND, "*")).strip()
+    if include != "*":
+        if port in _port_list(include):
+            return None
+        return f"{INCLUDE_INBOUND}: \"{include}\""
+    if port in _port_list(str(annotations.get(EXCLUDE_INBOUND, ""))):
+        return f"{EXCLUDE_INBOUND}: \"{annotations.get(EXCLUDE_INBOUND)}\""
+    return None
+
+
+def _port_list(text: str) -> set[int]:
+    return {int(part) for part in (p.strip() for p in text.split(",")) if part.isdigit()}

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from ....flows.evaluate import FlowEvaluator, FlowRule, FlowSettings, Scrape
 from ....flows.model import Peer
 from .authorization import AuthorizationPolicies
+from .capture import InboundCapture
 from .client_tls import ClientTls
 from .identity import PeerIdentity
 from .injection import Sidecars
@@ -20,7 +21,7 @@ from .view import IstioView
 
 RULES: Mapping[str, FlowRule] = {rule.name: rule for rule in (
     Sidecars(), Probes(), Scrapes(), ServerFirst(), Routes(), PodAddresses(), SidecarEgress(),
-    ClientTls(), PeerAuthentication(), PeerIdentity(), AuthorizationPolicies())}
+    ClientTls(), InboundCapture(), PeerAuthentication(), PeerIdentity(), AuthorizationPolicies())}
 
 
 def _prometheus(settings: FlowSettings) -> Peer:
