@@ -279,8 +279,10 @@ def _scrapes(index: MeshIndex) -> Iterator[OutsideCall]:
             for endpoint in as_list(monitor.spec.get("podMetricsEndpoints")):
                 endpoint = as_mapping(endpoint)
                 port = endpoint.get("port", endpoint.get("targetPort"))
+                # Prometheus's discovery makes a target of every container's port, a
+                # native sidecar's too (``__meta_kubernetes_pod_container_init``)
                 number = port if isinstance(port, int) else dict(
-                    workload.container_ports()).get(str(port))
+                    workload.container_ports(native_sidecars=True)).get(str(port))
                 yield OutsideCall("scrape", monitor, f"endpoint {port}", callers, workload,
                                   number, "Prometheus", str(endpoint.get("path") or "/metrics"),
                                   tls=as_mapping(endpoint.get("tlsConfig")) or None)
@@ -316,16 +318,8 @@ def annotation_scrape_ports(workload: Workload) -> list[int]:
     port = annotations.get(SCRAPE_PORT, "")
     if port.isdigit():
         return [int(port)]
-    native = [c for c in workload.init_containers if c.get("restartPolicy") == "Always"]
-    ports: list[int] = []
-    for container in (*workload.containers, *native):
-        for entry in as_list(container.get("ports")):
-            entry = as_mapping(entry)
-            number = entry.get("containerPort")
-            if isinstance(number, int) and str(entry.get("protocol") or "TCP") == "TCP" \
-                    and number not in ports:
-                ports.append(number)
-    return ports
+    return list(dict.fromkeys(number for _name, number in workload.container_ports(
+        native_sidecars=True, tcp_only=True)))
 
 
 # --------------------------------------------------------------------------- exposed ports

@@ -222,21 +222,31 @@ class Workload:
         return [c for c in as_list(self.pod_spec.get("initContainers"))
                 if isinstance(c, Mapping)]
 
+    @property
+    def native_sidecars(self) -> list[Mapping[str, Any]]:
+        """The init containers that run beside the others for the pod's life
+        (``restartPolicy: Always``: https://kubernetes.io/docs/concepts/workloads/pods/
+        sidecar-containers/)."""
+        return [c for c in self.init_containers if c.get("restartPolicy") == "Always"]
+
     def probes(self) -> list[Probe]:
         """Every kubelet probe of the pod's containers (not of its init containers, except
         native sidecars, which the kubelet probes too)."""
-        native = [c for c in self.init_containers if c.get("restartPolicy") == "Always"]
-        return [probe for container in (*self.containers, *native)
+        return [probe for container in (*self.containers, *self.native_sidecars)
                 for probe in container_probes(container)]
 
-    def container_ports(self) -> list[tuple[str, int]]:
-        """(name, containerPort) of every port the pod's containers declare."""
+    def container_ports(self, native_sidecars: bool = False,
+                        tcp_only: bool = False) -> list[tuple[str, int]]:
+        """(name, containerPort) of every port the pod's containers declare; with
+        ``native_sidecars``, its native sidecars' too; with ``tcp_only``, TCP ports only."""
         ports = []
-        for container in self.containers:
+        for container in (*self.containers, *(self.native_sidecars if native_sidecars
+                                               else ())):
             for port in as_list(container.get("ports")):
                 port = as_mapping(port)
                 number = port.get("containerPort")
-                if isinstance(number, int):
+                if isinstance(number, int) and not (
+                        tcp_only and str(port.get("protocol") or "TCP") != "TCP"):
                     ports.append((str(port.get("name") or ""), number))
         return ports
 

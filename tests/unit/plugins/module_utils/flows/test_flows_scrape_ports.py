@@ -55,7 +55,8 @@ spec:
     spec:
       serviceAccountName: cache
       initContainers:
-      - {{name: agent, image: agent, restartPolicy: Always, ports: [{{containerPort: 9102}}]}}
+      - {{name: agent, image: agent, restartPolicy: Always,
+         ports: [{{name: agent-metrics, containerPort: 9102}}]}}
       - {{name: setup, image: setup, ports: [{{containerPort: 9103}}]}}
       containers:
       - name: cache
@@ -118,6 +119,27 @@ def test_the_estate_shows_one_scrape_per_declared_port():
              if call.kind == "scrape"]
     assert calls == [("annotation prometheus.io/scrape", "Deployment shop/cache", port, "/stats")
                      for port in (8080, 9121, 9102)]
+
+
+def test_a_pod_monitor_scrapes_a_native_sidecars_port_by_its_name():
+    """Prometheus's discovery makes targets of init containers' ports too
+    (``__meta_kubernetes_pod_container_init``); a native sidecar's runs all along. A
+    regular init container's port is no target that answers."""
+    monitors = """
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata: {name: cache, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cache}}
+  podMetricsEndpoints: [{port: agent-metrics}, {port: metrics}]
+"""
+    calls = [(call.via, call.port) for call in outside_calls(MeshIndex(manifest_resources(
+        estate("") + monitors))) if call.kind == "scrape"]
+    assert calls == [("endpoint agent-metrics", 9102), ("endpoint metrics", 9121)]
+    (line,) = [line for line in check_lines(estate("", LINKERD) + monitors, "linkerd")
+               if "9102" in line]
+    assert "Prometheus -> cache (shop/cache:9102) http GET /metrics" in line
 
 
 # --------------------------------------------------------------------------- meshstage check
