@@ -66,7 +66,9 @@ def parse_waves(check: Checker, value: Any, by_name: Mapping[str, Service]
         waves.append(InjectionWave(name="wave-1", namespaces=tuple(sorted(known))))
         claims.labelled = {ns: 0 for ns in known}
     elif value is not None:
-        for ns in sorted(known - set(claims.labelled) - check.refused_namespaces):
+        kept_out = {service.namespace for service in by_name.values()} - {
+            service.namespace for service in by_name.values() if service.inject}
+        for ns in sorted(known - set(claims.labelled) - check.refused_namespaces - kept_out):
             check.warn("mesh_injection_waves", ns, "is a namespace of mesh_services in no "
                        "injection wave: its workloads are never injected")
     own = {}

@@ -244,7 +244,8 @@ def _describe(draft: Draft, service: ServiceDraft) -> None:
         _versions(service)
     _probes(service)
     blockers = list(dict.fromkeys(f"{g.display}: {reason}" for g in service.workloads
-                                  for reason in sidecar_blockers(g, draft.provider)))
+                                  for reason in sidecar_blockers(
+                                      g, draft.provider, draft.index.namespace(g.root.namespace))))
     if blockers:
         service.put("inject", False, "cannot take the sidecar: " + "; ".join(blockers))
         draft.held.add(service.name)

@@ -106,8 +106,11 @@ def levels(nodes: Sequence[str], edges: Mapping[str, set[str]]) -> dict[str, int
 
 
 def propose_waves(draft: Draft) -> tuple[list[ProposedWave], int]:
-    """The waves, and how many of them (from the first) the estate has injected already."""
-    services = list(draft.services.values())
+    """The waves, and how many of them (from the first) the estate has injected already.
+    A service kept out of the mesh (``inject: false``) is in none: a namespace all of whose
+    services are kept out gets no wave, so its Namespace is never labelled for injection
+    over the estate's own opt-out."""
+    services = [s for s in draft.services.values() if s.fields.get("inject") is not False]
     namespaces = sorted({s.namespace for s in services})
     if not namespaces:
         return [], 0

@@ -21,7 +21,12 @@ https://argoproj.github.io/argo-rollouts/migrating/#reference-deployment-from-ro
   ``openservicemesh.io/sidecar-injection``; and Istio's or Linkerd's own proxy when the
   inventory is for the other one);
 - the workload opts out of a mesh (each provider's ``Sidecar.opt_out_labels`` and
-  ``opt_out_annotations``).
+  ``opt_out_annotations``), or its namespace does: Istio's label ``istio-injection:
+  disabled``, whatever the pod says ("If either label is disabled, the pod is not
+  injected": https://istio.io/latest/docs/setup/additional-setup/sidecar-injection/
+  #controlling-the-injection-policy); Linkerd's annotation ``linkerd.io/inject: disabled``,
+  unless the pod template asks for the proxy itself (the injector reads the workload's
+  annotation before the namespace's: https://linkerd.io/2-edge/features/proxy-injection/).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..estate.index import MeshIndex
-from ..estate.objects import Workload, as_mapping
+from ..estate.objects import Resource, Workload, as_mapping
 from ..providers.registry import MESHES
 from .draft import WorkloadGroup
 
@@ -86,8 +91,10 @@ def workload_groups(index: MeshIndex) -> list[WorkloadGroup]:
             for top, found in owned.items()]
 
 
-def sidecar_blockers(group: WorkloadGroup, provider: str) -> list[str]:
-    """Why the workload cannot (or must not) take ``provider``'s sidecar; [] when it can."""
+def sidecar_blockers(group: WorkloadGroup, provider: str,
+                     namespace: Resource | None = None) -> list[str]:
+    """Why the workload cannot (or must not) take ``provider``'s sidecar; [] when it can.
+    ``namespace``: its Namespace object, when the estate holds it."""
     reasons = []
     if any(w.host_network for w in group.running):
         reasons.append("its pods use the node's network (hostNetwork: true), which no "
@@ -114,7 +121,22 @@ def sidecar_blockers(group: WorkloadGroup, provider: str) -> list[str]:
                            *sidecar.opt_out_annotations.items()):
             if template.get(key, "").lower() == value.lower():
                 reasons.append(f"it opts out of {name}'s injection ({key}: {value})")
+    if namespace is not None:
+        reasons += _namespace_opt_outs(namespace, template)
     return list(dict.fromkeys(reasons))
+
+
+def _namespace_opt_outs(namespace: Resource, template: Mapping[str, str]) -> list[str]:
+    """How the workload's namespace keeps it out of a mesh (the module's docstring)."""
+    reasons = []
+    if namespace.labels.get("istio-injection") == "disabled":
+        reasons.append(f"its namespace opts out of istio's injection (Namespace "
+                       f"{namespace.name}: istio-injection=disabled)")
+    if str(namespace.annotations.get("linkerd.io/inject", "")).lower() == "disabled" and \
+            str(template.get("linkerd.io/inject", "")).lower() not in ("enabled", "ingress"):
+        reasons.append(f"its namespace opts out of linkerd's injection (Namespace "
+                       f"{namespace.name}: linkerd.io/inject: disabled)")
+    return reasons
 
 
 def injected_with(group: WorkloadGroup) -> list[str]:

@@ -885,9 +885,17 @@ def test_a_canary_interval_under_two_scrape_intervals_is_a_warning():
 
 def test_a_namespace_in_no_wave_is_a_warning():
     _, warnings = parse_intent(intent(put("mesh_injection_waves",
-                                          [{"name": "shop", "namespaces": ["shop"]}])))
+                                          [{"name": "shop", "namespaces": ["shop"]}]),
+                                      put("mesh_services[2].inject", True)))
     assert warnings == ["mesh_injection_waves: 'data' is a namespace of mesh_services in no "
                         "injection wave: its workloads are never injected"]
+
+
+def test_a_namespace_whose_services_all_stay_out_of_the_mesh_needs_no_wave():
+    """db is ``inject: false``, the only service of its namespace: no wave is the point."""
+    _, warnings = parse_intent(intent(put("mesh_injection_waves",
+                                          [{"name": "shop", "namespaces": ["shop"]}])))
+    assert warnings == []
 
 
 # ---------------------------------------------------------------------------- providers

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
     Manifests,
     add_text,
@@ -319,6 +321,59 @@ def test_workloads_that_cannot_take_a_sidecar_and_argo_rollouts():
     assert "inject" not in checkout
     assert checkout["versions"] == ["v7"]
     assert "runs as Argo Rollout ops/checkout-template" in _notes(imported, "checkout")
+
+
+def opted_out_namespace(meta: str, pod_annotations: str = "") -> str:
+    """``ledger`` and ``audit`` in namespace ``legacy`` (``meta``), ``web`` in ``shop``;
+    ``audit``'s pods carry ``pod_annotations``."""
+    def app(namespace: str, name: str, annotations: str = "") -> str:
+        return f"""
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec: {{selector: {{app: {name}}}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  template:
+    metadata: {{labels: {{app: {name}}}, annotations: {{{annotations}}}}}
+    spec: {{containers: [{{name: {name}, ports: [{{containerPort: 8080}}]}}]}}"""
+    return (f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: legacy, {meta}}}"
+            + app("legacy", "ledger") + app("legacy", "audit", pod_annotations)
+            + app("shop", "web"))
+
+
+@pytest.mark.parametrize("provider,meta,reason", [
+    ("linkerd", "annotations: {linkerd.io/inject: disabled}",
+     "its namespace opts out of linkerd's injection (Namespace legacy: linkerd.io/inject: "
+     "disabled)"),
+    ("istio", "labels: {istio-injection: disabled}",
+     "its namespace opts out of istio's injection (Namespace legacy: "
+     "istio-injection=disabled)"),
+])
+def test_a_namespace_that_opts_out_keeps_its_services_out_and_gets_no_wave(provider, meta,
+                                                                          reason):
+    imported = _import(opted_out_namespace(meta), provider=provider)
+    for name in ("ledger", "audit"):
+        assert _service(imported, name)["inject"] is False
+        assert reason in _notes(imported, name)
+    assert "inject" not in _service(imported, "web")
+    assert imported.shared["mesh_injection_waves"] == [{"name": "wave-1",
+                                                        "services": ["web"]}]
+    assert not [w for w in imported.warnings if "mesh_injection_waves" in w]
+
+
+def test_a_pod_that_asks_for_linkerds_proxy_is_injected_in_an_opted_out_namespace():
+    """Linkerd's injector reads the workload's annotation before its namespace's."""
+    imported = _import(opted_out_namespace("annotations: {linkerd.io/inject: disabled}",
+                                           "linkerd.io/inject: enabled"), provider="linkerd")
+    assert _service(imported, "ledger")["inject"] is False
+    assert "inject" not in _service(imported, "audit")
+    assert imported.shared["mesh_injection_waves"] == [
+        {"name": "wave-1", "namespaces": ["legacy", "shop"]}]
 
 
 def test_an_object_defined_twice_reads_the_last_and_says_so():

@@ -170,9 +170,10 @@ def test_a_cluster_export_reads_as_its_manifests_do(export, samples):
     assert "already run linkerd's proxy (linkerd-proxy)" in _notes(imported, "web-svc",
                                                                    "inject")
     assert "inject" not in services["reviews"]
-    # the injected namespaces are the first wave, injected already
+    # the injected namespaces are the first wave, injected already; emojivoto, whose every
+    # service runs Linkerd's proxy (inject: false), is in none: never labelled for Istio
     assert imported.shared["mesh_injection_waves"] == [
-        {"name": "injected", "namespaces": ["bookinfo", "emojivoto"]},
+        {"name": "injected", "namespaces": ["bookinfo"]},
         {"name": "wave-1", "namespaces": ["booksapp"]}]
     assert imported.environment["mesh_injected_waves"] == 1
     assert imported.environment["mesh_stage"] == "injection"
