@@ -73,13 +73,16 @@ def uncaptured_inbound(annotations: Mapping[str, Any], port: int) -> str | None:
     '*') is being redirected"), https://github.com/istio/istio/issues/30311 and the istio.io
     FAQ "Does Auto mTLS work with the excludeInboundPorts annotations?" ("No").
     """
-    include = str(annotations.get(INCLUDE_INBOUND, "*")).strip()
+    included, excluded = annotations.get(INCLUDE_INBOUND), annotations.get(EXCLUDE_INBOUND)
+    if included is None and not excluded:  # most pods: every port (a flow proof's hot path)
+        return None
+    include = "*" if included is None else str(included).strip()
     if include != "*":
         if port in _port_list(include):
             return None
         return f"{INCLUDE_INBOUND}: \"{include}\""
-    if port in _port_list(str(annotations.get(EXCLUDE_INBOUND, ""))):
-        return f"{EXCLUDE_INBOUND}: \"{annotations.get(EXCLUDE_INBOUND)}\""
+    if port in _port_list(str(excluded or "")):
+        return f"{EXCLUDE_INBOUND}: \"{excluded}\""
     return None
 
 
