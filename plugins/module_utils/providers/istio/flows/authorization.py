@@ -20,8 +20,12 @@ class AuthorizationPolicies(FlowRule):
     enforced. In order: a matching DENY denies; with no ALLOW policy the request is allowed;
     a matching ALLOW allows; otherwise it is denied (``spec: {}`` allows nothing). Over TCP
     an ALLOW rule with HTTP-only fields (methods, paths, hosts, request principals) is
-    dropped, and a DENY rule loses them. A denied HTTP request gets 403; TCP, a closed
-    connection. CUSTOM policies are left to their provider.
+    dropped, and a DENY rule loses them; a request is TCP there when the flow is, or when
+    the Services that send to the destination's port name it a protocol that is not
+    HTTP's (the sidecar's inbound side serves the port as the Service declares it:
+    https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
+    A denied HTTP request gets 403; TCP, a closed connection. CUSTOM policies are left to
+    their provider.
 
     Follows https://istio.io/latest/docs/reference/config/security/authorization-policy/
     ("If there are any DENY policies that match the request, deny the request. If there are
@@ -45,6 +49,11 @@ class AuthorizationPolicies(FlowRule):
         if any(p.action == "CUSTOM" for p in policies):
             facts.notes.append("a CUSTOM policy's provider decides too")
         http = flow.protocol in HTTP_PROTOCOLS and facts.sends != "tls"
+        tcp_by = view.inbound_tcp(destination) if http else None
+        if tcp_by is not None:
+            http = False
+            facts.notes.append(f"port {destination.port} is TCP on the destination's "
+                               f"sidecar ({tcp_by}): no HTTP field of a rule applies")
         fqdn = view.destination_fqdn(destination)
         # one policy list per set of policies (``compiled_policies``): its identity stands
         # for the set while the view lives
@@ -64,9 +73,14 @@ class AuthorizationPolicies(FlowRule):
         if verdict is not None:
             return verdict
         assert deciding is not None
+        fix = _fix(step, deciding)
+        if tcp_by is not None:
+            fix = (f"port {destination.port} is TCP on the destination's sidecar ({tcp_by}), "
+                   "where Istio drops an ALLOW rule's HTTP fields (methods, paths): declare "
+                   f"the port HTTP (a name http-...), or admit it by port; else {fix}")
         return refused(FORBIDDEN if http else RESET,
                        f"{deciding.display} ({deciding.spec.get('action') or 'ALLOW'}) "
-                       "refuses it", deciding.display, _fix(step, deciding))
+                       "refuses it", deciding.display, fix)
 
 
 def _decision(results: list[tuple[Request | None, bool, CompiledPolicy | None]],

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ....estate.callers import is_gateway
+from ....estate.hosts import HostEntry
 from ....estate.index import MeshIndex
 from ....estate.objects import Resource, Workload, as_list, as_mapping, as_strings
 from ....flows.evaluate import MeshState
 from ....flows.model import Destination, Peer
 from ....kube import LabelPostings, selector_matches
+from ..ports import port_protocol
 from .policies import CompiledPolicy, compile_policy
 
 DRY_RUN = "istio.io/dry-run"
@@ -75,6 +77,7 @@ class IstioView:
         self._by_policies: dict[tuple[int, str], list[CompiledPolicy]] = {}
         self._policy_sets: dict[tuple[int, ...], list[CompiledPolicy]] = {}
         self.memo: dict[tuple[Any, ...], Any] = {}  # the rules' own look-ups
+        self._services: dict[str, list[HostEntry]] | None = None  # by namespace, with pods
 
     # ---- proxies
 
@@ -156,6 +159,49 @@ class IstioView:
     def destination_fqdn(self, destination: Destination) -> str:
         service = destination.service or destination.name
         return f"{service}.{destination.namespace}.{DOMAIN}"
+
+    def inbound_tcp(self, destination: Destination) -> str | None:
+        """The Service port that makes the destination's workload port TCP on its sidecar's
+        inbound side (named, or ``appProtocol``, as a protocol that is not HTTP's), when
+        every port of the Services selecting the workload that sends to it does; None when
+        one of them is HTTP, or leaves the protocol to be sniffed, or none sends to it
+        (sniffed too). There the HTTP fields of an AuthorizationPolicy rule do not apply."""
+        workload = destination.workload
+        if workload is None:
+            return None
+        key = ("inbound tcp", id(workload), destination.port)
+        if key in self.memo:
+            return self.memo[key]
+        found: str | None = None
+        # the state's own Services (the rendered ones too, such as a StatefulSet's -peers
+        # Service), by their selectors: the flow's workload is the estate's object
+        if self._services is None:
+            self._services = {}
+            for resource in self.index.of_kind("Service"):
+                entry = self.index.service(resource.namespace, resource.name)
+                if entry is not None and entry.selector:
+                    self._services.setdefault(resource.namespace, []).append(entry)
+        for entry in self._services.get(destination.namespace, ()):
+            if not selector_matches(entry.selector, workload.labels):
+                continue
+            for port in entry.ports:
+                target = port.get("targetPort")
+                number = workload.port_number(target if target is not None
+                                              else port.get("number"))
+                if number != destination.port:
+                    continue
+                protocol = port_protocol(port)
+                if protocol is None or protocol in _INBOUND_HTTP:
+                    self.memo[key] = None
+                    return None
+                found = found or (f"{entry.resource.display} port "
+                                  f"{port.get('name') or port.get('number')} ({protocol})")
+        self.memo[key] = found
+        return found
+
+
+# what a sidecar's inbound side handles as HTTP (``ports.port_protocol``'s names)
+_INBOUND_HTTP = frozenset({"http", "http2", "grpc", "grpc-web", "http_proxy"})
 
 
 # An AuthorizationPolicy's targetRefs and its selector's labels, read once
