@@ -103,16 +103,43 @@ def inbound_rules(intent: Intent, service: Service) -> list[dict[str, Any]]:
     requests carry no principal: https://istio.io/latest/docs/concepts/security/
     #dependency-on-mutual-tls)."""
     rules = []
+    tcp = tcp_ports(service)
     for caller in intent.inbound_callers(service, scrapes_identity=SCRAPES_IDENTITY):
-        to = [{"operation": {"ports": [str(p) for p in caller.ports],
-                             "methods": ["GET"] if caller.paths else None,
-                             "paths": list(caller.paths) or None}}] if caller.ports else None
+        to = None
+        if caller.ports:
+            # a scrape's method and path on HTTP ports; on a TCP port Istio would drop the
+            # whole rule for them, so there it is admitted by port
+            http = [p for p in caller.ports if not caller.paths or p not in tcp]
+            to = [{"operation": {"ports": [str(p) for p in http],
+                                 "methods": ["GET"] if caller.paths else None,
+                                 "paths": list(caller.paths) or None}}] if http else []
+            others = [str(p) for p in caller.ports if caller.paths and p in tcp]
+            if others:
+                to.append({"operation": {"ports": others}})
         from_ = None
         if caller.identity:
             from_ = [{"source": {"principals": [
                 f"{intent.trust_domain}/ns/{caller.namespace}/sa/{caller.account}"]}}]
         rules.append({"from": from_, "to": to})
     return rules
+
+
+# the intent's protocols a sidecar's inbound side serves as HTTP
+_HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC"})
+
+
+def tcp_ports(service: Service) -> frozenset[int]:
+    """The service's workload ports its sidecar serves as TCP: every port of the service
+    (and of its ``-peers`` Service, ``traffic.py``) that sends there names a protocol that
+    is not HTTP's. An AuthorizationPolicy rule with HTTP fields (methods, paths) does not
+    apply there: https://istio.io/latest/docs/tasks/security/authorization/authz-tcp/."""
+    protocols: dict[int, set[str]] = {}
+    for port in service.ports:
+        protocols.setdefault(port.target_port or port.port, set()).add(port.protocol.upper())
+    for port in service.peer_ports:
+        protocols.setdefault(port.port, set()).add(port.protocol.upper())
+    return frozenset(number for number, found in protocols.items()
+                     if not found & _HTTP_PROTOCOLS)
 
 
 def exempt_inbound(intent: Intent, service: Service, rule: dict[str, Any]) -> dict[str, Any]:
