@@ -102,25 +102,28 @@ def inbound_rules(intent: Intent, service: Service) -> list[dict[str, Any]]:
     principal, or, for callers without a mesh identity, by port alone (their plaintext
     requests carry no principal: https://istio.io/latest/docs/concepts/security/
     #dependency-on-mutual-tls)."""
-    rules = []
+    rules: list[dict[str, Any]] = []
     tcp = tcp_ports(service)
     for caller in intent.inbound_callers(service, scrapes_identity=SCRAPES_IDENTITY):
-        to = None
-        if caller.ports:
-            # a scrape's method and path on HTTP ports; on a TCP port Istio would drop the
-            # whole rule for them, so there it is admitted by port
-            http = [p for p in caller.ports if not caller.paths or p not in tcp]
-            to = [{"operation": {"ports": [str(p) for p in http],
-                                 "methods": ["GET"] if caller.paths else None,
-                                 "paths": list(caller.paths) or None}}] if http else []
-            others = [str(p) for p in caller.ports if caller.paths and p in tcp]
-            if others:
-                to.append({"operation": {"ports": others}})
         from_ = None
         if caller.identity:
             from_ = [{"source": {"principals": [
                 f"{intent.trust_domain}/ns/{caller.namespace}/sa/{caller.account}"]}}]
-        rules.append({"from": from_, "to": to})
+        if not caller.ports:
+            rules.append({"from": from_, "to": None})
+            continue
+        # a scrape's method and path on the HTTP ports; on a TCP port Istio drops a rule
+        # with any HTTP field (every operation of it), so a rule of its own admits those
+        # by port
+        http = [p for p in caller.ports if not caller.paths or p not in tcp]
+        if http:
+            operation: dict[str, list[str] | None] = {
+                "ports": [str(p) for p in http], "methods": ["GET"] if caller.paths else None,
+                "paths": list(caller.paths) or None}
+            rules.append({"from": from_, "to": [{"operation": operation}]})
+        others = [str(p) for p in caller.ports if caller.paths and p in tcp]
+        if others:
+            rules.append({"from": from_, "to": [{"operation": {"ports": others}}]})
     return rules
 
 

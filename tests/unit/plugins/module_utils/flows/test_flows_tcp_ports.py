@@ -74,10 +74,10 @@ def test_an_http_or_sniffed_port_takes_the_rules_http_fields(name):
     assert check_lines(ESTATE.format(name=name), "istio") == []
 
 
-def stage(tmp_path: Path, crd_dir: Path) -> Any:
+def stage(tmp_path: Path, crd_dir: Path, provider: str = "istio") -> Any:
     """kafka's peers talk on 9404 (TCP, its -peers Service), where Prometheus scrapes too."""
     variables = {
-        "mesh_environment": "dev", "mesh_stage": "authorization", "mesh_provider": "istio",
+        "mesh_environment": "dev", "mesh_stage": "authorization", "mesh_provider": provider,
         "mesh_services": [
             {"name": "kafka", "namespace": "data", "kind": "StatefulSet",
              "ports": [{"name": "http-admin", "port": 8080},
@@ -97,7 +97,22 @@ def test_prometheus_is_admitted_by_port_on_a_tcp_port(tmp_path, crd_dir):
                  if item.obj["kind"] == "AuthorizationPolicy"
                  and item.obj["metadata"]["name"] == "kafka-allow"]
     scrape = [rule for rule in policy["spec"]["rules"] if "from" not in rule]
-    assert scrape == [{"to": [
-        {"operation": {"ports": ["8080"], "methods": ["GET"], "paths": ["/metrics"]}},
-        {"operation": {"ports": ["9404"]}}]}]
+    # two rules: Istio drops a whole rule on a TCP port when any operation has HTTP fields
+    assert scrape == [
+        {"to": [{"operation": {"ports": ["8080"], "methods": ["GET"], "paths": ["/metrics"]}}]},
+        {"to": [{"operation": {"ports": ["9404"]}}]}]
+    rows = [line for line in rendered.flows.section
+            if "(data/kafka:9404) http GET /metrics" in line]
+    assert len(rows) == 1 and "| allowed |" in rows[0]
     assert rendered.flows.counts["breaks"] == 0
+
+
+def test_linkerd_admits_prometheus_on_the_server_of_a_port_it_cannot_route(tmp_path, crd_dir):
+    """A route holds the scrape's GET on the HTTP port; the TCP peer port has no route, so
+    Prometheus is admitted on its Server (it was left out, and the scrape refused)."""
+    rendered = stage(tmp_path, crd_dir, "linkerd")
+    rows = [line for line in rendered.flows.section
+            if "(data/kafka:9404) http GET /metrics" in line]
+    assert len(rows) == 1 and "| allowed |" in rows[0]
+    assert rendered.flows.counts["breaks"] == 0 and rendered.flows.counts["refused"] == 0
+
