@@ -20,6 +20,7 @@ Pure, like ``collect.py``, whose collector it adds to.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..estate.callers import OutsideCall, outside_calls, scrapers
@@ -137,16 +138,29 @@ def caller_flows(collector: Collector, intent: Intent) -> None:
             service = intent.by_name.get(name)
             if service is None:
                 continue
-            for destination in collector.destinations_of(service):
+            via = f"mesh_external_callers[{number}].calls[{position}]"
+            for destination in [*collector.destinations_of(service),
+                                *_peer_destinations(collector, service, ports)]:
                 if destination.kind != "workload" or destination.port not in ports:
                     continue
                 protocol = "tls" if caller.kind == "kube-apiserver" else \
                     collector.protocol(destination)
                 for source in sources:
                     collector.add(Flow(
-                        source, destination, protocol, origin, request,
-                        via=f"mesh_external_callers[{number}].calls[{position}]",
+                        source, destination, protocol, origin, request, via=via,
                         addressed="pod" if caller.kind == "prometheus" else "service"))
+
+
+def _peer_destinations(collector: Collector, service: Service,
+                       ports: Sequence[int]) -> list[Destination]:
+    """The service's workloads on the peer ports ``ports`` name that no port of its Service
+    declares (a call names its workload ports, peer ports included): reached at the pods'
+    own addresses, as the peers reach them."""
+    declared = {p.target_port or p.port for p in service.ports}
+    wanted = [p.port for p in service.peer_ports if p.port in ports and p.port not in declared]
+    return [Destination("workload", workload.namespace, workload.resource.name, port,
+                        _declaring(collector.estate, workload, port), workload=workload)
+            for workload in collector.workloads_of(service) for port in wanted]
 
 
 def caller_peers(collector: Collector, caller: ExternalCaller) -> list[Peer]:

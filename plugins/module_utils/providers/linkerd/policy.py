@@ -387,12 +387,21 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
 
 def _inbound(intent: Intent, service: Service, policy: ServicePolicy) -> None:
     """The callers no ``calls`` names (``Intent.inbound_callers``): its peers and callers
-    outside the catalogue, each on its ports; without a mesh identity, from any network."""
+    outside the catalogue, each on its ports; without a mesh identity, from any network. A
+    scrape's GET of its path is a route on the ports Linkerd routes; on the others (a peer
+    port, a TCP port) no route can hold it, so the scraper is admitted on the Server."""
+    unroutable = {port.target_port or port.port for port in service_ports(service)
+                  if port.protocol not in ROUTABLE_PROTOCOLS}
     for caller in intent.inbound_callers(service):
         client = (identity_client(str(caller.namespace), caller.account, intent.trust_domain)
                   if caller.account is not None else ALL)
         matches = tuple(RouteMatch("GET", PathMatch("Exact", path)) for path in caller.paths)
-        policy.allow.append(PolicyRule(frozenset({client}), matches, caller.ports))
+        routed = tuple(p for p in caller.ports if not matches or p not in unroutable)
+        if routed:
+            policy.allow.append(PolicyRule(frozenset({client}), matches, routed))
+        served = tuple(p for p in caller.ports if matches and p in unroutable)
+        if served:
+            policy.allow.append(PolicyRule(frozenset({client}), (), served))
         if policy.only is not None:
             policy.only = union(policy.only, {client})
 
