@@ -44,6 +44,16 @@ KUBELET = Peer("kubelet", "", "kubelet", proxy=False)
 OUTSIDE = Peer("external", "", "a client outside the cluster", proxy=False)
 
 
+# Istio's mesh-wide STRICT mTLS, a document to append to YAML text
+STRICT_MESH = """
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+"""
+
+
 def manifest_resources(text: str) -> list[Any]:
     """The resources of YAML text, read as ``meshstage check`` reads a file."""
     manifests = Manifests()

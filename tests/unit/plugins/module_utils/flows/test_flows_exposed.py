@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import EXPOSED_WEB, check_lines, manifest_resources
+from flow_helpers import EXPOSED_WEB, STRICT_MESH, check_lines, manifest_resources
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import (
@@ -34,13 +34,6 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: shop{meta}}
 ---""" + EXPOSED_WEB
-STRICT = """
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
-"""
 ISTIO = ", labels: {istio-injection: enabled}"
 LINKERD = (", annotations: {linkerd.io/inject: enabled, "
            "config.linkerd.io/default-inbound-policy: all-authenticated}")
@@ -112,7 +105,7 @@ spec:
 
 
 def test_istio_a_load_balancer_to_a_strict_port_is_refused_until_the_port_is_permissive():
-    (line,) = check_lines(SHOP.replace("{meta}", ISTIO) + STRICT, "istio")
+    (line,) = check_lines(SHOP.replace("{meta}", ISTIO) + STRICT_MESH, "istio")
     assert "a client outside the cluster -> web-external (shop/web:8080) http [exposed: " \
            "Service shop/web-external (type LoadBalancer, port 80)]" in line
     assert "kind external-clients" in line
@@ -125,7 +118,7 @@ spec:
   selector: {matchLabels: {app: web}}
   portLevelMtls: {8080: {mode: PERMISSIVE}}
 """
-    assert check_lines(SHOP.replace("{meta}", ISTIO) + STRICT + permissive, "istio") == []
+    assert check_lines(SHOP.replace("{meta}", ISTIO) + STRICT_MESH + permissive, "istio") == []
 
 
 def test_linkerd_a_load_balancer_is_refused_by_all_authenticated_until_a_server_admits_it():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import EXPOSED_WEB, check_lines, manifest_resources
+from flow_helpers import EXPOSED_WEB, STRICT_MESH, check_lines, manifest_resources
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.analyze.analysis import analyze
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import FlowProofError
@@ -25,13 +25,6 @@ from ansible_collections.meshstage.mesh.plugins.module_utils.providers.istio.por
 
 INCLUDE = "traffic.sidecar.istio.io/includeInboundPorts"
 EXCLUDE = "traffic.sidecar.istio.io/excludeInboundPorts"
-STRICT = """
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
-"""
 
 
 @pytest.mark.parametrize("annotations,port,left_out", [
@@ -58,7 +51,7 @@ def exposed_web(annotations: str = "") -> str:
     web = EXPOSED_WEB.replace("metadata: {labels: {app: web}}",
                               f"metadata: {{labels: {{app: web}}, annotations: {{{annotations}}}}}")
     return ("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: "
-            "{istio-injection: enabled}}\n---" + web + STRICT)
+            "{istio-injection: enabled}}\n---" + web + STRICT_MESH)
 
 
 def test_a_plaintext_client_reaches_a_port_the_sidecar_does_not_capture():

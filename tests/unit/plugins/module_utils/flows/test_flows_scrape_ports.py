@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_helpers import check_lines, manifest_resources
+from flow_helpers import STRICT_MESH, check_lines, manifest_resources
 
 from ansible_collections.meshstage.mesh.plugins.module_utils import pipeline
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import FlowProofError
@@ -72,13 +72,6 @@ SCRAPE = 'prometheus.io/scrape: "true"'
 LINKERD = (", annotations: {linkerd.io/inject: enabled, "
            "config.linkerd.io/default-inbound-policy: all-authenticated}")
 ISTIO = ", labels: {istio-injection: enabled}"
-STRICT = """
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
-"""
 
 
 def estate(annotations: str, meta: str = "") -> str:
@@ -159,9 +152,9 @@ def test_linkerd_refuses_an_unmeshed_scraper_on_every_declared_port():
 def test_istio_merges_the_metrics_unless_told_not_to():
     """Merging serves an annotation scrape on the agent's port 15020, outside STRICT; with
     it off, each declared port is scraped through the sidecar, in plaintext."""
-    assert check_lines(estate(SCRAPE, ISTIO) + STRICT, "istio") == []
+    assert check_lines(estate(SCRAPE, ISTIO) + STRICT_MESH, "istio") == []
     lines = check_lines(estate(f'{SCRAPE}, prometheus.istio.io/merge-metrics: "false"', ISTIO)
-                        + STRICT, "istio")
+                        + STRICT_MESH, "istio")
     assert sorted(int(line.split("(shop/cache:")[1].split(")")[0]) for line in lines) == \
         [8080, 9102, 9121]
 
