@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ....estate.callers import is_gateway
-from ....estate.hosts import HostEntry
 from ....estate.index import MeshIndex
 from ....estate.objects import Resource, Workload, as_list, as_mapping, as_strings
 from ....flows.evaluate import MeshState
@@ -77,7 +76,6 @@ class IstioView:
         self._by_policies: dict[tuple[int, str], list[CompiledPolicy]] = {}
         self._policy_sets: dict[tuple[int, ...], list[CompiledPolicy]] = {}
         self.memo: dict[tuple[Any, ...], Any] = {}  # the rules' own look-ups
-        self._services: dict[str, list[HostEntry]] | None = None  # by namespace, with pods
 
     # ---- proxies
 
@@ -166,24 +164,19 @@ class IstioView:
         every port of the Services selecting the workload that sends to it does; None when
         one of them is HTTP, or leaves the protocol to be sniffed, or none sends to it
         (sniffed too). There the HTTP fields of an AuthorizationPolicy rule do not apply."""
-        workload = destination.workload
-        if workload is None:
+        if destination.workload is None:
             return None
-        key = ("inbound tcp", id(workload), destination.port)
+        key = ("inbound tcp", id(destination.workload), destination.port)
         if key in self.memo:
             return self.memo[key]
+        # the state's own workload of the flow's (the estate's) object, and the Services
+        # selecting it there: the rendered ones too, such as a StatefulSet's -peers Service
+        workload = self.index.workload_for(destination.workload.resource)
         found: str | None = None
-        # the state's own Services (the rendered ones too, such as a StatefulSet's -peers
-        # Service), by their selectors: the flow's workload is the estate's object
-        if self._services is None:
-            self._services = {}
-            for resource in self.index.of_kind("Service"):
-                entry = self.index.service(resource.namespace, resource.name)
-                if entry is not None and entry.selector:
-                    self._services.setdefault(resource.namespace, []).append(entry)
-        for entry in self._services.get(destination.namespace, ()):
-            if not selector_matches(entry.selector, workload.labels):
-                continue
+        self.memo[key] = None
+        if workload is None:
+            return None
+        for entry in self.index.services_selecting(workload):
             for port in entry.ports:
                 target = port.get("targetPort")
                 number = workload.port_number(target if target is not None
@@ -192,7 +185,6 @@ class IstioView:
                     continue
                 protocol = port_protocol(port)
                 if protocol is None or protocol in _INBOUND_HTTP:
-                    self.memo[key] = None
                     return None
                 found = found or (f"{entry.resource.display} port "
                                   f"{port.get('name') or port.get('number')} ({protocol})")
