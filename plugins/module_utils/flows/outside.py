@@ -157,10 +157,15 @@ def _peer_destinations(collector: Collector, service: Service,
     declares (a call names its workload ports, peer ports included): reached at the pods'
     own addresses, as the peers reach them."""
     declared = {p.target_port or p.port for p in service.ports}
-    wanted = [p.port for p in service.peer_ports if p.port in ports and p.port not in declared]
+    return _on_pods(collector, service, [p.port for p in service.peer_ports
+                                         if p.port in ports and p.port not in declared])
+
+
+def _on_pods(collector: Collector, service: Service, ports: Sequence[int]) -> list[Destination]:
+    """Each workload of ``service`` on each of ``ports``, at its pods' own addresses."""
     return [Destination("workload", workload.namespace, workload.resource.name, port,
                         _declaring(collector.estate, workload, port), workload=workload)
-            for workload in collector.workloads_of(service) for port in wanted]
+            for workload in collector.workloads_of(service) for port in ports]
 
 
 def caller_peers(collector: Collector, caller: ExternalCaller) -> list[Peer]:
@@ -182,17 +187,13 @@ def peer_flows(collector: Collector, intent: Intent) -> None:
     for number, service in enumerate(intent.services):
         if not service.peer_ports:
             continue
-        workloads = collector.workloads_of(service)
+        protocols = {port.port: _PROTOCOLS.get(port.protocol, "tcp")
+                     for port in service.peer_ports}
+        destinations = _on_pods(collector, service, list(protocols))
         for source in collector.sources_of(service):
-            for workload in workloads:
-                for port in service.peer_ports:
-                    collector.add(Flow(
-                        source, Destination("workload", workload.namespace,
-                                            workload.resource.name, port.port,
-                                            _declaring(collector.estate, workload, port.port),
-                                            workload=workload),
-                        _PROTOCOLS.get(port.protocol, "tcp"), "peers",
-                        via=f"mesh_services[{number}].peer_ports", addressed="pod"))
+            for destination in destinations:
+                collector.add(Flow(source, destination, protocols[destination.port], "peers",
+                                   via=f"mesh_services[{number}].peer_ports", addressed="pod"))
 
 
 def _declaring(index: MeshIndex, workload: Workload, port: int) -> str | None:
