@@ -21,7 +21,7 @@ from typing import Any
 
 from ..kube import selector_matches
 from .index import MeshIndex
-from .objects import Resource, Workload, as_list, as_mapping, as_strings
+from .objects import Resource, Workload, as_list, as_mapping
 
 # Ingress classes and Gateway controllers that are the mesh's own gateways (in the mesh)
 MESH_INGRESS = frozenset({"istio.io/ingress-controller", "istio.io/gateway-controller"})
@@ -287,11 +287,10 @@ def _scrapes(index: MeshIndex) -> Iterator[OutsideCall]:
                                   number, "Prometheus", str(endpoint.get("path") or "/metrics"),
                                   tls=as_mapping(endpoint.get("tlsConfig")) or None)
     for workload in index.workloads:
-        annotations = as_strings(workload.annotations)
         for port in annotation_scrape_ports(workload):
             yield OutsideCall("scrape", workload.resource, f"annotation {SCRAPE}", callers,
                               workload, port, "Prometheus",
-                              annotations.get("prometheus.io/path", "/metrics"))
+                              workload.annotations.get("prometheus.io/path", "/metrics"))
 
 
 def annotation_scrape_ports(workload: Workload) -> list[int]:
@@ -312,10 +311,9 @@ def annotation_scrape_ports(workload: Workload) -> list[int]:
     without one, scraped on the scheme's default port, which no declared port says the
     application serves: it is not taken as a call. A UDP or SCTP port is never one HTTP
     reaches."""
-    annotations = as_strings(workload.annotations)
-    if annotations.get(SCRAPE) != "true":
+    if workload.annotations.get(SCRAPE) != "true":
         return []
-    port = annotations.get(SCRAPE_PORT, "")
+    port = workload.annotations.get(SCRAPE_PORT, "")
     if port.isdigit():
         return [int(port)]
     return list(dict.fromkeys(number for _name, number in workload.container_ports(
