@@ -22,6 +22,7 @@ from ...intent.model import AuthorizationRule, Intent, Service, ServiceAuthoriza
 from ...plan.callers import disabled_ports, has_sidecar, plaintext_callers
 from ...plan.model import PlannedObject
 from ...plan.model import template_meta as _meta
+from ..gatewayapi.routes import ROUTABLE_PROTOCOLS
 from .api import DRY_RUN, SECURITY
 
 # Prometheus scraping a pod IP through its Istio sidecar sends plaintext: its scrapes carry
@@ -127,22 +128,19 @@ def inbound_rules(intent: Intent, service: Service) -> list[dict[str, Any]]:
     return rules
 
 
-# the intent's protocols a sidecar's inbound side serves as HTTP
-_HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC"})
-
-
 def tcp_ports(service: Service) -> frozenset[int]:
     """The service's workload ports its sidecar serves as TCP: every port of the service
     (and of its ``-peers`` Service, ``traffic.py``) that sends there names a protocol that
-    is not HTTP's. An AuthorizationPolicy rule with HTTP fields (methods, paths) does not
-    apply there: https://istio.io/latest/docs/tasks/security/authorization/authz-tcp/."""
+    is not HTTP's (``ROUTABLE_PROTOCOLS``, as Linkerd's policy reads them). An
+    AuthorizationPolicy rule with HTTP fields (methods, paths) does not apply there:
+    https://istio.io/latest/docs/tasks/security/authorization/authz-tcp/."""
     protocols: dict[int, set[str]] = {}
     for port in service.ports:
         protocols.setdefault(port.target_port or port.port, set()).add(port.protocol.upper())
     for port in service.peer_ports:
         protocols.setdefault(port.port, set()).add(port.protocol.upper())
     return frozenset(number for number, found in protocols.items()
-                     if not found & _HTTP_PROTOCOLS)
+                     if not found & set(ROUTABLE_PROTOCOLS))
 
 
 def exempt_inbound(intent: Intent, service: Service, rule: dict[str, Any]) -> dict[str, Any]:
