@@ -10,9 +10,14 @@ from ._linkerd import PROXY_PORTS, linkerd_objects, server_workloads
 
 
 class LinkerdServerPortAnalyzer(Analyzer):
-    """Linkerd Servers whose ``port`` (a number, or a container port's name) is a port none
-    of the pods they select declares, so the policy meant for it protects nothing (Error),
-    and Servers whose ``podSelector`` selects no pod of their namespace (Warning). The
+    """Linkerd Servers whose ``port`` names a container port none of the pods they select
+    declares, so the policy meant for it protects nothing (Error), and Servers whose
+    ``podSelector`` selects no pod of their namespace (Warning). A port by number applies
+    whether or not a container declares it: the policy controller takes a number as it is
+    and looks only a name up in the pods' ports (``Pod::select_ports`` in ``policy-controller/
+    k8s/index/src/inbound/index.rs``), and the proxy has discovered the policy of ports its
+    pod does not declare since Linkerd 2.12 (linkerd/linkerd2-proxy#1677, fixing
+    linkerd/linkerd2#7640). Many workloads declare no ``containerPort`` at all. The
     proxy's own ports (``linkerd-admin`` 4191, ``linkerd-proxy`` 4143) exist on every
     injected pod. A selector on the labels Linkerd's injector adds to the pods it meshes
     (``linkerd.io/control-plane-ns``, as ``linkerd viz allow-scrapes`` writes) selects the
@@ -70,6 +75,13 @@ class LinkerdServerPortAnalyzer(Analyzer):
         ---
         apiVersion: policy.linkerd.io/v1beta3
         kind: Server
+        metadata: {name: authors-admin-http, namespace: booksapp}
+        spec:
+          podSelector: {matchLabels: {app: authors}}
+          port: 7002
+        ---
+        apiVersion: policy.linkerd.io/v1beta3
+        kind: Server
         metadata: {name: authors-admin, namespace: booksapp}
         spec:
           podSelector: {matchLabels: {app: authors}}
@@ -120,13 +132,10 @@ class LinkerdServerPortAnalyzer(Analyzer):
                 continue
             port = server.spec.get("port")
             declared = {p for w in workloads for p in w.container_ports()}
-            if port in PROXY_PORTS or port in PROXY_PORTS.values():
-                continue
-            if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
-                found = any(number == int(port) for _, number in declared)
-            else:
-                found = any(name == port for name, _ in declared)
-            if not found:
+            if port in PROXY_PORTS or port in PROXY_PORTS.values() or isinstance(port, int) \
+                    or (isinstance(port, str) and port.isdigit()):
+                continue  # a number applies to the pods' port whether declared or not
+            if not any(name == port for name, _ in declared):
                 ports = ", ".join(sorted({f"{n}/{name}" if name else str(n)
                                           for name, n in declared})) or "none"
                 yield self.finding(server, "MST0201", f"Port {port!r} matches no port of the "
