@@ -315,7 +315,8 @@ def annotation_scrape_ports(workload: Workload) -> list[int]:
         return []
     port = workload.annotations.get(SCRAPE_PORT, "")
     if port.isdigit():
-        return [int(port)]
+        # a number that is no port makes an address Prometheus cannot scrape: no call
+        return [int(port)] if 0 < int(port) < 65536 else []
     return list(dict.fromkeys(number for _name, number in workload.container_ports(
         native_sidecars=True, tcp_only=True)))
 

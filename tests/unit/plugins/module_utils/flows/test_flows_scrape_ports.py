@@ -91,6 +91,9 @@ def cache_workload(annotations: str) -> Any:
     # a number: that port alone, declared or not (the address rewrite takes any digits)
     (f'{SCRAPE}, prometheus.io/port: "9121"', [9121]),
     (f'{SCRAPE}, prometheus.io/port: "9999"', [9999]),
+    # digits that are no port (a typo): the target's address is invalid, nothing is scraped
+    (f'{SCRAPE}, prometheus.io/port: "80801"', []),
+    (f'{SCRAPE}, prometheus.io/port: "0"', []),
     # no number: every declared TCP port of the containers and the native sidecar, once;
     # not the UDP port, not the init container's, nothing for the container without ports
     (SCRAPE, [8080, 9121, 9102]),
