@@ -37,7 +37,7 @@ def _service_objects(service: Service, injected: Mapping[str, Any] | None = None
     container_ports = [{"name": p.name, "containerPort": p.target_port or p.port}
                        for p in service.ports]
     container_ports += [{"name": p.name, "containerPort": p.port}
-                        for p in service.undeclared_peer_ports()]
+                        for p in service.pod_only_ports()]
     spec: dict[str, Any] = {"selector": service.selector, "ports": ports}
     if service.kind == "StatefulSet":
         spec["clusterIP"] = "None"  # a StatefulSet's governing Service is headless

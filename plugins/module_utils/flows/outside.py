@@ -133,32 +133,41 @@ def caller_flows(collector: Collector, intent: Intent) -> None:
     for number, caller in enumerate(intent.external_callers):
         sources = caller_peers(collector, caller)
         origin = _ORIGINS[caller.kind]
-        request = Request("GET", caller.metrics_path) if caller.kind == "prometheus" else None
         for position, (name, ports) in enumerate(caller.calls):
             service = intent.by_name.get(name)
             if service is None:
                 continue
             via = f"mesh_external_callers[{number}].calls[{position}]"
-            for destination in [*collector.destinations_of(service),
-                                *_peer_destinations(collector, service, ports)]:
+            on_pods = _pod_only_destinations(collector, service, ports)
+            spoken = _pod_protocols(service) if caller.kind not in (
+                "prometheus", "kube-apiserver") else {}
+            for destination in [*collector.destinations_of(service), *on_pods]:
                 if destination.kind != "workload" or destination.port not in ports:
                     continue
                 protocol = "tls" if caller.kind == "kube-apiserver" else \
-                    collector.protocol(destination)
+                    spoken[destination.port] if destination.service is None and \
+                    destination.port in spoken else collector.protocol(destination)
+                paths = caller.paths_at(name, destination.port)
+                request = Request("GET", paths[0]) if paths else None
                 for source in sources:
                     collector.add(Flow(
                         source, destination, protocol, origin, request, via=via,
                         addressed="pod" if caller.kind == "prometheus" else "service"))
 
 
-def _peer_destinations(collector: Collector, service: Service,
-                       ports: Sequence[int]) -> list[Destination]:
-    """The service's workloads on the peer ports ``ports`` name that no port of its Service
-    declares (a call names its workload ports, peer ports included): reached at the pods'
-    own addresses, as the peers reach them."""
-    declared = {p.target_port or p.port for p in service.ports}
-    return _on_pods(collector, service, [p.port for p in service.peer_ports
-                                         if p.port in ports and p.port not in declared])
+def _pod_only_destinations(collector: Collector, service: Service,
+                           ports: Sequence[int]) -> list[Destination]:
+    """The service's workloads on the ports ``ports`` name that no port of its Service
+    declares (its undeclared peer ports, its ``pod_ports``): reached at the pods' own
+    addresses."""
+    return _on_pods(collector, service, [p.port for p in service.pod_only_ports()
+                                         if p.port in ports])
+
+
+def _pod_protocols(service: Service) -> dict[int, str]:
+    """What is spoken on the service's ``pod_ports`` and peer ports, as the intent says."""
+    return {p.port: _PROTOCOLS.get(p.protocol, "tcp")
+            for p in (*service.peer_ports, *service.pod_ports)}
 
 
 def _on_pods(collector: Collector, service: Service, ports: Sequence[int]) -> list[Destination]:

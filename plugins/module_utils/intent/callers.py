@@ -69,18 +69,24 @@ def parse_external_callers(check: Checker, value: Any,
                 continue
             account = optional(check, data, "service_account", path, check.dns_subdomain, name)
             inject = optional(check, data, "inject", path, check.boolean, False)
-        calls = _calls(check, data["calls"], join_path(path, "calls"), by_name)
+        paths: dict[tuple[str, int], str] = {}
+        calls = _calls(check, data["calls"], join_path(path, "calls"), by_name,
+                       paths if kind == "prometheus" else None)
         if namespace is None and kind not in OUTSIDE_CALLER_KINDS:
             continue
         callers.append(ExternalCaller(name=name, kind=kind, namespace=namespace,
                                       service_account=account, inject=inject,
-                                      calls=tuple(calls), metrics_path=metrics_path))
+                                      calls=tuple(calls), metrics_path=metrics_path,
+                                      scrape_paths=tuple((n, p, found) for (n, p), found
+                                                         in paths.items())))
     return callers
 
 
-def _calls(check: Checker, value: Any, path: str,
-           by_name: Mapping[str, Service]) -> list[tuple[str, tuple[int, ...]]]:
-    """``service`` (every port) or ``service:port`` (a workload port of it)."""
+def _calls(check: Checker, value: Any, path: str, by_name: Mapping[str, Service],
+           paths: dict[tuple[str, int], str] | None) -> list[tuple[str, tuple[int, ...]]]:
+    """``service`` (every port) or ``service:port`` (a workload port of it), each followed
+    by the path a scrape GETs there when it is not ``metrics_path`` (Prometheus only:
+    ``paths`` collects them)."""
     items = check.sequence(value, path)
     if not items and value is not None:
         check.error(path, value, "is not a non-empty list of services (or service:port)")
@@ -90,19 +96,36 @@ def _calls(check: Checker, value: Any, path: str,
         text = check.string(item, item_path)
         if text is None:
             continue
+        text, slash, rest = text.partition("/")
+        scrape_path = slash + rest if slash else None
+        if scrape_path is not None:
+            if paths is None:
+                check.error(item_path, item, "names a path: a path is what a scrape GETs "
+                            "(kind: prometheus only)")
+                continue
+            if check.string(scrape_path, item_path, PROBE_PATH, "<service>[:<port>] and an "
+                            "exact path starting with '/' (no '*', '?', '#' or spaces)") is None:
+                continue
         name, _, port_text = text.partition(":")
         if check.unknown_service(name, item_path, by_name):
             continue
         service = by_name[name]
         ports = calls.setdefault(name, [])
         if not port_text:
-            ports.extend(p for p in service.workload_ports() if p not in ports)
+            named = [p for p in service.workload_ports() if p not in ports]
+            ports.extend(named)
+            if scrape_path is not None and paths is not None:
+                for port in service.workload_ports():
+                    paths[(name, port)] = scrape_path
             continue
-        known = {*service.workload_ports(), *(p.port for p in service.peer_ports)}
+        known = {*service.workload_ports(),
+                 *(p.port for p in (*service.peer_ports, *service.pod_ports))}
         if not port_text.isdigit() or int(port_text) not in known:
             shown = ", ".join(str(p) for p in sorted(known)) or "none declared"
             check.error(item_path, text, f"names no workload port of {name} (ports: {shown})")
             continue
         if int(port_text) not in ports:
             ports.append(int(port_text))
+        if scrape_path is not None and paths is not None:
+            paths[(name, int(port_text))] = scrape_path
     return [(name, tuple(ports)) for name, ports in calls.items()]

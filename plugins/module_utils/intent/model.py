@@ -197,6 +197,9 @@ class Service:
     init_network: bool = False
     # StatefulSet: the container ports its pods talk to each other on, pod to pod
     peer_ports: tuple[Port, ...] = ()
+    # container ports no Service declares, reached at the pods' own addresses by callers
+    # outside the catalogue (a metrics port Prometheus scrapes, an admin port)
+    pod_ports: tuple[Port, ...] = ()
     # hosts outside the cluster it calls (the items of ``calls`` with a dot)
     external_calls: tuple[ExternalHost, ...] = ()
 
@@ -225,6 +228,12 @@ class Service:
         """Peer ports that no port of the service declares (a Service must declare them)."""
         declared = set(self.workload_ports())
         return tuple(p for p in self.peer_ports if p.port not in declared)
+
+    def pod_only_ports(self) -> tuple[Port, ...]:
+        """The container ports that no port of the service declares: its undeclared peer
+        ports and its ``pod_ports``, reached only at the pods' own addresses. The callers of
+        the catalogue reach the service through its Service, so not on these."""
+        return (*self.undeclared_peer_ports(), *self.pod_ports)
 
 
 @dataclass(frozen=True)
@@ -259,11 +268,22 @@ class ExternalCaller:
     inject: bool                   # it runs with the mesh's proxy
     calls: tuple[tuple[str, tuple[int, ...]], ...]
     metrics_path: str = "/metrics"  # what Prometheus GETs
+    # (service, workload port, path): the calls that GET another path than metrics_path
+    scrape_paths: tuple[tuple[str, int, str], ...] = ()
 
     @property
     def paths(self) -> tuple[str, ...]:
         """The paths it requests (a scrape GETs one); none: anything."""
         return (self.metrics_path,) if self.kind == "prometheus" else ()
+
+    def paths_at(self, service: str, port: int) -> tuple[str, ...]:
+        """The paths it requests from ``service`` on ``port`` (none: anything)."""
+        if self.kind != "prometheus":
+            return ()
+        for name, number, path in self.scrape_paths:
+            if name == service and number == port:
+                return (path,)
+        return (self.metrics_path,)
 
     @property
     def title(self) -> str:
@@ -676,9 +696,12 @@ class Intent:
 
         for caller, ports in self._derived("_external_calls", build).get(service.name, ()):
             identity = caller.inject and (caller.kind != "prometheus" or scrapes_identity)
-            callers.append(InboundCaller(
+            by_paths: dict[tuple[str, ...], list[int]] = {}  # one caller per path it GETs
+            for port in ports or service.workload_ports():
+                by_paths.setdefault(caller.paths_at(service.name, port), []).append(port)
+            callers.extend(InboundCaller(
                 caller.title, caller.namespace, caller.service_account if identity else None,
-                ports or service.workload_ports(), caller.paths))
+                tuple(numbers), paths) for paths, numbers in by_paths.items())
         return tuple(callers)
 
     def plaintext_ports(self, service: Service, scrapes_identity: bool = True,
@@ -735,7 +758,7 @@ class Intent:
         if not self.stage.reached(Stage.INJECTION):
             return ()
         ports = {number for service in self.services
-                 for port in (*service.ports, *service.peer_ports)
+                 for port in (*service.ports, *service.peer_ports, *service.pod_ports)
                  if port.protocol in SERVER_FIRST_PROTOCOLS
                  for number in (port.port, port.target_port) if number}
         return tuple(sorted(ports))

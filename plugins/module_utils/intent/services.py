@@ -106,7 +106,7 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
         _external_host(check, call, join_path(calls_path, i))
         for i, call in enumerate(written) if external_call(call)) if found is not None)
     inject = optional(check, data, "inject", path, check.boolean, True)
-    workload = parse_workload(check, data, path)
+    workload = parse_workload(check, data, path, ports)
     ingress = optional(check, data, "ingress", path, check.boolean, False)
     hosts_path = join_path(path, "ingress_hosts")
     ingress_hosts = tuple(dict.fromkeys(

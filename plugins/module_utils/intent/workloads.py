@@ -23,11 +23,13 @@ from .model import JOB_KINDS, NATIVE_SIDECARS_SINCE, PROTOCOLS, WORKLOAD_KINDS, 
 
 KUBERNETES_VERSION = re.compile(r"^v?1\.[0-9]{1,3}(\.[0-9]{1,3})?$")
 
-WORKLOAD_KEYS = ("kind", "stops_proxy", "init_network", "peer_ports")
+WORKLOAD_KEYS = ("kind", "stops_proxy", "init_network", "peer_ports", "pod_ports")
 
 
-def parse_workload(check: Checker, data: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """The workload fields of one ``mesh_services`` item, as ``Service`` keywords."""
+def parse_workload(check: Checker, data: Mapping[str, Any], path: str,
+                   ports: tuple[Port, ...] = ()) -> dict[str, Any]:
+    """The workload fields of one ``mesh_services`` item, as ``Service`` keywords
+    (``ports``: its ports, parsed)."""
     kind = optional(check, data, "kind", path,
                     lambda v, p: check.choice(v, p, WORKLOAD_KINDS), "Deployment")
     stops_proxy = optional(check, data, "stops_proxy", path, check.boolean, False)
@@ -42,29 +44,60 @@ def parse_workload(check: Checker, data: Mapping[str, Any], path: str) -> dict[s
                     f"is for a StatefulSet, whose pods talk to each other by pod DNS name "
                     f"(kind: {kind}; set kind: StatefulSet)")
         peers = ()
+    pod_ports = _pod_ports(check, data, path, ports, peers)
     return {"kind": kind, "stops_proxy": stops_proxy, "init_network": init_network,
-            "peer_ports": peers}
+            "peer_ports": peers, "pod_ports": pod_ports}
 
 
-def _peer_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:
-    """Container ports, each a number or ``{port, protocol}`` (``TCP`` by default)."""
+def _pod_ports(check: Checker, data: Mapping[str, Any], path: str,
+               ports: tuple[Port, ...], peers: tuple[Port, ...]) -> tuple[Port, ...]:
+    """``pod_ports``: container ports that no port of the service declares (HTTP by
+    default: a metrics or admin port), neither a port's ``target_port`` (else ``port``) nor
+    a peer port."""
+    path = join_path(path, "pod_ports")
+    declared = {p.target_port or p.port: n for n, p in enumerate(ports)}
+    raw = data.get("pod_ports")
+    written = [item.get("port") if isinstance(item, Mapping) else item
+               for item in (raw if isinstance(raw, list) else ())]
+    kept = []
+    for port in _peer_ports(check, raw, path, "HTTP", "pod"):
+        at = join_path(path, written.index(port.port))
+        if port.port in declared:
+            check.error(at, port.port, f"is declared by the service's ports"
+                        f"[{declared[port.port]}]: its callers reach it through the Service "
+                        "(a caller names it <service>:<port>); list here only the ports no "
+                        "Service declares")
+        elif any(p.port == port.port for p in peers):
+            check.error(at, port.port, "is a peer port of the service (peer_ports) already")
+        else:
+            kept.append(port)
+    return tuple(kept)
+
+
+def _peer_ports(check: Checker, value: Any, path: str, default: str = "TCP",
+                what: str = "peer") -> tuple[Port, ...]:
+    """Container ports, each a number or ``{port, protocol}`` (``default`` when left out)."""
     ports: dict[int, Port] = {}
     for index, item in enumerate(check.sequence(value, path)):
         item_path = join_path(path, index)
+        written = item
         if isinstance(item, int) and not isinstance(item, bool):
             item = {"port": item}
+        elif not isinstance(item, Mapping):
+            check.error(item_path, item, "is not a container port number or {port, protocol}")
+            continue
         data = check.mapping(item, item_path, required=("port",), optional=("protocol",))
         if data is None:
             continue
         number = check.integer(data["port"], join_path(item_path, "port"), 1, 65535)
         protocol = optional(check, data, "protocol", item_path,
-                            lambda v, p: check.choice(v, p, PROTOCOLS), "TCP")
+                            lambda v, p: check.choice(v, p, PROTOCOLS), default)
         if number is None:
             continue
         if number in ports:
-            check.error(item_path, item, "is a duplicate peer port")
+            check.error(item_path, written, f"is a duplicate {what} port")
             continue
-        ports[number] = Port(name=f"peer-{number}", port=number, protocol=protocol)
+        ports[number] = Port(name=f"{what}-{number}", port=number, protocol=protocol)
     return tuple(ports.values())
 
 

@@ -12,6 +12,7 @@ Nothing here reads files or queries anything: the estate comes in as a ``MeshInd
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -132,8 +133,16 @@ class ExternalCallerDraft:
     pods: tuple[Workload, ...] = ()        # its pods the estate shows
     calls: dict[str, set[int]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
-    metrics_path: str = "/metrics"
+    # the path a scrape GETs, per (service, workload port) it scrapes
+    paths: dict[tuple[str, int], str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics_path(self) -> str:
+        """The path most of its scrapes GET (``/metrics`` when as many GET another)."""
+        counts = Counter(self.paths.values())
+        return max(sorted(counts), key=lambda p: (counts[p], p == "/metrics"),
+                   default="/metrics")
 
 
 @dataclass(eq=False)

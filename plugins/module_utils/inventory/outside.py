@@ -27,8 +27,11 @@ the flow proof use), each with what it was found from.
   never with the mesh's proxy.
   https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport
 
-Ports are the workload ports a call reaches (a Service port's ``targetPort``); a call to a
-port the service does not declare (nor its ``peer_ports``) is listed, not written.
+Ports are the workload ports a call reaches (a Service port's ``targetPort``). A scrape of a
+pod port that no port of the service declares (nor its ``peer_ports``), or a ``hostPort``
+that none does, makes it one of the service's ``pod_ports``, reached at the pods' own
+addresses; a call of any other kind to such a port (through a Service, which does not
+declare it) is listed, not written.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ..analyze.analyzers.port_name import port_protocol
 from ..estate.callers import OutsideCall, ingress_class, outside_calls, scrapers
 from ..estate.objects import Workload
 from ..intent.model import OUTSIDE_CALLER_KINDS
 from ..providers.registry import MESHES
 from .draft import Draft, ExternalCallerDraft, ServiceDraft
+from .services import guess_protocol_name
 from .workload_fields import PROXY_PORTS
 
 _GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
@@ -50,9 +55,9 @@ PROMETHEUS_PLACEHOLDER = ("monitoring", "prometheus")
 
 def workload_ports(service: ServiceDraft) -> set[int]:
     """The ports a caller reaches the service's pods on: each port's ``target_port`` (else
-    its ``port``), and its ``peer_ports``."""
+    its ``port``), its ``peer_ports`` and its ``pod_ports``."""
     return {int(p.get("target_port", p["port"])) for p in service.fields.get("ports") or []
-            } | _peer_ports(service)
+            } | _peer_ports(service) | _own_ports(service, "pod_ports")
 
 
 def find_external_callers(draft: Draft) -> None:
@@ -68,6 +73,10 @@ def find_external_callers(draft: Draft) -> None:
         if caller is None:
             continue
         port = call.port
+        if port is not None and port not in workload_ports(service) and \
+                call.kind in ("scrape", "exposed") and call.service is None and \
+                not any(port in r for r in PROXY_PORTS):
+            _pod_port(service, call, port)
         if port is None or port not in workload_ports(service):
             if port is not None and not any(port in r for r in PROXY_PORTS):
                 caller.notes.append(f"{call.origin.display} ({call.via}) reaches port {port} "
@@ -78,8 +87,8 @@ def find_external_callers(draft: Draft) -> None:
         source = f"{call.origin.display} ({call.via})"
         if source not in caller.sources:
             caller.sources.append(source)
-        if call.kind == "scrape" and call.path and call.path != "/metrics":
-            caller.metrics_path = call.path
+        if call.kind == "scrape":
+            caller.paths[(service.name, port)] = call.path or "/metrics"
     for name in [n for n, c in draft.external.items() if not c.calls]:
         del draft.external[name]
     _leave_catalogue(draft)
@@ -158,12 +167,17 @@ def external_entries(draft: Draft, notes: dict[str, list[str]]) -> list[dict[str
     sidecar = MESHES[draft.provider].sidecar
     for caller in sorted(draft.external.values(), key=lambda c: (c.kind, c.name)):
         calls = []
+        metrics_path = caller.metrics_path
         for name, ports in sorted(caller.calls.items()):
             service = draft.services.get(name)
             if service is None:
                 continue
-            every = workload_ports(service) - _peer_ports(service)
-            calls += [name] if ports == every else [f"{name}:{p}" for p in sorted(ports)]
+            every = workload_ports(service) - _peer_ports(service) - _own_ports(
+                service, "pod_ports")
+            other = {p: caller.paths[(name, p)] for p in ports
+                     if caller.paths.get((name, p), metrics_path) != metrics_path}
+            calls += [name] if ports == every and not other else [
+                f"{name}:{p}{other.get(p, '')}" for p in sorted(ports)]
         if not calls:
             continue
         entry: dict[str, Any] = {"name": caller.name, "kind": caller.kind}
@@ -181,8 +195,8 @@ def external_entries(draft: Draft, notes: dict[str, list[str]]) -> list[dict[str
                 entry["inject"] = True
                 texts.append("it runs with the mesh's proxy: " + "; ".join(why))
         entry["calls"] = calls
-        if caller.kind == "prometheus" and caller.metrics_path != "/metrics":
-            entry["metrics_path"] = caller.metrics_path
+        if caller.kind == "prometheus" and metrics_path != "/metrics":
+            entry["metrics_path"] = metrics_path
         notes[f"mesh_external_callers[{len(entries)}]"] = texts + caller.notes
         entries.append(entry)
     return entries
@@ -194,9 +208,33 @@ def principal_of(draft: Draft, namespace: str | None, account: str | None) -> st
 
 
 def _peer_ports(service: ServiceDraft) -> set[int]:
-    return {int(p["port"] if isinstance(p, dict) else p)
-            for p in service.fields.get("peer_ports") or []}
+    return _own_ports(service, "peer_ports")
 
+
+def _own_ports(service: ServiceDraft, key: str) -> set[int]:
+    """The numbers of the service's ``peer_ports`` or ``pod_ports`` being written."""
+    return {int(p["port"] if isinstance(p, dict) else p) for p in service.fields.get(key) or []}
+
+
+def _pod_port(service: ServiceDraft, call: OutsideCall, port: int) -> None:
+    """Make ``port``, which a scrape or a ``hostPort`` reaches at the pods' own addresses
+    and no port of the service declares, one of its ``pod_ports``: HTTP for a scrape, else
+    what the container port's name tells (TCP when it tells nothing)."""
+    names = [n for n, number in call.target.container_ports(native_sidecars=True)
+             if number == port and n]
+    protocol = "HTTP" if call.kind == "scrape" else next(
+        (found for found in (guess_protocol_name(port_protocol({"name": n})) for n in names)
+         if found), "TCP")
+    written = list(service.fields.get("pod_ports") or [])
+    written.append(port if protocol == "HTTP" else {"port": port, "protocol": protocol})
+    service.fields["pod_ports"] = sorted(written, key=lambda p: p["port"]
+                                         if isinstance(p, dict) else p)
+    what = "Prometheus scrapes it" if call.kind == "scrape" else \
+        "clients outside the cluster reach it (hostPort)"
+    service.note("pod_ports", f"from {call.origin.display} ({call.via}): {what} at the pods' "
+                 f"own addresses, on port {port}"
+                 + (f" ({', '.join(names)})" if names else "") + ", which no port of its "
+                 "Service declares")
 
 def external_principals(draft: Draft, service: ServiceDraft) -> set[str]:
     """The principals meshstage's rules admit to ``service`` besides its callers': its
@@ -220,11 +258,12 @@ def forget_external_rules(draft: Draft) -> None:
             continue
         callers = [c for c in draft.external.values() if service.name in c.calls]
         called = {p for c in callers for p in c.calls[service.name]}
-        paths = {c.metrics_path for c in callers if c.kind == "prometheus"}
+        paths = {c.paths.get((service.name, p), c.metrics_path) for c in callers
+                 if c.kind == "prometheus" for p in c.calls[service.name]}
         principals = {principal_of(draft, c.namespace, c.service_account) for c in callers
                       if c.namespace}
         peers = _peer_ports(service)
-        own = workload_ports(service) - peers
+        own = workload_ports(service) - peers - _own_ports(service, "pod_ports")
 
         rules = [r for r in entry["allow"] if not _derived(
             r, service.name, own, called, paths, principals, peers)]

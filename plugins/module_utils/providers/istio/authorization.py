@@ -73,8 +73,9 @@ def derived_allow(intent: Intent, service: Service, callers: list[Service],
     disabled = disabled_ports(intent, service)
     rules: list[dict[str, Any]] = []
     mtls_ports = [port for port in ports if port not in disabled]
-    # the callers reach the service's ports; its peer ports are its own pods' business
-    scoped = bool(disabled) or bool(service.undeclared_peer_ports())
+    # the callers reach the service's ports; its peer ports are its own pods' business, its
+    # pod ports the callers' outside the catalogue that name them
+    scoped = bool(disabled) or bool(service.pod_only_ports())
     if principals and mtls_ports:
         rules.append({"from": [{"source": {"principals": sorted(set(principals))}}],
                       "to": _ports(mtls_ports) if scoped else None})
@@ -130,14 +131,14 @@ def inbound_rules(intent: Intent, service: Service) -> list[dict[str, Any]]:
 
 def tcp_ports(service: Service) -> frozenset[int]:
     """The service's workload ports its sidecar serves as TCP: every port of the service
-    (and of its ``-peers`` Service, ``traffic.py``) that sends there names a protocol that
-    is not HTTP's (``ROUTABLE_PROTOCOLS``, as Linkerd's policy reads them). An
-    AuthorizationPolicy rule with HTTP fields (methods, paths) does not apply there:
-    https://istio.io/latest/docs/tasks/security/authorization/authz-tcp/."""
+    (and of its ``-peers`` Service, ``traffic.py``; a pod port as the intent says it) that
+    sends there names a protocol that is not HTTP's (``ROUTABLE_PROTOCOLS``, as Linkerd's
+    policy reads them). An AuthorizationPolicy rule with HTTP fields (methods, paths) does
+    not apply there: https://istio.io/latest/docs/tasks/security/authorization/authz-tcp/."""
     protocols: dict[int, set[str]] = {}
     for port in service.ports:
         protocols.setdefault(port.target_port or port.port, set()).add(port.protocol.upper())
-    for port in service.peer_ports:
+    for port in (*service.peer_ports, *service.pod_ports):
         protocols.setdefault(port.port, set()).add(port.protocol.upper())
     return frozenset(number for number, found in protocols.items()
                      if not found & set(ROUTABLE_PROTOCOLS))

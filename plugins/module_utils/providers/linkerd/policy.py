@@ -360,8 +360,9 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
             derived.append(identity_client(gateway.namespace, gateway.service_account, td))
         derived += plaintext_clients(intent, service)
         if derived:
-            # the callers reach the service's ports; its peer ports are its own pods'
-            ports = service.workload_ports() if service.undeclared_peer_ports() else ()
+            # the callers reach the service's ports; its peer ports are its own pods', its
+            # pod ports the callers' outside the catalogue that name them
+            ports = service.workload_ports() if service.pod_only_ports() else ()
             policy.allow.append(PolicyRule(normalize(derived), (), ports))
         _inbound(intent, service, policy)
         return policy
@@ -542,10 +543,10 @@ def _describe(client: Client) -> str:
 def service_ports(service: Service,
                   probes: Mapping[int, PortProbes] | None = None) -> list[Port]:
     """One port per workload port (two Service ports may share a container port), the peer
-    ports of a StatefulSet included, and the probe-only ports whose probes Linkerd does not
-    authorize by itself (gRPC, HTTPS)."""
+    ports of a StatefulSet and the ``pod_ports`` included, and the probe-only ports whose
+    probes Linkerd does not authorize by itself (gRPC, HTTPS)."""
     seen: dict[int, Port] = {}
-    for port in (*service.ports, *service.peer_ports):
+    for port in (*service.ports, *service.peer_ports, *service.pod_ports):
         seen.setdefault(port.target_port or port.port, port)
     for number, found in (probes or {}).items():
         if number not in seen and (found.grpc or found.tls):

@@ -166,19 +166,19 @@ def test_istio_merges_the_metrics_unless_told_not_to():
 
 
 @pytest.mark.parametrize("provider", ["istio", "linkerd"])
-def test_the_import_declares_the_scraper_of_the_service_port(provider):
-    """The declared port a Service port sends to is written; the others (no Service port
-    sends to them) are listed, not written, as for any call."""
+def test_the_import_declares_the_scraper_of_every_scraped_port(provider):
+    """The port a Service port sends to, and the others, which no Service port sends to:
+    those become the service's ``pod_ports``, reached at the pods' own addresses."""
     imported = import_estate(manifest_resources(estate(SCRAPE)), ImportOptions(provider=provider))
     (prometheus,) = [c for c in imported.shared["mesh_external_callers"]
                      if c["kind"] == "prometheus"]
-    assert prometheus["calls"] == ["cache"]
+    assert prometheus["calls"] == ["cache:8080", "cache:9102", "cache:9121"]
+    (cache,) = [s for s in imported.shared["mesh_services"] if s["name"] == "cache"]
+    assert cache["pod_ports"] == [9102, 9121]
     notes = " ".join(t for path, texts in imported.notes.items()
                      if path.startswith("mesh_external_callers[0]") for t in texts)
     assert "found from Deployment shop/cache (annotation prometheus.io/scrape)" in notes
-    for port in (9121, 9102):
-        assert f"reaches port {port} of cache, which is none of its ports: not written" \
-            in notes
+    assert "not written" not in notes
 
 
 # --------------------------------------------------------------------------- the flow proof
