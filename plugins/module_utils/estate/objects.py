@@ -120,6 +120,8 @@ def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = Fals
     kind = str(obj.get("kind"))
     api_version = str(obj.get("apiVersion") or "")
     group = api_version.rpartition("/")[0]
+    if kind == "Service" and not group:
+        obj = _service_defaults(obj)
     metadata = as_mapping(obj.get("metadata"))
     name = str(metadata.get("name"))
     written = metadata.get("namespace")
@@ -131,6 +133,21 @@ def make_resource(obj: Mapping[str, Any], source: str = "", context: bool = Fals
         display = f"{kind} {written}/{name}" if written else f"{kind} {name}"
     return Resource(obj=obj, kind=kind, group=group, name=name, namespace=namespace,
                     display=display, source=source, context=context)
+
+
+def _service_defaults(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A Service as the API server stores it: a port whose ``targetPort`` is ``0`` or empty
+    targets its ``port`` (``SetDefaults_Service`` in Kubernetes' ``pkg/apis/core/v1/
+    defaults.go``), so it is left out, as when it is not written (charts write ``0``)."""
+    spec = as_mapping(obj.get("spec"))
+    ports = spec.get("ports")
+    if not isinstance(ports, list) or not any(
+            isinstance(p, Mapping) and p.get("targetPort") in (0, "") for p in ports):
+        return obj
+    fixed = [{k: v for k, v in p.items() if k != "targetPort"}
+             if isinstance(p, Mapping) and p.get("targetPort") in (0, "") else p
+             for p in ports]
+    return {**obj, "spec": {**spec, "ports": fixed}}
 
 
 def pod_template(resource: Resource) -> tuple[Mapping[str, Any], Mapping[str, Any]]:

@@ -256,3 +256,37 @@ spec: {selector: {app: recommendation}, ports: [{port: 8080}]}
     other = estate.replace('"-addr=:8080"', '"-addr=localhost:9555"')
     (port,) = _service(_import(other), "recommendation")["ports"]
     assert port["protocol"] == "HTTP"  # the probe checks another port: the number decides
+
+
+# The Jaeger chart writes targetPort: 0, which the API server defaults to the port
+# (SetDefaults_Service); the OpenTelemetry demo ships it so
+TARGET_PORT_ZERO = """
+apiVersion: v1
+kind: Service
+metadata: {name: jaeger-collector, namespace: otel}
+spec:
+  selector: {app: jaeger-collector}
+  ports:
+  - {name: otlp-grpc, port: 4317, targetPort: 0, appProtocol: grpc}
+  - {name: http-zipkin, port: 9411, targetPort: ""}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: jaeger-collector, namespace: otel}
+spec:
+  selector: {matchLabels: {app: jaeger-collector}}
+  template:
+    metadata: {labels: {app: jaeger-collector}}
+    spec:
+      containers:
+      - name: jaeger
+        image: jaeger
+        ports: [{containerPort: 4317}, {containerPort: 9411}]
+"""
+
+
+def test_a_target_port_of_zero_is_the_port_as_the_api_server_defaults_it():
+    imported = _import(TARGET_PORT_ZERO)
+    ports = _service(imported, "jaeger-collector")["ports"]
+    assert [(p["port"], p.get("target_port")) for p in ports] == [(4317, None), (9411, None)]
+    _renders(imported)
