@@ -273,8 +273,9 @@ class _Collector:
         service = self.intent.by_name.get(name) if self.intent is not None else None
         if service is not None and service.namespace != namespace:
             service = None
-        destinations = self.service_destinations(namespace, name, {"app": name}, service,
-                                                 port)
+        destinations = self.service_destinations(
+            namespace, name, service.selector if service is not None else {"app": name},
+            service, port)
         for peer in peers:
             for destination in destinations:
                 self.add(Flow(peer, destination, self.protocol(destination), "ingress",

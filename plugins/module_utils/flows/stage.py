@@ -209,13 +209,24 @@ def uncalled(intent: Intent, proof: FlowProof) -> list[str]:
     if not intent.default_deny or not intent.stage.reached(Stage.AUTHORIZATION):
         return []
     reached: set[tuple[str, str | None]] = set()
+    # the workloads flows reach, by (namespace, label, value) of each of their labels
+    pods: dict[tuple[str, str, str], dict[int, Any]] = {}
     for row in proof.rows:
         destination = row.flow.destination
         if row.flow.origin in _NOT_CALLS:
             continue
         reached.add((destination.namespace, destination.service))
-        if destination.workload is not None:
-            reached.add((destination.namespace, destination.workload.labels.get("app")))
+        workload = destination.workload
+        if workload is not None:
+            for key, value in workload.labels.items():
+                pods.setdefault((destination.namespace, key, value), {})[id(workload)] = \
+                    workload.labels
+    for service in intent.services:
+        selector = service.selector.items()
+        key, value = next(iter(selector))
+        if any(selector <= labels.items()
+               for labels in pods.get((service.namespace, key, value), {}).values()):
+            reached.add((service.namespace, service.name))
     return [f"flow proof: nothing calls {service.namespace}/{service.name} as far as the "
             "inventory and the estate show (no service's calls, ingress, external caller "
             "or observed request): default deny refuses every request to it from the "

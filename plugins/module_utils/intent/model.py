@@ -202,11 +202,14 @@ class Service:
     pod_ports: tuple[Port, ...] = ()
     # hosts outside the cluster it calls (the items of ``calls`` with a dot)
     external_calls: tuple[ExternalHost, ...] = ()
+    # the labels (key, value) its pods carry, when not ``app: <name>`` (``selector``)
+    pod_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def selector(self) -> dict[str, str]:
-        """The labels every pod of the service carries."""
-        return {"app": self.name}
+        """The labels every pod of the service carries, by which meshstage's objects select
+        them: ``app: <name>`` unless the intent says others."""
+        return dict(self.pod_labels) if self.pod_labels else {"app": self.name}
 
     @property
     def is_job(self) -> bool:

@@ -48,7 +48,8 @@ from .model import (
 from .workloads import WORKLOAD_KEYS, parse_workload
 
 SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
-                "ingress", "ingress_hosts", "canary", "traffic", "probe_paths", *WORKLOAD_KEYS)
+                "ingress", "ingress_hosts", "canary", "traffic", "probe_paths", "selector",
+                *WORKLOAD_KEYS)
 
 
 def check_canary_windows(check: Checker, intent: Intent) -> None:
@@ -139,10 +140,12 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
         traffic = TrafficPolicy(**{**traffic.__dict__, "split": canary.split()})
     if namespace is None:
         return None
+    selector = optional(check, data, "selector", path, check.labels, None)
     return Service(name=name, namespace=namespace, service_account=account, ports=ports,
                    versions=versions, calls=calls, inject=inject, ingress=ingress,
                    traffic=traffic, probe_paths=probe_paths, canary=canary,
-                   ingress_hosts=ingress_hosts, external_calls=external, **workload)
+                   ingress_hosts=ingress_hosts, external_calls=external,
+                   pod_labels=tuple(sorted(selector.items())) if selector else (), **workload)
 
 
 def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:

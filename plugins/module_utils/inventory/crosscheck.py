@@ -179,11 +179,14 @@ class InventoryEstateAnalyzer(IntentAnalyzer):
             return
         resource = entry.resource
         pods = index.selected_by_service(entry)
-        if pods and not all(w.labels.get("app") == service.name for w in pods):
+        wanted = service.selector.items()
+        if pods and not all(wanted <= w.labels.items() for w in pods):
             yield self.field_finding(
                 resource, "MST0309", field, f"the Service's pods (it selects "
-                f"{selector_text(entry.selector)}) do not all carry app={service.name}, by "
-                "which meshstage's objects select them: label the pods", "spec.selector")
+                f"{selector_text(entry.selector)}) do not all carry "
+                f"{selector_text(service.selector)}, by which meshstage's objects select "
+                "them: label the pods' template, or give the service the labels they carry "
+                "(selector)", "spec.selector")
         yield from self._ports(field, service, resource, entry.ports, pods)
         pods = pods or index.workloads_matching(service.namespace, service.selector)
         yield from self._versions(index, field, service, resource, pods)
@@ -265,10 +268,12 @@ class InventoryEstateAnalyzer(IntentAnalyzer):
     def _unknown_workloads(self, intent: Intent, index: MeshIndex) -> Results:
         injected = set(intent.injected_namespaces())
         known = {(s.namespace, s.name) for s in intent.services}
+        selectors = [(s.namespace, s.selector.items()) for s in intent.services]
         for group in workload_groups(index):
             root = group.root
-            if root.namespace not in injected or (root.namespace, root.labels.get("app")) \
-                    in known or _selected(index, known, group):
+            if root.namespace not in injected or any(
+                    root.namespace == namespace and selector <= root.labels.items()
+                    for namespace, selector in selectors) or _selected(index, known, group):
                 continue
             yield self.field_finding(
                 root.resource, "MST0308", "mesh_services", f"{group.display} runs in "

@@ -44,9 +44,9 @@ from .waves import ProposedWave, propose_waves
 from .workload_fields import describe_workloads
 from .workloads import injected_with, workload_groups
 
-SERVICE_KEYS = ("name", "namespace", "service_account", "kind", "ports", "peer_ports",
-                "pod_ports", "versions", "calls", "ingress", "inject", "init_network",
-                "probe_paths", "canary", "traffic")
+SERVICE_KEYS = ("name", "namespace", "selector", "service_account", "kind", "ports",
+                "peer_ports", "pod_ports", "versions", "calls", "ingress", "inject",
+                "init_network", "probe_paths", "canary", "traffic")
 SHARED_KEYS = ("mesh_provider", "mesh_traffic_api", "mesh_trust_domain", "mesh_root_namespace",
                "mesh_revision", "mesh_linkerd", "mesh_injection_waves", "mesh_services",
                "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",

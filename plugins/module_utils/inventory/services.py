@@ -233,6 +233,7 @@ def _describe(draft: Draft, service: ServiceDraft) -> None:
         service.note("", "a client: no Service selects "
                      + ", ".join(g.display for g in service.workloads)
                      + ", so nothing calls it through the mesh (ports: [])")
+        _client_selector(service)
     if service.workloads:
         kinds = "; ".join(g.display for g in service.workloads)
         service.note("", f"runs as {kinds}")
@@ -252,7 +253,9 @@ def _describe(draft: Draft, service: ServiceDraft) -> None:
 
 
 def _check_selector(service: ServiceDraft) -> None:
-    """meshstage selects a service's pods by ``app: <name>``: say so when the pods lack it."""
+    """meshstage selects a service's pods by ``app: <name>`` unless its ``selector`` says
+    other labels: the Service's selector, when its pods do not all carry ``app: <name>``
+    (the Kubernetes recommended ``app.kubernetes.io/name``, a chart's own labels)."""
     assert service.service is not None
     selector = {str(k): str(v) for k, v in service.service.spec["selector"].items()}
     pods = service.pods()
@@ -261,9 +264,28 @@ def _check_selector(service: ServiceDraft) -> None:
             service.note("", f"its Service selects {selector_text(selector)}; meshstage "
                          f"selects the pods by app={service.name}, which they carry")
         return
+    service.put("selector", selector, f"from Service {service.namespace}/{service.name}'s "
+                f"selector: its pods do not all carry app={service.name}, meshstage's "
+                "default; its objects select the pods by these labels")
+
+
+def _client_selector(service: ServiceDraft) -> None:
+    """A client's pods without ``app: <name>``: its workloads' selector (a Deployment's
+    ``matchLabels``), else the labels of their pod template."""
+    if not service.workloads or all(g.labels.get("app") == service.name
+                                    for g in service.workloads):
+        return
+    group = service.workloads[0]
+    found = as_mapping(as_mapping(group.root.resource.spec.get("selector")).get("matchLabels"))
+    labels = {str(k): str(v) for k, v in (found or group.labels).items()}
+    if labels and all(all(g.labels.get(k) == v for k, v in labels.items())
+                      for g in service.workloads):
+        service.put("selector", labels, f"from {group.display}'s "
+                    + ("selector" if found else "pod labels") + f": its pods carry no "
+                    f"app={service.name}, meshstage's default")
+        return
     service.note("", f"WARNING: meshstage selects a service's pods by app={service.name} and "
-                 f"these pods do not all carry it (the Service selects "
-                 f"{selector_text(selector)}): label them, or the mesh objects meshstage "
+                 "these pods do not all carry it: label them, or the mesh objects meshstage "
                  "renders for the service select nothing")
 
 

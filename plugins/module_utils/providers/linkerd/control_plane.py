@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...intent.model import Intent
+from ...intent.model import Intent, Service
 from ...stages import Stage
 from ..provider import ControlPlane, HelmChart
 from .api import DEFAULT_OPAQUE_PORTS, inbound_policy
@@ -79,6 +79,41 @@ def linkerd_control_plane(intent: Intent) -> ControlPlane:
     )
 
 
+def opt_out_expressions(intent: Intent) -> list[dict[str, Any]]:
+    """The injector's ``objectSelector`` expressions that leave out the services kept from
+    injection: one ``NotIn`` per label key (``app`` first), ANDed, so a pod carrying any of
+    the labels listed is left out. Each service is left out by one label of its selector:
+    the first that no service to inject carries (``opt_out_labels``)."""
+    values: dict[str, set[str]] = {}
+    for _service, (key, value), _shared in opt_out_labels(intent):
+        values.setdefault(key, set()).add(value)
+    return [{"key": key, "operator": "NotIn", "values": sorted(values[key])}
+            for key in sorted(values, key=lambda k: (k != "app", k))]
+
+
+def opt_out_labels(intent: Intent) -> list[tuple[Service, tuple[str, str], list[Service]]]:
+    """For each service kept from injection, the label its pods are left out by, and the
+    services to inject that carry it too. One LabelSelector cannot say "all of these
+    labels": a label every pod of a Helm release shares (``app.kubernetes.io/instance``)
+    would leave the whole release out. So the label is one of the service's selector that
+    no selector of a service to inject has (``app`` first); when each is shared, the one
+    fewest share, and those services wait too (``shared``)."""
+    kept = intent.kept_from_injection()
+    names = {s.name for s in kept}
+    carriers: dict[tuple[str, str], list[Service]] = {}
+    for service in intent.services:
+        if service.name not in names:
+            for pair in service.selector.items():
+                carriers.setdefault(pair, []).append(service)
+    found = []
+    for service in kept:
+        pairs = sorted(service.selector.items(), key=lambda p: (p[0] != "app", p))
+        # the injector's selector holds for every namespace: so do the carriers
+        pair = min(pairs, key=lambda p: len(carriers.get(p, ())))
+        found.append((service, pair, carriers.get(pair, [])))
+    return found
+
+
 def control_plane_values(intent: Intent) -> dict[str, Any]:
     """The linkerd-control-plane Helm values this environment's stage needs (the template
     context of ``linkerd/control_plane_values.yaml.j2``). The identity certificates the
@@ -89,12 +124,9 @@ def control_plane_values(intent: Intent) -> dict[str, Any]:
         workers = {"maximumCPURatio": 1.0}
     elif proxy.concurrency is not None:
         workers = {"minimum": proxy.concurrency, "maximum": proxy.concurrency}
-    opt_outs = sorted(s.name for s in intent.kept_from_injection())
     selector = None
     if intent.stage.reached(Stage.INJECTION):
-        selector = [*_INJECTOR_SELECTOR]
-        if opt_outs:
-            selector.append({"key": "app", "operator": "NotIn", "values": opt_outs})
+        selector = [*_INJECTOR_SELECTOR, *opt_out_expressions(intent)]
     native = intent.proxy.native_sidecars
     extra = [p for p in intent.server_first_ports() if p not in DEFAULT_OPAQUE_PORTS]
     stopping = [s for s in intent.services if s.is_job and s.stops_proxy and intent.injected(s)]

@@ -59,6 +59,7 @@ from .authorization import (
     proxy_admin,
     server_objects,
 )
+from .control_plane import opt_out_labels
 from .policy import (
     ALL,
     port_policy,
@@ -136,14 +137,26 @@ def _injection(intent: Intent) -> StageContribution:
         if not service.inject:
             contribution.notes.append(
                 f"Opt-out: `{service.namespace}/{service.name}` is never injected (the proxy "
-                f"injector's `objectSelector` in {VALUES_FILE} leaves out `app: "
-                f"{service.name}`; or annotate its pod template `linkerd.io/inject: "
-                "disabled`).")
+                f"injector's `objectSelector` in {VALUES_FILE} leaves out "
+                f"`{_labels(service)}`; or annotate its pod template "
+                "`linkerd.io/inject: disabled`).")
+    if intent.stage.reached(Stage.INJECTION):
+        for service, (key, value), shared in opt_out_labels(intent):
+            if shared:
+                contribution.gaps.append(linkerd_gap(
+                    f"{intent.service_path(service)}.selector", service.selector,
+                    f"the proxy injector leaves {service.namespace}/{service.name} out by "
+                    f"its label {key}={value}, which "
+                    + ", ".join(f"{s.namespace}/{s.name}" for s in shared)
+                    + " carry too, and they are left out with it: every label of its "
+                    "selector is shared, and one objectSelector cannot say \"all of these "
+                    "labels\"; give its pods a label of their own (and its selector), or "
+                    "annotate its pod template linkerd.io/inject: disabled", service))
     for service in intent.held_back():
         contribution.notes.append(
             f"Held back: `{service.namespace}/{service.name}` waits for its wave "
             f"`{intent.wave_name(service)}` (the proxy injector's `objectSelector` in "
-            f"{VALUES_FILE} leaves out `app: {service.name}` until then).")
+            f"{VALUES_FILE} leaves out `{_labels(service)}` until then).")
     if intent.revision:
         contribution.gaps.append(linkerd_gap(
             "mesh_revision", intent.revision, "Linkerd has no control-plane revisions; "
@@ -509,3 +522,6 @@ def _scrape_configs(intent: Intent) -> str:
 # -- servers and policies
 
 
+def _labels(service: Service) -> str:
+    """``app: reviews``: the labels the injector's ``objectSelector`` leaves out."""
+    return ", ".join(f"{key}: {value}" for key, value in sorted(service.selector.items()))
