@@ -163,6 +163,7 @@ def _observability(intent: Intent) -> StageContribution:
 
 def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution()
+    same_pods = _same_pods(intent)
     for service in intent.services:
         contribution.objects.extend(destination_rules(intent, service))
         binding = None
@@ -175,8 +176,15 @@ def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
             gateway_routes(intent, service, contribution, binding)
         elif service.traffic.routes:
             contribution.objects.append(virtual_service(intent, service, binding))
-        if service.inject:
-            contribution.objects.append(_sidecar(intent, service))
+        sharing = same_pods.get(service.name, [service])
+        if service.inject and sharing[0] is service:
+            contribution.objects.append(_sidecar(intent, sharing))
+            if len(sharing) > 1:
+                contribution.notes.append(
+                    f"Sidecar `{service.namespace}/{service.name}` serves the pods of "
+                    + ", ".join(f"`{s.name}`" for s in sharing) + ", which select the same "
+                    "pods: one Sidecar per workload, with the calls of each (two would "
+                    "leave the one Istio applies undefined).")
     contribution.objects.extend(service_entries(intent))
     contribution.notes.append(
         "Each injected workload's Sidecar admits only the services it calls (and the "
@@ -391,24 +399,43 @@ def _mesh_peer_authentication(intent: Intent) -> PlannedObject:
     )
 
 
-def _sidecar(intent: Intent, service: Service) -> PlannedObject:
+def _same_pods(intent: Intent) -> dict[str, list[Service]]:
+    """The injected services whose selector is another's (several Services over one
+    workload, as the Jaeger chart has), by each one's name: they share one Sidecar, the
+    first's. Istio applies one Sidecar per workload; with two that select it, which one is
+    undefined (IST0110, https://istio.io/latest/docs/reference/config/analysis/ist0110/)."""
+    groups: dict[tuple[str, frozenset[tuple[str, str]]], list[Service]] = {}
+    for service in intent.services:
+        if service.inject:
+            key = (service.namespace, frozenset(service.selector.items()))
+            groups.setdefault(key, []).append(service)
+    return {s.name: group for group in groups.values() if len(group) > 1 for s in group}
+
+
+def _sidecar(intent: Intent, services: list[Service]) -> PlannedObject:
+    """The Sidecar of the pods of ``services`` (one, or several over the same pods),
+    named after the first: the egress of every call of each."""
+    service = services[0]
     domain = intent.cluster.domain
     names: set[tuple[str, str]] = set()
-    for callee in (intent.service(name) for name in service.calls):
-        names.add((callee.namespace, callee.name))
-        if intent.traffic_api == "gateway-api" and callee.traffic.routes \
-                and routes_versions(callee):
-            # the HTTPRoute sends the callee's traffic on to its version Services
-            names.update((callee.namespace, name) for name in backend_services(callee))
-    if service.peer_ports:
-        # its pods talk to each other: through its own Service, and (from strict_mtls) the
-        # headless Service that declares the other peer ports
-        names.add((service.namespace, service.name))
-        if service.undeclared_peer_ports() and intent.stage.reached(Stage.STRICT_MTLS):
-            names.add((service.namespace, f"{service.name}-peers"))
+    external: set[str] = set()
+    for each in services:
+        for callee in (intent.service(name) for name in each.calls):
+            names.add((callee.namespace, callee.name))
+            if intent.traffic_api == "gateway-api" and callee.traffic.routes \
+                    and routes_versions(callee):
+                # the HTTPRoute sends the callee's traffic on to its version Services
+                names.update((callee.namespace, name) for name in backend_services(callee))
+        if each.peer_ports:
+            # its pods talk to each other: through its own Service, and (from strict_mtls)
+            # the headless Service that declares the other peer ports
+            names.add((each.namespace, each.name))
+            if each.undeclared_peer_ports() and intent.stage.reached(Stage.STRICT_MTLS):
+                names.add((each.namespace, f"{each.name}-peers"))
+        external.update(f"{each.namespace}/{call.host}" for call in each.external_calls)
     hosts = sorted(f"{namespace}/{name}.{namespace}.svc.{domain}" for namespace, name in names)
     # the hosts outside the cluster it calls: their ServiceEntry in its namespace
-    hosts += sorted({f"{service.namespace}/{call.host}" for call in service.external_calls})
+    hosts += sorted(external)
     hosts.append(f"{intent.root_namespace}/*")
     return PlannedObject(
         api_version=NETWORKING, kind="Sidecar", name=service.name,
