@@ -291,6 +291,43 @@ def _scrapes(index: MeshIndex) -> Iterator[OutsideCall]:
             yield OutsideCall("scrape", workload.resource, f"annotation {SCRAPE}", callers,
                               workload, port, "Prometheus",
                               workload.annotations.get("prometheus.io/path", "/metrics"))
+    yield from _service_scrapes(index, callers)
+
+
+def _service_scrapes(index: MeshIndex, callers: tuple[Workload, ...]) -> Iterator[OutsideCall]:
+    """The scrapes of the endpoints of Services annotated ``prometheus.io/scrape``."""
+    for service in index.of_kind("Service"):
+        annotations = as_mapping(service.metadata.get("annotations"))
+        if str(annotations.get(SCRAPE, "")) != "true":
+            continue
+        for workload, port in service_scrape_ports(index, service):
+            yield OutsideCall("scrape", service, f"annotation {SCRAPE}, of its endpoints",
+                              callers, workload, port, "Prometheus",
+                              str(annotations.get("prometheus.io/path") or "/metrics"))
+
+
+def service_scrape_ports(index: MeshIndex, service: Resource) -> Iterator[tuple[Workload, int]]:
+    """The pods and pod ports Prometheus scrapes by the ``prometheus.io`` annotations of a
+    Service: each endpoint of it, at the pod's address and the port ``prometheus.io/port``
+    gives when it is a number, else each TCP target port of the Service. The example
+    configuration's ``kubernetes-service-endpoints`` job (``role: endpoints``, which the
+    prometheus-community chart keeps) keeps the endpoints whose Service's
+    ``prometheus.io/scrape`` is ``true`` and rewrites the address's port from
+    ``prometheus.io/port`` (``([^:]+)(?::\\d+)?;(\\d+)``); the targets are the endpoints'
+    own addresses, so the scrapes reach the pods, not the Service."""
+    entry = index.service(service.namespace, service.name)
+    if entry is None:
+        return
+    given = str(as_mapping(service.metadata.get("annotations")).get(SCRAPE_PORT, ""))
+    for workload in index.selected_by_service(entry):
+        ports: list[int | None]
+        if given.isdigit():
+            ports = [int(given)] if 0 < int(given) < 65536 else []
+        else:
+            ports = [_target(p, workload) for p in entry.ports
+                     if str(p.get("protocol") or "TCP").upper() == "TCP"]
+        for port in dict.fromkeys(p for p in ports if p):
+            yield workload, port
 
 
 def annotation_scrape_ports(workload: Workload) -> list[int]:

@@ -71,7 +71,8 @@ def outside_flows(collector: Collector) -> None:
                                if destination.service else "tcp", "exposed",
                                via=f"{call.origin.display} ({call.via})",
                                addressed="service" if call.service else "pod"))
-        elif call.kind == "scrape" and call.origin.kind in ("ServiceMonitor", "PodMonitor"):
+        elif call.kind == "scrape" and call.origin.kind in ("ServiceMonitor", "PodMonitor",
+                                                             "Service"):
             for source in prometheus_peers(collector.estate):
                 collector.add(Flow(source, _destination(call), "http", "scrape",
                                    Request("GET", call.path or "/metrics"),
