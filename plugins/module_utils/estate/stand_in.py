@@ -144,8 +144,12 @@ def estate_objects(intent: Intent) -> list[dict[str, Any]]:
     for service in intent.services:
         objects += _service_objects(service, proxy if service.namespace in injected
                                     and service.name not in held else None)
+    accounts = {(s.namespace, s.service_account) for s in intent.services}
     for caller in callers:
-        objects += _caller_objects(caller)
+        # a caller that runs as a service of the catalogue (a Prometheus beside Grafana) is
+        # that service's pods
+        if (caller.namespace, caller.service_account) not in accounts:
+            objects += _caller_objects(caller)
     # the intent's gateway: istiod's Deployment <gateway>-<class> for a Gateway API Gateway,
     # else the istioctl ingress gateway
     ref = gateway.gateway_ref()

@@ -12,10 +12,18 @@ https://linkerd.io/2-edge/tasks/using-ingress/
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from ..stages import Stage
 from .checker import PROBE_PATH, Checker, join_path, optional
-from .model import EXTERNAL_CALLER_KINDS, OUTSIDE_CALLER_KINDS, ExternalCaller, Service
+from .model import (
+    EXTERNAL_CALLER_KINDS,
+    OUTSIDE_CALLER_KINDS,
+    ExternalCaller,
+    Intent,
+    Service,
+)
 
 
 def parse_external_callers(check: Checker, value: Any,
@@ -56,19 +64,19 @@ def parse_external_callers(check: Checker, value: Any,
                 if data.get(key) is not None:
                     check.error(join_path(path, key), data[key], f"is not for {who}")
             namespace = account = None
-            inject = False
+            inject = in_catalogue = False
         else:
             if data.get("namespace") is None:
                 check.error(join_path(path, "namespace"), None, "is required")
                 continue
             namespace = check.dns_label(data["namespace"], join_path(path, "namespace"))
-            if namespace in catalogue:
-                check.error(join_path(path, "namespace"), namespace, "is a namespace of "
-                            "mesh_services: a caller in it is a service of the catalogue "
-                            "(describe it in mesh_services)")
-                continue
             account = optional(check, data, "service_account", path, check.dns_subdomain, name)
             inject = optional(check, data, "inject", path, check.boolean, False)
+            if namespace in catalogue and data.get("inject") is not None:
+                check.error(join_path(path, "inject"), data["inject"], f"is not for a caller "
+                            f"in {namespace}, a namespace of mesh_services: the injection "
+                            "waves decide whether its pods get the proxy")
+            in_catalogue = namespace in catalogue
         paths: dict[tuple[str, int], str] = {}
         calls = _calls(check, data["calls"], join_path(path, "calls"), by_name,
                        paths if kind == "prometheus" else None)
@@ -76,6 +84,7 @@ def parse_external_callers(check: Checker, value: Any,
             continue
         callers.append(ExternalCaller(name=name, kind=kind, namespace=namespace,
                                       service_account=account, inject=inject,
+                                      in_catalogue=in_catalogue,
                                       calls=tuple(calls), metrics_path=metrics_path,
                                       scrape_paths=tuple((n, p, found) for (n, p), found
                                                          in paths.items())))
@@ -129,3 +138,23 @@ def _calls(check: Checker, value: Any, path: str, by_name: Mapping[str, Service]
         if scrape_path is not None and paths is not None:
             paths[(name, int(port_text))] = scrape_path
     return [(name, tuple(ports)) for name, ports in calls.items()]
+
+
+def with_catalogue_callers(intent: Intent) -> Intent:
+    """The intent whose callers in a namespace of the catalogue (a Prometheus beside
+    Grafana) run with the proxy exactly when the stage has injected their pods: their
+    namespace's wave, unless the catalogue keeps their own service out of it (its
+    ``inject: false``, or a wave not injected yet)."""
+    if not any(caller.in_catalogue for caller in intent.external_callers):
+        return intent
+    callers = []
+    for caller in intent.external_callers:
+        if caller.in_catalogue:
+            own = [s for s in intent.services if s.namespace == caller.namespace
+                   and s.service_account == caller.service_account]
+            injected = all(intent.injected(s) for s in own) if own else (
+                intent.stage.reached(Stage.INJECTION)
+                and intent.is_injected(str(caller.namespace)))
+            caller = replace(caller, inject=injected)
+        callers.append(caller)
+    return replace(intent, external_callers=tuple(callers))

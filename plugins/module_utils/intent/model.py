@@ -270,6 +270,9 @@ class ExternalCaller:
     service_account: str | None
     inject: bool                   # it runs with the mesh's proxy
     calls: tuple[tuple[str, tuple[int, ...]], ...]
+    # it runs in a namespace of the catalogue, whose wave decides its proxy (``inject``:
+    # whether the environment's stage has injected it)
+    in_catalogue: bool = False
     metrics_path: str = "/metrics"  # what Prometheus GETs
     # (service, workload port, path): the calls that GET another path than metrics_path
     scrape_paths: tuple[tuple[str, int, str], ...] = ()

@@ -20,7 +20,7 @@ from .._plain import plain_data
 from ..errors import IntentErrors
 from ..providers.registry import TRAFFIC_APIS
 from ..stages import STAGE_NAMES, Stage
-from .callers import parse_external_callers
+from .callers import parse_external_callers, with_catalogue_callers
 from .checker import (
     CHART_VERSION,
     GIT_URL,
@@ -209,6 +209,7 @@ def parse_plain_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]
         promotion_order=promotion, external_callers=tuple(external), by_name=by_name,
         service_waves=service_waves,
     )
+    intent = with_catalogue_callers(intent)
     check_canary_windows(check, intent)
     check_native_sidecars(check, intent)
     if check.errors:

@@ -145,26 +145,28 @@ def _with_pods(draft: Draft, name: str, kind: str,
 
 def _leave_catalogue(draft: Draft) -> None:
     """The callers' pods are no services of the catalogue (nor the Services in front of
-    them, such as an ingress controller's load balancer); a caller in a namespace of the
-    catalogue stays a service of it (the intent keeps callers out of those namespaces)."""
+    them, such as an ingress controller's load balancer), unless they run in a namespace of
+    the catalogue: those pods get the proxy with their namespace's wave, so the catalogue
+    describes them too (a Prometheus beside Grafana, which Grafana calls), and the caller
+    stays a caller (its scrapes)."""
     pods = {id(w) for c in draft.external.values() for w in c.pods}
     gone = [s for s in draft.services.values()
             if s.workloads and all(id(g.root) in pods for g in s.workloads)]
+    namespaces = {s.namespace for s in draft.services.values() if s not in gone}
     for service in gone:
+        if service.namespace in namespaces:
+            service.note("", "its pods are a caller's too (mesh_external_callers), in a "
+                         "namespace of the catalogue: it stays a service of it")
+            continue
         del draft.services[service.name]
         draft.held.discard(service.name)
-    namespaces = {s.namespace for s in draft.services.values()}
-    for name, caller in list(draft.external.items()):
-        if caller.namespace in namespaces:
-            draft.outside.append(f"{caller.kind} {name} runs in {caller.namespace}, a "
-                                 "namespace of the catalogue: it stays a service of it")
-            del draft.external[name]
 
 
 def external_entries(draft: Draft, notes: dict[str, list[str]]) -> list[dict[str, Any]]:
     """``mesh_external_callers``, and the notes on each entry."""
     entries: list[dict[str, Any]] = []
     sidecar = MESHES[draft.provider].sidecar
+    catalogue = {s.namespace for s in draft.services.values()}
     for caller in sorted(draft.external.values(), key=lambda c: (c.kind, c.name)):
         calls = []
         metrics_path = caller.metrics_path
@@ -191,7 +193,10 @@ def external_entries(draft: Draft, notes: dict[str, list[str]]) -> list[dict[str
             if sidecar is not None:
                 why += [f"{w.resource.display} runs {sidecar.container}" for w in caller.pods
                         if sidecar.container in w.container_names][:1]
-            if why:
+            if caller.namespace in catalogue:
+                texts.append(f"it runs in {caller.namespace}, a namespace of the catalogue: "
+                             "the injection waves decide its proxy")
+            elif why:
                 entry["inject"] = True
                 texts.append("it runs with the mesh's proxy: " + "; ".join(why))
         entry["calls"] = calls

@@ -79,7 +79,9 @@ def _injection(intent: Intent) -> StageContribution:
     contribution = StageContribution()
     label = ({"istio.io/rev": intent.revision} if intent.revision
              else {"istio-injection": "enabled"})
-    callers = sorted({c.namespace for c in intent.external_callers if c.inject and c.namespace})
+    # a caller in a namespace of the catalogue gets the proxy with its namespace's wave
+    callers = sorted({c.namespace for c in intent.external_callers
+                      if c.inject and c.namespace and not c.in_catalogue})
     for namespace in [*intent.injected_namespaces(), *callers]:
         contribution.objects.append(PlannedObject(
             api_version="v1", kind="Namespace", name=namespace, namespace=None,
@@ -336,7 +338,15 @@ def _caller_notes(intent: Intent) -> list[str]:
     """How the callers outside the catalogue keep working."""
     notes = []
     for caller in intent.external_callers:
-        if caller.inject:
+        if caller.in_catalogue:
+            notes.append(f"{caller.subject} runs in `{caller.namespace}`, a namespace of the "
+                         "catalogue: it gets the sidecar with its namespace's wave"
+                         + (", as it has at this stage" if caller.inject else
+                            ", not yet at this stage") + "; its scrapes of pod addresses "
+                         "stay plaintext either way." if caller.kind == "prometheus" else
+                         f"{caller.subject} runs in `{caller.namespace}`, a namespace of the "
+                         "catalogue: it gets the sidecar with its namespace's wave.")
+        elif caller.inject:
             extra = (" An injected ingress-nginx must send to the Service, not to pod IPs "
                      "(annotation `nginx.ingress.kubernetes.io/service-upstream: \"true\"`), "
                      "and leave inbound traffic to the controller "

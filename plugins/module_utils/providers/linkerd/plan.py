@@ -101,7 +101,12 @@ def _injection(intent: Intent) -> StageContribution:
     contribution = StageContribution(
         objects=[_namespace(intent, ns) for ns in intent.injected_namespaces()])
     for caller in intent.external_callers:
-        if caller.inject and caller.namespace:
+        if caller.in_catalogue:
+            contribution.notes.append(
+                f"{caller.subject} runs in `{caller.namespace}`, a namespace of the "
+                "catalogue: it gets the proxy with its namespace's wave, and its identity "
+                "with it.")
+        elif caller.inject and caller.namespace:
             # an ingress in ingress mode routes by Host and l5d-dst-override: its requests
             # get the backend's policy and mTLS (https://linkerd.io/2-edge/tasks/using-ingress/)
             mode = "ingress" if caller.kind == "ingress-controller" else "enabled"
