@@ -379,3 +379,12 @@ def generated_gateway_account(gateway: Resource, classes: frozenset[str]) -> str
     if gateway_class not in classes:
         return None
     return gateway.annotations.get(GATEWAY_SERVICE_ACCOUNT) or f"{gateway.name}-{gateway_class}"
+
+
+def without_one_offs(workloads: list[Workload]) -> list[Workload]:
+    """The workloads less the bare Pods (no owner) among controllers' ones: a chart's test
+    Pod, which ``helm test`` runs once, carries the labels of the pods it tests and makes
+    none of their calls."""
+    if all(w.resource.kind == "Pod" for w in workloads):
+        return workloads
+    return [w for w in workloads if w.resource.kind != "Pod" or w.resource.owners()]

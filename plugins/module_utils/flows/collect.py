@@ -30,7 +30,7 @@ from typing import Any
 
 from ..estate.callers import annotation_scrape_ports
 from ..estate.index import MeshIndex
-from ..estate.objects import Resource, Workload, as_list, as_mapping
+from ..estate.objects import Resource, Workload, as_list, as_mapping, without_one_offs
 from ..estate.stand_in import STAND_IN
 from ..gates.gate import Call
 from ..intent.model import Intent, Service
@@ -109,7 +109,7 @@ class _Collector:
                 found = [Peer("host", service.namespace, host.name, service.service_account,
                               service.name, address=host.address) for host in hosts]
             else:
-                found = peers_of(self.workloads_of(service), service.name)
+                found = peers_of(without_one_offs(self.workloads_of(service)), service.name)
             self._sources[service.name] = found
         return found
 
@@ -139,9 +139,11 @@ class _Collector:
         route names, by number or name)."""
         entry = self.estate.service(namespace, name)
         if entry is not None:
+            # UDP and SCTP pass by the proxies of both meshes: no request of theirs
             ports = [(p.get("number"), p.get("name"), p.get("targetPort"),
                       _protocol_of(p.get("appProtocol") or p.get("name"), None))
-                     for p in entry.ports]
+                     for p in entry.ports
+                     if str(p.get("protocol") or "TCP").upper() == "TCP"]
             selector = entry.selector or selector
         elif service is not None:
             ports = [(p.port, p.name, p.target_port, _INTENT_PROTOCOLS.get(p.protocol, "tcp"))

@@ -42,7 +42,7 @@ from .services import build_catalogue
 from .settings import estate_environment, read_settings
 from .waves import ProposedWave, propose_waves
 from .workload_fields import describe_workloads
-from .workloads import injected_with, workload_groups
+from .workloads import HELM_HOOK, helm_test, injected_with, workload_groups
 
 SERVICE_KEYS = ("name", "namespace", "selector", "service_account", "kind", "ports",
                 "peer_ports", "pod_ports", "versions", "calls", "ingress", "inject",
@@ -103,7 +103,14 @@ def import_estate(resources: Sequence[Resource], options: ImportOptions = Import
                        + ", ".join(r.source for r in found) + "): the last one is read")
     read_settings(draft)
     draft.provider = options.provider or _guess_provider(draft)
-    groups = workload_groups(index)
+    groups = []
+    for group in workload_groups(index):
+        if helm_test(group.root.resource):
+            draft.keep(group.root.resource, "a Helm test hook (helm.sh/hook: "
+                       f"{group.root.annotations.get(HELM_HOOK)}): it runs only in `helm "
+                       "test`, not a workload of the estate's services")
+        else:
+            groups.append(group)
     build_catalogue(draft, groups, options.namespaces, options.exclude_namespaces)
     describe_workloads(draft)
     find_external_callers(draft)

@@ -105,6 +105,15 @@ def build_catalogue(draft: Draft, groups: list[WorkloadGroup],
         members = [g for g in first if any(all(w.labels.get(k) == v for k, v in
                                                selector.items()) for w in g.running)]
         selected.update(id(g) for g in members)
+        if any(g.root.resource.kind != "Pod" for g in members):
+            # a bare Pod beside the controllers' pods (a chart's test Pod): not what runs
+            # the service, so neither its account nor its labels say anything of it
+            for group in [g for g in members if g.root.resource.kind == "Pod"]:
+                draft.keep(group.root.resource, f"a bare Pod that Service "
+                           f"{resource.namespace}/{resource.name} selects beside its "
+                           "workloads' pods (a one-off, such as a Helm test): left out of "
+                           "the service")
+            members = [g for g in members if g.root.resource.kind != "Pod"]
         drafts.append(ServiceDraft(resource.name, resource.namespace, resource, members))
     drafts = _without_aliases(draft, drafts)
     for group in groups:

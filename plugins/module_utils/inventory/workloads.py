@@ -53,6 +53,17 @@ FOREIGN_INJECTION: Mapping[str, tuple[str, str]] = {
 _KIND_NAMES = {"Rollout": "Argo Rollout"}
 
 
+HELM_HOOK = "helm.sh/hook"
+
+
+def helm_test(resource: Resource) -> bool:
+    """A Helm test hook (``helm.sh/hook: test``, or the older ``test-success`` and
+    ``test-failure``): a Pod or Job ``helm test`` runs once, which no Service is for
+    (https://helm.sh/docs/topics/chart_tests/)."""
+    hooks = str(as_mapping(resource.metadata.get("annotations")).get(HELM_HOOK) or "")
+    return any(hook.strip().startswith("test") for hook in hooks.split(","))
+
+
 def workload_groups(index: MeshIndex) -> list[WorkloadGroup]:
     """Every workload of the estate that nothing else in it owns, with what it owns."""
     by_key = {(w.resource.kind, w.namespace, w.resource.name): w for w in index.workloads}

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from ...estate.hosts import HostEntry
 from ...estate.index import MeshIndex
-from ...estate.objects import Resource, Workload
+from ...estate.objects import Resource, Workload, without_one_offs
 from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ._authz import PolicyIndex, caller_of, evaluate
@@ -164,8 +164,8 @@ class DeclaredCallersAnalyzer(Analyzer):
             labels = workload_selector(sidecar)
             if not labels:
                 continue
-            callers = [w for w in index.workloads_matching(sidecar.namespace, labels)
-                       if index.has_sidecar(w)]
+            callers = [w for w in without_one_offs(index.workloads_matching(
+                sidecar.namespace, labels)) if index.has_sidecar(w)]
             for namespace, host, path in _egress_hosts(sidecar):
                 entry = index.resolve_host(namespace, host)
                 if entry is not None and entry.is_service and callers:

@@ -1,0 +1,93 @@
+"""What the flow proof must not take for requests: a Service's UDP port (neither mesh
+proxies UDP: Istio's protocol selection leaves it out, Linkerd proxies TCP only), and a
+chart's test Pod that carries the labels of the pods it tests (run once by ``helm test``,
+as an account of its own). Both made the OpenTelemetry demo's authorization stage refused
+for requests nobody makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+    StageOptions,
+    render_stage,
+)
+
+ESTATE = """
+apiVersion: v1
+kind: Service
+metadata: {name: collector, namespace: obs}
+spec:
+  selector: {app: collector}
+  ports:
+  - {name: otlp, port: 4317, appProtocol: grpc}
+  - {name: jaeger-compact, port: 6831, protocol: UDP}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: collector, namespace: obs}
+spec:
+  selector: {matchLabels: {app: collector}}
+  template:
+    metadata: {labels: {app: collector}}
+    spec:
+      serviceAccountName: collector
+      containers:
+      - name: collector
+        image: otelcol
+        ports: [{containerPort: 4317}, {containerPort: 6831, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grafana, namespace: obs}
+spec:
+  selector: {app: grafana}
+  ports: [{name: http, port: 80, targetPort: 3000}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: grafana, namespace: obs}
+spec:
+  selector: {matchLabels: {app: grafana}}
+  template:
+    metadata: {labels: {app: grafana}}
+    spec:
+      serviceAccountName: grafana
+      containers: [{name: grafana, image: grafana, ports: [{containerPort: 3000}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: grafana-test, namespace: obs, labels: {app: grafana}}
+spec:
+  serviceAccountName: grafana-test
+  containers: [{name: test, image: bats}]
+"""
+SERVICES = [
+    {"name": "collector", "namespace": "obs",
+     "ports": [{"name": "otlp", "port": 4317, "protocol": "GRPC"}]},
+    {"name": "grafana", "namespace": "obs",
+     "ports": [{"name": "http", "port": 80, "target_port": 3000}], "calls": ["collector"]},
+]
+
+
+def render(tmp_path: Path, crd_dir: Path, provider: str) -> Any:
+    (tmp_path / "estate.yaml").write_text(ESTATE)
+    values = {"mesh_environment": "dev", "mesh_stage": "authorization",
+              "mesh_provider": provider, "mesh_services": SERVICES}
+    return render_stage(values, StageOptions(gitops_dir=tmp_path / "gitops",
+                                             crd_dirs=[crd_dir],
+                                             check_paths=[tmp_path / "estate.yaml"]))
+
+
+@pytest.mark.parametrize("provider", ["istio", "linkerd"])
+def test_a_udp_port_and_a_test_pod_make_no_flow(tmp_path, crd_dir, provider):
+    rendered = render(tmp_path, crd_dir, provider)
+    rows = [row for row in rendered.flows.section if "| calls:" in row]
+    assert len(rows) == 1 and "obs/grafana → collector (obs/collector:4317)" in rows[0]
+    assert "| allowed |" in rows[0]
+    assert not [row for row in rendered.flows.section if ":6831)" in row]
+    assert not [row for row in rendered.flows.section if "grafana-test →" in row]
+    assert rendered.flows.counts["refused"] == 0 and rendered.flows.counts["breaks"] == 0
