@@ -31,9 +31,12 @@ from .draft import Draft, ServiceDraft
 _RISKY_KINDS = {"Job": "a Job", "CronJob": "a CronJob", "StatefulSet": "a StatefulSet",
                 "DaemonSet": "a DaemonSet"}
 SERVER_FIRST = "a server-first protocol"  # the risk's words, which order it after its callers
+# clients that hold their connections open for long: the proxies' restart or protocol
+# detection reaches them mid-connection; ordered after their callers too
+LONG_LIVED = "whose clients hold their connections open"
 _HOW_LONG = {False: "a wave", True: "for its callers' waves"}
-_SERVER_FIRST = ("MySQL", "PostgreSQL", "SMTP", "NATS", "memcached", "AMQP", "ZooKeeper",
-                 "Kafka", "Cassandra")
+_SERVER_FIRST = ("MySQL", "PostgreSQL", "SMTP", "NATS", "memcached")
+_LONG_LIVED = ("AMQP", "ZooKeeper", "Kafka", "Cassandra")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ def risk(service: ServiceDraft) -> str | None:
         hit = next((what for what in _SERVER_FIRST if what in notes), None)
         if hit:
             return f"port {port['port']} speaks {hit}, {SERVER_FIRST}"
+        # AMQP, Kafka, ZooKeeper and Cassandra clients speak first, but keep connections
+        hit = next((what for what in _LONG_LIVED if what in notes), None)
+        if hit:
+            return f"port {port['port']} speaks {hit}, {LONG_LIVED}"
     return None
 
 
@@ -139,6 +146,11 @@ def propose_waves(draft: Draft) -> tuple[list[ProposedWave], int]:
     return waves, 1 if injected else 0
 
 
+def _after(why: str | None) -> bool:
+    """True when the risk orders the node after its callers (not only a wave later)."""
+    return bool(why) and (SERVER_FIRST in str(why) or LONG_LIVED in str(why))
+
+
 def _after_callers(depth: dict[str, int], edges: Mapping[str, set[str]],
                    servers: Sequence[str]) -> None:
     """Move each server-first node to a wave after every node that calls it (a chain of
@@ -165,18 +177,25 @@ def _by_level(nodes: list[str], edges: Mapping[str, set[str]],
     for node, why in risky.items():
         if why:
             depth[node] += 1
-    _after_callers(depth, edges, [n for n, why in risky.items() if why and SERVER_FIRST in why])
+    _after_callers(depth, edges, [n for n, why in risky.items() if _after(why)])
     waves: list[ProposedWave] = []
+    what = "service" if by_service else "namespace"
     for level in sorted(set(depth.values())):
         members = tuple(sorted(n for n in nodes if depth[n] == level))
         reasons = []
         calm = [n for n in members if not risky.get(n)]
-        if calm:
-            reasons.append(("calls no other " + ("service" if by_service else "namespace")
-                            + " of the catalogue") if level == 0 else
-                           "calls only what the waves before it hold")
-        reasons += [f"{n} waits {_HOW_LONG[SERVER_FIRST in str(risky[n])]}: {risky[n]}"
-                    for n in members if risky.get(n)]
+        leaves = [n for n in calm if not edges.get(n, set()) - {n}]
+        beside = {n: sorted(c for c in edges.get(n, ()) if c != n and depth.get(c) == level)
+                  for n in calm}
+        if leaves:
+            reasons.append(f"calls no other {what} of the catalogue")
+        if [n for n in calm if n not in leaves and not beside[n]]:
+            reasons.append("calls only what the waves before it hold")
+        reasons += [f"{n} calls {', '.join(found)} of this wave too" for n, found in
+                    beside.items() if found]
+        reasons += [(f"{n} waits {_HOW_LONG[_after(risky[n])]}: {risky[n]}" if waves else
+                     f"{n} goes first though {risky[n]}: nothing of the catalogue could "
+                     "go before it") for n in members if risky.get(n)]
         name = f"wave-{len(waves) + 1}"
         waves.append(ProposedWave(name, services=members, why="; ".join(reasons))
                      if by_service else ProposedWave(name, namespaces=members,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flow_helpers import EXPOSED_WEB
 
 from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
@@ -290,3 +291,125 @@ def test_a_target_port_of_zero_is_the_port_as_the_api_server_defaults_it():
     ports = _service(imported, "jaeger-collector")["ports"]
     assert [(p["port"], p.get("target_port")) for p in ports] == [(4317, None), (9411, None)]
     _renders(imported)
+
+
+# Grafana's chart ships a test Pod that carries the labels of Grafana's pods and runs as an
+# account of its own (the OpenTelemetry demo renders it without its helm.sh/hook)
+WITH_TEST_POD = """
+apiVersion: v1
+kind: Service
+metadata: {name: grafana, namespace: obs}
+spec:
+  selector: {app: grafana}
+  ports: [{name: http, port: 80, targetPort: 3000}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: grafana, namespace: obs}
+spec:
+  selector: {matchLabels: {app: grafana}}
+  template:
+    metadata: {labels: {app: grafana}}
+    spec:
+      serviceAccountName: grafana
+      containers: [{name: grafana, image: grafana, ports: [{containerPort: 3000}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: grafana-test
+  namespace: obs
+  labels: {app: grafana, version: 10-4-0}
+  annotations: {HOOK}
+spec:
+  serviceAccountName: grafana-test
+  containers: [{name: test, image: bats}]
+"""
+
+
+@pytest.mark.parametrize("hook", ["", "helm.sh/hook: test"])
+def test_a_test_pod_beside_the_workload_says_nothing_of_the_service(hook):
+    imported = _import(WITH_TEST_POD.replace("{HOOK}", "{" + hook + "}"))
+    grafana = _service(imported, "grafana")
+    assert grafana.get("service_account", "grafana") == "grafana"
+    assert grafana["versions"] == []
+    kept = " ".join(f"{name}: {why}" for name, why in imported.draft.listed)
+    assert "Pod obs/grafana-test" in kept
+    assert ("a Helm test hook" if hook else "a bare Pod that Service obs/grafana selects") \
+        in kept
+
+
+# Bank of Anthos's shape: the databases are StatefulSets, and every other service calls one
+DATABASES = """
+apiVersion: v1
+kind: Service
+metadata: {name: ledger-db, namespace: bank}
+spec:
+  selector: {app: ledger-db}
+  ports: [{name: tcp, port: 5432}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ledger-db, namespace: bank}
+spec:
+  selector: {matchLabels: {app: ledger-db}}
+  template:
+    metadata: {labels: {app: ledger-db}}
+    spec: {containers: [{name: postgres, image: postgres, ports: [{containerPort: 5432}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: queue, namespace: bank}
+spec:
+  selector: {app: queue}
+  ports: [{port: 5672}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: queue, namespace: bank}
+spec:
+  selector: {matchLabels: {app: queue}}
+  template:
+    metadata: {labels: {app: queue}}
+    spec: {containers: [{name: rabbitmq, image: rabbitmq, ports: [{containerPort: 5672}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: balances, namespace: bank}
+spec:
+  selector: {app: balances}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: balances, namespace: bank}
+spec:
+  selector: {matchLabels: {app: balances}}
+  template:
+    metadata: {labels: {app: balances}}
+    spec:
+      containers:
+      - name: balances
+        image: balances
+        ports: [{containerPort: 8080}]
+        env:
+        - {name: DB_URI, value: "postgresql://ledger-db:5432/ledger"}
+        - {name: QUEUE_ADDR, value: "queue:5672"}
+"""
+
+
+def test_the_waves_say_what_each_holds_when_the_risky_ones_cannot_wait():
+    waves = _import(DATABASES).shared["mesh_injection_waves"]
+    notes = " ".join(t for path, texts in _import(DATABASES).notes.items()
+                     if path.startswith("mesh_injection_waves") for t in texts)
+    assert waves == [{"name": "wave-1", "services": ["balances", "ledger-db"]},
+                     {"name": "wave-2", "services": ["queue"]}]
+    # the first wave's comment is true: balances calls what waits with it
+    assert "balances calls ledger-db of this wave too" in notes
+    assert "ledger-db goes first though StatefulSet bank/ledger-db is a StatefulSet: nothing " \
+           "of the catalogue could go before it" in notes
+    # AMQP's client speaks first: the queue waits for its callers for its long-lived
+    # connections, not as a server-first protocol
+    assert "port 5672 speaks AMQP, whose clients hold their connections open" in notes
+    assert "AMQP, a server-first protocol" not in notes
+    assert "calls only what the waves before it hold" not in notes
