@@ -14,6 +14,7 @@ rather than missing: a GitOps tree of mesh objects alone does not hold the workl
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -456,8 +457,8 @@ class MeshIndex:
             if entry.value is not None:
                 found.append((entry, entry.value))
                 continue
-            config = self.get("ConfigMap", workload.namespace, entry.config_map or "")
-            data = as_strings(config.obj.get("data")) if config is not None else {}
+            config = self.get(entry.source_kind, workload.namespace, entry.config_map or "")
+            data = _source_data(config) if config is not None else {}
             for key, text in data.items():
                 if entry.key is None or entry.key == key:
                     found.append((replace(entry, key=key), text))
@@ -525,3 +526,18 @@ class MeshIndex:
         if self.service_account_exists(namespace, account):
             return None
         return f"no ServiceAccount {namespace}/{account} exists and no workload runs as it"
+
+
+def _source_data(source: Resource) -> dict[str, str]:
+    """A ConfigMap's ``data``; a Secret's ``stringData`` and its ``data`` decoded (base64,
+    text only), as the kubelet gives them to the containers."""
+    if source.kind != "Secret":
+        return as_strings(source.obj.get("data"))
+    found: dict[str, str] = {}
+    for key, value in as_mapping(source.obj.get("data")).items():
+        try:
+            found[str(key)] = base64.b64decode(str(value), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            continue
+    found.update(as_strings(source.obj.get("stringData")))
+    return found

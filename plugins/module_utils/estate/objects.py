@@ -303,44 +303,55 @@ class Workload:
 
     def environment(self) -> list[EnvValue]:
         """What the containers are told at start: every ``env`` entry (a literal value, or a
-        ConfigMap key it is read from), every ConfigMap of ``envFrom`` and every ConfigMap
-        mounted as a volume (its keys are files the container reads: a Spring
+        ConfigMap or Secret key it is read from), every ConfigMap and Secret of ``envFrom``
+        and every one mounted as a volume (its keys are files the container reads: a Spring
         ``application.properties``, an nginx.conf), and the words of ``command`` and
-        ``args``. The ConfigMaps' contents are the index's to look up."""
+        ``args``. The ConfigMaps' and Secrets' contents are the index's to look up."""
         found: list[EnvValue] = []
-        mounted = self._mounted_config_maps()
+        mounted = self._mounted_sources()
         for container in (*self.init_containers, *self.containers):
             name = str(container.get("name") or "")
             for entry in (as_mapping(e) for e in as_list(container.get("env"))):
                 key = str(entry.get("name") or "")
-                reference = as_mapping(as_mapping(entry.get("valueFrom")).get("configMapKeyRef"))
+                source = as_mapping(entry.get("valueFrom"))
                 if isinstance(entry.get("value"), str):
                     found.append(EnvValue(name, key, str(entry["value"])))
-                elif reference.get("name") and reference.get("key"):
-                    found.append(EnvValue(name, key, None, str(reference["name"]),
-                                          str(reference["key"])))
+                    continue
+                for kind, field in (("ConfigMap", "configMapKeyRef"),
+                                    ("Secret", "secretKeyRef")):
+                    reference = as_mapping(source.get(field))
+                    if reference.get("name") and reference.get("key"):
+                        found.append(EnvValue(name, key, None, str(reference["name"]),
+                                              str(reference["key"]), kind))
             for entry in (as_mapping(e) for e in as_list(container.get("envFrom"))):
-                reference = as_mapping(entry.get("configMapRef"))
-                if reference.get("name"):
-                    found.append(EnvValue(name, "", None, str(reference["name"])))
+                for kind, field in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                    reference = as_mapping(entry.get(field))
+                    if reference.get("name"):
+                        found.append(EnvValue(name, "", None, str(reference["name"]),
+                                              source_kind=kind))
             for field in ("command", "args"):
                 for number, word in enumerate(as_list(container.get(field))):
                     if isinstance(word, str):
                         found.append(EnvValue(name, f"{field}[{number}]", word))
             for mount in (as_mapping(m) for m in as_list(container.get("volumeMounts"))):
-                for config_map in mounted.get(str(mount.get("name") or ""), ()):
-                    found.append(EnvValue(name, f"volume {mount.get('name')}", None, config_map))
+                for kind, source_name in mounted.get(str(mount.get("name") or ""), ()):
+                    found.append(EnvValue(name, f"volume {mount.get('name')}", None,
+                                          source_name, source_kind=kind))
         return found
 
-    def _mounted_config_maps(self) -> dict[str, list[str]]:
-        """Volume name -> the ConfigMaps it holds (a ``configMap`` volume, or the
-        ``configMap`` sources of a ``projected`` one)."""
-        volumes: dict[str, list[str]] = {}
+    def _mounted_sources(self) -> dict[str, list[tuple[str, str]]]:
+        """Volume name -> the ConfigMaps and Secrets it holds (kind, name): a ``configMap``
+        or ``secret`` volume, or the sources of a ``projected`` one."""
+        volumes: dict[str, list[tuple[str, str]]] = {}
         for volume in (as_mapping(v) for v in as_list(self.pod_spec.get("volumes"))):
-            sources = [as_mapping(volume.get("configMap"))] + [
-                as_mapping(as_mapping(source).get("configMap")) for source in
-                as_list(as_mapping(volume.get("projected")).get("sources"))]
-            names = [str(source["name"]) for source in sources if source.get("name")]
+            sources = [volume, *(as_mapping(source) for source in
+                                 as_list(as_mapping(volume.get("projected")).get("sources")))]
+            names = [("ConfigMap", str(as_mapping(s.get("configMap"))["name"]))
+                     for s in sources if as_mapping(s.get("configMap")).get("name")]
+            names += [("Secret", str(as_mapping(s.get("secret")).get("secretName")
+                                     or as_mapping(s.get("secret")).get("name")))
+                      for s in sources if as_mapping(s.get("secret")).get("secretName")
+                      or as_mapping(s.get("secret")).get("name")]
             if names and volume.get("name"):
                 volumes[str(volume["name"])] = names
         return volumes
@@ -355,8 +366,9 @@ class EnvValue:
     container: str
     name: str
     value: str | None
-    config_map: str | None = None
+    config_map: str | None = None   # the ConfigMap's, or the Secret's, name
     key: str | None = None
+    source_kind: str = "ConfigMap"  # or Secret
 
 
 GATEWAY_API = "gateway.networking.k8s.io"

@@ -37,11 +37,13 @@ def calls_from_environment(draft: Draft) -> None:
                     callee = draft.service_at(host.resource.namespace, host.resource.name)
                     if callee is None:
                         continue
-                    where = (f"ConfigMap {group.root.namespace}/{entry.config_map} key "
-                             f"{entry.key}" if entry.config_map else
+                    where = (f"{entry.source_kind} {group.root.namespace}/"
+                             f"{entry.config_map} key {entry.key}" if entry.config_map else
                              f"{entry.name} of container {entry.container}")
-                    draft.call(caller, callee, f"{group.display} is told {named.text!r} "
-                               f"({where})")
+                    # a Secret's value may hold credentials: only the host it names is said
+                    told = f"{named.name}" + (f":{named.port}" if named.port else "") \
+                        if entry.source_kind == "Secret" else repr(named.text)
+                    draft.call(caller, callee, f"{group.display} is told {told} ({where})")
 
 
 def calls_from_network_policies(draft: Draft) -> None:

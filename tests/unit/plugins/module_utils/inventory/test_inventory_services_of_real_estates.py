@@ -413,3 +413,84 @@ def test_the_waves_say_what_each_holds_when_the_risky_ones_cannot_wait():
     assert "port 5672 speaks AMQP, whose clients hold their connections open" in notes
     assert "AMQP, a server-first protocol" not in notes
     assert "calls only what the waves before it hold" not in notes
+
+
+
+# The retail store sample's orders service reads its database's URL from a Secret
+SECRET_URLS = """
+apiVersion: v1
+kind: Secret
+metadata: {name: orders-db, namespace: orders}
+data:
+  url: amRiYzptYXJpYWRiOi8vb3JkZXJzLWRiOjMzMDYvb3JkZXJzP3VzZXI9b3JkZXJzJnBhc3N3b3JkPXMzY3JldA==
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: orders-queue, namespace: orders}
+stringData: {RABBITMQ_ADDRESSES: "amqp://guest:guest@queue:5672"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: orders-db, namespace: orders}
+spec:
+  selector: {app: orders-db}
+  ports: [{name: mysql, port: 3306}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders-db, namespace: orders}
+spec:
+  selector: {matchLabels: {app: orders-db}}
+  template:
+    metadata: {labels: {app: orders-db}}
+    spec: {containers: [{name: mysql, image: mysql, ports: [{containerPort: 3306}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: queue, namespace: orders}
+spec:
+  selector: {app: queue}
+  ports: [{name: amqp, port: 5672}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: queue, namespace: orders}
+spec:
+  selector: {matchLabels: {app: queue}}
+  template:
+    metadata: {labels: {app: queue}}
+    spec: {containers: [{name: rabbitmq, image: rabbitmq, ports: [{containerPort: 5672}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: orders, namespace: orders}
+spec:
+  selector: {app: orders}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders, namespace: orders}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template:
+    metadata: {labels: {app: orders}}
+    spec:
+      containers:
+      - name: orders
+        image: orders
+        ports: [{containerPort: 8080}]
+        env:
+        - name: SPRING_DATASOURCE_URL
+          valueFrom: {secretKeyRef: {name: orders-db, key: url}}
+        envFrom: [{secretRef: {name: orders-queue}}]
+"""
+
+
+def test_urls_read_from_secrets_are_calls_and_their_credentials_are_never_written():
+    imported = _import(SECRET_URLS)
+    assert sorted(_service(imported, "orders")["calls"]) == ["orders-db", "queue"]
+    notes = " ".join(t for texts in imported.notes.values() for t in texts)
+    assert "is told orders-db:3306 (Secret orders/orders-db key url)" in notes
+    assert "is told queue:5672 (Secret orders/orders-queue key RABBITMQ_ADDRESSES)" in notes
+    assert "s3cret" not in notes and "guest" not in notes
