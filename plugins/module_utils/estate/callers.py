@@ -324,8 +324,7 @@ def service_scrape_ports(index: MeshIndex, service: Resource) -> Iterator[tuple[
         if given.isdigit():
             ports = [int(given)] if 0 < int(given) < 65536 else []
         else:
-            ports = [_target(p, workload) for p in entry.ports
-                     if str(p.get("protocol") or "TCP").upper() == "TCP"]
+            ports = [_target(p, workload) for p in entry.ports if is_tcp(p)]
         for port in dict.fromkeys(p for p in ports if p):
             yield workload, port
 
@@ -366,7 +365,9 @@ def _exposed(index: MeshIndex) -> Iterator[OutsideCall]:
     with ``externalIPs``, takes their connections on every port and kube-proxy forwards them
     to the selected pods' ``targetPort``; a container's ``hostPort`` takes them on the node.
     They come from outside the cluster's pods, without the mesh's proxy or identity. The
-    mesh's own gateways are left out: their flows are the gateways'.
+    mesh's own gateways are left out: their flows are the gateways'. A UDP or SCTP port is
+    left out too: neither mesh's proxy takes it (Istio's traffic capture and Linkerd's
+    proxy-init redirect TCP only), so STRICT and default deny never see it.
     https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport,
     https://kubernetes.io/docs/concepts/services-networking/service/#external-ips,
     https://kubernetes.io/docs/concepts/configuration/overview/#services (hostPort)
@@ -377,6 +378,8 @@ def _exposed(index: MeshIndex) -> Iterator[OutsideCall]:
             continue
         entry = index.service(service.namespace, service.name)
         for port in entry.ports if entry is not None else ():
+            if not is_tcp(port):
+                continue
             for workload, number, service_port in _pod_port(
                     index, service.namespace, service.name, port.get("number")):
                 if is_gateway(workload.labels):
@@ -391,11 +394,17 @@ def _exposed(index: MeshIndex) -> Iterator[OutsideCall]:
             for port in as_list(container.get("ports")):
                 port = as_mapping(port)
                 if isinstance(port.get("hostPort"), int) and \
-                        isinstance(port.get("containerPort"), int):
+                        isinstance(port.get("containerPort"), int) and is_tcp(port):
                     yield OutsideCall("exposed", workload.resource,
                                       f"hostPort {port['hostPort']}", (), workload,
                                       port["containerPort"],
                                       caller_name="a client outside the cluster")
+
+
+def is_tcp(port: Mapping[str, Any]) -> bool:
+    """A Service or container port of protocol TCP (the default): the only one the meshes'
+    proxies take."""
+    return str(port.get("protocol") or "TCP").upper() == "TCP"
 
 
 def is_gateway(labels: Mapping[str, str]) -> bool:

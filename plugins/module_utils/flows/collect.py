@@ -42,6 +42,7 @@ from .outside import (
     caller_peers,
     outside_flows,
     peer_flows,
+    pod_destinations,
     prometheus_peers,
 )
 
@@ -186,15 +187,25 @@ class _Collector:
                 callee = intent.by_name.get(callee_name)
                 if callee is None:
                     continue
+                destinations = self.destinations_of(callee)
+                addressed = "service"
+                if not destinations and not callee.ports and callee.pod_ports:
+                    # no Service: its callers reach its pods' own addresses (a registry
+                    # such as Eureka or Consul hands them out)
+                    destinations, addressed = pod_destinations(self, callee), "pod"
                 for source in self.sources_of(service):
-                    for destination in self.destinations_of(callee):
+                    for destination in destinations:
                         if destination.kind == "workload" and source.workload is not None \
                                 and destination.workload is source.workload:
                             continue
                         self._declared.add((str(source), destination.namespace,
                                             destination.name, destination.port))
-                        self.add(Flow(source, destination, self._flow_protocol(destination),
-                                      "calls", via=f"{path}.calls[{index}]"))
+                        protocol = self._flow_protocol(destination) if addressed == "service" \
+                            else _INTENT_PROTOCOLS.get(next(
+                                p.protocol for p in callee.pod_ports
+                                if p.port == destination.port), "tcp")
+                        self.add(Flow(source, destination, protocol, "calls",
+                                      via=f"{path}.calls[{index}]", addressed=addressed))
 
     def _flow_protocol(self, destination: Destination) -> str:
         if destination.kind == "host":

@@ -171,6 +171,13 @@ def _pod_protocols(service: Service) -> dict[int, str]:
             for p in (*service.peer_ports, *service.pod_ports)}
 
 
+def pod_destinations(collector: Collector, service: Service) -> list[Destination]:
+    """A service without Service ports on its ``pod_ports``, at its pods' own addresses:
+    what its catalogue callers reach when a registry (Eureka, Consul) hands out pod
+    addresses."""
+    return _on_pods(collector, service, [p.port for p in service.pod_ports])
+
+
 def _on_pods(collector: Collector, service: Service, ports: Sequence[int]) -> list[Destination]:
     """Each workload of ``service`` on each of ``ports``, at its pods' own addresses."""
     return [Destination("workload", workload.namespace, workload.resource.name, port,

@@ -232,6 +232,12 @@ class Service:
         declared = set(self.workload_ports())
         return tuple(p for p in self.peer_ports if p.port not in declared)
 
+    @property
+    def called_at_pods(self) -> bool:
+        """No Service port: its callers reach its ``pod_ports`` at its pods' own addresses
+        (a registry such as Eureka or Consul hands them out)."""
+        return not self.ports and bool(self.pod_ports)
+
     def pod_only_ports(self) -> tuple[Port, ...]:
         """The container ports that no port of the service declares: its undeclared peer
         ports and its ``pod_ports``, reached only at the pods' own addresses. The callers of

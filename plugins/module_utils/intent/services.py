@@ -418,7 +418,15 @@ def check_calls(check: Checker, items: list[Any], by_name: Mapping[str, Service]
                 or item["name"] not in by_name:
             continue
         for call_index, call in enumerate(by_name[item["name"]].calls):
-            check.unknown_service(call, f"mesh_services[{index}].calls[{call_index}]", by_name)
+            path = f"mesh_services[{index}].calls[{call_index}]"
+            if check.unknown_service(call, path, by_name):
+                continue
+            callee = by_name[call]
+            if not callee.ports and not callee.pod_ports:
+                check.warn(path, call, f"has no ports (no Service): no request to it is "
+                           "routed, proven or admitted; if its callers reach its pods' own "
+                           "addresses (a registry such as Eureka or Consul hands them out), "
+                           f"give {call} the pod_ports they reach")
 
 
 def check_route_budgets(check: Checker, services: list[Service]) -> None:

@@ -133,6 +133,7 @@ def check_native_sidecars(check: Checker, intent: Intent) -> None:
         if service.init_network:
             check.warn(join_path(path, "init_network"), True,
                        f"({where}) needs the proxy before its init containers, and {why}: "
-                       "their requests find no proxy behind the traffic capture; run them "
-                       "as the proxy's user (Istio: runAsUser 1337; Linkerd: 2102) or "
-                       "exclude their ports from the capture")
+                       "their requests leave without it, in plaintext without identity, "
+                       "which STRICT and default deny refuse (with the meshes' CNI plugins "
+                       "they find no proxy behind the capture, and fail): keep what they "
+                       "reach PERMISSIVE and admitted, or give the cluster native sidecars")

@@ -116,11 +116,8 @@ def build_catalogue(draft: Draft, groups: list[WorkloadGroup],
             members = [g for g in members if g.root.resource.kind != "Pod"]
         drafts.append(ServiceDraft(resource.name, resource.namespace, resource, members))
     drafts = _without_aliases(draft, drafts)
-    for group in groups:
-        if id(group) in selected or not in_scope(group.root.namespace):
-            continue
-        name = group.labels.get("app") or group.root.resource.name
-        drafts.append(ServiceDraft(name, group.root.namespace, None, [group]))
+    drafts += _clients([g for g in groups if id(g) not in selected
+                        and in_scope(g.root.namespace)], groups)
     for service in sorted(drafts, key=lambda s: (s.namespace, s.name)):
         _add(draft, service)
     for version, (parent, labels) in versions_of.items():
@@ -129,6 +126,24 @@ def build_catalogue(draft: Draft, groups: list[WorkloadGroup],
             found.fields.setdefault("_version_services", []).append((version, labels))
     for service in list(draft.services.values()):
         _describe(draft, service)
+
+
+def _clients(clients: list[WorkloadGroup], groups: list[WorkloadGroup]) -> list[ServiceDraft]:
+    """A service for each workload no Service selects, named after its ``app`` label, or
+    after itself when other workloads of its namespace share that label (``app: teastore``
+    on every pod of a shop names none of them)."""
+    apps: dict[tuple[str, str], int] = {}
+    for group in groups:
+        if group.labels.get("app"):
+            key = (group.root.namespace, str(group.labels["app"]))
+            apps[key] = apps.get(key, 0) + 1
+    drafts = []
+    for group in clients:
+        app = group.labels.get("app")
+        name = app if app and apps[(group.root.namespace, str(app))] == 1 \
+            else group.root.resource.name
+        drafts.append(ServiceDraft(name, group.root.namespace, None, [group]))
+    return drafts
 
 
 def _without_aliases(draft: Draft, drafts: list[ServiceDraft]) -> list[ServiceDraft]:
@@ -242,7 +257,7 @@ def _describe(draft: Draft, service: ServiceDraft) -> None:
         service.note("", "a client: no Service selects "
                      + ", ".join(g.display for g in service.workloads)
                      + ", so nothing calls it through the mesh (ports: [])")
-        _client_selector(service)
+        _client_selector(draft, service)
     if service.workloads:
         kinds = "; ".join(g.display for g in service.workloads)
         service.note("", f"runs as {kinds}")
@@ -278,21 +293,25 @@ def _check_selector(service: ServiceDraft) -> None:
                 "default; its objects select the pods by these labels")
 
 
-def _client_selector(service: ServiceDraft) -> None:
+def _client_selector(draft: Draft, service: ServiceDraft) -> None:
     """A client's pods without ``app: <name>``: its workloads' selector (a Deployment's
-    ``matchLabels``), else the labels of their pod template."""
+    ``matchLabels``), else the labels of their pod template; either only when it selects
+    no other workload of the namespace (``app: teastore`` on every pod of a shop selects
+    them all)."""
     if not service.workloads or all(g.labels.get("app") == service.name
                                     for g in service.workloads):
         return
     group = service.workloads[0]
+    own = {id(w) for g in service.workloads for w in (g.root, *g.running)}
     found = as_mapping(as_mapping(group.root.resource.spec.get("selector")).get("matchLabels"))
-    labels = {str(k): str(v) for k, v in (found or group.labels).items()}
-    if labels and all(all(g.labels.get(k) == v for k, v in labels.items())
-                      for g in service.workloads):
-        service.put("selector", labels, f"from {group.display}'s "
-                    + ("selector" if found else "pod labels") + f": its pods carry no "
-                    f"app={service.name}, meshstage's default")
-        return
+    for labels, source in ((found, "selector"), (group.labels, "pod labels")):
+        labels = {str(k): str(v) for k, v in labels.items()}
+        if labels and all(all(g.labels.get(k) == v for k, v in labels.items())
+                          for g in service.workloads) and all(
+                id(w) in own for w in draft.index.workloads_matching(service.namespace, labels)):
+            service.put("selector", labels, f"from {group.display}'s {source}: its pods "
+                        f"carry no app={service.name}, meshstage's default")
+            return
     service.note("", f"WARNING: meshstage selects a service's pods by app={service.name} and "
                  "these pods do not all carry it: label them, or the mesh objects meshstage "
                  "renders for the service select nothing")

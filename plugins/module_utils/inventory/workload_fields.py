@@ -149,5 +149,7 @@ def _init_network(service: ServiceDraft) -> None:
                 break
     if found:
         service.put("init_network", True, "guessed: " + "; ".join(found) + " reaches the "
-                    "network before the application starts, so the proxy must run first")
+                    "network before the application starts: without the proxy before it "
+                    "(a native sidecar) its requests leave in plaintext, without identity, "
+                    "which STRICT and default deny refuse")
 

@@ -3,8 +3,9 @@ must complete, whether the proxy of a pod runs as a native sidecar, whether the 
 the proxy itself, and which init containers reach the network.
 
 A classic sidecar is a regular container: it keeps running after a job's containers exit,
-so the pod never completes, and it starts after every init container, whose requests are
-captured towards a proxy that does not run yet. A native sidecar (an init container with
+so the pod never completes, and it starts after every init container, whose requests leave
+without it (in plaintext, before the capture is set up; with a CNI plugin, captured towards
+a proxy that does not run yet). A native sidecar (an init container with
 ``restartPolicy: Always``) starts before the later init containers and stops when the app
 containers end. https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/
 """

@@ -31,9 +31,14 @@ class LinkerdStartupAnalyzer(Analyzer):
       ``linkerd.io/inject: disabled``.
     - MST0209: an init container that reaches the network (runs ``curl``, ``nc``,
       ``pg_isready``..., or is given a URL or ``host:port``) before the proxy runs: its
-      requests are redirected to a proxy that has not started and fail. Run it as the
-      proxy's user (``runAsUser: 2102``), skip its ports (``config.linkerd.io/
-      skip-outbound-ports``), or use native sidecars.
+      requests leave without the proxy. linkerd-init is appended after the app's init
+      containers (``charts/patch/templates/patch.json``, unless the proxy is a native
+      sidecar), so they go out in plaintext, without identity, which an
+      ``all-authenticated`` or ``deny`` destination refuses; with the linkerd-cni plugin
+      they are redirected to a proxy that has not started, and fail. Use native sidecars
+      (the proxy starts first and carries them); with the CNI plugin, running it as the
+      proxy's user (``runAsUser: 2102``) or skipping its ports
+      (``config.linkerd.io/skip-outbound-ports``) lets them out in plaintext.
 
     The finding is on the object that injects the pod: its Namespace, or the workload when
     its own template asks for the proxy. ``proxy.nativeSidecar`` is read from the install in
@@ -142,10 +147,12 @@ class LinkerdStartupAnalyzer(Analyzer):
                 yield self.finding(
                     where, "MST0209", f"Init container {found[0]} of "
                     f"{workload.resource.display} reaches the network ({found[1]}) before "
-                    f"Linkerd's proxy runs{unknown}: its requests are redirected to a "
-                    "proxy that has not started and fail; run it as user 2102, skip its "
-                    "ports (config.linkerd.io/skip-outbound-ports), or use native "
-                    "sidecars.")
+                    f"Linkerd's proxy runs{unknown}: its requests leave without it, in "
+                    "plaintext without identity (linkerd-init comes after it; with the "
+                    "linkerd-cni plugin they are redirected to a proxy that has not "
+                    "started, and fail), which an all-authenticated or deny destination "
+                    "refuses; use native sidecars (or, with the CNI plugin, run it as user "
+                    "2102 or skip its ports: config.linkerd.io/skip-outbound-ports).")
 
     @staticmethod
     def _stops_proxy(workload: Workload) -> bool:

@@ -48,11 +48,17 @@ class StartupAnalyzer(Analyzer):
       ``meshstage.io/stops-proxy: "true"``), run it as a native sidecar or keep the job out
       of the mesh.
     - MST0110: an init container that reaches the network (runs ``curl``, ``nc``,
-      ``pg_isready``..., or is given a URL or ``host:port``) before the proxy runs: the
-      traffic capture is in place and sends its requests to a proxy that has not started,
-      so they fail. Run it as the proxy's user (``runAsUser: 1337``), exclude its
-      destination from the capture (``traffic.sidecar.istio.io/excludeOutboundIPRanges``
-      or ``excludeOutboundPorts``), or use native sidecars.
+      ``pg_isready``..., or is given a URL or ``host:port``) before the proxy runs: its
+      requests leave without the proxy. istio-init sets the traffic capture up after the
+      app's init containers (``reorderPod`` in ``pkg/kube/inject/webhook.go``: "Init
+      container must be last to allow any traffic to pass before iptables is setup"), so
+      they go out in plaintext, without identity, which a STRICT or default-deny
+      destination refuses; with Istio's CNI plugin the capture is in place already and
+      sends them to a proxy that has not started, so they fail. Use native sidecars (the
+      proxy starts first and carries them); with the CNI plugin, running it as the
+      proxy's user (``runAsUser: 1337``) or excluding its destination from the capture
+      (``traffic.sidecar.istio.io/excludeOutboundIPRanges`` or ``excludeOutboundPorts``)
+      lets them out in plaintext.
 
     The finding is on the object that injects the pod: its Namespace, or the workload when
     its own template asks for the sidecar. Whether istiod injects native sidecars is read
@@ -166,10 +172,13 @@ class StartupAnalyzer(Analyzer):
                 yield self.finding(
                     where, "MST0110", f"Init container {found[0]} of "
                     f"{workload.resource.display} reaches the network ({found[1]}) before "
-                    f"the Istio proxy runs{unknown}: its requests are captured towards a "
-                    "proxy that has not started and fail; run it as user 1337, exclude "
-                    "its destination from the capture (traffic.sidecar.istio.io/"
-                    f"excludeOutboundIPRanges), or annotate the pod {NATIVE}: \"true\".")
+                    f"the Istio proxy runs{unknown}: its requests leave without it, in "
+                    "plaintext without identity (istio-init sets the capture up after it; "
+                    "with Istio's CNI plugin they are captured towards a proxy that has not "
+                    "started, and fail), which a STRICT or default-deny destination "
+                    f"refuses; annotate the pod {NATIVE}: \"true\" (or, with the CNI "
+                    "plugin, run it as user 1337 or exclude its destination from the "
+                    "capture: traffic.sidecar.istio.io/excludeOutboundIPRanges).")
 
     @staticmethod
     def _stops_proxy(workload: Workload) -> bool:

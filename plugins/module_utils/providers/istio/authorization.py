@@ -69,7 +69,8 @@ def derived_allow(intent: Intent, service: Service, callers: list[Service],
                   if has_sidecar(intent, caller)]
     principals += gateways if gateways is not None else []
     plaintext = plaintext_callers(intent, service)
-    ports = list(service.workload_ports())
+    # a service without Service ports is called on its pod ports
+    ports = list(service.workload_ports()) or [p.port for p in service.pod_ports]
     disabled = disabled_ports(intent, service)
     rules: list[dict[str, Any]] = []
     mtls_ports = [port for port in ports if port not in disabled]

@@ -46,6 +46,7 @@ from .traffic import (
     destination_rules,
     gateway_routes,
     peers_service,
+    pods_service,
     service_entries,
     virtual_service,
 )
@@ -200,6 +201,14 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution(objects=[_mesh_peer_authentication(intent)])
     for service in intent.services:
         contribution.objects.extend(destination_rules(intent, service))
+        if service.inject and service.called_at_pods:
+            contribution.objects.append(pods_service(intent, service))
+            contribution.notes.append(
+                f"Service `{service.namespace}/{service.name}-pods` (headless) declares the "
+                f"ports its callers reach at the pods of `{service.name}` "
+                f"({', '.join(str(p.port) for p in service.pod_ports)}): a registry hands "
+                "out pod addresses, and Istio sends requests to undeclared pod addresses as "
+                "plaintext, which STRICT refuses.")
         if service.inject and service.undeclared_peer_ports():
             contribution.objects.append(peers_service(intent, service))
             contribution.notes.append(
@@ -432,6 +441,9 @@ def _sidecar(intent: Intent, services: list[Service]) -> PlannedObject:
     for each in services:
         for callee in (intent.service(name) for name in each.calls):
             names.add((callee.namespace, callee.name))
+            if callee.called_at_pods and callee.inject \
+                    and intent.stage.reached(Stage.STRICT_MTLS):
+                names.add((callee.namespace, f"{callee.name}-pods"))
             if intent.traffic_api == "gateway-api" and callee.traffic.routes \
                     and routes_versions(callee):
                 # the HTTPRoute sends the callee's traffic on to its version Services

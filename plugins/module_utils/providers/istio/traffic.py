@@ -193,6 +193,24 @@ def peers_service(intent: Intent, service: Service) -> PlannedObject:
     )
 
 
+def pods_service(intent: Intent, service: Service) -> PlannedObject:
+    """A headless Service declaring the ``pod_ports`` of a service without Service ports,
+    which its callers reach at its pods' own addresses (a registry such as Eureka or Consul
+    hands them out): with it, their sidecars match those addresses and send mTLS, instead
+    of passing the requests through as plaintext, which STRICT refuses.
+    https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
+    #headless-services"""
+    name = f"{service.name}-pods"
+    return PlannedObject(
+        api_version="v1", kind="Service", name=name, namespace=service.namespace,
+        template="istio/headless_service.yaml.j2",
+        context={**_meta(name, service.namespace, intent),
+                 "selector": service.selector,
+                 "ports": [{"name": f"{port_prefix(p.protocol)}-pod-{p.port}", "port": p.port,
+                            "targetPort": p.port} for p in service.pod_ports]},
+    )
+
+
 def service_entries(intent: Intent) -> list[PlannedObject]:
     """A ServiceEntry per namespace and host outside the cluster its injected services call
     (``calls: [api.example.com:443]``), visible in that namespace only: the hosts join the

@@ -362,7 +362,8 @@ def service_policy(intent: Intent, service: Service, callers: Sequence[Service])
         if derived:
             # the callers reach the service's ports; its peer ports are its own pods', its
             # pod ports the callers' outside the catalogue that name them
-            ports = service.workload_ports() if service.pod_only_ports() else ()
+            ports = (service.workload_ports() or tuple(p.port for p in service.pod_ports)) \
+                if service.pod_only_ports() else ()
             policy.allow.append(PolicyRule(normalize(derived), (), ports))
         _inbound(intent, service, policy)
         return policy
