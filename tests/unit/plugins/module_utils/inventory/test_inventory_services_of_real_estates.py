@@ -494,3 +494,41 @@ def test_urls_read_from_secrets_are_calls_and_their_credentials_are_never_writte
     assert "is told orders-db:3306 (Secret orders/orders-db key url)" in notes
     assert "is told queue:5672 (Secret orders/orders-queue key RABBITMQ_ADDRESSES)" in notes
     assert "s3cret" not in notes and "guest" not in notes
+
+
+def _shop_deployment(name: str) -> str:
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: teastore, run: {name}}}}}
+  template:
+    metadata: {{labels: {{app: teastore, run: {name}}}}}
+    spec: {{containers: [{{name: app, image: {name}, ports: [{{containerPort: 8080}}]}}]}}
+---
+"""
+
+
+# the TeaStore's Kieker variant: every pod carries app: teastore, and four workloads have no
+# Service (their callers find them in the registry)
+SHARED_APP = "".join(_shop_deployment(n) for n in (
+    "teastore-auth", "teastore-image", "teastore-persistence", "teastore-webui")) + """
+apiVersion: v1
+kind: Service
+metadata: {name: teastore-webui, namespace: shop}
+spec:
+  selector: {run: teastore-webui}
+  ports: [{port: 8080}]
+"""
+
+
+def test_workloads_sharing_an_app_label_are_each_a_service_selected_by_their_own_labels():
+    imported = _import(SHARED_APP)
+    services = {s["name"]: s for s in imported.shared["mesh_services"]}
+    assert sorted(services) == ["teastore-auth", "teastore-image", "teastore-persistence",
+                                "teastore-webui"]
+    assert services["teastore-auth"]["selector"] == {"app": "teastore",
+                                                     "run": "teastore-auth"}
+    assert services["teastore-webui"]["selector"] == {"run": "teastore-webui"}
+    _renders(imported)
