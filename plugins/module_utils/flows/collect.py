@@ -189,9 +189,9 @@ class _Collector:
                     continue
                 destinations = self.destinations_of(callee)
                 addressed = "service"
-                if not destinations and not callee.ports and callee.pod_ports:
-                    # no Service: its callers reach its pods' own addresses (a registry
-                    # such as Eureka or Consul hands them out)
+                if callee.called_at_pods and not intent.hosts_of(callee.name):
+                    # its callers reach its pods' own addresses (a registry such as Eureka
+                    # or Consul hands them out)
                     destinations, addressed = pod_destinations(self, callee), "pod"
                 for source in self.sources_of(service):
                     for destination in destinations:
@@ -202,7 +202,7 @@ class _Collector:
                                             destination.name, destination.port))
                         protocol = self._flow_protocol(destination) if addressed == "service" \
                             else _INTENT_PROTOCOLS.get(next(
-                                p.protocol for p in callee.pod_ports
+                                p.protocol for p in callee.pod_addressed_ports()
                                 if p.port == destination.port), "tcp")
                         self.add(Flow(source, destination, protocol, "calls",
                                       via=f"{path}.calls[{index}]", addressed=addressed))

@@ -172,10 +172,10 @@ def _pod_protocols(service: Service) -> dict[int, str]:
 
 
 def pod_destinations(collector: Collector, service: Service) -> list[Destination]:
-    """A service without Service ports on its ``pod_ports``, at its pods' own addresses:
+    """A service's container ports at its pods' own addresses (``pod_addressed_ports``):
     what its catalogue callers reach when a registry (Eureka, Consul) hands out pod
     addresses."""
-    return _on_pods(collector, service, [p.port for p in service.pod_ports])
+    return _on_pods(collector, service, [p.port for p in service.pod_addressed_ports()])
 
 
 def _on_pods(collector: Collector, service: Service, ports: Sequence[int]) -> list[Destination]:

@@ -204,6 +204,8 @@ class Service:
     external_calls: tuple[ExternalHost, ...] = ()
     # the labels (key, value) its pods carry, when not ``app: <name>`` (``selector``)
     pod_labels: tuple[tuple[str, str], ...] = ()
+    # its callers reach its pods' own addresses, which a registry hands out (Consul, Eureka)
+    pod_addressed: bool = False
 
     @property
     def selector(self) -> dict[str, str]:
@@ -234,9 +236,21 @@ class Service:
 
     @property
     def called_at_pods(self) -> bool:
-        """No Service port: its callers reach its ``pod_ports`` at its pods' own addresses
-        (a registry such as Eureka or Consul hands them out)."""
-        return not self.ports and bool(self.pod_ports)
+        """Its callers reach its pods' own addresses (a registry such as Eureka or Consul
+        hands them out): ``pod_addressed``, or no Service port but ``pod_ports``."""
+        return (self.pod_addressed and bool(self.ports or self.pod_ports)) or (
+            not self.ports and bool(self.pod_ports))
+
+    def pod_addressed_ports(self) -> tuple[Port, ...]:
+        """The container ports its callers reach at its pods' addresses: each port's
+        ``target_port`` (else ``port``), and its ``pod_ports``."""
+        found: dict[int, Port] = {}
+        for port in self.ports:
+            number = port.target_port or port.port
+            found.setdefault(number, Port(name=port.name, port=number, protocol=port.protocol))
+        for port in self.pod_ports:
+            found.setdefault(port.port, port)
+        return tuple(found.values())
 
     def pod_only_ports(self) -> tuple[Port, ...]:
         """The container ports that no port of the service declares: its undeclared peer

@@ -49,7 +49,7 @@ from .workloads import WORKLOAD_KEYS, parse_workload
 
 SERVICE_KEYS = ("namespace", "service_account", "ports", "versions", "calls", "inject",
                 "ingress", "ingress_hosts", "canary", "traffic", "probe_paths", "selector",
-                *WORKLOAD_KEYS)
+                "pod_addressed", *WORKLOAD_KEYS)
 
 
 def check_canary_windows(check: Checker, intent: Intent) -> None:
@@ -141,11 +141,16 @@ def _parse_service(check: Checker, data: dict[str, Any], path: str, name: str) -
     if namespace is None:
         return None
     selector = optional(check, data, "selector", path, check.labels, None)
+    pod_addressed = optional(check, data, "pod_addressed", path, check.boolean, False)
+    if pod_addressed and not ports and not workload["pod_ports"]:
+        check.error(join_path(path, "pod_addressed"), True, "names no port its callers reach: "
+                    "give the service its ports, or the pod_ports they reach")
     return Service(name=name, namespace=namespace, service_account=account, ports=ports,
                    versions=versions, calls=calls, inject=inject, ingress=ingress,
                    traffic=traffic, probe_paths=probe_paths, canary=canary,
                    ingress_hosts=ingress_hosts, external_calls=external,
-                   pod_labels=tuple(sorted(selector.items())) if selector else (), **workload)
+                   pod_labels=tuple(sorted(selector.items())) if selector else (),
+                   pod_addressed=bool(pod_addressed), **workload)
 
 
 def _parse_ports(check: Checker, value: Any, path: str) -> tuple[Port, ...]:

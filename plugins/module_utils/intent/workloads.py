@@ -135,5 +135,7 @@ def check_native_sidecars(check: Checker, intent: Intent) -> None:
                        f"({where}) needs the proxy before its init containers, and {why}: "
                        "their requests leave without it, in plaintext without identity, "
                        "which STRICT and default deny refuse (with the meshes' CNI plugins "
-                       "they find no proxy behind the capture, and fail): keep what they "
-                       "reach PERMISSIVE and admitted, or give the cluster native sidecars")
+                       "they find no proxy behind the capture, and fail unless they run as "
+                       "the proxy's user: Istio runAsUser 1337; Linkerd 2102): keep what "
+                       "they reach PERMISSIVE and admitted, or give the cluster native "
+                       "sidecars")

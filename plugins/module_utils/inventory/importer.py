@@ -123,7 +123,29 @@ def import_estate(resources: Sequence[Resource], options: ImportOptions = Import
             provider.estate_import(draft)
     calls_observed(draft, options.observed, options.observed_from)
     _per_pod_injection(draft)
+    _registry_notes(draft)
     return _finish(draft, options)
+
+
+# Service registries that hand out pod addresses: Consul, Eureka, Nacos
+_REGISTRIES = ("consul", "eureka", "nacos")
+
+
+def _registry_notes(draft: Draft) -> None:
+    """A service that calls a service registry may be found there by its callers, at its
+    pods' own addresses rather than its Service's: say so beside it (``pod_addressed``),
+    which no manifest can tell."""
+    registries = {s.name for s in draft.services.values()
+                  if any(word in s.name for word in _REGISTRIES) or any(
+                      word in str(c.get("image") or "") for g in s.workloads
+                      for c in g.root.containers for word in _REGISTRIES)}
+    for service in draft.services.values():
+        found = sorted(registries & set(service.calls))
+        if found and service.name not in registries and service.fields.get("ports"):
+            service.note("", f"it calls {', '.join(found)}, a service registry: if its "
+                         "callers find it there, at its pods' own addresses, write "
+                         "pod_addressed: true (Istio's STRICT refuses the plaintext its "
+                         "callers' sidecars send to a pod address no Service declares)")
 
 
 def _guess_provider(draft: Draft) -> str:

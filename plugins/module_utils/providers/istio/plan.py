@@ -205,10 +205,10 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
             contribution.objects.append(pods_service(intent, service))
             contribution.notes.append(
                 f"Service `{service.namespace}/{service.name}-pods` (headless) declares the "
-                f"ports its callers reach at the pods of `{service.name}` "
-                f"({', '.join(str(p.port) for p in service.pod_ports)}): a registry hands "
-                "out pod addresses, and Istio sends requests to undeclared pod addresses as "
-                "plaintext, which STRICT refuses.")
+                f"ports its callers reach at the pods of `{service.name}` ("
+                + ", ".join(str(p.port) for p in service.pod_addressed_ports())
+                + "): a registry hands out pod addresses, and Istio sends requests to "
+                "undeclared pod addresses as plaintext, which STRICT refuses.")
         if service.inject and service.undeclared_peer_ports():
             contribution.objects.append(peers_service(intent, service))
             contribution.notes.append(

@@ -194,10 +194,12 @@ def peers_service(intent: Intent, service: Service) -> PlannedObject:
 
 
 def pods_service(intent: Intent, service: Service) -> PlannedObject:
-    """A headless Service declaring the ``pod_ports`` of a service without Service ports,
-    which its callers reach at its pods' own addresses (a registry such as Eureka or Consul
-    hands them out): with it, their sidecars match those addresses and send mTLS, instead
-    of passing the requests through as plaintext, which STRICT refuses.
+    """A headless Service declaring the container ports a service's callers reach at its
+    pods' own addresses (``pod_addressed``, or ``pod_ports`` without Service ports: a
+    registry such as Eureka or Consul hands the addresses out): with it, their sidecars
+    match those addresses and send mTLS, instead of passing the requests through as
+    plaintext, which STRICT refuses. The service's own Service, whose ClusterIP nobody
+    uses, does not make the pods' addresses known to the sidecars.
     https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
     #headless-services"""
     name = f"{service.name}-pods"
@@ -207,7 +209,7 @@ def pods_service(intent: Intent, service: Service) -> PlannedObject:
         context={**_meta(name, service.namespace, intent),
                  "selector": service.selector,
                  "ports": [{"name": f"{port_prefix(p.protocol)}-pod-{p.port}", "port": p.port,
-                            "targetPort": p.port} for p in service.pod_ports]},
+                            "targetPort": p.port} for p in service.pod_addressed_ports()]},
     )
 
 

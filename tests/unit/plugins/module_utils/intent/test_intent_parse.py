@@ -63,8 +63,9 @@ BASE: dict[str, Any] = {
 DNS_LABEL = ("is not a valid DNS-1123 label (lower case letters, digits and '-', at most 63, "
              "starting and ending with a letter or digit)")
 _SERVICE_KEYS = ("calls", "canary", "ingress", "ingress_hosts", "init_network", "inject", "kind",
-                 "name", "namespace", "peer_ports", "pod_ports", "ports", "probe_paths",
-                 "selector", "service_account", "stops_proxy", "traffic", "versions")
+                 "name", "namespace", "peer_ports", "pod_addressed", "pod_ports", "ports",
+                 "probe_paths", "selector", "service_account", "stops_proxy", "traffic",
+                 "versions")
 SERVICE_KEYS = ", ".join(_SERVICE_KEYS)
 OVERRIDE_KEYS = ", ".join(key for key in _SERVICE_KEYS if key != "name")
 TRAFFIC_KEYS = ("connection_pool, header_routes, load_balancer, outlier_detection, retries, "
