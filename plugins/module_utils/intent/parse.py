@@ -160,7 +160,8 @@ def parse_plain_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]
         telemetry = replace(telemetry, prometheus_namespace=linkerd.viz_namespace)
     authorization = parse_authorization(check, data.get("mesh_authorization"), by_name,
                                         trust_domain)
-    check_shared_accounts(check, services, authorization)
+    check_shared_accounts(check, services, authorization,
+                          stage_name == Stage.AUTHORIZATION.value)
     default_deny = optional(check, data, "mesh_default_deny", "", check.boolean, True)
     cluster = parse_simple(check, data.get("mesh_cluster"), "mesh_cluster", Cluster,
                            {"name": check.dns_subdomain, "server": check.string,

@@ -450,12 +450,20 @@ def check_route_budgets(check: Checker, services: list[Service]) -> None:
 
 
 def check_shared_accounts(check: Checker, services: list[Service],
-                          authorization: list[ServiceAuthorization]) -> None:
+                          authorization: list[ServiceAuthorization],
+                          enforced: bool = False) -> None:
     """Services that run as one service account share one identity (the principal of
     every request they make), so an ALLOW that names one of them admits them all: warn,
-    naming the services and the account, when an allow rule names one of them."""
+    naming the services and the account, when an allow rule names one of them, or, at the
+    authorization stage (``enforced``), when one of them calls a service of the catalogue
+    (its derived ALLOW then admits them all: Online Boutique, Bank of Anthos and the
+    TeaStore run every workload as ``default``)."""
     allowed = {name for entry in authorization for rule in entry.allow
                for name in rule.source.services}
+    if enforced:
+        catalogue = {service.name for service in services}
+        allowed |= {service.name for service in services
+                    if catalogue.intersection(service.calls)}
     by_identity: dict[tuple[str, str], list[tuple[int, Service]]] = {}
     for number, service in enumerate(services):
         by_identity.setdefault((service.namespace, service.service_account), []).append(

@@ -79,6 +79,24 @@ def test_a_shared_service_account_that_an_allow_names_is_warned_about() -> None:
     assert not [line for line in unshared if "share one identity" in line]
 
 
+def test_a_shared_service_account_of_callers_is_warned_about_at_authorization() -> None:
+    """Every workload as ``default`` (Online Boutique, Bank of Anthos): the derived ALLOW
+    of a callee admits them all, which only the authorization stage enforces."""
+    variables = {"mesh_environment": "dev", "mesh_services": [
+        {"name": "frontend", "namespace": "shop", "service_account": "default",
+         "calls": ["payment"]},
+        {"name": "loadgenerator", "namespace": "shop", "service_account": "default",
+         "ports": [], "calls": ["frontend"]},
+        {"name": "payment", "namespace": "shop", "service_account": "default"}]}
+    _, warnings = parse_intent({**variables, "mesh_stage": "authorization"})
+    assert "mesh_services[1] (loadgenerator).service_account: 'default' is the service " \
+        "account of frontend, loadgenerator, payment in namespace shop: they share one " \
+        "identity, so every ALLOW that admits one of them admits them all; give each its " \
+        "own service_account" in warnings
+    _, earlier = parse_intent({**variables, "mesh_stage": "strict_mtls"})
+    assert not [line for line in earlier if "share one identity" in line]
+
+
 def test_a_wave_that_injects_kube_system_is_warned_about() -> None:
     variables = intent(append("mesh_services", {"name": "dns", "namespace": "kube-system"}),
                        append("mesh_injection_waves", {"name": "system",
