@@ -42,11 +42,13 @@ def import_istio(draft: Draft) -> None:
     _ingress_gateway(draft)
     _namespaces(draft)
     _sidecars(draft)
+    _service_entries(draft)
     import_traffic(draft)
     _peer_authentications(draft)
     import_authorization(draft)
     _telemetry(draft)
     _proxy_config(draft)
+    _gateways(draft)
 
 
 def _root(draft: Draft) -> str:
@@ -172,6 +174,40 @@ def _sidecars(draft: Draft) -> None:
                        f"cannot say {', '.join(extra)}")
         else:
             draft.became(sidecar, "calls (meshstage renders the Sidecar from them)")
+
+
+def _service_entries(draft: Draft) -> None:
+    """The estate's ServiceEntries no Sidecar named (those are ``_external_ports``'): each
+    is listed, kept as it is, saying what a service needs to keep reaching its hosts once
+    meshstage's Sidecars scope the egress (from the traffic stage, only the hosts its
+    ``calls`` name and the root namespace's; a host outside them leaves through the
+    passthrough cluster, which ``outboundTrafficPolicy: REGISTRY_ONLY`` blocks:
+    https://istio.io/latest/docs/reference/config/networking/sidecar/)."""
+    said = {name for name, _ in draft.listed} | {name for name, _ in draft.converted}
+    root = _root(draft)
+    for entry in draft.index.istio("ServiceEntry"):
+        if entry.display in said or entry.namespace == root \
+                or entry.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
+            continue
+        hosts = ", ".join(str(h) for h in as_list(entry.spec.get("hosts")))
+        draft.keep(entry, f"it declares {hosts}: from the traffic stage, meshstage's Sidecars "
+                   "let a service reach a host outside the cluster only when its calls name "
+                   "it (calls: [host]); add each host to the calls of the services that "
+                   "reach it (meshstage renders its own ServiceEntry, remove this one then), "
+                   "or their requests leave through the passthrough cluster, which "
+                   "REGISTRY_ONLY blocks")
+
+
+def _gateways(draft: Draft) -> None:
+    """The estate's Istio Gateways, which the intent does not say (the ingress gateway's
+    own listeners): listed, kept as they are, so that the file's end names every mesh
+    object of the estate."""
+    said = {name for name, _ in draft.listed} | {name for name, _ in draft.converted}
+    for gateway in draft.index.istio("Gateway"):
+        if gateway.display not in said:
+            draft.keep(gateway, "the listeners of an ingress gateway: meshstage renders no "
+                       "Gateway, and binds the routes of ingress services to the one "
+                       "mesh_ingress_gateway.gateway names")
 
 
 def _external_ports(draft: Draft, namespace: str, host: str) -> list[tuple[Resource, int]]:

@@ -532,3 +532,46 @@ def test_workloads_sharing_an_app_label_are_each_a_service_selected_by_their_own
                                                      "run": "teastore-auth"}
     assert services["teastore-webui"]["selector"] == {"run": "teastore-webui"}
     _renders(imported)
+
+
+# Online Boutique's Istio variant: a ServiceEntry for Google's APIs and a Gateway, which no
+# Sidecar names
+ISTIO_OBJECTS = """
+apiVersion: v1
+kind: Service
+metadata: {name: frontend, namespace: default}
+spec:
+  selector: {app: frontend}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: frontend, namespace: default}
+spec:
+  selector: {matchLabels: {app: frontend}}
+  template:
+    metadata: {labels: {app: frontend}}
+    spec: {containers: [{name: server, image: frontend, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata: {name: allow-egress-googleapis, namespace: default}
+spec:
+  hosts: [accounts.google.com, "*.googleapis.com"]
+  ports: [{number: 443, protocol: HTTPS, name: https}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: {name: frontend-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+"""
+
+
+def test_every_istio_object_of_the_estate_is_listed_with_what_meshstage_makes_of_it():
+    listed = dict(_import(ISTIO_OBJECTS).draft.listed)
+    assert "add each host to the calls of the services that reach it" in \
+        listed["ServiceEntry default/allow-egress-googleapis"]
+    assert "REGISTRY_ONLY blocks" in listed["ServiceEntry default/allow-egress-googleapis"]
+    assert "meshstage renders no Gateway" in listed["Gateway default/frontend-gateway"]
