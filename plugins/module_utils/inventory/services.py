@@ -420,9 +420,13 @@ def guess_protocol(port: Mapping[str, Any], service: ServiceDraft,
             return "GRPC", (f"guessed from the {kind} of container {container} of "
                             f"{workload.resource.kind} {workload.namespace}/"
                             f"{workload.resource.name}, which runs grpc_health_probe on it")
-    if isinstance(number, int) and number in WELL_KNOWN_PORTS:
-        protocol, what = WELL_KNOWN_PORTS[number]
-        return protocol, f"guessed from the port number ({what}); name the port to be sure"
+    # the Service's port, else the container's (a Service on 27018 in front of MongoDB's
+    # 27017 in hotelReservation)
+    for known_number, which in ((number, "port"), (target, "target port")):
+        if isinstance(known_number, int) and known_number in WELL_KNOWN_PORTS:
+            protocol, what = WELL_KNOWN_PORTS[known_number]
+            return protocol, (f"guessed from the {which} number {known_number} ({what}); "
+                              "name the port to be sure")
     return "TCP", ("guessed: neither appProtocol, the port's name, a probe nor its number "
                    "tells; TCP (opaque) is the safe guess, say HTTP if it is")
 

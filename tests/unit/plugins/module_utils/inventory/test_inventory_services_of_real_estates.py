@@ -575,3 +575,30 @@ def test_every_istio_object_of_the_estate_is_listed_with_what_meshstage_makes_of
         listed["ServiceEntry default/allow-egress-googleapis"]
     assert "REGISTRY_ONLY blocks" in listed["ServiceEntry default/allow-egress-googleapis"]
     assert "meshstage renders no Gateway" in listed["Gateway default/frontend-gateway"]
+
+
+def test_a_well_known_target_port_tells_the_protocol_behind_another_service_port():
+    """hotelReservation's mongodb-geo Service listens on 27018 in front of MongoDB's 27017,
+    and its memcached-profile on 11213 in front of memcached's 11211."""
+    text = """
+apiVersion: v1
+kind: Service
+metadata: {name: mongodb-geo, namespace: hotel}
+spec:
+  selector: {app: mongodb-geo}
+  ports: [{name: "27018", port: 27018, targetPort: 27017}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mongodb-geo, namespace: hotel}
+spec:
+  selector: {matchLabels: {app: mongodb-geo}}
+  template:
+    metadata: {labels: {app: mongodb-geo}}
+    spec: {containers: [{name: mongo, image: mongo, ports: [{containerPort: 27017}]}]}
+"""
+    imported = _import(text)
+    (port,) = _service(imported, "mongodb-geo")["ports"]
+    assert port["protocol"] == "MONGO" and port["target_port"] == 27017
+    notes = " ".join(imported.notes["mesh_services[0].ports[0]"])
+    assert "guessed from the target port number 27017" in notes
