@@ -209,23 +209,25 @@ def uncalled(intent: Intent, proof: FlowProof) -> list[str]:
     if not intent.default_deny or not intent.stage.reached(Stage.AUTHORIZATION):
         return []
     reached: set[tuple[str, str | None]] = set()
-    # the workloads flows reach, by (namespace, label, value) of each of their labels
-    pods: dict[tuple[str, str, str], dict[int, Any]] = {}
+    workloads: dict[int, tuple[str, Any]] = {}   # the workloads flows reach, once each
     for row in proof.rows:
         destination = row.flow.destination
         if row.flow.origin in _NOT_CALLS:
             continue
         reached.add((destination.namespace, destination.service))
-        workload = destination.workload
-        if workload is not None:
-            for key, value in workload.labels.items():
-                pods.setdefault((destination.namespace, key, value), {})[id(workload)] = \
-                    workload.labels
+        if destination.workload is not None:
+            workloads[id(destination.workload)] = (destination.namespace,
+                                                   destination.workload.labels)
+    # a service is reached when a reached workload carries its selector's labels
+    pods: dict[tuple[str, str, str], list[Any]] = {}
+    for namespace, labels in workloads.values():
+        for key, value in labels.items():
+            pods.setdefault((namespace, key, value), []).append(labels)
     for service in intent.services:
         selector = service.selector.items()
         key, value = next(iter(selector))
         if any(selector <= labels.items()
-               for labels in pods.get((service.namespace, key, value), {}).values()):
+               for labels in pods.get((service.namespace, key, value), ())):
             reached.add((service.namespace, service.name))
     return [f"flow proof: nothing calls {service.namespace}/{service.name} as far as the "
             "inventory and the estate show (no service's calls, ingress, external caller "
