@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...intent.model import Intent, Service
+from ...intent.model import Intent, Port, Service
 from ...plan.callers import has_sidecar
 from ...plan.ingress import IngressBinding
 from ...plan.model import Gap, PlannedObject, StageContribution
@@ -182,15 +182,7 @@ def peers_service(intent: Intent, service: Service) -> PlannedObject:
     through as plaintext, which STRICT refuses.
     https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
     #headless-services"""
-    name = f"{service.name}-peers"
-    return PlannedObject(
-        api_version="v1", kind="Service", name=name, namespace=service.namespace,
-        template="istio/headless_service.yaml.j2",
-        context={**_meta(name, service.namespace, intent),
-                 "selector": service.selector,
-                 "ports": [{"name": f"{port_prefix(p.protocol)}-peer-{p.port}", "port": p.port,
-                            "targetPort": p.port} for p in service.undeclared_peer_ports()]},
-    )
+    return _headless(intent, service, "peer", service.undeclared_peer_ports())
 
 
 def pods_service(intent: Intent, service: Service) -> PlannedObject:
@@ -202,14 +194,21 @@ def pods_service(intent: Intent, service: Service) -> PlannedObject:
     uses, does not make the pods' addresses known to the sidecars.
     https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
     #headless-services"""
-    name = f"{service.name}-pods"
+    return _headless(intent, service, "pod", service.pod_addressed_ports())
+
+
+def _headless(intent: Intent, service: Service, what: str,
+              ports: tuple[Port, ...]) -> PlannedObject:
+    """Headless Service ``<name>-<what>s`` over the service's pods, declaring ``ports``
+    (``<protocol prefix>-<what>-<port>``, each on the same container port)."""
+    name = f"{service.name}-{what}s"
     return PlannedObject(
         api_version="v1", kind="Service", name=name, namespace=service.namespace,
         template="istio/headless_service.yaml.j2",
         context={**_meta(name, service.namespace, intent),
                  "selector": service.selector,
-                 "ports": [{"name": f"{port_prefix(p.protocol)}-pod-{p.port}", "port": p.port,
-                            "targetPort": p.port} for p in service.pod_addressed_ports()]},
+                 "ports": [{"name": f"{port_prefix(p.protocol)}-{what}-{p.port}",
+                            "port": p.port, "targetPort": p.port} for p in ports]},
     )
 
 
