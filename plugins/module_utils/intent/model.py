@@ -198,7 +198,8 @@ class Service:
     # StatefulSet: the container ports its pods talk to each other on, pod to pod
     peer_ports: tuple[Port, ...] = ()
     # container ports no Service declares, reached at the pods' own addresses by callers
-    # outside the catalogue (a metrics port Prometheus scrapes, an admin port)
+    # outside the catalogue (a metrics port Prometheus scrapes, an admin port), and by the
+    # catalogue's callers of a service without ports (``called_at_pods``)
     pod_ports: tuple[Port, ...] = ()
     # hosts outside the cluster it calls (the items of ``calls`` with a dot)
     external_calls: tuple[ExternalHost, ...] = ()
@@ -238,8 +239,7 @@ class Service:
     def called_at_pods(self) -> bool:
         """Its callers reach its pods' own addresses (a registry such as Eureka or Consul
         hands them out): ``pod_addressed``, or no Service port but ``pod_ports``."""
-        return (self.pod_addressed and bool(self.ports or self.pod_ports)) or (
-            not self.ports and bool(self.pod_ports))
+        return self.pod_addressed or (not self.ports and bool(self.pod_ports))
 
     def pod_addressed_ports(self) -> tuple[Port, ...]:
         """The container ports its callers reach at its pods' addresses: each port's
@@ -255,7 +255,7 @@ class Service:
     def pod_only_ports(self) -> tuple[Port, ...]:
         """The container ports that no port of the service declares: its undeclared peer
         ports and its ``pod_ports``, reached only at the pods' own addresses. The callers of
-        the catalogue reach the service through its Service, so not on these."""
+        the catalogue reach a service with ports through its Service, so not on these."""
         return (*self.undeclared_peer_ports(), *self.pod_ports)
 
 
