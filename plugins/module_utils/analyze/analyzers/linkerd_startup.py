@@ -23,7 +23,9 @@ class LinkerdStartupAnalyzer(Analyzer):
     template or its namespace, or ``proxy.nativeSidecar`` at install; Kubernetes 1.29 or
     later):
 
-    - MST0208: a Job or CronJob with the proxy as a regular container never completes:
+    - MST0208: a Job or CronJob (or a bare Pod that runs to completion, ``restartPolicy``
+      ``Never`` or ``OnFailure``: a chart's ``helm test`` Pod) with the proxy as a regular
+      container never completes:
       the proxy keeps running after the job's containers exit. Unless the job stops it
       (``linkerd-await --shutdown``, or ``POST localhost:4191/shutdown``, with
       ``proxy.enableShutdownEndpoint`` on; or the pod template annotated

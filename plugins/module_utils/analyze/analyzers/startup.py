@@ -42,7 +42,9 @@ class StartupAnalyzer(Analyzer):
     ``ENABLE_NATIVE_SIDECARS``; Istio's default from 1.27 where every node runs Kubernetes
     1.33 or later):
 
-    - MST0109: a Job or CronJob with a classic sidecar never completes: the proxy keeps
+    - MST0109: a Job or CronJob (or a bare Pod that runs to completion, ``restartPolicy``
+      ``Never`` or ``OnFailure``: a chart's ``helm test`` Pod) with a classic sidecar
+      never completes: the proxy keeps
       running after the job's containers exit. Unless the job stops it (``curl -X POST
       localhost:15020/quitquitquit`` in its command, or the pod template annotated
       ``meshstage.io/stops-proxy: "true"``), run it as a native sidecar or keep the job out
