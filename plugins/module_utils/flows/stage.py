@@ -219,16 +219,9 @@ def uncalled(intent: Intent, proof: FlowProof) -> list[str]:
             workloads[id(destination.workload)] = (destination.namespace,
                                                    destination.workload.labels)
     # a service is reached when a reached workload carries its selector's labels
-    pods: dict[tuple[str, str, str], list[Any]] = {}
     for namespace, labels in workloads.values():
-        for key, value in labels.items():
-            pods.setdefault((namespace, key, value), []).append(labels)
-    for service in intent.services:
-        selector = service.selector.items()
-        key, value = next(iter(selector))
-        if any(selector <= labels.items()
-               for labels in pods.get((service.namespace, key, value), ())):
-            reached.add((service.namespace, service.name))
+        reached.update((s.namespace, s.name)
+                       for s in intent.services_selecting(namespace, labels))
     return [f"flow proof: nothing calls {service.namespace}/{service.name} as far as the "
             "inventory and the estate show (no service's calls, ingress, external caller "
             "or observed request): default deny refuses every request to it from the "

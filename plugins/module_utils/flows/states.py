@@ -24,7 +24,7 @@ from ..estate.manifests import read_manifests
 from ..estate.objects import Resource, make_resource
 from ..estate.stand_in import estate_objects, generated_gateways
 from ..gitops.paths import INSTALL_FOLDER, env_dir
-from ..intent.model import Intent, Service
+from ..intent.model import Intent
 from ..yaml_io import load_yaml
 from .evaluate import FlowSettings, MeshState
 
@@ -35,10 +35,10 @@ def estate_resources(intent: Intent, check_paths: Sequence[Path] = ()) -> list[R
     """The estate: its manifests, with stand-ins for the catalogue services they do not
     show and for the pods istiod deploys for their Gateway API Gateways; the stand-ins alone
     without manifests."""
-    on_hosts = _selectors(s for s in intent.services if s.name in intent.host_services)
+    on_hosts = set(intent.host_services)
     stand_ins = [r for r in (make_resource(obj, "intent", context=True)
                              for obj in estate_objects(intent))
-                 if not _of(r, on_hosts)]  # no pods: the hosts run them
+                 if not _of(intent, r, on_hosts)]  # no pods: the hosts run them
     if not check_paths:
         return stand_ins
     resources = read_manifests(check_paths, context=True).resources
@@ -48,33 +48,19 @@ def estate_resources(intent: Intent, check_paths: Sequence[Path] = ()) -> list[R
                               for obj in generated_gateways(resources))
                   if _identity(r) not in present]
     shown = MeshIndex(resources)
-    missing = _selectors(s for s in intent.services
-                         if s.name not in intent.host_services
-                         and shown.service(s.namespace, s.name) is None
-                         and not shown.workloads_matching(s.namespace, s.selector))
+    missing = {s.name for s in intent.services
+               if s.name not in intent.host_services
+               and shown.service(s.namespace, s.name) is None
+               and not shown.workloads_matching(s.namespace, s.selector)}
     return resources + [r for r in stand_ins if r.kind in ("Service", "Deployment")
-                        and _of(r, missing)]
+                        and _of(intent, r, missing)]
 
 
-_Selectors = dict[tuple[str, str, str], list[Any]]
-
-
-def _selectors(services: Iterable[Service]) -> _Selectors:
-    """The services' selectors, by their namespace and first label."""
-    found: _Selectors = {}
-    for service in services:
-        items = service.selector.items()
-        key, value = next(iter(items))
-        found.setdefault((service.namespace, key, value), []).append(items)
-    return found
-
-
-def _of(resource: Resource, selectors: _Selectors) -> bool:
-    """True when the stand-in ``resource`` is of a service of ``selectors``: it carries the
-    selector's labels, as every stand-in of a service does."""
-    items = resource.labels.items()
-    return any(selector <= items for key, value in items
-               for selector in selectors.get((resource.namespace, key, value), ()))
+def _of(intent: Intent, resource: Resource, names: set[str]) -> bool:
+    """True when the stand-in ``resource`` is of a service named in ``names``: it carries
+    the service's selector's labels, as every stand-in of a service does."""
+    return any(s.name in names
+               for s in intent.services_selecting(resource.namespace, resource.labels))
 
 
 def _identity(resource: Resource) -> tuple[str, str, str, str]:

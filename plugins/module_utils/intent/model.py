@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..kube import DEFAULT_KUBERNETES_VERSION
+from ..kube import DEFAULT_KUBERNETES_VERSION, LabelPostings
 from ..stages import Stage
 
 _T = TypeVar("_T")
@@ -674,6 +674,23 @@ class Intent:
     def namespaces(self) -> tuple[str, ...]:
         """Every namespace of the catalogue, sorted."""
         return tuple(sorted({service.namespace for service in self.services}))
+
+    def services_selecting(self, namespace: str, labels: Mapping[str, str]) -> list[Service]:
+        """The services of the catalogue whose selector a pod of ``namespace`` with
+        ``labels`` carries, found among the services posted once per Intent under their
+        selectors (``LabelPostings``)."""
+        def build() -> dict[str, LabelPostings[Service]]:
+            postings: dict[str, LabelPostings[Service]] = {}
+            for service in self.services:
+                postings.setdefault(service.namespace, LabelPostings()).add(
+                    service.selector, service)
+            return postings
+
+        found = self._derived("_selector_postings", build).get(namespace)
+        if found is None:
+            return []
+        items = labels.items()
+        return [s for s in found.candidates(labels) if s.selector.items() <= items]
 
     def injected_namespaces(self) -> tuple[str, ...]:
         """Namespaces of the waves this environment has injected so far."""

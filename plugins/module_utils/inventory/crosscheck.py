@@ -268,12 +268,10 @@ class InventoryEstateAnalyzer(IntentAnalyzer):
     def _unknown_workloads(self, intent: Intent, index: MeshIndex) -> Results:
         injected = set(intent.injected_namespaces())
         known = {(s.namespace, s.name) for s in intent.services}
-        selectors = [(s.namespace, s.selector.items()) for s in intent.services]
         for group in workload_groups(index):
             root = group.root
-            if root.namespace not in injected or any(
-                    root.namespace == namespace and selector <= root.labels.items()
-                    for namespace, selector in selectors) or _selected(index, known, group):
+            if root.namespace not in injected or intent.services_selecting(
+                    root.namespace, root.labels) or _selected(index, known, group):
                 continue
             yield self.field_finding(
                 root.resource, "MST0308", "mesh_services", f"{group.display} runs in "
