@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..estate.callers import annotation_scrape_ports
+from ..estate.callers import annotation_scrape_ports, is_tcp
 from ..estate.index import MeshIndex
 from ..estate.objects import Resource, Workload, as_list, as_mapping, without_one_offs
 from ..estate.stand_in import STAND_IN
@@ -37,6 +37,7 @@ from ..intent.model import Intent, Service
 from .evaluate import FlowSettings, Scrape
 from .model import Destination, Flow, Peer, Request
 from .outside import (
+    INTENT_PROTOCOLS,
     OUTSIDE,
     caller_flows,
     caller_peers,
@@ -55,8 +56,6 @@ INJECTION_MARKS = ("sidecar.istio.io/inject", "istio.io/rev", "linkerd.io/inject
 _PROTOCOLS = {"http": "http", "http2": "http2", "grpc": "grpc", "grpc-web": "http",
               "h2c": "http2", "tcp": "tcp", "tls": "tls", "https": "tls", "mongo": "tcp",
               "mysql": "tcp", "redis": "tcp", "udp": "udp"}
-_INTENT_PROTOCOLS = {"HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "TCP": "tcp",
-                     "TLS": "tls", "HTTPS": "tls", "MONGO": "tcp", "REDIS": "tcp"}
 # The classic ingress gateway's container port for HTTP (istio-ingressgateway's 8080).
 GATEWAY_PORT = 8080
 
@@ -143,16 +142,15 @@ class _Collector:
             # UDP and SCTP pass by the proxies of both meshes: no request of theirs
             ports = [(p.get("number"), p.get("name"), p.get("targetPort"),
                       _protocol_of(p.get("appProtocol") or p.get("name"), None))
-                     for p in entry.ports
-                     if str(p.get("protocol") or "TCP").upper() == "TCP"]
+                     for p in entry.ports if is_tcp(p)]
             selector = entry.selector or selector
         elif service is not None:
-            ports = [(p.port, p.name, p.target_port, _INTENT_PROTOCOLS.get(p.protocol, "tcp"))
+            ports = [(p.port, p.name, p.target_port, INTENT_PROTOCOLS.get(p.protocol, "tcp"))
                      for p in service.ports]
         else:
             return []
         if service is not None:  # the intent says the protocol the catalogue speaks
-            declared: dict[Any, str] = {p.port: _INTENT_PROTOCOLS.get(p.protocol, "tcp")
+            declared: dict[Any, str] = {p.port: INTENT_PROTOCOLS.get(p.protocol, "tcp")
                                         for p in service.ports}
             ports = [(n, pn, t, declared.get(n, proto) if proto is None and isinstance(n, int)
                       else proto) for n, pn, t, proto in ports]
@@ -188,11 +186,13 @@ class _Collector:
                 if callee is None:
                     continue
                 destinations = self.destinations_of(callee)
-                addressed = "service"
+                spoken: dict[int, str] = {}   # the protocols at the pods, when reached there
                 if callee.called_at_pods and not intent.hosts_of(callee.name):
                     # its callers reach its pods' own addresses (a registry such as Eureka
                     # or Consul hands them out)
-                    destinations, addressed = pod_destinations(self, callee), "pod"
+                    destinations = pod_destinations(self, callee)
+                    spoken = {p.port: INTENT_PROTOCOLS.get(p.protocol, "tcp")
+                              for p in callee.pod_addressed_ports()}
                 for source in self.sources_of(service):
                     for destination in destinations:
                         if destination.kind == "workload" and source.workload is not None \
@@ -200,12 +200,11 @@ class _Collector:
                             continue
                         self._declared.add((str(source), destination.namespace,
                                             destination.name, destination.port))
-                        protocol = self._flow_protocol(destination) if addressed == "service" \
-                            else _INTENT_PROTOCOLS.get(next(
-                                p.protocol for p in callee.pod_addressed_ports()
-                                if p.port == destination.port), "tcp")
+                        protocol = spoken[destination.port] if spoken \
+                            else self._flow_protocol(destination)
                         self.add(Flow(source, destination, protocol, "calls",
-                                      via=f"{path}.calls[{index}]", addressed=addressed))
+                                      via=f"{path}.calls[{index}]",
+                                      addressed="pod" if spoken else "service"))
 
     def _flow_protocol(self, destination: Destination) -> str:
         if destination.kind == "host":

@@ -34,7 +34,9 @@ OUTSIDE = Peer("external", "", "a client outside the cluster", proxy=False, addr
 SERVICE_UPSTREAM = "nginx.ingress.kubernetes.io/service-upstream"
 _ORIGINS = {"ingress-controller": "ingress", "kube-apiserver": "webhook",
             "prometheus": "scrape", "external-clients": "exposed"}
-_PROTOCOLS = {"HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "TLS": "tls", "HTTPS": "tls"}
+# What a flow speaks on a port of the intent's protocol (any other: tcp)
+INTENT_PROTOCOLS = {"HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "TLS": "tls",
+                    "HTTPS": "tls"}
 
 
 class Collector(Protocol):
@@ -167,7 +169,7 @@ def _pod_only_destinations(collector: Collector, service: Service,
 
 def _pod_protocols(service: Service) -> dict[int, str]:
     """What is spoken on the service's ``pod_ports`` and peer ports, as the intent says."""
-    return {p.port: _PROTOCOLS.get(p.protocol, "tcp")
+    return {p.port: INTENT_PROTOCOLS.get(p.protocol, "tcp")
             for p in (*service.peer_ports, *service.pod_ports)}
 
 
@@ -204,7 +206,7 @@ def peer_flows(collector: Collector, intent: Intent) -> None:
     for number, service in enumerate(intent.services):
         if not service.peer_ports:
             continue
-        protocols = {port.port: _PROTOCOLS.get(port.protocol, "tcp")
+        protocols = {port.port: INTENT_PROTOCOLS.get(port.protocol, "tcp")
                      for port in service.peer_ports}
         destinations = _on_pods(collector, service, list(protocols))
         for source in collector.sources_of(service):
