@@ -344,14 +344,18 @@ class Workload:
         or ``secret`` volume, or the sources of a ``projected`` one."""
         volumes: dict[str, list[tuple[str, str]]] = {}
         for volume in (as_mapping(v) for v in as_list(self.pod_spec.get("volumes"))):
-            sources = [volume, *(as_mapping(source) for source in
-                                 as_list(as_mapping(volume.get("projected")).get("sources")))]
-            names = [("ConfigMap", str(as_mapping(s.get("configMap"))["name"]))
-                     for s in sources if as_mapping(s.get("configMap")).get("name")]
-            names += [("Secret", str(as_mapping(s.get("secret")).get("secretName")
-                                     or as_mapping(s.get("secret")).get("name")))
-                      for s in sources if as_mapping(s.get("secret")).get("secretName")
-                      or as_mapping(s.get("secret")).get("name")]
+            config_maps: list[tuple[str, str]] = []
+            secrets: list[tuple[str, str]] = []
+            for source in [volume, *(as_mapping(s) for s in as_list(
+                    as_mapping(volume.get("projected")).get("sources")))]:
+                config_map, secret = (as_mapping(source.get("configMap")),
+                                      as_mapping(source.get("secret")))
+                if config_map.get("name"):
+                    config_maps.append(("ConfigMap", str(config_map["name"])))
+                # a volume names its Secret secretName; a projected source, name
+                if secret.get("secretName") or secret.get("name"):
+                    secrets.append(("Secret", str(secret.get("secretName") or secret["name"])))
+            names = config_maps + secrets
             if names and volume.get("name"):
                 volumes[str(volume["name"])] = names
         return volumes

@@ -121,8 +121,7 @@ def _calls(check: Checker, value: Any, path: str, by_name: Mapping[str, Service]
         service = by_name[name]
         ports = calls.setdefault(name, [])
         if not port_text:
-            named = [p for p in service.workload_ports() if p not in ports]
-            ports.extend(named)
+            ports.extend(p for p in service.workload_ports() if p not in ports)
             if scrape_path is not None and paths is not None:
                 for port in service.workload_ports():
                     paths[(name, port)] = scrape_path
