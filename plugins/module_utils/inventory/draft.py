@@ -168,6 +168,7 @@ class Draft:
     charts: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # chart -> values
     external: dict[str, ExternalCallerDraft] = field(default_factory=dict)  # by name
     _said: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
+    _said_of: set[str] = field(default_factory=set, repr=False)   # the objects listed
     _by_namespace: dict[str, list[ServiceDraft]] | None = field(default=None, repr=False)
     _by_account: dict[tuple[str, str], list[ServiceDraft]] | None = field(default=None,
                                                                          repr=False)
@@ -280,13 +281,19 @@ class Draft:
         name = resource if isinstance(resource, str) else resource.display
         if ("kept", name, why) not in self._said:
             self._said.add(("kept", name, why))
+            self._said_of.add(name)
             self.listed.append((name, why))
 
     def became(self, resource: Resource, what: str) -> None:
         """An object of the estate the intent now says (meshstage renders its own)."""
         if ("became", resource.display, what) not in self._said:
             self._said.add(("became", resource.display, what))
+            self._said_of.add(resource.display)
             self.converted.append((resource.display, what))
+
+    def said(self, resource: Resource) -> bool:
+        """True when the object is listed already: kept as it is, or become intent."""
+        return resource.display in self._said_of
 
     @property
     def trust_domain(self) -> str:

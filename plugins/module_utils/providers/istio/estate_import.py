@@ -183,10 +183,9 @@ def _service_entries(draft: Draft) -> None:
     ``calls`` name and the root namespace's; a host outside them leaves through the
     passthrough cluster, which ``outboundTrafficPolicy: REGISTRY_ONLY`` blocks:
     https://istio.io/latest/docs/reference/config/networking/sidecar/)."""
-    said = {name for name, _ in draft.listed} | {name for name, _ in draft.converted}
     root = _root(draft)
     for entry in draft.index.istio("ServiceEntry"):
-        if entry.display in said or entry.namespace == root \
+        if draft.said(entry) or entry.namespace == root \
                 or entry.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
             continue
         hosts = ", ".join(str(h) for h in as_list(entry.spec.get("hosts")))
@@ -202,9 +201,8 @@ def _gateways(draft: Draft) -> None:
     """The estate's Istio Gateways, which the intent does not say (the ingress gateway's
     own listeners): listed, kept as they are, so that the file's end names every mesh
     object of the estate."""
-    said = {name for name, _ in draft.listed} | {name for name, _ in draft.converted}
     for gateway in draft.index.istio("Gateway"):
-        if gateway.display not in said:
+        if not draft.said(gateway):
             draft.keep(gateway, "the listeners of an ingress gateway: meshstage renders no "
                        "Gateway, and binds the routes of ingress services to the one "
                        "mesh_ingress_gateway.gateway names")
