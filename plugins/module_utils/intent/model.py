@@ -692,6 +692,22 @@ class Intent:
         items = labels.items()
         return [s for s in found.candidates(labels) if s.selector.items() <= items]
 
+    def same_pods(self, service: Service) -> tuple[Service, ...]:
+        """The services of ``service``'s namespace whose selector is its own, in the
+        catalogue's order, ``service`` among them: several Services over one workload (a
+        chart's Service and its headless twin; Jaeger's agent, collector and query over one
+        Deployment). To the mesh their pods are one workload: Istio applies one Sidecar and
+        one PeerAuthentication per workload, and Linkerd admits one Server per pod port."""
+        def build() -> dict[str, tuple[Service, ...]]:
+            groups: dict[tuple[str, frozenset[tuple[str, str]]], list[Service]] = {}
+            for each in self.services:
+                groups.setdefault((each.namespace, frozenset(each.selector.items())),
+                                  []).append(each)
+            return {each.name: tuple(group) for group in groups.values() if len(group) > 1
+                    for each in group}
+
+        return self._derived("_same_pods", build).get(service.name, (service,))
+
     def injected_namespaces(self) -> tuple[str, ...]:
         """Namespaces of the waves this environment has injected so far."""
         waves = self.injection_waves[: self.injected_waves]

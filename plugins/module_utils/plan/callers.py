@@ -19,6 +19,7 @@ callee-side fix, rendered by default. The strict_mtls gate reads the same functi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from ..errors import IntentError
@@ -75,6 +76,34 @@ def plaintext_callers(intent: Intent, service: Service) -> list[PlaintextCaller]
 
 def exception_of(intent: Intent, service: Service) -> MtlsExemption | None:
     return next(iter(intent.exceptions_for(service.name)), None)
+
+
+def _union(modes: Iterable[str]) -> str:
+    """The mode that accepts what each of ``modes`` accepts: UNSET (no wish of its own) adds
+    nothing; two that differ give PERMISSIVE, which takes both mTLS and plaintext."""
+    found = set(modes) - {"UNSET"}
+    if not found:
+        return "UNSET"
+    return found.pop() if len(found) == 1 else "PERMISSIVE"
+
+
+def merge_exemptions(group: Sequence[MtlsExemption]) -> MtlsExemption:
+    """The exceptions of services over the same pods as one, for the workload they share:
+    its mode, and each port's, accept what every exception accepts there (a port takes an
+    exception's own mode where it does not name the port). Named after the first."""
+    if len(group) == 1:
+        return group[0]
+    ports: dict[int, str] = {}
+    for port in sorted({port for each in group for port in each.ports}):
+        mode = _union(each.ports.get(port, each.mode) for each in group)
+        if mode != "UNSET":
+            ports[port] = mode
+    reasons = list(dict.fromkeys(each.reason for each in group))
+    reason = reasons[0] if len(reasons) == 1 else "; ".join(
+        f"{each.service}: {each.reason}" for each in group)
+    return MtlsExemption(group[0].service, _union(each.mode for each in group), ports,
+                         reason, tuple(dict.fromkeys(
+                             name for each in group for name in each.derived_from)))
 
 
 def plaintext_ports(exception: MtlsExemption | None, service: Service) -> list[int]:

@@ -12,11 +12,12 @@ from typing import Any
 
 from ...errors import IntentError
 from ...estate.estate import Estate
-from ...intent.model import Intent, Service
+from ...intent.model import Intent, MtlsExemption, Service
 from ...plan.callers import (
     disabled_ports,
     has_sidecar,
     identity_refusals,
+    merge_exemptions,
     plaintext_callers,
     services_calling,
 )
@@ -217,34 +218,24 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
                 f"({', '.join(str(p.port) for p in service.undeclared_peer_ports())}): "
                 "Istio sends undeclared pod-to-pod traffic as plaintext, which STRICT "
                 "refuses.")
+    entries = []
     for exception in intent.exemptions(scrapes_identity=SCRAPES_IDENTITY):
         service = intent.service(exception.service)
-        name = f"{service.name}-mtls-exception"
-        contribution.objects.append(PlannedObject(
-            api_version=SECURITY, kind="PeerAuthentication", name=name,
-            namespace=service.namespace, template="istio/peer_authentication.yaml.j2",
-            context={
-                **_meta(name, service.namespace, intent,
-                        annotations={"meshstage.io/reason": exception.reason}),
-                "selector": {"matchLabels": service.selector},
-                "mode": exception.mode,
-                "port_level_mtls": {str(port): {"mode": mode}
-                                    for port, mode in exception.ports.items()} or None,
-            },
-        ))
+        entries.append(exception)
         contribution.notes.append(exception.note(
             service.namespace, f"stays {exception.mode} ({exception.reason})."))
     for service in intent.services:
         probes = unrewritten_probes(estate, service) if has_sidecar(intent, service) else {}
         if probes:
-            probe_object, refusals = probe_exception(intent, service, probes)
+            entry, refusals = probe_exception(intent, service, probes)
             contribution.refusals.extend(refusals)
-            if probe_object is not None:
-                contribution.objects.append(probe_object)
+            if entry is not None:
+                entries.append(entry)
                 contribution.notes.append(
                     f"Exception: `{service.namespace}/{service.name}` accepts plaintext on "
                     f"port(s) {', '.join(map(str, probes))}: Istio does not rewrite its "
                     "kubelet probes, which arrive there without a certificate.")
+    _peer_exceptions(intent, entries, contribution)
     dry_run = _authorization(intent, estate, dry_run=True).objects
     if dry_run and intent.stage is Stage.STRICT_MTLS:  # later, the authorization stage owns them
         contribution.objects.extend(dry_run)
@@ -418,17 +409,53 @@ def _mesh_peer_authentication(intent: Intent) -> PlannedObject:
     )
 
 
+def _peer_exceptions(intent: Intent, entries: list[MtlsExemption],
+                     contribution: StageContribution) -> None:
+    """One PeerAuthentication ``<service>-mtls-exception`` per workload, named after the
+    first service with an exception: the exceptions of services over the same pods
+    (``Intent.same_pods``) merged into it. Istio applies one workload PeerAuthentication per
+    workload, the oldest, and ignores the rest (MST0102;
+    https://istio.io/latest/docs/concepts/security/#peer-authentication)."""
+    workloads: dict[str, list[MtlsExemption]] = {}
+    for entry in entries:
+        first = intent.same_pods(intent.service(entry.service))[0].name
+        workloads.setdefault(first, []).append(entry)
+    for group in workloads.values():
+        service = intent.service(group[0].service)
+        merged = merge_exemptions(group)
+        name = f"{service.name}-mtls-exception"
+        contribution.objects.append(PlannedObject(
+            api_version=SECURITY, kind="PeerAuthentication", name=name,
+            namespace=service.namespace, template="istio/peer_authentication.yaml.j2",
+            context={
+                **_meta(name, service.namespace, intent,
+                        annotations={"meshstage.io/reason": merged.reason}),
+                "selector": {"matchLabels": service.selector},
+                "mode": merged.mode,
+                "port_level_mtls": {str(port): {"mode": mode}
+                                    for port, mode in merged.ports.items()} or None,
+            },
+        ))
+        names = list(dict.fromkeys(entry.service for entry in group))
+        if len(names) > 1:
+            contribution.notes.append(
+                f"PeerAuthentication `{service.namespace}/{name}` holds the exceptions of "
+                + ", ".join(f"`{each}`" for each in names) + ", which select the same pods: "
+                "Istio applies one per workload, so their modes are merged (where they "
+                "differ, PERMISSIVE, which accepts what each accepts).")
+
+
 def _same_pods(intent: Intent) -> dict[str, list[Service]]:
-    """The injected services whose selector is another's (several Services over one
-    workload, as the Jaeger chart has), by each one's name: they share one Sidecar, the
-    first's. Istio applies one Sidecar per workload; with two that select it, which one is
-    undefined (IST0110, https://istio.io/latest/docs/reference/config/analysis/ist0110/)."""
-    groups: dict[tuple[str, frozenset[tuple[str, str]]], list[Service]] = {}
+    """The injected services whose selector is another's (``Intent.same_pods``), by each
+    one's name: they share one Sidecar, the first's. Istio applies one Sidecar per workload;
+    with two that select it, which one is undefined (IST0110,
+    https://istio.io/latest/docs/reference/config/analysis/ist0110/)."""
+    shared: dict[str, list[Service]] = {}
     for service in intent.services:
-        if service.inject:
-            key = (service.namespace, frozenset(service.selector.items()))
-            groups.setdefault(key, []).append(service)
-    return {s.name: group for group in groups.values() if len(group) > 1 for s in group}
+        group = [s for s in intent.same_pods(service) if s.inject]
+        if service.inject and len(group) > 1:
+            shared[service.name] = group
+    return shared
 
 
 def _sidecar(intent: Intent, services: list[Service]) -> PlannedObject:

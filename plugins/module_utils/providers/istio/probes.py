@@ -26,13 +26,11 @@ from typing import Any
 from ...errors import IntentError
 from ...estate.estate import Estate
 from ...estate.objects import Workload
-from ...intent.model import Intent, Service
+from ...intent.model import Intent, MtlsExemption, Service
 from ...plan.callers import RELAXED, exception_of
 from ...plan.model import PlannedObject
-from ...plan.model import template_meta as _meta
 from ...plan.probes import GRPC_HEALTH_CHECK, PortProbes, service_probes
 from ..gatewayapi.routes import ROUTABLE_PROTOCOLS
-from .api import SECURITY
 from .authorization import workload_policy
 
 REWRITE = "sidecar.istio.io/rewriteAppHTTPProbers"
@@ -48,7 +46,7 @@ def unrewritten_probes(estate: Estate | None, service: Service) -> dict[int, Por
 
 
 def probe_exception(intent: Intent, service: Service,
-                    probes: dict[int, PortProbes]) -> tuple[PlannedObject | None,
+                    probes: dict[int, PortProbes]) -> tuple[MtlsExemption | None,
                                                             list[IntentError]]:
     """The PERMISSIVE port-level exception for probed ports that would be STRICT; a refusal
     where the intent's own exception sets such a port STRICT."""
@@ -62,20 +60,11 @@ def probe_exception(intent: Intent, service: Service,
             f"{probes[port].describe()}: Istio does not rewrite them ({REWRITE}: \"false\"), "
             "so they arrive in plaintext; make the port PERMISSIVE, or let Istio rewrite the "
             "probes") for port in strict]
-    name = f"{service.name}-mtls-exception"
     reasons = "; ".join(found.describe() for found in probes.values())
-    return PlannedObject(
-        api_version=SECURITY, kind="PeerAuthentication", name=name,
-        namespace=service.namespace, template="istio/peer_authentication.yaml.j2",
-        context={
-            **_meta(name, service.namespace, intent, annotations={
-                "meshstage.io/reason": f"kubelet probes not rewritten ({REWRITE}: \"false\") "
-                                       f"arrive in plaintext: {reasons}"}),
-            "selector": {"matchLabels": service.selector},
-            "mode": "UNSET",
-            "port_level_mtls": {str(port): {"mode": "PERMISSIVE"} for port in probes},
-        },
-    ), []
+    return MtlsExemption(
+        service.name, "UNSET", {port: "PERMISSIVE" for port in probes},
+        f"kubelet probes not rewritten ({REWRITE}: \"false\") arrive in plaintext: "
+        f"{reasons}"), []
 
 
 def probe_rules(service: Service, probes: dict[int, PortProbes]) -> list[dict[str, Any]]:
