@@ -5,6 +5,7 @@ the proxy admin Server that keeps probes and scrapes working."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 
 from ...intent.model import Intent, MtlsExemption, Port, Service
 from ...plan.model import PlannedObject, StageContribution, metadata
@@ -49,7 +50,28 @@ def mtls_exception(intent: Intent, service: Service) -> MtlsExemption | None:
 
 
 def _server_name(service: Service, port: Port) -> str:
+    """The name of what ``service`` renders for ``port``: its Server, or the routes and
+    policies of its own on the Server it shares (``server_name``)."""
     return f"{service.name}-{port.name}"
+
+
+def server_name(intent: Intent, service: Service, port: Port) -> str:
+    """The Server of ``port`` on the pods of ``service``: named after the first service over
+    the same pods (``Intent.same_pods``) that serves the workload port, or whose probes make
+    it one. Linkerd's admission refuses a second Server with the same pod selector and port
+    ("identical server spec already exists", ``policy-controller/src/admission.rs``), so
+    services over the same pods share one."""
+    number = port.target_port or port.port
+    group = intent.same_pods(service)
+    for each in group:
+        if each is service:
+            break
+        for other in (*each.ports, *each.peer_ports, *each.pod_ports):
+            if (other.target_port or other.port) == number:
+                return _server_name(each, other)
+    if port.name == f"probe-{number}":
+        return _server_name(group[0], port)
+    return _server_name(service, port)
 
 
 def governed(intent: Intent, service: Service) -> bool:
@@ -86,7 +108,7 @@ def server_objects(intent: Intent, service: Service,
             access = "all-authenticated"
         else:
             continue
-        name = _server_name(service, port)
+        name = server_name(intent, service, port)
         annotations = {"meshstage.io/reason": exception.reason} if exception else None
         objects.append(PlannedObject(
             api_version=SERVER, kind="Server", name=name, namespace=service.namespace,
@@ -101,6 +123,61 @@ def server_objects(intent: Intent, service: Service,
             },
         ))
     return objects
+
+
+# What each access policy admits: (an identity required, cluster networks only).
+# https://linkerd.io/2-edge/reference/authorization-policy/#server
+_ADMITS = {"all-unauthenticated": (False, False), "cluster-unauthenticated": (False, True),
+           "all-authenticated": (True, False), "cluster-authenticated": (True, True)}
+
+
+def access_union(first: str, second: str) -> str:
+    """The access policy that admits what each of two admits: ``deny`` adds nothing,
+    ``audit`` admits everything."""
+    if first == second or second == "deny":
+        return first
+    if first == "deny":
+        return second
+    if "audit" in (first, second):
+        return "audit"
+    a, b = _ADMITS[first], _ADMITS[second]
+    wanted = (a[0] and b[0], a[1] and b[1])
+    return next(name for name, admits in _ADMITS.items() if admits == wanted)
+
+
+def one_server_per_port(intent: Intent, contribution: StageContribution) -> None:
+    """One Server where services over the same pods each listed the one they share
+    (``server_name``): its access policy admits what each listing's admits, and the
+    run warns where that opens a port one of them governs."""
+    first: dict[tuple[str, str], int] = {}
+    objects: list[PlannedObject] = []
+    for obj in contribution.objects:
+        key = (obj.namespace or "", obj.name)
+        if obj.kind != "Server" or key not in first:
+            if obj.kind == "Server":
+                first[key] = len(objects)
+            objects.append(obj)
+            continue
+        kept = objects[first[key]]
+        was, wants = kept.context["access_policy"], obj.context["access_policy"]
+        access = access_union(was, wants)
+        reasons = [(each.context.get("annotations") or {}).get("meshstage.io/reason")
+                   for each in (kept, obj)]
+        reason = "; ".join(dict.fromkeys(r for r in reasons if r))
+        objects[first[key]] = replace(kept, context={
+            **kept.context, "access_policy": access,
+            "annotations": {"meshstage.io/reason": reason} if reason else None})
+        if access != was or access != wants:
+            selector = kept.context["pod_selector"]["matchLabels"]
+            names = [s.name for s in intent.services
+                     if s.namespace == obj.namespace and s.selector == selector]
+            contribution.warnings.append(
+                f"Server {obj.namespace}/{obj.name} (port {kept.context['port']}) serves the "
+                "pods of " + ", ".join(names) + ", which select the same pods: Linkerd "
+                "admits one Server per pod port, and theirs ask for access policies "
+                f"{was} and {wants}; it takes {access}, which admits what each admits, so "
+                "the stricter one does not hold on that port")
+    contribution.objects[:] = objects
 
 
 def _needs_probe_server(intent: Intent, probes: PortProbes | None) -> bool:
@@ -125,17 +202,18 @@ def probe_objects(intent: Intent, service: Service, probes: Mapping[int, PortPro
                 == "all-unauthenticated"):
             continue
         assert found is not None
-        server = _server_name(service, port)
+        server = server_name(intent, service, port)
+        own = _server_name(service, port)
         target = {"group": POLICY_GROUP, "kind": "Server", "name": server}
         clients = frozenset({network_client(intent.linkerd.probe_networks)})
         if port.protocol not in ROUTABLE_PROTOCOLS or not found.grpc:
-            _grant(intent, service.namespace, target, server, clients, contribution, shared)
+            _grant(intent, service.namespace, target, own, clients, contribution, shared)
             contribution.warnings.append(_opened(intent, service, found))
             continue
         routes = [RouteGroup(tuple(probe_matches(service, found, True)), clients),
                   RouteGroup((ANY,), frozenset())]
         for suffix, group in zip(("probes", "all"), routes, strict=True):
-            name = f"{server}-{suffix}"
+            name = f"{own}-{suffix}"
             contribution.objects.append(_inbound_route(intent, service.namespace, name,
                                                        server, group))
             if group.clients:
@@ -160,16 +238,17 @@ def port_objects(intent: Intent, service: Service, found: PortPolicy,
                  contribution: StageContribution, shared: dict[str, set[str]],
                  probes: PortProbes | None = None) -> None:
     """The routes, authentications and policies of one port."""
-    server = _server_name(service, found.port)
+    server = server_name(intent, service, found.port)
+    own = _server_name(service, found.port)
     namespace = service.namespace
     if found.probes_opened and probes is not None:
         contribution.warnings.append(_opened(intent, service, probes))
     if not found.routes:
         _grant(intent, namespace, {"group": POLICY_GROUP, "kind": "Server", "name": server},
-               server, found.server_clients, contribution, shared)
+               own, found.server_clients, contribution, shared)
         return
     for number, group in enumerate(found.routes, start=1):
-        route = f"{server}-{number}"
+        route = f"{own}-{number}"
         contribution.objects.append(_inbound_route(intent, namespace, route, server, group))
         _grant(intent, namespace, {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
                                    "name": route}, route, group.clients, contribution, shared)

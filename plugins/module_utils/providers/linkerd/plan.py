@@ -54,6 +54,7 @@ from .authorization import (
     ingress_gateway_servers,
     mtls_exception,
     network_authentication,
+    one_server_per_port,
     port_objects,
     probe_objects,
     proxy_admin,
@@ -296,6 +297,7 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
         contribution.notes.append(exception.note(
             service.namespace, f"accepts plaintext ({exception.mode}; {exception.reason})."))
     ingress_gateway_servers(intent, contribution)
+    one_server_per_port(intent, contribution)
     return contribution
 
 
@@ -352,6 +354,7 @@ def _authorization(intent: Intent, estate: Estate | None) -> StageContribution:
             "the namespace default to reach their proxies. The proxies' admin port stays open "
             "to Prometheus (`/metrics`) and kubelet probes (`/live`, `/ready`).")
     _shared_authentications(intent, shared, contribution)
+    one_server_per_port(intent, contribution)
     contribution.notes.append(
         "Services without explicit rules are allowed to the identities of the services whose "
         "`calls` name them (and the ingress gateway for `ingress: true`).")
