@@ -24,6 +24,7 @@ from .analyzers.linkerd_outside_callers import LinkerdOutsideCallersAnalyzer
 from .analyzers.linkerd_policy_refs import LinkerdPolicyRefsAnalyzer
 from .analyzers.linkerd_probes import LinkerdProbesAnalyzer
 from .analyzers.linkerd_route_backends import LinkerdRouteBackendsAnalyzer
+from .analyzers.linkerd_server_conflicts import LinkerdServerConflictAnalyzer
 from .analyzers.linkerd_server_ports import LinkerdServerPortAnalyzer
 from .analyzers.linkerd_startup import LinkerdStartupAnalyzer
 from .analyzers.mesh_gateway_hosts import ConflictingMeshGatewayHostsAnalyzer
@@ -95,4 +96,5 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "linkerd.StartupAnalyzer": LinkerdStartupAnalyzer(),
     "linkerd.OpaquePortsAnalyzer": LinkerdOpaquePortsAnalyzer(),
     "linkerd.OutsideCallersAnalyzer": LinkerdOutsideCallersAnalyzer(),
+    "linkerd.ServerConflictAnalyzer": LinkerdServerConflictAnalyzer(),
 }
