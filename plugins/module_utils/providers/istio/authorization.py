@@ -100,6 +100,26 @@ def deny_other_callers(intent: Intent, service: Service,
             "to": _ports(ports) if disabled else None}
 
 
+def on_own_ports(intent: Intent, service: Service, rule: dict[str, Any]) -> dict[str, Any]:
+    """A DENY rule of ``service`` kept to its own ports where services over the same pods
+    (``Intent.same_pods``) have ports of their own: an AuthorizationPolicy selects pods, so
+    a DENY without ports would deny the other services' callers too. A rule that names
+    ports stays as written."""
+    own = [*service.workload_ports(), *(p.port for p in service.pod_ports)]
+    others = {port for each in intent.same_pods(service) if each is not service
+              for port in (*each.workload_ports(), *(p.port for p in each.pod_ports))}
+    if not own or not others - set(own):
+        return rule
+    to = rule.get("to")
+    if to is None:
+        return {**rule, "to": _ports(own)}
+    if any(entry["operation"].get("ports") for entry in to):
+        return rule
+    return {**rule, "to": [{"operation": {**entry["operation"],
+                                          "ports": [str(port) for port in own]}}
+                           for entry in to]}
+
+
 def inbound_rules(intent: Intent, service: Service) -> list[dict[str, Any]]:
     """ALLOW rules for the callers no ``calls`` names (``Intent.inbound_callers``): by
     principal, or, for callers without a mesh identity, by port alone (their plaintext
@@ -163,6 +183,10 @@ def exempt_inbound(intent: Intent, service: Service, rule: dict[str, Any]) -> di
     froms = rule.get("from") or []
     if not (froms and froms[0]["source"].get("notPrincipals")):
         return rule  # the team's own DENY rules stay as written
+    # the ports the rule is kept to already (DISABLE ports left out, services over the same
+    # pods): the operations below say "and not these"
+    limit = [port for entry in rule.get("to") or ()
+             for port in entry["operation"].get("ports") or ()]
     rule = dict(rule)
     if principals:
         source = dict(froms[0]["source"])
@@ -171,9 +195,13 @@ def exempt_inbound(intent: Intent, service: Service, rule: dict[str, Any]) -> di
     if plaintext or paths:
         # deny unless the port is a plaintext caller's, or the path its scrape's: the
         # operations are ORed, the fields of one ANDed
-        scoped = [{"operation": {"notPorts": [str(p) for p in [*plaintext, *sorted(paths)]]}}]
+        first: dict[str, list[str]] = {
+            "notPorts": [str(p) for p in [*plaintext, *sorted(paths)]]}
+        if limit:
+            first = {"ports": limit, **first}
+        scoped = [{"operation": first}]
         scoped += [{"operation": {"ports": [str(port)], "notPaths": sorted(found)}}
-                   for port, found in sorted(paths.items())]
+                   for port, found in sorted(paths.items()) if not limit or str(port) in limit]
         rule["to"] = scoped
     return rule
 

@@ -38,6 +38,7 @@ from .authorization import (
     derived_allow,
     exempt_inbound,
     inbound_rules,
+    on_own_ports,
     policy_rule,
 )
 from .control_plane import ISTIOD_VALUES
@@ -267,6 +268,7 @@ def _authorization(intent: Intent, estate: Estate | None = None,
             deny = [policy_rule(intent, rule) for rule in rules.deny]
             if rules.deny_other_callers:
                 deny.append(deny_other_callers(intent, service, rules))
+            deny = [on_own_ports(intent, service, rule) for rule in deny]
         else:
             allow = derived_allow(intent, service, services_calling(intent, service),
                                   ingress_principals(intent, service, estate))

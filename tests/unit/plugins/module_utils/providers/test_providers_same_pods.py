@@ -256,3 +256,43 @@ def test_linkerd_refuses_a_server_the_estate_already_has_under_another_name(tmp_
                      StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crd_dir],
                                   check_paths=[estate]))
     assert not (tmp_path / "gitops").exists()
+
+
+def test_istio_keeps_a_deny_to_its_own_ports_on_pods_another_service_shares(tmp_path,
+                                                                           crd_dir):
+    """An AuthorizationPolicy selects pods: jaeger-collector's deny_other_callers and its own
+    DENY rule, without ports, would deny grafana's calls to jaeger-query, which runs on the
+    same pods (MST0104 refused it). They are kept to the collector's port."""
+    rendered = render_stage(
+        {"mesh_environment": "dev", "mesh_stage": "authorization", "mesh_services": SERVICES,
+         "mesh_authorization": [
+             {"service": "jaeger-collector", "deny_other_callers": True,
+              "allow": [{"from": ["grafana"], "methods": ["POST"]}],
+              "deny": [{"paths": ["/admin/*"]}]},
+             {"service": "jaeger-query", "allow": [{"from": ["grafana"], "methods": ["GET"]}]}]},
+        StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crd_dir]))
+    deny = of_kind(rendered, "AuthorizationPolicy")["jaeger-collector-deny"]["spec"]
+    assert deny["rules"] == [
+        {"to": [{"operation": {"ports": ["4317"], "paths": ["/admin/*"]}}]},
+        {"from": [{"source": {"notPrincipals": ["cluster.local/ns/tracing/sa/grafana"]}}],
+         "to": [{"operation": {"ports": ["4317"]}}]}]
+    assert rendered.flows.counts["refused"] == 0 and rendered.flows.counts["breaks"] == 0
+
+
+def test_a_deny_kept_to_its_ports_still_leaves_a_scrape_alone(tmp_path, crd_dir):
+    """deny_other_callers on pods another service shares, with a Prometheus scraping without
+    an identity: the DENY is kept to the service's port and, there, leaves the scrape's
+    path alone."""
+    services = [{**s, "calls": []} if s["name"] == "grafana" else s for s in SERVICES]
+    rendered = render_stage(
+        {"mesh_environment": "dev", "mesh_stage": "authorization", "mesh_services": services,
+         "mesh_external_callers": [{"name": "prometheus", "kind": "prometheus",
+                                    "namespace": "monitoring",
+                                    "calls": ["jaeger-collector:4317/metrics"]}],
+         "mesh_authorization": [{"service": "jaeger-collector", "deny_other_callers": True,
+                                 "allow": [{"from": ["grafana"]}]}]},
+        StageOptions(gitops_dir=tmp_path / "gitops", crd_dirs=[crd_dir]))
+    deny = of_kind(rendered, "AuthorizationPolicy")["jaeger-collector-deny"]["spec"]
+    assert deny["rules"][0]["to"] == [
+        {"operation": {"ports": ["4317"], "notPorts": ["4317"]}},
+        {"operation": {"ports": ["4317"], "notPaths": ["/metrics"]}}]
