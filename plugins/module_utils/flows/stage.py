@@ -20,9 +20,11 @@ from typing import Any
 
 from ..errors import FlowProofError, MeshstageError
 from ..estate.index import MeshConfig, MeshIndex
+from ..estate.manifests import SourcePath
 from ..gates.gate import Call
 from ..gitops.repo import GitOpsRepo
 from ..intent.model import Intent
+from ..plan.callers import RELAXED
 from ..providers.registry import mesh
 from ..render.runbook import flow_section
 from ..render.stage_cache import StageCache, pickled
@@ -82,7 +84,7 @@ def target_state(intent: Intent, objects: Sequence[RenderedObject],
 
 
 def proof_of(intent: Intent, objects: Sequence[RenderedObject],
-             files: Mapping[str, str], check_paths: Sequence[Path], gitops_dir: Path,
+             files: Mapping[str, str], check_paths: Sequence[SourcePath], gitops_dir: Path,
              recorded: Mapping[str, Any], owned: Mapping[str, str],
              observed: Sequence[Call] = (), every_now: bool = True) -> FlowProof:
     """Every flow of the environment judged at the target, and now (nothing raised).
@@ -124,7 +126,7 @@ class ProofStart:
     known: StageProof | None
 
 
-def start_proof(intent: Intent, files: Mapping[str, str], check_paths: Sequence[Path],
+def start_proof(intent: Intent, files: Mapping[str, str], check_paths: Sequence[SourcePath],
                 gitops_dir: Path, recorded: Mapping[str, Any],
                 cache: StageCache | None = None,
                 observed_edges: Sequence[Mapping[str, Any]] = ()) -> ProofStart:
@@ -167,7 +169,7 @@ def start_proof(intent: Intent, files: Mapping[str, str], check_paths: Sequence[
 
 
 def prove_stage(intent: Intent, objects: Sequence[RenderedObject],
-                files: Mapping[str, str], check_paths: Sequence[Path],
+                files: Mapping[str, str], check_paths: Sequence[SourcePath],
                 gitops_dir: Path, recorded: Mapping[str, Any],
                 cache: StageCache | None = None,
                 observed_edges: Sequence[Mapping[str, Any]] = (),
@@ -201,12 +203,18 @@ _NOT_CALLS = ("probe", "scrape", "peers")
 
 
 def uncalled(intent: Intent, proof: FlowProof) -> list[str]:
-    """Injected catalogue services with ports that no flow reaches under default deny: no
-    service's ``calls``, ingress, external caller, estate route or observed request names
-    them. Default deny then refuses whatever calls them; the proof cannot see a caller
-    nothing says, so it is said (a caller whose configuration file the import could not
-    read, a call a person never wrote down)."""
-    if not intent.default_deny or not intent.stage.reached(Stage.AUTHORIZATION):
+    """Injected catalogue services with ports that no flow reaches: no service's ``calls``,
+    ingress, external caller, estate route or observed request names them. The proof cannot
+    see a caller nothing says (a caller whose configuration file the import could not read,
+    a call a person never wrote down), so it is said where such a caller would break: under
+    default deny, from authorization on; with Istio, from strict_mtls on already. Each
+    workload's Sidecar (from traffic on) lists only the services it calls, and a sidecar
+    sends a request to a host its Sidecar does not list through the passthrough cluster, as
+    plaintext (istio/istio#41978), which STRICT refuses; a caller without a proxy sends
+    plaintext anyway. A service whose whole workload stays PERMISSIVE or DISABLE takes it."""
+    denied = intent.default_deny and intent.stage.reached(Stage.AUTHORIZATION)
+    strict = intent.provider == "istio" and intent.stage.reached(Stage.STRICT_MTLS)
+    if not (denied or strict):
         return []
     reached: set[tuple[str, str | None]] = set()
     workloads: dict[int, tuple[str, Any]] = {}   # the workloads flows reach, once each
@@ -222,13 +230,27 @@ def uncalled(intent: Intent, proof: FlowProof) -> list[str]:
     for namespace, labels in workloads.values():
         reached.update((s.namespace, s.name)
                        for s in intent.services_selecting(namespace, labels))
-    return [f"flow proof: nothing calls {service.namespace}/{service.name} as far as the "
-            "inventory and the estate show (no service's calls, ingress, external caller "
-            "or observed request): default deny refuses every request to it from the "
-            "authorization stage on; if something calls it, add it to that caller's calls"
-            for service in intent.services
-            if service.ports and intent.injected(service)
-            and (service.namespace, service.name) not in reached]
+    found = []
+    for service in intent.services:
+        if not service.ports or not intent.injected(service) \
+                or (service.namespace, service.name) in reached:
+            continue
+        exemption = intent.exemption_for(service.name)
+        refuses_plaintext = strict and not (exemption and exemption.mode in RELAXED)
+        if not (denied or refuses_plaintext):
+            continue
+        why = ("default deny refuses every request to it from the authorization stage on"
+               if denied else "")
+        if refuses_plaintext:
+            why += ("; " if why else "") + (
+                "from the strict_mtls stage on it refuses plaintext, which a caller sends "
+                "when its Sidecar does not list it (Istio's passthrough cluster) or it has "
+                "no proxy")
+        found.append(f"flow proof: nothing calls {service.namespace}/{service.name} as far "
+                     "as the inventory and the estate show (no service's calls, ingress, "
+                     f"external caller or observed request): {why}; if something calls it, "
+                     "add it to that caller's calls")
+    return found
 
 
 def _owned(gitops_dir: Path, environment: str) -> dict[str, str]:
