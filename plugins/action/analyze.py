@@ -19,7 +19,8 @@ from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables impo
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "paths": {"type": "list", "elements": "path", "required": True},
+    # a path, or {path, namespace}: the namespace of its objects that name none
+    "paths": {"type": "list", "elements": "raw", "required": True},
     "mesh_config": {"type": "path"},
     "complete": {"type": "bool", "default": False},
     "provider": {"type": "str", "default": "auto", "choices": ["auto", *PROVIDERS, "all"]},
@@ -34,7 +35,7 @@ class ActionModule(ControllerAction):
     def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         paths, resolved = inventory_paths(args["paths"], task_vars)
         report, manifests, _ = check_manifests(
-            [str(path) for path in paths], args["mesh_config"], args["complete"],
+            paths, args["mesh_config"], args["complete"],
             args["provider"], args["namespace"])
         result = report_dict(report, len(manifests.resources), manifests.files)
         result["changed"] = False

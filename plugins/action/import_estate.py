@@ -26,6 +26,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "prometheus": {"type": "str"},
     "window": {"type": "str", "default": "1h"},
     "check_paths": {"type": "bool", "default": True},
+    "default_namespace": {"type": "str", "default": "default"},
 }
 
 
@@ -39,7 +40,8 @@ class ActionModule(ControllerAction):
             args["paths"], Path(args["output"]), environment=args["environment"],
             provider=args["provider"], namespaces=args["namespaces"],
             exclude=args["exclude_namespaces"], prometheus=args["prometheus"],
-            window=args["window"], check_paths=args["check_paths"], write=not check)
+            window=args["window"], check_paths=args["check_paths"], write=not check,
+            default_namespace=args["default_namespace"])
         found = result.as_dict()
         if check:
             found["written"] = [path for path in result.files

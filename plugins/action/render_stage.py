@@ -19,7 +19,8 @@ from ansible_collections.meshstage.mesh.plugins.plugin_utils.mesh_variables impo
 ARGUMENT_SPEC: dict[str, Any] = {
     "gitops_dir": {"type": "path", "required": True},
     **RENDER_ARGUMENT_SPEC,
-    "check_paths": {"type": "list", "elements": "path", "default": []},
+    # a path, or {path, namespace}: the namespace of its objects that name none
+    "check_paths": {"type": "list", "elements": "raw", "default": []},
     "gate_verdicts": {"type": "list", "elements": "dict", "default": []},
     "observed_calls": {"type": "list", "elements": "dict", "default": []},
 }

@@ -54,7 +54,7 @@ from .analyze.registry import ANALYZERS
 from .collector import fewer_collections
 from .errors import MeshstageError
 from .estate.index import MeshConfig
-from .estate.manifests import Manifests, read_manifests, read_mesh_config
+from .estate.manifests import Manifests, SourcePath, read_manifests, read_mesh_config
 from .flows.check import flow_findings, manifests_proof
 from .flows.proof import FlowProof
 from .flows.stage import proof_of
@@ -128,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="import only this namespace's services (repeatable)")
     imports.add_argument("--exclude-namespace", action="append", default=[], metavar="NS",
                          help="leave this namespace out (repeatable)")
+    imports.add_argument("--default-namespace", default="default", metavar="NS",
+                         help="the namespace of the objects that name none, where kubectl "
+                         "apply -n or helm install --namespace puts them (default: default); "
+                         "mesh_check_paths says it for every later run")
     imports.add_argument("--prometheus", metavar="URL",
                          help="a Prometheus that scrapes the estate's proxies: the edges it saw "
                          "become calls")
@@ -170,7 +174,7 @@ def report_dict(report: Report, objects: int, files: int) -> dict[str, Any]:
     }
 
 
-def check_manifests(paths: Sequence[str], mesh_config: str | None = None,
+def check_manifests(paths: Sequence[SourcePath], mesh_config: str | None = None,
                     complete: bool = False, provider: str = "auto",
                     namespace: str = "default", analyzers: Sequence[str] | None = None,
                     stdin: TextIO | None = None) -> tuple[Report, Manifests, tuple[str, ...]]:
@@ -281,7 +285,8 @@ def _import(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -
     result = import_inventory(
         args.paths, Path(args.output), environment=args.environment, provider=args.provider,
         namespaces=args.namespace, exclude=args.exclude_namespace, prometheus=args.prometheus,
-        window=args.window, check_paths=not args.no_check_paths, stdin=stdin)
+        window=args.window, check_paths=not args.no_check_paths, stdin=stdin,
+        default_namespace=args.default_namespace)
     for path in result.written:
         out.write(f"wrote {Path(args.output) / path}\n")
     for warning in result.warnings:

@@ -25,6 +25,7 @@ from .canary.record import CanaryState
 from .canary.shaping import effective_intent
 from .errors import AnalysisError, GitOpsError, IntentError, IntentErrors, SchemaError
 from .estate.estate import Estate
+from .estate.manifests import SourcePath
 from .flows.stage import ProofStart, StageProof, prove_stage, start_proof
 from .gitops.disk import OwnedRead
 from .gitops.message import commit_message, gate_lines, object_changes
@@ -70,7 +71,7 @@ class StageOptions:
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     check_mode: bool = False
     # the estate's own manifests, analyzed against instead of the intent's stand-ins
-    check_paths: Sequence[Path] = ()
+    check_paths: Sequence[SourcePath] = ()
     envoy_binary: str | None = None  # for `envoy --mode validate` of host sidecars
     # the stage gates' verdicts on this run's move (meshstage.mesh.stage_gates)
     gate_verdicts: Sequence[Mapping[str, Any]] = ()

@@ -32,8 +32,10 @@ options:
       - A relative path is read relative to the inventory that defines the host
         (C(inventory_dir)), as paths in inventory variables such as C(mesh_check_paths) are
         written; the result's C(msg) says so for each one.
+      - An entry is a path, or a mapping with C(path) and C(namespace), the namespace of the
+        objects there that name none (instead of I(namespace)).
     type: list
-    elements: path
+    elements: raw
     required: true
   mesh_config:
     description:

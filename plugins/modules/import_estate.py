@@ -81,6 +81,15 @@ options:
         every run checks the inventory against the estate.
     type: bool
     default: true
+  default_namespace:
+    description:
+      - The namespace of the objects that name none, where C(kubectl apply -n) or
+        C(helm install --namespace) puts them (C(helm template) prints many charts' objects
+        without one).
+      - Other than C(default), C(mesh_check_paths) is written with it (C({path, namespace})),
+        so that every run reads the manifests the same way.
+    type: str
+    default: default
 attributes:
   check_mode:
     support: full

@@ -65,8 +65,11 @@ options:
         inventory field and the manifest.
       - A relative path is read relative to the inventory that defines the host
         (C(inventory_dir)).
+      - An entry is a path, or a mapping with C(path) and C(namespace), the namespace of the
+        objects there that name none (where C(kubectl apply -n) or C(helm install --namespace)
+        puts them); without it they are in C(default).
     type: list
-    elements: path
+    elements: raw
     default: []
   gate_verdicts:
     description:

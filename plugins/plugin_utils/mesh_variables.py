@@ -17,6 +17,7 @@ from ansible_collections.meshstage.mesh.plugins.module_utils._plain import (
     parts_of,
 )
 from ansible_collections.meshstage.mesh.plugins.module_utils.errors import MeshstageError
+from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import ManifestPath
 from ansible_collections.meshstage.mesh.plugins.module_utils.intent.parse import (
     intent_keys,
     unknown_mesh_variables,
@@ -44,8 +45,8 @@ RENDER_ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-def inventory_paths(paths: Sequence[str], task_vars: Mapping[str, Any]
-                    ) -> tuple[list[Path], list[str]]:
+def inventory_paths(paths: Sequence[Any], task_vars: Mapping[str, Any]
+                    ) -> tuple[list[Path | ManifestPath], list[str]]:
     """``relative_to_inventory`` with the host's ``inventory_dir``."""
     return relative_to_inventory(paths, task_vars.get("inventory_dir"))
 

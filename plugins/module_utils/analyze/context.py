@@ -23,11 +23,10 @@ and the shared object is a Warning (MST0002).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from ..estate.index import MeshConfig
-from ..estate.manifests import read_manifests
+from ..estate.manifests import SourcePath, read_manifests
 from ..estate.objects import Resource, make_resource
 from ..estate.stand_in import estate_objects, generated_gateways
 from ..intent.model import Intent
@@ -44,7 +43,7 @@ def _identity(resource: Resource) -> tuple[str, str, str, str]:
 
 
 def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
-                     check_paths: Sequence[Path] = (),
+                     check_paths: Sequence[SourcePath] = (),
                      estate: Sequence[Resource] | None = None,
                      sources: Sequence[str] | None = None) -> Report:
     """Analyze an environment's rendered objects against its estate: ``estate`` (the

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from .index import MeshIndex
-from .manifests import read_manifests
+from .manifests import SourcePath, read_manifests
 from .objects import (
     GATEWAY_API,
     Probe,
@@ -71,7 +70,7 @@ class Estate:
         self.index = MeshIndex(self.resources)
 
     @classmethod
-    def read(cls, paths: Sequence[Path | str]) -> Estate:
+    def read(cls, paths: Sequence[SourcePath]) -> Estate:
         return cls(read_manifests(paths, context=True).resources)
 
     # ---- a service's workloads

@@ -26,6 +26,27 @@ class ManifestError(MeshstageError):
     """Input that cannot be read as YAML manifests."""
 
 
+@dataclass(frozen=True)
+class ManifestPath:
+    """A file or directory of manifests whose objects that name no namespace are in
+    ``namespace``: where ``kubectl apply -n`` or ``helm install --namespace`` puts them
+    (``helm template`` prints many charts' objects without one)."""
+
+    path: Path
+    namespace: str = "default"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+# what a run is given to read: a path (objects without a namespace in ``default``), or one
+# with the namespace of those
+SourcePath = str | Path | ManifestPath
+
+
 @dataclass
 class Manifests:
     resources: list[Resource] = field(default_factory=list)
@@ -83,15 +104,17 @@ def _files(path: Path) -> list[Path]:
     return found
 
 
-def read_manifests(paths: Iterable[str | Path], context: bool = False, stdin: Any = None,
+def read_manifests(paths: Iterable[SourcePath], context: bool = False, stdin: Any = None,
                    default_namespace: str = "default") -> Manifests:
     """Read files, directories (every ``*.yaml``/``*.yml`` below) and ``-`` (stdin).
-    Objects without a namespace are in ``default_namespace``."""
+    Objects without a namespace are in ``default_namespace``, or in the ``namespace`` of
+    their ``ManifestPath``."""
     manifests = Manifests()
     for entry in paths:
+        namespace = entry.namespace if isinstance(entry, ManifestPath) else default_namespace
         if str(entry) == "-":
             add_text(manifests, _read_stdin(stdin if stdin is not None else sys.stdin),
-                     "<stdin>", context, default_namespace)
+                     "<stdin>", context, namespace)
             continue
         path = Path(entry)
         if not path.exists():
@@ -104,7 +127,7 @@ def read_manifests(paths: Iterable[str | Path], context: bool = False, stdin: An
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:
                 raise ManifestError(f"{file}: cannot be read as UTF-8 text: {error}") from error
-            add_text(manifests, text, str(file), context, default_namespace)
+            add_text(manifests, text, str(file), context, namespace)
     return manifests
 
 

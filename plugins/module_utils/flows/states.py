@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..estate.index import MeshConfig, MeshIndex
-from ..estate.manifests import read_manifests
+from ..estate.manifests import SourcePath, read_manifests
 from ..estate.objects import Resource, make_resource
 from ..estate.stand_in import estate_objects, generated_gateways
 from ..gitops.paths import INSTALL_FOLDER, env_dir
@@ -31,7 +31,8 @@ from .evaluate import FlowSettings, MeshState
 HOST_FILES = ("lds.yaml", "cds.yaml")
 
 
-def estate_resources(intent: Intent, check_paths: Sequence[Path] = ()) -> list[Resource]:
+def estate_resources(intent: Intent, check_paths: Sequence[SourcePath] = (),
+                     ) -> list[Resource]:
     """The estate: its manifests, with stand-ins for the catalogue services they do not
     show and for the pods istiod deploys for their Gateway API Gateways; the stand-ins alone
     without manifests."""

@@ -4,18 +4,22 @@ manifests, ask Prometheus for the edges it saw (when given one), write the inven
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..errors import MeshstageError
 from ..estate.manifests import read_manifests
+from ..estate.objects import Resource
 from ..gates.gate import promql_duration
 from ..gates.observe import observe_edges
 from ..intent.checker import duration_seconds
 from ..prometheus import PrometheusClient
 from .importer import ImportOptions, import_estate
 from .layout import inventory_files, write_inventory
+from .paths import DNS_LABEL
 
 
 @dataclass
@@ -49,9 +53,14 @@ def import_inventory(paths: Sequence[str], output: Path, *, environment: str | N
                      provider: str | None = None, namespaces: Sequence[str] = (),
                      exclude: Sequence[str] = (), prometheus: str | None = None,
                      window: str = "1h", check_paths: bool = True, write: bool = True,
-                     stdin: TextIO | None = None) -> ImportResult:
-    """Import the estate at ``paths`` into an inventory under ``output``."""
-    manifests = read_manifests(paths, stdin=stdin)
+                     stdin: TextIO | None = None,
+                     default_namespace: str = "default") -> ImportResult:
+    """Import the estate at ``paths`` into an inventory under ``output``; its objects that
+    name no namespace are in ``default_namespace``."""
+    if not DNS_LABEL.match(default_namespace):
+        raise MeshstageError(f"default namespace {default_namespace!r}: not a namespace name "
+                             "(a DNS-1123 label: lower-case letters, digits and '-')")
+    manifests = read_manifests(paths, stdin=stdin, default_namespace=default_namespace)
     observed, source = [], ""
     if prometheus:
         observed = observe_edges(PrometheusClient(prometheus),
@@ -61,10 +70,14 @@ def import_inventory(paths: Sequence[str], output: Path, *, environment: str | N
                             namespaces=tuple(namespaces), exclude_namespaces=tuple(exclude),
                             observed=tuple(observed), observed_from=source)
     imported = import_estate(manifests.resources, options)
+    if default_namespace == "default":
+        imported.warnings.extend(_namespace_guessed(manifests.resources))
     env = imported.environment["mesh_environment"]
     if check_paths:
         home = (output / env).resolve()
-        relative = [_beside(Path(p).resolve(), home) for p in paths if p != "-"]
+        relative: list[Any] = [_beside(Path(p).resolve(), home) for p in paths if p != "-"]
+        if default_namespace != "default":  # the runs read them the same way
+            relative = [{"path": path, "namespace": default_namespace} for path in relative]
         if relative:
             imported.environment["mesh_check_paths"] = relative
             imported.notes["mesh_check_paths"] = [
@@ -80,6 +93,49 @@ def import_inventory(paths: Sequence[str], output: Path, *, environment: str | N
         converted=len({name for name, _ in draft.converted}),
         kept=len({name for name, _ in draft.listed}), written=written, files=files,
         warnings=imported.warnings)
+
+
+_CLUSTER_HOST = re.compile(r"\b([a-z0-9][-a-z0-9]*)\.([a-z0-9][-a-z0-9]*)\.svc\b")
+_WORKLOADS = ("Service", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _namespace_guessed(resources: Sequence[Resource]) -> list[str]:
+    """A warning when the estate's Services and workloads name no namespace: they are read
+    as ``default``, where ``kubectl apply`` without ``-n`` puts them, and the inventory and
+    every object rendered from it say ``default``. The namespaces their own cluster host
+    names (``<service>.<namespace>.svc``) give for services of the estate are suggested."""
+    unnamed = [r for r in resources if r.kind in _WORKLOADS and not r.metadata.get("namespace")]
+    if not unnamed:
+        return []
+    names = {r.name for r in resources if r.kind == "Service"}
+    known = {r.namespace for r in resources}
+    hinted: dict[str, int] = {}
+    for resource in resources:
+        for text in _strings(resource.obj):
+            for service, namespace in _CLUSTER_HOST.findall(text):
+                if service in names and namespace not in known:
+                    hinted[namespace] = hinted.get(namespace, 0) + 1
+    hint = ""
+    if hinted:
+        best = max(hinted, key=lambda n: (hinted[n], n))
+        hint = (f"; their own cluster host names put them in {best!r} "
+                f"(<service>.{best}.svc): import with --default-namespace {best}")
+    return [f"{len(unnamed)} Service(s) and workload(s) of the estate name no namespace (e.g. "
+            f"{unnamed[0].display}): they are read as 'default', where kubectl apply without "
+            "-n puts them, and the inventory and every object rendered from it (the "
+            "namespace's injection label among them) say 'default'; if they run in another "
+            "namespace, import again with --default-namespace NS" + hint]
 
 
 def _beside(path: Path, home: Path) -> str:

@@ -5,6 +5,7 @@ inventory field and the manifest, in the run's warnings and its runbook."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,41 @@ def test_relative_check_paths_are_read_from_the_inventory_and_said_so():
     assert notes == ["mesh_check_paths: ../../estate is relative, read as "
                      "/srv/inventories/dev/../../estate (relative to the inventory "
                      "/srv/inventories/dev)"]
+
+
+def test_a_check_path_may_say_the_namespace_of_its_objects_that_name_none():
+    from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
+        ManifestPath,
+    )
+    paths, notes = relative_to_inventory(
+        [{"path": "../../estate", "namespace": "shop"}, "~/export.yaml"], "/srv/inventories/dev")
+    assert paths == [ManifestPath(Path("/srv/inventories/dev/../../estate"), "shop"),
+                     Path("~/export.yaml").expanduser()]
+    assert str(paths[0]) == "/srv/inventories/dev/../../estate"
+    assert len(notes) == 1
+
+
+@pytest.mark.parametrize("entry,field,message", [
+    ({"path": "estate", "namespace": "Shop"}, "mesh_check_paths[0].namespace",
+     "must be a namespace name"),
+    ({"namespace": "shop"}, "mesh_check_paths[0].path", "must be a non-empty path"),
+    ({"path": "estate", "ns": "shop"}, "mesh_check_paths[0].ns", "is not a known key here"),
+    (7, "mesh_check_paths[0]", "is neither a path nor a mapping"),
+])
+def test_a_check_path_entry_that_is_wrong_names_its_field(entry, field, message):
+    from ansible_collections.meshstage.mesh.plugins.module_utils.errors import IntentErrors
+    with pytest.raises(IntentErrors, match=re.escape(field) + r".*" + message):
+        relative_to_inventory([entry], "/srv/inventories/dev")
+
+
+def test_a_manifest_path_reads_its_objects_that_name_no_namespace_into_its_own(tmp_path):
+    from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
+        ManifestPath,
+        read_manifests,
+    )
+    (tmp_path / "a.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: web}\n"
+                                     "---\napiVersion: v1\nkind: Service\n"
+                                     "metadata: {name: db, namespace: data}\n")
+    found = read_manifests([ManifestPath(tmp_path / "a.yaml", "shop"), tmp_path / "a.yaml"])
+    assert [(r.namespace, r.name) for r in found.resources] == [
+        ("shop", "web"), ("data", "db"), ("default", "web"), ("data", "db")]

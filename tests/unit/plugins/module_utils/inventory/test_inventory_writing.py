@@ -110,3 +110,93 @@ def test_the_estate_can_come_on_stdin(reference_dir, tmp_path):
     host_vars = yaml.safe_load((tmp_path / "inv/dev/host_vars/dev.yml").read_text())
     assert "mesh_check_paths" not in host_vars  # nothing to name: save the export to check it
     assert "read it from stdin" in (tmp_path / "inv/shared/mesh.yml").read_text()
+
+
+def _inventory_variables(inventory: Path, environment: str) -> dict:
+    variables: dict = {}
+    for path in (inventory / f"{environment}/group_vars/all/00-estate.yml",
+                 inventory / f"{environment}/host_vars/{environment}.yml"):
+        variables.update(yaml.safe_load(path.read_text()))
+    return variables
+
+
+def test_objects_without_a_namespace_go_where_the_import_is_told(reference_dir, tmp_path):
+    """bookinfo.yaml names no namespace (``kubectl apply -n bookinfo`` puts it there): the
+    import reads it in the namespace given, and writes that into mesh_check_paths, so every
+    run reads the manifests the same way and finds the services' workloads."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.inventory.paths import (
+        relative_to_inventory,
+    )
+    from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+        StageOptions,
+        render_stage,
+    )
+    estate = tmp_path / "estate" / "bookinfo.yaml"
+    estate.parent.mkdir()
+    estate.write_text((reference_dir / "samples" / "istio-bookinfo" / "platform" / "kube"
+                       / "bookinfo.yaml").read_text())
+    inventory = tmp_path / "inventories"
+    err = io.StringIO()
+    assert main(["import", str(estate), "-o", str(inventory), "--default-namespace",
+                 "bookinfo"], out=io.StringIO(), err=err) == 0, err.getvalue()
+    variables = _inventory_variables(inventory, "dev")
+    assert {s["namespace"] for s in variables["mesh_services"]} == {"bookinfo"}
+    written = variables.pop("mesh_check_paths")
+    assert written == [{"path": "../../estate/bookinfo.yaml", "namespace": "bookinfo"}]
+    paths, _ = relative_to_inventory(written, inventory / "dev")
+    rendered = render_stage({**variables, "mesh_stage": "authorization"},
+                            StageOptions(gitops_dir=tmp_path / "gitops", check_paths=paths))
+    assert not [w for w in rendered.warnings if "MST03" in w], rendered.warnings
+    # read as a plain path, the same manifests are in default: the run refuses, the
+    # services' pods are nowhere in bookinfo
+    from ansible_collections.meshstage.mesh.plugins.module_utils.errors import AnalysisError
+    with pytest.raises(AnalysisError, match="Sidecar bookinfo/productpage: Referenced "
+                                            "selector not found"):
+        render_stage({**variables, "mesh_stage": "authorization"},
+                     StageOptions(gitops_dir=tmp_path / "plain", check_paths=[estate]))
+
+
+def test_a_default_namespace_that_is_no_namespace_name_writes_nothing(reference_dir,
+                                                                      tmp_path):
+    err = io.StringIO()
+    sample = reference_dir / "samples" / "istio-bookinfo" / "platform" / "kube"
+    assert main(["import", str(sample / "bookinfo.yaml"), "-o", str(tmp_path / "inv"),
+                 "--default-namespace", "Book_Info"], out=io.StringIO(), err=err) == 2
+    assert "default namespace 'Book_Info': not a namespace name" in err.getvalue()
+    assert not (tmp_path / "inv").exists()
+
+
+def test_the_import_says_when_it_put_the_estate_in_default(tmp_path):
+    """Objects that name no namespace are read as default, as kubectl apply without -n puts
+    them: the import says so, and names the namespace the estate's own cluster hosts give."""
+    estate = tmp_path / "estate.yaml"
+    estate.write_text("""
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{name: http, port: 80}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: web
+        env: [{name: SELF_URL, value: "http://web.shop.svc.cluster.local"}]
+""")
+    err = io.StringIO()
+    assert main(["import", str(estate), "-o", str(tmp_path / "inv")], out=io.StringIO(),
+                err=err) == 0, err.getvalue()
+    assert "warning: 2 Service(s) and workload(s) of the estate name no namespace (e.g. " \
+           "Service web): they are read as 'default'" in err.getvalue()
+    assert "import with --default-namespace shop" in err.getvalue()
+    assert "name no namespace" in (tmp_path / "inv/shared/mesh.yml").read_text()
+    err = io.StringIO()
+    assert main(["import", str(estate), "-o", str(tmp_path / "inv2"), "--default-namespace",
+                 "shop"], out=io.StringIO(), err=err) == 0, err.getvalue()
+    assert "name no namespace" not in err.getvalue()
