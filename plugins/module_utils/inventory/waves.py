@@ -10,7 +10,8 @@ reason: Jobs and CronJobs (an injected job's pod does not complete while the pro
 https://istio.io/latest/docs/ops/common-problems/injection/ and Linkerd's
 https://linkerd.io/2-edge/tasks/graceful-shutdown/#slow-updating-clients), StatefulSets
 (peers that talk pod to pod), DaemonSets (node agents), and ports whose protocol is a
-server-first one (MySQL, PostgreSQL, ...). A server-first server waits for every wave of its
+server-first one (MySQL, SMTP, NATS) or whose clients hold their connections open (AMQP,
+Kafka, PostgreSQL and memcached pools). A server-first server waits for every wave of its
 callers, too: Istio's PERMISSIVE mode tells mTLS from plaintext by the client's first bytes,
 which a server-first protocol's client does not send, so a server injected before its
 callers stalls their plaintext connections, while callers injected first send it mTLS
@@ -35,8 +36,10 @@ SERVER_FIRST = "a server-first protocol"  # the risk's words, which order it aft
 # detection reaches them mid-connection; ordered after their callers too
 LONG_LIVED = "whose clients hold their connections open"
 _HOW_LONG = {False: "a wave", True: "for its callers' waves"}
-_SERVER_FIRST = ("MySQL", "PostgreSQL", "SMTP", "NATS", "memcached")
-_LONG_LIVED = ("AMQP", "ZooKeeper", "Kafka", "Cassandra")
+_SERVER_FIRST = ("MySQL", "SMTP", "NATS")
+# PostgreSQL and memcached clients speak first, and pool their connections
+_LONG_LIVED = ("AMQP", "ZooKeeper", "Kafka", "Cassandra", "PostgreSQL", "memcached")
+_POOLED = {"POSTGRESQL": "PostgreSQL", "MEMCACHED": "memcached"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ def risk(service: ServiceDraft) -> str | None:
         if group.root.resource.kind in _RISKY_KINDS:
             return f"{group.display} is {_RISKY_KINDS[group.root.resource.kind]}"
     for number, port in enumerate(service.fields.get("ports") or []):
+        if port.get("protocol") in _POOLED:
+            return f"port {port['port']} speaks {_POOLED[port['protocol']]}, {LONG_LIVED}"
         if port.get("protocol") in SERVER_FIRST_PROTOCOLS:
             return f"port {port['port']} speaks {port['protocol']}, {SERVER_FIRST}"
         notes = " ".join(service.notes.get(f"ports[{number}]", []))
@@ -188,7 +193,7 @@ def _by_level(nodes: list[str], edges: Mapping[str, set[str]],
         beside = {n: sorted(c for c in edges.get(n, ()) if c != n and depth.get(c) == level)
                   for n in calm}
         if leaves:
-            reasons.append(f"calls no other {what} of the catalogue")
+            reasons.append(f"no call to another {what} of the catalogue found")
         if [n for n in calm if n not in leaves and not beside[n]]:
             reasons.append("calls only what the waves before it hold")
         reasons += [f"{n} calls {', '.join(found)} of this wave too" for n, found in

@@ -1,4 +1,4 @@
-"""MST0112: a server-first (or pooled) protocol on a Service port Istio will sniff."""
+"""MST0112: a server-first protocol on a Service port Istio will sniff."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ from ..finding import Level
 
 
 class ServerFirstAnalyzer(Analyzer):
-    """A Service port that carries MySQL, SMTP, NATS, PostgreSQL or memcached (by its name,
-    ``appProtocol`` or well-known number) while neither its name nor its ``appProtocol``
-    tells Istio its protocol (``tcp-``, ``mysql-``, ``appProtocol: tcp``), and its number is
-    not one Istio takes as TCP anyway (25, 53, 3306, 27017). Istio then sniffs the first
-    bytes of each connection: a server-first protocol sends none from the client, so once
-    the pods have sidecars every connection stalls (an Error); PostgreSQL and memcached
-    clients hold pooled connections open without sending (a Warning). A Warning too while
-    the pods have no sidecar yet. Name the port ``tcp-<name>`` (``mysql-<name>`` for MySQL)
-    or set ``appProtocol: tcp``.
+    """A Service port that carries MySQL, SMTP or NATS (by its name, ``appProtocol`` or
+    well-known number) while neither its name nor its ``appProtocol`` tells Istio its
+    protocol (``tcp-``, ``mysql-``, ``appProtocol: tcp``), and its number is not one Istio
+    takes as TCP anyway (25, 53, 3306, 27017). Istio then sniffs the first bytes of each
+    connection: a server-first protocol sends none from the client, so once the pods have
+    sidecars every connection stalls (an Error; a Warning while the pods have no sidecar
+    yet). Name the port ``tcp-<name>`` (``mysql-<name>`` for MySQL) or set
+    ``appProtocol: tcp``. PostgreSQL and memcached clients speak first: Istio waits for
+    their first bytes, with no detection timeout by default (``protocolDetectionTimeout``
+    0s), and then takes them for TCP, as upstream reproduced for PostgreSQL
+    (istio/istio#24856), so their ports are left alone here (Linkerd, whose detection
+    gives up after 10 seconds, gets them as opaque ports).
     https://istio.io/latest/docs/ops/deployment/application-requirements/
     #server-first-protocols,
     https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/
@@ -89,13 +92,11 @@ class ServerFirstAnalyzer(Analyzer):
                 if port_protocol(port) is not None or port.get("port") in WELL_KNOWN_TCP:
                     continue
                 found = detect(port.get("name"), port.get("port"), port.get("appProtocol"))
-                if found is None:
+                if found is None or not found.server_first:
                     continue
-                breaks = bool(injected) and found.server_first
+                breaks = bool(injected)
                 subject = self._subject(index, service, injected)
-                stalls = ("the server speaks first, so every connection stalls" if
-                          found.server_first else "its clients open pooled connections "
-                          "and send nothing, so they wait on detection")
+                stalls = "the server speaks first, so every connection stalls"
                 when = "" if injected else " once its pods have sidecars"
                 yield self.finding(
                     subject, "MST0112", f"Port {port.get('port')} of {service.display} carries "
