@@ -63,10 +63,13 @@ def workload_ports(service: ServiceDraft) -> set[int]:
 def find_external_callers(draft: Draft) -> None:
     """Fill ``draft.external`` from the estate's ingresses, webhooks and monitors; the
     callers' own pods leave the catalogue."""
-    by_pod = {id(w): s for s in draft.services.values() for w in s.pods()}
+    by_pod: dict[int, list[ServiceDraft]] = {}
+    for each in sorted(draft.services.values(), key=lambda s: s.name):
+        for pod in each.pods():
+            by_pod.setdefault(id(pod), []).append(each)
     shown = scrapers(draft.index)
     for call in outside_calls(draft.index):
-        service = by_pod.get(id(call.target))
+        service = _callee(by_pod.get(id(call.target), []), call)
         if service is None:
             continue
         caller = _caller(draft, call, shown)
@@ -92,6 +95,16 @@ def find_external_callers(draft: Draft) -> None:
     for name in [n for n, c in draft.external.items() if not c.calls]:
         del draft.external[name]
     _leave_catalogue(draft)
+
+
+def _callee(over: list[ServiceDraft], call: OutsideCall) -> ServiceDraft | None:
+    """Of the services over the pods a call reaches, the one it calls: the Service it goes
+    through, else the first that declares its port, else the first by name."""
+    named = next((s for s in over if s.name == call.service), None)
+    if named is not None:
+        return named
+    return next((s for s in over if call.port in workload_ports(s)),
+                over[0] if over else None)
 
 
 def _caller(draft: Draft, call: OutsideCall,

@@ -126,6 +126,41 @@ def build_catalogue(draft: Draft, groups: list[WorkloadGroup],
             found.fields.setdefault("_version_services", []).append((version, labels))
     for service in list(draft.services.values()):
         _describe(draft, service)
+    _one_selector_per_workload(draft)
+
+
+def _one_selector_per_workload(draft: Draft) -> None:
+    """Services whose Services select the same workloads (Jaeger's query, collector and
+    its own Service over one Deployment) get one selector, the one most of them have (the
+    first by name of those): meshstage knows services over the same pods by their selector,
+    and renders one Istio Sidecar and PeerAuthentication, and one Linkerd Server per port,
+    for them. With two selectors it would render two Sidecars on one workload (IST0110)."""
+    groups: dict[tuple[str, frozenset[int]], list[ServiceDraft]] = {}
+    for service in sorted(draft.services.values(), key=lambda s: s.name):
+        if service.service is not None and service.workloads:
+            key = (service.namespace, frozenset(id(g) for g in service.workloads))
+            groups.setdefault(key, []).append(service)
+    for members in groups.values():
+        chosen = {s.name: dict(s.fields.get("selector") or {"app": s.name}) for s in members}
+        texts = [selector_text(selector) for selector in chosen.values()]
+        if len(set(texts)) < 2:
+            continue
+        best = max(texts, key=lambda text: (texts.count(text), -texts.index(text)))
+        owner = next(s for s in members if selector_text(chosen[s.name]) == best)
+        for service in members:
+            if selector_text(chosen[service.name]) == best:
+                continue
+            fields = {k: v for k, v in service.fields.items() if k != "selector"}
+            service.fields.clear()
+            for key, value in fields.items():
+                service.fields[key] = value
+                if key == "namespace":
+                    service.fields["selector"] = dict(chosen[owner.name])
+            service.notes.pop("selector", None)
+            service.note("selector", f"the selector of {owner.name}, whose Service selects "
+                         "the same pods: services over the same pods share one, so the "
+                         "mesh's objects select them once (one Istio Sidecar and "
+                         "PeerAuthentication, one Linkerd Server per port)")
 
 
 def _clients(clients: list[WorkloadGroup], groups: list[WorkloadGroup]) -> list[ServiceDraft]:
