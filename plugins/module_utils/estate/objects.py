@@ -306,7 +306,8 @@ class Workload:
         ConfigMap or Secret key it is read from), every ConfigMap and Secret of ``envFrom``
         and every one mounted as a volume (its keys are files the container reads: a Spring
         ``application.properties``, an nginx.conf), and the words of ``command`` and
-        ``args``. The ConfigMaps' and Secrets' contents are the index's to look up."""
+        ``args`` and of its exec probes and hooks. The ConfigMaps' and Secrets' contents are
+        the index's to look up."""
         found: list[EnvValue] = []
         mounted = self._mounted_sources()
         for container in (*self.init_containers, *self.containers):
@@ -329,8 +330,8 @@ class Workload:
                     if reference.get("name"):
                         found.append(EnvValue(name, "", None, str(reference["name"]),
                                               source_kind=kind))
-            for field in ("command", "args"):
-                for number, word in enumerate(as_list(container.get(field))):
+            for field, words in _commands(container):
+                for number, word in enumerate(words):
                     if isinstance(word, str):
                         found.append(EnvValue(name, f"{field}[{number}]", word))
             for mount in (as_mapping(m) for m in as_list(container.get("volumeMounts"))):
@@ -404,3 +405,20 @@ def without_one_offs(workloads: list[Workload]) -> list[Workload]:
     if all(w.resource.kind == "Pod" for w in workloads):
         return workloads
     return [w for w in workloads if w.resource.kind != "Pod" or w.resource.owners()]
+
+
+def _commands(container: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
+    """A container's ``command`` and ``args``, and the exec commands of its probes and
+    lifecycle hooks (they run in the container: what they reach, it calls), by field."""
+    found = [(field, as_list(container.get(field))) for field in ("command", "args")]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        command = as_list(as_mapping(as_mapping(container.get(probe)).get("exec")).get(
+            "command"))
+        if command:
+            found.append((f"{probe}.exec.command", command))
+    for hook in ("postStart", "preStop"):
+        command = as_list(as_mapping(as_mapping(as_mapping(container.get("lifecycle")).get(
+            hook)).get("exec")).get("command"))
+        if command:
+            found.append((f"lifecycle.{hook}.exec.command", command))
+    return found

@@ -195,8 +195,11 @@ class _Collector:
                               for p in callee.pod_addressed_ports()}
                 for source in self.sources_of(service):
                     for destination in destinations:
+                        # a service that calls itself does so through its Service, out
+                        # of the pod and through its proxy (a probe that curls its URL)
                         if destination.kind == "workload" and source.workload is not None \
-                                and destination.workload is source.workload:
+                                and destination.workload is source.workload \
+                                and callee is not service:
                             continue
                         self._declared.add((str(source), destination.namespace,
                                             destination.name, destination.port))

@@ -2,8 +2,10 @@
 each provider's ``estate_import``):
 
 - the values a workload is told (environment variables, the ConfigMap keys they read,
-  ``command`` and ``args``) that name a Service by its DNS name: ``http://authors:7001``,
-  ``web-svc.emojivoto:80``, ``reviews.bookinfo.svc.cluster.local``;
+  ``command`` and ``args``, exec probes and hooks) that name a Service by its DNS name:
+  ``http://authors:7001``, ``web-svc.emojivoto:80``, ``reviews.bookinfo.svc.cluster.local``;
+  its own Service too, by a URL or a port (a liveness probe that curls it goes out through
+  the Service, and so through the pod's proxy);
 - NetworkPolicies: an ingress rule's ``from`` pod selector names the callers of the pods the
   policy selects, an egress rule's ``to`` pod selector the callees
   (https://kubernetes.io/docs/concepts/services-networking/network-policies/). A rule that
@@ -32,7 +34,7 @@ def calls_from_environment(draft: Draft) -> None:
         for group in caller.workloads:
             for entry, text in index.told(group.root):
                 whole = bool(_HOST_VARIABLE.search(entry.name or entry.key or "")) or \
-                    entry.name.startswith(("args[", "command["))
+                    entry.name.startswith(("args[", "command[")) or ".command[" in entry.name
                 for host, named in index.services_named_in(group.root.namespace, text, whole):
                     callee = draft.service_at(host.resource.namespace, host.resource.name)
                     if callee is None:
@@ -43,7 +45,11 @@ def calls_from_environment(draft: Draft) -> None:
                     # a Secret's value may hold credentials: only the host it names is said
                     told = f"{named.name}" + (f":{named.port}" if named.port else "") \
                         if entry.source_kind == "Secret" else repr(named.text)
-                    draft.call(caller, callee, f"{group.display} is told {told} ({where})")
+                    # its own URL (a probe that curls it): a call through its Service, which
+                    # leaves the pod; its bare name alone is rather its name (a tracer's)
+                    itself = callee is caller and bool(named.scheme or named.port)
+                    draft.call(caller, callee, f"{group.display} is told {told} ({where})",
+                               itself)
 
 
 def calls_from_network_policies(draft: Draft) -> None:

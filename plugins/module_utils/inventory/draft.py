@@ -258,9 +258,11 @@ class Draft:
         if text not in notes:
             notes.append(text)
 
-    def call(self, caller: ServiceDraft, callee: ServiceDraft, source: str) -> None:
-        """``caller`` calls ``callee``, as ``source`` says."""
-        if caller is callee:
+    def call(self, caller: ServiceDraft, callee: ServiceDraft, source: str,
+             itself: bool = False) -> None:
+        """``caller`` calls ``callee``, as ``source`` says; a service calls itself (through
+        its Service, as a probe that curls its own URL does) only with ``itself``."""
+        if caller is callee and not itself:
             return
         sources = caller.calls.setdefault(callee.name, [])
         if source not in sources:

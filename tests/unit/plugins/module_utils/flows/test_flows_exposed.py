@@ -261,10 +261,14 @@ def test_external_clients_have_no_namespace_account_or_proxy():
 # --------------------------------------------------------------------------- nobody calls it
 
 
-def test_a_service_nothing_calls_under_default_deny_is_said(tmp_path, crd_dir):
+@pytest.mark.parametrize("provider", ["istio", "linkerd"])
+def test_a_service_nothing_calls_is_said_where_an_unknown_caller_breaks(tmp_path, crd_dir,
+                                                                       provider):
     """The proof cannot see a caller nothing says (a configuration file the import could not
-    read): a meshed service with ports that no flow reaches is a warning at authorization,
-    and only there."""
+    read): a meshed service with ports that no flow reaches is a warning where such a caller
+    would break. Under default deny, at authorization; with Istio from strict_mtls on
+    already: a caller's Sidecar lists only its calls, and sends the rest through the
+    passthrough cluster as plaintext, which STRICT refuses (istio/istio#41978)."""
     estate = tmp_path / "estate.yaml"
     estate.write_text(SHOP.replace("{meta}", "") + """
 ---
@@ -288,6 +292,7 @@ spec:
 
     def warnings(stage_name: str, **more: Any) -> list[str]:
         variables = {"mesh_environment": "dev", "mesh_stage": stage_name,
+                     "mesh_provider": provider,
                      "mesh_services": services, "mesh_external_callers": [
                          {"name": "web-external", "kind": "external-clients",
                           "calls": ["web"]}], **more}
@@ -298,7 +303,20 @@ spec:
 
     (line,) = warnings("authorization")
     assert line.startswith("flow proof: nothing calls shop/payment as far as the inventory")
-    assert warnings("strict_mtls") == []
-    assert warnings("authorization", mesh_default_deny=False) == []
+    assert "default deny refuses every request to it" in line
+    strict = "from the strict_mtls stage on it refuses plaintext, which a caller sends " \
+             "when its Sidecar does not list it (Istio's passthrough cluster)"
+    assert (strict in line) is (provider == "istio")
+    assert warnings("traffic") == []
+    if provider == "istio":
+        (line,) = warnings("strict_mtls")
+        assert strict in line and "default deny" not in line
+        assert len(warnings("authorization", mesh_default_deny=False)) == 1
+        # a workload that stays PERMISSIVE takes plaintext
+        assert warnings("strict_mtls", mesh_mtls_exceptions=[
+            {"service": "payment", "mode": "PERMISSIVE", "reason": "legacy"}]) == []
+    else:
+        assert warnings("strict_mtls") == []
+        assert warnings("authorization", mesh_default_deny=False) == []
     services[0]["calls"] = ["payment"]
     assert warnings("authorization") == []

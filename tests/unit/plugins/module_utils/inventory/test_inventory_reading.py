@@ -384,3 +384,57 @@ def test_an_object_defined_twice_reads_the_last_and_says_so():
     assert _service(imported, "api")["ports"][0]["port"] == 9091
     assert "defined 2 times in the input (estate-0.yaml#2, estate-1.yaml#2): the last one " \
         "is read" in dict(imported.draft.listed)["Service shop/api"]
+
+
+SELF_PROBES = """
+apiVersion: v1
+kind: Service
+metadata: {name: config-server, namespace: pc}
+spec: {selector: {app: config-server}, ports: [{name: http, port: 8888}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: pc}
+spec: {selector: {app: db}, ports: [{name: tcp-postgresql, port: 5432}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: config-server, namespace: pc}
+spec:
+  selector: {matchLabels: {app: config-server}}
+  template:
+    metadata: {labels: {app: config-server}}
+    spec:
+      containers:
+      - name: config
+        image: config
+        env: [{name: OTEL_SERVICE_NAME, value: config-server}]
+        livenessProbe: {exec: {command: [sh, -c, "curl -I http://config-server:8888"]}}
+        readinessProbe: {exec: {command: [pg_isready, -h, db]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db, namespace: pc}
+spec:
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - name: db
+        image: postgres
+        env: [{name: SERVICE_HOST, value: db}]
+"""
+
+
+def test_exec_probes_call_and_a_service_calls_itself_by_its_url():
+    """An exec probe runs in the container: what it reaches, the workload calls, its own
+    Service too (a liveness probe that curls its own URL leaves the pod through its proxy).
+    A service's bare name alone in a variable (a tracer's service name) is not a call."""
+    imported = _import(SELF_PROBES)
+    assert _service(imported, "config-server")["calls"] == ["config-server", "db"]
+    assert "calls" not in _service(imported, "db")
+    notes = _notes(imported, "config-server")
+    assert "is told 'http://config-server:8888' (livenessProbe.exec.command[2] of " \
+           "container config)" in notes
+    assert "is told 'db' (readinessProbe.exec.command[2] of container config)" in notes
