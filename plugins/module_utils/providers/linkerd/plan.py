@@ -30,7 +30,7 @@ from ...estate.estate import Estate
 from ...intent.model import Intent, Service
 from ...plan.callers import has_sidecar, identity_refusals
 from ...plan.ingress import ingress_binding
-from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
+from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...plan.probes import service_probes
 from ...stages import Stage
@@ -43,6 +43,7 @@ from .api import (
     INJECT,
     NATIVE_SIDECAR,
     PROBE_NETWORKS,
+    PROVIDER,
     TRACE_ACCOUNT,
     TRACE_COLLECTOR,
     VALUES_FILE,
@@ -223,14 +224,16 @@ def _observability(intent: Intent) -> StageContribution:
 
 def _traffic(intent: Intent, estate: Estate | None) -> StageContribution:
     contribution = StageContribution()
+    callers = [s.name for s in intent.services if s.inject and s.calls]
+    if callers:  # once for the catalogue: the same for every service
+        contribution.gaps.append(Gap(
+            "mesh_services[].calls", callers, PROVIDER,
+            "Linkerd proxies do not scope egress per workload (Istio's Sidecar); calls "
+            "still derive the ALLOW rules of the authorization stage",
+            f"{len(callers)} service(s) that call"))
     for service in intent.services:
         path = intent.service_path(service)
         traffic = service.traffic
-        if service.inject and service.calls:
-            contribution.gaps.append(linkerd_gap(
-                f"{path}.calls", list(service.calls),
-                "Linkerd proxies do not scope egress per workload (Istio's Sidecar); calls "
-                "still derive the ALLOW rules of the authorization stage", service))
         if traffic.connection_pool:
             contribution.gaps.append(linkerd_gap(
                 f"{path}.traffic.connection_pool", set_fields(traffic.connection_pool),
