@@ -69,10 +69,11 @@ def outside_flows(collector: Collector) -> None:
             _ingress(collector, call)
         elif call.kind == "exposed":
             destination = _destination(call)
-            collector.add(Flow(OUTSIDE, destination, collector.protocol(destination)
-                               if destination.service else "tcp", "exposed",
-                               via=f"{call.origin.display} ({call.via})",
-                               addressed="service" if call.service else "pod"))
+            flow = Flow(OUTSIDE, destination, collector.protocol(destination)
+                        if destination.service else "tcp", "exposed",
+                        via=f"{call.origin.display} ({call.via})",
+                        addressed="service" if call.service else "pod")
+            collector.add(flow, outside_key(flow))
         elif call.kind == "scrape" and call.origin.kind in ("ServiceMonitor", "PodMonitor",
                                                              "Service"):
             for source in prometheus_peers(collector.estate):
@@ -80,6 +81,13 @@ def outside_flows(collector: Collector) -> None:
                                    Request("GET", call.path or "/metrics"),
                                    via=f"{call.origin.display} ({call.via})",
                                    addressed="pod"))
+
+
+def outside_key(flow: Flow) -> tuple[Any, ...]:
+    """A flow from outside the cluster, whatever says it: the estate's NodePort or
+    LoadBalancer Service, or the ``mesh_external_callers`` entry that declares its clients
+    (listed first, so the flow names the inventory's field), is one flow."""
+    return flow.key()[:-1]
 
 
 def exposed_fix(flow: Flow) -> str:
@@ -153,9 +161,9 @@ def caller_flows(collector: Collector, intent: Intent) -> None:
                 paths = caller.paths_at(name, destination.port)
                 request = Request("GET", paths[0]) if paths else None
                 for source in sources:
-                    collector.add(Flow(
-                        source, destination, protocol, origin, request, via=via,
-                        addressed="pod" if caller.kind == "prometheus" else "service"))
+                    flow = Flow(source, destination, protocol, origin, request, via=via,
+                                addressed="pod" if caller.kind == "prometheus" else "service")
+                    collector.add(flow, outside_key(flow) if origin == "exposed" else None)
 
 
 def _pod_only_destinations(collector: Collector, service: Service,

@@ -223,6 +223,10 @@ def test_external_clients_keep_working_at_every_stage(tmp_path, provider, stage_
     objects = [item.obj for item in rendered.objects]
     table = "\n".join(rendered.flows.section)
     assert "a client outside the cluster -> web (shop/web:8080)" in table.replace("→", "->")
+    # the LoadBalancer of the estate and the entry that declares its clients: one flow,
+    # named by the inventory's field
+    (row,) = [line for line in rendered.flows.section if "a client outside the cluster" in line]
+    assert "| exposed: mesh_external_callers[0].calls[0] |" in row
     if provider == "istio":
         (exception,) = [o for o in objects if o["kind"] == "PeerAuthentication"
                         and o["metadata"]["name"] == "web-mtls-exception"]
