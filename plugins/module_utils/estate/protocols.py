@@ -53,3 +53,10 @@ def detect(name: Any, number: Any, app_protocol: Any = None) -> Detected | None:
 def service_ports(resource_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     ports = resource_spec.get("ports")
     return [p for p in ports if isinstance(p, Mapping)] if isinstance(ports, list) else []
+
+
+def placeholder_port(spec: Mapping[str, Any], name: Any, number: Any) -> bool:
+    """kompose's port for a compose service that publishes none: a headless Service with
+    the port ``headless`` 55555, so that the name resolves (kubernetes/kompose#823). Nothing
+    serves it."""
+    return spec.get("clusterIP") == "None" and name == "headless" and number == 55555

@@ -10,6 +10,7 @@ from ..analyze.analyzers.port_name import port_protocol
 from ..analyze.finding import Level
 from ..estate.index import MeshIndex
 from ..estate.objects import POD_KINDS, Workload
+from ..estate.protocols import placeholder_port
 from ..intent.model import SERVER_FIRST_PROTOCOLS, Intent, Port, Service
 from ..kube import selector_text
 from ..stages import Stage
@@ -208,7 +209,8 @@ class InventoryEstateAnalyzer(IntentAnalyzer):
             yield from self._port(path, port, resource, theirs, f"spec.ports[{at}]", pods)
         for at, theirs in enumerate(ports):
             if theirs.get("number") not in written and (theirs.get("protocol") or "TCP") \
-                    == "TCP":
+                    == "TCP" and not placeholder_port(resource.spec, theirs.get("name"),
+                                                      theirs.get("number")):
                 yield self.field_finding(resource, "MST0302", f"{field}.ports",
                                          f"port {theirs.get('number')} of the Service is not "
                                          "in the inventory", f"spec.ports[{at}]")

@@ -32,6 +32,7 @@ from typing import Any
 from ..analyze.analyzers.port_name import port_protocol
 from ..estate.callers import exposure
 from ..estate.objects import PROBE_KINDS, SYSTEM_NAMESPACES, Resource, as_mapping
+from ..estate.protocols import placeholder_port
 from ..intent.checker import PROBE_PATH
 from ..kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, selector_text
 from .draft import Draft, ServiceDraft, WorkloadGroup
@@ -385,6 +386,11 @@ def _ports(service: ServiceDraft) -> None:
                          "out: the mesh carries TCP only")
             continue
         if not isinstance(port.get("port"), int):
+            continue
+        if placeholder_port(service.service.spec, port.get("name"), port["port"]):
+            service.note("ports", f"port {port['port']} ({port.get('name')}) is left out: "
+                         "the placeholder kompose writes for a service without ports, so "
+                         "that its name resolves (kubernetes/kompose#823); nothing serves it")
             continue
         entry: dict[str, Any] = {}
         name = str(port.get("name") or "")

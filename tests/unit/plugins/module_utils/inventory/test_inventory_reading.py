@@ -438,3 +438,43 @@ def test_exec_probes_call_and_a_service_calls_itself_by_its_url():
     assert "is told 'http://config-server:8888' (livenessProbe.exec.command[2] of " \
            "container config)" in notes
     assert "is told 'db' (readinessProbe.exec.command[2] of container config)" in notes
+
+
+KOMPOSE = """
+apiVersion: v1
+kind: Service
+metadata: {name: dispatch, labels: {io.kompose.service: dispatch}}
+spec:
+  clusterIP: None
+  ports: [{name: headless, port: 55555, targetPort: 0}]
+  selector: {io.kompose.service: dispatch}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: dispatch}
+spec:
+  selector: {matchLabels: {io.kompose.service: dispatch}}
+  template:
+    metadata: {labels: {io.kompose.service: dispatch}}
+    spec: {containers: [{name: dispatch, image: robotshop/rs-dispatch}]}
+"""
+
+
+def test_komposes_placeholder_port_is_no_port(tmp_path):
+    """kompose gives a compose service that publishes no port a headless Service with port
+    ``headless`` 55555, so that its name resolves (kubernetes/kompose#823): nothing serves
+    it, and the workload is a client. Every run's cross-check leaves that port alone."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.pipeline import (
+        StageOptions,
+        render_stage,
+    )
+    imported = _import(KOMPOSE)
+    dispatch = _service(imported, "dispatch")
+    assert dispatch["ports"] == []
+    assert "the placeholder kompose writes for a service without ports" in _notes(
+        imported, "dispatch")
+    estate = tmp_path / "estate.yaml"
+    estate.write_text(KOMPOSE)
+    rendered = render_stage({**imported.variables, "mesh_stage": "authorization"},
+                            StageOptions(gitops_dir=tmp_path / "gitops", check_paths=[estate]))
+    assert not [w for w in rendered.warnings if "MST0302" in w or "nothing calls" in w]
