@@ -448,8 +448,19 @@ def guess_protocol(port: Mapping[str, Any], service: ServiceDraft,
     if str(port.get("name") or "").lower() in HTTP_PORT_NAMES:
         return "HTTP", (f"guessed from the port name {port.get('name')!r}, which usually "
                         "names an HTTP endpoint (metrics, a web page)")
+    named = next((_NAMED_WORDS[w] for w in _WORDS.split(str(port.get("name") or "").lower())
+                  if w in _NAMED_WORDS), None)
+    if named is not None and known is None:
+        return named, (f"guessed from a word of the port name {port.get('name')!r} (Istio "
+                       "reads only its prefix, and sniffs the port)")
     target = _target_port(service, port) if service.workloads else None
     for workload in service.pods():
+        for container, kind, scheme in _local_http_probes(workload, (target, number),
+                                                          service.name):
+            return ("HTTPS" if scheme == "https" else "HTTP"), (
+                f"guessed from the {kind} of container {container} of {workload.resource.kind} "
+                f"{workload.namespace}/{workload.resource.name}, which requests {scheme}:// "
+                "on it")
         for probe in workload.probes():
             if probe.port in (target, number) and probe.action in ("httpGet", "grpc"):
                 protocol = ("GRPC" if probe.action == "grpc" else
@@ -470,6 +481,31 @@ def guess_protocol(port: Mapping[str, Any], service: ServiceDraft,
                               "name the port to be sure")
     return "TCP", ("guessed: neither appProtocol, the port's name, a probe nor its number "
                    "tells; TCP (opaque) is the safe guess, say HTTP if it is")
+
+
+# a word of a port name that tells its protocol where its prefix does not (``query-http``)
+_WORDS = re.compile(r"[-_.]")
+_NAMED_WORDS = {"http": "HTTP", "http2": "HTTP2", "h2c": "HTTP2", "grpc": "GRPC",
+                "https": "HTTPS"}
+# an exec probe's request to the pod itself (``curl -f http://localhost:8081/health``)
+_URL = re.compile(r"\b(https?)://(\[::1\]|[a-z0-9.-]+)(?::(\d+))?")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]")
+
+
+def _local_http_probes(workload: Any, ports: Iterable[Any],
+                       own: str = "") -> Iterable[tuple[str, str, str]]:
+    """(container, probe kind, scheme) of each exec probe that requests one of ``ports`` of
+    the pod itself, or of its own Service ``own``, over HTTP(S)."""
+    wanted = {p for p in ports if isinstance(p, int)}
+    hosts = {*_LOCAL_HOSTS, own} if own else set(_LOCAL_HOSTS)
+    for container in workload.containers:
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            command = as_mapping(as_mapping(container.get(kind)).get("exec")).get("command")
+            words = " ".join(str(w) for w in command) if isinstance(command, list) else ""
+            for scheme, host, number in _URL.findall(words):
+                port = int(number) if number else (443 if scheme == "https" else 80)
+                if port in wanted and (host in hosts or host.split(".")[0] == own):
+                    yield str(container.get("name") or ""), f"{kind} exec", scheme
 
 
 # grpc_health_probe's server address (``-addr=:5000``, ``-addr localhost:5000``): an exec

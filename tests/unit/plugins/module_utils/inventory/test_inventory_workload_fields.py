@@ -406,3 +406,44 @@ spec:
     assert ("ServiceEntry shop/egress-api-stripe-com", "calls of the services whose "
             "Sidecar reaches api.stripe.com (meshstage renders it from them)") in \
         imported.draft.converted
+
+
+@pytest.mark.parametrize(("port", "probe", "protocol", "why"), [
+    ("{name: query-http, port: 16686}", "", "HTTP", "a word of the port name 'query-http'"),
+    ("{name: collector-grpc, port: 14250}", "", "GRPC", "a word of the port name"),
+    ("{name: tcp-http, port: 9000}", "", "TCP", "from the port name 'tcp-http'"),
+    ("{port: 8081}", "livenessProbe: {exec: {command: [curl, -f, "
+     "'http://localhost:8081/actuator/health']}}", "HTTP",
+     "livenessProbe exec of container store of Deployment data/store, which requests http://"),
+    ("{port: 8888}", "readinessProbe: {exec: {command: [sh, -c, "
+     "'curl -I http://store:8888']}}", "HTTP", "readinessProbe exec"),
+    ("{port: 8888}", "readinessProbe: {exec: {command: [sh, -c, "
+     "'curl -I http://other:8888']}}", "TCP", "guessed: neither"),
+])
+def test_a_port_name_word_or_an_exec_probe_over_http_tells_http(port, probe, protocol, why):
+    """Istio reads a port name's prefix only and sniffs the rest: a word ``http`` or ``grpc``
+    later in the name says what it will find. An exec probe that requests the port over
+    HTTP, of the pod itself or of its own Service (kompose's Spring estates), says it too;
+    TCP, the opaque guess, would take per-request authorization away on Linkerd."""
+    text = f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: store, namespace: data}}
+spec: {{selector: {{app: store}}, ports: [{port}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: store, namespace: data}}
+spec:
+  selector: {{matchLabels: {{app: store}}}}
+  template:
+    metadata: {{labels: {{app: store}}}}
+    spec:
+      containers:
+      - name: store
+        image: store
+        {probe}
+"""
+    imported = _import(text)
+    assert _service(imported, "store")["ports"][0]["protocol"] == protocol
+    assert why in _service_notes(imported, "store", "ports")
