@@ -127,8 +127,11 @@ def import_estate(resources: Sequence[Resource], options: ImportOptions = Import
     return _finish(draft, options)
 
 
-# Service registries that hand out pod addresses: Consul, Eureka, Nacos
+# Service registries that hand out pod addresses: Consul, Eureka, Nacos; by a word of their
+# name or image, or by the port they serve (Consul's HTTP API 8500, Eureka's 8761, Nacos'
+# 8848), as a Spring estate's discovery-server shows only by its port
 _REGISTRIES = ("consul", "eureka", "nacos")
+_REGISTRY_PORTS = frozenset({8500, 8761, 8848})
 
 
 def _registry_notes(draft: Draft) -> None:
@@ -138,7 +141,8 @@ def _registry_notes(draft: Draft) -> None:
     registries = {s.name for s in draft.services.values()
                   if any(word in s.name for word in _REGISTRIES) or any(
                       word in str(c.get("image") or "") for g in s.workloads
-                      for c in g.root.containers for word in _REGISTRIES)}
+                      for c in g.root.containers for word in _REGISTRIES)
+                  or any(p.get("port") in _REGISTRY_PORTS for p in s.fields.get("ports") or ())}
     for service in draft.services.values():
         found = sorted(registries & set(service.calls))
         if found and service.name not in registries and service.fields.get("ports"):

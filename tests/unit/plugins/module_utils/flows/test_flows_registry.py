@@ -194,3 +194,32 @@ spec:
     note = " ".join(imported.notes[f"mesh_services[{index}]"])
     assert "it calls consul, a service registry: if its callers find it there, at its " \
            "pods' own addresses, write pod_addressed: true" in note
+
+
+def test_a_registry_is_known_by_its_port_too():
+    """A Spring estate's Eureka server is a 'discovery-server' on port 8761, with an image of
+    the team's own: its port says what it is."""
+    manifests = Manifests()
+    add_text(manifests, deployment(
+        "visits", 8082, "{name: EUREKA_URL, value: 'http://discovery-server:8761/eureka'}")
+             + """
+apiVersion: v1
+kind: Service
+metadata: {name: visits, namespace: hotel}
+spec:
+  selector: {app: visits}
+  ports: [{name: http, port: 8082}]
+---
+""" + deployment("discovery-server", 8761) + """
+apiVersion: v1
+kind: Service
+metadata: {name: discovery-server, namespace: hotel}
+spec:
+  selector: {app: discovery-server}
+  ports: [{name: http, port: 8761}]
+""", "estate.yaml")
+    imported = import_estate(manifests.resources, ImportOptions())
+    (visits,) = [s for s in imported.shared["mesh_services"] if s["name"] == "visits"]
+    index = imported.shared["mesh_services"].index(visits)
+    assert "it calls discovery-server, a service registry" in " ".join(
+        imported.notes[f"mesh_services[{index}]"])
