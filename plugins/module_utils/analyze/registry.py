@@ -17,6 +17,7 @@ from .analyzers.destination_host import DestinationHostAnalyzer
 from .analyzers.destination_rule import DestinationRuleAnalyzer
 from .analyzers.destination_rule_conflicts import DestinationRuleConflictAnalyzer
 from .analyzers.gateways import GatewayAnalyzer
+from .analyzers.http10 import Http10Analyzer
 from .analyzers.injection import InjectionAnalyzer
 from .analyzers.linkerd_identities import LinkerdIdentitiesAnalyzer
 from .analyzers.linkerd_opaque_ports import LinkerdOpaquePortsAnalyzer
@@ -80,6 +81,7 @@ ANALYZERS: Mapping[str, Analyzer] = {
     "meshstage.StartupAnalyzer": StartupAnalyzer(),
     "meshstage.StatefulPeersAnalyzer": StatefulPeersAnalyzer(),
     "meshstage.ServerFirstAnalyzer": ServerFirstAnalyzer(),
+    "meshstage.Http10Analyzer": Http10Analyzer(),
     "meshstage.OutsideCallersAnalyzer": OutsideCallersAnalyzer(),
     "meshstage.RevisionAnalyzer": RevisionAnalyzer(),
     "meshstage.TcpAllowAnalyzer": TcpAllowAnalyzer(),
