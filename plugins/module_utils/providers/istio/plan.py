@@ -24,6 +24,7 @@ from ...plan.callers import (
 from ...plan.ingress import ingress_binding
 from ...plan.model import NEVER_PRUNE, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
+from ...plan.restarts import restart_note
 from ...stages import Stage
 from ...yaml_io import dump_plain
 from ..gatewayapi.routes import (
@@ -101,15 +102,7 @@ def _injection(intent: Intent) -> StageContribution:
                      "concurrency": proxy.concurrency,
                      "image": {"imageType": proxy.image_type} if proxy.image_type else None},
         ))
-    waves = intent.injection_waves
-    pending = [w.name for w in waves[intent.injected_waves:]]
-    contribution.notes.append(
-        f"Injected waves: {intent.injected_waves} of {len(waves)}"
-        + (f"; still to come: {', '.join(pending)}." if pending else ".")
-        + " Pods get sidecars only when restarted: restart each wave's workloads "
-        "(`kubectl rollout restart deployment -n <namespace>`) and check "
-        "`istioctl proxy-status` before the next wave."
-    )
+    contribution.notes.append(restart_note(intent, "sidecars", "istioctl proxy-status"))
     contribution.notes.extend(_startup_notes(intent))
     contribution.notes.extend(_caller_notes(intent))
     for service in opt_outs:

@@ -33,6 +33,7 @@ from ...plan.ingress import ingress_binding
 from ...plan.model import NEVER_PRUNE, Gap, PlannedObject, StageContribution
 from ...plan.model import template_meta as _meta
 from ...plan.probes import service_probes
+from ...plan.restarts import restart_note
 from ...stages import Stage
 from ...yaml_io import dump_plain
 from ..gatewayapi.routes import ROUTABLE_PROTOCOLS
@@ -129,15 +130,8 @@ def _injection(intent: Intent) -> StageContribution:
                 "without identity; strict_mtls keeps their ports open to unauthenticated "
                 "clients (Servers `all-unauthenticated`) and authorization admits them from "
                 "any network.")
-    waves = intent.injection_waves
-    pending = [w.name for w in waves[intent.injected_waves:]]
-    contribution.notes.append(
-        f"Injected waves: {intent.injected_waves} of {len(waves)}"
-        + (f"; still to come: {', '.join(pending)}." if pending else ".")
-        + " Pods get the proxy only when restarted: restart each wave's workloads "
-        "(`kubectl rollout restart deployment -n <namespace>`) and check "
-        "`linkerd check --proxy -n <namespace>` before the next wave."
-    )
+    contribution.notes.append(restart_note(intent, "the proxy",
+                                           "linkerd check --proxy -n <namespace>"))
     contribution.notes.extend(_startup_notes(intent))
     _opaque_ports(intent, contribution)
     for service in intent.services:
