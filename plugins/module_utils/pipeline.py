@@ -197,7 +197,8 @@ def render_stage(variables: Mapping[str, Any], options: StageOptions,
         memo.identify(intent)
         _check_header_regexes(intent, options, cache)
         # the estate's manifests, read once: the planners and the analysis judge against them
-        estate = Estate.read(options.check_paths) if options.check_paths else None
+        estate = Estate.read(options.check_paths, intent.replaced) if options.check_paths \
+            else None
         plan = memo.plan(estate) or plan_stage(intent, estate)
         if planned is not None:
             planned()

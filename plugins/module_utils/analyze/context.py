@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..estate.estate import without_replaced
 from ..estate.index import MeshConfig
 from ..estate.manifests import SourcePath, read_manifests
 from ..estate.objects import Resource, make_resource
@@ -53,7 +54,8 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
     names = list(sources) if sources is not None else ["rendered"] * len(listed)
     objects = [make_resource(obj, source) for obj, source in zip(listed, names, strict=True)]
     if estate is None and check_paths:
-        estate = read_manifests(check_paths, context=True).resources
+        estate = without_replaced(read_manifests(check_paths, context=True).resources,
+                                  intent.replaced)
     if estate is not None:
         # what istiod deploys for the estate's Gateways, unless the estate shows it
         context = list(estate) + [make_resource(obj, "generated", context=True)

@@ -16,7 +16,7 @@ sets. https://istio.io/latest/docs/setup/additional-setup/gateway/
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .index import MeshIndex
@@ -62,6 +62,18 @@ def classic_gateway_labels(workload: Workload) -> dict[str, str] | None:
     return None
 
 
+def without_replaced(resources: Sequence[Resource],
+                     replaced: Collection[tuple[str, str, str]]) -> list[Resource]:
+    """The estate without the objects meshstage's own replace (``mesh_replaced``: what the
+    import turned into intent). They go once its objects are synced, so neither the
+    analysis nor the flow proof judges the stage with them; meanwhile, of two that conflict,
+    the mesh applies the older, theirs."""
+    if not replaced:
+        return list(resources)
+    gone = set(replaced)
+    return [r for r in resources if (r.kind, r.namespace, r.name) not in gone]
+
+
 class Estate:
     """The estate's manifests, indexed once, with what the planners ask of them."""
 
@@ -70,8 +82,10 @@ class Estate:
         self.index = MeshIndex(self.resources)
 
     @classmethod
-    def read(cls, paths: Sequence[SourcePath]) -> Estate:
-        return cls(read_manifests(paths, context=True).resources)
+    def read(cls, paths: Sequence[SourcePath],
+             replaced: Collection[tuple[str, str, str]] = ()) -> Estate:
+        """The manifests at ``paths``, without the objects meshstage's own replace."""
+        return cls(without_replaced(read_manifests(paths, context=True).resources, replaced))
 
     # ---- a service's workloads
 

@@ -37,6 +37,7 @@ from .objects import (
     CLUSTER_SCOPED,
     DATAPLANE_MODE,
     GATEWAY_API,
+    INJECT,
     ISTIO_GATEWAY_CLASSES,
     ISTIO_GATEWAY_CONTROLLER,
     POD_KINDS,
@@ -355,7 +356,11 @@ class MeshIndex:
             return True
         if injection == "ambient" and override is None:
             return False
-        return override == "true" or "istio.io/rev" in workload.labels
+        # outside an injected namespace the injector's webhook is called only for pods that
+        # carry the label (its objectSelector matches labels, not the older annotation:
+        # istio-discovery's object.sidecar-injector.istio.io webhook)
+        return str(workload.labels.get(INJECT, "")).lower() == "true" \
+            or "istio.io/rev" in workload.labels
 
     def in_mesh(self, workload: Workload) -> bool:
         """True when the workload is in the mesh: it has a sidecar, or runs in ambient mode."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FlowProofError, MeshstageError
+from ..estate.estate import without_replaced
 from ..estate.index import MeshConfig, MeshIndex
 from ..estate.manifests import SourcePath
 from ..gates.gate import Call
@@ -90,7 +91,9 @@ def proof_of(intent: Intent, objects: Sequence[RenderedObject],
     """Every flow of the environment judged at the target, and now (nothing raised).
     ``every_now`` False judges a flow now only where the target refuses it, and reads the
     committed tree only then (``proof.prove``): the same breaks, for a run."""
-    estate = estate_resources(intent, check_paths)
+    # the objects meshstage's own replace are there now, and gone at the target
+    present = estate_resources(intent, check_paths)
+    estate = without_replaced(present, intent.replaced)
     target, parsed = target_state(intent, objects, files, estate)
     stage, provider = recorded.get("stage"), recorded.get("provider")
     label = _label(str(stage), str(provider)) if stage and provider else "nothing recorded"
@@ -99,7 +102,7 @@ def proof_of(intent: Intent, objects: Sequence[RenderedObject],
         if not (stage and provider):
             return None, False
         return committed_state(gitops_dir, intent, str(provider), owned, files, parsed,
-                               estate, label)
+                               present, label)
 
     evaluator = mesh(intent.provider).flows
     flows = collect_flows(intent, MeshIndex(estate, MeshConfig(

@@ -3,6 +3,7 @@ settings and the promotion order; and the calls that cross between hosts and the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -178,6 +179,31 @@ def parse_promotion_order(check: Checker, value: Any, environment: str) -> tuple
         check.error(path, list(value), f"does not name this environment {environment!r}; "
                     "list every environment, in the order changes are promoted")
     return tuple(names)
+
+
+# ``Kind namespace/name`` (``Kind name`` for a cluster-scoped kind), as the import writes them
+_REPLACED = re.compile(r"^[A-Z][A-Za-z0-9]*( [a-z0-9]([-a-z0-9]*[a-z0-9])?/| )"
+                       r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def parse_replaced(check: Checker, value: Any) -> tuple[tuple[str, str, str], ...]:
+    """``mesh_replaced``: objects of the estate that meshstage's own replace (what the import
+    turned into intent), as ``(kind, namespace, name)``; the namespace is empty for a
+    cluster-scoped kind."""
+    path = "mesh_replaced"
+    found: list[tuple[str, str, str]] = []
+    for index, item in enumerate(check.sequence(value, path)):
+        if not isinstance(item, str) or not _REPLACED.match(item):
+            check.error(join_path(path, index), item, "is not 'Kind namespace/name' (e.g. "
+                        "'VirtualService shop/payment-canary')")
+            continue
+        kind, _, rest = item.partition(" ")
+        namespace, _, name = rest.rpartition("/")
+        if (kind, namespace, name) in found:
+            check.error(join_path(path, index), item, "is a duplicate")
+            continue
+        found.append((kind, namespace, name))
+    return tuple(found)
 
 
 def check_host_calls(check: Checker, services: list[Service], on_hosts: set[str]) -> None:

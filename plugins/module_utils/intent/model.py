@@ -563,6 +563,8 @@ class Intent:
     gates: GateSettings = GateSettings()
     promotion_order: tuple[str, ...] = ()
     external_callers: tuple[ExternalCaller, ...] = ()
+    # objects of the estate meshstage's own replace: (kind, namespace, name)
+    replaced: tuple[tuple[str, str, str], ...] = ()
     by_name: Mapping[str, Service] = field(repr=False, compare=False, default_factory=dict)
     # each service's own injection wave (its index), for the services of a waved namespace
     service_waves: Mapping[str, int] = field(repr=False, compare=False,

@@ -32,7 +32,13 @@ from .checker import (
     suggestion,
     unknown_key,
 )
-from .hosts import check_host_calls, parse_gates, parse_hosts, parse_promotion_order
+from .hosts import (
+    check_host_calls,
+    parse_gates,
+    parse_hosts,
+    parse_promotion_order,
+    parse_replaced,
+)
 from .model import (
     NATIVE_SIDECAR_MODES,
     PROXY_IMAGE_TYPES,
@@ -75,6 +81,7 @@ _TOP_KEYS: tuple[str, ...] = (
     "mesh_default_deny", "mesh_cluster", "mesh_gitops", "mesh_ingress_gateway",
     "mesh_service_overrides", "mesh_proxy", "mesh_install", "mesh_traffic_api", "mesh_linkerd",
     "mesh_hosts", "mesh_gates", "mesh_promotion_order", "mesh_external_callers",
+    "mesh_replaced",
 )
 
 
@@ -195,6 +202,7 @@ def parse_plain_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]
     check_host_calls(check, services, {host.service for host in hosts})
     gates = parse_gates(check, data.get("mesh_gates"), telemetry)
     promotion = parse_promotion_order(check, data.get("mesh_promotion_order"), environment)
+    replaced = parse_replaced(check, data.get("mesh_replaced"))
 
     if check.errors:
         raise IntentErrors(check.errors)
@@ -207,7 +215,8 @@ def parse_plain_intent(variables: Mapping[str, Any]) -> tuple[Intent, list[str]]
         authorization=tuple(authorization), default_deny=default_deny, cluster=cluster,
         gitops=gitops, ingress_gateway=ingress, proxy=proxy, install=install,
         traffic_api=traffic_api, linkerd=linkerd, hosts=tuple(hosts), gates=gates,
-        promotion_order=promotion, external_callers=tuple(external), by_name=by_name,
+        promotion_order=promotion, external_callers=tuple(external), replaced=replaced,
+        by_name=by_name,
         service_waves=service_waves,
     )
     intent = with_catalogue_callers(intent)

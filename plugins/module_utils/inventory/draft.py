@@ -20,7 +20,7 @@ from typing import Any
 
 from ..estate.index import MeshIndex
 from ..estate.objects import Resource, Workload
-from ..kube import selector_matches
+from ..kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, selector_matches
 from ..stages import Stage
 
 
@@ -159,6 +159,8 @@ class Draft:
     injected: dict[str, str] = field(default_factory=dict)  # namespace -> what injects it
     listed: list[tuple[str, str]] = field(default_factory=list)      # (object, why kept)
     converted: list[tuple[str, str]] = field(default_factory=list)   # (object, became what)
+    # the objects of the estate meshstage's own replace, "Kind namespace/name": mesh_replaced
+    replaced: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)   # callers and edges beyond the estate
     default_deny: list[str] = field(default_factory=list)   # what shows default deny
     no_default_deny: list[str] = field(default_factory=list)
@@ -292,6 +294,11 @@ class Draft:
             self._said.add(("became", resource.display, what))
             self._said_of.add(resource.display)
             self.converted.append((resource.display, what))
+            key = f"{resource.kind} {resource.namespace}/{resource.name}" \
+                if resource.namespace else f"{resource.kind} {resource.name}"
+            if resource.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE \
+                    and key not in self.replaced:  # meshstage's own: it renders them again
+                self.replaced.append(key)
 
     def said(self, resource: Resource) -> bool:
         """True when the object is listed already: kept as it is, or become intent."""

@@ -282,6 +282,12 @@ def _environment_variables(draft: Draft, options: ImportOptions, stage: Stage, w
         environment["mesh_check_paths"] = list(options.check_paths)
         notes["mesh_check_paths"] = ["the manifests this inventory was imported from: every "
                                      "run checks the inventory against them (docs/import.md)"]
+    if draft.replaced:
+        environment["mesh_replaced"] = list(draft.replaced)
+        notes["mesh_replaced"] = [
+            "the estate's mesh objects the intent now says: meshstage's own take their place, "
+            "so every run leaves these out of the estate it judges; delete them once "
+            "meshstage's are synced (the runbook says when)"]
     return environment
 
 

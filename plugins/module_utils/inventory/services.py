@@ -153,11 +153,14 @@ def _one_selector_per_workload(draft: Draft) -> None:
                 continue
             fields = {k: v for k, v in service.fields.items() if k != "selector"}
             service.fields.clear()
-            for key, value in fields.items():
-                service.fields[key] = value
-                if key == "namespace":
+            for name, value in fields.items():
+                service.fields[name] = value
+                if name == "namespace":
                     service.fields["selector"] = dict(chosen[owner.name])
             service.notes.pop("selector", None)
+            # what _check_selector said of app=<name> no longer holds
+            service.notes[""] = [text for text in service.notes.get("", [])
+                                 if "meshstage selects the pods by app=" not in text]
             service.note("selector", f"the selector of {owner.name}, whose Service selects "
                          "the same pods: services over the same pods share one, so the "
                          "mesh's objects select them once (one Istio Sidecar and "

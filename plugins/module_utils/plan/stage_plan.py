@@ -11,7 +11,7 @@ from ..intent.model import Intent
 from ..providers.registry import HOSTS, mesh
 from ..stages import Stage
 from .callers import with_plaintext_exceptions
-from .model import StagePlan, assemble
+from .model import Note, StagePlan, assemble
 
 
 def plan_stage(intent: Intent, estate: Estate | None = None) -> StagePlan:
@@ -33,7 +33,21 @@ def plan_stage(intent: Intent, estate: Estate | None = None) -> StagePlan:
         raise IntentErrors(plan.refusals)
     if estate is None:
         plan.warnings.extend(assumed_versions(intent))
+    if intent.replaced:
+        plan.notes.append(Note(intent.stage, replaced_note(intent)))
     return plan
+
+
+def replaced_note(intent: Intent) -> str:
+    """The runbook's hand-over of the estate's objects meshstage's own replace."""
+    names = ", ".join(f"`{kind} {namespace}/{name}`" if namespace else f"`{kind} {name}`"
+                      for kind, namespace, name in intent.replaced)
+    return (f"Replaced: {names} (`mesh_replaced`): meshstage's objects say what they said, "
+            "so this run judged the stage without them. Delete them, from the cluster and "
+            "from the repository that applies them, once this commit is synced; until then, "
+            "of two objects that conflict (two VirtualServices or PeerAuthentications of one "
+            "host or workload), Istio applies the older, theirs. Linkerd refuses a second "
+            "Server of the same pods and port at admission: delete such a Server first.")
 
 
 def assumed_versions(intent: Intent) -> list[str]:

@@ -20,7 +20,7 @@ class MultiServiceAnalyzer(Analyzer):
         spec:
           selector: {matchLabels: {app: details}}
           template:
-            metadata: {labels: {app: details}, annotations: {sidecar.istio.io/inject: "true"}}
+            metadata: {labels: {app: details, sidecar.istio.io/inject: "true"}}
             spec: {containers: [{name: details, image: details, ports: [{containerPort: 9080}]}]}
         ---
         apiVersion: v1
@@ -41,7 +41,7 @@ class MultiServiceAnalyzer(Analyzer):
         spec:
           selector: {matchLabels: {app: details}}
           template:
-            metadata: {labels: {app: details}, annotations: {sidecar.istio.io/inject: "true"}}
+            metadata: {labels: {app: details, sidecar.istio.io/inject: "true"}}
             spec: {containers: [{name: details, image: details, ports: [{containerPort: 9080}]}]}
         ---
         apiVersion: v1
@@ -62,7 +62,7 @@ class MultiServiceAnalyzer(Analyzer):
         spec:
           selector: {matchLabels: {app: details}}
           template:
-            metadata: {labels: {app: details}, annotations: {sidecar.istio.io/inject: "true"}}
+            metadata: {labels: {app: details, sidecar.istio.io/inject: "true"}}
             spec: {containers: [{name: details, image: details, ports: [{containerPort: 9080}]}]}
         ---
         apiVersion: v1

@@ -37,9 +37,8 @@ class ProbesAnalyzer(Analyzer):
         metadata:
           name: payment-service-1
           namespace: payments
-          labels: {app: payment-service}
-          annotations: {sidecar.istio.io/inject: "true",
-                        sidecar.istio.io/rewriteAppHTTPProbers: "false"}
+          labels: {app: payment-service, sidecar.istio.io/inject: "true"}
+          annotations: {sidecar.istio.io/rewriteAppHTTPProbers: "false"}
         spec:
           containers:
           - name: app
@@ -58,9 +57,8 @@ class ProbesAnalyzer(Analyzer):
         metadata:
           name: payment-service-1
           namespace: payments
-          labels: {app: payment-service}
-          annotations: {sidecar.istio.io/inject: "true",
-                        sidecar.istio.io/rewriteAppHTTPProbers: "false"}
+          labels: {app: payment-service, sidecar.istio.io/inject: "true"}
+          annotations: {sidecar.istio.io/rewriteAppHTTPProbers: "false"}
         spec:
           containers:
           - name: app
@@ -98,9 +96,8 @@ class ProbesAnalyzer(Analyzer):
         metadata:
           name: payment-service-1
           namespace: payments
-          labels: {app: payment-service}
-          annotations: {sidecar.istio.io/inject: "true",
-                        sidecar.istio.io/rewriteAppHTTPProbers: "false"}
+          labels: {app: payment-service, sidecar.istio.io/inject: "true"}
+          annotations: {sidecar.istio.io/rewriteAppHTTPProbers: "false"}
         spec:
           containers:
           - name: app

@@ -80,8 +80,7 @@ class StrictTlsAnalyzer(Analyzer):
         metadata:
           name: legacy-billing-1
           namespace: payments
-          labels: {app: legacy-billing}
-          annotations: {sidecar.istio.io/inject: "true"}
+          labels: {app: legacy-billing, sidecar.istio.io/inject: "true"}
         spec: {containers: [{name: billing, image: billing, ports: [{containerPort: 7000}]}]}
 
     Passes::
@@ -113,8 +112,7 @@ class StrictTlsAnalyzer(Analyzer):
         metadata:
           name: legacy-billing-1
           namespace: payments
-          labels: {app: legacy-billing}
-          annotations: {sidecar.istio.io/inject: "true"}
+          labels: {app: legacy-billing, sidecar.istio.io/inject: "true"}
         spec: {containers: [{name: billing, image: billing, ports: [{containerPort: 7000}]}]}
     """
 

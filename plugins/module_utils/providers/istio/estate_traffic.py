@@ -40,10 +40,48 @@ _HEADER_KINDS = ("exact", "prefix", "regex")
 
 
 def import_traffic(draft: Draft) -> None:
+    driven = rollout_driven(draft.index)
     for rule in draft.index.istio("DestinationRule"):
+        if _kept_for_a_rollout(draft, rule, driven):
+            continue
         _destination_rule(draft, rule)
     for service in draft.index.istio("VirtualService"):
+        if _kept_for_a_rollout(draft, service, driven):
+            continue
         _virtual_service(draft, service)
+
+
+def rollout_driven(index: Any) -> dict[tuple[str, str, str], str]:
+    """The VirtualServices and DestinationRules an Argo Rollout shifts traffic with
+    (``trafficRouting.istio``), by (kind, namespace, name): the Rollout that drives each.
+    Its controller sets their weights and subset labels as the rollout steps
+    (https://argoproj.github.io/argo-rollouts/features/traffic-management/istio/)."""
+    driven: dict[tuple[str, str, str], str] = {}
+    for rollout in index.of_kind("Rollout"):
+        istio = as_mapping(as_mapping(rollout.spec.get("strategy")).get("canary"))
+        istio = as_mapping(as_mapping(istio.get("trafficRouting")).get("istio"))
+        services = [as_mapping(istio.get("virtualService")),
+                    *(as_mapping(v) for v in as_list(istio.get("virtualServices")))]
+        for found in services:
+            if found.get("name"):
+                driven[("VirtualService", rollout.namespace, str(found["name"]))] = \
+                    rollout.display
+        rule = as_mapping(istio.get("destinationRule"))
+        if rule.get("name"):
+            driven[("DestinationRule", rollout.namespace, str(rule["name"]))] = rollout.display
+    return driven
+
+
+def _kept_for_a_rollout(draft: Draft, resource: Resource,
+                        driven: Mapping[tuple[str, str, str], str]) -> bool:
+    """An object a Rollout drives stays the Rollout's: never intent, never replaced."""
+    rollout = driven.get((resource.kind, resource.namespace, resource.name))
+    if rollout is None:
+        return False
+    draft.keep(resource, f"{rollout} shifts traffic with it (Argo Rollouts sets its weights "
+               "and subsets as the rollout steps): it stays the Rollout's, and meshstage "
+               "renders no routes for its hosts")
+    return True
 
 
 # --------------------------------------------------------------------------- DestinationRule
