@@ -29,7 +29,7 @@ from ..estate.estate import without_replaced
 from ..estate.index import MeshConfig
 from ..estate.manifests import SourcePath, read_manifests
 from ..estate.objects import Resource, make_resource
-from ..estate.stand_in import estate_objects, generated_gateways
+from ..estate.stand_in import estate_objects, generated
 from ..intent.model import Intent
 from .analysis import Report, analyze, analyze_intent
 from .finding import Finding, Level
@@ -57,9 +57,9 @@ def analyze_rendered(intent: Intent, rendered: Iterable[Mapping[str, Any]],
         estate = without_replaced(read_manifests(check_paths, context=True).resources,
                                   intent.replaced)
     if estate is not None:
-        # what istiod deploys for the estate's Gateways, unless the estate shows it
-        context = list(estate) + [make_resource(obj, "generated", context=True)
-                                  for obj in generated_gateways(estate)]
+        # what istiod and prometheus-operator run for the estate's objects, unless it
+        # shows it
+        context = list(estate) + generated(estate)
     else:
         context = [make_resource(obj, "intent", context=True) for obj in estate_objects(intent)]
     present = {_identity(r): r for r in objects}

@@ -11,7 +11,14 @@ from ..intent.model import ExternalCaller, Intent, Service
 from ..providers.registry import mesh
 from ..stages import Stage
 from .index import MeshIndex
-from .objects import Resource, as_list, generated_gateway_account
+from .objects import (
+    Resource,
+    as_list,
+    as_mapping,
+    as_strings,
+    generated_gateway_account,
+    make_resource,
+)
 
 STAND_IN = "meshstage.io/stand-in"
 # the team's statement that a job stops its proxy itself (the start-up analyzers read it)
@@ -200,3 +207,74 @@ def generated_gateways(resources: Sequence[Resource]) -> list[dict[str, Any]]:
                                                     for port in ports]}]}}}},
         ]
     return objects
+
+
+# What prometheus-operator runs for its custom resources: a StatefulSet ``<prefix>-<name>``
+# whose pods carry the operator's labels and ``spec.podMetadata.labels``, run as
+# ``spec.serviceAccountName``, and a governing headless Service ``<prefix>-operated``
+# (prometheus-operator pkg/prometheus/statefulset.go and pkg/alertmanager/statefulset.go;
+# https://prometheus-operator.dev/docs/api-reference/api/#monitoring.coreos.com/v1.EmbeddedObjectMetadata)
+_OPERATED: Mapping[str, tuple[str, str, tuple[tuple[str, int], ...]]] = {
+    "Prometheus": ("prometheus", "prometheus", (("web", 9090),)),
+    "PrometheusAgent": ("prometheus-agent", "prometheus", (("web", 9090),)),
+    "Alertmanager": ("alertmanager", "alertmanager", (("web", 9093), ("tcp-mesh", 9094))),
+    "ThanosRuler": ("thanos-ruler", "thanos-ruler", (("web", 10902), ("grpc", 10901))),
+}
+MONITORING_GROUP = "monitoring.coreos.com"
+
+
+def generated_operated(resources: Sequence[Resource]) -> list[dict[str, Any]]:
+    """Stand-ins for the StatefulSets and governing Services prometheus-operator creates for
+    the estate's Prometheus, PrometheusAgent, Alertmanager and ThanosRuler resources: a
+    manifest holds the resource, the cluster the pods."""
+    objects: list[dict[str, Any]] = []
+    governing: set[tuple[str, str]] = set()
+    for resource in resources:
+        found = _OPERATED.get(resource.kind)
+        if found is None or resource.group != MONITORING_GROUP:
+            continue
+        prefix, kind_label, ports = found
+        spec = resource.spec
+        labels = {**as_strings(as_mapping(spec.get("podMetadata")).get("labels")),
+                  "app.kubernetes.io/name": kind_label,
+                  "app.kubernetes.io/instance": resource.name,
+                  "app.kubernetes.io/managed-by": "prometheus-operator",
+                  kind_label: resource.name}
+        if resource.kind in ("Prometheus", "PrometheusAgent"):
+            labels |= {"operator.prometheus.io/name": resource.name,
+                       "operator.prometheus.io/shard": "0"}
+        account = str(spec.get("serviceAccountName") or "default")
+        service = f"{prefix}-operated"
+        objects.append({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": _stand_in_meta(f"{prefix}-{resource.name}", resource.namespace, labels),
+            "spec": {"serviceName": service, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {
+                         "serviceAccountName": account,
+                         "containers": [
+                             {"name": prefix, "image": "stand-in", "ports": [
+                                 {"name": name, "containerPort": port}
+                                 for name, port in ports]},
+                             # the operator's config-reloader beside it
+                             {"name": "config-reloader", "image": "stand-in", "ports": [
+                                 {"name": "reloader-web", "containerPort": 8080}]}]}}}})
+        if (resource.namespace, service) not in governing:
+            governing.add((resource.namespace, service))
+            objects.append({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": _stand_in_meta(service, resource.namespace),
+                "spec": {"clusterIP": "None",
+                         "selector": {"app.kubernetes.io/name": kind_label},
+                         "ports": [{"name": name, "port": port, "targetPort": name}
+                                   for name, port in ports]}})
+    return objects
+
+
+def generated(resources: Sequence[Resource]) -> list[Resource]:
+    """What controllers create from the estate's objects, unless the estate shows it: the
+    Deployments istiod runs for its Gateway API Gateways, and the StatefulSets
+    prometheus-operator runs for its monitoring resources (``context``: never reported)."""
+    present = {(r.group, r.kind, r.namespace, r.name) for r in resources}
+    found = [make_resource(obj, "generated", context=True)
+             for obj in (*generated_gateways(resources), *generated_operated(resources))]
+    return [r for r in found if (r.group, r.kind, r.namespace, r.name) not in present]

@@ -22,7 +22,7 @@ from typing import Any
 from ..estate.index import MeshConfig, MeshIndex
 from ..estate.manifests import SourcePath, read_manifests
 from ..estate.objects import Resource, make_resource
-from ..estate.stand_in import estate_objects, generated_gateways
+from ..estate.stand_in import estate_objects, generated
 from ..gitops.paths import INSTALL_FOLDER, env_dir
 from ..intent.model import Intent
 from ..yaml_io import load_yaml
@@ -43,11 +43,8 @@ def estate_resources(intent: Intent, check_paths: Sequence[SourcePath] = (),
     if not check_paths:
         return stand_ins
     resources = read_manifests(check_paths, context=True).resources
-    # what istiod deploys for the estate's Gateway API Gateways, unless the estate shows it
-    present = {_identity(r) for r in resources}
-    resources += [r for r in (make_resource(obj, "generated", context=True)
-                              for obj in generated_gateways(resources))
-                  if _identity(r) not in present]
+    # what istiod and prometheus-operator run for the estate's objects, unless it shows it
+    resources += generated(resources)
     shown = MeshIndex(resources)
     missing = {s.name for s in intent.services
                if s.name not in intent.host_services

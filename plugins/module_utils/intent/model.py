@@ -731,10 +731,13 @@ class Intent:
         number = self.service_waves.get(service.name)
         return self.injection_waves[number].name if number is not None else None
     def injected(self, service: Service) -> bool:
-        """True when the service's pods get the proxy in this environment (at its stage)."""
+        """True when the service's pods get the proxy in this environment (at its stage):
+        its namespace is injected, and its own wave too (a service held back for a later
+        wave has none yet)."""
         return (service.inject and self.stage.reached(Stage.INJECTION)
                 and self.is_injected(service.namespace)
-                and service.name not in self.host_services)
+                and service.name not in self.host_services
+                and not self.is_held(service.name))
 
     def inbound_callers(self, service: Service, scrapes_identity: bool = True,
                         ) -> tuple[InboundCaller, ...]:

@@ -109,3 +109,31 @@ def _namespaces(draft: Draft, own: str, selector: Any) -> list[str]:
         if selector_matches(selector, labels):
             found.append(namespace)
     return found
+
+
+def calls_from_alerting(draft: Draft) -> None:
+    """A Prometheus sends its alerts to the Alertmanagers its ``spec.alerting`` names, at the
+    pods' own addresses: it discovers them from the Service's Endpoints
+    (https://prometheus-operator.dev/docs/api-reference/api/#monitoring.coreos.com/v1.AlertmanagerEndpoints),
+    so the Alertmanager is ``pod_addressed``, and the Prometheus's pods call it."""
+    index = draft.index
+    for prometheus in index.of_kind("Prometheus"):
+        if prometheus.group != "monitoring.coreos.com":
+            continue
+        senders = [s for s in draft.services.values()
+                   if any(g.root.resource.name == f"prometheus-{prometheus.name}"
+                          and g.root.namespace == prometheus.namespace for g in s.workloads)]
+        alerting = as_mapping(prometheus.spec.get("alerting"))
+        for entry in (as_mapping(e) for e in as_list(alerting.get("alertmanagers"))):
+            namespace = str(entry.get("namespace") or prometheus.namespace)
+            callee = draft.service_at(namespace, str(entry.get("name") or ""))
+            if callee is None:
+                continue
+            if not callee.fields.get("pod_addressed"):
+                callee.put("pod_addressed", True, f"{prometheus.display} sends its alerts to "
+                           "its pods' own addresses (spec.alerting: the Endpoints of its "
+                           "Service), where Istio's sidecars send plaintext unless a headless "
+                           "Service declares them")
+            for sender in senders:
+                draft.call(sender, callee, f"{prometheus.display} sends its alerts there "
+                           "(spec.alerting)")

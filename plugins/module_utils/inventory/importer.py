@@ -28,7 +28,7 @@ from ..intent.parse import intent_keys, parse_intent
 from ..providers.gatewayapi.estate_import import import_gateway_routes
 from ..providers.registry import MESHES
 from ..stages import Stage
-from .calls import calls_from_environment, calls_from_network_policies
+from .calls import calls_from_alerting, calls_from_environment, calls_from_network_policies
 from .draft import Draft, ServiceDraft
 from .observed import calls_observed
 from .outside import (
@@ -45,8 +45,8 @@ from .workload_fields import describe_workloads
 from .workloads import HELM_HOOK, helm_test, injected_with, workload_groups
 
 SERVICE_KEYS = ("name", "namespace", "selector", "service_account", "kind", "ports",
-                "peer_ports", "pod_ports", "versions", "calls", "ingress", "inject",
-                "init_network", "probe_paths", "canary", "traffic")
+                "peer_ports", "pod_ports", "pod_addressed", "versions", "calls", "ingress",
+                "inject", "init_network", "probe_paths", "canary", "traffic")
 SHARED_KEYS = ("mesh_provider", "mesh_traffic_api", "mesh_trust_domain", "mesh_root_namespace",
                "mesh_revision", "mesh_linkerd", "mesh_injection_waves", "mesh_services",
                "mesh_mtls_exceptions", "mesh_telemetry", "mesh_authorization",
@@ -117,6 +117,7 @@ def import_estate(resources: Sequence[Resource], options: ImportOptions = Import
     _backends(draft)
     calls_from_environment(draft)
     calls_from_network_policies(draft)
+    calls_from_alerting(draft)
     import_gateway_routes(draft)
     for provider in MESHES.values():
         if provider.estate_import is not None:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from ..errors import MeshstageError
 from ..estate.manifests import read_manifests
 from ..estate.objects import Resource
+from ..estate.stand_in import generated
 from ..gates.gate import promql_duration
 from ..gates.observe import observe_edges
 from ..intent.checker import duration_seconds
@@ -69,7 +70,8 @@ def import_inventory(paths: Sequence[str], output: Path, *, environment: str | N
     options = ImportOptions(environment=environment, provider=provider,
                             namespaces=tuple(namespaces), exclude_namespaces=tuple(exclude),
                             observed=tuple(observed), observed_from=source)
-    imported = import_estate(manifests.resources, options)
+    # with what controllers run for the estate's objects (prometheus-operator's StatefulSets)
+    imported = import_estate([*manifests.resources, *generated(manifests.resources)], options)
     if default_namespace == "default":
         imported.warnings.extend(_namespace_guessed(manifests.resources))
     env = imported.environment["mesh_environment"]

@@ -186,7 +186,8 @@ CASES = [
         "mesh_cluster, mesh_default_deny, mesh_environment, mesh_external_callers, "
         "mesh_gates, mesh_gitops, mesh_hosts, mesh_ingress_gateway, mesh_injected_waves, "
         "mesh_injection_waves, mesh_install, mesh_linkerd, mesh_mtls_exceptions, "
-        "mesh_promotion_order, mesh_provider, mesh_proxy, mesh_revision, mesh_root_namespace, "
+        "mesh_promotion_order, mesh_provider, mesh_proxy, mesh_replaced, mesh_revision, "
+        "mesh_root_namespace, "
         "mesh_service_overrides, mesh_services, mesh_stage, mesh_telemetry, "
         "mesh_traffic_api, mesh_trust_domain (did you mean 'mesh_default_deny'?)",
         id="top-level-key-typo"),
