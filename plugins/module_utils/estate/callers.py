@@ -128,17 +128,20 @@ def ingress_class(index: MeshIndex, ingress: Resource) -> tuple[str, str]:
 
 def ingress_controllers(index: MeshIndex, name: str, controller: str) -> tuple[Workload, ...]:
     """The pods of an ingress class's controller the input shows: workloads started with
-    ``--ingress-class=<name>`` or ``--controller-class=<controller>``, or labelled with the
-    well-known name of that controller."""
+    ``--ingress-class=<name>`` or ``--controller-class=<controller>``; where none is, those
+    labelled with the well-known name of that controller. Never pods that run to completion:
+    ingress-nginx's admission Jobs carry its name label too."""
     known = CONTROLLER_NAMES.get(controller, ())
-    found = []
-    for workload in index.workloads:
+    running = [w for w in index.workloads if not w.runs_to_completion]
+    by_args = []
+    for workload in running:
         args = _args(workload)
         if (name and (f"--ingress-class={name}" in args or f"--ingress-class {name}" in args)) \
-                or (controller and f"--controller-class={controller}" in args) \
-                or workload.labels.get("app.kubernetes.io/name") in known:
-            found.append(workload)
-    return tuple(found)
+                or (controller and f"--controller-class={controller}" in args):
+            by_args.append(workload)
+    if by_args:
+        return tuple(by_args)
+    return tuple(w for w in running if w.labels.get("app.kubernetes.io/name") in known)
 
 
 def _ingresses(index: MeshIndex) -> Iterator[OutsideCall]:

@@ -291,6 +291,16 @@ class Workload:
         return None if value is None else value.lower()
 
     @property
+    def runs_to_completion(self) -> bool:
+        """Pods that must complete: a Job's or CronJob's, and a bare Pod (no owner) with
+        ``restartPolicy`` ``Never`` or ``OnFailure`` (a chart's ``helm test`` Pod, a one-off
+        migration)."""
+        if self.kind in ("Job", "CronJob"):
+            return True
+        return self.kind == "Pod" and not self.resource.owners() and \
+            str(self.pod_spec.get("restartPolicy") or "Always") in ("Never", "OnFailure")
+
+    @property
     def host_network(self) -> bool:
         return bool(self.pod_spec.get("hostNetwork"))
 

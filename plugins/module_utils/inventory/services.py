@@ -176,12 +176,20 @@ def _clients(clients: list[WorkloadGroup], groups: list[WorkloadGroup]) -> list[
         if group.labels.get("app"):
             key = (group.root.namespace, str(group.labels["app"]))
             apps[key] = apps.get(key, 0) + 1
-    drafts = []
+    # workloads whose pods carry the same labels are one client: nothing the mesh selects
+    # pods by tells them apart (ingress-nginx's two admission Jobs); unlabelled ones apart
+    alike: dict[tuple[str, frozenset[tuple[str, str]]], list[WorkloadGroup]] = {}
     for group in clients:
+        labels = frozenset((str(k), str(v)) for k, v in group.labels.items())
+        key = (group.root.namespace, labels or frozenset({("", str(id(group)))}))
+        alike.setdefault(key, []).append(group)
+    drafts = []
+    for members in alike.values():
+        group = members[0]
         app = group.labels.get("app")
         name = app if app and apps[(group.root.namespace, str(app))] == 1 \
             else group.root.resource.name
-        drafts.append(ServiceDraft(name, group.root.namespace, None, [group]))
+        drafts.append(ServiceDraft(name, group.root.namespace, None, members))
     return drafts
 
 

@@ -38,10 +38,7 @@ def is_job(workload: Workload) -> bool:
     """Pods that must complete: a Job's or CronJob's, and a bare Pod (no owner) that runs to
     completion (``restartPolicy`` ``Never`` or ``OnFailure``: a chart's ``helm test`` Pod, a
     one-off migration), which a classic sidecar keeps from completing as it keeps a job's."""
-    if workload.kind in JOB_KINDS:
-        return True
-    return workload.kind == "Pod" and not workload.resource.owners() and \
-        str(workload.pod_spec.get("restartPolicy") or "Always") in ("Never", "OnFailure")
+    return workload.runs_to_completion
 
 
 def _texts(container: Mapping[str, Any]) -> list[str]:

@@ -478,3 +478,91 @@ def test_komposes_placeholder_port_is_no_port(tmp_path):
     rendered = render_stage({**imported.variables, "mesh_stage": "authorization"},
                             StageOptions(gitops_dir=tmp_path / "gitops", check_paths=[estate]))
     assert not [w for w in rendered.warnings if "MST0302" in w or "nothing calls" in w]
+
+
+INGRESS_NGINX = """
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ingress-nginx-controller, namespace: ingress-nginx}
+spec:
+  selector: {matchLabels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: controller}}
+  template:
+    metadata: {labels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: controller}}
+    spec:
+      serviceAccountName: ingress-nginx
+      containers:
+      - name: controller
+        image: registry.k8s.io/ingress-nginx/controller
+        args: [/nginx-ingress-controller, --controller-class=k8s.io/ingress-nginx, --ingress-class=nginx]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: ingress-nginx-admission-create, namespace: ingress-nginx}
+spec:
+  template:
+    metadata: {labels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: admission-webhook}}
+    spec:
+      serviceAccountName: ingress-nginx-admission
+      restartPolicy: OnFailure
+      containers: [{name: create, image: kube-webhook-certgen, args: [create]}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: ingress-nginx-admission-patch, namespace: ingress-nginx}
+spec:
+  template:
+    metadata: {labels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: admission-webhook}}
+    spec:
+      serviceAccountName: ingress-nginx-admission
+      restartPolicy: OnFailure
+      containers: [{name: patch, image: kube-webhook-certgen, args: [patch]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{name: http, port: 80}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: shop}
+spec:
+  ingressClassName: nginx
+  rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]
+"""
+
+
+def test_the_ingress_controller_is_what_its_args_say_never_its_jobs():
+    """ingress-nginx's admission Jobs carry the controller's name label: they are no
+    controller (they run to completion), so the caller runs as the controller's account."""
+    imported = _import(INGRESS_NGINX)
+    (nginx,) = [c for c in imported.shared["mesh_external_callers"]
+                if c["kind"] == "ingress-controller"]
+    assert nginx["service_account"] == "ingress-nginx"
+
+
+def test_workloads_with_the_same_pod_labels_are_one_client():
+    """The two admission Jobs carry the same labels: the mesh cannot select one without the
+    other, so they are one client, selected by those labels."""
+    imported = _import(INGRESS_NGINX)
+    clients = [s for s in imported.shared["mesh_services"]
+               if s["name"].startswith("ingress-nginx-admission")]
+    assert [c["name"] for c in clients] == ["ingress-nginx-admission-create"]
+    assert clients[0]["selector"] == {"app.kubernetes.io/name": "ingress-nginx",
+                                      "app.kubernetes.io/component": "admission-webhook"}
+    assert "runs as Job ingress-nginx/ingress-nginx-admission-create; Job " \
+           "ingress-nginx/ingress-nginx-admission-patch" in _notes(
+               imported, "ingress-nginx-admission-create")
