@@ -5,9 +5,9 @@ network; each with what it was read or guessed from.
 - ``kind``: the kind of the object that owns the pod template (an Argo Rollout is
   ``Rollout``). Workloads of several kinds behind one Service: the riskiest one (a Job's
   pods must complete), with a WARNING naming the others.
-- ``peer_ports``: a StatefulSet's peers talk to each other by pod DNS name, on ports its
-  Service does not declare (cluster bus, gossip, replication); Istio passes those through
-  as plaintext, which STRICT refuses
+- ``peer_ports``: a StatefulSet's peers talk to each other by pod DNS name (cluster bus,
+  gossip, replication), at their own addresses; Istio passes traffic to a pod address no
+  headless Service declares through as plaintext, which STRICT refuses
   (https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
   #headless-services). The guess: the container ports no port of the service's Service
   sends to, and the ports of a Service ``<name>-peers`` that selects the pods (meshstage
@@ -77,16 +77,21 @@ def _kind(service: ServiceDraft) -> str:
     return kind
 
 
+# management ports the pod's own tools reach on localhost (Cassandra's nodetool over JMX)
+_LOCAL_PORT_NAMES = frozenset({"jmx"})
+
+
 def _peer_ports(draft: Draft, service: ServiceDraft) -> None:
     declared = {p.get("target_port", p["port"]) for p in service.fields.get("ports") or []}
     groups = [g for g in service.workloads if g.kind == "StatefulSet"]
     found: dict[int, tuple[str, str]] = {}    # port -> (protocol, what says so)
     left_out: list[str] = []
     for group in groups:
+        # the governing headless Service's ports, its own Service's too: the peers reach
+        # them at the pods' own addresses (<pod>.<service>), not through the ClusterIP
         for port, (protocol, name) in _peers_services(draft, service, group).items():
-            if port not in declared:
-                found.setdefault(port, (protocol, f"Service {service.namespace}/{name} "
-                                        "declares it"))
+            found.setdefault(port, (protocol, f"Service {service.namespace}/{name} "
+                                    "declares it"))
         scraped = group.root.annotations.get(SCRAPE_PORT, "")
         for name, number in group.root.container_ports():
             if number in declared or number in found or any(number in r for r in
@@ -94,6 +99,9 @@ def _peer_ports(draft: Draft, service: ServiceDraft) -> None:
                 continue
             if name.lower() in HTTP_PORT_NAMES or str(number) == scraped:
                 left_out.append(f"{number} ({name or 'scraped'}: metrics, not a peer port)")
+                continue
+            if name.lower() in _LOCAL_PORT_NAMES:
+                left_out.append(f"{number} ({name}: management, used from inside the pod)")
                 continue
             found[number] = ("TCP", f"container port {name + ' ' if name else ''}{number} "
                              f"of {group.display}, which no port of its Service sends to")

@@ -48,6 +48,7 @@ from .probes import REWRITE, probe_allow, probe_exception, unrewritten_probes
 from .traffic import (
     destination_rules,
     gateway_routes,
+    peer_ports,
     peers_service,
     pods_service,
     service_entries,
@@ -116,6 +117,19 @@ def _injection(intent: Intent) -> StageContribution:
             f"Held back: `{service.namespace}/{service.name}` waits for its wave "
             f"`{intent.wave_name(service)}` (istiod `sidecarInjectorWebhook."
             f"neverInjectSelector` in {ISTIOD_VALUES} until then).")
+    for service in intent.services:
+        if service.inject and service.peer_ports:
+            # from the first sidecar on: without it, a sidecar passes pod-to-pod traffic
+            # through as plaintext, which a PERMISSIVE peer holds until the client speaks
+            # (a server-first protocol never does) and STRICT refuses
+            contribution.objects.append(peers_service(intent, service))
+            contribution.notes.append(
+                f"Service `{service.namespace}/{service.name}-peers` (headless) declares the "
+                f"ports the pods of `{service.name}` ({service.kind}) talk to each other on "
+                f"({', '.join(str(p.port) for p in peer_ports(service))}), at their own "
+                "addresses: Istio sends traffic to a pod address no headless Service "
+                "declares as plaintext, which a PERMISSIVE peer holds until the client "
+                "speaks and STRICT refuses.")
     return contribution
 
 
@@ -204,14 +218,6 @@ def _strict(intent: Intent, estate: Estate | None) -> StageContribution:
                 + ", ".join(str(p.port) for p in service.pod_addressed_ports())
                 + "): a registry hands out pod addresses, and Istio sends requests to "
                 "undeclared pod addresses as plaintext, which STRICT refuses.")
-        if service.inject and service.undeclared_peer_ports():
-            contribution.objects.append(peers_service(intent, service))
-            contribution.notes.append(
-                f"Service `{service.namespace}/{service.name}-peers` (headless) declares the "
-                f"ports the pods of `{service.name}` ({service.kind}) talk to each other on "
-                f"({', '.join(str(p.port) for p in service.undeclared_peer_ports())}): "
-                "Istio sends undeclared pod-to-pod traffic as plaintext, which STRICT "
-                "refuses.")
     entries = []
     for exception in intent.exemptions(scrapes_identity=SCRAPES_IDENTITY):
         service = intent.service(exception.service)
@@ -474,8 +480,7 @@ def _sidecar(intent: Intent, services: list[Service]) -> PlannedObject:
             # its pods talk to each other: through its own Service, and (from strict_mtls)
             # the headless Service that declares the other peer ports
             names.add((each.namespace, each.name))
-            if each.undeclared_peer_ports() and intent.stage.reached(Stage.STRICT_MTLS):
-                names.add((each.namespace, f"{each.name}-peers"))
+            names.add((each.namespace, f"{each.name}-peers"))
         external.update(f"{each.namespace}/{call.host}" for call in each.external_calls)
     hosts = sorted(f"{namespace}/{name}.{namespace}.svc.{domain}" for namespace, name in names)
     # the hosts outside the cluster it calls: their ServiceEntry in its namespace

@@ -176,13 +176,23 @@ def _destination_rule(intent: Intent, service: Service, host: str | None = None,
     )
 
 
+def peer_ports(service: Service) -> tuple[Port, ...]:
+    """Every peer port of the service, once each, on its container port."""
+    found: dict[int, Port] = {}
+    for port in service.peer_ports:
+        found.setdefault(port.port, port)
+    return tuple(found.values())
+
+
 def peers_service(intent: Intent, service: Service) -> PlannedObject:
-    """A headless Service declaring the peer ports the service's Service does not: Istio
-    gives pod-to-pod traffic mTLS only on ports a Service declares, and passes the rest
-    through as plaintext, which STRICT refuses.
+    """A headless Service declaring every port the service's pods talk to each other on:
+    a sidecar matches a pod's own address only on a port a headless Service declares (the
+    service's own ClusterIP Service makes its ClusterIP known, not its pods'), and passes
+    the rest through as plaintext, which STRICT refuses and a PERMISSIVE peer holds until
+    the client speaks.
     https://istio.io/latest/docs/ops/configuration/traffic-management/traffic-routing/
     #headless-services"""
-    return _headless(intent, service, "peer", service.undeclared_peer_ports())
+    return _headless(intent, service, "peer", peer_ports(service))
 
 
 def pods_service(intent: Intent, service: Service) -> PlannedObject:

@@ -106,7 +106,9 @@ def test_a_stateful_set_s_governing_headless_service_gives_its_peer_ports():
     assert [s["name"] for s in imported.shared["mesh_services"]] == ["rabbitmq"]
     rabbitmq = _service(imported, "rabbitmq")
     assert rabbitmq["kind"] == "StatefulSet"
-    assert rabbitmq["peer_ports"] == [4369, 25672]  # 5672 is a port of the Service already
+    # the governing headless Service's ports, 5672 among them: the peers reach each other
+    # at their pods' addresses, not through the ClusterIP Service that declares 5672 too
+    assert rabbitmq["peer_ports"] == [4369, 5672, 25672]
     assert any(name == "Service data/rabbitmq-headless" and "peer_ports" in why
                for name, why in imported.draft.listed)
     _renders(imported)

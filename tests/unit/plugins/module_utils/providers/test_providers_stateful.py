@@ -81,9 +81,28 @@ def test_strict_mtls_declares_the_peer_ports_in_a_headless_service(registry, exa
         "envs/staging/RUNBOOK.md"]
 
 
-def test_before_strict_nothing_is_declared(registry, example_intent):
-    rendered = render(with_cache(example_intent("staging", mesh_stage="traffic")), registry)
+def test_the_peers_service_comes_with_the_first_sidecar(registry, example_intent):
+    """From injection on: a sidecar passes traffic to a pod address no headless Service
+    declares through as plaintext, which a PERMISSIVE peer holds until the client speaks (a
+    server-first protocol never does), and STRICT refuses. Before, nothing is declared."""
+    rendered = render(with_cache(example_intent("staging", mesh_stage="injection")),
+                      registry)
+    (peers,) = [o for o in rendered.objects if o.obj["metadata"]["name"] == "cart-cache-peers"]
+    assert "/02-injection/" in peers.path
+    rendered = render(with_cache(example_intent("staging", mesh_stage="permissive_mtls")),
+                      registry)
     assert not [o for o in rendered.objects if o.obj["metadata"]["name"] == "cart-cache-peers"]
+
+
+def test_the_peers_service_declares_the_ports_the_service_declares_too(registry,
+                                                                       example_intent):
+    """The replicas of a MySQL StatefulSet replicate from mysql-0.mysql:3306, the port its
+    ClusterIP Service declares: that Service makes its ClusterIP known to the sidecars,
+    not its pods' addresses, so the peers Service declares 3306 as well."""
+    rendered = render(with_cache(example_intent("staging"), peer_ports=[6379, 16379]),
+                      registry)
+    peers = find(rendered, "Service", "cart-cache-peers", "bookinfo")
+    assert [p["port"] for p in peers["spec"]["ports"]] == [6379, 16379]
 
 
 def test_default_deny_admits_the_peers_on_their_ports(registry, example_intent):

@@ -137,12 +137,13 @@ def test_payment_service_policies_equal_the_seed(registry, example_intent):
 
 STAGE_KINDS = [
     ("permissive_mtls", {"PeerAuthentication"}),
-    ("injection", {"PeerAuthentication", "Namespace", "ProxyConfig"}),
+    # ratings-db's peers Service, from the first sidecar on
+    ("injection", {"PeerAuthentication", "Namespace", "ProxyConfig", "Service"}),
     ("observability", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
-                       "ConfigMap"}),
+                       "ConfigMap", "Service"}),
     ("traffic", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry", "ConfigMap",
-                 "DestinationRule", "VirtualService", "Sidecar"}),
-    # the authorization policies as a dry run (istio.io/dry-run); ratings-db's peers Service
+                 "DestinationRule", "VirtualService", "Sidecar", "Service"}),
+    # the authorization policies as a dry run (istio.io/dry-run)
     ("strict_mtls", {"PeerAuthentication", "Namespace", "ProxyConfig", "Telemetry",
                      "ConfigMap", "DestinationRule", "VirtualService", "Sidecar",
                      "AuthorizationPolicy", "Service"}),
