@@ -68,8 +68,8 @@ class OutsideCall:
 def outside_calls(index: MeshIndex) -> list[OutsideCall]:
     """Every call of the input's ingress objects, webhook configurations, monitors and
     exposed ports."""
-    return [*_ingresses(index), *_routes(index), *_webhooks(index), *_scrapes(index),
-            *_exposed(index)]
+    return [*_ingresses(index), *_routes(index), *_webhooks(index), *_aggregated_apis(index),
+            *_scrapes(index), *_exposed(index)]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -225,6 +225,24 @@ def _webhooks(index: MeshIndex) -> Iterator[OutsideCall]:
                                   workload, number, caller_name="the Kubernetes API server",
                                   fails_closed=fails_closed, service=str(service["name"]),
                                   service_port=service_port)
+
+
+def _aggregated_apis(index: MeshIndex) -> Iterator[OutsideCall]:
+    """The API server's requests to the services of aggregated APIs (an ``APIService`` with
+    ``spec.service``: metrics-server, prometheus-adapter, KEDA's metrics server), as to a
+    webhook's: over TLS, without a mesh identity, and ``kubectl top`` and the
+    HorizontalPodAutoscaler fail when they are refused.
+    https://kubernetes.io/docs/tasks/extend-kubernetes/configure-aggregation-layer/"""
+    for api in index.of_kind("APIService"):
+        service = as_mapping(api.spec.get("service"))
+        if not service.get("name") or not service.get("namespace"):
+            continue  # served by the API server itself (a built-in group)
+        for workload, number, service_port in _pod_port(
+                index, str(service["namespace"]), str(service["name"]),
+                service.get("port", 443)):
+            yield OutsideCall("webhook", api, "aggregated API", (), workload, number,
+                              caller_name="the Kubernetes API server",
+                              service=str(service["name"]), service_port=service_port)
 
 
 # --------------------------------------------------------------------------- scrapes

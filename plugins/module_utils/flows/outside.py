@@ -63,8 +63,9 @@ def outside_flows(collector: Collector) -> None:
         if call.port is None:
             continue
         if call.kind == "webhook":
-            collector.add(Flow(APISERVER, _destination(call), "tls", "webhook",
-                               via=f"{call.origin.display} ({call.via})"))
+            flow = Flow(APISERVER, _destination(call), "tls", "webhook",
+                        via=f"{call.origin.display} ({call.via})")
+            collector.add(flow, outside_key(flow))
         elif call.kind == "ingress" and call.origin.kind == "Ingress":
             _ingress(collector, call)
         elif call.kind == "exposed":
@@ -83,10 +84,15 @@ def outside_flows(collector: Collector) -> None:
                                    addressed="pod"))
 
 
+# callers that are never pods of the cluster: one flow however many things say it
+OUTSIDE_ORIGINS = ("exposed", "webhook")
+
+
 def outside_key(flow: Flow) -> tuple[Any, ...]:
     """A flow from outside the cluster, whatever says it: the estate's NodePort or
-    LoadBalancer Service, or the ``mesh_external_callers`` entry that declares its clients
-    (listed first, so the flow names the inventory's field), is one flow."""
+    LoadBalancer Service, webhook configuration or APIService, or the
+    ``mesh_external_callers`` entry that declares its clients (listed first, so the flow
+    names the inventory's field), is one flow."""
     return flow.key()[:-1]
 
 
@@ -163,7 +169,8 @@ def caller_flows(collector: Collector, intent: Intent) -> None:
                 for source in sources:
                     flow = Flow(source, destination, protocol, origin, request, via=via,
                                 addressed="pod" if caller.kind == "prometheus" else "service")
-                    collector.add(flow, outside_key(flow) if origin == "exposed" else None)
+                    collector.add(flow, outside_key(flow) if origin in OUTSIDE_ORIGINS
+                                  else None)
 
 
 def _pod_only_destinations(collector: Collector, service: Service,
