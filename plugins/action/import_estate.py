@@ -26,7 +26,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "prometheus": {"type": "str"},
     "window": {"type": "str", "default": "1h"},
     "check_paths": {"type": "bool", "default": True},
-    "default_namespace": {"type": "str", "default": "default"},
+    "default_namespace": {"type": "str"},
 }
 
 

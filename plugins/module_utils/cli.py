@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="import only this namespace's services (repeatable)")
     imports.add_argument("--exclude-namespace", action="append", default=[], metavar="NS",
                          help="leave this namespace out (repeatable)")
-    imports.add_argument("--default-namespace", default="default", metavar="NS",
+    imports.add_argument("--default-namespace", default=None, metavar="NS",
                          help="the namespace of the objects that name none, where kubectl "
                          "apply -n or helm install --namespace puts them (default: default); "
                          "mesh_check_paths says it for every later run")

@@ -88,8 +88,9 @@ options:
         without one).
       - Other than C(default), C(mesh_check_paths) is written with it (C({path, namespace})),
         so that every run reads the manifests the same way.
+      - Unset, they are in C(default), and the result warns when the estate's Services and
+        workloads name no namespace.
     type: str
-    default: default
 attributes:
   check_mode:
     support: full

@@ -55,9 +55,12 @@ def import_inventory(paths: Sequence[str], output: Path, *, environment: str | N
                      exclude: Sequence[str] = (), prometheus: str | None = None,
                      window: str = "1h", check_paths: bool = True, write: bool = True,
                      stdin: TextIO | None = None,
-                     default_namespace: str = "default") -> ImportResult:
+                     default_namespace: str | None = None) -> ImportResult:
     """Import the estate at ``paths`` into an inventory under ``output``; its objects that
-    name no namespace are in ``default_namespace``."""
+    name no namespace are in ``default_namespace`` (None: ``default``, and a warning when
+    the estate's Services and workloads name none)."""
+    guessed = default_namespace is None
+    default_namespace = default_namespace or "default"
     if not DNS_LABEL.match(default_namespace):
         raise MeshstageError(f"default namespace {default_namespace!r}: not a namespace name "
                              "(a DNS-1123 label: lower-case letters, digits and '-')")
@@ -72,7 +75,7 @@ def import_inventory(paths: Sequence[str], output: Path, *, environment: str | N
                             observed=tuple(observed), observed_from=source)
     # with what controllers run for the estate's objects (prometheus-operator's StatefulSets)
     imported = import_estate([*manifests.resources, *generated(manifests.resources)], options)
-    if default_namespace == "default":
+    if guessed:
         imported.warnings.extend(_namespace_guessed(manifests.resources))
     env = imported.environment["mesh_environment"]
     if check_paths:

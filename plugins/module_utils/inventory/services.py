@@ -181,8 +181,8 @@ def _clients(clients: list[WorkloadGroup], groups: list[WorkloadGroup]) -> list[
     alike: dict[tuple[str, frozenset[tuple[str, str]]], list[WorkloadGroup]] = {}
     for group in clients:
         labels = frozenset((str(k), str(v)) for k, v in group.labels.items())
-        key = (group.root.namespace, labels or frozenset({("", str(id(group)))}))
-        alike.setdefault(key, []).append(group)
+        alike.setdefault((group.root.namespace, labels or frozenset({("", str(id(group)))})),
+                         []).append(group)
     drafts = []
     for members in alike.values():
         group = members[0]

@@ -200,3 +200,15 @@ spec:
     assert main(["import", str(estate), "-o", str(tmp_path / "inv2"), "--default-namespace",
                  "shop"], out=io.StringIO(), err=err) == 0, err.getvalue()
     assert "name no namespace" not in err.getvalue()
+
+
+def test_default_given_as_the_namespace_is_no_guess(reference_dir, tmp_path):
+    err = io.StringIO()
+    sample = reference_dir / "samples" / "istio-bookinfo" / "platform" / "kube"
+    assert main(["import", str(sample / "bookinfo.yaml"), "-o", str(tmp_path / "inv"),
+                 "--default-namespace", "default"], out=io.StringIO(), err=err) == 0
+    assert "name no namespace" not in err.getvalue()
+    host_vars = yaml.safe_load((tmp_path / "inv/dev/host_vars/dev.yml").read_text())
+    assert host_vars["mesh_check_paths"] == [os.path.relpath(sample / "bookinfo.yaml",
+                                                             tmp_path / "inv/dev")] or \
+        host_vars["mesh_check_paths"] == [str(sample / "bookinfo.yaml")]
