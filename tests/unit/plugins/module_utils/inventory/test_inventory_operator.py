@@ -27,7 +27,9 @@ apiVersion: monitoring.coreos.com/v1
 kind: Prometheus
 metadata: {name: k8s, namespace: monitoring}
 spec:
-  podMetadata: {labels: {app.kubernetes.io/component: prometheus, app.kubernetes.io/part-of: kube-prometheus}}
+  podMetadata:
+    labels: {app.kubernetes.io/component: prometheus,
+             app.kubernetes.io/part-of: kube-prometheus}
   serviceAccountName: prometheus-k8s
   alerting:
     alertmanagers: [{name: alertmanager-main, namespace: monitoring, port: web}]

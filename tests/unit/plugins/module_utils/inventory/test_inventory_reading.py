@@ -490,22 +490,28 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: ingress-nginx-controller, namespace: ingress-nginx}
 spec:
-  selector: {matchLabels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: controller}}
+  selector:
+    matchLabels: {app.kubernetes.io/name: ingress-nginx,
+                  app.kubernetes.io/component: controller}
   template:
-    metadata: {labels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: controller}}
+    metadata:
+      labels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: controller}
     spec:
       serviceAccountName: ingress-nginx
       containers:
       - name: controller
         image: registry.k8s.io/ingress-nginx/controller
-        args: [/nginx-ingress-controller, --controller-class=k8s.io/ingress-nginx, --ingress-class=nginx]
+        args: [/nginx-ingress-controller, --controller-class=k8s.io/ingress-nginx,
+               --ingress-class=nginx]
 ---
 apiVersion: batch/v1
 kind: Job
 metadata: {name: ingress-nginx-admission-create, namespace: ingress-nginx}
 spec:
   template:
-    metadata: {labels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: admission-webhook}}
+    metadata:
+      labels: {app.kubernetes.io/name: ingress-nginx,
+               app.kubernetes.io/component: admission-webhook}
     spec:
       serviceAccountName: ingress-nginx-admission
       restartPolicy: OnFailure
@@ -516,7 +522,9 @@ kind: Job
 metadata: {name: ingress-nginx-admission-patch, namespace: ingress-nginx}
 spec:
   template:
-    metadata: {labels: {app.kubernetes.io/name: ingress-nginx, app.kubernetes.io/component: admission-webhook}}
+    metadata:
+      labels: {app.kubernetes.io/name: ingress-nginx,
+               app.kubernetes.io/component: admission-webhook}
     spec:
       serviceAccountName: ingress-nginx-admission
       restartPolicy: OnFailure
@@ -541,7 +549,9 @@ kind: Ingress
 metadata: {name: web, namespace: shop}
 spec:
   ingressClassName: nginx
-  rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]
+  rules:
+  - http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
 """
 
 
