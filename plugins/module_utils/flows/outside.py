@@ -44,6 +44,7 @@ class Collector(Protocol):
 
     intent: Intent | None
     estate: MeshIndex
+    flows: list[Flow]
 
     def add(self, flow: Flow, key: tuple[Any, ...] | None = None) -> None: ...
 
@@ -59,6 +60,10 @@ class Collector(Protocol):
 def outside_flows(collector: Collector) -> None:
     """The estate's webhooks, Ingresses, monitors and exposed ports (annotation scrapes and
     Gateway API routes are ``collect.py``'s)."""
+    # a scrape the intent's Prometheus declares already is one flow (its calls name the
+    # port): the estate's monitors and annotations say it again
+    scraped = {(str(flow.source), flow.destination.namespace, flow.destination.name,
+                flow.destination.port) for flow in collector.flows if flow.origin == "scrape"}
     for call in outside_calls(collector.estate):
         if call.port is None:
             continue
@@ -78,6 +83,9 @@ def outside_flows(collector: Collector) -> None:
         elif call.kind == "scrape" and call.origin.kind in ("ServiceMonitor", "PodMonitor",
                                                              "Service"):
             for source in prometheus_peers(collector.estate):
+                if (str(source), call.target.namespace, call.target.resource.name,
+                        call.port) in scraped:
+                    continue
                 collector.add(Flow(source, _destination(call), "http", "scrape",
                                    Request("GET", call.path or "/metrics"),
                                    via=f"{call.origin.display} ({call.via})",

@@ -123,9 +123,27 @@ def import_estate(resources: Sequence[Resource], options: ImportOptions = Import
         if provider.estate_import is not None:
             provider.estate_import(draft)
     calls_observed(draft, options.observed, options.observed_from)
+    _idle_jobs(draft)
     _per_pod_injection(draft)
     _registry_notes(draft)
     return _finish(draft, options)
+
+
+def _idle_jobs(draft: Draft) -> None:
+    """Clients whose pods run to completion, call no service of the catalogue and reach no
+    network from an init container (an ingress controller's admission Jobs, which make its
+    certificates): nothing of the mesh is theirs to keep working, and a classic sidecar
+    would keep them from completing, so they stay out of the catalogue and of its waves,
+    and are listed."""
+    for service in list(draft.services.values()):
+        if service.service is None and not service.calls and service.workloads \
+                and not service.fields.get("init_network") and all(
+                    w.runs_to_completion for g in service.workloads for w in g.running):
+            del draft.services[service.name]
+            for group in service.workloads:
+                draft.keep(group.root.resource, "runs to completion and calls no service of "
+                           "the catalogue: left out of it and of its waves (a classic "
+                           "sidecar would keep its pods from completing)")
 
 
 # Service registries that hand out pod addresses: Consul, Eureka, Nacos; by a word of their

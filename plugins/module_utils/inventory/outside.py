@@ -165,7 +165,11 @@ def _leave_catalogue(draft: Draft) -> None:
     pods = {id(w) for c in draft.external.values() for w in c.pods}
     gone = [s for s in draft.services.values()
             if s.workloads and all(id(g.root) in pods for g in s.workloads)]
-    namespaces = {s.namespace for s in draft.services.values() if s not in gone}
+    # a Job beside them (an ingress controller's admission Jobs) makes no namespace of the
+    # catalogue: it runs to completion, and is left out unless it calls the catalogue
+    namespaces = {s.namespace for s in draft.services.values() if s not in gone
+                  and not (s.service is None and s.workloads and all(
+                      w.runs_to_completion for g in s.workloads for w in g.running))}
     for service in gone:
         if service.namespace in namespaces:
             service.note("", "its pods are a caller's too (mesh_external_callers), in a "

@@ -61,7 +61,7 @@ def plan_istio(intent: Intent, estate: Estate | None = None,
     """Each stage's objects and runbook notes for an Istio environment."""
     return {
         Stage.PERMISSIVE_MTLS: _permissive(intent),
-        Stage.INJECTION: _injection(intent),
+        Stage.INJECTION: _injection(intent, estate),
         Stage.OBSERVABILITY: _observability(intent),
         Stage.TRAFFIC: _traffic(intent, estate),
         Stage.STRICT_MTLS: _strict(intent, estate),
@@ -80,7 +80,7 @@ def _permissive(intent: Intent) -> StageContribution:
     )
 
 
-def _injection(intent: Intent) -> StageContribution:
+def _injection(intent: Intent, estate: Estate | None = None) -> StageContribution:
     contribution = StageContribution()
     label = ({"istio.io/rev": intent.revision} if intent.revision
              else {"istio-injection": "enabled"})
@@ -103,7 +103,8 @@ def _injection(intent: Intent) -> StageContribution:
                      "concurrency": proxy.concurrency,
                      "image": {"imageType": proxy.image_type} if proxy.image_type else None},
         ))
-    contribution.notes.append(restart_note(intent, "sidecars", "istioctl proxy-status"))
+    contribution.notes.append(restart_note(intent, "sidecars", "istioctl proxy-status",
+                                           estate))
     contribution.notes.extend(_startup_notes(intent))
     contribution.notes.extend(_caller_notes(intent))
     for service in opt_outs:

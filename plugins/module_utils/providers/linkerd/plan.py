@@ -77,7 +77,7 @@ def plan_linkerd(intent: Intent, estate: Estate | None = None,
     """Each stage's objects, runbook notes and gaps for a Linkerd environment."""
     return {
         Stage.PERMISSIVE_MTLS: _permissive(intent),
-        Stage.INJECTION: _injection(intent),
+        Stage.INJECTION: _injection(intent, estate),
         Stage.OBSERVABILITY: _observability(intent),
         Stage.TRAFFIC: _traffic(intent, estate),
         Stage.STRICT_MTLS: _strict(intent, estate),
@@ -100,7 +100,7 @@ def _permissive(intent: Intent) -> StageContribution:
     return contribution
 
 
-def _injection(intent: Intent) -> StageContribution:
+def _injection(intent: Intent, estate: Estate | None = None) -> StageContribution:
     contribution = StageContribution(
         objects=[_namespace(intent, ns) for ns in intent.injected_namespaces()])
     for caller in intent.external_callers:
@@ -131,7 +131,7 @@ def _injection(intent: Intent) -> StageContribution:
                 "clients (Servers `all-unauthenticated`) and authorization admits them from "
                 "any network.")
     contribution.notes.append(restart_note(intent, "the proxy",
-                                           "linkerd check --proxy -n <namespace>"))
+                                           "linkerd check --proxy -n <namespace>", estate))
     contribution.notes.extend(_startup_notes(intent))
     _opaque_ports(intent, contribution)
     for service in intent.services:

@@ -74,13 +74,16 @@ def test_run_reports_objects_files_and_commit(tmp_path, crd_dir, example_intent)
         "Kustomization flux-system/meshstage-prod-01-06-istio-system",
         "Kustomization flux-system/meshstage-prod-01-permissive-mtls",
         "Kustomization flux-system/meshstage-prod-02-01-cluster",
+        "Kustomization flux-system/meshstage-prod-02-02-bookinfo",
         "Kustomization flux-system/meshstage-prod-02-03-istio-system",
         "Kustomization flux-system/meshstage-prod-02-injection",
         "Kustomization flux-system/meshstage-prod-install",
         "Namespace bookinfo",
         "Namespace ingress-nginx",
         "PeerAuthentication istio-system/default",
-        "ProxyConfig istio-system/mesh-default"],
+        "ProxyConfig istio-system/mesh-default",
+        # ratings-db's pods talk to each other: their peers Service, with the first sidecar
+        "Service bookinfo/ratings-db-peers"],
         "changed": [], "removed": []}
     head = subprocess.run(["git", "-C", str(gitops), "rev-parse", "HEAD"], text=True,
                           capture_output=True, check=True).stdout.strip()
@@ -195,8 +198,7 @@ def test_a_stage_move_reshapes_objects_in_their_sync_units(tmp_path, crd_dir, ex
     assert [a for a in added if not a.startswith("AuthorizationPolicy ")] == [
         "DestinationRule payments/legacy-billing",
         "PeerAuthentication payments/legacy-billing-mtls-exception",
-        "PeerAuthentication payments/payment-policy-mtls-exception",
-        "Service bookinfo/ratings-db-peers"]
+        "PeerAuthentication payments/payment-policy-mtls-exception"]
     assert len([a for a in added if a.startswith("AuthorizationPolicy ")]) == 11
     # the PeerAuthentication's old unit is empty: its Flux Kustomization goes
     assert result.objects["removed"] == [

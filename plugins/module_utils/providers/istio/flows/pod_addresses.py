@@ -6,19 +6,20 @@ from __future__ import annotations
 from ....estate.objects import Resource, as_list, as_mapping, as_strings
 from ....flows.evaluate import FlowRule, Step
 from ....flows.model import Destination, Verdict
-from .sidecar_egress import effective_sidecar, unmatched
+from .sidecar_egress import effective_sidecar, imports, unmatched
 from .view import DOMAIN, IstioView
 
 
-def headless_service(view: IstioView, destination: Destination) -> tuple[Resource, int] | None:
-    """A headless Service selecting the destination's pods that declares its port, and that
-    Service port's number."""
+def headless_services(view: IstioView,
+                      destination: Destination) -> list[tuple[Resource, int]]:
+    """The headless Services selecting the destination's pods that declare its port, and
+    each one's Service port number."""
     workload = destination.workload
     if workload is None:
-        return None
+        return []
     key = ("headless", id(workload), destination.port)
     if key not in view.memo:
-        found = None
+        found = []
         for service in view.index.of_kind("Service"):  # the state's: rendered ones too
             selector = as_strings(service.spec.get("selector"))
             if service.namespace != destination.namespace or not selector or \
@@ -29,12 +30,14 @@ def headless_service(view: IstioView, destination: Destination) -> tuple[Resourc
                 port = as_mapping(port)
                 if isinstance(port.get("port"), int) and workload.port_number(
                         port.get("targetPort") or port["port"]) == destination.port:
-                    found = (service, int(port["port"]))
+                    found.append((service, int(port["port"])))
                     break
-            if found:
-                break
         view.memo[key] = found
-    return view.memo[key]
+    return list(view.memo[key])
+
+
+def _fqdn(service: Resource) -> str:
+    return f"{service.name}.{service.namespace}.{DOMAIN}"
 
 
 class PodAddresses(FlowRule):
@@ -61,13 +64,17 @@ class PodAddresses(FlowRule):
         if flow.addressed != "pod" or not facts.source_proxy or \
                 flow.source.kind == "gateway" or destination.kind != "workload":
             return None
-        found = headless_service(view, destination)
-        if found is not None:
-            service, number = found
-            facts.extra["fqdn"] = f"{service.name}.{service.namespace}.{DOMAIN}"
+        found = headless_services(view, destination)
+        sidecar = effective_sidecar(view, flow.source.namespace, flow.source.labels)
+        if found:
+            # of several that declare the port, the sidecar matches the address through
+            # one its Sidecar imports
+            imported = [(s, n) for s, n in found if sidecar is None or imports(
+                sidecar, flow.source.namespace, s.namespace, _fqdn(s), n)]
+            service, number = (imported or found)[0]
+            facts.extra["fqdn"] = _fqdn(service)
             facts.extra["service_port"] = number
             return None
-        sidecar = effective_sidecar(view, flow.source.namespace, flow.source.labels)
         return unmatched(step, sidecar, f"{flow.source} calls the pod address of "
                          f"{destination}, whose port no headless Service declares",
                          "declare the port in a headless Service (peer_ports)")

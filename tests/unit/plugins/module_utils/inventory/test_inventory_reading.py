@@ -564,10 +564,28 @@ def test_the_ingress_controller_is_what_its_args_say_never_its_jobs():
     assert nginx["service_account"] == "ingress-nginx"
 
 
-def test_workloads_with_the_same_pod_labels_are_one_client():
-    """The two admission Jobs carry the same labels: the mesh cannot select one without the
-    other, so they are one client, selected by those labels."""
+def test_jobs_that_call_nothing_of_the_catalogue_stay_out_of_it():
+    """The admission Jobs make the controller's certificates and call no service of the
+    catalogue: they stay out of it and of its waves (a classic sidecar would keep them from
+    completing), and so does the controller's namespace."""
     imported = _import(INGRESS_NGINX)
+    assert [s["name"] for s in imported.shared["mesh_services"]] == ["web"]
+    kept = dict(imported.draft.listed)
+    assert "runs to completion and calls no service of the catalogue" in kept[
+        "Job ingress-nginx/ingress-nginx-admission-create"]
+
+
+def test_workloads_with_the_same_pod_labels_are_one_client():
+    """Two Jobs that carry the same labels, and call the catalogue: the mesh cannot select
+    one without the other, so they are one client, selected by those labels."""
+    calling = INGRESS_NGINX.replace(
+        "containers: [{name: create, image: kube-webhook-certgen, args: [create]}]",
+        "containers: [{name: create, image: kube-webhook-certgen, args: [create, "
+        "'http://web.shop']}]").replace(
+        "containers: [{name: patch, image: kube-webhook-certgen, args: [patch]}]",
+        "containers: [{name: patch, image: kube-webhook-certgen, args: [patch, "
+        "'http://web.shop']}]")
+    imported = _import(calling)
     clients = [s for s in imported.shared["mesh_services"]
                if s["name"].startswith("ingress-nginx-admission")]
     assert [c["name"] for c in clients] == ["ingress-nginx-admission-create"]

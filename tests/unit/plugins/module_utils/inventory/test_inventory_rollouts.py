@@ -115,3 +115,18 @@ def test_the_inject_annotation_outside_an_injected_namespace_injects_nothing():
     index = MeshIndex(manifests.resources)
     (rollout,) = [w for w in index.workloads if w.resource.kind == "Rollout"]
     assert index.has_sidecar(rollout)
+
+
+def test_a_rollouts_gateway_route_still_says_its_service_is_reached_through_the_ingress():
+    """rollouts-demo's VirtualService routes the gateway to the canary and stable Services,
+    and the Rollout shifts its weights: it stays the Rollout's, and what it routes to is
+    still ``ingress: true`` (default deny would refuse every user request otherwise)."""
+    routed = ESTATE.replace("  hosts: [web]\n", "  hosts: [shop.example.com]\n"
+                            "  gateways: [shop-gateway]\n")
+    manifests = Manifests()
+    add_text(manifests, routed, "estate.yaml")
+    imported = import_estate(manifests.resources, ImportOptions())
+    (web,) = imported.shared["mesh_services"]
+    assert web["ingress"] is True
+    assert "Rollout shop/web shifts traffic with it" in dict(imported.draft.listed)[
+        "VirtualService shop/web-vsvc"]

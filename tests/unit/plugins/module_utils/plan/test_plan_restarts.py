@@ -40,7 +40,8 @@ def test_a_wave_of_services_restarts_their_workloads_only():
     note = restart_note(intent(waves, 1), "sidecars", "istioctl proxy-status")
     assert note.startswith("Injected waves: 1 of 2; still to come: data. Pods get sidecars "
                            "only when restarted: restart the workloads of wave `apps` (its "
-                           "services' only, by their selectors")
+                           "services' only, so that the services that wait for a later wave "
+                           "are not restarted)")
 
 
 def test_a_wave_of_namespaces_restarts_them_and_none_before_the_first():
@@ -52,3 +53,38 @@ def test_a_wave_of_namespaces_restarts_them_and_none_before_the_first():
     assert restart_note(intent(waves, 0), "the proxy", "linkerd check --proxy") == (
         "Injected waves: 0 of 2; still to come: first, second. Pods get the proxy only when "
         "restarted, once their wave is injected.")
+
+
+def test_with_the_estate_each_workload_is_restarted_by_name():
+    """``kubectl rollout restart -l`` matches a workload's own labels, not its pods' (many
+    Deployments carry none): with the estate, each workload is named; a Rollout restarts
+    with Argo's own command, which skips its steps."""
+    from ansible_collections.meshstage.mesh.plugins.module_utils.estate.estate import Estate
+    from ansible_collections.meshstage.mesh.plugins.module_utils.estate.manifests import (
+        Manifests,
+        add_text,
+    )
+    manifests = Manifests()
+    add_text(manifests, """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-frontend, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web}]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: pay, namespace: payments}
+spec:
+  selector: {matchLabels: {app: pay}}
+  template:
+    metadata: {labels: {app: pay}}
+    spec: {containers: [{name: pay, image: pay}]}
+""", "estate.yaml")
+    waves = [{"name": "apps", "services": ["web", "pay"]}, {"name": "data", "services": ["db"]}]
+    assert restart_commands(intent(waves, 1), Estate(manifests.resources)) == [
+        "kubectl rollout restart deployment/web-frontend -n shop",
+        "kubectl argo rollouts restart pay -n payments"]
