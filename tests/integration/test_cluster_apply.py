@@ -77,7 +77,7 @@ def test_apply_commits_then_sends_the_first_object_in_apply_order(tmp_path,
     # GitOps first: the stage is committed before anything is sent to the cluster
     # 13 objects and 5 Flux Kustomizations (two stage folders, three sync units)
     assert git(gitops, "log", "--format=%s") == \
-        "meshstage(prod): injection stage, 19 added, 0 changed, 0 removed\n"
+        "meshstage(prod): injection stage, 21 added, 0 changed, 0 removed\n"
     assert "TASK [meshstage.mesh.cluster_apply : Plan the cluster apply" in out
     assert "TASK [meshstage.mesh.cluster_apply : Apply server-side as field manager meshstage]" \
         in out

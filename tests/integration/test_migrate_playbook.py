@@ -83,7 +83,7 @@ def test_demo_commits_each_environment(demo):
     log = git(demo, "log", "--format=%s").splitlines()
     # the objects, and one Flux Kustomization per sync unit and per stage folder
     assert log == [
-        "meshstage(prod): injection stage, 19 added, 0 changed, 0 removed",
+        "meshstage(prod): injection stage, 21 added, 0 changed, 0 removed",
         "meshstage(staging): strict_mtls stage, 88 added, 0 changed, 0 removed",
         "meshstage(dev): authorization stage, 89 added, 0 changed, 0 removed",
     ]
