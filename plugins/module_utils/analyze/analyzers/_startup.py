@@ -19,8 +19,6 @@ from typing import Any
 from ...estate.index import MeshIndex
 from ...estate.objects import Resource, Workload, as_list, as_mapping
 
-JOB_KINDS = ("Job", "CronJob")
-
 # Tools and schemes that mean a command talks to another host
 _NETWORK_TOOLS = frozenset({
     "curl", "wget", "nc", "ncat", "netcat", "telnet", "nslookup", "dig", "host", "psql",
@@ -32,13 +30,6 @@ _NETWORK_TOOLS = frozenset({
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"]+", re.IGNORECASE)
 _HOST_PORT = re.compile(r"\b[a-z0-9][-a-z0-9]*(\.[-a-z0-9]+)*:[0-9]{2,5}\b")
 _WORD = re.compile(r"[A-Za-z0-9_.+-]+")
-
-
-def is_job(workload: Workload) -> bool:
-    """Pods that must complete: a Job's or CronJob's, and a bare Pod (no owner) that runs to
-    completion (``restartPolicy`` ``Never`` or ``OnFailure``: a chart's ``helm test`` Pod, a
-    one-off migration), which a classic sidecar keeps from completing as it keeps a job's."""
-    return workload.runs_to_completion
 
 
 def _texts(container: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from ...estate.stand_in import STOPS_PROXY
 from ..analyzer import Analyzer, Results
 from ..finding import Level
 from ._linkerd import PROXY, linkerd_injected, linkerd_native
-from ._startup import is_job, mentions, networked_init, subject
+from ._startup import mentions, networked_init, subject
 
 # Linkerd's own init containers (traffic capture, its CNI's check)
 OWN_CONTAINERS = {"linkerd-init", "linkerd-network-validator", PROXY}
@@ -132,7 +132,7 @@ class LinkerdStartupAnalyzer(Analyzer):
             where = subject(index, workload, pod_level)
             unknown = (" (nothing in the input says the proxy is a native sidecar)"
                        if native is None else "")
-            if is_job(workload) and not native and not self._stops_proxy(workload):
+            if workload.runs_to_completion and not native and not self._stops_proxy(workload):
                 yield self.finding(
                     where, "MST0208", f"{workload.resource.display} gets Linkerd's proxy as a "
                     f"regular container{unknown}: the proxy keeps running after the job's "

@@ -8,7 +8,7 @@ from ...estate.objects import ISTIO_PROXY, Workload
 from ...estate.stand_in import STOPS_PROXY
 from ..analyzer import Analyzer, Results
 from ..finding import Level
-from ._startup import is_job, mentions, networked_init, subject
+from ._startup import mentions, networked_init, subject
 
 NATIVE = "sidecar.istio.io/nativeSidecar"
 # Istio's own init containers (traffic capture, its CNI's check)
@@ -157,7 +157,7 @@ class StartupAnalyzer(Analyzer):
             where = subject(index, workload, _pod_level(workload))
             unknown = (" (nothing in the input says the mesh injects native sidecars)"
                        if native is None else "")
-            if is_job(workload) and not native and not self._stops_proxy(workload):
+            if workload.runs_to_completion and not native and not self._stops_proxy(workload):
                 yield self.finding(
                     where, "MST0109", f"{workload.resource.display} gets the Istio sidecar as "
                     f"a regular container{unknown}: the proxy keeps running after the job's "
