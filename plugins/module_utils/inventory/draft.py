@@ -329,12 +329,18 @@ class Draft:
         """A gateway's route to ``hosts``: they are reached through the ingress; the route
         stays as it is (meshstage renders no gateway routes)."""
         through = ", ".join(gateways)
+        self.reached_through(route, gateways, hosts)
+        self.keep(route, f"it routes gateway {through}: meshstage renders no gateway routes "
+                  "(what it routes to is marked ingress: true)")
+
+    def reached_through(self, route: Resource, gateways: Iterable[str],
+                        hosts: Iterable[str]) -> None:
+        """What a gateway's route reaches is ``ingress: true``, whoever keeps the route."""
+        through = ", ".join(gateways)
         for host in hosts:
             callee = self.service_for_host(route.namespace, host)
             if callee is not None:
                 callee.ingress_from.append(f"{route.display} routes gateway {through} to it")
-        self.keep(route, f"it routes gateway {through}: meshstage renders no gateway routes "
-                  "(what it routes to is marked ingress: true)")
 
     def admit(self, callee: ServiceDraft, principals: Iterable[str], source: str) -> None:
         """An existing ALLOW policy admits exactly ``principals`` (``<td>/ns/<ns>/sa/<sa>``)

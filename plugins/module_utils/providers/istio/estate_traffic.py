@@ -81,11 +81,8 @@ def _kept_for_a_rollout(draft: Draft, resource: Resource,
     if resource.kind == "VirtualService":
         # who it routes from still says who calls what it routes to
         gateways = [str(g) for g in as_list(resource.spec.get("gateways")) if g != "mesh"]
-        for host in _destinations(resource.spec) if gateways else ():
-            callee = draft.service_for_host(resource.namespace, host)
-            if callee is not None:
-                callee.ingress_from.append(f"{resource.display} routes gateway "
-                                           f"{', '.join(gateways)} to it")
+        if gateways:
+            draft.reached_through(resource, gateways, _destinations(resource.spec))
     draft.keep(resource, f"{rollout} shifts traffic with it (Argo Rollouts sets its weights "
                "and subsets as the rollout steps): it stays the Rollout's, and meshstage "
                "renders no routes for its hosts")
